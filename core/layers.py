@@ -1,0 +1,278 @@
+"""The layer table: every layer's output shape and parameter count, without Keras.
+
+This is the arithmetic ``model.summary()`` does, written out so a student can
+follow it and so the Architecture page can redraw it as a slider moves (pure
+Python: microseconds, no TensorFlow). ``tests/test_layers.py`` checks it
+against Keras' own counts on many random configurations.
+
+The rules:
+
+- Conv2D with ``k x k`` kernels and ``f`` filters on ``c`` input channels has
+  ``f x (k x k x c + 1)`` parameters (one bias per filter). With "valid"
+  padding the map shrinks by ``k - 1``; with "same" it keeps its size.
+- MaxPooling2D with a ``p x p`` window (stride ``p``) has no weights and
+  divides the map by ``p``, rounding down.
+- BatchNormalization has 4 numbers per channel: gamma and beta are trained,
+  the moving mean and variance are not.
+- Flatten and Dropout have no weights; Dense has ``units x (inputs + 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import ModelConfig
+
+# VGG16's convolutional base (include_top=False): (block, convs, filters).
+VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
+VGG16_MIN_INPUT = 32  # five 2x2 poolings: 32 -> 1
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    type: str
+    output_shape: tuple[int, ...]  # without the batch dimension
+    params: int
+    trainable: int
+    formula: str
+    children: tuple[LayerRow, ...] = ()
+
+    @property
+    def non_trainable(self) -> int:
+        return self.params - self.trainable
+
+    def to_dict(self, children: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "output_shape": list(self.output_shape),
+            "params": self.params,
+            "trainable": self.trainable,
+            "formula": self.formula,
+        }
+        if children and self.children:
+            d["children"] = [c.to_dict() for c in self.children]
+        return d
+
+
+@dataclass(frozen=True)
+class LayerTable:
+    rows: tuple[LayerRow, ...]
+    input_shape: tuple[int, int, int]
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(r.trainable for r in self.rows)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    def to_dict(self, children: bool = False) -> dict[str, Any]:
+        """The shape of ``python -m core summary --json``."""
+        return {
+            "input_shape": list(self.input_shape),
+            "layers": [r.to_dict(children) for r in self.rows],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+        }
+
+
+@dataclass(frozen=True)
+class ArchitectureProblem:
+    """Why a configuration cannot be built, and which control to change."""
+
+    field: str  # the ModelConfig field to change first
+    block: int | None  # 1-based conv block where it happens, if any
+    message: str
+
+
+class ArchitectureError(ValueError):
+    def __init__(self, problems: list[ArchitectureProblem]):
+        self.problems = problems
+        super().__init__(" ".join(p.message for p in problems))
+
+
+def _n(x: int) -> str:
+    return f"{x:,}"
+
+
+def _shape(s: tuple[int, ...]) -> str:
+    return "x".join(str(v) for v in s)
+
+
+def check_architecture(cfg: ModelConfig) -> list[ArchitectureProblem]:
+    """Every reason ``cfg`` cannot be built on its input size; empty if it can."""
+    if cfg.model == "vgg16":
+        if cfg.input_size < VGG16_MIN_INPUT:
+            return [
+                ArchitectureProblem(
+                    "input_size",
+                    None,
+                    f"VGG16 needs inputs of at least {VGG16_MIN_INPUT}x{VGG16_MIN_INPUT}: its five 2x2 "
+                    f"poolings halve the map five times. Got {cfg.input_size}x{cfg.input_size}; "
+                    f"raise the input size to {VGG16_MIN_INPUT} or more.",
+                )
+            ]
+        return []
+
+    size = cfg.input_size
+    k, p = cfg.kernel_size, cfg.pool_size
+    for i, _ in enumerate(cfg.block_filters(), start=1):
+        where = "the input image" if i == 1 else f"the {size}x{size} map left after block {i - 1}"
+        if cfg.padding == "valid":
+            if size < k:
+                return [
+                    ArchitectureProblem(
+                        "kernel_size" if i == 1 else "blocks",
+                        i,
+                        f"Block {i}: a {k}x{k} kernel does not fit on {where} "
+                        f"({size}x{size}) with 'valid' padding. Use fewer blocks "
+                        f"(at most {i - 1}), a smaller kernel, padding 'same' or a larger input.",
+                    )
+                ]
+            size = size - k + 1
+        if size < p:
+            return [
+                ArchitectureProblem(
+                    "pool_size" if i == 1 else "blocks",
+                    i,
+                    f"Block {i}: {p}x{p} pooling cannot shrink a {size}x{size} feature map "
+                    f"(it would leave 0x0). Use fewer blocks (at most {i - 1}), a smaller "
+                    f"pool size, padding 'same' or a larger input.",
+                )
+            ]
+        size //= p
+    return []
+
+
+def layer_table(cfg: ModelConfig) -> LayerTable:
+    """The layer-by-layer table of ``cfg``; raises ArchitectureError if it cannot be built."""
+    problems = check_architecture(cfg)
+    if problems:
+        raise ArchitectureError(problems)
+    if cfg.model == "vgg16":
+        return _vgg16_table(cfg)
+    return _cnn_table(cfg)
+
+
+def _cnn_table(cfg: ModelConfig) -> LayerTable:
+    rows: list[LayerRow] = []
+    h = cfg.input_size
+    c = cfg.channels
+    k, p = cfg.kernel_size, cfg.pool_size
+    for i, f in enumerate(cfg.block_filters(), start=1):
+        params = f * (k * k * c + 1)
+        h_in = h
+        if cfg.padding == "valid":
+            h = h - k + 1
+        shrink = (
+            f"map {h_in}->{h} (valid: minus {k - 1})" if cfg.padding == "valid" else f"map stays {h}x{h} (same)"
+        )
+        rows.append(
+            LayerRow(
+                f"block{i}_conv",
+                "Conv2D",
+                (h, h, f),
+                params,
+                params,
+                f"{f} x ({k}x{k}x{c} + 1) = {_n(params)}; {shrink}",
+            )
+        )
+        if cfg.batchnorm:
+            rows.append(
+                LayerRow(
+                    f"block{i}_bn",
+                    "BatchNormalization",
+                    (h, h, f),
+                    4 * f,
+                    2 * f,
+                    f"4 x {f} = {_n(4 * f)} ({_n(2 * f)} trainable gamma, beta; "
+                    f"{_n(2 * f)} frozen moving mean, variance)",
+                )
+            )
+        h_in = h
+        h //= p
+        rows.append(
+            LayerRow(
+                f"block{i}_pool",
+                "MaxPooling2D",
+                (h, h, f),
+                0,
+                0,
+                f"no weights: max of each {p}x{p} window, {h_in}/{p} -> {h}",
+            )
+        )
+        c = f
+    flat = h * h * c
+    rows.append(LayerRow("flatten", "Flatten", (flat,), 0, 0, f"no weights: {h}x{h}x{c} = {_n(flat)} values"))
+    rows.extend(_head(flat, cfg))
+    return LayerTable(tuple(rows), cfg.input_shape())
+
+
+def _head(n_in: int, cfg: ModelConfig) -> list[LayerRow]:
+    u, n = cfg.dense_units, cfg.num_classes
+    dense = u * (n_in + 1)
+    out = n * (u + 1)
+    return [
+        LayerRow("dense", "Dense", (u,), dense, dense, f"{u} x ({_n(n_in)} + 1) = {_n(dense)}"),
+        LayerRow(
+            "dropout",
+            "Dropout",
+            (u,),
+            0,
+            0,
+            f"no weights: zeroes {cfg.dropout:.0%} of the {u} values, in training only",
+        ),
+        LayerRow("output", "Dense", (n,), out, out, f"{n} x ({u} + 1) = {_n(out)}; softmax"),
+    ]
+
+
+def vgg16_base_rows(input_size: int) -> tuple[LayerRow, ...]:
+    """VGG16's 13 conv and 5 pooling layers, named as in keras.applications."""
+    rows: list[LayerRow] = []
+    h, c = input_size, 3
+    for block, convs, f in VGG16_BLOCKS:
+        for j in range(1, convs + 1):
+            params = f * (3 * 3 * c + 1)
+            rows.append(
+                LayerRow(
+                    f"block{block}_conv{j}",
+                    "Conv2D",
+                    (h, h, f),
+                    params,
+                    0,
+                    f"{f} x (3x3x{c} + 1) = {_n(params)}; frozen",
+                )
+            )
+            c = f
+        h_in = h
+        h //= 2
+        rows.append(
+            LayerRow(f"block{block}_pool", "MaxPooling2D", (h, h, f), 0, 0, f"no weights: {h_in}/2 -> {h}")
+        )
+    return tuple(rows)
+
+
+def _vgg16_table(cfg: ModelConfig) -> LayerTable:
+    children = vgg16_base_rows(cfg.input_size)
+    base_params = sum(r.params for r in children)
+    h = children[-1].output_shape[0]
+    base = LayerRow(
+        "vgg16",
+        "Functional (VGG16 base)",
+        (h, h, 512),
+        base_params,
+        0,
+        f"13 conv layers, 5 poolings: {_n(base_params)} frozen parameters",
+        children,
+    )
+    gap = LayerRow("gap", "GlobalAveragePooling2D", (512,), 0, 0, f"no weights: mean of each {h}x{h} map")
+    return LayerTable((base, gap, *_head(512, cfg)), cfg.input_shape())

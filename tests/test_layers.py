@@ -1,0 +1,118 @@
+"""The layer table against Keras' own model.summary() numbers."""
+
+import random
+
+import pytest
+
+from core.config import COURSE_PARAMS, ModelConfig
+from core.layers import ArchitectureError, check_architecture, layer_table
+
+
+def test_course_network_matches_the_chapter():
+    t = layer_table(ModelConfig())
+    assert t.total_params == COURSE_PARAMS == 683_845
+    first = t.rows[0]
+    assert first.name == "block1_conv"
+    assert first.output_shape == (62, 62, 32)
+    assert first.params == 896
+    assert first.formula.startswith("32 x (3x3x3 + 1) = 896")
+    shapes = {r.name: r.output_shape for r in t.rows}
+    assert shapes["block1_pool"] == (31, 31, 32)
+    assert shapes["block2_conv"] == (29, 29, 64)
+    assert shapes["block2_pool"] == (14, 14, 64)
+    assert shapes["block3_conv"] == (12, 12, 128)
+    assert shapes["block3_pool"] == (6, 6, 128)
+    assert shapes["flatten"] == (4608,)
+    assert t.trainable_params == COURSE_PARAMS and t.non_trainable_params == 0
+
+
+def test_batchnorm_params_split_trainable_and_frozen():
+    t = layer_table(ModelConfig(batchnorm=True, blocks=1, filters=16))
+    bn = next(r for r in t.rows if r.type == "BatchNormalization")
+    assert (bn.params, bn.trainable, bn.non_trainable) == (64, 32, 32)
+    assert t.non_trainable_params == 32
+
+
+def test_vgg16_counts_from_the_issue():
+    t = layer_table(ModelConfig(model="vgg16"))
+    assert t.trainable_params == 66_309
+    assert t.non_trainable_params == 14_714_688
+    base = t.rows[0]
+    assert base.output_shape == (2, 2, 512)
+    assert len([c for c in base.children if c.type == "Conv2D"]) == 13
+    assert len([c for c in base.children if c.type == "MaxPooling2D"]) == 5
+
+
+@pytest.mark.parametrize(
+    "cfg, field, block",
+    [
+        (ModelConfig(input_size=16, blocks=5), "blocks", 3),
+        (ModelConfig(input_size=8, kernel_size=9), "kernel_size", 1),
+        (ModelConfig(input_size=8, pool_size=8, kernel_size=3), "pool_size", 1),
+        (ModelConfig(model="vgg16", input_size=28), "input_size", None),
+    ],
+)
+def test_impossible_configs_are_explained_before_building(cfg, field, block):
+    problems = check_architecture(cfg)
+    assert len(problems) == 1
+    assert problems[0].field == field and problems[0].block == block
+    with pytest.raises(ArchitectureError) as err:
+        layer_table(cfg)
+    assert "Block" in str(err.value) or "VGG16" in str(err.value)
+
+
+def test_same_padding_lets_deep_stacks_fit_small_inputs():
+    assert check_architecture(ModelConfig(input_size=32, blocks=5, padding="same")) == []
+    t = layer_table(ModelConfig(input_size=32, blocks=5, padding="same"))
+    assert t.rows[-4].output_shape == (512,)  # 1x1x512 flattened
+
+
+def _random_configs(n: int, seed: int = 7) -> list[ModelConfig]:
+    rng = random.Random(seed)
+    out: list[ModelConfig] = []
+    while len(out) < n:
+        blocks = rng.randint(1, 4)
+        explicit = rng.random() < 0.3
+        cfg = ModelConfig(
+            input_size=rng.choice([16, 24, 32, 48, 64]),
+            channels=rng.choice([1, 3]),
+            num_classes=rng.randint(2, 7),
+            blocks=blocks,
+            filters=rng.choice([2, 4, 8]),
+            filter_list=tuple(rng.choice([3, 5, 8]) for _ in range(blocks)) if explicit else (),
+            kernel_size=rng.choice([1, 3, 5]),
+            pool_size=rng.choice([1, 2, 3]),
+            padding=rng.choice(["valid", "same"]),
+            batchnorm=rng.random() < 0.4,
+            dense_units=rng.choice([4, 16, 33]),
+            dropout=rng.choice([0.0, 0.25, 0.5]),
+        )
+        if not check_architecture(cfg):
+            out.append(cfg)
+    return out
+
+
+@pytest.mark.parametrize("cfg", _random_configs(40))
+def test_table_equals_keras_summary(cfg):
+    from core.model import build_model, keras_summary_rows
+
+    model = build_model(cfg)
+    keras_rows = keras_summary_rows(model)
+    table = layer_table(cfg)
+    assert [r.name for r in table.rows] == [r["name"] for r in keras_rows]
+    for mine, theirs in zip(table.rows, keras_rows):
+        assert mine.output_shape == theirs["output_shape"], mine.name
+        assert mine.params == theirs["params"], mine.name
+        assert mine.trainable == theirs["trainable"], mine.name
+    assert table.total_params == model.count_params()
+
+
+def test_vgg16_base_rows_equal_keras_applications():
+    import keras
+
+    from core.layers import vgg16_base_rows
+
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
+    theirs = [(layer.name, tuple(layer.output.shape[1:]), layer.count_params()) for layer in base.layers[1:]]
+    mine = [(r.name, r.output_shape, r.params) for r in vgg16_base_rows(64)]
+    assert mine == theirs
