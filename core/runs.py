@@ -1,0 +1,214 @@
+"""One experiment, end to end: data -> key -> (stored run | train, evaluate, diagnose, save).
+
+This is the single path every caller goes through: the dashboard's worker,
+the CLI, the overfitting lab, notebooks. Asking twice for the same
+configuration on the same data returns the stored run without training.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from core.config import ModelConfig, TrainConfig, run_key
+from core.layers import ArchitectureError, check_architecture, layer_table
+from core.store import RunRecord, RunStore
+
+
+def versions() -> dict[str, str]:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+
+
+def describe(model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
+    """A short human label: what distinguishes this run at a glance."""
+    if model_cfg.model == "vgg16":
+        arch = f"VGG16 ({model_cfg.weights}) + Dense {model_cfg.dense_units}"
+        if train_cfg.fine_tune_epochs:
+            arch += f", fine-tune {train_cfg.fine_tune_epochs}"
+    else:
+        filters = "-".join(str(f) for f in model_cfg.block_filters())
+        arch = f"CNN {filters} k{model_cfg.kernel_size}"
+        if model_cfg.padding == "same":
+            arch += " same"
+        if model_cfg.batchnorm:
+            arch += " BN"
+        arch += f" · Dense {model_cfg.dense_units}"
+    parts = [
+        arch,
+        f"drop {model_cfg.dropout:g}",
+        f"{train_cfg.optimizer} {train_cfg.learning_rate:g}",
+        f"{train_cfg.epochs} ep",
+    ]
+    if train_cfg.augment.enabled:
+        parts.append("aug")
+    if train_cfg.early_stopping:
+        parts.append(f"ES{train_cfg.early_stopping}")
+    if train_cfg.train_fraction < 1:
+        parts.append(f"{train_cfg.train_fraction:.0%} data")
+    if train_cfg.seed != 42:
+        parts.append(f"seed {train_cfg.seed}")
+    return " · ".join(parts)
+
+
+def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig):
+    """Load the dataset and fit the model's class count to it. Returns (dataset, model_cfg, key)."""
+    from core.data import load_dataset
+
+    ds = load_dataset(source, image_size=model_cfg.input_size, channels=model_cfg.channels)
+    if model_cfg.num_classes != len(ds.class_names):
+        model_cfg = model_cfg.replace(num_classes=len(ds.class_names))
+    return ds, model_cfg, run_key(model_cfg, train_cfg, ds.fingerprint)
+
+
+def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] -> what the model takes (VGG16 weights expect their own preprocessing)."""
+    if model_cfg.model == "vgg16":
+        from core.transfer import preprocess_images
+
+        return preprocess_images(x01, model_cfg.weights)
+    return x01
+
+
+def run_experiment(
+    source: str,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    *,
+    store: RunStore | None = None,
+    use_cache: bool = True,
+    progress=None,
+    stop_event: threading.Event | None = None,
+) -> RunRecord:
+    """Train (or fetch) one run and store it.
+
+    Args:
+        source: a bundled dataset name, a folder of class folders, or a zip.
+        model_cfg: the network; ``num_classes`` is set from the data.
+        train_cfg: how to train.
+        store: where runs live (default: ``RunStore()`` under CNNLAB_HOME).
+        use_cache: return a stored complete run with the same key if any.
+        progress: a callable taking :class:`core.train.ProgressEvent`.
+        stop_event: set it to stop training early; the run is then stored
+            with status "stopped" and never served as a cached answer.
+
+    Returns:
+        The :class:`RunRecord`; ``record.cached`` tells whether it was stored before.
+
+    Raises:
+        core.data.DataError: the dataset cannot be used (the message says why).
+        ArchitectureError: the network does not fit its input (before any training).
+    """
+    from core.data import prepare_data
+    from core.diagnostics import diagnose, evaluate
+
+    store = store or RunStore()
+    ds, model_cfg, key = resolve(source, model_cfg, train_cfg)
+    if use_cache:
+        found = store.find(key)
+        if found is not None:
+            found.cached = True
+            return found
+    problems = check_architecture(model_cfg)
+    if problems:
+        raise ArchitectureError(problems)
+    table = layer_table(model_cfg)
+
+    from core.train import predict_proba, train_model
+
+    started = time.time()
+    data = prepare_data(
+        ds,
+        loss=train_cfg.loss,
+        test_size=train_cfg.test_size,
+        val_split=train_cfg.val_split,
+        seed=train_cfg.seed,
+        train_fraction=train_cfg.train_fraction,
+    )
+    result = train_model(model_cfg, train_cfg, data, progress=progress, stop_event=stop_event)
+    probs = predict_proba(result.model, model_input(model_cfg, data.x_test))
+    report = evaluate(data.y_test_int, probs, data.class_names)
+    epochs_run = len(result.history["loss"])
+    diagnosis = diagnose(
+        result.history,
+        restored_epoch=result.restored_epoch,
+        stopped_epoch=epochs_run if result.stopped_early else None,
+        num_classes=len(data.class_names),
+    )
+    status = "stopped" if result.stopped_by_user else "complete"
+    run_id = key if status == "complete" else f"{key}-stopped-{uuid.uuid4().hex[:6]}"
+    record = RunRecord(
+        run_id=run_id,
+        key=key,
+        status=status,
+        created=started,
+        source=str(source),
+        label=describe(model_cfg, train_cfg),
+        data={
+            "classes": list(data.class_names),
+            "n_images": int(len(ds.labels)),
+            "n_train": int(len(data.y_train_int)),
+            "n_val": int(len(data.y_val_int)),
+            "n_test": int(len(data.y_test_int)),
+            "class_counts": {k: [int(v) for v in vs] for k, vs in data.class_counts.items()},
+            "skipped": [{"path": s.path, "reason": s.reason} for s in ds.skipped],
+            "fingerprint": ds.fingerprint,
+            "image_shape": list(ds.images.shape[1:]),
+        },
+        model_config=model_cfg.to_dict(),
+        train_config=train_cfg.to_dict(),
+        layers={
+            "total_params": table.total_params,
+            "trainable_params": table.trainable_params,
+            "non_trainable_params": table.non_trainable_params,
+        },
+        history=result.history,
+        epoch_seconds=[float(s) for s in result.epoch_seconds],
+        best_epoch=int(result.best_epoch),
+        stopped_early=bool(result.stopped_early),
+        stopped_by_user=bool(result.stopped_by_user),
+        restored_epoch=result.restored_epoch,
+        phases=result.phases,
+        diagnosis=diagnosis.to_dict(),
+        test=report.to_dict(),
+        seconds=float(result.seconds),
+        versions=versions(),
+        extra=dict(getattr(result, "extra", None) or {}),
+    )
+    store.save(
+        record,
+        model=result.model,
+        arrays={
+            "test_images": np.ascontiguousarray(ds.images[data.test_index]),
+            "y_true": np.asarray(data.y_test_int, dtype=np.int64),
+            "probs": probs.astype(np.float32),
+            "test_index": np.asarray(data.test_index, dtype=np.int64),
+        },
+    )
+    return record
+
+
+def predict_images(store: RunStore, record: RunRecord, images_uint8: np.ndarray, model: Any = None) -> np.ndarray:
+    """Class probabilities of a run's best model for new images (N, H, W, C) uint8 at the run's size."""
+    model_cfg = ModelConfig.from_dict(record.model_config)
+    if model is None:
+        model = store.load_model(record.run_id)
+    x = model_input(model_cfg, images_uint8.astype("float32") / 255.0)
+    from core.train import predict_proba
+
+    return predict_proba(model, x)

@@ -1,0 +1,279 @@
+"""The run store: an SQLite index plus one folder of artifacts per run, on disk.
+
+Layout under ``CNNLAB_HOME`` (default ``~/.cache/cnnlab``)::
+
+    runs.db               index: one row per finished run (SQLite, WAL mode)
+    runs/<run_id>/        record.json, model.keras (the best epoch), arrays.npz
+    cache/<kind>/<key>.npz  derived data worth keeping, e.g. VGG16 base features
+    uploads/              zips people uploaded through the dashboard
+    tmp/                  runs being written
+
+Writes are atomic. A run is written into ``tmp/`` first, renamed into
+``runs/`` in one step, and only then indexed in ``runs.db`` in one
+transaction. A crash or kill at any point leaves either the old state or the
+new one: never a half-written run that looks complete, and never a damaged
+earlier run. Leftovers in ``tmp/`` are removed the next time a store opens.
+
+Nothing here unpickles: arrays are loaded with ``allow_pickle=False`` and the
+only models loaded are ones this store wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id   TEXT PRIMARY KEY,
+    key      TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    created  REAL NOT NULL,
+    source   TEXT NOT NULL,
+    model    TEXT NOT NULL,
+    summary  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_key ON runs(key, status);
+"""
+
+
+def default_home() -> Path:
+    """``$CNNLAB_HOME``, else the user's cache folder: never inside the source tree."""
+    env = os.environ.get("CNNLAB_HOME")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cnnlab"
+
+
+@dataclass
+class RunRecord:
+    """Everything a finished run is: what was asked, what happened, what it scored."""
+
+    run_id: str
+    key: str
+    status: str  # "complete", or "stopped" when a person stopped it early
+    created: float
+    source: str
+    label: str
+    data: dict[str, Any]
+    model_config: dict[str, Any]
+    train_config: dict[str, Any]
+    layers: dict[str, Any]  # total_params, trainable_params, non_trainable_params
+    history: dict[str, list[float]]
+    epoch_seconds: list[float]
+    best_epoch: int
+    stopped_early: bool
+    stopped_by_user: bool
+    restored_epoch: int | None
+    phases: list[dict[str, Any]]
+    diagnosis: dict[str, Any]
+    test: dict[str, Any]
+    seconds: float
+    versions: dict[str, str]
+    extra: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False  # set when the record came back from the store instead of training
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("cached")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def summary(self) -> dict[str, Any]:
+        """A short row for run lists and the sidebar selector."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "created": self.created,
+            "source": self.source,
+            "label": self.label,
+            "model": self.model_config.get("model", "cnn"),
+            "epochs_run": len(self.history.get("loss", [])),
+            "best_epoch": self.best_epoch,
+            "best_val_accuracy": _at(self.history.get("val_accuracy", []), self.best_epoch),
+            "test_accuracy": self.test.get("accuracy"),
+            "verdict": self.diagnosis.get("verdict"),
+            "seconds": self.seconds,
+            "params": self.layers.get("total_params"),
+        }
+
+
+def _at(values: list[float], epoch: int) -> float | None:
+    return values[epoch - 1] if 0 < epoch <= len(values) else None
+
+
+class RunStore:
+    """Runs on disk. Safe to share between threads; each call opens its own connection."""
+
+    def __init__(self, home: str | Path | None = None):
+        self.home = Path(home) if home is not None else default_home()
+        self.runs_dir = self.home / "runs"
+        self.tmp_dir = self.home / "tmp"
+        self.cache_dir = self.home / "cache"
+        self.uploads_dir = self.home / "uploads"
+        for d in (self.runs_dir, self.tmp_dir, self.cache_dir, self.uploads_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.home / "runs.db"
+        with closing(self._connect()) as con, con:
+            con.executescript(SCHEMA)
+        self._clean_tmp()
+
+    # -- plumbing ---------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.db_path, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        return con
+
+    def _clean_tmp(self, older_than: float = 6 * 3600) -> None:
+        """Remove folders a crashed writer left behind (older than a few hours, so a live writer is safe)."""
+        now = time.time()
+        for p in self.tmp_dir.iterdir():
+            try:
+                if now - p.stat().st_mtime > older_than:
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
+            except OSError:
+                pass
+
+    # -- runs -------------------------------------------------------------
+    def save(
+        self,
+        record: RunRecord,
+        model: Any | None = None,
+        arrays: dict[str, np.ndarray] | None = None,
+    ) -> Path:
+        """Write a run atomically; replaces an earlier run with the same id."""
+        tmp = self.tmp_dir / f"{record.run_id}.{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            if model is not None:
+                model.save(tmp / "model.keras")
+            if arrays:
+                with open(tmp / "arrays.npz", "wb") as fh:
+                    np.savez_compressed(fh, **arrays)
+            with open(tmp / "record.json", "w") as fh:
+                json.dump(record.to_dict(), fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            final = self.runs_dir / record.run_id
+            old = None
+            if final.exists():
+                old = self.tmp_dir / f"old-{record.run_id}.{uuid.uuid4().hex[:8]}"
+                final.rename(old)
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        with closing(self._connect()) as con, con:
+            con.execute(
+                "INSERT OR REPLACE INTO runs(run_id, key, status, created, source, model, summary) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.run_id,
+                    record.key,
+                    record.status,
+                    record.created,
+                    record.source,
+                    record.model_config.get("model", "cnn"),
+                    json.dumps(record.summary()),
+                ),
+            )
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """The run with this id, or None. A folder without an index row is not a run."""
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT run_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        path = self.runs_dir / run_id / "record.json"
+        try:
+            with open(path) as fh:
+                return RunRecord.from_dict(json.load(fh))
+        except (OSError, ValueError):
+            return None
+
+    def find(self, key: str) -> RunRecord | None:
+        """The complete run for a run key (stopped runs never count as the answer)."""
+        with closing(self._connect()) as con:
+            row = con.execute(
+                "SELECT run_id FROM runs WHERE key = ? AND status = 'complete' ORDER BY created DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+        return self.get(row[0]) if row else None
+
+    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Summaries of stored runs, newest first."""
+        sql = "SELECT summary FROM runs ORDER BY created DESC"
+        params: tuple = ()
+        if limit:
+            sql += " LIMIT ?"
+            params = (limit,)
+        with closing(self._connect()) as con:
+            return [json.loads(r[0]) for r in con.execute(sql, params).fetchall()]
+
+    def delete(self, run_id: str) -> bool:
+        with closing(self._connect()) as con, con:
+            n = con.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
+        shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
+        return bool(n)
+
+    def model_path(self, run_id: str) -> Path:
+        return self.runs_dir / run_id / "model.keras"
+
+    def load_model(self, run_id: str):
+        """The run's best-epoch model (a file this store wrote)."""
+        path = self.model_path(run_id)
+        if not path.exists():
+            raise FileNotFoundError(f"Run {run_id} has no saved model at {path}.")
+        import keras
+
+        return keras.models.load_model(path, compile=False)
+
+    def load_arrays(self, run_id: str) -> dict[str, np.ndarray]:
+        path = self.runs_dir / run_id / "arrays.npz"
+        if not path.exists():
+            return {}
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    # -- derived-data cache ----------------------------------------------
+    def _cache_path(self, kind: str, key: str) -> Path:
+        safe = "".join(ch for ch in kind if ch.isalnum() or ch in "-_")
+        return self.cache_dir / safe / f"{key}.npz"
+
+    def cache_get(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        path = self._cache_path(kind, key)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            return None  # unreadable: treat as a miss, it will be rewritten
+
+    def cache_put(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> Path:
+        path = self._cache_path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp_dir / f"cache-{uuid.uuid4().hex}.npz"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+        return path

@@ -1,0 +1,150 @@
+"""The run store: atomic writes, lookups by key, crash safety, the feature cache."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from core.store import RunRecord, RunStore, default_home
+
+
+def _record(run_id="abc", key="abc", status="complete", acc=0.8, created=None):
+    return RunRecord(
+        run_id=run_id,
+        key=key,
+        status=status,
+        created=created or time.time(),
+        source="thin_sections",
+        label="CNN test",
+        data={"classes": ["a", "b"], "n_train": 8, "n_val": 2, "n_test": 2, "skipped": []},
+        model_config={"model": "cnn"},
+        train_config={"epochs": 2},
+        layers={"total_params": 10, "trainable_params": 10, "non_trainable_params": 0},
+        history={"loss": [1.0, 0.5], "accuracy": [0.5, 0.7], "val_loss": [1.1, 0.9], "val_accuracy": [0.4, 0.6]},
+        epoch_seconds=[0.1, 0.1],
+        best_epoch=2,
+        stopped_early=False,
+        stopped_by_user=status == "stopped",
+        restored_epoch=None,
+        phases=[],
+        diagnosis={"verdict": "still_improving"},
+        test={"accuracy": acc, "loss": 0.5},
+        seconds=0.2,
+        versions={},
+    )
+
+
+def test_home_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path / "h"))
+    assert default_home() == tmp_path / "h"
+    monkeypatch.delenv("CNNLAB_HOME")
+    assert "cnnlab" in str(default_home()) and not str(default_home()).startswith(os.getcwd())
+
+
+def test_save_get_find_list(tmp_path):
+    s = RunStore(tmp_path)
+    s.save(_record(), arrays={"probs": np.eye(2, dtype=np.float32)})
+    got = s.get("abc")
+    assert got is not None and got.test["accuracy"] == 0.8 and not got.cached
+    assert s.find("abc").run_id == "abc"
+    assert s.find("nope") is None
+    np.testing.assert_array_equal(s.load_arrays("abc")["probs"], np.eye(2))
+    rows = s.list_runs()
+    assert [r["run_id"] for r in rows] == ["abc"]
+    assert rows[0]["best_val_accuracy"] == 0.6 and rows[0]["epochs_run"] == 2
+    # a second store on the same folder sees the same runs (it is on disk)
+    assert RunStore(tmp_path).get("abc").history["loss"] == [1.0, 0.5]
+
+
+def test_stopped_runs_are_listed_but_never_the_cached_answer(tmp_path):
+    s = RunStore(tmp_path)
+    s.save(_record(run_id="k1-stopped-x", key="k1", status="stopped"))
+    assert s.find("k1") is None
+    assert s.get("k1-stopped-x").status == "stopped"
+    assert len(s.list_runs()) == 1
+
+
+def test_replacing_a_run_keeps_one_copy(tmp_path):
+    s = RunStore(tmp_path)
+    s.save(_record(acc=0.1))
+    s.save(_record(acc=0.9))
+    assert s.get("abc").test["accuracy"] == 0.9
+    assert len(s.list_runs()) == 1
+    assert not any(p.name.startswith("old-") for p in s.tmp_dir.iterdir())
+
+
+class Boom:
+    """A model whose save dies half way, as a crash during writing would."""
+
+    def save(self, path):
+        with open(path, "wb") as fh:
+            fh.write(b"half a model")
+        raise RuntimeError("disk died")
+
+
+def test_a_crash_while_writing_leaves_earlier_runs_intact(tmp_path):
+    s = RunStore(tmp_path)
+    s.save(_record(run_id="old", key="old"))
+    with pytest.raises(RuntimeError):
+        s.save(_record(run_id="new", key="new"), model=Boom())
+    assert s.get("new") is None and s.find("new") is None
+    assert not (s.runs_dir / "new").exists()
+    assert s.get("old") is not None
+    assert list(s.tmp_dir.iterdir()) == []
+    # and a crash while replacing a run keeps the old one
+    with pytest.raises(RuntimeError):
+        s.save(_record(run_id="old", key="old", acc=0.99), model=Boom())
+    assert s.get("old").test["accuracy"] == 0.8
+
+
+def test_a_folder_without_an_index_row_is_not_a_run(tmp_path):
+    s = RunStore(tmp_path)
+    d = s.runs_dir / "ghost"
+    d.mkdir()
+    (d / "record.json").write_text(json.dumps(_record(run_id="ghost").to_dict()))
+    assert s.get("ghost") is None and s.find("ghost") is None
+
+
+def test_stale_tmp_leftovers_are_cleaned(tmp_path):
+    s = RunStore(tmp_path)
+    stale = s.tmp_dir / "dead.1234"
+    stale.mkdir()
+    old = time.time() - 7 * 3600
+    os.utime(stale, (old, old))
+    fresh = s.tmp_dir / "live.5678"
+    fresh.mkdir()
+    RunStore(tmp_path)
+    assert not stale.exists() and fresh.exists()
+
+
+def test_delete(tmp_path):
+    s = RunStore(tmp_path)
+    s.save(_record())
+    assert s.delete("abc") and s.get("abc") is None and not (s.runs_dir / "abc").exists()
+    assert not s.delete("abc")
+
+
+def test_feature_cache_round_trip_and_corruption(tmp_path):
+    s = RunStore(tmp_path)
+    assert s.cache_get("vgg16", "k") is None
+    s.cache_put("vgg16", "k", {"x": np.arange(6, dtype=np.float32).reshape(2, 3)})
+    np.testing.assert_array_equal(s.cache_get("vgg16", "k")["x"], np.arange(6).reshape(2, 3))
+    (s.cache_dir / "vgg16" / "k.npz").write_bytes(b"garbage")
+    assert s.cache_get("vgg16", "k") is None
+
+
+def test_model_round_trip(tmp_path):
+    import keras
+
+    from core.config import ModelConfig
+    from core.model import build_model
+
+    s = RunStore(tmp_path)
+    model = build_model(ModelConfig(input_size=16, blocks=1, filters=4, dense_units=4, num_classes=2))
+    s.save(_record(), model=model)
+    loaded = s.load_model("abc")
+    x = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+    assert isinstance(loaded, keras.Model)
