@@ -126,7 +126,7 @@ def check_architecture(cfg: ModelConfig) -> list[ArchitectureProblem]:
     size = cfg.input_size
     k, p = cfg.kernel_size, cfg.pool_size
     for i, _ in enumerate(cfg.block_filters(), start=1):
-        where = "the input image" if i == 1 else f"the {size}x{size} map left after block {i - 1}"
+        where = f"the {size}x{size} input image" if i == 1 else f"the {size}x{size} map left after block {i - 1}"
         if cfg.padding == "valid":
             if size < k:
                 return [
@@ -134,7 +134,7 @@ def check_architecture(cfg: ModelConfig) -> list[ArchitectureProblem]:
                         "kernel_size" if i == 1 else "blocks",
                         i,
                         f"Block {i}: a {k}x{k} kernel does not fit on {where} "
-                        f"({size}x{size}) with 'valid' padding. Use fewer blocks "
+                        f"with 'valid' padding. Use fewer blocks "
                         f"(at most {i - 1}), a smaller kernel, padding 'same' or a larger input.",
                     )
                 ]

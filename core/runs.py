@@ -149,6 +149,8 @@ def run_experiment(
         restored_epoch=result.restored_epoch,
         stopped_epoch=epochs_run if result.stopped_early else None,
         num_classes=len(data.class_names),
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
     )
     status = "stopped" if result.stopped_by_user else "complete"
     run_id = key if status == "complete" else f"{key}-stopped-{uuid.uuid4().hex[:6]}"

@@ -37,6 +37,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
+# Engine-wide choices measured in bench/bench_engine.py (see bench/RESULTS.md):
+# jit_compile: Keras' "auto" leaves XLA off on CPU-only machines.
+# pipeline: feed fit() from a tf.data pipeline with prefetch even without augmentation.
+ENGINE_OPTIONS: dict[str, Any] = {"jit_compile": "auto", "pipeline": False}
+
 
 @dataclass(frozen=True)
 class ProgressEvent:
@@ -106,6 +111,7 @@ def compile_model(model: keras.Model, train_cfg: TrainConfig, learning_rate: flo
         optimizer=make_optimizer(train_cfg.optimizer, learning_rate or train_cfg.learning_rate),
         loss=loss_name(train_cfg.loss),
         metrics=["accuracy"],
+        jit_compile=ENGINE_OPTIONS["jit_compile"],
     )
 
 
@@ -263,17 +269,19 @@ def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
     pipeline, overlapped with training by ``prefetch``; validation data goes
     to ``fit`` as arrays, so it never passes through them.
     """
-    if not (augment and train_cfg.augment.enabled):
+    augmenting = augment and train_cfg.augment.enabled
+    if not (augmenting or ENGINE_OPTIONS["pipeline"]):
         return None
     import tensorflow as tf
 
-    from core.augment import augment_dataset_fn
-
-    fn = augment_dataset_fn(train_cfg.augment, seed=train_cfg.seed)
     ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
     ds = ds.shuffle(len(x_train), seed=train_cfg.seed, reshuffle_each_iteration=True)
     ds = ds.batch(train_cfg.batch_size)
-    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    if augmenting:
+        from core.augment import augment_dataset_fn
+
+        fn = augment_dataset_fn(train_cfg.augment, seed=train_cfg.seed)
+        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

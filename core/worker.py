@@ -205,7 +205,7 @@ class TrainingWorker:
         return job
 
     def _loop(self) -> None:
-        from core.runs import run_experiment
+        import core.runs
 
         while True:
             job = self._queue.get()
@@ -216,7 +216,7 @@ class TrainingWorker:
             with job._lock:
                 job.state, job.started = RUNNING, time.time()
             try:
-                rec = run_experiment(
+                rec = core.runs.run_experiment(
                     job.source,
                     job.model_cfg,
                     job.train_cfg,

@@ -1,0 +1,192 @@
+"""Engine overhead and speed: the course's plain Keras script vs core's training.
+
+Usage:
+    python bench/bench_engine.py [--data thin_sections] [--epochs 10] [--repeats 2]
+
+Prints, on the same images and the same network (the course's defaults):
+- seconds for the plain script (Sequential, compile adam, fit(X, y, epochs,
+  batch_size=32, validation_split=0.2)) and for core.train.train_model, and
+  their ratio core/plain (target <= 1.05);
+- what the alternatives measured here buy: XLA (jit_compile=True) and a
+  tf.data input pipeline with prefetch;
+- achieved training GFLOP/s next to this machine's fp32 matrix-multiply rate;
+- the layer table's time per configuration (the Architecture page's budget: 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+
+def cpu_flags() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    keep = [f for f in flags if f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")]
+    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(keep)}"
+
+
+def forward_flops(cfg) -> int:
+    """Multiply-adds x 2 of one image's forward pass through the configured CNN."""
+    from core.layers import layer_table
+
+    flops, c = 0, cfg.channels
+    for row in layer_table(cfg).rows:
+        if row.type == "Conv2D":
+            h, w, f = row.output_shape
+            flops += 2 * h * w * f * cfg.kernel_size * cfg.kernel_size * c
+            c = f
+        elif row.type == "Dense":
+            flops += 2 * (row.params - row.output_shape[0])
+    return flops
+
+
+def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    tf.matmul(a, b).numpy()
+    t = time.perf_counter()
+    for _ in range(reps):
+        c = tf.matmul(a, b)
+    c.numpy()
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def plain_course_script(data, epochs: int) -> float:
+    """The chapter's code, verbatim in spirit: Sequential, compile, fit with validation_split."""
+    import keras
+    from keras import layers
+
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    split = len(data.x_val) / len(x)  # fit() validates on the last `split` of x: exactly data.x_val
+    keras.utils.set_random_seed(42)
+    t = time.perf_counter()
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(64, 64, 3)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(128, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(5, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, batch_size=32, validation_split=split, verbose=0)
+    return time.perf_counter() - t
+
+
+def core_training(data, epochs: int, **variant) -> float:
+    import core.train as train
+    from core.config import ModelConfig, TrainConfig
+
+    old = dict(train.ENGINE_OPTIONS)
+    train.ENGINE_OPTIONS.update(variant)
+    try:
+        t = time.perf_counter()
+        events = []
+        train.train_model(ModelConfig(), TrainConfig(epochs=epochs), data, progress=events.append)
+        return time.perf_counter() - t
+    finally:
+        train.ENGINE_OPTIONS.clear()
+        train.ENGINE_OPTIONS.update(old)
+
+
+def layer_table_ms(n: int = 2000) -> tuple[float, float]:
+    from core.config import ModelConfig
+    from core.layers import check_architecture, layer_table
+
+    rng = random.Random(0)
+    cfgs = []
+    while len(cfgs) < n:
+        c = ModelConfig(
+            input_size=rng.choice([32, 64, 96, 128]),
+            blocks=rng.randint(1, 5),
+            filters=rng.choice([8, 16, 32, 64]),
+            kernel_size=rng.choice([3, 5, 7]),
+            pool_size=rng.choice([2, 3]),
+            padding=rng.choice(["valid", "same"]),
+            batchnorm=rng.random() < 0.5,
+        )
+        if not check_architecture(c):
+            cfgs.append(c)
+    times = []
+    for c in cfgs:
+        t = time.perf_counter()
+        layer_table(c)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.mean(times), max(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="thin_sections")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--variants", action="store_true", help="also time XLA and a tf.data pipeline")
+    args = ap.parse_args()
+
+    from core.config import ModelConfig
+    from core.data import load_dataset, prepare_data
+
+    print(f"machine: {cpu_flags()}")
+    mean_ms, max_ms = layer_table_ms()
+    print(f"layer table: {mean_ms:.3f} ms mean, {max_ms:.3f} ms max per config (budget 50 ms)")
+
+    ds = load_dataset(args.data, image_size=64)
+    data = prepare_data(ds, loss="categorical", seed=42)
+    print(f"data: {args.data}, {len(data.x_train)} train / {len(data.x_val)} val images, epochs {args.epochs}")
+
+    import tensorflow as tf
+
+    print(f"tensorflow {tf.__version__}, intra-op threads {tf.config.threading.get_intra_op_parallelism_threads()}")
+    plain_core_first = core_training(data, 1)  # warm both paths (graph tracing caches, allocator)
+    plain_course_script(data, 1)
+    del plain_core_first
+
+    plain, core = [], []
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits both alike
+        plain.append(plain_course_script(data, args.epochs))
+        core.append(core_training(data, args.epochs))
+    p, c = min(plain), min(core)
+    print(f"plain course script: {p:.2f} s   (runs: {', '.join(f'{v:.2f}' for v in plain)})")
+    print(f"core.train_model:    {c:.2f} s   (runs: {', '.join(f'{v:.2f}' for v in core)})")
+    print(f"ratio core/plain: {c / p:.3f}  (target <= 1.05)")
+
+    fwd = forward_flops(ModelConfig())
+    total = args.epochs * (3 * fwd * len(data.x_train) + fwd * len(data.x_val))
+    print(f"training: {total / c / 1e9:.1f} GFLOP/s achieved ({fwd / 1e6:.1f} MFLOP forward per image); "
+          f"fp32 matmul on this machine: {matmul_gflops():.1f} GFLOP/s")
+
+    if args.variants:
+        for name, opts in (("XLA jit_compile=True", {"jit_compile": True}),
+                           ("tf.data + prefetch", {"pipeline": True})):
+            t = min(core_training(data, args.epochs, **opts) for _ in range(args.repeats))
+            print(f"variant {name}: {t:.2f} s, {t / p:.3f} x plain")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""End to end: data -> train -> evaluate -> diagnose -> store, and the cache."""
+
+import numpy as np
+import pytest
+
+from core.config import ModelConfig, TrainConfig
+from core.runs import predict_images, run_experiment
+
+TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
+FAST = TrainConfig(epochs=2, batch_size=8)
+
+
+def test_a_run_is_trained_stored_and_then_served_from_the_store(tiny_folder, store):
+    rec = run_experiment(str(tiny_folder), TINY, FAST, store=store)
+    assert not rec.cached and rec.status == "complete"
+    assert rec.model_config["num_classes"] == 3  # fitted to the data
+    assert rec.data["classes"] == ["bright", "dark", "striped"]
+    assert rec.data["n_train"] + rec.data["n_val"] + rec.data["n_test"] == 36
+    assert len(rec.history["loss"]) == 2 and rec.diagnosis["verdict"]
+    assert 0.0 <= rec.test["accuracy"] <= 1.0
+    assert np.array(rec.test["confusion_matrix"]).sum() == rec.data["n_test"]
+    assert rec.versions["keras"].startswith("3.")
+    arrays = store.load_arrays(rec.run_id)
+    assert arrays["test_images"].shape == (rec.data["n_test"], 16, 16, 3)
+    assert arrays["probs"].shape == (rec.data["n_test"], 3)
+    acc = float((arrays["probs"].argmax(1) == arrays["y_true"]).mean())
+    assert acc == pytest.approx(rec.test["accuracy"])
+
+    calls = []
+    again = run_experiment(str(tiny_folder), TINY, FAST, store=store, progress=calls.append)
+    assert again.cached and again.run_id == rec.run_id and calls == []
+    assert again.history == rec.history
+
+    probs = predict_images(store, rec, arrays["test_images"])
+    np.testing.assert_allclose(probs, arrays["probs"], atol=1e-5)
+
+    other = run_experiment(str(tiny_folder), TINY, FAST.replace(seed=7), store=store)
+    assert other.run_id != rec.run_id and not other.cached
+    assert len(store.list_runs()) == 2
+
+
+def test_no_cache_trains_again(tiny_folder, store):
+    a = run_experiment(str(tiny_folder), TINY, FAST, store=store)
+    b = run_experiment(str(tiny_folder), TINY, FAST, store=store, use_cache=False)
+    assert not b.cached and b.run_id == a.run_id and b.created >= a.created
+
+
+def test_a_stopped_run_is_kept_but_not_served_as_the_answer(tiny_folder, store):
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    cfg = FAST.replace(epochs=3)
+    rec = run_experiment(str(tiny_folder), TINY, cfg, store=store, stop_event=stop)
+    assert rec.status == "stopped" and len(rec.history["loss"]) == 1
+    assert store.get(rec.run_id) is not None
+    fresh = run_experiment(str(tiny_folder), TINY, cfg, store=store)
+    assert not fresh.cached and fresh.status == "complete" and len(fresh.history["loss"]) == 3
+    assert fresh.run_id == rec.key
+
+
+def test_a_crash_mid_training_leaves_the_store_as_it_was(tiny_folder, store, monkeypatch):
+    first = run_experiment(str(tiny_folder), TINY, FAST, store=store)
+
+    import core.train
+
+    def crash(*a, **k):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(core.train, "train_model", crash)
+    with pytest.raises(RuntimeError):
+        run_experiment(str(tiny_folder), TINY, FAST.replace(seed=9), store=store)
+    assert [r["run_id"] for r in store.list_runs()] == [first.run_id]
+    assert store.get(first.run_id).history == first.history
+
+
+def test_impossible_architecture_is_refused_before_training(tiny_folder, store):
+    from core.layers import ArchitectureError
+
+    with pytest.raises(ArchitectureError, match="Block 3"):
+        run_experiment(str(tiny_folder), TINY.replace(blocks=3, kernel_size=5), FAST, store=store)
+    assert store.list_runs() == []
