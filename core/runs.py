@@ -141,6 +141,11 @@ def run_experiment(
         train_fraction=train_cfg.train_fraction,
     )
     result = train_model(model_cfg, train_cfg, data, progress=progress, stop_event=stop_event)
+    if not result.history.get("loss"):
+        raise ValueError(
+            "Training was stopped before its first epoch ended, so there is nothing to keep. "
+            "Earlier runs are untouched; start it again and let it run at least one epoch."
+        )
     probs = predict_proba(result.model, model_input(model_cfg, data.x_test))
     report = evaluate(data.y_test_int, probs, data.class_names)
     epochs_run = len(result.history["loss"])

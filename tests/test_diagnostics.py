@@ -37,7 +37,10 @@ def hist(loss, acc, val_loss, val_acc):
 
 
 def overfitting_history():
-    """Validation loss falls to 0.412 at epoch 7, then climbs to 0.655 by epoch 20; training loss keeps falling."""
+    """Validation loss falls to 0.412 at epoch 7, then climbs to 0.655 by epoch 20.
+
+    Training loss keeps falling all along.
+    """
     t = EPOCHS
     val_loss = np.where(t <= 7, 1.4 - (1.4 - 0.412) * (t - 1) / 6, 0.412 + (0.655 - 0.412) * (t - 7) / 13)
     return hist(
@@ -193,9 +196,7 @@ def test_underfitting_without_knowing_the_classes_uses_accuracy():
 
 
 def test_no_extra_block_when_the_map_would_vanish():
-    d = diagnose(
-        underfitting_history(), model_cfg=ModelConfig(blocks=4)
-    )  # 64px, 'valid': block 5 does not fit
+    d = diagnose(underfitting_history(), model_cfg=ModelConfig(blocks=4))  # 64px, 'valid': block 5 does not fit
     assert "extra_block" not in keys(d) and "bigger_model" in keys(d)
 
 
@@ -268,9 +269,7 @@ def test_one_lucky_epoch_does_not_move_the_minimum():
     assert d.verdict == "overfitting"
     assert d.numbers["best_epoch"] == 16  # the course's argmin reports the dip ...
     assert d.numbers["overfit_start_epoch"] == 7  # ... the turn of the curve stays at epoch 7
-    assert (
-        "bottomed out at epoch 7 (0.412)" in d.evidence[0] and "One epoch, 16, dipped lower" in d.evidence[1]
-    )
+    assert "bottomed out at epoch 7 (0.412)" in d.evidence[0] and "One epoch, 16, dipped lower" in d.evidence[1]
 
 
 # --- early stopping, short and broken histories ----------------------------------
@@ -371,9 +370,11 @@ def test_diagnosis_round_trips_through_json():
 
 
 def test_fit_summary_text_is_one_paragraph_with_the_numbers():
-    text = fit_summary_text(diagnose(overfitting_history(), num_classes=5))
+    d = diagnose(overfitting_history(), num_classes=5)
+    text = fit_summary_text(d)
     assert text.startswith("Overfitting. ") and "\n" not in text
     assert "0.412" in text and "turn on data augmentation" in text
+    assert fit_summary_text(d.to_dict()) == text  # the stored form works too
 
 
 def test_apply_changes_rejects_unknown_keys_and_bad_values():
@@ -392,7 +393,8 @@ def test_apply_changes_rejects_unknown_keys_and_bad_values():
 def test_importing_diagnostics_does_not_import_tensorflow():
     code = (
         "import sys, core.diagnostics; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'streamlit', 'sklearn')]; "
+        "heavy = ('tensorflow', 'keras', 'streamlit', 'sklearn'); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in heavy]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
