@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -147,6 +148,22 @@ def test_folder_loads_resized_rgb_with_sorted_classes_and_aligned_files(tmp_path
     assert_colors(ds, expected)
 
 
+def test_palette_with_transparency_and_float_tiff(tmp_path):
+    make_dataset(tmp_path / "ds", n=2)
+    pal = Image.new("P", (12, 12), 1)
+    pal.putpalette([0, 0, 0, 120, 60, 30] + [0] * 762)
+    pal.save(tmp_path / "ds" / "shale" / "pal.png", transparency=bytes([0, 255, 128]))  # per-entry alpha
+    Image.fromarray(np.full((12, 12), 0.5, np.float32)).save(tmp_path / "ds" / "shale" / "float.tif")
+    Image.fromarray(np.full((12, 12), 40_000, np.int32)).save(tmp_path / "ds" / "shale" / "int32.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow warns when palette transparency skips RGBA
+        ds = load_dataset(tmp_path / "ds", image_size=SIZE)
+    assert ds.skipped == []
+    assert ds.images[ds.files.index("shale/pal.png")][0, 0].tolist() == [120, 60, 30]
+    assert ds.images[ds.files.index("shale/float.tif")][0, 0].tolist() == [128, 128, 128]  # [0, 1] floats
+    assert ds.images[ds.files.index("shale/int32.tif")][0, 0].tolist() == [156, 156, 156]  # 16-bit range
+
+
 def test_channels_1_gives_grayscale(tmp_path):
     make_dataset(tmp_path / "ds", n=2)
     ds = load_dataset(tmp_path / "ds", image_size=SIZE, channels=1)
@@ -222,6 +239,7 @@ def test_bundled_name_and_bundled_datasets(tmp_path, monkeypatch):
 
     ds = load_dataset("drill_core", image_size=SIZE)
     assert ds.source == "drill_core"
+    assert load_dataset("drill_core/", image_size=SIZE) is ds
     assert ds.class_names == ["core_a", "core_b"] and len(ds) == 6
     assert ds.skipped == []  # README.md at the top is not data
 
@@ -381,7 +399,8 @@ def test_password_protected_member_is_skipped(tmp_path):
     assert "password-protected" in {s.path: s.reason for s in ds.skipped}["granite/locked.png"]
 
 
-# --------------------------------------------------------------------------- bad datasets: DataError with what was found and what is needed
+# --------------------------------------------------------------------------- bad datasets: DataError saying
+# what was found and what is needed
 
 
 def test_class_with_one_image(tmp_path):
@@ -681,7 +700,8 @@ def test_dataset_summary_is_json(tmp_path):
 
 
 def test_import_is_light():
-    code = "import sys, core.data; print(sorted(m for m in ('tensorflow', 'keras', 'streamlit', 'sklearn') if m in sys.modules))"
+    heavy = ("tensorflow", "keras", "streamlit", "sklearn")
+    code = f"import sys, core.data; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
     assert out.stdout.strip() == "[]"
