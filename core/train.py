@@ -238,7 +238,7 @@ def fit_phase(
         batch_size=None if x is not None else train_cfg.batch_size,
         validation_data=val_data,
         callbacks=callbacks,
-        shuffle=True,
+        shuffle=x is None,  # a tf.data pipeline shuffles itself
         verbose=0,
     )
     history = {k: [float(v) for v in hist.history.get(k, [])] for k in HISTORY_KEYS}
@@ -281,7 +281,9 @@ def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
         from core.augment import augment_dataset_fn
 
         fn = augment_dataset_fn(train_cfg.augment, seed=train_cfg.seed)
-        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+        # Sequential map on purpose: the random layers share state, and parallel calls race
+        # for it, so a seeded run would no longer repeat. Parallel bought no speed here either.
+        ds = ds.map(fn)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
