@@ -7,8 +7,8 @@ Prints, on the same images and the same network (the course's defaults):
 - seconds for the plain script (Sequential, compile adam, fit(X, y, epochs,
   batch_size=32, validation_split=0.2)) and for core.train.train_model, and
   their ratio core/plain (target <= 1.05);
-- what the alternatives measured here buy: XLA (jit_compile=True) and a
-  tf.data input pipeline with prefetch;
+- what the alternatives measured here buy (--variants): XLA (jit_compile=True),
+  and arrays straight into fit() instead of core's tf.data pipeline with prefetch;
 - achieved training GFLOP/s next to this machine's fp32 matrix-multiply rate;
 - the layer table's time per configuration (the Architecture page's budget: 50 ms).
 """
@@ -146,7 +146,7 @@ def main() -> None:
     ap.add_argument("--data", default="thin_sections")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--variants", action="store_true", help="also time XLA and a tf.data pipeline")
+    ap.add_argument("--variants", action="store_true", help="also time XLA and arrays without the pipeline")
     args = ap.parse_args()
 
     from core.config import ModelConfig
@@ -183,7 +183,7 @@ def main() -> None:
 
     if args.variants:
         for name, opts in (("XLA jit_compile=True", {"jit_compile": True}),
-                           ("tf.data + prefetch", {"pipeline": True})):
+                           ("arrays straight into fit(), no pipeline", {"pipeline": False})):
             t = min(core_training(data, args.epochs, **opts) for _ in range(args.repeats))
             print(f"variant {name}: {t:.2f} s, {t / p:.3f} x plain")
 
