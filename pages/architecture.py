@@ -1,0 +1,258 @@
+"""Architecture: build the network with sliders and watch its layer table and shapes update.
+
+Everything here is core.layers arithmetic (pure Python): no TensorFlow, so the
+table follows a slider at once.
+"""
+
+import importlib
+
+import pandas as pd
+import streamlit as st
+
+from core.config import COURSE_PARAMS, ModelConfig
+from core.layers import check_architecture, layer_table
+from ui import charts, resources, state
+from ui.feedback import flash, header, run_page
+
+K = state.ARCH
+INPUT_SIZES = [16, 24, 32, 48, 64, 96, 128, 160, 224]
+FILTERS = [4, 8, 16, 32, 64, 128]
+DENSE = [8, 16, 32, 64, 128, 256, 512]
+WEIGHT_LABELS = {  # used until core.transfer (which owns the real labels) is installed
+    "imagenet": "ImageNet weights (downloaded once, then cached)",
+    "offline": "VGG16 conv base, edge-detection weights from HED/BSDS500",
+    "none": "architecture only, not transfer learning",
+}
+LOCAL = "local file"
+
+
+def _options(values: list, current) -> list:
+    return sorted(set(values) | {current})
+
+
+def _top(limit, key: str):
+    """A slider's maximum: its usual one, or more if the config (from a run, the CLI, the lab) is beyond it."""
+    return max(limit, st.session_state[key])
+
+
+def transfer_module():
+    """core.transfer if it is installed (another engineer is writing it), else None."""
+    try:
+        return importlib.import_module("core.transfer")
+    except ImportError:
+        return None
+
+
+def main() -> None:
+    state.init()
+    header(
+        "Architecture",
+        "The course's network stacks **Conv2D → MaxPooling2D** blocks that find patterns and shrink the image, "
+        "then **Flatten → Dense → Dropout → Dense (softmax)** to pick a class. Move a slider and the table shows "
+        "every layer's output shape and how many weights it learns.",
+    )
+    flash()
+    base = resources.fit_classes(state.model_cfg(), state.dataset())
+    controls, results = st.columns([1, 2], gap="large")
+    with controls:
+        cfg, slots = _controls(base)
+    if cfg is None:
+        return
+    st.session_state[state.MODEL_CFG] = cfg
+
+    problems = check_architecture(cfg)
+    for p in problems:
+        slot = slots.get(p.field)
+        (slot if slot is not None else controls).error(p.message, icon=":material/block:")
+    with results:
+        if problems:
+            st.warning(
+                "This network cannot be built: the feature map would shrink to nothing. "
+                "The reason is shown next to the control that causes it.",
+                icon=":material/warning:",
+            )
+            return
+        _table(cfg)
+
+
+def _controls(base: ModelConfig):
+    """The widgets, started from the config; returns the new config and a slot per field for problems."""
+    slots: dict = {}
+    state.bind(K + "model", base.model)
+    model = st.segmented_control(
+        "Model",
+        ["cnn", "vgg16"],
+        key=K + "model",
+        required=True,
+        format_func={"cnn": "CNN from scratch", "vgg16": "VGG16 transfer"}.get,
+        help="Train the course's CNN from random weights, or reuse VGG16's convolution base.",
+    ) or base.model
+
+    state.bind(K + "input_size", base.input_size)
+    input_size = st.select_slider(
+        "Input size (pixels)", _options(INPUT_SIZES, st.session_state[K + "input_size"]), key=K + "input_size",
+        help="Every image is resized to this square size before it enters the network.",
+    )  # fmt: skip
+    slots["input_size"] = st.empty()
+
+    changes: dict = {"model": model, "input_size": input_size}
+    if model == "cnn":
+        state.bind(K + "blocks", base.blocks)
+        changes["blocks"] = st.slider(
+            "Conv → Pool blocks", 1, 5, key=K + "blocks",
+            help="Each block: a convolution finds patterns, a pooling halves the map.",
+        )  # fmt: skip
+        slots["blocks"] = st.empty()
+        first = base.filter_list[0] if base.filter_list else base.filters
+        state.bind(K + "filters", first)
+        filters = st.select_slider(
+            "Filters in the first block", _options(FILTERS, st.session_state[K + "filters"]), key=K + "filters",
+            help="How many patterns the first convolution looks for; each next block doubles it (32-64-128).",
+        )  # fmt: skip
+        changes["filters"] = filters
+        keep_list = bool(base.filter_list) and filters == first and changes["blocks"] == len(base.filter_list)
+        changes["filter_list"] = base.filter_list if keep_list else ()
+        if keep_list:
+            st.caption(f"Filters per block from this configuration: {'-'.join(map(str, base.filter_list))}.")
+        slots["filters"] = st.empty()
+        state.bind(K + "kernel_size", base.kernel_size)
+        changes["kernel_size"] = st.slider("Kernel size", 1, _top(9, K + "kernel_size"), key=K + "kernel_size",
+                                           help="Side of each square filter: 3 means 3×3 pixels.")  # fmt: skip
+        slots["kernel_size"] = st.empty()
+        state.bind(K + "pool_size", base.pool_size)
+        changes["pool_size"] = st.slider(
+            "Pool size", 1, _top(4, K + "pool_size"), key=K + "pool_size",
+            help="Max pooling keeps the largest value of each window: 2 halves the map.",
+        )  # fmt: skip
+        slots["pool_size"] = st.empty()
+        state.bind(K + "padding", base.padding)
+        changes["padding"] = st.radio(
+            "Padding", ["valid", "same"], key=K + "padding", horizontal=True,
+            help="'valid': no border, each convolution trims kernel−1 pixels. 'same': a zero border keeps the size.",
+        )  # fmt: skip
+        slots["padding"] = st.empty()
+        state.bind(K + "batchnorm", base.batchnorm)
+        changes["batchnorm"] = st.toggle(
+            "Batch normalisation", key=K + "batchnorm",
+            help="After each convolution: re-centres and re-scales each filter's output; often steadies training.",
+        )  # fmt: skip
+    else:
+        changes["weights"] = _weights(base)
+
+    state.bind(K + "dense_units", base.dense_units)
+    changes["dense_units"] = st.select_slider(
+        "Dense units", _options(DENSE, st.session_state[K + "dense_units"]), key=K + "dense_units",
+        help="Neurons in the fully connected layer that combines the features.",
+    )  # fmt: skip
+    slots["dense_units"] = st.empty()
+    state.bind(K + "dropout", round(float(base.dropout), 2))
+    changes["dropout"] = st.slider(
+        "Dropout", 0.0, _top(0.9, K + "dropout"), step=0.05, key=K + "dropout",
+        help="Fraction of dense outputs switched off at random in each training step.",
+    )  # fmt: skip
+    slots["dropout"] = st.empty()
+    try:
+        return base.replace(**changes), slots
+    except ValueError as exc:  # ConfigError: e.g. an empty weights path
+        st.error(str(exc), icon=":material/error:")
+        return None, slots
+
+
+def _weights(base: ModelConfig) -> str:
+    tr = transfer_module()
+    labels = dict(getattr(tr, "WEIGHT_SOURCES", None) or WEIGHT_LABELS)
+    options = list(labels)
+    if resources.server_paths_allowed():
+        options.append(LOCAL)
+    current = base.weights if base.weights in labels else LOCAL
+    state.bind(K + "weights", current if current in options else options[0])
+    choice = st.selectbox(
+        "VGG16 weights", options, key=K + "weights",
+        format_func=lambda w: labels.get(w, "a weights file on the server"),
+        help="Where the convolution base's weights come from. Without internet, ImageNet weights need a cached copy.",
+    )  # fmt: skip
+    weights = choice
+    if choice == LOCAL:
+        state.bind(K + "weights_path", base.weights if base.weights not in labels else "")
+        weights = st.text_input("Path to a .weights.h5 / .h5 file on the server", key=K + "weights_path").strip()
+        if not weights:
+            st.caption("Enter the path of a VGG16 weights file (include_top=False).")
+            return base.weights if base.weights not in labels else "none"
+    if tr is None:
+        st.info(
+            "Transfer learning is not installed on this server yet (core.transfer is missing): you can look at "
+            "the VGG16 architecture, but training it will fail until it is.",
+            icon=":material/construction:",
+        )
+        return weights
+    try:
+        status = tr.weights_status(weights)
+    except Exception as exc:  # noqa: BLE001 - a cheap check must never break the page
+        st.warning(f"Could not check these weights: {exc}", icon=":material/warning:")
+        return weights
+    if status.ok:
+        st.success(status.message, icon=":material/check:")
+    else:
+        st.warning(status.message, icon=":material/warning:")
+    return weights
+
+
+def _table(cfg: ModelConfig) -> None:
+    table = layer_table(cfg)
+    rows = []
+    for r in table.rows:
+        rows.append({
+            "layer": r.name,
+            "type": r.type,
+            "output shape": "×".join(str(d) for d in r.output_shape),
+            "parameters": f"{r.params:,}",
+            "trainable": f"{r.trainable:,}",
+            "how the count is made": r.formula,
+        })  # fmt: skip
+    t1, t2, t3 = st.columns(3)
+    t1.metric("Total parameters", f"{table.total_params:,}")
+    t2.metric("Trainable", f"{table.trainable_params:,}", help="Weights training changes.")
+    t3.metric("Non-trainable", f"{table.non_trainable_params:,}",
+              help="Frozen weights: a frozen VGG16 base, BatchNorm's moving averages.")  # fmt: skip
+    if cfg.replace(num_classes=5) == ModelConfig() and table.total_params == COURSE_PARAMS:
+        st.caption(f"This is the course's network: `model.summary()` prints Total params: {COURSE_PARAMS:,}.")
+    elif cfg.num_classes != 5:
+        st.caption(f"{cfg.num_classes} output units: one per class of the active dataset.")
+
+    # st.table, not st.dataframe: the formulas wrap instead of being cut off.
+    st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
+    heaviest = max(table.rows, key=lambda r: r.params)
+    if table.total_params:
+        st.caption(
+            f"The biggest layer is **{heaviest.name}** with {heaviest.params:,} of the {table.total_params:,} "
+            f"parameters ({heaviest.params / table.total_params:.0%})."
+        )
+    base = next((r for r in table.rows if r.children), None)
+    if base is not None:
+        with st.expander(f"Inside the VGG16 base: {len(base.children)} layers (13 convolutions, 5 poolings)"):
+            st.table(
+                pd.DataFrame([{"layer": c.name, "type": c.type,
+                               "output shape": "×".join(str(d) for d in c.output_shape),
+                               "parameters": f"{c.params:,}", "how the count is made": c.formula}
+                              for c in base.children]),
+                hide_index=True, border="horizontal",
+            )  # fmt: skip
+
+    st.subheader("How the feature map shrinks and deepens")
+    st.caption(
+        "Each box is one layer's output: its height is the map's side, its width grows with the number of "
+        "channels (filters). Convolutions add depth, poolings shrink the map; Flatten lays it out as one vector."
+    )
+    stages = [("input", "input", tuple(table.input_shape))]
+    for r in table.rows:
+        if r.children:
+            pools = [c for c in r.children if c.type == "MaxPooling2D"]
+            stages += [(c.name.replace("_pool", ""), c.type, c.output_shape) for c in pools]
+        elif r.type in ("Conv2D", "MaxPooling2D"):
+            stages.append((r.name, r.type, r.output_shape))
+        elif r.type in ("Flatten", "GlobalAveragePooling2D", "Dense"):
+            stages.append((r.name, r.type, r.output_shape))
+    st.plotly_chart(charts.feature_map_figure(stages), config=charts.CONFIG)
+
+
+run_page(main)

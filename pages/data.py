@@ -1,0 +1,198 @@
+"""Data: choose the images, look at them, and see how they are prepared for the network."""
+
+import pandas as pd
+import streamlit as st
+
+from ui import charts, resources, state
+from ui.feedback import errors_shown, header, run_page
+from ui.sidebar import dataset_label, folder_label
+
+SAMPLES_PER_CLASS = 8
+NICE = {
+    "shape": "shape",
+    "dtype": "dtype",
+    "min": "min",
+    "max": "max",
+    "images": "images",
+    "image_shape": "image shape",
+    "example_class": "example class",
+    "example_label": "its label",
+    "per_class": "images per class",
+    "train": "training images",
+    "val": "validation images",
+    "test": "test images",
+    "train_per_class": "training per class",
+    "val_per_class": "validation per class",
+    "test_per_class": "test per class",
+    "test_size": "test_size",
+    "val_split": "val_split",
+    "seed": "random_state",
+    "train_fraction": "fraction kept",
+}
+
+
+def main() -> None:
+    state.init()
+    header(
+        "Data",
+        "A CNN learns from **labelled images**: one folder per class (sandstone, limestone, ...). "
+        "Pick the images here, look at them, and follow how they become the numbers a network reads.",
+    )
+    with st.container(border=True):
+        _choose_source()
+
+    source = state.dataset()
+    if not source:
+        st.info("No dataset is active yet: pick one above.", icon=":material/info:")
+        return
+    m, t = state.model_cfg(), state.train_cfg()
+    try:
+        ds = resources.dataset(source, m.input_size, m.channels)
+    except ValueError as exc:  # DataError: the message says what to fix
+        st.error(str(exc), icon=":material/error:")
+        return
+
+    st.subheader(f"Active dataset: {dataset_label(source)}", divider="gray")
+    if resources.bundled_info(source) is None:
+        st.caption(f"Read from `{ds.source}` on the server.")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Images", f"{len(ds):,}")
+    c2.metric("Classes", len(ds.class_names))
+    c3.metric("Image size (network input)", f"{m.input_size} × {m.input_size} × {m.channels}",
+              help="Every image is resized to the input size set on the Architecture page.")  # fmt: skip
+    c4.metric("Files skipped", len(ds.skipped), help="Files that could not be used; the list is at the bottom.")
+
+    st.subheader("Sample images")
+    st.caption(f"The first {SAMPLES_PER_CLASS} images of each class, as the network sees them.")
+    counts = dict(zip(ds.class_names, ds.counts))
+    for name, idx in resources.sample_indices(ds, SAMPLES_PER_CLASS).items():
+        st.markdown(f"**{name}** · {counts[name]} images")
+        st.image([ds.images[i] for i in idx], width=84)
+
+    with errors_shown("preparing the data"):
+        _preparation(ds, t)
+
+    st.subheader("Skipped files")
+    if ds.skipped:
+        st.caption("These files were not used. The reason says what to change.")
+        st.dataframe(
+            pd.DataFrame([{"file": s.path, "reason": s.reason} for s in ds.skipped]),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.caption("None: every file in the dataset was read.")
+
+
+def _choose_source() -> None:
+    st.subheader("Choose the images")
+    kinds = ["Sample data", "Upload a zip"]
+    if resources.server_paths_allowed():
+        kinds.append("Folder on the server")
+    kind = st.segmented_control("Where are the images?", kinds, default=kinds[0], key="data.kind", required=True)
+    if kind == "Upload a zip":
+        _upload()
+    elif kind == "Folder on the server":
+        _server_folder()
+    else:
+        _bundled()
+
+
+def _bundled() -> None:
+    infos = resources.bundled()
+    if not infos:
+        st.caption("No sample datasets are installed on this server (sample_data/ is empty). Upload a zip instead.")
+        return
+    cols = st.columns(len(infos))
+    for col, info in zip(cols, infos):
+        with col, st.container(border=True):
+            st.markdown(f"**{info.title}**")
+            st.caption(f"{info.n_images} images · {len(info.classes)} classes: {', '.join(info.classes)}")
+            if state.dataset() == info.name:
+                st.badge("active", icon=":material/check:", color="green")
+            elif st.button("Use this dataset", key=f"data.use.{info.name}"):
+                state.use_dataset(info.name)
+
+
+def _upload() -> None:
+    st.caption(
+        "A .zip with **one folder per class**, the images inside (PNG, JPEG, TIFF, BMP, GIF, WebP). "
+        "Right-click your dataset folder and choose *Compress*; that zip works as it is."
+    )
+    up = st.file_uploader("Zip of class folders", type=["zip"], key="data.upload")
+    if up is None:
+        return
+    data = up.getvalue()
+    path = str(resources.save_upload(data))
+    seen = st.session_state.setdefault("data.uploads_used", [])
+    if state.dataset() == path or up.file_id in seen:
+        # Used already: the student may have switched to another dataset since; do not switch back.
+        if state.dataset() == path:
+            st.success(f"Using your upload **{up.name}**.", icon=":material/check:")
+        return
+    try:
+        ds = resources.dataset(path)
+    except ValueError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    seen.append(up.file_id)
+    st.success(f"Read {len(ds)} images in {len(ds.class_names)} classes from {up.name}.")
+    state.use_dataset(path, f"Upload: {up.name}")
+
+
+def _server_folder() -> None:
+    st.caption("A folder on this server with one sub-folder per class, or a .zip there.")
+    path = st.text_input("Path on the server", key="data.path", placeholder="/data/my_thin_sections")
+    if st.button("Use this folder", key="data.use_path", disabled=not path):
+        try:
+            ds = resources.dataset(path.strip())
+        except ValueError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return
+        source = ds.source
+        st.success(f"Read {len(ds)} images in {len(ds.class_names)} classes.")
+        state.use_dataset(source, folder_label(source))
+
+
+def _preparation(ds, t) -> None:
+    st.subheader("From images to numbers")
+    st.caption(
+        "The preparation the course does before `model.fit`, with the numbers it prints. The loss, split sizes "
+        "and seed come from the Train page."
+    )
+    prep = resources.preparation(ds, t.loss, t.test_size, t.val_split, t.seed, t.train_fraction)
+    for i, step in enumerate(prep["steps"], start=1):
+        with st.expander(f"Step {i}: {step['title']}", expanded=i <= 3):
+            st.markdown(step["what"])
+            keys = list(dict.fromkeys([*step["before"], *step["after"]]))
+            rows = [
+                {"": NICE.get(k, k), "before": _fmt(k, step["before"].get(k)), "after": _fmt(k, step["after"].get(k))}
+                for k in keys
+            ]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+    st.subheader("Images per class in each split")
+    sizes = prep["sizes"]
+    st.caption(
+        f"{sizes['train']} training, {sizes['val']} validation and {sizes['test']} test images. "
+        "Stratified splits keep every class's share the same in all three."
+    )
+    st.plotly_chart(charts.class_counts_figure(prep["class_names"], prep["class_counts"]), config=charts.CONFIG)
+
+
+def _fmt(key: str, v) -> str:
+    """As Python prints it: shapes as tuples, labels and counts as lists."""
+    if v is None:
+        return "–"
+    if isinstance(v, float):  # as NumPy prints a float: 1.0, 0.901961
+        text = f"{v:g}"
+        return text if any(ch in text for ch in ".en") else text + ".0"
+    if isinstance(v, list):
+        inner = ", ".join(_fmt("", x) for x in v)
+        if "shape" in key:
+            return f"({inner},)" if len(v) == 1 else f"({inner})"
+        return f"[{inner}]"
+    return str(v)
+
+
+run_page(main)

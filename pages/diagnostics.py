@@ -1,0 +1,153 @@
+"""Diagnostics: read the training curves, get a verdict, and try a remedy with one click."""
+
+import json
+
+import streamlit as st
+
+from core.config import ModelConfig, TrainConfig
+from core.diagnostics import apply_changes
+from ui import charts, resources, state
+from ui.feedback import empty_state, flash, header, run_page, set_flash
+from ui.sidebar import folder_label, source_name, when
+
+VERDICT_STYLE = {  # badge colour and icon per verdict
+    "good_fit": ("green", ":material/check_circle:"),
+    "overfitting": ("orange", ":material/trending_up:"),
+    "underfitting": ("blue", ":material/trending_flat:"),
+    "still_improving": ("violet", ":material/trending_down:"),
+}
+SETTING_NAMES = {
+    "model.dropout": "dropout",
+    "model.filters": "filters (first block)",
+    "model.filter_list": "filters per block",
+    "model.dense_units": "dense units",
+    "model.blocks": "blocks",
+    "model.model": "model",
+    "train.augment": "augmentation",
+    "train.early_stopping": "early stopping patience",
+    "train.monitor": "early stopping watches",
+    "train.restore_best": "restore best weights",
+    "train.epochs": "epochs",
+    "train.learning_rate": "learning rate",
+    "train.train_fraction": "share of training images",
+}
+
+
+def main() -> None:
+    state.init()
+    header(
+        "Diagnostics",
+        "The training curves are the most important thing to read after training. **Training** (blue) shows how "
+        "well the network fits the images it learns from; **validation** (orange) how well it does on images it "
+        "never learned from. The gap between them tells the story.",
+    )
+    flash()
+    rec = resources.record(state.run_id())
+    if rec is None:
+        empty_state("No run yet: train one on the Train page, then come back to read its curves.",
+                    state.PAGES["train"], "Go to the Train page", ":material/model_training:")  # fmt: skip
+        return
+
+    st.markdown(f"**Run:** {rec.label} · on *{source_name(rec.source)}* · {when(rec.created)}")
+    n = len(rec.history.get("loss", []))
+    stopped = n if rec.stopped_early else None
+    st.plotly_chart(
+        charts.history_figure(rec.history, best=rec.best_epoch, restored=rec.restored_epoch, stopped=stopped,
+                              phases=rec.phases),
+        config=charts.CONFIG,
+    )  # fmt: skip
+    monitor = rec.train_config.get("monitor", "val_loss")
+    notes = [f"★ **best epoch {rec.best_epoch}**: the best {monitor}, the weights this run keeps"]
+    if rec.restored_epoch:
+        notes.append(f"**restored {rec.restored_epoch}**: early stopping rolled the weights back to this epoch")
+    if stopped:
+        notes.append(f"**stopped {stopped}**: early stopping ended training here")
+    if len(rec.phases) > 1:
+        notes.append("grey band: VGG16 fine-tuning, after the new head had trained")
+    if rec.status == "stopped":
+        notes.append("this run was stopped by hand before its last planned epoch")
+    st.caption(" · ".join(notes))
+
+    _verdict(rec.diagnosis)
+    _remedies(rec)
+    with st.expander("This run's settings and numbers"):
+        c1, c2 = st.columns(2)
+        c1.markdown("**Model**")
+        c1.code(json.dumps(rec.model_config, indent=2), language="json")
+        c2.markdown("**Training**")
+        c2.code(json.dumps(rec.train_config, indent=2), language="json")
+        st.caption(f"Trained in {rec.seconds:.1f} s on {rec.data.get('n_train', '?')} training images · "
+                   f"run id {rec.run_id}")  # fmt: skip
+
+
+def _verdict(diag: dict) -> None:
+    verdict = diag.get("verdict", "")
+    color, icon = VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
+    numbers = diag.get("numbers", {})
+    with st.container(border=True):
+        st.markdown(f"#### Verdict: :{color}-badge[{icon} {diag.get('title', 'none')}]")
+        st.markdown(diag.get("headline", ""))
+        for line in diag.get("evidence", []):
+            st.markdown(f"- {line}")
+        c1, c2, c3, c4 = st.columns(4)
+        _metric(c1, "Best epoch", numbers.get("best_epoch"), "{}", "The epoch with the lowest validation loss.")
+        _metric(c2, "Validation accuracy there", numbers.get("best_val_accuracy"), "{:.0%}")
+        _metric(c3, "Train − validation accuracy", numbers.get("gap_accuracy"), "{:+.0%}",
+                "At the last epoch. A wide gap (the course's 0.95 vs 0.78) is a sign of overfitting.")  # fmt: skip
+        _metric(c4, "Validation loss since its best", numbers.get("val_loss_rise"), "{:+.0%}",
+                "How far validation loss climbed back from its lowest point by the end.")  # fmt: skip
+
+
+def _metric(col, label: str, value, fmt: str, help: str | None = None) -> None:
+    col.metric(label, fmt.format(value) if isinstance(value, (int, float)) else "–", help=help)
+
+
+def _remedies(rec) -> None:
+    remedies = rec.diagnosis.get("remedies", [])
+    st.subheader("What to try next")
+    if not remedies:
+        st.caption("Nothing to fix: the curves look healthy. Compare it with other runs, or try transfer learning.")
+        return
+    for i, remedy in enumerate(remedies):
+        changes = remedy.get("changes") or {}
+        with st.container(border=True):
+            c1, c2 = st.columns([4, 1], vertical_alignment="center")
+            c1.markdown(f"**{remedy['label']}**")
+            c1.caption(remedy.get("why", ""))
+            if changes:
+                what = ", ".join(f"{SETTING_NAMES.get(k, k)} → {_value(v)}" for k, v in changes.items())
+                c1.caption(f"Changes: {what}")
+                target = "architecture" if any(k.startswith("model.") for k in changes) else "train"
+                if c2.button("Try this", key=f"diag.remedy.{i}", width="stretch", icon=":material/auto_fix_high:",
+                             help=f"Apply the change to this run's settings and open the {target.title()} page."):
+                    _apply(rec, remedy, target)
+                c2.caption(f"opens the {target.title()} page")
+            else:
+                c2.caption("Advice only: the app cannot do this one for you.")
+
+
+def _value(v) -> str:
+    if v == "course":
+        return "the course's settings"
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, list):
+        return "-".join(str(x) for x in v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _apply(rec, remedy: dict, target: str) -> None:
+    model_cfg = ModelConfig.from_dict(rec.model_config)
+    train_cfg = TrainConfig.from_dict(rec.train_config)
+    new_model, new_train = apply_changes(remedy["changes"], model_cfg, train_cfg)
+    state.set_configs(new_model, new_train)
+    if rec.source != state.dataset():
+        if resources.bundled_info(rec.source) is None:
+            state.add_source(rec.source, folder_label(rec.source))
+        state.request(**{state.DATASET: rec.source})
+    set_flash(f"Applied “{remedy['label']}” to this run's settings. Check them here, then train again on the "
+              "Train page and compare the curves.")  # fmt: skip
+    st.switch_page(state.PAGES[target])
+
+
+run_page(main)

@@ -1,0 +1,170 @@
+"""Predictions: how the chosen run does on the test images, where it goes wrong, and on your own image."""
+
+import pandas as pd
+import streamlit as st
+
+from core.config import ModelConfig
+from core.data import read_image_bytes
+from core.diagnostics import cell_indices
+from ui import charts, resources, state
+from ui.feedback import empty_state, errors_shown, header, run_page
+from ui.sidebar import source_name
+
+K = "pred."
+MAX_IMAGES = 24
+IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"]
+
+
+def main() -> None:
+    state.init()
+    header(
+        "Predictions",
+        "The **test images** were kept apart during training, so they show how the network would do on new "
+        "images. Here is what it got right, what it confused, and how it sees an image of yours.",
+    )
+    rec = resources.record(state.run_id())
+    if rec is None:
+        empty_state("No run yet: train one on the Train page, then come back to see its predictions.",
+                    state.PAGES["train"], "Go to the Train page", ":material/model_training:")  # fmt: skip
+        return
+    test = rec.test
+    names = test.get("class_names") or rec.data.get("classes", [])
+    st.markdown(f"**Run:** {rec.label} · on *{source_name(rec.source)}*")
+
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Test accuracy", f"{test['accuracy']:.1%}", help="Share of test images whose top class is right.")
+    c2.metric("Test loss", f"{test['loss']:.3f}", help=f"Mean {test.get('loss_name', 'categorical')} cross-entropy.")
+    c3.metric("Test images", f"{len(test.get('y_true', [])):,}")
+    c4.metric("Macro F1", f"{test['macro']['f1']:.2f}", help="F1 averaged over classes, each class counting the same.")
+    for note in test.get("notes", []):
+        st.caption(f":material/info: {note}")
+
+    st.subheader("Per class")
+    st.caption(
+        "**Precision**: of the images called this class, the share that are. **Recall**: of the images of this "
+        "class, the share found. **F1** combines both. **Support**: test images of the class."
+    )
+    bar = dict(min_value=0.0, max_value=1.0, format="%.2f")
+    st.dataframe(
+        pd.DataFrame(test["per_class"]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "precision": st.column_config.ProgressColumn(**bar),
+            "recall": st.column_config.ProgressColumn(**bar),
+            "f1": st.column_config.ProgressColumn("F1", **bar),
+        },
+    )
+
+    arrays = resources.arrays(rec.run_id)
+    if not {"test_images", "y_true", "probs"} <= set(arrays):
+        st.info("This run has no saved test images, so the images behind the numbers cannot be shown.",
+                icon=":material/info:")  # fmt: skip
+    else:
+        _confusion(rec, names, arrays)
+        _most_wrong(test, names, arrays)
+    with errors_shown("classifying your image"):
+        _your_image(rec, names)
+
+
+def _confusion(rec, names: list[str], arrays: dict) -> None:
+    st.subheader("Confusion matrix")
+    st.caption(
+        "Rows are the true class, columns what the network said. The diagonal holds the correct answers; "
+        "every other cell is one kind of mistake. **Click a cell** (or pick it below) to see its images."
+    )
+    matrix = rec.test["confusion_matrix"]
+    ss = st.session_state
+    chart_key = f"{K}cm.{rec.run_id}"
+    cell_key = f"{K}cell.{rec.run_id}"
+    if cell_key not in ss:
+        off = [(matrix[r][c], r, c) for r in range(len(names)) for c in range(len(names)) if r != c]
+        worst = max(off) if off else (0, 0, 0)
+        ss[cell_key] = (worst[1], worst[2]) if worst[0] else (0, 0)
+    true_key, pred_key, click_key = f"{K}true.{rec.run_id}", f"{K}pred.{rec.run_id}", f"{K}click.{rec.run_id}"
+    # A click on the chart arrives as the chart's state, readable before the chart is drawn again;
+    # a change of the selects arrives as their state. Whichever changed picks the cell.
+    points = ((ss.get(chart_key) or {}).get("selection") or {}).get("points") or []
+    clicked = None
+    if points and points[0].get("x") in names and points[0].get("y") in names:
+        clicked = (names.index(points[0]["y"]), names.index(points[0]["x"]))
+    if clicked is not None and clicked != ss.get(click_key):
+        ss[click_key] = clicked
+        ss[cell_key] = clicked
+    elif ss.get(true_key) in names and ss.get(pred_key) in names:
+        ss[cell_key] = (names.index(ss[true_key]), names.index(ss[pred_key]))
+    r, c = ss[cell_key]
+    ss[true_key], ss[pred_key] = names[r], names[c]
+    true_name, pred_name = names[r], names[c]
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        st.plotly_chart(charts.confusion_figure(matrix, names, selected=(r, c)), key=chart_key, on_select="rerun",
+                        selection_mode="points", config=charts.CONFIG)  # fmt: skip
+    with right:
+        s1, s2 = st.columns(2)
+        s1.selectbox("True class", names, key=true_key)
+        s2.selectbox("Predicted as", names, key=pred_key)
+        idx = cell_indices((arrays["y_true"], arrays["probs"]), r, c)
+        kind = "correct" if r == c else "mistakes"
+        if idx:
+            st.markdown(f"**{len(idx)} test image{'s' if len(idx) != 1 else ''}** of *{true_name}* predicted as "
+                        f"*{pred_name}* ({kind})")  # fmt: skip
+        else:
+            st.markdown(f"**0 test images** of *{true_name}* predicted as *{pred_name}*: none in this cell.")
+        if idx:
+            _gallery(idx[:MAX_IMAGES], names, arrays, width=96)
+            if len(idx) > MAX_IMAGES:
+                st.caption(f"Showing {MAX_IMAGES} of {len(idx)}.")
+
+
+def _gallery(indices: list[int], names: list[str], arrays: dict, width: int, per_row: int = 4) -> None:
+    for start in range(0, len(indices), per_row):
+        cols = st.columns(per_row)
+        for col, i in zip(cols, indices[start : start + per_row]):
+            probs = [float(p) for p in arrays["probs"][i]]
+            ranked = sorted(range(len(probs)), key=lambda k: -probs[k])[:3]
+            col.image(arrays["test_images"][i], width=width)
+            col.caption("  \n".join(f"{names[k]} {probs[k]:.0%}" for k in ranked))
+
+
+def _most_wrong(test: dict, names: list[str], arrays: dict) -> None:
+    st.subheader("Most confidently wrong")
+    wrong = list(test.get("most_confident_wrong", []))
+    if not wrong:
+        st.caption("No test image was misclassified.")
+        return
+    st.caption("The mistakes the network was surest about: often a label to double-check, or two classes that "
+               "look alike at this size.")  # fmt: skip
+    per_row = 6
+    for start in range(0, len(wrong), per_row):
+        cols = st.columns(per_row)
+        for col, i in zip(cols, wrong[start : start + per_row]):
+            t, p = int(test["y_true"][i]), int(test["predicted"][i])
+            col.image(arrays["test_images"][i], width=96)
+            col.caption(f"**{names[p]}** {test['confidence'][i]:.0%}  \ntrue: {names[t]}")
+
+
+def _your_image(rec, names: list[str]) -> None:
+    st.subheader("Try your own image")
+    m = ModelConfig.from_dict(rec.model_config)
+    up = st.file_uploader(
+        f"An image ({', '.join(IMAGE_TYPES)}); it is resized to {m.input_size}×{m.input_size} like the training "
+        "images", type=IMAGE_TYPES, key=K + "upload",
+    )  # fmt: skip
+    if up is None:
+        st.caption(f"The network only knows these classes: {', '.join(names)}. Any image gets one of them.")
+        return
+    image = read_image_bytes(up.getvalue(), image_size=m.input_size, channels=m.channels, name=up.name)
+    try:
+        with st.spinner("Loading the trained network (the first time takes a few seconds)…"):
+            probs = resources.predict(rec, image[None])[0]
+    except FileNotFoundError:
+        st.info("This run has no saved network file, so it cannot classify new images.", icon=":material/info:")
+        return
+    c1, c2 = st.columns([1, 3], gap="large")
+    c1.image(image, caption="as the network sees it", width=160)
+    with c2:
+        st.plotly_chart(charts.probabilities_figure(names, probs.tolist()), config=charts.CONFIG)
+
+
+run_page(main)

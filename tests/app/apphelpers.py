@@ -1,0 +1,39 @@
+"""Helpers shared by the dashboard tests (a module, not conftest.py, so tests can import it)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from core.config import ModelConfig, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+TIMEOUT = 120  # seconds per script run: a shared 2-core machine can be slow
+TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
+FAST = TrainConfig(epochs=3, batch_size=8)
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.05):
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(every)
+
+
+def texts(at) -> str:
+    """Everything a student can read on the page, as one string (for `in` checks)."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error",
+                 "metric"):  # fmt: skip
+        for el in getattr(at, kind):
+            parts.append(str(el.value))
+            if kind == "metric":
+                parts.append(str(el.label))
+    return "\n".join(parts)
+
+
+def chart_specs(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]

@@ -1,0 +1,176 @@
+"""A real browser walks through the app: `streamlit run app.py`, headless Chromium, a tiny model trained end to end.
+
+What AppTest cannot see: the page really loads over a websocket, the training
+fragment really polls, plotly really draws, and a click on a confusion-matrix
+cell really selects it. Screenshots go to test-output/browser/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from apphelpers import ROOT
+
+pytestmark = pytest.mark.browser
+
+OUT = ROOT / "test-output" / "browser"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path, data_dir):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium chromium-driver): browser test skipped")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed: browser test skipped")
+    port = _free_port()
+    env = dict(os.environ, CNNLAB_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _settle(page, timeout: float = 120) -> None:
+    """Wait until the script run is over (no "Running..." status, no skeletons)."""
+    page.wait_for_selector("[data-testid='stSidebar']", timeout=timeout * 1000)
+    deadline = time.time() + timeout
+    time.sleep(0.3)  # let a rerun the last action triggered begin
+    quiet = 0
+    while time.time() < deadline and quiet < 2:  # two quiet looks in a row: the run is over
+        busy = page.locator("[data-testid='stStatusWidget']").count() + page.locator(
+            "[data-testid='stSkeleton']"
+        ).count()
+        quiet = 0 if busy else quiet + 1
+        time.sleep(0.15)
+
+
+def _shot(page, name: str) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+
+
+def _slider_to_start(page, label: str, right: int = 0) -> None:
+    """Move a slider (or select slider) to its first option, then `right` steps up, by keyboard."""
+    thumb = page.get_by_role("slider").and_(page.locator(f"[aria-label='{label}']"))
+    thumb.focus()
+    thumb.press("Home")
+    for _ in range(right):
+        thumb.press("ArrowRight")
+    thumb.blur()
+    _settle(page)
+
+
+def _go(page, title: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60000)
+    _settle(page)
+
+
+def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page.set_default_timeout(60000)
+        try:
+            page.goto(server)
+            _settle(page)
+            expect(page.get_by_role("heading", name="CNN Lab")).to_be_visible()
+            _shot(page, "1-home")
+
+            # Data: use a small folder on the server.
+            _go(page, "Data")
+            page.get_by_text("Folder on the server", exact=True).click()
+            _settle(page)
+            page.get_by_label("Path on the server").fill(str(data_dir))
+            page.get_by_label("Path on the server").press("Enter")
+            _settle(page)
+            page.get_by_role("button", name="Use this folder").click()
+            _settle(page)
+            expect(page.get_by_text("Sample images", exact=True)).to_be_visible()
+            expect(page.get_by_text("Step 3: Encode labels (one-hot)")).to_be_visible()
+            _shot(page, "2-data")
+
+            # Architecture: the smallest network the sliders allow.
+            _go(page, "Architecture")
+            _slider_to_start(page, "Input size (pixels)")
+            _slider_to_start(page, "Conv → Pool blocks")
+            _slider_to_start(page, "Filters in the first block")
+            _slider_to_start(page, "Dense units")
+            expect(page.get_by_text("block2_conv")).to_have_count(0)
+            expect(page.locator("[data-testid='stMetricValue']").first).to_have_text("1,715")
+            _shot(page, "3-architecture")
+
+            # Train: 2 epochs, in the background, with live curves.
+            _go(page, "Train")
+            _slider_to_start(page, "Epochs", right=1)
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.get_by_text(re.compile(r"^Finished: 2 epochs")).wait_for(timeout=300000)
+            _settle(page)
+            expect(page.locator(".js-plotly-plot")).to_have_count(1)
+            expect(page.get_by_text("Loss (lower is better)")).to_be_visible()
+            _shot(page, "4-train")
+
+            # Diagnostics: the curves and a verdict for the new run (selected in the sidebar).
+            _go(page, "Diagnostics")
+            expect(page.get_by_text(re.compile(r"^Verdict:"))).to_be_visible()
+            expect(page.get_by_text("Accuracy (higher is better)")).to_be_visible()
+            _shot(page, "5-diagnostics")
+
+            # Predictions: the confusion matrix; a click on a cell shows its images.
+            _go(page, "Predictions")
+            expect(page.get_by_text("Confusion matrix", exact=True)).to_be_visible()
+            plot = page.locator(".js-plotly-plot").first
+            expect(plot.locator(".heatmaplayer")).to_have_count(1)
+            caption = page.get_by_text(re.compile(r"^\d+ test images? of "))
+            box = plot.locator(".nsewdrag").first.bounding_box()
+            k = 3  # classes of the tiny dataset
+            for r, c in ((0, 0), (2, 1)):
+                x = box["x"] + (c + 0.5) * box["width"] / k
+                y = box["y"] + (r + 0.5) * box["height"] / k
+                page.mouse.move(x, y)
+                page.mouse.click(x, y)
+                _settle(page)
+                names = ["bright", "dark", "striped"]  # the tiny dataset's classes, sorted
+                expect(caption).to_contain_text(f"of {names[r]} predicted as {names[c]}")
+            _shot(page, "6-predictions")
+        finally:
+            browser.close()

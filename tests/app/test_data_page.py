@@ -1,0 +1,111 @@
+"""Data: choose a source (sample data, uploaded zip, server folder), see the images, the preparation, the splits."""
+
+import hashlib
+import io
+import shutil
+import zipfile
+
+import numpy as np
+from apphelpers import chart_specs, texts
+
+from core.config import TrainConfig
+from core.data import load_dataset
+
+
+def _zip_of(folder) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    return buf.getvalue()
+
+
+def test_a_folder_dataset_shows_samples_preparation_splits_and_skipped_files(open_page, data_dir, tmp_path):
+    folder = tmp_path / "with_junk"
+    shutil.copytree(data_dir, folder)
+    (folder / "dark" / "notes.png").write_bytes(b"this is not a picture")
+    at = open_page("pages/data.py", dataset=str(folder))
+    assert not at.exception
+    text = texts(at)
+    assert "Sample images" in text and "**dark** · 12 images" in text
+    assert len(at.image) == 3 and all(len(img.value) == 8 for img in at.image)  # 8 samples per class
+    # The course's preparation, with its numbers.
+    titles = [e.proto.label for e in at.expander]
+    assert titles[:3] == ["Step 1: Images as a 4D tensor", "Step 2: Scale pixels to [0, 1]",
+                          "Step 3: Encode labels (one-hot)"]  # fmt: skip
+    steps = [df.value for df in at.dataframe][:5]
+    scale = steps[1].set_index("")
+    assert scale.loc["shape", "after"] == "(36, 64, 64, 3)" and scale.loc["dtype", "after"] == "float32"
+    hi = int(load_dataset(str(folder), 64).images.max())
+    assert scale.loc["max", "before"] == str(hi)
+    after = f"{float(np.float32(hi) / np.float32(255)):g}"
+    assert scale.loc["max", "after"] == (after if "." in after else after + ".0")
+    assert scale.loc["min", "after"] == "0.0"
+    encode = steps[2].set_index("")
+    assert encode.loc["its label", "after"] == "[0, 0, 1]"
+    # Class counts per split as bars: train + val + test = all 36 images.
+    bars = chart_specs(at)[0]["data"]
+    assert [b["name"] for b in bars] == ["training", "validation", "test"]
+    assert sum(sum(b["y"]) for b in bars) == 36
+    # The junk file is listed with its reason.
+    skipped = at.dataframe[-1].value
+    assert skipped["file"].tolist() == ["dark/notes.png"]
+    assert "not an image" in skipped["reason"][0]
+
+
+def test_sparse_loss_keeps_integer_labels_in_the_steps(open_page, data_dir):
+    at = open_page("pages/data.py", dataset=str(data_dir), train_cfg=TrainConfig(loss="sparse"))
+    assert not at.exception
+    assert "Step 3: Keep integer labels (sparse)" in [e.proto.label for e in at.expander]
+
+
+def test_uploading_a_zip_saves_it_by_hash_and_makes_it_the_dataset(open_page, data_dir):
+    from ui.resources import store
+
+    at = open_page("pages/data.py", dataset=str(data_dir))
+    at.segmented_control(key="data.kind").set_value("Upload a zip").run()
+    data = _zip_of(data_dir)
+    at.file_uploader(key="data.upload").upload("rocks.zip", data, "application/zip").run()
+    assert not at.exception, [e.value for e in at.exception]
+    saved = store().uploads_dir / f"{hashlib.sha256(data).hexdigest()}.zip"
+    assert saved.read_bytes() == data
+    assert at.session_state["dataset"] == str(saved)
+    assert at.selectbox(key="dataset").value == str(saved)
+    assert "Upload: rocks.zip" in at.selectbox(key="dataset").options
+    # Switching back to another dataset in the sidebar sticks (the upload is not re-applied).
+    at.selectbox(key="dataset").set_value(str(data_dir)).run()
+    assert at.session_state["dataset"] == str(data_dir)
+
+
+def test_a_bad_upload_is_explained_not_raised(open_page, data_dir):
+    at = open_page("pages/data.py", dataset=str(data_dir))
+    at.segmented_control(key="data.kind").set_value("Upload a zip").run()
+    at.file_uploader(key="data.upload").upload("broken.zip", b"PK\x03\x04 not really a zip", "application/zip").run()
+    assert not at.exception
+    assert any("zip" in e.value for e in at.error)
+    assert at.session_state["dataset"] == str(data_dir)
+
+
+def test_a_server_folder_can_be_used_and_the_operator_can_turn_that_off(open_page, data_dir, tmp_path, monkeypatch):
+    other = tmp_path / "other"
+    shutil.copytree(data_dir, other)
+    at = open_page("pages/data.py", dataset=str(data_dir))
+    at.segmented_control(key="data.kind").set_value("Folder on the server").run()
+    at.text_input(key="data.path").input(str(tmp_path / "missing")).run()
+    at.button(key="data.use_path").click().run()
+    assert not at.exception and any("No dataset at" in e.value for e in at.error)
+    at.text_input(key="data.path").input(str(other)).run()
+    at.button(key="data.use_path").click().run()
+    assert not at.exception
+    assert at.session_state["dataset"] == str(other.resolve())
+
+    monkeypatch.setenv("CNNLAB_ALLOW_SERVER_PATHS", "0")
+    at = open_page("pages/data.py", dataset=str(data_dir))
+    assert at.segmented_control(key="data.kind").options == ["Sample data", "Upload a zip"]
+
+
+def test_a_missing_dataset_is_a_message(open_page, tmp_path):
+    at = open_page("pages/data.py", dataset=str(tmp_path / "gone"))
+    assert not at.exception
+    assert any("No dataset at" in e.value for e in at.error)

@@ -1,0 +1,60 @@
+"""Diagnostics: curves with the key epochs marked, the verdict in words, remedies that carry over to the right page."""
+
+from apphelpers import chart_specs, texts
+
+from core.config import AugmentConfig
+
+
+def test_no_run_explains_where_to_get_one(open_page, empty_home):
+    at = open_page("pages/diagnostics.py")
+    assert not at.exception
+    assert any("No run yet: train one on the Train page" in i.value for i in at.info)
+    assert not chart_specs(at)
+
+
+def test_a_trained_run_shows_curves_and_a_verdict(open_page, trained):
+    at = open_page("pages/diagnostics.py", run_id=trained.run_id)
+    assert not at.exception
+    spec = chart_specs(at)[0]
+    curves = {(t["name"], t.get("xaxis", "x")): t["y"] for t in spec["data"] if t.get("mode") == "lines+markers"}
+    assert curves[("training", "x")] == trained.history["loss"]
+    assert curves[("validation", "x2")] == trained.history["val_accuracy"]
+    stars = [t for t in spec["data"] if t["name"] == "best epoch"]
+    assert [s["x"] for s in stars] == [[trained.best_epoch]] * 2  # on both charts
+    assert "Verdict: " in texts(at) and trained.diagnosis["title"] in texts(at)
+
+
+def test_early_stopping_and_fine_tuning_are_marked_and_remedies_carry_over(open_page, staged, data_dir):
+    at = open_page("pages/diagnostics.py", run_id=staged.run_id, dataset=str(data_dir))
+    assert not at.exception
+    spec = chart_specs(at)[0]
+    notes = [a["text"].strip() for a in spec["layout"]["annotations"]]
+    assert notes.count("best + restored (4)") == 2 and notes.count("stopped (8)") == 2
+    assert notes.count("fine-tune starts") == 2
+    assert len(spec["layout"]["shapes"]) >= 2 + 2 + 2  # vlines on both plots + the shaded phase
+    text = texts(at)
+    assert "Verdict: :orange-badge[:material/trending_up: Overfitting]" in text
+    applicable = [r for r in staged.diagnosis["remedies"] if r["changes"]]
+    assert [b.label for b in at.button].count("Try this") == len(applicable)
+    targets = [c.value for c in at.caption if c.value.startswith("opens the")]
+    assert "opens the Train page" in targets and "opens the Architecture page" in targets
+
+    # "Turn on data augmentation" changes a training setting: the Train page opens with it applied.
+    remedies = staged.diagnosis["remedies"]
+    augment = next(i for i, r in enumerate(remedies) if r["key"] == "augment")
+    at.button(key=f"diag.remedy.{augment}").click().run()
+    assert not at.exception
+    assert at.session_state["train_cfg"].augment == AugmentConfig.course()
+    assert at.session_state["train_cfg"].early_stopping == 4  # the rest is the run's own settings
+    assert at.slider(key="train.aug.rotation").value == 20  # the widgets follow the config
+    assert any("Applied" in s.value for s in at.success)
+
+    # A model change goes to the Architecture page.
+    at.switch_page("pages/diagnostics.py").run()
+    dropout = next(i for i, r in enumerate(remedies) if r["key"] == "dropout")
+    at.button(key=f"diag.remedy.{dropout}").click().run()
+    assert not at.exception
+    new = remedies[dropout]["changes"]["model.dropout"]
+    assert at.session_state["model_cfg"].dropout == new
+    assert at.slider(key="arch.dropout").value == new
+    assert at.table  # the layer table of the changed network

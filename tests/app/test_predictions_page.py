@@ -1,0 +1,93 @@
+"""Predictions: test scores, the confusion matrix and its images, confident mistakes, and your own image."""
+
+import io
+
+import numpy as np
+from apphelpers import chart_specs, texts
+from PIL import Image
+
+from core.diagnostics import cell_indices
+
+
+def test_no_run_explains_where_to_get_one(open_page, empty_home):
+    at = open_page("pages/predictions.py")
+    assert not at.exception
+    assert any("No run yet: train one on the Train page" in i.value for i in at.info)
+
+
+def test_scores_matrix_cells_and_mistakes(open_page, trained):
+    from core.store import RunStore
+
+    arrays = RunStore().load_arrays(trained.run_id)
+    at = open_page("pages/predictions.py", run_id=trained.run_id)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{trained.test['accuracy']:.1%}"
+    assert metrics["Test images"] == str(len(arrays["y_true"]))
+    per_class = at.dataframe[0].value
+    assert per_class["class"].tolist() == trained.data["classes"]
+    heat = chart_specs(at)[0]["data"][0]
+    assert heat["type"] == "heatmap" and heat["z"] == trained.test["confusion_matrix"]
+
+    names = trained.data["classes"]
+    for r, c in ((0, 0), (1, 2)):
+        at.selectbox(key=f"pred.true.{trained.run_id}").set_value(names[r]).run()
+        at.selectbox(key=f"pred.pred.{trained.run_id}").set_value(names[c]).run()
+        assert not at.exception
+        want = cell_indices((arrays["y_true"], arrays["probs"]), r, c)
+        assert f"**{len(want)} test image" in texts(at)
+        shown = sum(len(img.value) for img in at.image[: len(want)]) if want else 0
+        assert shown == min(len(want), 24)
+    wrong = trained.test["most_confident_wrong"]
+    assert ("No test image was misclassified." in texts(at)) == (not wrong)
+
+
+def test_a_click_on_a_cell_selects_it(open_page, trained):
+    """The chart's selection state (what a browser click sends) picks the cell shown below it."""
+    names = trained.data["classes"]
+    at = open_page("pages/predictions.py", run_id=trained.run_id)
+    at.selectbox(key=f"pred.true.{trained.run_id}").set_value(names[0]).run()
+    at.selectbox(key=f"pred.pred.{trained.run_id}").set_value(names[0]).run()
+    assert at.get("plotly_chart")[0].proto.id  # a widget: clicks come back as selection state
+    at.session_state[f"pred.cm.{trained.run_id}"] = {"selection": {"points": [{"x": names[2], "y": names[1]}]}}
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key=f"pred.true.{trained.run_id}").value == names[1]
+    assert at.selectbox(key=f"pred.pred.{trained.run_id}").value == names[2]
+
+
+def test_your_own_image_gets_the_run_s_class_probabilities(open_page, trained, monkeypatch):
+    from core.store import RunStore
+    from ui import resources
+
+    loads = []
+    real = RunStore.load_model
+    monkeypatch.setattr(RunStore, "load_model", lambda self, run_id: loads.append(run_id) or real(self, run_id))
+    resources._model.clear()
+    image = RunStore().load_arrays(trained.run_id)["test_images"][0]
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    at = open_page("pages/predictions.py", run_id=trained.run_id)
+    at.file_uploader(key="pred.upload").upload("mine.png", buf.getvalue(), "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    bars = chart_specs(at)[-1]["data"][0]
+    assert bars["y"] == trained.data["classes"]
+    assert abs(sum(bars["x"]) - 1) < 1e-4
+    probs = RunStore().load_arrays(trained.run_id)["probs"][0]
+    np.testing.assert_allclose(bars["x"], probs, atol=1e-4)  # the same network, the same answer
+    at.run()
+    at.run()
+    assert loads == [trained.run_id]  # loaded once, then shared from st.cache_resource
+
+    at.file_uploader(key="pred.upload").clear().upload("notes.png", b"not an image", "image/png").run()
+    assert not at.exception
+    assert any("cannot be used" in e.value for e in at.error)
+
+
+def test_a_run_without_a_saved_network_says_so(open_page, staged):
+    at = open_page("pages/predictions.py", run_id=staged.run_id)
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), "gray").save(buf, format="PNG")
+    at.file_uploader(key="pred.upload").upload("grey.png", buf.getvalue(), "image/png").run()
+    assert not at.exception
+    assert any("no saved network file" in i.value for i in at.info)

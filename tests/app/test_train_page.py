@@ -1,0 +1,148 @@
+"""Train: settings and augmentation widgets, and training in the background worker (live, stop, cached, queue)."""
+
+from apphelpers import APP, FAST, TIMEOUT, TINY, chart_specs, texts, wait_for
+
+from core.config import AugmentConfig, TrainConfig
+
+
+def test_settings_and_augmentation_controls_build_the_train_config(open_page, empty_home, data_dir, idle_worker):
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY)
+    assert not at.exception
+    assert "No run yet: train one on the Train page." in texts(at)  # the sidebar's empty state
+    at.slider(key="train.epochs").set_value(7)
+    at.select_slider(key="train.learning_rate").set_value(3e-4)
+    at.radio(key="train.loss").set_value("sparse").run()
+    assert any("sparse_categorical_crossentropy" in c.value for c in at.caption)
+    at.toggle(key="train.es_on").set_value(True).run()
+    at.slider(key="train.patience").set_value(3)
+    at.selectbox(key="train.monitor").set_value("val_accuracy").run()
+    at.button(key="train.aug_course").click().run()
+    at.checkbox(key="train.aug.vflip").uncheck()
+    at.selectbox(key="train.aug.fill_mode").set_value("reflect").run()
+    assert not at.exception, [e.value for e in at.exception]
+    aug = AugmentConfig.course().replace(vflip=False, fill_mode="reflect")
+    assert at.session_state["train_cfg"] == TrainConfig(epochs=7, learning_rate=3e-4, loss="sparse", early_stopping=3,
+                                                        monitor="val_accuracy", augment=aug)  # fmt: skip
+    course, keras_code = (c.value for c in at.code[:2])
+    assert "rotation_range=20," in course and "vertical_flip=False," in course and 'fill_mode="reflect"' in course
+    assert "RandomRotation(factor=20 / 360" in keras_code and "vertical" not in keras_code
+    assert any("Only **training** images are augmented" in i.value for i in at.info)
+    # The live preview: the original and 8 augmented versions, redrawn for another image.
+    assert [len(img.value) for img in at.image] == [1, 8]
+    before = at.image[1].value
+    at.button(key="train.preview_next").click().run()
+    assert not at.exception and at.image[1].value != before
+    at.button(key="train.aug_off").click().run()
+    assert [len(img.value) for img in at.image] == [1]
+    assert "No augmentation" in at.code[1].value
+
+
+def test_training_runs_in_the_worker_selects_its_run_and_comes_back_cached(open_page, data_dir, idle_worker):
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(seed=11))
+    at.button(key="train.start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    job = idle_worker.jobs()[-1]
+    assert at.session_state["job_id"] == job.id and job.train_cfg.seed == 11
+    wait_for(lambda: not job.active)
+    at.run()
+    assert not at.exception
+    run_id = job.result.run_id
+    assert at.session_state["run_id"] == run_id  # the finished job's run is selected
+    assert any(s.value.startswith("Finished: 3 epochs") for s in at.success)
+    assert chart_specs(at), "the final curves"
+    # The same configuration again: served from the run store, marked cached, nothing trained.
+    assert at.button(key="train.start").label == "Show the stored run"
+    at.button(key="train.start").click().run()
+    assert not at.exception
+    assert any("Loaded from the run store" in s.value for s in at.success)
+    assert any(b.proto.label == "cached" for b in at.get("badge")) or "cached" in texts(at)
+    assert at.session_state["run_id"] == run_id
+    assert len([j for j in idle_worker.jobs() if j.key == job.key and j.result and not j.result.cached]) == 1
+
+
+def test_a_reloaded_page_finds_the_running_job_and_stop_keeps_what_was_learned(open_page, data_dir, idle_worker):
+    from streamlit.testing.v1 import AppTest
+
+    long = FAST.replace(epochs=300, batch_size=4, seed=12)
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=long)
+    at.button(key="train.start").click().run()
+    job = idle_worker.jobs()[-1]
+    assert at.query_params["job"] in (job.id, [job.id])  # in the URL, so a reload finds it
+    wait_for(lambda: len(job.snapshot()["history"].get("loss", [])) >= 1)
+
+    # A reload: new session state, the same URL. The job is this session's again.
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reloaded.query_params["job"] = job.id
+    reloaded.session_state["dataset"] = str(data_dir)
+    reloaded.run().switch_page("pages/train.py").run()
+    assert not reloaded.exception
+    assert reloaded.session_state["job_id"] == job.id
+    assert "Training" in reloaded.get("progress")[0].proto.text and chart_specs(reloaded), "live curves"
+    assert not [b for b in reloaded.button if b.key == "train.start"]  # one training per session at a time
+
+    # Another session (or a reload that lost the URL) is shown the server's job, and may start its own.
+    other = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY)
+    assert other.session_state["train.watching"] == job.id and other.get("progress")
+    assert other.button(key="train.start").label == "Train"
+    other.button(key="train.stop").click().run()
+    wait_for(lambda: not job.active)
+    reloaded.run()
+    assert not reloaded.exception
+    rec = job.result
+    assert rec.status == "stopped" and 1 <= len(rec.history["loss"]) < 300
+    assert reloaded.session_state["run_id"] == rec.run_id  # the finished job's run is selected
+    assert any("Stopped by you" in w.value for w in reloaded.warning)
+
+
+def test_two_tabs_share_one_training_and_a_busy_trainer_shows_its_queue(open_page, data_dir, idle_worker):
+    same = {"dataset": str(data_dir), "model_cfg": TINY, "train_cfg": FAST.replace(epochs=300, batch_size=4, seed=13)}
+    tab1 = open_page("pages/train.py", **same)
+    tab1.button(key="train.start").click().run()
+    first = idle_worker.jobs()[-1]
+    wait_for(lambda: first.state == "running")
+
+    # A second tab asks for the same configuration: it joins the job instead of training again.
+    tab2 = open_page("pages/train.py", **same)
+    assert tab2.session_state["train.watching"] == first.id  # a new session is shown what the server trains
+    tab2.button(key="train.start").click().run()
+    assert not tab2.exception
+    assert tab2.session_state["job_id"] == first.id
+    assert len([j for j in idle_worker.jobs() if j.active]) == 1
+
+    # Another configuration waits in the queue, and the page says so.
+    other = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(seed=14))
+    assert any("The trainer is busy" in i.value for i in other.info)
+    other.button(key="train.start").click().run()
+    assert not other.exception
+    second = idle_worker.jobs()[-1]
+    assert second.state == "queued" and other.session_state["job_id"] == second.id
+    assert any("number **1** in the queue" in i.value for i in other.info)
+    assert other.dataframe[0].value[""].tolist() == ["training", "waiting"]
+    other.button(key="train.cancel").click().run()
+    assert not other.exception
+    assert any("Cancelled before it started" in i.value for i in other.info)
+    idle_worker.stop(first.id)
+    wait_for(lambda: not second.active)
+    assert second.state == "stopped" and second.result is None
+
+
+def test_vgg16_adds_fine_tuning_controls(open_page, data_dir, idle_worker):
+    from core.config import ModelConfig
+
+    vgg = ModelConfig(model="vgg16", input_size=32, weights="none", dense_units=16)
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=vgg)
+    assert not at.exception
+    assert "VGG16 base (none weights)" in texts(at)
+    at.slider(key="train.fine_tune_epochs").set_value(3).run()
+    at.select_slider(key="train.fine_tune_lr").set_value(1e-4).run()
+    assert not at.exception
+    cfg = at.session_state["train_cfg"]
+    assert (cfg.fine_tune_epochs, cfg.fine_tune_lr) == (3, 1e-4)
+
+
+def test_configs_beyond_the_sliders_usual_range_still_show(open_page, data_dir):
+    odd = TrainConfig(epochs=250, early_stopping=30, learning_rate=0.007, batch_size=48, val_split=0.33,
+                      augment=AugmentConfig(rotation=33, width_shift=0.6, zoom=0.7))  # fmt: skip
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=odd)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["train_cfg"] == odd

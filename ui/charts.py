@@ -1,0 +1,307 @@
+"""Plotly figures in one house style: the same colours mean the same thing on every page.
+
+Blue is training, orange is validation, green marks the best epoch, purple the
+epoch early stopping restored, red where training stopped. Every function
+takes numbers core already computed and only decides how to draw them.
+
+Speed matters here: the Train page redraws its curves for every watching
+browser once a second, and the Architecture page redraws on every slider move.
+Plotly's object API (``make_subplots``, ``add_vline``, ``update_layout``)
+spends 100-300 ms validating each call, so each figure is assembled as one
+plain spec and turned into a ``go.Figure`` once (~10-30 ms). The public
+functions are also cached with ``st.cache_resource``: a figure is built once
+per distinct input (per epoch for a live run) and shared, read-only, by every
+session; ``st.plotly_chart`` only serialises it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+TRAIN = "#2563A8"
+VAL = "#E0792B"
+TEST = "#6B7F3A"
+BEST = "#1E8A53"
+RESTORED = "#7A4FB5"
+STOPPED = "#B8323F"
+MUTED = "#6B7280"
+GRID = "rgba(120,120,120,0.18)"
+SPLIT_COLORS = {"train": TRAIN, "val": VAL, "test": TEST}
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+KIND_COLORS = {"input": "#9CA3AF", "Conv2D": TRAIN, "MaxPooling2D": VAL, "vector": TEST}
+FONT = dict(family="Source Sans 3, Source Sans Pro, sans-serif", size=13)
+
+# Passed to st.plotly_chart(config=...): no plotly logo, only the tools students use.
+CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
+_CACHE = dict(show_spinner=False, max_entries=256)
+
+
+def _axis(**extra: Any) -> dict:
+    return {"gridcolor": GRID, "zeroline": False, **extra}
+
+
+def _layout(height: int, top: int = 72, **extra: Any) -> dict:
+    return {
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": top, "b": 10},
+        "font": FONT,
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.12, "xanchor": "left", "x": 0},
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+@st.cache_resource(**_CACHE)
+def history_figure(
+    history: Mapping[str, Sequence[float]],
+    *,
+    best: int | None = None,
+    restored: int | None = None,
+    stopped: int | None = None,
+    phases: Sequence[Mapping[str, Any]] = (),
+    planned_epochs: int | None = None,
+    height: int = 360,
+) -> go.Figure:
+    """Loss and accuracy, training vs validation, side by side, with the run's key epochs marked.
+
+    ``best``/``restored``/``stopped`` are 1-based epochs; ``phases`` are the
+    record's phases (a later phase, e.g. VGG16 fine-tuning, is shaded).
+    """
+    n = len(history.get("loss", []))
+    epochs = list(range(1, n + 1))
+    gap = 0.09
+    domains = ([0, (1 - gap) / 2], [(1 + gap) / 2, 1])
+    axes = (("x", "y"), ("x2", "y2"))
+    traces: list[dict] = []
+    shapes: list[dict] = []
+    notes: list[dict] = []
+    pairs = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
+    for col, ((train_key, val_key), (xa, ya)) in enumerate(zip(pairs, axes)):
+        for key, name, color, group in ((train_key, "training", TRAIN, "train"), (val_key, "validation", VAL, "val")):
+            values = [float(v) for v in history.get(key, [])]
+            if values:
+                traces.append({
+                    "type": "scatter", "x": epochs[: len(values)], "y": values, "xaxis": xa, "yaxis": ya,
+                    "name": name, "legendgroup": group, "showlegend": col == 0, "mode": "lines+markers",
+                    "line": {"color": color, "width": 2.5}, "marker": {"size": 6},
+                    "hovertemplate": f"{name} {key.replace('val_', '')}: %{{y:.3f}}<extra></extra>",
+                })  # fmt: skip
+        if best is not None and 1 <= best <= len(history.get(val_key, [])):
+            traces.append({
+                "type": "scatter", "x": [best], "y": [float(history[val_key][best - 1])], "xaxis": xa, "yaxis": ya,
+                "mode": "markers", "name": "best epoch", "legendgroup": "best", "showlegend": col == 0,
+                "marker": {"symbol": "star", "size": 16, "color": BEST, "line": {"color": "white", "width": 1}},
+                "hovertemplate": f"best epoch {best}<extra></extra>",
+            })  # fmt: skip
+
+    def vline(x: float, color: str, dash: str, text: str, top: bool) -> None:
+        for xa, ya in axes:
+            shapes.append({"type": "line", "xref": xa, "yref": f"{ya} domain", "x0": x, "x1": x, "y0": 0, "y1": 1,
+                           "line": {"color": color, "width": 1.5, "dash": dash}})  # fmt: skip
+            notes.append({"xref": xa, "yref": f"{ya} domain", "x": x, "y": 1 if top else 0, "text": text,
+                          "showarrow": False, "xanchor": "right", "yanchor": "top" if top else "bottom",
+                          "font": {"size": 11, "color": color}})  # fmt: skip
+
+    for phase in list(phases)[1:]:
+        first = int(phase.get("first_epoch", 0))
+        if first > 1:
+            for xa, ya in axes:
+                shapes.append({"type": "rect", "xref": xa, "yref": f"{ya} domain", "x0": first - 0.5,
+                               "x1": max(n, first) + 0.5, "y0": 0, "y1": 1, "fillcolor": MUTED, "opacity": 0.08,
+                               "line": {"width": 0}, "layer": "below"})  # fmt: skip
+            vline(first - 0.5, MUTED, "dot", f"{str(phase.get('name', '')).replace('_', '-')} starts ", top=False)
+
+    marks: dict[int, list[tuple[str, str]]] = {}
+    for epoch, label, color in ((best, "best", BEST), (restored, "restored", RESTORED), (stopped, "stopped", STOPPED)):
+        if epoch is not None and 1 <= epoch <= max(n, 1):
+            marks.setdefault(int(epoch), []).append((label, color))
+    for epoch, items in sorted(marks.items()):
+        vline(epoch, items[0][1], "dash", " + ".join(label for label, _ in items) + f" ({epoch}) ", top=True)
+
+    for (xa, _), title, domain in zip(axes, ("Loss (lower is better)", "Accuracy (higher is better)"), domains):
+        notes.append({"xref": "paper", "yref": "paper", "x": sum(domain) / 2, "y": 1.0, "yanchor": "bottom",
+                      "xanchor": "center", "text": title, "showarrow": False, "font": {"size": 15}})  # fmt: skip
+    x_max = max(n, planned_epochs or 0, 1)
+    xaxis = _axis(title={"text": "epoch"}, range=[0.5, x_max + 0.5], dtick=max(1, math.ceil(x_max / 10)))
+    layout = _layout(
+        height,
+        hovermode="x unified",
+        shapes=shapes,
+        annotations=notes,
+        xaxis={**xaxis, "domain": domains[0], "anchor": "y"},
+        xaxis2={**xaxis, "domain": domains[1], "anchor": "y2"},
+        yaxis=_axis(rangemode="tozero", anchor="x"),
+        yaxis2=_axis(range=[0, 1.02], tickformat=".0%", anchor="x2"),
+    )
+    return go.Figure({"data": traces, "layout": layout})
+
+
+# --------------------------------------------------------------------------- data
+
+
+@st.cache_resource(**_CACHE)
+def class_counts_figure(
+    class_names: Sequence[str], counts: Mapping[str, Sequence[int]], height: int = 320
+) -> go.Figure:
+    """Images per class in each split, as grouped bars."""
+    traces = [
+        {
+            "type": "bar", "x": list(class_names), "y": list(counts[split]), "name": SPLIT_NAMES[split],
+            "marker": {"color": SPLIT_COLORS[split]}, "text": list(counts[split]), "textposition": "outside",
+            "hovertemplate": f"%{{x}}: %{{y}} {SPLIT_NAMES[split]} images<extra></extra>",
+        }
+        for split in ("train", "val", "test")
+        if split in counts
+    ]  # fmt: skip
+    layout = _layout(height, barmode="group", bargap=0.25, xaxis=_axis(), yaxis=_axis(title={"text": "images"}))
+    return go.Figure({"data": traces, "layout": layout})
+
+
+# --------------------------------------------------------------------------- architecture
+
+
+@st.cache_resource(**_CACHE)
+def feature_map_figure(stages: Sequence[tuple[str, str, tuple[int, ...]]], height: int = 300) -> go.Figure:
+    """How the feature map shrinks and deepens: one box per stage.
+
+    ``stages`` are ``(name, kind, output_shape)``. A box's height is the map's
+    side relative to the input; its width grows with the number of channels
+    (log scale, so 3 and 512 both fit). A 1D vector (flatten, dense) is a thin bar.
+    """
+    traces: list[dict] = []
+    notes: list[dict] = []
+    x = 0.0
+    side0 = max((s[2][0] for s in stages if len(s[2]) == 3), default=1)
+    depth_max = max((math.log2(max(s[2][-1], 2)) for s in stages), default=1.0)
+    for name, kind, shape in stages:
+        if len(shape) == 3:
+            h = max(shape[0] / side0, 0.03)
+            w = 0.25 + 0.75 * math.log2(max(shape[2], 2)) / depth_max
+            label = f"{shape[0]}×{shape[1]}×{shape[2]}"
+            color = KIND_COLORS.get(kind, TRAIN)
+        else:
+            h, w = 0.9, 0.12
+            label = f"{shape[0]:,}"
+            color = KIND_COLORS["vector"]
+        x0, x1 = x, x + w
+        traces.append({
+            "type": "scatter", "x": [x0, x1, x1, x0, x0], "y": [-h / 2, -h / 2, h / 2, h / 2, -h / 2],
+            "fill": "toself", "mode": "lines", "line": {"color": color, "width": 1}, "fillcolor": color,
+            "opacity": 0.85, "name": name, "showlegend": False, "hoveron": "fills",
+            "hovertemplate": f"<b>{name}</b> ({kind})<br>output {label}<extra></extra>",
+        })  # fmt: skip
+        notes.append({"x": (x0 + x1) / 2, "y": -0.62, "text": label, "showarrow": False, "font": {"size": 11},
+                      "textangle": -35})  # fmt: skip
+        notes.append({"x": (x0 + x1) / 2, "y": 0.58, "text": name.replace("block", "b"), "showarrow": False,
+                      "font": {"size": 10, "color": MUTED}, "textangle": -35})  # fmt: skip
+        x = x1 + 0.35
+    legend = (("input", "input"), ("Conv2D", "convolution"), ("MaxPooling2D", "pooling"), ("vector", "vector"))
+    for kind, label in legend:
+        if any(k == kind or (kind == "vector" and len(s) == 1) for _, k, s in stages):
+            traces.append({"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": label,
+                           "marker": {"symbol": "square", "size": 12, "color": KIND_COLORS[kind]}})  # fmt: skip
+    layout = _layout(
+        height,
+        annotations=notes,
+        showlegend=True,
+        xaxis={"visible": False, "range": [-0.3, x + 0.1]},
+        yaxis={"visible": False, "range": [-0.95, 0.85]},
+    )
+    return go.Figure({"data": traces, "layout": layout})
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+@st.cache_resource(**_CACHE)
+def confusion_figure(
+    matrix: Sequence[Sequence[int]], class_names: Sequence[str], selected: tuple[int, int] | None = None,
+    height: int | None = None,
+) -> go.Figure:  # fmt: skip
+    """The confusion matrix as a heatmap whose cells can be clicked.
+
+    Plotly heatmaps do not report selections, so an invisible square marker sits
+    on every cell: clicking a cell selects that marker, whose x/y are the
+    predicted and true class names.
+    """
+    names = [str(n) for n in class_names]
+    k = len(names)
+    height = height or min(680, 200 + 80 * k)
+    z = [[int(v) for v in row] for row in matrix]
+    xs, ys, tips = [], [], []
+    for r in range(k):
+        for c in range(k):
+            xs.append(names[c])
+            ys.append(names[r])
+            v = z[r][c]
+            what = "correct" if r == c else f"{names[r]} mistaken for {names[c]}"
+            tips.append(f"true {names[r]}, predicted {names[c]}: {v} image{'s' if v != 1 else ''} ({what})")
+    traces = [
+        {
+            "type": "heatmap", "z": z, "x": names, "y": names, "colorscale": "Blues", "showscale": False,
+            "text": [[str(v) for v in row] for row in z], "texttemplate": "%{text}", "textfont": {"size": 15},
+            "hoverinfo": "skip", "xgap": 2, "ygap": 2,
+        },
+        {
+            "type": "scatter", "x": xs, "y": ys, "mode": "markers", "name": "cells", "showlegend": False,
+            "marker": {"symbol": "square", "size": max(18, int((height - 120) / max(k, 1) * 0.9)),
+                       "color": "rgba(0,0,0,0)"},
+            "selected": {"marker": {"opacity": 0}}, "unselected": {"marker": {"opacity": 0}},
+            "hovertext": tips, "hovertemplate": "%{hovertext}<extra></extra>",
+        },
+    ]  # fmt: skip
+    shapes = []
+    if selected is not None:
+        r, c = selected
+        shapes.append({"type": "rect", "x0": c - 0.5, "x1": c + 0.5, "y0": r - 0.5, "y1": r + 0.5,
+                       "line": {"color": VAL, "width": 4}, "fillcolor": "rgba(0,0,0,0)"})  # fmt: skip
+    layout = _layout(
+        height,
+        top=10,
+        shapes=shapes,
+        clickmode="event+select",
+        dragmode=False,
+        hovermode="closest",
+        xaxis=_axis(title={"text": "predicted class"}, side="bottom", showgrid=False, type="category"),
+        yaxis=_axis(title={"text": "true class"}, autorange="reversed", showgrid=False, type="category",
+                    scaleanchor="x", constrain="domain"),
+    )  # fmt: skip
+    return go.Figure({"data": traces, "layout": layout})
+
+
+def probabilities_figure(
+    class_names: Sequence[str], probs: Sequence[float], true_class: int | None = None, height: int | None = None
+) -> go.Figure:
+    """One image's class probabilities as horizontal bars; the top class is dark, the true class outlined."""
+    names = [str(n) for n in class_names]
+    p = [float(v) for v in probs]
+    top = max(range(len(p)), key=lambda i: p[i]) if p else -1
+    trace = {
+        "type": "bar", "x": p, "y": names, "orientation": "h",
+        "marker": {"color": [TRAIN if i == top else "rgba(37,99,168,0.35)" for i in range(len(names))],
+                   "line": {"color": [BEST if i == true_class else "rgba(0,0,0,0)" for i in range(len(names))],
+                            "width": 3}},
+        "text": [f"{v:.0%}" for v in p], "textposition": "outside", "hovertemplate": "%{y}: %{x:.1%}<extra></extra>",
+    }  # fmt: skip
+    layout = _layout(
+        height or 60 + 34 * len(names),
+        top=20,
+        xaxis=_axis(range=[0, 1.15], tickformat=".0%", title={"text": "probability"}),
+        yaxis=_axis(autorange="reversed"),
+    )
+    return go.Figure({"data": [trace], "layout": layout})
+
+
+def spec(fig: go.Figure) -> dict:
+    """The figure as plain JSON data (for tests and debugging)."""
+    return json.loads(fig.to_json())

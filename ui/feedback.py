@@ -1,0 +1,94 @@
+"""Page frame and messages: headers, empty states, and errors without tracebacks.
+
+Expected problems (a bad zip, an architecture that does not fit, a missing
+weights file) arrive from core as ``ValueError`` subclasses whose message
+already says what happened and what to do: they are shown as they are.
+Anything else is a bug: students get a calm sentence, the teacher gets the
+details in an expander.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+log = logging.getLogger("cnnlab.ui")
+
+
+def show_error(exc: BaseException) -> None:
+    """An expected problem: its message is written for the student."""
+    st.error(str(exc), icon=":material/error:")
+
+
+def show_unexpected(exc: BaseException, doing: str = "drawing this page") -> None:
+    log.exception("unexpected error while %s", doing)
+    st.error(
+        f"Something went wrong while {doing}. Your stored runs are safe. "
+        "Try again, or pick another run or dataset; if it keeps happening, show the details below to your teacher.",
+        icon=":material/sentiment_dissatisfied:",
+    )
+    with st.expander("Details (for the teacher)"):
+        st.code("".join(traceback.format_exception(exc)), language="text")
+
+
+@contextmanager
+def errors_shown(doing: str = "drawing this part of the page") -> Iterator[None]:
+    """Show an exception raised inside the block as a message; the rest of the page still draws.
+
+    Streamlit's own rerun/stop/switch-page signals are BaseExceptions and pass through.
+    """
+    try:
+        yield
+    except ValueError as exc:  # DataError, ArchitectureError, ConfigError, WeightsError, ...
+        show_error(exc)
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a student
+        show_unexpected(exc, doing)
+
+
+def run_page(main: Callable[[], None]) -> None:
+    """Run a page's ``main`` inside app.py's frame, with friendly errors."""
+    from ui.frame import ensure_app
+
+    ensure_app()
+    with errors_shown("drawing this page"):
+        main()
+
+
+def header(title: str, intro: str) -> None:
+    st.title(title)
+    st.markdown(intro)
+
+
+def empty_state(message: str, page: str | None = None, label: str | None = None, icon: str | None = None) -> None:
+    """Say why there is nothing to show and where to go instead."""
+    st.info(message, icon=":material/info:")
+    if page:
+        link(page, label or "Go there", icon=icon)
+
+
+def link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` that degrades to plain text when the page is not in the navigation (tests)."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        st.markdown(f"**{label}**")
+
+
+_FLASH = "_flash"
+
+
+def set_flash(message: str) -> None:
+    """A message for the next page the student lands on (e.g. after a remedy button)."""
+    st.session_state[_FLASH] = message
+
+
+def flash() -> None:
+    """Show (once) the message another page left for this one."""
+    message = st.session_state.pop(_FLASH, None)
+    if message:
+        st.success(message, icon=":material/auto_fix_high:")

@@ -1,0 +1,198 @@
+"""Cached handles on core: the run store, the worker, records, arrays, models, datasets.
+
+Streamlit's two caches, as the house style uses them:
+
+- ``st.cache_resource`` for shared objects that must not be copied: the
+  :class:`~core.store.RunStore`, the training worker, loaded Keras models.
+  A model is shared by every session, so it is only ever used to predict
+  (under a lock), never trained or changed.
+- ``st.cache_data`` for values: run records, test arrays, preparation
+  summaries, augmentation previews. Each caller gets its own copy.
+
+Everything is keyed by the store's home folder (``CNNLAB_HOME``), so tests
+that point the app at another home get another store. Importing this module
+does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.config import AugmentConfig, ModelConfig
+from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
+from core.store import RunRecord, RunStore, default_home
+from core.worker import Job, TrainingWorker, get_worker
+
+
+def home() -> str:
+    return str(default_home())
+
+
+# --------------------------------------------------------------------------- store and worker
+
+
+@st.cache_resource(show_spinner=False)
+def _store(home_dir: str) -> RunStore:
+    return RunStore(home_dir)
+
+
+def store() -> RunStore:
+    """The run store under CNNLAB_HOME (one per process)."""
+    return _store(home())
+
+
+@st.cache_resource(show_spinner=False)
+def _worker(home_dir: str) -> TrainingWorker:
+    w = get_worker()
+    if Path(w.store.home).resolve() != Path(home_dir).resolve():
+        # Only when CNNLAB_HOME changed after the process-wide worker was made (tests).
+        w = TrainingWorker(_store(home_dir))
+    return w
+
+
+def worker() -> TrainingWorker:
+    """The process-wide training worker: every session and tab shares it."""
+    return _worker(home())
+
+
+def find_job(job_id: str | None) -> Job | None:
+    if not job_id:
+        return None
+    return next((j for j in worker().jobs() if j.id == job_id), None)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def list_runs() -> list[dict[str, Any]]:
+    """Summaries of the stored runs, newest first (one SQLite query, not cached)."""
+    return store().list_runs()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _record(home_dir: str, run_id: str) -> RunRecord | None:
+    return _store(home_dir).get(run_id)
+
+
+def record(run_id: str | None) -> RunRecord | None:
+    """A stored run's record (cached: a run's record never changes once written)."""
+    if not run_id:
+        return None
+    rec = _record(home(), run_id)
+    if rec is None:
+        _record.clear(home(), run_id)  # do not remember a miss: the run may be written soon
+    return rec
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _arrays(home_dir: str, run_id: str) -> dict[str, Any]:
+    return _store(home_dir).load_arrays(run_id)
+
+
+def arrays(run_id: str) -> dict[str, Any]:
+    """The run's test images, true labels and predicted probabilities (may be empty)."""
+    return _arrays(home(), run_id)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _model(home_dir: str, run_id: str) -> tuple[Any, threading.Lock]:
+    return _store(home_dir).load_model(run_id), threading.Lock()
+
+
+def predict(rec: RunRecord, images_uint8) -> Any:
+    """Class probabilities from the run's best model, loaded once per run and shared read-only."""
+    from core.runs import predict_images
+
+    model, lock = _model(home(), rec.run_id)
+    with lock:
+        return predict_images(store(), rec, images_uint8, model=model)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def bundled() -> list[BundledInfo]:
+    """The datasets in sample_data/ (re-read every 30 s: they can be generated while the app runs)."""
+    return bundled_datasets()
+
+
+def bundled_info(source: str | None) -> BundledInfo | None:
+    return next((b for b in bundled() if b.name == source), None)
+
+
+def dataset(source: str, image_size: int = 64, channels: int = 3) -> Dataset:
+    """The decoded dataset (core.data keeps the last few in memory and notices changed files)."""
+    return load_dataset(source, image_size=image_size, channels=channels)
+
+
+def class_names(source: str, image_size: int = 64, channels: int = 3) -> list[str]:
+    info = bundled_info(source)
+    if info is not None:
+        return list(info.classes)
+    return list(dataset(source, image_size, channels).class_names)
+
+
+def fit_classes(cfg: ModelConfig, source: str | None) -> ModelConfig:
+    """``cfg`` with as many outputs as the dataset has classes (unchanged if the data cannot be read)."""
+    if not source:
+        return cfg
+    try:
+        n = len(class_names(source, cfg.input_size, cfg.channels))
+    except ValueError:
+        return cfg
+    return cfg.replace(num_classes=n) if n >= 2 and n != cfg.num_classes else cfg
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _preparation(fingerprint: str, loss: str, test_size: float, val_split: float, seed: int,
+                 train_fraction: float, _ds: Dataset) -> dict[str, Any]:  # fmt: skip
+    prepared = prepare_data(
+        _ds, loss=loss, test_size=test_size, val_split=val_split, seed=seed, train_fraction=train_fraction
+    )
+    return prepared.to_dict()
+
+
+def preparation(ds: Dataset, loss: str, test_size: float, val_split: float, seed: int,
+                train_fraction: float = 1.0) -> dict[str, Any]:  # fmt: skip
+    """``PreparedData.to_dict()`` (steps and class counts, no arrays), cached by the data's fingerprint."""
+    return _preparation(ds.fingerprint, loss, float(test_size), float(val_split), int(seed), float(train_fraction), ds)
+
+
+def sample_indices(ds: Dataset, per_class: int) -> dict[str, list[int]]:
+    """The first ``per_class`` image indices of each class, for a sample grid."""
+    out: dict[str, list[int]] = {name: [] for name in ds.class_names}
+    for i, label in enumerate(ds.labels.tolist()):
+        bucket = out[ds.class_names[label]]
+        if len(bucket) < per_class:
+            bucket.append(i)
+    return out
+
+
+def server_paths_allowed() -> bool:
+    """Whether students may load a folder on the server (CNNLAB_ALLOW_SERVER_PATHS=0 turns it off)."""
+    return os.environ.get("CNNLAB_ALLOW_SERVER_PATHS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def save_upload(data: bytes) -> Path:
+    """Keep an uploaded zip in the store's uploads folder, named by its SHA-256 (same bytes, same file)."""
+    target = store().uploads_dir / f"{hashlib.sha256(data).hexdigest()}.zip"
+    if not target.exists():
+        tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return target
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def augment_preview(_image, image_key: str, cfg: AugmentConfig, n: int, seed: int):
+    """``n`` augmented versions of one image (imports TensorFlow on first use)."""
+    from core.augment import preview
+
+    return preview(_image, cfg, n=n, seed=seed)

@@ -1,0 +1,128 @@
+"""The sidebar app.py draws around every page: the active dataset, the run to show, training status.
+
+Both selects use ``key=`` (``dataset``, ``run_id``), so they keep their value
+across page switches, and pages read them from ``st.session_state``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from ui import resources, state
+
+ACTIVE = ("queued", "running")
+
+
+def folder_label(source: str) -> str:
+    return f"Folder: {Path(source).name or source}"
+
+
+def dataset_label(source: str | None) -> str:
+    if not source:
+        return "(none)"
+    info = resources.bundled_info(source)
+    if info is not None:
+        return f"{info.title} ({info.n_images} images)"
+    return (st.session_state.get(state.SOURCES) or {}).get(source) or folder_label(source)
+
+
+def source_name(source: str) -> str:
+    """A short name for a run's data source: the bundled name, the uploaded file's name, or the folder's."""
+    if resources.bundled_info(source) is not None:
+        return source
+    label = (st.session_state.get(state.SOURCES) or {}).get(source, "")
+    if label.startswith("Upload: "):
+        return label.removeprefix("Upload: ")
+    return Path(source).name or source
+
+
+def when(timestamp: float) -> str:
+    t = time.localtime(timestamp)
+    if time.strftime("%Y-%m-%d", t) == time.strftime("%Y-%m-%d"):
+        return time.strftime("%H:%M", t)
+    return time.strftime("%d %b %H:%M", t)
+
+
+def run_label(summary: dict) -> str:
+    acc = summary.get("test_accuracy")
+    score = f"test {acc:.0%}" if isinstance(acc, (int, float)) else "no test score"
+    stopped = " (stopped)" if summary.get("status") == "stopped" else ""
+    return f"{when(summary['created'])} · {source_name(summary['source'])} · {score}{stopped} · {summary['label']}"
+
+
+def render(on_train_page: bool = False) -> None:
+    """The sidebar; the Train page shows its own live training panel, so no status here."""
+    with st.sidebar:
+        _dataset_select()
+        _run_select()
+        if not on_train_page:
+            _training_status()
+
+
+def _dataset_select() -> None:
+    ss = st.session_state
+    options = [b.name for b in resources.bundled()] + [s for s in (ss.get(state.SOURCES) or {})]
+    current = ss.get(state.DATASET)
+    if current and current not in options:  # e.g. a run's folder, chosen by a remedy button: keep offering it
+        state.add_source(current, folder_label(current))
+        options.append(current)
+    if not options:
+        st.caption("No dataset yet: choose or upload one on the Data page.")
+        return
+    if current not in options:
+        ss[state.DATASET] = options[0]
+    labels = {source: dataset_label(source) for source in options}
+    st.selectbox(
+        "Dataset",
+        options,
+        key=state.DATASET,
+        format_func=labels.get,
+        help="The images every page works with. Upload your own or pick a folder on the Data page.",
+    )
+
+
+def _run_select() -> None:
+    ss = st.session_state
+    runs = resources.list_runs()
+    if not runs:
+        st.caption("No run yet: train one on the Train page.")
+        return
+    labels = {r["run_id"]: run_label(r) for r in runs}
+    if ss.get(state.RUN_ID) not in labels:
+        ss[state.RUN_ID] = runs[0]["run_id"]
+    st.selectbox(
+        "Run",
+        list(labels),
+        key=state.RUN_ID,
+        format_func=labels.get,
+        help="The trained network the Diagnostics and Predictions pages show. Newest first.",
+    )
+    summary = next(r for r in runs if r["run_id"] == ss[state.RUN_ID])
+    verdict = (summary.get("verdict") or "").replace("_", " ")
+    st.caption(
+        f"{summary['epochs_run']} epochs · best epoch {summary['best_epoch']}"
+        + (f" · {verdict}" if verdict else "")
+    )
+
+
+def _training_status() -> None:
+    job = resources.find_job(st.session_state.get(state.JOB_ID))
+    if job is not None and job.active:
+        _status_fragment(job.id)
+
+
+@st.fragment(run_every=2.0)
+def _status_fragment(job_id: str) -> None:
+    job = resources.find_job(job_id)
+    snap = job.snapshot() if job is not None else None
+    if snap is None or snap["state"] not in ACTIVE:
+        if snap is not None:
+            state.select_finished_run(job_id, snap["run_id"])
+        st.rerun()
+    if snap["state"] == "queued":
+        st.caption(f"Your training is waiting in the queue: {snap['label']}")
+    else:
+        st.progress(snap["fraction"], text=f"Training: epoch {snap['epoch']}/{snap['epochs']}")
