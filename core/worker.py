@@ -179,6 +179,9 @@ class TrainingWorker:
         if job is None or not job.active:
             return False
         job.stop_event.set()
+        with job._lock:
+            if job.state == QUEUED:  # never started: drop it now, the loop will skip it
+                job.state, job.finished, job.error = STOPPED, time.time(), "Stopped before it started."
         return True
 
     def get(self, job_id: str) -> Job | None:
@@ -211,7 +214,8 @@ class TrainingWorker:
             job = self._queue.get()
             if job.stop_event.is_set():
                 with job._lock:
-                    job.state, job.finished, job.error = STOPPED, time.time(), "Stopped before it started."
+                    if job.state == QUEUED:
+                        job.state, job.finished, job.error = STOPPED, time.time(), "Stopped before it started."
                 continue
             with job._lock:
                 job.state, job.started = RUNNING, time.time()
@@ -247,10 +251,17 @@ _worker_lock = threading.Lock()
 
 
 def get_worker() -> TrainingWorker:
-    """The process-wide worker (created on first use, with the default store)."""
+    """The process-wide worker, on the store under the current ``CNNLAB_HOME``.
+
+    Created on first use; if ``CNNLAB_HOME`` has changed since (tests, a notebook
+    switching stores), a new worker serves the new store once the old one is idle.
+    """
     global _worker
+    from core.store import default_home
+
     with _worker_lock:
-        if _worker is None:
-            _worker = TrainingWorker()
+        home = default_home()
+        if _worker is None or (_worker.store.home != home and _worker.running() is None and not _worker.queued()):
+            _worker = TrainingWorker(RunStore(home))
         return _worker
 

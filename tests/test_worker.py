@@ -49,7 +49,8 @@ def test_jobs_queue_in_order(tiny_folder, store):
     second = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=2, batch_size=8, seed=2))
     assert second.state in ("queued", "running")
     if second.state == "queued":
-        assert w.stop(second.id)  # a queued job is dropped before it starts
+        assert w.stop(second.id)  # a queued job is dropped at once, before it starts
+        assert second.state == STOPPED and second not in w.queued()
     w.wait(first, timeout=120)
     w.wait(second, timeout=120)
     assert first.state == DONE
@@ -81,3 +82,13 @@ def test_bad_requests_fail_before_queueing_and_failures_do_not_kill_the_worker(t
     good = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, seed=6))
     w.wait(good, timeout=60)
     assert good.state == DONE
+
+
+def test_get_worker_follows_the_store_home(tmp_path, monkeypatch):
+    from core.worker import get_worker
+
+    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path / "a"))
+    a = get_worker()
+    assert a is get_worker() and a.store.home == tmp_path / "a"
+    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path / "b"))
+    assert get_worker().store.home == tmp_path / "b"
