@@ -73,7 +73,16 @@ def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig):
     ds = load_dataset(source, image_size=model_cfg.input_size, channels=model_cfg.channels)
     if model_cfg.num_classes != len(ds.class_names):
         model_cfg = model_cfg.replace(num_classes=len(ds.class_names))
-    return ds, model_cfg, run_key(model_cfg, train_cfg, ds.fingerprint)
+    identity = ds.fingerprint
+    if model_cfg.model == "vgg16" and model_cfg.weights not in ("imagenet", "offline", "none"):
+        # A weights file is known by its content, not its path: new weights at the same path are a new run.
+        from pathlib import Path
+
+        from core.transfer import file_digest
+
+        if Path(model_cfg.weights).is_file():
+            identity += ":" + file_digest(model_cfg.weights)
+    return ds, model_cfg, run_key(model_cfg, train_cfg, identity)
 
 
 def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:

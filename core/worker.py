@@ -181,7 +181,7 @@ class TrainingWorker:
         job.stop_event.set()
         with job._lock:
             if job.state == QUEUED:  # never started: drop it now, the loop will skip it
-                job.state, job.finished, job.error = STOPPED, time.time(), "Stopped before it started."
+                job.state, job.finished, job.error = STOPPED, time.time(), "Cancelled before it started: nothing was trained."
         return True
 
     def get(self, job_id: str) -> Job | None:
@@ -215,7 +215,7 @@ class TrainingWorker:
             if job.stop_event.is_set():
                 with job._lock:
                     if job.state == QUEUED:
-                        job.state, job.finished, job.error = STOPPED, time.time(), "Stopped before it started."
+                        job.state, job.finished, job.error = STOPPED, time.time(), "Cancelled before it started: nothing was trained."
                 continue
             with job._lock:
                 job.state, job.started = RUNNING, time.time()
