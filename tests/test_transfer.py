@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import write_tiny_dataset
+from tinydata import write_tiny_dataset
 from core import transfer as T
 from core.config import AugmentConfig, ModelConfig, TrainConfig
 from core.data import load_dataset, prepare_data
