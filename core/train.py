@@ -289,6 +289,25 @@ def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def check_inputs(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedData) -> None:
+    """Refuse, with the fix in the message, data that do not fit the model or the loss."""
+    if data.loss != train_cfg.loss:
+        raise ValueError(
+            f"The data were prepared for loss={data.loss!r} but training asks for loss={train_cfg.loss!r}; "
+            "prepare them again with the same loss (one-hot labels for 'categorical', integers for 'sparse')."
+        )
+    if model_cfg.num_classes != len(data.class_names):
+        raise ValueError(
+            f"The model has {model_cfg.num_classes} outputs but the data have {len(data.class_names)} classes "
+            f"({', '.join(data.class_names)}). Set num_classes={len(data.class_names)}."
+        )
+    if tuple(data.input_shape) != model_cfg.input_shape():
+        raise ValueError(
+            f"The images are {data.input_shape} but the model takes {model_cfg.input_shape()}: load the dataset "
+            f"with image_size={model_cfg.input_size} and channels={model_cfg.channels}."
+        )
+
+
 def train_model(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -309,16 +328,7 @@ def train_model(
     Returns:
         A :class:`TrainResult`; ``result.model`` holds the best epoch's weights.
     """
-    if data.loss != train_cfg.loss:
-        raise ValueError(
-            f"The data were prepared for loss={data.loss!r} but training asks for loss={train_cfg.loss!r}; "
-            "prepare them again with the same loss (one-hot labels for 'categorical', integers for 'sparse')."
-        )
-    if model_cfg.num_classes != len(data.class_names):
-        raise ValueError(
-            f"The model has {model_cfg.num_classes} outputs but the data have {len(data.class_names)} classes "
-            f"({', '.join(data.class_names)}). Set num_classes={len(data.class_names)}."
-        )
+    check_inputs(model_cfg, train_cfg, data)
     if model_cfg.model == "vgg16":
         from core.transfer import train_transfer
 

@@ -853,21 +853,9 @@ def _feature_source(data: PreparedData) -> tuple[np.ndarray, str, np.ndarray, np
 def _check_inputs(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedData) -> None:
     if model_cfg.model != "vgg16":
         raise ValueError(f"train_transfer trains the VGG16 transfer model. Received: model={model_cfg.model!r}")
-    if data.loss != train_cfg.loss:
-        raise ValueError(
-            f"The data were prepared for loss={data.loss!r} but training asks for loss={train_cfg.loss!r}; "
-            "prepare them again with the same loss."
-        )
-    if model_cfg.num_classes != len(data.class_names):
-        raise ValueError(
-            f"The model has {model_cfg.num_classes} outputs but the data have {len(data.class_names)} classes. "
-            f"Set num_classes={len(data.class_names)}."
-        )
-    if tuple(data.input_shape) != model_cfg.input_shape():
-        raise ValueError(
-            f"The images are {data.input_shape} but the model takes {model_cfg.input_shape()}: load the dataset "
-            f"with image_size={model_cfg.input_size} and channels=3."
-        )
+    from core.train import check_inputs
+
+    check_inputs(model_cfg, train_cfg, data)
 
 
 def _snapshot(model: keras.Model) -> dict[str, list[np.ndarray]]:

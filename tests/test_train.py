@@ -78,6 +78,8 @@ def test_mismatched_loss_or_classes_are_explained(data):
         train_model(TINY, TrainConfig(loss="sparse"), data)
     with pytest.raises(ValueError, match="Set num_classes=3"):
         train_model(TINY.replace(num_classes=5), TrainConfig(), data)
+    with pytest.raises(ValueError, match="image_size=32"):
+        train_model(TINY.replace(input_size=32), TrainConfig(), data)
 
 
 def test_augmentation_runs_in_training(data):
