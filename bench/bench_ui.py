@@ -1,6 +1,6 @@
 """Dashboard timings: slider -> layer table, Home's first render, reopening a stored run.
 
-Run from the repository root:  python test-output/bench_ui.py  (prints a table; takes about a minute).
+Run from the repository root:  python bench/bench_ui.py  (prints a table; takes about a minute).
 Uses a private CNNLAB_HOME and a small synthetic thin-section set, so it touches nothing else.
 
 1. Slider -> updated layer table: AppTest on the Architecture page (through app.py, as in the
