@@ -17,7 +17,8 @@ from streamlit.errors import StreamlitAPIException
 
 from core import lab
 from core.config import ModelConfig, TrainConfig
-from core.worker import get_worker
+from ui import resources
+from ui.feedback import job_status
 
 K = "lab."  # this page's session keys
 RUN = K + "run"  # the lab this session started last: source, variants, job ids, settings text
@@ -154,7 +155,7 @@ def _start(source: str, model_cfg: ModelConfig | None, chosen: list[str]) -> Non
                                 train_cfg=TrainConfig(learning_rate=lr))  # fmt: skip
     variants = [v for v in variants if v.name in chosen]
     try:
-        jobs = lab.submit_lab(source, variants)
+        jobs = lab.submit_lab(source, variants, worker=resources.worker())
     except ValueError as exc:  # DataError, ArchitectureError, ConfigError: the message says what to do
         st.error(str(exc), icon=":material/error:")
         return
@@ -171,34 +172,9 @@ def _start(source: str, model_cfg: ModelConfig | None, chosen: list[str]) -> Non
 
 
 def _snapshots(run: dict) -> tuple[list, list[dict | None]]:
-    w = get_worker()
+    w = resources.worker()
     jobs = [w.get(job_id) for job_id in run["job_ids"]]
     return jobs, [j.snapshot() if j is not None else None for j in jobs]
-
-
-def _status(title: str, snap: dict | None) -> None:
-    if snap is None:
-        st.warning(f"{title}: the trainer no longer tracks this job (was the server restarted?). "
-                   "Press Run the lab again; stored variants come back at once.")  # fmt: skip
-        return
-    state = snap["state"]
-    if state == "failed":
-        st.error(f"{title}: {snap['error']}", icon=":material/error:")
-        if snap.get("detail"):
-            with st.expander("Details (for the teacher)"):
-                st.code(snap["detail"], language="text")
-        return
-    if state == "queued":
-        text = f"{title}: queued"
-    elif state == "running":
-        text = f"{title}: training, epoch {snap['epoch']} of {snap['epochs']}"
-    elif state == "stopped":
-        text = f"{title}: stopped"
-    elif snap["cached"]:
-        text = f"{title}: cached (stored run, not retrained)"
-    else:
-        text = f"{title}: trained"
-    st.progress(float(snap["fraction"]), text=text)
 
 
 def _chart(curves: list[dict], show_train: bool) -> go.Figure:
@@ -270,9 +246,9 @@ def _results(run: dict, polling: bool) -> None:
     st.subheader("Results")
     st.caption(run["settings"])
     for v, snap in zip(variants, snaps, strict=True):
-        _status(v.title, snap)
+        job_status(v.title, snap, "Press Run the lab again; stored variants come back at once.")
     if active and st.button("Stop the lab", key=K + "stop", icon=":material/stop:"):
-        worker = get_worker()
+        worker = resources.worker()
         for j in jobs:
             if j is not None and j.active:
                 worker.stop(j.id)

@@ -15,7 +15,7 @@ from core.config import AugmentConfig, ModelConfig, TrainConfig
 from core.layers import layer_table
 from core.transfer import WEIGHT_SOURCES, comparison_rows, compare_configs, weights_status
 from ui import charts, resources, state
-from ui.feedback import header, run_page
+from ui.feedback import header, job_status, run_page
 
 K = "transfer."  # this page's widget keys
 JOBS = "transfer_jobs"  # {"scratch": job id, "transfer": job id, "settings": text}
@@ -173,30 +173,6 @@ def _snapshots(run: dict) -> dict[str, dict | None]:
     return out
 
 
-def _status(role: str, snap: dict | None) -> None:
-    title = ROLES[role]
-    if snap is None:
-        st.warning(f"{title}: the trainer no longer tracks this job (was the server restarted?). "
-                   "Press the compare button again; stored runs come back at once.")  # fmt: skip
-        return
-    s = snap["state"]
-    if s == "failed":
-        st.error(f"{title}: {snap['error']}", icon=":material/error:")
-        return
-    if s == "queued":
-        text = f"{title}: queued"
-    elif s == "running":
-        text = f"{title}: training, epoch {snap['epoch']} of {snap['epochs']}" + (
-            f" ({snap['phase']})" if snap.get("phase") else "")
-    elif s == "stopped":
-        text = f"{title}: stopped"
-    elif snap["cached"]:
-        text = f"{title}: cached (stored run, not retrained)"
-    else:
-        text = f"{title}: trained"
-    st.progress(float(snap["fraction"]), text=text)
-
-
 def _table(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
@@ -245,7 +221,7 @@ def _results(run: dict, polling: bool) -> None:
     st.subheader("Scratch CNN vs VGG16 transfer")
     st.caption(run["settings"])
     for role, snap in snaps.items():
-        _status(role, snap)
+        job_status(ROLES[role], snap, "Press the compare button again; stored runs come back at once.")
     if active:
         if st.button("Stop both", key=K + "stop", icon=":material/stop:"):
             for role in ROLES:

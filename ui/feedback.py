@@ -92,3 +92,33 @@ def flash() -> None:
     message = st.session_state.pop(_FLASH, None)
     if message:
         st.success(message, icon=":material/auto_fix_high:")
+
+
+def job_status(title: str, snap: dict | None, retry: str) -> None:
+    """One line per worker job: a progress bar saying queued / training / cached / trained, or the error.
+
+    ``snap`` is ``Job.snapshot()``, or None when the worker no longer knows the job (a restart);
+    ``retry`` tells the student what to press again in that case.
+    """
+    if snap is None:
+        st.warning(f"{title}: the trainer no longer tracks this job (was the server restarted?). {retry}")
+        return
+    state = snap["state"]
+    if state == "failed":
+        st.error(f"{title}: {snap['error']}", icon=":material/error:")
+        if snap.get("detail"):
+            with st.expander("Details (for the teacher)"):
+                st.code(snap["detail"], language="text")
+        return
+    if state == "queued":
+        text = f"{title}: queued"
+    elif state == "running":
+        phase = f" ({snap['phase']})" if snap.get("phase") and snap["phase"] != "train" else ""
+        text = f"{title}: training, epoch {snap['epoch']} of {snap['epochs']}{phase}"
+    elif state == "stopped":
+        text = f"{title}: stopped"
+    elif snap["cached"]:
+        text = f"{title}: cached (stored run, not retrained)"
+    else:
+        text = f"{title}: trained"
+    st.progress(float(snap["fraction"]), text=text)

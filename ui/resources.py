@@ -47,18 +47,9 @@ def store() -> RunStore:
     return _store(home())
 
 
-@st.cache_resource(show_spinner=False)
-def _worker(home_dir: str) -> TrainingWorker:
-    w = get_worker()
-    if Path(w.store.home).resolve() != Path(home_dir).resolve():
-        # Only when CNNLAB_HOME changed after the process-wide worker was made (tests).
-        w = TrainingWorker(_store(home_dir))
-    return w
-
-
 def worker() -> TrainingWorker:
-    """The process-wide training worker: every session and tab shares it."""
-    return _worker(home())
+    """The process-wide training worker: every session and tab shares it (on CNNLAB_HOME's store)."""
+    return get_worker()
 
 
 def find_job(job_id: str | None) -> Job | None:
