@@ -145,3 +145,22 @@ def idle_worker():
             w.stop(job.id)
     for job in w.jobs():
         w.wait(job, timeout=120)
+
+
+@pytest.fixture
+def private_worker(tmp_path, monkeypatch):
+    """A process-wide worker and run store of this test's own: its runs stay out of the session's
+    store, whose newest run other page tests expect to be theirs."""
+    import core.worker
+    from core.store import RunStore
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CNNLAB_HOME", str(home))
+    worker = core.worker.TrainingWorker(RunStore(home))
+    monkeypatch.setattr(core.worker, "_worker", worker)
+    yield worker
+    for job in worker.jobs():
+        if job.active:
+            worker.stop(job.id)
+    for job in worker.jobs():
+        worker.wait(job, timeout=120)

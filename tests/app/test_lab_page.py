@@ -8,29 +8,14 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import AugmentConfig, ModelConfig, TrainConfig
 from core.lab import VARIANT_NAMES, lab_variants
-from core.store import RunRecord, RunStore
+from core.store import RunRecord
 from core.worker import get_worker
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "lab.py")
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8)
 
 
-@pytest.fixture(autouse=True)
-def private_worker(tmp_path, monkeypatch):
-    """A process-wide worker and run store of this test's own: the lab's runs stay out of the
-    session's store, whose newest run other page tests expect to be theirs."""
-    import core.worker
-
-    home = tmp_path / "home"
-    monkeypatch.setenv("CNNLAB_HOME", str(home))
-    worker = core.worker.TrainingWorker(RunStore(home))
-    monkeypatch.setattr(core.worker, "_worker", worker)
-    yield worker
-    for job in worker.jobs():
-        if job.active:
-            worker.stop(job.id)
-    for job in worker.jobs():
-        worker.wait(job, timeout=120)
+pytestmark = pytest.mark.usefixtures("private_worker")
 
 
 def page(**state) -> AppTest:

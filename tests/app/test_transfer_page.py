@@ -3,27 +3,15 @@
 import pytest
 from apphelpers import chart_specs, texts
 
-from core.store import RunStore
 
 PAGE = "pages/transfer.py"
 
 
 @pytest.fixture(autouse=True)
-def private_worker(tmp_path, monkeypatch):
-    """A worker and run store of this test's own, so its runs stay out of the session's store."""
-    import core.worker
-
-    home = tmp_path / "home"
-    monkeypatch.setenv("CNNLAB_HOME", str(home))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet file there
-    worker = core.worker.TrainingWorker(RunStore(home))
-    monkeypatch.setattr(core.worker, "_worker", worker)
-    yield worker
-    for job in worker.jobs():
-        if job.active:
-            worker.stop(job.id)
-    for job in worker.jobs():
-        worker.wait(job, timeout=120)
+def no_imagenet_file(tmp_path, monkeypatch, private_worker):
+    """This test's own worker and store, and an empty Keras cache: the ImageNet file is always missing."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return private_worker
 
 
 def metrics(at) -> dict[str, str]:
