@@ -20,25 +20,60 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
+
+from core.errors import UserError
 
 # Bump when a change to the engine makes stored runs incomparable with new ones.
 ENGINE_VERSION = 1
 
-MODELS = ("cnn", "vgg16")
+# Every choice list and its label lives here, once: the pages, the CLI and the engine read them.
+MODEL_LABELS: dict[str, str] = {
+    "cnn": "CNN from scratch (Conv2D -> MaxPooling2D blocks)",
+    "vgg16": "VGG16 transfer learning (frozen base + new head)",
+}
+MODELS = tuple(MODEL_LABELS)
 PADDINGS = ("valid", "same")
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-LOSSES = ("categorical", "sparse")
-MONITORS = ("val_loss", "val_accuracy")
+OPTIMIZER_LABELS: dict[str, str] = {
+    "adam": "Adam (the course's choice)",
+    "sgd": "SGD (plain stochastic gradient descent)",
+    "rmsprop": "RMSprop",
+}
+OPTIMIZERS = tuple(OPTIMIZER_LABELS)
+LOSS_LABELS: dict[str, str] = {
+    "categorical": "categorical_crossentropy (one-hot labels)",
+    "sparse": "sparse_categorical_crossentropy (integer labels)",
+}
+LOSSES = tuple(LOSS_LABELS)
+MONITOR_LABELS: dict[str, str] = {
+    "val_loss": "validation loss (lower is better)",
+    "val_accuracy": "validation accuracy (higher is better)",
+}
+MONITORS = tuple(MONITOR_LABELS)
+# The learning rates offered by the Train page, the overfitting lab and remedies (adam's default 0.001).
+LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
-WEIGHT_SOURCES = ("imagenet", "offline", "none")  # or a path to a weights file
+# Where a VGG16 base gets its weights; any other value of ModelConfig.weights is a path to a file.
+WEIGHT_SOURCE_LABELS: dict[str, str] = {
+    "imagenet": "VGG16 conv base, ImageNet weights (Keras; internet once, or a cached file)",
+    "offline": "VGG16 conv base, edge-detection weights from HED/BSDS500",
+    "none": "architecture only, not transfer learning",
+}
+WEIGHT_SOURCES = tuple(WEIGHT_SOURCE_LABELS)
+WEIGHT_FILE_LABEL = "a VGG16 weights file"
+
+
+def weights_label(weights: str) -> str:
+    """The label of a weight source; a path is shown as the file it names."""
+    return WEIGHT_SOURCE_LABELS.get(weights) or f"{WEIGHT_FILE_LABEL}: {weights}"
 
 # The course's network: 64x64x3 -> 3 x (Conv 3x3 -> MaxPool 2x2) with 32/64/128
 # filters -> Flatten -> Dense 128 -> Dropout 0.5 -> Dense 5 softmax.
 COURSE_PARAMS = 683_845
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration value is out of range or of the wrong kind."""
 
 
@@ -267,7 +302,9 @@ class TrainConfig(_Serializable):
         test_size: fraction of the whole dataset held out for the test.
         early_stopping: patience in epochs; 0 turns early stopping off.
         monitor: the metric early stopping and the checkpoint watch.
-        restore_best: with early stopping, roll back to the best epoch's weights.
+        restore_best: with early stopping, keep the best epoch's weights (True) or
+            the last epoch's (False). Without early stopping the best epoch's
+            weights are always kept: that is the course's checkpoint.
         seed: makes the split, the initial weights and the shuffling reproducible.
         train_fraction: use only this stratified fraction of the training part
             (the overfitting lab's small-data setting); 1.0 uses all of it.
@@ -350,3 +387,100 @@ def _train_key(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
         d.pop("fine_tune_epochs", None)
         d.pop("fine_tune_lr", None)
     return d
+
+
+def apply_changes(
+    changes: Mapping[str, Any] | Any,
+    model_cfg: ModelConfig | None = None,
+    train_cfg: TrainConfig | None = None,
+) -> tuple[ModelConfig, TrainConfig]:
+    """Apply dotted-key changes (``{"model.dropout": 0.5, "train.epochs": 30}``) to the two configs.
+
+    ``changes`` is a mapping, or anything with a ``changes`` mapping (a remedy,
+    a lab preset). ``"train.augment"`` takes ``"course"``
+    (:meth:`AugmentConfig.course`), ``"none"`` (no augmentation) or a dict of
+    AugmentConfig fields.
+
+    Returns:
+        New ``(ModelConfig, TrainConfig)``; the inputs are not changed.
+
+    Raises:
+        ConfigError: a key names no config field or a value is out of range.
+    """
+    if not isinstance(changes, Mapping):
+        changes = changes.changes
+    model_cfg = model_cfg or ModelConfig()
+    train_cfg = train_cfg or TrainConfig()
+    parts: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
+    known = {
+        "model": {f.name for f in dataclasses.fields(ModelConfig)},
+        "train": {f.name for f in dataclasses.fields(TrainConfig)},
+    }
+    for key, value in changes.items():
+        section, _, name = key.partition(".")
+        if section not in parts or name not in known[section]:
+            raise ConfigError(
+                f"Unknown setting {key!r}: expected 'model.<field>' or 'train.<field>' with a field of "
+                f"ModelConfig or TrainConfig."
+            )
+        if key == "train.augment":
+            if value == "course":
+                value = AugmentConfig.course()
+            elif value in ("none", None):
+                value = AugmentConfig()
+            elif isinstance(value, Mapping):
+                value = AugmentConfig.from_dict(dict(value))
+        elif isinstance(value, list):
+            value = tuple(value)
+        parts[section][name] = value
+    return model_cfg.replace(**parts["model"]), train_cfg.replace(**parts["train"])
+
+
+def describe(model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
+    """A run's short label: what distinguishes it at a glance (the run list, the pages, the CLI)."""
+    if model_cfg.model == "vgg16":
+        arch = f"VGG16 ({model_cfg.weights}) + Dense {model_cfg.dense_units}"
+        if train_cfg.fine_tune_epochs:
+            arch += f", fine-tune {train_cfg.fine_tune_epochs}"
+    else:
+        filters = "-".join(str(f) for f in model_cfg.block_filters())
+        arch = f"CNN {filters} k{model_cfg.kernel_size}"
+        if model_cfg.padding == "same":
+            arch += " same"
+        if model_cfg.batchnorm:
+            arch += " BN"
+        arch += f" · Dense {model_cfg.dense_units}"
+    parts = [
+        arch,
+        f"drop {model_cfg.dropout:g}",
+        f"{train_cfg.optimizer} {train_cfg.learning_rate:g}",
+        f"{train_cfg.epochs} ep",
+    ]
+    if train_cfg.augment.enabled:
+        parts.append("aug")
+    if train_cfg.early_stopping:
+        parts.append(f"ES{train_cfg.early_stopping}")
+        if not train_cfg.restore_best:
+            parts.append("last weights")
+    if train_cfg.train_fraction < 1:
+        parts.append(f"{train_cfg.train_fraction:.0%} data")
+    if train_cfg.seed != 42:
+        parts.append(f"seed {train_cfg.seed}")
+    return " · ".join(parts)
+
+
+def network_text(model_cfg: ModelConfig) -> str:
+    """The network in one readable sentence (the Train and lab pages' "Network:" line)."""
+    m = model_cfg
+    if m.model == "vgg16":
+        source = m.weights if m.weights in WEIGHT_SOURCE_LABELS else "file"
+        body = f"VGG16 base ({source} weights) + Dense {m.dense_units}"
+    else:
+        filters = "-".join(str(f) for f in m.block_filters())
+        blocks = f"{m.blocks} block{'s' if m.blocks > 1 else ''}"
+        extra = ", batch norm" if m.batchnorm else ""
+        body = (
+            f"CNN with {blocks} ({filters} filters, {m.kernel_size}×{m.kernel_size} kernels, {m.padding} padding"
+            f"{extra}) + Dense {m.dense_units}"
+        )
+    return f"{body}, dropout {m.dropout:g} · input {m.input_size}×{m.input_size} · {m.num_classes} classes"

@@ -1,0 +1,16 @@
+"""The one base class of every error a user can fix.
+
+Everything the engine raises because of what a person asked for (a bad
+setting, a dataset that cannot be used, an impossible architecture, weights
+that are not there) derives from :class:`UserError`. Callers rely on it:
+the CLI exits 2 with the message alone, the dashboard shows it as a
+sentence, the worker marks the job failed with it. Anything else is a bug
+and is reported as one.
+
+It is a ``ValueError`` so code written against the older, plainer errors
+keeps working.
+"""
+
+
+class UserError(ValueError):
+    """Something the user asked for cannot be done; the message says why and how to fix it."""
