@@ -34,7 +34,7 @@ from machine import cpu_flags  # noqa: E402
 
 def forward_flops(cfg) -> int:
     """Multiply-adds x 2 of one image's forward pass through the configured CNN."""
-    from core.layers import layer_table
+    from core.architecture import layer_table
 
     flops, c = 0, cfg.channels
     for row in layer_table(cfg).rows:
@@ -108,7 +108,7 @@ def core_training(data, epochs: int, **variant) -> float:
 
 def layer_table_ms(n: int = 2000) -> tuple[float, float]:
     from core.config import ModelConfig
-    from core.layers import check_architecture, layer_table
+    from core.architecture import check_architecture, layer_table
 
     rng = random.Random(0)
     cfgs = []

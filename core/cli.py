@@ -203,7 +203,7 @@ def _print_table(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> Non
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from core.layers import layer_table
+    from core.architecture import layer_table
 
     table = layer_table(_model_cfg(args))
     if args.json:
@@ -251,7 +251,7 @@ def run_payload(rec) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.runs import run_experiment
+    from core.experiment import run_experiment
 
     model_cfg, train_cfg = _model_cfg(args), _train_cfg(args)
     progress = None if args.json else _progress_printer(sys.stderr)

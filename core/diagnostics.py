@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from core.config import LOSSES, AugmentConfig, ConfigError, ModelConfig, TrainConfig
-from core.layers import check_architecture, layer_table
+from core.architecture import check_architecture, layer_table
 
 VERDICTS = ("good_fit", "overfitting", "underfitting", "still_improving")
 TITLES = {

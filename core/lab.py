@@ -15,7 +15,7 @@ Everything else (network, optimizer, learning rate, batch size, epochs, the
 train/val/test split, the training-data fraction and the seed) is the same,
 so any difference in the curves comes from the setting the variant names.
 
-Every variant is an ordinary run: it goes through :func:`core.runs.run_experiment`
+Every variant is an ordinary run: it goes through :func:`core.experiment.run_experiment`
 (the CLI, :func:`run_lab`) or the background worker (the dashboard,
 :func:`submit_lab`) and lands in the run store, so asking for the same lab
 again returns stored runs at once.
@@ -54,7 +54,6 @@ LAB_DROPOUT = 0.5
 # The course's EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True).
 LAB_PATIENCE = 5
 # Learning rates the lab page offers (0.001 is Adam's default; 1e-5 is the Underfit preset's).
-LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
 @dataclass(frozen=True)
@@ -472,7 +471,7 @@ def run_lab(
         The runs' records, in the variants' order; ``record.cached`` tells
         which came from the store.
     """
-    from core.runs import run_experiment
+    from core.experiment import run_experiment
     from core.store import RunStore
 
     variants = list(variants) if variants is not None else lab_variants()
@@ -498,136 +497,20 @@ def submit_lab(source: str, variants: Sequence[LabVariant], *, worker: TrainingW
     return [worker.submit(source, v.model_cfg, v.train_cfg) for v in variants]
 
 
-# --- The CLI ----------------------------------------------------------------
-
-TABLE_COLUMNS = [
-    ("title", "Variant"),
-    ("best_val_accuracy", "Best-epoch val acc"),
-    ("final_gap", "Train-val gap (last epoch)"),
-    ("test_accuracy", "Test acc"),
-    ("epochs", "Epochs"),
-    ("time", "Time"),
-]
-
-
-def format_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """The table's cells as text (for the CLI and the bench)."""
-
-    def num(x: float | None, fmt: str) -> str:
-        return "-" if x is None else format(x, fmt)
-
-    out = []
-    for r in rows:
-        epochs = "-"
-        if r.get("epochs_run") is not None:
-            epochs = f"{r['epochs_run']}/{r['epochs_planned']}"
-            if r.get("best_epoch"):
-                epochs += f" (best {r['best_epoch']})"
-        time_text = num(r.get("seconds"), ".1f") + " s" if r.get("seconds") is not None else "-"
-        if r.get("cached"):
-            time_text += " (stored)"
-        out.append(
-            {
-                "title": r["title"],
-                "best_val_accuracy": num(r.get("best_val_accuracy"), ".3f"),
-                "final_gap": num(r.get("final_gap"), "+.3f"),
-                "test_accuracy": num(r.get("test_accuracy"), ".3f"),
-                "epochs": epochs,
-                "time": time_text,
-            }
-        )
-    return out
-
-
-def print_table(rows: Sequence[Mapping[str, Any]], file=None) -> None:
-    """The lab's table as aligned text."""
-    file = file or sys.stdout
-    cells = format_rows(rows)
-    widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in TABLE_COLUMNS]
-    print("  ".join(h.ljust(w) for (_, h), w in zip(TABLE_COLUMNS, widths, strict=True)), file=file)
-    for c in cells:
-        print("  ".join(c[k].ljust(w) for (k, _), w in zip(TABLE_COLUMNS, widths, strict=True)), file=file)
-
-
-def run_lab_cli(args: Any) -> int:
-    """``python -m core lab``: train the variants (or fetch them) and print the table or JSON.
-
-    ``args`` has ``data``, ``fraction``, ``epochs``, ``seed`` and ``json``.
-    Returns the exit code (0). Data and configuration errors propagate to
-    :func:`core.cli.main`, which prints them in one line.
-    """
-    from core.runs import resolve
-
-    variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
-    resolve(args.data, variants[0].model_cfg, variants[0].train_cfg)  # a data problem: one line, before anything
-    quiet = bool(args.json)
-    n = len(variants)
-    if not quiet:
-        print(
-            f"Overfitting lab on {args.data}: {n} variants, {args.fraction:.0%} of the training images, "
-            f"up to {args.epochs} epochs, seed {args.seed}. Stored variants come back at once.",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def report(i: int, v: LabVariant, rec: RunRecord) -> None:
-        if not quiet:
-            how = "stored run" if rec.cached else f"trained in {rec.seconds:.1f} s"
-            print(f"[{i + 1}/{n}] {v.title}: {len(rec.history.get('loss', []))} epochs, {how}",
-                  file=sys.stderr, flush=True)
-
-    records = run_lab(args.data, variants, on_variant=report)
-    rows = lab_rows(variants, records)
-    summary = lab_summary(rows)
-    if args.json:
-        payload = {
-            "data": args.data,
-            "fraction": args.fraction,
-            "epochs": args.epochs,
-            "seed": args.seed,
-            "variants": [
-                {
-                    **row,
-                    "history": rec.history,
-                    "model_config": rec.model_config,
-                    "train_config": rec.train_config,
-                }
-                for row, rec in zip(rows, records, strict=True)
-            ],
-            "summary": summary,
-        }
-        print(json.dumps(payload))
-        return 0
-    print_table(rows)
-    print()
-    for r in rows:
-        print(f"{r['title']}: {r['changes']}")
-    if summary:
-        print()
-        print(" ".join(summary))
-    print("All variants are scored with their best epoch's weights (lowest validation loss).")
-    return 0
-
-
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_FRACTION",
     "DEFAULT_SEED",
     "LAB_DROPOUT",
     "LAB_PATIENCE",
-    "LEARNING_RATES",
     "PRESETS",
-    "TABLE_COLUMNS",
     "VARIANT_NAMES",
     "LabVariant",
     "Preset",
-    "format_rows",
     "lab_curves",
     "lab_rows",
     "lab_summary",
     "lab_variants",
-    "print_table",
     "run_lab",
-    "run_lab_cli",
     "submit_lab",
 ]

@@ -1,6 +1,6 @@
 """Model builders. ``compile`` and ``fit`` live in :mod:`core.train`, not here.
 
-Layer names are explicit and equal the names in :func:`core.layers.layer_table`,
+Layer names are explicit and equal the names in :func:`core.architecture.layer_table`,
 so the table and Keras' ``model.summary()`` can be compared row by row.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.config import ModelConfig
-from core.layers import ArchitectureError, check_architecture
+from core.architecture import ArchitectureError, check_architecture
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -61,7 +61,7 @@ def _build_cnn(cfg: ModelConfig) -> keras.Model:
 def keras_summary_rows(model: keras.Model) -> list[dict]:
     """Keras' own view of each top-level layer: name, output shape, params, trainable.
 
-    Used by the tests to hold :func:`core.layers.layer_table` to Keras, and by
+    Used by the tests to hold :func:`core.architecture.layer_table` to Keras, and by
     the CLI's ``summary --from-keras`` check.
     """
     import numpy as np

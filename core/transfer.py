@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.config import ModelConfig, TrainConfig
-from core.layers import VGG16_BLOCKS
+from core.architecture import VGG16_BLOCKS
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -1069,7 +1069,7 @@ def compare_configs(model_cfg: ModelConfig, train_cfg: TrainConfig, weights: str
     Raises:
         ArchitectureError: one of the two does not fit the input size (VGG16 needs 32 or more).
     """
-    from core.layers import ArchitectureError, check_architecture
+    from core.architecture import ArchitectureError, check_architecture
 
     shared = {
         "input_size": model_cfg.input_size,
@@ -1130,73 +1130,3 @@ def comparison_rows(scratch_record: RunRecord, transfer_record: RunRecord) -> li
                 "the transfer run. Compare runs of the same dataset, split and seed."
             )
     return [_comparison_row("scratch", scratch_record), _comparison_row("transfer", transfer_record)]
-
-
-def _fmt(v: Any, pct: bool = False) -> str:
-    if v is None:
-        return "-"
-    if pct:
-        return f"{v:.3f}"
-    if isinstance(v, float):
-        return f"{v:.1f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def run_compare_cli(args: Any) -> int:
-    """``python -m core compare``: a scratch CNN and the VGG16 transfer model on the same split and seed.
-
-    ``args`` has ``data``, ``weights``, ``epochs``, ``seed`` and ``json``. The
-    transfer run goes first, so unusable weights fail before minutes of CNN
-    training. Returns the exit code (0); errors propagate to core.cli.main.
-    """
-    import sys
-
-    from core.cli import _print_table, _progress_printer, run_payload
-    from core.runs import run_experiment
-
-    train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
-    scratch_cfg, transfer_cfg = compare_configs(ModelConfig(), train_cfg, args.weights)
-    progress = None if args.json else _progress_printer(sys.stderr)
-    records = {}
-    for role, cfg in (("transfer", transfer_cfg), ("scratch", scratch_cfg)):
-        if not args.json:
-            print(f"{role}: {'VGG16 + head, ' + args.weights + ' weights' if role == 'transfer' else 'course CNN'}",
-                  file=sys.stderr, flush=True)
-        records[role] = run_experiment(args.data, cfg, train_cfg, progress=progress)
-    rows = comparison_rows(records["scratch"], records["transfer"])
-    if args.json:
-        print(json.dumps({
-            "data": args.data, "weights": args.weights, "epochs": args.epochs, "seed": args.seed,
-            "rows": rows, "runs": {k: run_payload(r) for k, r in records.items()},
-        }))  # fmt: skip
-        return 0
-    table = [
-        {
-            "model": r["model"],
-            "weights": r["weights"],
-            "trainable": _fmt(r["trainable_params"])
-            + (f" (+{r['fine_tuned_params']:,} fine-tuned)" if r["fine_tuned_params"] else ""),
-            "frozen": _fmt(r["frozen_params"]),
-            "seconds": _fmt(r["seconds"]) + (" (stored)" if records[r["model"]].cached else ""),
-            "best": f"{r['best_epoch']}/{r['epochs_run']}",
-            "val": _fmt(r["best_val_accuracy"], True),
-            "test": _fmt(r["test_accuracy"], True),
-            "f1": _fmt(r["macro_f1"], True),
-        }
-        for r in rows
-    ]
-    _print_table(table, [("model", "Model"), ("weights", "Weights"), ("trainable", "Trainable"),
-                         ("frozen", "Frozen"), ("seconds", "Seconds"), ("best", "Best epoch"),
-                         ("val", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1")])  # fmt: skip
-    print()
-    classes = list(rows[0]["f1"])
-    _print_table(
-        [{"class": c, "scratch": _fmt(rows[0]["f1"].get(c), True), "transfer": _fmt(rows[1]["f1"].get(c), True)}
-         for c in classes],
-        [("class", "Class"), ("scratch", "F1 scratch"), ("transfer", "F1 transfer")],
-    )  # fmt: skip
-    print(f"\nTransfer features: {rows[1]['features']}")
-    print("Both runs: same images, split and seed; val accuracy at the best epoch (lowest val_loss).")
-    return 0

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import ConfigError, ModelConfig, TrainConfig
-from core.layers import ArchitectureError, check_architecture
+from core.architecture import ArchitectureError, check_architecture
 from core.store import RunRecord, RunStore
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,8 @@ class TrainingWorker:
         Raises the data and architecture errors at once (before queueing), so a
         page can show them next to the control that caused them.
         """
-        from core.runs import describe, resolve
+        from core.config import describe
+        from core.experiment import resolve
 
         _, model_cfg, key = resolve(source, model_cfg, train_cfg)
         problems = check_architecture(model_cfg)
@@ -208,7 +209,7 @@ class TrainingWorker:
         return job
 
     def _loop(self) -> None:
-        import core.runs
+        import core.experiment
 
         while True:
             job = self._queue.get()
@@ -220,7 +221,7 @@ class TrainingWorker:
             with job._lock:
                 job.state, job.started = RUNNING, time.time()
             try:
-                rec = core.runs.run_experiment(
+                rec = core.experiment.run_experiment(
                     job.source,
                     job.model_cfg,
                     job.train_cfg,

@@ -1,6 +1,6 @@
 """Architecture: build the network with sliders and watch its layer table and shapes update.
 
-Everything here is core.layers arithmetic (pure Python): no TensorFlow, so the
+Everything here is core.architecture arithmetic (pure Python): no TensorFlow, so the
 table follows a slider at once.
 """
 
@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.config import COURSE_PARAMS, ModelConfig
-from core.layers import check_architecture, layer_table
+from core.architecture import check_architecture, layer_table
 from ui import charts, resources, state
 from ui.feedback import flash, header, run_page
 

@@ -5,8 +5,8 @@ Deliberately light: no plotly, no TensorFlow, so it opens in about a second.
 
 import streamlit as st
 
-from core.layers import check_architecture, layer_table
-from core.runs import describe
+from core.architecture import check_architecture, layer_table
+from core.config import describe
 from ui import resources, state
 from ui.feedback import link, run_page
 from ui.sidebar import dataset_label

@@ -12,8 +12,9 @@ import streamlit as st
 
 from core.augment import course_code, keras_code
 from core.config import AugmentConfig, TrainConfig
-from core.layers import check_architecture
-from core.runs import describe, resolve
+from core.architecture import check_architecture
+from core.config import describe
+from core.experiment import resolve
 from ui import charts, resources, state
 from ui.feedback import errors_shown, flash, header, link, run_page, show_unexpected
 from ui.sidebar import when

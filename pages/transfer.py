@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.layers import layer_table
+from core.architecture import layer_table
 from core.transfer import WEIGHT_SOURCES, comparison_rows, compare_configs, weights_status
 from ui import charts, resources, state
 from ui.feedback import header, job_status, run_page

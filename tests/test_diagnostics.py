@@ -22,7 +22,7 @@ from core.diagnostics import (
     evaluate,
     fit_summary_text,
 )
-from core.layers import layer_table
+from core.architecture import layer_table
 
 EPOCHS = np.arange(1, 21)
 

@@ -118,7 +118,7 @@ def test_import_and_status_do_not_load_tensorflow():
 
 
 def test_layer_table_equals_keras_counts_without_training():
-    from core.layers import layer_table
+    from core.architecture import layer_table
     from core.model import build_model, keras_summary_rows
 
     cfg = ModelConfig(model="vgg16", weights="none")  # 64x64, Dense 128, 5 classes: the course's
@@ -519,7 +519,7 @@ def test_compare_configs_share_input_and_head():
     assert scratch.channels == 3
     s2, _ = T.compare_configs(ModelConfig(model="vgg16", weights="none"), TrainConfig(), "none")
     assert s2 == ModelConfig()  # the course's CNN
-    from core.layers import ArchitectureError
+    from core.architecture import ArchitectureError
 
     with pytest.raises(ArchitectureError, match="at least 32x32"):
         T.compare_configs(ModelConfig(input_size=28), TrainConfig(), "none")

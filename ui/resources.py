@@ -98,7 +98,7 @@ def _model(home_dir: str, run_id: str) -> tuple[Any, threading.Lock]:
 
 def predict(rec: RunRecord, images_uint8) -> Any:
     """Class probabilities from the run's best model, loaded once per run and shared read-only."""
-    from core.runs import predict_images
+    from core.experiment import predict_images
 
     model, lock = _model(home(), rec.run_id)
     with lock:

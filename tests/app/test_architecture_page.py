@@ -47,7 +47,7 @@ def test_the_table_follows_the_sliders(open_page, five_class_dir):
     assert not at.exception
     expected = ModelConfig(blocks=2, filters=16, padding="same", batchnorm=True, dense_units=64, dropout=0.3)
     assert at.session_state["model_cfg"] == expected
-    from core.layers import layer_table
+    from core.architecture import layer_table
 
     want = layer_table(expected)
     assert {m.label: m.value for m in at.metric}["Total parameters"] == f"{want.total_params:,}"

@@ -132,7 +132,7 @@ def _history(acc, vacc, vloss):
 
 def test_stored_runs_show_as_curves_table_and_summary(tiny_folder):
     """Hand-made stored runs for the page's exact configurations: every variant comes back cached."""
-    from core.runs import resolve
+    from core.experiment import resolve
 
     # What the page asks for with its default controls and the Architecture page's network.
     variants = lab_variants(fraction=0.2, epochs=30, seed=42, model_cfg=TINY,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.config import ModelConfig, TrainConfig
-from core.runs import predict_images, run_experiment
+from core.experiment import predict_images, run_experiment
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
 FAST = TrainConfig(epochs=2, batch_size=8)
@@ -75,7 +75,7 @@ def test_a_crash_mid_training_leaves_the_store_as_it_was(tiny_folder, store, mon
 
 
 def test_impossible_architecture_is_refused_before_training(tiny_folder, store):
-    from core.layers import ArchitectureError
+    from core.architecture import ArchitectureError
 
     with pytest.raises(ArchitectureError, match="Block 3"):
         run_experiment(str(tiny_folder), TINY.replace(blocks=3, kernel_size=5), FAST, store=store)

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from core.config import COURSE_PARAMS, ModelConfig
-from core.layers import ArchitectureError, check_architecture, layer_table
+from core.architecture import ArchitectureError, check_architecture, layer_table
 
 
 def test_course_network_matches_the_chapter():
@@ -110,7 +110,7 @@ def test_table_equals_keras_summary(cfg):
 def test_vgg16_base_rows_equal_keras_applications():
     import keras
 
-    from core.layers import vgg16_base_rows
+    from core.architecture import vgg16_base_rows
 
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
     theirs = [(layer.name, tuple(layer.output.shape[1:]), layer.count_params()) for layer in base.layers[1:]]

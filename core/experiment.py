@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from core.config import ModelConfig, TrainConfig, run_key
-from core.layers import ArchitectureError, check_architecture, layer_table
+from core.config import ModelConfig, TrainConfig, describe, run_key
+from core.architecture import ArchitectureError, check_architecture, layer_table
 from core.store import RunRecord, RunStore
 
 
@@ -33,37 +33,6 @@ def versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
-
-
-def describe(model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
-    """A short human label: what distinguishes this run at a glance."""
-    if model_cfg.model == "vgg16":
-        arch = f"VGG16 ({model_cfg.weights}) + Dense {model_cfg.dense_units}"
-        if train_cfg.fine_tune_epochs:
-            arch += f", fine-tune {train_cfg.fine_tune_epochs}"
-    else:
-        filters = "-".join(str(f) for f in model_cfg.block_filters())
-        arch = f"CNN {filters} k{model_cfg.kernel_size}"
-        if model_cfg.padding == "same":
-            arch += " same"
-        if model_cfg.batchnorm:
-            arch += " BN"
-        arch += f" · Dense {model_cfg.dense_units}"
-    parts = [
-        arch,
-        f"drop {model_cfg.dropout:g}",
-        f"{train_cfg.optimizer} {train_cfg.learning_rate:g}",
-        f"{train_cfg.epochs} ep",
-    ]
-    if train_cfg.augment.enabled:
-        parts.append("aug")
-    if train_cfg.early_stopping:
-        parts.append(f"ES{train_cfg.early_stopping}")
-    if train_cfg.train_fraction < 1:
-        parts.append(f"{train_cfg.train_fraction:.0%} data")
-    if train_cfg.seed != 42:
-        parts.append(f"seed {train_cfg.seed}")
-    return " · ".join(parts)
 
 
 def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig):

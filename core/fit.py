@@ -1,0 +1,315 @@
+"""Compile and fit, the course's way, with progress, stop and checkpoint hooks.
+
+:func:`train_model` is what the worker, the CLI and the lab call. It is the
+course's ``model.compile(...)`` + ``model.fit(...)`` with three additions that
+cost nothing measurable (see ``bench/bench_engine.py``):
+
+- a progress callable, told about every batch and epoch, so a page or a
+  notebook can draw live curves;
+- a ``threading.Event`` that stops training after the current batch, keeping
+  the history so far and the best weights;
+- the best epoch's weights (lowest ``monitor``), kept in memory as training
+  goes and written once as a ``.keras`` checkpoint at the end. Keras'
+  ``ModelCheckpoint(save_best_only=True)`` writes the file at every
+  improvement instead; holding the weights in memory gives the same file
+  without the disk writes inside the timed loop.
+
+The returned model holds the best epoch's weights: it is the checkpoint, and
+the test metrics and predictions are computed from it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from core.config import ModelConfig, TrainConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+    import numpy as np
+
+    from core.data import PreparedData
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+# Engine-wide choices measured in bench/bench_engine.py (see bench/RESULTS.md):
+# jit_compile: Keras' "auto" leaves XLA off on CPU-only machines.
+# jit_compile=True (XLA) measured ~2.9x slower here; "auto" leaves it off on CPU.
+# pipeline: feed fit() from a shuffled, batched tf.data pipeline with prefetch, so the next
+# batch is ready while the current one trains; measured ~0.9x the time of arrays into fit().
+ENGINE_OPTIONS: dict[str, Any] = {"jit_compile": "auto", "pipeline": True}
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of training, for whoever follows it.
+
+    kind: "start" (before the first batch of a phase), "batch", "epoch" (with
+    the epoch's logs), "end". ``epoch`` is 1-based across all phases;
+    ``epochs`` is the planned total.
+    """
+
+    kind: str
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    logs: dict[str, float] = field(default_factory=dict)
+    phase: str = "train"
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class TrainResult:
+    history: dict[str, list[float]]
+    epoch_seconds: list[float]
+    best_epoch: int  # 1-based, by train_cfg.monitor
+    stopped_early: bool  # early stopping ended training before the last epoch
+    stopped_by_user: bool
+    restored_epoch: int | None  # epoch whose weights early stopping restored
+    model: Any  # keras.Model holding the best epoch's weights
+    phases: list[dict[str, Any]]
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the weight source a transfer run used
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history["loss"])
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow: same seed, same run on the same machine."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def make_optimizer(name: str, learning_rate: float):
+    import keras
+
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=learning_rate)
+    raise ValueError(f"Unknown optimizer {name!r}; expected 'adam', 'sgd' or 'rmsprop'.")
+
+
+def loss_name(loss: str) -> str:
+    """'categorical' -> 'categorical_crossentropy' (one-hot labels); 'sparse' -> integer labels."""
+    return {"categorical": "categorical_crossentropy", "sparse": "sparse_categorical_crossentropy"}[loss]
+
+
+def compile_model(model: keras.Model, train_cfg: TrainConfig, learning_rate: float | None = None) -> None:
+    model.compile(
+        optimizer=make_optimizer(train_cfg.optimizer, learning_rate or train_cfg.learning_rate),
+        loss=loss_name(train_cfg.loss),
+        metrics=["accuracy"],
+        jit_compile=ENGINE_OPTIONS["jit_compile"],
+    )
+
+
+def _callback_classes():
+    """Keras callbacks, defined lazily so importing this module stays cheap."""
+    import keras
+
+    class Hooks(keras.callbacks.Callback):
+        """Progress, stop requests, epoch timing and best-weights tracking in one callback."""
+
+        def __init__(self, *, monitor, progress, stop_event, first_epoch, total_epochs, batches, phase):
+            super().__init__()
+            self.monitor = monitor
+            self.mode_max = monitor.endswith("accuracy")
+            self.progress = progress
+            self.stop_event = stop_event
+            self.first_epoch = first_epoch
+            self.total_epochs = total_epochs
+            self.batches = batches
+            self.phase = phase
+            self.best_value = -math.inf if self.mode_max else math.inf
+            self.best_weights = None
+            self.best_epoch = 0  # 1-based within this phase
+            self.epoch_seconds: list[float] = []
+            self.stopped_by_user = False
+            self._t0 = 0.0
+            self._epoch = 0
+            self._last_batch_report = 0.0
+
+        def _emit(self, kind, **kw):
+            if self.progress is not None:
+                self.progress(ProgressEvent(kind, epochs=self.total_epochs, phase=self.phase, **kw))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+            self._t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.stop_event is not None and self.stop_event.is_set():
+                self.stopped_by_user = True
+                self.model.stop_training = True
+            if self.progress is not None:
+                # At most ~10 reports a second: a report is cheap, a UI redraw is not.
+                now = time.perf_counter()
+                if now - self._last_batch_report > 0.1 or batch + 1 == self.batches:
+                    self._last_batch_report = now
+                    self._emit("batch", epoch=self.first_epoch + self._epoch + 1, batch=batch + 1,
+                               batches=self.batches)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_seconds.append(time.perf_counter() - self._t0)
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            value = logs.get(self.monitor)
+            if value is not None and (value > self.best_value if self.mode_max else value < self.best_value):
+                self.best_value = value
+                self.best_weights = self.model.get_weights()
+                self.best_epoch = epoch + 1
+            self._emit("epoch", epoch=self.first_epoch + epoch + 1, logs=logs)
+
+    return Hooks
+
+
+@dataclass
+class PhaseOutcome:
+    history: dict[str, list[float]]
+    epoch_seconds: list[float]
+    best_epoch: int
+    best_value: float
+    stopped_early: bool
+    stopped_by_user: bool
+    restored_epoch: int | None
+
+
+def fit_phase(
+    model: keras.Model,
+    train_cfg: TrainConfig,
+    train_data: tuple[np.ndarray, np.ndarray],
+    val_data: tuple[np.ndarray, np.ndarray],
+    *,
+    epochs: int,
+    first_epoch: int = 0,
+    total_epochs: int | None = None,
+    phase: str = "train",
+    augment: bool = True,
+    progress: Progress | None = None,
+    stop_event: threading.Event | None = None,
+) -> PhaseOutcome:
+    """One ``model.fit`` on arrays; the model is compiled and left with its best weights.
+
+    Reused by :mod:`core.transfer` for the head (on cached features, with
+    ``augment=False``) and for fine-tuning.
+    """
+    import keras
+
+    x_train, y_train = train_data
+    batches = max(1, math.ceil(len(x_train) / train_cfg.batch_size))
+    Hooks = _callback_classes()
+    hooks = Hooks(
+        monitor=train_cfg.monitor,
+        progress=progress,
+        stop_event=stop_event,
+        first_epoch=first_epoch,
+        total_epochs=total_epochs or epochs,
+        batches=batches,
+        phase=phase,
+    )
+    callbacks: list[keras.callbacks.Callback] = [hooks]
+    early = None
+    if train_cfg.early_stopping:
+        early = keras.callbacks.EarlyStopping(
+            monitor=train_cfg.monitor,
+            patience=train_cfg.early_stopping,
+            restore_best_weights=train_cfg.restore_best,
+        )
+        callbacks.append(early)
+
+    x = _training_input(x_train, y_train, train_cfg, augment)
+    if hooks.progress is not None:
+        hooks._emit("start", epoch=first_epoch + 1, batches=batches)
+    hist = model.fit(
+        x if x is not None else x_train,
+        None if x is not None else y_train,
+        epochs=epochs,
+        batch_size=None if x is not None else train_cfg.batch_size,
+        validation_data=val_data,
+        callbacks=callbacks,
+        shuffle=x is None,  # a tf.data pipeline shuffles itself
+        verbose=0,
+    )
+    history = {k: [float(v) for v in hist.history.get(k, [])] for k in HISTORY_KEYS}
+    ran = len(history["loss"])
+    stopped_early = bool(early is not None and early.stopped_epoch > 0 and not hooks.stopped_by_user)
+    restored = None
+    if early is not None and train_cfg.restore_best and early.best_weights is not None:
+        restored = early.best_epoch + 1
+    if hooks.best_weights is not None:
+        model.set_weights(hooks.best_weights)
+    return PhaseOutcome(
+        history=history,
+        epoch_seconds=hooks.epoch_seconds[:ran],
+        best_epoch=hooks.best_epoch or ran,
+        best_value=hooks.best_value,
+        stopped_early=stopped_early,
+        stopped_by_user=hooks.stopped_by_user,
+        restored_epoch=restored,
+    )
+
+
+def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
+    """A tf.data pipeline when augmenting; None means: let ``fit`` take the arrays.
+
+    The pipeline shuffles (seeded), batches and prefetches, so the next batch
+    is ready while the current one trains: faster than the course's arrays
+    into ``fit`` (bench/bench_engine.py). With augmentation, the random layers
+    run on whole training batches inside it; validation data goes to ``fit``
+    as arrays, so it never passes through them.
+    """
+    augmenting = augment and train_cfg.augment.enabled
+    if not (augmenting or ENGINE_OPTIONS["pipeline"]):
+        return None
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    ds = ds.shuffle(len(x_train), seed=train_cfg.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(train_cfg.batch_size)
+    if augmenting:
+        from core.augment import augment_dataset_fn
+
+        fn = augment_dataset_fn(train_cfg.augment, seed=train_cfg.seed)
+        # Sequential map on purpose: the random layers share state, and parallel calls race
+        # for it, so a seeded run would no longer repeat. Parallel bought no speed here either.
+        ds = ds.map(fn)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def check_inputs(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedData) -> None:
+    """Refuse, with the fix in the message, data that do not fit the model or the loss."""
+    if data.loss != train_cfg.loss:
+        raise ValueError(
+            f"The data were prepared for loss={data.loss!r} but training asks for loss={train_cfg.loss!r}; "
+            "prepare them again with the same loss (one-hot labels for 'categorical', integers for 'sparse')."
+        )
+    if model_cfg.num_classes != len(data.class_names):
+        raise ValueError(
+            f"The model has {model_cfg.num_classes} outputs but the data have {len(data.class_names)} classes "
+            f"({', '.join(data.class_names)}). Set num_classes={len(data.class_names)}."
+        )
+    if tuple(data.input_shape) != model_cfg.input_shape():
+        raise ValueError(
+            f"The images are {data.input_shape} but the model takes {model_cfg.input_shape()}: load the dataset "
+            f"with image_size={model_cfg.input_size} and channels={model_cfg.channels}."
+        )
+
+
+def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities for images already scaled as the model expects."""
+    import numpy as np
+
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float32")
