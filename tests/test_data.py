@@ -19,7 +19,8 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 import core.data as data
-from core.data import DataError, Dataset, load_dataset, prepare_data
+from core.data import DataError, Dataset, load_dataset, loading, prepare_data, sources
+from core.errors import UserError
 
 SIZE = 16  # load size used by the tests; the files themselves are 12 x 12
 CLASSES = ("granite", "sandstone", "shale")
@@ -235,7 +236,7 @@ def test_bundled_name_and_bundled_datasets(tmp_path, monkeypatch):
     make_dataset(root / "thin_sections", n=2)
     (root / "thin_sections" / "classes.txt").write_text("shale\nsandstone\ngranite\n")
     (root / "notes").mkdir()  # no class folders: not a dataset
-    monkeypatch.setattr(data, "SAMPLE_DATA_DIR", root)
+    monkeypatch.setattr(loading, "SAMPLE_DATA_DIR", root)
 
     ds = load_dataset("drill_core", image_size=SIZE)
     assert ds.source == "drill_core"
@@ -455,7 +456,7 @@ def test_missing_path_lists_bundled_names(tmp_path, monkeypatch):
     root = tmp_path / "sample_data"
     make_dataset(root / "drill_core", n=2)
     make_dataset(root / "thin_sections", n=2)
-    monkeypatch.setattr(data, "SAMPLE_DATA_DIR", root)
+    monkeypatch.setattr(loading, "SAMPLE_DATA_DIR", root)
     with pytest.raises(DataError) as e:
         load_dataset(tmp_path / "nope")
     msg = str(e.value)
@@ -466,9 +467,22 @@ def test_missing_path_lists_bundled_names(tmp_path, monkeypatch):
 
 
 def test_missing_path_without_bundled_datasets(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "SAMPLE_DATA_DIR", tmp_path / "none")
+    monkeypatch.setattr(loading, "SAMPLE_DATA_DIR", tmp_path / "none")
     with pytest.raises(DataError, match="No bundled datasets are installed"):
         load_dataset("thin_sections")
+
+
+def test_bundled_datasets_are_the_repos_sample_data():
+    assert loading.SAMPLE_DATA_DIR == Path(__file__).resolve().parent.parent / "sample_data"
+    assert [b.name for b in data.bundled_datasets()] == ["thin_sections", "seismic_facies", "drill_core"]
+
+
+def test_data_errors_are_user_errors(tmp_path):
+    with pytest.raises(UserError) as e:
+        load_dataset(tmp_path / "nope")
+    assert type(e.value) is DataError and isinstance(e.value, ValueError)  # older callers catch ValueError
+    with pytest.raises(UserError, match="is empty"):
+        data.read_image_bytes(b"", name="x.png")
 
 
 def test_file_that_is_not_a_zip(tmp_path):
@@ -501,19 +515,19 @@ def test_zip_bomb_guards(tmp_path, monkeypatch):
         for c in ("a", "b"):
             zf.writestr(f"{c}/zeros.png", b"\0" * (3 << 20))  # 3 MiB that compress to a few KiB
     assert (tmp_path / "big.zip").stat().st_size < 100_000
-    monkeypatch.setattr(data, "MAX_ZIP_BYTES", 4 << 20)
+    monkeypatch.setattr(sources, "MAX_ZIP_BYTES", 4 << 20)
     with pytest.raises(DataError) as e:
         load_dataset(tmp_path / "big.zip")
     assert "would unpack to 6.0 MiB, more than the 4.0 MiB" in str(e.value)
 
-    monkeypatch.setattr(data, "MAX_FILES", 1)
+    monkeypatch.setattr(sources, "MAX_FILES", 1)
     with pytest.raises(DataError, match="has 2 entries, more than the 1 this app reads"):
         load_dataset(tmp_path / "big.zip")
 
 
 def test_too_many_files_in_a_folder(tmp_path, monkeypatch):
     make_dataset(tmp_path / "ds")
-    monkeypatch.setattr(data, "MAX_FILES", 10)
+    monkeypatch.setattr(sources, "MAX_FILES", 10)
     with pytest.raises(DataError, match="more than 10 files and folders"):
         load_dataset(tmp_path / "ds")
 
