@@ -1,0 +1,158 @@
+"""Diagnosing a training run from its curves: the verdict, the evidence and what to try next.
+
+:func:`diagnose` reads Keras' ``history.history`` (``loss``, ``accuracy``,
+``val_loss``, ``val_accuracy``, one value per epoch) and names what the curves
+show: ``good_fit``, ``overfitting``, ``underfitting`` or ``still_improving``,
+with the numbers behind the verdict in plain sentences (:mod:`core.verdict`),
+which epoch's weights the saved model holds, and remedies the app can apply
+(:mod:`core.remedies`, :func:`core.config.apply_changes`). No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.config import ModelConfig, TrainConfig
+from core.curves import json_safe, read_history
+from core.remedies import Remedy, remedies_for
+from core.verdict import Reading
+
+VERDICTS = ("good_fit", "overfitting", "underfitting", "still_improving")
+TITLES = {
+    "good_fit": "Good fit",
+    "overfitting": "Overfitting",
+    "underfitting": "Underfitting",
+    "still_improving": "Still improving",
+}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What the training curves show.
+
+    Attributes:
+        verdict: "good_fit", "overfitting", "underfitting" or "still_improving".
+        title: the verdict for a heading ("Overfitting").
+        headline: one plain sentence for a student.
+        evidence: sentences with the numbers that support the verdict, ending
+            with which epoch's weights the saved model holds (when known).
+        numbers: the measurements behind them (see :func:`diagnose`).
+        remedies: what to try next, most effective first.
+    """
+
+    verdict: str
+    title: str
+    headline: str
+    evidence: list[str]
+    numbers: dict[str, Any]
+    remedies: list[Remedy]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only; NaN and infinity become None."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["remedies"] = [r.to_dict() for r in self.remedies]
+        return json_safe(d)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Diagnosis:
+        """The inverse of :meth:`to_dict` (as the run store keeps it)."""
+        d = dict(data)
+        d["remedies"] = [Remedy(**r) for r in d.get("remedies", [])]
+        return cls(**d)
+
+
+def diagnose(
+    history: Mapping[str, Sequence[float]],
+    *,
+    restored_epoch: int | None = None,
+    stopped_epoch: int | None = None,
+    num_classes: int | None = None,
+    model_cfg: ModelConfig | None = None,
+    train_cfg: TrainConfig | None = None,
+) -> Diagnosis:
+    """Read the training curves and say what they show.
+
+    Args:
+        history: Keras' ``history.history``: lists ``loss``, ``accuracy``,
+            ``val_loss``, ``val_accuracy`` of equal length, one value per epoch.
+        restored_epoch: the epoch (1-based) whose weights were put back at the
+            end of training: the best epoch, restored by early stopping or kept
+            by the checkpoint. None when the model keeps its last epoch's
+            weights (early stopping with ``restore_best=False``).
+        stopped_epoch: the epoch training stopped at (1-based; Keras'
+            ``EarlyStopping.stopped_epoch`` is 0-based, add 1).
+        num_classes: the number of classes, for the chance level ln(C);
+            taken from ``model_cfg`` when not given.
+        model_cfg, train_cfg: the run's settings. Remedies are computed from
+            them (dropout 0.5 -> 0.6) and skipped when already in place
+            (augmentation already on) or when they would change nothing. The
+            course's defaults when None; with no ``train_cfg``,
+            ``restored_epoch`` or ``stopped_epoch`` nothing is said about which
+            weights were saved.
+
+    Returns:
+        A :class:`Diagnosis`. Its ``numbers`` hold ``best_epoch``,
+        ``best_val_loss``, ``best_val_accuracy`` (at the best epoch),
+        ``final_loss``, ``final_val_loss``, ``final_accuracy``,
+        ``final_val_accuracy``, ``gap_accuracy`` (train - val accuracy at the
+        last epoch), ``gap_loss`` (val - train loss at the last epoch),
+        ``overfit_start_epoch`` (the epoch after which validation loss rises
+        while training loss falls, or None), ``val_loss_rise`` (final val loss
+        over its minimum, minus 1), ``epochs_run``, ``chance_loss`` (ln C, or
+        None), ``chance_accuracy``, ``restored_epoch``, ``stopped_epoch``,
+        ``saved_epoch`` (the epoch whose weights the saved model holds, or None
+        when unknown), ``last_third_loss_change`` and
+        ``last_third_val_loss_change`` (relative changes over the last third of
+        the run), ``val_loss_trend`` (relative change along a line fitted to
+        the last epochs), ``diverged_epoch`` (first non-finite loss, or None)
+        and ``short`` (too few epochs to judge).
+
+    Raises:
+        ValueError: the history is not a dict of equal-length per-epoch lists
+            with the four keys, or an epoch or ``num_classes`` is out of range.
+    """
+    loss, acc, vloss, vacc = read_history(history)
+    n = len(loss)
+    for name, value in (("restored_epoch", restored_epoch), ("stopped_epoch", stopped_epoch)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= n
+        ):
+            raise ValueError(
+                f"{name} must be a 1-based epoch in [1, {n}] or None. Got {value!r} instead. "
+                "(Keras' EarlyStopping.stopped_epoch is 0-based and 0 when training was not stopped.)"
+            )
+    if num_classes is None and model_cfg is not None:
+        num_classes = model_cfg.num_classes
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2
+    ):
+        raise ValueError(f"num_classes must be an integer >= 2 or None. Got {num_classes!r} instead.")
+
+    r = Reading(loss, acc, vloss, vacc, num_classes, restored_epoch, stopped_epoch, train_cfg)
+    verdict, headline, evidence = r.judge()
+    remedies = remedies_for(verdict, r, model_cfg or ModelConfig(), train_cfg or TrainConfig())
+    title = "Underfitting (training diverged)" if r.diverged is not None else TITLES[verdict]
+    return Diagnosis(verdict, title, headline, evidence, json_safe(r.numbers), remedies)
+
+
+def fit_summary_text(diagnosis: Diagnosis | Mapping[str, Any]) -> str:
+    """One plain-text paragraph: verdict, evidence and what to try (for the CLI).
+
+    Args:
+        diagnosis: a :class:`Diagnosis` or its ``to_dict()`` (as the run store keeps it).
+
+    Returns:
+        "Overfitting. <headline> <evidence> Things to try: turn on data augmentation; ..."
+    """
+    if isinstance(diagnosis, Mapping):
+        diagnosis = Diagnosis.from_dict(diagnosis)
+    text = f"{diagnosis.title}. {diagnosis.headline} " + " ".join(diagnosis.evidence)
+    if diagnosis.remedies:
+        labels = [r.label[:1].lower() + r.label[1:] for r in diagnosis.remedies]
+        text += " Things to try: " + "; ".join(labels) + "."
+    return text
