@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import tempfile
 import time
@@ -36,14 +37,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from core.config import ModelConfig, TrainConfig  # noqa: E402
+from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset, prepare_data  # noqa: E402
+from core.features import extract_features  # noqa: E402
+from core.store import RunStore  # noqa: E402
+from core.transfer import train_transfer  # noqa: E402
+from core.vgg16 import build_base  # noqa: E402
+from core.weights import preprocess_images  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_flags  # noqa: E402
 
 
 def load_data(args):
     """(PreparedData, description) of the bundled dataset, or of random images with --random."""
-    from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset, prepare_data
-
     if args.random:
         rng = np.random.default_rng(0)
         n = args.random
@@ -93,8 +100,6 @@ def course_approach(data, base_weights, epochs: int, measured: int) -> dict:
     import keras
     from keras import layers
 
-    from core.transfer import preprocess_images
-
     keras.utils.set_random_seed(42)
     base_model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
     base_model.set_weights(base_weights)
@@ -127,9 +132,6 @@ def course_approach(data, base_weights, epochs: int, measured: int) -> dict:
 
 
 def core_approach(data, epochs: int, store) -> dict:
-    from core.config import ModelConfig, TrainConfig
-    from core.transfer import train_transfer
-
     cfg = ModelConfig(model="vgg16", input_size=64, num_classes=data.num_classes, weights="offline")
     t0, c0 = time.perf_counter(), time.process_time()
     res = train_transfer(cfg, TrainConfig(epochs=epochs, seed=42), data, store=store)
@@ -156,10 +158,6 @@ def bf16_base(base):
 
 def variants(base, images, batch_sizes, rounds: int) -> list[dict]:
     """Each variant timed ``rounds`` times, interleaved (so load from other work hits all alike); min kept."""
-    import random
-
-    from core.transfer import extract_features
-
     ref, _ = extract_features(base, images, "offline", batch_size=64)
     scale = float(np.abs(ref).max())
     runs = [(f"batch {b}", base, {"batch_size": b}) for b in batch_sizes]
@@ -237,9 +235,6 @@ def main() -> None:
 
     import keras
     import tensorflow as tf
-
-    from core.store import RunStore
-    from core.transfer import build_base
 
     print(f"CPU: {cpu_flags()}; TensorFlow {tf.__version__}, Keras {keras.__version__}")
     try:

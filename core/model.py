@@ -1,26 +1,37 @@
-"""Model builders. ``compile`` and ``fit`` live in :mod:`core.train`, not here.
+"""Model builders: the course's CNN, or the VGG16 transfer model (:mod:`core.vgg16`).
 
-Layer names are explicit and equal the names in :func:`core.architecture.layer_table`,
-so the table and Keras' ``model.summary()`` can be compared row by row.
+``compile`` and ``fit`` live in :mod:`core.fit`, not here. Layer names are
+explicit and equal the names in :func:`core.architecture.layer_table`, so the
+table and Keras' ``model.summary()`` can be compared row by row
+(:func:`keras_summary_rows`). Keras is imported inside the builders.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.config import ModelConfig
+import numpy as np
+
 from core.architecture import ArchitectureError, check_architecture
+from core.config import ModelConfig
+from core.vgg16 import build_transfer_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
+    from core.store import RunStore
 
-def build_model(cfg: ModelConfig) -> keras.Model:
+
+def build_model(cfg: ModelConfig, *, seed: int = 42, store: RunStore | None = None) -> keras.Model:
     """Build (not compile) the network described by ``cfg``.
 
     Args:
         cfg: the model configuration; ``cfg.model`` picks the course's CNN or
             the VGG16 transfer model.
+        seed: seeds the random VGG16 base of ``weights="none"`` (the CNN's
+            initial weights follow Keras' global seed instead).
+        store: the run store whose cache keeps VGG16's offline weights between
+            processes; None: no store cache. Unused for the CNN.
 
     Returns:
         An uncompiled ``keras.Model``.
@@ -28,14 +39,13 @@ def build_model(cfg: ModelConfig) -> keras.Model:
     Raises:
         ArchitectureError: the configuration shrinks the feature map below 1x1
             (checked before any layer is built).
+        WeightsError: VGG16's weights cannot be used; the message says what to do.
     """
     problems = check_architecture(cfg)
     if problems:
         raise ArchitectureError(problems)
     if cfg.model == "vgg16":
-        from core.transfer import build_transfer_model
-
-        return build_transfer_model(cfg)
+        return build_transfer_model(cfg, seed=seed, store=store)
     return _build_cnn(cfg)
 
 
@@ -61,11 +71,8 @@ def _build_cnn(cfg: ModelConfig) -> keras.Model:
 def keras_summary_rows(model: keras.Model) -> list[dict]:
     """Keras' own view of each top-level layer: name, output shape, params, trainable.
 
-    Used by the tests to hold :func:`core.architecture.layer_table` to Keras, and by
-    the CLI's ``summary --from-keras`` check.
+    Used by the tests to hold :func:`core.architecture.layer_table` to Keras.
     """
-    import numpy as np
-
     rows = []
     for layer in model.layers:
         trainable = int(sum(np.prod(w.shape) for w in layer.trainable_weights))
