@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin", type=float, default=0.10, help="how much larger the baseline's gap must be")
     args = p.parse_args(argv)
 
-    from core.lab import lab_rows, lab_summary, lab_variants, print_table, run_lab
+    from core.cli.commands import LAB_COLUMNS, lab_cells
+    from core.cli.output import print_table
+    from core.lab import lab_variants, run_lab
+    from core.lab_results import lab_rows, lab_summary
     from core.store import RunStore
 
     home = args.home or tempfile.mkdtemp(prefix="cnnlab-bench-lab-")
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
           f"images; {rec0.layers['total_params']:,} weights (baseline)")  # fmt: skip
     print()
     rows = lab_rows(variants, records)
-    print_table(rows)
+    print_table([lab_cells(r) for r in rows], LAB_COLUMNS)
     print()
     for line in lab_summary(rows):
         print(line)

@@ -1,8 +1,10 @@
 """CNN Lab's engine: data, models, training, diagnostics, the run store and the CLI.
 
-Importing ``core`` is cheap: TensorFlow is only imported by the modules that
-build or train models (``core.model``, ``core.train``, ``core.transfer``,
-``core.augment``), and only when they are used.
+The modules form a stack (docs/ARCHITECTURE.md; import-linter checks it).
+Importing any of them is cheap: TensorFlow, Keras and h5py are imported only
+inside the functions that build, train or read weights (``core.model``,
+``core.vgg16``, ``core.augment``, ``core.fit``, ``core.features``,
+``core.weight_files``), when they are called.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -2,6 +2,6 @@
 
 import sys
 
-from core.cli import main
+from core.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

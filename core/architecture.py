@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import ModelConfig
+from core.errors import UserError
 
 # VGG16's convolutional base (include_top=False): (block, convs, filters).
 VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -94,7 +95,9 @@ class ArchitectureProblem:
     message: str
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(UserError):
+    """The network cannot be built on its input; ``problems`` say why and which control to change."""
+
     def __init__(self, problems: list[ArchitectureProblem]):
         self.problems = problems
         super().__init__(" ".join(p.message for p in problems))
@@ -153,11 +156,16 @@ def check_architecture(cfg: ModelConfig) -> list[ArchitectureProblem]:
     return []
 
 
-def layer_table(cfg: ModelConfig) -> LayerTable:
-    """The layer-by-layer table of ``cfg``; raises ArchitectureError if it cannot be built."""
-    problems = check_architecture(cfg)
+def require_buildable(*cfgs: ModelConfig) -> None:
+    """Raise :class:`ArchitectureError` with every problem of the given configs; return if all can be built."""
+    problems = [p for cfg in cfgs for p in check_architecture(cfg)]
     if problems:
         raise ArchitectureError(problems)
+
+
+def layer_table(cfg: ModelConfig) -> LayerTable:
+    """The layer-by-layer table of ``cfg``; raises ArchitectureError if it cannot be built."""
+    require_buildable(cfg)
     if cfg.model == "vgg16":
         return _vgg16_table(cfg)
     return _cnn_table(cfg)

@@ -13,11 +13,20 @@ import time
 import uuid
 from typing import Any
 
+from pathlib import Path
+
 import numpy as np
 
-from core.config import ModelConfig, TrainConfig, describe, run_key
-from core.architecture import ArchitectureError, check_architecture, layer_table
+from core.architecture import layer_table, require_buildable
+from core.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, describe, run_key
+from core.errors import UserError
+from core.data import Dataset, load_dataset, prepare_data
+from core.diagnosis import diagnose
+from core.evaluation import evaluate
+from core.fit import predict_proba
 from core.store import RunRecord, RunStore
+from core.train import train_model
+from core.weights import file_digest, preprocess_images
 
 
 def versions() -> dict[str, str]:
@@ -35,20 +44,14 @@ def versions() -> dict[str, str]:
     }
 
 
-def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig):
+def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[Dataset, ModelConfig, str]:
     """Load the dataset and fit the model's class count to it. Returns (dataset, model_cfg, key)."""
-    from core.data import load_dataset
-
     ds = load_dataset(source, image_size=model_cfg.input_size, channels=model_cfg.channels)
     if model_cfg.num_classes != len(ds.class_names):
         model_cfg = model_cfg.replace(num_classes=len(ds.class_names))
     identity = ds.fingerprint
-    if model_cfg.model == "vgg16" and model_cfg.weights not in ("imagenet", "offline", "none"):
+    if model_cfg.model == "vgg16" and model_cfg.weights not in WEIGHT_SOURCES:
         # A weights file is known by its content, not its path: new weights at the same path are a new run.
-        from pathlib import Path
-
-        from core.transfer import file_digest
-
         if Path(model_cfg.weights).is_file():
             identity += ":" + file_digest(model_cfg.weights)
     return ds, model_cfg, run_key(model_cfg, train_cfg, identity)
@@ -57,8 +60,6 @@ def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig):
 def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
     """Images in [0, 1] -> what the model takes (VGG16 weights expect their own preprocessing)."""
     if model_cfg.model == "vgg16":
-        from core.transfer import preprocess_images
-
         return preprocess_images(x01, model_cfg.weights)
     return x01
 
@@ -79,7 +80,8 @@ def run_experiment(
         source: a bundled dataset name, a folder of class folders, or a zip.
         model_cfg: the network; ``num_classes`` is set from the data.
         train_cfg: how to train.
-        store: where runs live (default: ``RunStore()`` under CNNLAB_HOME).
+        store: where runs live; None means the store under ``CNNLAB_HOME``.
+            It is passed down to training (its cache keeps VGG16 features).
         use_cache: return a stored complete run with the same key if any.
         progress: a callable taking :class:`core.train.ProgressEvent`.
         stop_event: set it to stop training early; the run is then stored
@@ -92,23 +94,15 @@ def run_experiment(
         core.data.DataError: the dataset cannot be used (the message says why).
         ArchitectureError: the network does not fit its input (before any training).
     """
-    from core.data import prepare_data
-    from core.diagnostics import diagnose, evaluate
-
-    store = store or RunStore()
+    store = store if store is not None else RunStore()  # the one place a default store is chosen
     ds, model_cfg, key = resolve(source, model_cfg, train_cfg)
     if use_cache:
         found = store.find(key)
         if found is not None:
             found.cached = True
             return found
-    problems = check_architecture(model_cfg)
-    if problems:
-        raise ArchitectureError(problems)
+    require_buildable(model_cfg)
     table = layer_table(model_cfg)
-
-    from core.train import predict_proba, train_model
-
     started = time.time()
     data = prepare_data(
         ds,
@@ -118,9 +112,9 @@ def run_experiment(
         seed=train_cfg.seed,
         train_fraction=train_cfg.train_fraction,
     )
-    result = train_model(model_cfg, train_cfg, data, progress=progress, stop_event=stop_event)
+    result = train_model(model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event)
     if not result.history.get("loss"):
-        raise ValueError(
+        raise UserError(
             "Training was stopped before its first epoch ended, so there is nothing to keep. "
             "Earlier runs are untouched; start it again and let it run at least one epoch."
         )
@@ -194,6 +188,4 @@ def predict_images(store: RunStore, record: RunRecord, images_uint8: np.ndarray,
     if model is None:
         model = store.load_model(record.run_id)
     x = model_input(model_cfg, images_uint8.astype("float32") / 255.0)
-    from core.train import predict_proba
-
     return predict_proba(model, x)

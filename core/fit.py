@@ -1,21 +1,24 @@
 """Compile and fit, the course's way, with progress, stop and checkpoint hooks.
 
-:func:`train_model` is what the worker, the CLI and the lab call. It is the
-course's ``model.compile(...)`` + ``model.fit(...)`` with three additions that
-cost nothing measurable (see ``bench/bench_engine.py``):
+:func:`fit_phase` is the course's ``model.compile(...)`` + ``model.fit(...)``
+with three additions that cost nothing measurable (see ``bench/bench_engine.py``):
 
 - a progress callable, told about every batch and epoch, so a page or a
   notebook can draw live curves;
 - a ``threading.Event`` that stops training after the current batch, keeping
-  the history so far and the best weights;
-- the best epoch's weights (lowest ``monitor``), kept in memory as training
-  goes and written once as a ``.keras`` checkpoint at the end. Keras'
-  ``ModelCheckpoint(save_best_only=True)`` writes the file at every
-  improvement instead; holding the weights in memory gives the same file
-  without the disk writes inside the timed loop.
+  the history so far and the weights the run keeps;
+- the best epoch's weights (by ``monitor``), held in memory as training goes.
+  Keras' ``ModelCheckpoint(save_best_only=True)`` writes a file at every
+  improvement instead; holding the weights gives the same checkpoint without
+  disk writes inside the timed loop.
 
-The returned model holds the best epoch's weights: it is the checkpoint, and
-the test metrics and predictions are computed from it.
+Which weights the model keeps at the end is one rule, :func:`keeps_best_weights`:
+the best epoch's, unless early stopping runs with ``restore_best=False``, in
+which case the last epoch's (as Keras' ``EarlyStopping`` leaves them). The test
+metrics and predictions are computed from the kept weights.
+
+:mod:`core.train` (CNN) and :mod:`core.transfer` (VGG16 head and fine-tuning)
+build on it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.config import ModelConfig, TrainConfig
+from core.augment import augment_dataset_fn
+from core.config import OPTIMIZERS, ModelConfig, TrainConfig
+from core.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -73,8 +78,8 @@ class TrainResult:
     best_epoch: int  # 1-based, by train_cfg.monitor
     stopped_early: bool  # early stopping ended training before the last epoch
     stopped_by_user: bool
-    restored_epoch: int | None  # epoch whose weights early stopping restored
-    model: Any  # keras.Model holding the best epoch's weights
+    restored_epoch: int | None  # epoch whose weights were put back at the end; None: the last epoch's are kept
+    model: Any  # keras.Model holding the kept weights (see keeps_best_weights)
     phases: list[dict[str, Any]]
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the weight source a transfer run used
@@ -94,13 +99,10 @@ def set_seed(seed: int) -> None:
 def make_optimizer(name: str, learning_rate: float):
     import keras
 
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=learning_rate)
-    raise ValueError(f"Unknown optimizer {name!r}; expected 'adam', 'sgd' or 'rmsprop'.")
+    classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+    if name not in classes or set(classes) != set(OPTIMIZERS):  # a new choice in core.config needs a class here
+        raise UserError(f"Unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}.")
+    return classes[name](learning_rate=learning_rate)
 
 
 def loss_name(loss: str) -> str:
@@ -187,6 +189,17 @@ class PhaseOutcome:
     restored_epoch: int | None
 
 
+def keeps_best_weights(train_cfg: TrainConfig) -> bool:
+    """The one rule for which weights a run keeps.
+
+    Without early stopping, the best epoch's (the course's checkpoint,
+    ``ModelCheckpoint(save_best_only=True)``). With early stopping, the best
+    epoch's when ``restore_best`` (``restore_best_weights=True``), else the
+    last epoch's, exactly as Keras' ``EarlyStopping`` would leave the model.
+    """
+    return not train_cfg.early_stopping or train_cfg.restore_best
+
+
 def fit_phase(
     model: keras.Model,
     train_cfg: TrainConfig,
@@ -223,10 +236,11 @@ def fit_phase(
     callbacks: list[keras.callbacks.Callback] = [hooks]
     early = None
     if train_cfg.early_stopping:
+        # Early stopping only decides when to stop; which weights are kept is decided once, below.
         early = keras.callbacks.EarlyStopping(
             monitor=train_cfg.monitor,
             patience=train_cfg.early_stopping,
-            restore_best_weights=train_cfg.restore_best,
+            restore_best_weights=False,
         )
         callbacks.append(early)
 
@@ -247,10 +261,9 @@ def fit_phase(
     ran = len(history["loss"])
     stopped_early = bool(early is not None and early.stopped_epoch > 0 and not hooks.stopped_by_user)
     restored = None
-    if early is not None and train_cfg.restore_best and early.best_weights is not None:
-        restored = early.best_epoch + 1
-    if hooks.best_weights is not None:
+    if keeps_best_weights(train_cfg) and hooks.best_weights is not None:
         model.set_weights(hooks.best_weights)
+        restored = hooks.best_epoch
     return PhaseOutcome(
         history=history,
         epoch_seconds=hooks.epoch_seconds[:ran],
@@ -280,8 +293,6 @@ def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
     ds = ds.shuffle(len(x_train), seed=train_cfg.seed, reshuffle_each_iteration=True)
     ds = ds.batch(train_cfg.batch_size)
     if augmenting:
-        from core.augment import augment_dataset_fn
-
         fn = augment_dataset_fn(train_cfg.augment, seed=train_cfg.seed)
         # Sequential map on purpose: the random layers share state, and parallel calls race
         # for it, so a seeded run would no longer repeat. Parallel bought no speed here either.
@@ -292,17 +303,17 @@ def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
 def check_inputs(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedData) -> None:
     """Refuse, with the fix in the message, data that do not fit the model or the loss."""
     if data.loss != train_cfg.loss:
-        raise ValueError(
+        raise UserError(
             f"The data were prepared for loss={data.loss!r} but training asks for loss={train_cfg.loss!r}; "
             "prepare them again with the same loss (one-hot labels for 'categorical', integers for 'sparse')."
         )
     if model_cfg.num_classes != len(data.class_names):
-        raise ValueError(
+        raise UserError(
             f"The model has {model_cfg.num_classes} outputs but the data have {len(data.class_names)} classes "
             f"({', '.join(data.class_names)}). Set num_classes={len(data.class_names)}."
         )
     if tuple(data.input_shape) != model_cfg.input_shape():
-        raise ValueError(
+        raise UserError(
             f"The images are {data.input_shape} but the model takes {model_cfg.input_shape()}: load the dataset "
             f"with image_size={model_cfg.input_size} and channels={model_cfg.channels}."
         )

@@ -25,25 +25,22 @@ loss, the course's ModelCheckpoint), and the test accuracy is measured with
 them. So early stopping's gain here is the epochs it does not waste after the
 best one, not a different model.
 
-Importing this module does not import TensorFlow.
+The table, the curves and the takeaway of a finished lab are in
+:mod:`core.lab_results`. Importing this module does not import TensorFlow.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.diagnostics import apply_changes
-from core.diagnostics import best_epoch as _best_epoch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from core.store import RunRecord, RunStore
-    from core.worker import Job, TrainingWorker
+from core.config import AugmentConfig, ModelConfig, TrainConfig, apply_changes
+from core.errors import UserError
+from core.experiment import run_experiment
+from core.store import RunRecord, RunStore
+from core.worker import Job, TrainingWorker
 
 VARIANT_NAMES = ("baseline", "dropout", "augment", "early_stopping", "all")
 DEFAULT_FRACTION = 0.2
@@ -53,7 +50,6 @@ DEFAULT_SEED = 42
 LAB_DROPOUT = 0.5
 # The course's EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True).
 LAB_PATIENCE = 5
-# Learning rates the lab page offers (0.001 is Adam's default; 1e-5 is the Underfit preset's).
 
 
 @dataclass(frozen=True)
@@ -186,7 +182,7 @@ class Preset:
         description: what the preset sets, in a sentence.
         look_for: what the student should see in the curves and the table.
         model_changes: dotted ``model.<field>`` keys to values, as in
-            :attr:`core.diagnostics.Remedy.changes`.
+            :attr:`core.remedies.Remedy.changes`.
         train_changes: dotted ``train.<field>`` keys to values
             (``"train.augment"`` takes ``"course"`` or ``"none"``).
         variants: the lab variants worth running for this lesson.
@@ -205,11 +201,11 @@ class Preset:
         object.__setattr__(self, "train_changes", MappingProxyType(dict(self.train_changes)))
         unknown = [n for n in self.variants if n not in VARIANT_NAMES]
         if unknown:
-            raise ValueError(f"Preset variants must be among {list(VARIANT_NAMES)}. Got {unknown} instead.")
+            raise UserError(f"Preset variants must be among {list(VARIANT_NAMES)}. Got {unknown} instead.")
 
     @property
     def changes(self) -> dict[str, Any]:
-        """All dotted-key changes in one dict, for :func:`core.diagnostics.apply_changes`."""
+        """All dotted-key changes in one dict, for :func:`core.config.apply_changes`."""
         return {**self.model_changes, **self.train_changes}
 
     def apply(
@@ -280,173 +276,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-# --- Results ----------------------------------------------------------------
-
-
-def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]) -> list[dict[str, Any]]:
-    """One table row per variant.
-
-    Args:
-        variants: the lab's variants.
-        records: their runs, in the same order; None for one not finished yet.
-
-    Returns:
-        Dicts with ``variant``, ``title``, ``changes``, ``best_epoch`` (lowest
-        validation loss, 1-based), ``best_val_accuracy`` (validation accuracy at
-        that epoch), ``final_train_accuracy``, ``final_val_accuracy``,
-        ``final_gap`` (training minus validation accuracy at the last epoch),
-        ``test_accuracy`` (with the best epoch's weights), ``epochs_run``,
-        ``epochs_planned``, ``stopped_early``, ``seconds`` (training time),
-        ``verdict`` (the diagnosis' title), ``run_id`` and ``cached``. The
-        measurements are None for a variant without a record.
-    """
-    if len(variants) != len(records):
-        raise ValueError(
-            f"lab_rows needs one record (or None) per variant. Got {len(variants)} variants and "
-            f"{len(records)} records."
-        )
-    rows = []
-    for v, rec in zip(variants, records, strict=True):
-        row: dict[str, Any] = {
-            "variant": v.name,
-            "title": v.title,
-            "changes": v.changes,
-            "epochs_planned": v.train_cfg.epochs,
-            "best_epoch": None,
-            "best_val_accuracy": None,
-            "final_train_accuracy": None,
-            "final_val_accuracy": None,
-            "final_gap": None,
-            "test_accuracy": None,
-            "epochs_run": None,
-            "stopped_early": None,
-            "seconds": None,
-            "verdict": None,
-            "run_id": None,
-            "cached": None,
-        }
-        if rec is not None:
-            h = rec.history
-            acc, vacc = h.get("accuracy", []), h.get("val_accuracy", [])
-            n = len(h.get("loss", []))
-            best = rec.best_epoch if 0 < rec.best_epoch <= len(vacc) else _best_or_none(h)
-            row.update(
-                best_epoch=best,
-                best_val_accuracy=vacc[best - 1] if best else None,
-                final_train_accuracy=acc[-1] if acc else None,
-                final_val_accuracy=vacc[-1] if vacc else None,
-                final_gap=acc[-1] - vacc[-1] if acc and vacc else None,
-                test_accuracy=rec.test.get("accuracy"),
-                epochs_run=n,
-                stopped_early=bool(rec.stopped_early),
-                seconds=rec.seconds,
-                verdict=rec.diagnosis.get("title") or rec.diagnosis.get("verdict"),
-                run_id=rec.run_id,
-                cached=bool(rec.cached),
-            )
-        rows.append(row)
-    return rows
-
-
-def _best_or_none(history: Mapping[str, Sequence[float]]) -> int | None:
-    try:
-        return _best_epoch(history, "val_loss")
-    except (KeyError, ValueError):
-        return None
-
-
-def lab_curves(variants: Sequence[LabVariant], histories: Sequence[Mapping[str, Sequence[float]] | None]) -> list[dict]:
-    """Validation-loss curves to overlay, with each one's best epoch (lowest validation loss).
-
-    Args:
-        variants: the lab's variants.
-        histories: each variant's history so far (a finished run's, or a
-            training job's partial one); None or empty when nothing is known yet.
-
-    Returns:
-        One dict per variant with history: ``variant``, ``title``, ``epochs``
-        (1-based), ``val_loss``, ``loss``, ``best_epoch``, ``best_val_loss``.
-    """
-    out = []
-    for v, h in zip(variants, histories, strict=True):
-        vloss = list((h or {}).get("val_loss", []))
-        if not vloss:
-            continue
-        best = _best_or_none({"val_loss": vloss})
-        out.append(
-            {
-                "variant": v.name,
-                "title": v.title,
-                "epochs": list(range(1, len(vloss) + 1)),
-                "val_loss": vloss,
-                "loss": list((h or {}).get("loss", []))[: len(vloss)],
-                "best_epoch": best,
-                "best_val_loss": vloss[best - 1] if best else None,
-            }
-        )
-    return out
-
-
-def lab_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """What the table says, in a few sentences (empty while the baseline is missing)."""
-    by = {r["variant"]: r for r in rows if r.get("final_gap") is not None}
-    base = by.get("baseline")
-    if base is None:
-        return []
-    out = [
-        f"The baseline ends with training accuracy {base['final_train_accuracy']:.2f} against validation "
-        f"accuracy {base['final_val_accuracy']:.2f}: a gap of {base['final_gap']:+.2f}."
-    ]
-    others = [r for r in rows if r["variant"] != "baseline" and r.get("final_gap") is not None]
-    if others:
-        gaps = ", ".join(f"{r['title']} {r['final_gap']:+.2f}" for r in others)
-        out.append(f"Gaps with the cures: {gaps}.")
-    full = by.get("all")
-    if full is not None:
-        if full["final_gap"] < base["final_gap"]:
-            out.append(
-                f"All three together cut the gap by {base['final_gap'] - full['final_gap']:.2f}"
-                + _test_change(base, full)
-            )
-        else:
-            out.append(
-                "All three together did not shrink the gap here: the baseline is not overfitting much "
-                "(try the Make it overfit preset)."
-            )
-    es = by.get("early_stopping")
-    if es is not None and es["stopped_early"]:
-        out.append(
-            f"Early stopping ended its run after {es['epochs_run']} of {es['epochs_planned']} epochs "
-            f"(best epoch {es['best_epoch']})."
-        )
-    # A regularised network learns more slowly: if its best epoch is among the last few,
-    # its accuracy has not caught up yet, and the table would undersell the cure.
-    rising = [
-        r for r in others
-        if r["best_epoch"] and not r["stopped_early"] and r["best_epoch"] > r["epochs_run"] - LAB_PATIENCE
-    ]  # fmt: skip
-    if rising:
-        names = ", ".join(f"{r['title']} (best epoch {r['best_epoch']} of {r['epochs_run']})" for r in rising)
-        out.append(
-            f"Still improving at the end: {names}. Regularised networks learn more slowly; give them more "
-            "epochs before comparing accuracies."
-        )
-    under = [r for r in others if str(r.get("verdict") or "").startswith("Underfitting")]
-    if under:
-        names = ", ".join(f"{r['title']} ({r['final_train_accuracy']:.2f})" for r in under)
-        out.append(
-            f"Underfitting now, with low training accuracy at the last epoch: {names}. Their gap closed partly "
-            "because they learned less; give them more epochs or more of the training images."
-        )
-    return out
-
-
-def _test_change(base: Mapping[str, Any], other: Mapping[str, Any]) -> str:
-    if base.get("test_accuracy") is None or other.get("test_accuracy") is None:
-        return "."
-    return f"; test accuracy {base['test_accuracy']:.2f} -> {other['test_accuracy']:.2f}."
-
-
 # --- Running ----------------------------------------------------------------
 
 
@@ -454,7 +283,7 @@ def run_lab(
     source: str,
     variants: Sequence[LabVariant] | None = None,
     *,
-    store: RunStore | None = None,
+    store: RunStore,
     use_cache: bool = True,
     on_variant: Callable[[int, LabVariant, RunRecord], None] | None = None,
 ) -> list[RunRecord]:
@@ -463,7 +292,7 @@ def run_lab(
     Args:
         source: a bundled dataset name, a folder of class folders, or a zip.
         variants: the runs; :func:`lab_variants` with its defaults when None.
-        store: the run store (default: ``RunStore()`` under CNNLAB_HOME).
+        store: the run store the variants are looked up in and saved to.
         use_cache: return stored runs instead of training again.
         on_variant: called with (index, variant, record) as each one finishes.
 
@@ -471,11 +300,7 @@ def run_lab(
         The runs' records, in the variants' order; ``record.cached`` tells
         which came from the store.
     """
-    from core.experiment import run_experiment
-    from core.store import RunStore
-
     variants = list(variants) if variants is not None else lab_variants()
-    store = store or RunStore()
     records = []
     for i, v in enumerate(variants):
         rec = run_experiment(source, v.model_cfg, v.train_cfg, store=store, use_cache=use_cache)
@@ -485,32 +310,10 @@ def run_lab(
     return records
 
 
-def submit_lab(source: str, variants: Sequence[LabVariant], *, worker: TrainingWorker | None = None) -> list[Job]:
+def submit_lab(source: str, variants: Sequence[LabVariant], *, worker: TrainingWorker) -> list[Job]:
     """Hand every variant to the background worker (the dashboard's path); returns their jobs in order.
 
     Stored variants come back as finished jobs at once (``snapshot()["cached"]``).
     Raises the data and architecture errors before anything is queued.
     """
-    from core.worker import get_worker
-
-    worker = worker or get_worker()
     return [worker.submit(source, v.model_cfg, v.train_cfg) for v in variants]
-
-
-__all__ = [
-    "DEFAULT_EPOCHS",
-    "DEFAULT_FRACTION",
-    "DEFAULT_SEED",
-    "LAB_DROPOUT",
-    "LAB_PATIENCE",
-    "PRESETS",
-    "VARIANT_NAMES",
-    "LabVariant",
-    "Preset",
-    "lab_curves",
-    "lab_rows",
-    "lab_summary",
-    "lab_variants",
-    "run_lab",
-    "submit_lab",
-]

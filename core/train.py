@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from core.config import ModelConfig, TrainConfig
-from core.fit import ProgressEvent, Progress, TrainResult, check_inputs, compile_model, fit_phase, set_seed
+from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.model import build_model
 from core.transfer import train_transfer
 
@@ -21,6 +21,7 @@ def train_model(
     train_cfg: TrainConfig,
     data: PreparedData,
     *,
+    store: RunStore | None,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
 ) -> TrainResult:
@@ -30,19 +31,18 @@ def train_model(
         model_cfg: the network.
         train_cfg: optimizer, loss, epochs, early stopping, augmentation, seed.
         data: the output of :func:`core.data.prepare_data` with the same loss.
+        store: the run store whose cache keeps derived data (VGG16 base
+            features, offline weights); None computes them without caching.
         progress: called with a :class:`ProgressEvent` per batch and epoch.
         stop_event: set it to stop after the current batch.
 
     Returns:
-        A :class:`TrainResult`; ``result.model`` holds the best epoch's weights.
+        A :class:`TrainResult`; ``result.model`` holds the kept weights
+        (:func:`core.fit.keeps_best_weights`).
     """
     check_inputs(model_cfg, train_cfg, data)
     if model_cfg.model == "vgg16":
-        from core.transfer import train_transfer
-
-        return train_transfer(model_cfg, train_cfg, data, progress=progress, stop_event=stop_event)
-
-    from core.model import build_model
+        return train_transfer(model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event)
 
     start = time.perf_counter()
     set_seed(train_cfg.seed)

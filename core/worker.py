@@ -22,9 +22,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import ConfigError, ModelConfig, TrainConfig
-from core.architecture import ArchitectureError, check_architecture
-from core.store import RunRecord, RunStore
+from core.architecture import require_buildable
+from core.config import ModelConfig, TrainConfig, describe
+from core.errors import UserError
+from core.experiment import resolve, run_experiment
+from core.store import RunRecord, RunStore, default_home
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,8 @@ class Job:
 class TrainingWorker:
     """A queue and one daemon thread that trains the jobs in order."""
 
-    def __init__(self, store: RunStore | None = None, keep: int = 50):
-        self.store = store or RunStore()
+    def __init__(self, store: RunStore, keep: int = 50):
+        self.store = store
         self._jobs: dict[str, Job] = {}
         self._order: collections.deque[str] = collections.deque()
         self._queue: queue.Queue[Job] = queue.Queue()
@@ -132,13 +134,8 @@ class TrainingWorker:
         Raises the data and architecture errors at once (before queueing), so a
         page can show them next to the control that caused them.
         """
-        from core.config import describe
-        from core.experiment import resolve
-
         _, model_cfg, key = resolve(source, model_cfg, train_cfg)
-        problems = check_architecture(model_cfg)
-        if problems:
-            raise ArchitectureError(problems)
+        require_buildable(model_cfg)
         with self._lock:
             for job in self._jobs.values():
                 if job.key == key and job.active:
@@ -209,8 +206,6 @@ class TrainingWorker:
         return job
 
     def _loop(self) -> None:
-        import core.experiment
-
         while True:
             job = self._queue.get()
             if job.stop_event.is_set():
@@ -221,7 +216,7 @@ class TrainingWorker:
             with job._lock:
                 job.state, job.started = RUNNING, time.time()
             try:
-                rec = core.experiment.run_experiment(
+                rec = run_experiment(
                     job.source,
                     job.model_cfg,
                     job.train_cfg,
@@ -232,7 +227,7 @@ class TrainingWorker:
                 with job._lock:
                     job.result = rec
                     job.state = STOPPED if rec.status == "stopped" else DONE
-            except (ValueError, ConfigError, FileNotFoundError, ArchitectureError) as exc:
+            except UserError as exc:
                 # Expected, explained failures (bad data, impossible config, missing weights).
                 with job._lock:
                     job.state, job.error = FAILED, str(exc)
@@ -258,8 +253,6 @@ def get_worker() -> TrainingWorker:
     switching stores), a new worker serves the new store once the old one is idle.
     """
     global _worker
-    from core.store import default_home
-
     with _worker_lock:
         home = default_home()
         if _worker is None or (_worker.store.home != home and _worker.running() is None and not _worker.queued()):

@@ -91,13 +91,69 @@ def test_train_json_then_cached_then_listed(capsys, tiny_folder):
     assert d["run_id"] in [r["run_id"] for r in json.loads(out)]
 
 
-def test_bad_data_is_one_line_exit_1(capsys, tmp_path):
-    code, out, err = run(capsys, "train", "--data", str(tmp_path / "nowhere"), "--epochs", "1")
-    assert code == 1 and "Traceback" not in err and err.count("\n") == 1
+def _cli(tmp_path, *argv, timeout=240):
+    """``python -m core ...`` as a user runs it: a real process, TensorFlow's logs left to the CLI to silence."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(CNNLAB_HOME=str(tmp_path / "home"), KERAS_HOME=str(tmp_path / "keras"))
+    return subprocess.run([sys.executable, "-m", "core", *argv], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _one_clean_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    for noise in ("Traceback", "oneDNN", "cuInit", "cuda drivers", "absl::", ".cc:", "I0000", "E0000", "W0000"):
+        assert noise not in stderr, f"{noise!r} on stderr:\n{stderr}"
+    return lines[0]
 
 
 def test_module_entry_point_exits_2_without_traceback(tmp_path):
-    env = {**os.environ, "CNNLAB_HOME": str(tmp_path)}
-    p = subprocess.run([sys.executable, "-m", "core", "summary", "--kernel", "0"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "Traceback" not in p.stderr and "'kernel_size'" in p.stderr
+    p = _cli(tmp_path, "summary", "--kernel", "0")
+    assert p.returncode == 2 and "'kernel_size'" in _one_clean_line(p.stderr)
+
+
+def test_missing_data_folder_is_a_users_error(tmp_path):
+    p = _cli(tmp_path, "train", "--data", str(tmp_path / "nowhere"), "--epochs", "1")
+    assert p.returncode == 2, p.stderr
+    assert "nowhere" in _one_clean_line(p.stderr) and p.stdout == ""
+
+
+VGG_FLAGS = ("--model", "vgg16", "--input-size", "32", "--dense", "8", "--epochs", "1", "--batch-size", "8")
+
+
+def test_missing_weights_file_is_a_users_error(tmp_path, tiny_folder):
+    missing = tmp_path / "my_vgg16_notop.h5"
+    p = _cli(tmp_path, "train", "--data", str(tiny_folder), *VGG_FLAGS, "--weights", str(missing))
+    assert p.returncode == 2, p.stderr
+    assert "my_vgg16_notop.h5" in _one_clean_line(p.stderr)
+
+
+def test_unavailable_imagenet_weights_are_a_users_error(tmp_path, tiny_folder):
+    # KERAS_HOME is empty and this machine has no internet: the download cannot happen, and the message says
+    # which file to put where.
+    p = _cli(tmp_path, "train", "--data", str(tiny_folder), *VGG_FLAGS, "--weights", "imagenet")
+    assert p.returncode == 2, p.stderr
+    line = _one_clean_line(p.stderr)
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in line
+
+
+def test_a_training_run_prints_no_tensorflow_noise(tmp_path, tiny_folder):
+    p = _cli(tmp_path, "train", "--data", str(tiny_folder), "--input-size", "16", "--blocks", "1", "--filters", "4",
+             "--dense", "8", "--epochs", "1", "--batch-size", "8")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().startswith("Epoch 1/1 [train]") and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "Test accuracy" in p.stdout
+
+
+def test_an_unexpected_error_is_one_line_with_a_hint_and_exit_1(capsys, monkeypatch):
+    import core.cli.commands as commands
+
+    def broken(args, store):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(commands.COMMANDS, "runs", broken)
+    code, _, err = run(capsys, "runs")
+    assert code == 1 and err.count("\n") == 1 and "disk on fire" in err and "--debug" in err
+    assert "Traceback" not in err
+    code, _, err = run(capsys, "runs", "--debug")
+    assert code == 1 and "Traceback" in err and "disk on fire" in err

@@ -62,12 +62,12 @@ def test_a_stopped_run_is_kept_but_not_served_as_the_answer(tiny_folder, store):
 def test_a_crash_mid_training_leaves_the_store_as_it_was(tiny_folder, store, monkeypatch):
     first = run_experiment(str(tiny_folder), TINY, FAST, store=store)
 
-    import core.train
+    import core.experiment
 
     def crash(*a, **k):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(core.train, "train_model", crash)
+    monkeypatch.setattr(core.experiment, "train_model", crash)
     with pytest.raises(RuntimeError):
         run_experiment(str(tiny_folder), TINY, FAST.replace(seed=9), store=store)
     assert [r["run_id"] for r in store.list_runs()] == [first.run_id]

@@ -9,20 +9,17 @@ from types import SimpleNamespace
 import pytest
 
 from core.cli import main
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
-from core.diagnostics import apply_changes
+from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes, run_key
 from core.lab import (
     LAB_DROPOUT,
     LAB_PATIENCE,
     PRESETS,
     VARIANT_NAMES,
-    lab_curves,
-    lab_rows,
-    lab_summary,
     lab_variants,
     run_lab,
     submit_lab,
 )
+from core.lab_results import lab_curves, lab_rows, lab_summary
 from core.store import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,7 +252,8 @@ def trained_lab(tmp_path_factory, pytestconfig):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNNLAB_HOME", str(home))  # the CLI's default store is this one too
         seen = []
-        records = run_lab(str(folder), variants, on_variant=lambda i, v, r: seen.append((i, v.name)))
+        records = run_lab(str(folder), variants, store=RunStore(home),
+                          on_variant=lambda i, v, r: seen.append((i, v.name)))
         yield SimpleNamespace(folder=str(folder), variants=variants, records=records, seen=seen,
                               store=RunStore(home))
 
@@ -297,6 +295,7 @@ def test_importing_the_lab_does_not_import_tensorflow():
 
 
 def test_cli_lab_json_and_table(capsys, monkeypatch, trained_lab):
+    import core.cli.commands
     import core.lab
 
     # The CLI's network is the course CNN; here the tiny one the fixture trained, so the
@@ -308,7 +307,7 @@ def test_cli_lab_json_and_table(capsys, monkeypatch, trained_lab):
         asked.append(kw)
         return real(**kw, model_cfg=TINY, train_cfg=TINY_TRAIN)
 
-    monkeypatch.setattr(core.lab, "lab_variants", tiny_variants)
+    monkeypatch.setattr(core.cli.commands, "lab_variants", tiny_variants)
     monkeypatch.setenv("CNNLAB_HOME", str(trained_lab.store.home))
     argv = ["lab", "--data", trained_lab.folder, "--fraction", "0.5", "--epochs", "2", "--seed", "42"]
     code = main([*argv, "--json"])
@@ -346,7 +345,7 @@ def test_cli_lab_json_and_table(capsys, monkeypatch, trained_lab):
     "argv, code, needle",
     [
         (["lab", "--fraction", "2"], 2, "'train_fraction'"),
-        (["lab", "--data", "/no/such/folder"], 1, "No dataset"),
+        (["lab", "--data", "/no/such/folder"], 2, "No dataset"),  # a user's error: exit 2
     ],
 )
 def test_cli_lab_errors_are_one_line(capsys, argv, code, needle):

@@ -67,18 +67,18 @@ def test_bad_requests_fail_before_queueing_and_failures_do_not_kill_the_worker(t
     with pytest.raises(ArchitectureError):
         w.submit(str(tiny_folder), TINY.replace(blocks=4), TrainConfig())
 
-    import core.experiment
+    import core.worker
 
-    real = core.experiment.run_experiment
+    real = core.worker.run_experiment
 
     def flaky(*a, **k):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(core.experiment, "run_experiment", flaky)
+    monkeypatch.setattr(core.worker, "run_experiment", flaky)
     bad = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, seed=5))
     w.wait(bad, timeout=60)
     assert bad.state == FAILED and "out of memory" in bad.error and "Earlier runs are safe" in bad.error
-    monkeypatch.setattr(core.experiment, "run_experiment", real)
+    monkeypatch.setattr(core.worker, "run_experiment", real)
     good = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, seed=6))
     w.wait(good, timeout=60)
     assert good.state == DONE

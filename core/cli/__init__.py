@@ -1,0 +1,87 @@
+"""``python -m core``: the engine from a terminal or a script.
+
+    python -m core summary [model flags] [--json]
+    python -m core train --data SOURCE [model flags] [training flags] [--no-cache] [--json]
+    python -m core runs [--json]
+    python -m core datasets [--json]
+    python -m core lab --data SOURCE [--fraction F] [--epochs N] [--json]
+    python -m core compare --data SOURCE [--weights W] [--epochs N] [--json]
+
+A user's error (a bad flag or value, a dataset that cannot be used, an
+impossible architecture, weights that are not there) prints one line on
+stderr and exits 2. Anything else is a bug: one line, a hint to rerun with
+``--debug`` for the traceback, exit 1. TensorFlow's own log lines never
+reach the terminal unless ``--debug`` is given (:func:`console_main`).
+
+Nothing in the engine imports this package: it sits on top of every layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+import warnings
+
+from core.errors import UserError
+from core.store import RunStore
+
+from core.cli.commands import COMMANDS
+from core.cli.parser import EXIT_FAILED, EXIT_USAGE, build_parser
+
+__all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 2 the user's error, 1 anything else)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        return COMMANDS[args.command](args, RunStore())
+    except UserError as exc:
+        print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
+    except KeyboardInterrupt:
+        print("Interrupted; stored runs are untouched.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        print(
+            f"{parser.prog} {args.command}: unexpected error ({type(exc).__name__}: {exc}). Stored runs are "
+            "untouched; rerun with --debug for the traceback.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def console_main(argv: list[str] | None = None) -> int:
+    """:func:`main` for a terminal: TensorFlow's native log lines and Python warnings are kept off stderr.
+
+    TensorFlow's C++ side writes to file descriptor 2 before its log level
+    applies (absl's "All log messages before absl::InitializeLog()", oneDNN,
+    "Could not find cuda drivers", "failed call to cuInit"), so an environment
+    variable is not enough: descriptor 2 is pointed at /dev/null and Python's
+    ``sys.stderr`` keeps the real terminal. ``--debug`` keeps everything.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if "--debug" in argv:
+        return main(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.simplefilter("ignore")
+    for name in ("tensorflow", "absl", "keras", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    sys.stderr.flush()
+    real = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(real, "w", buffering=1, closefd=True)
+    try:
+        return main(argv)
+    finally:
+        sys.stderr.flush()

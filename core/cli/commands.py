@@ -1,0 +1,214 @@
+"""The commands of ``python -m core``: each takes the parsed flags and the run store, prints, returns 0.
+
+Errors are not caught here: :func:`core.cli.main` turns a user's error into
+one line and exit code 2, and anything else into one line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from core.architecture import layer_table
+from core.compare import compare_configs, comparison_rows
+from core.config import ModelConfig, TrainConfig
+from core.data import bundled_datasets
+from core.experiment import resolve, run_experiment
+from core.lab import LabVariant, lab_variants, run_lab
+from core.lab_results import lab_rows, lab_summary
+from core.store import RunRecord, RunStore
+
+from core.cli.output import number, print_table, progress_printer, run_payload
+from core.cli.parser import model_config, train_config
+
+
+def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
+    table = layer_table(model_config(args))
+    if args.json:
+        print(json.dumps(table.to_dict()))
+        return 0
+    rows = [
+        {"name": r.name, "type": r.type, "shape": str(r.output_shape), "params": f"{r.params:,}", "formula": r.formula}
+        for r in table.rows
+    ]
+    print_table(rows, [("name", "Layer"), ("type", "Type"), ("shape", "Output shape"), ("params", "Params"),
+                       ("formula", "How")])  # fmt: skip
+    print(f"Total params: {table.total_params:,}  Trainable: {table.trainable_params:,}  "
+          f"Non-trainable: {table.non_trainable_params:,}")  # fmt: skip
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
+    model_cfg, train_cfg = model_config(args), train_config(args)
+    progress = None if args.json else progress_printer(sys.stderr)
+    rec = run_experiment(args.data, model_cfg, train_cfg, store=store, use_cache=not args.no_cache, progress=progress)
+    if args.json:
+        print(json.dumps(run_payload(rec)))
+        return 0
+    d, t = rec.diagnosis, rec.test
+    print(f"Run {rec.run_id}{' (stored run, not retrained)' if rec.cached else ''}: {rec.label}")
+    print(f"Data: {rec.data['n_train']} train / {rec.data['n_val']} val / {rec.data['n_test']} test, "
+          f"classes {', '.join(rec.data['classes'])}; {len(rec.data['skipped'])} file(s) skipped")  # fmt: skip
+    for s in rec.data["skipped"]:
+        print(f"  skipped {s['path']}: {s['reason']}")
+    print(f"Best epoch {rec.best_epoch}; verdict: {d.get('title', d.get('verdict'))} - {d.get('headline', '')}")
+    for line in d.get("evidence", []):
+        print(f"  - {line}")
+    print(f"Test accuracy {t['accuracy']:.3f}, loss {t['loss']:.3f}; trained in {rec.seconds:.1f} s")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
+    runs = store.list_runs(limit=args.limit)
+    if args.json:
+        print(json.dumps(runs))
+        return 0
+    if not runs:
+        print("No stored runs yet: train one with `python -m core train --data thin_sections`.")
+        return 0
+    rows = [{**r, "test_accuracy": number(r.get("test_accuracy"), ".3f")} for r in runs]
+    print_table(rows, [("run_id", "Run"), ("status", "Status"), ("source", "Data"), ("label", "Model"),
+                       ("test_accuracy", "Test acc"), ("verdict", "Verdict")])  # fmt: skip
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace, store: RunStore) -> int:
+    infos = bundled_datasets()
+    rows = [{"name": i.name, "title": i.title, "images": i.n_images, "classes": ", ".join(i.classes)} for i in infos]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print_table(rows, [("name", "Name"), ("images", "Images"), ("classes", "Classes"), ("title", "Title")])
+    return 0
+
+
+LAB_COLUMNS = [
+    ("title", "Variant"),
+    ("best_val_accuracy", "Best-epoch val acc"),
+    ("final_gap", "Train-val gap (last epoch)"),
+    ("test_accuracy", "Test acc"),
+    ("epochs", "Epochs"),
+    ("time", "Time"),
+]
+
+
+def lab_cells(row: dict[str, Any]) -> dict[str, str]:
+    """One lab table row as text."""
+    epochs = "-"
+    if row.get("epochs_run") is not None:
+        epochs = f"{row['epochs_run']}/{row['epochs_planned']}"
+        if row.get("best_epoch"):
+            epochs += f" (best {row['best_epoch']})"
+    time_text = "-" if row.get("seconds") is None else f"{row['seconds']:.1f} s"
+    if row.get("cached"):
+        time_text += " (stored)"
+    return {
+        "title": row["title"],
+        "best_val_accuracy": number(row.get("best_val_accuracy"), ".3f"),
+        "final_gap": number(row.get("final_gap"), "+.3f"),
+        "test_accuracy": number(row.get("test_accuracy"), ".3f"),
+        "epochs": epochs,
+        "time": time_text,
+    }
+
+
+def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
+    """The overfitting lab: train (or fetch) the variants, print the table or JSON."""
+    variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
+    resolve(args.data, variants[0].model_cfg, variants[0].train_cfg)  # a data problem: one line, before anything
+    quiet = bool(args.json)
+    n = len(variants)
+    if not quiet:
+        print(f"Overfitting lab on {args.data}: {n} variants, {args.fraction:.0%} of the training images, "
+              f"up to {args.epochs} epochs, seed {args.seed}. Stored variants come back at once.",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def report(i: int, v: LabVariant, rec: RunRecord) -> None:
+        if not quiet:
+            how = "stored run" if rec.cached else f"trained in {rec.seconds:.1f} s"
+            print(f"[{i + 1}/{n}] {v.title}: {len(rec.history.get('loss', []))} epochs, {how}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    records = run_lab(args.data, variants, store=store, on_variant=report)
+    rows = lab_rows(variants, records)
+    summary = lab_summary(rows)
+    if args.json:
+        variants_json = [
+            {**row, "history": rec.history, "model_config": rec.model_config, "train_config": rec.train_config}
+            for row, rec in zip(rows, records, strict=True)
+        ]
+        print(json.dumps({"data": args.data, "fraction": args.fraction, "epochs": args.epochs, "seed": args.seed,
+                          "variants": variants_json, "summary": summary}))  # fmt: skip
+        return 0
+    print_table([lab_cells(r) for r in rows], LAB_COLUMNS)
+    print()
+    for r in rows:
+        print(f"{r['title']}: {r['changes']}")
+    if summary:
+        print()
+        print(" ".join(summary))
+    print("All variants are scored with their best epoch's weights (lowest validation loss).")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
+    """A scratch CNN and the VGG16 transfer model on the same split and seed.
+
+    The transfer run goes first, so unusable weights fail before minutes of CNN training.
+    """
+    train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
+    scratch_cfg, transfer_cfg = compare_configs(ModelConfig(), train_cfg, args.weights)
+    progress = None if args.json else progress_printer(sys.stderr)
+    records = {}
+    for role, cfg in (("transfer", transfer_cfg), ("scratch", scratch_cfg)):
+        if not args.json:
+            what = f"VGG16 + head, {args.weights} weights" if role == "transfer" else "course CNN"
+            print(f"{role}: {what}", file=sys.stderr, flush=True)
+        records[role] = run_experiment(args.data, cfg, train_cfg, store=store, progress=progress)
+    rows = comparison_rows(records["scratch"], records["transfer"])
+    if args.json:
+        print(json.dumps({
+            "data": args.data, "weights": args.weights, "epochs": args.epochs, "seed": args.seed,
+            "rows": rows, "runs": {k: run_payload(r) for k, r in records.items()},
+        }))  # fmt: skip
+        return 0
+    table = [
+        {
+            "model": r["model"],
+            "weights": r["weights"],
+            "trainable": number(r["trainable_params"])
+            + (f" (+{r['fine_tuned_params']:,} fine-tuned)" if r["fine_tuned_params"] else ""),
+            "frozen": number(r["frozen_params"]),
+            "seconds": number(r["seconds"]) + (" (stored)" if records[r["model"]].cached else ""),
+            "best": f"{r['best_epoch']}/{r['epochs_run']}",
+            "val": number(r["best_val_accuracy"], ".3f"),
+            "test": number(r["test_accuracy"], ".3f"),
+            "f1": number(r["macro_f1"], ".3f"),
+        }
+        for r in rows
+    ]
+    print_table(table, [("model", "Model"), ("weights", "Weights"), ("trainable", "Trainable"),
+                        ("frozen", "Frozen"), ("seconds", "Seconds"), ("best", "Best epoch"),
+                        ("val", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1")])  # fmt: skip
+    print()
+    classes = list(rows[0]["f1"])
+    print_table(
+        [{"class": c, "scratch": number(rows[0]["f1"].get(c), ".3f"), "transfer": number(rows[1]["f1"].get(c), ".3f")}
+         for c in classes],
+        [("class", "Class"), ("scratch", "F1 scratch"), ("transfer", "F1 transfer")],
+    )  # fmt: skip
+    print(f"\nTransfer features: {rows[1]['features']}")
+    print("Both runs: same images, split and seed; val accuracy at the best epoch (lowest val_loss).")
+    return 0
+
+
+COMMANDS = {
+    "summary": cmd_summary,
+    "train": cmd_train,
+    "runs": cmd_runs,
+    "datasets": cmd_datasets,
+    "lab": cmd_lab,
+    "compare": cmd_compare,
+}

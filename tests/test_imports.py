@@ -1,0 +1,58 @@
+"""The engine's import direction (pyproject.toml's import-linter contracts), checked on every test run."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT = Path(sys.executable).with_name("lint-imports")
+
+
+def lint(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT), "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def lint_tool():
+    if not LINT.exists():
+        pytest.fail(f"import-linter is not installed next to {sys.executable}: pip install -r requirements-dev.txt")
+    return LINT
+
+
+def test_the_layers_contract_holds(lint_tool):
+    out = lint(ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "3 kept, 0 broken" in out.stdout
+
+
+def _copy_tree(tmp_path: Path) -> Path:
+    dst = tmp_path / "project"
+    for name in ("core", "ui"):
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", dst / "pyproject.toml")
+    return dst
+
+
+@pytest.mark.parametrize(
+    "module, line",
+    [
+        # a low layer reaching up, hidden inside a function (the old late-import cycle)
+        ("core/config.py", "\n\ndef _sneaky():\n    from core.experiment import run_experiment\n"),
+        # the engine depending on its own command line
+        ("core/lab.py", "\nfrom core.cli.output import print_table\n"),
+        # two siblings of one layer
+        ("core/curves.py", "\nimport core.store\n"),
+        # the engine importing the dashboard
+        ("core/store.py", "\nimport streamlit\n"),
+    ],
+)
+def test_a_violation_fails_the_contract(lint_tool, tmp_path, module, line):
+    project = _copy_tree(tmp_path)
+    with open(project / module, "a") as f:
+        f.write(line)
+    out = lint(project)
+    assert out.returncode != 0, f"the contract did not catch {line.strip()!r} in {module}:\n{out.stdout}"
+    assert "BROKEN" in out.stdout
