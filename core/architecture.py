@@ -19,7 +19,7 @@ The rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from core.config import ModelConfig

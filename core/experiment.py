@@ -11,19 +11,19 @@ import platform
 import threading
 import time
 import uuid
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.architecture import layer_table, require_buildable
-from core.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, describe, run_key
-from core.errors import UserError
+from core.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
 from core.data import Dataset, load_dataset, prepare_data
 from core.diagnosis import diagnose
+from core.errors import UserError
 from core.evaluation import evaluate
 from core.fit import predict_proba
+from core.labels import describe
 from core.store import RunRecord, RunStore
 from core.train import train_model
 from core.weights import file_digest, preprocess_images

@@ -13,6 +13,7 @@ from core.curves import best_epoch as _best_epoch
 from core.lab import LAB_PATIENCE, LabVariant
 from core.store import RunRecord
 
+
 def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]) -> list[dict[str, Any]]:
     """One table row per variant.
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.architecture import require_buildable
-from core.config import ModelConfig, TrainConfig, describe
+from core.config import ModelConfig, TrainConfig
 from core.errors import UserError
 from core.experiment import resolve, run_experiment
+from core.labels import describe
 from core.store import RunRecord, RunStore, default_home
 
 log = logging.getLogger(__name__)

@@ -24,11 +24,10 @@ import sys
 import traceback
 import warnings
 
-from core.errors import UserError
-from core.store import RunStore
-
 from core.cli.commands import COMMANDS
 from core.cli.parser import EXIT_FAILED, EXIT_USAGE, build_parser
+from core.errors import UserError
+from core.store import RunStore
 
 __all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
 

@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 from core.architecture import layer_table
+from core.cli.output import number, print_table, progress_printer, run_payload
+from core.cli.parser import model_config, train_config
 from core.compare import compare_configs, comparison_rows
 from core.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
@@ -19,9 +21,6 @@ from core.experiment import resolve, run_experiment
 from core.lab import LabVariant, lab_variants, run_lab
 from core.lab_results import lab_rows, lab_summary
 from core.store import RunRecord, RunStore
-
-from core.cli.output import number, print_table, progress_printer, run_payload
-from core.cli.parser import model_config, train_config
 
 
 def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
 from core.config import (
     FILL_MODES,
     LOSSES,
@@ -19,6 +18,7 @@ from core.config import (
     ModelConfig,
     TrainConfig,
 )
+from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
 
 EXIT_USAGE = 2  # the user's error: a bad flag, value, dataset, architecture or weights source
 EXIT_FAILED = 1  # anything else: a bug or a broken installation
