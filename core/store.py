@@ -117,6 +117,9 @@ def _at(values: list[float], epoch: int) -> float | None:
     return values[epoch - 1] if 0 < epoch <= len(values) else None
 
 
+_ALREADY_STORED = object()  # _swap_in's answer when another process stored the same run id first
+
+
 class RunStore:
     """Runs on disk. Safe to share between threads; each call opens its own connection."""
 
@@ -131,6 +134,7 @@ class RunStore:
         self.db_path = self.home / "runs.db"
         with closing(self._connect()) as con, con:
             con.executescript(SCHEMA)
+        self._recover()
         self._clean_tmp()
 
     # -- plumbing ---------------------------------------------------------
@@ -171,14 +175,16 @@ class RunStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             final = self.runs_dir / record.run_id
-            old = None
-            if final.exists():
-                old = self.tmp_dir / f"old-{record.run_id}.{uuid.uuid4().hex[:8]}"
-                final.rename(old)
-            tmp.rename(final)
+            old = self._swap_in(tmp, final, record.run_id)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        if old is _ALREADY_STORED:
+            # Another process stored this run id at the same moment: its copy is the run; keep it and index it.
+            shutil.rmtree(tmp, ignore_errors=True)
+            old = None
+            with open(final / "record.json") as fh:
+                record = RunRecord.from_dict(json.load(fh))
         with closing(self._connect()) as con, con:
             con.execute(
                 "INSERT OR REPLACE INTO runs(run_id, key, status, created, source, model, summary) "
@@ -197,6 +203,46 @@ class RunStore:
             shutil.rmtree(old, ignore_errors=True)
         return final
 
+    def _swap_in(self, tmp: Path, final: Path, run_id: str) -> Path | None | object:
+        """Put the finished folder ``tmp`` at ``final``; returns the replaced folder to delete, if any.
+
+        Replacing takes two renames (final -> old, tmp -> final). A process killed
+        between them leaves no folder at ``final`` but a complete ``old-<run_id>.*``
+        in tmp/; :meth:`_recover` puts it back, so the run stays readable. Two
+        processes saving the same run id at once race for ``final``: the one that
+        loses finds a complete run there and returns ``_ALREADY_STORED``.
+        """
+        for _ in range(3):
+            old = None
+            try:
+                if final.exists():
+                    old = self.tmp_dir / f"old-{run_id}.{uuid.uuid4().hex[:8]}"
+                    final.rename(old)
+                tmp.rename(final)
+                return old
+            except OSError:
+                if old is not None and old.exists() and not final.exists():
+                    old.rename(final)  # undo our half of the swap
+                    old = None
+                if (final / "record.json").exists():
+                    if old is None:
+                        return _ALREADY_STORED
+                    continue  # someone put a run back between our renames: replace it again
+                self._recover(run_id)
+        raise OSError(f"Could not store run {run_id}: its folder kept changing under another writer.")
+
+    def _recover(self, run_id: str | None = None) -> None:
+        """Put back a run folder that a writer killed mid-replace left in tmp/ (see :meth:`_swap_in`)."""
+        pattern = f"old-{run_id}.*" if run_id else "old-*"
+        for old in sorted(self.tmp_dir.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True):
+            rid = old.name[len("old-") :].rsplit(".", 1)[0]
+            final = self.runs_dir / rid
+            try:
+                if not final.exists() and (old / "record.json").exists():
+                    old.rename(final)
+            except OSError:
+                pass  # another process recovered it first
+
     def get(self, run_id: str) -> RunRecord | None:
         """The run with this id, or None. A folder without an index row is not a run."""
         with closing(self._connect()) as con:
@@ -204,6 +250,8 @@ class RunStore:
         if row is None:
             return None
         path = self.runs_dir / run_id / "record.json"
+        if not path.exists():
+            self._recover(run_id)
         try:
             with open(path) as fh:
                 return RunRecord.from_dict(json.load(fh))
