@@ -4,47 +4,22 @@ Everything here is core.architecture arithmetic (pure Python): no TensorFlow, so
 table follows a slider at once.
 """
 
-import importlib
-
 import pandas as pd
 import streamlit as st
 
-from core.config import COURSE_PARAMS, ModelConfig
 from core.architecture import check_architecture, layer_table
+from core.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
 from ui import charts, resources, state
-from ui.feedback import flash, header, run_page
+from ui.controls import DENSE_UNITS, slider_max, steps, weights_picker
+from ui.feedback import flash, header
+from ui.frame import run_page
 
 K = state.ARCH
 INPUT_SIZES = [16, 24, 32, 48, 64, 96, 128, 160, 224]
 FILTERS = [4, 8, 16, 32, 64, 128]
-DENSE = [8, 16, 32, 64, 128, 256, 512]
-WEIGHT_LABELS = {  # used until core.transfer (which owns the real labels) is installed
-    "imagenet": "ImageNet weights (downloaded once, then cached)",
-    "offline": "VGG16 conv base, edge-detection weights from HED/BSDS500",
-    "none": "architecture only, not transfer learning",
-}
-LOCAL = "local file"
-
-
-def _options(values: list, current) -> list:
-    return sorted(set(values) | {current})
-
-
-def _top(limit, key: str):
-    """A slider's maximum: its usual one, or more if the config (from a run, the CLI, the lab) is beyond it."""
-    return max(limit, st.session_state[key])
-
-
-def transfer_module():
-    """core.transfer if it is installed (another engineer is writing it), else None."""
-    try:
-        return importlib.import_module("core.transfer")
-    except ImportError:
-        return None
 
 
 def main() -> None:
-    state.init()
     header(
         "Architecture",
         "The course's network stacks **Conv2D → MaxPooling2D** blocks that find patterns and shrink the image, "
@@ -79,18 +54,14 @@ def _controls(base: ModelConfig):
     """The widgets, started from the config; returns the new config and a slot per field for problems."""
     slots: dict = {}
     state.bind(K + "model", base.model)
-    model = st.segmented_control(
-        "Model",
-        ["cnn", "vgg16"],
-        key=K + "model",
-        required=True,
-        format_func={"cnn": "CNN from scratch", "vgg16": "VGG16 transfer"}.get,
+    model = st.radio(
+        "Model", MODELS, key=K + "model", format_func=MODEL_LABELS.get,
         help="Train the course's CNN from random weights, or reuse VGG16's convolution base.",
-    ) or base.model
+    )  # fmt: skip
 
     state.bind(K + "input_size", base.input_size)
     input_size = st.select_slider(
-        "Input size (pixels)", _options(INPUT_SIZES, st.session_state[K + "input_size"]), key=K + "input_size",
+        "Input size (pixels)", steps(INPUT_SIZES, st.session_state[K + "input_size"]), key=K + "input_size",
         help="Every image is resized to this square size before it enters the network.",
     )  # fmt: skip
     slots["input_size"] = st.empty()
@@ -106,7 +77,7 @@ def _controls(base: ModelConfig):
         first = base.filter_list[0] if base.filter_list else base.filters
         state.bind(K + "filters", first)
         filters = st.select_slider(
-            "Filters in the first block", _options(FILTERS, st.session_state[K + "filters"]), key=K + "filters",
+            "Filters in the first block", steps(FILTERS, st.session_state[K + "filters"]), key=K + "filters",
             help="How many patterns the first convolution looks for; each next block doubles it (32-64-128).",
         )  # fmt: skip
         changes["filters"] = filters
@@ -116,18 +87,20 @@ def _controls(base: ModelConfig):
             st.caption(f"Filters per block from this configuration: {'-'.join(map(str, base.filter_list))}.")
         slots["filters"] = st.empty()
         state.bind(K + "kernel_size", base.kernel_size)
-        changes["kernel_size"] = st.slider("Kernel size", 1, _top(9, K + "kernel_size"), key=K + "kernel_size",
-                                           help="Side of each square filter: 3 means 3×3 pixels.")  # fmt: skip
+        changes["kernel_size"] = st.slider(
+            "Kernel size", 1, slider_max(9, K + "kernel_size"), key=K + "kernel_size",
+            help="Side of each square filter: 3 means 3×3 pixels.",
+        )  # fmt: skip
         slots["kernel_size"] = st.empty()
         state.bind(K + "pool_size", base.pool_size)
         changes["pool_size"] = st.slider(
-            "Pool size", 1, _top(4, K + "pool_size"), key=K + "pool_size",
+            "Pool size", 1, slider_max(4, K + "pool_size"), key=K + "pool_size",
             help="Max pooling keeps the largest value of each window: 2 halves the map.",
         )  # fmt: skip
         slots["pool_size"] = st.empty()
         state.bind(K + "padding", base.padding)
         changes["padding"] = st.radio(
-            "Padding", ["valid", "same"], key=K + "padding", horizontal=True,
+            "Padding", PADDINGS, key=K + "padding", horizontal=True,
             help="'valid': no border, each convolution trims kernel−1 pixels. 'same': a zero border keeps the size.",
         )  # fmt: skip
         slots["padding"] = st.empty()
@@ -137,17 +110,18 @@ def _controls(base: ModelConfig):
             help="After each convolution: re-centres and re-scales each filter's output; often steadies training.",
         )  # fmt: skip
     else:
-        changes["weights"] = _weights(base)
+        # A weights file not typed in yet: keep the config's weights until it is.
+        changes["weights"] = weights_picker(K + "weights", base.weights) or base.weights
 
     state.bind(K + "dense_units", base.dense_units)
     changes["dense_units"] = st.select_slider(
-        "Dense units", _options(DENSE, st.session_state[K + "dense_units"]), key=K + "dense_units",
+        "Dense units", steps(DENSE_UNITS, st.session_state[K + "dense_units"]), key=K + "dense_units",
         help="Neurons in the fully connected layer that combines the features.",
     )  # fmt: skip
     slots["dense_units"] = st.empty()
     state.bind(K + "dropout", round(float(base.dropout), 2))
     changes["dropout"] = st.slider(
-        "Dropout", 0.0, _top(0.9, K + "dropout"), step=0.05, key=K + "dropout",
+        "Dropout", 0.0, slider_max(0.9, K + "dropout"), step=0.05, key=K + "dropout",
         help="Fraction of dense outputs switched off at random in each training step.",
     )  # fmt: skip
     slots["dropout"] = st.empty()
@@ -156,45 +130,6 @@ def _controls(base: ModelConfig):
     except ValueError as exc:  # ConfigError: e.g. an empty weights path
         st.error(str(exc), icon=":material/error:")
         return None, slots
-
-
-def _weights(base: ModelConfig) -> str:
-    tr = transfer_module()
-    labels = dict(getattr(tr, "WEIGHT_SOURCES", None) or WEIGHT_LABELS)
-    options = list(labels)
-    if resources.server_paths_allowed():
-        options.append(LOCAL)
-    current = base.weights if base.weights in labels else LOCAL
-    state.bind(K + "weights", current if current in options else options[0])
-    choice = st.selectbox(
-        "VGG16 weights", options, key=K + "weights",
-        format_func=lambda w: labels.get(w, "a weights file on the server"),
-        help="Where the convolution base's weights come from. Without internet, ImageNet weights need a cached copy.",
-    )  # fmt: skip
-    weights = choice
-    if choice == LOCAL:
-        state.bind(K + "weights_path", base.weights if base.weights not in labels else "")
-        weights = st.text_input("Path to a .weights.h5 / .h5 file on the server", key=K + "weights_path").strip()
-        if not weights:
-            st.caption("Enter the path of a VGG16 weights file (include_top=False).")
-            return base.weights if base.weights not in labels else "none"
-    if tr is None:
-        st.info(
-            "Transfer learning is not installed on this server yet (core.transfer is missing): you can look at "
-            "the VGG16 architecture, but training it will fail until it is.",
-            icon=":material/construction:",
-        )
-        return weights
-    try:
-        status = tr.weights_status(weights)
-    except Exception as exc:  # noqa: BLE001 - a cheap check must never break the page
-        st.warning(f"Could not check these weights: {exc}", icon=":material/warning:")
-        return weights
-    if status.ok:
-        st.success(status.message, icon=":material/check:")
-    else:
-        st.warning(status.message, icon=":material/warning:")
-    return weights
 
 
 def _table(cfg: ModelConfig) -> None:

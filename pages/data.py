@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from ui import charts, resources, state
-from ui.feedback import errors_shown, header, run_page
+from ui.feedback import errors_shown, header
+from ui.frame import run_page
 from ui.sidebar import dataset_label, folder_label
 
 SAMPLES_PER_CLASS = 8
@@ -32,7 +33,6 @@ NICE = {
 
 
 def main() -> None:
-    state.init()
     header(
         "Data",
         "A CNN learns from **labelled images**: one folder per class (sandstone, limestone, ...). "
@@ -64,7 +64,7 @@ def main() -> None:
 
     st.subheader("Sample images")
     st.caption(f"The first {SAMPLES_PER_CLASS} images of each class, as the network sees them.")
-    counts = dict(zip(ds.class_names, ds.counts))
+    counts = dict(zip(ds.class_names, ds.counts, strict=True))
     for name, idx in resources.sample_indices(ds, SAMPLES_PER_CLASS).items():
         st.markdown(f"**{name}** · {counts[name]} images")
         st.image([ds.images[i] for i in idx], width=84)
@@ -104,7 +104,7 @@ def _bundled() -> None:
         st.caption("No sample datasets are installed on this server (sample_data/ is empty). Upload a zip instead.")
         return
     cols = st.columns(len(infos))
-    for col, info in zip(cols, infos):
+    for col, info in zip(cols, infos, strict=True):
         with col, st.container(border=True):
             st.markdown(f"**{info.title}**")
             st.caption(f"{info.n_images} images · {len(info.classes)} classes: {', '.join(info.classes)}")

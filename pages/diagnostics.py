@@ -4,10 +4,10 @@ import json
 
 import streamlit as st
 
-from core.config import ModelConfig, TrainConfig
-from core.diagnostics import apply_changes
+from core.config import ModelConfig, TrainConfig, apply_changes
 from ui import charts, resources, state
-from ui.feedback import empty_state, flash, header, run_page, set_flash
+from ui.feedback import empty_state, flash, header, set_flash
+from ui.frame import run_page
 from ui.sidebar import folder_label, source_name, when
 
 VERDICT_STYLE = {  # badge colour and icon per verdict
@@ -26,7 +26,7 @@ SETTING_NAMES = {
     "train.augment": "augmentation",
     "train.early_stopping": "early stopping patience",
     "train.monitor": "early stopping watches",
-    "train.restore_best": "restore best weights",
+    "train.restore_best": "keep the best epoch's weights",
     "train.epochs": "epochs",
     "train.learning_rate": "learning rate",
     "train.train_fraction": "share of training images",
@@ -34,7 +34,6 @@ SETTING_NAMES = {
 
 
 def main() -> None:
-    state.init()
     header(
         "Diagnostics",
         "The training curves are the most important thing to read after training. **Training** (blue) shows how "
@@ -57,9 +56,11 @@ def main() -> None:
         config=charts.CONFIG,
     )  # fmt: skip
     monitor = rec.train_config.get("monitor", "val_loss")
-    notes = [f"★ **best epoch {rec.best_epoch}**: the best {monitor}, the weights this run keeps"]
+    notes = [f"★ **best epoch {rec.best_epoch}**: the best {monitor}"]
     if rec.restored_epoch:
-        notes.append(f"**restored {rec.restored_epoch}**: early stopping rolled the weights back to this epoch")
+        notes.append(f"**restored {rec.restored_epoch}**: the saved model holds this epoch's weights")
+    else:
+        notes.append(f"the saved model holds the last epoch's weights (epoch {n})")
     if stopped:
         notes.append(f"**stopped {stopped}**: early stopping ended training here")
     if len(rec.phases) > 1:
@@ -118,8 +119,13 @@ def _remedies(rec) -> None:
                 what = ", ".join(f"{SETTING_NAMES.get(k, k)} → {_value(v)}" for k, v in changes.items())
                 c1.caption(f"Changes: {what}")
                 target = "architecture" if any(k.startswith("model.") for k in changes) else "train"
-                if c2.button("Try this", key=f"diag.remedy.{i}", width="stretch", icon=":material/auto_fix_high:",
-                             help=f"Apply the change to this run's settings and open the {target.title()} page."):
+                if c2.button(
+                    "Try this",
+                    key=f"diag.remedy.{i}",
+                    width="stretch",
+                    icon=":material/auto_fix_high:",
+                    help=f"Apply the change to this run's settings and open the {target.title()} page.",
+                ):
                     _apply(rec, remedy, target)
                 c2.caption(f"opens the {target.title()} page")
             else:

@@ -6,9 +6,9 @@ Deliberately light: no plotly, no TensorFlow, so it opens in about a second.
 import streamlit as st
 
 from core.architecture import check_architecture, layer_table
-from core.config import describe
+from core.labels import describe
 from ui import resources, state
-from ui.feedback import link, run_page
+from ui.frame import run_page
 from ui.sidebar import dataset_label
 
 STEPS = (
@@ -26,7 +26,6 @@ STEPS = (
 
 
 def main() -> None:
-    state.init()
     st.title("CNN Lab")
     st.markdown(
         "A workbench for **convolutional neural networks on geoscience images**: rock thin sections, "
@@ -40,7 +39,7 @@ def main() -> None:
         st.subheader("The path through the lab")
         for key, label, icon, text in STEPS:
             with st.container(border=True):
-                link(state.PAGES[key], label, icon=icon)
+                st.page_link(state.PAGES[key], label=label, icon=icon)
                 st.caption(text)
         st.caption(
             "The **Overfitting lab** and **Transfer learning** pages (in the menu under *Experiments*) "
@@ -64,7 +63,7 @@ def _active_dataset() -> None:
         st.markdown(dataset_label(source))
         info = resources.bundled_info(source)
         if info is not None:
-            st.caption(", ".join(f"{c} ({n})" for c, n in zip(info.classes, info.counts)))
+            st.caption(", ".join(f"{c} ({n})" for c, n in zip(info.classes, info.counts, strict=True)))
 
 
 def _active_model() -> None:

@@ -5,9 +5,10 @@ import streamlit as st
 
 from core.config import ModelConfig
 from core.data import read_image_bytes
-from core.diagnostics import cell_indices
+from core.evaluation import cell_indices
 from ui import charts, resources, state
-from ui.feedback import empty_state, errors_shown, header, run_page
+from ui.feedback import empty_state, errors_shown, header
+from ui.frame import run_page
 from ui.sidebar import source_name
 
 K = "pred."
@@ -16,7 +17,6 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"]
 
 
 def main() -> None:
-    state.init()
     header(
         "Predictions",
         "The **test images** were kept apart during training, so they show how the network would do on new "
@@ -120,7 +120,7 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
 def _gallery(indices: list[int], names: list[str], arrays: dict, width: int, per_row: int = 4) -> None:
     for start in range(0, len(indices), per_row):
         cols = st.columns(per_row)
-        for col, i in zip(cols, indices[start : start + per_row]):
+        for col, i in zip(cols, indices[start : start + per_row], strict=False):
             probs = [float(p) for p in arrays["probs"][i]]
             ranked = sorted(range(len(probs)), key=lambda k: -probs[k])[:3]
             col.image(arrays["test_images"][i], width=width)
@@ -138,7 +138,7 @@ def _most_wrong(test: dict, names: list[str], arrays: dict) -> None:
     per_row = 6
     for start in range(0, len(wrong), per_row):
         cols = st.columns(per_row)
-        for col, i in zip(cols, wrong[start : start + per_row]):
+        for col, i in zip(cols, wrong[start : start + per_row], strict=False):
             t, p = int(test["y_true"][i]), int(test["predicted"][i])
             col.image(arrays["test_images"][i], width=96)
             col.caption(f"**{names[p]}** {test['confidence'][i]:.0%}  \ntrue: {names[t]}")

@@ -1,8 +1,8 @@
 """Train: how to train, how to augment, and the training itself, live.
 
 Training never runs in this script: the Train button hands the job to core's
-process-wide worker, and a fragment polls it once a second. Moving a slider,
-switching page or reloading does not stop or duplicate it.
+process-wide worker, and :func:`ui.jobs.follow` redraws it once a second. Moving
+a slider, switching page or reloading does not stop or duplicate it.
 """
 
 import random
@@ -10,42 +10,39 @@ import random
 import pandas as pd
 import streamlit as st
 
-from core.augment import course_code, keras_code
-from core.config import AugmentConfig, TrainConfig
 from core.architecture import check_architecture
-from core.config import describe
-from core.experiment import resolve
-from ui import charts, resources, state
-from ui.feedback import errors_shown, flash, header, link, run_page, show_unexpected
+from core.augment import course_code, keras_code
+from core.config import (
+    FILL_MODES,
+    LEARNING_RATES,
+    LOSS_LABELS,
+    LOSSES,
+    MONITOR_LABELS,
+    MONITORS,
+    OPTIMIZER_LABELS,
+    OPTIMIZERS,
+    AugmentConfig,
+    TrainConfig,
+)
+from core.labels import describe, network_text
+from core.weights import weights_status
+from ui import charts, jobs, resources, state
+from ui.controls import FINE_TUNE_RATES, slider_max, steps
+from ui.feedback import errors_shown, flash, header, show_unexpected
+from ui.frame import run_page
 from ui.sidebar import when
 
 K = state.TRAIN
 A = K + "aug."
-LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
-FINE_TUNE_RATES = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4]
 BATCH_SIZES = [8, 16, 32, 64, 128]
-LOSSES = {
-    "categorical": "categorical_crossentropy: labels are one-hot vectors like [0, 0, 1, 0, 0], compared with "
-    "the softmax output.",
-    "sparse": "sparse_categorical_crossentropy: labels stay class numbers like 2; the same loss value, no "
-    "one-hot step.",
+LOSS_EXAMPLES = {  # what the labels look like for each loss (its name and label are core.config's)
+    "categorical": "Labels are one-hot vectors like [0, 0, 1, 0, 0], compared with the softmax output.",
+    "sparse": "Labels stay class numbers like 2: the same loss value, without the one-hot step.",
 }
 PREVIEW_N = 8
-PHASES = {"train": "", "head": "training the new head", "fine-tune": "fine-tuning VGG16's last block",
-          "fine_tune": "fine-tuning VGG16's last block"}  # fmt: skip
-
-
-def _options(values: list, current) -> list:
-    return sorted(set(values) | {current})
-
-
-def _top(limit, key: str):
-    """A slider's maximum: its usual one, or more if the config (from a run, the CLI, the lab) is beyond it."""
-    return max(limit, st.session_state[key])
 
 
 def main() -> None:
-    state.init()
     header(
         "Train",
         "Choose **how** the network learns, then press **Train**. Training runs in the background on the server: "
@@ -85,38 +82,14 @@ def _model_line(m) -> None:
     problems = check_architecture(m)
     with st.container(border=True):
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
-        c1.markdown(f"**Network:** {_network_text(m)}")
-        with c2:
-            link(state.PAGES["architecture"], "Change it", icon=":material/account_tree:")
+        c1.markdown(f"**Network:** {network_text(m)}")
+        c2.page_link(state.PAGES["architecture"], label="Change it", icon=":material/account_tree:")
         if problems:
             st.error(problems[0].message + " Fix it on the Architecture page before training.", icon=":material/block:")
         elif m.model == "vgg16":
-            status = _weights_status(m.weights)
-            if status is not None and not status.ok:
+            status = weights_status(m.weights)
+            if not status.ok:
                 st.warning(status.message, icon=":material/warning:")
-
-
-def _weights_status(weights: str):
-    """core.transfer's cheap check of the VGG16 weight source (None while core.transfer is not installed)."""
-    try:
-        from core.transfer import weights_status
-    except ImportError:
-        return None
-    try:
-        return weights_status(weights)
-    except Exception:  # noqa: BLE001 - a hint must never break the page
-        return None
-
-
-def _network_text(m) -> str:
-    if m.model == "vgg16":
-        body = f"VGG16 base ({m.weights} weights) + Dense {m.dense_units}"
-    else:
-        filters = "-".join(str(f) for f in m.block_filters())
-        body = (f"CNN with {m.blocks} block{'s' if m.blocks > 1 else ''} ({filters} filters, {m.kernel_size}×"
-                f"{m.kernel_size} kernels, {m.padding} padding{', batch norm' if m.batchnorm else ''}) + Dense "
-                f"{m.dense_units}")  # fmt: skip
-    return f"{body}, dropout {m.dropout:g} · input {m.input_size}×{m.input_size} · {m.num_classes} classes"
 
 
 def _settings(base: TrainConfig, m) -> dict:
@@ -126,29 +99,26 @@ def _settings(base: TrainConfig, m) -> dict:
         st.markdown("##### Optimizer and loss")
         state.bind(K + "optimizer", base.optimizer)
         c["optimizer"] = st.selectbox(
-            "Optimizer", ["adam", "sgd", "rmsprop"], key=K + "optimizer",
+            "Optimizer", OPTIMIZERS, key=K + "optimizer", format_func=OPTIMIZER_LABELS.get,
             help="Adam adapts the step size per weight and usually works without tuning (the course's choice).",
         )  # fmt: skip
         state.bind(K + "learning_rate", base.learning_rate)
         c["learning_rate"] = st.select_slider(
-            "Learning rate", _options(LEARNING_RATES, st.session_state[K + "learning_rate"]),
+            "Learning rate", steps(LEARNING_RATES, st.session_state[K + "learning_rate"]),
             key=K + "learning_rate", format_func=lambda v: f"{v:g}",
             help="How big each weight update is. Adam's default is 0.001; too big and the loss jumps around.",
         )  # fmt: skip
         state.bind(K + "loss", base.loss)
-        c["loss"] = st.radio(
-            "Loss", ["categorical", "sparse"], key=K + "loss", horizontal=True,
-            format_func={"categorical": "categorical", "sparse": "sparse"}.get,
-        )  # fmt: skip
-        st.caption(LOSSES[c["loss"]])
+        c["loss"] = st.radio("Loss", LOSSES, key=K + "loss", format_func=LOSS_LABELS.get)
+        st.caption(LOSS_EXAMPLES[c["loss"]])
     with col2:
         st.markdown("##### Epochs and batches")
         state.bind(K + "epochs", base.epochs)
-        c["epochs"] = st.slider("Epochs", 1, _top(100, K + "epochs"), key=K + "epochs",
+        c["epochs"] = st.slider("Epochs", 1, slider_max(100, K + "epochs"), key=K + "epochs",
                                 help="Full passes over the training images (the most training can run).")  # fmt: skip
         state.bind(K + "batch_size", base.batch_size)
         c["batch_size"] = st.select_slider(
-            "Batch size", _options(BATCH_SIZES, st.session_state[K + "batch_size"]), key=K + "batch_size",
+            "Batch size", steps(BATCH_SIZES, st.session_state[K + "batch_size"]), key=K + "batch_size",
             help="Images per weight update. The course uses 32.",
         )  # fmt: skip
         state.bind(K + "val_split", base.val_split)
@@ -166,15 +136,20 @@ def _settings(base: TrainConfig, m) -> dict:
         state.bind(K + "es_on", base.early_stopping > 0)
         on = st.toggle("Stop when validation stops improving", key=K + "es_on")
         state.bind(K + "patience", base.early_stopping or 5)
-        patience = st.slider("Patience (epochs)", 1, _top(20, K + "patience"), key=K + "patience", disabled=not on,
-                             help="How many epochs without improvement to wait before stopping.")  # fmt: skip
+        patience = st.slider(
+            "Patience (epochs)", 1, slider_max(20, K + "patience"), key=K + "patience", disabled=not on,
+            help="How many epochs without improvement to wait before stopping.",
+        )  # fmt: skip
         c["early_stopping"] = patience if on else 0
         state.bind(K + "monitor", base.monitor)
-        c["monitor"] = st.selectbox("Watch", ["val_loss", "val_accuracy"], key=K + "monitor", disabled=not on)
+        c["monitor"] = st.selectbox("Watch", MONITORS, key=K + "monitor", format_func=MONITOR_LABELS.get,
+                                    disabled=not on)  # fmt: skip
         state.bind(K + "restore_best", base.restore_best)
         c["restore_best"] = st.checkbox(
-            "Restore the best epoch's weights", key=K + "restore_best", disabled=not on,
-            help="Roll back to the epoch with the best watched value when stopping.",
+            "Keep the best epoch's weights (unchecked: the last epoch's)", key=K + "restore_best", disabled=not on,
+            help="Checked: when training ends, the weights of the epoch with the best watched value are put back, "
+            "and the run is tested and saved with them. Unchecked: the run keeps the weights of the last epoch it "
+            "trained. Without early stopping the best epoch's weights are always kept (the course's checkpoint).",
         )  # fmt: skip
 
     with st.expander("More: test set size, less training data" + (", fine-tuning" if m.model == "vgg16" else "")):
@@ -195,12 +170,12 @@ def _settings(base: TrainConfig, m) -> dict:
             with e3:
                 state.bind(K + "fine_tune_epochs", base.fine_tune_epochs)
                 c["fine_tune_epochs"] = st.slider(
-                    "Fine-tuning epochs", 0, _top(20, K + "fine_tune_epochs"), key=K + "fine_tune_epochs",
+                    "Fine-tuning epochs", 0, slider_max(20, K + "fine_tune_epochs"), key=K + "fine_tune_epochs",
                     help="After the new head has trained, unfreeze VGG16's last block and train this many more epochs.",
                 )  # fmt: skip
                 state.bind(K + "fine_tune_lr", base.fine_tune_lr)
                 c["fine_tune_lr"] = st.select_slider(
-                    "Fine-tuning learning rate", _options(FINE_TUNE_RATES, st.session_state[K + "fine_tune_lr"]),
+                    "Fine-tuning learning rate", steps(FINE_TUNE_RATES, st.session_state[K + "fine_tune_lr"]),
                     key=K + "fine_tune_lr", format_func=lambda v: f"{v:g}",
                     help="Small, so the pre-trained weights are adjusted, not overwritten.",
                 )  # fmt: skip
@@ -243,15 +218,17 @@ def _augmentation(base: AugmentConfig):
                 help="rotation_range: turn by a random angle up to this, either way.",
             ),
             "width_shift": st.slider(
-                "Width shift", 0.0, _top(0.5, A + "width_shift"), step=0.05, key=A + "width_shift", format="%.2f",
+                "Width shift", 0.0, slider_max(0.5, A + "width_shift"), step=0.05, key=A + "width_shift",
+                format="%.2f",
                 help="width_shift_range: move left/right by up to this share of the width.",
             ),
             "height_shift": st.slider(
-                "Height shift", 0.0, _top(0.5, A + "height_shift"), step=0.05, key=A + "height_shift", format="%.2f",
+                "Height shift", 0.0, slider_max(0.5, A + "height_shift"), step=0.05, key=A + "height_shift",
+                format="%.2f",
                 help="height_shift_range: move up/down by up to this share of the height.",
             ),
             "zoom": st.slider(
-                "Zoom", 0.0, _top(0.5, A + "zoom"), step=0.05, key=A + "zoom", format="%.2f",
+                "Zoom", 0.0, slider_max(0.5, A + "zoom"), step=0.05, key=A + "zoom", format="%.2f",
                 help="zoom_range: 0.1 zooms each axis between 90% and 110%.",
             ),
         }  # fmt: skip
@@ -260,7 +237,7 @@ def _augmentation(base: AugmentConfig):
         values["vflip"] = f2.checkbox("Vertical flip", key=A + "vflip",
                                       help="vertical_flip: valid for microscope images and core photos.")  # fmt: skip
         values["fill_mode"] = st.selectbox(
-            "Fill mode", ["nearest", "reflect", "wrap", "constant"], key=A + "fill_mode",
+            "Fill mode", FILL_MODES, key=A + "fill_mode",
             help="How pixels moved in from outside the image are filled.",
         )  # fmt: skip
     try:
@@ -315,109 +292,25 @@ def _preview(aug: AugmentConfig, m) -> None:
 # --------------------------------------------------------------------------- training
 
 
-def _live_state(job) -> bool:
-    """Running, or queued and not cancelled (core drops a cancelled queued job only when it reaches it)."""
-    snap = job.snapshot()
-    return snap["state"] == "running" or (snap["state"] == "queued" and not snap["stop_requested"])
-
-
-def _waiting(w) -> list:
-    return [j for j in w.queued() if not j.stop_event.is_set()]
-
-
-def _find_job():
-    """The job this page shows, and whether this session started it.
-
-    This session's job is in session state, or in the URL after a reload.
-    Without one, the page watches what the server is training (another tab's
-    job, or this student's own from before the session was lost).
-    """
-    ss = st.session_state
-    job = resources.find_job(ss.get(state.JOB_ID))
-    if job is None:
-        job = resources.find_job(st.query_params.get("job"))
-        if job is not None:
-            ss[state.JOB_ID] = job.id
-    if job is not None:
-        return job, True
-    w = resources.worker()
-    job = w.running() or next(iter(_waiting(w)), None) or resources.find_job(ss.get(K + "watching"))
-    if job is not None:
-        ss[K + "watching"] = job.id
-    return job, False
-
-
 def _start() -> None:
     """The Train button's callback (runs before the next script run, so it may set the sidebar's run)."""
     ss = st.session_state
     ss.pop(K + "error", None)
     try:
-        job = resources.worker().submit(state.dataset(), state.model_cfg(), state.train_cfg())
+        jobs.start(state.dataset(), state.model_cfg(), state.train_cfg())
     except ValueError as exc:  # DataError, ArchitectureError, ConfigError: said next to the button
         ss[K + "error"] = str(exc)
-        return
     except Exception as exc:  # noqa: BLE001
         ss[K + "error_unexpected"] = exc
-        return
-    ss[state.JOB_ID] = job.id
-    ss.pop(K + "watching", None)
-    if job.state == "done" and job.result is not None:
-        ss[state.RUN_ID] = job.result.run_id  # came back from the run store at once
-        state.mark_announced(job.id)
-
-
-def _stop(job_id: str) -> None:
-    resources.worker().stop(job_id)
 
 
 def _train_section(m, cfg: TrainConfig | None) -> None:
     ss = st.session_state
-    w = resources.worker()
-    job, mine = _find_job()
+    job, mine = jobs.shown_job()
     if mine and st.query_params.get("job") != job.id:
         st.query_params["job"] = job.id  # a reload of this page finds the job again
-
-    source = state.dataset()
-    live = job is not None and _live_state(job)
-    if not (live and mine):
-        blockers = []
-        if not source:
-            blockers.append("Pick a dataset on the Data page first.")
-        if check_architecture(m):
-            blockers.append("The architecture does not fit its input: fix it on the Architecture page.")
-        if cfg is None:
-            blockers.append("Fix the setting marked above first.")
-        stored = None
-        if not blockers:
-            try:
-                key = resolve(source, m, cfg)[2]
-                stored = resources.store().find(key)
-            except ValueError as exc:  # DataError
-                blockers.append(str(exc))
-        running = w.running()
-        if running is not None:
-            snap = running.snapshot()
-            st.info(
-                f"The trainer is busy with **{snap['label']}** (epoch {snap['epoch']}/{snap['epochs']}). A new run "
-                f"waits in the queue; {len(_waiting(w))} waiting now.",
-                icon=":material/hourglass_top:",
-            )
-            _queue_table(w)
-        c1, c2 = st.columns([1, 3], vertical_alignment="center")
-        label = "Show the stored run" if stored is not None else "Train"
-        c1.button(label, type="primary", icon=":material/play_arrow:", on_click=_start, disabled=bool(blockers),
-                  key=K + "start", width="stretch")  # fmt: skip
-        with c2:
-            if blockers:
-                for b in blockers:
-                    st.warning(b, icon=":material/block:")
-            elif stored is not None:
-                st.caption(
-                    f":material/inventory_2: This exact configuration was trained on this dataset before "
-                    f"({when(stored.created)}): it comes back from the run store instantly, nothing is retrained."
-                )
-            else:
-                st.caption(f"{describe(m, cfg)} on **{source}**")
+    if not (mine and job.active):  # one training per session at a time
+        _start_panel(m, cfg)
     if K + "error" in ss:
         st.error(ss.pop(K + "error"), icon=":material/error:")
     if K + "error_unexpected" in ss:
@@ -425,10 +318,10 @@ def _train_section(m, cfg: TrainConfig | None) -> None:
 
     if job is None:
         return
-    if live:
+    if job.active:
         if not mine:
             st.caption("Training on the server now, started in another tab or session (yours, before a reload?):")
-        _live(job.id)
+        jobs.follow([job.id], _live, on_finish=jobs.select_runs)
         return
     # Finished while nobody watched (another page, a closed tab): select its run once.
     if state.select_finished_run(job.id, job.snapshot()["run_id"]):
@@ -436,50 +329,77 @@ def _train_section(m, cfg: TrainConfig | None) -> None:
     _finished(job)
 
 
-def _queue_table(w) -> None:
-    rows = []
-    for j in [x for x in (w.running(),) if x] + _waiting(w):
-        s = j.snapshot()
-        rows.append({"": "training" if s["state"] == "running" else "waiting", "run": s["label"],
-                     "dataset": s["source"].rsplit("/", 1)[-1],
-                     "epoch": f"{s['epoch']}/{s['epochs']}" if s["state"] == "running" else "–"})  # fmt: skip
+def _start_panel(m, cfg: TrainConfig | None) -> None:
+    """The Train button, what blocks it, and whether the run store already has this run."""
+    source = state.dataset()
+    blockers = []
+    if not source:
+        blockers.append("Pick a dataset on the Data page first.")
+    if check_architecture(m):
+        blockers.append("The architecture does not fit its input: fix it on the Architecture page.")
+    if cfg is None:
+        blockers.append("Fix the setting marked above first.")
+    stored = None
+    if not blockers:
+        try:
+            stored = resources.stored_run(source, m, cfg)
+        except ValueError as exc:  # DataError
+            blockers.append(str(exc))
+    running = resources.worker().running()
+    if running is not None:
+        snap = running.snapshot()
+        st.info(
+            f"The trainer is busy with **{snap['label']}** (epoch {snap['epoch']}/{snap['epochs']}). A new run "
+            f"waits in the queue; {len(resources.worker().queued())} waiting now.",
+            icon=":material/hourglass_top:",
+        )
+        _queue_table()
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    label = "Show the stored run" if stored is not None else "Train"
+    c1.button(label, type="primary", icon=":material/play_arrow:", on_click=_start, disabled=bool(blockers),
+              key=K + "start", width="stretch")  # fmt: skip
+    with c2:
+        if blockers:
+            for b in blockers:
+                st.warning(b, icon=":material/block:")
+        elif stored is not None:
+            st.caption(
+                f":material/inventory_2: This exact configuration was trained on this dataset before "
+                f"({when(stored.created)}): it comes back from the run store instantly, nothing is retrained."
+            )
+        else:
+            st.caption(f"{describe(m, cfg)} on **{source}**")
+
+
+def _queue_table() -> None:
+    rows = jobs.queue_rows()
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-@st.fragment(run_every=1.0)
-def _live(job_id: str) -> None:
-    job = resources.find_job(job_id)
-    if job is None:
-        st.rerun()
-    snap = job.snapshot()
-    if not _live_state(job):
-        state.select_finished_run(job_id, snap["run_id"])
-        st.rerun()  # the whole page: the sidebar shows the new run, this panel its result
-    w = resources.worker()
+def _live(snaps: list) -> None:
+    """The running (or queued) job, redrawn once a second by :func:`ui.jobs.follow`."""
+    snap = snaps[0]
+    if not jobs.is_active(snap):
+        st.rerun()  # it ended between two looks: the whole page shows the result
+    job_id = snap["id"]
     if snap["state"] == "queued":
-        queued = _waiting(w)
-        position = next((i for i, j in enumerate(queued, start=1) if j.id == job_id), 1)
+        queued = [j.id for j in resources.worker().queued()]
+        position = queued.index(job_id) + 1 if job_id in queued else 1
         st.info(f"Your run is number **{position}** in the queue: the trainer finishes the run before it first.",
                 icon=":material/hourglass_top:")  # fmt: skip
-        _queue_table(w)
-        st.button("Cancel", key=K + "cancel", on_click=_stop, args=(job_id,), icon=":material/close:")
+        _queue_table()
+        st.button("Cancel", key=K + "cancel", on_click=jobs.stop, args=(job_id,), icon=":material/close:")
         return
-    batch = f" · batch {snap['batch']}/{snap['batches']}" if snap["batches"] else ""
-    if snap["phase"] == "features":  # VGG16: the frozen base's outputs, computed once per dataset and kept
-        where = f"computing the VGG16 base's features (once per dataset){batch}"
-    else:
-        phase = PHASES.get(snap["phase"], snap["phase"].replace("_", "-"))
-        where = f"epoch {snap['epoch']}/{snap['epochs']}{batch}" + (f" · {phase}" if phase else "")
-    st.progress(snap["fraction"], text=f"**Training** {snap['label']} — {where}")
+    st.progress(snap["fraction"], text=f"**Training** {snap['label']} — {jobs.progress_text(snap)}")
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
     if snap["stop_requested"]:
         c1.button("Stopping…", key=K + "stopping", disabled=True, width="stretch")
-        c2.caption("Training stops after the current batch and keeps the best weights learned so far.")
+        c2.caption("Training stops after the current batch; the run is saved with what it has learned.")
     else:
-        c1.button("Stop training", key=K + "stop", on_click=_stop, args=(job_id,), icon=":material/stop:",
+        c1.button("Stop training", key=K + "stop", on_click=jobs.stop, args=(job_id,), icon=":material/stop:",
                   width="stretch")  # fmt: skip
-        c2.caption("Stopping keeps what the network has learned: the run is saved with its best epoch so far.")
+        c2.caption("Stopping keeps what the network has learned: the run is saved and can be read like any other.")
     history = snap["history"]
     if history.get("loss"):
         st.plotly_chart(charts.history_figure(history, planned_epochs=snap["epochs"]), config=charts.CONFIG)
@@ -511,14 +431,14 @@ def _finished(job) -> None:
         )
     elif rec.status == "stopped":
         st.warning(
-            f"Stopped by you after {n} epoch{'s' if n != 1 else ''}. The run keeps the best weights it had learned "
-            f"(epoch {rec.best_epoch}) and is saved, marked *stopped*. Test accuracy {acc:.0%}.",
+            f"Stopped by you after {n} epoch{'s' if n != 1 else ''}. The run keeps {_kept_weights(rec)} and is "
+            f"saved, marked *stopped*. Test accuracy {acc:.0%}.",
             icon=":material/stop_circle:",
         )
     else:
         extra = " Early stopping ended it before the last epoch." if rec.stopped_early else ""
-        st.success(f"Finished: {n} epochs in {rec.seconds:.0f} s. Test accuracy **{acc:.0%}**.{extra}",
-                   icon=":material/check_circle:")  # fmt: skip
+        st.success(f"Finished: {n} epochs in {rec.seconds:.0f} s.{extra} The model keeps {_kept_weights(rec)}: "
+                   f"test accuracy **{acc:.0%}**.", icon=":material/check_circle:")  # fmt: skip
     st.plotly_chart(
         charts.history_figure(
             rec.history, best=rec.best_epoch, restored=rec.restored_epoch,
@@ -527,10 +447,15 @@ def _finished(job) -> None:
         config=charts.CONFIG,
     )  # fmt: skip
     c1, c2, _ = st.columns([1, 1, 2])
-    with c1:
-        link(state.PAGES["diagnostics"], "Read the curves", icon=":material/monitoring:")
-    with c2:
-        link(state.PAGES["predictions"], "See the predictions", icon=":material/grid_view:")
+    c1.page_link(state.PAGES["diagnostics"], label="Read the curves", icon=":material/monitoring:")
+    c2.page_link(state.PAGES["predictions"], label="See the predictions", icon=":material/grid_view:")
+
+
+def _kept_weights(rec) -> str:
+    """Which weights the saved model holds (core sets restored_epoch when it put the best epoch's back)."""
+    if rec.restored_epoch:
+        return f"the weights of its best epoch ({rec.restored_epoch})"
+    return f"the weights of its last epoch ({len(rec.history.get('loss', []))})"
 
 
 run_page(main)

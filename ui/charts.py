@@ -1,11 +1,12 @@
 """Plotly figures in one house style: the same colours mean the same thing on every page.
 
 Blue is training, orange is validation, green marks the best epoch, purple the
-epoch early stopping restored, red where training stopped. Every function
+epoch whose weights were restored, red where training stopped. Runs drawn side
+by side (the lab's variants, scratch vs transfer) get one colour each. Every function
 takes numbers core already computed and only decides how to draw them.
 
-Speed matters here: the Train page redraws its curves for every watching
-browser once a second, and the Architecture page redraws on every slider move.
+Speed matters here: the Train, lab and transfer pages redraw their curves for
+every watching browser once a second, and the Architecture page redraws on every slider move.
 Plotly's object API (``make_subplots``, ``add_vline``, ``update_layout``)
 spends 100-300 ms validating each call, so each figure is assembled as one
 plain spec and turned into a ``go.Figure`` once (~10-30 ms). The public
@@ -86,7 +87,7 @@ def history_figure(
     shapes: list[dict] = []
     notes: list[dict] = []
     pairs = (("loss", "val_loss"), ("accuracy", "val_accuracy"))
-    for col, ((train_key, val_key), (xa, ya)) in enumerate(zip(pairs, axes)):
+    for col, ((train_key, val_key), (xa, ya)) in enumerate(zip(pairs, axes, strict=True)):
         for key, name, color, group in ((train_key, "training", TRAIN, "train"), (val_key, "validation", VAL, "val")):
             values = [float(v) for v in history.get(key, [])]
             if values:
@@ -128,7 +129,8 @@ def history_figure(
     for epoch, items in sorted(marks.items()):
         vline(epoch, items[0][1], "dash", " + ".join(label for label, _ in items) + f" ({epoch}) ", top=True)
 
-    for (xa, _), title, domain in zip(axes, ("Loss (lower is better)", "Accuracy (higher is better)"), domains):
+    titles = ("Loss (lower is better)", "Accuracy (higher is better)")
+    for title, domain in zip(titles, domains, strict=True):
         notes.append({"xref": "paper", "yref": "paper", "x": sum(domain) / 2, "y": 1.0, "yanchor": "bottom",
                       "xanchor": "center", "text": title, "showarrow": False, "font": {"size": 15}})  # fmt: skip
     x_max = max(n, planned_epochs or 0, 1)
@@ -142,6 +144,82 @@ def history_figure(
         xaxis2={**xaxis, "domain": domains[1], "anchor": "y2"},
         yaxis=_axis(rangemode="tozero", anchor="x"),
         yaxis2=_axis(range=[0, 1.02], tickformat=".0%", anchor="x2"),
+    )
+    return go.Figure({"data": traces, "layout": layout})
+
+
+# --------------------------------------------------------------------------- runs side by side
+
+# The overfitting lab's variants (core.lab.VARIANT_NAMES), the same colour wherever they are drawn.
+VARIANT_COLORS = {"baseline": STOPPED, "dropout": TRAIN, "augment": BEST, "early_stopping": RESTORED, "all": VAL}
+# Runs compared in order (scratch CNN, then VGG16 transfer).
+SERIES_COLORS = (TRAIN, VAL, BEST, RESTORED, STOPPED)
+
+
+@st.cache_resource(**_CACHE)
+def lab_figure(curves: Sequence[Mapping[str, Any]], show_train: bool = False, height: int = 420) -> go.Figure:
+    """Validation loss per epoch of several lab variants, each with a star on its best epoch.
+
+    ``curves`` is :func:`core.lab_results.lab_curves`' output; ``show_train``
+    adds each variant's training loss, dotted.
+    """
+    traces: list[dict] = []
+    for c in curves:
+        color = VARIANT_COLORS.get(c["variant"], MUTED)
+        group = c["variant"]
+        traces.append({"type": "scatter", "x": list(c["epochs"]), "y": list(c["val_loss"]), "mode": "lines",
+                       "name": c["title"], "legendgroup": group, "line": {"color": color, "width": 2.5},
+                       "hovertemplate": f"{c['title']}<br>validation loss %{{y:.3f}}<extra></extra>"})  # fmt: skip
+        if show_train and c["loss"]:
+            traces.append({"type": "scatter", "x": list(c["epochs"])[: len(c["loss"])], "y": list(c["loss"]),
+                           "mode": "lines", "name": f"{c['title']} (training)", "legendgroup": group,
+                           "showlegend": False, "line": {"color": color, "width": 1.5, "dash": "dot"},
+                           "hovertemplate": f"{c['title']}<br>training loss %{{y:.3f}}<extra></extra>"})  # fmt: skip
+        if c["best_epoch"]:
+            traces.append({
+                "type": "scatter", "x": [c["best_epoch"]], "y": [c["best_val_loss"]], "mode": "markers",
+                "name": f"{c['title']}: best epoch", "legendgroup": group, "showlegend": False,
+                "marker": {"symbol": "star", "size": 15, "color": color, "line": {"color": "white", "width": 1}},
+                "hovertemplate": f"{c['title']}<br>best epoch %{{x}}<br>validation loss %{{y:.3f}}<extra></extra>",
+            })  # fmt: skip
+    layout = _layout(
+        height,
+        hovermode="closest",
+        xaxis=_axis(title={"text": "epoch"}),
+        yaxis=_axis(title={"text": "validation loss"}, rangemode="tozero"),
+    )
+    return go.Figure({"data": traces, "layout": layout})
+
+
+@st.cache_resource(**_CACHE)
+def comparison_figure(
+    val_accuracy: Mapping[str, Sequence[float]], phases: Sequence[Mapping[str, Any]] = (), height: int = 400
+) -> go.Figure:
+    """Validation accuracy per epoch of a few runs (legend name -> values), one colour each.
+
+    ``phases`` are one run's record phases: a later phase (VGG16 fine-tuning)
+    is marked where it starts.
+    """
+    traces = [
+        {"type": "scatter", "x": list(range(1, len(values) + 1)), "y": [float(v) for v in values],
+         "mode": "lines+markers", "name": name, "line": {"color": SERIES_COLORS[i % len(SERIES_COLORS)], "width": 2.5},
+         "hovertemplate": f"{name}: %{{y:.1%}}<extra></extra>"}
+        for i, (name, values) in enumerate(val_accuracy.items())
+    ]  # fmt: skip
+    shapes, notes = [], []
+    for phase in list(phases)[1:]:
+        x = int(phase.get("first_epoch", 1)) - 0.5
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+                       "line": {"color": MUTED, "dash": "dash"}})  # fmt: skip
+        notes.append({"x": x, "y": 1, "xref": "x", "yref": "paper", "showarrow": False, "xanchor": "left",
+                      "yanchor": "top", "text": f" {str(phase.get('name', '')).replace('_', '-')} starts"})  # fmt: skip
+    layout = _layout(
+        height,
+        shapes=shapes,
+        annotations=notes,
+        hovermode="x unified",
+        xaxis=_axis(title={"text": "epoch"}),
+        yaxis=_axis(title={"text": "validation accuracy"}, range=[0, 1.02], tickformat=".0%"),
     )
     return go.Figure({"data": traces, "layout": layout})
 

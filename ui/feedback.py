@@ -1,4 +1,4 @@
-"""Page frame and messages: headers, empty states, and errors without tracebacks.
+"""Messages: page headers, empty states, and errors without tracebacks.
 
 Expected problems (a bad zip, an architecture that does not fit, a missing
 weights file) arrive from core as ``ValueError`` subclasses whose message
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 log = logging.getLogger("cnnlab.ui")
 
@@ -50,33 +49,18 @@ def errors_shown(doing: str = "drawing this part of the page") -> Iterator[None]
         show_unexpected(exc, doing)
 
 
-def run_page(main: Callable[[], None]) -> None:
-    """Run a page's ``main`` inside app.py's frame, with friendly errors."""
-    from ui.frame import ensure_app
-
-    ensure_app()
-    with errors_shown("drawing this page"):
-        main()
-
-
-def header(title: str, intro: str) -> None:
+def header(title: str, intro: str = "") -> None:
+    """The page's title and its one-paragraph introduction."""
     st.title(title)
-    st.markdown(intro)
+    if intro:
+        st.markdown(intro)
 
 
 def empty_state(message: str, page: str | None = None, label: str | None = None, icon: str | None = None) -> None:
     """Say why there is nothing to show and where to go instead."""
     st.info(message, icon=":material/info:")
     if page:
-        link(page, label or "Go there", icon=icon)
-
-
-def link(page: str, label: str, icon: str | None = None) -> None:
-    """``st.page_link`` that degrades to plain text when the page is not in the navigation (tests)."""
-    try:
-        st.page_link(page, label=label, icon=icon)
-    except StreamlitAPIException:
-        st.markdown(f"**{label}**")
+        st.page_link(page, label=label or "Go there", icon=icon)
 
 
 _FLASH = "_flash"
@@ -92,33 +76,3 @@ def flash() -> None:
     message = st.session_state.pop(_FLASH, None)
     if message:
         st.success(message, icon=":material/auto_fix_high:")
-
-
-def job_status(title: str, snap: dict | None, retry: str) -> None:
-    """One line per worker job: a progress bar saying queued / training / cached / trained, or the error.
-
-    ``snap`` is ``Job.snapshot()``, or None when the worker no longer knows the job (a restart);
-    ``retry`` tells the student what to press again in that case.
-    """
-    if snap is None:
-        st.warning(f"{title}: the trainer no longer tracks this job (was the server restarted?). {retry}")
-        return
-    state = snap["state"]
-    if state == "failed":
-        st.error(f"{title}: {snap['error']}", icon=":material/error:")
-        if snap.get("detail"):
-            with st.expander("Details (for the teacher)"):
-                st.code(snap["detail"], language="text")
-        return
-    if state == "queued":
-        text = f"{title}: queued"
-    elif state == "running":
-        phase = f" ({snap['phase']})" if snap.get("phase") and snap["phase"] != "train" else ""
-        text = f"{title}: training, epoch {snap['epoch']} of {snap['epochs']}{phase}"
-    elif state == "stopped":
-        text = f"{title}: stopped"
-    elif snap["cached"]:
-        text = f"{title}: cached (stored run, not retrained)"
-    else:
-        text = f"{title}: trained"
-    st.progress(float(snap["fraction"]), text=text)

@@ -24,10 +24,12 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import AugmentConfig, ModelConfig
+from core.augment import preview
+from core.config import AugmentConfig, ModelConfig, TrainConfig
 from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
+from core.experiment import predict_images, resolve
 from core.store import RunRecord, RunStore, default_home
-from core.worker import Job, TrainingWorker, get_worker
+from core.worker import TrainingWorker, get_worker
 
 
 def home() -> str:
@@ -52,18 +54,21 @@ def worker() -> TrainingWorker:
     return get_worker()
 
 
-def find_job(job_id: str | None) -> Job | None:
-    if not job_id:
-        return None
-    return next((j for j in worker().jobs() if j.id == job_id), None)
-
-
 # --------------------------------------------------------------------------- runs
 
 
 def list_runs() -> list[dict[str, Any]]:
     """Summaries of the stored runs, newest first (one SQLite query, not cached)."""
     return store().list_runs()
+
+
+def stored_run(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> RunRecord | None:
+    """The stored complete run of this configuration on this data, if any: what Train would bring back at once.
+
+    Raises DataError when the data cannot be read (the message says why).
+    """
+    _, _, key = resolve(source, model_cfg, train_cfg)
+    return store().find(key)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -97,9 +102,7 @@ def _model(home_dir: str, run_id: str) -> tuple[Any, threading.Lock]:
 
 
 def predict(rec: RunRecord, images_uint8) -> Any:
-    """Class probabilities from the run's best model, loaded once per run and shared read-only."""
-    from core.experiment import predict_images
-
+    """Class probabilities from the run's saved model, loaded once per run and shared read-only."""
     model, lock = _model(home(), rec.run_id)
     with lock:
         return predict_images(store(), rec, images_uint8, model=model)
@@ -184,6 +187,4 @@ def save_upload(data: bytes) -> Path:
 @st.cache_data(show_spinner=False, max_entries=64)
 def augment_preview(_image, image_key: str, cfg: AugmentConfig, n: int, seed: int):
     """``n`` augmented versions of one image (imports TensorFlow on first use)."""
-    from core.augment import preview
-
     return preview(_image, cfg, n=n, seed=seed)

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import resources, state
-
-ACTIVE = ("queued", "running")
+from ui import jobs, resources, state
 
 
 def folder_label(source: str) -> str:
@@ -103,26 +101,22 @@ def _run_select() -> None:
     summary = next(r for r in runs if r["run_id"] == ss[state.RUN_ID])
     verdict = (summary.get("verdict") or "").replace("_", " ")
     st.caption(
-        f"{summary['epochs_run']} epochs · best epoch {summary['best_epoch']}"
-        + (f" · {verdict}" if verdict else "")
+        f"{summary['epochs_run']} epochs · best epoch {summary['best_epoch']}" + (f" · {verdict}" if verdict else "")
     )
 
 
 def _training_status() -> None:
-    job = resources.find_job(st.session_state.get(state.JOB_ID))
+    """This session's training, while it is queued or running (the Train page shows its own, bigger)."""
+    job = jobs.find(st.session_state.get(state.JOB_ID))
     if job is not None and job.active:
-        _status_fragment(job.id)
+        jobs.follow([job.id], _draw_status, every=2.0, on_finish=jobs.select_runs)
 
 
-@st.fragment(run_every=2.0)
-def _status_fragment(job_id: str) -> None:
-    job = resources.find_job(job_id)
-    snap = job.snapshot() if job is not None else None
-    if snap is None or snap["state"] not in ACTIVE:
-        if snap is not None:
-            state.select_finished_run(job_id, snap["run_id"])
-        st.rerun()
+def _draw_status(snaps: list) -> None:
+    snap = snaps[0]
+    if snap is None:
+        return
     if snap["state"] == "queued":
         st.caption(f"Your training is waiting in the queue: {snap['label']}")
-    else:
-        st.progress(snap["fraction"], text=f"Training: epoch {snap['epoch']}/{snap['epochs']}")
+    elif snap["state"] == "running":
+        st.progress(snap["fraction"], text=f"Training: {jobs.progress_text(snap)}")

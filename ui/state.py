@@ -12,11 +12,13 @@
 ``sources``      ``{source: label}`` of the uploads and server folders used this session
 ===============  =====================================================================
 
-Page widgets do not own their values: Streamlit forgets a widget's value when
-its page is left. Each widget starts from the config (:func:`bind`) and the
-page rebuilds the config from the widgets on every run, so a slider is where
-the student left it after a trip to another page, and a remedy that changes
-the config (:func:`set_configs`) moves the slider too.
+The Architecture and Train widgets do not own their values: the configs do.
+Each widget starts from the config (:func:`bind`) and the page rebuilds the
+config from the widgets on every run, so a slider is where the student left it
+after a trip to another page, and a remedy or lab preset that changes the
+config (:func:`set_configs`) moves the slider too. Widgets that mirror no
+config (the lab's, the transfer page's) get first values from
+:func:`start_widgets` and keep them with Streamlit's ``persist_state="session"``.
 
 Two keys belong to sidebar widgets, which are drawn before the page runs; a
 page cannot assign them directly in the same run. :func:`request` queues the
@@ -25,6 +27,7 @@ change and :func:`init` applies it at the start of the next run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +48,7 @@ _ANNOUNCED = "_announced_jobs"
 ARCH = "arch."
 TRAIN = "train."
 
-# Page files (st.Page, st.switch_page and st.page_link take these). Absolute, so they also
-# resolve when a page was started on its own (see ui/frame.py).
+# Page files (st.Page, st.switch_page and st.page_link take these), as absolute paths.
 _PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 PAGES = {
     key: str(_PAGES_DIR / f"{key}.py")
@@ -129,6 +131,17 @@ def forget(prefix: str) -> None:
     """Drop the widget values under ``prefix`` so they are read again from the configs."""
     for key in [k for k in st.session_state.keys() if isinstance(k, str) and k.startswith(prefix)]:
         del st.session_state[key]
+
+
+def start_widgets(defaults: Mapping[str, Any]) -> None:
+    """Give a page's own widgets their first values (widget key -> value); later values are the student's.
+
+    For widgets that mirror no config (the lab's, the transfer page's). Draw
+    them with ``persist_state="session"``: Streamlit then keeps their values
+    across page switches, so they are where the student left them.
+    """
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
 
 
 def set_configs(model: ModelConfig | None = None, train: TrainConfig | None = None) -> None:

@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:  # the pages import core and ui from the repositor
     sys.path.insert(0, str(ROOT))
 
 from apphelpers import APP, FAST, TIMEOUT, TINY  # noqa: E402
+
 from core.config import ModelConfig  # noqa: E402
 
 
@@ -70,7 +71,7 @@ def staged(trained):
 
     Its arrays are the trained run's, so the Predictions page can show images.
     """
-    from core.diagnostics import diagnose
+    from core.diagnosis import diagnose
     from core.store import RunRecord, RunStore
 
     loss = [1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08]

@@ -1,8 +1,10 @@
-"""A real browser walks through the app: `streamlit run app.py`, headless Chromium, a tiny model trained end to end.
+"""A real browser against `streamlit run app.py`: a deep link right after a start, and a tiny model trained end to end.
 
-What AppTest cannot see: the page really loads over a websocket, the training
-fragment really polls, plotly really draws, and a click on a confusion-matrix
-cell really selects it. Screenshots go to test-output/browser/ (gitignored).
+What AppTest cannot see: the page really loads over a websocket, the first
+request after a server start really is served in Streamlit's legacy
+pages-folder mode (ui/frame.py), the training fragment really polls, plotly
+really draws, and a click on a confusion-matrix cell really selects it.
+Screenshots go to test-output/browser/ (gitignored).
 """
 
 from __future__ import annotations
@@ -74,9 +76,9 @@ def _settle(page, timeout: float = 120) -> None:
     time.sleep(0.3)  # let a rerun the last action triggered begin
     quiet = 0
     while time.time() < deadline and quiet < 2:  # two quiet looks in a row: the run is over
-        busy = page.locator("[data-testid='stStatusWidget']").count() + page.locator(
-            "[data-testid='stSkeleton']"
-        ).count()
+        busy = (
+            page.locator("[data-testid='stStatusWidget']").count() + page.locator("[data-testid='stSkeleton']").count()
+        )
         quiet = 0 if busy else quiet + 1
         time.sleep(0.15)
 
@@ -101,6 +103,35 @@ def _go(page, title: str) -> None:
     page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60000)
     _settle(page)
+
+
+@pytest.mark.parametrize(("path", "title"), [("train", "Train"), ("lab", "Overfitting lab")])
+def test_the_first_request_after_a_start_lands_on_the_page_it_asks_for(server, path, title):
+    """Thirty browsers reconnecting to /train after the teacher restarts the server: each gets the Train page."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60000)
+        try:
+            page.goto(f"{server}/{path}")  # the server's first session
+            page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=90000)
+            _settle(page)
+            _shot(page, f"0-first-request-{path}")
+            expect(page.get_by_role("heading", name=title, exact=True)).to_have_count(1)
+            assert page.url.rstrip("/").endswith(f"/{path}")
+            # app.py's frame: its menu, with its sections and titles (not the pages folder's file names) ...
+            nav = page.locator("[data-testid='stSidebarNav']")
+            for item in ("Home", "Train", "Overfitting lab", "Transfer learning"):
+                expect(nav.get_by_text(item, exact=True)).to_be_visible()
+            expect(nav.get_by_text("Experiments", exact=True)).to_be_visible()
+            # ... and its sidebar; no "Page not found" dialog, no error.
+            expect(page.locator("[data-testid='stSidebar']").get_by_text("Dataset", exact=True)).to_be_visible()
+            expect(page.get_by_text("Page not found")).to_have_count(0)
+            expect(page.locator("[data-testid='stException']")).to_have_count(0)
+        finally:
+            browser.close()
 
 
 def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):

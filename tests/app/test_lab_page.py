@@ -1,46 +1,44 @@
 """The Overfitting lab page (AppTest): empty state, presets, controls, live jobs, cached results."""
 
 import json
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.config import AugmentConfig, ModelConfig, TrainConfig
 from core.lab import VARIANT_NAMES, lab_variants
 from core.store import RunRecord
 from core.worker import get_worker
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "lab.py")
+PAGE = "pages/lab.py"
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8)
 
 
 pytestmark = pytest.mark.usefixtures("private_worker")
 
 
-def page(**state) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
+@pytest.fixture
+def page(open_page):
+    """The app, opened on the lab page with this session state."""
+    return lambda **state: open_page(PAGE, **state)
 
 
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
-def test_empty_state_without_any_session_keys():
+def test_empty_state_with_the_default_dataset(page):
     at = page()
     assert not at.exception
     assert at.title[0].value == "Overfitting lab"
     assert "No lab yet" in texts(at.info) and "Run the lab" in texts(at.info)
-    assert "thin_sections" in texts(at.caption)  # the default data source
+    assert "thin_sections" in texts(at.info)  # the default data source
+    assert "Network: CNN with 3 blocks (32-64-128 filters" in texts(at.caption)  # core.config.network_text
     assert at.slider(key="lab.fraction").value == 20 and at.slider(key="lab.epochs").value == 30
     assert at.button_group(key="lab.variants").value == list(VARIANT_NAMES)
     assert not at.get("plotly_chart") and not at.dataframe
 
 
-def test_presets_set_the_controls_and_say_what_to_look_for():
+def test_presets_set_the_controls_and_say_what_to_look_for(page):
     at = page()
     at.button(key="lab.preset.overfit").click().run()
     assert not at.exception
@@ -60,35 +58,25 @@ def test_presets_set_the_controls_and_say_what_to_look_for():
     assert "Fix it" in texts(at.info)
 
 
-def test_a_preset_applies_to_the_architecture_and_train_settings():
-    at = page(model_cfg=ModelConfig(filters=16, dropout=0.0), train_cfg=TrainConfig(batch_size=16),
-              **{"train.batch_size": 16, "arch.filters": 16})  # fmt: skip
-    at.button(key="lab.preset.fix").click().run()
-    at.button(key="lab.apply").click().run()
-    assert not at.exception
-    m, t = at.session_state["model_cfg"], at.session_state["train_cfg"]
-    assert (m.filters, m.dropout) == (16, 0.5)
-    assert (t.batch_size, t.early_stopping, t.restore_best) == (16, 5, True)
-    assert t.augment == AugmentConfig.course()
-    # The other pages' widgets are dropped so they start from the new configs.
-    assert "train.batch_size" not in at.session_state and "arch.filters" not in at.session_state
-    assert "Train page" in texts(at.success)  # no navigation here, so no page switch
-
-
-def test_the_controls_move_and_survive_a_rerun():
+def test_the_controls_move_and_survive_a_trip_to_another_page(page):
     at = page()
     at.slider(key="lab.fraction").set_value(50).run()
     at.slider(key="lab.epochs").set_value(12).run()
     at.select_slider(key="lab.lr").set_value(3e-4).run()
     at.button_group(key="lab.variants").set_value(["baseline", "dropout"]).run()
     assert not at.exception
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/train.py").run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
     assert at.slider(key="lab.fraction").value == 50 and at.slider(key="lab.epochs").value == 12
-    assert at.session_state["lab.settings"]["lab.fraction"] == 50
+    assert at.select_slider(key="lab.lr").value == 3e-4
+    assert at.button_group(key="lab.variants").value == ["baseline", "dropout"]
     at.button_group(key="lab.variants").set_value([]).run()
     assert at.button(key="lab.start").disabled and "at least one variant" in texts(at.caption)
 
 
-def test_a_missing_dataset_is_explained_not_raised():
+def test_a_missing_dataset_is_explained_not_raised(page):
     at = page(dataset="/no/such/folder")
     at.button(key="lab.start").click().run()
     assert not at.exception
@@ -96,7 +84,7 @@ def test_a_missing_dataset_is_explained_not_raised():
     assert "lab.run" not in at.session_state
 
 
-def test_variants_train_in_the_background_and_the_page_follows(tiny_folder):
+def test_variants_train_in_the_background_and_the_page_follows(page, tiny_folder):
     at = page(dataset=str(tiny_folder), model_cfg=TINY)
     at.radio(key="lab.network").set_value("architecture").run()
     at.slider(key="lab.epochs").set_value(2).run()
@@ -130,13 +118,14 @@ def _history(acc, vacc, vloss):
             "val_accuracy": vacc}  # fmt: skip
 
 
-def test_stored_runs_show_as_curves_table_and_summary(tiny_folder):
+def test_stored_runs_show_as_curves_table_and_summary(page, tiny_folder):
     """Hand-made stored runs for the page's exact configurations: every variant comes back cached."""
     from core.experiment import resolve
 
     # What the page asks for with its default controls and the Architecture page's network.
-    variants = lab_variants(fraction=0.2, epochs=30, seed=42, model_cfg=TINY,
-                            train_cfg=TrainConfig(learning_rate=0.001))
+    variants = lab_variants(
+        fraction=0.2, epochs=30, seed=42, model_cfg=TINY, train_cfg=TrainConfig(learning_rate=0.001)
+    )
     store = get_worker().store
     overfit = _history([0.5, 0.8, 0.95, 0.99], [0.45, 0.6, 0.62, 0.58], [1.2, 0.9, 0.95, 1.1])
     calm = _history([0.4, 0.6, 0.7, 0.72], [0.5, 0.62, 0.7, 0.7], [1.3, 1.0, 0.8, 0.81])
@@ -172,12 +161,25 @@ def test_stored_runs_show_as_curves_table_and_summary(tiny_folder):
     assert [(s["x"], s["y"]) for s in stars] == [([2], [0.9])] + [([3], [0.8])] * 4
 
 
-def test_inside_the_app_a_preset_opens_the_train_page_with_its_settings(open_page):
-    at = open_page("pages/lab.py")
+def test_a_preset_opens_the_train_page_with_its_settings(page):
+    at = page(model_cfg=ModelConfig(filters=16, dropout=0.0), train_cfg=TrainConfig(batch_size=16))
     assert at.title[0].value == "Overfitting lab" and "No lab yet" in texts(at.info)
-    at.button(key="lab.preset.overfit").click().run()
+    at.button(key="lab.preset.fix").click().run()
     at.button(key="lab.apply").click().run()
     assert not at.exception
     assert at.title[0].value == "Train"
+    m, t = at.session_state["model_cfg"], at.session_state["train_cfg"]
+    assert (m.filters, m.dropout) == (16, 0.5)
+    assert (t.batch_size, t.early_stopping, t.restore_best) == (16, 5, True)
+    assert t.augment == AugmentConfig.course()
+    # The Train page's widgets start from the new configs, and say what happened.
+    assert at.toggle(key="train.es_on").value is True and at.slider(key="train.patience").value == 5
+    assert at.slider(key="train.aug.rotation").value == 20
+    assert "Fix it" in texts(at.success)
+
+    at.switch_page(PAGE).run()
+    at.button(key="lab.preset.overfit").click().run()
+    at.button(key="lab.apply").click().run()
+    assert not at.exception
     m, t = at.session_state["model_cfg"], at.session_state["train_cfg"]
     assert (m.dropout, t.train_fraction, t.epochs, t.augment.enabled, t.early_stopping) == (0.0, 0.1, 60, False, 0)

@@ -1,20 +1,20 @@
 """app.py: the page list, and the sidebar's dataset and run selects that every page shares."""
 
-from apphelpers import texts
+from apphelpers import ROOT, texts
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/architecture.py", "pages/train.py", "pages/diagnostics.py",
-         "pages/predictions.py"]  # fmt: skip
+         "pages/predictions.py", "pages/lab.py", "pages/transfer.py"]  # fmt: skip
 
 
-def test_the_navigation_lists_every_page_including_the_experiments(open_page, empty_home):
+def test_the_navigation_lists_every_page_and_each_url_is_its_file_name(open_page, empty_home):
     at = open_page("pages/home.py")
     pages = list(at._registered_pages.values())  # what st.navigation registered (AppTest.switch_page uses it)
     assert [p["page_name"] for p in pages] == ["Home", "Data", "Architecture", "Train", "Diagnostics", "Predictions",
                                                "Overfitting lab", "Transfer learning"]  # fmt: skip
+    assert sorted(p["script_path"] for p in pages) == sorted(str(p) for p in (ROOT / "pages").glob("*.py"))
+    # Streamlit's legacy pages-folder mode only knows file names (ui/frame.py): /train must be pages/train.py.
     urls = {p["script_path"].rsplit("/", 1)[-1]: p["url_pathname"] for p in pages}
-    assert urls == {"home.py": "", "data.py": "data", "architecture.py": "architecture", "train.py": "train",
-                    "diagnostics.py": "diagnostics", "predictions.py": "predictions",
-                    "lab.py": "overfitting-lab", "transfer.py": "transfer-learning"}  # fmt: skip
+    assert urls == {name: name.removesuffix(".py") for name in urls if name != "home.py"} | {"home.py": ""}
 
 
 def test_a_page_started_on_its_own_re_enters_through_app_py(open_page, trained, monkeypatch):
@@ -26,7 +26,8 @@ def test_a_page_started_on_its_own_re_enters_through_app_py(open_page, trained, 
     monkeypatch.setattr(ui.frame.runpy, "run_path", lambda path, **kw: entered.append(path) or real(path, **kw))
     at = open_page("pages/diagnostics.py", run_id=trained.run_id)
     assert not at.exception
-    assert entered and entered[-1].endswith("app.py")  # AppTest starts every run in that mode
+    # AppTest starts every run as a fresh server would (in legacy mode): the page ran alone, then app.py.
+    assert entered and entered[-1].endswith("app.py")
     assert at.selectbox(key="run_id").value == trained.run_id  # app.py's sidebar is there
     assert [t.value for t in at.title] == ["Diagnostics"]  # and the page drew once
 
@@ -56,9 +57,9 @@ def test_a_run_that_disappeared_falls_back_to_the_newest(open_page, trained, dat
 
 
 def test_every_page_renders_with_no_run_and_no_dataset(open_page, empty_home, monkeypatch):
-    import core.data
+    import core.data.loading
 
-    monkeypatch.setattr(core.data, "SAMPLE_DATA_DIR", empty_home / "no-samples")
+    monkeypatch.setattr(core.data.loading, "SAMPLE_DATA_DIR", empty_home / "no-samples")
     import ui.resources
 
     ui.resources.bundled.clear()
@@ -68,7 +69,10 @@ def test_every_page_renders_with_no_run_and_no_dataset(open_page, empty_home, mo
             at.switch_page(page).run()
             assert not at.exception, (page, [e.value for e in at.exception])
             assert at.session_state["dataset"] is None
-            assert "No run yet" in texts(at) or page in ("pages/data.py", "pages/architecture.py"), page
+            if page in ("pages/lab.py", "pages/transfer.py"):
+                assert "No dataset yet" in texts(at), page
+            else:
+                assert "No run yet" in texts(at) or page in ("pages/data.py", "pages/architecture.py"), page
     finally:
         ui.resources.bundled.clear()
 

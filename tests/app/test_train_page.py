@@ -2,7 +2,8 @@
 
 from apphelpers import APP, FAST, TIMEOUT, TINY, chart_specs, texts, wait_for
 
-from core.config import AugmentConfig, TrainConfig
+from core.config import LOSS_LABELS, LOSSES, AugmentConfig, TrainConfig
+from ui.jobs import WATCHING
 
 
 def test_settings_and_augmentation_controls_build_the_train_config(open_page, empty_home, data_dir, idle_worker):
@@ -12,17 +13,25 @@ def test_settings_and_augmentation_controls_build_the_train_config(open_page, em
     at.slider(key="train.epochs").set_value(7)
     at.select_slider(key="train.learning_rate").set_value(3e-4)
     at.radio(key="train.loss").set_value("sparse").run()
-    assert any("sparse_categorical_crossentropy" in c.value for c in at.caption)
+    assert at.radio(key="train.loss").value == "sparse"
+    assert at.radio(key="train.loss").options == [LOSS_LABELS[loss] for loss in LOSSES]  # core's labels, as the CLI's
+    assert any("class numbers like 2" in c.value for c in at.caption)
+    assert at.checkbox(key="train.restore_best").disabled  # only means something with early stopping
     at.toggle(key="train.es_on").set_value(True).run()
+    restore = at.checkbox(key="train.restore_best")
+    assert not restore.disabled and restore.value is True
+    assert "unchecked: the last epoch's" in restore.label and "last epoch it trained" in restore.help
     at.slider(key="train.patience").set_value(3)
+    restore.uncheck()
     at.selectbox(key="train.monitor").set_value("val_accuracy").run()
     at.button(key="train.aug_course").click().run()
     at.checkbox(key="train.aug.vflip").uncheck()
     at.selectbox(key="train.aug.fill_mode").set_value("reflect").run()
     assert not at.exception, [e.value for e in at.exception]
     aug = AugmentConfig.course().replace(vflip=False, fill_mode="reflect")
-    assert at.session_state["train_cfg"] == TrainConfig(epochs=7, learning_rate=3e-4, loss="sparse", early_stopping=3,
-                                                        monitor="val_accuracy", augment=aug)  # fmt: skip
+    want = TrainConfig(epochs=7, learning_rate=3e-4, loss="sparse", early_stopping=3, monitor="val_accuracy",
+                       restore_best=False, augment=aug)  # fmt: skip
+    assert at.session_state["train_cfg"] == want
     course, keras_code = (c.value for c in at.code[:2])
     assert "rotation_range=20," in course and "vertical_flip=False," in course and 'fill_mode="reflect"' in course
     assert "RandomRotation(factor=20 / 360" in keras_code and "vertical" not in keras_code
@@ -82,7 +91,7 @@ def test_a_reloaded_page_finds_the_running_job_and_stop_keeps_what_was_learned(o
 
     # Another session (or a reload that lost the URL) is shown the server's job, and may start its own.
     other = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY)
-    assert other.session_state["train.watching"] == job.id and other.get("progress")
+    assert other.session_state[WATCHING] == job.id and other.get("progress")
     assert other.button(key="train.start").label == "Train"
     other.button(key="train.stop").click().run()
     wait_for(lambda: not job.active)
@@ -103,7 +112,7 @@ def test_two_tabs_share_one_training_and_a_busy_trainer_shows_its_queue(open_pag
 
     # A second tab asks for the same configuration: it joins the job instead of training again.
     tab2 = open_page("pages/train.py", **same)
-    assert tab2.session_state["train.watching"] == first.id  # a new session is shown what the server trains
+    assert tab2.session_state[WATCHING] == first.id  # a new session is shown what the server trains
     tab2.button(key="train.start").click().run()
     assert not tab2.exception
     assert tab2.session_state["job_id"] == first.id

@@ -3,7 +3,6 @@
 import pytest
 from apphelpers import chart_specs, texts
 
-
 PAGE = "pages/transfer.py"
 
 
@@ -35,11 +34,11 @@ def test_weight_sources_show_their_status_without_raising(open_page, tmp_path):
     at = open_page(PAGE)
     assert "not in the Keras cache" in "\n".join(w.value for w in at.warning)  # imagenet, file missing
     assert "vgg16.preprocess_input" in texts(at)
-    at.selectbox(key="transfer.source").set_value("none").run()
+    at.selectbox(key="transfer.weights").set_value("none").run()
     assert not at.exception
     assert "not transfer learning" in "\n".join(s.value for s in at.success)
-    at.selectbox(key="transfer.source").set_value("file").run()
-    at.text_input(key="transfer.path").set_value(str(tmp_path / "nope.h5")).run()
+    at.selectbox(key="transfer.weights").set_value("file").run()
+    at.text_input(key="transfer.weights_path").set_value(str(tmp_path / "nope.h5")).run()
     assert not at.exception
     assert "does not exist" in "\n".join(w.value for w in at.warning)
 
@@ -62,18 +61,18 @@ def test_a_missing_imagenet_file_or_dataset_is_an_error_message(open_page):
     at.button(key="transfer.start").click().run()
     assert not at.exception
     assert "No dataset at '/no/such/folder'" in "\n".join(e.value for e in at.error)
-    assert "transfer_jobs" not in at.session_state
+    assert "transfer.jobs" not in at.session_state
 
 
 def test_compare_on_a_tiny_dataset(open_page, data_dir, private_worker):
     at = open_page(PAGE, dataset=str(data_dir))
-    at.selectbox(key="transfer.source").set_value("none").run()
+    at.selectbox(key="transfer.weights").set_value("none").run()
     at.slider(key="transfer.input_size").set_value(32).run()
     at.select_slider(key="transfer.dense").set_value(16).run()
     at.slider(key="transfer.epochs").set_value(2).run()
     at.button(key="transfer.start").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    run = at.session_state["transfer_jobs"]
+    run = at.session_state["transfer.jobs"]
     assert at.get("progress")
     for role in ("scratch", "transfer"):
         private_worker.wait(private_worker.get(run[role]), timeout=300)
@@ -92,4 +91,6 @@ def test_compare_on_a_tiny_dataset(open_page, data_dir, private_worker):
 
     at.button(key="transfer.start").click().run()  # the same again: straight from the store
     assert [p.proto.text for p in at.get("progress")] == [
-        "Scratch CNN: cached (stored run, not retrained)", "VGG16 transfer: cached (stored run, not retrained)"]
+        "Scratch CNN: cached (stored run, not retrained)",
+        "VGG16 transfer: cached (stored run, not retrained)",
+    ]
