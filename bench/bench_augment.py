@@ -28,7 +28,7 @@ def one_run(data, augment, epochs: int) -> tuple[list[float], float]:
     from core.train import train_model
 
     cpu = time.process_time()
-    res = train_model(ModelConfig(), TrainConfig(epochs=epochs, augment=augment), data)
+    res = train_model(ModelConfig(), TrainConfig(epochs=epochs, augment=augment), data, store=None)
     return res.epoch_seconds[1:], (time.process_time() - cpu) / epochs
 
 

@@ -91,19 +91,20 @@ def plain_course_script(data, epochs: int) -> float:
 
 
 def core_training(data, epochs: int, **variant) -> float:
+    import core.fit as fit
     import core.train as train
     from core.config import ModelConfig, TrainConfig
 
-    old = dict(train.ENGINE_OPTIONS)
-    train.ENGINE_OPTIONS.update(variant)
+    old = dict(fit.ENGINE_OPTIONS)
+    fit.ENGINE_OPTIONS.update(variant)
     try:
         t = time.perf_counter()
         events = []
-        train.train_model(ModelConfig(), TrainConfig(epochs=epochs), data, progress=events.append)
+        train.train_model(ModelConfig(), TrainConfig(epochs=epochs), data, store=None, progress=events.append)
         return time.perf_counter() - t
     finally:
-        train.ENGINE_OPTIONS.clear()
-        train.ENGINE_OPTIONS.update(old)
+        fit.ENGINE_OPTIONS.clear()
+        fit.ENGINE_OPTIONS.update(old)
 
 
 def layer_table_ms(n: int = 2000) -> tuple[float, float]:
