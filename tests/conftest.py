@@ -23,3 +23,12 @@ def store(tmp_path):
     from core.store import RunStore
 
     return RunStore(tmp_path / "home")
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    """An empty Keras cache folder: no ImageNet weights on this "computer"."""
+    home = tmp_path / "keras_home"
+    (home / "models").mkdir(parents=True)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home

@@ -21,14 +21,6 @@ def random_vgg():
 
 
 @pytest.fixture
-def keras_home(tmp_path, monkeypatch):
-    home = tmp_path / "keras_home"
-    (home / "models").mkdir(parents=True)
-    monkeypatch.setenv("KERAS_HOME", str(home))
-    return home
-
-
-@pytest.fixture
 def no_network(monkeypatch):
     monkeypatch.setattr(F, "_reachable", lambda host, port, timeout: "no network in the tests")
 

@@ -15,14 +15,6 @@ from core.errors import UserError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def keras_home(tmp_path, monkeypatch):
-    home = tmp_path / "keras_home"
-    (home / "models").mkdir(parents=True)
-    monkeypatch.setenv("KERAS_HOME", str(home))
-    return home
-
-
 def test_import_status_and_preprocessing_load_no_tensorflow_nor_h5py():
     code = (
         "import sys, numpy, core.weights as w\n"
