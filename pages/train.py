@@ -146,7 +146,7 @@ def _settings(base: TrainConfig, m) -> dict:
                                     disabled=not on)  # fmt: skip
         state.bind(K + "restore_best", base.restore_best)
         c["restore_best"] = st.checkbox(
-            "Keep the best epoch's weights (unchecked: the last epoch's)", key=K + "restore_best", disabled=not on,
+            "Keep the best epoch's weights", key=K + "restore_best", disabled=not on,
             help="Checked: when training ends, the weights of the epoch with the best watched value are put back, "
             "and the run is tested and saved with them. Unchecked: the run keeps the weights of the last epoch it "
             "trained. Without early stopping the best epoch's weights are always kept (the course's checkpoint).",

@@ -20,7 +20,7 @@ def test_settings_and_augmentation_controls_build_the_train_config(open_page, em
     at.toggle(key="train.es_on").set_value(True).run()
     restore = at.checkbox(key="train.restore_best")
     assert not restore.disabled and restore.value is True
-    assert "unchecked: the last epoch's" in restore.label and "last epoch it trained" in restore.help
+    assert restore.label == "Keep the best epoch's weights" and "last epoch it trained" in restore.help
     at.slider(key="train.patience").set_value(3)
     restore.uncheck()
     at.selectbox(key="train.monitor").set_value("val_accuracy").run()
