@@ -89,6 +89,9 @@ class LocalExecutor:
 
     name = "local"
 
+    def __init__(self, module: str = "core.child"):
+        self.module = module  # the training process's module (tests put one that misbehaves here)
+
     def slots(self) -> int:
         return default_workers()
 
@@ -96,7 +99,7 @@ class LocalExecutor:
         t = training
         task = make_task(t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=str(store.home))
         return run_child(task, threads=threads_per_training(parallel), stop=stop, grace=grace,
-                         on_event=on_event, on_started=on_started)  # fmt: skip
+                         on_event=on_event, on_started=on_started, module=self.module)  # fmt: skip
 
     def close(self) -> None:
         pass

@@ -57,6 +57,7 @@ class ChildOutcome:
     pid: int | None = None
     forced: bool = False
     exitcode: int | None = None
+    user_error: bool = False  # the error is the user's to fix (a UserError in the child): the CLI exits 2
 
 
 def stop_grace() -> float:
@@ -213,7 +214,7 @@ def _follow(proc: subprocess.Popen, conn: Connection, task, stop, grace: float, 
     elif error is not None and error["kind"] == "nothing" and stopped_at is not None:
         out.state, out.error = "stopped", "Stopped before the first epoch ended: nothing was trained, nothing kept."
     elif error is not None and error["kind"] in ("user", "nothing"):
-        out.error = error["message"]
+        out.error, out.user_error = error["message"], True
     elif error is not None:
         out.error = f"Training failed unexpectedly ({error['message']}). Earlier runs are safe."
         out.detail = error["detail"]

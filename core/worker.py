@@ -70,6 +70,7 @@ class Job:
     result: RunRecord | None = None
     error: str | None = None
     detail: str | None = None  # the traceback of an unexpected failure, for a debug expander
+    user_error: bool = False  # the failure is the user's to fix (bad weights, data): the CLI exits 2
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
     dataset: Dataset | None = field(default=None, repr=False)  # handed to the training, then dropped
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -330,8 +331,9 @@ class TrainingWorker:
             out = self.executor.run(training, store=self.store, parallel=self.workers, stop=job.stop_event,
                                     grace=self.grace, on_event=on_event, on_started=on_started)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything an executor does
-            msg = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            out = ChildOutcome(state=FAILED, error=f"The training could not run: {msg}")
+            user = isinstance(exc, UserError)
+            msg = str(exc) if user else f"The training could not run ({type(exc).__name__}: {exc})."
+            out = ChildOutcome(state=FAILED, error=msg, user_error=user)
         self._finish(job, out)
 
     def _finish(self, job: Job, out: ChildOutcome) -> None:
@@ -340,6 +342,7 @@ class TrainingWorker:
             out.state, out.error = FAILED, "The training ended but its run is not in the store. Earlier runs are safe."
         with job._lock:
             job.result, job.state, job.error, job.detail = rec, out.state, out.error, out.detail
+            job.user_error = out.user_error
             job.finished, job.pid = time.time(), None
         with self._wake:
             self._running.discard(job.id)
