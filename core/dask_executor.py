@@ -146,7 +146,7 @@ class DaskExecutor:
         name = f"cnnlab-train-{t.key}-{uuid.uuid4().hex[:8]}"
         remote_stop = distributed.Event(name + "-stop", client=client)
         events = distributed.Queue(name + "-events", client=client)
-        dataset = client.scatter(task.pop("dataset"), hash=False)
+        [dataset] = client.scatter([task.pop("dataset")], hash=False)  # one piece of data, not one per key
         fut = client.submit(train_on_worker, task, dataset, remote_stop.name, events.name, grace, key=name, pure=False)
         try:
             while True:
