@@ -43,8 +43,7 @@ def make_worker(args: argparse.Namespace, store: RunStore) -> TrainingWorker:
 
 
 def train_all(
-    args: argparse.Namespace,
-    store: RunStore,
+    worker: TrainingWorker,
     source: str,
     runs: Sequence[tuple[str, ModelConfig, TrainConfig]],
     stream: TextIO | None,
@@ -53,9 +52,8 @@ def train_all(
 
     Progress goes to ``stream`` (one line per epoch and per finished run; None: quiet).
     The first failure stops the others and raises: :class:`UserError` when the
-    user can fix it (exit 2), :class:`TrainingFailed` otherwise.
+    user can fix it (exit 2), :class:`TrainingFailed` otherwise. The worker is closed at the end.
     """
-    worker = make_worker(args, store)
     jobs: list[Job] = []
     try:
         jobs = [worker.submit(source, m, t) for _, m, t in runs]

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from core.architecture import layer_table
-from core.cli.batch import cmd_jobs, train_all
+from core.cli.batch import cmd_jobs, make_worker, train_all
 from core.cli.output import number, print_table, progress_printer, run_payload
 from core.cli.parser import model_config, train_config
 from core.compare import compare_configs, comparison_rows
@@ -118,6 +118,7 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
     """The overfitting lab: train (or fetch) the variants, print the table or JSON."""
     variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
     resolve(args.data, variants[0].model_cfg, variants[0].train_cfg)  # a data problem: one line, before anything
+    worker = make_worker(args, store)  # so are a bad --workers and an unreachable --scheduler
     quiet = bool(args.json)
     n = len(variants)
     if not quiet:
@@ -126,7 +127,7 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
               file=sys.stderr, flush=True)  # fmt: skip
 
     runs = [(v.title, v.model_cfg, v.train_cfg) for v in variants]
-    records = train_all(args, store, args.data, runs, None if quiet else sys.stderr)
+    records = train_all(worker, args.data, runs, None if quiet else sys.stderr)
     rows = lab_rows(variants, records)
     summary = lab_summary(rows)
     if args.json:
@@ -155,10 +156,11 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
     """
     train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
     scratch_cfg, transfer_cfg = compare_configs(ModelConfig(), train_cfg, args.weights)
+    worker = make_worker(args, store)
     if not args.json:
         print(f"transfer: VGG16 + head, {args.weights} weights; scratch: course CNN", file=sys.stderr, flush=True)
     runs = [("transfer", transfer_cfg, train_cfg), ("scratch", scratch_cfg, train_cfg)]
-    transfer, scratch = train_all(args, store, args.data, runs, None if args.json else sys.stderr)
+    transfer, scratch = train_all(worker, args.data, runs, None if args.json else sys.stderr)
     records = {"transfer": transfer, "scratch": scratch}
     rows = comparison_rows(records["scratch"], records["transfer"])
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from core.cli.batch import add_batch_flags
 from core.config import (
     FILL_MODES,
     LOSSES,
@@ -18,7 +19,6 @@ from core.config import (
     ModelConfig,
     TrainConfig,
 )
-from core.cli.batch import add_batch_flags
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
 
 EXIT_USAGE = 2  # the user's error: a bad flag, value, dataset, architecture or weights source
@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--json", action="store_true")
     add_batch_flags(cmp_)
 
-    j = sub.add_parser("jobs", parents=[common], help="training jobs: queued, running and recent (any server on this store)")
+    j = sub.add_parser("jobs", parents=[common],
+                       help="training jobs: queued, running and recent (any server on this store)")  # fmt: skip
     j.add_argument("--limit", type=int, default=20, help="recent finished jobs to show (default 20)")
     j.add_argument("--json", action="store_true")
     return p
