@@ -161,3 +161,40 @@ def test_configs_beyond_the_sliders_usual_range_still_show(open_page, data_dir):
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=odd)
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["train_cfg"] == odd
+
+
+def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(data_dir, idle_worker):
+    """A job left running by a server that died (its row in the job table, its server's process gone)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.jobtable import JobTable
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a server process that is no more
+    table = JobTable(idle_worker.store)
+    with table._connect() as con:
+        con.execute("INSERT INTO servers(id, host, pid, started, heartbeat) VALUES ('deadserver', ?, ?, ?, ?)",
+                    (socket.gethostname(), gone.pid, time.time(), time.time()))  # fmt: skip
+    cfg = FAST.replace(seed=77)
+    table.put({"id": "lostjob001", "key": "lostkey", "source": str(data_dir), "label": "the lost run",
+               "owner": "sid0123", "state": "running", "model_config": TINY.replace(num_classes=3).to_dict(),
+               "train_config": cfg.to_dict(), "submitted": time.time(), "started": time.time(),
+               "server": "deadserver", "epoch": 2, "epochs": 3})  # fmt: skip
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["job"], at.query_params["sid"] = "lostjob001", "sid0123"
+    at.session_state["dataset"] = str(data_dir)
+    at.run().switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("The server stopped while this job was training" in w.value for w in at.warning)
+    at.button(key="train.rerun").click().run()
+    assert not at.exception
+    job = idle_worker.get(at.session_state["job_id"])
+    assert job.id != "lostjob001" and job.owner == "sid0123" and job.train_cfg.seed == 77
+    wait_for(lambda: not job.active)
+    assert job.state == "done" and job.result.status == "complete"
