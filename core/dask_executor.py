@@ -152,15 +152,12 @@ class DaskExecutor:
             while True:
                 if stop.is_set() and not remote_stop.is_set():
                     remote_stop.set()
-                try:
-                    on_event(ProgressEvent(**events.get(timeout=0.3)))
-                    continue
-                except TimeoutError:
-                    pass
-                if fut.done():
+                finished = fut.done()
+                for ev in events.get(batch=True):  # what has come, without waiting (a timed-out get logs errors)
+                    on_event(ProgressEvent(**ev))
+                if finished:
                     break
-            for ev in events.get(batch=True):
-                on_event(ProgressEvent(**ev))
+                time.sleep(0.3)
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker, a task error: the job fails, the server goes on
