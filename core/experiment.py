@@ -11,6 +11,7 @@ import platform
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,23 @@ def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
     return x01
 
 
+class NothingToKeep(UserError):
+    """Training was stopped before its first epoch ended: there is no run to store."""
+
+
+@dataclass
+class RunArtifacts:
+    """What one training produced, before it is stored: the record, the model and the test arrays.
+
+    ``model`` is a Keras model (in-process) or the bytes of its ``.keras`` file
+    (shipped back from another process or machine); :func:`save_run` takes either.
+    """
+
+    record: RunRecord
+    model: Any
+    arrays: dict[str, np.ndarray]
+
+
 def run_experiment(
     source: str,
     model_cfg: ModelConfig,
@@ -74,7 +92,11 @@ def run_experiment(
     progress=None,
     stop_event: threading.Event | None = None,
 ) -> RunRecord:
-    """Train (or fetch) one run and store it.
+    """Train (or fetch) one run and store it, in this process.
+
+    The dashboard and the CLI's batch commands train in child processes
+    (:mod:`core.worker`); this is the same path in-process, for notebooks,
+    scripts and the CLI's ``train``.
 
     Args:
         source: a bundled dataset name, a folder of class folders, or a zip.
@@ -93,6 +115,7 @@ def run_experiment(
     Raises:
         core.data.DataError: the dataset cannot be used (the message says why).
         ArchitectureError: the network does not fit its input (before any training).
+        NothingToKeep: stopped before the first epoch ended.
     """
     store = store if store is not None else RunStore()  # the one place a default store is chosen
     ds, model_cfg, key = resolve(source, model_cfg, train_cfg)
@@ -101,6 +124,28 @@ def run_experiment(
         if found is not None:
             found.cached = True
             return found
+    artifacts = compute_run(
+        ds, model_cfg, train_cfg, key, source=str(source), store=store, progress=progress, stop_event=stop_event
+    )
+    return save_run(store, artifacts)
+
+
+def compute_run(
+    ds: Dataset,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    key: str,
+    *,
+    source: str,
+    store: RunStore | None,
+    progress=None,
+    stop_event: threading.Event | None = None,
+) -> RunArtifacts:
+    """Prepare, train, evaluate and diagnose one run; nothing is stored.
+
+    ``ds``, ``model_cfg`` and ``key`` are :func:`resolve`'s; ``store`` only
+    lends its cache (VGG16 features; None on a cluster worker, which has no store).
+    """
     require_buildable(model_cfg)
     table = layer_table(model_cfg)
     started = time.time()
@@ -114,7 +159,7 @@ def run_experiment(
     )
     result = train_model(model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event)
     if not result.history.get("loss"):
-        raise UserError(
+        raise NothingToKeep(
             "Training was stopped before its first epoch ended, so there is nothing to keep. "
             "Earlier runs are untouched; start it again and let it run at least one epoch."
         )
@@ -136,7 +181,7 @@ def run_experiment(
         key=key,
         status=status,
         created=started,
-        source=str(source),
+        source=source,
         label=describe(model_cfg, train_cfg),
         data={
             "classes": list(data.class_names),
@@ -169,17 +214,19 @@ def run_experiment(
         versions=versions(),
         extra=dict(getattr(result, "extra", None) or {}),
     )
-    store.save(
-        record,
-        model=result.model,
-        arrays={
-            "test_images": np.ascontiguousarray(ds.images[data.test_index]),
-            "y_true": np.asarray(data.y_test_int, dtype=np.int64),
-            "probs": probs.astype(np.float32),
-            "test_index": np.asarray(data.test_index, dtype=np.int64),
-        },
-    )
-    return record
+    arrays = {
+        "test_images": np.ascontiguousarray(ds.images[data.test_index]),
+        "y_true": np.asarray(data.y_test_int, dtype=np.int64),
+        "probs": probs.astype(np.float32),
+        "test_index": np.asarray(data.test_index, dtype=np.int64),
+    }
+    return RunArtifacts(record=record, model=result.model, arrays=arrays)
+
+
+def save_run(store: RunStore, artifacts: RunArtifacts) -> RunRecord:
+    """Store a computed run (same run id, same record, wherever it was trained); returns its record."""
+    store.save(artifacts.record, model=artifacts.model, arrays=artifacts.arrays)
+    return artifacts.record
 
 
 def predict_images(store: RunStore, record: RunRecord, images_uint8: np.ndarray, model: Any = None) -> np.ndarray:

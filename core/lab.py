@@ -310,10 +310,12 @@ def run_lab(
     return records
 
 
-def submit_lab(source: str, variants: Sequence[LabVariant], *, worker: TrainingWorker) -> list[Job]:
-    """Hand every variant to the background worker (the dashboard's path); returns their jobs in order.
+def submit_lab(source: str, variants: Sequence[LabVariant], *, worker: TrainingWorker,
+               owner: str | None = None) -> list[Job]:  # fmt: skip
+    """Hand every variant to the background worker (the dashboard's and the CLI's path); returns their jobs in order.
 
+    Each variant trains in its own process, as many at once as the worker allows.
     Stored variants come back as finished jobs at once (``snapshot()["cached"]``).
     Raises the data and architecture errors before anything is queued.
     """
-    return [worker.submit(source, v.model_cfg, v.train_cfg) for v in variants]
+    return [worker.submit(source, v.model_cfg, v.train_cfg, owner=owner) for v in variants]

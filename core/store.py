@@ -161,11 +161,17 @@ class RunStore:
         model: Any | None = None,
         arrays: dict[str, np.ndarray] | None = None,
     ) -> Path:
-        """Write a run atomically; replaces an earlier run with the same id."""
+        """Write a run atomically; replaces an earlier run with the same id.
+
+        ``model`` is a Keras model, or the bytes of a ``.keras`` file a training
+        process or a cluster worker wrote (:class:`core.experiment.RunArtifacts`).
+        """
         tmp = self.tmp_dir / f"{record.run_id}.{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:
-            if model is not None:
+            if isinstance(model, bytes | bytearray):
+                (tmp / "model.keras").write_bytes(model)
+            elif model is not None:
                 model.save(tmp / "model.keras")
             if arrays:
                 with open(tmp / "arrays.npz", "wb") as fh:

@@ -162,7 +162,7 @@ def _start(source: str, model_cfg: ModelConfig | None, chosen: list[str]) -> Non
         variants = lab.lab_variants(fraction=fraction, epochs=epochs, seed=seed, model_cfg=model_cfg,
                                     train_cfg=TrainConfig(learning_rate=lr))  # fmt: skip
         variants = [v for v in variants if v.name in chosen]
-        started = lab.submit_lab(source, variants, worker=resources.worker())
+        started = lab.submit_lab(source, variants, worker=resources.worker(), owner=state.owner())
     except ValueError as exc:  # DataError, ArchitectureError, ConfigError: the message says what to do
         st.error(str(exc), icon=":material/error:")
         return

@@ -6,6 +6,7 @@ a slider, switching page or reloading does not stop or duplicate it.
 """
 
 import random
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -309,6 +310,7 @@ def _train_section(m, cfg: TrainConfig | None) -> None:
     job, mine = jobs.shown_job()
     if mine and st.query_params.get("job") != job.id:
         st.query_params["job"] = job.id  # a reload of this page finds the job again
+        st.query_params["sid"] = state.owner()  # ... and knows it is this tab's (ui.state.owner)
     if not (mine and job.active):  # one training per session at a time
         _start_panel(m, cfg)
     if K + "error" in ss:
@@ -321,7 +323,7 @@ def _train_section(m, cfg: TrainConfig | None) -> None:
     if job.active:
         if not mine:
             st.caption("Training on the server now, started in another tab or session (yours, before a reload?):")
-        jobs.follow([job.id], _live, on_finish=jobs.select_runs)
+        jobs.follow([job.id], partial(_live, mine), on_finish=jobs.select_runs)
         return
     # Finished while nobody watched (another page, a closed tab): select its run once.
     if state.select_finished_run(job.id, job.snapshot()["run_id"]):
@@ -345,12 +347,16 @@ def _start_panel(m, cfg: TrainConfig | None) -> None:
             stored = resources.stored_run(source, m, cfg)
         except ValueError as exc:  # DataError
             blockers.append(str(exc))
-    running = resources.worker().running()
-    if running is not None:
-        snap = running.snapshot()
+    w = resources.worker()
+    running = w.running()
+    if len(running) >= w.workers:
+        snap = running[0].snapshot()
+        busy = f"**{snap['label']}** (epoch {snap['epoch']}/{snap['epochs']})"
+        if len(running) > 1:
+            busy = f"{len(running)} trainings, the oldest {busy}"
         st.info(
-            f"The trainer is busy with **{snap['label']}** (epoch {snap['epoch']}/{snap['epochs']}). A new run "
-            f"waits in the queue; {len(resources.worker().queued())} waiting now.",
+            f"The trainer is busy with {busy}: it trains {w.workers} at a time. A new run waits in the queue; "
+            f"{len(w.queued())} waiting now.",
             icon=":material/hourglass_top:",
         )
         _queue_table()
@@ -377,23 +383,28 @@ def _queue_table() -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def _live(snaps: list) -> None:
-    """The running (or queued) job, redrawn once a second by :func:`ui.jobs.follow`."""
+def _live(mine: bool, snaps: list) -> None:
+    """The running (or queued) job, redrawn once a second by :func:`ui.jobs.follow`.
+
+    ``mine``: this tab started it, so it may stop or cancel it.
+    """
     snap = snaps[0]
     if not jobs.is_active(snap):
         st.rerun()  # it ended between two looks: the whole page shows the result
     job_id = snap["id"]
     if snap["state"] == "queued":
-        queued = [j.id for j in resources.worker().queued()]
-        position = queued.index(job_id) + 1 if job_id in queued else 1
-        st.info(f"Your run is number **{position}** in the queue: the trainer finishes the run before it first.",
-                icon=":material/hourglass_top:")  # fmt: skip
+        whose = "Your run" if mine else "This run"
+        st.info(f"{whose} is number **{snap['position']}** in the queue: it starts when a training before it "
+                "ends.", icon=":material/hourglass_top:")  # fmt: skip
         _queue_table()
-        st.button("Cancel", key=K + "cancel", on_click=jobs.stop, args=(job_id,), icon=":material/close:")
+        if mine:
+            st.button("Cancel", key=K + "cancel", on_click=jobs.stop, args=(job_id,), icon=":material/close:")
         return
     st.progress(snap["fraction"], text=f"**Training** {snap['label']} — {jobs.progress_text(snap)}")
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
-    if snap["stop_requested"]:
+    if not mine:
+        c2.caption("Only the tab that started this training can stop it.")
+    elif snap["stop_requested"]:
         c1.button("Stopping…", key=K + "stopping", disabled=True, width="stretch")
         c2.caption("Training stops after the current batch; the run is saved with what it has learned.")
     else:
@@ -410,6 +421,13 @@ def _live(snaps: list) -> None:
 def _finished(job) -> None:
     snap = job.snapshot()
     st.subheader("Last training")
+    if snap["state"] == jobs.INTERRUPTED:
+        st.warning(snap["error"], icon=":material/restart_alt:")
+        st.caption(snap["label"])
+        if jobs.mine(job):
+            st.button("Train it again", key=K + "rerun", on_click=jobs.rerun, args=(snap["id"],),
+                      icon=":material/restart_alt:")  # fmt: skip
+        return
     if snap["state"] == "failed":
         st.error(snap["error"] or "Training failed.", icon=":material/error:")
         if snap["detail"]:

@@ -152,8 +152,8 @@ def _start(source: str, vgg_cfg: ModelConfig, weights: str | None) -> None:
     try:
         scratch_cfg, transfer_cfg = compare_configs(vgg_cfg, train_cfg, weights)
         # The transfer run first: unusable weights fail before minutes of CNN training.
-        transfer = worker.submit(source, transfer_cfg, train_cfg)
-        scratch = worker.submit(source, scratch_cfg, train_cfg)
+        transfer = worker.submit(source, transfer_cfg, train_cfg, owner=state.owner())
+        scratch = worker.submit(source, scratch_cfg, train_cfg, owner=state.owner())
     except ValueError as exc:  # WeightsError, DataError, ArchitectureError, ConfigError
         st.error(str(exc), icon=":material/error:")
         return

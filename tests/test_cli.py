@@ -61,6 +61,9 @@ def test_vgg16_summary_counts(capsys):
         (["summary", "--input-size", "16", "--blocks", "5"], "Block 3"),
         (["train"], "--data"),
         (["fly"], "invalid choice"),
+        (["lab", "--workers", "0"], "--workers must be a whole number of trainings at once, 1 or more"),
+        (["compare", "--workers", "two"], "invalid int value"),
+        (["lab", "--scheduler", "tcp://127.0.0.1:9"], "Cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
     ],
 )
 def test_bad_flags_get_one_line_and_exit_2(capsys, argv, needle):
@@ -157,3 +160,34 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_exit_1(capsys, monkeypa
     assert "Traceback" not in err
     code, _, err = run(capsys, "runs", "--debug")
     assert code == 1 and "Traceback" in err and "disk on fire" in err
+
+
+def test_lab_trains_its_variants_in_worker_processes_and_jobs_lists_them(capsys, monkeypatch, tmp_path, tiny_folder):
+    import core.cli.commands
+    from core.config import ModelConfig, TrainConfig
+    from core.lab import lab_variants
+
+    tiny, fast = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8), TrainConfig(batch_size=8)
+    monkeypatch.setattr(core.cli.commands, "lab_variants", lambda **kw: lab_variants(**kw, model_cfg=tiny,
+                                                                                      train_cfg=fast))  # fmt: skip
+    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path / "home"))
+    code, out, err = run(capsys, "jobs")
+    assert code == 0 and out.startswith("No training jobs yet")
+
+    argv = ["lab", "--data", str(tiny_folder), "--fraction", "0.5", "--epochs", "1", "--workers", "2"]
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    variants = json.loads(out)["variants"]
+    assert len(variants) == 5 and not any(v["cached"] for v in variants)
+
+    code, out, _ = run(capsys, "jobs", "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 5 and {r["state"] for r in rows} == {"done"}
+    assert {r["run_id"] for r in rows} == {v["run_id"] for v in variants}
+    spans = sorted((r["started"], r["finished"]) for r in rows)
+    assert max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans) <= 2  # --workers 2: never more at once
+
+    code, out, err = run(capsys, *argv)  # again: every variant comes back from the store
+    assert code == 0 and out.count("(stored)") == 5 and err.count("stored run") == 5
+    code, out, _ = run(capsys, "jobs")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["Job", "State", "Place"]

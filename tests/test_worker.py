@@ -1,94 +1,209 @@
-"""The background worker: one training per configuration, progress, stop, errors."""
+"""The worker: each training in its own process, a bounded queue, owners, stop and kill, deaths, restarts."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from core.config import ModelConfig, TrainConfig
-from core.worker import DONE, FAILED, STOPPED, TrainingWorker
+from core.executor import LocalExecutor
+from core.experiment import run_experiment
+from core.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
+LONG = TrainConfig(epochs=300, batch_size=4)
 
 
-def test_same_configuration_shares_one_job_and_then_comes_back_cached(tiny_folder, store):
+def wait_for(predicate, timeout=90.0):
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_child_process_training_stores_the_same_record_as_in_process(tiny_folder, store, tmp_path):
+    from core.store import RunStore
+
     w = TrainingWorker(store)
-    cfg = TrainConfig(epochs=3, batch_size=8)
+    cfg = TrainConfig(epochs=2, batch_size=8)
     a = w.submit(str(tiny_folder), TINY, cfg)
-    b = w.submit(str(tiny_folder), TINY, cfg)
-    assert a is b
+    assert w.submit(str(tiny_folder), TINY, cfg) is a  # one job per key
     w.wait(a, timeout=120)
     snap = a.snapshot()
     assert snap["state"] == DONE and not snap["cached"] and snap["fraction"] == 1.0
-    assert len(snap["history"]["val_loss"]) == 3
-    assert snap["run_id"] == a.result.run_id
-    c = w.submit(str(tiny_folder), TINY, cfg)
-    assert c is not a and c.state == DONE and c.snapshot()["cached"]
-    assert c.result.history == a.result.history
+    assert len(snap["history"]["val_loss"]) == 2  # the curves came from the child's progress events
+    rec = store.get(snap["run_id"])
+    assert rec is not None and store.load_model(rec.run_id) is not None
+
+    ref = run_experiment(str(tiny_folder), TINY, cfg, store=RunStore(tmp_path / "in-process"))
+    assert rec.run_id == rec.key == ref.key
+    assert {k: len(v) for k, v in rec.history.items()} == {k: len(v) for k, v in ref.history.items()}
+    assert set(rec.test) == set(ref.test) and 0 <= rec.test["accuracy"] <= 1
+    assert rec.data == ref.data and rec.model_config == ref.model_config and rec.train_config == ref.train_config
+    assert set(store.load_arrays(rec.run_id)) == {"test_images", "y_true", "probs", "test_index"}
+
+    again = w.submit(str(tiny_folder), TINY, cfg)
+    assert again is not a and again.state == DONE and again.snapshot()["cached"]
 
 
-def test_progress_is_visible_while_training_and_stop_keeps_what_was_learned(tiny_folder, store):
+def test_cooperative_stop_keeps_what_was_learned(tiny_folder, store):
     w = TrainingWorker(store)
-    job = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=200, batch_size=4))
-    deadline = time.time() + 60
-    while job.snapshot()["epoch"] < 2 and time.time() < deadline:
-        time.sleep(0.05)
+    job = w.submit(str(tiny_folder), TINY, LONG, owner="ann")
+    wait_for(lambda: job.snapshot()["epoch"] >= 2)
     mid = job.snapshot()
-    assert mid["state"] == "running" and 0 < mid["fraction"] < 1
-    assert w.running() is job
-    assert w.stop(job.id)
+    assert mid["state"] == "running" and 0 < mid["fraction"] < 1 and mid["pid"] and _alive(mid["pid"])
+    assert w.running() == [job]
+    assert w.stop(job.id, by="ann")
     w.wait(job, timeout=60)
     snap = job.snapshot()
-    assert snap["state"] == STOPPED and snap["run_id"].startswith(job.key + "-stopped-")
-    assert 2 <= len(job.result.history["loss"]) < 200
-    assert not w.stop(job.id)  # already over
+    assert snap["state"] == STOPPED and snap["run_id"].startswith(job.key + "-stopped-") and not snap["error"]
+    assert 2 <= len(job.result.history["loss"]) < 300 and job.result.status == "stopped"
+    assert not w.stop(job.id, by="ann")  # already over
 
 
-def test_jobs_queue_in_order(tiny_folder, store):
+def test_a_training_that_ignores_stop_is_killed_after_the_grace_period(tiny_folder, store):
+    w = TrainingWorker(store, executor=LocalExecutor(module="tests.stubborn_child"), grace=1.0)
+    job = w.submit(str(tiny_folder), TINY, LONG)
+    wait_for(lambda: job.snapshot()["batch"] >= 1)
+    pid = job.pid
+    t0 = time.time()
+    w.stop(job.id)
+    w.wait(job, timeout=60)
+    assert time.time() - t0 < 15
+    snap = job.snapshot()
+    assert snap["state"] == STOPPED and snap["run_id"] is None
+    assert snap["error"].startswith("Stopped by force after 1 s") and "nothing from this run was kept" in snap["error"]
+    assert not _alive(pid) and store.list_runs() == []
+
+
+def test_a_killed_training_fails_its_job_and_the_worker_serves_the_next(tiny_folder, store):
+    w = TrainingWorker(store, workers=1)
+    doomed = w.submit(str(tiny_folder), TINY, LONG.replace(seed=3))
+    nxt = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, seed=4))
+    wait_for(lambda: doomed.snapshot()["epoch"] >= 1)
+    assert nxt.snapshot()["position"] == 1
+    os.kill(doomed.pid, signal.SIGKILL)
+    w.wait(doomed, timeout=30)
+    snap = doomed.snapshot()
+    assert snap["state"] == FAILED and "killed by SIGKILL (signal 9)" in snap["error"] and snap["run_id"] is None
+    assert "Earlier runs are safe" in snap["error"] and "Traceback" not in snap["error"]
+    w.wait(nxt, timeout=120)
+    assert nxt.state == DONE and store.get(nxt.result.run_id) is not None
+
+
+def test_the_queue_never_runs_more_than_its_workers_and_numbers_the_waiting(tiny_folder, store, monkeypatch):
+    monkeypatch.setenv("CNNLAB_WORKERS", "2")
     w = TrainingWorker(store)
-    first = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=2, batch_size=8, seed=1))
-    second = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=2, batch_size=8, seed=2))
-    assert second.state in ("queued", "running")
-    if second.state == "queued":
-        assert w.stop(second.id)  # a queued job is dropped at once, before it starts
-        assert second.state == STOPPED and second not in w.queued()
-    w.wait(first, timeout=120)
-    w.wait(second, timeout=120)
-    assert first.state == DONE
-    assert second.state in (STOPPED, DONE)
+    assert w.workers == 2
+    jobs = [w.submit(str(tiny_folder), TINY, TrainConfig(epochs=2, batch_size=8, seed=20 + i)) for i in range(3)]
+    wait_for(lambda: len(w.running()) == 2)
+    assert [j.snapshot()["position"] for j in jobs] == [None, None, 1] and w.queued() == [jobs[2]]
+    for j in jobs:
+        w.wait(j, timeout=180)
+    assert all(j.state == DONE for j in jobs)
+    spans = sorted((j.started, j.finished) for j in jobs)
+    most = max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans)
+    assert most == 2  # two at once (the first two), never three
+    assert spans[2][0] >= min(f for _, f in spans[:2])  # the third started when one of the first two ended
 
 
-def test_bad_requests_fail_before_queueing_and_failures_do_not_kill_the_worker(tiny_folder, store, monkeypatch):
-    from core.data import DataError
-    from core.architecture import ArchitectureError
-
-    w = TrainingWorker(store)
-    with pytest.raises(DataError):
-        w.submit(str(tiny_folder / "missing"), TINY, TrainConfig())
-    with pytest.raises(ArchitectureError):
-        w.submit(str(tiny_folder), TINY.replace(blocks=4), TrainConfig())
-
-    import core.worker
-
-    real = core.worker.run_experiment
-
-    def flaky(*a, **k):
-        raise RuntimeError("out of memory")
-
-    monkeypatch.setattr(core.worker, "run_experiment", flaky)
-    bad = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, seed=5))
-    w.wait(bad, timeout=60)
-    assert bad.state == FAILED and "out of memory" in bad.error and "Earlier runs are safe" in bad.error
-    monkeypatch.setattr(core.worker, "run_experiment", real)
-    good = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, seed=6))
-    w.wait(good, timeout=60)
-    assert good.state == DONE
+def test_only_the_owner_or_an_admin_can_stop_a_job(tiny_folder, store):
+    w = TrainingWorker(store, workers=1)
+    first = w.submit(str(tiny_folder), TINY, LONG.replace(seed=30), owner="ann")
+    second = w.submit(str(tiny_folder), TINY, LONG.replace(seed=31), owner="bob")
+    wait_for(lambda: first.state == "running")
+    assert second.state == "queued" and second.position == 1
+    with pytest.raises(NotYourJob, match="started by someone else"):
+        w.stop(second.id, by="ann")
+    with pytest.raises(NotYourJob):
+        w.stop(second.id)  # nobody in particular
+    assert second.state == "queued"
+    assert w.stop(second.id, by="teacher", admin=True)
+    assert second.state == STOPPED and second.error.startswith("Cancelled before it started")
+    assert w.stop(first.id, by="ann")
+    w.wait(first, timeout=60)
 
 
-def test_get_worker_follows_the_store_home(tmp_path, monkeypatch):
-    from core.worker import get_worker
+SERVER = textwrap.dedent(
+    """
+    import json, sys, time
+    from core.config import ModelConfig, TrainConfig
+    from core.store import RunStore
+    from core.worker import TrainingWorker
 
-    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path / "a"))
-    a = get_worker()
-    assert a is get_worker() and a.store.home == tmp_path / "a"
-    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path / "b"))
-    assert get_worker().store.home == tmp_path / "b"
+    home, data = sys.argv[1], sys.argv[2]
+    tiny = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
+    w = TrainingWorker(RunStore(home), workers=1)
+    done = w.wait(w.submit(data, tiny, TrainConfig(epochs=1, batch_size=8, seed=40)), timeout=120)
+    long = w.submit(data, tiny, TrainConfig(epochs=300, batch_size=4, seed=41), owner="ann")
+    queued = w.submit(data, tiny, TrainConfig(epochs=300, batch_size=4, seed=42), owner="ann")
+    print(json.dumps({"done": done.result.run_id, "state": done.state, "long": long.id, "queued": queued.id,
+                      "tensorflow": "tensorflow" in sys.modules}), flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_a_killed_server_leaves_earlier_runs_and_marks_its_jobs_interrupted(tiny_folder, tmp_path):
+    from core.store import RunStore
+
+    home = tmp_path / "home"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(home), str(tiny_folder)], stdout=subprocess.PIPE,
+                              text=True, env=env)  # fmt: skip
+    try:
+        info = json.loads(server.stdout.readline())
+        assert info["state"] == DONE and info["tensorflow"] is False  # the server never imported TensorFlow
+        # Another process lists the server's jobs while it runs.
+        listed = subprocess.run([sys.executable, "-m", "core", "jobs", "--json"], capture_output=True, text=True,
+                                env={**env, "CNNLAB_HOME": str(home)}, cwd=ROOT, timeout=60)  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        rows = {r["id"]: r for r in json.loads(listed.stdout)}
+        assert rows[info["queued"]]["state"] == "queued" and rows[info["queued"]]["position"] == 1
+        assert rows[info["long"]]["state"] in ("queued", "running")
+
+        wait_for(lambda: _row(home, info["long"])["epoch"] >= 1)
+        child = _row(home, info["long"])["pid"]
+        assert child and _alive(child)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        wait_for(lambda: not _alive(child), timeout=15)  # the orphaned training ends by itself
+    finally:
+        if server.poll() is None:
+            server.kill()
+    w = TrainingWorker(RunStore(home), workers=1)
+    earlier = w.store.get(info["done"])
+    assert earlier is not None and earlier.status == "complete" and w.store.load_arrays(info["done"])
+    for job_id, was in ((info["long"], "training"), (info["queued"], "waiting in the queue")):
+        job = w.get(job_id)
+        assert job.state == "interrupted" and not job.active and job.result is None
+        assert f"while this job was {was}" in job.error
+    assert [r["status"] for r in w.store.list_runs()] == ["complete"]  # nothing of the interrupted jobs
+    assert {j.id for j in w.interrupted(owner="ann")} == {info["long"], info["queued"]}
+    again = w.rerun(info["queued"])
+    assert again.owner == "ann" and again.state in ("queued", "running") and again.train_cfg.seed == 42
+    w.stop(again.id, by="ann")
+    w.wait(again, timeout=60)
+
+
+def _row(home, job_id):
+    from core.jobtable import JobTable
+    from core.store import RunStore
+
+    return JobTable(RunStore(home)).get(job_id)

@@ -1,8 +1,10 @@
 """Following training jobs from a page: the one polling loop, and how a job's progress reads.
 
 Training never runs in a page's script run (any slider would interrupt it):
-core's process-wide worker (:mod:`core.worker`) trains, one job at a time, and
-every session and tab shares it. A page keeps the ids of the jobs it started
+core's process-wide worker (:mod:`core.worker`) trains each job in its own
+process, at most ``CNNLAB_WORKERS`` at once (the others wait, numbered), and
+every session and tab shares it. A job belongs to the tab that started it
+(:func:`ui.state.owner`): only that tab may stop it. A page keeps the ids of the jobs it started
 and hands them to :func:`follow` with a function that draws their snapshots.
 While a job is queued or running, only that part of the page reruns, once a
 second; when the last one ends, the whole page reruns once so the sidebar and
@@ -18,11 +20,12 @@ import streamlit as st
 
 from core.config import ModelConfig, TrainConfig
 from core.store import RunRecord
-from core.worker import Job
+from core.worker import Job, NotYourJob
 from ui import resources, state
 
 POLL_SECONDS = 1.0
 ACTIVE = ("queued", "running")  # core.worker's job states that will still change
+INTERRUPTED = "interrupted"  # the server stopped while the job waited or trained (core.jobtable)
 PHASES = {  # ProgressEvent.phase -> what the student reads
     "train": "",
     "head": "training the new head",
@@ -98,7 +101,7 @@ def start(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
         DataError, ArchitectureError, ConfigError: before anything is queued; the
         message says what to change.
     """
-    job = resources.worker().submit(source, model_cfg, train_cfg)
+    job = resources.worker().submit(source, model_cfg, train_cfg, owner=state.owner())
     ss = st.session_state
     ss[state.JOB_ID] = job.id
     ss.pop(WATCHING, None)
@@ -109,8 +112,26 @@ def start(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
 
 
 def stop(job_id: str) -> None:
-    """Ask the worker to stop a job: a queued one is dropped, a running one ends after its batch."""
-    resources.worker().stop(job_id)
+    """Ask the worker to stop this tab's job: a queued one is dropped, a running one ends after its batch.
+
+    Another tab's job is not stopped; the student reads why (a toast).
+    """
+    try:
+        resources.worker().stop(job_id, by=state.owner())
+    except NotYourJob as exc:
+        st.toast(str(exc), icon=":material/block:")
+
+
+def mine(job: Job | None) -> bool:
+    """Whether this tab started the job (and so may stop it)."""
+    return job is not None and job.owner == state.owner()
+
+
+def rerun(job_id: str) -> None:
+    """Train an interrupted (or failed) job's configuration again as this tab's job (a button callback)."""
+    job = resources.worker().rerun(job_id, owner=state.owner())
+    st.session_state[state.JOB_ID] = job.id
+    st.session_state.pop(WATCHING, None)
 
 
 def shown_job() -> tuple[Job | None, bool]:
@@ -122,11 +143,11 @@ def shown_job() -> tuple[Job | None, bool]:
     """
     ss = st.session_state
     job = find(ss.get(state.JOB_ID)) or find(st.query_params.get("job"))
-    if job is not None:
+    if job is not None and (mine(job) or job.owner is None):
         ss[state.JOB_ID] = job.id
         return job, True
     w = resources.worker()
-    job = w.running() or next(iter(w.queued()), None) or find(ss.get(WATCHING))
+    job = job or next(iter(w.running() + w.queued()), None) or find(ss.get(WATCHING))
     if job is not None:
         ss[WATCHING] = job.id
     return job, False
@@ -143,10 +164,11 @@ def queue_rows() -> list[dict[str, str]]:
     """The trainer's work: the running job, then the waiting ones, as table rows."""
     w = resources.worker()
     rows = []
-    for job in [j for j in (w.running(),) if j] + w.queued():
+    for job in w.running() + w.queued():
         s = job.snapshot()
         running = s["state"] == "running"
-        rows.append({"": "training" if running else "waiting", "run": s["label"],
+        rows.append({"": "training" if running else "waiting",
+                     "place": "–" if running else str(s["position"]), "run": s["label"],
                      "dataset": s["source"].rsplit("/", 1)[-1],
                      "epoch": f"{s['epoch']}/{s['epochs']}" if running else "–"})  # fmt: skip
     return rows
@@ -171,6 +193,9 @@ def status_line(title: str, snap: Snapshot | None, retry: str) -> None:
         st.warning(f"{title}: the trainer no longer tracks this job (was the server restarted?). {retry}")
         return
     job_state = snap["state"]
+    if job_state == INTERRUPTED:
+        st.warning(f"{title}: {snap['error']} {retry}", icon=":material/restart_alt:")
+        return
     if job_state == "failed":
         st.error(f"{title}: {snap['error']}", icon=":material/error:")
         if snap.get("detail"):
@@ -178,11 +203,11 @@ def status_line(title: str, snap: Snapshot | None, retry: str) -> None:
                 st.code(snap["detail"], language="text")
         return
     if job_state == "queued":
-        text = f"{title}: queued"
+        text = f"{title}: queued (number {snap['position']} in the queue)"
     elif job_state == "running":
         text = f"{title}: training, {progress_text(snap)}"
     elif job_state == "stopped":
-        text = f"{title}: stopped"
+        text = f"{title}: stopped" + (f" ({snap['error']})" if snap["error"] else "")
     elif snap["cached"]:
         text = f"{title}: cached (stored run, not retrained)"
     else:

@@ -117,6 +117,6 @@ def _draw_status(snaps: list) -> None:
     if snap is None:
         return
     if snap["state"] == "queued":
-        st.caption(f"Your training is waiting in the queue: {snap['label']}")
+        st.caption(f"Your training is number {snap['position']} in the queue: {snap['label']}")
     elif snap["state"] == "running":
         st.progress(snap["fraction"], text=f"Training: {jobs.progress_text(snap)}")

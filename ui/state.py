@@ -10,6 +10,8 @@
 ``train_cfg``    the :class:`core.config.TrainConfig` built on the Train page
 ``job_id``       the worker job this session started (or adopted) last
 ``sources``      ``{source: label}`` of the uploads and server folders used this session
+``owner``        this browser tab's opaque id: the owner of the jobs it starts (only the
+                 owner may stop them); kept in the URL (``?sid=``) so a reload keeps it
 ===============  =====================================================================
 
 The Architecture and Train widgets do not own their values: the configs do.
@@ -27,6 +29,7 @@ change and :func:`init` applies it at the start of the next run.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ MODEL_CFG = "model_cfg"
 TRAIN_CFG = "train_cfg"
 JOB_ID = "job_id"
 SOURCES = "sources"
+OWNER = "owner"
 _PENDING = "_pending"
 _ANNOUNCED = "_announced_jobs"
 
@@ -54,6 +58,20 @@ PAGES = {
     key: str(_PAGES_DIR / f"{key}.py")
     for key in ("home", "data", "architecture", "train", "diagnostics", "predictions", "lab", "transfer")
 }
+
+
+def owner() -> str:
+    """This tab's owner id for the jobs it starts (an opaque random id; logins may replace it).
+
+    Read from the URL's ``?sid=`` when the tab was reloaded (the Train page puts
+    it there next to ``?job=``), so the student can still stop a training
+    started before the reload.
+    """
+    ss = st.session_state
+    if not ss.get(OWNER):
+        sid = st.query_params.get("sid")
+        ss[OWNER] = sid if sid and len(sid) <= 64 and sid.isalnum() else uuid.uuid4().hex
+    return ss[OWNER]
 
 
 def init() -> None:

@@ -6,6 +6,10 @@
     python -m core datasets [--json]
     python -m core lab --data SOURCE [--fraction F] [--epochs N] [--json]
     python -m core compare --data SOURCE [--weights W] [--epochs N] [--json]
+    python -m core jobs [--limit N] [--json]
+
+``lab`` and ``compare`` train each run in its own process, ``--workers N``
+at once, or on a Dask cluster with ``--scheduler tcp://host:8786``.
 
 A user's error (a bad flag or value, a dataset that cannot be used, an
 impossible architecture, weights that are not there) prints one line on

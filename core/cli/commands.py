@@ -12,15 +12,16 @@ import sys
 from typing import Any
 
 from core.architecture import layer_table
+from core.cli.batch import cmd_jobs, make_worker, train_all
 from core.cli.output import number, print_table, progress_printer, run_payload
 from core.cli.parser import model_config, train_config
 from core.compare import compare_configs, comparison_rows
 from core.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
 from core.experiment import resolve, run_experiment
-from core.lab import LabVariant, lab_variants, run_lab
+from core.lab import lab_variants
 from core.lab_results import lab_rows, lab_summary
-from core.store import RunRecord, RunStore
+from core.store import RunStore
 
 
 def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
@@ -117,6 +118,7 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
     """The overfitting lab: train (or fetch) the variants, print the table or JSON."""
     variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
     resolve(args.data, variants[0].model_cfg, variants[0].train_cfg)  # a data problem: one line, before anything
+    worker = make_worker(args, store)  # so are a bad --workers and an unreachable --scheduler
     quiet = bool(args.json)
     n = len(variants)
     if not quiet:
@@ -124,13 +126,8 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
               f"up to {args.epochs} epochs, seed {args.seed}. Stored variants come back at once.",
               file=sys.stderr, flush=True)  # fmt: skip
 
-    def report(i: int, v: LabVariant, rec: RunRecord) -> None:
-        if not quiet:
-            how = "stored run" if rec.cached else f"trained in {rec.seconds:.1f} s"
-            print(f"[{i + 1}/{n}] {v.title}: {len(rec.history.get('loss', []))} epochs, {how}",
-                  file=sys.stderr, flush=True)  # fmt: skip
-
-    records = run_lab(args.data, variants, store=store, on_variant=report)
+    runs = [(v.title, v.model_cfg, v.train_cfg) for v in variants]
+    records = train_all(worker, args.data, runs, None if quiet else sys.stderr)
     rows = lab_rows(variants, records)
     summary = lab_summary(rows)
     if args.json:
@@ -159,13 +156,12 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
     """
     train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
     scratch_cfg, transfer_cfg = compare_configs(ModelConfig(), train_cfg, args.weights)
-    progress = None if args.json else progress_printer(sys.stderr)
-    records = {}
-    for role, cfg in (("transfer", transfer_cfg), ("scratch", scratch_cfg)):
-        if not args.json:
-            what = f"VGG16 + head, {args.weights} weights" if role == "transfer" else "course CNN"
-            print(f"{role}: {what}", file=sys.stderr, flush=True)
-        records[role] = run_experiment(args.data, cfg, train_cfg, store=store, progress=progress)
+    worker = make_worker(args, store)
+    if not args.json:
+        print(f"transfer: VGG16 + head, {args.weights} weights; scratch: course CNN", file=sys.stderr, flush=True)
+    runs = [("transfer", transfer_cfg, train_cfg), ("scratch", scratch_cfg, train_cfg)]
+    transfer, scratch = train_all(worker, args.data, runs, None if args.json else sys.stderr)
+    records = {"transfer": transfer, "scratch": scratch}
     rows = comparison_rows(records["scratch"], records["transfer"])
     if args.json:
         print(json.dumps({
@@ -210,4 +206,5 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "lab": cmd_lab,
     "compare": cmd_compare,
+    "jobs": cmd_jobs,
 }

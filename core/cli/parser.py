@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from core.cli.batch import add_batch_flags
 from core.config import (
     FILL_MODES,
     LOSSES,
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     lab.add_argument("--seed", type=int, default=DEFAULT_SEED)
     lab.add_argument("--json", action="store_true")
+    add_batch_flags(lab)
 
     cmp_ = sub.add_parser("compare", parents=[common], help="scratch CNN vs VGG16 transfer on the same split and seed")
     cmp_.add_argument("--data", default="thin_sections")
@@ -195,4 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--epochs", type=int, default=20)
     cmp_.add_argument("--seed", type=int, default=42)
     cmp_.add_argument("--json", action="store_true")
+    add_batch_flags(cmp_)
+
+    j = sub.add_parser("jobs", parents=[common],
+                       help="training jobs: queued, running and recent (any server on this store)")  # fmt: skip
+    j.add_argument("--limit", type=int, default=20, help="recent finished jobs to show (default 20)")
+    j.add_argument("--json", action="store_true")
     return p

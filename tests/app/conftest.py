@@ -143,7 +143,7 @@ def idle_worker():
     w = worker()
     for job in w.jobs():
         if job.active:
-            w.stop(job.id)
+            w.stop(job.id, admin=True)
     for job in w.jobs():
         w.wait(job, timeout=120)
 
@@ -162,6 +162,6 @@ def private_worker(tmp_path, monkeypatch):
     yield worker
     for job in worker.jobs():
         if job.active:
-            worker.stop(job.id)
+            worker.stop(job.id, admin=True)
     for job in worker.jobs():
         worker.wait(job, timeout=120)

@@ -80,8 +80,10 @@ def test_a_reloaded_page_finds_the_running_job_and_stop_keeps_what_was_learned(o
     wait_for(lambda: len(job.snapshot()["history"].get("loss", [])) >= 1)
 
     # A reload: new session state, the same URL. The job is this session's again.
+    assert job.owner == at.session_state["owner"] and at.query_params["sid"] in (job.owner, [job.owner])
     reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)
     reloaded.query_params["job"] = job.id
+    reloaded.query_params["sid"] = job.owner
     reloaded.session_state["dataset"] = str(data_dir)
     reloaded.run().switch_page("pages/train.py").run()
     assert not reloaded.exception
@@ -89,11 +91,14 @@ def test_a_reloaded_page_finds_the_running_job_and_stop_keeps_what_was_learned(o
     assert "Training" in reloaded.get("progress")[0].proto.text and chart_specs(reloaded), "live curves"
     assert not [b for b in reloaded.button if b.key == "train.start"]  # one training per session at a time
 
-    # Another session (or a reload that lost the URL) is shown the server's job, and may start its own.
+    # Another session (or a reload that lost the URL) is shown the server's job, and may start its own,
+    # but not stop this one: only its owner may.
     other = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY)
     assert other.session_state[WATCHING] == job.id and other.get("progress")
     assert other.button(key="train.start").label == "Train"
-    other.button(key="train.stop").click().run()
+    assert not [b for b in other.button if b.key == "train.stop"]
+    assert "Only the tab that started this training can stop it." in texts(other)
+    reloaded.button(key="train.stop").click().run()
     wait_for(lambda: not job.active)
     reloaded.run()
     assert not reloaded.exception
@@ -125,12 +130,13 @@ def test_two_tabs_share_one_training_and_a_busy_trainer_shows_its_queue(open_pag
     assert not other.exception
     second = idle_worker.jobs()[-1]
     assert second.state == "queued" and other.session_state["job_id"] == second.id
-    assert any("number **1** in the queue" in i.value for i in other.info)
+    assert any("number **1** in the queue" in i.value for i in other.info) and second.position == 1
     assert other.dataframe[0].value[""].tolist() == ["training", "waiting"]
+    assert other.dataframe[0].value["place"].tolist() == ["–", "1"]
     other.button(key="train.cancel").click().run()
     assert not other.exception
     assert any("Cancelled before it started" in i.value for i in other.info)
-    idle_worker.stop(first.id)
+    tab1.run().button(key="train.stop").click().run()
     wait_for(lambda: not second.active)
     assert second.state == "stopped" and second.result is None
 
@@ -155,3 +161,40 @@ def test_configs_beyond_the_sliders_usual_range_still_show(open_page, data_dir):
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=odd)
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["train_cfg"] == odd
+
+
+def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(data_dir, idle_worker):
+    """A job left running by a server that died (its row in the job table, its server's process gone)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.jobtable import JobTable
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a server process that is no more
+    table = JobTable(idle_worker.store)
+    with table._connect() as con:
+        con.execute("INSERT INTO servers(id, host, pid, started, heartbeat) VALUES ('deadserver', ?, ?, ?, ?)",
+                    (socket.gethostname(), gone.pid, time.time(), time.time()))  # fmt: skip
+    cfg = FAST.replace(seed=77)
+    table.put({"id": "lostjob001", "key": "lostkey", "source": str(data_dir), "label": "the lost run",
+               "owner": "sid0123", "state": "running", "model_config": TINY.replace(num_classes=3).to_dict(),
+               "train_config": cfg.to_dict(), "submitted": time.time(), "started": time.time(),
+               "server": "deadserver", "epoch": 2, "epochs": 3})  # fmt: skip
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["job"], at.query_params["sid"] = "lostjob001", "sid0123"
+    at.session_state["dataset"] = str(data_dir)
+    at.run().switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("The server stopped while this job was training" in w.value for w in at.warning)
+    at.button(key="train.rerun").click().run()
+    assert not at.exception
+    job = idle_worker.get(at.session_state["job_id"])
+    assert job.id != "lostjob001" and job.owner == "sid0123" and job.train_cfg.seed == 77
+    wait_for(lambda: not job.active)
+    assert job.state == "done" and job.result.status == "complete"
