@@ -31,6 +31,8 @@ def test_summary_json_is_the_course_network(capsys):
         "params": 896,
         "trainable": 896,
         "formula": d["layers"][0]["formula"],
+        "receptive_field": 3,
+        "jump": 1,
     }
     assert [layer["output_shape"] for layer in d["layers"]][-4:] == [[4608], [128], [128], [5]]
 
