@@ -6,6 +6,7 @@
     python -m core datasets [--json]
     python -m core lab --data SOURCE [--fraction F] [--epochs N] [--json]
     python -m core compare --data SOURCE [--weights W] [--epochs N] [--json]
+    python -m core explain RUN_ID --image PATH [--layer NAME] [--class NAME] --out DIR [--json]
 
 A user's error (a bad flag or value, a dataset that cannot be used, an
 impossible architecture, weights that are not there) prints one line on

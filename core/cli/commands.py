@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from core.architecture import layer_table
+from core.cli.explain import cmd_explain
 from core.cli.output import number, print_table, progress_printer, run_payload
 from core.cli.parser import model_config, train_config
 from core.compare import compare_configs, comparison_rows
@@ -210,4 +211,5 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "lab": cmd_lab,
     "compare": cmd_compare,
+    "explain": cmd_explain,
 }
