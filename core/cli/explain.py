@@ -54,7 +54,8 @@ def cmd_explain(args: argparse.Namespace, store: RunStore) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"Cannot write to --out {str(out)!r}: {exc.strerror or exc}. Pick a folder you can write.") from None
+        why = exc.strerror or exc
+        raise UserError(f"Cannot write to --out {str(out)!r}: {why}. Pick a folder you can write.") from None
 
     net = open_run(store, record.run_id)
     info = net.layer(layer)
