@@ -274,7 +274,7 @@ def _grad_cam(rec, net, image, key, probs) -> None:
                f"each of its {c} channels matters, and their weighted sum is shown. Its maps are {h}×{w}, so the "
                "heatmap is that coarse, smoothed to the image.")  # fmt: skip
     if st.toggle("Second view: cover parts of the image (occlusion)", key=K + "occlusion"):
-        with st.spinner("Covering the image square by square…"):
+        with st.spinner("Covering the image square by square (up to 100 passes: a few seconds for VGG16)…"):
             occ = resources.occluded(rec, key, image, chosen)
         st.plotly_chart(charts.heat_overlay_figure(image, occ.drop, diverging=True, label="drop"),
                         config=charts.CONFIG, key=K + "occ")  # fmt: skip
