@@ -47,6 +47,31 @@ def timed(fn, images, repeats: int) -> str:
     return f"median {statistics.median(times) * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms"
 
 
+def bench_run(title: str, rec, store: RunStore, repeats: int) -> None:
+    t = time.perf_counter()
+    net = open_run(store, rec.run_id)
+    opened = time.perf_counter() - t
+    images = store.load_arrays(rec.run_id)["test_images"][:repeats]
+    convs = net.conv_layers()
+    print(f"\n{title} ({rec.run_id}): open the stored run (load + flat copy) {opened:.2f} s; "
+          f"{len(net.layers)} spatial layers")  # fmt: skip
+    for layer in (convs[0], convs[len(convs) // 2], convs[-1]):
+        net.feature_maps(images[0], layer.name)  # builds the sub-model once per layer
+        shape = "x".join(map(str, layer.output_shape))
+        figure = timed(lambda im, n=layer.name: net.feature_maps(im, n), images, repeats)
+        print(f"  feature maps {layer.name:13s} {shape:>10s}: {figure}")
+    t = time.perf_counter()
+    grad_cam(net, images[0])
+    print(f"  Grad-CAM, first call (builds the layer's model): {(time.perf_counter() - t) * 1000:.1f} ms")
+    print(f"  Grad-CAM at {convs[-1].name:13s}           : {timed(lambda im: grad_cam(net, im), images, repeats)}")
+    h, w, _ = convs[-1].output_shape
+    unit = (convs[-1].name, h // 2, w // 2, 3)
+    figure = timed(lambda im: work_convolution(net, im, *unit), images, repeats)
+    print(f"  worked convolution, {unit[0]}     : {figure}")
+    figure = timed(lambda im: occlusion(net, im), images, max(3, repeats // 4))
+    print(f"  occlusion (<= 100 passes)          : {figure}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=20)
@@ -60,25 +85,7 @@ def main() -> None:
                                          store=store),  # fmt: skip
     }
     for title, rec in runs.items():
-        t = time.perf_counter()
-        net = open_run(store, rec.run_id)
-        opened = time.perf_counter() - t
-        images = store.load_arrays(rec.run_id)["test_images"][: args.repeats]
-        convs = net.conv_layers()
-        print(f"\n{title} ({rec.run_id}): open the stored run (load + flat copy) {opened:.2f} s; "
-              f"{len(net.layers)} spatial layers")  # fmt: skip
-        for layer in (convs[0], convs[len(convs) // 2], convs[-1]):
-            net.feature_maps(images[0], layer.name)  # builds the sub-model once per layer
-            shape = "x".join(map(str, layer.output_shape))
-            print(f"  feature maps {layer.name:13s} {shape:>10s}: {timed(lambda im, n=layer.name: net.feature_maps(im, n), images, args.repeats)}")  # noqa: E501
-        t = time.perf_counter()
-        grad_cam(net, images[0])
-        print(f"  Grad-CAM, first call (builds the layer's model): {(time.perf_counter() - t) * 1000:.1f} ms")
-        print(f"  Grad-CAM at {convs[-1].name:13s}           : {timed(lambda im: grad_cam(net, im), images, args.repeats)}")  # noqa: E501
-        h, w, _ = convs[-1].output_shape
-        unit = (convs[-1].name, h // 2, w // 2, 3)
-        print(f"  worked convolution, {unit[0]}     : {timed(lambda im: work_convolution(net, im, *unit), images, args.repeats)}")  # noqa: E501
-        print(f"  occlusion (<= 100 passes)          : {timed(lambda im: occlusion(net, im), images, max(3, args.repeats // 4))}")  # noqa: E501
+        bench_run(title, rec, store, args.repeats)
     print(f"\nload average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the end")
 
 
