@@ -29,6 +29,7 @@ current = st.navigation(
         "Read the results": [
             page("diagnostics", "Diagnostics", ":material/monitoring:"),
             page("predictions", "Predictions", ":material/grid_view:"),
+            page("inside", "Inside the CNN", ":material/layers:"),
         ],
         "Experiments": [
             page("lab", "Overfitting lab", ":material/science:"),

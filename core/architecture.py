@@ -15,6 +15,14 @@ The rules:
 - BatchNormalization has 4 numbers per channel: gamma and beta are trained,
   the moving mean and variance are not.
 - Flatten and Dropout have no weights; Dense has ``units x (inputs + 1)``.
+
+Each spatial row also says how many input pixels one of its units sees (its
+``receptive_field``, the side of a square) and how far apart, in input pixels,
+two neighbouring units are (its ``jump``). A ``k x k`` layer with stride ``s``
+grows the field by ``(k - 1) x jump`` and multiplies the jump by ``s``; padding
+does not change them (with "same" the field near the border partly covers the
+zero border). The course network: 3, 4, 8, 10, 18, 22. Units of Flatten, Dense
+and GlobalAveragePooling2D see the whole image: their two values are None.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ class LayerRow:
     trainable: int
     formula: str
     children: tuple[LayerRow, ...] = ()
+    receptive_field: int | None = None  # input pixels one unit sees (side of a square); None: the whole image
+    jump: int | None = None  # input pixels between neighbouring units
 
     @property
     def non_trainable(self) -> int:
@@ -52,6 +62,8 @@ class LayerRow:
             "params": self.params,
             "trainable": self.trainable,
             "formula": self.formula,
+            "receptive_field": self.receptive_field,
+            "jump": self.jump,
         }
         if children and self.children:
             d["children"] = [c.to_dict() for c in self.children]
@@ -101,6 +113,11 @@ class ArchitectureError(UserError):
     def __init__(self, problems: list[ArchitectureProblem]):
         self.problems = problems
         super().__init__(" ".join(p.message for p in problems))
+
+
+def _grow(rf: int, jump: int, k: int, stride: int) -> tuple[int, int]:
+    """Receptive field and jump after a ``k x k`` window moved ``stride`` pixels at a time."""
+    return rf + (k - 1) * jump, jump * stride
 
 
 def _n(x: int) -> str:
@@ -176,8 +193,10 @@ def _cnn_table(cfg: ModelConfig) -> LayerTable:
     h = cfg.input_size
     c = cfg.channels
     k, p = cfg.kernel_size, cfg.pool_size
+    rf, jump = 1, 1
     for i, f in enumerate(cfg.block_filters(), start=1):
         params = f * (k * k * c + 1)
+        rf, jump = _grow(rf, jump, k, 1)
         h_in = h
         if cfg.padding == "valid":
             h = h - k + 1
@@ -192,6 +211,8 @@ def _cnn_table(cfg: ModelConfig) -> LayerTable:
                 params,
                 params,
                 f"{f} x ({k}x{k}x{c} + 1) = {_n(params)}; {shrink}",
+                receptive_field=rf,
+                jump=jump,
             )
         )
         if cfg.batchnorm:
@@ -204,10 +225,13 @@ def _cnn_table(cfg: ModelConfig) -> LayerTable:
                     2 * f,
                     f"4 x {f} = {_n(4 * f)} ({_n(2 * f)} trainable gamma, beta; "
                     f"{_n(2 * f)} frozen moving mean, variance)",
+                    receptive_field=rf,
+                    jump=jump,
                 )
             )
         h_in = h
         h //= p
+        rf, jump = _grow(rf, jump, p, p)
         rows.append(
             LayerRow(
                 f"block{i}_pool",
@@ -216,6 +240,8 @@ def _cnn_table(cfg: ModelConfig) -> LayerTable:
                 0,
                 0,
                 f"no weights: max of each {p}x{p} window, {h_in}/{p} -> {h}",
+                receptive_field=rf,
+                jump=jump,
             )
         )
         c = f
@@ -247,9 +273,11 @@ def vgg16_base_rows(input_size: int) -> tuple[LayerRow, ...]:
     """VGG16's 13 conv and 5 pooling layers, named as in keras.applications."""
     rows: list[LayerRow] = []
     h, c = input_size, 3
+    rf, jump = 1, 1
     for block, convs, f in VGG16_BLOCKS:
         for j in range(1, convs + 1):
             params = f * (3 * 3 * c + 1)
+            rf, jump = _grow(rf, jump, 3, 1)
             rows.append(
                 LayerRow(
                     f"block{block}_conv{j}",
@@ -258,13 +286,17 @@ def vgg16_base_rows(input_size: int) -> tuple[LayerRow, ...]:
                     params,
                     0,
                     f"{f} x (3x3x{c} + 1) = {_n(params)}; frozen",
+                    receptive_field=rf,
+                    jump=jump,
                 )
             )
             c = f
         h_in = h
         h //= 2
+        rf, jump = _grow(rf, jump, 2, 2)
         rows.append(
-            LayerRow(f"block{block}_pool", "MaxPooling2D", (h, h, f), 0, 0, f"no weights: {h_in}/2 -> {h}")
+            LayerRow(f"block{block}_pool", "MaxPooling2D", (h, h, f), 0, 0, f"no weights: {h_in}/2 -> {h}",
+                     receptive_field=rf, jump=jump)  # fmt: skip
         )
     return tuple(rows)
 
@@ -281,6 +313,8 @@ def _vgg16_table(cfg: ModelConfig) -> LayerTable:
         0,
         f"13 conv layers, 5 poolings: {_n(base_params)} frozen parameters",
         children,
+        children[-1].receptive_field,
+        children[-1].jump,
     )
     gap = LayerRow("gap", "GlobalAveragePooling2D", (512,), 0, 0, f"no weights: mean of each {h}x{h} map")
     return LayerTable((base, gap, *_head(512, cfg)), cfg.input_shape())

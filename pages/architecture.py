@@ -142,6 +142,7 @@ def _table(cfg: ModelConfig) -> None:
             "output shape": "×".join(str(d) for d in r.output_shape),
             "parameters": f"{r.params:,}",
             "trainable": f"{r.trainable:,}",
+            "receptive field": _field(r),
             "how the count is made": r.formula,
         })  # fmt: skip
     t1, t2, t3 = st.columns(3)
@@ -168,11 +169,17 @@ def _table(cfg: ModelConfig) -> None:
             st.table(
                 pd.DataFrame([{"layer": c.name, "type": c.type,
                                "output shape": "×".join(str(d) for d in c.output_shape),
-                               "parameters": f"{c.params:,}", "how the count is made": c.formula}
+                               "parameters": f"{c.params:,}", "receptive field": _field(c),
+                               "how the count is made": c.formula}
                               for c in base.children]),
                 hide_index=True, border="horizontal",
             )  # fmt: skip
 
+    st.caption(
+        "**Receptive field**: how many input pixels one unit of the layer sees (a square of that side); "
+        "**jump**: how many input pixels apart two neighbouring units are. Each k×k window adds (k−1)×jump "
+        "pixels; each pooling multiplies the jump. Deeper units see more of the image."
+    )
     st.subheader("How the feature map shrinks and deepens")
     st.caption(
         "Each box is one layer's output: its height is the map's side, its width grows with the number of "
@@ -188,6 +195,12 @@ def _table(cfg: ModelConfig) -> None:
         elif r.type in ("Flatten", "GlobalAveragePooling2D", "Dense"):
             stages.append((r.name, r.type, r.output_shape))
     st.plotly_chart(charts.feature_map_figure(stages), config=charts.CONFIG)
+
+
+def _field(row) -> str:
+    if row.receptive_field is None:
+        return "whole image"
+    return f"{row.receptive_field}×{row.receptive_field} px (jump {row.jump})"
 
 
 run_page(main)

@@ -62,7 +62,7 @@ def main() -> None:
                 icon=":material/info:")  # fmt: skip
     else:
         _confusion(rec, names, arrays)
-        _most_wrong(test, names, arrays)
+        _most_wrong(rec, names, arrays)
     with errors_shown("classifying your image"):
         _your_image(rec, names)
 
@@ -112,12 +112,19 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
         else:
             st.markdown(f"**0 test images** of *{true_name}* predicted as *{pred_name}*: none in this cell.")
         if idx:
-            _gallery(idx[:MAX_IMAGES], names, arrays, width=96)
+            _gallery(rec.run_id, idx[:MAX_IMAGES], names, arrays, width=96)
             if len(idx) > MAX_IMAGES:
                 st.caption(f"Showing {MAX_IMAGES} of {len(idx)}.")
 
 
-def _gallery(indices: list[int], names: list[str], arrays: dict, width: int, per_row: int = 4) -> None:
+def _inside_link(col, run_id: str, index: int) -> None:
+    """A link to the Inside page with this run and test image: feature maps and Grad-CAM for it."""
+    col.page_link(state.PAGES["inside"], label="Inside", icon=":material/layers:",
+                  query_params={"run": run_id, "image": str(index)},
+                  help="See this image's feature maps and Grad-CAM: why the network chose its class.")  # fmt: skip
+
+
+def _gallery(run_id: str, indices: list[int], names: list[str], arrays: dict, width: int, per_row: int = 4) -> None:
     for start in range(0, len(indices), per_row):
         cols = st.columns(per_row)
         for col, i in zip(cols, indices[start : start + per_row], strict=False):
@@ -125,16 +132,18 @@ def _gallery(indices: list[int], names: list[str], arrays: dict, width: int, per
             ranked = sorted(range(len(probs)), key=lambda k: -probs[k])[:3]
             col.image(arrays["test_images"][i], width=width)
             col.caption("  \n".join(f"{names[k]} {probs[k]:.0%}" for k in ranked))
+            _inside_link(col, run_id, i)
 
 
-def _most_wrong(test: dict, names: list[str], arrays: dict) -> None:
+def _most_wrong(rec, names: list[str], arrays: dict) -> None:
+    test = rec.test
     st.subheader("Most confidently wrong")
     wrong = list(test.get("most_confident_wrong", []))
     if not wrong:
         st.caption("No test image was misclassified.")
         return
     st.caption("The mistakes the network was surest about: often a label to double-check, or two classes that "
-               "look alike at this size.")  # fmt: skip
+               "look alike at this size. **Inside** shows where in the image it found its evidence.")  # fmt: skip
     per_row = 6
     for start in range(0, len(wrong), per_row):
         cols = st.columns(per_row)
@@ -142,6 +151,7 @@ def _most_wrong(test: dict, names: list[str], arrays: dict) -> None:
             t, p = int(test["y_true"][i]), int(test["predicted"][i])
             col.image(arrays["test_images"][i], width=96)
             col.caption(f"**{names[p]}** {test['confidence'][i]:.0%}  \ntrue: {names[t]}")
+            _inside_link(col, rec.run_id, i)
 
 
 def _your_image(rec, names: list[str]) -> None:

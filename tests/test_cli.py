@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.cli import main
+from core.config import ModelConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +33,8 @@ def test_summary_json_is_the_course_network(capsys):
         "params": 896,
         "trainable": 896,
         "formula": d["layers"][0]["formula"],
+        "receptive_field": 3,
+        "jump": 1,
     }
     assert [layer["output_shape"] for layer in d["layers"]][-4:] == [[4608], [128], [128], [5]]
 
@@ -191,3 +195,99 @@ def test_lab_trains_its_variants_in_worker_processes_and_jobs_lists_them(capsys,
     assert code == 0 and out.count("(stored)") == 5 and err.count("stored run") == 5
     code, out, _ = run(capsys, "jobs")
     assert code == 0 and out.splitlines()[0].split()[:3] == ["Job", "State", "Place"]
+# --------------------------------------------------------------------------- explain
+
+
+@pytest.fixture(scope="module")
+def explain_home(tmp_path_factory):
+    """A store of its own with one small trained CNN, and one of its test images as a PNG file."""
+    from PIL import Image
+    from tinydata import write_tiny_dataset
+
+    from core.experiment import run_experiment
+    from core.store import RunStore
+
+    root = tmp_path_factory.mktemp("explain")
+    data = write_tiny_dataset(root / "data")
+    store = RunStore(root / "home")
+    cfg = ModelConfig(input_size=16, blocks=2, filters=4, dense_units=8, dropout=0.0)
+    rec = run_experiment(str(data), cfg, TrainConfig(epochs=3, batch_size=8), store=store)
+    image = root / "a rock.png"
+    Image.fromarray(store.load_arrays(rec.run_id)["test_images"][0]).save(image)
+    return root / "home", rec, image
+
+
+@pytest.fixture
+def in_explain_home(explain_home, monkeypatch):
+    monkeypatch.setenv("CNNLAB_HOME", str(explain_home[0]))
+    return explain_home
+
+
+def test_explain_writes_the_feature_maps_and_the_grad_cam_overlay(capsys, in_explain_home, tmp_path):
+    from PIL import Image
+
+    _, rec, image = in_explain_home
+    out = tmp_path / "out"
+    code, text, err = run(capsys, "explain", rec.run_id, "--image", str(image), "--out", str(out))
+    assert code == 0, err
+    assert "Layer block1_conv (Conv2D): output shape 14x14x4; one unit sees 3x3 input pixels (jump 1)" in text
+    assert "Predicted: " in text and all(name in text for name in rec.data["classes"])
+    assert "Grad-CAM for " in text and " at block2_conv" in text
+    predicted = text.split("Predicted: ")[1].split()[0]
+    maps, cam = out / "a_rock-block1_conv-maps.png", out / f"a_rock-gradcam-{predicted}.png"
+    assert f"  {maps}" in text and f"  {cam}" in text
+    for path in (maps, cam):
+        with Image.open(path) as im:
+            assert im.format == "PNG" and min(im.size) >= 256
+
+
+def test_explain_json_has_the_grad_cam_map_at_the_images_size(capsys, in_explain_home, tmp_path):
+    from core.data import read_image_bytes
+    from core.inside import grad_cam, open_run
+    from core.store import RunStore
+
+    _, rec, image = in_explain_home
+    name = rec.data["classes"][1]
+    code, text, err = run(capsys, "explain", rec.run_id, "--image", str(image), "--out", str(tmp_path),
+                          "--layer", "block1_pool", "--class", name, "--json")  # fmt: skip
+    assert code == 0, err
+    d = json.loads(text)
+    assert d["layer"]["name"] == "block1_pool" and d["layer"]["output_shape"] == [7, 7, 4]
+    assert (d["layer"]["receptive_field"], d["layer"]["jump"]) == (4, 2)
+    assert d["gradcam"]["class"] == name and d["gradcam"]["layer"] == "block2_conv"
+    heat = np.array(d["gradcam"]["map"])
+    assert heat.shape == (16, 16) and heat.min() >= 0 and heat.max() <= 1
+    assert sum(d["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert d["predicted"] == max(d["probabilities"], key=d["probabilities"].get)
+    net = open_run(RunStore(), rec.run_id)
+    pixels = read_image_bytes(image.read_bytes(), image_size=16, channels=3)
+    np.testing.assert_allclose(heat, grad_cam(net, pixels, 1).heatmap, atol=1e-4)
+    assert all(Path(f).is_file() for f in d["files"].values())
+    assert Path(d["files"]["feature_maps"]).name == "a_rock-block1_pool-maps.png"
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--layer", "dense"], "has no layer 'dense' to look inside. Its convolution, normalisation and pooling "
+                               "layers are: block1_conv, block1_pool, block2_conv, block2_pool."),
+        (["--class", "granite"], "it has no class 'granite'"),
+    ],
+)  # fmt: skip
+def test_explain_unknown_layer_or_class_is_one_line_and_exit_2(capsys, in_explain_home, tmp_path, extra, needle):
+    _, rec, image = in_explain_home
+    code, text, err = run(capsys, "explain", rec.run_id, "--image", str(image), "--out", str(tmp_path / "o"), *extra)
+    assert code == 2 and text == "" and err.count("\n") == 1 and needle in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_explain_an_unknown_run_in_a_real_process(explain_home, tmp_path):
+    home, _, image = explain_home
+    env = {**os.environ, "CNNLAB_HOME": str(home)}
+    p = subprocess.run([sys.executable, "-m", "core", "explain", "nope", "--image", str(image), "--out",
+                        str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 2 and p.stdout == ""
+    assert "No stored run 'nope'" in _one_clean_line(p.stderr)
+    p = subprocess.run([sys.executable, "-m", "core", "explain", "nope", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 2 and "--image" in _one_clean_line(p.stderr)

@@ -7,7 +7,9 @@ Streamlit's two caches, as the house style uses them:
   A model is shared by every session, so it is only ever used to predict
   (under a lock), never trained or changed.
 - ``st.cache_data`` for values: run records, test arrays, preparation
-  summaries, augmentation previews. Each caller gets its own copy.
+  summaries, augmentation previews, and what the Inside page computes per
+  (run, image, layer): feature maps, worked convolutions, Grad-CAM maps.
+  Each caller gets its own copy.
 
 Everything is keyed by the store's home folder (``CNNLAB_HOME``), so tests
 that point the app at another home get another store. Importing this module
@@ -28,6 +30,18 @@ from core.augment import preview
 from core.config import AugmentConfig, ModelConfig, TrainConfig
 from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
 from core.experiment import predict_images, resolve
+from core.inside import (
+    Filters,
+    GradCam,
+    ModelMissingError,
+    Occlusion,
+    RunNetwork,
+    WorkedConvolution,
+    filters,
+    grad_cam,
+    occlusion,
+    work_convolution,
+)
 from core.store import RunRecord, RunStore, default_home
 from core.worker import TrainingWorker, get_worker
 
@@ -106,6 +120,93 @@ def predict(rec: RunRecord, images_uint8) -> Any:
     model, lock = _model(home(), rec.run_id)
     with lock:
         return predict_images(store(), rec, images_uint8, model=model)
+
+
+# --------------------------------------------------------------------------- inside a run's network
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _network(home_dir: str, run_id: str) -> RunNetwork:
+    model, lock = _model(home_dir, run_id)
+    with lock:  # copied into a flat network of its own: the shared model is only read
+        return RunNetwork(_store(home_dir).get(run_id), model)
+
+
+def has_model(run_id: str) -> bool:
+    return store().model_path(run_id).exists()
+
+
+def network(rec: RunRecord) -> RunNetwork:
+    """The run's network opened up (core.inside), built once per run from the shared loaded model.
+
+    Raises ModelMissingError (a UserError, its message for the student) when the run has no model file.
+    """
+    if not has_model(rec.run_id):
+        raise ModelMissingError(
+            f"This run ({rec.label}) has no saved network file, so there is nothing to look inside. "
+            "Pick another run in the sidebar, or train this configuration again on the Train page."
+        )
+    return _network(home(), rec.run_id)
+
+
+# The image arrives unhashed (``_image``); ``image_key`` names it: "test:<index>" or "upload:<sha256>".
+@st.cache_data(show_spinner=False, max_entries=256)
+def _feature_maps(home_dir: str, run_id: str, image_key: str, layer: str, _image) -> Any:
+    return _network(home_dir, run_id).feature_maps(_image, layer)
+
+
+def feature_maps(rec: RunRecord, image_key: str, image, layer: str):
+    """One layer's (H, W, C) output for one image."""
+    return _feature_maps(home(), rec.run_id, image_key, layer, image)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _probabilities(home_dir: str, run_id: str, image_key: str, _image) -> Any:
+    return _network(home_dir, run_id).probabilities(_image[None])[0]
+
+
+def probabilities(rec: RunRecord, image_key: str, image):
+    return _probabilities(home(), rec.run_id, image_key, image)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _worked(home_dir: str, run_id: str, image_key: str, layer: str, unit: tuple[int, int, int],
+            _image) -> WorkedConvolution:  # fmt: skip
+    return work_convolution(_network(home_dir, run_id), _image, layer, *unit)
+
+
+def worked(rec: RunRecord, image_key: str, image, layer: str, row: int, col: int, channel: int) -> WorkedConvolution:
+    """One unit of a conv layer computed by hand (core.inside.work_convolution)."""
+    return _worked(home(), rec.run_id, image_key, layer, (int(row), int(col), int(channel)), image)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _grad_cam(home_dir: str, run_id: str, image_key: str, class_index: int | None, layer: str | None,
+              _image) -> GradCam:  # fmt: skip
+    return grad_cam(_network(home_dir, run_id), _image, class_index, layer)
+
+
+def gradcam(rec: RunRecord, image_key: str, image, class_index: int | None = None, layer: str | None = None) -> GradCam:
+    return _grad_cam(home(), rec.run_id, image_key, class_index, layer, image)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _occlusion(home_dir: str, run_id: str, image_key: str, class_index: int, _image) -> Occlusion:
+    return occlusion(_network(home_dir, run_id), _image, class_index)
+
+
+def occluded(rec: RunRecord, image_key: str, image, class_index: int) -> Occlusion:
+    return _occlusion(home(), rec.run_id, image_key, class_index, image)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _filters(home_dir: str, run_id: str, layer: str | None) -> Filters:
+    return filters(_network(home_dir, run_id), layer)
+
+
+def conv_filters(rec: RunRecord, layer: str | None = None) -> Filters:
+    """A conv layer's kernels (None: the first convolution's)."""
+    return _filters(home(), rec.run_id, layer)
 
 
 # --------------------------------------------------------------------------- datasets

@@ -56,7 +56,7 @@ TRAIN = "train."
 _PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 PAGES = {
     key: str(_PAGES_DIR / f"{key}.py")
-    for key in ("home", "data", "architecture", "train", "diagnostics", "predictions", "lab", "transfer")
+    for key in ("home", "data", "architecture", "train", "diagnostics", "predictions", "inside", "lab", "transfer")
 }
 
 

@@ -7,6 +7,7 @@
     python -m core lab --data SOURCE [--fraction F] [--epochs N] [--json]
     python -m core compare --data SOURCE [--weights W] [--epochs N] [--json]
     python -m core jobs [--limit N] [--json]
+    python -m core explain RUN_ID --image PATH [--layer NAME] [--class NAME] --out DIR [--json]
 
 ``lab`` and ``compare`` train each run in its own process, ``--workers N``
 at once, or on a Dask cluster with ``--scheduler tcp://host:8786``.

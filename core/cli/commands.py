@@ -13,6 +13,7 @@ from typing import Any
 
 from core.architecture import layer_table
 from core.cli.batch import cmd_jobs, make_worker, train_all
+from core.cli.explain import cmd_explain
 from core.cli.output import number, print_table, progress_printer, run_payload
 from core.cli.parser import model_config, train_config
 from core.compare import compare_configs, comparison_rows
@@ -207,4 +208,5 @@ COMMANDS = {
     "lab": cmd_lab,
     "compare": cmd_compare,
     "jobs": cmd_jobs,
+    "explain": cmd_explain,
 }

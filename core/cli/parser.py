@@ -203,4 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training jobs: queued, running and recent (any server on this store)")  # fmt: skip
     j.add_argument("--limit", type=int, default=20, help="recent finished jobs to show (default 20)")
     j.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("explain", parents=[common],
+                        help="inside a stored run for one image: feature maps and Grad-CAM as PNGs")  # fmt: skip
+    ex.add_argument("run_id", metavar="RUN_ID", help="a stored run (python -m core runs lists them)")
+    ex.add_argument("--image", required=True, help="an image file; it is resized as the run's training images were")
+    ex.add_argument("--layer", default=None, help="the layer whose feature maps are drawn (default: the first "
+                    "convolution); Grad-CAM always uses the last convolution")  # fmt: skip
+    ex.add_argument("--class", dest="class_name", default=None, metavar="NAME",
+                    help="the class Grad-CAM explains (default: the predicted one)")
+    ex.add_argument("--out", required=True, help="folder for the PNG files (created if missing)")
+    ex.add_argument("--json", action="store_true", help="also the Grad-CAM map itself, at the image's size")
     return p

@@ -28,6 +28,10 @@ def test_the_course_network_has_the_course_parameter_count(open_page, five_class
                                        "block3_pool", "flatten", "dense", "dropout", "output"]  # fmt: skip
     assert table.set_index("layer").loc["block1_conv", "how the count is made"].startswith("32 x (3x3x3 + 1) = 896")
     assert table.set_index("layer").loc["flatten", "output shape"] == "4608"
+    assert table["receptive field"].tolist()[:6] == [
+        "3×3 px (jump 1)", "4×4 px (jump 2)", "8×8 px (jump 2)", "10×10 px (jump 4)", "18×18 px (jump 4)",
+        "22×22 px (jump 8)"]  # fmt: skip
+    assert table.set_index("layer").loc["dense", "receptive field"] == "whole image"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Total parameters"] == f"{COURSE_PARAMS:,}"
     assert "This is the course's network" in texts(at)

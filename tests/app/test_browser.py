@@ -203,5 +203,21 @@ def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
                 names = ["bright", "dark", "striped"]  # the tiny dataset's classes, sorted
                 expect(caption).to_contain_text(f"of {names[r]} predicted as {names[c]}")
             _shot(page, "6-predictions")
+
+            # Inside the CNN: a gallery image's link opens its feature maps, the worked convolution, Grad-CAM.
+            page.get_by_role("link", name="Inside").first.click()
+            _settle(page)
+            expect(page.get_by_role("heading", name="Inside the CNN")).to_be_visible()
+            expect(page.get_by_text("The network says")).to_be_visible()
+            expect(page.get_by_role("tab", name="Grad-CAM: why this class?")).to_be_visible()
+            assert page.locator(".js-plotly-plot").count() >= 2  # the probabilities and the feature maps
+            _shot(page, "7-inside")
+            page.get_by_role("tab", name="A convolution by hand").click()
+            _settle(page)
+            expect(page.get_by_text(re.compile(r"The network computed"))).to_be_visible()
+            _shot(page, "8-inside-worked")
+            page.get_by_role("tab", name="Grad-CAM: why this class?").click()
+            _settle(page)
+            _shot(page, "9-inside-gradcam")
         finally:
             browser.close()

@@ -1,0 +1,98 @@
+"""Feature maps and heatmaps as pictures: colour scales, channel grids, overlays, PNG files.
+
+NumPy and Pillow only (no matplotlib): the CLI writes these PNGs, and the
+dashboard's figures (ui.charts) reuse :func:`tile` so the page and the files
+lay the channels out the same way. One colour scale per layer: a channel that
+looks bright is bright compared with the layer's other channels.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Anchor colours of matplotlib's viridis (feature maps) and inferno (heatmaps), interpolated linearly.
+VIRIDIS = ((68, 1, 84), (72, 40, 120), (62, 74, 137), (49, 104, 142), (38, 130, 142), (31, 158, 137),
+           (53, 183, 121), (109, 205, 89), (180, 222, 44), (253, 231, 37))  # fmt: skip
+INFERNO = ((0, 0, 4), (27, 12, 65), (74, 12, 107), (120, 28, 109), (165, 44, 96), (207, 68, 70),
+           (237, 105, 37), (251, 155, 6), (247, 209, 61), (252, 255, 164))  # fmt: skip
+
+
+def colorize(values: np.ndarray, scale=VIRIDIS, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """Values -> uint8 RGB on a colour scale from ``low`` (default: the minimum) to ``high`` (the maximum).
+
+    NaN (the gaps of :func:`tile`) becomes white.
+    """
+    v = np.asarray(values, dtype="float64")
+    finite = v[np.isfinite(v)]
+    low = float(finite.min()) if low is None and finite.size else (low or 0.0)
+    high = float(finite.max()) if high is None and finite.size else (high if high is not None else 1.0)
+    t = np.clip((v - low) / (high - low), 0, 1) if high > low else np.zeros_like(v)
+    anchors = np.asarray(scale, dtype="float64")
+    pos = np.linspace(0, 1, len(anchors))
+    t = np.nan_to_num(t, nan=0.0)
+    rgb = np.stack([np.interp(t, pos, anchors[:, i]) for i in range(3)], axis=-1)
+    rgb[~np.isfinite(v)] = 255
+    return rgb.round().astype(np.uint8)
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """(rows, columns) of a near-square grid of ``count`` tiles, wider than tall."""
+    cols = max(1, math.ceil(math.sqrt(count)))
+    return math.ceil(count / cols), cols
+
+
+def tile(maps: np.ndarray, start: int = 0, count: int | None = None, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Channels ``start .. start+count`` of (H, W, C) maps side by side.
+
+    Returns:
+        ``(values, channel)``: a 2-D float array with NaN in the gaps, and the
+        channel number of every cell (-1 in the gaps).
+    """
+    h, w, c = maps.shape
+    count = c - start if count is None else min(count, c - start)
+    rows, cols = grid_shape(count)
+    values = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan, dtype="float32")
+    channel = np.full(values.shape, -1, dtype=np.int32)
+    for n in range(count):
+        r, q = divmod(n, cols)
+        y, x = r * (h + gap), q * (w + gap)
+        values[y : y + h, x : x + w] = maps[:, :, start + n]
+        channel[y : y + h, x : x + w] = start + n
+    return values, channel
+
+
+def upscale(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement: each pixel becomes a ``factor`` x ``factor`` block."""
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
+
+
+def grid_picture(maps: np.ndarray, max_channels: int = 64, tile_pixels: int = 48) -> np.ndarray:
+    """Up to ``max_channels`` channels of (H, W, C) maps as one RGB picture, on the layer's colour scale."""
+    h = maps.shape[0]
+    factor = max(1, math.ceil(tile_pixels / h))
+    values, _ = tile(np.repeat(np.repeat(maps, factor, axis=0), factor, axis=1), count=max_channels, gap=2)
+    finite = maps[:, :, :max_channels]
+    return colorize(values, VIRIDIS, float(finite.min()), float(finite.max()))
+
+
+def overlay(image_uint8: np.ndarray, heat: np.ndarray, strength: float = 0.6) -> np.ndarray:
+    """A heatmap in [0, 1] (H, W) laid over an image (H, W, C): hot where the heat is high, the image elsewhere."""
+    image = np.asarray(image_uint8, dtype="float64")
+    if image.ndim == 2 or image.shape[-1] == 1:
+        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
+    h = np.clip(np.asarray(heat, dtype="float64"), 0, 1)[:, :, None]
+    color = colorize(h[:, :, 0], INFERNO, 0.0, 1.0).astype("float64")
+    a = strength * (0.25 + 0.75 * h)
+    return (image * (1 - a) + color * a).round().clip(0, 255).astype(np.uint8)
+
+
+def save_png(rgb: np.ndarray, path: str | Path, min_side: int = 0) -> Path:
+    """Write an RGB (or grey) uint8 array as a PNG, enlarged (nearest) to at least ``min_side`` pixels."""
+    factor = max(1, math.ceil(min_side / max(1, min(rgb.shape[:2])))) if min_side else 1
+    path = Path(path)
+    Image.fromarray(upscale(np.asarray(rgb, dtype=np.uint8), factor).squeeze()).save(path, format="PNG")
+    return path

@@ -1,0 +1,287 @@
+"""Inside the CNN: what each layer of a stored run computes on one image, and why it chose its class."""
+
+import hashlib
+
+import streamlit as st
+
+from core.data import read_image_bytes
+from core.inside import ModelMissingError
+from ui import charts, resources, state
+from ui.feedback import empty_state, errors_shown, header
+from ui.frame import run_page
+from ui.sidebar import source_name
+
+K = "inside."
+TEST, UPLOAD = "A test image", "Your own image"
+IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"]
+PER_PAGE = 64  # channels drawn at once
+
+EARLY = ("**Early layers** respond to simple things: edges at one angle, a colour contrast, a fine texture. Their "
+         "maps still look like the image, because each unit sees only a few pixels.")  # fmt: skip
+MIDDLE = ("**Middle layers** combine those into motifs (grain boundaries, laminae, repeated patterns). The maps are "
+          "smaller and look less like the image; each unit sees a larger patch.")  # fmt: skip
+LATE = ("**Late layers** respond to arrangements that tell the classes apart. Their small maps no longer look like "
+        "the image: which channels light up, not where, is what the classifier head reads.")  # fmt: skip
+
+
+def main() -> None:
+    header(
+        "Inside the CNN",
+        "Pick an image and look at what the trained network computes: every channel of every layer, one "
+        "convolution worked out by hand, the filters it learned, and where in the image it found the evidence "
+        "for a class (**Grad-CAM**).",
+    )
+    _follow_link()
+    rec = resources.record(state.run_id())
+    if rec is None:
+        empty_state("No run yet: train one on the Train page, then come back to look inside it.",
+                    state.PAGES["train"], "Go to the Train page", ":material/model_training:")  # fmt: skip
+        return
+    st.markdown(f"**Run:** {rec.label} · on *{source_name(rec.source)}*")
+    try:
+        with st.spinner("Opening the trained network (the first time takes a few seconds)…"):
+            net = resources.network(rec)
+    except ModelMissingError as exc:
+        st.info(str(exc), icon=":material/info:")
+        return
+    picked = _pick_image(rec, net)
+    if picked is None:
+        return
+    image, key = picked
+    probs = resources.probabilities(rec, key, image)
+    left, right = st.columns([1, 2], gap="large")
+    left.image(image, caption=f"as the network reads it: {'×'.join(map(str, net.input_shape))}", width=200)
+    with right:
+        top = int(probs.argmax())
+        st.markdown(f"The network says **{net.class_names[top]}** ({probs[top]:.0%}).")
+        st.plotly_chart(charts.probabilities_figure(net.class_names, probs.tolist()), config=charts.CONFIG)
+    maps_tab, worked_tab, filters_tab, cam_tab = st.tabs(
+        ["Feature maps", "A convolution by hand", "Learned filters", "Grad-CAM: why this class?"]
+    )
+    with maps_tab, errors_shown("drawing the feature maps"):
+        _feature_maps(rec, net, image, key)
+    with worked_tab, errors_shown("working out the convolution"):
+        _worked(rec, net, image, key)
+    with filters_tab, errors_shown("drawing the filters"):
+        _filters(rec, net)
+    with cam_tab, errors_shown("computing Grad-CAM"):
+        _grad_cam(rec, net, image, key, probs)
+
+
+def _follow_link() -> None:
+    """A link from the Predictions page (?run=<id>&image=<test index>) selects that run and image, once."""
+    ss, link = st.session_state, (st.query_params.get("run"), st.query_params.get("image"))
+    if not link[0] or ss.get(K + "link") == link:
+        return
+    ss[K + "link"] = link
+    if link[1] is not None and str(link[1]).isdigit():
+        ss[K + "goto"] = int(link[1])
+    if resources.record(link[0]) is None:
+        st.warning(f"The link's run {link[0]} is not stored here; showing the run selected in the sidebar.")
+    elif link[0] != state.run_id():
+        state.request(**{state.RUN_ID: link[0]})
+        st.rerun()
+
+
+def _pick_image(rec, net):
+    """The image to look at (uint8, the run's size) and its cache key; None when there is none yet."""
+    ss = st.session_state
+    arrays = resources.arrays(rec.run_id)
+    has_test = "test_images" in arrays and "y_true" in arrays and len(arrays["y_true"]) > 0
+    names = net.class_names
+    goto = ss.pop(K + "goto", None)
+    if goto is not None and has_test and 0 <= goto < len(arrays["y_true"]):
+        ss[K + "source"], ss[K + "class"] = TEST, names[int(arrays["y_true"][goto])]
+        ss[K + f"index.{rec.run_id}"] = goto
+    source = st.radio("Image", [TEST, UPLOAD] if has_test else [UPLOAD], key=K + "source", horizontal=True)
+    if source == UPLOAD:
+        side = f"{net.input_shape[0]}×{net.input_shape[1]}"
+        up = st.file_uploader(f"An image ({', '.join(IMAGE_TYPES)}); resized to {side} like the training images",
+                              type=IMAGE_TYPES, key=K + "upload")  # fmt: skip
+        if up is None:
+            st.caption("Upload an image to look inside the network with it.")
+            return None
+        data = up.getvalue()
+        with errors_shown("reading your image"):
+            image = read_image_bytes(data, image_size=rec.model_config["input_size"],
+                                     channels=rec.model_config["channels"], name=up.name)  # fmt: skip
+            return image, "upload:" + hashlib.sha256(data).hexdigest()[:16]
+        return None
+    y, p = arrays["y_true"], arrays["probs"]
+    if ss.get(K + "class") not in names:
+        ss[K + "class"] = names[0]
+    c1, c2 = st.columns([1, 2])
+    true = c1.selectbox("True class", names, key=K + "class")
+    indices = [i for i in range(len(y)) if names[int(y[i])] == true]
+    if not indices:
+        c2.caption(f"No test image of {true}.")
+        return None
+    index_key = K + f"index.{rec.run_id}"
+    if ss.get(index_key) not in indices:
+        ss[index_key] = indices[0]
+
+    def label(i: int) -> str:
+        guess = int(p[i].argmax())
+        mark = "✓" if guess == int(y[i]) else "✗"
+        return f"test image #{i} · {mark} predicted {names[guess]} {p[i][guess]:.0%}"
+
+    index = c2.selectbox(f"Test images of {true} ({len(indices)})", indices, key=index_key, format_func=label)
+    return arrays["test_images"][index], f"test:{index}"
+
+
+def _feature_maps(rec, net, image, key) -> None:
+    names = [la.name for la in net.layers]
+    if st.session_state.get(K + "layer") not in names:
+        st.session_state[K + "layer"] = names[0]
+    name = st.select_slider("Layer (input → output)", names, key=K + "layer")
+    info = net.layer(name)
+    maps = resources.feature_maps(rec, key, image, name)
+    h, w, c = info.output_shape
+    st.markdown(f"**{name}** ({info.type}): output **{h}×{w}×{c}**, {c} maps of {h}×{w}. One unit sees "
+                f"**{info.receptive_field}×{info.receptive_field}** input pixels; neighbouring units are "
+                f"{info.jump} pixel{'s' if info.jump != 1 else ''} apart in the image.")  # fmt: skip
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Smallest value", f"{maps.min():.3f}")
+    m2.metric("Largest value", f"{maps.max():.3f}")
+    m3.metric("Values at 0", f"{(maps == 0).mean():.0%}", help="ReLU sets negative sums to 0: the unit is off.")
+    start = 0
+    if c > PER_PAGE:
+        start = st.select_slider("Channels", list(range(0, c, PER_PAGE)), key=K + f"start.{name}",
+                                 format_func=lambda s: f"{s}–{min(s + PER_PAGE, c) - 1}")  # fmt: skip
+    st.plotly_chart(charts.feature_maps_figure(maps, start, PER_PAGE), config=charts.CONFIG)
+    st.caption("One tile per channel, numbered; one colour scale for the whole layer (the bar on the right).")
+    st.markdown(EARLY if info.depth < 0.34 else MIDDLE if info.depth < 0.67 else LATE)
+    if info.type == "MaxPooling2D":
+        st.caption(f"Pooling keeps the largest value of each {info.kernel_size}×{info.kernel_size} window: the "
+                   "same channels as the layer before, smaller maps.")  # fmt: skip
+    elif info.type == "BatchNormalization":
+        st.caption("Batch normalisation re-centres and re-scales each channel with numbers learned in training: "
+                   "values below 0 can appear again.")  # fmt: skip
+
+
+def _worked(rec, net, image, key) -> None:
+    ss = st.session_state
+    convs = [la.name for la in net.conv_layers()]
+    c1, c2, c3, c4 = st.columns(4)
+    name = c1.selectbox("Convolution", convs, key=K + "conv")
+    h, w, f = net.layer(name).output_shape
+    for field, size in (("row", h), ("col", w), ("filter", f)):
+        ss[K + field] = min(int(ss.get(K + field, size // 2 if field != "filter" else 0)), size - 1)
+    row = c2.number_input("Row", 0, h - 1, key=K + "row")
+    col = c3.number_input("Column", 0, w - 1, key=K + "col")
+    channel = c4.number_input("Filter (output channel)", 0, f - 1, key=K + "filter")
+    wc = resources.worked(rec, key, image, name, row, col, channel)
+    k, cin = wc.kernel_size, wc.in_channels
+    reads = "the image" + (" (VGG16 preprocessing: BGR, mean subtracted)" if net.cfg.model == "vgg16" else " (/255)")
+    st.markdown(f"Unit ({row}, {col}) of filter {channel} reads a **{k}×{k}×{cin}** patch of "
+                f"{reads if wc.input_name == 'input' else wc.input_name}. The filter has {k}×{k}×{cin} = "
+                f"{k * k * cin} weights + 1 bias; the layer has {wc.filters} filters: **{wc.filters} × ({k}×{k}×{cin} "
+                f"+ 1) = {wc.filters * wc.weights_per_filter:,}** parameters.")  # fmt: skip
+    shown = range(cin) if cin <= 3 else [st.slider("Input channel shown", 0, cin - 1, key=K + f"in.{name}")]
+    for ci in shown:
+        a, b, c = st.columns(3)
+        suffix = f" · channel {'BGR'[ci] if net.cfg.model == 'vgg16' and wc.input_name == 'input' else ci}"
+        a.plotly_chart(charts.matrix_figure(wc.patch[:, :, ci], "input patch" + suffix, ~wc.inside),
+                       config=charts.CONFIG, key=K + f"patch{ci}")  # fmt: skip
+        b.plotly_chart(charts.matrix_figure(wc.kernel[:, :, ci], "kernel" + suffix, fmt=".3f"), config=charts.CONFIG,
+                       key=K + f"kernel{ci}")  # fmt: skip
+        c.plotly_chart(charts.matrix_figure(wc.products[:, :, ci], f"products: sum {wc.per_channel()[ci]:.3f}",
+                                            fmt=".3f"), config=charts.CONFIG, key=K + f"prod{ci}")  # fmt: skip
+    lines = [f"1. Sum of the {k * k * cin} products: **{wc.total:.4f}**",
+             f"2. Plus the bias {wc.bias:+.4f}: **{wc.pre_activation:.4f}**"]  # fmt: skip
+    if wc.activation == "relu":
+        lines.append(f"3. ReLU, max(0, {wc.pre_activation:.4f}): **{wc.value:.4f}**")
+    lines.append(f"4. The network computed **{wc.model_value:.4f}** for this unit "
+                 f"(difference {abs(wc.value - wc.model_value):.1e}: float rounding).")  # fmt: skip
+    if wc.batchnorm is not None:
+        b = wc.batchnorm
+        lines.append(f"5. Batch normalisation ({b.layer}, after the ReLU in this network): γ × (x − mean) / "
+                     f"√(variance + ε) + β = {b.gamma:.3f} × ({b.x:.4f} − {b.mean:.4f}) / √({b.variance:.4f} + "
+                     f"{b.epsilon:g}) + {b.beta:.3f} = **{b.value:.4f}** (network: {b.model_value:.4f})")  # fmt: skip
+    st.markdown("\n".join(lines))
+    st.plotly_chart(charts.unit_figure(resources.feature_maps(rec, key, image, name)[:, :, channel], row, col),
+                    config=charts.CONFIG)  # fmt: skip
+    st.caption(f"Filter {channel}'s whole map in {name}; the outlined unit is the one worked out above.")
+    if wc.pool is None:
+        st.caption(wc.pool_note)
+        return
+    pool = wc.pool
+    st.markdown(f"**Then pooling ({pool.layer})**: the {pool.size}×{pool.size} window holding this unit keeps its "
+                f"largest value, **{pool.value:.4f}**, which is unit ({pool.out_row}, {pool.out_col}) of "
+                f"{pool.layer} (network: {pool.model_value:.4f}).")  # fmt: skip
+    st.plotly_chart(charts.matrix_figure(pool.window, "pooling window", fmt=".3f", colorscale="Viridis",
+                                         center=False), config=charts.CONFIG, key=K + "pool")  # fmt: skip
+
+
+def _filters(rec, net) -> None:
+    convs = [la.name for la in net.conv_layers()]
+    name = st.selectbox("Convolution", convs, key=K + "flayer")
+    fs = resources.conv_filters(rec, name)
+    k, cin, count = fs.kernel.shape[0], fs.kernel.shape[2], fs.count
+    if fs.first:
+        st.markdown(f"The **{count} filters** of {name}, each a {k}×{k}×{cin} patch of weights drawn as colours: "
+                    "grey is a weight of 0; a colour is what the filter responds to.")  # fmt: skip
+        st.plotly_chart(charts.filters_figure(fs.rgb()), config=charts.CONFIG)
+        if net.cfg.model == "vgg16":
+            st.caption("These are VGG16's **pretrained** filters (the base stays frozen, so training did not change "
+                       "them); VGG16 reads BGR images, so the channels are flipped back to RGB here.")  # fmt: skip
+        else:
+            st.caption("Learned from random starting values on your images: compare them with VGG16's pretrained "
+                       "filters by picking a VGG16 transfer run below.")  # fmt: skip
+        _other_filters(rec)
+        return
+    index = st.slider("Filter", 0, count - 1, key=K + f"fidx.{name}")
+    st.markdown(f"Filter {index} of {name} reads {cin} feature maps, not colours: its {k}×{k}×{cin} weights are shown "
+                f"one {k}×{k} slice per input channel (red above 0, blue below).")  # fmt: skip
+    st.plotly_chart(charts.kernel_slices_figure(fs.slices(index), PER_PAGE), config=charts.CONFIG)
+
+
+def _other_filters(rec) -> None:
+    others = {r["run_id"]: r for r in resources.list_runs() if r["run_id"] != rec.run_id and
+              resources.has_model(r["run_id"])}  # fmt: skip
+    if not others:
+        return
+    other = st.selectbox("Beside another run's first-layer filters", [None, *others], key=K + "other",
+                         format_func=lambda r: "(none)" if r is None else others[r]["label"])  # fmt: skip
+    if other is not None:
+        fs = resources.conv_filters(resources.record(other))
+        st.plotly_chart(charts.filters_figure(fs.rgb()), config=charts.CONFIG, key=K + "other_fig")
+
+
+def _grad_cam(rec, net, image, key, probs) -> None:
+    names = net.class_names
+    top = int(probs.argmax())
+    convs = [la.name for la in net.conv_layers()]
+    c1, c2 = st.columns(2)
+
+    def label(i: int) -> str:
+        return f"{names[i]} ({probs[i]:.0%})" + (" · predicted" if i == top else "")
+
+    chosen = c1.selectbox("Explain the class", list(range(len(names))), index=top, key=K + "cam_class",
+                          format_func=label)  # fmt: skip
+    layer = c2.selectbox("At layer", convs, index=len(convs) - 1, key=K + "cam_layer")
+    shown = [top] if chosen == top else [top, chosen]
+    for col, c in zip(st.columns(2), shown, strict=False):
+        cam = resources.gradcam(rec, key, image, c, layer)
+        with col:
+            st.markdown(f"**{names[c]}** ({probs[c]:.1%}){' · predicted' if c == top else ''}")
+            st.plotly_chart(charts.heat_overlay_figure(image, cam.heatmap), config=charts.CONFIG, key=K + f"cam{c}")
+            if cam.peak <= 0:
+                st.caption(f"No part of {layer}'s maps pushed the score of {names[c]} up: the map is empty.")
+    info = net.layer(layer)
+    h, w, c = info.output_shape
+    st.caption(f"Bright = where {layer} found evidence for the class: the gradient of the class score says how much "
+               f"each of its {c} channels matters, and their weighted sum is shown. Its maps are {h}×{w}, so the "
+               "heatmap is that coarse, smoothed to the image.")  # fmt: skip
+    if st.toggle("Second view: cover parts of the image (occlusion)", key=K + "occlusion"):
+        with st.spinner("Covering the image square by square (up to 100 passes: a few seconds for VGG16)…"):
+            occ = resources.occluded(rec, key, image, chosen)
+        st.plotly_chart(charts.heat_overlay_figure(image, occ.drop, diverging=True, label="drop"),
+                        config=charts.CONFIG, key=K + "occ")  # fmt: skip
+        st.caption(f"A {occ.patch}×{occ.patch} square of the image's average colour was moved over it in steps of "
+                   f"{occ.stride}. Red: covering it lowers the probability of {names[chosen]} (from "
+                   f"{occ.probability:.0%}); blue: raises it. This asks the network directly, with no gradients: "
+                   "slower, but in the probabilities you read above.")  # fmt: skip
+
+
+run_page(main)

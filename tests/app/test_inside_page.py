@@ -1,0 +1,150 @@
+"""Inside the CNN (AppTest): feature maps, the worked convolution, filters, Grad-CAM, for both model kinds."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from apphelpers import chart_specs, texts
+from PIL import Image
+
+from core.architecture import layer_table
+from core.config import ModelConfig, TrainConfig
+
+PAGE = "pages/inside.py"
+
+
+def test_no_run_explains_where_to_get_one(open_page, empty_home):
+    at = open_page(PAGE)
+    assert not at.exception
+    assert any("No run yet: train one on the Train page" in i.value for i in at.info)
+
+
+def _heatmaps(at) -> list[dict]:
+    return [t for s in chart_specs(at) for t in s["data"] if t["type"] == "heatmap"]
+
+
+def test_a_cnn_run_feature_maps_worked_convolution_filters_and_grad_cam(open_page, trained, monkeypatch):
+    from core.store import RunStore
+    from ui import resources
+
+    loads = []
+    real = RunStore.load_model
+    monkeypatch.setattr(RunStore, "load_model", lambda self, run_id: loads.append(run_id) or real(self, run_id))
+    resources._model.clear()
+    resources._network.clear()
+    at = open_page(PAGE, run_id=trained.run_id)
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Inside the CNN"] and len(at.tabs) == 4
+    table = {r.name: r for r in layer_table(ModelConfig.from_dict(trained.model_config)).rows}
+    # Feature maps: the first layer, then the slider moved to the pooling layer.
+    assert "**block1_conv** (Conv2D): output **14×14×4**" in texts(at)
+    grid = _heatmaps(at)[0]
+    assert len(grid["z"]) == 2 * 14 + 1 and len(grid["z"][0]) == 2 * 14 + 1  # 4 channels: 2 x 2 tiles
+    at.select_slider(key="inside.layer").set_value("block1_pool").run()
+    assert not at.exception
+    h, w, c = table["block1_pool"].output_shape
+    assert f"**block1_pool** (MaxPooling2D): output **{h}×{w}×{c}**" in texts(at)
+    assert "One unit sees **4×4** input pixels" in texts(at)
+    # The worked convolution: a unit, its arithmetic, and the network's own value.
+    at.number_input(key="inside.row").set_value(3).run()
+    at.number_input(key="inside.col").set_value(11).run()
+    at.number_input(key="inside.filter").set_value(2).run()
+    assert not at.exception
+    text = texts(at)
+    assert "Unit (3, 11) of filter 2 reads a **3×3×3** patch" in text
+    assert "**4 × (3×3×3 + 1) = 112** parameters" in text
+    hand = float(text.split("ReLU, max(0, ")[1].split("**")[1])
+    model = float(text.split("The network computed **")[1].split("**")[0])
+    assert hand == pytest.approx(model, abs=2e-4)
+    assert "Then pooling (block1_pool)" in text and "unit (1, 5) of block1_pool" in text
+    # Filters: the first layer's as RGB patches.
+    assert any(t["type"] == "image" for s in chart_specs(at) for t in s["data"])
+    # Grad-CAM: the predicted class, then another one beside it.
+    cams = [t for t in _heatmaps(at) if t.get("colorscale") and t.get("zmax") == 1 and t.get("opacity")]
+    assert len(cams) == 1 and np.array(cams[0]["z"], dtype=float).shape == (16, 16)
+    other = next(i for i in range(3) if i != at.selectbox(key="inside.cam_class").value)
+    at.selectbox(key="inside.cam_class").set_value(other).run()
+    cams = [t for t in _heatmaps(at) if t.get("opacity")]
+    assert len(cams) == 2 and all(0 <= np.nanmin(np.array(t["z"], float)) and np.nanmax(np.array(t["z"], float)) <= 1
+                                  for t in cams)  # fmt: skip
+    at.toggle(key="inside.occlusion").set_value(True).run()
+    assert not at.exception and "A 2×2 square of the image's average colour" in texts(at)
+    at.run()
+    assert loads == [trained.run_id]  # loaded once, shared from st.cache_resource
+
+
+def test_a_link_from_the_predictions_page_opens_that_run_and_image(open_page, trained, staged):
+    from core.store import RunStore
+
+    at = open_page("pages/predictions.py", run_id=trained.run_id)
+    links = [el for el in at.get("page_link") if el.proto.page == "inside"]  # the page's URL: /inside
+    assert links and all(f"run={trained.run_id}" in el.proto.query_string for el in links)
+    y = RunStore().load_arrays(trained.run_id)["y_true"]
+    index = len(y) - 1
+    # A fresh session opening the link's URL, with another run selected before.
+    from apphelpers import APP, TIMEOUT
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["run_id"] = staged.run_id
+    at.run()
+    at.query_params.update(run=trained.run_id, image=str(index))
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["run_id"] == trained.run_id
+    assert at.radio(key="inside.source").value == "A test image"
+    assert at.selectbox(key="inside.class").value == trained.data["classes"][int(y[index])]
+    assert at.selectbox(key=f"inside.index.{trained.run_id}").value == index
+
+
+def test_your_own_image_and_an_unreadable_one(open_page, trained):
+    at = open_page(PAGE, run_id=trained.run_id)
+    at.radio(key="inside.source").set_value("Your own image").run()
+    assert not at.exception and "Upload an image" in texts(at)
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buf, format="PNG")
+    at.file_uploader(key="inside.upload").upload("red.png", buf.getvalue(), "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "The network says" in texts(at)
+    at.file_uploader(key="inside.upload").clear().upload("notes.png", b"not an image", "image/png").run()
+    assert not at.exception
+    assert any("cannot be used" in e.value for e in at.error)
+
+
+def test_a_run_without_a_saved_network_says_so(open_page, staged):
+    at = open_page(PAGE, run_id=staged.run_id)
+    assert not at.exception
+    assert any("no saved network file" in i.value for i in at.info)
+    assert not at.tabs
+
+
+@pytest.fixture
+def vgg_home(tmp_path, monkeypatch, data_dir):
+    """A store of this test's own with a VGG16 transfer run (random base weights: nothing to download)."""
+    from core.experiment import run_experiment
+    from core.store import RunStore
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CNNLAB_HOME", str(home))
+    cfg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
+    return run_experiment(str(data_dir), cfg, TrainConfig(epochs=1, batch_size=16), store=RunStore(home))
+
+
+def test_a_vgg16_transfer_run_shows_its_nested_base(open_page, vgg_home):
+    rec = vgg_home
+    at = open_page(PAGE, run_id=rec.run_id)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.select_slider(key="inside.layer").options[0] == "block1_conv1"
+    assert len(at.select_slider(key="inside.layer").options) == 18
+    at.select_slider(key="inside.layer").set_value("block3_conv2").run()
+    assert "**block3_conv2** (Conv2D): output **8×8×256**" in texts(at)
+    assert "One unit sees **32×32** input pixels" in texts(at)
+    grid = _heatmaps(at)[0]
+    assert json.dumps(grid).count("null") > 0  # the gaps between the 64 tiles shown of 256
+    at.select_slider(key="inside.start.block3_conv2").set_value(192).run()
+    assert not at.exception
+    assert "pretrained" in texts(at) and "BGR" in texts(at)
+    assert at.selectbox(key="inside.cam_layer").value == "block5_conv3"
+    at.selectbox(key="inside.conv").set_value("block2_conv1").run()
+    assert not at.exception and "reads a **3×3×64** patch of block1_pool" in texts(at)
