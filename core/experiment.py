@@ -11,6 +11,7 @@ import platform
 import threading
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from core.errors import UserError
 from core.evaluation import evaluate
 from core.fit import predict_proba
 from core.labels import describe
+from core.precision import run_precision
 from core.store import RunRecord, RunStore
 from core.train import train_model
 from core.weights import file_digest, preprocess_images
@@ -54,7 +56,7 @@ def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tupl
         # A weights file is known by its content, not its path: new weights at the same path are a new run.
         if Path(model_cfg.weights).is_file():
             identity += ":" + file_digest(model_cfg.weights)
-    return ds, model_cfg, run_key(model_cfg, train_cfg, identity)
+    return ds, model_cfg, run_key(model_cfg, train_cfg, identity, run_precision(model_cfg, train_cfg))
 
 
 def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
@@ -62,6 +64,11 @@ def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
     if model_cfg.model == "vgg16":
         return preprocess_images(x01, model_cfg.weights)
     return x01
+
+
+def model_preprocess(model_cfg: ModelConfig):
+    """What a batch of images in [0, 1] goes through before the model (None: nothing), for the pipeline."""
+    return partial(model_input, model_cfg) if model_cfg.model == "vgg16" else None
 
 
 def run_experiment(
@@ -118,7 +125,7 @@ def run_experiment(
             "Training was stopped before its first epoch ended, so there is nothing to keep. "
             "Earlier runs are untouched; start it again and let it run at least one epoch."
         )
-    probs = predict_proba(result.model, model_input(model_cfg, data.x_test))
+    probs = predict_proba(result.model, data.x_test, preprocess=model_preprocess(model_cfg))  # streamed in batches
     report = evaluate(data.y_test_int, probs, data.class_names)
     epochs_run = len(result.history["loss"])
     diagnosis = diagnose(
@@ -187,5 +194,4 @@ def predict_images(store: RunStore, record: RunRecord, images_uint8: np.ndarray,
     model_cfg = ModelConfig.from_dict(record.model_config)
     if model is None:
         model = store.load_model(record.run_id)
-    x = model_input(model_cfg, images_uint8.astype("float32") / 255.0)
-    return predict_proba(model, x)
+    return predict_proba(model, np.asarray(images_uint8, dtype=np.uint8), preprocess=model_preprocess(model_cfg))

@@ -12,6 +12,7 @@ from core.config import (
     MONITORS,
     OPTIMIZERS,
     PADDINGS,
+    PRECISIONS,
     WEIGHT_SOURCES,
     AugmentConfig,
     ConfigError,
@@ -84,6 +85,11 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         help="vgg16: then unfreeze the last block and train EPOCHS more (default 5)",
     )
     g.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr)
+    g.add_argument(
+        "--precision", choices=PRECISIONS, default=d.precision,
+        help="auto (default): mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
+        "else float32; results can differ in the last digits",
+    )  # fmt: skip
     a = p.add_argument_group("augmentation (training images only)")
     a.add_argument("--rotation", type=float, default=0.0, metavar="DEGREES")
     a.add_argument("--width-shift", type=float, default=0.0, metavar="F")
@@ -153,6 +159,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         augment=aug,
         fine_tune_epochs=args.fine_tune,
         fine_tune_lr=args.fine_tune_lr,
+        precision=args.precision,
     )
 
 
