@@ -46,9 +46,15 @@ def versions() -> dict[str, str]:
     }
 
 
-def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[Dataset, ModelConfig, str]:
-    """Load the dataset and fit the model's class count to it. Returns (dataset, model_cfg, key)."""
-    ds = load_dataset(source, image_size=model_cfg.input_size, channels=model_cfg.channels)
+def resolve(
+    source: str, model_cfg: ModelConfig, train_cfg: TrainConfig, store: RunStore | None = None
+) -> tuple[Dataset, ModelConfig, str]:
+    """Load the dataset and fit the model's class count to it. Returns (dataset, model_cfg, key).
+
+    With a ``store``, the decoded images are kept in its cache and memory-mapped (:mod:`core.data.imagecache`).
+    """
+    cache_dir = store.cache_dir if store is not None else None
+    ds = load_dataset(source, image_size=model_cfg.input_size, channels=model_cfg.channels, cache_dir=cache_dir)
     if model_cfg.num_classes != len(ds.class_names):
         model_cfg = model_cfg.replace(num_classes=len(ds.class_names))
     identity = ds.fingerprint
@@ -102,7 +108,7 @@ def run_experiment(
         ArchitectureError: the network does not fit its input (before any training).
     """
     store = store if store is not None else RunStore()  # the one place a default store is chosen
-    ds, model_cfg, key = resolve(source, model_cfg, train_cfg)
+    ds, model_cfg, key = resolve(source, model_cfg, train_cfg, store)
     if use_cache:
         found = store.find(key)
         if found is not None:

@@ -116,7 +116,7 @@ def lab_cells(row: dict[str, Any]) -> dict[str, str]:
 def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
     """The overfitting lab: train (or fetch) the variants, print the table or JSON."""
     variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
-    resolve(args.data, variants[0].model_cfg, variants[0].train_cfg)  # a data problem: one line, before anything
+    resolve(args.data, variants[0].model_cfg, variants[0].train_cfg, store)  # a data problem: one line, before anything
     quiet = bool(args.json)
     n = len(variants)
     if not quiet:
