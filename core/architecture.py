@@ -15,10 +15,18 @@ The rules:
 - BatchNormalization has 4 numbers per channel: gamma and beta are trained,
   the moving mean and variance are not.
 - Flatten and Dropout have no weights; Dense has ``units x (inputs + 1)``.
+
+Each row also counts the multiply-adds one image's forward pass makes in it
+(:attr:`LayerRow.macs`): a Conv2D makes one per kernel weight per output
+position (``h x w x f x k x k x c``), a Dense one per weight without the
+biases (``units x inputs``), BatchNormalization one per value; pooling, Flatten
+and Dropout make none worth counting. :mod:`core.estimate` turns them into a
+training time.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +52,20 @@ class LayerRow:
     def non_trainable(self) -> int:
         return self.params - self.trainable
 
+    @property
+    def macs(self) -> int:
+        """Multiply-adds of one image's forward pass through this layer (a nested base: its layers' sum)."""
+        if self.children:
+            return sum(c.macs for c in self.children)
+        if self.type == "Conv2D":  # params - biases = f x k x k x c weights, each used at every output position
+            h, w, f = self.output_shape
+            return h * w * (self.params - f)
+        if self.type == "Dense":  # units x inputs
+            return self.params - self.output_shape[0]
+        if self.type == "BatchNormalization":  # scale and shift: one per value
+            return math.prod(self.output_shape)
+        return 0
+
     def to_dict(self, children: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name,
@@ -52,6 +74,7 @@ class LayerRow:
             "params": self.params,
             "trainable": self.trainable,
             "formula": self.formula,
+            "macs": self.macs,
         }
         if children and self.children:
             d["children"] = [c.to_dict() for c in self.children]
@@ -75,6 +98,11 @@ class LayerTable:
     def non_trainable_params(self) -> int:
         return self.total_params - self.trainable_params
 
+    @property
+    def total_macs(self) -> int:
+        """Multiply-adds of one image's forward pass through the whole network."""
+        return sum(r.macs for r in self.rows)
+
     def to_dict(self, children: bool = False) -> dict[str, Any]:
         """The shape of ``python -m core summary --json``."""
         return {
@@ -83,6 +111,7 @@ class LayerTable:
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.non_trainable_params,
+            "total_macs": self.total_macs,
         }
 
 

@@ -116,3 +116,21 @@ def test_vgg16_base_rows_equal_keras_applications():
     theirs = [(layer.name, tuple(layer.output.shape[1:]), layer.count_params()) for layer in base.layers[1:]]
     mine = [(r.name, r.output_shape, r.params) for r in vgg16_base_rows(64)]
     assert mine == theirs
+
+
+def test_multiply_adds_match_hand_counts_for_the_course_network():
+    table = layer_table(ModelConfig())
+    macs = {r.name: r.macs for r in table.rows}
+    assert macs["block1_conv"] == 62 * 62 * 32 * (3 * 3 * 3)  # 3,321,216: every output value, 3x3x3 weights
+    assert macs["block2_conv"] == 29 * 29 * 64 * (3 * 3 * 32)  # 15,501,312
+    assert macs["block3_conv"] == 12 * 12 * 128 * (3 * 3 * 64)  # 10,616,832
+    assert macs["dense"] == 4608 * 128 and macs["output"] == 128 * 5
+    assert macs["block1_pool"] == macs["flatten"] == macs["dropout"] == 0
+    assert table.total_macs == 30_029_824
+    d = table.to_dict()
+    assert d["total_macs"] == 30_029_824 and [r["macs"] for r in d["layers"]] == list(macs.values())
+    bn = layer_table(ModelConfig(batchnorm=True))
+    assert next(r for r in bn.rows if r.name == "block1_bn").macs == 62 * 62 * 32
+    vgg = layer_table(ModelConfig(model="vgg16", input_size=224))
+    assert 15.3e9 < vgg.rows[0].macs < 15.4e9  # VGG16's conv base at 224 x 224: the published ~15.4 GMACs
+    assert vgg.rows[0].macs == sum(c.macs for c in vgg.rows[0].children)
