@@ -108,7 +108,8 @@ def core_training(data, epochs: int, **variant) -> float:
     try:
         t = time.perf_counter()
         events = []
-        train.train_model(ModelConfig(), TrainConfig(epochs=epochs, precision="float32"), data, store=None, progress=events.append)
+        cfg = TrainConfig(epochs=epochs, precision="float32")
+        train.train_model(ModelConfig(), cfg, data, store=None, progress=events.append)
         return time.perf_counter() - t
     finally:
         fit.ENGINE_OPTIONS.clear()

@@ -182,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-cache", action="store_true", help="train again even if this run is stored")
     t.add_argument("--json", action="store_true")
 
+    e = sub.add_parser("estimate", parents=[common], help="how long a training will take and its peak memory (no training)")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="the dataset to train on (its image count): bundled name, folder or .zip")
+    src.add_argument("--images", type=int, help="or just the number of images")
+    _model_flags(e, classes=True)
+    _train_flags(e)
+    e.add_argument("--recalibrate", action="store_true", help="measure this machine's speed again first")
+    e.add_argument("--json", action="store_true")
+
     r = sub.add_parser("runs", parents=[common], help="list stored runs")
     r.add_argument("--limit", type=int, default=None)
     r.add_argument("--json", action="store_true")
