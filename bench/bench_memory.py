@@ -1,14 +1,18 @@
 """Memory and time of training on larger datasets: the thin sections at 1x, 4x and 10x.
 
 Usage:
-    python bench/bench_memory.py [--scales 1,4,10] [--epochs 2]
+    python bench/bench_memory.py [--scales 1,4,10] [--epochs 2] [--before DIR]
 
 The bundled thin sections (1,000 PNGs) are linked k times into a temporary
 folder (copies are fine for memory and time). Each figure comes from a fresh
 subprocess, so one measurement's memory never counts in the next:
 
-- TensorFlow's own baseline: import TensorFlow and Keras, build and compile the
-  course network, one training step on one batch; peak resident memory.
+- baselines without data: (a) TensorFlow alone: import TensorFlow and Keras, build
+  and compile the course network, one training step on one batch; (b) the whole
+  training below on a tiny copy (20 images per class, 1.2 MB): TensorFlow, Keras,
+  scikit-learn, the traced training, validation and prediction functions and
+  the pipeline's buffers. The target is checked against (b): what the process
+  needs whatever the data, so what is left is what the data cost.
 - decode: the first load of the folder into the run store's image cache
   (:mod:`core.data.imagecache`): seconds and peak memory.
 - train: load (from the cache), prepare, train the course network ``--epochs``
@@ -60,7 +64,7 @@ elif mode in ("decode", "reopen"):
     out["n"] = len(ds)
     out["data_bytes"] = int(ds.images.nbytes)
     out["memmap"] = type(ds.images).__name__
-else:
+elif mode == "train":
     import numpy as np
     from core.config import ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
@@ -77,14 +81,25 @@ else:
     out["test_accuracy"] = float(np.mean(probs.argmax(1) == data.y_test_int))
     out["data_bytes"] = int(ds.images.nbytes)
     out["precision"] = res.extra["precision"]
+if mode == "before":  # the engine before issue 14 (--before DIR): float32 copies of every split
+    import numpy as np
+    from core.config import ModelConfig, TrainConfig
+    from core.data import load_dataset, prepare_data
+    from core.fit import predict_proba
+    from core.train import train_model
+    data = prepare_data(load_dataset(folder, image_size=64), seed=42)
+    res = train_model(ModelConfig(), TrainConfig(epochs=epochs), data, store=None)
+    probs = predict_proba(res.model, data.x_test)
+    out["epoch_seconds"] = res.epoch_seconds
 out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 out["load"] = os.getloadavg()[0]
 print("RESULT " + json.dumps(out))
 """
 
 
-def child(mode: str, folder: Path, cache: Path, epochs: int = 1, precision: str = "auto") -> dict:
-    code = CHILD.format(root=str(ROOT))
+def child(mode: str, folder: Path, cache: Path, epochs: int = 1, precision: str = "auto",
+          root: Path = ROOT) -> dict:  # fmt: skip
+    code = CHILD.format(root=str(root))
     proc = subprocess.run(
         [sys.executable, "-c", code, mode, str(folder), str(cache), str(epochs), precision],
         capture_output=True, text=True, cwd=ROOT,
@@ -95,12 +110,12 @@ def child(mode: str, folder: Path, cache: Path, epochs: int = 1, precision: str 
     return json.loads(line[7:])
 
 
-def make_copies(src: Path, dst: Path, k: int) -> Path:
+def make_copies(src: Path, dst: Path, k: int, per_class: int | None = None) -> Path:
     """``k`` copies of every image of ``src`` (hard links where possible), same class folders."""
     for cls in sorted(p for p in src.iterdir() if p.is_dir()):
         out = dst / cls.name
         out.mkdir(parents=True, exist_ok=True)
-        for f in sorted(cls.iterdir()):
+        for f in sorted(cls.iterdir())[:per_class]:
             for i in range(k):
                 target = out / f"{f.stem}_{i}{f.suffix}"
                 try:
@@ -115,14 +130,21 @@ def main() -> None:
     ap.add_argument("--scales", default="1,4,10")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a checkout of the engine before issue 14 (git archive 1f017c1): its peak at the largest scale")
     args = ap.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
     print(f"machine: {cpu_flags()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     src = ROOT / "sample_data" / "thin_sections"
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-memory-") as tmp:
         tmp = Path(tmp)
-        base = child("baseline", tmp, tmp / "cache")
-        print(f"TensorFlow baseline (course network built, one step): peak {base['peak_mb']:.0f} MB", flush=True)
+        tf_only = child("baseline", tmp, tmp / "cache")
+        print(f"baseline (a), TensorFlow alone (course network built, one step): peak {tf_only['peak_mb']:.0f} MB",
+              flush=True)  # fmt: skip
+        tiny = make_copies(src, tmp / "tiny", 1, per_class=20)
+        child("decode", tiny, tmp / "cache")
+        base = child("train", tiny, tmp / "cache", args.epochs, args.precision)
+        print(f"baseline (b), the same training on {base['n']} images: peak {base['peak_mb']:.0f} MB", flush=True)
         per_image = {}
         for k in scales:
             folder = make_copies(src, tmp / f"x{k}", k)
@@ -135,9 +157,15 @@ def main() -> None:
             limit = base["peak_mb"] + 2 * data_mb
             print(f"{k:>2}x: {tr['n']} images ({data_mb:.0f} MB uint8); first decode {dec['seconds']:.1f} s, "
                   f"peak {dec['peak_mb']:.0f} MB; training ({tr['precision']}): peak {tr['peak_mb']:.0f} MB "
-                  f"(target <= baseline + 2 x data = {limit:.0f} MB), {epoch:.2f} s per epoch "
+                  f"(target <= baseline (b) + 2 x data = {limit:.0f} MB; "
+                  f"{tr['peak_mb'] - base['peak_mb']:.0f} MB above (b)), {epoch:.2f} s per epoch "
                   f"({1000 * per_image[k]:.2f} ms per training image), test accuracy {tr['test_accuracy']:.3f}; "
                   f"load {tr['load']:.2f}", flush=True)  # fmt: skip
+            if k == max(scales) and args.before is not None:
+                old = child("before", folder, cache, args.epochs, root=args.before)
+                print(f"    the engine before issue 14 ({args.before}), float32, same data: "
+                      f"peak {old['peak_mb']:.0f} MB, {old['epoch_seconds'][-1]:.2f} s per epoch; "
+                      f"load {old['load']:.2f}", flush=True)  # fmt: skip
             if k == max(scales):
                 reopen = [child("reopen", folder, cache)["seconds"] for _ in range(3)]
                 print(f"reopen the decoded {tr['n']}-image folder in a new process: "

@@ -332,8 +332,13 @@ def check_inputs(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedD
         )
 
 
+# Images per prediction batch: a batch's activations are the memory prediction needs (the course network at
+# 64 px: ~1 MB an image), so 256 held ~370 MB more than 64 did (bench/bench_memory.py), for no speed here.
+PREDICT_BATCH = 64
+
+
 def predict_proba(
-    model: keras.Model, x: Any, batch_size: int = 256, preprocess: Preprocess | None = None
+    model: keras.Model, x: Any, batch_size: int = PREDICT_BATCH, preprocess: Preprocess | None = None
 ) -> np.ndarray:
     """Softmax probabilities, float32.
 

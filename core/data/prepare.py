@@ -328,9 +328,11 @@ def prepare_data(
     )  # fmt: skip
 
 
-def _pixel_range(images: np.ndarray, splits, chunk: int = 4096) -> tuple[int, int]:
-    """Min and max pixel of the images the splits use, read a chunk at a time (no copy of the set)."""
+def _pixel_range(images: np.ndarray, splits, lo_hi: tuple[int, int], chunk: int = 1024) -> tuple[int, int]:
+    """Min and max pixel of the images the splits use (``lo_hi`` when they use all), a chunk at a time."""
     used = np.unique(np.concatenate(splits))
+    if len(used) == len(images):
+        return lo_hi
     if not used.size:
         return 0, 0
     lo, hi = 255, 0
@@ -345,7 +347,7 @@ def _steps(images, labels, names, loss, eye, splits, test_size, val_split, seed,
     n, k = len(labels), len(names)
     shape = list(images.shape)
     lo, hi = (int(images.min()), int(images.max())) if images.size else (0, 0)
-    used_lo, used_hi = _pixel_range(images, splits)  # what the batches will hold after / 255
+    used_lo, used_hi = _pixel_range(images, splits, (lo, hi))  # what the batches will hold after / 255
     ex = 2 if k > 2 else k - 1  # the course prints class 2's one-hot label
     steps = [
         PrepStep(
