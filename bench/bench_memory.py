@@ -131,7 +131,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--before", type=Path, default=None,
-                    help="a checkout of the engine before issue 14 (git archive 1f017c1): its peak at the largest scale")
+                    help="the engine before issue 14 (git archive 1f017c1 core): its peak at the largest scale")
     args = ap.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
     print(f"machine: {cpu_flags()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
