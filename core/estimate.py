@@ -7,7 +7,8 @@ a validation image one. What a multiply-add costs, and what every image costs
 besides (reading, scaling, the step's fixed work), differs per machine,
 precision and library version, so it is measured once: :func:`calibrate`
 trains two networks of very different sizes for a few seconds on random
-images, with and without augmentation, and solves for
+images, with and without augmentation (after a warm-up training: a process's
+first training pays TensorFlow's set-up once), and solves for
 
     seconds per epoch = (3 x train + val images) x MACs / rate + (train + val images) x per_image
                         + train images x pixels x augment_per_pixel (when augmenting)
@@ -46,12 +47,13 @@ from core.precision import cpu_flags, run_precision
 from core.store import RunStore, default_home
 from core.train import train_model
 
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
 # The calibration runs: (model, images, epochs, augment). A large and a small network separate the cost of a
 # multiply-add from the cost of an image; the augmented run prices augmentation per pixel.
-_BIG = ModelConfig()
-_SMALL = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)
-_IMAGES, _EPOCHS = 400, 3
+_BIG = ModelConfig()  # many multiply-adds per output value
+_SMALL = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)  # little of either
+_WIDE = ModelConfig(input_size=96, blocks=2, filters=8, batchnorm=True, dense_units=16)  # many values, few MACs
+_IMAGES, _EPOCHS, _ROUNDS = 400, 3, 2
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class Calibration:
     key: str
     precision: str
     macs_per_second: float  # effective multiply-adds per second in training steps
-    seconds_per_image: float  # what an image costs besides its multiply-adds
+    seconds_per_image: float  # what an image costs besides its multiply-adds and values
+    seconds_per_value: float  # what a layer's output value costs (memory traffic), per image pass
     augment_seconds_per_pixel: float
     start_seconds: float  # building, compiling and the first epoch's tracing
     baseline_bytes: int  # peak resident memory of the process after the calibration runs
@@ -153,38 +156,74 @@ def _random_dataset(cfg: ModelConfig, n: int, seed: int = 0) -> Dataset:
     return Dataset(images, labels, [f"c{i}" for i in range(cfg.num_classes)], [], "calibration", f"random-{n}", [])
 
 
-def _timed(cfg: ModelConfig, augment: AugmentConfig, precision: str) -> tuple[float, float, int, int]:
-    """(first epoch incl. building, steady epoch, train images, val images) of one short real training."""
+def _timed(cfg: ModelConfig, augment: AugmentConfig, precision: str) -> tuple[float, list[float], int, int]:
+    """(start: building + tracing, the later epochs' seconds, train images, val images) of one short training."""
     data = prepare_data(_random_dataset(cfg, _IMAGES), seed=0)
     train_cfg = TrainConfig(epochs=_EPOCHS, augment=augment, precision=precision, seed=0)
     t0 = time.perf_counter()
     res = train_model(cfg, train_cfg, data, store=None)
     total = time.perf_counter() - t0
-    steady = float(np.median(res.epoch_seconds[1:]))
-    return total - steady * (_EPOCHS - 1), steady, len(data.x_train), len(data.x_val)
+    later = [float(v) for v in res.epoch_seconds[1:]]
+    return total - sum(later) - float(np.median(later)), later, len(data.x_train), len(data.x_val)
 
 
-def calibrate(home: str | Path, precision: str = "float32") -> Calibration:
-    """Measure this machine's training speed in ``precision`` (about 20 s on 2 cores) and store it under ``home``."""
+def output_values(cfg: ModelConfig) -> int:
+    """Values every layer outputs for one image (the input's pixels included): the memory-bound work."""
+    table = layer_table(cfg)
+    return math.prod(cfg.input_shape()) + sum(math.prod(r.output_shape) for row in table.rows
+                                              for r in (row.children or (row,)))  # fmt: skip
+
+
+def _nonnegative_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The least-squares ``x >= 0`` of ``a x = b``, trying every set of free unknowns (3: eight solves)."""
+    n = a.shape[1]
+    best, best_err = np.zeros(n), float(np.sum(b**2))
+    for mask in range(1, 2**n):
+        cols = [i for i in range(n) if mask >> i & 1]
+        x_part = np.linalg.lstsq(a[:, cols], b, rcond=None)[0]
+        if (x_part < 0).any():
+            continue
+        x = np.zeros(n)
+        x[cols] = x_part
+        err = float(np.sum((a @ x - b) ** 2))
+        if err < best_err:
+            best, best_err = x, err
+    return best
+
+
+def calibrate(home: str | Path, precision: str = "float32", rounds: int | None = None) -> Calibration:
+    """Measure this machine's training speed in ``precision`` (about 30 s on 2 cores) and store it under ``home``.
+
+    The three measurements are interleaved over ``rounds`` and their median epochs kept, so a burst of
+    other work on a shared machine moves them all alike instead of one of them.
+    """
     t0 = time.perf_counter()
-    big, small = layer_table(_BIG).total_macs, layer_table(_SMALL).total_macs
-    start_big, e_big, nt, nv = _timed(_BIG, AugmentConfig(), precision)
-    _, e_small, _, _ = _timed(_SMALL, AugmentConfig(), precision)
-    _, e_aug, _, _ = _timed(_BIG, AugmentConfig.course(), precision)
-    # e = (3 nt + nv) * macs * c + (nt + nv) * o, for the two networks: solve for c (1/rate) and o.
+    _timed(_SMALL, AugmentConfig(), precision)  # warm-up: the process's first training pays TensorFlow's set-up
+    nets = {"big": _BIG, "small": _SMALL, "wide": _WIDE}
+    runs = {k: (cfg, AugmentConfig()) for k, cfg in nets.items()}
+    runs["aug"] = (_BIG, AugmentConfig.course())
+    epochs: dict[str, list[float]] = {k: [] for k in runs}
+    starts: list[float] = []
+    for _ in range(rounds or _ROUNDS):
+        for name, (cfg, aug) in runs.items():
+            start, later, nt, nv = _timed(cfg, aug, precision)
+            epochs[name] += later
+            starts.append(start)
+    med = {k: float(np.median(v)) for k, v in epochs.items()}
+    # e = (3 nt + nv) x (macs x c + values x v) + (nt + nv) x o for the three networks: solve for c, v, o >= 0.
     w = 3 * nt + nv
-    a = np.array([[w * big, nt + nv], [w * small, nt + nv]], dtype=float)
-    c, o = np.linalg.solve(a, np.array([e_big, e_small]))
+    a = np.array([[w * layer_table(cfg).total_macs, w * output_values(cfg), nt + nv] for cfg in nets.values()])
+    c, v, o = _nonnegative_solve(a, np.array([med[k] for k in nets]))
     c = max(c, 1e-13)
-    o = max(o, 0.0)
-    aug = max(e_aug - e_big, 0.0) / (nt * math.prod(_BIG.input_shape()))
+    aug = max(med["aug"] - med["big"], 0.0) / (nt * math.prod(_BIG.input_shape()))
     cal = Calibration(
         key=calibration_key(precision),
         precision=precision,
         macs_per_second=1.0 / c,
         seconds_per_image=o,
+        seconds_per_value=v,
         augment_seconds_per_pixel=aug,
-        start_seconds=max(start_big - e_big, 0.0),
+        start_seconds=max(min(starts), 0.0),  # the fixed cost every training pays (bigger ones trace longer)
         baseline_bytes=int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         machine=machine_identity(precision),
         measured=time.time(),
@@ -243,10 +282,12 @@ def _seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal:
     pixels = math.prod(model_cfg.input_shape())
     per_mac = 1.0 / cal.macs_per_second
     o = cal.seconds_per_image
+    values = output_values(model_cfg) if model_cfg.model == "cnn" else 0
     augment = train_cfg.augment.enabled
     aug = n_train * pixels * cal.augment_seconds_per_pixel if augment else 0.0
     if model_cfg.model == "cnn":
-        epoch = (3 * n_train + n_val) * table.total_macs * per_mac + (n_train + n_val) * o + aug
+        epoch = (3 * n_train + n_val) * (table.total_macs * per_mac + values * cal.seconds_per_value)
+        epoch += (n_train + n_val) * o + aug
         return cal.start_seconds + train_cfg.epochs * epoch
     # VGG16: the frozen base runs forward only; without augmentation once per image (cached features)
     base = table.rows[0].macs

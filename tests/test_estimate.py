@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 import core.estimate as E
@@ -13,7 +14,7 @@ F32 = TrainConfig(precision="float32", epochs=10)
 
 
 def _cal(**kw):
-    values = dict(key="k", precision="float32", macs_per_second=2e10, seconds_per_image=1e-3,
+    values = dict(key="k", precision="float32", macs_per_second=2e10, seconds_per_image=1e-3, seconds_per_value=0.0,
                   augment_seconds_per_pixel=1e-8, start_seconds=2.0, baseline_bytes=600 * 2**20, machine={},
                   measured=0.0, seconds=0.0)  # fmt: skip
     values.update(kw)
@@ -31,6 +32,12 @@ def test_the_estimate_prices_the_tables_multiply_adds():
     # a network with twice the multiply-adds costs about twice as much
     wide = E.estimate(ModelConfig(filters=64), F32, 1000, calibration=cal)
     assert wide.macs_per_image > 3 * est.macs_per_image and wide.seconds > 2.5 * est.seconds
+    # the values layers output cost memory traffic: priced per value, per image pass
+    values = 64 * 64 * 3 + 62 * 62 * 32 + 31 * 31 * 32 + 29 * 29 * 64 + 14 * 14 * 64 + 12 * 12 * 128 + 6 * 6 * 128 \
+        + 4608 + 128 + 128 + 5  # fmt: skip
+    assert E.output_values(ModelConfig()) == values
+    mem = E.estimate(ModelConfig(), F32, 1000, calibration=_cal(seconds_per_value=1e-9))
+    assert mem.seconds == pytest.approx(est.seconds + 10 * (3 * 640 + 160) * values * 1e-9)
 
 
 def test_it_scales_with_images_epochs_and_augmentation():
@@ -57,6 +64,13 @@ def test_without_a_calibration_it_says_so(tmp_path):
     assert "not been measured" in E.estimate_text(est)
 
 
+def test_the_fit_keeps_every_cost_non_negative():
+    a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(E._nonnegative_solve(a, np.array([2.0, 3.0, 5.0])), [2.0, 3.0])
+    x = E._nonnegative_solve(a, np.array([2.0, -1.0, 1.0]))  # noise would make the second cost negative
+    assert (x >= 0).all() and x[1] == 0
+
+
 def test_durations_read_as_people_say_them():
     assert E.duration_text(4) == "about 4 s" and E.duration_text(41) == "about 40 s"
     assert E.duration_text(170) == "about 3 min" and E.duration_text(5400) == "about 1.5 h"
@@ -67,13 +81,16 @@ def quick(monkeypatch):
     """Calibration runs on tiny networks and images: the real measurement, in seconds."""
     monkeypatch.setattr(E, "_BIG", ModelConfig(input_size=16, blocks=2, filters=16))
     monkeypatch.setattr(E, "_SMALL", ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4))
+    monkeypatch.setattr(E, "_WIDE", ModelConfig(input_size=24, blocks=1, filters=4, batchnorm=True, dense_units=4))
     monkeypatch.setattr(E, "_IMAGES", 60)
     monkeypatch.setattr(E, "_EPOCHS", 2)
+    monkeypatch.setattr(E, "_ROUNDS", 1)
 
 
 def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_path, quick, monkeypatch):
     cal = E.calibrate(tmp_path, "float32")
-    assert cal.macs_per_second > 1e6 and cal.seconds_per_image >= 0 and cal.baseline_bytes > 100 * 2**20
+    assert cal.macs_per_second > 1e6 and cal.seconds_per_image >= 0 and cal.seconds_per_value >= 0
+    assert cal.baseline_bytes > 100 * 2**20
     assert E.load_calibration(tmp_path, "float32") == cal
     assert E.load_calibration(tmp_path, "bfloat16") is None  # another precision is measured on its own
     files = list((tmp_path / "calibration").glob("*.json"))
