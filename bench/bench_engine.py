@@ -2,6 +2,7 @@
 
 Usage:
     python bench/bench_engine.py [--data thin_sections] [--epochs 10] [--repeats 2]
+    python bench/bench_engine.py --precision [--epochs 20] [--seeds 42,1,2]
 
 Prints, on the same images and the same network (the course's defaults):
 - seconds for the plain script (Sequential, compile adam, fit(X, y, epochs,
@@ -10,7 +11,10 @@ Prints, on the same images and the same network (the course's defaults):
 - what the alternatives measured here buy (--variants): XLA (jit_compile=True),
   and arrays straight into fit() instead of core's tf.data pipeline with prefetch;
 - achieved training GFLOP/s next to this machine's fp32 matrix-multiply rate;
-- the layer table's time per configuration (the Architecture page's budget: 50 ms).
+- the layer table's time per configuration (the Architecture page's budget: 50 ms);
+- with --precision: for each seed, interleaved, the plain script (float32) and core in float32 and in
+  mixed bfloat16; the ratio core/plain-float32 of each precision and the test accuracy of every run
+  (target on a CPU with native bf16: bfloat16 ratio <= 0.6, mean test accuracy within 2 points of float32).
 """
 
 from __future__ import annotations
@@ -60,15 +64,15 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
-def plain_course_script(data, epochs: int) -> float:
+def plain_course_script(data, epochs: int, seed: int = 42, accuracy: bool = False):
     """The chapter's code, verbatim in spirit: Sequential, compile, fit with validation_split."""
     import keras
     from keras import layers
 
-    x = np.concatenate([data.x_train, data.x_val])
+    x = np.concatenate([data.x01("train"), data.x01("val")])  # the course's X / 255.0, float32
     y = np.concatenate([data.y_train, data.y_val])
     split = len(data.x_val) / len(x)  # fit() validates on the last `split` of x: exactly data.x_val
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(seed)
     t = time.perf_counter()
     model = keras.Sequential(
         [
@@ -87,7 +91,11 @@ def plain_course_script(data, epochs: int) -> float:
     )
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=epochs, batch_size=32, validation_split=split, verbose=0)
-    return time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    if not accuracy:
+        return seconds
+    probs = model.predict(data.x01("test"), verbose=0)
+    return seconds, float(np.mean(probs.argmax(axis=1) == data.y_test_int))
 
 
 def core_training(data, epochs: int, **variant) -> float:
@@ -100,11 +108,54 @@ def core_training(data, epochs: int, **variant) -> float:
     try:
         t = time.perf_counter()
         events = []
-        train.train_model(ModelConfig(), TrainConfig(epochs=epochs), data, store=None, progress=events.append)
+        cfg = TrainConfig(epochs=epochs, precision="float32")
+        train.train_model(ModelConfig(), cfg, data, store=None, progress=events.append)
         return time.perf_counter() - t
     finally:
         fit.ENGINE_OPTIONS.clear()
         fit.ENGINE_OPTIONS.update(old)
+
+
+def core_precision_run(data, epochs: int, seed: int, precision: str) -> tuple[float, float, str]:
+    """Seconds, test accuracy and the precision used, for one core training of the course network."""
+    from core.config import ModelConfig, TrainConfig
+    from core.fit import predict_proba
+    from core.train import train_model
+
+    t = time.perf_counter()
+    res = train_model(ModelConfig(), TrainConfig(epochs=epochs, seed=seed, precision=precision), data, store=None)
+    seconds = time.perf_counter() - t
+    probs = predict_proba(res.model, data.x_test)
+    return seconds, float(np.mean(probs.argmax(axis=1) == data.y_test_int)), res.extra["precision"]
+
+
+def precision_bench(data, epochs: int, seeds: list[int]) -> None:
+    """Interleaved per seed: plain float32, core float32, core bfloat16; ratios and test accuracies."""
+    from core.precision import cpu_flags, resolve_precision
+
+    print(f"auto resolves to {resolve_precision('auto')} here (native bf16: "
+          f"{sorted(cpu_flags() & {'avx512_bf16', 'amx_bf16'}) or 'none'})")  # fmt: skip
+    core_precision_run(data, 1, 0, "bfloat16")  # warm both precisions
+    core_precision_run(data, 1, 0, "float32")
+    rows: dict[str, list[tuple[float, float]]] = {"plain float32": [], "core float32": [], "core bfloat16": []}
+    for seed in seeds:
+        load = os.getloadavg()[0]
+        rows["plain float32"].append(plain_course_script(data, epochs, seed=seed, accuracy=True))
+        for precision in ("float32", "bfloat16"):
+            sec, acc, used = core_precision_run(data, epochs, seed, precision)
+            assert used == precision
+            rows[f"core {precision}"].append((sec, acc))
+        print(f"seed {seed} (load {load:.2f} -> {os.getloadavg()[0]:.2f}): " + "; ".join(
+            f"{k} {v[-1][0]:.2f} s acc {v[-1][1]:.3f}" for k, v in rows.items()), flush=True)  # fmt: skip
+    plain = statistics.median(s for s, _ in rows["plain float32"])
+    base_acc = statistics.mean(a for _, a in rows["core float32"])
+    for name, runs in rows.items():
+        sec = statistics.median(s for s, _ in runs)
+        accs = [a for _, a in runs]
+        print(f"{name:14s}: median {sec:.2f} s, ratio to plain float32 {sec / plain:.3f}; test accuracy "
+              f"{', '.join(f'{a:.3f}' for a in accs)} (mean {statistics.mean(accs):.3f}, "
+              f"{100 * (statistics.mean(accs) - base_acc):+.1f} points vs core float32)")  # fmt: skip
+    print("targets on a bf16 CPU: core bfloat16 ratio <= 0.6, mean accuracy within 2 points of float32")
 
 
 def layer_table_ms(n: int = 2000) -> tuple[float, float]:
@@ -139,12 +190,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--variants", action="store_true", help="also time XLA and arrays without the pipeline")
+    ap.add_argument("--precision", action="store_true", help="float32 vs mixed bfloat16: ratios and accuracy")
+    ap.add_argument("--seeds", default="42,1,2", help="seeds of the --precision runs")
     args = ap.parse_args()
 
     from core.config import ModelConfig
     from core.data import load_dataset, prepare_data
 
-    print(f"machine: {cpu_flags()}")
+    print(f"machine: {cpu_flags()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     mean_ms, max_ms = layer_table_ms()
     print(f"layer table: {mean_ms:.3f} ms mean, {max_ms:.3f} ms max per config (budget 50 ms)")
 
@@ -155,6 +208,10 @@ def main() -> None:
     import tensorflow as tf
 
     print(f"tensorflow {tf.__version__}, intra-op threads {tf.config.threading.get_intra_op_parallelism_threads()}")
+    if args.precision:
+        precision_bench(data, args.epochs, [int(s) for s in args.seeds.split(",")])
+        print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        return
     plain_core_first = core_training(data, 1)  # warm both paths (graph tracing caches, allocator)
     plain_course_script(data, 1)
     del plain_core_first

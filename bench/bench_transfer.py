@@ -4,6 +4,7 @@ Usage:
     python bench/bench_transfer.py [--data thin_sections] [--epochs 20] [--course-epochs N]
                                    [--random N] [--no-variants | --variants-only]
                                    [--variant-images 256] [--rounds 3]
+    python bench/bench_transfer.py --bf16-features [--epochs 20]
 
 Prints, in one run on the same images and the same offline (HED) VGG16 weights:
 - the course's approach: VGG16 base frozen inside Sequential -> GAP -> Dense 128 -> Dropout 0.5
@@ -110,8 +111,8 @@ def course_approach(data, base_weights, epochs: int, measured: int) -> dict:
         layers.Dense(data.num_classes, activation="softmax"),
     ])  # fmt: skip
     model_transfer.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    x_train = preprocess_images(data.x_train, "offline")
-    x_val = preprocess_images(data.x_val, "offline")
+    x_train = preprocess_images(data.x01("train"), "offline")
+    x_val = preprocess_images(data.x01("val"), "offline")
     timer = EpochTimer()
     t0, c0 = time.perf_counter(), time.process_time()
     hist = model_transfer.fit(x_train, data.y_train, epochs=measured, batch_size=32,
@@ -183,6 +184,40 @@ def variants(base, images, batch_sizes, rounds: int) -> list[dict]:
              "rel": diffs[name] / scale} for name, _, _ in runs]  # fmt: skip
 
 
+def bf16_features(data, base, epochs: int, seeds: list[int]) -> None:
+    """Is bfloat16 good enough for the feature extraction? Time it, then train the head on each set of features."""
+    import keras
+
+    images = data.dataset.images
+    b16 = bf16_base(base)
+    extract_features(base, images[:32], "offline")
+    extract_features(b16, images[:32], "offline")
+    t0 = time.perf_counter()
+    f32, _ = extract_features(base, images, "offline")
+    t32 = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    f16, _ = extract_features(b16, images, "offline")
+    t16 = time.perf_counter() - t0
+    rel = float(np.abs(f16 - f32).max() / np.abs(f32).max())
+    print(f"\nExtraction of {len(images)} images: float32 {t32:.1f} s, bfloat16 {t16:.1f} s ({t16 / t32:.2f}x); "
+          f"max |difference| {rel:.1e} of the largest feature ({load()})")  # fmt: skip
+    accs: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    for seed in seeds:
+        for name, feats in (("float32", f32), ("bfloat16", f16)):
+            keras.utils.set_random_seed(seed)
+            head = keras.Sequential([keras.Input(shape=(512,)), keras.layers.Dense(128, activation="relu"),
+                                     keras.layers.Dropout(0.5), keras.layers.Dense(5, activation="softmax")])
+            head.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+            head.fit(feats[data.train_index], data.y_train, epochs=epochs, batch_size=32,
+                     validation_data=(feats[data.val_index], data.y_val), verbose=0)  # fmt: skip
+            pred = head.predict(feats[data.test_index], verbose=0).argmax(1)
+            accs[name].append(float(np.mean(pred == data.y_test_int)))
+    for name, a in accs.items():
+        print(f"head on {name} features, {epochs} epochs, seeds {seeds}: test accuracy "
+              f"{', '.join(f'{v:.3f}' for v in a)} (mean {np.mean(a):.3f})")  # fmt: skip
+    print(f"bfloat16 - float32: {100 * (np.mean(accs['bfloat16']) - np.mean(accs['float32'])):+.1f} points")
+
+
 def load() -> str:
     try:
         return f"load {os.getloadavg()[0]:.1f}"
@@ -228,6 +263,8 @@ def main() -> None:
     p.add_argument("--variant-images", type=int, default=256, help="images for the variants (default 256; 0: all)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds of the variants (fastest shown)")
     p.add_argument("--variants-only", action="store_true", help="skip the course/core comparison")
+    p.add_argument("--bf16-features", action="store_true",
+                   help="only: bfloat16 vs float32 feature extraction, time and the head's test accuracy")
     args = p.parse_args()
     measured = min(args.course_epochs or args.epochs, args.epochs)
 
@@ -251,6 +288,9 @@ def main() -> None:
         print(f"Offline weights ({info.label}): base built in {time.perf_counter() - t0:.1f} s "
               "(first build in a process reads HED's weights; later builds reuse them)")  # fmt: skip
 
+        if args.bf16_features:
+            bf16_features(data, base, args.epochs, [42, 1, 2])
+            return
         if not args.variants_only:
             compare(data, base, args, measured, store)
 

@@ -23,10 +23,18 @@ grows the field by ``(k - 1) x jump`` and multiplies the jump by ``s``; padding
 does not change them (with "same" the field near the border partly covers the
 zero border). The course network: 3, 4, 8, 10, 18, 22. Units of Flatten, Dense
 and GlobalAveragePooling2D see the whole image: their two values are None.
+
+Each row also counts the multiply-adds one image's forward pass makes in it
+(:attr:`LayerRow.macs`): a Conv2D makes one per kernel weight per output
+position (``h x w x f x k x k x c``), a Dense one per weight without the
+biases (``units x inputs``), BatchNormalization one per value; pooling, Flatten
+and Dropout make none worth counting. :mod:`core.estimate` turns them into a
+training time.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +62,20 @@ class LayerRow:
     def non_trainable(self) -> int:
         return self.params - self.trainable
 
+    @property
+    def macs(self) -> int:
+        """Multiply-adds of one image's forward pass through this layer (a nested base: its layers' sum)."""
+        if self.children:
+            return sum(c.macs for c in self.children)
+        if self.type == "Conv2D":  # params - biases = f x k x k x c weights, each used at every output position
+            h, w, f = self.output_shape
+            return h * w * (self.params - f)
+        if self.type == "Dense":  # units x inputs
+            return self.params - self.output_shape[0]
+        if self.type == "BatchNormalization":  # scale and shift: one per value
+            return math.prod(self.output_shape)
+        return 0
+
     def to_dict(self, children: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name,
@@ -64,6 +86,7 @@ class LayerRow:
             "formula": self.formula,
             "receptive_field": self.receptive_field,
             "jump": self.jump,
+            "macs": self.macs,
         }
         if children and self.children:
             d["children"] = [c.to_dict() for c in self.children]
@@ -87,6 +110,11 @@ class LayerTable:
     def non_trainable_params(self) -> int:
         return self.total_params - self.trainable_params
 
+    @property
+    def total_macs(self) -> int:
+        """Multiply-adds of one image's forward pass through the whole network."""
+        return sum(r.macs for r in self.rows)
+
     def to_dict(self, children: bool = False) -> dict[str, Any]:
         """The shape of ``python -m core summary --json``."""
         return {
@@ -95,6 +123,7 @@ class LayerTable:
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.non_trainable_params,
+            "total_macs": self.total_macs,
         }
 
 

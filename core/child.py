@@ -51,10 +51,20 @@ EXIT_ORPHANED = 70  # the parent went away: nothing was stored
 THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS")
 
 
-def dataset_payload(ds: Dataset) -> dict[str, Any]:
-    """What a training process needs of a dataset: its arrays, names and fingerprint (no files are read again)."""
+def dataset_payload(ds: Dataset, *, same_machine: bool = False) -> dict[str, Any]:
+    """What a training process needs of a dataset: its arrays, names and fingerprint (no files are read again).
+
+    On the same machine, images already memory-mapped from the run store's
+    cache (:mod:`core.data.imagecache`) travel as the path of their ``.npy``
+    file, so a large dataset is neither copied through the socket nor held
+    twice: the child maps the same file.
+    """
+    images = ds.images
+    mapped = isinstance(images, np.memmap) and str(images.filename or "").endswith(".npy")
     return {
-        "images": np.ascontiguousarray(ds.images),
+        "images": None if same_machine and mapped else np.ascontiguousarray(images),
+        "images_npy": str(images.filename) if same_machine and mapped else None,
+        "images_shape": list(images.shape),
         "labels": np.asarray(ds.labels),
         "class_names": list(ds.class_names),
         "skipped": [s.to_dict() for s in ds.skipped],
@@ -65,8 +75,15 @@ def dataset_payload(ds: Dataset) -> dict[str, Any]:
 
 
 def dataset_from_payload(d: dict[str, Any]) -> Dataset:
-    images, labels = np.asarray(d["images"]), np.asarray(d["labels"])
-    images.flags.writeable = labels.flags.writeable = False
+    if d.get("images_npy"):
+        images = np.load(d["images_npy"], mmap_mode="r")
+        if list(images.shape) != list(d["images_shape"]):
+            raise RuntimeError(f"The cached images at {d['images_npy']} changed while the training started.")
+    else:
+        images = np.asarray(d["images"])
+        images.flags.writeable = False
+    labels = np.asarray(d["labels"])
+    labels.flags.writeable = False
     return Dataset(
         images=images,
         labels=labels,
@@ -82,7 +99,7 @@ def make_task(ds: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, key: 
               home: str | None) -> dict[str, Any]:  # fmt: skip
     """A training task for :func:`run_task` (in a child process, here or on a cluster worker)."""
     return {
-        "dataset": dataset_payload(ds),
+        "dataset": dataset_payload(ds, same_machine=home is not None),
         "model_config": model_cfg.to_dict(),
         "train_config": train_cfg.to_dict(),
         "key": key,

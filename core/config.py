@@ -54,6 +54,13 @@ MONITORS = tuple(MONITOR_LABELS)
 # The learning rates offered by the Train page, the overfitting lab and remedies (adam's default 0.001).
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
+# The arithmetic training computes in (core.precision decides what "auto" means on this CPU).
+PRECISION_LABELS: dict[str, str] = {
+    "auto": "auto: mixed bfloat16 where this CPU multiplies bfloat16 natively, else float32",
+    "float32": "float32 everywhere (the course's precision)",
+    "bfloat16": "mixed bfloat16 (float32 weights, bfloat16 arithmetic, float32 softmax)",
+}
+PRECISIONS = tuple(PRECISION_LABELS)
 # Where a VGG16 base gets its weights; any other value of ModelConfig.weights is a path to a file.
 WEIGHT_SOURCE_LABELS: dict[str, str] = {
     "imagenet": "VGG16 conv base, ImageNet weights (Keras; internet once, or a cached file)",
@@ -312,6 +319,9 @@ class TrainConfig(_Serializable):
         fine_tune_epochs: VGG16 only: after the head has trained, unfreeze the
             last VGG block and train this many more epochs; 0 turns it off.
         fine_tune_lr: learning rate of the fine-tuning phase.
+        precision: "auto" (the default: mixed bfloat16 where the CPU has native
+            bfloat16 arithmetic, else float32), "float32" or "bfloat16". See
+            :mod:`core.precision`; the run key holds the precision actually used.
     """
 
     optimizer: str = "adam"
@@ -329,6 +339,7 @@ class TrainConfig(_Serializable):
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     fine_tune_epochs: int = 0
     fine_tune_lr: float = 1e-5
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         o = "TrainConfig"
@@ -353,6 +364,7 @@ class TrainConfig(_Serializable):
             _fail(o, "augment", "an AugmentConfig", self.augment)
         _check_int(o, "fine_tune_epochs", self.fine_tune_epochs, 0, 500)
         _check_float(o, "fine_tune_lr", self.fine_tune_lr, 1e-8, 1.0)
+        _check_choice(o, "precision", self.precision, PRECISIONS)
 
     def key_dict(self) -> dict[str, Any]:
         d = self.to_dict()
@@ -362,14 +374,21 @@ class TrainConfig(_Serializable):
             d.pop("restore_best")
         if not self.fine_tune_epochs:
             d.pop("fine_tune_lr")
+        d.pop("precision")  # "auto" is not a precision: run_key adds the one actually used
         return d
 
 
-def run_key(model: ModelConfig, train: TrainConfig, data_fingerprint: str) -> str:
-    """The run's identity: same configs, seed and data give the same key.
+def run_key(model: ModelConfig, train: TrainConfig, data_fingerprint: str, precision: str = "float32") -> str:
+    """The run's identity: same configs, seed, data and precision give the same key.
 
     16 hex digits of a SHA-256 over a canonical JSON of everything that can
     change the result.
+
+    Args:
+        precision: the precision the run actually computes in, "float32" or
+            "bfloat16" (:func:`core.precision.run_precision` resolves "auto").
+            float32 is left out of the key, so every run stored before the
+            precision setting existed keeps its key (they all ran in float32).
     """
     payload = {
         "engine": ENGINE_VERSION,
@@ -377,6 +396,8 @@ def run_key(model: ModelConfig, train: TrainConfig, data_fingerprint: str) -> st
         "train": _train_key(model, train),
         "data": data_fingerprint,
     }
+    if precision != "float32":
+        payload["precision"] = precision
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

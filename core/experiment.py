@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from core.errors import UserError
 from core.evaluation import evaluate
 from core.fit import predict_proba
 from core.labels import describe
+from core.precision import run_precision
 from core.store import RunRecord, RunStore
 from core.train import train_model
 from core.weights import file_digest, preprocess_images
@@ -45,9 +47,15 @@ def versions() -> dict[str, str]:
     }
 
 
-def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[Dataset, ModelConfig, str]:
-    """Load the dataset and fit the model's class count to it. Returns (dataset, model_cfg, key)."""
-    ds = load_dataset(source, image_size=model_cfg.input_size, channels=model_cfg.channels)
+def resolve(
+    source: str, model_cfg: ModelConfig, train_cfg: TrainConfig, store: RunStore | None = None
+) -> tuple[Dataset, ModelConfig, str]:
+    """Load the dataset and fit the model's class count to it. Returns (dataset, model_cfg, key).
+
+    With a ``store``, the decoded images are kept in its cache and memory-mapped (:mod:`core.data.imagecache`).
+    """
+    cache_dir = store.cache_dir if store is not None else None
+    ds = load_dataset(source, image_size=model_cfg.input_size, channels=model_cfg.channels, cache_dir=cache_dir)
     if model_cfg.num_classes != len(ds.class_names):
         model_cfg = model_cfg.replace(num_classes=len(ds.class_names))
     identity = ds.fingerprint
@@ -55,7 +63,7 @@ def resolve(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tupl
         # A weights file is known by its content, not its path: new weights at the same path are a new run.
         if Path(model_cfg.weights).is_file():
             identity += ":" + file_digest(model_cfg.weights)
-    return ds, model_cfg, run_key(model_cfg, train_cfg, identity)
+    return ds, model_cfg, run_key(model_cfg, train_cfg, identity, run_precision(model_cfg, train_cfg))
 
 
 def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
@@ -80,6 +88,11 @@ class RunArtifacts:
     record: RunRecord
     model: Any
     arrays: dict[str, np.ndarray]
+
+
+def model_preprocess(model_cfg: ModelConfig):
+    """What a batch of images in [0, 1] goes through before the model (None: nothing), for the pipeline."""
+    return partial(model_input, model_cfg) if model_cfg.model == "vgg16" else None
 
 
 def run_experiment(
@@ -118,7 +131,7 @@ def run_experiment(
         NothingToKeep: stopped before the first epoch ended.
     """
     store = store if store is not None else RunStore()  # the one place a default store is chosen
-    ds, model_cfg, key = resolve(source, model_cfg, train_cfg)
+    ds, model_cfg, key = resolve(source, model_cfg, train_cfg, store)
     if use_cache:
         found = store.find(key)
         if found is not None:
@@ -163,7 +176,7 @@ def compute_run(
             "Training was stopped before its first epoch ended, so there is nothing to keep. "
             "Earlier runs are untouched; start it again and let it run at least one epoch."
         )
-    probs = predict_proba(result.model, model_input(model_cfg, data.x_test))
+    probs = predict_proba(result.model, data.x_test, preprocess=model_preprocess(model_cfg))  # streamed in batches
     report = evaluate(data.y_test_int, probs, data.class_names)
     epochs_run = len(result.history["loss"])
     diagnosis = diagnose(
@@ -234,5 +247,4 @@ def predict_images(store: RunStore, record: RunRecord, images_uint8: np.ndarray,
     model_cfg = ModelConfig.from_dict(record.model_config)
     if model is None:
         model = store.load_model(record.run_id)
-    x = model_input(model_cfg, images_uint8.astype("float32") / 255.0)
-    return predict_proba(model, x)
+    return predict_proba(model, np.asarray(images_uint8, dtype=np.uint8), preprocess=model_preprocess(model_cfg))

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from core.augment import augment_dataset_fn
 from core.config import OPTIMIZERS, ModelConfig, TrainConfig
 from core.errors import UserError
+from core.pipeline import Preprocess, image_batches, is_images
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -213,9 +214,14 @@ def fit_phase(
     augment: bool = True,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
+    preprocess: Preprocess | None = None,
 ) -> PhaseOutcome:
-    """One ``model.fit`` on arrays; the model is compiled and left with its best weights.
+    """One ``model.fit``; the model is compiled and left with its best weights.
 
+    ``train_data`` and ``val_data`` are ``(x, y)``: uint8 images (a
+    :class:`core.data.ImageSplit` or an array), scaled to [0, 1] and
+    ``preprocess``ed one batch at a time by :func:`core.pipeline.image_batches`,
+    or float arrays taken as they are (cached VGG16 features).
     Reused by :mod:`core.transfer` for the head (on cached features, with
     ``augment=False``) and for fine-tuning.
     """
@@ -244,7 +250,9 @@ def fit_phase(
         )
         callbacks.append(early)
 
-    x = _training_input(x_train, y_train, train_cfg, augment)
+    x = _training_input(x_train, y_train, train_cfg, augment, preprocess)
+    if is_images(val_data[0]):
+        val_data = image_batches(val_data[0], val_data[1], batch_size=train_cfg.batch_size, preprocess=preprocess)
     if hooks.progress is not None:
         hooks._emit("start", epoch=first_epoch + 1, batches=batches)
     hist = model.fit(
@@ -275,8 +283,10 @@ def fit_phase(
     )
 
 
-def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
-    """A tf.data pipeline when augmenting; None means: let ``fit`` take the arrays.
+def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool, preprocess: Preprocess | None = None):
+    """A tf.data pipeline; None means: let ``fit`` take the arrays (float arrays with the pipeline option off).
+
+    uint8 images always go through :func:`core.pipeline.image_batches` (scaled per batch).
 
     The pipeline shuffles (seeded), batches and prefetches, so the next batch
     is ready while the current one trains: faster than the course's arrays
@@ -285,6 +295,10 @@ def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
     as arrays, so it never passes through them.
     """
     augmenting = augment and train_cfg.augment.enabled
+    fn = augment_dataset_fn(train_cfg.augment, seed=train_cfg.seed) if augmenting else None
+    if is_images(x_train):
+        return image_batches(x_train, y_train, batch_size=train_cfg.batch_size, shuffle_seed=train_cfg.seed,
+                             augment_fn=fn, preprocess=preprocess)  # fmt: skip
     if not (augmenting or ENGINE_OPTIONS["pipeline"]):
         return None
     import tensorflow as tf
@@ -292,8 +306,7 @@ def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool):
     ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
     ds = ds.shuffle(len(x_train), seed=train_cfg.seed, reshuffle_each_iteration=True)
     ds = ds.batch(train_cfg.batch_size)
-    if augmenting:
-        fn = augment_dataset_fn(train_cfg.augment, seed=train_cfg.seed)
+    if fn is not None:
         # Sequential map on purpose: the random layers share state, and parallel calls race
         # for it, so a seeded run would no longer repeat. Parallel bought no speed here either.
         ds = ds.map(fn)
@@ -319,8 +332,24 @@ def check_inputs(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedD
         )
 
 
-def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities for images already scaled as the model expects."""
+# Images per prediction batch: a batch's activations are the memory prediction needs (the course network at
+# 64 px: ~1 MB an image), so 256 held ~370 MB more than 64 did (bench/bench_memory.py), for no speed here.
+PREDICT_BATCH = 64
+
+
+def predict_proba(
+    model: keras.Model, x: Any, batch_size: int = PREDICT_BATCH, preprocess: Preprocess | None = None
+) -> np.ndarray:
+    """Softmax probabilities, float32.
+
+    Args:
+        x: uint8 images (a :class:`core.data.ImageSplit` or an array), streamed
+            in batches, each scaled to [0, 1] and ``preprocess``ed; or float
+            inputs already as the model expects them.
+    """
     import numpy as np
 
+    if is_images(x):
+        x = image_batches(x, batch_size=batch_size, preprocess=preprocess)
+        return np.asarray(model.predict(x, verbose=0), dtype="float32")
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float32")

@@ -64,7 +64,8 @@ def _build_cnn(cfg: ModelConfig) -> keras.Model:
     model.add(layers.Flatten(name="flatten"))
     model.add(layers.Dense(cfg.dense_units, activation="relu", name="dense"))
     model.add(layers.Dropout(cfg.dropout, name="dropout"))
-    model.add(layers.Dense(cfg.num_classes, activation="softmax", name="output"))
+    # float32 whatever the global policy: under mixed bfloat16 the probabilities stay float32 and sum to 1.
+    model.add(layers.Dense(cfg.num_classes, activation="softmax", name="output", dtype="float32"))
     return model
 
 

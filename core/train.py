@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from core.config import ModelConfig, TrainConfig
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.model import build_model
+from core.precision import precision_policy, run_precision
 from core.transfer import train_transfer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,7 +39,8 @@ def train_model(
 
     Returns:
         A :class:`TrainResult`; ``result.model`` holds the kept weights
-        (:func:`core.fit.keeps_best_weights`).
+        (:func:`core.fit.keeps_best_weights`); ``result.extra["precision"]`` is
+        the precision it computed in (:func:`core.precision.run_precision`).
     """
     check_inputs(model_cfg, train_cfg, data)
     if model_cfg.model == "vgg16":
@@ -46,7 +48,9 @@ def train_model(
 
     start = time.perf_counter()
     set_seed(train_cfg.seed)
-    model = build_model(model_cfg)
+    precision = run_precision(model_cfg, train_cfg)
+    with precision_policy(precision):  # the model keeps it; nothing else in this process does
+        model = build_model(model_cfg)
     compile_model(model, train_cfg)
     out = fit_phase(
         model,
@@ -70,6 +74,7 @@ def train_model(
         model=model,
         phases=[{"name": "train", "first_epoch": 1, "epochs": len(out.history["loss"])}],
         seconds=seconds,
+        extra={"precision": precision},
     )
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -115,6 +116,7 @@ def train_transfer(
     planned = train_cfg.epochs + n_ft
     augment = train_cfg.augment.enabled
     extra: dict[str, Any] = {
+        "precision": "float32",  # core.precision.VGG16_BF16: the transfer model stays float32
         "weights": model_cfg.weights,
         "weights_source": info.source,
         "weights_label": info.label,
@@ -130,9 +132,7 @@ def train_transfer(
             "recomputed through the frozen base every epoch: augmentation changes the training images "
             "each epoch, so base features cannot be cached (slow: every epoch runs all 13 conv layers)"
         )
-        x_train = preprocess_images(data.x_train, model_cfg.weights)
-        val = (preprocess_images(data.x_val, model_cfg.weights), data.y_val)
-        trainee, train_xy = model, (x_train, data.y_train)
+        trainee, train_xy = model, (data.x_train, data.y_train)  # scaled and preprocessed per batch
     else:
         images, fingerprint, train_idx, val_idx = feature_source(data)
 
@@ -162,11 +162,12 @@ def train_transfer(
         train_xy = (feats.pooled[train_idx], data.y_train)
         val = (feats.pooled[val_idx], data.y_val)
 
+    on_images = partial(preprocess_images, weights=model_cfg.weights)  # for image batches; features pass as they are
     compile_model(trainee, train_cfg)
     t_head = time.perf_counter()
     head = fit_phase(
         trainee, train_cfg, train_xy, val, epochs=train_cfg.epochs, total_epochs=planned, phase="head",
-        augment=augment, progress=progress, stop_event=stop_event,
+        augment=augment, progress=progress, stop_event=stop_event, preprocess=on_images,
     )  # fmt: skip
     extra["head_seconds"] = round(time.perf_counter() - t_head, 3)
     n1 = len(head.history["loss"])
@@ -193,14 +194,13 @@ def train_transfer(
         else:
             trainee = model
             if not augment:
-                train_xy = (preprocess_images(data.x_train, model_cfg.weights), data.y_train)
-                val = (preprocess_images(data.x_val, model_cfg.weights), data.y_val)
+                train_xy, val = (data.x_train, data.y_train), (data.x_val, data.y_val)
             on = "images" + (" with augmentation" if augment else "")
         compile_model(trainee, train_cfg, learning_rate=train_cfg.fine_tune_lr)
         t_ft = time.perf_counter()
         ft = fit_phase(
             trainee, train_cfg, train_xy, val, epochs=n_ft, first_epoch=n1, total_epochs=n1 + n_ft,
-            phase="fine-tune", augment=augment, progress=progress, stop_event=stop_event,
+            phase="fine-tune", augment=augment, progress=progress, stop_event=stop_event, preprocess=on_images,
         )  # fmt: skip
         n2 = len(ft.history["loss"])
         for k in history:

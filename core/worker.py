@@ -188,7 +188,7 @@ class TrainingWorker:
         Raises the data and architecture errors at once (before queueing), so a
         page can show them next to the control that caused them.
         """
-        ds, model_cfg, key = resolve(source, model_cfg, train_cfg)
+        ds, model_cfg, key = resolve(source, model_cfg, train_cfg, self.store)
         require_buildable(model_cfg)
         with self._lock:
             for job in self._jobs.values():

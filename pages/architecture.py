@@ -9,7 +9,8 @@ import streamlit as st
 
 from core.architecture import check_architecture, layer_table
 from core.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
-from ui import charts, resources, state
+from core.estimate import estimate_text
+from ui import charts, jobs, resources, state
 from ui.controls import DENSE_UNITS, slider_max, steps, weights_picker
 from ui.feedback import flash, header
 from ui.frame import run_page
@@ -132,6 +133,20 @@ def _controls(base: ModelConfig):
         return None, slots
 
 
+def _estimate(cfg: ModelConfig) -> None:
+    """The training time of this network with the Train page's settings on the active dataset."""
+    source = state.dataset()
+    if not source:
+        return
+    try:
+        est, ahead = jobs.training_estimate(source, cfg, state.train_cfg())
+    except ValueError:  # the data cannot be read: the Data page says why
+        return
+    if est.calibrated:
+        st.caption(f":material/timer: Training it with the Train page's settings ({est.epochs} epochs, "
+                   f"{est.n_train:,} training images): {estimate_text(est, ahead)}.")  # fmt: skip
+
+
 def _table(cfg: ModelConfig) -> None:
     table = layer_table(cfg)
     rows = []
@@ -143,13 +158,18 @@ def _table(cfg: ModelConfig) -> None:
             "parameters": f"{r.params:,}",
             "trainable": f"{r.trainable:,}",
             "receptive field": _field(r),
+            "multiply-adds": f"{r.macs:,}",
             "how the count is made": r.formula,
         })  # fmt: skip
-    t1, t2, t3 = st.columns(3)
+    t1, t2, t3, t4 = st.columns(4)
     t1.metric("Total parameters", f"{table.total_params:,}")
     t2.metric("Trainable", f"{table.trainable_params:,}", help="Weights training changes.")
     t3.metric("Non-trainable", f"{table.non_trainable_params:,}",
               help="Frozen weights: a frozen VGG16 base, BatchNorm's moving averages.")  # fmt: skip
+    t4.metric("Multiply-adds per image", f"{table.total_macs / 1e6:,.1f} M",
+              help="The arithmetic of one image's forward pass (convolutions and dense layers); training costs "
+              "about three times this per image and epoch.")  # fmt: skip
+    _estimate(cfg)
     if cfg.replace(num_classes=5) == ModelConfig() and table.total_params == COURSE_PARAMS:
         st.caption(f"This is the course's network: `model.summary()` prints Total params: {COURSE_PARAMS:,}.")
     elif cfg.num_classes != 5:

@@ -22,9 +22,12 @@ from core.config import (
     MONITORS,
     OPTIMIZER_LABELS,
     OPTIMIZERS,
+    PRECISION_LABELS,
+    PRECISIONS,
     AugmentConfig,
     TrainConfig,
 )
+from core.estimate import estimate_text
 from core.labels import describe, network_text
 from core.weights import weights_status
 from ui import charts, jobs, resources, state
@@ -153,7 +156,8 @@ def _settings(base: TrainConfig, m) -> dict:
             "trained. Without early stopping the best epoch's weights are always kept (the course's checkpoint).",
         )  # fmt: skip
 
-    with st.expander("More: test set size, less training data" + (", fine-tuning" if m.model == "vgg16" else "")):
+    with st.expander("More: test set size, less training data, precision"
+                     + (", fine-tuning" if m.model == "vgg16" else "")):  # fmt: skip
         e1, e2, e3 = st.columns(3, gap="large")
         with e1:
             state.bind(K + "test_size", base.test_size)
@@ -161,6 +165,13 @@ def _settings(base: TrainConfig, m) -> dict:
                 "Test set size", 0.05, 0.5, step=0.05, key=K + "test_size", format="%.2f",
                 help="Share of all images kept for the final test (the course uses 0.2).",
             )  # fmt: skip
+            state.bind(K + "precision", base.precision)
+            c["precision"] = st.selectbox("Precision", PRECISIONS, key=K + "precision",
+                                          format_func=PRECISION_LABELS.get)  # fmt: skip
+            st.caption(
+                "bfloat16 keeps the weights in float32 but multiplies in 16-bit numbers, which CPUs with "
+                "bfloat16 support do much faster; results can differ in the last digits."
+            )
         with e2:
             state.bind(K + "train_fraction", base.train_fraction)
             c["train_fraction"] = st.slider(
@@ -375,6 +386,27 @@ def _start_panel(m, cfg: TrainConfig | None) -> None:
             )
         else:
             st.caption(f"{describe(m, cfg)} on **{source}**")
+            _estimate_line(source, m, cfg)
+
+
+def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
+    """How long it will take: from the layer table's multiply-adds and this server's measured speed."""
+    try:
+        est, ahead = jobs.training_estimate(source, m, cfg)
+    except ValueError:  # DataError: already said above
+        return
+    if est.calibrated:
+        st.caption(f":material/timer: {estimate_text(est, ahead)}; peak memory about "
+                   f"{est.peak_bytes / 2**20:,.0f} MB ({est.precision}).")  # fmt: skip
+    elif jobs.measuring_speed(est.precision):
+        st.caption(":material/timer: Measuring this server's training speed (about 30 s, once); the estimate "
+                   "shows on the next change.")  # fmt: skip
+    else:
+        st.button("Estimate the time", key=K + "measure", icon=":material/timer:", on_click=jobs.measure_speed,
+                  args=(est.precision,), disabled=resources.worker().running() is not None,
+                  help="Measures this server's training speed once (about 30 s of training on random images, "
+                  "best while nothing else trains). After that every training shows its time before it starts.",
+                  )  # fmt: skip
 
 
 def _queue_table() -> None:

@@ -156,3 +156,19 @@ def test_receptive_fields_of_vgg16():
     assert kids["block5_conv3"] == (196, 16) and kids["block5_pool"] == (212, 32)  # VGG16's well-known 212
     assert (t.rows[0].receptive_field, t.rows[0].jump) == (212, 32)
     assert t.to_dict(children=True)["layers"][0]["children"][-1]["receptive_field"] == 212
+def test_multiply_adds_match_hand_counts_for_the_course_network():
+    table = layer_table(ModelConfig())
+    macs = {r.name: r.macs for r in table.rows}
+    assert macs["block1_conv"] == 62 * 62 * 32 * (3 * 3 * 3)  # 3,321,216: every output value, 3x3x3 weights
+    assert macs["block2_conv"] == 29 * 29 * 64 * (3 * 3 * 32)  # 15,501,312
+    assert macs["block3_conv"] == 12 * 12 * 128 * (3 * 3 * 64)  # 10,616,832
+    assert macs["dense"] == 4608 * 128 and macs["output"] == 128 * 5
+    assert macs["block1_pool"] == macs["flatten"] == macs["dropout"] == 0
+    assert table.total_macs == 30_029_824
+    d = table.to_dict()
+    assert d["total_macs"] == 30_029_824 and [r["macs"] for r in d["layers"]] == list(macs.values())
+    bn = layer_table(ModelConfig(batchnorm=True))
+    assert next(r for r in bn.rows if r.name == "block1_bn").macs == 62 * 62 * 32
+    vgg = layer_table(ModelConfig(model="vgg16", input_size=224))
+    assert 15.3e9 < vgg.rows[0].macs < 15.4e9  # VGG16's conv base at 224 x 224: the published ~15.4 GMACs
+    assert vgg.rows[0].macs == sum(c.macs for c in vgg.rows[0].children)

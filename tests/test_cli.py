@@ -35,8 +35,10 @@ def test_summary_json_is_the_course_network(capsys):
         "formula": d["layers"][0]["formula"],
         "receptive_field": 3,
         "jump": 1,
+        "macs": 62 * 62 * 32 * 3 * 3 * 3,
     }
     assert [layer["output_shape"] for layer in d["layers"]][-4:] == [[4608], [128], [128], [5]]
+    assert d["total_macs"] == 30_029_824 == sum(layer["macs"] for layer in d["layers"])
 
 
 def test_summary_flags_change_the_table(capsys):

@@ -19,7 +19,7 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 import core.data as data
-from core.data import DataError, Dataset, load_dataset, loading, prepare_data, sources
+from core.data import DataError, Dataset, ImageSplit, load_dataset, loading, prepare_data, sources
 from core.errors import UserError
 
 SIZE = 16  # load size used by the tests; the files themselves are 12 x 12
@@ -579,10 +579,14 @@ def test_read_image_bytes_errors(raw, text):
 def test_prepare_scales_and_one_hot_encodes():
     ds = synthetic([20] * 5)
     p = prepare_data(ds)
-    for x, idx in ((p.x_train, p.train_index), (p.x_val, p.val_index), (p.x_test, p.test_index)):
-        assert x.dtype == np.float32
-        assert np.array_equal(x, ds.images[idx].astype("float32") / 255.0)  # the course's formula
-    assert p.x_train.min() >= 0.0 and p.x_train.max() <= 1.0
+    for name, x, idx in (("train", p.x_train, p.train_index), ("val", p.x_val, p.val_index),
+                         ("test", p.x_test, p.test_index)):  # fmt: skip
+        assert isinstance(x, ImageSplit) and x.dtype == np.uint8 and x.shape == (len(idx), 4, 4, 3)
+        assert x.images is ds.images  # a view by index: the images are not copied
+        assert np.array_equal(np.asarray(x), ds.images[idx]) and np.array_equal(x[1:3], ds.images[idx[1:3]])
+        assert p.x01(name).dtype == np.float32
+        assert np.array_equal(p.x01(name), ds.images[idx].astype("float32") / 255.0)  # the course's formula
+    assert p.x01("train").min() >= 0.0 and p.x01("train").max() <= 1.0
     assert (len(p.x_train), len(p.x_val), len(p.x_test)) == (64, 16, 20)
     assert p.y_train.shape == (64, 5) and p.y_train.dtype == np.float32
     assert np.array_equal(p.y_train.sum(axis=1), np.ones(64))
@@ -606,7 +610,7 @@ def test_prepare_test_split_is_the_courses_call():
     _, x_test, _, y_test = train_test_split(
         ds.images.astype("float32") / 255.0, ds.labels, test_size=0.25, random_state=7, stratify=ds.labels
     )
-    assert np.array_equal(p.x_test, x_test) and np.array_equal(p.y_test_int, y_test)
+    assert np.array_equal(p.x01("test"), x_test) and np.array_equal(p.y_test_int, y_test)
 
 
 def test_prepare_stratifies_and_never_overlaps():
@@ -701,7 +705,7 @@ def test_prepare_from_loaded_folder(tmp_path):
     p = prepare_data(ds, loss="sparse")
     assert p.class_counts == {"train": [7, 6, 6], "val": [1, 2, 2], "test": [2, 2, 2]}
     assert sorted(p.test_index.tolist() + p.val_index.tolist() + p.train_index.tolist()) == list(range(30))
-    assert p.x_train.flags.writeable  # the prepared arrays are the caller's own
+    assert p.x_train[:].flags.writeable  # a batch read from a split is the caller's own
 
 
 def test_dataset_summary_is_json(tmp_path):

@@ -25,7 +25,7 @@ def test_history_timing_and_best_weights(data):
     assert len(res.epoch_seconds) == 3 and all(s > 0 for s in res.epoch_seconds)
     assert res.best_epoch == int(np.argmin(res.history["val_loss"])) + 1
     # the returned model holds the best epoch's weights: its val loss is that epoch's
-    loss, _ = res.model.evaluate(data.x_val, data.y_val, verbose=0)
+    loss, _ = res.model.evaluate(data.x01("val"), data.y_val, verbose=0)
     assert loss == pytest.approx(res.history["val_loss"][res.best_epoch - 1], rel=1e-4)
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 3
@@ -66,13 +66,13 @@ def test_restore_best_off_keeps_and_evaluates_the_last_epoch(data):
     best = int(np.argmax(res.history["val_accuracy"])) + 1
     assert res.best_epoch == best and res.epochs_run == best + 2
     # the model holds the LAST epoch's weights: its val loss is the last epoch's, not the best one's
-    loss, _ = res.model.evaluate(data.x_val, data.y_val, verbose=0)
+    loss, _ = res.model.evaluate(data.x01("val"), data.y_val, verbose=0)
     assert loss == pytest.approx(res.history["val_loss"][-1], rel=1e-4)
     assert res.history["val_loss"][-1] != pytest.approx(res.history["val_loss"][best - 1], rel=1e-4)
     # the same settings with restore_best=True keep the best epoch's weights instead
     kept = train_model(TINY, cfg.replace(restore_best=True), data, store=None)
     assert kept.history == res.history and kept.restored_epoch == best
-    loss, _ = kept.model.evaluate(data.x_val, data.y_val, verbose=0)
+    loss, _ = kept.model.evaluate(data.x01("val"), data.y_val, verbose=0)
     assert loss == pytest.approx(kept.history["val_loss"][best - 1], rel=1e-4)
 
 

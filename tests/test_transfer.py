@@ -107,7 +107,7 @@ def test_head_trains_on_features_and_the_model_predicts_from_images(data, store,
     np.testing.assert_array_equal(base.get_layer("block5_conv3").get_weights()[0], seen["b5"])
     assert not np.allclose(res.model.get_layer("dense").get_weights()[0], seen["dense"])
     # the assembled model, fed images, scores what the head scored on features at its best epoch
-    loss, _ = res.model.evaluate(preprocess_images(data.x_val, "none"), data.y_val, verbose=0)
+    loss, _ = res.model.evaluate(preprocess_images(data.x01("val"), "none"), data.y_val, verbose=0)
     assert loss == pytest.approx(res.history["val_loss"][res.best_epoch - 1], rel=1e-4)
     assert res.phases == [{"name": "head", "first_epoch": 1, "epochs": 2}]
     assert [(e.kind, e.phase, e.epoch) for e in events if e.kind != "batch"] == [
@@ -168,7 +168,7 @@ def test_fine_tuning_trains_block5_not_block1(data, store, spy, winner):
     else:  # the head's epoch stayed best: its weights are handed back
         assert res.best_epoch in (1, 2)
         np.testing.assert_array_equal(final_b5, spy["b5"])
-        loss, _ = res.model.evaluate(preprocess_images(data.x_val, "none"), data.y_val, verbose=0)
+        loss, _ = res.model.evaluate(preprocess_images(data.x01("val"), "none"), data.y_val, verbose=0)
         assert loss == pytest.approx(res.history["val_loss"][res.best_epoch - 1], rel=1e-4)
     ft = res.extra["fine_tune"]
     assert ft["layers"] == ["block5_conv1", "block5_conv2", "block5_conv3"]

@@ -19,6 +19,7 @@ from typing import Any
 import streamlit as st
 
 from core.config import ModelConfig, TrainConfig
+from core.estimate import Estimate, QueuedRun, calibrate_in_background, calibrating, estimate
 from core.store import RunRecord
 from core.worker import Job, NotYourJob
 from ui import resources, state
@@ -172,6 +173,32 @@ def queue_rows() -> list[dict[str, str]]:
                      "dataset": s["source"].rsplit("/", 1)[-1],
                      "epoch": f"{s['epoch']}/{s['epochs']}" if running else "–"})  # fmt: skip
     return rows
+
+
+def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[Estimate, int]:
+    """``(estimate, trainings ahead)`` for this training after the worker's running and queued jobs.
+
+    ``estimate.calibrated`` is False until this server's speed has been measured (:func:`measure_speed`).
+    Raises DataError when the data cannot be read.
+    """
+    w = resources.worker()
+    running = w.running()
+    ahead = []
+    for job in [j for j in (running,) if j] + w.queued():
+        s = job.snapshot()
+        n = len(resources.dataset(job.source, job.model_cfg.input_size, job.model_cfg.channels))
+        ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s["fraction"] if job is running else 0.0))
+    n_images = len(resources.dataset(source, model_cfg.input_size, model_cfg.channels))
+    return estimate(model_cfg, train_cfg, n_images, queued_before=ahead, store=resources.store()), len(ahead)
+
+
+def measure_speed(precision: str) -> None:
+    """Measure this server's training speed in ``precision`` off the script thread (about 30 s, stored)."""
+    calibrate_in_background(resources.home(), precision)
+
+
+def measuring_speed(precision: str) -> bool:
+    return calibrating(resources.home(), precision)
 
 
 def progress_text(snap: Snapshot) -> str:

@@ -81,7 +81,7 @@ def stored_run(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> R
 
     Raises DataError when the data cannot be read (the message says why).
     """
-    _, _, key = resolve(source, model_cfg, train_cfg)
+    _, _, key = resolve(source, model_cfg, train_cfg, store())
     return store().find(key)
 
 
@@ -223,8 +223,11 @@ def bundled_info(source: str | None) -> BundledInfo | None:
 
 
 def dataset(source: str, image_size: int = 64, channels: int = 3) -> Dataset:
-    """The decoded dataset (core.data keeps the last few in memory and notices changed files)."""
-    return load_dataset(source, image_size=image_size, channels=channels)
+    """The decoded dataset (core.data keeps the last few in memory and notices changed files).
+
+    Decoded once into the run store's cache, memory-mapped after that (also by the next server process).
+    """
+    return load_dataset(source, image_size=image_size, channels=channels, cache_dir=store().cache_dir)
 
 
 def class_names(source: str, image_size: int = 64, channels: int = 3) -> list[str]:

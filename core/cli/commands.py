@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from core.architecture import layer_table
@@ -19,10 +20,13 @@ from core.cli.parser import model_config, train_config
 from core.compare import compare_configs, comparison_rows
 from core.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
+from core.errors import UserError
+from core.estimate import calibrate, estimate, estimate_text, load_calibration
 from core.experiment import resolve, run_experiment
 from core.lab import lab_variants
 from core.lab_results import lab_rows, lab_summary
-from core.store import RunStore
+from core.precision import run_precision
+from core.store import RunRecord, RunStore
 
 
 def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
@@ -58,6 +62,41 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     for line in d.get("evidence", []):
         print(f"  - {line}")
     print(f"Test accuracy {t['accuracy']:.3f}, loss {t['loss']:.3f}; trained in {rec.seconds:.1f} s")
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
+    """The time and peak memory of a training, from the layer table's multiply-adds and this machine's speed."""
+    model_cfg, train_cfg = model_config(args), train_config(args)
+    if args.data is not None:
+        ds, model_cfg, _ = resolve(args.data, model_cfg, train_cfg, store)
+        n_images = len(ds)
+    elif args.images < 10:
+        raise UserError(f"--images must be at least 10 (enough to split into train, validation and test). "
+                        f"Got {args.images}.")  # fmt: skip
+    else:
+        n_images = args.images
+    layer_table(model_cfg)  # an impossible architecture: one line, before any measuring
+    precision = run_precision(model_cfg, train_cfg)
+    cal = None if args.recalibrate else load_calibration(store.home, precision)
+    if cal is None:
+        print(f"Measuring this machine's training speed in {precision} once (about 30 s; stored under "
+              f"{store.home}/calibration)...", file=sys.stderr, flush=True)  # fmt: skip
+        cal = calibrate(store.home, precision)
+    est = estimate(model_cfg, train_cfg, n_images, calibration=cal)
+    if args.json:
+        print(json.dumps({**est.to_dict(), "n_images": n_images, "text": estimate_text(est),
+                          "calibration": {"precision": cal.precision, "macs_per_second": cal.macs_per_second,
+                                          "seconds_per_image": cal.seconds_per_image, "measured": cal.measured,
+                                          "key": cal.key}}))  # fmt: skip
+        return 0
+    print(f"Training: {estimate_text(est)} ({est.seconds:.0f} s): {est.epochs} epochs of {est.n_train} training "
+          f"and {est.n_val} validation images, {est.macs_per_image:,} multiply-adds per image forward, "
+          f"{est.precision}.")  # fmt: skip
+    print(f"Peak memory: about {est.peak_bytes / 2**20:,.0f} MB.")
+    day = time.strftime("%Y-%m-%d", time.localtime(cal.measured))
+    print(f"This machine: {cal.macs_per_second / 1e9:.1f} G multiply-adds/s in training, "
+          f"{1000 * cal.seconds_per_image:.2f} ms per image besides (measured {day}).")  # fmt: skip
     return 0
 
 
@@ -118,7 +157,7 @@ def lab_cells(row: dict[str, Any]) -> dict[str, str]:
 def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
     """The overfitting lab: train (or fetch) the variants, print the table or JSON."""
     variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
-    resolve(args.data, variants[0].model_cfg, variants[0].train_cfg)  # a data problem: one line, before anything
+    resolve(args.data, variants[0].model_cfg, variants[0].train_cfg, store)  # a data problem: one line, before anything
     worker = make_worker(args, store)  # so are a bad --workers and an unreachable --scheduler
     quiet = bool(args.json)
     n = len(variants)
@@ -203,6 +242,7 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
 COMMANDS = {
     "summary": cmd_summary,
     "train": cmd_train,
+    "estimate": cmd_estimate,
     "runs": cmd_runs,
     "datasets": cmd_datasets,
     "lab": cmd_lab,

@@ -13,6 +13,7 @@ from core.config import (
     MONITORS,
     OPTIMIZERS,
     PADDINGS,
+    PRECISIONS,
     WEIGHT_SOURCES,
     AugmentConfig,
     ConfigError,
@@ -85,6 +86,11 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         help="vgg16: then unfreeze the last block and train EPOCHS more (default 5)",
     )
     g.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr)
+    g.add_argument(
+        "--precision", choices=PRECISIONS, default=d.precision,
+        help="auto (default): mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
+        "else float32; results can differ in the last digits",
+    )  # fmt: skip
     a = p.add_argument_group("augmentation (training images only)")
     a.add_argument("--rotation", type=float, default=0.0, metavar="DEGREES")
     a.add_argument("--width-shift", type=float, default=0.0, metavar="F")
@@ -154,6 +160,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         augment=aug,
         fine_tune_epochs=args.fine_tune,
         fine_tune_lr=args.fine_tune_lr,
+        precision=args.precision,
     )
 
 
@@ -175,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     _train_flags(t)
     t.add_argument("--no-cache", action="store_true", help="train again even if this run is stored")
     t.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("estimate", parents=[common], help="how long a training will take and its peak memory (no training)")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="the dataset to train on (its image count): bundled name, folder or .zip")
+    src.add_argument("--images", type=int, help="or just the number of images")
+    _model_flags(e, classes=True)
+    _train_flags(e)
+    e.add_argument("--recalibrate", action="store_true", help="measure this machine's speed again first")
+    e.add_argument("--json", action="store_true")
 
     r = sub.add_parser("runs", parents=[common], help="list stored runs")
     r.add_argument("--limit", type=int, default=None)

@@ -30,7 +30,7 @@ The package, lowest module first (each imports only the ones above it):
 - :mod:`core.data.loading`: :func:`load_dataset`, :func:`load_zip_bytes`, the in-memory cache,
   :func:`bundled_datasets`, :data:`SAMPLE_DATA_DIR`.
 - :mod:`core.data.prepare`: :func:`prepare_data`, :class:`PreparedData`, :class:`PrepStep`,
-  :func:`images_needed` (uses :mod:`~core.data.dataset`, not the scanning).
+  :class:`ImageSplit`, :func:`images_needed` (uses :mod:`~core.data.dataset`, not the scanning).
 
 This module re-exports the public API; import it from here. Settings read at
 call time live on the module that reads them: patch
@@ -53,13 +53,14 @@ from core.data.loading import (
     load_dataset,
     load_zip_bytes,
 )
-from core.data.prepare import PreparedData, PrepStep, images_needed, prepare_data
+from core.data.prepare import ImageSplit, PreparedData, PrepStep, images_needed, prepare_data
 
 __all__ = [
     "SAMPLE_DATA_DIR",
     "BundledInfo",
     "DataError",
     "Dataset",
+    "ImageSplit",
     "PrepStep",
     "PreparedData",
     "SkippedFile",

@@ -22,6 +22,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from core.data.dataset import Dataset, SkippedFile, fingerprint
 from core.data.errors import DataError
+from core.data.imagecache import ImageCache
 from core.data.images import (
     FORMATS_TEXT,
     IMAGE_EXTENSIONS,
@@ -57,8 +59,9 @@ class BundledInfo:
     counts: list[int] = field(default_factory=list)
 
 
-def _decode_items(by_class, names, image_size, channels):
-    images: list[np.ndarray] = []
+def _decode_items(by_class, names, image_size, channels, out: np.ndarray):
+    """Decode every usable file into ``out`` (one row per image, in order); returns (count, labels, files, skipped)."""
+    count = 0
     labels: list[int] = []
     files: list[str] = []
     skipped: list[SkippedFile] = []
@@ -73,7 +76,8 @@ def _decode_items(by_class, names, image_size, channels):
             if reason is None:
                 try:
                     src = item.opener()  # type: ignore[misc]
-                    images.append(decode_image(src, image_size, channels))
+                    out[count] = decode_image(src, image_size, channels)
+                    count += 1
                     labels.append(label)
                     files.append(item.rel)
                     continue
@@ -84,7 +88,7 @@ def _decode_items(by_class, names, image_size, channels):
                 except (OSError, NotImplementedError, RuntimeError) as e:
                     reason = f"could not be read ({e})"
             skipped.append(SkippedFile(item.rel, reason))
-    return images, labels, files, skipped
+    return count, labels, files, skipped
 
 
 def _head(item: Item) -> bytes:
@@ -98,9 +102,22 @@ def _head(item: Item) -> bytes:
         return b""
 
 
-def _build(items, dirs, extra_skipped, where, kind, source, image_size, channels) -> Dataset:
+def _build(items, dirs, extra_skipped, where, kind, source, image_size, channels, disk=None) -> Dataset:
+    """Decode the source's class folders into a Dataset: in memory, or into the image cache (``disk``)."""
     prefix, names, by_class, skipped = layout(items, dirs, where, kind)
-    images, labels, files, bad = _decode_items(by_class, names, image_size, channels)
+    n_max = sum(len(by_class[n]) for n in names)
+    shape = (image_size, image_size, channels)
+    if disk is None or n_max == 0:
+        return _fill(np.empty((n_max, *shape), np.uint8), prefix, names, by_class, skipped, extra_skipped, source)
+    cache, slot, stamp = disk
+    with cache.writer(slot, stamp, n_max, shape) as buffer:
+        ds = _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source)
+        return cache.put(slot, stamp, buffer, len(ds), ds)
+
+
+def _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source) -> Dataset:
+    image_size, channels = buffer.shape[1], buffer.shape[3]
+    count, labels, files, bad = _decode_items(by_class, names, image_size, channels, buffer)
     skipped = sorted(extra_skipped + skipped + bad, key=lambda s: s.path)
     lab = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(lab, minlength=len(names))
@@ -119,8 +136,9 @@ def _build(items, dirs, extra_skipped, where, kind, source, image_size, channels
             "; ".join(parts) + "; every class needs at least 2 so it can appear in both the training and the test "
             f"split. Add images to {fix} or remove the folder."
         )
-    arr = np.stack(images) if images else np.zeros((0, image_size, image_size, channels), np.uint8)
-    arr.flags.writeable = False
+    arr = buffer[:count] if isinstance(buffer, np.memmap) or count == len(buffer) else buffer[:count].copy()
+    if not isinstance(buffer, np.memmap):  # the cache's buffer stays writable until ImageCache.put has it
+        arr.flags.writeable = False
     lab.flags.writeable = False
     return Dataset(arr, lab, list(names), skipped, source, fingerprint(names, lab, arr), files)
 
@@ -158,7 +176,23 @@ def _bundled_names() -> list[str]:
     return sorted(names, key=lambda n: (BUNDLED_ORDER.index(n) if n in BUNDLED_ORDER else len(BUNDLED_ORDER), n))
 
 
-def load_dataset(source: str | Path, image_size: int = 64, channels: int = 3, *, use_cache: bool = True) -> Dataset:
+def _on_disk(cache_dir, source_key: tuple, what_was_read, build: Callable[..., Dataset]) -> Callable[[], Dataset]:
+    """``build()`` in memory without a cache folder; else the decoded images from the cache, or decoded into it."""
+    if cache_dir is None:
+        return build
+    cache = ImageCache(cache_dir)
+    slot, stamp = cache.names(source_key, what_was_read)
+    return lambda: cache.get(slot, stamp) or build(disk=(cache, slot, stamp))
+
+
+def load_dataset(
+    source: str | Path,
+    image_size: int = 64,
+    channels: int = 3,
+    *,
+    use_cache: bool = True,
+    cache_dir: str | Path | None = None,
+) -> Dataset:
     """Load a dataset of class folders as uint8 arrays.
 
     Every image is converted to RGB (or grayscale when ``channels=1``) and
@@ -175,9 +209,14 @@ def load_dataset(source: str | Path, image_size: int = 64, channels: int = 3, *,
         image_size: height = width of the loaded images, in pixels.
         channels: 3 for RGB, 1 for grayscale.
         use_cache: return the in-memory copy when nothing changed.
+        cache_dir: the run store's cache folder (``RunStore.cache_dir``): the
+            decoded images are kept there as a uint8 ``.npy`` and memory-mapped
+            on later loads, in this process or another (:mod:`core.data.imagecache`);
+            None decodes into memory.
 
     Returns:
-        A :class:`Dataset` whose arrays are read-only (they may be shared).
+        A :class:`Dataset` whose arrays are read-only (they may be shared); with
+        ``cache_dir``, its images are a read-only memory map.
 
     Raises:
         DataError: the source does not exist or cannot be used as a dataset.
@@ -211,7 +250,8 @@ def load_dataset(source: str | Path, image_size: int = 64, channels: int = 3, *,
         items, dirs, problems, sig = scan_folder(path)
         key = ("dir", str(path), label, image_size, channels, sig)
         where = f"The folder '{label}'"
-        return _cached(key, lambda: _build(items, dirs, problems, where, "dir", label, image_size, channels), use_cache)
+        build = partial(_build, items, dirs, problems, where, "dir", label, image_size, channels)
+        return _cached(key, _on_disk(cache_dir, key[:5], sig, build), use_cache)
 
     if not zipfile.is_zipfile(path):
         if path.suffix.lower() == ".zip":
@@ -225,10 +265,14 @@ def load_dataset(source: str | Path, image_size: int = 64, channels: int = 3, *,
         )
     st = path.stat()
     key = ("zip", str(path), label, image_size, channels, st.st_size, st.st_mtime_ns)
-    return _cached(key, lambda: _load_zip(path, label, image_size, channels), use_cache)
+    build = partial(_load_zip, path, label, image_size, channels)
+    return _cached(key, _on_disk(cache_dir, key[:5], key[5:], build), use_cache)
 
 
-def load_zip_bytes(data: bytes, name: str = "upload.zip", image_size: int = 64, channels: int = 3) -> Dataset:
+def load_zip_bytes(
+    data: bytes, name: str = "upload.zip", image_size: int = 64, channels: int = 3, *,
+    cache_dir: str | Path | None = None,
+) -> Dataset:  # fmt: skip
     """Load an uploaded zip of class folders from memory (cached by the bytes' SHA-256).
 
     Same rules and errors as :func:`load_dataset`; ``Dataset.source`` is ``name``.
@@ -240,14 +284,15 @@ def load_zip_bytes(data: bytes, name: str = "upload.zip", image_size: int = 64, 
     buf = io.BytesIO(data)
     if not zipfile.is_zipfile(buf):
         raise DataError(f"The uploaded file '{name}' is not a zip archive. Upload a .zip of class folders.")
-    return _cached(key, lambda: _load_zip(io.BytesIO(data), name, image_size, channels), True)
+    build = partial(_load_zip, io.BytesIO(data), name, image_size, channels)
+    return _cached(key, _on_disk(cache_dir, key, key[1], build), True)
 
 
-def _load_zip(file: Path | BinaryIO, label: str, image_size: int, channels: int) -> Dataset:
+def _load_zip(file: Path | BinaryIO, label: str, image_size: int, channels: int, disk=None) -> Dataset:
     try:
         with zipfile.ZipFile(file) as zf:
             items, dirs = scan_zip(zf, label)
-            return _build(items, dirs, [], f"The zip '{label}'", "zip", label, image_size, channels)
+            return _build(items, dirs, [], f"The zip '{label}'", "zip", label, image_size, channels, disk)
     except zipfile.BadZipFile as e:
         raise DataError(
             f"'{label}' is not a valid zip archive ({e}). Re-create the zip from the dataset folder."

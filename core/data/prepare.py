@@ -1,9 +1,15 @@
 """Preparing a dataset the way the course's notebook does before ``model.fit``.
 
-:func:`prepare_data` scales pixels to [0, 1], encodes the labels (one-hot or
-integers) and makes a stratified train / validation / test split, recording
-each step's numbers (a :class:`PrepStep` each) so the dashboard can show them.
-:func:`images_needed` says how many images a class needs for a split.
+:func:`prepare_data` encodes the labels (one-hot or integers) and makes a
+stratified train / validation / test split, recording each step's numbers
+(a :class:`PrepStep` each) so the dashboard can show them, the scaling of
+pixels to [0, 1] included. The images are not copied: each split is an
+:class:`ImageSplit`, the dataset's uint8 images seen through the split's
+indices, and the training pipeline (:mod:`core.pipeline`) divides by 255 one
+batch at a time, exactly as ``x.astype("float32") / 255.0`` would. A float32
+copy of every split (4 bytes a pixel, three arrays at once) was what kept
+large datasets out of memory. :func:`images_needed` says how many images a
+class needs for a split.
 
 scikit-learn is imported only when data is split: it is slow to import.
 """
@@ -61,21 +67,76 @@ class PrepStep:
         )
 
 
+class ImageSplit:
+    """Some of a dataset's uint8 images, by index, without copying them.
+
+    Behaves like the uint8 array ``images[index]`` for what the engine needs
+    (``len``, ``shape``, ``dtype``, slicing and fancy indexing, ``np.asarray``),
+    but holds only the index: a batch is read from ``images`` (an array or a
+    memory-mapped file) when it is asked for.
+    """
+
+    def __init__(self, images: np.ndarray, index: np.ndarray):
+        self.images = images
+        self.index = np.asarray(index, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.images.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.images.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.images.ndim
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.images.itemsize
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Images of these positions (a new uint8 array); one position gives one image."""
+        return np.asarray(self.images[self.index[key]])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.asarray(self.images[self.index])
+        return out if dtype is None else out.astype(dtype)
+
+    def scaled(self) -> np.ndarray:
+        """All of them as float32 in [0, 1] (``x.astype("float32") / 255.0``): for small sets and tests."""
+        return np.divide(self[:], np.float32(255.0), dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"ImageSplit({len(self)} images of {self.shape[1:]}, {self.dtype})"
+
+
 @dataclass(eq=False)
 class PreparedData:
-    """Arrays ready for ``model.fit``, and how they were made.
+    """The splits ready for training, and how they were made.
 
+    ``x_*`` are :class:`ImageSplit` views of the dataset's uint8 images (no
+    copy); the training pipeline scales them to [0, 1] per batch, and
+    :meth:`x01` gives a split as float32 in [0, 1] for small sets.
     ``y_*`` are one-hot float32 (loss="categorical") or int64 (loss="sparse");
     ``y_*_int`` are always the integer labels. ``*_index`` index the dataset
-    the arrays came from. ``class_counts`` maps "train", "val", "test" to the
+    the splits came from. ``class_counts`` maps "train", "val", "test" to the
     number of images per class.
     """
 
-    x_train: np.ndarray
+    x_train: ImageSplit
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: ImageSplit
     y_val: np.ndarray
-    x_test: np.ndarray
+    x_test: ImageSplit
     y_test: np.ndarray
     y_train_int: np.ndarray
     y_val_int: np.ndarray
@@ -98,6 +159,10 @@ class PreparedData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def x01(self, split: str) -> np.ndarray:
+        """The "train", "val" or "test" images as float32 in [0, 1]: a copy, for small sets and tests."""
+        return {"train": self.x_train, "val": self.x_val, "test": self.x_test}[split].scaled()
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -168,7 +233,8 @@ def prepare_data(
 ) -> PreparedData:
     """Scale, encode and split a dataset the way the course prepares data for a CNN.
 
-    1. pixels / 255 -> float32 in [0, 1];
+    1. pixels / 255 -> float32 in [0, 1] (recorded here, done per batch by the
+       training pipeline: the splits stay uint8 views of the dataset);
     2. labels one-hot (``loss="categorical"``) or kept as integers (``"sparse"``);
     3. ``train_test_split(test_size=test_size, random_state=seed, stratify=labels)``,
        the course's call, so the test set is the one the course's code gives;
@@ -240,10 +306,7 @@ def prepare_data(
             keep[rng.choice(members, size=take, replace=False)] = True
         train_idx = train_idx[keep[train_idx]]  # keeps the split's shuffled order
 
-    def scale(idx: np.ndarray) -> np.ndarray:
-        return np.divide(images[idx], np.float32(255.0), dtype=np.float32)  # = x.astype("float32") / 255.0
-
-    x_train, x_val, x_test = scale(train_idx), scale(val_idx), scale(test_idx)
+    x_train, x_val, x_test = ImageSplit(images, train_idx), ImageSplit(images, val_idx), ImageSplit(images, test_idx)
     eye = np.eye(k, dtype=np.float32)
 
     def enc(idx: np.ndarray) -> np.ndarray:
@@ -253,9 +316,9 @@ def prepare_data(
         return np.bincount(labels[idx], minlength=k).tolist()
 
     class_counts = {"train": per_class(train_idx), "val": per_class(val_idx), "test": per_class(test_idx)}
-    xs = [x for x in (x_train, x_val, x_test) if x.size]
-    steps = _steps(images, labels, names, loss, eye, xs, test_size, val_split, seed, train_fraction,
-                   train_full, test_idx, before_sub, train_idx, val_idx, per_class)
+    splits = (train_idx, val_idx, test_idx)
+    steps = _steps(images, labels, names, loss, eye, splits, test_size, val_split, seed, train_fraction,
+                   train_full, test_idx, before_sub, train_idx, val_idx, per_class)  # fmt: skip
     return PreparedData(
         x_train, enc(train_idx), x_val, enc(val_idx), x_test, enc(test_idx),
         labels[train_idx].copy(), labels[val_idx].copy(), labels[test_idx].copy(),
@@ -265,11 +328,26 @@ def prepare_data(
     )  # fmt: skip
 
 
-def _steps(images, labels, names, loss, eye, xs, test_size, val_split, seed, train_fraction,
+def _pixel_range(images: np.ndarray, splits, lo_hi: tuple[int, int], chunk: int = 1024) -> tuple[int, int]:
+    """Min and max pixel of the images the splits use (``lo_hi`` when they use all), a chunk at a time."""
+    used = np.unique(np.concatenate(splits))
+    if len(used) == len(images):
+        return lo_hi
+    if not used.size:
+        return 0, 0
+    lo, hi = 255, 0
+    for start in range(0, len(used), chunk):
+        part = images[used[start : start + chunk]]
+        lo, hi = min(lo, int(part.min())), max(hi, int(part.max()))
+    return lo, hi
+
+
+def _steps(images, labels, names, loss, eye, splits, test_size, val_split, seed, train_fraction,
            train_full, test_idx, before_sub, train_idx, val_idx, per_class) -> list[PrepStep]:  # fmt: skip
     n, k = len(labels), len(names)
     shape = list(images.shape)
     lo, hi = (int(images.min()), int(images.max())) if images.size else (0, 0)
+    used_lo, used_hi = _pixel_range(images, splits, (lo, hi))  # what the batches will hold after / 255
     ex = 2 if k > 2 else k - 1  # the course prints class 2's one-hot label
     steps = [
         PrepStep(
@@ -284,8 +362,8 @@ def _steps(images, labels, names, loss, eye, xs, test_size, val_split, seed, tra
             "Divide every pixel by 255 so values run from 0 to 1 instead of 0 to 255; "
             "small inputs of similar size make training steadier.",
             {"shape": shape, "dtype": str(images.dtype), "min": lo, "max": hi},
-            {"shape": shape, "dtype": "float32", "min": float(min(x.min() for x in xs)),
-             "max": float(max(x.max() for x in xs))},
+            {"shape": shape, "dtype": "float32", "min": float(np.float32(used_lo) / np.float32(255.0)),
+             "max": float(np.float32(used_hi) / np.float32(255.0))},
             "scale",
         ),  # fmt: skip
     ]

@@ -198,3 +198,32 @@ def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(d
     assert job.id != "lostjob001" and job.owner == "sid0123" and job.train_cfg.seed == 77
     wait_for(lambda: not job.active)
     assert job.state == "done" and job.result.status == "complete"
+
+
+def test_the_time_estimate_is_measured_once_then_shown_by_the_button(open_page, empty_home, data_dir, idle_worker,
+                                                                      monkeypatch):
+    import core.estimate as E
+    from core.config import ModelConfig
+
+    # The real measurement, on tiny networks so it takes seconds here.
+    monkeypatch.setattr(E, "_BIG", ModelConfig(input_size=16, blocks=2, filters=16))
+    monkeypatch.setattr(E, "_SMALL", ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4))
+    monkeypatch.setattr(E, "_WIDE", ModelConfig(input_size=24, blocks=1, filters=4, batchnorm=True, dense_units=4))
+    monkeypatch.setattr(E, "_IMAGES", 60)
+    monkeypatch.setattr(E, "_EPOCHS", 2)
+    monkeypatch.setattr(E, "_ROUNDS", 1)
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(precision="float32"))
+    assert not at.exception
+    assert "on this server" not in texts(at)
+    at.button(key="train.measure").click().run()
+    assert not at.exception
+    wait_for(lambda: E.load_calibration(empty_home, "float32") is not None)
+    wait_for(lambda: not E.calibrating(empty_home, "float32"))
+    at.run()
+    line = next(c.value for c in at.caption if "on this server" in c.value)
+    assert line.startswith(":material/timer: about ") and "peak memory about" in line and "(float32)" in line
+    arch = open_page("pages/architecture.py", dataset=str(data_dir), model_cfg=TINY,
+                     train_cfg=FAST.replace(precision="float32"))  # fmt: skip
+    assert not arch.exception
+    assert any("Training it with the Train page's settings (3 epochs" in c.value for c in arch.caption)
+    assert any(m.label == "Multiply-adds per image" for m in arch.metric)

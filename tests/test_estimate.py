@@ -1,0 +1,119 @@
+"""Time and memory estimates: from the layer table's multiply-adds and a calibration of this machine."""
+
+import json
+
+import numpy as np
+import pytest
+
+import core.estimate as E
+from core.architecture import layer_table
+from core.cli import main
+from core.config import AugmentConfig, ModelConfig, TrainConfig
+
+F32 = TrainConfig(precision="float32", epochs=10)
+
+
+def _cal(**kw):
+    values = dict(key="k", precision="float32", macs_per_second=2e10, seconds_per_image=1e-3, seconds_per_value=0.0,
+                  augment_seconds_per_pixel=1e-8, start_seconds=2.0, baseline_bytes=600 * 2**20, machine={},
+                  measured=0.0, seconds=0.0)  # fmt: skip
+    values.update(kw)
+    return E.Calibration(**values)
+
+
+def test_the_estimate_prices_the_tables_multiply_adds():
+    cal = _cal()
+    est = E.estimate(ModelConfig(), F32, 1000, calibration=cal)
+    assert est.macs_per_image == layer_table(ModelConfig()).total_macs == 30_029_824
+    assert (est.n_train, est.n_val) == (640, 160)  # the app's split of 1000 images
+    per_epoch = (3 * 640 + 160) * 30_029_824 / 2e10 + 800 * 1e-3
+    assert est.seconds == pytest.approx(2.0 + 10 * per_epoch)
+    assert est.calibrated and est.precision == "float32" and est.wait_seconds == 0
+    # a network with twice the multiply-adds costs about twice as much
+    wide = E.estimate(ModelConfig(filters=64), F32, 1000, calibration=cal)
+    assert wide.macs_per_image > 3 * est.macs_per_image and wide.seconds > 2.5 * est.seconds
+    # the values layers output cost memory traffic: priced per value, per image pass
+    values = 64 * 64 * 3 + 62 * 62 * 32 + 31 * 31 * 32 + 29 * 29 * 64 + 14 * 14 * 64 + 12 * 12 * 128 + 6 * 6 * 128 \
+        + 4608 + 128 + 128 + 5  # fmt: skip
+    assert E.output_values(ModelConfig()) == values
+    mem = E.estimate(ModelConfig(), F32, 1000, calibration=_cal(seconds_per_value=1e-9))
+    assert mem.seconds == pytest.approx(est.seconds + 10 * (3 * 640 + 160) * values * 1e-9)
+
+
+def test_it_scales_with_images_epochs_and_augmentation():
+    cal = _cal()
+    one = E.estimate(ModelConfig(), F32, 1000, calibration=cal)
+    ten = E.estimate(ModelConfig(), F32, 10_000, calibration=cal)
+    assert (ten.seconds - 2.0) == pytest.approx(10 * (one.seconds - 2.0), rel=0.01)
+    twice = E.estimate(ModelConfig(), F32.replace(epochs=20), 1000, calibration=cal)
+    assert (twice.seconds - 2.0) == pytest.approx(2 * (one.seconds - 2.0))
+    aug = E.estimate(ModelConfig(), F32.replace(augment=AugmentConfig.course()), 1000, calibration=cal)
+    assert aug.seconds == pytest.approx(one.seconds + 10 * 640 * 64 * 64 * 3 * 1e-8)
+    assert ten.peak_bytes - one.peak_bytes == 9000 * 64 * 64 * 3  # the uint8 images, once
+    queued = E.estimate(ModelConfig(), F32, 1000, calibration=cal,
+                        queued_before=[E.QueuedRun(ModelConfig(), F32, 1000, done=0.5),
+                                       E.QueuedRun(ModelConfig(), F32, 1000)])  # fmt: skip
+    assert queued.wait_seconds == pytest.approx(1.5 * one.seconds) and queued.seconds == one.seconds
+    text = E.estimate_text(queued, 2)
+    assert text.startswith("about ") and "on this server; about " in text and "the 2 trainings queued" in text
+
+
+def test_without_a_calibration_it_says_so(tmp_path):
+    est = E.estimate(ModelConfig(), F32, 1000, home=tmp_path)
+    assert not est.calibrated and est.seconds == 0
+    assert "not been measured" in E.estimate_text(est)
+
+
+def test_the_fit_keeps_every_cost_non_negative():
+    a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(E._nonnegative_solve(a, np.array([2.0, 3.0, 5.0])), [2.0, 3.0])
+    x = E._nonnegative_solve(a, np.array([2.0, -1.0, 1.0]))  # noise would make the second cost negative
+    assert (x >= 0).all() and x[1] == 0
+
+
+def test_durations_read_as_people_say_them():
+    assert E.duration_text(4) == "about 4 s" and E.duration_text(41) == "about 40 s"
+    assert E.duration_text(170) == "about 3 min" and E.duration_text(5400) == "about 1.5 h"
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Calibration runs on tiny networks and images: the real measurement, in seconds."""
+    monkeypatch.setattr(E, "_BIG", ModelConfig(input_size=16, blocks=2, filters=16))
+    monkeypatch.setattr(E, "_SMALL", ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4))
+    monkeypatch.setattr(E, "_WIDE", ModelConfig(input_size=24, blocks=1, filters=4, batchnorm=True, dense_units=4))
+    monkeypatch.setattr(E, "_IMAGES", 60)
+    monkeypatch.setattr(E, "_EPOCHS", 2)
+    monkeypatch.setattr(E, "_ROUNDS", 1)
+
+
+def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_path, quick, monkeypatch):
+    cal = E.calibrate(tmp_path, "float32")
+    assert cal.macs_per_second > 1e6 and cal.seconds_per_image >= 0 and cal.seconds_per_value >= 0
+    assert cal.baseline_bytes > 100 * 2**20
+    assert E.load_calibration(tmp_path, "float32") == cal
+    assert E.load_calibration(tmp_path, "bfloat16") is None  # another precision is measured on its own
+    files = list((tmp_path / "calibration").glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["machine"]["precision"] == "float32"
+    est = E.estimate(ModelConfig(input_size=16, blocks=2, filters=16), F32, 100, home=tmp_path)
+    assert est.calibrated and est.seconds > 0
+    # a TensorFlow upgrade (or another CPU) is another machine: measured again
+    real = E.machine_identity
+    monkeypatch.setattr(E, "machine_identity", lambda p: {**real(p), "tensorflow": "99.0"})
+    assert E.load_calibration(tmp_path, "float32") is None
+
+
+def test_the_cli_prints_the_estimate(tmp_path, quick, monkeypatch, capsys):
+    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path))
+    code = main(["estimate", "--images", "2000", "--epochs", "5", "--precision", "float32", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Measuring this machine's training speed" in err
+    d = json.loads(out)
+    assert d["macs_per_image"] == 30_029_824 and d["n_images"] == 2000 and d["epochs"] == 5
+    assert d["calibrated"] and d["seconds"] > 0 and d["peak_bytes"] > 2000 * 64 * 64 * 3
+    assert d["text"].startswith("about ")
+    code = main(["estimate", "--images", "2000", "--epochs", "10", "--precision", "float32"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "" and out.startswith("Training: about ") and "Peak memory: about" in out
+    assert main(["estimate", "--images", "3"]) == 2
+    assert "--images must be at least 10" in capsys.readouterr().err
