@@ -33,6 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from core.limits import default_home
+
+__all__ = ["RunRecord", "RunStore", "default_home"]
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id   TEXT PRIMARY KEY,
@@ -45,15 +49,6 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_key ON runs(key, status);
 """
-
-
-def default_home() -> Path:
-    """``$CNNLAB_HOME``, else the user's cache folder: never inside the source tree."""
-    env = os.environ.get("CNNLAB_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cnnlab"
 
 
 @dataclass

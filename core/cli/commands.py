@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from core.architecture import layer_table
+from core.architecture import ArchitectureError, check_cost, layer_table, require_buildable
 from core.cli.output import number, print_table, progress_printer, run_payload
 from core.cli.parser import model_config, train_config
 from core.compare import compare_configs, comparison_rows
@@ -24,9 +24,14 @@ from core.store import RunRecord, RunStore
 
 
 def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
-    table = layer_table(model_config(args))
+    """The layer table; a network larger than the limits is printed, then refused (one line, exit 2)."""
+    cfg = model_config(args)
+    table = layer_table(cfg)
+    too_big = check_cost(cfg)
     if args.json:
-        print(json.dumps(table.to_dict()))
+        print(json.dumps({**table.to_dict(), "refused": [p.message for p in too_big]}))
+        if too_big:
+            raise ArchitectureError(too_big)
         return 0
     rows = [
         {"name": r.name, "type": r.type, "shape": str(r.output_shape), "params": f"{r.params:,}", "formula": r.formula}
@@ -36,11 +41,14 @@ def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
                        ("formula", "How")])  # fmt: skip
     print(f"Total params: {table.total_params:,}  Trainable: {table.trainable_params:,}  "
           f"Non-trainable: {table.non_trainable_params:,}")  # fmt: skip
+    if too_big:
+        raise ArchitectureError(too_big)
     return 0
 
 
 def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     model_cfg, train_cfg = model_config(args), train_config(args)
+    require_buildable(model_cfg, batch_size=train_cfg.batch_size)  # before the data is read
     progress = None if args.json else progress_printer(sys.stderr)
     rec = run_experiment(args.data, model_cfg, train_cfg, store=store, use_cache=not args.no_cache, progress=progress)
     if args.json:
