@@ -103,6 +103,17 @@ def bytes_text(n: int) -> str:
     return f"{n} bytes"
 
 
+def upload_too_large(name: str, size: int) -> str | None:
+    """The one message for an uploaded file over ``CNNLAB_MAX_UPLOAD_MB`` (None when it is within it)."""
+    limit = max_upload_bytes()
+    if size <= limit:
+        return None
+    return (
+        f"The uploaded file '{name}' is {bytes_text(size)}, more than the {bytes_text(limit)} this server takes "
+        "(CNNLAB_MAX_UPLOAD_MB). Zip fewer or smaller images: 64 x 64 pixel PNGs are plenty for this course."
+    )
+
+
 def too_many_pixels(width: int, height: int) -> str | None:
     """The one message for an image over the pixel limit (None when it is within it)."""
     limit = max_pixels()

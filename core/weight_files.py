@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.limits import check_readable
 from core.weights import (
     CONV_LAYERS,
     HDF5_SIGNATURE,
@@ -235,6 +236,7 @@ def file_weights(weights: str) -> tuple[Arrays, str, str]:
         WeightsError: the file is missing or not VGG16's conv base (see :func:`read_vgg16_weights`).
     """
     path = Path(weights).expanduser()
+    check_readable(path, what="weights file")  # a dashboard reads only inside CNNLAB_DATA_ROOTS
     if not path.is_file():
         read_vgg16_weights(path)  # raises with the message
     identity = f"file:{file_digest(path)}"

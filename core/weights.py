@@ -36,6 +36,7 @@ import numpy as np
 from core.architecture import VGG16_BLOCKS
 from core.config import WEIGHT_SOURCES, weights_label
 from core.errors import UserError
+from core.limits import data_roots, inside, refusal, serving
 
 # Keras' own file and checksum (keras/src/applications/vgg16.py).
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -184,6 +185,8 @@ def weights_status(weights: str) -> WeightsStatus:
             pre,
         )
     path = Path(weights).expanduser()
+    if serving() and not inside(path, data_roots()):
+        return WeightsStatus(False, label, str(refusal(path, "weights file")), pre)
     if not path.exists():
         return WeightsStatus(False, label, f"The weights file {path} does not exist.", pre)
     if not path.is_file():

@@ -10,7 +10,7 @@ import random
 import pandas as pd
 import streamlit as st
 
-from core.architecture import check_architecture
+from core.architecture import check_architecture, check_cost
 from core.augment import course_code, keras_code
 from core.config import (
     FILL_MODES,
@@ -26,7 +26,7 @@ from core.config import (
 )
 from core.labels import describe, network_text
 from core.weights import weights_status
-from ui import charts, jobs, resources, state
+from ui import charts, identity, jobs, resources, state
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
 from ui.feedback import errors_shown, flash, header, show_unexpected
 from ui.frame import run_page
@@ -121,6 +121,9 @@ def _settings(base: TrainConfig, m) -> dict:
             "Batch size", steps(BATCH_SIZES, st.session_state[K + "batch_size"]), key=K + "batch_size",
             help="Images per weight update. The course uses 32.",
         )  # fmt: skip
+        if not check_architecture(m):
+            for p in check_cost(m, c["batch_size"]):  # too big for this server: said next to the slider
+                st.error(p.message, icon=":material/block:")
         state.bind(K + "val_split", base.val_split)
         c["val_split"] = st.slider(
             "Validation split", 0.05, 0.5, step=0.05, key=K + "val_split", format="%.2f",
@@ -321,7 +324,8 @@ def _train_section(m, cfg: TrainConfig | None) -> None:
     if job.active:
         if not mine:
             st.caption("Training on the server now, started in another tab or session (yours, before a reload?):")
-        jobs.follow([job.id], _live, on_finish=jobs.select_runs)
+        can_stop = mine or identity.is_teacher()  # a student stops only their own training
+        jobs.follow([job.id], lambda snaps: _live(snaps, can_stop), on_finish=jobs.select_runs)
         return
     # Finished while nobody watched (another page, a closed tab): select its run once.
     if state.select_finished_run(job.id, job.snapshot()["run_id"]):
@@ -337,6 +341,8 @@ def _start_panel(m, cfg: TrainConfig | None) -> None:
         blockers.append("Pick a dataset on the Data page first.")
     if check_architecture(m):
         blockers.append("The architecture does not fit its input: fix it on the Architecture page.")
+    elif cfg is not None and check_cost(m, cfg.batch_size):
+        blockers.append("This network is larger than this server trains (see above): make it smaller first.")
     if cfg is None:
         blockers.append("Fix the setting marked above first.")
     stored = None
@@ -377,8 +383,11 @@ def _queue_table() -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def _live(snaps: list) -> None:
-    """The running (or queued) job, redrawn once a second by :func:`ui.jobs.follow`."""
+def _live(snaps: list, can_stop: bool = True) -> None:
+    """The running (or queued) job, redrawn once a second by :func:`ui.jobs.follow`.
+
+    The Stop and Cancel buttons are shown only to the session that started it and to a teacher.
+    """
     snap = snaps[0]
     if not jobs.is_active(snap):
         st.rerun()  # it ended between two looks: the whole page shows the result
@@ -389,11 +398,14 @@ def _live(snaps: list) -> None:
         st.info(f"Your run is number **{position}** in the queue: the trainer finishes the run before it first.",
                 icon=":material/hourglass_top:")  # fmt: skip
         _queue_table()
-        st.button("Cancel", key=K + "cancel", on_click=jobs.stop, args=(job_id,), icon=":material/close:")
+        if can_stop:
+            st.button("Cancel", key=K + "cancel", on_click=jobs.stop, args=(job_id,), icon=":material/close:")
         return
     st.progress(snap["fraction"], text=f"**Training** {snap['label']} — {jobs.progress_text(snap)}")
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
-    if snap["stop_requested"]:
+    if not can_stop:
+        c2.caption("Started by someone else: only they (or the teacher) can stop it.")
+    elif snap["stop_requested"]:
         c1.button("Stopping…", key=K + "stopping", disabled=True, width="stretch")
         c2.caption("Training stops after the current batch; the run is saved with what it has learned.")
     else:
