@@ -21,6 +21,7 @@ from core.experiment import resolve, run_experiment
 from core.lab import LabVariant, lab_variants, run_lab
 from core.lab_results import lab_rows, lab_summary
 from core.store import RunRecord, RunStore
+from core.weights import WeightsError, weight_kind, weights_status
 
 
 def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
@@ -49,6 +50,10 @@ def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
 def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     model_cfg, train_cfg = model_config(args), train_config(args)
     require_buildable(model_cfg, batch_size=train_cfg.batch_size)  # before the data is read
+    if model_cfg.model == "vgg16" and weight_kind(model_cfg.weights) == "file":
+        status = weights_status(model_cfg.weights)  # a file of the wrong kind: the dashboard's words, at once
+        if not status.ok:
+            raise WeightsError(status.message)
     progress = None if args.json else progress_printer(sys.stderr)
     rec = run_experiment(args.data, model_cfg, train_cfg, store=store, use_cache=not args.no_cache, progress=progress)
     if args.json:

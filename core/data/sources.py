@@ -188,7 +188,10 @@ class _Budget:
 
 
 class LyingEntry(OSError):
-    """A zip entry that holds more bytes than its header declares."""
+    """A zip entry whose contents do not match its header (more bytes than declared, or another CRC)."""
+
+
+LIE = "its contents do not match the zip's header (a damaged or tampered entry, e.g. larger than it says); not read"
 
 
 def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget) -> io.BytesIO:
@@ -200,18 +203,15 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget) -> 
     """
     declared = info.file_size
     out = io.BytesIO()
-    with zf.open(info) as fh:
-        while True:
-            chunk = fh.read(min(CHUNK, declared + 1 - out.tell()))
-            if not chunk:
-                break
-            budget.take(info.filename, len(chunk))
-            out.write(chunk)
-            if out.tell() > declared:
-                raise LyingEntry(
-                    f"its header says {_bytes_text(declared)} but it holds more: a damaged or tampered zip entry; "
-                    "not read"
-                )
+    try:
+        with zf.open(info) as fh:
+            while chunk := fh.read(min(CHUNK, declared + 1 - out.tell())):
+                budget.take(info.filename, len(chunk))
+                out.write(chunk)
+                if out.tell() > declared:
+                    raise LyingEntry(LIE)
+    except zipfile.BadZipFile as e:  # Python stops at the declared size, then the CRC does not match
+        raise LyingEntry(f"{LIE} ({e})") from None
     budget.done.add(info.filename)
     out.seek(0)
     return out
