@@ -57,7 +57,7 @@ def _passwords() -> tuple[str | None, str | None]:
 
 
 def login_mode() -> str:
-    """"oidc", "password" or "off"."""
+    """How people get in: one of "oidc", "password" or "off"."""
     if oidc_providers() is not None:
         return "oidc"
     if any(_passwords()):
