@@ -28,7 +28,7 @@ from core.labels import describe, network_text
 from core.weights import weights_status
 from ui import charts, identity, jobs, resources, state
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
-from ui.feedback import errors_shown, flash, header, show_unexpected
+from ui.feedback import errors_shown, flash, header, job_error, show_unexpected
 from ui.frame import run_page
 from ui.sidebar import when
 
@@ -423,7 +423,7 @@ def _finished(job) -> None:
     snap = job.snapshot()
     st.subheader("Last training")
     if snap["state"] == "failed":
-        st.error(snap["error"] or "Training failed.", icon=":material/error:")
+        st.error(job_error(snap["error"]) or "Training failed.", icon=":material/error:")  # out of memory: one line
         if snap["detail"]:
             with st.expander("Details (for the teacher)"):
                 st.code(snap["detail"], language="text")
