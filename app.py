@@ -7,9 +7,12 @@ URL is its file name (/train is pages/train.py): ui/frame.py says why.
 
 import streamlit as st
 
-from ui import frame, sidebar, state
+from core.limits import mark_serving
+from ui import frame, identity, sidebar, state
 
+mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.limits)
 st.set_page_config(page_title="CNN Lab", page_icon=":material/landscape:", layout="wide")
+identity.gate()  # the class or teacher password, or the school's login, when secrets.toml configures one
 state.init()
 
 

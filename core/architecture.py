@@ -40,6 +40,9 @@ from typing import Any
 
 from core.config import ModelConfig
 from core.errors import UserError
+from core.limits import bytes_text, max_activation_bytes, max_params
+
+BYTES_PER_VALUE = 4  # float32
 
 # VGG16's convolutional base (include_top=False): (block, convs, filters).
 VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -202,16 +205,86 @@ def check_architecture(cfg: ModelConfig) -> list[ArchitectureProblem]:
     return []
 
 
-def require_buildable(*cfgs: ModelConfig) -> None:
-    """Raise :class:`ArchitectureError` with every problem of the given configs; return if all can be built."""
-    problems = [p for cfg in cfgs for p in check_architecture(cfg)]
+def require_buildable(*cfgs: ModelConfig, batch_size: int | None = None) -> None:
+    """Raise :class:`ArchitectureError` with every problem of the given configs; return if all can be built.
+
+    A network that fits its input but is larger than this server allows
+    (:func:`check_cost`) is refused too; its activation memory is checked
+    when ``batch_size`` is given.
+    """
+    problems = []
+    for cfg in cfgs:
+        shape_problems = check_architecture(cfg)
+        problems += shape_problems or check_cost(cfg, batch_size)
     if problems:
         raise ArchitectureError(problems)
 
 
+def activation_values(table: LayerTable) -> int:
+    """Values one image produces through the network: the input and every layer's output (VGG16's inside)."""
+    total = _prod(table.input_shape)
+    for r in table.rows:
+        total += sum(_prod(c.output_shape) for c in r.children) if r.children else _prod(r.output_shape)
+    return total
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def check_cost(cfg: ModelConfig, batch_size: int | None = None) -> list[ArchitectureProblem]:
+    """Why this server refuses to train ``cfg`` (too many parameters, or too much memory for one batch).
+
+    Parameters are all the network's weights, frozen ones included (limit
+    ``CNNLAB_MAX_PARAMS``). Activation memory is what training keeps for the
+    backward pass: ``batch_size`` x every layer's output values x 4 bytes
+    (limit ``CNNLAB_MAX_ACTIVATION_MB``); skipped when ``batch_size`` is None.
+    Assumes ``cfg`` fits its input (:func:`check_architecture`).
+    """
+    table = _table(cfg)
+    problems = []
+    limit = max_params()
+    if table.total_params > limit:
+        heaviest = max(table.rows, key=lambda r: r.params)
+        field, fix = "dense_units", "fewer dense units, more blocks or a larger pool size to shrink the map first"
+        if heaviest.type != "Dense":
+            field, fix = "filters", "fewer filters"
+        elif cfg.model == "vgg16":
+            fix = "fewer dense units"
+        problems.append(ArchitectureProblem(
+            field, None,
+            f"This network has {table.total_params:,} parameters, more than the {limit:,} this server trains "
+            f"(CNNLAB_MAX_PARAMS). Its largest layer, {heaviest.name}, has {heaviest.params:,}: use {fix}.",
+        ))  # fmt: skip
+    if batch_size is not None:
+        need = activation_values(table) * batch_size * BYTES_PER_VALUE
+        cap = max_activation_bytes()
+        if need > cap:
+            problems.append(ArchitectureProblem(
+                "input_size", None,
+                f"One training batch of {batch_size} images needs about {bytes_text(need)} for its activations "
+                f"(every layer's outputs), more than the {bytes_text(cap)} this server allows "
+                "(CNNLAB_MAX_ACTIVATION_MB). Use a smaller input size, fewer filters or a smaller batch size.",
+            ))  # fmt: skip
+    return problems
+
+
 def layer_table(cfg: ModelConfig) -> LayerTable:
-    """The layer-by-layer table of ``cfg``; raises ArchitectureError if it cannot be built."""
-    require_buildable(cfg)
+    """The layer-by-layer table of ``cfg``; raises ArchitectureError if it does not fit its input.
+
+    A network larger than the server allows still gets its table (that is how
+    a student sees why); :func:`check_cost` and :func:`require_buildable` refuse it.
+    """
+    problems = check_architecture(cfg)
+    if problems:
+        raise ArchitectureError(problems)
+    return _table(cfg)
+
+
+def _table(cfg: ModelConfig) -> LayerTable:
     if cfg.model == "vgg16":
         return _vgg16_table(cfg)
     return _cnn_table(cfg)

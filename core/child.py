@@ -45,6 +45,7 @@ from core.data import Dataset
 from core.data.dataset import SkippedFile
 from core.errors import UserError
 from core.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
+from core.limits import resource_message
 from core.store import RunRecord, RunStore
 
 EXIT_ORPHANED = 70  # the parent went away: nothing was stored
@@ -179,8 +180,9 @@ def main(fd: int) -> int:
     except UserError as exc:
         send(("error", {"kind": "user", "message": str(exc), "detail": None}))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which marks the job failed
-        send(("error", {"kind": "unexpected", "message": f"{type(exc).__name__}: {exc}",
-                        "detail": traceback.format_exc()}))  # fmt: skip
+        oom = resource_message(exc)  # out of memory: the user's to fix (a smaller network or batch), one line
+        send(("error", {"kind": "user" if oom else "unexpected", "message": oom or f"{type(exc).__name__}: {exc}",
+                        "detail": None if oom else traceback.format_exc()}))  # fmt: skip
     return 0
 
 

@@ -5,7 +5,8 @@ Layout under ``CNNLAB_HOME`` (default ``~/.cache/cnnlab``)::
     runs.db               index: one row per finished run (SQLite, WAL mode)
     runs/<run_id>/        record.json, model.keras (the best epoch), arrays.npz
     cache/<kind>/<key>.npz  derived data worth keeping, e.g. VGG16 base features
-    uploads/              zips people uploaded through the dashboard
+    uploads/              zips people uploaded through the dashboard (named by SHA-256; who uploaded
+                          each is in runs.db, and runs on an upload are listed only to them)
     tmp/                  runs being written
 
 Writes are atomic. A run is written into ``tmp/`` first, renamed into
@@ -20,6 +21,7 @@ only models loaded are ones this store wrote.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from core.limits import default_home
+
+__all__ = ["RunRecord", "RunStore", "default_home"]
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id   TEXT PRIMARY KEY,
@@ -44,16 +50,13 @@ CREATE TABLE IF NOT EXISTS runs (
     summary  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_key ON runs(key, status);
+CREATE TABLE IF NOT EXISTS upload_owners (
+    upload   TEXT NOT NULL,
+    owner    TEXT NOT NULL,
+    created  REAL NOT NULL,
+    PRIMARY KEY (upload, owner)
+);
 """
-
-
-def default_home() -> Path:
-    """``$CNNLAB_HOME``, else the user's cache folder: never inside the source tree."""
-    env = os.environ.get("CNNLAB_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cnnlab"
 
 
 @dataclass
@@ -134,6 +137,7 @@ class RunStore:
         self.db_path = self.home / "runs.db"
         with closing(self._connect()) as con, con:
             con.executescript(SCHEMA)
+            self._migrate(con)
         self._recover()
         self._clean_tmp()
 
@@ -153,6 +157,55 @@ class RunStore:
                     shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
             except OSError:
                 pass
+
+    def _migrate(self, con: sqlite3.Connection) -> None:
+        """Bring a runs.db from before owners up to date: add ``runs.upload`` and fill it in.
+
+        Runs on uploads made before then have no owner on record: only a teacher sees them.
+        """
+        cols = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+        if "upload" not in cols:
+            con.execute("ALTER TABLE runs ADD COLUMN upload TEXT")
+            for run_id, source in con.execute("SELECT run_id, source FROM runs").fetchall():
+                upload = self.upload_of(source)
+                if upload:
+                    con.execute("UPDATE runs SET upload = ? WHERE run_id = ?", (upload, run_id))
+        con.execute("CREATE INDEX IF NOT EXISTS runs_upload ON runs(upload)")
+
+    # -- uploads and who may see them ------------------------------------
+    def save_upload(self, data: bytes, owner: str) -> Path:
+        """Keep an uploaded file in ``uploads/``, named by its SHA-256, and note ``owner`` as one who has it.
+
+        The same bytes uploaded twice are one file with two owners, so an
+        identical run on them is trained once and seen by both.
+        """
+        target = self.uploads_dir / f"{hashlib.sha256(data).hexdigest()}.zip"
+        if not target.exists():
+            tmp = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        with closing(self._connect()) as con, con:
+            con.execute(
+                "INSERT OR IGNORE INTO upload_owners(upload, owner, created) VALUES (?, ?, ?)",
+                (target.name, owner, time.time()),
+            )
+        return target
+
+    def upload_of(self, source: str) -> str | None:
+        """The upload's file name when ``source`` is a file in ``uploads/``; None for any other data."""
+        path = Path(os.path.realpath(source))
+        return path.name if path.parent == self.uploads_dir.resolve() else None
+
+    def may_see(self, source: str, viewer: str | None) -> bool:
+        """Whether ``viewer`` may use this data or see its runs (None: everyone's, as the CLI and a teacher)."""
+        upload = self.upload_of(source)
+        if viewer is None or upload is None:
+            return True
+        with closing(self._connect()) as con:
+            row = con.execute(
+                "SELECT 1 FROM upload_owners WHERE upload = ? AND owner = ?", (upload, viewer)
+            ).fetchone()
+        return row is not None
 
     # -- runs -------------------------------------------------------------
     def save(
@@ -193,8 +246,8 @@ class RunStore:
                 record = RunRecord.from_dict(json.load(fh))
         with closing(self._connect()) as con, con:
             con.execute(
-                "INSERT OR REPLACE INTO runs(run_id, key, status, created, source, model, summary) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs(run_id, key, status, created, source, model, summary, upload) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.run_id,
                     record.key,
@@ -203,6 +256,7 @@ class RunStore:
                     record.source,
                     record.model_config.get("model", "cnn"),
                     json.dumps(record.summary()),
+                    self.upload_of(record.source),
                 ),
             )
         if old is not None:
@@ -273,13 +327,24 @@ class RunStore:
             ).fetchone()
         return self.get(row[0]) if row else None
 
-    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Summaries of stored runs, newest first."""
+    def list_runs(self, limit: int | None = None, *, viewer: str | None = None) -> list[dict[str, Any]]:
+        """Summaries of stored runs, newest first.
+
+        With ``viewer`` (a session or user id), only the runs it may see: every
+        run on shared data (bundled datasets, the teacher's folders), and runs on
+        uploads it made. None lists every run (the CLI, a teacher).
+        """
         sql = "SELECT summary FROM runs ORDER BY created DESC"
         params: tuple = ()
+        if viewer is not None:
+            sql = (
+                "SELECT summary FROM runs WHERE upload IS NULL OR upload IN "
+                "(SELECT upload FROM upload_owners WHERE owner = ?) ORDER BY created DESC"
+            )
+            params = (viewer,)
         if limit:
             sql += " LIMIT ?"
-            params = (limit,)
+            params = (*params, limit)
         with closing(self._connect()) as con:
             return [json.loads(r[0]) for r in con.execute(sql, params).fetchall()]
 

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from core.architecture import require_buildable
 from core.config import ModelConfig, TrainConfig
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.model import build_model
@@ -42,6 +43,8 @@ def train_model(
         (:func:`core.fit.keeps_best_weights`); ``result.extra["precision"]`` is
         the precision it computed in (:func:`core.precision.run_precision`).
     """
+    # Refused before anything is built: a network larger than this server allows (core.limits).
+    require_buildable(model_cfg, batch_size=train_cfg.batch_size)
     check_inputs(model_cfg, train_cfg, data)
     if model_cfg.model == "vgg16":
         return train_transfer(model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event)

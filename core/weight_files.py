@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.limits import check_readable
 from core.weights import (
     CONV_LAYERS,
+    EXPECTED_FILE,
     HDF5_SIGNATURE,
     HED_PACKAGE,
     HED_VERSION,
@@ -59,11 +61,7 @@ OFFLINE_KIND = "vgg16-offline-weights"  # run store cache: the 13 conv layers ta
 DOWNLOAD_TIMEOUT = 30.0  # seconds without data before a download is abandoned
 PROBE_TIMEOUT = 5.0  # seconds to resolve and reach the download host
 
-_EXPECTED_FILE = (
-    "a VGG16 weights file: the 13 conv layers block1_conv1 ... block5_conv3 with 3x3 kernels "
-    "(64, 64, 128, 128, 256, 256, 256, 512 x 6 filters), as Keras distributes it "
-    f"({IMAGENET_FILE}) or as keras.applications.VGG16(...).save_weights('*.weights.h5') writes it"
-)
+_EXPECTED_FILE = EXPECTED_FILE
 
 
 # --------------------------------------------------------------------------- reading files
@@ -235,6 +233,7 @@ def file_weights(weights: str) -> tuple[Arrays, str, str]:
         WeightsError: the file is missing or not VGG16's conv base (see :func:`read_vgg16_weights`).
     """
     path = Path(weights).expanduser()
+    check_readable(path, what="weights file")  # a dashboard reads only inside CNNLAB_DATA_ROOTS
     if not path.is_file():
         read_vgg16_weights(path)  # raises with the message
     identity = f"file:{file_digest(path)}"

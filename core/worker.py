@@ -35,6 +35,7 @@ from core.executor import Executor, Training, check_workers, make_executor
 from core.experiment import resolve
 from core.jobtable import HEARTBEAT, INTERRUPTED, JobTable
 from core.labels import describe
+from core.limits import resource_message
 from core.process import ChildOutcome
 from core.store import RunRecord, RunStore, default_home
 
@@ -189,7 +190,7 @@ class TrainingWorker:
         page can show them next to the control that caused them.
         """
         ds, model_cfg, key = resolve(source, model_cfg, train_cfg, self.store)
-        require_buildable(model_cfg)
+        require_buildable(model_cfg, batch_size=train_cfg.batch_size)  # impossible or too costly: say so now
         with self._lock:
             for job in self._jobs.values():
                 if job.key == key and job.active:
@@ -332,7 +333,9 @@ class TrainingWorker:
                                     grace=self.grace, on_event=on_event, on_started=on_started)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything an executor does
             user = isinstance(exc, UserError)
-            msg = str(exc) if user else f"The training could not run ({type(exc).__name__}: {exc})."
+            msg = str(exc) if user else (
+                resource_message(exc) or f"The training could not run ({type(exc).__name__}: {exc})."
+            )
             out = ChildOutcome(state=FAILED, error=msg, user_error=user)
         self._finish(job, out)
 

@@ -7,7 +7,7 @@ table follows a slider at once.
 import pandas as pd
 import streamlit as st
 
-from core.architecture import check_architecture, layer_table
+from core.architecture import check_architecture, check_cost, layer_table
 from core.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
 from core.estimate import estimate_text
 from ui import charts, jobs, resources, state
@@ -37,7 +37,9 @@ def main() -> None:
     st.session_state[state.MODEL_CFG] = cfg
 
     problems = check_architecture(cfg)
-    for p in problems:
+    # Larger than this server trains (parameters; activations for the Train page's batch size)?
+    too_big = [] if problems else check_cost(cfg, state.train_cfg().batch_size)
+    for p in problems + too_big:
         slot = slots.get(p.field)
         (slot if slot is not None else controls).error(p.message, icon=":material/block:")
     with results:
@@ -48,6 +50,12 @@ def main() -> None:
                 icon=":material/warning:",
             )
             return
+        if too_big:
+            st.warning(
+                "This network is larger than this server trains: its table is below, the limit it passes is "
+                "shown next to the control to change.",
+                icon=":material/warning:",
+            )
         _table(cfg)
 
 

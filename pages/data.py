@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from core.limits import data_roots, upload_too_large
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header
 from ui.frame import run_page
@@ -122,6 +123,10 @@ def _upload() -> None:
     up = st.file_uploader("Zip of class folders", type=["zip"], key="data.upload")
     if up is None:
         return
+    too_big = upload_too_large(up.name, up.size)
+    if too_big:
+        st.error(too_big, icon=":material/error:")
+        return
     data = up.getvalue()
     path = str(resources.save_upload(data))
     seen = st.session_state.setdefault("data.uploads_used", [])
@@ -141,7 +146,8 @@ def _upload() -> None:
 
 
 def _server_folder() -> None:
-    st.caption("A folder on this server with one sub-folder per class, or a .zip there.")
+    roots = ", ".join(f"`{r}`" for r in data_roots())
+    st.caption(f"A folder with one sub-folder per class, or a .zip, inside the folders this server shares: {roots}.")
     path = st.text_input("Path on the server", key="data.path", placeholder="/data/my_thin_sections")
     if st.button("Use this folder", key="data.use_path", disabled=not path):
         try:

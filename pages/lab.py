@@ -162,7 +162,7 @@ def _start(source: str, model_cfg: ModelConfig | None, chosen: list[str]) -> Non
         variants = lab.lab_variants(fraction=fraction, epochs=epochs, seed=seed, model_cfg=model_cfg,
                                     train_cfg=TrainConfig(learning_rate=lr))  # fmt: skip
         variants = [v for v in variants if v.name in chosen]
-        started = lab.submit_lab(source, variants, worker=resources.worker(), owner=state.owner())
+        started = lab.submit_lab(source, variants, worker=resources.worker(), owner=jobs.owner())
     except ValueError as exc:  # DataError, ArchitectureError, ConfigError: the message says what to do
         st.error(str(exc), icon=":material/error:")
         return
@@ -186,10 +186,10 @@ def _results(run: dict, snaps: list) -> None:
     st.caption(run["settings"])
     for v, snap in zip(variants, snaps, strict=True):
         jobs.status_line(v.title, snap, "Press Run the lab again; stored variants come back at once.")
-    if active and st.button("Stop the lab", key=K + "stop", icon=":material/stop:"):
-        for s in snaps:
-            if jobs.is_active(s):
-                jobs.stop(s["id"])
+    stoppable = [s for s in snaps if jobs.is_active(s) and jobs.can_stop(s)]  # a shared variant may be another's
+    if stoppable and st.button("Stop the lab", key=K + "stop", icon=":material/stop:"):
+        for s in stoppable:
+            jobs.stop(s["id"])
         st.rerun()
 
     curves = lab_curves(variants, [s["history"] if s else None for s in snaps])

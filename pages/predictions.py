@@ -6,6 +6,7 @@ import streamlit as st
 from core.config import ModelConfig
 from core.data import read_image_bytes
 from core.evaluation import cell_indices
+from core.limits import upload_too_large
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page
@@ -163,6 +164,10 @@ def _your_image(rec, names: list[str]) -> None:
     )  # fmt: skip
     if up is None:
         st.caption(f"The network only knows these classes: {', '.join(names)}. Any image gets one of them.")
+        return
+    too_big = upload_too_large(up.name, up.size)
+    if too_big:
+        st.error(too_big, icon=":material/error:")
         return
     image = read_image_bytes(up.getvalue(), image_size=m.input_size, channels=m.channels, name=up.name)
     try:

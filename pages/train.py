@@ -11,7 +11,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from core.architecture import check_architecture
+from core.architecture import check_architecture, check_cost
 from core.augment import course_code, keras_code
 from core.config import (
     FILL_MODES,
@@ -30,9 +30,9 @@ from core.config import (
 from core.estimate import estimate_text
 from core.labels import describe, network_text
 from core.weights import weights_status
-from ui import charts, jobs, resources, state
+from ui import charts, identity, jobs, resources, state
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
-from ui.feedback import errors_shown, flash, header, show_unexpected
+from ui.feedback import errors_shown, flash, header, job_error, show_unexpected
 from ui.frame import run_page
 from ui.sidebar import when
 
@@ -125,6 +125,9 @@ def _settings(base: TrainConfig, m) -> dict:
             "Batch size", steps(BATCH_SIZES, st.session_state[K + "batch_size"]), key=K + "batch_size",
             help="Images per weight update. The course uses 32.",
         )  # fmt: skip
+        if not check_architecture(m):
+            for p in check_cost(m, c["batch_size"]):  # too big for this server: said next to the slider
+                st.error(p.message, icon=":material/block:")
         state.bind(K + "val_split", base.val_split)
         c["val_split"] = st.slider(
             "Validation split", 0.05, 0.5, step=0.05, key=K + "val_split", format="%.2f",
@@ -334,7 +337,8 @@ def _train_section(m, cfg: TrainConfig | None) -> None:
     if job.active:
         if not mine:
             st.caption("Training on the server now, started in another tab or session (yours, before a reload?):")
-        jobs.follow([job.id], partial(_live, mine), on_finish=jobs.select_runs)
+        can_stop = mine or identity.is_teacher()  # a student stops only their own training
+        jobs.follow([job.id], partial(_live, mine, can_stop), on_finish=jobs.select_runs)
         return
     # Finished while nobody watched (another page, a closed tab): select its run once.
     if state.select_finished_run(job.id, job.snapshot()["run_id"]):
@@ -350,6 +354,8 @@ def _start_panel(m, cfg: TrainConfig | None) -> None:
         blockers.append("Pick a dataset on the Data page first.")
     if check_architecture(m):
         blockers.append("The architecture does not fit its input: fix it on the Architecture page.")
+    elif cfg is not None and check_cost(m, cfg.batch_size):
+        blockers.append("This network is larger than this server trains (see above): make it smaller first.")
     if cfg is None:
         blockers.append("Fix the setting marked above first.")
     stored = None
@@ -415,10 +421,10 @@ def _queue_table() -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def _live(mine: bool, snaps: list) -> None:
+def _live(mine: bool, can_stop: bool, snaps: list) -> None:
     """The running (or queued) job, redrawn once a second by :func:`ui.jobs.follow`.
 
-    ``mine``: this tab started it, so it may stop or cancel it.
+    ``mine``: this tab started it. ``can_stop``: mine, or the viewer is the teacher: Stop and Cancel show.
     """
     snap = snaps[0]
     if not jobs.is_active(snap):
@@ -429,13 +435,13 @@ def _live(mine: bool, snaps: list) -> None:
         st.info(f"{whose} is number **{snap['position']}** in the queue: it starts when a training before it "
                 "ends.", icon=":material/hourglass_top:")  # fmt: skip
         _queue_table()
-        if mine:
+        if can_stop:
             st.button("Cancel", key=K + "cancel", on_click=jobs.stop, args=(job_id,), icon=":material/close:")
         return
     st.progress(snap["fraction"], text=f"**Training** {snap['label']} — {jobs.progress_text(snap)}")
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
-    if not mine:
-        c2.caption("Only the tab that started this training can stop it.")
+    if not can_stop:
+        c2.caption("Started in another tab or by someone else: only they (or the teacher) can stop it.")
     elif snap["stop_requested"]:
         c1.button("Stopping…", key=K + "stopping", disabled=True, width="stretch")
         c2.caption("Training stops after the current batch; the run is saved with what it has learned.")
@@ -461,7 +467,7 @@ def _finished(job) -> None:
                       icon=":material/restart_alt:")  # fmt: skip
         return
     if snap["state"] == "failed":
-        st.error(snap["error"] or "Training failed.", icon=":material/error:")
+        st.error(job_error(snap["error"]) or "Training failed.", icon=":material/error:")  # out of memory: one line
         if snap["detail"]:
             with st.expander("Details (for the teacher)"):
                 st.code(snap["detail"], language="text")

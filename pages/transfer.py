@@ -152,8 +152,8 @@ def _start(source: str, vgg_cfg: ModelConfig, weights: str | None) -> None:
     try:
         scratch_cfg, transfer_cfg = compare_configs(vgg_cfg, train_cfg, weights)
         # The transfer run first: unusable weights fail before minutes of CNN training.
-        transfer = worker.submit(source, transfer_cfg, train_cfg, owner=state.owner())
-        scratch = worker.submit(source, scratch_cfg, train_cfg, owner=state.owner())
+        transfer = worker.submit(source, transfer_cfg, train_cfg, owner=jobs.owner())
+        scratch = worker.submit(source, scratch_cfg, train_cfg, owner=jobs.owner())
     except ValueError as exc:  # WeightsError, DataError, ArchitectureError, ConfigError
         st.error(str(exc), icon=":material/error:")
         return
@@ -178,10 +178,10 @@ def _results(run: dict, snaps: list) -> None:
     for title, snap in zip(ROLES.values(), snaps, strict=True):
         jobs.status_line(title, snap, "Press the compare button again; stored runs come back at once.")
     if any(jobs.is_active(s) for s in snaps):
-        if st.button("Stop both", key=K + "stop", icon=":material/stop:"):
-            for s in snaps:
-                if jobs.is_active(s):
-                    jobs.stop(s["id"])
+        stoppable = [s for s in snaps if jobs.is_active(s) and jobs.can_stop(s)]  # a shared run may be another's
+        if stoppable and st.button("Stop both", key=K + "stop", icon=":material/stop:"):
+            for s in stoppable:
+                jobs.stop(s["id"])
             st.rerun()
         return
     records = dict(zip(ROLES, jobs.results(snaps), strict=True))

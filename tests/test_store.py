@@ -259,3 +259,45 @@ def test_a_writer_that_loses_the_race_for_the_same_run_id_finds_it_stored(tmp_pa
     assert [r["run_id"] for r in ours.list_runs()] == ["same"]
     assert ours.list_runs()[0]["test_accuracy"] == 0.75  # the index describes what is on disk
     assert not list((home / "tmp").iterdir())
+
+
+# --------------------------------------------------------------------------- who sees which runs
+
+
+def _on(record: RunRecord, source: str) -> RunRecord:
+    record.source = source
+    return record
+
+
+def test_runs_on_an_upload_are_listed_only_to_its_uploaders(tmp_path):
+    store = RunStore(tmp_path / "home")
+    upload = store.save_upload(b"zip bytes", owner="session:alice")
+    assert store.save_upload(b"zip bytes", owner="session:carol") == upload  # same bytes, one file, two owners
+    store.save(_on(_record("up1", "up1"), str(upload)))
+    store.save(_on(_record("shared1", "shared1"), "thin_sections"))
+    ids = lambda viewer: [r["run_id"] for r in store.list_runs(viewer=viewer)]  # noqa: E731
+    assert sorted(ids("session:alice")) == sorted(ids("session:carol")) == ["shared1", "up1"]
+    assert ids("session:bob") == ["shared1"]
+    assert sorted(ids(None)) == ["shared1", "up1"]  # the CLI and a teacher
+    assert store.may_see(str(upload), "session:alice") and not store.may_see(str(upload), "session:bob")
+    assert store.may_see("thin_sections", "session:bob")
+
+
+def test_an_existing_runs_db_is_migrated(tmp_path):
+    import sqlite3
+
+    home = tmp_path / "home"
+    store = RunStore(home)
+    upload = store.uploads_dir / ("ab" * 32 + ".zip")
+    upload.write_bytes(b"old upload")
+    store.save(_on(_record("old-up", "old-up"), str(upload)))
+    store.save(_on(_record("old-shared", "old-shared"), "thin_sections"))
+    with sqlite3.connect(home / "runs.db") as con:  # as a runs.db from before owners looked
+        con.execute("DROP INDEX runs_upload")
+        con.execute("ALTER TABLE runs DROP COLUMN upload")
+        con.execute("DROP TABLE upload_owners")
+    migrated = RunStore(home)
+    assert [r["run_id"] for r in migrated.list_runs(viewer="session:x")] == ["old-shared"]
+    assert sorted(r["run_id"] for r in migrated.list_runs()) == ["old-shared", "old-up"]  # the teacher's
+    with sqlite3.connect(home / "runs.db") as con:
+        assert con.execute("SELECT upload FROM runs WHERE run_id = 'old-up'").fetchone() == (upload.name,)

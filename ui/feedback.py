@@ -16,6 +16,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from core.limits import resource_message
+
 log = logging.getLogger("cnnlab.ui")
 
 
@@ -46,7 +48,21 @@ def errors_shown(doing: str = "drawing this part of the page") -> Iterator[None]
     except ValueError as exc:  # DataError, ArchitectureError, ConfigError, WeightsError, ...
         show_error(exc)
     except Exception as exc:  # noqa: BLE001 - no traceback reaches a student
-        show_unexpected(exc, doing)
+        out_of_memory = resource_message(exc)  # TensorFlow's ResourceExhaustedError: one line, the fix
+        if out_of_memory:
+            st.error(out_of_memory, icon=":material/memory:")
+        else:
+            show_unexpected(exc, doing)
+
+
+def job_error(error: str | None) -> str | None:
+    """A failed job's message for a student: TensorFlow's out-of-memory error becomes one clear line.
+
+    The worker records unexpected failures as ``"Training failed unexpectedly (ResourceExhaustedError: ...)"``.
+    """
+    if error and "ResourceExhaustedError" in error:
+        return resource_message(MemoryError())
+    return error
 
 
 def header(title: str, intro: str = "") -> None:

@@ -22,7 +22,8 @@ from core.config import ModelConfig, TrainConfig
 from core.estimate import Estimate, QueuedRun, calibrate_in_background, calibrating, estimate
 from core.store import RunRecord
 from core.worker import Job, NotYourJob
-from ui import resources, state
+from ui import identity, resources, state
+from ui.feedback import job_error
 
 POLL_SECONDS = 1.0
 ACTIVE = ("queued", "running")  # core.worker's job states that will still change
@@ -91,6 +92,16 @@ def _look(ids: tuple[str, ...], draw, polling: bool, on_finish) -> None:
     draw(snaps)
 
 
+def owner() -> str:
+    """Who this session's jobs belong to: the logged-in user (every tab, every reload), else this tab.
+
+    Without a login, a tab's id (:func:`ui.state.owner`, kept in the URL as
+    ``?sid=`` by the Train page) is all there is to know a student by.
+    """
+    uid = identity.user_id()
+    return uid if uid.startswith("user:") else state.owner()
+
+
 def start(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
     """Hand a training to the worker as this session's job (the same configuration joins the running one).
 
@@ -102,7 +113,7 @@ def start(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
         DataError, ArchitectureError, ConfigError: before anything is queued; the
         message says what to change.
     """
-    job = resources.worker().submit(source, model_cfg, train_cfg, owner=state.owner())
+    job = resources.worker().submit(source, model_cfg, train_cfg, owner=owner())
     ss = st.session_state
     ss[state.JOB_ID] = job.id
     ss.pop(WATCHING, None)
@@ -113,24 +124,24 @@ def start(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
 
 
 def stop(job_id: str) -> None:
-    """Ask the worker to stop this tab's job: a queued one is dropped, a running one ends after its batch.
+    """Ask the worker to stop this session's job: a queued one is dropped, a running one ends after its batch.
 
-    Another tab's job is not stopped; the student reads why (a toast).
+    Another student's job is not stopped (the student reads why, in a toast); the teacher may stop any.
     """
     try:
-        resources.worker().stop(job_id, by=state.owner())
+        resources.worker().stop(job_id, by=owner(), admin=identity.is_teacher())
     except NotYourJob as exc:
         st.toast(str(exc), icon=":material/block:")
 
 
 def mine(job: Job | None) -> bool:
-    """Whether this tab started the job (and so may stop it)."""
-    return job is not None and job.owner == state.owner()
+    """Whether this session (its user, or this tab) started the job."""
+    return job is not None and job.owner == owner()
 
 
 def rerun(job_id: str) -> None:
     """Train an interrupted (or failed) job's configuration again as this tab's job (a button callback)."""
-    job = resources.worker().rerun(job_id, owner=state.owner())
+    job = resources.worker().rerun(job_id, owner=owner())
     st.session_state[state.JOB_ID] = job.id
     st.session_state.pop(WATCHING, None)
 
@@ -224,7 +235,7 @@ def status_line(title: str, snap: Snapshot | None, retry: str) -> None:
         st.warning(f"{title}: {snap['error']} {retry}", icon=":material/restart_alt:")
         return
     if job_state == "failed":
-        st.error(f"{title}: {snap['error']}", icon=":material/error:")
+        st.error(f"{title}: {job_error(snap['error'])}", icon=":material/error:")
         if snap.get("detail"):
             with st.expander("Details (for the teacher)"):
                 st.code(snap["detail"], language="text")
@@ -240,3 +251,8 @@ def status_line(title: str, snap: Snapshot | None, retry: str) -> None:
     else:
         text = f"{title}: trained"
     st.progress(float(snap["fraction"]), text=text)
+
+
+def can_stop(snap: Snapshot) -> bool:
+    """Whether this session may stop the job: its own, or any for the teacher."""
+    return snap.get("owner") in (None, owner()) or identity.is_teacher()

@@ -18,8 +18,6 @@ does not import TensorFlow.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -42,8 +40,10 @@ from core.inside import (
     occlusion,
     work_convolution,
 )
+from core.limits import PathRefused, data_roots
 from core.store import RunRecord, RunStore, default_home
 from core.worker import TrainingWorker, get_worker
+from ui import identity
 
 
 def home() -> str:
@@ -72,8 +72,12 @@ def worker() -> TrainingWorker:
 
 
 def list_runs() -> list[dict[str, Any]]:
-    """Summaries of the stored runs, newest first (one SQLite query, not cached)."""
-    return store().list_runs()
+    """Summaries of the runs this session may see, newest first (one SQLite query, not cached).
+
+    Runs on bundled data and the teacher's folders are everyone's; runs on an
+    upload only its uploaders'; a teacher sees all (:mod:`ui.identity`).
+    """
+    return store().list_runs(viewer=identity.viewer())
 
 
 def stored_run(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> RunRecord | None:
@@ -97,6 +101,8 @@ def record(run_id: str | None) -> RunRecord | None:
     rec = _record(home(), run_id)
     if rec is None:
         _record.clear(home(), run_id)  # do not remember a miss: the run may be written soon
+    elif not store().may_see(rec.source, identity.viewer()):
+        return None  # another student's upload: not theirs to see
     return rec
 
 
@@ -112,7 +118,9 @@ def arrays(run_id: str) -> dict[str, Any]:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _model(home_dir: str, run_id: str) -> tuple[Any, threading.Lock]:
-    return _store(home_dir).load_model(run_id), threading.Lock()
+    model = _store(home_dir).load_model(run_id)
+    model.trainable = False  # shared by every session: predicted with, never trained
+    return model, threading.Lock()
 
 
 def predict(rec: RunRecord, images_uint8) -> Any:
@@ -226,7 +234,10 @@ def dataset(source: str, image_size: int = 64, channels: int = 3) -> Dataset:
     """The decoded dataset (core.data keeps the last few in memory and notices changed files).
 
     Decoded once into the run store's cache, memory-mapped after that (also by the next server process).
+    Raises PathRefused for a folder outside CNNLAB_DATA_ROOTS or another session's upload.
     """
+    if bundled_info(source) is None and not store().may_see(source, identity.viewer()):
+        raise PathRefused("This upload belongs to another session. Upload your own zip on the Data page.")
     return load_dataset(source, image_size=image_size, channels=channels, cache_dir=store().cache_dir)
 
 
@@ -274,18 +285,14 @@ def sample_indices(ds: Dataset, per_class: int) -> dict[str, list[int]]:
 
 
 def server_paths_allowed() -> bool:
-    """Whether students may load a folder on the server (CNNLAB_ALLOW_SERVER_PATHS=0 turns it off)."""
-    return os.environ.get("CNNLAB_ALLOW_SERVER_PATHS", "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether the dashboard offers folders and weights files on the server: only when the teacher
+    names the folders it may read (``CNNLAB_DATA_ROOTS``; off by default)."""
+    return bool(data_roots())
 
 
 def save_upload(data: bytes) -> Path:
-    """Keep an uploaded zip in the store's uploads folder, named by its SHA-256 (same bytes, same file)."""
-    target = store().uploads_dir / f"{hashlib.sha256(data).hexdigest()}.zip"
-    if not target.exists():
-        tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    return target
+    """Keep an uploaded zip in the store's uploads folder (named by its SHA-256), owned by this session's user."""
+    return store().save_upload(data, identity.user_id())
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

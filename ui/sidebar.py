@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import jobs, resources, state
+from ui import identity, jobs, resources, state
 
 
 def folder_label(source: str) -> str:
@@ -54,10 +54,20 @@ def run_label(summary: dict) -> str:
 def render(on_train_page: bool = False) -> None:
     """The sidebar; the Train page shows its own live training panel, so no status here."""
     with st.sidebar:
+        _who()
         _dataset_select()
         _run_select()
         if not on_train_page:
             _training_status()
+
+
+def _who() -> None:
+    """Who is logged in, and a way out (only when a login is configured)."""
+    text = identity.who_text()
+    if text:
+        c1, c2 = st.columns([3, 2], vertical_alignment="center")
+        c1.caption(text)
+        c2.button("Log out", key="sidebar.logout", on_click=identity.logout, width="stretch")
 
 
 def _dataset_select() -> None:

@@ -32,6 +32,7 @@ import warnings
 from core.cli.commands import COMMANDS
 from core.cli.parser import EXIT_FAILED, EXIT_USAGE, build_parser
 from core.errors import UserError
+from core.limits import resource_message
 from core.store import RunStore
 
 __all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if debug:
             traceback.print_exc()
+        out_of_memory = resource_message(exc)
+        if out_of_memory:  # TensorFlow's ResourceExhaustedError: the fix is a smaller network
+            print(f"{parser.prog} {args.command}: {out_of_memory}", file=sys.stderr)
+            return EXIT_USAGE
         print(
             f"{parser.prog} {args.command}: unexpected error ({type(exc).__name__}: {exc}). Stored runs are "
             "untouched; rerun with --debug for the traceback.",

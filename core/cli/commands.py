@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from core.architecture import layer_table
+from core.architecture import ArchitectureError, check_cost, layer_table, require_buildable
 from core.cli.batch import cmd_jobs, make_worker, train_all
 from core.cli.explain import cmd_explain
 from core.cli.output import number, print_table, progress_printer, run_payload
@@ -26,13 +26,19 @@ from core.experiment import resolve, run_experiment
 from core.lab import lab_variants
 from core.lab_results import lab_rows, lab_summary
 from core.precision import run_precision
-from core.store import RunRecord, RunStore
+from core.store import RunStore
+from core.weights import WeightsError, weight_kind, weights_status
 
 
 def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
-    table = layer_table(model_config(args))
+    """The layer table; a network larger than the limits is printed, then refused (one line, exit 2)."""
+    cfg = model_config(args)
+    table = layer_table(cfg)
+    too_big = check_cost(cfg)
     if args.json:
-        print(json.dumps(table.to_dict()))
+        print(json.dumps({**table.to_dict(), "refused": [p.message for p in too_big]}))
+        if too_big:
+            raise ArchitectureError(too_big)
         return 0
     rows = [
         {"name": r.name, "type": r.type, "shape": str(r.output_shape), "params": f"{r.params:,}", "formula": r.formula}
@@ -42,11 +48,18 @@ def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
                        ("formula", "How")])  # fmt: skip
     print(f"Total params: {table.total_params:,}  Trainable: {table.trainable_params:,}  "
           f"Non-trainable: {table.non_trainable_params:,}")  # fmt: skip
+    if too_big:
+        raise ArchitectureError(too_big)
     return 0
 
 
 def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     model_cfg, train_cfg = model_config(args), train_config(args)
+    require_buildable(model_cfg, batch_size=train_cfg.batch_size)  # before the data is read
+    if model_cfg.model == "vgg16" and weight_kind(model_cfg.weights) == "file":
+        status = weights_status(model_cfg.weights)  # a file of the wrong kind: the dashboard's words, at once
+        if not status.ok:
+            raise WeightsError(status.message)
     progress = None if args.json else progress_printer(sys.stderr)
     rec = run_experiment(args.data, model_cfg, train_cfg, store=store, use_cache=not args.no_cache, progress=progress)
     if args.json:

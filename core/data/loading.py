@@ -39,7 +39,8 @@ from core.data.images import (
     decode_image,
     zero_size_hint,
 )
-from core.data.sources import Item, has_image_ext, is_ignored, layout, scan_folder, scan_zip
+from core.data.sources import Item, LyingEntry, has_image_ext, is_ignored, layout, scan_folder, scan_zip
+from core.limits import data_roots, inside, refusal, serving, uploads_dir
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 # The bundled datasets in course order; other folders follow alphabetically.
@@ -85,6 +86,8 @@ def _decode_items(by_class, names, image_size, channels, out: np.ndarray):
                     reason = zero_size_hint(_head(item)) or str(e)
                 except zipfile.BadZipFile as e:
                     reason = f"damaged inside the zip ({e})"
+                except LyingEntry as e:
+                    reason = str(e)
                 except (OSError, NotImplementedError, RuntimeError) as e:
                     reason = f"could not be read ({e})"
             skipped.append(SkippedFile(item.rel, reason))
@@ -176,6 +179,13 @@ def _bundled_names() -> list[str]:
     return sorted(names, key=lambda n: (BUNDLED_ORDER.index(n) if n in BUNDLED_ORDER else len(BUNDLED_ORDER), n))
 
 
+def _allowed_roots() -> tuple[Path, ...] | None:
+    """Where a dashboard process may read data (None: anywhere, as for the CLI); see :mod:`core.limits`."""
+    if not serving():
+        return None
+    return (*data_roots(), Path(SAMPLE_DATA_DIR).resolve(), uploads_dir())
+
+
 def _on_disk(cache_dir, source_key: tuple, what_was_read, build: Callable[..., Dataset]) -> Callable[[], Dataset]:
     """``build()`` in memory without a cache folder; else the decoded images from the cache, or decoded into it."""
     if cache_dir is None:
@@ -232,6 +242,9 @@ def load_dataset(
         path, label = bundled.resolve(), name
     else:
         path = Path(text).expanduser()
+        allowed = _allowed_roots()
+        if allowed is not None and text and not inside(path, allowed):
+            raise refusal(text)  # before looking: a refused path's existence is not told either
         if not text or not path.exists():
             names = _bundled_names()
             have = (
@@ -247,11 +260,12 @@ def load_dataset(
         label = str(path)
 
     if path.is_dir():
-        items, dirs, problems, sig = scan_folder(path)
-        key = ("dir", str(path), label, image_size, channels, sig)
+        roots = _allowed_roots()
+        items, dirs, problems, sig = scan_folder(path, roots)
+        key = ("dir", str(path), label, image_size, channels, sig, roots)
         where = f"The folder '{label}'"
         build = partial(_build, items, dirs, problems, where, "dir", label, image_size, channels)
-        return _cached(key, _on_disk(cache_dir, key[:5], sig, build), use_cache)
+        return _cached(key, _on_disk(cache_dir, key[:5], key[5:], build), use_cache)  # what was read: files, roots
 
     if not zipfile.is_zipfile(path):
         if path.suffix.lower() == ".zip":

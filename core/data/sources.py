@@ -26,11 +26,17 @@ from typing import BinaryIO
 from core.data.dataset import SkippedFile
 from core.data.errors import DataError
 from core.data.images import IMAGE_EXTENSIONS
+from core.limits import bytes_text as _bytes_text
+from core.limits import inside
 
 # Limits on what a source may hold (read at call time, so tests can lower them).
 MAX_ZIP_BYTES = 1 << 30  # total uncompressed size of a zip
 MAX_MEMBER_BYTES = 256 << 20  # one file inside a zip
 MAX_FILES = 50_000  # files and folders in a zip or a dataset folder
+CHUNK = 1 << 20  # a zip entry is read this many bytes at a time, never past its declared size
+
+
+LINK_OUT = "a link to a place outside the folders this server shares (CNNLAB_DATA_ROOTS); not read"
 
 
 @dataclass
@@ -66,8 +72,14 @@ def _too_many(where: str) -> DataError:
     )
 
 
-def scan_folder(root: Path) -> tuple[list[Item], list[str], list[SkippedFile], str]:
-    """All files and folders under root (following links, once), and a signature of them."""
+def scan_folder(
+    root: Path, roots: tuple[Path, ...] | None = None
+) -> tuple[list[Item], list[str], list[SkippedFile], str]:
+    """All files and folders under root (following links, once), and a signature of them.
+
+    With ``roots`` (the dashboard's allowed folders), a link that resolves
+    outside all of them is listed as skipped and not followed.
+    """
     items: list[Item] = []
     dirs: list[str] = []
     problems: list[SkippedFile] = []
@@ -93,6 +105,9 @@ def scan_folder(root: Path) -> tuple[list[Item], list[str], list[SkippedFile], s
             r = f"{rel}/{e.name}" if rel else e.name
             if len(items) + len(dirs) >= MAX_FILES:
                 raise _too_many(f"The folder '{root}'")
+            if roots is not None and e.is_symlink() and not inside(e.path, roots):
+                problems.append(SkippedFile(r, LINK_OUT))
+                continue
             try:
                 st = e.stat()  # follows links
             except OSError:
@@ -127,6 +142,7 @@ def scan_zip(zf: zipfile.ZipFile, label: str) -> tuple[list[Item], list[str]]:
         )
     items: list[Item] = []
     dirs: set[str] = set()
+    budget = _Budget(label)
     for info in infos:
         name = info.filename.replace("\\", "/")
         while name.startswith("./"):
@@ -150,15 +166,55 @@ def scan_zip(zf: zipfile.ZipFile, label: str) -> tuple[list[Item], list[str]]:
             why = f"too large ({_bytes_text(info.file_size)}; the limit is {_bytes_text(MAX_MEMBER_BYTES)})"
             items.append(Item(rel, info.file_size, problem=why))
         else:
-            items.append(Item(rel, info.file_size, opener=lambda i=info: io.BytesIO(zf.read(i))))
+            items.append(Item(rel, info.file_size, opener=lambda i=info: read_member(zf, i, budget)))
     return items, sorted(dirs)
 
 
-def _bytes_text(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
+class _Budget:
+    """The bytes read from one zip so far, checked against :data:`MAX_ZIP_BYTES` as they arrive."""
+
+    def __init__(self, label: str):
+        self.label, self.used, self.done = label, 0, set()
+
+    def take(self, name: str, n: int) -> None:
+        if name in self.done:  # read again (e.g. for a better message): counted once
+            return
+        self.used += n
+        if self.used > MAX_ZIP_BYTES:
+            raise DataError(
+                f"The zip '{self.label}' unpacks to more than the {_bytes_text(MAX_ZIP_BYTES)} this app reads. "
+                "Use fewer or smaller images (64 x 64 pixel PNGs are plenty for this course)."
+            )
+
+
+class LyingEntry(OSError):
+    """A zip entry whose contents do not match its header (more bytes than declared, or another CRC)."""
+
+
+LIE = "its contents do not match the zip's header (a damaged or tampered entry, e.g. larger than it says); not read"
+
+
+def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget) -> io.BytesIO:
+    """One entry's bytes, read in chunks and never past its declared size (+1 byte, to notice a lie).
+
+    A zip's headers are only a claim: an entry that says 1,000 bytes may unpack
+    to gigabytes. Reading stops as soon as it passes the declared size, so
+    memory stays bounded by the limits the headers were checked against.
+    """
+    declared = info.file_size
+    out = io.BytesIO()
+    try:
+        with zf.open(info) as fh:
+            while chunk := fh.read(min(CHUNK, declared + 1 - out.tell())):
+                budget.take(info.filename, len(chunk))
+                out.write(chunk)
+                if out.tell() > declared:
+                    raise LyingEntry(LIE)
+    except zipfile.BadZipFile as e:  # Python stops at the declared size, then the CRC does not match
+        raise LyingEntry(f"{LIE} ({e})") from None
+    budget.done.add(info.filename)
+    out.seek(0)
+    return out
 
 
 def _read_classes_txt(item: Item) -> list[str]:

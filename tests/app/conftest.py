@@ -9,6 +9,7 @@ to the page under test, as a browser would.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,17 @@ def _root_conftest(config):
         if Path(path).resolve() == ROOT / "tests" / "conftest.py":
             return plugin
     raise RuntimeError("tests/conftest.py is not loaded")
+
+
+@pytest.fixture(autouse=True)
+def _classroom_server(tmp_path_factory, monkeypatch):
+    """As a teacher would start the app for these tests: pytest's temporary folders are the shared data
+    folder (CNNLAB_DATA_ROOTS). app.py marks the process as serving (core.limits); that ends with the test,
+    so the engine's own tests read any path, as the CLI does."""
+    monkeypatch.setenv("CNNLAB_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
+    monkeypatch.delenv("CNNLAB_SERVING", raising=False)
+    yield
+    os.environ.pop("CNNLAB_SERVING", None)
 
 
 @pytest.fixture(scope="session")

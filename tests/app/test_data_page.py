@@ -87,7 +87,7 @@ def test_a_bad_upload_is_explained_not_raised(open_page, data_dir):
     assert at.session_state["dataset"] == str(data_dir)
 
 
-def test_a_server_folder_can_be_used_and_the_operator_can_turn_that_off(open_page, data_dir, tmp_path, monkeypatch):
+def test_a_server_folder_can_be_used_only_when_the_teacher_names_the_roots(open_page, data_dir, tmp_path, monkeypatch):
     other = tmp_path / "other"
     shutil.copytree(data_dir, other)
     at = open_page("pages/data.py", dataset=str(data_dir))
@@ -100,8 +100,8 @@ def test_a_server_folder_can_be_used_and_the_operator_can_turn_that_off(open_pag
     assert not at.exception
     assert at.session_state["dataset"] == str(other.resolve())
 
-    monkeypatch.setenv("CNNLAB_ALLOW_SERVER_PATHS", "0")
-    at = open_page("pages/data.py", dataset=str(data_dir))
+    monkeypatch.delenv("CNNLAB_DATA_ROOTS")  # the default: no folders on the server
+    at = open_page("pages/data.py")
     assert at.segmented_control(key="data.kind").options == ["Sample data", "Upload a zip"]
 
 

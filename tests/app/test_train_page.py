@@ -92,12 +92,12 @@ def test_a_reloaded_page_finds_the_running_job_and_stop_keeps_what_was_learned(o
     assert not [b for b in reloaded.button if b.key == "train.start"]  # one training per session at a time
 
     # Another session (or a reload that lost the URL) is shown the server's job, and may start its own,
-    # but not stop this one: only its owner may.
+    # but not stop this one: a student stops only their own training.
     other = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY)
     assert other.session_state[WATCHING] == job.id and other.get("progress")
     assert other.button(key="train.start").label == "Train"
     assert not [b for b in other.button if b.key == "train.stop"]
-    assert "Only the tab that started this training can stop it." in texts(other)
+    assert "only they (or the teacher) can stop it" in texts(other)
     reloaded.button(key="train.stop").click().run()
     wait_for(lambda: not job.active)
     reloaded.run()

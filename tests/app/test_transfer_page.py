@@ -56,11 +56,11 @@ def test_sliders_move_and_the_parameters_follow(open_page):
     assert metrics(at)["Frozen (the VGG16 base)"] == "14,714,688"
 
 
-def test_a_missing_imagenet_file_or_dataset_is_an_error_message(open_page):
-    at = open_page(PAGE, dataset="/no/such/folder")
+def test_a_missing_imagenet_file_or_dataset_is_an_error_message(open_page, tmp_path):
+    at = open_page(PAGE, dataset=str(tmp_path / "no_such_folder"))
     at.button(key="transfer.start").click().run()
     assert not at.exception
-    assert "No dataset at '/no/such/folder'" in "\n".join(e.value for e in at.error)
+    assert f"No dataset at '{tmp_path / 'no_such_folder'}'" in "\n".join(e.value for e in at.error)
     assert "transfer.jobs" not in at.session_state
 
 
