@@ -26,7 +26,8 @@ from core.inside.pictures import colorize, grid_picture, overlay, tile
 from core.store import RunStore
 
 CNN = ModelConfig(input_size=16, blocks=2, filters=8, dense_units=16, dropout=0.0)
-TRAIN = TrainConfig(epochs=12, batch_size=8, learning_rate=3e-3, seed=1)
+# float32: the stored probabilities are compared with the flat copy's to 1e-5 (a bfloat16 run: see below)
+TRAIN = TrainConfig(epochs=12, batch_size=8, learning_rate=3e-3, seed=1, precision="float32")
 
 
 @pytest.fixture(scope="module")
@@ -382,3 +383,17 @@ def test_pictures_tile_channels_on_one_colour_scale():
     image = np.zeros((8, 8, 3), np.uint8)
     hot = overlay(image, np.ones((8, 8)))
     assert hot.shape == (8, 8, 3) and hot.mean() > overlay(image, np.zeros((8, 8))).mean()
+
+
+def test_a_bfloat16_run_is_opened_in_float32(home):
+    store, data = home
+    rec = run_experiment(data, CNN, TrainConfig(epochs=2, batch_size=8, seed=3, precision="bfloat16"), store=store)
+    assert rec.extra["precision"] == "bfloat16"
+    net = open_run(store, rec.run_id)
+    arrays = store.load_arrays(rec.run_id)
+    probs = net.probabilities(arrays["test_images"])
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs, arrays["probs"], atol=0.05)  # bfloat16 rounding, not a different network
+    image = arrays["test_images"][0]
+    unit = work_convolution(net, image, "block1_conv", 3, 4, 0)
+    assert unit.model_value == pytest.approx(unit.value, abs=1e-4)

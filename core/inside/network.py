@@ -115,7 +115,14 @@ def _leaves(model: Any) -> list[Any]:
 
 
 def _flat_copy(model: Any) -> tuple[Any, list[Any]]:
-    """A new functional model: the same layers (copies, weights copied), unnested, ending in logits."""
+    """A new functional model: the same layers (copies, weights copied), unnested, ending in logits.
+
+    The copy always computes in float32, whatever precision the run trained in
+    (a bfloat16 run's weights are float32 anyway): a worked convolution in
+    NumPy then equals the network's value to float tolerance, and gradients
+    for Grad-CAM are not rounded to bfloat16's 8 bits. For such a run the
+    probabilities shown can differ from the stored ones in the second digit.
+    """
     import keras
 
     leaves = _leaves(model)
@@ -125,6 +132,8 @@ def _flat_copy(model: Any) -> tuple[Any, list[Any]]:
         config = layer.get_config()
         if i == len(leaves) - 1 and config.get("activation") == "softmax":
             config["activation"] = "linear"
+        if "dtype" in config:
+            config["dtype"] = "float32"
         copy = type(layer).from_config(config)
         h = copy(h)
         copy.set_weights(layer.get_weights())
