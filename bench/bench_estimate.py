@@ -90,8 +90,8 @@ def main() -> None:
                 err = est.seconds / actual - 1
                 rows.append(err)
                 print(f"{p:8s} {name:52s} {len(ds):5d} images x {t.epochs} epochs: estimate {est.seconds:6.1f} s, "
-                      f"actual {actual:6.1f} s, error {100 * err:+5.0f}% (others {others:.2f} cores: x{est.load_factor:.2f}; "
-                      f"load {load:.2f})", flush=True)  # fmt: skip
+                      f"actual {actual:6.1f} s, error {100 * err:+5.0f}% "
+                      f"(others {others:.2f} cores: x{est.load_factor:.2f}; load {load:.2f})", flush=True)  # fmt: skip
     inside = sum(abs(e) <= 0.35 for e in rows)
     print(f"{inside} of {len(rows)} within +-35%; mean |error| {100 * np.mean(np.abs(rows)):.0f}%; "
           f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())} (machine shared)")
