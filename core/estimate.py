@@ -52,6 +52,7 @@ import numpy as np
 
 from core.architecture import VGG16_BLOCKS, layer_table
 from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.cpuload import cpu_times, load_factor, others_between, others_busy
 from core.data import Dataset, prepare_data
 from core.precision import cpu_flags, run_precision
 from core.store import RunStore, default_home
@@ -160,50 +161,6 @@ def load_calibration(home: str | Path, precision: str) -> Calibration | None:
         return None
 
 
-def _cpu_times() -> tuple[float, float, float]:
-    """(wall clock, seconds of CPU busy on all cores, this process's CPU seconds) now; busy is 0 without /proc."""
-    busy = 0.0
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        pass
-    return time.perf_counter(), busy, time.process_time()
-
-
-def _others(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
-    """Cores other processes kept busy between two :func:`_cpu_times`."""
-    wall = after[0] - before[0]
-    if wall <= 0 or not after[1]:
-        return 0.0
-    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall)
-
-
-_sample: dict[str, float] = {}
-_SAMPLE_SECONDS, _SAMPLE_TTL = 0.25, 5.0
-
-
-def others_busy() -> float:
-    """Cores other processes keep busy now (a 0.25 s sample, reused for 5 s): they slow a training down."""
-    now = time.monotonic()
-    if now - _sample.get("at", -1e9) > _SAMPLE_TTL:
-        before = _cpu_times()
-        time.sleep(_SAMPLE_SECONDS)
-        _sample.update(at=now, cores=_others(before, _cpu_times()))
-    return _sample["cores"]
-
-
-def load_factor(others_now: float, others_then: float, cores: int | None = None) -> float:
-    """How much slower a training that wants every core runs now than it did when calibrated.
-
-    With ``x`` cores busy elsewhere, a training that keeps all ``n`` cores busy gets about
-    ``n / (n + x)`` of them, so its time scales with ``(n + x)``.
-    """
-    n = cores or os.cpu_count() or 1
-    return (n + max(0.0, others_now)) / (n + max(0.0, others_then))
-
-
 def _random_dataset(cfg: ModelConfig, n: int, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, *cfg.input_shape()), dtype=np.uint8)
@@ -234,7 +191,7 @@ def calibrate(home: str | Path, precision: str = "float32", rounds: int | None =
     of other work on a shared machine moves them all alike instead of one of them.
     """
     t0 = time.perf_counter()
-    cpu0 = _cpu_times()
+    cpu0 = cpu_times()
     with_bn = _BIG.replace(batchnorm=True)
     big, small = layer_table(_BIG).total_macs, layer_table(_SMALL).total_macs
     _timed(_SMALL, AugmentConfig(), precision)  # warm-up: the process's first training pays TensorFlow's set-up
@@ -265,7 +222,7 @@ def calibrate(home: str | Path, precision: str = "float32", rounds: int | None =
         seconds_per_bn_value=bn,
         augment_seconds_per_pixel=aug,
         start_seconds=max(min(starts), 0.0),  # the fixed cost every training pays (bigger ones trace longer)
-        others_cores=_others(cpu0, _cpu_times()),
+        others_cores=others_between(cpu0, cpu_times()),
         baseline_bytes=int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         machine=machine_identity(precision),
         measured=time.time(),
