@@ -9,7 +9,9 @@ each configuration (small to large, with and without augmentation, both
 precisions) prints the estimate (:func:`core.estimate.estimate`) and the wall
 time of ``core.train.train_model`` on the thin sections (loaded at the
 configuration's input size; repeated k times for the larger sets), and the
-error. Target (issue 14): every configuration within +-35%.
+error. The estimate scales by what other processes keep busy just before each
+run, against what they kept busy while it calibrated (a shared machine).
+Target (issue 14): every configuration within +-35%.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from machine import cpu_flags  # noqa: E402
 
 from core.config import AugmentConfig, ModelConfig, TrainConfig  # noqa: E402
 from core.data import Dataset, load_dataset, prepare_data  # noqa: E402
-from core.estimate import calibrate, estimate  # noqa: E402
+from core.estimate import calibrate, estimate, others_busy  # noqa: E402
 from core.precision import resolve_precision  # noqa: E402
 from core.train import train_model  # noqa: E402
 
@@ -71,13 +73,15 @@ def main() -> None:
             print(f"calibration {p}: {c.seconds:.1f} s; {c.macs_per_second / 1e9:.1f} G multiply-adds/s, "
                   f"{1000 * c.seconds_per_image:.3f} ms per image, "
                   f"augmentation {1e9 * c.augment_seconds_per_pixel:.2f} ns per pixel, "
-                  f"start {c.start_seconds:.2f} s; load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+                  f"start {c.start_seconds:.2f} s; other processes kept {c.others_cores:.2f} cores busy; "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
         for p in precisions:
             for name, m, t, k in CONFIGS:
                 t = t.replace(precision=p)
                 ds = copies(load_dataset(args.data, image_size=m.input_size, channels=m.channels), k)
                 m = m.replace(num_classes=len(ds.class_names))
-                est = estimate(m, t, len(ds), calibration=cals[p])
+                others = others_busy()
+                est = estimate(m, t, len(ds), calibration=cals[p], others=others)
                 data = prepare_data(ds, seed=t.seed)
                 load = os.getloadavg()[0]
                 t0 = time.perf_counter()
@@ -86,7 +90,8 @@ def main() -> None:
                 err = est.seconds / actual - 1
                 rows.append(err)
                 print(f"{p:8s} {name:52s} {len(ds):5d} images x {t.epochs} epochs: estimate {est.seconds:6.1f} s, "
-                      f"actual {actual:6.1f} s, error {100 * err:+5.0f}% (load {load:.2f})", flush=True)  # fmt: skip
+                      f"actual {actual:6.1f} s, error {100 * err:+5.0f}% "
+                      f"(others {others:.2f} cores: x{est.load_factor:.2f}; load {load:.2f})", flush=True)  # fmt: skip
     inside = sum(abs(e) <= 0.35 for e in rows)
     print(f"{inside} of {len(rows)} within +-35%; mean |error| {100 * np.mean(np.abs(rows)):.0f}%; "
           f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())} (machine shared)")

@@ -7,20 +7,30 @@ a validation image one. What a multiply-add costs, and what every image costs
 besides (reading, scaling, the step's fixed work), differs per machine,
 precision and library version, so it is measured once: :func:`calibrate`
 trains two networks of very different sizes for a few seconds on random
-images, with and without augmentation (after a warm-up training: a process's
-first training pays TensorFlow's set-up once), and solves for
+images, with and without augmentation and batch normalisation (after a
+warm-up training: a process's first training pays TensorFlow's set-up once),
+interleaved over two rounds, and solves for
 
-    seconds per epoch = (3 x train + val images) x MACs / rate + (train + val images) x per_image
+    seconds per epoch = (3 x train + val images) x (MACs / rate + batchnorm values x per_bn_value)
+                        + (train + val images) x per_image
                         + train images x pixels x augment_per_pixel (when augmenting)
 
-plus a fixed start (building the model, tracing the first epoch). The result
+plus a fixed start (building the model, tracing the first epoch). Batch
+normalisation gets its own price: it does one multiply-add per value but moves
+every value through memory several times (a 128 px network took 2-3x as long
+with it, bench/RESULTS.md); it is priced from the course network trained with
+and without it. The result
 is stored under ``CNNLAB_HOME/calibration/`` in a file named by the CPU (model
 and flags), the core count, the precision and the TensorFlow and Keras
 versions, so a new CPU or a library upgrade measures again.
 
 :func:`estimate` then prices a configuration: seconds and peak memory, and,
-with the trainings queued before it, when it will be done. It does not train
-and does not import TensorFlow unless it has to calibrate.
+with the trainings queued before it, when it will be done. Other work on a
+shared machine slows training down: the calibration records how many cores
+other processes kept busy while it measured, an estimate samples that again
+(:func:`others_busy`, from /proc/stat less this process's own CPU time) and
+scales the time by :func:`load_factor`. It does not train and does not
+import TensorFlow unless it has to calibrate.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ import numpy as np
 
 from core.architecture import VGG16_BLOCKS, layer_table
 from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.cpuload import cpu_times, load_factor, others_between, others_busy
 from core.data import Dataset, prepare_data
 from core.precision import cpu_flags, run_precision
 from core.store import RunStore, default_home
@@ -50,9 +61,8 @@ from core.train import train_model
 CALIBRATION_VERSION = 2
 # The calibration runs: (model, images, epochs, augment). A large and a small network separate the cost of a
 # multiply-add from the cost of an image; the augmented run prices augmentation per pixel.
-_BIG = ModelConfig()  # many multiply-adds per output value
-_SMALL = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)  # little of either
-_WIDE = ModelConfig(input_size=96, blocks=2, filters=8, batchnorm=True, dense_units=16)  # many values, few MACs
+_BIG = ModelConfig()
+_SMALL = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)
 _IMAGES, _EPOCHS, _ROUNDS = 400, 3, 2
 
 
@@ -63,10 +73,11 @@ class Calibration:
     key: str
     precision: str
     macs_per_second: float  # effective multiply-adds per second in training steps
-    seconds_per_image: float  # what an image costs besides its multiply-adds and values
-    seconds_per_value: float  # what a layer's output value costs (memory traffic), per image pass
+    seconds_per_image: float  # what an image costs besides its multiply-adds
+    seconds_per_bn_value: float  # what a BatchNormalization output value costs, per image pass
     augment_seconds_per_pixel: float
     start_seconds: float  # building, compiling and the first epoch's tracing
+    others_cores: float  # cores other processes kept busy while it measured (/proc/stat less this process)
     baseline_bytes: int  # peak resident memory of the process after the calibration runs
     machine: dict[str, Any]
     measured: float  # time.time()
@@ -96,6 +107,7 @@ class Estimate:
     n_train: int
     n_val: int
     calibrated: bool  # False: no calibration for this machine yet (use calibrate())
+    load_factor: float = 1.0  # how much slower other processes make it now than during the calibration
 
     @property
     def finish_seconds(self) -> float:
@@ -167,41 +179,24 @@ def _timed(cfg: ModelConfig, augment: AugmentConfig, precision: str) -> tuple[fl
     return total - sum(later) - float(np.median(later)), later, len(data.x_train), len(data.x_val)
 
 
-def output_values(cfg: ModelConfig) -> int:
-    """Values every layer outputs for one image (the input's pixels included): the memory-bound work."""
-    table = layer_table(cfg)
-    return math.prod(cfg.input_shape()) + sum(math.prod(r.output_shape) for row in table.rows
-                                              for r in (row.children or (row,)))  # fmt: skip
-
-
-def _nonnegative_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The least-squares ``x >= 0`` of ``a x = b``, trying every set of free unknowns (3: eight solves)."""
-    n = a.shape[1]
-    best, best_err = np.zeros(n), float(np.sum(b**2))
-    for mask in range(1, 2**n):
-        cols = [i for i in range(n) if mask >> i & 1]
-        x_part = np.linalg.lstsq(a[:, cols], b, rcond=None)[0]
-        if (x_part < 0).any():
-            continue
-        x = np.zeros(n)
-        x[cols] = x_part
-        err = float(np.sum((a @ x - b) ** 2))
-        if err < best_err:
-            best, best_err = x, err
-    return best
+def batchnorm_values(cfg: ModelConfig) -> int:
+    """Values the BatchNormalization layers output for one image."""
+    return sum(math.prod(r.output_shape) for r in layer_table(cfg).rows if r.type == "BatchNormalization")
 
 
 def calibrate(home: str | Path, precision: str = "float32", rounds: int | None = None) -> Calibration:
-    """Measure this machine's training speed in ``precision`` (about 30 s on 2 cores) and store it under ``home``.
+    """Measure this machine's training speed in ``precision`` (about 40 s on 2 cores) and store it under ``home``.
 
-    The three measurements are interleaved over ``rounds`` and their median epochs kept, so a burst of
-    other work on a shared machine moves them all alike instead of one of them.
+    The measurements are interleaved over ``rounds`` (default 2) and their median epochs kept, so a burst
+    of other work on a shared machine moves them all alike instead of one of them.
     """
     t0 = time.perf_counter()
+    cpu0 = cpu_times()
+    with_bn = _BIG.replace(batchnorm=True)
+    big, small = layer_table(_BIG).total_macs, layer_table(_SMALL).total_macs
     _timed(_SMALL, AugmentConfig(), precision)  # warm-up: the process's first training pays TensorFlow's set-up
-    nets = {"big": _BIG, "small": _SMALL, "wide": _WIDE}
-    runs = {k: (cfg, AugmentConfig()) for k, cfg in nets.items()}
-    runs["aug"] = (_BIG, AugmentConfig.course())
+    runs = {"big": (_BIG, AugmentConfig()), "small": (_SMALL, AugmentConfig()), "aug": (_BIG, AugmentConfig.course()),
+            "bn": (with_bn, AugmentConfig())}
     epochs: dict[str, list[float]] = {k: [] for k in runs}
     starts: list[float] = []
     for _ in range(rounds or _ROUNDS):
@@ -209,21 +204,25 @@ def calibrate(home: str | Path, precision: str = "float32", rounds: int | None =
             start, later, nt, nv = _timed(cfg, aug, precision)
             epochs[name] += later
             starts.append(start)
-    med = {k: float(np.median(v)) for k, v in epochs.items()}
-    # e = (3 nt + nv) x (macs x c + values x v) + (nt + nv) x o for the three networks: solve for c, v, o >= 0.
+    e_big, e_small, e_aug, e_bn = (float(np.median(epochs[k])) for k in ("big", "small", "aug", "bn"))
+    # e = (3 nt + nv) * macs * c + (nt + nv) * o, for the two networks: solve for c (1/rate) and o.
     w = 3 * nt + nv
-    a = np.array([[w * layer_table(cfg).total_macs, w * output_values(cfg), nt + nv] for cfg in nets.values()])
-    c, v, o = _nonnegative_solve(a, np.array([med[k] for k in nets]))
+    a = np.array([[w * big, nt + nv], [w * small, nt + nv]], dtype=float)
+    c, o = np.linalg.solve(a, np.array([e_big, e_small]))
     c = max(c, 1e-13)
-    aug = max(med["aug"] - med["big"], 0.0) / (nt * math.prod(_BIG.input_shape()))
+    o = max(o, 0.0)
+    aug = max(e_aug - e_big, 0.0) / (nt * math.prod(_BIG.input_shape()))
+    # batch normalisation: its extra time, less its few extra multiply-adds, per value it outputs
+    bn = max(e_bn - e_big - w * (layer_table(with_bn).total_macs - big) * c, 0.0) / (w * batchnorm_values(with_bn))
     cal = Calibration(
         key=calibration_key(precision),
         precision=precision,
         macs_per_second=1.0 / c,
         seconds_per_image=o,
-        seconds_per_value=v,
+        seconds_per_bn_value=bn,
         augment_seconds_per_pixel=aug,
         start_seconds=max(min(starts), 0.0),  # the fixed cost every training pays (bigger ones trace longer)
+        others_cores=others_between(cpu0, cpu_times()),
         baseline_bytes=int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         machine=machine_identity(precision),
         measured=time.time(),
@@ -282,12 +281,11 @@ def _seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal:
     pixels = math.prod(model_cfg.input_shape())
     per_mac = 1.0 / cal.macs_per_second
     o = cal.seconds_per_image
-    values = output_values(model_cfg) if model_cfg.model == "cnn" else 0
     augment = train_cfg.augment.enabled
     aug = n_train * pixels * cal.augment_seconds_per_pixel if augment else 0.0
     if model_cfg.model == "cnn":
-        epoch = (3 * n_train + n_val) * (table.total_macs * per_mac + values * cal.seconds_per_value)
-        epoch += (n_train + n_val) * o + aug
+        per_image = table.total_macs * per_mac + batchnorm_values(model_cfg) * cal.seconds_per_bn_value
+        epoch = (3 * n_train + n_val) * per_image + (n_train + n_val) * o + aug
         return cal.start_seconds + train_cfg.epochs * epoch
     # VGG16: the frozen base runs forward only; without augmentation once per image (cached features)
     base = table.rows[0].macs
@@ -329,6 +327,7 @@ def estimate(
     home: str | Path | None = None,
     store: RunStore | None = None,
     calibration: Calibration | None = None,
+    others: float | None = None,
 ) -> Estimate:
     """The training time and peak memory of a run of these configs on ``n_images`` images.
 
@@ -338,6 +337,8 @@ def estimate(
         queued_before: trainings the worker runs first; their estimates are the wait.
         home, store: where calibrations are stored (``store.home`` or ``home``; else ``CNNLAB_HOME``).
         calibration: use this one instead of the stored one.
+        others: cores other processes keep busy now; None samples them (:func:`others_busy`). The
+            time is scaled from the calibration's conditions to these (:func:`load_factor`).
 
     Returns:
         An :class:`Estimate`. Without a calibration (``calibrated=False``) the
@@ -350,7 +351,9 @@ def estimate(
         calibration = load_calibration(home, precision)
     n_train, n_val = _split_sizes(n_images, train_cfg)
     seconds = wait = 0.0
+    factor = 1.0
     if calibration is not None:
+        factor = load_factor(others_busy() if others is None else others, calibration.others_cores)
         seconds = _seconds(model_cfg, train_cfg, n_images, calibration)
         for q in queued_before:
             qcal = calibration
@@ -358,8 +361,8 @@ def estimate(
                 qcal = load_calibration(home, run_precision(q.model_cfg, q.train_cfg)) or calibration
             wait += (1.0 - q.done) * _seconds(q.model_cfg, q.train_cfg, q.n_images, qcal)
     return Estimate(
-        seconds=seconds,
-        wait_seconds=wait,
+        seconds=seconds * factor,
+        wait_seconds=wait * factor,
         peak_bytes=_peak_bytes(model_cfg, train_cfg, n_images, calibration),
         precision=precision,
         macs_per_image=layer_table(model_cfg).total_macs,
@@ -367,6 +370,7 @@ def estimate(
         n_train=n_train,
         n_val=n_val,
         calibrated=calibration is not None,
+        load_factor=factor,
     )
 
 

@@ -35,8 +35,9 @@ FEATURES_KIND = "vgg16-features"  # run store cache: pooled base features, (N, 5
 BLOCK4_KIND = "vgg16-block4"  # block4_pool maps, (N, s/16, s/16, 512), for fast fine-tuning
 FEATURES_VERSION = 1  # bump when the extraction changes what it computes
 # Measured with bench/bench_transfer.py on the 2-core AVX2 CPU (CPU seconds for 256 images): batch sizes
-# 16-256 within ~15% of each other (16 and 32 lowest); XLA bought nothing; bfloat16 (no AVX-512 BF16 here)
-# bought nothing and changed features by ~1%. So: float32, no XLA, batch 32.
+# 16-256 within ~15% of each other (16 and 32 lowest); XLA bought nothing; bfloat16 (no AVX-512 BF16 there)
+# bought nothing and changed features by ~1%. So: no XLA, batch 32. On a CPU with AVX512_BF16 a base built
+# in bfloat16 (core.precision) extracts 3x faster with the head's accuracy unchanged (bench/RESULTS.md).
 EXTRACT_BATCH = 32
 EXTRACT_JIT = False
 BLOCK4_CACHE_LIMIT = 512 << 20  # bytes; larger block4 maps fine-tune on images instead
@@ -57,12 +58,15 @@ class BaseFeatures:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def features_key(fingerprint: str, input_size: int, identity: str, preprocessing: str) -> str:
-    """The feature cache's key: changes with the dataset, the input size, the weights and the preprocessing."""
-    blob = json.dumps(
-        {"v": FEATURES_VERSION, "data": fingerprint, "size": input_size, "weights": identity, "pre": preprocessing},
-        sort_keys=True,
-    )
+def features_key(
+    fingerprint: str, input_size: int, identity: str, preprocessing: str, precision: str = "float32"
+) -> str:
+    """The feature cache's key: changes with the dataset, the input size, the weights, the preprocessing and
+    the precision the base computed in (float32 left out, so features cached before keep their keys)."""
+    d = {"v": FEATURES_VERSION, "data": fingerprint, "size": input_size, "weights": identity, "pre": preprocessing}
+    if precision != "float32":
+        d["precision"] = precision
+    blob = json.dumps(d, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -108,8 +112,9 @@ def extract_features(
     def forward(x):
         y = extractor(x, training=False)
         last, maps = (y[0], y[1]) if block4 else (y, None)  # one output comes back as a tensor, not a list
-        pooled = tf.reduce_mean(last, axis=(1, 2))  # = the head's GlobalAveragePooling2D
-        return (pooled, maps) if block4 else (pooled,)
+        # float32 first, as the head's float32 GlobalAveragePooling2D takes a bfloat16 base's output
+        pooled = tf.reduce_mean(tf.cast(last, tf.float32), axis=(1, 2))
+        return (pooled, tf.cast(maps, tf.float32)) if block4 else (pooled,)
 
     n = len(images)
     pooled_out = np.empty((n, 512), np.float32)
@@ -173,7 +178,8 @@ def cached_features(
         A :class:`BaseFeatures`; ``cache_hit`` says whether nothing had to be computed.
     """
     n, size = len(images), int(base.input_shape[1])
-    key = features_key(fingerprint, size, info.identity, info.preprocessing)
+    precision = "bfloat16" if base.get_layer("block1_conv1").compute_dtype == "bfloat16" else "float32"
+    key = features_key(fingerprint, size, info.identity, info.preprocessing, precision)
     want_b4 = block4 and _block4_bytes(n, size) <= BLOCK4_CACHE_LIMIT
     pooled = maps = None
     if store is not None:

@@ -36,6 +36,7 @@ import numpy as np
 from core.config import ModelConfig, TrainConfig
 from core.features import cached_features, feature_source
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
+from core.precision import precision_policy, run_precision
 from core.vgg16 import FINE_TUNE_LAYERS, assemble_model, build_base, unfreeze_last_block
 from core.weights import preprocess_images
 
@@ -110,13 +111,15 @@ def train_transfer(
 
     start = time.perf_counter()
     set_seed(train_cfg.seed)
-    base, info = build_base(model_cfg.weights, model_cfg.input_size, seed=train_cfg.seed, store=store)
+    precision = run_precision(model_cfg, train_cfg)
+    with precision_policy(precision):  # the frozen base only: the head is built after, in float32
+        base, info = build_base(model_cfg.weights, model_cfg.input_size, seed=train_cfg.seed, store=store)
     model = assemble_model(base, model_cfg)
     n_ft = train_cfg.fine_tune_epochs
     planned = train_cfg.epochs + n_ft
     augment = train_cfg.augment.enabled
     extra: dict[str, Any] = {
-        "precision": "float32",  # core.precision.VGG16_BF16: the transfer model stays float32
+        "precision": precision,  # the base's arithmetic (core.precision); the head is float32
         "weights": model_cfg.weights,
         "weights_source": info.source,
         "weights_label": info.label,

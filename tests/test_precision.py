@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
+from tinydata import write_tiny_dataset
 
 from core.config import ConfigError, ModelConfig, TrainConfig, run_key
 from core.data import load_dataset, prepare_data
 from core.errors import UserError
 from core.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
 from core.train import train_model
+from core.weights import preprocess_images
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=3)
 
@@ -44,11 +46,32 @@ def test_bad_precision_is_refused():
         resolve_precision("half")
 
 
-def test_vgg16_stays_float32():
+def test_vgg16_follows_the_same_rule():
     vgg = ModelConfig(model="vgg16", weights="none")
-    assert run_precision(vgg, TrainConfig(precision="bfloat16"), {"avx512_bf16"}) == "float32"
+    assert run_precision(vgg, TrainConfig(precision="bfloat16"), {"avx2"}) == "bfloat16"
+    assert run_precision(vgg, TrainConfig(), {"avx512_bf16"}) == "bfloat16"
+    assert run_precision(vgg, TrainConfig(), {"avx2"}) == "float32"
     assert run_precision(ModelConfig(), TrainConfig(), {"avx512_bf16"}) == "bfloat16"
-    assert run_precision(ModelConfig(), TrainConfig(), {"avx2"}) == "float32"
+
+
+def test_a_bfloat16_vgg16_base_feeds_a_float32_head(tmp_path, store):
+    from core.features import FEATURES_KIND
+    from core.transfer import train_transfer
+
+    folder = write_tiny_dataset(tmp_path / "tiny", per_class=6, size=32)
+    data = prepare_data(load_dataset(folder, image_size=32), seed=0)
+    vgg = ModelConfig(model="vgg16", input_size=32, num_classes=3, dense_units=8, weights="none")
+    res = train_transfer(vgg, TrainConfig(epochs=1, batch_size=8, precision="bfloat16"), data, store=store)
+    assert res.extra["precision"] == "bfloat16"
+    base = res.model.get_layer("vgg16")
+    assert base.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert res.model.get_layer("dense").compute_dtype == "float32"
+    probs = res.model.predict(preprocess_images(data.x01("test"), "none"), verbose=0)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    f32 = train_transfer(vgg, TrainConfig(epochs=1, batch_size=8, precision="float32"), data, store=store)
+    assert f32.extra["precision"] == "float32" and f32.extra["features_key"] != res.extra["features_key"]
+    assert len(list((store.cache_dir / FEATURES_KIND).glob("*.npz"))) == 2  # one cache entry per precision
 
 
 def test_the_key_holds_the_precision_used_and_float32_keys_are_unchanged():

@@ -15,6 +15,7 @@ import core.transfer as T
 from core.config import WEIGHT_SOURCE_LABELS, AugmentConfig, ModelConfig, TrainConfig
 from core.data import load_dataset, prepare_data
 from core.features import FEATURES_KIND, cached_features
+from core.precision import precision_policy
 from core.vgg16 import build_base
 from core.weights import preprocess_images
 
@@ -82,7 +83,8 @@ def test_prepared_data_without_its_dataset_uses_its_own_arrays(data, store, coun
     assert count_extractions == [len(data.x_train) + len(data.x_val)]  # train + val only, then cached
     assert (a.extra["features_cache_hit"], b.extra["features_cache_hit"]) == (False, True)
     own = store.cache_get(FEATURES_KIND, a.extra["features_key"])["pooled"]
-    base, info = build_base("none", SIZE, seed=one.seed)
+    with precision_policy(a.extra["precision"]):  # the base as the run built it (bfloat16 where "auto" says so)
+        base, info = build_base("none", SIZE, seed=one.seed)
     via_dataset = cached_features(base, info, data.dataset.images, data.dataset.fingerprint, store=store).pooled
     order = np.concatenate([data.train_index, data.val_index])
     np.testing.assert_allclose(own, via_dataset[order], rtol=1e-4, atol=1e-5)  # the same numbers either way

@@ -27,6 +27,8 @@ The package, lowest module first (each imports only the ones above it):
 - :mod:`core.data.dataset`: :class:`Dataset`, :class:`SkippedFile`, the fingerprint,
   :func:`dataset_summary`.
 - :mod:`core.data.sources`: scanning a folder or a zip into class folders; the size limits.
+- :mod:`core.data.imagecache`: decoded images kept as memory-mapped uint8 ``.npy`` files in the
+  run store's cache (``load_dataset(cache_dir=...)``), so a source is decoded once.
 - :mod:`core.data.loading`: :func:`load_dataset`, :func:`load_zip_bytes`, the in-memory cache,
   :func:`bundled_datasets`, :data:`SAMPLE_DATA_DIR`.
 - :mod:`core.data.prepare`: :func:`prepare_data`, :class:`PreparedData`, :class:`PrepStep`,
@@ -53,7 +55,8 @@ from core.data.loading import (
     load_dataset,
     load_zip_bytes,
 )
-from core.data.prepare import ImageSplit, PreparedData, PrepStep, images_needed, prepare_data
+from core.data.prepare import PreparedData, PrepStep, images_needed, prepare_data
+from core.data.split import ImageSplit
 
 __all__ = [
     "SAMPLE_DATA_DIR",

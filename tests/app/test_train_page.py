@@ -208,7 +208,6 @@ def test_the_time_estimate_is_measured_once_then_shown_by_the_button(open_page, 
     # The real measurement, on tiny networks so it takes seconds here.
     monkeypatch.setattr(E, "_BIG", ModelConfig(input_size=16, blocks=2, filters=16))
     monkeypatch.setattr(E, "_SMALL", ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4))
-    monkeypatch.setattr(E, "_WIDE", ModelConfig(input_size=24, blocks=1, filters=4, batchnorm=True, dense_units=4))
     monkeypatch.setattr(E, "_IMAGES", 60)
     monkeypatch.setattr(E, "_EPOCHS", 2)
     monkeypatch.setattr(E, "_ROUNDS", 1)
