@@ -61,7 +61,7 @@ def images(home, cnn_run):
 def vgg_run(home):
     store, data = home
     cfg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
-    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16), store=store)
+    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16, precision="float32"), store=store)
 
 
 @pytest.fixture(scope="module")
