@@ -147,7 +147,27 @@ def _use_threads() -> int:
     return n
 
 
+NICENESS_ENV = "CNNLAB_TRAINING_NICE"
+
+
+def lower_priority() -> int:
+    """Let the server answer browsers first: a training runs at a lower CPU priority (``nice``, default 10).
+
+    On an idle machine a training gets the whole CPU all the same; when thirty
+    students move sliders while it runs, their page reruns are scheduled before
+    its batches. ``CNNLAB_TRAINING_NICE=0`` turns it off. Returns the niceness.
+    """
+    try:
+        wanted = int(os.environ.get(NICENESS_ENV, "10"))
+    except ValueError:
+        wanted = 10
+    if wanted <= 0 or not hasattr(os, "nice"):
+        return 0
+    return os.nice(min(wanted, 19))
+
+
 def main(fd: int) -> int:
+    lower_priority()
     conn = Connection(fd)
     lock = threading.Lock()
     stop = threading.Event()

@@ -37,3 +37,19 @@ def test_a_child_that_dies_at_once_is_a_failed_outcome_not_an_exception():
     out = run_child({"dataset": {}}, module="core.no_such_module", grace=1)
     assert out.state == "failed" and out.result is None and out.exitcode == 1
     assert "ended unexpectedly (exit code 1)" in out.error
+
+
+def test_a_training_child_runs_at_a_lower_priority_than_the_server(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    code = "import os; from core.child import lower_priority; print(lower_priority(), os.nice(0))"
+    env = {**os.environ, "CNNLAB_TRAINING_NICE": "7"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    base = os.nice(0)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(base + 7), str(base + 7)]
+    env["CNNLAB_TRAINING_NICE"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["0", str(base)]
