@@ -207,13 +207,38 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--json", action="store_true")
     add_batch_flags(lab)
 
-    cmp_ = sub.add_parser("compare", parents=[common], help="scratch CNN vs VGG16 transfer on the same split and seed")
+    cmp_ = sub.add_parser("compare", parents=[common],
+                          help="stored runs side by side (settings that differ, best-epoch metrics); "
+                               "--transfer: scratch CNN vs VGG16 transfer on the same split and seed")  # fmt: skip
+    cmp_.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs to compare (python -m core runs)")
+    cmp_.add_argument("--all-keys", action="store_true", help="every setting, not only the ones that differ")
+    cmp_.add_argument("--transfer", action="store_true",
+                      help="train (or fetch) the course CNN and the VGG16 transfer model on --data and compare them")
     cmp_.add_argument("--data", default="thin_sections")
     cmp_.add_argument("--weights", default="offline")
     cmp_.add_argument("--epochs", type=int, default=20)
     cmp_.add_argument("--seed", type=int, default=42)
     cmp_.add_argument("--json", action="store_true")
     add_batch_flags(cmp_)
+
+    rp = sub.add_parser("repeat", parents=[common], help="one configuration over k seeds: the spread of its scores")
+    rp.add_argument("--data", required=True, help="bundled name, a folder of class folders, or a .zip")
+    rp.add_argument("--seeds", type=int, default=5, help="how many seeds, 2-10 (default 5): --seed, --seed+1, ...")
+    _model_flags(rp, classes=False)
+    _train_flags(rp)
+    rp.add_argument("--json", action="store_true")
+    add_batch_flags(rp)
+
+    sw = sub.add_parser("sweep", parents=[common], help="one or two settings over a few values: a grid of scores")
+    sw.add_argument("--data", required=True, help="bundled name, a folder of class folders, or a .zip")
+    sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                    help="a setting (any ModelConfig/TrainConfig field, e.g. dropout, filters, lr) and its values; "
+                         "once or twice, at most 25 points")  # fmt: skip
+    sw.add_argument("--grid-file", default=None, metavar="FILE", help='a JSON grid instead: {"dropout": [0, 0.5]}')
+    _model_flags(sw, classes=False)
+    _train_flags(sw)
+    sw.add_argument("--json", action="store_true")
+    add_batch_flags(sw)
 
     j = sub.add_parser("jobs", parents=[common],
                        help="training jobs: queued, running and recent (any server on this store)")  # fmt: skip
