@@ -15,6 +15,7 @@ from typing import Any
 from core.architecture import ArchitectureError, check_cost, layer_table, require_buildable
 from core.cli.batch import cmd_jobs, make_worker, train_all
 from core.cli.explain import cmd_explain
+from core.cli.exporting import cmd_export
 from core.cli.output import number, print_table, progress_printer, run_payload
 from core.cli.parser import model_config, train_config
 from core.cli.study import cmd_compare_runs, cmd_repeat, cmd_sweep
@@ -270,4 +271,5 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "jobs": cmd_jobs,
     "explain": cmd_explain,
+    "export": cmd_export,
 }

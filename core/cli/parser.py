@@ -240,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--json", action="store_true")
     add_batch_flags(sw)
 
+    xp = sub.add_parser("export", parents=[common],
+                        help="a stored run as a standalone script, its model, CSVs or a self-contained HTML report")
+    xp.add_argument("run_id", metavar="RUN_ID", help="a stored run (python -m core runs lists them)")
+    xp.add_argument("--code", metavar="run.py", help="a script needing only TensorFlow, NumPy, scikit-learn and "
+                    "Pillow: python run.py FOLDER [--epochs N]")  # fmt: skip
+    xp.add_argument("--model", metavar="out.keras", help="the best epoch's model")
+    xp.add_argument("--history", metavar="h.csv", help="loss and accuracy per epoch")
+    xp.add_argument("--predictions", metavar="p.csv", help="the test set's predictions and probabilities")
+    xp.add_argument("--report", metavar="run.html", help="one HTML file that opens with no network")
+    xp.add_argument("--config", metavar="c.json", help="the run's settings (the dashboard can load them)")
+
     j = sub.add_parser("jobs", parents=[common],
                        help="training jobs: queued, running and recent (any server on this store)")  # fmt: skip
     j.add_argument("--limit", type=int, default=20, help="recent finished jobs to show (default 20)")
