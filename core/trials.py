@@ -109,6 +109,7 @@ def difference_sentence(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str 
 _MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}
 _TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "augment"}
 _AUG_FIELDS = {f.name: f for f in dataclasses.fields(AugmentConfig)}
+SWEEPABLE = tuple(sorted({*_MODEL_FIELDS, *_TRAIN_FIELDS, *_AUG_FIELDS} - {"filter_list"}))
 _ALIASES = {"lr": "learning_rate", "dense": "dense_units", "kernel": "kernel_size", "pool": "pool_size"}
 
 
@@ -122,8 +123,7 @@ def _where(name: str) -> tuple[str, str]:
     for sec, fields in (("model", _MODEL_FIELDS), ("train", _TRAIN_FIELDS), ("augment", _AUG_FIELDS)):
         if section in ("", sec) and field in fields and field != "filter_list":
             return sec, field
-    known = sorted({*_MODEL_FIELDS, *_TRAIN_FIELDS, *_AUG_FIELDS} - {"filter_list"})
-    raise ConfigError(f"Unknown setting {name!r} to sweep. Known settings: {', '.join(known)}.")
+    raise ConfigError(f"Unknown setting {name!r} to sweep. Known settings: {', '.join(SWEEPABLE)}.")
 
 
 def _value(section: str, field: str, text: Any) -> Any:
