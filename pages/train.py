@@ -29,8 +29,9 @@ from core.config import (
 )
 from core.estimate import estimate_text
 from core.labels import describe, network_text
+from core.share import TRAIN_PARAM, decode_train, encode_train
 from core.weights import weights_status
-from ui import charts, identity, jobs, resources, state
+from ui import charts, identity, jobs, resources, share, state
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
 from ui.feedback import errors_shown, flash, header, job_error, show_unexpected
 from ui.frame import run_page
@@ -54,6 +55,7 @@ def main() -> None:
         "you enough.",
     )
     flash()
+    share.follow_link(TRAIN_PARAM, decode_train, state.train_cfg(), lambda c: state.set_configs(train=c))
     m = resources.fit_classes(state.model_cfg(), state.dataset())
     base = state.train_cfg()
     _model_line(m)
@@ -71,6 +73,8 @@ def main() -> None:
             st.error(str(exc), icon=":material/error:")
     if cfg is not None:
         st.session_state[state.TRAIN_CFG] = cfg
+        share.write_link(TRAIN_PARAM, encode_train(cfg))
+    share.settings_file("share.train")
 
     st.header("Train the network", divider="gray")
     with errors_shown("talking to the trainer"):
