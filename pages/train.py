@@ -413,7 +413,7 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
                    "shows on the next change.")  # fmt: skip
     else:
         st.button("Estimate the time", key=K + "measure", icon=":material/timer:", on_click=jobs.measure_speed,
-                  args=(est.precision,), disabled=resources.worker().running() is not None,
+                  args=(est.precision,), disabled=bool(resources.worker().running()),
                   help="Measures this server's training speed once (about 30 s of training on random images, "
                   "best while nothing else trains). After that every training shows its time before it starts.",
                   )  # fmt: skip

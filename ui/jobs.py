@@ -195,10 +195,10 @@ def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfi
     w = resources.worker()
     running = w.running()
     ahead = []
-    for job in [j for j in (running,) if j] + w.queued():
+    for job in running + w.queued():  # running is a list (several trainings at once), not one job
         s = job.snapshot()
         n = len(resources.dataset(job.source, job.model_cfg.input_size, job.model_cfg.channels))
-        ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s["fraction"] if job is running else 0.0))
+        ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s["fraction"] if job in running else 0.0))
     n_images = len(resources.dataset(source, model_cfg.input_size, model_cfg.channels))
     return estimate(model_cfg, train_cfg, n_images, queued_before=ahead, store=resources.store()), len(ahead)
 
