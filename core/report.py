@@ -75,7 +75,8 @@ def _curve_figure(rec: RunRecord, key: str, title: str, best: int) -> dict[str, 
 def _confusion_figure(rec: RunRecord) -> dict[str, Any]:
     names = list(rec.test.get("class_names", []))
     z = rec.test.get("confusion_matrix", [])
-    data = [{"type": "heatmap", "z": z, "x": names, "y": names, "colorscale": "Blues", "texttemplate": "%{z}",
+    data = [{"type": "heatmap", "z": z, "x": names, "y": names, "colorscale": "Blues", "reversescale": True,
+             "texttemplate": "%{z}",
              "hovertemplate": "true %{y}, predicted %{x}: %{z}<extra></extra>"}]  # fmt: skip
     layout = {"title": {"text": "Confusion matrix (test set)"}, "xaxis": {"title": {"text": "predicted"}},
               "yaxis": {"title": {"text": "true"}, "autorange": "reversed"}}  # fmt: skip
