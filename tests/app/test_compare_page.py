@@ -81,3 +81,25 @@ def test_repeat_over_seeds_and_the_sentence(open_page, two_runs, private_worker)
     sentence = "\n".join(i.value for i in at.info)
     assert f"run {a.run_id}" in sentence or f"run {b.run_id}" in sentence
     assert "seeds" in sentence and ("may be luck" in sentence or "the settings make the difference" in sentence)
+
+
+def test_repeat_over_seeds_from_the_train_page(open_page, data_dir, private_worker):
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(epochs=1))
+    at.button(key="train.start").click().run()
+    job = private_worker.jobs()[-1]
+    private_worker.wait(job, timeout=300)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.number_input(key="train.seeds").set_value(2).run()
+    at.button(key="train.repeat").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Compare runs"
+    rec = job.result
+    ids = at.session_state["compare.repeats"][rec.run_id]
+    assert len(ids) == 2 and at.multiselect(key="compare.runs").value == [rec.run_id]
+    for job_id in ids:
+        private_worker.wait(private_worker.get(job_id), timeout=300)
+    at.switch_page("pages/compare.py").run()  # AppTest reruns the page it was switched to last; a browser stays
+    assert not at.exception and at.title[0].value == "Compare runs"
+    spread = at.dataframe[-1].value
+    assert list(spread["Seeds"]) == [2, 2] and "Repeat a second run too" in texts(at)
