@@ -29,12 +29,13 @@ def main() -> None:
                     state.PAGES["train"], "Go to the Train page", ":material/model_training:")  # fmt: skip
         return
     state.start_widgets(DEFAULTS)
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.multiselect("Datasets", sorted({r["source"] for r in runs}), key=K + "sources", format_func=source_name,
                    persist_state="session", placeholder="all datasets")  # fmt: skip
     c2.multiselect("Model kinds", sorted({r["model"] for r in runs}), key=K + "kinds", persist_state="session",
                    placeholder="all kinds")  # fmt: skip
-    shown = study.filter_runs(runs, st.session_state[K + "sources"], st.session_state[K + "kinds"])
+    since = c3.date_input("Trained since", value=None, key=K + "since", format="YYYY-MM-DD")
+    shown = study.filter_runs(runs, st.session_state[K + "sources"], st.session_state[K + "kinds"], since)
     labels = {r["run_id"]: f"{r['label']} · {source_name(r['source'])} · {r['run_id']}" for r in shown}
     if K + "runs" not in st.session_state:
         st.session_state[K + "runs"] = [r["run_id"] for r in shown[:2]]

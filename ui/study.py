@@ -3,6 +3,8 @@ and the files a run can be downloaded as (built once per run and cached)."""
 
 from __future__ import annotations
 
+import datetime
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,9 +18,13 @@ from core.trials import seed_configs, sweep_points
 from ui import jobs, resources
 
 
-def filter_runs(runs: Sequence[Mapping[str, Any]], sources: Sequence[str], kinds: Sequence[str]) -> list[dict]:
-    """The run summaries on the chosen datasets and model kinds (an empty choice keeps all)."""
-    return [dict(r) for r in runs if (not sources or r["source"] in sources) and (not kinds or r["model"] in kinds)]
+def filter_runs(runs: Sequence[Mapping[str, Any]], sources: Sequence[str], kinds: Sequence[str],
+                since: datetime.date | None = None) -> list[dict]:  # fmt: skip
+    """The run summaries on the chosen datasets and model kinds, trained on or after ``since`` (local time);
+    an empty choice keeps all."""
+    start = time.mktime(since.timetuple()) if since is not None else None
+    return [dict(r) for r in runs if (not sources or r["source"] in sources) and (not kinds or r["model"] in kinds)
+            and (start is None or r["created"] >= start)]  # fmt: skip
 
 
 def records(run_ids: Sequence[str]) -> list[RunRecord]:

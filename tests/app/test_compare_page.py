@@ -1,9 +1,14 @@
 """The Compare page (AppTest): runs picked and filtered, differences only, best-epoch numbers, overlaid
 curves with each best epoch, repeats over seeds through the worker and the seed-spread sentence."""
 
+import datetime
+import time
+
 import numpy as np
 import pytest
 from apphelpers import FAST, TINY, chart_specs, texts
+
+from ui.study import filter_runs
 
 PAGE = "pages/compare.py"
 
@@ -49,13 +54,16 @@ def test_two_runs_side_by_side(open_page, two_runs):
 
 
 def test_the_filters_keep_the_chosen_datasets_and_kinds():
-    from ui.study import filter_runs
-
-    runs = [{"run_id": "a", "source": "x", "model": "cnn"}, {"run_id": "b", "source": "y", "model": "vgg16"},
-            {"run_id": "c", "source": "y", "model": "cnn"}]  # fmt: skip
+    old, new = time.mktime((2025, 1, 1, 12, 0, 0, 0, 0, -1)), time.mktime((2026, 6, 1, 12, 0, 0, 0, 0, -1))
+    runs = [{"run_id": "a", "source": "x", "model": "cnn", "created": old},
+            {"run_id": "b", "source": "y", "model": "vgg16", "created": new},
+            {"run_id": "c", "source": "y", "model": "cnn", "created": new}]  # fmt: skip
     assert [r["run_id"] for r in filter_runs(runs, [], [])] == ["a", "b", "c"]
     assert [r["run_id"] for r in filter_runs(runs, ["y"], [])] == ["b", "c"]
     assert [r["run_id"] for r in filter_runs(runs, ["y"], ["cnn"])] == ["c"]
+    assert [r["run_id"] for r in filter_runs(runs, [], [], datetime.date(2026, 1, 1))] == ["b", "c"]
+    assert [r["run_id"] for r in filter_runs(runs, [], [], datetime.date(2026, 6, 1))] == ["b", "c"]
+    assert [r["run_id"] for r in filter_runs(runs, [], [], datetime.date(2026, 6, 2))] == []
 
 
 def test_repeat_over_seeds_and_the_sentence(open_page, two_runs, private_worker):
