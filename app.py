@@ -37,6 +37,8 @@ current = st.navigation(
         "Experiments": [
             page("lab", "Overfitting lab", ":material/science:"),
             page("transfer", "Transfer learning", ":material/move_up:"),
+            page("compare", "Compare runs", ":material/compare_arrows:"),
+            page("sweep", "Sweep", ":material/grid_on:"),
         ],
     }
 )

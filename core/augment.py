@@ -194,6 +194,17 @@ def _kwargs_code(cls: str, kwargs: dict[str, Any], cfg: AugmentConfig) -> str:
     return f"keras.layers.{cls}({', '.join(parts)})"
 
 
+def layer_calls(cfg: AugmentConfig, seed: str | None = None) -> list[str]:
+    """The Keras 3 layer calls ``cfg`` turns on, as code; with ``seed`` (an expression such as "SEED"),
+    each layer gets ``seed=<seed> + i`` as :func:`build_augmentation` gives it."""
+    calls = []
+    for i, (cls, name, kwargs) in enumerate(_layer_specs(cfg)):
+        code = _kwargs_code(cls, kwargs, cfg)
+        extra = f', name="{name}"' + (f", seed={seed} + {i}" if seed else "")
+        calls.append(code[:-1] + extra + ")")
+    return calls
+
+
 def keras_code(cfg: AugmentConfig) -> str:
     """The Keras 3 code for ``cfg``: a ``keras.Sequential`` a student can paste."""
     specs = _layer_specs(cfg)

@@ -1,21 +1,148 @@
-"""Scratch CNN vs VGG16 transfer: the two configs to train, and their runs side by side.
+"""Comparing stored runs: the settings that differ, and each run's numbers at its best epoch.
 
-:func:`compare_configs` gives the course's CNN and the transfer model for the
-same images, split and seed; :func:`comparison_rows` turns their two stored
-runs into one row each. Training them is the caller's (the worker, the CLI);
-printing is the CLI's.
+:func:`compare_runs` takes any stored runs and gives a settings table (only
+the keys that differ, unless asked for all), one metrics row per run (taken at
+``argmin(val_loss)``, not the last epoch) and notes (e.g. runs on different
+datasets). The scratch-vs-transfer comparison is one case of it:
+:func:`compare_configs` gives the two configs to train and
+:func:`comparison_rows` the two rows. Training is the caller's; printing the CLI's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.architecture import ArchitectureError, check_architecture
 from core.config import ModelConfig, TrainConfig
+from core.curves import best_of, series
 from core.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.store import RunRecord
+    from core.store import RunRecord, RunStore
+
+DATA_KEYS = ("classes", "n_train", "n_val", "n_test")
+
+
+class UnknownRunError(UserError):
+    """A run id that is not in the store."""
+
+
+def get_runs(store: RunStore, run_ids: Sequence[str]) -> list[RunRecord]:
+    """The stored runs, in order; an unknown id is one :class:`UnknownRunError` naming it."""
+    records = []
+    for run_id in run_ids:
+        rec = store.get(run_id)
+        if rec is None:
+            raise UnknownRunError(f"There is no run {run_id!r} in this run store: `python -m core runs` lists them.")
+        records.append(rec)
+    return records
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: ``{"train": {"augment": {"zoom": 0.1}}}`` -> ``{"train.augment.zoom": 0.1}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def run_settings(rec: RunRecord) -> dict[str, Any]:
+    """One run's settings, flattened: ``data.source``, ``model.<f>``, ``train.<f>``, ``train.augment.<f>``."""
+    model = ModelConfig.from_dict(rec.model_config).to_dict() if rec.model_config else {}
+    train = TrainConfig.from_dict(rec.train_config).to_dict() if rec.train_config else {}
+    return {"data.source": rec.source, **flatten({"model": model, "train": train})}
+
+
+def settings_table(records: Sequence[RunRecord], all_keys: bool = False) -> list[dict[str, Any]]:
+    """Rows ``{"key": k, "values": [one per run], "differs": bool}``; only differing keys unless ``all_keys``."""
+    flat = [run_settings(r) for r in records]
+    keys = sorted({k for f in flat for k in f})
+    rows = []
+    for k in keys:
+        values = [f.get(k) for f in flat]
+        differs = any(v != values[0] for v in values[1:])
+        if differs or all_keys:
+            rows.append({"key": k, "values": values, "differs": differs})
+    return rows
+
+
+def val_loss_best_epoch(history: Mapping[str, Sequence[float]], fallback: int = 0) -> int:
+    """The epoch (1-based) of the lowest validation loss; ``fallback`` when there is none."""
+    if not history.get("val_loss"):
+        return fallback
+    return best_of(series(history, "val_loss")) or fallback
+
+
+def _at(values: Sequence[float], epoch: int) -> float | None:
+    return float(values[epoch - 1]) if 0 < epoch <= len(values) else None
+
+
+def run_metrics(rec: RunRecord) -> dict[str, Any]:
+    """A run's numbers: best epoch (argmin val_loss) and its val loss/accuracy, test scores, parameters, time."""
+    h = rec.history
+    best = val_loss_best_epoch(h, rec.best_epoch)
+    epochs = len(h.get("loss", []))
+    per_class = rec.test.get("per_class", [])
+    extra = rec.extra or {}
+    return {
+        "run_id": rec.run_id,
+        "label": rec.label,
+        "source": rec.source,
+        "model": (rec.model_config or {}).get("model", "cnn"),
+        "seed": (rec.train_config or {}).get("seed"),
+        "epochs_run": epochs,
+        "best_epoch": best,
+        "best_val_loss": _at(h.get("val_loss", []), best),
+        "best_val_accuracy": _at(h.get("val_accuracy", []), best),
+        "best_train_accuracy": _at(h.get("accuracy", []), best),
+        "test_accuracy": rec.test.get("accuracy"),
+        "macro_f1": (rec.test.get("macro") or {}).get("f1"),
+        "f1": {c["class"]: float(c["f1"]) for c in per_class},
+        "trainable_params": int(rec.layers.get("trainable_params", 0)),
+        "frozen_params": int(rec.layers.get("non_trainable_params", 0)),
+        "fine_tuned_params": int((extra.get("fine_tune") or {}).get("trainable_params", 0)),
+        "seconds": float(rec.seconds),
+        "seconds_per_epoch": float(rec.seconds) / epochs if epochs else None,
+        "verdict": (rec.diagnosis or {}).get("verdict"),
+    }
+
+
+def data_notes(records: Sequence[RunRecord]) -> list[str]:
+    """Sentences about data the runs do not share (dataset, classes, split sizes); empty when all match."""
+    if len(records) < 2:
+        return []
+    notes = []
+    sources = sorted({r.source for r in records})
+    if len(sources) > 1:
+        notes.append(f"These runs are on different datasets ({', '.join(s.rsplit('/', 1)[-1] for s in sources)}): "
+                     "their scores are not measured on the same images.")  # fmt: skip
+    for k in DATA_KEYS:
+        values = [(r.data or {}).get(k) for r in records]
+        if any(v is not None and v != values[0] for v in values[1:]):
+            notes.append(f"The runs differ in {k} ({', '.join(str(v) for v in values)}): the splits are not the same.")
+    return notes
+
+
+def compare_runs(records: Sequence[RunRecord], all_keys: bool = False) -> dict[str, Any]:
+    """Any stored runs side by side.
+
+    Returns:
+        ``{"runs": [run_metrics per run], "settings": settings_table(...), "notes": data_notes(...),
+        "all_keys": bool}``, JSON-ready.
+    """
+    if not records:
+        raise UserError("Pick at least one run to compare.")
+    return {
+        "runs": [run_metrics(r) for r in records],
+        "settings": settings_table(records, all_keys),
+        "notes": data_notes(records),
+        "all_keys": all_keys,
+    }
 
 
 def compare_configs(model_cfg: ModelConfig, train_cfg: TrainConfig, weights: str) -> tuple[ModelConfig, ModelConfig]:
@@ -51,57 +178,26 @@ def compare_configs(model_cfg: ModelConfig, train_cfg: TrainConfig, weights: str
     return scratch, transfer
 
 
-def _at(values: list[float], epoch: int) -> float | None:
-    return float(values[epoch - 1]) if 0 < epoch <= len(values) else None
-
-
-def _comparison_row(role: str, rec: RunRecord) -> dict[str, Any]:
-    extra = rec.extra or {}
-    per_class = rec.test.get("per_class", [])
-    fine_tuned = (extra.get("fine_tune") or {}).get("trainable_params", 0)
-    return {
-        "model": role,
-        "run_id": rec.run_id,
-        "label": rec.label,
-        "weights": extra.get("weights_label", "") if role != "scratch" else "random init, all layers trained",
-        "trainable_params": int(rec.layers.get("trainable_params", 0)),
-        "frozen_params": int(rec.layers.get("non_trainable_params", 0)),
-        "fine_tuned_params": int(fine_tuned),
-        "seconds": float(rec.seconds),
-        "epochs_run": len(rec.history.get("loss", [])),
-        "best_epoch": int(rec.best_epoch),
-        "best_val_accuracy": _at(rec.history.get("val_accuracy", []), rec.best_epoch),
-        "test_accuracy": rec.test.get("accuracy"),
-        "macro_f1": (rec.test.get("macro") or {}).get("f1"),
-        "f1": {c["class"]: float(c["f1"]) for c in per_class},
-        "features": extra.get("features", ""),
-    }
-
-
 def comparison_rows(scratch_record: RunRecord, transfer_record: RunRecord) -> list[dict[str, Any]]:
-    """One row per run (scratch first), ready for a table or JSON.
+    """Scratch vs transfer: :func:`run_metrics` of each (scratch first), with its role and weights.
 
-    Each row: parameters, training seconds, best-epoch val accuracy, test
-    accuracy, macro and per-class F1 (``row["f1"]`` maps class -> F1).
     ``trainable_params``/``frozen_params`` are the layer table's (the head only
     for VGG16); ``fine_tuned_params`` counts the block5 weights a fine-tuning
     phase also trained.
-
-    Args:
-        scratch_record: the scratch CNN's run.
-        transfer_record: the VGG16 transfer run.
-
-    Returns:
-        ``[scratch_row, transfer_row]``.
 
     Raises:
         UserError: the runs used different data or splits (the message names what differs).
     """
     a, b = scratch_record.data or {}, transfer_record.data or {}
-    for k in ("classes", "n_train", "n_val", "n_test"):
+    for k in DATA_KEYS:
         if k in a and k in b and a[k] != b[k]:
             raise UserError(
                 f"The two runs are not on the same data: {k} is {a[k]!r} for the scratch run and {b[k]!r} for "
                 "the transfer run. Compare runs of the same dataset, split and seed."
             )
-    return [_comparison_row("scratch", scratch_record), _comparison_row("transfer", transfer_record)]
+    rows = []
+    for role, rec in (("scratch", scratch_record), ("transfer", transfer_record)):
+        extra = rec.extra or {}
+        weights = extra.get("weights_label", "") if role != "scratch" else "random init, all layers trained"
+        rows.append({**run_metrics(rec), "model": role, "weights": weights, "features": extra.get("features", "")})
+    return rows

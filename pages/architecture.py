@@ -10,7 +10,8 @@ import streamlit as st
 from core.architecture import check_architecture, check_cost, layer_table
 from core.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
 from core.estimate import estimate_text
-from ui import charts, jobs, resources, state
+from core.share import MODEL_PARAM, decode_model, encode_model
+from ui import charts, jobs, resources, share, state
 from ui.controls import DENSE_UNITS, slider_max, steps, weights_picker
 from ui.feedback import flash, header
 from ui.frame import run_page
@@ -28,6 +29,7 @@ def main() -> None:
         "every layer's output shape and how many weights it learns.",
     )
     flash()
+    share.follow_link(MODEL_PARAM, decode_model, state.model_cfg(), lambda c: state.set_configs(model=c))
     base = resources.fit_classes(state.model_cfg(), state.dataset())
     controls, results = st.columns([1, 2], gap="large")
     with controls:
@@ -35,6 +37,9 @@ def main() -> None:
     if cfg is None:
         return
     st.session_state[state.MODEL_CFG] = cfg
+    share.write_link(MODEL_PARAM, encode_model(cfg))
+    with controls:
+        share.settings_file("share.arch")
 
     problems = check_architecture(cfg)
     # Larger than this server trains (parameters; activations for the Train page's batch size)?

@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from core.config import ModelConfig, TrainConfig, apply_changes
-from ui import charts, resources, state
+from ui import charts, resources, state, study
 from ui.feedback import empty_state, flash, header, set_flash
 from ui.frame import run_page
 from ui.sidebar import folder_label, source_name, when
@@ -79,6 +79,34 @@ def main() -> None:
         c2.code(json.dumps(rec.train_config, indent=2), language="json")
         st.caption(f"Trained in {rec.seconds:.1f} s on {rec.data.get('n_train', '?')} training images · "
                    f"run id {rec.run_id}")  # fmt: skip
+    _downloads(rec)
+
+
+def _downloads(rec) -> None:
+    """The run to take away: a script to run anywhere, the report, the model and the numbers."""
+    with st.expander("Download this run", icon=":material/download:"):
+        files = study.exports(rec.run_id)
+        st.caption("A standalone script in the course's style (needs only TensorFlow, NumPy, scikit-learn and "
+                   "Pillow: `python run.py FOLDER --epochs N`), the history and test predictions as CSV, and "
+                   "the settings as JSON (the Train page can load them).")  # fmt: skip
+        c1, c2, c3, c4 = st.columns(4)
+        c1.download_button("Script (run.py)", files["script"], f"run_{rec.run_id}.py", "text/x-python",
+                           key="diag.dl.script", icon=":material/code:", on_click="ignore")  # fmt: skip
+        c2.download_button("History (CSV)", files["history"], f"history_{rec.run_id}.csv", "text/csv",
+                           key="diag.dl.history", on_click="ignore")  # fmt: skip
+        c3.download_button("Predictions (CSV)", files["predictions"], f"predictions_{rec.run_id}.csv", "text/csv",
+                           key="diag.dl.predictions", on_click="ignore")  # fmt: skip
+        c4.download_button("Settings (JSON)", files["config"], f"settings_{rec.run_id}.json", "application/json",
+                           key="diag.dl.config", on_click="ignore")  # fmt: skip
+        if st.toggle("Prepare the model file and the HTML report (about 5 MB)", key="diag.dl.big"):
+            c5, c6 = st.columns(2)
+            model = study.model_bytes(rec.run_id)
+            if model is not None:
+                c5.download_button("Best model (.keras)", model, f"model_{rec.run_id}.keras", key="diag.dl.model",
+                                   on_click="ignore")  # fmt: skip
+            c6.download_button("Report (HTML, opens offline)", study.report(rec.run_id),
+                               f"report_{rec.run_id}.html", "text/html", key="diag.dl.report",
+                               icon=":material/description:", on_click="ignore")  # fmt: skip
 
 
 def _verdict(diag: dict) -> None:

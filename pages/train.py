@@ -29,14 +29,17 @@ from core.config import (
 )
 from core.estimate import estimate_text
 from core.labels import describe, network_text
+from core.share import TRAIN_PARAM, decode_train, encode_train
+from core.trials import MAX_SEEDS, MIN_SEEDS
 from core.weights import weights_status
-from ui import charts, identity, jobs, resources, state
+from ui import charts, identity, jobs, resources, share, state, study
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
 from ui.feedback import errors_shown, flash, header, job_error, show_unexpected
 from ui.frame import run_page
 from ui.sidebar import when
 
 K = state.TRAIN
+COMPARE_REPEATS, COMPARE_RUNS = "compare.repeats", "compare.runs"  # the Compare page's keys (pages/compare.py)
 A = K + "aug."
 BATCH_SIZES = [8, 16, 32, 64, 128]
 LOSS_EXAMPLES = {  # what the labels look like for each loss (its name and label are core.config's)
@@ -53,7 +56,10 @@ def main() -> None:
         "you can move sliders, visit other pages or reload while it runs, and stop it when the curves have told "
         "you enough.",
     )
+    if st.session_state.pop(K + "go_compare", False):
+        st.switch_page(state.PAGES["compare"])
     flash()
+    share.follow_link(TRAIN_PARAM, decode_train, state.train_cfg(), lambda c: state.set_configs(train=c))
     m = resources.fit_classes(state.model_cfg(), state.dataset())
     base = state.train_cfg()
     _model_line(m)
@@ -71,6 +77,8 @@ def main() -> None:
             st.error(str(exc), icon=":material/error:")
     if cfg is not None:
         st.session_state[state.TRAIN_CFG] = cfg
+        share.write_link(TRAIN_PARAM, encode_train(cfg))
+    share.settings_file("share.train")
 
     st.header("Train the network", divider="gray")
     with errors_shown("talking to the trainer"):
@@ -505,6 +513,31 @@ def _finished(job) -> None:
     c1, c2, _ = st.columns([1, 1, 2])
     c1.page_link(state.PAGES["diagnostics"], label="Read the curves", icon=":material/monitoring:")
     c2.page_link(state.PAGES["predictions"], label="See the predictions", icon=":material/grid_view:")
+    if rec.status == "complete":
+        _repeat_control(rec)
+
+
+def _repeat_control(rec) -> None:
+    """Train this configuration again over other seeds; the Compare page shows the spread."""
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    c1.caption("Was it luck? Train the same settings with other seeds (split, first weights, shuffling) and see "
+               "how much the scores move.")  # fmt: skip
+    state.start_widgets({K + "seeds": 3})
+    c2.number_input("Seeds", MIN_SEEDS, MAX_SEEDS, key=K + "seeds", persist_state="session")
+    c3.button("Repeat over seeds", key=K + "repeat", icon=":material/replay:", on_click=_repeat, args=(rec.run_id,))
+
+
+def _repeat(run_id: str) -> None:
+    """The button's callback: queue the repeats, hand them to the Compare page, and go there."""
+    ss = st.session_state
+    try:
+        ids = study.submit_repeats(resources.record(run_id), int(ss[K + "seeds"]))
+    except ValueError as exc:  # ConfigError, DataError: said next to the Train button
+        ss[K + "error"] = str(exc)
+        return
+    ss[COMPARE_REPEATS] = {**(ss.get(COMPARE_REPEATS) or {}), run_id: ids}
+    ss[COMPARE_RUNS] = [run_id]
+    ss[K + "go_compare"] = True  # main() switches page (st.switch_page is not for callbacks)
 
 
 def _kept_weights(rec) -> str:

@@ -6,7 +6,7 @@ import pytest
 from tinydata import write_tiny_dataset
 
 from core.architecture import ArchitectureError
-from core.compare import compare_configs, comparison_rows
+from core.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
 from core.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
 from core.errors import UserError
 from core.store import RunRecord
@@ -84,9 +84,22 @@ def test_compare_cli_runs_both_on_the_same_split(folder, capsys):
     assert runs["scratch"]["data"]["n_test"] == runs["transfer"]["data"]["n_test"]
     assert runs["transfer"]["extra"]["weights_label"] == WEIGHT_SOURCE_LABELS["none"]
 
-    code = main(["compare", "--data", str(folder), "--weights", "none", "--epochs", "1"])
+    code = main(["compare", "--transfer", "--data", str(folder), "--weights", "none", "--epochs", "1"])
     out, _ = capsys.readouterr()
     assert code == 0 and "F1 transfer" in out and "(stored)" in out  # both runs come back from the store
+
+    # the same pair as stored runs, through the general comparison: the rows are the same numbers
+    ids = [runs["scratch"]["run_id"], runs["transfer"]["run_id"]]
+    code = main(["compare", *ids, "--json"])
+    out, _ = capsys.readouterr()
+    general = json.loads(out)
+    assert code == 0 and [r["run_id"] for r in general["runs"]] == ids
+    for row, old in zip(general["runs"], d["rows"], strict=True):
+        for k in ("best_epoch", "best_val_accuracy", "test_accuracy", "macro_f1", "f1", "trainable_params",
+                  "frozen_params", "seconds"):  # fmt: skip
+            assert row[k] == old[k], k
+    keys = {s["key"] for s in general["settings"]}
+    assert "model.model" in keys and "train.seed" not in keys and not general["notes"]
 
 
 def test_compare_cli_bad_weights_is_one_line(folder, capsys, tmp_path):
@@ -98,3 +111,82 @@ def test_compare_cli_bad_weights_is_one_line(folder, capsys, tmp_path):
     last = err.strip().splitlines()[-1]  # after the "transfer: ..." progress line
     assert code == 2 and "Traceback" not in err  # WeightsError is a UserError: the user's error, exit 2
     assert last.startswith("python -m core compare: The weights file") and str(missing) in last
+
+
+# --------------------------------------------------------------------------- any runs
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two real runs on the same tiny data that differ in dropout and epochs, and one on other data."""
+    from core.experiment import run_experiment
+    from core.store import RunStore
+
+    root = tmp_path_factory.mktemp("anyruns")
+    data = write_tiny_dataset(root / "data")
+    other = write_tiny_dataset(root / "other", classes=("a", "b", "c"), seed=3)
+    store = RunStore(root / "home")
+    cfg = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
+    a = run_experiment(str(data), cfg, TrainConfig(epochs=3, batch_size=8), store=store)
+    b = run_experiment(str(data), cfg.replace(dropout=0.25), TrainConfig(epochs=2, batch_size=8), store=store)
+    c = run_experiment(str(other), cfg, TrainConfig(epochs=1, batch_size=8), store=store)
+    return store, a, b, c
+
+
+def test_differences_only_shows_exactly_the_differing_keys(two_runs):
+    store, a, b, _ = two_runs
+    result = compare_runs([a, b])
+    assert [s["key"] for s in result["settings"]] == ["model.dropout", "train.epochs"]
+    assert [s["values"] for s in result["settings"]] == [[0.0, 0.25], [3, 2]]
+    assert result["notes"] == []
+    every = compare_runs([a, b], all_keys=True)["settings"]
+    assert {s["key"] for s in every} == set(run_settings(a)) and len(every) > 30
+    assert {s["key"] for s in every if s["differs"]} == {"model.dropout", "train.epochs"}
+    assert "train.augment.zoom" in set(run_settings(a)) and "model.filters" in set(run_settings(a))
+
+
+def test_best_epoch_metrics_equal_the_history_at_argmin_val_loss(two_runs):
+    import numpy as np
+
+    _, a, b, _ = two_runs
+    for rec in (a, b):
+        row = run_metrics(rec)
+        i = int(np.argmin(rec.history["val_loss"]))
+        assert row["best_epoch"] == i + 1
+        assert row["best_val_loss"] == rec.history["val_loss"][i]
+        assert row["best_val_accuracy"] == rec.history["val_accuracy"][i]
+        assert row["test_accuracy"] == rec.test["accuracy"] and row["macro_f1"] == rec.test["macro"]["f1"]
+        assert set(row["f1"]) == set(rec.data["classes"])
+        assert row["seconds_per_epoch"] == pytest.approx(rec.seconds / len(rec.history["loss"]))
+        assert row["trainable_params"] + row["frozen_params"] == rec.layers["total_params"]
+    # a history where the last epoch is not the best: the row reads the best one
+    h = {"loss": [1.0, 0.5, 0.2], "val_loss": [0.9, 0.4, 0.7], "val_accuracy": [0.3, 0.8, 0.6]}
+    row = run_metrics(_record("h", history=h, best_epoch=3))
+    assert (row["best_epoch"], row["best_val_loss"], row["best_val_accuracy"]) == (2, 0.4, 0.8)
+
+
+def test_runs_on_different_data_are_compared_with_a_note(two_runs):
+    _, a, _, c = two_runs
+    result = compare_runs([a, c])
+    assert "data.source" in {s["key"] for s in result["settings"]}
+    assert result["notes"] and "different datasets" in result["notes"][0]
+
+
+def test_compare_cli_any_runs_and_an_unknown_id(two_runs, capsys, monkeypatch):
+    from core.cli import main
+
+    store, a, b, _ = two_runs
+    monkeypatch.setenv("CNNLAB_HOME", str(store.home))
+    code = main(["compare", a.run_id, b.run_id])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["Setting", a.run_id, b.run_id]
+    assert [ln.split()[0] for ln in lines[1:3]] == ["model.dropout", "train.epochs"] and lines[3] == ""
+    code = main(["compare", a.run_id, b.run_id, "--all-keys", "--json"])
+    assert code == 0 and len(json.loads(capsys.readouterr().out)["settings"]) > 30
+    code = main(["compare", a.run_id, "nosuchrun"])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "'nosuchrun'" in err and "Traceback" not in err
+    code = main(["compare", a.run_id, "--transfer"])
+    assert code == 2 and "not both" in capsys.readouterr().err

@@ -515,3 +515,82 @@ def heat_overlay_figure(image: np.ndarray, heat: np.ndarray, diverging: bool = F
 def spec(fig: go.Figure) -> dict:
     """The figure as plain JSON data (for tests and debugging)."""
     return json.loads(fig.to_json())
+
+
+# --------------------------------------------------------------------------- comparing runs, repeats, sweeps
+
+
+@st.cache_resource(**_CACHE)
+def overlay_figure(runs: Sequence[tuple[str, tuple[float, ...], tuple[float, ...], int]], metric: str = "loss",
+                   height: int = 420) -> go.Figure:  # fmt: skip
+    """Several runs' curves on one chart: validation solid, training dotted, one colour per run, and each
+    run's best epoch (lowest val_loss) marked with a star on its validation curve.
+
+    ``runs`` are ``(name, training values, validation values, best epoch)``, hashable for the cache.
+    """
+    traces: list[dict] = []
+    for i, (name, train, val, best) in enumerate(runs):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        x = list(range(1, max(len(train), len(val)) + 1))
+        traces.append({"type": "scatter", "x": x[: len(val)], "y": list(val), "mode": "lines", "name": name,
+                       "legendgroup": name, "line": {"color": color, "width": 2.5},
+                       "hovertemplate": f"{name} validation: %{{y:.3f}}<extra></extra>"})  # fmt: skip
+        traces.append({"type": "scatter", "x": x[: len(train)], "y": list(train), "mode": "lines",
+                       "name": f"{name} (training)", "legendgroup": name, "showlegend": False,
+                       "line": {"color": color, "width": 1.5, "dash": "dot"},
+                       "hovertemplate": f"{name} training: %{{y:.3f}}<extra></extra>"})  # fmt: skip
+        if 0 < best <= len(val):
+            traces.append({"type": "scatter", "x": [best], "y": [val[best - 1]], "mode": "markers",
+                           "name": f"{name}: best epoch {best}", "legendgroup": name, "showlegend": False,
+                           "marker": {"symbol": "star", "size": 15, "color": BEST, "line": {"color": color,
+                                                                                            "width": 2}},
+                           "hovertemplate": f"{name}: best epoch {best}<extra></extra>"})  # fmt: skip
+    yaxis = _axis(title={"text": metric})
+    if "accuracy" in metric:
+        yaxis.update(range=[0, 1.02], tickformat=".0%")
+    layout = _layout(height, hovermode="closest", xaxis=_axis(title={"text": "epoch"}), yaxis=yaxis,
+                     title={"text": f"{metric}: validation solid, training dotted, ★ best epoch", "x": 0,
+                            "font": {"size": 14}})  # fmt: skip
+    return go.Figure({"data": traces, "layout": layout})
+
+
+@st.cache_resource(**_CACHE)
+def band_figure(curves: Sequence[tuple[str, tuple[float, ...], tuple[float, ...], tuple[float, ...]]],
+                metric: str = "val_accuracy", height: int = 380) -> go.Figure:  # fmt: skip
+    """Mean curves over seeds with their min-max band: ``(name, mean, min, max)`` per configuration."""
+    traces: list[dict] = []
+    for i, (name, mean, lo, hi) in enumerate(curves):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        x = list(range(1, len(mean) + 1))
+        traces.append({"type": "scatter", "x": x + x[::-1], "y": list(hi) + list(lo)[::-1], "fill": "toself",
+                       "fillcolor": color, "opacity": 0.18, "line": {"width": 0}, "hoverinfo": "skip",
+                       "name": f"{name} (min-max over seeds)", "showlegend": False})  # fmt: skip
+        traces.append({"type": "scatter", "x": x, "y": list(mean), "mode": "lines+markers", "name": name,
+                       "line": {"color": color, "width": 2.5},
+                       "hovertemplate": f"{name} mean: %{{y:.3f}}<extra></extra>"})  # fmt: skip
+    yaxis = _axis(title={"text": f"{metric} (mean, band = min to max)"})
+    if "accuracy" in metric:
+        yaxis.update(tickformat=".0%")
+    return go.Figure({"data": traces, "layout": _layout(height, xaxis=_axis(title={"text": "epoch"}), yaxis=yaxis)})
+
+
+@st.cache_resource(**_CACHE)
+def sweep_figure(names: tuple[str, ...], values: tuple[tuple[Any, ...], ...], z: tuple[tuple[float | None, ...], ...],
+                 height: int = 380) -> go.Figure:  # fmt: skip
+    """A sweep's best-epoch validation accuracy: a heatmap over two settings, a line over one."""
+    if len(names) == 1:
+        x = [str(v) for v in values[0]]
+        hover = f"{names[0]} %{{x}}: %{{y:.1%}}<extra></extra>"
+        data = [{"type": "scatter", "x": x, "y": list(z[0]), "mode": "lines+markers", "name": "best-epoch val acc",
+                 "line": {"color": VAL, "width": 2.5}, "hovertemplate": hover}]  # fmt: skip
+        layout = _layout(height, xaxis=_axis(title={"text": names[0]}, type="category"),
+                         yaxis=_axis(title={"text": "best-epoch validation accuracy"}, tickformat=".0%"))  # fmt: skip
+        return go.Figure({"data": data, "layout": layout})
+    text = [[("-" if v is None else f"{v:.1%}") for v in row] for row in z]
+    data = [{"type": "heatmap", "z": [list(r) for r in z], "x": [str(v) for v in values[1]],
+             "y": [str(v) for v in values[0]], "text": text, "texttemplate": "%{text}", "colorscale": "Blues",
+             "zmin": 0, "zmax": 1, "colorbar": {"title": {"text": "val acc"}, "tickformat": ".0%"},
+             "hovertemplate": f"{names[0]} %{{y}}, {names[1]} %{{x}}: %{{text}}<extra></extra>"}]  # fmt: skip
+    layout = _layout(height, xaxis=_axis(title={"text": names[1]}, type="category"),
+                     yaxis=_axis(title={"text": names[0]}, type="category"))  # fmt: skip
+    return go.Figure({"data": data, "layout": layout})

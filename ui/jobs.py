@@ -195,7 +195,7 @@ def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfi
     w = resources.worker()
     running = w.running()
     ahead = []
-    for job in running + w.queued():
+    for job in running + w.queued():  # running is a list (several trainings at once), not one job
         s = job.snapshot()
         n = len(resources.dataset(job.source, job.model_cfg.input_size, job.model_cfg.channels))
         ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s["fraction"] if job in running else 0.0))

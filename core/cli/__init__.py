@@ -5,11 +5,16 @@
     python -m core runs [--json]
     python -m core datasets [--json]
     python -m core lab --data SOURCE [--fraction F] [--epochs N] [--json]
-    python -m core compare --data SOURCE [--weights W] [--epochs N] [--json]
+    python -m core compare RUN_ID RUN_ID... [--all-keys] [--json]
+    python -m core compare --transfer --data SOURCE [--weights W] [--epochs N] [--json]
+    python -m core repeat --data SOURCE --seeds K [model and training flags] [--json]
+    python -m core sweep --data SOURCE --grid NAME=V1,V2 [--grid NAME=...] | --grid-file F [flags] [--json]
+    python -m core export RUN_ID [--code run.py] [--model m.keras] [--history h.csv] [--predictions p.csv]
+                                 [--report run.html] [--config c.json]
     python -m core jobs [--limit N] [--json]
     python -m core explain RUN_ID --image PATH [--layer NAME] [--class NAME] --out DIR [--json]
 
-``lab`` and ``compare`` train each run in its own process, ``--workers N``
+``lab``, ``compare --transfer``, ``repeat`` and ``sweep`` train each run in its own process, ``--workers N``
 at once, or on a Dask cluster with ``--scheduler tcp://host:8786``.
 
 A user's error (a bad flag or value, a dataset that cannot be used, an

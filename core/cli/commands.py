@@ -15,8 +15,10 @@ from typing import Any
 from core.architecture import ArchitectureError, check_cost, layer_table, require_buildable
 from core.cli.batch import cmd_jobs, make_worker, train_all
 from core.cli.explain import cmd_explain
+from core.cli.exporting import cmd_export
 from core.cli.output import number, print_table, progress_printer, run_payload
 from core.cli.parser import model_config, train_config
+from core.cli.study import cmd_compare_runs, cmd_repeat, cmd_sweep
 from core.compare import compare_configs, comparison_rows
 from core.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
@@ -203,10 +205,15 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
-    """A scratch CNN and the VGG16 transfer model on the same split and seed.
+    """Stored runs side by side (RUN_ID...), or with --transfer (or no run ids) a scratch CNN and the VGG16
+    transfer model trained on the same split and seed.
 
     The transfer run goes first, so unusable weights fail before minutes of CNN training.
     """
+    if args.run_ids and args.transfer:
+        raise UserError("Give run ids to compare stored runs, or --transfer to train scratch vs transfer; not both.")
+    if args.run_ids:
+        return cmd_compare_runs(args, store)
     train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
     scratch_cfg, transfer_cfg = compare_configs(ModelConfig(), train_cfg, args.weights)
     worker = make_worker(args, store)
@@ -260,6 +267,9 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "lab": cmd_lab,
     "compare": cmd_compare,
+    "repeat": cmd_repeat,
+    "sweep": cmd_sweep,
     "jobs": cmd_jobs,
     "explain": cmd_explain,
+    "export": cmd_export,
 }

@@ -207,13 +207,49 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--json", action="store_true")
     add_batch_flags(lab)
 
-    cmp_ = sub.add_parser("compare", parents=[common], help="scratch CNN vs VGG16 transfer on the same split and seed")
+    cmp_ = sub.add_parser("compare", parents=[common],
+                          help="stored runs side by side (settings that differ, best-epoch metrics); "
+                               "--transfer: scratch CNN vs VGG16 transfer on the same split and seed")  # fmt: skip
+    cmp_.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs to compare (python -m core runs)")
+    cmp_.add_argument("--all-keys", action="store_true", help="every setting, not only the ones that differ")
+    cmp_.add_argument("--transfer", action="store_true",
+                      help="train (or fetch) the course CNN and the VGG16 transfer model on --data and compare them")
     cmp_.add_argument("--data", default="thin_sections")
     cmp_.add_argument("--weights", default="offline")
     cmp_.add_argument("--epochs", type=int, default=20)
     cmp_.add_argument("--seed", type=int, default=42)
     cmp_.add_argument("--json", action="store_true")
     add_batch_flags(cmp_)
+
+    rp = sub.add_parser("repeat", parents=[common], help="one configuration over k seeds: the spread of its scores")
+    rp.add_argument("--data", required=True, help="bundled name, a folder of class folders, or a .zip")
+    rp.add_argument("--seeds", type=int, default=5, help="how many seeds, 2-10 (default 5): --seed, --seed+1, ...")
+    _model_flags(rp, classes=False)
+    _train_flags(rp)
+    rp.add_argument("--json", action="store_true")
+    add_batch_flags(rp)
+
+    sw = sub.add_parser("sweep", parents=[common], help="one or two settings over a few values: a grid of scores")
+    sw.add_argument("--data", required=True, help="bundled name, a folder of class folders, or a .zip")
+    sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                    help="a setting (any ModelConfig/TrainConfig field, e.g. dropout, filters, lr) and its values; "
+                         "once or twice, at most 25 points")  # fmt: skip
+    sw.add_argument("--grid-file", default=None, metavar="FILE", help='a JSON grid instead: {"dropout": [0, 0.5]}')
+    _model_flags(sw, classes=False)
+    _train_flags(sw)
+    sw.add_argument("--json", action="store_true")
+    add_batch_flags(sw)
+
+    xp = sub.add_parser("export", parents=[common],
+                        help="a stored run as a standalone script, its model, CSVs or a self-contained HTML report")
+    xp.add_argument("run_id", metavar="RUN_ID", help="a stored run (python -m core runs lists them)")
+    xp.add_argument("--code", metavar="run.py", help="a script needing only TensorFlow, NumPy, scikit-learn and "
+                    "Pillow: python run.py FOLDER [--epochs N]")  # fmt: skip
+    xp.add_argument("--model", metavar="out.keras", help="the best epoch's model")
+    xp.add_argument("--history", metavar="h.csv", help="loss and accuracy per epoch")
+    xp.add_argument("--predictions", metavar="p.csv", help="the test set's predictions and probabilities")
+    xp.add_argument("--report", metavar="run.html", help="one HTML file that opens with no network")
+    xp.add_argument("--config", metavar="c.json", help="the run's settings (the dashboard can load them)")
 
     j = sub.add_parser("jobs", parents=[common],
                        help="training jobs: queued, running and recent (any server on this store)")  # fmt: skip

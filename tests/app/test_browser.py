@@ -221,3 +221,36 @@ def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
             _shot(page, "9-inside-gradcam")
         finally:
             browser.close()
+
+
+def test_the_exported_report_opens_offline_without_errors(trained, tmp_path):
+    """The HTML report in a real browser with every network request refused: plotly draws its three charts."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium chromium-driver): browser test skipped")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed: browser test skipped")
+    from playwright.sync_api import sync_playwright
+
+    from core.report import report_html
+
+    path = tmp_path / "run.html"
+    path.write_text(report_html(trained), encoding="utf-8")
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+        def refuse(route):
+            requests.append(route.request.url)
+            route.abort()
+
+        page.route(re.compile(r"^https?://"), refuse)
+        page.goto(path.as_uri())
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30000)
+        plots = page.locator(".js-plotly-plot").count()
+        heading = page.locator("h1").inner_text()
+        _shot(page, "report")
+        browser.close()
+    assert errors == [] and requests == []
+    assert plots == 3 and trained.run_id in heading

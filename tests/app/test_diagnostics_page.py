@@ -58,3 +58,20 @@ def test_early_stopping_and_fine_tuning_are_marked_and_remedies_carry_over(open_
     assert at.session_state["model_cfg"].dropout == new
     assert at.slider(key="arch.dropout").value == new
     assert at.table  # the layer table of the changed network
+
+
+def test_the_run_can_be_downloaded(open_page, trained):
+    from core.export import history_csv, script_text
+
+    at = open_page("pages/diagnostics.py", run_id=trained.run_id)
+    assert not at.exception
+    buttons = at.get("download_button")
+    assert len(buttons) == 4
+    at.toggle(key="diag.dl.big").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert len(labels) == 6 and "Report (HTML, opens offline)" in labels and "Best model (.keras)" in labels
+    from ui.study import exports
+
+    files = exports(trained.run_id)
+    assert files["script"] == script_text(trained) and files["history"] == history_csv(trained)

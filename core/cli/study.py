@@ -1,0 +1,137 @@
+"""``compare RUN_ID...``, ``repeat`` and ``sweep``: stored runs side by side, a configuration over seeds,
+a small grid of settings. Repeats and sweeps train through the worker (``--workers``, ``--scheduler``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.architecture import require_buildable
+from core.cli.batch import make_worker, train_all
+from core.cli.output import number, print_table
+from core.cli.parser import model_config, train_config
+from core.compare import compare_runs, get_runs
+from core.errors import UserError
+from core.experiment import resolve
+from core.store import RunStore
+from core.trials import grid_from_json, parse_grid, repeat_summary, seed_configs, sweep_grid, sweep_points
+
+METRIC_COLUMNS = [("run_id", "Run"), ("label", "Model"), ("best", "Best epoch"), ("val_loss", "Val loss"),
+                  ("val_acc", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1"), ("trainable", "Trainable"),
+                  ("frozen", "Frozen"), ("per_epoch", "s/epoch"), ("seconds", "Seconds")]  # fmt: skip
+
+
+def metric_cells(row: dict[str, Any]) -> dict[str, str]:
+    """One run's metrics as text cells."""
+    return {
+        "run_id": row["run_id"],
+        "label": row["label"][:40],
+        "best": f"{row['best_epoch']}/{row['epochs_run']}",
+        "val_loss": number(row["best_val_loss"], ".3f"),
+        "val_acc": number(row["best_val_accuracy"], ".3f"),
+        "test": number(row["test_accuracy"], ".3f"),
+        "f1": number(row["macro_f1"], ".3f"),
+        "trainable": number(row["trainable_params"]),
+        "frozen": number(row["frozen_params"]),
+        "per_epoch": number(row["seconds_per_epoch"], ".2f"),
+        "seconds": number(row["seconds"]),
+    }
+
+
+def cmd_compare_runs(args: argparse.Namespace, store: RunStore) -> int:
+    """Stored runs side by side: the settings that differ (all with --all-keys), metrics at the best epoch."""
+    result = compare_runs(get_runs(store, args.run_ids), all_keys=args.all_keys)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for note in result["notes"]:
+        print(f"Note: {note}")
+    runs = result["runs"]
+    if result["settings"]:
+        cols = [("key", "Setting")] + [(f"r{i}", r["run_id"]) for i, r in enumerate(runs)]
+        print_table([{"key": s["key"], **{f"r{i}": number(v) for i, v in enumerate(s["values"])}}
+                     for s in result["settings"]], cols)  # fmt: skip
+    else:
+        print("The runs have the same settings." if len(runs) > 1 else "One run: nothing to set against it.")
+    print()
+    print_table([metric_cells(r) for r in runs], METRIC_COLUMNS)
+    classes = sorted({c for r in runs for c in r["f1"]})
+    if classes:
+        print()
+        f1_cols = [("class", "F1")] + [(f"r{i}", r["run_id"]) for i, r in enumerate(runs)]
+        print_table([{"class": c, **{f"r{i}": number(r["f1"].get(c), ".3f") for i, r in enumerate(runs)}}
+                     for c in classes], f1_cols)  # fmt: skip
+    print("\nValidation numbers are at each run's best epoch (lowest val_loss), not the last.")
+    return 0
+
+
+def _check_all(source: str, configs: list[tuple[str, Any, Any]], store: RunStore) -> None:
+    """Every configuration buildable on the data, before any training starts (a bad one: one line, exit 2)."""
+    for _, m, t in configs:
+        _, m2, _ = resolve(source, m, t, store)
+        require_buildable(m2, batch_size=t.batch_size)
+
+
+def _stored_line(records: list, what: str) -> str:
+    stored = sum(1 for r in records if r.cached)
+    if stored == len(records):
+        return f"All {len(records)} {what} were stored already: nothing was trained."
+    return f"{len(records) - stored} {what} trained, {stored} came back from the store."
+
+
+def cmd_repeat(args: argparse.Namespace, store: RunStore) -> int:
+    """One configuration over k seeds: mean curves with a min-max band, the spread of the scores."""
+    model_cfg, train_cfg = model_config(args), train_config(args)
+    runs = [(f"seed {t.seed}", model_cfg, t) for t in seed_configs(train_cfg, args.seeds)]
+    _check_all(args.data, runs[:1], store)
+    worker = make_worker(args, store)
+    records = train_all(worker, args.data, runs, None if args.json else sys.stderr)
+    summary = {**repeat_summary(records), "data": args.data, "stored": sum(r.cached for r in records),
+               "message": _stored_line(records, "repeats")}  # fmt: skip
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print_table([{**metric_cells(r), "seed": str(r["seed"])} for r in summary["runs"]],
+                [("seed", "Seed"), *METRIC_COLUMNS[2:7]])  # fmt: skip
+    print()
+    for key, title in (("best_val_accuracy", "Best-epoch val accuracy"), ("test_accuracy", "Test accuracy")):
+        s = summary[key]
+        print(f"{title}: mean {number(s['mean'], '.3f')}, std {number(s['std'], '.3f')}, "
+              f"min {number(s['min'], '.3f')}, max {number(s['max'], '.3f')} over {s['n']} seeds")  # fmt: skip
+    print(summary["message"])
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
+    """One or two settings over a few values each: a grid of best-epoch validation accuracy."""
+    if bool(args.grid) == bool(args.grid_file):
+        raise UserError("Give the sweep as --grid NAME=V1,V2 (once or twice) or as --grid-file FILE, not both.")
+    if args.grid_file:
+        try:
+            grid = grid_from_json(Path(args.grid_file).read_text())
+        except OSError as exc:
+            raise UserError(f"Cannot read the grid file {args.grid_file!r}: {exc.strerror}.") from None
+    else:
+        grid = parse_grid(args.grid)
+    names, values, points = sweep_points(grid, model_config(args), train_config(args))
+    runs = [(p.title, p.model_cfg, p.train_cfg) for p in points]
+    _check_all(args.data, runs, store)
+    worker = make_worker(args, store)
+    records = train_all(worker, args.data, runs, None if args.json else sys.stderr)
+    result = {**sweep_grid(names, values, records), "data": args.data, "stored": sum(r.cached for r in records),
+              "trained": sum(not r.cached for r in records), "message": _stored_line(records, "points")}  # fmt: skip
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    first = values[1] if len(values) > 1 else values[0]
+    head = names[1] if len(names) > 1 else names[0]
+    corner = f"{names[0]} \\ {head}" if len(names) > 1 else ""
+    cols = [("row", corner)] + [(f"c{j}", str(v)) for j, v in enumerate(first)]
+    labels = values[0] if len(values) > 1 else ["val acc"]
+    print_table([{"row": str(labels[i]), **{f"c{j}": number(z, ".3f") for j, z in enumerate(row)}}
+                 for i, row in enumerate(result["z"])], cols)  # fmt: skip
+    print(f"\nBest-epoch validation accuracy of each point. {result['message']}")
+    return 0

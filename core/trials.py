@@ -1,0 +1,236 @@
+"""Repeats over seeds and small grid sweeps: the configs to train, and what their runs say together.
+
+Training is the caller's (the CLI's ``train_all`` through the worker, or a
+page through the worker): this module gives the configurations and reads the
+stored runs. A repeat changes only ``TrainConfig.seed``; a sweep changes one or
+two settings over a list of values each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.compare import run_metrics
+from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.store import RunRecord
+
+MIN_SEEDS, MAX_SEEDS = 2, 10
+MAX_POINTS = 25
+MAX_SETTINGS = 2
+CURVE_KEYS = ("loss", "val_loss", "accuracy", "val_accuracy")
+
+
+# --------------------------------------------------------------------------- repeats
+
+
+def seed_configs(train_cfg: TrainConfig, k: int) -> list[TrainConfig]:
+    """``k`` copies of ``train_cfg`` with seeds ``seed, seed+1, ...``: the only thing that changes.
+
+    Raises:
+        ConfigError: ``k`` is not a whole number from 2 to 10.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not MIN_SEEDS <= k <= MAX_SEEDS:
+        raise ConfigError(f"The number of seeds must be a whole number from {MIN_SEEDS} to {MAX_SEEDS}. Got {k!r}.")
+    if train_cfg.seed + k - 1 > 2**31 - 1:
+        raise ConfigError(f"--seed {train_cfg.seed} leaves no room for {k} seeds after it: use a smaller seed.")
+    return [train_cfg.replace(seed=train_cfg.seed + i) for i in range(k)]
+
+
+def spread(values: Sequence[float | None]) -> dict[str, float | None]:
+    """Mean, standard deviation (ddof=1), min and max of the values that are there."""
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if not len(v):
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}  # fmt: skip
+
+
+def mean_curves(records: Sequence[RunRecord]) -> dict[str, dict[str, list[float]]]:
+    """Per curve: the mean over runs and the min-max band, epoch by epoch, over the epochs all runs have."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for key in CURVE_KEYS:
+        series = [r.history.get(key, []) for r in records]
+        n = min((len(s) for s in series), default=0)
+        if not n:
+            continue
+        a = np.array([s[:n] for s in series], dtype=float)
+        out[key] = {"mean": a.mean(0).tolist(), "min": a.min(0).tolist(), "max": a.max(0).tolist()}
+    return out
+
+
+def repeat_summary(records: Sequence[RunRecord]) -> dict[str, Any]:
+    """What k repeats of one configuration say together: curves, the spread of the scores, each run's row."""
+    rows = [run_metrics(r) for r in records]
+    return {
+        "runs": rows,
+        "seeds": [row["seed"] for row in rows],
+        "curves": mean_curves(records),
+        "best_val_accuracy": spread([row["best_val_accuracy"] for row in rows]),
+        "test_accuracy": spread([row["test_accuracy"] for row in rows]),
+    }
+
+
+def difference_sentence(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str = "A", name_b: str = "B",
+                        metric: str = "best_val_accuracy") -> str:  # fmt: skip
+    """One sentence: is the difference between two repeated configurations larger than the seed spread?
+
+    ``a`` and ``b`` are :func:`repeat_summary` results. The difference of the
+    means is set against the range each configuration covers over its seeds:
+    if the ranges overlap, the seed alone can explain the difference.
+    """
+    sa, sb = a[metric], b[metric]
+    what = "best-epoch validation accuracy" if metric == "best_val_accuracy" else "test accuracy"
+    if not sa["n"] or not sb["n"]:
+        return f"There are no {what} values to compare yet."
+    diff = sa["mean"] - sb["mean"]
+    hi, lo = (name_a, name_b) if diff >= 0 else (name_b, name_a)
+    noise = max(sa["max"] - sa["min"], sb["max"] - sb["min"])
+    overlap = sa["min"] <= sb["max"] and sb["min"] <= sa["max"]
+    base = (f"{hi} scores {abs(diff):.1%} higher {what} than {lo} on average over "
+            f"{sa['n']} and {sb['n']} seeds")  # fmt: skip
+    if overlap:
+        return (f"{base}, but the seeds alone move it by up to {noise:.1%} and the two ranges overlap: "
+                "this difference may be luck, not the settings.")  # fmt: skip
+    return (f"{base}, more than the seeds alone move it (up to {noise:.1%}) and the ranges do not overlap: "
+            "the settings make the difference.")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- sweeps
+
+_MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}
+_TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "augment"}
+_AUG_FIELDS = {f.name: f for f in dataclasses.fields(AugmentConfig)}
+SWEEPABLE = tuple(sorted({*_MODEL_FIELDS, *_TRAIN_FIELDS, *_AUG_FIELDS} - {"filter_list"}))
+_ALIASES = {"lr": "learning_rate", "dense": "dense_units", "kernel": "kernel_size", "pool": "pool_size"}
+
+
+def _where(name: str) -> tuple[str, str]:
+    """``(section, field)`` of a setting: ``dropout``, ``model.dropout``, ``train.epochs``, ``augment.zoom``..."""
+    name = _ALIASES.get(name, name)
+    section, _, field = name.removeprefix("train.augment.").rpartition(".") if name.startswith(
+        "train.augment.") else name.rpartition(".")  # fmt: skip
+    if name.startswith("train.augment."):
+        section = "augment"
+    for sec, fields in (("model", _MODEL_FIELDS), ("train", _TRAIN_FIELDS), ("augment", _AUG_FIELDS)):
+        if section in ("", sec) and field in fields and field != "filter_list":
+            return sec, field
+    raise ConfigError(f"Unknown setting {name!r} to sweep. Known settings: {', '.join(SWEEPABLE)}.")
+
+
+def _value(section: str, field: str, text: Any) -> Any:
+    default = getattr({"model": ModelConfig(), "train": TrainConfig(), "augment": AugmentConfig()}[section], field)
+    if not isinstance(text, str):
+        return text
+    t = text.strip()
+    try:
+        if isinstance(default, bool):
+            if t.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return t.lower() in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(t)
+        if isinstance(default, float):
+            return float(t)
+    except ValueError:
+        kind = "True or False" if isinstance(default, bool) else type(default).__name__
+        raise ConfigError(f"Bad value {t!r} for {field}: expected {kind}.") from None
+    return t
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
+    """``["dropout=0,0.25", "filters=16,32"]`` -> ``{"dropout": ["0", "0.25"], "filters": ["16", "32"]}``."""
+    grid: dict[str, list[Any]] = {}
+    for spec in specs:
+        name, eq, values = spec.partition("=")
+        parts = [v for v in values.split(",") if v.strip()]
+        if not eq or not name.strip() or not parts:
+            raise ConfigError(f"--grid must look like NAME=V1,V2,... (e.g. dropout=0,0.25,0.5). Got {spec!r}.")
+        if name.strip() in grid:
+            raise ConfigError(f"The setting {name.strip()!r} is given twice: give it once with all its values.")
+        grid[name.strip()] = parts
+    return grid
+
+
+def grid_from_json(text: str) -> dict[str, list[Any]]:
+    """A grid file: a JSON object of ``{"setting": [values...]}``."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"The grid file is not JSON ({exc}). Write it as {{\"dropout\": [0, 0.5]}}.") from None
+    if not isinstance(data, dict) or not all(isinstance(v, list) and v for v in data.values()):
+        raise ConfigError('The grid file must be a JSON object of non-empty lists, like {"dropout": [0, 0.5]}.')
+    return {str(k): v for k, v in data.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPoint:
+    """One point of a sweep: the values of the swept settings, and the configs to train."""
+
+    values: tuple[Any, ...]
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+
+    @property
+    def title(self) -> str:
+        return ", ".join(str(v) for v in self.values)
+
+
+def sweep_points(grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig,
+                 train_cfg: TrainConfig) -> tuple[list[str], list[list[Any]], list[SweepPoint]]:  # fmt: skip
+    """Every point of the grid, each checked before anything trains.
+
+    Returns:
+        ``(names, values per name, points)``; points in row-major order (the first setting varies slowest).
+
+    Raises:
+        ConfigError: no setting or more than two, an unknown setting, a bad value
+            (the message names it), a repeated value, or more than 25 points.
+    """
+    if not grid or len(grid) > MAX_SETTINGS:
+        raise ConfigError(f"A sweep takes one or two settings. Got {len(grid)}.")
+    names, where, values = [], [], []
+    for name, raw in grid.items():
+        sec, field = _where(name)
+        vals = [_value(sec, field, v) for v in raw]
+        if len(set(map(repr, vals))) != len(vals):
+            raise ConfigError(f"The values of {name!r} repeat ({raw}): give each value once.")
+        names.append(field)
+        where.append((sec, field))
+        values.append(vals)
+    n = math.prod(len(v) for v in values)
+    if n > MAX_POINTS:
+        raise ConfigError(f"The sweep has {n} points; at most {MAX_POINTS} are allowed. Use fewer values.")
+    points = []
+    for combo in itertools.product(*values):
+        m, t, a = {}, {}, {}
+        for (sec, field), v in zip(where, combo, strict=True):
+            {"model": m, "train": t, "augment": a}[sec][field] = v
+        try:
+            mc = model_cfg.replace(**m)
+            tc = train_cfg.replace(**t, **({"augment": train_cfg.augment.replace(**a)} if a else {}))
+        except (ConfigError, TypeError) as exc:
+            raise ConfigError(f"The sweep point {dict(zip(names, combo, strict=True))} is not valid: {exc}") from None
+        points.append(SweepPoint(tuple(combo), mc, tc))
+    return names, values, points
+
+
+def sweep_grid(names: Sequence[str], values: Sequence[Sequence[Any]], records: Sequence[RunRecord],
+               metric: str = "best_val_accuracy") -> dict[str, Any]:  # fmt: skip
+    """The sweep's results as a grid: ``z[i][j]`` for the i-th value of the first setting and the j-th of the
+    second (one setting: a single row), with the run ids in the same shape."""
+    rows = [run_metrics(r) for r in records]
+    cols = len(values[1]) if len(values) > 1 else len(values[0])
+    shape_rows = len(values[0]) if len(values) > 1 else 1
+    z = [[rows[i * cols + j][metric] for j in range(cols)] for i in range(shape_rows)]
+    ids = [[rows[i * cols + j]["run_id"] for j in range(cols)] for i in range(shape_rows)]
+    return {"settings": list(names), "values": [list(v) for v in values], "metric": metric, "z": z, "run_ids": ids,
+            "runs": rows}  # fmt: skip

@@ -1,0 +1,103 @@
+"""Sweep: one or two settings over a few values each, trained in the background, read as a heatmap of
+best-epoch validation accuracy; open any cell's run."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import streamlit as st
+
+from core.trials import MAX_POINTS, SWEEPABLE, sweep_grid
+from ui import charts, jobs, state, study
+from ui.feedback import empty_state, header
+from ui.frame import run_page
+from ui.sidebar import dataset_label
+
+K = "sweep."
+RUN = K + "run"  # the sweep this session started last: names, values, job ids, source
+DEFAULTS = {K + "first": "dropout", K + "first_values": "0, 0.25, 0.5", K + "second": "(none)",
+            K + "second_values": "16, 32"}  # fmt: skip
+
+
+def main() -> None:
+    if st.session_state.pop(K + "go", False):
+        st.switch_page(state.PAGES["diagnostics"])
+    header("Sweep", "Train the network from the Architecture and Train pages over a few values of one or two "
+           f"settings (at most {MAX_POINTS} runs) and see which values score best on the validation images. "
+           "Runs already stored come back at once.")  # fmt: skip
+    source = state.dataset()
+    if not source:
+        empty_state("No dataset yet: pick or upload one on the Data page.", state.PAGES["data"],
+                    "Go to the Data page", ":material/photo_library:")  # fmt: skip
+        return
+    st.caption(f"Data: **{dataset_label(source)}**; every other setting as on the Architecture and Train pages.")
+    state.start_widgets(DEFAULTS)
+    c1, c2 = st.columns(2)
+    c1.selectbox("First setting", SWEEPABLE, key=K + "first", persist_state="session")
+    c1.text_input("Its values (comma-separated)", key=K + "first_values", persist_state="session")
+    c2.selectbox("Second setting (optional)", ("(none)", *SWEEPABLE), key=K + "second", persist_state="session")
+    if st.session_state[K + "second"] != "(none)":
+        c2.text_input("Its values (comma-separated)", key=K + "second_values", persist_state="session")
+    if st.button("Run the sweep", type="primary", key=K + "start", icon=":material/grid_on:"):
+        _start(source)
+    run = st.session_state.get(RUN)
+    if not run:
+        st.info("No sweep yet: choose the settings and press **Run the sweep**.", icon=":material/grid_on:")
+        return
+    jobs.follow(run["jobs"], partial(_results, run))
+
+
+def _grid() -> dict[str, list[str]]:
+    ss = st.session_state
+    grid = {ss[K + "first"]: ss[K + "first_values"].split(",")}
+    if ss[K + "second"] != "(none)":
+        grid[ss[K + "second"]] = ss[K + "second_values"].split(",")
+    return {k: [v for v in vals if v.strip()] for k, vals in grid.items()}
+
+
+def _start(source: str) -> None:
+    grid = _grid()
+    if len(grid) == 1 and st.session_state[K + "second"] != "(none)":
+        st.error("Choose two different settings, or no second one.", icon=":material/error:")
+        return
+    try:
+        st.session_state[RUN] = study.submit_sweep(source, grid, state.model_cfg(), state.train_cfg())
+    except ValueError as exc:  # ConfigError, DataError, ArchitectureError: nothing was queued
+        st.error(str(exc), icon=":material/error:")
+
+
+def _results(run: dict, snaps: list) -> None:
+    n = len(snaps)
+    done = sum(1 for s in snaps if s is not None and s["state"] == "done")
+    if any(jobs.is_active(s) for s in snaps):
+        st.progress(done / n, text=f"{done} of {n} points done")
+        return
+    recs = jobs.results(snaps)
+    if any(r is None for r in recs):
+        failed = next((s for s in snaps if s is None or s["state"] != "done"), None)
+        st.error(f"Not every point finished{': ' + failed['error'] if failed and failed.get('error') else ''}.",
+                 icon=":material/error:")  # fmt: skip
+        return
+    result = sweep_grid(run["names"], run["values"], recs)
+    stored = sum(1 for r in recs if r.cached)
+    st.caption(f"All {n} points were stored already: nothing was trained." if stored == n
+               else f"{n - stored} points trained, {stored} came back from the store.")  # fmt: skip
+    z = tuple(tuple(row) for row in result["z"])
+    st.plotly_chart(charts.sweep_figure(tuple(run["names"]), tuple(tuple(v) for v in run["values"]), z),
+                    config=charts.CONFIG)  # fmt: skip
+    cells = {}
+    for i, row in enumerate(result["run_ids"]):
+        for j, run_id in enumerate(row):
+            where = [run["values"][0][i], run["values"][1][j]] if len(run["names"]) > 1 else [run["values"][0][j]]
+            cells[run_id] = ", ".join(f"{k} {v}" for k, v in zip(run["names"], where, strict=True))
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    pick = c1.selectbox("Open a cell's run", list(cells), format_func=cells.get, key=K + "cell")
+    c2.button("Open in Diagnostics", key=K + "open", on_click=_open, args=(pick,), icon=":material/monitoring:")
+
+
+def _open(run_id: str) -> None:
+    st.session_state[state.RUN_ID] = run_id  # a callback: before the sidebar's run select is drawn
+    st.session_state[K + "go"] = True  # main() switches page (st.switch_page is not for callbacks)
+
+
+run_page(main)

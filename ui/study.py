@@ -1,0 +1,87 @@
+"""What the Compare and Sweep pages share: picking runs, queueing repeats and sweeps as this tab's jobs,
+and the files a run can be downloaded as (built once per run and cached)."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import streamlit as st
+
+from core.config import ModelConfig, TrainConfig
+from core.export import config_json, history_csv, predictions_csv, script_text
+from core.report import report_html
+from core.store import RunRecord
+from core.trials import seed_configs, sweep_points
+from ui import jobs, resources
+
+
+def filter_runs(runs: Sequence[Mapping[str, Any]], sources: Sequence[str], kinds: Sequence[str],
+                since: datetime.date | None = None) -> list[dict]:  # fmt: skip
+    """The run summaries on the chosen datasets and model kinds, trained on or after ``since`` (local time);
+    an empty choice keeps all."""
+    start = time.mktime(since.timetuple()) if since is not None else None
+    return [dict(r) for r in runs if (not sources or r["source"] in sources) and (not kinds or r["model"] in kinds)
+            and (start is None or r["created"] >= start)]  # fmt: skip
+
+
+def records(run_ids: Sequence[str]) -> list[RunRecord]:
+    """The records this session may see, in order (a run it may not see, or gone, is left out)."""
+    out = [resources.record(r) for r in run_ids]
+    return [r for r in out if r is not None]
+
+
+def submit_repeats(rec: RunRecord, k: int) -> list[str]:
+    """Queue ``rec``'s configuration over ``k`` seeds (its own seed first) as this tab's jobs; their ids.
+
+    Raises ConfigError (k out of 2-10) and the worker's data/architecture errors.
+    """
+    model_cfg = ModelConfig.from_dict(rec.model_config)
+    worker = resources.worker()
+    return [worker.submit(rec.source, model_cfg, t, owner=jobs.owner()).id
+            for t in seed_configs(TrainConfig.from_dict(rec.train_config), k)]  # fmt: skip
+
+
+def submit_sweep(source: str, grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig,
+                 train_cfg: TrainConfig) -> dict[str, Any]:  # fmt: skip
+    """Check every point of the grid, then queue them all as this tab's jobs.
+
+    Returns ``{"names", "values", "jobs", "source"}``. Raises ConfigError before anything is queued.
+    """
+    names, values, points = sweep_points(grid, model_cfg, train_cfg)
+    worker = resources.worker()
+    ids = [worker.submit(source, p.model_cfg, p.train_cfg, owner=jobs.owner()).id for p in points]
+    return {"names": names, "values": values, "jobs": ids, "source": source}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _exports(home: str, run_id: str) -> dict[str, str]:
+    rec = resources.record(run_id)
+    if rec is None:
+        return {}
+    return {"script": script_text(rec), "history": history_csv(rec), "config": config_json(rec),
+            "predictions": predictions_csv(rec, resources.store())}  # fmt: skip
+
+
+def exports(run_id: str) -> dict[str, str]:
+    """The run's script, history CSV, predictions CSV and configuration JSON (text, cached per run)."""
+    return _exports(resources.home(), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def _report(home: str, run_id: str) -> str:
+    rec = resources.record(run_id)
+    return report_html(rec) if rec is not None else ""
+
+
+def report(run_id: str) -> str:
+    """The run's self-contained HTML report (about 5 MB: built only when asked for, cached)."""
+    return _report(resources.home(), run_id)
+
+
+def model_bytes(run_id: str) -> bytes | None:
+    """The run's best model file as the store wrote it; None when it has none."""
+    path = resources.store().model_path(run_id)
+    return path.read_bytes() if path.exists() else None
