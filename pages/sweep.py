@@ -86,10 +86,15 @@ def _results(run: dict, snaps: list) -> None:
     st.plotly_chart(charts.sweep_figure(tuple(run["names"]), tuple(tuple(v) for v in run["values"]), z),
                     config=charts.CONFIG)  # fmt: skip
     cells = {}
+    by_id = {r.run_id: r for r in recs}
     for i, row in enumerate(result["run_ids"]):
         for j, run_id in enumerate(row):
             where = [run["values"][0][i], run["values"][1][j]] if len(run["names"]) > 1 else [run["values"][0][j]]
             cells[run_id] = ", ".join(f"{k} {v}" for k, v in zip(run["names"], where, strict=True))
+    st.markdown("**The curves of every point** (loss; the green dot is the best epoch):")
+    panels = tuple((cells[i], tuple(by_id[i].history.get("loss", ())), tuple(by_id[i].history.get("val_loss", ())))
+                   for i in cells)  # fmt: skip
+    st.plotly_chart(charts.small_multiples_figure(panels), config=charts.CONFIG)
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     pick = c1.selectbox("Open a cell's run", list(cells), format_func=cells.get, key=K + "cell")
     c2.button("Open in Diagnostics", key=K + "open", on_click=_open, args=(pick,), icon=":material/monitoring:")

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 import streamlit as st
 from PIL import Image
 
@@ -594,3 +595,31 @@ def sweep_figure(names: tuple[str, ...], values: tuple[tuple[Any, ...], ...], z:
     layout = _layout(height, xaxis=_axis(title={"text": names[1]}, type="category"),
                      yaxis=_axis(title={"text": names[0]}, type="category"))  # fmt: skip
     return go.Figure({"data": data, "layout": layout})
+
+
+@st.cache_resource(**_CACHE)
+def small_multiples_figure(panels: Sequence[tuple[str, tuple[float, ...], tuple[float, ...]]], columns: int = 4,
+                           panel_height: int = 170) -> go.Figure:  # fmt: skip
+    """One small loss chart per run (training blue, validation orange, the best epoch's point green), axes shared.
+
+    ``panels``: ``(title, training loss, validation loss)`` per run, in the sweep's order.
+    """
+    rows = max(1, -(-len(panels) // columns))
+    fig = make_subplots(rows=rows, cols=columns, shared_yaxes=True, subplot_titles=[p[0] for p in panels],
+                        horizontal_spacing=0.03, vertical_spacing=0.5 / rows)  # fmt: skip
+    for i, (_, loss, val_loss) in enumerate(panels):
+        r, c = i // columns + 1, i % columns + 1
+        epochs = list(range(1, len(loss) + 1))
+        fig.add_scatter(x=epochs, y=list(loss), mode="lines", line={"color": TRAIN, "width": 1.5}, name="training",
+                        legendgroup="train", showlegend=i == 0, row=r, col=c)  # fmt: skip
+        fig.add_scatter(x=epochs, y=list(val_loss), mode="lines", line={"color": VAL, "width": 1.8},
+                        name="validation", legendgroup="val", showlegend=i == 0, row=r, col=c)  # fmt: skip
+        if val_loss:
+            best = int(np.argmin(val_loss))
+            fig.add_scatter(x=[best + 1], y=[val_loss[best]], mode="markers", marker={"color": BEST, "size": 8},
+                            name="best epoch", legendgroup="best", showlegend=i == 0, row=r, col=c)  # fmt: skip
+    fig.update_layout(**_layout(rows * panel_height + 80, top=60))
+    fig.update_annotations(font={"size": 11})
+    fig.update_xaxes(gridcolor=GRID)
+    fig.update_yaxes(gridcolor=GRID)
+    return fig

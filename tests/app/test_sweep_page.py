@@ -46,6 +46,13 @@ def test_a_two_setting_sweep_its_heatmap_and_a_repeat_that_trains_nothing(open_p
         assert (rec.model_config["dropout"], rec.model_config["dense_units"]) == ((0.0, 0.5)[i], (4, 8)[j])
         assert heat["z"][i][j] == run_metrics(rec)["best_val_accuracy"]
     assert "4 points trained, 0 came back" in texts(at)
+    # small multiples: one loss panel per point, titled by its settings, with the run's own curves
+    multiples = [s for s in chart_specs(at) if len(s["data"]) == 12][0]
+    titles = [a["text"] for a in multiples["layout"]["annotations"]]
+    assert titles == ["dropout 0.0, dense_units 4", "dropout 0.0, dense_units 8", "dropout 0.5, dense_units 4",
+                      "dropout 0.5, dense_units 8"]  # fmt: skip
+    first = private_worker.get(run["jobs"][0]).result
+    assert multiples["data"][1]["y"] == first.history["val_loss"]
     n_runs = len(private_worker.store.list_runs())
     at.button(key="sweep.start").click().run()  # the same sweep again
     for job_id in at.session_state["sweep.run"]["jobs"]:
