@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 import streamlit as st
 from PIL import Image
+from plotly.subplots import make_subplots
 
 from core.inside.pictures import tile, upscale
 
