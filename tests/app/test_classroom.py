@@ -3,22 +3,10 @@ a teacher password, or the school's OIDC provider; no login when nothing is conf
 
 from __future__ import annotations
 
-import io
-import zipfile
-
-from apphelpers import APP, FAST, TIMEOUT, TINY, texts
+from apphelpers import APP, FAST, TIMEOUT, TINY, texts, zip_of
 from streamlit.testing.v1 import AppTest
 
 PASSWORDS = {"class_password": "quartz-42", "teacher_password": "granite-7"}
-
-
-def _zip_of(folder) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(folder).as_posix())
-    return buf.getvalue()
 
 
 def _session(secrets: dict | None = None, **state) -> AppTest:
@@ -53,7 +41,7 @@ def test_uploads_and_their_runs_are_seen_only_by_the_session_that_made_them(priv
     from core.experiment import run_experiment
 
     alice, bob = _session(), _session()
-    upload = _upload(alice, "alices_rocks.zip", _zip_of(data_dir))
+    upload = _upload(alice, "alices_rocks.zip", zip_of(data_dir))
     sha = upload.rsplit("/", 1)[-1]
     rec = run_experiment(upload, TINY, FAST, store=private_worker.store)  # a real run on Alice's upload
     shared = run_experiment(str(data_dir), TINY, FAST.replace(seed=3), store=private_worker.store)
@@ -79,7 +67,7 @@ def test_uploads_and_their_runs_are_seen_only_by_the_session_that_made_them(priv
     assert any("belongs to another session" in e.value for e in crafted.error), texts(crafted)[:600]
 
     # The same bytes uploaded by Bob are one file, now his too: the run trained once is his as well.
-    assert _upload(bob, "same.zip", _zip_of(data_dir)) == upload
+    assert _upload(bob, "same.zip", zip_of(data_dir)) == upload
     bob.run()
     assert _mentions(bob.selectbox(key="run_id").options, "same.zip")
 
@@ -89,7 +77,7 @@ def test_the_teacher_sees_every_run(private_worker, data_dir):
 
     student = _session({"cnnlab": PASSWORDS})
     _login(student, PASSWORDS["class_password"])
-    upload = _upload(student, "mine.zip", _zip_of(data_dir))
+    upload = _upload(student, "mine.zip", zip_of(data_dir))
     rec = run_experiment(upload, TINY, FAST, store=private_worker.store)
 
     teacher = _login(_session({"cnnlab": PASSWORDS}), PASSWORDS["teacher_password"])

@@ -1,24 +1,13 @@
 """Data: choose a source (sample data, uploaded zip, server folder), see the images, the preparation, the splits."""
 
 import hashlib
-import io
 import shutil
-import zipfile
 
 import numpy as np
-from apphelpers import chart_specs, texts
+from apphelpers import chart_specs, texts, zip_of
 
 from core.config import TrainConfig
 from core.data import load_dataset
-
-
-def _zip_of(folder) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(folder).as_posix())
-    return buf.getvalue()
 
 
 def test_a_folder_dataset_shows_samples_preparation_splits_and_skipped_files(open_page, data_dir, tmp_path):
@@ -65,7 +54,7 @@ def test_uploading_a_zip_saves_it_by_hash_and_makes_it_the_dataset(open_page, da
 
     at = open_page("pages/data.py", dataset=str(data_dir))
     at.segmented_control(key="data.kind").set_value("Upload a zip").run()
-    data = _zip_of(data_dir)
+    data = zip_of(data_dir)
     at.file_uploader(key="data.upload").upload("rocks.zip", data, "application/zip").run()
     assert not at.exception, [e.value for e in at.exception]
     saved = store().uploads_dir / f"{hashlib.sha256(data).hexdigest()}.zip"
