@@ -41,11 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin", type=float, default=0.10, help="how much larger the baseline's gap must be")
     args = p.parse_args(argv)
 
-    from core.cli.commands import LAB_COLUMNS, lab_cells
-    from core.cli.output import print_table
     from core.lab import lab_variants, run_lab
-    from core.lab_results import lab_rows, lab_summary
+    from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
     from core.store import RunStore
+    from core.tables import print_table
 
     home = args.home or tempfile.mkdtemp(prefix="cnnlab-bench-lab-")
     store = RunStore(home)

@@ -12,6 +12,7 @@ from typing import Any
 from core.curves import best_epoch as _best_epoch
 from core.lab import LAB_PATIENCE, LabVariant
 from core.store import RunRecord
+from core.tables import number
 
 
 def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]) -> list[dict[str, Any]]:
@@ -176,3 +177,33 @@ def _test_change(base: Mapping[str, Any], other: Mapping[str, Any]) -> str:
     if base.get("test_accuracy") is None or other.get("test_accuracy") is None:
         return "."
     return f"; test accuracy {base['test_accuracy']:.2f} -> {other['test_accuracy']:.2f}."
+
+
+LAB_COLUMNS = [
+    ("title", "Variant"),
+    ("best_val_accuracy", "Best-epoch val acc"),
+    ("final_gap", "Train-val gap (last epoch)"),
+    ("test_accuracy", "Test acc"),
+    ("epochs", "Epochs"),
+    ("time", "Time"),
+]
+
+
+def lab_cells(row: dict[str, Any]) -> dict[str, str]:
+    """One lab table row as text."""
+    epochs = "-"
+    if row.get("epochs_run") is not None:
+        epochs = f"{row['epochs_run']}/{row['epochs_planned']}"
+        if row.get("best_epoch"):
+            epochs += f" (best {row['best_epoch']})"
+    time_text = "-" if row.get("seconds") is None else f"{row['seconds']:.1f} s"
+    if row.get("cached"):
+        time_text += " (stored)"
+    return {
+        "title": row["title"],
+        "best_val_accuracy": number(row.get("best_val_accuracy"), ".3f"),
+        "final_gap": number(row.get("final_gap"), "+.3f"),
+        "test_accuracy": number(row.get("test_accuracy"), ".3f"),
+        "epochs": epochs,
+        "time": time_text,
+    }

@@ -42,7 +42,7 @@ def _copy_tree(tmp_path: Path) -> Path:
         # a low layer reaching up, hidden inside a function (the old late-import cycle)
         ("core/config.py", "\n\ndef _sneaky():\n    from core.experiment import run_experiment\n"),
         # the engine depending on its own command line
-        ("core/lab.py", "\nfrom core.cli.output import print_table\n"),
+        ("core/lab.py", "\nfrom core.cli.output import run_payload\n"),
         # two siblings of one layer
         ("core/curves.py", "\nimport core.store\n"),
         # the engine importing the dashboard

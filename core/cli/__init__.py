@@ -34,11 +34,12 @@ import sys
 import traceback
 import warnings
 
-from core.cli.commands import COMMANDS
-from core.cli.parser import EXIT_FAILED, EXIT_USAGE, build_parser
 from core.errors import UserError
 from core.limits import resource_message
 from core.store import RunStore
+
+from .commands import COMMANDS
+from .parser import EXIT_FAILED, EXIT_USAGE, build_parser
 
 __all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
 

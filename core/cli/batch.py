@@ -11,12 +11,12 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from core.cli.output import number, print_table
 from core.config import ModelConfig, TrainConfig
 from core.errors import UserError
 from core.executor import check_workers, make_executor
 from core.jobtable import JobTable
 from core.store import RunRecord, RunStore
+from core.tables import number, print_table
 from core.worker import DONE, FAILED, Job, TrainingWorker
 
 

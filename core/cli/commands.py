@@ -10,15 +10,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
 
 from core.architecture import ArchitectureError, check_cost, layer_table, require_buildable
-from core.cli.batch import cmd_jobs, make_worker, train_all
-from core.cli.explain import cmd_explain
-from core.cli.exporting import cmd_export
-from core.cli.output import number, print_table, progress_printer, run_payload
-from core.cli.parser import model_config, train_config
-from core.cli.study import cmd_compare_runs, cmd_repeat, cmd_sweep
 from core.compare import compare_configs, comparison_rows
 from core.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
@@ -26,10 +19,18 @@ from core.errors import UserError
 from core.estimate import calibrate, estimate, estimate_text, load_calibration
 from core.experiment import resolve, run_experiment
 from core.lab import lab_variants
-from core.lab_results import lab_rows, lab_summary
+from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
 from core.precision import run_precision
 from core.store import RunStore
+from core.tables import number, print_table
 from core.weights import WeightsError, weight_kind, weights_status
+
+from .batch import cmd_jobs, make_worker, train_all
+from .explain import cmd_explain
+from .exporting import cmd_export
+from .output import progress_printer, run_payload
+from .parser import model_config, train_config
+from .study import cmd_compare_runs, cmd_repeat, cmd_sweep
 
 
 def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
@@ -137,36 +138,6 @@ def cmd_datasets(args: argparse.Namespace, store: RunStore) -> int:
     else:
         print_table(rows, [("name", "Name"), ("images", "Images"), ("classes", "Classes"), ("title", "Title")])
     return 0
-
-
-LAB_COLUMNS = [
-    ("title", "Variant"),
-    ("best_val_accuracy", "Best-epoch val acc"),
-    ("final_gap", "Train-val gap (last epoch)"),
-    ("test_accuracy", "Test acc"),
-    ("epochs", "Epochs"),
-    ("time", "Time"),
-]
-
-
-def lab_cells(row: dict[str, Any]) -> dict[str, str]:
-    """One lab table row as text."""
-    epochs = "-"
-    if row.get("epochs_run") is not None:
-        epochs = f"{row['epochs_run']}/{row['epochs_planned']}"
-        if row.get("best_epoch"):
-            epochs += f" (best {row['best_epoch']})"
-    time_text = "-" if row.get("seconds") is None else f"{row['seconds']:.1f} s"
-    if row.get("cached"):
-        time_text += " (stored)"
-    return {
-        "title": row["title"],
-        "best_val_accuracy": number(row.get("best_val_accuracy"), ".3f"),
-        "final_gap": number(row.get("final_gap"), "+.3f"),
-        "test_accuracy": number(row.get("test_accuracy"), ".3f"),
-        "epochs": epochs,
-        "time": time_text,
-    }
 
 
 def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:

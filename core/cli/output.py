@@ -1,36 +1,12 @@
-"""What the CLI prints: the one table printer, live progress, and the JSON of a run."""
+"""What the CLI prints besides tables (core.tables): live progress and the JSON of a run."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from core.fit import ProgressEvent
 from core.store import RunRecord
-
-
-def print_table(rows: Sequence[Mapping[str, Any]], cols: Sequence[tuple[str, str]], file: TextIO | None = None) -> None:
-    """Rows as aligned text columns; ``cols`` are ``(key, header)`` pairs; a missing cell prints empty."""
-    file = file or sys.stdout
-    cells = [[str(r.get(k, "") if r.get(k) is not None else "-") for k, _ in cols] for r in rows]
-    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, (_, h) in enumerate(cols)]
-    print("  ".join(h.ljust(w) for (_, h), w in zip(cols, widths, strict=True)).rstrip(), file=file)
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip(), file=file)
-
-
-def number(v: Any, fmt: str = "") -> str:
-    """A cell: '-' for a missing value, thousands separators for ints, ``fmt`` for floats."""
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        return format(v, fmt or ".1f")
-    return str(v)
 
 
 def progress_printer(stream: TextIO) -> Callable[[ProgressEvent], None]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.cli.batch import add_batch_flags
 from core.config import (
     FILL_MODES,
     LOSSES,
@@ -21,6 +20,8 @@ from core.config import (
     TrainConfig,
 )
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
+
+from .batch import add_batch_flags
 
 EXIT_USAGE = 2  # the user's error: a bad flag, value, dataset, architecture or weights source
 EXIT_FAILED = 1  # anything else: a bug or a broken installation

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from core.architecture import require_buildable
-from core.cli.batch import make_worker, train_all
-from core.cli.output import number, print_table
-from core.cli.parser import model_config, train_config
 from core.compare import compare_runs, get_runs
 from core.errors import UserError
 from core.experiment import resolve
 from core.store import RunStore
+from core.tables import number, print_table
 from core.trials import grid_from_json, parse_grid, repeat_summary, seed_configs, sweep_grid, sweep_points
+
+from .batch import make_worker, train_all
+from .parser import model_config, train_config
 
 METRIC_COLUMNS = [("run_id", "Run"), ("label", "Model"), ("best", "Best epoch"), ("val_loss", "Val loss"),
                   ("val_acc", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1"), ("trainable", "Trainable"),

@@ -1,0 +1,34 @@
+"""The one text-table printer (the CLI's tables, the benchmarks' tables) and its cell formatting.
+
+Low in the stack so that everything that prints a table (``core.cli``,
+``bench/``) uses the same one without importing the CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], cols: Sequence[tuple[str, str]], file: TextIO | None = None) -> None:
+    """Rows as aligned text columns; ``cols`` are ``(key, header)`` pairs; a missing cell prints empty."""
+    file = file or sys.stdout
+    cells = [[str(r.get(k, "") if r.get(k) is not None else "-") for k, _ in cols] for r in rows]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, (_, h) in enumerate(cols)]
+    print("  ".join(h.ljust(w) for (_, h), w in zip(cols, widths, strict=True)).rstrip(), file=file)
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip(), file=file)
+
+
+def number(v: Any, fmt: str = "") -> str:
+    """A cell: '-' for a missing value, thousands separators for ints, ``fmt`` for floats."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return format(v, fmt or ".1f")
+    return str(v)
