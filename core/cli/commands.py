@@ -22,7 +22,7 @@ from core.lab import lab_variants
 from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
 from core.precision import run_precision
 from core.store import RunStore
-from core.tables import number, print_table
+from core.tables import number, plural, print_table
 from core.weights import WeightsError, weight_kind, weights_status
 
 from .batch import cmd_jobs, make_worker, train_all
@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     d, t = rec.diagnosis, rec.test
     print(f"Run {rec.run_id}{' (stored run, not retrained)' if rec.cached else ''}: {rec.label}")
     print(f"Data: {rec.data['n_train']} train / {rec.data['n_val']} val / {rec.data['n_test']} test, "
-          f"classes {', '.join(rec.data['classes'])}; {len(rec.data['skipped'])} file(s) skipped")  # fmt: skip
+          f"classes {', '.join(rec.data['classes'])}; {plural(len(rec.data['skipped']), 'file')} skipped")  # fmt: skip
     for s in rec.data["skipped"]:
         print(f"  skipped {s['path']}: {s['reason']}")
     print(f"Best epoch {rec.best_epoch}; verdict: {d.get('title', d.get('verdict'))} - {d.get('headline', '')}")
