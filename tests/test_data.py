@@ -447,7 +447,7 @@ def test_class_whose_images_are_all_unreadable(tmp_path):
     with pytest.raises(DataError) as e:
         load_dataset(tmp_path / "ds", image_size=SIZE)
     msg = str(e.value)
-    assert msg.startswith("Class 'shale' has 0 images (2 file(s) in it were skipped, e.g. 'shale/a.png': not an image")
+    assert msg.startswith("Class 'shale' has 0 images (2 files in it were skipped, e.g. 'shale/a.png': not an image")
     assert "Add images to 'shale'" in msg
 
 

@@ -186,8 +186,10 @@ def _once_each(items: list[Item]) -> list[Item]:
         if seen[i.rel] == n:
             out.append(i)
         elif seen[i.rel] == 1:  # one line per name, however many copies
-            why = (f"the zip holds {n} files with this same name; only one of them (the last, as unzipping leaves it) "
-                   "is used, so the image is not counted more than once")
+            why = (
+                f"the zip holds {n} files with this same name; only one of them (the last, as unzipping leaves it) "
+                "is used, so the image is not counted more than once"
+            )
             out.append(Item(i.rel, i.size, problem=why))
     return out
 
