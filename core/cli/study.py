@@ -108,7 +108,8 @@ def cmd_repeat(args: argparse.Namespace, store: RunStore) -> int:
     for key, title in (("best_val_accuracy", "Best-epoch val accuracy"), ("test_accuracy", "Test accuracy")):
         s = summary[key]
         print(f"{title}: mean {number(s['mean'], '.3f')}, std {number(s['std'], '.3f')}, "
-              f"min {number(s['min'], '.3f')}, max {number(s['max'], '.3f')} over {plural(s['n'], 'seed')}")  # fmt: skip
+              f"min {number(s['min'], '.3f')}, max {number(s['max'], '.3f')} "
+              f"over {plural(s['n'], 'seed')}")  # fmt: skip
     print(summary["message"])
     return 0
 
