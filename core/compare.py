@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from core.store import RunRecord, RunStore
 
 DATA_KEYS = ("classes", "n_train", "n_val", "n_test")
+# The data facts above in a student's words (for messages; the keys are the record's).
+DATA_WORDS = {"classes": "the classes", "n_train": "the number of training images",
+              "n_val": "the number of validation images", "n_test": "the number of test images"}  # fmt: skip
 
 
 class UnknownRunError(UserError):
@@ -106,26 +109,62 @@ def run_metrics(rec: RunRecord) -> dict[str, Any]:
         "trainable_params": int(rec.layers.get("trainable_params", 0)),
         "frozen_params": int(rec.layers.get("non_trainable_params", 0)),
         "fine_tuned_params": int((extra.get("fine_tune") or {}).get("trainable_params", 0)),
-        "seconds": float(rec.seconds),
-        "seconds_per_epoch": float(rec.seconds) / epochs if epochs else None,
+        **run_times(rec),
         "verdict": (rec.diagnosis or {}).get("verdict"),
     }
 
 
+def run_times(rec: RunRecord) -> dict[str, float | None]:
+    """Where a run's time went, each figure named for what it measures.
+
+    ``seconds``: the whole training, start to end. ``seconds_per_epoch``: the
+    mean of the epochs' own times (``epoch_seconds``, measured per epoch), not
+    the whole over the epochs. ``setup_seconds``: the time outside the epochs
+    (building the network, VGG16's base features, setting up a fine-tuning
+    phase). Both None for a run whose epoch times do not match its history.
+    """
+    epochs = len(rec.history.get("loss", []))
+    times = [float(t) for t in (rec.epoch_seconds or [])]
+    timed = bool(epochs) and len(times) == epochs
+    return {
+        "seconds": float(rec.seconds),
+        "seconds_per_epoch": sum(times) / epochs if timed else None,
+        "setup_seconds": max(0.0, float(rec.seconds) - sum(times)) if timed else None,
+    }
+
+
+def _differ(values: Sequence[Any]) -> bool:
+    known = [v for v in values if v is not None]  # a run stored before a fact was recorded does not count
+    return any(v != known[0] for v in known[1:])
+
+
 def data_notes(records: Sequence[RunRecord]) -> list[str]:
-    """Sentences about data the runs do not share (dataset, classes, split sizes); empty when all match."""
+    """One sentence, in a student's words, when the runs' scores are not measured on the same images; else [].
+
+    Different datasets say it all (their classes and split sizes differ with
+    them); on one dataset the note names what differs: the classes, or how many
+    images each split holds.
+    """
     if len(records) < 2:
         return []
-    notes = []
-    sources = sorted({r.source for r in records})
+    sources = list(dict.fromkeys(r.source for r in records))
     if len(sources) > 1:
-        notes.append(f"These runs are on different datasets ({', '.join(s.rsplit('/', 1)[-1] for s in sources)}): "
-                     "their scores are not measured on the same images.")  # fmt: skip
-    for k in DATA_KEYS:
-        values = [(r.data or {}).get(k) for r in records]
-        if any(v is not None and v != values[0] for v in values[1:]):
-            notes.append(f"The runs differ in {k} ({', '.join(str(v) for v in values)}): the splits are not the same.")
-    return notes
+        names = ", ".join(s.rstrip("/").rsplit("/", 1)[-1] for s in sources)
+        return [f"These runs were trained and tested on different datasets ({names}), so their scores are not "
+                "measured on the same images."]  # fmt: skip
+    data = [r.data or {} for r in records]
+    what = []
+    if _differ([d.get("classes") for d in data]):
+        kinds = dict.fromkeys(", ".join(d["classes"]) for d in data if d.get("classes") is not None)
+        what.append(f"different classes ({'; '.join(kinds)})")
+    sizes = [tuple(d.get(k) for k in DATA_KEYS[1:]) for d in data]
+    if _differ([s if None not in s else None for s in sizes]):
+        shown = dict.fromkeys(" / ".join(map(str, s)) for s in sizes if None not in s)
+        what.append(f"different numbers of training / validation / test images ({', '.join(shown)})")
+    if not what:
+        return []
+    return [f"These runs use the same dataset with {' and '.join(what)}, so their scores are not measured on the "
+            "same images."]  # fmt: skip
 
 
 def compare_runs(records: Sequence[RunRecord], all_keys: bool = False) -> dict[str, Any]:
@@ -192,8 +231,8 @@ def comparison_rows(scratch_record: RunRecord, transfer_record: RunRecord) -> li
     for k in DATA_KEYS:
         if k in a and k in b and a[k] != b[k]:
             raise UserError(
-                f"The two runs are not on the same data: {k} is {a[k]!r} for the scratch run and {b[k]!r} for "
-                "the transfer run. Compare runs of the same dataset, split and seed."
+                f"The two runs are not on the same data: {DATA_WORDS[k]} is {a[k]!r} for the scratch run and "
+                f"{b[k]!r} for the transfer run. Compare runs of the same dataset, split and seed."
             )
     rows = []
     for role, rec in (("scratch", scratch_record), ("transfer", transfer_record)):

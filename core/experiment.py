@@ -73,6 +73,38 @@ def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
     return x01
 
 
+def data_report(ds: Dataset) -> dict[str, Any]:
+    """What reading the data found: its classes, the images read, the files skipped and why.
+
+    A run's record holds its training's read; a stored run given back as an
+    answer carries the read just made (:func:`stored_answer`). Skipped files do
+    not change the pixels, so they are not part of the run key.
+    """
+    return {
+        "classes": list(ds.class_names),
+        "n_images": int(len(ds.labels)),
+        "skipped": [s.to_dict() for s in ds.skipped],
+        "fingerprint": ds.fingerprint,
+        "image_shape": list(ds.images.shape[1:]),
+    }
+
+
+def stored_answer(store: RunStore, key: str, ds: Dataset) -> RunRecord | None:
+    """The stored complete run with this key, as the answer to a request that has just read ``ds``; else None.
+
+    The store supplies the model, the history and the scores; the data report
+    is ``ds``'s (another folder with the same images but other broken files has
+    the same key, and must not be told the first folder's skipped files). The
+    split sizes and class counts are the stored run's: the key fixes them.
+    """
+    found = store.find(key)
+    if found is None:
+        return None
+    found.data = {**found.data, **data_report(ds)}
+    found.cached = True
+    return found
+
+
 class NothingToKeep(UserError):
     """Training was stopped before its first epoch ended: there is no run to store."""
 
@@ -133,9 +165,8 @@ def run_experiment(
     store = store if store is not None else RunStore()  # the one place a default store is chosen
     ds, model_cfg, key = resolve(source, model_cfg, train_cfg, store)
     if use_cache:
-        found = store.find(key)
+        found = stored_answer(store, key, ds)
         if found is not None:
-            found.cached = True
             return found
     artifacts = compute_run(
         ds, model_cfg, train_cfg, key, source=str(source), store=store, progress=progress, stop_event=stop_event
@@ -197,15 +228,11 @@ def compute_run(
         source=source,
         label=describe(model_cfg, train_cfg),
         data={
-            "classes": list(data.class_names),
-            "n_images": int(len(ds.labels)),
+            **data_report(ds),
             "n_train": int(len(data.y_train_int)),
             "n_val": int(len(data.y_val_int)),
             "n_test": int(len(data.y_test_int)),
             "class_counts": {k: [int(v) for v in vs] for k, vs in data.class_counts.items()},
-            "skipped": [{"path": s.path, "reason": s.reason} for s in ds.skipped],
-            "fingerprint": ds.fingerprint,
-            "image_shape": list(ds.images.shape[1:]),
         },
         model_config=model_cfg.to_dict(),
         train_config=train_cfg.to_dict(),

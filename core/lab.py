@@ -40,6 +40,7 @@ from core.config import AugmentConfig, ModelConfig, TrainConfig, apply_changes
 from core.errors import UserError
 from core.experiment import run_experiment
 from core.store import RunRecord, RunStore
+from core.tables import plural
 from core.worker import Job, TrainingWorker
 
 VARIANT_NAMES = ("baseline", "dropout", "augment", "early_stopping", "all")
@@ -129,7 +130,7 @@ def lab_variants(
             "baseline",
             "baseline",
             f"Nothing added (no dropout, no augmentation, no early stopping): the yardstick that shows how "
-            f"far the network memorises {fraction:.0%} of the training images in {epochs} epochs.",
+            f"far the network memorises {fraction:.0%} of the training images in {plural(epochs, 'epoch')}.",
             base_m,
             base_t,
         ),

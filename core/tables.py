@@ -1,7 +1,9 @@
-"""The one text-table printer (the CLI's tables, the benchmarks' tables) and its cell formatting.
+"""The one text-table printer (the CLI's tables, the benchmarks' tables), its cell formatting, and counts in words.
 
 Low in the stack so that everything that prints a table (``core.cli``,
-``bench/``) uses the same one without importing the CLI.
+``bench/``) uses the same one without importing the CLI, and every message
+that counts things (the engine's, the CLI's, the pages') says "1 epoch", "2 epochs"
+through :func:`plural`.
 """
 
 from __future__ import annotations
@@ -32,3 +34,11 @@ def number(v: Any, fmt: str = "") -> str:
     if isinstance(v, float):
         return format(v, fmt or ".1f")
     return str(v)
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``"1 epoch"``, ``"2 epochs"``, ``"1,200 images"``: a count and its noun, singular for exactly one.
+
+    ``words`` is the plural when it is not ``word + "s"`` (``plural(n, "class", "classes")``).
+    """
+    return f"{number(n)} {word if n == 1 else (words or word + 's')}"

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.compare import run_metrics
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
+from core.config import DATA_DECIDED, AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
+from core.precision import run_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store import RunRecord
@@ -109,7 +110,7 @@ def difference_sentence(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str 
 _MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}
 _TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "augment"}
 _AUG_FIELDS = {f.name: f for f in dataclasses.fields(AugmentConfig)}
-SWEEPABLE = tuple(sorted({*_MODEL_FIELDS, *_TRAIN_FIELDS, *_AUG_FIELDS} - {"filter_list"}))
+SWEEPABLE = tuple(sorted({*_MODEL_FIELDS, *_TRAIN_FIELDS, *_AUG_FIELDS} - {"filter_list", *DATA_DECIDED}))
 _ALIASES = {"lr": "learning_rate", "dense": "dense_units", "kernel": "kernel_size", "pool": "pool_size"}
 
 
@@ -120,6 +121,9 @@ def _where(name: str) -> tuple[str, str]:
         "train.augment.") else name.rpartition(".")  # fmt: skip
     if name.startswith("train.augment."):
         section = "augment"
+    if field in DATA_DECIDED and section in ("", "model"):
+        raise ConfigError(f"{name!r} cannot be swept: {DATA_DECIDED[field]}, so every point would train the same "
+                          "run. Sweep a setting you choose, such as dropout or filters.")  # fmt: skip
     for sec, fields in (("model", _MODEL_FIELDS), ("train", _TRAIN_FIELDS), ("augment", _AUG_FIELDS)):
         if section in ("", sec) and field in fields and field != "filter_list":
             return sec, field
@@ -163,12 +167,24 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
 def grid_from_json(text: str) -> dict[str, list[Any]]:
     """A grid file: a JSON object of ``{"setting": [values...]}``."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_once)
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"The grid file is not JSON ({exc}). Write it as {{\"dropout\": [0, 0.5]}}.") from None
     if not isinstance(data, dict) or not all(isinstance(v, list) and v for v in data.values()):
         raise ConfigError('The grid file must be a JSON object of non-empty lists, like {"dropout": [0, 0.5]}.')
     return {str(k): v for k, v in data.items()}
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each given once (json.loads would keep the last of a repeated key silently)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ConfigError(f"The grid file gives {k!r} twice: give each setting once, with all its values.")
+        out[k] = v
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,8 +214,13 @@ def sweep_points(grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig,
     if not grid or len(grid) > MAX_SETTINGS:
         raise ConfigError(f"A sweep takes one or two settings. Got {len(grid)}.")
     names, where, values = [], [], []
+    spelled: dict[tuple[str, str], str] = {}  # each setting once, whatever it is called ("lr", "learning_rate")
     for name, raw in grid.items():
         sec, field = _where(name)
+        if (sec, field) in spelled:
+            raise ConfigError(f"The setting {field!r} is given twice, as {spelled[sec, field]!r} and as {name!r}: "
+                              "give it once, with all its values.")  # fmt: skip
+        spelled[sec, field] = name
         vals = [_value(sec, field, v) for v in raw]
         if len(set(map(repr, vals))) != len(vals):
             raise ConfigError(f"The values of {name!r} repeat ({raw}): give each value once.")
@@ -220,13 +241,33 @@ def sweep_points(grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig,
         except (ConfigError, TypeError) as exc:
             raise ConfigError(f"The sweep point {dict(zip(names, combo, strict=True))} is not valid: {exc}") from None
         points.append(SweepPoint(tuple(combo), mc, tc))
+    _distinct(names, points)
     return names, values, points
+
+
+def _distinct(names: Sequence[str], points: Sequence[SweepPoint]) -> None:
+    """Every point must be a run of its own: two points with one run key would show one result under two labels."""
+    seen: dict[str, SweepPoint] = {}
+    for p in points:
+        ident = run_key(p.model_cfg, p.train_cfg, "", run_precision(p.model_cfg, p.train_cfg))  # same data for all
+        if ident in seen:
+            a, b = (", ".join(f"{n}={v}" for n, v in zip(names, q.values, strict=True)) for q in (seen[ident], p))
+            moot = [n for n, x, y in zip(names, seen[ident].values, p.values, strict=True) if x != y]
+            raise ConfigError(
+                f"The sweep points {a} and {b} would train exactly the same run: with the other settings as they are, "
+                f"{' and '.join(moot)} {'makes' if len(moot) == 1 else 'make'} no difference (as the kernel size for "
+                "VGG16, the fill mode without augmentation, or fine-tuning for the CNN). Sweep a setting that "
+                "changes the run."
+            )
+        seen[ident] = p
 
 
 def sweep_grid(names: Sequence[str], values: Sequence[Sequence[Any]], records: Sequence[RunRecord],
                metric: str = "best_val_accuracy") -> dict[str, Any]:  # fmt: skip
     """The sweep's results as a grid: ``z[i][j]`` for the i-th value of the first setting and the j-th of the
     second (one setting: a single row), with the run ids in the same shape."""
+    if len(records) != math.prod(len(v) for v in values) or len({r.run_id for r in records}) != len(records):
+        raise ValueError("sweep_grid needs one record per point, each point's own run, in the points' order.")
     rows = [run_metrics(r) for r in records]
     cols = len(values[1]) if len(values) > 1 else len(values[0])
     shape_rows = len(values[0]) if len(values) > 1 else 1

@@ -32,7 +32,7 @@ from core.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.errors import UserError
 from core.executor import Executor, Training, check_workers, make_executor
-from core.experiment import resolve
+from core.experiment import resolve, stored_answer
 from core.jobtable import HEARTBEAT, INTERRUPTED, JobTable
 from core.labels import describe
 from core.limits import resource_message
@@ -198,9 +198,8 @@ class TrainingWorker:
             job = Job(id=uuid.uuid4().hex[:10], key=key, source=str(source), model_cfg=model_cfg,
                       train_cfg=train_cfg, label=describe(model_cfg, train_cfg), owner=owner)  # fmt: skip
             if use_cache:
-                found = self.store.find(key)
+                found = stored_answer(self.store, key, ds)  # the data report is this read's
                 if found is not None:
-                    found.cached = True
                     job.result, job.state, job.finished = found, DONE, time.time()
                     job.epochs = job.epoch = len(found.history.get("loss", []))
                     job.history.update({k: list(v) for k, v in found.history.items()})

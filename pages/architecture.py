@@ -11,6 +11,7 @@ from core.architecture import check_architecture, check_cost, layer_table
 from core.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
 from core.estimate import estimate_text
 from core.share import MODEL_PARAM, decode_model, encode_model
+from core.tables import plural
 from ui import charts, jobs, resources, share, state
 from ui.controls import DENSE_UNITS, slider_max, steps, weights_picker
 from ui.feedback import flash, header
@@ -156,7 +157,7 @@ def _estimate(cfg: ModelConfig) -> None:
     except ValueError:  # the data cannot be read: the Data page says why
         return
     if est.calibrated:
-        st.caption(f":material/timer: Training it with the Train page's settings ({est.epochs} epochs, "
+        st.caption(f":material/timer: Training it with the Train page's settings ({plural(est.epochs, 'epoch')}, "
                    f"{est.n_train:,} training images): {estimate_text(est, ahead)}.")  # fmt: skip
 
 

@@ -18,6 +18,15 @@ K = "compare."
 REPEATS = K + "repeats"  # {run_id: [job ids]} of the repeats this session queued
 DEFAULTS = {K + "sources": [], K + "kinds": [], K + "diff": True, K + "seeds": 3}
 PCT = st.column_config.NumberColumn(format="%.3f")
+TIMES = {  # each time named for what it measures (core.compare.run_times)
+    "s / epoch": st.column_config.NumberColumn(
+        format="%.2f", help="Seconds one epoch took, on average over the run's epochs (each epoch's own time)."
+    ),
+    "Set-up (s)": st.column_config.NumberColumn(
+        format="%.1f", help="Seconds outside the epochs: building the network (for VGG16 also its base features)."
+    ),
+    "Total (s)": st.column_config.NumberColumn(format="%.1f", help="Seconds the whole training took."),
+}
 
 
 def main() -> None:
@@ -65,11 +74,12 @@ def _comparison(records: list) -> None:
     rows = [{"Run": n, "Model": r["label"], "Best epoch": f"{r['best_epoch']} of {r['epochs_run']}",
              "Val loss (best)": r["best_val_loss"], "Val acc (best)": r["best_val_accuracy"],
              "Test acc": r["test_accuracy"], "Macro F1": r["macro_f1"], "Trainable": r["trainable_params"],
-             "Frozen": r["frozen_params"], "s / epoch": r["seconds_per_epoch"], "Seconds": r["seconds"],
+             "Frozen": r["frozen_params"], "s / epoch": r["seconds_per_epoch"], "Set-up (s)": r["setup_seconds"],
+             "Total (s)": r["seconds"],
              **{f"F1 {c}": v for c, v in r["f1"].items()}}
             for n, r in zip(names, result["runs"], strict=True)]  # fmt: skip
-    st.dataframe(rows, hide_index=True, column_config={k: PCT for k in ("Val loss (best)", "Val acc (best)",
-                                                                         "Test acc", "Macro F1")})  # fmt: skip
+    scores = {k: PCT for k in ("Val loss (best)", "Val acc (best)", "Test acc", "Macro F1")}
+    st.dataframe(rows, hide_index=True, column_config={**scores, **TIMES})
     c1, c2 = st.columns(2)
     for col, metric in ((c1, "loss"), (c2, "accuracy")):
         curves = tuple((n, tuple(rec.history.get(metric, [])), tuple(rec.history.get(f"val_{metric}", [])),

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.architecture import check_architecture, layer_table
 from core.labels import describe
+from core.tables import plural
 from ui import resources, state
 from ui.frame import run_page
 from ui.sidebar import dataset_label
@@ -88,7 +89,7 @@ def _active_run() -> None:
         acc = rec.test.get("accuracy")
         verdict = rec.diagnosis.get("title", "")
         st.caption(
-            f"{len(rec.history.get('loss', []))} epochs · test accuracy {acc:.0%} · {verdict}"
+            f"{plural(len(rec.history.get('loss', [])), 'epoch')} · test accuracy {acc:.0%} · {verdict}"
             if acc is not None
             else verdict
         )

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.data import read_image_bytes
 from core.inside import ModelMissingError
+from core.tables import plural
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page
@@ -137,9 +138,9 @@ def _feature_maps(rec, net, image, key) -> None:
     info = net.layer(name)
     maps = resources.feature_maps(rec, key, image, name)
     h, w, c = info.output_shape
-    st.markdown(f"**{name}** ({info.type}): output **{h}×{w}×{c}**, {c} maps of {h}×{w}. One unit sees "
+    st.markdown(f"**{name}** ({info.type}): output **{h}×{w}×{c}**, {plural(c, 'map')} of {h}×{w}. One unit sees "
                 f"**{info.receptive_field}×{info.receptive_field}** input pixels; neighbouring units are "
-                f"{info.jump} pixel{'s' if info.jump != 1 else ''} apart in the image.")  # fmt: skip
+                f"{plural(info.jump, 'pixel')} apart in the image.")  # fmt: skip
     m1, m2, m3 = st.columns(3)
     m1.metric("Smallest value", f"{maps.min():.3f}")
     m2.metric("Largest value", f"{maps.max():.3f}")
@@ -175,8 +176,9 @@ def _worked(rec, net, image, key) -> None:
     reads = "the image" + (" (VGG16 preprocessing: BGR, mean subtracted)" if net.cfg.model == "vgg16" else " (/255)")
     st.markdown(f"Unit ({row}, {col}) of filter {channel} reads a **{k}×{k}×{cin}** patch of "
                 f"{reads if wc.input_name == 'input' else wc.input_name}. The filter has {k}×{k}×{cin} = "
-                f"{k * k * cin} weights + 1 bias; the layer has {wc.filters} filters: **{wc.filters} × ({k}×{k}×{cin} "
-                f"+ 1) = {wc.filters * wc.weights_per_filter:,}** parameters.")  # fmt: skip
+                f"{k * k * cin} weights + 1 bias; the layer has {plural(wc.filters, 'filter')}: "
+                f"**{wc.filters} × ({k}×{k}×{cin} + 1) = {wc.filters * wc.weights_per_filter:,}** "
+                "parameters.")  # fmt: skip
     shown = range(cin) if cin <= 3 else [st.slider("Input channel shown", 0, cin - 1, key=K + f"in.{name}")]
     for ci in shown:
         a, b, c = st.columns(3)
@@ -219,8 +221,8 @@ def _filters(rec, net) -> None:
     fs = resources.conv_filters(rec, name)
     k, cin, count = fs.kernel.shape[0], fs.kernel.shape[2], fs.count
     if fs.first:
-        st.markdown(f"The **{count} filters** of {name}, each a {k}×{k}×{cin} patch of weights drawn as colours: "
-                    "grey is a weight of 0; a colour is what the filter responds to.")  # fmt: skip
+        st.markdown(f"The **{plural(count, 'filter')}** of {name}, each a {k}×{k}×{cin} patch of weights drawn as "
+                    "colours: grey is a weight of 0; a colour is what the filter responds to.")  # fmt: skip
         st.plotly_chart(charts.filters_figure(fs.rgb()), config=charts.CONFIG)
         if net.cfg.model == "vgg16":
             st.caption("These are VGG16's **pretrained** filters (the base stays frozen, so training did not change "
@@ -271,8 +273,8 @@ def _grad_cam(rec, net, image, key, probs) -> None:
     info = net.layer(layer)
     h, w, c = info.output_shape
     st.caption(f"Bright = where {layer} found evidence for the class: the gradient of the class score says how much "
-               f"each of its {c} channels matters, and their weighted sum is shown. Its maps are {h}×{w}, so the "
-               "heatmap is that coarse, smoothed to the image.")  # fmt: skip
+               f"each of its {plural(c, 'channel')} matters, and their weighted sum is shown. Its maps are {h}×{w}, "
+               "so the heatmap is that coarse, smoothed to the image.")  # fmt: skip
     if st.toggle("Second view: cover parts of the image (occlusion)", key=K + "occlusion"):
         with st.spinner("Covering the image square by square (up to 100 passes: a few seconds for VGG16)…"):
             occ = resources.occluded(rec, key, image, chosen)

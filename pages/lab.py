@@ -15,6 +15,7 @@ from core import lab
 from core.config import LEARNING_RATES, ModelConfig, TrainConfig
 from core.lab_results import lab_curves, lab_rows, lab_summary
 from core.labels import network_text
+from core.tables import plural
 from ui import charts, jobs, resources, state
 from ui.feedback import empty_state, header, set_flash
 from ui.frame import run_page
@@ -170,7 +171,7 @@ def _start(source: str, model_cfg: ModelConfig | None, chosen: list[str]) -> Non
         "source": source,
         "variants": variants,
         "job_ids": [j.id for j in started],
-        "settings": f"{source} · {fraction:.0%} of the training images · up to {epochs} epochs · "
+        "settings": f"{source} · {fraction:.0%} of the training images · up to {plural(epochs, 'epoch')} · "
         f"learning rate {lr:g} · seed {seed} · {_network(model_cfg, source)}",
     }
 

@@ -7,6 +7,7 @@ from functools import partial
 
 import streamlit as st
 
+from core.tables import plural
 from core.trials import MAX_POINTS, SWEEPABLE, sweep_grid
 from ui import charts, jobs, state, study
 from ui.feedback import empty_state, header
@@ -70,7 +71,7 @@ def _results(run: dict, snaps: list) -> None:
     n = len(snaps)
     done = sum(1 for s in snaps if s is not None and s["state"] == "done")
     if any(jobs.is_active(s) for s in snaps):
-        st.progress(done / n, text=f"{done} of {n} points done")
+        st.progress(done / n, text=f"{done} of {plural(n, 'point')} done")
         return
     recs = jobs.results(snaps)
     if any(r is None for r in recs):
@@ -80,8 +81,8 @@ def _results(run: dict, snaps: list) -> None:
         return
     result = sweep_grid(run["names"], run["values"], recs)
     stored = sum(1 for r in recs if r.cached)
-    st.caption(f"All {n} points were stored already: nothing was trained." if stored == n
-               else f"{n - stored} points trained, {stored} came back from the store.")  # fmt: skip
+    st.caption(f"All {plural(n, 'point')} were stored already: nothing was trained." if stored == n
+               else f"{plural(n - stored, 'point')} trained, {stored} came back from the store.")  # fmt: skip
     z = tuple(tuple(row) for row in result["z"])
     st.plotly_chart(charts.sweep_figure(tuple(run["names"]), tuple(tuple(v) for v in run["values"]), z),
                     config=charts.CONFIG)  # fmt: skip

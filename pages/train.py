@@ -30,6 +30,7 @@ from core.config import (
 from core.estimate import estimate_text
 from core.labels import describe, network_text
 from core.share import TRAIN_PARAM, decode_train, encode_train
+from core.tables import plural
 from core.trials import MAX_SEEDS, MIN_SEEDS
 from core.weights import weights_status
 from ui import charts, identity, jobs, resources, share, state, study
@@ -501,8 +502,8 @@ def _finished(job) -> None:
         )
     else:
         extra = " Early stopping ended it before the last epoch." if rec.stopped_early else ""
-        st.success(f"Finished: {n} epochs in {rec.seconds:.0f} s.{extra} The model keeps {_kept_weights(rec)}: "
-                   f"test accuracy **{acc:.0%}**.", icon=":material/check_circle:")  # fmt: skip
+        st.success(f"Finished: {plural(n, 'epoch')} in {rec.seconds:.0f} s.{extra} The model keeps "
+                   f"{_kept_weights(rec)}: test accuracy **{acc:.0%}**.", icon=":material/check_circle:")  # fmt: skip
     st.plotly_chart(
         charts.history_figure(
             rec.history, best=rec.best_epoch, restored=rec.restored_epoch,

@@ -14,6 +14,7 @@ import streamlit as st
 from core.architecture import layer_table
 from core.compare import compare_configs, comparison_rows
 from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.tables import plural
 from ui import charts, jobs, resources, state
 from ui.controls import DENSE_UNITS, FINE_TUNE_RATES, weights_picker
 from ui.feedback import empty_state, header
@@ -163,7 +164,7 @@ def _start(source: str, vgg_cfg: ModelConfig, weights: str | None) -> None:
         "scratch": scratch.id,
         "transfer": transfer.id,
         "settings": f"{source} · weights {weights} · {vgg_cfg.input_size} px · Dense {vgg_cfg.dense_units} · "
-        f"dropout {vgg_cfg.dropout:g} · {train_cfg.epochs} epochs{ft} · seed {train_cfg.seed}"
+        f"dropout {vgg_cfg.dropout:g} · {plural(train_cfg.epochs, 'epoch')}{ft} · seed {train_cfg.seed}"
         + (" · augmentation" if train_cfg.augment.enabled else ""),
     }
 

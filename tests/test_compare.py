@@ -56,7 +56,7 @@ def test_comparison_rows():
     assert (s["epochs_run"], t["features"], s["features"]) == (3, "cached", "")
     json.dumps(rows)
     other = _record("x", data={"classes": ["a", "b"], "n_train": 9, "n_val": 2, "n_test": 2})
-    with pytest.raises(UserError, match="n_train is 8 for the scratch run and 9 for the transfer run"):
+    with pytest.raises(UserError, match="the number of training images is 8 for the scratch run and 9 for the"):
         comparison_rows(scratch, other)
 
 
@@ -157,7 +157,8 @@ def test_best_epoch_metrics_equal_the_history_at_argmin_val_loss(two_runs):
         assert row["best_val_accuracy"] == rec.history["val_accuracy"][i]
         assert row["test_accuracy"] == rec.test["accuracy"] and row["macro_f1"] == rec.test["macro"]["f1"]
         assert set(row["f1"]) == set(rec.data["classes"])
-        assert row["seconds_per_epoch"] == pytest.approx(rec.seconds / len(rec.history["loss"]))
+        assert row["seconds_per_epoch"] == pytest.approx(sum(rec.epoch_seconds) / len(rec.history["loss"]))
+        assert row["setup_seconds"] == pytest.approx(rec.seconds - sum(rec.epoch_seconds))
         assert row["trainable_params"] + row["frozen_params"] == rec.layers["total_params"]
     # a history where the last epoch is not the best: the row reads the best one
     h = {"loss": [1.0, 0.5, 0.2], "val_loss": [0.9, 0.4, 0.7], "val_accuracy": [0.3, 0.8, 0.6]}
@@ -165,11 +166,28 @@ def test_best_epoch_metrics_equal_the_history_at_argmin_val_loss(two_runs):
     assert (row["best_epoch"], row["best_val_loss"], row["best_val_accuracy"]) == (2, 0.4, 0.8)
 
 
-def test_runs_on_different_data_are_compared_with_a_note(two_runs):
+def test_time_per_epoch_is_the_epochs_own_time_and_set_up_is_shown_apart():
+    """Issue 17: 2 epochs of 3.4 s and 2.1 s in a 10.54 s run were shown as 5.27 s per epoch."""
+    rec = _record("t", history={"loss": [1, 0.5], "val_loss": [0.9, 0.8]}, epoch_seconds=[3.4, 2.1], seconds=10.54)
+    row = run_metrics(rec)
+    assert row["seconds_per_epoch"] == pytest.approx(2.75) and row["setup_seconds"] == pytest.approx(5.04)
+    assert row["seconds"] == 10.54
+    old = run_metrics(_record("o", epoch_seconds=[]))  # epoch times that do not match the history: not guessed
+    assert old["seconds_per_epoch"] is None and old["setup_seconds"] is None and old["seconds"] == 12.5
+
+
+def test_runs_on_different_data_are_compared_with_one_note_in_words(two_runs):
     _, a, _, c = two_runs
-    result = compare_runs([a, c])
+    result = compare_runs([a, c])  # other dataset, other classes, other split sizes: one note says it
     assert "data.source" in {s["key"] for s in result["settings"]}
-    assert result["notes"] and "different datasets" in result["notes"][0]
+    assert result["notes"] == ["These runs were trained and tested on different datasets (data, other), so their "
+                               "scores are not measured on the same images."]  # fmt: skip
+    split = [_record("a"), _record("b", data={"classes": ["a", "b"], "n_train": 7, "n_val": 3, "n_test": 2})]
+    assert compare_runs(split)["notes"] == [
+        "These runs use the same dataset with different numbers of training / validation / test images "
+        "(8 / 2 / 2, 7 / 3 / 2), so their scores are not measured on the same images."]  # fmt: skip
+    old = _record("c", data={"classes": ["a", "b"]})  # a record without the split sizes is not a difference
+    assert compare_runs([_record("a"), old])["notes"] == []
 
 
 def test_compare_cli_any_runs_and_an_unknown_id(two_runs, capsys, monkeypatch):

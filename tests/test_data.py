@@ -385,6 +385,30 @@ def test_bad_files_in_a_zip_are_skipped_too(tmp_path):
     assert not (tmp_path.parent / "evil.png").exists()
 
 
+def test_zip_with_duplicate_entry_names_reads_each_name_once(tmp_path):
+    """A zip with every file twice (a folder added to the zip twice) holds 18 images, not 36: the last copy is
+    read, the name is listed once as skipped with the reason, and no image can land in two splits."""
+    expected = make_dataset(tmp_path / "ds")
+    zp = zip_folder(tmp_path / "ds", tmp_path / "ds.zip", junk=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns "Duplicate name"
+        with zipfile.ZipFile(zp, "a") as zf:
+            for rel in sorted(expected):
+                if rel == "shale/img_00.png":
+                    zf.writestr(rel, png_bytes(color=(7, 8, 9)))  # the last copy differs: it is the one used
+                else:
+                    zf.write(tmp_path / "ds" / rel, rel)
+    assert len(zipfile.ZipFile(zp).infolist()) == 36
+    ds = load_dataset(zp, image_size=SIZE)
+    assert len(ds) == 18 and sorted(ds.files) == sorted(expected)
+    dup = [s for s in ds.skipped if "same name" in s.reason]
+    assert sorted(s.path for s in dup) == sorted(expected)
+    assert "2 files with this same name" in dup[0].reason and "counted more than once" in dup[0].reason
+    assert tuple(ds.images[ds.files.index("shale/img_00.png")][0, 0]) == (7, 8, 9)
+    data_ = prepare_data(ds, seed=0)
+    assert len(data_.train_index) + len(data_.val_index) + len(data_.test_index) == 18
+
+
 def test_password_protected_member_is_skipped(tmp_path):
     make_dataset(tmp_path / "ds")
     buf = io.BytesIO()
@@ -423,7 +447,7 @@ def test_class_whose_images_are_all_unreadable(tmp_path):
     with pytest.raises(DataError) as e:
         load_dataset(tmp_path / "ds", image_size=SIZE)
     msg = str(e.value)
-    assert msg.startswith("Class 'shale' has 0 images (2 file(s) in it were skipped, e.g. 'shale/a.png': not an image")
+    assert msg.startswith("Class 'shale' has 0 images (2 files in it were skipped, e.g. 'shale/a.png': not an image")
     assert "Add images to 'shale'" in msg
 
 

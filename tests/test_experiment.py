@@ -80,3 +80,44 @@ def test_impossible_architecture_is_refused_before_training(tiny_folder, store):
     with pytest.raises(ArchitectureError, match="Block 3"):
         run_experiment(str(tiny_folder), TINY.replace(blocks=3, kernel_size=5), FAST, store=store)
     assert store.list_runs() == []
+
+
+def test_a_stored_run_given_back_reports_the_data_just_read(tmp_path, store, monkeypatch, capsys):
+    """Folder B has folder A's images (same key: the stored run comes back) but other skipped files: B's answer
+    lists B's oversized image, never A's broken file; the stored record keeps its own training's read."""
+    from PIL import Image
+    from tinydata import write_tiny_dataset
+
+    from core.cli import main
+    from core.worker import TrainingWorker
+
+    monkeypatch.setenv("CNNLAB_MAX_PIXELS", "40x40")  # the tiny images are 16 x 16
+    a = write_tiny_dataset(tmp_path / "A")
+    (a / "dark" / "broken.png").write_bytes(b"not a png at all")
+    b = write_tiny_dataset(tmp_path / "B")
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(b / "bright" / "huge.png")
+    one = FAST.replace(epochs=1)
+    ra = run_experiment(str(a), TINY, one, store=store)
+    assert not ra.cached and [s["path"] for s in ra.data["skipped"]] == ["dark/broken.png"]
+
+    rb = run_experiment(str(b), TINY, one, store=store)
+    assert rb.cached and rb.run_id == ra.run_id  # the skipped files are not part of the data's identity
+    assert [s["path"] for s in rb.data["skipped"]] == ["bright/huge.png"]
+    assert "64 x 64 = 4,096 pixels, more than the 1,600" in rb.data["skipped"][0]["reason"]
+    assert (rb.data["n_images"], rb.data["n_train"], rb.history) == (36, ra.data["n_train"], ra.history)
+    assert [s["path"] for s in store.get(ra.run_id).data["skipped"]] == ["dark/broken.png"]
+
+    worker = TrainingWorker(store, workers=1)  # the dashboard's and the batch commands' cached job
+    try:
+        job = worker.submit(str(b), TINY, one)
+        assert job.result.cached and [s["path"] for s in job.result.data["skipped"]] == ["bright/huge.png"]
+    finally:
+        worker.close()
+
+    monkeypatch.setenv("CNNLAB_HOME", str(store.home))
+    flags = ["--input-size", "16", "--blocks", "1", "--filters", "4", "--dense", "8", "--dropout", "0",
+             "--epochs", "1", "--batch-size", "8"]  # fmt: skip
+    assert main(["train", "--data", str(b), *flags]) == 0
+    out = capsys.readouterr().out
+    assert "(stored run, not retrained)" in out and "1 file skipped" in out
+    assert "skipped bright/huge.png: the image is too large" in out and "broken" not in out

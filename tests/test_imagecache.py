@@ -37,7 +37,7 @@ def test_a_folder_is_decoded_once_and_reopened_from_the_cache(tiny_folder, tmp_p
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(loading, "decode_image", no_decoding)
+    monkeypatch.setattr(loading, "decode_sized", no_decoding)
     again = load_dataset(tiny_folder, image_size=16, use_cache=False, cache_dir=cache)  # a new process would too
     _same(again, plain)
     assert isinstance(again.images, np.memmap)
@@ -78,3 +78,51 @@ def test_a_source_that_fails_leaves_nothing_in_the_cache(tmp_path, tiny_folder):
     with pytest.raises(DataError, match="Class 'lonely' has 1 image"):
         load_dataset(tiny_folder, image_size=16, use_cache=False, cache_dir=cache)
     assert not list((cache / SUBDIR).iterdir())
+
+
+def test_the_pixel_limit_holds_for_a_kept_read_as_for_a_fresh_one(tiny_folder, tmp_path, monkeypatch):
+    """A read kept on disk or in memory is opened only when the limit in force now reads the files the same."""
+    from PIL import Image
+
+    from core.cli import main
+    from core.config import ModelConfig, TrainConfig
+    from core.experiment import resolve
+    from core.store import RunStore
+
+    Image.new("RGB", (40, 40), (9, 9, 9)).save(tiny_folder / "dark" / "big.png")  # 1,600 pixels; the rest 16 x 16
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CNNLAB_MAX_PIXELS", "30x30")
+    first = load_dataset(tiny_folder, image_size=16, cache_dir=cache)
+    assert len(first) == 36 and [s.path for s in first.skipped] == ["dark/big.png"]
+    assert "more than the 900 (30 x 30)" in first.skipped[0].reason
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(loading, "decode_sized", no_decoding)
+    for use_cache in (True, False):  # memory, then disk: the same limit, nothing decoded
+        assert load_dataset(tiny_folder, image_size=16, cache_dir=cache, use_cache=use_cache).skipped == first.skipped
+    monkeypatch.setenv("CNNLAB_MAX_PIXELS", "35x35")  # another limit that reads the files the same: still kept
+    for use_cache in (True, False):
+        kept = load_dataset(tiny_folder, image_size=16, cache_dir=cache, use_cache=use_cache)
+        assert len(kept) == 36 and "more than the 1,225 (35 x 35)" in kept.skipped[0].reason  # worded for now
+    monkeypatch.undo()
+
+    monkeypatch.setenv("CNNLAB_MAX_PIXELS", "50x50")  # the big image is within it now: read it
+    for use_cache in (True, False):
+        wider = load_dataset(tiny_folder, image_size=16, cache_dir=cache, use_cache=use_cache)
+        assert len(wider) == 37 and wider.skipped == []
+    monkeypatch.setenv("CNNLAB_MAX_PIXELS", "10x10")  # every image is over it now: refused as a fresh read is
+    for use_cache in (True, False):
+        with pytest.raises(DataError, match=r"has 0 images .* the image is too large: 16 x 16 = 256 pixels"):
+            load_dataset(tiny_folder, image_size=16, cache_dir=cache, use_cache=use_cache)
+
+    # the run store's image cache, as `train --no-cache` meets it (issue 17: 64 x 64 images trained at 10x10)
+    monkeypatch.setenv("CNNLAB_MAX_PIXELS", "50x50")
+    store = RunStore(tmp_path / "home")
+    resolve(str(tiny_folder), ModelConfig(input_size=16), TrainConfig(), store)  # decoded into the store's cache
+    loading.clear_cache()  # a new process
+    monkeypatch.setenv("CNNLAB_MAX_PIXELS", "10x10")
+    monkeypatch.setenv("CNNLAB_HOME", str(store.home))
+    assert main(["train", "--data", str(tiny_folder), "--input-size", "16", "--epochs", "1", "--no-cache"]) == 2
+    assert store.list_runs() == []

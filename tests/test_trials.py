@@ -7,9 +7,10 @@ from tinydata import write_tiny_dataset
 
 from core.cli import main
 from core.compare import settings_table
-from core.config import ConfigError, ModelConfig, TrainConfig
+from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
 from core.store import RunRecord, RunStore
 from core.trials import (
+    SWEEPABLE,
     difference_sentence,
     grid_from_json,
     mean_curves,
@@ -79,6 +80,15 @@ def test_sweep_points_and_refusals():
         (["dropout=0,0"], "repeat"),
         (["dropout=0.1,0.2,0.3,0.4,0.45,0.5", "filters=1,2,3,4,5"], "30 points; at most 25"),
         (["dropout=0", "filters=4", "epochs=2"], "one or two settings"),
+        # each setting once, whatever it is called: lr=0.01 must not be trained at 0.1 and shown as 0.01
+        (["lr=0.1,0.01", "learning_rate=0.1"], "'learning_rate' is given twice, as 'lr' and as 'learning_rate'"),
+        (["model.dropout=0,0.5", "dropout=0.25"], "given twice, as 'model.dropout' and as 'dropout'"),
+        # the data decides the number of classes: every point would be the same run
+        (["num_classes=2,7"], "'num_classes' cannot be swept: the number of classes is not a setting"),
+        (["model.num_classes=3,4"], "cannot be swept"),
+        # values that change nothing for this configuration: one run under two labels
+        (["fill_mode=nearest,reflect"], "fill_mode=nearest and fill_mode=reflect would train exactly the same run"),
+        (["monitor=val_loss,val_accuracy"], "monitor makes no difference"),
     ]
     for spec, needle in bad:
         with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
@@ -86,6 +96,17 @@ def test_sweep_points_and_refusals():
     for text in ("[1, 2]", "{not json", '{"dropout": []}'):
         with pytest.raises(ConfigError):
             grid_from_json(text)
+    with pytest.raises(ConfigError, match="gives 'dropout' twice"):
+        grid_from_json('{"dropout": [0], "dropout": [0.5]}')  # json.loads alone keeps the last one silently
+    with pytest.raises(ConfigError, match="given twice, as 'lr' and as 'learning_rate'"):
+        sweep_points(grid_from_json('{"lr": [0.1, 0.01], "learning_rate": [0.1]}'), ModelConfig(), TrainConfig())
+    assert "num_classes" not in SWEEPABLE and "dropout" in SWEEPABLE  # what the Sweep page offers
+    # VGG16 has no kernel size of its own; with course augmentation the fill mode does change the run
+    with pytest.raises(ConfigError, match="kernel_size makes no difference"):
+        sweep_points({"kernel_size": [3, 5]}, ModelConfig(model="vgg16"), TrainConfig())
+    _, _, pts = sweep_points({"fill_mode": ["nearest", "reflect"]}, ModelConfig(),
+                             TrainConfig(augment=AugmentConfig.course()))  # fmt: skip
+    assert [p.train_cfg.augment.fill_mode for p in pts] == ["nearest", "reflect"]
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +183,8 @@ def test_a_two_setting_sweep_is_a_grid(home, capsys, monkeypatch, tmp_path):
     (["--grid", "dropout=0,2"], "'dropout' parameter"),
     (["--grid", "blocks=1,5"], "Block"),
     ([], "--grid NAME=V1,V2"),
+    (["--grid", "lr=0.1,0.01", "--grid", "learning_rate=0.1"], "given twice, as 'lr' and as 'learning_rate'"),
+    (["--grid", "num_classes=2,7"], "is the number of class folders in the dataset"),
     (["--grid-file", "/nonexistent/g.json"], "Cannot read the grid file"),
 ])  # fmt: skip
 def test_bad_sweeps_are_refused_up_front(home, capsys, monkeypatch, argv, needle):

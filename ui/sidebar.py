@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.tables import plural
 from ui import identity, jobs, resources, state
 
 
@@ -111,7 +112,8 @@ def _run_select() -> None:
     summary = next(r for r in runs if r["run_id"] == ss[state.RUN_ID])
     verdict = (summary.get("verdict") or "").replace("_", " ")
     st.caption(
-        f"{summary['epochs_run']} epochs · best epoch {summary['best_epoch']}" + (f" · {verdict}" if verdict else "")
+        f"{plural(summary['epochs_run'], 'epoch')} · best epoch {summary['best_epoch']}"
+        + (f" · {verdict}" if verdict else "")
     )
 
 

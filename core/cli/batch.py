@@ -16,7 +16,7 @@ from core.errors import UserError
 from core.executor import check_workers, make_executor
 from core.jobtable import JobTable
 from core.store import RunRecord, RunStore
-from core.tables import number, print_table
+from core.tables import number, plural, print_table
 from core.worker import DONE, FAILED, Job, TrainingWorker
 
 
@@ -95,7 +95,7 @@ def _follow(jobs: list[Job], titles: list[str], stream: TextIO | None) -> None:
                     how = snap["error"] or ""
                     if rec is not None:
                         how = "stored run" if rec.cached else f"trained in {rec.seconds:.1f} s"
-                        how = f"{len(rec.history.get('loss', []))} epochs, {how}"
+                        how = f"{plural(len(rec.history.get('loss', [])), 'epoch')}, {how}"
                     print(f"[{i + 1}/{n}] {titles[i]}: {how}", file=stream, flush=True)
         if all(ended) or any(j.state == FAILED for j in jobs):  # a failure: train_all stops the rest
             return

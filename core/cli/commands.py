@@ -22,7 +22,7 @@ from core.lab import lab_variants
 from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
 from core.precision import run_precision
 from core.store import RunStore
-from core.tables import number, print_table
+from core.tables import number, plural, print_table
 from core.weights import WeightsError, weight_kind, weights_status
 
 from .batch import cmd_jobs, make_worker, train_all
@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     d, t = rec.diagnosis, rec.test
     print(f"Run {rec.run_id}{' (stored run, not retrained)' if rec.cached else ''}: {rec.label}")
     print(f"Data: {rec.data['n_train']} train / {rec.data['n_val']} val / {rec.data['n_test']} test, "
-          f"classes {', '.join(rec.data['classes'])}; {len(rec.data['skipped'])} file(s) skipped")  # fmt: skip
+          f"classes {', '.join(rec.data['classes'])}; {plural(len(rec.data['skipped']), 'file')} skipped")  # fmt: skip
     for s in rec.data["skipped"]:
         print(f"  skipped {s['path']}: {s['reason']}")
     print(f"Best epoch {rec.best_epoch}; verdict: {d.get('title', d.get('verdict'))} - {d.get('headline', '')}")
@@ -106,9 +106,9 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
                                           "seconds_per_image": cal.seconds_per_image, "measured": cal.measured,
                                           "key": cal.key}}))  # fmt: skip
         return 0
-    print(f"Training: {estimate_text(est)} ({est.seconds:.0f} s): {est.epochs} epochs of {est.n_train} training "
-          f"and {est.n_val} validation images, {est.macs_per_image:,} multiply-adds per image forward, "
-          f"{est.precision}.")  # fmt: skip
+    print(f"Training: {estimate_text(est)} ({est.seconds:.0f} s): {plural(est.epochs, 'epoch')} of "
+          f"{est.n_train} training and {est.n_val} validation images, {est.macs_per_image:,} multiply-adds per "
+          f"image forward, {est.precision}.")  # fmt: skip
     print(f"Peak memory: about {est.peak_bytes / 2**20:,.0f} MB.")
     day = time.strftime("%Y-%m-%d", time.localtime(cal.measured))
     print(f"This machine: {cal.macs_per_second / 1e9:.1f} G multiply-adds/s in training, "
@@ -149,7 +149,7 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
     n = len(variants)
     if not quiet:
         print(f"Overfitting lab on {args.data}: {n} variants, {args.fraction:.0%} of the training images, "
-              f"up to {args.epochs} epochs, seed {args.seed}. Stored variants come back at once.",
+              f"up to {plural(args.epochs, 'epoch')}, seed {args.seed}. Stored variants come back at once.",
               file=sys.stderr, flush=True)  # fmt: skip
 
     runs = [(v.title, v.model_cfg, v.train_cfg) for v in variants]

@@ -14,7 +14,7 @@ from core.compare import compare_runs, get_runs
 from core.errors import UserError
 from core.experiment import resolve
 from core.store import RunStore
-from core.tables import number, print_table
+from core.tables import number, plural, print_table
 from core.trials import grid_from_json, parse_grid, repeat_summary, seed_configs, sweep_grid, sweep_points
 
 from .batch import make_worker, train_all
@@ -22,7 +22,8 @@ from .parser import model_config, train_config
 
 METRIC_COLUMNS = [("run_id", "Run"), ("label", "Model"), ("best", "Best epoch"), ("val_loss", "Val loss"),
                   ("val_acc", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1"), ("trainable", "Trainable"),
-                  ("frozen", "Frozen"), ("per_epoch", "s/epoch"), ("seconds", "Seconds")]  # fmt: skip
+                  ("frozen", "Frozen"), ("per_epoch", "s/epoch"), ("setup", "Set-up s"),
+                  ("seconds", "Total s")]  # fmt: skip
 
 
 def metric_cells(row: dict[str, Any]) -> dict[str, str]:
@@ -37,7 +38,8 @@ def metric_cells(row: dict[str, Any]) -> dict[str, str]:
         "f1": number(row["macro_f1"], ".3f"),
         "trainable": number(row["trainable_params"]),
         "frozen": number(row["frozen_params"]),
-        "per_epoch": number(row["seconds_per_epoch"], ".2f"),
+        "per_epoch": number(row["seconds_per_epoch"], ".2f"),  # the epochs' own times, on average
+        "setup": number(row["setup_seconds"]),  # outside the epochs: building the network, VGG16's features
         "seconds": number(row["seconds"]),
     }
 
@@ -65,7 +67,9 @@ def cmd_compare_runs(args: argparse.Namespace, store: RunStore) -> int:
         f1_cols = [("class", "F1")] + [(f"r{i}", r["run_id"]) for i, r in enumerate(runs)]
         print_table([{"class": c, **{f"r{i}": number(r["f1"].get(c), ".3f") for i, r in enumerate(runs)}}
                      for c in classes], f1_cols)  # fmt: skip
-    print("\nValidation numbers are at each run's best epoch (lowest val_loss), not the last.")
+    print("\nValidation numbers are at each run's best epoch (lowest val_loss), not the last. s/epoch is the epochs' "
+          "own time on average; Set-up s is the time outside them (building the network, VGG16's features); "
+          "Total s is the whole training.")  # fmt: skip
     return 0
 
 
@@ -77,10 +81,13 @@ def _check_all(source: str, configs: list[tuple[str, Any, Any]], store: RunStore
 
 
 def _stored_line(records: list, what: str) -> str:
+    """``what`` is the singular noun ("repeat", "point")."""
     stored = sum(1 for r in records if r.cached)
     if stored == len(records):
-        return f"All {len(records)} {what} were stored already: nothing was trained."
-    return f"{len(records) - stored} {what} trained, {stored} came back from the store."
+        if stored == 1:
+            return f"The {what} was stored already: nothing was trained."
+        return f"All {plural(stored, what)} were stored already: nothing was trained."
+    return f"{plural(len(records) - stored, what)} trained, {stored} came back from the store."
 
 
 def cmd_repeat(args: argparse.Namespace, store: RunStore) -> int:
@@ -91,7 +98,7 @@ def cmd_repeat(args: argparse.Namespace, store: RunStore) -> int:
     worker = make_worker(args, store)
     records = train_all(worker, args.data, runs, None if args.json else sys.stderr)
     summary = {**repeat_summary(records), "data": args.data, "stored": sum(r.cached for r in records),
-               "message": _stored_line(records, "repeats")}  # fmt: skip
+               "message": _stored_line(records, "repeat")}  # fmt: skip
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -101,7 +108,8 @@ def cmd_repeat(args: argparse.Namespace, store: RunStore) -> int:
     for key, title in (("best_val_accuracy", "Best-epoch val accuracy"), ("test_accuracy", "Test accuracy")):
         s = summary[key]
         print(f"{title}: mean {number(s['mean'], '.3f')}, std {number(s['std'], '.3f')}, "
-              f"min {number(s['min'], '.3f')}, max {number(s['max'], '.3f')} over {s['n']} seeds")  # fmt: skip
+              f"min {number(s['min'], '.3f')}, max {number(s['max'], '.3f')} "
+              f"over {plural(s['n'], 'seed')}")  # fmt: skip
     print(summary["message"])
     return 0
 
@@ -123,7 +131,7 @@ def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
     worker = make_worker(args, store)
     records = train_all(worker, args.data, runs, None if args.json else sys.stderr)
     result = {**sweep_grid(names, values, records), "data": args.data, "stored": sum(r.cached for r in records),
-              "trained": sum(not r.cached for r in records), "message": _stored_line(records, "points")}  # fmt: skip
+              "trained": sum(not r.cached for r in records), "message": _stored_line(records, "point")}  # fmt: skip
     if args.json:
         print(json.dumps(result))
         return 0

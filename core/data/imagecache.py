@@ -16,6 +16,13 @@ store's cache folder, decodes a source once into
   class names, files, skipped files, the fingerprint) and the stamp of the
   ``.npy`` it describes; it is written last, with an atomic rename, so a
   reader sees a complete pair or none.
+- Limits apply to a cached read as to a fresh one: the json also keeps the
+  pixel count of the largest image read and the size of each image skipped for
+  the pixel limit, and :func:`core.data.dataset.under_limits` (called by the
+  loader on every open) decodes the source again when the limit in force now
+  would read it differently. Not the limit in the file name: a server and the
+  CLI with different limits on one store would then decode by turns, each
+  deleting the other's file, though every image is within both.
 
 Nothing here decodes: :mod:`core.data.loading` fills the array that
 :meth:`ImageCache.writer` hands out.
@@ -72,9 +79,9 @@ class ImageCache:
         if images.shape != tuple(meta["shape"]) or len(labels) != len(images):
             return None
         labels.flags.writeable = False
-        skipped = [SkippedFile(s["path"], s["reason"]) for s in meta["skipped"]]
+        skipped = [SkippedFile(s["path"], s["reason"], s.get("size")) for s in meta["skipped"]]
         return Dataset(images, labels, list(meta["class_names"]), skipped, meta["source"], meta["fingerprint"],
-                       list(meta["files"]))  # fmt: skip
+                       list(meta["files"]), meta.get("largest"))  # fmt: skip
 
     @contextlib.contextmanager
     def writer(self, slot: str, stamp: str, n_max: int, image_shape: tuple[int, ...]) -> Iterator[np.ndarray]:
@@ -114,6 +121,7 @@ class ImageCache:
             "source": ds.source,
             "fingerprint": ds.fingerprint,
             "files": list(ds.files),
+            "largest": ds.largest,
         }
         tmp_meta = self.folder / f".{slot}-{uuid.uuid4().hex}.json"
         tmp_meta.write_text(json.dumps(meta))

@@ -45,6 +45,14 @@ class Unreadable(Exception):
     """An image file that cannot be used; the message is the reason shown to the user."""
 
 
+class TooLarge(Unreadable):
+    """An image over the pixel limit (``core.limits.max_pixels``); ``width`` x ``height`` is its size."""
+
+    def __init__(self, message: str, width: int, height: int):
+        super().__init__(message)
+        self.width, self.height = width, height
+
+
 def zero_size_hint(head: bytes) -> str | None:
     """Pillow refuses images with a zero width or height; read the header to say so."""
     dims = None
@@ -95,7 +103,17 @@ def decode_image(fp: str | BinaryIO, image_size: int, channels: int) -> np.ndarr
         channels: 3 for RGB, 1 for grayscale.
 
     Raises:
-        Unreadable: the file cannot be used; the message is the reason, for the user.
+        Unreadable: the file cannot be used; the message is the reason, for the user
+            (:class:`TooLarge` when it is over the pixel limit).
+    """
+    return decode_sized(fp, image_size, channels)[0]
+
+
+def decode_sized(fp: str | BinaryIO, image_size: int, channels: int) -> tuple[np.ndarray, int]:
+    """:func:`decode_image`, and the image's own pixel count (width x height before resizing).
+
+    The dataset loader keeps the largest count with the decoded images, so a
+    cached read can be held to the pixel limit in force when it is opened again.
     """
     try:
         with Image.open(fp, formats=PIL_FORMATS) as im:
@@ -104,7 +122,7 @@ def decode_image(fp: str | BinaryIO, image_size: int, channels: int) -> np.ndarr
                 raise Unreadable(f"the image has zero size ({w} x {h} pixels)")
             too_big = too_many_pixels(w, h)
             if too_big:
-                raise Unreadable(too_big)
+                raise TooLarge(too_big, w, h)
             if im.format in ("JPEG", "MPO"):
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the image is much larger.
                 im.draft("L" if channels == 1 else "RGB", (image_size, image_size))
@@ -113,7 +131,7 @@ def decode_image(fp: str | BinaryIO, image_size: int, channels: int) -> np.ndarr
                 im = ImageOps.exif_transpose(im)
             if im.mode.startswith("I") or im.mode == "F":
                 a = _high_depth_to_uint8(im, image_size)
-                return a[:, :, None] if channels == 1 else np.repeat(a[:, :, None], 3, axis=2)
+                return (a[:, :, None] if channels == 1 else np.repeat(a[:, :, None], 3, axis=2)), w * h
             if im.mode in ("P", "PA"):
                 # Palette transparency must go through RGBA; like Keras' load_img, alpha is then dropped.
                 im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
@@ -123,7 +141,7 @@ def decode_image(fp: str | BinaryIO, image_size: int, channels: int) -> np.ndarr
             if im.size != (image_size, image_size):
                 im = im.resize((image_size, image_size), _RESAMPLE, reducing_gap=3.0)
             a = np.asarray(im, dtype=np.uint8)
-            return a[:, :, None] if channels == 1 else a
+            return (a[:, :, None] if channels == 1 else a), w * h
     except Unreadable:
         raise
     except UnidentifiedImageError:

@@ -28,19 +28,21 @@ from typing import BinaryIO
 
 import numpy as np
 
-from core.data.dataset import Dataset, SkippedFile, fingerprint
+from core.data.dataset import Dataset, SkippedFile, fingerprint, under_limits
 from core.data.errors import DataError
 from core.data.imagecache import ImageCache
 from core.data.images import (
     FORMATS_TEXT,
     IMAGE_EXTENSIONS,
+    TooLarge,
     Unreadable,
     check_image_args,
-    decode_image,
+    decode_sized,
     zero_size_hint,
 )
 from core.data.sources import Item, LyingEntry, has_image_ext, is_ignored, layout, scan_folder, scan_zip
 from core.limits import data_roots, inside, refusal, serving, uploads_dir
+from core.tables import plural
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 # The bundled datasets in course order; other folders follow alphabetically.
@@ -61,13 +63,17 @@ class BundledInfo:
 
 
 def _decode_items(by_class, names, image_size, channels, out: np.ndarray):
-    """Decode every usable file into ``out`` (one row per image, in order); returns (count, labels, files, skipped)."""
-    count = 0
+    """Decode every usable file into ``out`` (one row per image, in order).
+
+    Returns (count, labels, files, skipped, largest): ``largest`` is the pixel count of the largest image read.
+    """
+    count = largest = 0
     labels: list[int] = []
     files: list[str] = []
     skipped: list[SkippedFile] = []
     for label, name in enumerate(names):
         for item in by_class[name]:
+            size = None
             reason = item.problem
             ext = os.path.splitext(item.rel)[1].lower()
             if reason is None and ext and ext not in IMAGE_EXTENSIONS:
@@ -77,11 +83,14 @@ def _decode_items(by_class, names, image_size, channels, out: np.ndarray):
             if reason is None:
                 try:
                     src = item.opener()  # type: ignore[misc]
-                    out[count] = decode_image(src, image_size, channels)
+                    out[count], pixels = decode_sized(src, image_size, channels)
+                    largest = max(largest, pixels)
                     count += 1
                     labels.append(label)
                     files.append(item.rel)
                     continue
+                except TooLarge as e:
+                    reason, size = str(e), (e.width, e.height)
                 except Unreadable as e:
                     reason = zero_size_hint(_head(item)) or str(e)
                 except zipfile.BadZipFile as e:
@@ -90,8 +99,8 @@ def _decode_items(by_class, names, image_size, channels, out: np.ndarray):
                     reason = str(e)
                 except (OSError, NotImplementedError, RuntimeError) as e:
                     reason = f"could not be read ({e})"
-            skipped.append(SkippedFile(item.rel, reason))
-    return count, labels, files, skipped
+            skipped.append(SkippedFile(item.rel, reason, size))
+    return count, labels, files, skipped, largest
 
 
 def _head(item: Item) -> bytes:
@@ -120,7 +129,7 @@ def _build(items, dirs, extra_skipped, where, kind, source, image_size, channels
 
 def _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source) -> Dataset:
     image_size, channels = buffer.shape[1], buffer.shape[3]
-    count, labels, files, bad = _decode_items(by_class, names, image_size, channels, buffer)
+    count, labels, files, bad, largest = _decode_items(by_class, names, image_size, channels, buffer)
     skipped = sorted(extra_skipped + skipped + bad, key=lambda s: s.path)
     lab = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(lab, minlength=len(names))
@@ -132,7 +141,8 @@ def _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source) -> Da
             folder = f"{prefix}/{n}/" if prefix else f"{n}/"
             lost = [k for k in skipped if k.path.startswith(folder)]
             if lost:
-                s += f" ({len(lost)} file(s) in it were skipped, e.g. '{lost[0].path}': {lost[0].reason})"
+                were = "was" if len(lost) == 1 else "were"
+                s += f" ({plural(len(lost), 'file')} in it {were} skipped, e.g. '{lost[0].path}': {lost[0].reason})"
             parts.append(s)
         fix = " or ".join(f"'{n}'" for n, _ in short)
         raise DataError(
@@ -143,7 +153,7 @@ def _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source) -> Da
     if not isinstance(buffer, np.memmap):  # the cache's buffer stays writable until ImageCache.put has it
         arr.flags.writeable = False
     lab.flags.writeable = False
-    return Dataset(arr, lab, list(names), skipped, source, fingerprint(names, lab, arr), files)
+    return Dataset(arr, lab, list(names), skipped, source, fingerprint(names, lab, arr), files, largest)
 
 
 _cache: OrderedDict[tuple, Dataset] = OrderedDict()
@@ -157,11 +167,15 @@ def clear_cache() -> None:
 
 
 def _cached(key: tuple, make: Callable[[], Dataset], use_cache: bool) -> Dataset:
+    """The dataset kept in memory under ``key`` if the limits in force now let it be read the same; else ``make()``."""
     if use_cache:
         with _cache_lock:
-            if key in _cache:
+            kept = _cache.get(key)
+            ds = under_limits(kept) if kept is not None else None
+            if ds is not None:
+                _cache[key] = ds
                 _cache.move_to_end(key)
-                return _cache[key]
+                return ds
     ds = make()
     if use_cache:
         with _cache_lock:
@@ -192,7 +206,13 @@ def _on_disk(cache_dir, source_key: tuple, what_was_read, build: Callable[..., D
         return build
     cache = ImageCache(cache_dir)
     slot, stamp = cache.names(source_key, what_was_read)
-    return lambda: cache.get(slot, stamp) or build(disk=(cache, slot, stamp))
+
+    def make() -> Dataset:
+        kept = cache.get(slot, stamp)
+        ds = under_limits(kept) if kept is not None else None  # limits apply to every read, kept or not
+        return ds if ds is not None else build(disk=(cache, slot, stamp))
+
+    return make
 
 
 def load_dataset(

@@ -167,7 +167,31 @@ def scan_zip(zf: zipfile.ZipFile, label: str) -> tuple[list[Item], list[str]]:
             items.append(Item(rel, info.file_size, problem=why))
         else:
             items.append(Item(rel, info.file_size, opener=lambda i=info: read_member(zf, i, budget)))
-    return items, sorted(dirs)
+    return _once_each(items), sorted(dirs)
+
+
+def _once_each(items: list[Item]) -> list[Item]:
+    """A zip may hold several entries with the same name (adding a folder to a zip twice makes them): each name
+    is read once, the last entry (the file unzipping leaves), and the others are listed as skipped with the reason."""
+    count: dict[str, int] = {}
+    for i in items:
+        count[i.rel] = count.get(i.rel, 0) + 1
+    if all(n == 1 for n in count.values()):
+        return items
+    seen: dict[str, int] = {}
+    out = []
+    for i in items:
+        seen[i.rel] = seen.get(i.rel, 0) + 1
+        n = count[i.rel]
+        if seen[i.rel] == n:
+            out.append(i)
+        elif seen[i.rel] == 1:  # one line per name, however many copies
+            why = (
+                f"the zip holds {n} files with this same name; only one of them (the last, as unzipping leaves it) "
+                "is used, so the image is not counted more than once"
+            )
+            out.append(Item(i.rel, i.size, problem=why))
+    return out
 
 
 class _Budget:

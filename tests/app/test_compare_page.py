@@ -53,6 +53,27 @@ def test_two_runs_side_by_side(open_page, two_runs):
     assert not at.exception and "Pick runs above" in texts(at)
 
 
+def test_runs_on_two_datasets_get_one_note_in_words_and_named_times(open_page, private_worker, data_dir,
+                                                                    five_class_dir):  # fmt: skip
+    from core.experiment import run_experiment
+
+    store = private_worker.store
+    a = run_experiment(str(data_dir), TINY, FAST.replace(epochs=2), store=store)
+    b = run_experiment(str(five_class_dir), TINY, FAST.replace(epochs=1), store=store)
+    at = open_page(PAGE, **{"compare.runs": [a.run_id, b.run_id]})
+    assert not at.exception, [e.value for e in at.exception]
+    assert [w.value for w in at.warning] == [
+        "These runs were trained and tested on different datasets (tiny, rocks), so their scores are not measured "
+        "on the same images."]  # fmt: skip
+    metrics = at.dataframe[1].value
+    by_run = {row["Run"].split(". ")[1]: row for _, row in metrics.iterrows()}
+    for rec in (a, b):
+        row = by_run[rec.run_id]
+        assert row["s / epoch"] == pytest.approx(sum(rec.epoch_seconds) / len(rec.epoch_seconds))
+        assert row["Set-up (s)"] == pytest.approx(rec.seconds - sum(rec.epoch_seconds))
+        assert row["Total (s)"] == pytest.approx(rec.seconds)
+
+
 def test_the_filters_keep_the_chosen_datasets_and_kinds():
     old, new = time.mktime((2025, 1, 1, 12, 0, 0, 0, 0, -1)), time.mktime((2026, 6, 1, 12, 0, 0, 0, 0, -1))
     runs = [{"run_id": "a", "source": "x", "model": "cnn", "created": old},

@@ -56,3 +56,16 @@ def test_pages_that_do_not_train_never_import_tensorflow(tmp_path, data_dir):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     for page, seen in result.items():
         assert seen == {"exception": [], "tensorflow": False, "keras": False}, (page, seen)
+
+
+def test_a_one_epoch_run_is_one_epoch_in_the_sidebar_and_on_home(open_page, private_worker, data_dir):
+    from apphelpers import FAST, TINY
+
+    from core.experiment import run_experiment
+
+    rec = run_experiment(str(data_dir), TINY, FAST.replace(epochs=1), store=private_worker.store)
+    at = open_page("pages/home.py", dataset=str(data_dir), run_id=rec.run_id)
+    assert not at.exception
+    sidebar = [c.value for c in at.sidebar.caption]
+    assert any(c.startswith("1 epoch · best epoch 1") for c in sidebar), sidebar
+    assert "1 epoch · test accuracy" in texts(at) and "1 epochs" not in texts(at)

@@ -22,6 +22,12 @@ def test_renders_and_refuses_bad_grids(open_page, data_dir, private_worker):
     at.text_input(key="sweep.first_values").set_value("a, b").run()
     at.button(key="sweep.start").click().run()
     assert "Bad value 'a' for filters" in "\n".join(e.value for e in at.error)
+    assert "num_classes" not in at.selectbox(key="sweep.first").options  # the data decides it: not offered
+    at.selectbox(key="sweep.first").set_value("fill_mode").run()  # no augmentation: the fill mode changes nothing
+    at.text_input(key="sweep.first_values").set_value("nearest, reflect").run()
+    at.button(key="sweep.start").click().run()
+    assert "would train exactly the same run" in "\n".join(e.value for e in at.error)
+    assert "sweep.run" not in at.session_state and not private_worker.jobs()
 
 
 def test_a_two_setting_sweep_its_heatmap_and_a_repeat_that_trains_nothing(open_page, data_dir, private_worker):
