@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core.architecture import ArchitectureError, check_architecture
 from core.config import ModelConfig, TrainConfig
 from core.curves import best_of, series
+from core.diagnosis import diagnosis_of
 from core.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,7 +109,8 @@ def run_metrics(rec: RunRecord) -> dict[str, Any]:
         "fine_tuned_params": int((extra.get("fine_tune") or {}).get("trainable_params", 0)),
         "seconds": float(rec.seconds),
         "seconds_per_epoch": float(rec.seconds) / epochs if epochs else None,
-        "verdict": (rec.diagnosis or {}).get("verdict"),
+        "verdict": (verdict := diagnosis_of(rec)).verdict,
+        "verdict_title": verdict.title,
     }
 
 

@@ -258,8 +258,8 @@ def _more_epochs(t: TrainConfig, r: Reading, *, safety_net: bool) -> Remedy | No
     label = f"Train for more epochs ({changes['train.epochs']})"
     if r.decision.verdict == "too_few_epochs":
         why = (
-            f"Only {r.n} epoch{'s' if r.n != 1 else ''} ran: at least {MIN_EPOCHS_TO_JUDGE} are needed before the "
-            "curves can say whether the network is still learning, has levelled off or has started to overfit."
+            f"Only {r.n} epoch{'s' if r.n != 1 else ''} ran: at least {MIN_EPOCHS_TO_JUDGE} are needed to tell "
+            "a trend of the curves from epoch-to-epoch noise."
         )
     elif r.decision.verdict == "still_improving":
         why = f"Validation loss was still falling after {r.n} epochs, so the network has more to learn."

@@ -32,6 +32,7 @@ epoch's weights the saved model holds (the rule of :func:`core.fit.keeps_best_we
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -724,3 +725,11 @@ class Reading:
             more = f" (validation loss was lowest at epoch {b})" if b is not None else ""
             return ", the epoch with the highest validation accuracy" + more
         return f", while validation loss was lowest at epoch {b}" if b is not None else ""
+
+
+def truth_table_text() -> str:
+    """docs/VERDICT.md, the truth table in words (the Diagnostics page shows it)."""
+    return _TRUTH_TABLE.read_text(encoding="utf-8")
+
+
+_TRUTH_TABLE = Path(__file__).resolve().parents[1] / "docs" / "VERDICT.md"

@@ -6,6 +6,7 @@ Deliberately light: no plotly, no TensorFlow, so it opens in about a second.
 import streamlit as st
 
 from core.architecture import check_architecture, layer_table
+from core.diagnosis import diagnosis_of
 from core.labels import describe
 from ui import resources, state
 from ui.frame import run_page
@@ -86,7 +87,7 @@ def _active_run() -> None:
             return
         st.markdown(rec.label)
         acc = rec.test.get("accuracy")
-        verdict = rec.diagnosis.get("title", "")
+        verdict = diagnosis_of(rec).title
         st.caption(
             f"{len(rec.history.get('loss', []))} epochs · test accuracy {acc:.0%} · {verdict}"
             if acc is not None
