@@ -109,8 +109,8 @@ def run_metrics(rec: RunRecord) -> dict[str, Any]:
         "fine_tuned_params": int((extra.get("fine_tune") or {}).get("trainable_params", 0)),
         "seconds": float(rec.seconds),
         "seconds_per_epoch": float(rec.seconds) / epochs if epochs else None,
-        "verdict": (verdict := diagnosis_of(rec)).verdict,
-        "verdict_title": verdict.title,
+        "verdict": (verdict := diagnosis_of(rec)) and verdict.verdict,
+        "verdict_title": verdict and verdict.title,
     }
 
 

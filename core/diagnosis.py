@@ -137,13 +137,14 @@ def diagnose(
     return Diagnosis(d.verdict, d.title, headline, evidence, json_safe(r.numbers), remedies)
 
 
-def diagnosis_of(rec: RunRecord) -> Diagnosis:
+def diagnosis_of(rec: RunRecord) -> Diagnosis | None:
     """A stored run's diagnosis by today's truth table, as every page, the CLI, the lab and the report show it.
 
     Read again from the run's history and settings (no TensorFlow, a few
     milliseconds), so a run stored before the rules changed shows the same
     verdict as a new one. Falls back to the stored diagnosis only when the
-    stored settings no longer read (a run from an older version).
+    history or settings no longer read (a run from an older version); None
+    when neither does.
     """
     n = len(rec.history.get("loss", []))
     try:
@@ -160,9 +161,10 @@ def diagnosis_of(rec: RunRecord) -> Diagnosis:
             train_cfg=train_cfg,
         )
     except (ValueError, TypeError, ConfigError):
-        if rec.diagnosis:
-            return Diagnosis.from_dict(rec.diagnosis)
-        raise
+        try:
+            return Diagnosis.from_dict(rec.diagnosis or {})
+        except TypeError:
+            return None
 
 
 def fit_summary_text(diagnosis: Diagnosis | Mapping[str, Any]) -> str:

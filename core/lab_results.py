@@ -77,8 +77,8 @@ def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]
                 epochs_run=n,
                 stopped_early=bool(rec.stopped_early),
                 seconds=rec.seconds,
-                verdict=diagnosis.title,
-                fit=diagnosis.verdict,
+                verdict=diagnosis.title if diagnosis else None,
+                fit=diagnosis.verdict if diagnosis else None,
                 run_id=rec.run_id,
                 cached=bool(rec.cached),
             )
@@ -161,7 +161,7 @@ def lab_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     # its accuracy has not caught up yet, and the table would undersell the cure.
     rising = [r for r in others if r.get("fit") == "still_improving"]
     if rising:
-        names = ", ".join(f"{r['title']} (best epoch {r['best_epoch']} of {r['epochs_run']})" for r in rising)
+        names = ", ".join(f"{r['title']} (best epoch {r['best_epoch']} of {r['epochs_run']}{_also(r)})" for r in rising)
         out.append(
             f"Still improving at the end: {names}. Regularised networks learn more slowly; give them more "
             "epochs before comparing accuracies."
@@ -174,6 +174,11 @@ def lab_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             "because they learned less; give them more epochs or more of the training images."
         )
     return out
+
+
+def _also(row: Mapping[str, Any]) -> str:
+    """", underfitting so far" when the variant's verdict says both (one verdict, one group)."""
+    return ", underfitting so far" if row.get("verdict") == "Still improving (underfitting so far)" else ""
 
 
 def _test_change(base: Mapping[str, Any], other: Mapping[str, Any]) -> str:

@@ -73,7 +73,7 @@ def main() -> None:
         notes.append("this run was stopped by hand before its last planned epoch")
     st.caption(" · ".join(notes))
 
-    diag = diagnosis_of(rec).to_dict()  # by today's truth table, also for a run stored before it
+    diag = d.to_dict() if (d := diagnosis_of(rec)) else {}  # by today's truth table, also for older runs
     _verdict(diag)
     with st.expander("How the verdict is decided (the truth table)", icon=":material/rule:"):
         st.markdown(truth_table_text())

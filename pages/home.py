@@ -87,7 +87,7 @@ def _active_run() -> None:
             return
         st.markdown(rec.label)
         acc = rec.test.get("accuracy")
-        verdict = diagnosis_of(rec).title
+        verdict = d.title if (d := diagnosis_of(rec)) else ""
         st.caption(
             f"{len(rec.history.get('loss', []))} epochs · test accuracy {acc:.0%} · {verdict}"
             if acc is not None

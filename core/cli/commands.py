@@ -69,7 +69,7 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     if args.json:
         print(json.dumps(run_payload(rec)))
         return 0
-    d, t = diagnosis_of(rec), rec.test
+    d, t = diagnosis_of(rec), rec.test  # a run just trained or stored: its history always reads
     print(f"Run {rec.run_id}{' (stored run, not retrained)' if rec.cached else ''}: {rec.label}")
     print(f"Data: {rec.data['n_train']} train / {rec.data['n_val']} val / {rec.data['n_test']} test, "
           f"classes {', '.join(rec.data['classes'])}; {len(rec.data['skipped'])} file(s) skipped")  # fmt: skip

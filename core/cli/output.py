@@ -33,7 +33,7 @@ def run_payload(rec: RunRecord) -> dict[str, Any]:
         "restored_epoch": rec.restored_epoch,
         "stopped_early": rec.stopped_early,
         "epoch_seconds": rec.epoch_seconds,
-        "diagnosis": diagnosis_of(rec).to_dict(),  # today's truth table, also for a run stored before
+        "diagnosis": d.to_dict() if (d := diagnosis_of(rec)) else rec.diagnosis,  # today's truth table
         "test": rec.test,
         "data": rec.data,
         "params": rec.layers,

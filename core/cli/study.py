@@ -31,7 +31,7 @@ def metric_cells(row: dict[str, Any]) -> dict[str, str]:
         "run_id": row["run_id"],
         "label": row["label"][:40],
         "best": f"{row['best_epoch']}/{row['epochs_run']}",
-        "verdict": row["verdict_title"],
+        "verdict": row["verdict_title"] or "-",
         "val_loss": number(row["best_val_loss"], ".3f"),
         "val_acc": number(row["best_val_accuracy"], ".3f"),
         "test": number(row["test_accuracy"], ".3f"),
