@@ -289,11 +289,15 @@ def _lower_lr(t: TrainConfig, *, unstable: str | None) -> Remedy:
     """A tenth of the learning rate; ``unstable`` is the decision's reason ("nan", "rising", "jumps") or None."""
     new = max(_round(t.learning_rate / 10), 1e-7)
     if unstable == "nan":
-        why = "The loss overflowed: steps this large throw the weights far off. A tenth of the learning rate usually fixes it."
-    elif unstable is not None:
         why = (
-            f"Training loss {'ended higher than it started' if unstable == 'rising' else 'jumped up instead of falling'} "
-            f"with a learning rate of {t.learning_rate:g}: the steps overshoot. Smaller steps let it settle."
+            "The loss overflowed: steps this large throw the weights far off. "
+            "A tenth of the learning rate usually fixes it."
+        )
+    elif unstable is not None:
+        what = "ended higher than it started" if unstable == "rising" else "jumped up instead of falling"
+        why = (
+            f"Training loss {what} with a learning rate of {t.learning_rate:g}: the steps overshoot. "
+            "Smaller steps let it settle."
         )
     else:
         why = (

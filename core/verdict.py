@@ -32,8 +32,8 @@ epoch's weights the saved model holds (the rule of :func:`core.fit.keeps_best_we
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,102 +72,162 @@ def _threshold(name: str, value, fmt: str, kind: str, reason: str):
 
 
 MIN_EPOCHS_TO_JUDGE = _threshold(
-    "MIN_EPOCHS_TO_JUDGE", 3, "{} epochs", "epochs",
+    "MIN_EPOCHS_TO_JUDGE",
+    3,
+    "{} epochs",
+    "epochs",
     "A trend needs two steps: after 2 epochs validation loss has taken one step, and one step of a noisy "
     "curve cannot be told from noise. The third epoch shows whether it keeps falling or turns.",
-)  # fmt: skip
+)
 SMOOTH_FROM_EPOCHS = _threshold(
-    "SMOOTH_FROM_EPOCHS", 6, "{} epochs", "epochs",
+    "SMOOTH_FROM_EPOCHS",
+    6,
+    "{} epochs",
+    "epochs",
     "Validation loss moves a few % from epoch to epoch on small sets. From this many epochs on, its minimum is "
     "taken on a 3-epoch moving average and 'the end' is the median of the last 3 epochs, so one lucky or "
     "unlucky epoch can neither make nor hide a verdict. Shorter runs are read epoch by epoch.",
-)  # fmt: skip
+)
 SMOOTH_WINDOW = _threshold(
-    "SMOOTH_WINDOW", 3, "{} epochs", "epochs",
+    "SMOOTH_WINDOW",
+    3,
+    "{} epochs",
+    "epochs",
     "The moving average and the median of the end span 3 epochs: the median of 3 ignores one spike.",
-)  # fmt: skip
+)
 RISE_FRACTION = _threshold(
-    "RISE_FRACTION", 0.10, "{:.0%}", "relative",
+    "RISE_FRACTION",
+    0.10,
+    "{:.0%}",
+    "relative",
     "Overfitting: at the end validation loss is more than this far above its minimum. Smaller rises are "
     "within the epoch-to-epoch noise of a few hundred validation images.",
-)  # fmt: skip
+)
 RISE_ABSOLUTE = _threshold(
-    "RISE_ABSOLUTE", 0.02, "{:.2f}", "absolute loss",
+    "RISE_ABSOLUTE",
+    0.02,
+    "{:.2f}",
+    "absolute loss",
     "... and at least this much above it: when the loss is tiny (0.03 -> 0.04 is +33%) the difference is "
     "noise, not memorising.",
-)  # fmt: skip
+)
 RISE_MIN_EPOCHS_AFTER_BEST = _threshold(
-    "RISE_MIN_EPOCHS_AFTER_BEST", 2, "{} epochs", "epochs",
+    "RISE_MIN_EPOCHS_AFTER_BEST",
+    2,
+    "{} epochs",
+    "epochs",
     "... and the minimum came at least this many epochs before the end: a rise over the last epoch alone is "
     "noise, not a turn of the curve.",
-)  # fmt: skip
+)
 TRAIN_STILL_FALLING = _threshold(
-    "TRAIN_STILL_FALLING", 0.05, "{:.0%}", "relative",
+    "TRAIN_STILL_FALLING",
+    0.05,
+    "{:.0%}",
+    "relative",
     "... while training loss fell by at least this much after the minimum (the course's 'training loss "
     "decreases while validation loss increases'). If both rose, it is not memorising.",
-)  # fmt: skip
+)
 GAP_ACCURACY = _threshold(
-    "GAP_ACCURACY", 0.10, "{:.2f}", "accuracy",
+    "GAP_ACCURACY",
+    0.10,
+    "{:.2f}",
+    "accuracy",
     "Overfitting by the gap (the course's 0.95 against 0.78): final training accuracy more than this above "
     "validation accuracy ...",
-)  # fmt: skip
+)
 GAP_LOSS_RATIO = _threshold(
-    "GAP_LOSS_RATIO", 1.5, "{:g} times", "relative",
+    "GAP_LOSS_RATIO",
+    1.5,
+    "{:g} times",
+    "relative",
     "... and final validation loss more than this multiple of training loss. Either alone is common in a "
     "healthy run (dropout lowers training accuracy; a few hard validation images raise the loss).",
-)  # fmt: skip
+)
 LOW_ACCURACY_SHARE = _threshold(
-    "LOW_ACCURACY_SHARE", 0.5, "{:.0%}", "accuracy",
+    "LOW_ACCURACY_SHARE",
+    0.5,
+    "{:.0%}",
+    "accuracy",
     "High losses: the better final accuracy has not covered this share of the way from guessing (1/K) to "
     "perfect: below 0.60 for 5 classes, 0.75 for 2.",
-)  # fmt: skip
+)
 LOW_ACCURACY_DEFAULT = _threshold(
-    "LOW_ACCURACY_DEFAULT", 0.6, "{:.2f}", "accuracy",
+    "LOW_ACCURACY_DEFAULT",
+    0.6,
+    "{:.2f}",
+    "accuracy",
     "The same line when the number of classes is unknown (the 5-class value).",
-)  # fmt: skip
+)
 NEAR_CHANCE_LOSS = _threshold(
-    "NEAR_CHANCE_LOSS", 0.8, "{:.0%} of ln K", "absolute loss",
+    "NEAR_CHANCE_LOSS",
+    0.8,
+    "{:.0%} of ln K",
+    "absolute loss",
     "High losses: the better final loss is above this share of ln K, the loss of a network that gives each "
     "of K classes the same probability. Absolute: it does not scale with the losses.",
-)  # fmt: skip
+)
 TREND_MIN_WINDOW = _threshold(
-    "TREND_MIN_WINDOW", 3, "{} epochs", "epochs",
+    "TREND_MIN_WINDOW",
+    3,
+    "{} epochs",
+    "epochs",
     "'Near the end' is the last third of the run, at least this many epochs ...",
-)  # fmt: skip
+)
 TREND_MAX_WINDOW = _threshold(
-    "TREND_MAX_WINDOW", 10, "{} epochs", "epochs",
+    "TREND_MAX_WINDOW",
+    10,
+    "{} epochs",
+    "epochs",
     "... and at most this many: in a long run, 'still improving' is about the last few epochs.",
-)  # fmt: skip
+)
 STILL_FALLING = _threshold(
-    "STILL_FALLING", 0.05, "{:.0%}", "relative",
+    "STILL_FALLING",
+    0.05,
+    "{:.0%}",
+    "relative",
     "Still improving when the lowest validation loss is a little before the last epoch: a straight line "
     "through the last epochs drops by at least this share of their mean (slower than that is a plateau). When "
     "the lowest value is the last epoch's it is still improving whatever the speed; below this speed the "
     "verdict adds that it falls slowly.",
-)  # fmt: skip
+)
 TREND_T = _threshold(
-    "TREND_T", 2.0, "{:g} standard errors", "relative",
+    "TREND_T",
+    2.0,
+    "{:g} standard errors",
+    "relative",
     "... with a slope at least this many standard errors below zero, so the scatter of a flat but noisy curve "
     "does not pass for a downward trend.",
-)  # fmt: skip
+)
 FLAT = _threshold(
-    "FLAT", 0.05, "{:.0%}", "relative",
+    "FLAT",
+    0.05,
+    "{:.0%}",
+    "relative",
     "Wording only: a loss that changed by less than this over the compared epochs is called flat.",
-)  # fmt: skip
+)
 UNSTABLE_RISE = _threshold(
-    "UNSTABLE_RISE", 0.10, "{:.0%}", "relative",
+    "UNSTABLE_RISE",
+    0.10,
+    "{:.0%}",
+    "relative",
     "Unstable: training loss at the end is more than this above its first epoch's. Training loss is measured "
     "on the images the network learns from; it only ends higher than it started when the steps are too big.",
-)  # fmt: skip
+)
 JUMP_FRACTION = _threshold(
-    "JUMP_FRACTION", 0.25, "{:.0%} of the first epoch's training loss", "relative",
+    "JUMP_FRACTION",
+    0.25,
+    "{:.0%} of the first epoch's training loss",
+    "relative",
     "Unstable: a rise of training loss from one epoch to the next larger than this counts as a jump. Measured "
     "against the first epoch's loss (the size of the whole descent), so small wiggles of a tiny loss do not count.",
-)  # fmt: skip
+)
 JUMPS_UNSTABLE = _threshold(
-    "JUMPS_UNSTABLE", 2, "{} jumps", "epochs",
+    "JUMPS_UNSTABLE",
+    2,
+    "{} jumps",
+    "epochs",
     "Unstable when training loss jumps at least this often: one jump can be a hard batch; two is a pattern.",
-)  # fmt: skip
+)
 
 
 def thresholds_markdown() -> str:
@@ -391,7 +451,7 @@ class Reading:
         return lo + int(np.argmin(self.vloss[lo:hi])) + 1
 
     def _high(self) -> str | None:
-        """"accuracy" or "loss" when the losses are high (underfitting's level), else None."""
+        """ "accuracy" or "loss" when the losses are high (underfitting's level), else None."""
         best_acc = max(self.end_acc, self.end_vacc)
         if self.C:
             chance = 1 / self.C
@@ -496,7 +556,9 @@ class Reading:
         if u == "nan":
             e = self.diverged
             which, value = (
-                ("training", self.loss[e - 1]) if not np.isfinite(self.loss[e - 1]) else ("validation", self.vloss[e - 1])
+                ("training", self.loss[e - 1])
+                if not np.isfinite(self.loss[e - 1])
+                else ("validation", self.vloss[e - 1])
             )
             what = "NaN (not a number)" if np.isnan(value) else "infinite"
             headline = (
@@ -528,8 +590,10 @@ class Reading:
             )
             evidence = [
                 f"Training loss rose at epochs {at} by more than {JUMP_FRACTION:.0%} of its first-epoch value "
-                f"({self.loss[0]:.3f}): " + "; ".join(f"{self.loss[j - 2]:.3f} -> {self.loss[j - 1]:.3f}" for j in self.jumps) + ".",
-            ]  # fmt: skip
+                f"({self.loss[0]:.3f}): "
+                + "; ".join(f"{self.loss[j - 2]:.3f} -> {self.loss[j - 1]:.3f}" for j in self.jumps)
+                + ".",
+            ]
         evidence.append(self._best_line())
         return headline, evidence
 
@@ -625,7 +689,8 @@ class Reading:
     def _still_improving(self) -> tuple[str, list[str]]:
         n, b = self.n, self.best
         if self.decision.best_at_end:
-            where = f"validation loss was still falling at the last epoch (its lowest, {self.vloss[-1]:.3f}, came at epoch {n} of {n})"
+            lowest = f"its lowest, {self.vloss[-1]:.3f}, came at epoch {n} of {n}"
+            where = f"validation loss was still falling at the last epoch ({lowest})"
             if self.decision.slow:
                 k = self.window_start
                 where += f", though slowly: by {_small_percent(self.window_change)} over {_epochs(k, n)}"
@@ -634,14 +699,16 @@ class Reading:
             where = (
                 f"validation loss was still falling near the end: a line through epochs {k}-{n} drops by "
                 f"{percent(-self.trend)[1:]} and its lowest value came at epoch {b} of {n}"
-            )  # fmt: skip
+            )
         if self.decision.high:
             more = (
                 " If it keeps creeping down this slowly, a bigger network or a larger learning rate will help more."
                 if self.decision.slow
                 else ""
             )
-            headline = f"The network is underfitting so far: {self._high_clause()}, but {where}. Train for more epochs.{more}"
+            headline = (
+                f"The network is underfitting so far: {self._high_clause()}, but {where}. Train for more epochs.{more}"
+            )
         elif self.decision.slow:
             headline = f"{where[0].upper()}{where[1:]}: it is close to its lowest, and more epochs will gain a little."
         else:

@@ -7,9 +7,6 @@ import math
 
 import numpy as np
 import pytest
-
-from core.config import TrainConfig
-from core.diagnosis import diagnose
 from histories import (
     EPOCHS,
     course_printout,
@@ -21,6 +18,9 @@ from histories import (
     still_improving_history,
     underfitting_history,
 )
+
+from core.config import TrainConfig
+from core.diagnosis import diagnose
 
 
 def text_of(d) -> str:

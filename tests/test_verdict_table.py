@@ -9,12 +9,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from core import verdict
-from core.diagnosis import diagnose
 from histories import (
     course_printout,
     good_fit_history,
@@ -23,10 +17,16 @@ from histories import (
     still_improving_history,
     underfitting_history,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import verdict
+from core.diagnosis import diagnose
 
 ROOT = Path(__file__).resolve().parents[1]
-PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+PROPERTY = settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 # Sentences that say validation loss stopped falling, levelled off or rose.
 STOPPED = re.compile(r"stopped falling|plateau|levell?ed off|\bflat\b|barely moved|no lower|got worse|bottomed out")
@@ -64,8 +64,15 @@ def says_not_falling(d) -> list[str]:
 
 
 def test_row_diverged_nan():
-    d = diagnose(hist([1.6, 1.2, float("nan"), float("nan")], [0.2, 0.4, 0.2, 0.2], [1.5, 1.3, 2.0, float("nan")],
-                      [0.3, 0.4, 0.2, 0.2]), num_classes=5)  # fmt: skip
+    d = diagnose(
+        hist(
+            [1.6, 1.2, float("nan"), float("nan")],
+            [0.2, 0.4, 0.2, 0.2],
+            [1.5, 1.3, 2.0, float("nan")],
+            [0.3, 0.4, 0.2, 0.2],
+        ),
+        num_classes=5,
+    )
     assert (d.verdict, d.title, d.numbers["diverged_epoch"]) == ("diverged", "Diverged", 3)
     assert d.headline.startswith("Training broke down at epoch 3") and d.headline.endswith("Lower the learning rate.")
     assert d.remedies[0].label == "Lower the learning rate to 0.0001"
@@ -108,8 +115,7 @@ def test_row_still_improving():
 def test_row_still_improving_and_underfitting_the_issues_three_epochs():
     # `train --data thin_sections --epochs 3` from the issue: validation loss 1.532, 1.572, 1.312, lowest at
     # the last epoch, accuracies near guessing. It was "Underfitting ... validation loss has stopped falling".
-    d = diagnose(hist([1.61, 1.58, 1.50], [0.22, 0.27, 0.33], [1.532, 1.572, 1.312], [0.25, 0.24, 0.41]),
-                 num_classes=5)  # fmt: skip
+    d = diagnose(hist([1.61, 1.58, 1.50], [0.22, 0.27, 0.33], [1.532, 1.572, 1.312], [0.25, 0.24, 0.41]), num_classes=5)
     assert (d.verdict, d.title) == ("still_improving", "Still improving (underfitting so far)")
     assert d.headline.startswith("The network is underfitting so far: accuracy is still low")
     assert "but validation loss was still falling at the last epoch (its lowest, 1.312, came at epoch 3 of 3)" in (
@@ -240,7 +246,11 @@ def test_rescaling_every_loss_keeps_the_verdict(h, scale):
     scaled = {**h, "loss": [x * scale for x in h["loss"]], "val_loss": [x * scale for x in h["val_loss"]]}
     a, b = diagnose(h), diagnose(scaled)
     assert (a.verdict, a.title, a.numbers["best_epoch"], a.numbers["overfit_start_epoch"]) == (
-        b.verdict, b.title, b.numbers["best_epoch"], b.numbers["overfit_start_epoch"])  # fmt: skip
+        b.verdict,
+        b.title,
+        b.numbers["best_epoch"],
+        b.numbers["overfit_start_epoch"],
+    )
 
 
 @PROPERTY
@@ -286,5 +296,9 @@ def test_the_checker_catches_the_sentences_the_issue_found():
     old = "The network is not learning much: both losses stay high and validation loss has stopped falling."
     assert says_not_falling(fake(old))
     assert says_not_falling(fake("x", ["Validation loss was lowest at epoch 7 (0.412) and rose to 0.655 by epoch 20."]))
-    assert not says_not_falling(fake("x", ["Over epochs 1-2 validation loss fell from 0.938 to 0.910 and training loss "
-                                           "rose from 0.981 to 0.982."]))  # fmt: skip
+    assert not says_not_falling(
+        fake(
+            "x",
+            ["Over epochs 1-2 validation loss fell from 0.938 to 0.910 and training loss rose from 0.981 to 0.982."],
+        )
+    )

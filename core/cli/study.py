@@ -22,7 +22,8 @@ from .parser import model_config, train_config
 
 METRIC_COLUMNS = [("run_id", "Run"), ("label", "Model"), ("best", "Best epoch"), ("val_loss", "Val loss"),
                   ("val_acc", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1"), ("trainable", "Trainable"),
-                  ("frozen", "Frozen"), ("per_epoch", "s/epoch"), ("seconds", "Seconds"), ("verdict", "Verdict")]  # fmt: skip
+                  ("frozen", "Frozen"), ("per_epoch", "s/epoch"), ("seconds", "Seconds"),
+                  ("verdict", "Verdict")]  # fmt: skip
 
 
 def metric_cells(row: dict[str, Any]) -> dict[str, str]:

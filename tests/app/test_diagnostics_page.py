@@ -85,16 +85,29 @@ def test_a_stored_short_run_shows_the_truth_tables_verdict(open_page, trained):
     from core.store import RunRecord, RunStore, default_home
     from core.verdict import thresholds_markdown
 
-    history = {"loss": [1.61, 1.58, 1.50], "accuracy": [0.22, 0.27, 0.33], "val_loss": [1.532, 1.572, 1.312],
-               "val_accuracy": [0.25, 0.24, 0.41]}  # fmt: skip
-    stale = {"verdict": "underfitting", "title": "Underfitting", "evidence": [], "numbers": {}, "remedies": [],
-             "headline": "The network is not learning much: both losses stay high and validation loss has stopped "
-                         "falling."}  # fmt: skip
+    history = {
+        "loss": [1.61, 1.58, 1.50],
+        "accuracy": [0.22, 0.27, 0.33],
+        "val_loss": [1.532, 1.572, 1.312],
+        "val_accuracy": [0.25, 0.24, 0.41],
+    }
+    old = "The network is not learning much: both losses stay high and validation loss has stopped falling."
+    stale = {"verdict": "underfitting", "title": "Underfitting", "headline": old, "evidence": [], "numbers": {}}
     data = dict(trained.to_dict())
-    data.update(run_id="short000000000003", key="short000000000003", created=trained.created + 2, history=history,
-                label="the issue's 3-epoch run",
-                epoch_seconds=[0.1] * 3, best_epoch=3, stopped_early=False, restored_epoch=3, phases=[],
-                diagnosis=stale, data={**trained.data, "classes": ["a", "b", "c", "d", "e"]})  # fmt: skip
+    data.update(
+        run_id="short000000000003",
+        key="short000000000003",
+        created=trained.created + 2,
+        label="the issue's 3-epoch run",  # the sidebar tells runs apart by their labels
+        history=history,
+        epoch_seconds=[0.1] * 3,
+        best_epoch=3,
+        stopped_early=False,
+        restored_epoch=3,
+        phases=[],
+        diagnosis={**stale, "remedies": []},
+        data={**trained.data, "classes": ["a", "b", "c", "d", "e"]},
+    )
     record = RunRecord.from_dict(json.loads(json.dumps(data)))
     store = RunStore(default_home())
     store.save(record, arrays=store.load_arrays(trained.run_id))
