@@ -348,7 +348,7 @@ class Reading:
         lo, hi = TREND_MIN_WINDOW, TREND_MAX_WINDOW
         self.window = int(np.clip(round(n / 3), lo, hi)) if n >= lo else n
         self.trend, self.trend_t = trend(vloss[-self.window :])
-        self.window_start = self.third = n - self.window + 1
+        self.window_start = n - self.window + 1
         self.window_change = relative(float(vloss[-1]), float(vloss[self.window_start - 1]))
         self.jumps = self._jumps()
         chance_loss = math.log(self.C) if self.C else None
@@ -371,9 +371,9 @@ class Reading:
             "restored_epoch": restored_epoch,
             "stopped_epoch": stopped_epoch,
             "saved_epoch": self.saved_epoch,
-            "compared_from_epoch": self.third,
-            "last_third_loss_change": change(self.s_loss, self.third),
-            "last_third_val_loss_change": change(self.s_vloss, self.third),
+            "compared_from_epoch": self.window_start,
+            "last_third_loss_change": change(self.s_loss, self.window_start),
+            "last_third_val_loss_change": change(self.s_vloss, self.window_start),
             "val_loss_trend": self.trend,
             "diverged_epoch": self.diverged,
             "short": self.short,
@@ -513,7 +513,7 @@ class Reading:
         return f"At the last epoch training accuracy is {a:.2f} and validation accuracy {va:.2f}: a gap of {gap:.2f}."
 
     def _window_line(self) -> str:
-        k, n = self.third, self.n
+        k, n = self.window_start, self.n
         lc, vc = self.numbers["last_third_loss_change"], self.numbers["last_third_val_loss_change"]
         span = f"Over the whole run (epochs 1-{n})" if k == 1 else f"Over epochs {k}-{n}"
         smoothed = " (each a 3-epoch average)" if n >= SMOOTH_FROM_EPOCHS else ""
@@ -547,7 +547,7 @@ class Reading:
         verb = "fell" if y < x else ("rose" if y > x else "stayed")
         if verb == "stayed":
             return f"{what} stayed at {x:.3f} from epoch {a} to epoch {b}"
-        digits = 3 if f"{x:.3f}" != f"{y:.3f}" else 5  # a change below 0.001 still shows
+        digits = next((d for d in range(3, 9) if f"{x:.{d}f}" != f"{y:.{d}f}"), 3)  # a tiny change still shows
         return f"{what} {verb} from {x:.{digits}f} (epoch {a}) to {y:.{digits}f} (epoch {b})"
 
     # --- one builder per row
@@ -672,7 +672,7 @@ class Reading:
         lc, vc = self.numbers["last_third_loss_change"], self.numbers["last_third_val_loss_change"]
         flat = all(x is not None and abs(x) < FLAT for x in (lc, vc))
         if flat:
-            how = f"both losses stay high and barely moved over {_epochs(self.third, n)}"
+            how = f"both losses stay high and barely moved over {_epochs(self.window_start, n)}"
         else:
             how = (
                 f"{self._high_clause()}, and validation loss has gone no lower than its epoch-{b} value "
