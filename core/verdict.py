@@ -247,10 +247,6 @@ TITLES = {
     "underfitting": "Underfitting",
     "good_fit": "Good fit",
 }
-# Rows that read the losses' ratios only, so rescaling every loss by a constant leaves them unchanged
-# (far from the absolute thresholds RISE_ABSOLUTE and NEAR_CHANCE_LOSS).
-SCALE_FREE = ("diverged", "too_few_epochs", "overfitting", "still_improving", "good_fit")
-
 # What the best epoch is best at, by the monitored value.
 _BEST_WORDS = {"val_loss": "lowest validation loss", "val_accuracy": "highest validation accuracy"}
 
