@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core.architecture import ArchitectureError, check_architecture
 from core.config import ModelConfig, TrainConfig
 from core.curves import best_of, series
+from core.diagnosis import diagnosis_of
 from core.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,7 +111,8 @@ def run_metrics(rec: RunRecord) -> dict[str, Any]:
         "frozen_params": int(rec.layers.get("non_trainable_params", 0)),
         "fine_tuned_params": int((extra.get("fine_tune") or {}).get("trainable_params", 0)),
         **run_times(rec),
-        "verdict": (rec.diagnosis or {}).get("verdict"),
+        "verdict": (verdict := diagnosis_of(rec)) and verdict.verdict,
+        "verdict_title": verdict and verdict.title,
     }
 
 

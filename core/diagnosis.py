@@ -2,8 +2,9 @@
 
 :func:`diagnose` reads Keras' ``history.history`` (``loss``, ``accuracy``,
 ``val_loss``, ``val_accuracy``, one value per epoch) and names what the curves
-show: ``good_fit``, ``overfitting``, ``underfitting`` or ``still_improving``,
-with the numbers behind the verdict in plain sentences (:mod:`core.verdict`),
+show, by the truth table of :mod:`core.verdict` (docs/VERDICT.md):
+``diverged``, ``too_few_epochs``, ``overfitting``, ``still_improving``,
+``underfitting`` or ``good_fit``, with the numbers behind the verdict in plain sentences,
 which epoch's weights the saved model holds, and remedies the app can apply
 (:mod:`core.remedies`, :func:`core.config.apply_changes`). No TensorFlow.
 """
@@ -17,18 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from core.config import ModelConfig, TrainConfig
+from core.config import ConfigError, ModelConfig, TrainConfig
 from core.curves import json_safe, read_history
 from core.remedies import Remedy, remedies_for
-from core.verdict import Reading
+from core.store import RunRecord
+from core.verdict import TITLES, VERDICTS, Reading
 
-VERDICTS = ("good_fit", "overfitting", "underfitting", "still_improving")
-TITLES = {
-    "good_fit": "Good fit",
-    "overfitting": "Overfitting",
-    "underfitting": "Underfitting",
-    "still_improving": "Still improving",
-}
+__all__ = ["TITLES", "VERDICTS", "Diagnosis", "diagnose", "diagnosis_of", "fit_summary_text"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +32,8 @@ class Diagnosis:
     """What the training curves show.
 
     Attributes:
-        verdict: "good_fit", "overfitting", "underfitting" or "still_improving".
-        title: the verdict for a heading ("Overfitting").
+        verdict: one of :data:`core.verdict.VERDICTS` ("overfitting", ...).
+        title: the verdict for a heading ("Overfitting", "Still improving (underfitting so far)").
         headline: one plain sentence for a student.
         evidence: sentences with the numbers that support the verdict, ending
             with which epoch's weights the saved model holds (when known).
@@ -106,9 +102,10 @@ def diagnose(
         over its minimum, minus 1), ``epochs_run``, ``chance_loss`` (ln C, or
         None), ``chance_accuracy``, ``restored_epoch``, ``stopped_epoch``,
         ``saved_epoch`` (the epoch whose weights the saved model holds, or None
-        when unknown), ``last_third_loss_change`` and
-        ``last_third_val_loss_change`` (relative changes over the last third of
-        the run), ``val_loss_trend`` (relative change along a line fitted to
+        when unknown), ``compared_from_epoch`` (the first epoch the evidence
+        compares: the last third of the run, or epoch 1 for a short run),
+        ``last_third_loss_change`` and ``last_third_val_loss_change`` (relative
+        changes from that epoch to the end), ``val_loss_trend`` (relative change along a line fitted to
         the last epochs), ``diverged_epoch`` (first non-finite loss, or None)
         and ``short`` (too few epochs to judge).
 
@@ -134,10 +131,40 @@ def diagnose(
         raise ValueError(f"num_classes must be an integer >= 2 or None. Got {num_classes!r} instead.")
 
     r = Reading(loss, acc, vloss, vacc, num_classes, restored_epoch, stopped_epoch, train_cfg)
-    verdict, headline, evidence = r.judge()
-    remedies = remedies_for(verdict, r, model_cfg or ModelConfig(), train_cfg or TrainConfig())
-    title = "Underfitting (training diverged)" if r.diverged is not None else TITLES[verdict]
-    return Diagnosis(verdict, title, headline, evidence, json_safe(r.numbers), remedies)
+    headline, evidence = r.judge()
+    remedies = remedies_for(r, model_cfg or ModelConfig(), train_cfg or TrainConfig())
+    d = r.decision
+    return Diagnosis(d.verdict, d.title, headline, evidence, json_safe(r.numbers), remedies)
+
+
+def diagnosis_of(rec: RunRecord) -> Diagnosis | None:
+    """A stored run's diagnosis by today's truth table, as every page, the CLI, the lab and the report show it.
+
+    Read again from the run's history and settings (no TensorFlow, a few
+    milliseconds), so a run stored before the rules changed shows the same
+    verdict as a new one. Falls back to the stored diagnosis only when the
+    history or settings no longer read (a run from an older version); None
+    when neither does.
+    """
+    n = len(rec.history.get("loss", []))
+    try:
+        model_cfg = ModelConfig.from_dict(rec.model_config) if rec.model_config else None
+        train_cfg = TrainConfig.from_dict(rec.train_config) if rec.train_config else None
+        classes = (rec.data or {}).get("classes") or []
+        restored = rec.restored_epoch if rec.restored_epoch and 1 <= rec.restored_epoch <= n else None
+        return diagnose(
+            rec.history,
+            restored_epoch=restored,
+            stopped_epoch=n if rec.stopped_early and n else None,
+            num_classes=len(classes) if len(classes) >= 2 else None,
+            model_cfg=model_cfg,
+            train_cfg=train_cfg,
+        )
+    except (ValueError, TypeError, ConfigError):
+        try:
+            return Diagnosis.from_dict(rec.diagnosis or {})
+        except TypeError:
+            return None
 
 
 def fit_summary_text(diagnosis: Diagnosis | Mapping[str, Any]) -> str:

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.curves import best_epoch as _best_epoch
-from core.lab import LAB_PATIENCE, LabVariant
+from core.diagnosis import diagnosis_of
+from core.lab import LabVariant
 from core.store import RunRecord
 from core.tables import number
 
@@ -29,7 +30,9 @@ def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]
         ``final_gap`` (training minus validation accuracy at the last epoch),
         ``test_accuracy`` (with the best epoch's weights), ``epochs_run``,
         ``epochs_planned``, ``stopped_early``, ``seconds`` (training time),
-        ``verdict`` (the diagnosis' title), ``run_id`` and ``cached``. The
+        ``verdict`` (the verdict's title), ``fit`` (the verdict itself:
+        "still_improving", ...; :func:`core.diagnosis.diagnosis_of`, so a stored
+        run reads by today's table), ``run_id`` and ``cached``. The
         measurements are None for a variant without a record.
     """
     if len(variants) != len(records):
@@ -54,6 +57,7 @@ def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]
             "stopped_early": None,
             "seconds": None,
             "verdict": None,
+            "fit": None,
             "run_id": None,
             "cached": None,
         }
@@ -62,6 +66,7 @@ def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]
             acc, vacc = h.get("accuracy", []), h.get("val_accuracy", [])
             n = len(h.get("loss", []))
             best = rec.best_epoch if 0 < rec.best_epoch <= len(vacc) else _best_or_none(h)
+            diagnosis = diagnosis_of(rec)
             row.update(
                 best_epoch=best,
                 best_val_accuracy=vacc[best - 1] if best else None,
@@ -72,7 +77,8 @@ def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]
                 epochs_run=n,
                 stopped_early=bool(rec.stopped_early),
                 seconds=rec.seconds,
-                verdict=rec.diagnosis.get("title") or rec.diagnosis.get("verdict"),
+                verdict=diagnosis.title if diagnosis else None,
+                fit=diagnosis.verdict if diagnosis else None,
                 run_id=rec.run_id,
                 cached=bool(rec.cached),
             )
@@ -151,19 +157,16 @@ def lab_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             f"Early stopping ended its run after {es['epochs_run']} of {es['epochs_planned']} epochs "
             f"(best epoch {es['best_epoch']})."
         )
-    # A regularised network learns more slowly: if its best epoch is among the last few,
+    # A regularised network learns more slowly: if the verdict says it was still improving,
     # its accuracy has not caught up yet, and the table would undersell the cure.
-    rising = [
-        r for r in others
-        if r["best_epoch"] and not r["stopped_early"] and r["best_epoch"] > r["epochs_run"] - LAB_PATIENCE
-    ]  # fmt: skip
+    rising = [r for r in others if r.get("fit") == "still_improving"]
     if rising:
-        names = ", ".join(f"{r['title']} (best epoch {r['best_epoch']} of {r['epochs_run']})" for r in rising)
+        names = ", ".join(f"{r['title']} (best epoch {r['best_epoch']} of {r['epochs_run']}{_also(r)})" for r in rising)
         out.append(
             f"Still improving at the end: {names}. Regularised networks learn more slowly; give them more "
             "epochs before comparing accuracies."
         )
-    under = [r for r in others if str(r.get("verdict") or "").startswith("Underfitting")]
+    under = [r for r in others if r.get("fit") == "underfitting"]
     if under:
         names = ", ".join(f"{r['title']} ({r['final_train_accuracy']:.2f})" for r in under)
         out.append(
@@ -171,6 +174,11 @@ def lab_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             "because they learned less; give them more epochs or more of the training images."
         )
     return out
+
+
+def _also(row: Mapping[str, Any]) -> str:
+    """", underfitting so far" when the variant's verdict says both (one verdict, one group)."""
+    return ", underfitting so far" if row.get("verdict") == "Still improving (underfitting so far)" else ""
 
 
 def _test_change(base: Mapping[str, Any], other: Mapping[str, Any]) -> str:

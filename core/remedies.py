@@ -15,7 +15,7 @@ from typing import Any
 from core.architecture import check_architecture, layer_table
 from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
 from core.curves import early_stopping_epochs, json_safe
-from core.verdict import Reading
+from core.verdict import MIN_EPOCHS_TO_JUDGE, Reading
 
 # The patience the remedies suggest (epochs without improvement before stopping).
 PATIENCE = 5
@@ -46,23 +46,24 @@ class Remedy:
         return json_safe(dataclasses.asdict(self))
 
 
-def remedies_for(verdict: str, reading: Reading, model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[Remedy]:
-    """The remedies for a verdict, most effective first.
+def remedies_for(reading: Reading, model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[Remedy]:
+    """The remedies for the reading's decision, most effective first.
 
     Args:
-        verdict: "good_fit", "overfitting", "underfitting" or "still_improving".
-        reading: the curves' :class:`core.verdict.Reading` (after ``judge()``).
+        reading: the curves' :class:`core.verdict.Reading`; its ``decision`` picks the remedies
+            (lower the learning rate when diverged, train longer when still improving or too short, ...).
         model_cfg, train_cfg: the run's settings, which the changes start from.
 
     Returns:
         The remedies that apply; none for a good fit.
     """
     r, m, t = reading, model_cfg, train_cfg
-    if r.diverged is not None:
-        return [_lower_lr(t, diverged=True)]
-    if verdict == "overfitting":
+    d = r.decision
+    if d.verdict == "diverged":
+        return [_lower_lr(t, unstable=d.unstable)]
+    if d.verdict == "overfitting":
         found = [_augment(t), _more_dropout(m), _early_stopping(t, r), _more_data(t), _smaller_model(m), _transfer(m)]
-    elif verdict == "underfitting":
+    elif d.verdict == "underfitting":
         found = [
             _bigger_model(m),
             _extra_block(m),
@@ -70,8 +71,10 @@ def remedies_for(verdict: str, reading: Reading, model_cfg: ModelConfig, train_c
             _learning_rate_up(t),
             _less_dropout(m),
         ]
-    elif verdict == "still_improving":
+    elif d.verdict in ("still_improving", "too_few_epochs"):
         found = [_more_epochs(t, r, safety_net=True)]
+        if d.high and d.verdict == "still_improving":
+            found.append(_learning_rate_up(t))
     else:
         found = []
     return [x for x in found if x is not None]
@@ -252,22 +255,26 @@ def _more_epochs(t: TrainConfig, r: Reading, *, safety_net: bool) -> Remedy | No
     if planned >= 500:
         return None
     changes: dict[str, Any] = {"train.epochs": min(planned * 2, 500)}
-    why = f"This run stopped after {r.n} epochs while the curves were still moving."
     label = f"Train for more epochs ({changes['train.epochs']})"
-    if safety_net:
+    if r.decision.verdict == "too_few_epochs":
+        why = (
+            f"Only {r.n} epoch{'s' if r.n != 1 else ''} ran: at least {MIN_EPOCHS_TO_JUDGE} are needed to tell "
+            "a trend of the curves from epoch-to-epoch noise."
+        )
+    elif r.decision.verdict == "still_improving":
         why = f"Validation loss was still falling after {r.n} epochs, so the network has more to learn."
-        if not r.early_stopping:
-            changes.update({"train.early_stopping": PATIENCE, "train.monitor": "val_loss", "train.restore_best": True})
-            label += " with early stopping"
-            why += f" Early stopping (patience {PATIENCE}, restore best weights) ends the run if it starts to overfit."
-    elif not r.short:
+    else:
         why = "Training loss may still come down with more passes over the data, especially with a small learning rate."
+    if safety_net and not r.early_stopping:
+        changes.update({"train.early_stopping": PATIENCE, "train.monitor": "val_loss", "train.restore_best": True})
+        label += " with early stopping"
+        why += f" Early stopping (patience {PATIENCE}, restore best weights) ends the run if it starts to overfit."
     return Remedy(label, why, changes, "more_epochs")
 
 
 def _learning_rate_up(t: TrainConfig) -> Remedy:
     if t.learning_rate >= 0.01:
-        return _lower_lr(t, diverged=False)
+        return _lower_lr(t, unstable=None)
     new = _round(t.learning_rate * 3)
     return Remedy(
         f"Raise the learning rate to {new:g}",
@@ -278,15 +285,25 @@ def _learning_rate_up(t: TrainConfig) -> Remedy:
     )
 
 
-def _lower_lr(t: TrainConfig, *, diverged: bool) -> Remedy:
+def _lower_lr(t: TrainConfig, *, unstable: str | None) -> Remedy:
+    """A tenth of the learning rate; ``unstable`` is the decision's reason ("nan", "rising", "jumps") or None."""
     new = max(_round(t.learning_rate / 10), 1e-7)
-    why = (
-        "The loss overflowed: steps this large throw the weights far off. "
-        "A tenth of the learning rate usually fixes it."
-        if diverged
-        else f"A learning rate of {t.learning_rate:g} is high for this network: the loss can bounce around "
-        "instead of settling. Smaller steps let it settle."
-    )
+    if unstable == "nan":
+        why = (
+            "The loss overflowed: steps this large throw the weights far off. "
+            "A tenth of the learning rate usually fixes it."
+        )
+    elif unstable is not None:
+        what = "ended higher than it started" if unstable == "rising" else "jumped up instead of falling"
+        why = (
+            f"Training loss {what} with a learning rate of {t.learning_rate:g}: the steps overshoot. "
+            "Smaller steps let it settle."
+        )
+    else:
+        why = (
+            f"A learning rate of {t.learning_rate:g} is high for this network: the loss can bounce around "
+            "instead of settling. Smaller steps let it settle."
+        )
     return Remedy(f"Lower the learning rate to {new:g}", why, {"train.learning_rate": new}, "learning_rate")
 
 

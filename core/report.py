@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from core.architecture import layer_table
 from core.compare import run_metrics, run_settings
 from core.config import ModelConfig
+from core.diagnosis import diagnosis_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store import RunRecord
@@ -100,7 +101,7 @@ def report_html(rec: RunRecord) -> str:
         [[f"{best}/{m['epochs_run']}", _fmt(m["best_val_loss"]), _fmt(m["best_val_accuracy"]),
           _fmt(m["test_accuracy"]), _fmt(m["macro_f1"]), _fmt(m["trainable_params"]), _fmt(m["frozen_params"]),
           _fmt(m["seconds_per_epoch"], ".2f"), _fmt(m["seconds"], ".1f")]], numeric=set(range(9))))  # fmt: skip
-    diag = rec.diagnosis or {}
+    diag = d.to_dict() if (d := diagnosis_of(rec)) is not None else {}
     evidence = "".join(f"<li>{_e(x)}</li>" for x in diag.get("evidence", []))
     parts.append(f"<h2>Verdict</h2><div class=verdict><b>{_e(diag.get('title', diag.get('verdict', '')))}</b> "
                  f"&mdash; {_e(diag.get('headline', ''))}<ul>{evidence}</ul></div>")  # fmt: skip

@@ -72,6 +72,7 @@ def _comparison(records: list) -> None:
     elif len(records) > 1:
         st.caption("These runs have the same settings.")
     rows = [{"Run": n, "Model": r["label"], "Best epoch": f"{r['best_epoch']} of {r['epochs_run']}",
+             "Verdict": r["verdict_title"],
              "Val loss (best)": r["best_val_loss"], "Val acc (best)": r["best_val_accuracy"],
              "Test acc": r["test_accuracy"], "Macro F1": r["macro_f1"], "Trainable": r["trainable_params"],
              "Frozen": r["frozen_params"], "s / epoch": r["seconds_per_epoch"], "Set-up (s)": r["setup_seconds"],

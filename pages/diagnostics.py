@@ -5,6 +5,8 @@ import json
 import streamlit as st
 
 from core.config import ModelConfig, TrainConfig, apply_changes
+from core.diagnosis import diagnosis_of
+from core.verdict import truth_table_text
 from ui import charts, resources, state, study
 from ui.feedback import empty_state, flash, header, set_flash
 from ui.frame import run_page
@@ -15,6 +17,8 @@ VERDICT_STYLE = {  # badge colour and icon per verdict
     "overfitting": ("orange", ":material/trending_up:"),
     "underfitting": ("blue", ":material/trending_flat:"),
     "still_improving": ("violet", ":material/trending_down:"),
+    "too_few_epochs": ("gray", ":material/hourglass_empty:"),
+    "diverged": ("red", ":material/warning:"),
 }
 SETTING_NAMES = {
     "model.dropout": "dropout",
@@ -69,8 +73,11 @@ def main() -> None:
         notes.append("this run was stopped by hand before its last planned epoch")
     st.caption(" · ".join(notes))
 
-    _verdict(rec.diagnosis)
-    _remedies(rec)
+    diag = d.to_dict() if (d := diagnosis_of(rec)) else {}  # by today's truth table, also for older runs
+    _verdict(diag)
+    with st.expander("How the verdict is decided (the truth table)", icon=":material/rule:"):
+        st.markdown(truth_table_text())
+    _remedies(rec, diag)
     with st.expander("This run's settings and numbers"):
         c1, c2 = st.columns(2)
         c1.markdown("**Model**")
@@ -131,8 +138,8 @@ def _metric(col, label: str, value, fmt: str, help: str | None = None) -> None:
     col.metric(label, fmt.format(value) if isinstance(value, (int, float)) else "–", help=help)
 
 
-def _remedies(rec) -> None:
-    remedies = rec.diagnosis.get("remedies", [])
+def _remedies(rec, diag: dict) -> None:
+    remedies = diag.get("remedies", [])
     st.subheader("What to try next")
     if not remedies:
         st.caption("Nothing to fix: the curves look healthy. Compare it with other runs, or try transfer learning.")

@@ -6,6 +6,7 @@ Deliberately light: no plotly, no TensorFlow, so it opens in about a second.
 import streamlit as st
 
 from core.architecture import check_architecture, layer_table
+from core.diagnosis import diagnosis_of
 from core.labels import describe
 from core.tables import plural
 from ui import resources, state
@@ -87,7 +88,7 @@ def _active_run() -> None:
             return
         st.markdown(rec.label)
         acc = rec.test.get("accuracy")
-        verdict = rec.diagnosis.get("title", "")
+        verdict = d.title if (d := diagnosis_of(rec)) else ""
         st.caption(
             f"{plural(len(rec.history.get('loss', [])), 'epoch')} · test accuracy {acc:.0%} · {verdict}"
             if acc is not None

@@ -100,6 +100,17 @@ def test_train_json_then_cached_then_listed(capsys, tiny_folder):
     assert d["run_id"] in [r["run_id"] for r in json.loads(out)]
 
 
+def test_train_prints_one_verdict_with_one_title(capsys, tiny_folder):
+    # `train --epochs 2` printed "Good fit" with a headline saying too few epochs ran to judge.
+    args = ["train", "--data", str(tiny_folder), "--epochs", "2", "--batch-size", "8"]
+    args += ["--input-size", "16", "--blocks", "1", "--filters", "4", "--dense", "8"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    line = next(x for x in out.splitlines() if "verdict:" in x)
+    assert "verdict: Too few epochs to judge - Only 2 epochs ran, too few to judge the curves" in line
+    assert "Good fit" not in out and "Still improving" not in out
+
+
 def _cli(tmp_path, *argv, timeout=240):
     """``python -m core ...`` as a user runs it: a real process, TensorFlow's logs left to the CLI to silence."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

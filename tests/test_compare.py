@@ -60,6 +60,16 @@ def test_comparison_rows():
         comparison_rows(scratch, other)
 
 
+def test_the_verdict_column_reads_the_curves_by_todays_table():
+    # Stored with the old rules' "Underfitting" although the lowest validation loss is the last epoch's.
+    history = {"loss": [1.2, 1.1, 1.0], "accuracy": [0.4, 0.45, 0.5], "val_loss": [1.1, 1.15, 0.9],
+               "val_accuracy": [0.45, 0.4, 0.55]}  # two classes: 0.55 is barely above guessing (0.5)
+    rec = _record("v", history=history, diagnosis={"verdict": "underfitting", "title": "Underfitting"})
+    row = run_metrics(rec)
+    assert (row["verdict"], row["verdict_title"]) == ("still_improving", "Still improving (underfitting so far)")
+    assert run_metrics(_record("w"))["verdict"] is None  # a history without losses: no verdict, no error
+
+
 # --------------------------------------------------------------------------- end to end, through the CLI
 
 

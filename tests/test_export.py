@@ -123,3 +123,13 @@ def test_export_errors_are_one_line(in_home, tmp_path, capsys):
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and needle in err and err.count("\n") == 1, argv
+
+
+def test_the_report_shows_the_verdict_by_todays_table(run_home):
+    # A run stored with the verdict the old rules gave a 2-epoch run ("Good fit" over a "too few" headline).
+    import dataclasses
+
+    _, _, _, rec = run_home
+    stale = {**rec.diagnosis, "verdict": "good_fit", "title": "Good fit"}
+    page = report_html(dataclasses.replace(rec, diagnosis=stale))
+    assert "<b>Too few epochs to judge</b>" in page and "Good fit" not in page

@@ -201,13 +201,35 @@ def test_lab_rows_from_hand_made_records():
     assert "Still improving" not in text  # all three stopped early: it had finished improving
     assert lab_summary(lab_rows(variants, [None, None, None, None, ALL])) == []
 
-    # A cure whose best epoch is among its last epochs has not caught up yet: the summary says so.
+    # A cure whose verdict is "still improving" has not caught up yet: the summary says so. The groups come
+    # from the verdict read again by today's table (diagnosis_of), not from the title stored with the run.
     late = record("d", acc=[0.4, 0.5, 0.6, 0.65], vacc=[0.4, 0.5, 0.55, 0.6], vloss=[1.3, 1.1, 1.0, 0.9],
                   best_epoch=4, test_acc=0.58, verdict="Underfitting")
-    text = " ".join(lab_summary(lab_rows(variants, [BASE, late, None, None, ALL])))
+    rows = lab_rows(variants, [BASE, late, None, None, ALL])
+    assert (rows[1]["fit"], rows[1]["verdict"]) == ("still_improving", "Still improving")
+    text = " ".join(lab_summary(rows))
     assert "Still improving at the end: + dropout (best epoch 4 of 4)." in text
-    assert "Underfitting now, with low training accuracy at the last epoch: + dropout (0.65)." in text
-    assert "Underfitting now" not in " ".join(lab_summary(rows))
+    assert "Underfitting now" not in text  # one verdict per variant: not both groups
+
+    # Flat and low, its lowest validation loss before the end: underfitting, not still improving.
+    flat = record("d", acc=[0.3, 0.35, 0.36, 0.36], vacc=[0.3, 0.33, 0.34, 0.33], vloss=[1.5, 1.45, 1.44, 1.46],
+                  best_epoch=3, test_acc=0.3)
+    text = " ".join(lab_summary(lab_rows(variants, [BASE, flat, None, None, ALL])))
+    assert "Underfitting now, with low training accuracy at the last epoch: + dropout (0.36)." in text
+    assert "Still improving" not in text
+
+    # Still improving and underfitting in one verdict: one group, and the name says both.
+    low = record("d", acc=[0.3, 0.35, 0.4, 0.45], vacc=[0.3, 0.33, 0.36, 0.4], vloss=[1.5, 1.4, 1.3, 1.2],
+                 best_epoch=4, test_acc=0.3)
+    text = " ".join(lab_summary(lab_rows(variants, [BASE, low, None, None, ALL])))
+    assert "Still improving at the end: + dropout (best epoch 4 of 4, underfitting so far)." in text
+    assert "Underfitting now" not in text
+
+    # `lab --epochs 2`: a variant whose best epoch is 1 of 2 is too short to judge, not "still improving".
+    short = record("d", acc=[0.5, 0.6], vacc=[0.5, 0.55], vloss=[1.0, 1.1], best_epoch=1, test_acc=0.5)
+    rows = lab_rows(variants, [BASE, short, None, None, ALL])
+    assert rows[1]["verdict"] == "Too few epochs to judge"
+    assert "best epoch 1 of 2" not in " ".join(lab_summary(rows))
 
     with pytest.raises(ValueError, match="one record"):
         lab_rows(variants, [BASE])

@@ -1,12 +1,12 @@
-"""The curve reading: the four verdicts, their evidence, and which weights the saved model holds (no TensorFlow)."""
+"""The curve reading: the verdicts, their evidence, and which weights the saved model holds (no TensorFlow).
+
+The truth table itself, row by row, and the property tests are in tests/test_verdict_table.py.
+"""
 
 import math
 
 import numpy as np
 import pytest
-
-from core.config import TrainConfig
-from core.diagnosis import diagnose
 from histories import (
     EPOCHS,
     course_printout,
@@ -18,6 +18,9 @@ from histories import (
     still_improving_history,
     underfitting_history,
 )
+
+from core.config import TrainConfig
+from core.diagnosis import diagnose
 
 
 def text_of(d) -> str:
@@ -60,8 +63,10 @@ def test_underfitting_flat_near_chance():
 
 def test_underfitting_without_knowing_the_classes_uses_accuracy():
     # Accuracy stuck at ~0.45 (below 0.6) and flat, loss well below ln 5: still underfitting.
+    # (Validation loss is lowest at epoch 15: lowest at the last epoch would be "still improving".)
     s = 1 - np.exp(-EPOCHS / 2)
-    d = diagnose(hist(1.3 - 0.1 * s, 0.40 + 0.05 * s, 1.32 - 0.08 * s, 0.42 + 0.03 * s))
+    vloss = 1.32 - 0.08 * s + 0.002 * np.maximum(EPOCHS - 15, 0)
+    d = diagnose(hist(1.3 - 0.1 * s, 0.40 + 0.05 * s, vloss, 0.42 + 0.03 * s))
     assert d.verdict == "underfitting"
     assert d.numbers["chance_loss"] is None
 
@@ -71,7 +76,8 @@ def test_still_improving():
     assert d.verdict == "still_improving" and d.title == "Still improving"
     assert d.numbers["best_epoch"] == 20
     assert d.numbers["val_loss_trend"] < -0.05
-    assert "still falling" in d.evidence[0]
+    assert "still falling at the last epoch" in d.headline and "slowly" not in d.headline
+    assert d.evidence[0].startswith("Over epochs 14-20 validation loss fell from 0.621 (epoch 14) to 0.499 (epoch 20)")
 
 
 def test_good_fit():
@@ -80,7 +86,8 @@ def test_good_fit():
     assert d.remedies == []
     assert d.numbers["overfit_start_epoch"] is None
     assert abs(d.numbers["last_third_val_loss_change"]) < 0.05
-    assert "levelled off" in " ".join(d.evidence)
+    assert d.headline.startswith("Validation loss levelled off near its lowest value (epoch 15 of 20)")
+    assert "At the last epoch validation loss is +1% from its lowest." in d.evidence[1]
 
 
 def test_the_course_printout_is_overfitting_by_the_gap():
@@ -99,15 +106,20 @@ def test_the_course_printout_is_overfitting_by_the_gap():
     "make, verdict, at_least",
     [
         (overfitting_history, "overfitting", 50),
-        (underfitting_history, "underfitting", 47),
+        (underfitting_history, "underfitting", 40),
         (still_improving_history, "still_improving", 49),
-        (good_fit_history, "good_fit", 45),
+        (good_fit_history, "good_fit", 40),
     ],
 )
 def test_verdicts_survive_epoch_to_epoch_noise(make, verdict, at_least):
-    # 3% noise on validation loss: a plateau sometimes looks like a slope, but rarely.
-    got = [diagnose(noisy(make(), seed), num_classes=5).verdict for seed in range(50)]
-    assert got.count(verdict) >= at_least, got
+    # 3% noise on validation loss: a plateau sometimes looks like a slope, but rarely. On a flat end the noise
+    # makes the last epoch the lowest in about 1 run in 10: then the table says "still improving" (the minimum
+    # has not been seen yet). Nothing else is ever mistaken: a miss is "still improving" with its lowest
+    # validation loss among the last epochs (14-20).
+    got = [diagnose(noisy(make(), seed), num_classes=5) for seed in range(50)]
+    assert [d.verdict for d in got].count(verdict) >= at_least, [d.verdict for d in got]
+    others = [d for d in got if d.verdict != verdict]
+    assert all(d.verdict == "still_improving" and d.numbers["best_epoch"] >= 14 for d in others)
 
 
 def test_one_bad_last_epoch_is_not_overfitting():
@@ -131,20 +143,26 @@ def test_one_lucky_epoch_does_not_move_the_minimum():
 
 def test_one_epoch_is_too_few_to_judge():
     d = diagnose(hist([1.5], [0.3], [1.4], [0.35]))
-    assert d.verdict == "still_improving"
+    assert d.verdict == "too_few_epochs" and d.title == "Too few epochs to judge"
     assert d.numbers["short"] and d.numbers["best_epoch"] == 1 and d.numbers["epochs_run"] == 1
-    assert "too few epochs to judge" in d.evidence[0]
+    assert d.headline.startswith("Only 1 epoch ran, too few to judge the curves (at least 3 are needed)")
+    assert [r.key for r in d.remedies] == ["more_epochs"]
 
 
 def test_two_epochs_with_rising_validation_loss_is_not_called_overfitting():
-    d = diagnose(hist([1.5, 1.0], [0.3, 0.5], [1.4, 1.6], [0.35, 0.3]))
-    assert d.verdict == "good_fit"
-    assert "too few epochs to judge" in d.evidence[0]
+    d = diagnose(hist([1.5, 1.0], [0.9, 0.95], [1.4, 1.6], [0.85, 0.8]))
+    assert d.verdict == "too_few_epochs" and d.title == "Too few epochs to judge"  # one title, not "Good fit"
+    assert d.headline.startswith("Only 2 epochs ran, too few to judge the curves: at least 3 are needed")
+    assert d.evidence[0] == (
+        "Over epochs 1-2 validation loss rose from 1.400 (epoch 1) to 1.600 (epoch 2) "
+        "and training loss fell from 1.500 (epoch 1) to 1.000 (epoch 2)."
+    )
 
 
-def test_diverged_training_is_underfitting_with_the_epoch_it_broke():
+def test_diverged_training_names_the_epoch_it_broke():
     d = diagnose(hist([1.5, 9.0, float("nan")], [0.3, 0.2, 0.2], [1.4, 20.0, float("nan")], [0.3, 0.2, 0.2]))
-    assert d.verdict == "underfitting" and "diverged" in d.title
+    assert d.verdict == "diverged" and d.title == "Diverged" and "Lower the learning rate" in d.headline
+    assert [r.key for r in d.remedies] == ["learning_rate"]
     assert d.numbers["diverged_epoch"] == 3 and d.numbers["final_loss"] is None
     assert "At epoch 3 the training loss became NaN (not a number)" in " ".join(d.evidence)
 

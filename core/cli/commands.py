@@ -15,6 +15,7 @@ from core.architecture import ArchitectureError, check_cost, layer_table, requir
 from core.compare import compare_configs, comparison_rows
 from core.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
+from core.diagnosis import diagnosis_of
 from core.errors import UserError
 from core.estimate import calibrate, estimate, estimate_text, load_calibration
 from core.experiment import resolve, run_experiment
@@ -68,14 +69,14 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     if args.json:
         print(json.dumps(run_payload(rec)))
         return 0
-    d, t = rec.diagnosis, rec.test
+    d, t = diagnosis_of(rec), rec.test  # a run just trained or stored: its history always reads
     print(f"Run {rec.run_id}{' (stored run, not retrained)' if rec.cached else ''}: {rec.label}")
     print(f"Data: {rec.data['n_train']} train / {rec.data['n_val']} val / {rec.data['n_test']} test, "
           f"classes {', '.join(rec.data['classes'])}; {plural(len(rec.data['skipped']), 'file')} skipped")  # fmt: skip
     for s in rec.data["skipped"]:
         print(f"  skipped {s['path']}: {s['reason']}")
-    print(f"Best epoch {rec.best_epoch}; verdict: {d.get('title', d.get('verdict'))} - {d.get('headline', '')}")
-    for line in d.get("evidence", []):
+    print(f"Best epoch {rec.best_epoch}; verdict: {d.title} - {d.headline}")
+    for line in d.evidence:
         print(f"  - {line}")
     print(f"Test accuracy {t['accuracy']:.3f}, loss {t['loss']:.3f}; trained in {rec.seconds:.1f} s")
     return 0

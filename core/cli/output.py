@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from core.diagnosis import diagnosis_of
 from core.fit import ProgressEvent
 from core.store import RunRecord
 
@@ -32,7 +33,7 @@ def run_payload(rec: RunRecord) -> dict[str, Any]:
         "restored_epoch": rec.restored_epoch,
         "stopped_early": rec.stopped_early,
         "epoch_seconds": rec.epoch_seconds,
-        "diagnosis": rec.diagnosis,
+        "diagnosis": d.to_dict() if (d := diagnosis_of(rec)) else rec.diagnosis,  # today's truth table
         "test": rec.test,
         "data": rec.data,
         "params": rec.layers,

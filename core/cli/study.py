@@ -23,7 +23,7 @@ from .parser import model_config, train_config
 METRIC_COLUMNS = [("run_id", "Run"), ("label", "Model"), ("best", "Best epoch"), ("val_loss", "Val loss"),
                   ("val_acc", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1"), ("trainable", "Trainable"),
                   ("frozen", "Frozen"), ("per_epoch", "s/epoch"), ("setup", "Set-up s"),
-                  ("seconds", "Total s")]  # fmt: skip
+                  ("seconds", "Total s"), ("verdict", "Verdict")]  # fmt: skip
 
 
 def metric_cells(row: dict[str, Any]) -> dict[str, str]:
@@ -32,6 +32,7 @@ def metric_cells(row: dict[str, Any]) -> dict[str, str]:
         "run_id": row["run_id"],
         "label": row["label"][:40],
         "best": f"{row['best_epoch']}/{row['epochs_run']}",
+        "verdict": row["verdict_title"] or "-",
         "val_loss": number(row["best_val_loss"], ".3f"),
         "val_acc": number(row["best_val_accuracy"], ".3f"),
         "test": number(row["test_accuracy"], ".3f"),

@@ -75,3 +75,53 @@ def test_the_run_can_be_downloaded(open_page, trained):
 
     files = exports(trained.run_id)
     assert files["script"] == script_text(trained) and files["history"] == history_csv(trained)
+
+
+def test_a_stored_short_run_shows_the_truth_tables_verdict(open_page, trained):
+    """The issue's 3-epoch run, stored with the verdict it used to get: the page shows today's row of the table."""
+    import json
+
+    from core.diagnosis import diagnose
+    from core.store import RunRecord, RunStore, default_home
+    from core.verdict import thresholds_markdown
+
+    history = {
+        "loss": [1.61, 1.58, 1.50],
+        "accuracy": [0.22, 0.27, 0.33],
+        "val_loss": [1.532, 1.572, 1.312],
+        "val_accuracy": [0.25, 0.24, 0.41],
+    }
+    old = "The network is not learning much: both losses stay high and validation loss has stopped falling."
+    stale = {"verdict": "underfitting", "title": "Underfitting", "headline": old, "evidence": [], "numbers": {}}
+    data = dict(trained.to_dict())
+    data.update(
+        run_id="short000000000003",
+        key="short000000000003",
+        created=trained.created + 2,
+        label="the issue's 3-epoch run",  # the sidebar tells runs apart by their labels
+        history=history,
+        epoch_seconds=[0.1] * 3,
+        best_epoch=3,
+        stopped_early=False,
+        restored_epoch=3,
+        phases=[],
+        diagnosis={**stale, "remedies": []},
+        data={**trained.data, "classes": ["a", "b", "c", "d", "e"]},
+    )
+    record = RunRecord.from_dict(json.loads(json.dumps(data)))
+    store = RunStore(default_home())
+    store.save(record, arrays=store.load_arrays(trained.run_id))
+
+    at = open_page("pages/diagnostics.py", run_id=record.run_id)
+    assert not at.exception
+    text = texts(at)
+    expected = diagnose(history, restored_epoch=3, num_classes=5)  # the table's row, read from the curves
+    assert expected.title == "Still improving (underfitting so far)"
+    assert f"Verdict: :violet-badge[:material/trending_down: {expected.title}]" in text
+    assert "validation loss was still falling at the last epoch (its lowest, 1.312, came at epoch 3 of 3)" in text
+    assert "Over epochs 1-3 validation loss fell from 1.532 (epoch 1) to 1.312 (epoch 3)" in text
+    assert "stopped falling" not in text and "Underfitting]" not in text
+    labels = [e.label for e in at.expander]
+    assert "How the verdict is decided (the truth table)" in labels
+    assert thresholds_markdown().splitlines()[2] in text  # the table a teacher reads is on the page
+    assert [b.label for b in at.button].count("Try this") >= 1  # "train for more epochs" carries over
