@@ -48,8 +48,9 @@ def test_a_training_child_runs_at_a_lower_priority_than_the_server(monkeypatch):
     env = {**os.environ, "CNNLAB_TRAINING_NICE": "7"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     base = os.nice(0)
+    lowered = min(base + 7, 19)  # nice values stop at 19 (a test run that is itself niced reaches it)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(base + 7), str(base + 7)]
+    assert out.stdout.split() == [str(lowered), str(lowered)]
     env["CNNLAB_TRAINING_NICE"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["0", str(base)]

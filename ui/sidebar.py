@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.diagnosis import diagnosis_of
 from core.tables import plural
 from ui import identity, jobs, resources, state
 
@@ -50,6 +51,18 @@ def run_label(summary: dict) -> str:
     score = f"test {acc:.0%}" if isinstance(acc, (int, float)) else "no test score"
     stopped = " (stopped)" if summary.get("status") == "stopped" else ""
     return f"{when(summary['created'])} · {source_name(summary['source'])} · {score}{stopped} · {summary['label']}"
+
+
+def unique_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Labels a select can tell apart: two runs of the same minute and settings get their run ids added.
+
+    Streamlit's select matches the chosen option by its text, so two options
+    with one label would both select the first.
+    """
+    seen: dict[str, int] = {}
+    for text in labels.values():
+        seen[text] = seen.get(text, 0) + 1
+    return {key: f"{text} · {key}" if seen[text] > 1 else text for key, text in labels.items()}
 
 
 def render(on_train_page: bool = False) -> None:
@@ -99,7 +112,7 @@ def _run_select() -> None:
     if not runs:
         st.caption("No run yet: train one on the Train page.")
         return
-    labels = {r["run_id"]: run_label(r) for r in runs}
+    labels = unique_labels({r["run_id"]: run_label(r) for r in runs})
     if ss.get(state.RUN_ID) not in labels:
         ss[state.RUN_ID] = runs[0]["run_id"]
     st.selectbox(
@@ -110,7 +123,9 @@ def _run_select() -> None:
         help="The trained network the Diagnostics and Predictions pages show. Newest first.",
     )
     summary = next(r for r in runs if r["run_id"] == ss[state.RUN_ID])
-    verdict = (summary.get("verdict") or "").replace("_", " ")
+    rec = resources.record(ss[state.RUN_ID])
+    decided = diagnosis_of(rec) if rec is not None else None  # today's truth table, as the pages show it
+    verdict = decided.title if decided is not None else ""
     st.caption(
         f"{plural(summary['epochs_run'], 'epoch')} · best epoch {summary['best_epoch']}"
         + (f" · {verdict}" if verdict else "")

@@ -68,4 +68,16 @@ def test_a_one_epoch_run_is_one_epoch_in_the_sidebar_and_on_home(open_page, priv
     assert not at.exception
     sidebar = [c.value for c in at.sidebar.caption]
     assert any(c.startswith("1 epoch · best epoch 1") for c in sidebar), sidebar
+    # The sidebar's verdict is today's reading of the curves, the one the Diagnostics page shows.
+    from core.diagnosis import diagnosis_of
+
+    title = diagnosis_of(rec).title
+    assert any(c.endswith(f" · {title}") for c in sidebar), (title, sidebar)
     assert "1 epoch · test accuracy" in texts(at) and "1 epochs" not in texts(at)
+
+
+def test_runs_with_the_same_label_stay_apart_in_the_run_select():
+    from ui.sidebar import unique_labels
+
+    labels = unique_labels({"a1": "10:02 · rocks · test 80%", "b2": "10:02 · rocks · test 80%", "c3": "10:05 · x"})
+    assert labels == {"a1": "10:02 · rocks · test 80% · a1", "b2": "10:02 · rocks · test 80% · b2", "c3": "10:05 · x"}
