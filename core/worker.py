@@ -30,7 +30,7 @@ from typing import Any
 from core.architecture import require_buildable
 from core.config import ModelConfig, TrainConfig
 from core.data import Dataset
-from core.errors import UserError
+from core.errors import UserError, plain_message
 from core.executor import Executor, Training, check_workers, make_executor
 from core.experiment import resolve
 from core.jobtable import HEARTBEAT, INTERRUPTED, JobTable
@@ -334,7 +334,7 @@ class TrainingWorker:
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything an executor does
             user = isinstance(exc, UserError)
             msg = str(exc) if user else (
-                resource_message(exc) or f"The training could not run ({type(exc).__name__}: {exc})."
+                resource_message(exc) or f"The training could not run ({type(exc).__name__}: {plain_message(exc)})."
             )
             out = ChildOutcome(state=FAILED, error=msg, user_error=user)
         self._finish(job, out)
