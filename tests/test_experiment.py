@@ -80,3 +80,16 @@ def test_impossible_architecture_is_refused_before_training(tiny_folder, store):
     with pytest.raises(ArchitectureError, match="Block 3"):
         run_experiment(str(tiny_folder), TINY.replace(blocks=3, kernel_size=5), FAST, store=store)
     assert store.list_runs() == []
+
+
+def test_the_architecture_is_checked_once_per_training(tiny_folder, store, monkeypatch):
+    """At the submit boundary, with the data's class count; nothing below checks again (issue 17)."""
+    import core.architecture as A
+
+    checked = []
+    real = A.check_cost
+    monkeypatch.setattr(
+        A, "check_cost", lambda cfg, batch_size=None: checked.append((cfg, batch_size)) or real(cfg, batch_size)
+    )
+    rec = run_experiment(str(tiny_folder), TINY, FAST.replace(seed=5), store=store)
+    assert checked == [(TINY.replace(num_classes=3), FAST.batch_size)] and not rec.cached
