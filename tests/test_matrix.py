@@ -11,10 +11,10 @@ How the matrix is built: :func:`cases` walks the product of
   CLI as a process of its own, a child process of the worker
   (:class:`~core.executor.LocalExecutor`), a real Dask ``LocalCluster`` on 127.0.0.1;
 
-and keeps a pruned set (:func:`keep`): in-process runs every network and
-precision, a child process every network in bfloat16 (the precision that
-broke) and the CNN and offline VGG16 in float32, the CLI and Dask the CNN and
-the offline VGG16 in bfloat16 (and the CLI's offline VGG16 in float32). Cache
+and keeps a pruned set (:func:`keep`), 17 cases: in-process runs every network
+and precision; a child process the CNN and the offline VGG16 in both
+precisions and the weights file in bfloat16 (the precision that broke); the
+CLI and Dask the CNN and the offline VGG16 in bfloat16. Cache
 cold and warm are not cases of their own: each case trains in a fresh store
 (cold) and is then submitted again (warm), which must train nothing.
 
@@ -73,11 +73,9 @@ def keep(network: str, precision: str, where: str) -> bool:
     """The pruned matrix (see the module docstring): all of it in-process, the risky corners elsewhere."""
     if where == "in-process":
         return True
-    if where == "child":
-        return precision == "bfloat16" or network in ("cnn", "vgg16-offline")
-    if where == "cli":
-        return network == "vgg16-offline" or (network == "cnn" and precision == "bfloat16")
-    return precision == "bfloat16" and network in ("cnn", "vgg16-offline")  # dask
+    if where == "child":  # the weights that travel: offline (the store's cache) and a file's path
+        return network in ("cnn", "vgg16-offline") or (network == "vgg16-file" and precision == "bfloat16")
+    return precision == "bfloat16" and network in ("cnn", "vgg16-offline")  # the CLI, Dask
 
 
 def cases():
@@ -112,22 +110,20 @@ def train_cfg(precision: str) -> TrainConfig:
 
 
 def _cli(store: RunStore, source: str, model: ModelConfig, train: TrainConfig) -> tuple[RunRecord, bool]:
+    """``python -m core train`` with flags for every setting the matrix sets, as a process of its own."""
     args = ["--data", source, "--model", model.model, "--input-size", str(model.input_size),
-            "--epochs", str(train.epochs), "--precision", train.precision, "--json"]  # fmt: skip
+            "--dense", str(model.dense_units), "--dropout", str(model.dropout), "--epochs", str(train.epochs),
+            "--batch-size", str(train.batch_size), "--precision", train.precision, "--json"]  # fmt: skip
     if model.model == "vgg16":
         args += ["--weights", model.weights]
+    else:
+        args += ["--blocks", str(model.blocks), "--filters", str(model.filters)]
     env = {**os.environ, "CNNLAB_HOME": str(store.home)}
     p = subprocess.run([sys.executable, "-m", "core", "train", *args], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600)  # fmt: skip
     assert p.returncode == 0, p.stderr
     payload = json.loads(p.stdout)
     return store.get(payload["run_id"]), payload["cached"]
-
-
-def _cli_configs(model: ModelConfig, precision: str) -> tuple[ModelConfig, TrainConfig]:
-    """What the CLI makes of the flags _cli passes (its defaults for the rest)."""
-    base = ModelConfig() if model.model == "cnn" else ModelConfig(model="vgg16")
-    return base.replace(input_size=model.input_size, weights=model.weights), TrainConfig(epochs=1, precision=precision)
 
 
 def _through_worker(executor, store, source, model, train) -> tuple[RunRecord, bool]:
@@ -172,8 +168,6 @@ def test_every_combination_trains_is_keyed_by_its_precision_and_reopens(
     store = RunStore(tmp_path / "home")  # cold: nothing stored, no cached weights or features
     weight_files._weights_memo.clear()  # nor weights kept in this process's memory by an earlier case
     model, train = network_of(network, weights_file), train_cfg(precision)
-    if where == "cli":
-        model, train = _cli_configs(model, precision)
 
     rec, cached = submit(where, store, data, model, train, cluster)
 

@@ -205,3 +205,53 @@ def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, sto
     assert RunRecord.from_dict(old).label == bf16
     assert RunRecord.from_dict({**old, "extra": {"precision": "float32"}}).label == f32
     assert RunRecord.from_dict({**old, "label": bf16}).label == bf16  # not marked twice
+
+
+# --------------------------------------------------------------------------- runs stored before
+
+
+def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_config: dict):
+    """A real run of ``precision``, rewritten into a store of its own as code from before stored it."""
+    from core.experiment import run_experiment
+    from core.labels import describe
+    from core.store import RunRecord, RunStore
+
+    rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision), store=store)
+    old = rec.to_dict()
+    old["train_config"] = old_train_config
+    old["extra"] = {k: v for k, v in old["extra"].items() if k != "precision" or precision != "float32"}
+    old["label"] = describe(TINY.replace(num_classes=3), TrainConfig(epochs=1, batch_size=8))  # no precision in it
+    before = RunStore(tmp_path / f"before-{precision}")
+    before.save(RunRecord.from_dict(old), model=store.load_model(rec.run_id), arrays=store.load_arrays(rec.run_id))
+    return rec, before
+
+
+@pytest.mark.parametrize(
+    ("precision", "settings"),
+    [
+        pytest.param("float32", "no precision setting", id="float32-before-the-setting"),
+        pytest.param("bfloat16", "auto", id="auto-on-a-bf16-cpu"),
+    ],
+)
+def test_runs_stored_before_are_found_and_open(tiny_folder, store, tmp_path, monkeypatch, precision, settings):
+    import core.precision as P
+    from core.experiment import run_experiment
+    from core.inside import grad_cam, open_run
+
+    train = TrainConfig(epochs=1, batch_size=8).to_dict()
+    if settings == "no precision setting":
+        train.pop("precision")
+    rec, before = _stored_before(store, tmp_path, tiny_folder, precision, train)
+    # the CPU that stored them: "auto" meant bfloat16 on it, and float32 before the setting existed
+    monkeypatch.setattr(P, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset(
+        {"avx512_bf16"} if precision == "bfloat16" else set()))  # fmt: skip
+    again = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8), store=before)
+    assert again.cached and again.run_id == rec.run_id and [r["run_id"] for r in before.list_runs()] == [rec.run_id]
+    assert TrainConfig.from_dict(again.train_config).precision == "auto"  # read as it is
+    assert ("bfloat16" in again.label) is (precision == "bfloat16")  # its label says what it computed in
+    explicit = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision),
+                              store=before)  # fmt: skip
+    assert explicit.cached and explicit.run_id == rec.run_id
+    net = open_run(before, rec.run_id)
+    image = before.load_arrays(rec.run_id)["test_images"][0]
+    assert grad_cam(net, image).heatmap.shape == (16, 16)
