@@ -338,7 +338,7 @@ def _weights_from_hed(version: str) -> Arrays:
         raise WeightsError(
             f"Could not take the VGG16 weights out of {HED_PACKAGE} {version}'s HED model "
             f"({type(e).__name__}: {reason}).{_version_hint(version)}"
-        )
+        ) from None
     return _match_conv_layers(found, f"{HED_PACKAGE} {version}'s HED model", "Received: weights='offline'")
 
 
