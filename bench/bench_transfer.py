@@ -96,12 +96,12 @@ class EpochTimer:
         return _T()
 
 
-def course_approach(data, base_weights, epochs: int, measured: int) -> dict:
+def course_approach(data, base_weights, epochs: int, measured: int, seed: int = 42) -> dict:
     """The chapter's code: base frozen in a Sequential, fit on (preprocessed) images."""
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(seed)
     base_model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
     base_model.set_weights(base_weights)
     base_model.trainable = False
@@ -129,17 +129,48 @@ def course_approach(data, base_weights, epochs: int, measured: int) -> dict:
     total_cpu, per_epoch_cpu = extrapolate(cpu, timer.cpu)
     return {"seconds": total, "cpu": total_cpu, "per_epoch_cpu": per_epoch_cpu,
             "measured_epochs": measured, "epoch_seconds": timer.seconds, "per_epoch": per_epoch,
-            "extrapolated": measured != epochs, "val_accuracy": hist.history["val_accuracy"][-1]}  # fmt: skip
+            "extrapolated": measured != epochs, "val_accuracy": hist.history["val_accuracy"][-1],
+            "test_accuracy": test_accuracy(model_transfer, data)}  # fmt: skip
 
 
-def core_approach(data, epochs: int, store) -> dict:
+def test_accuracy(model, data) -> float:
+    """Accuracy on the test split of a model that takes preprocessed (offline-weights) images."""
+    probs = model.predict(preprocess_images(data.x01("test"), "offline"), batch_size=64, verbose=0)
+    return float((probs.argmax(axis=1) == data.y_test_int).mean())
+
+
+def core_approach(data, epochs: int, store, seed: int = 42, precision: str = "auto") -> dict:
     cfg = ModelConfig(model="vgg16", input_size=64, num_classes=data.num_classes, weights="offline")
     t0, c0 = time.perf_counter(), time.process_time()
-    res = train_transfer(cfg, TrainConfig(epochs=epochs, seed=42), data, store=store)
+    res = train_transfer(cfg, TrainConfig(epochs=epochs, seed=seed, precision=precision), data, store=store)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"seconds": wall, "cpu": cpu, "extract": res.extra["extract_seconds"], "head": res.extra["head_seconds"],
             "base": res.extra["base_seconds"], "hit": res.extra["features_cache_hit"],
-            "val_accuracy": res.history["val_accuracy"]}  # fmt: skip
+            "val_accuracy": res.history["val_accuracy"], "precision": res.extra["precision"],
+            "test_accuracy": test_accuracy(res.model, data)}  # fmt: skip
+
+
+def seeds_compare(data, base, args, measured: int, seeds: list[int]) -> None:
+    """Course vs core (precision "auto", features extracted anew each seed: a fresh store) over seeds."""
+    rows = []
+    for seed in seeds:
+        course = course_approach(data, base.get_weights(), args.epochs, measured, seed)
+        with tempfile.TemporaryDirectory(prefix="bench-transfer-seed-") as tmp:
+            core = core_approach(data, args.epochs, RunStore(tmp), seed)
+        rows.append((seed, course, core))
+        how = f"extrapolated from {measured} epochs" if course["extrapolated"] else "measured"
+        print(f"seed {seed}: course {course['seconds']:.1f} s ({how}), test acc {course['test_accuracy']:.3f} "
+              f"after {measured} epoch(s); core ({core['precision']}) {core['seconds']:.1f} s (extraction "
+              f"{core['extract']:.1f} s), test acc {core['test_accuracy']:.3f} after {args.epochs} epochs; "
+              f"core/course {core['seconds'] / course['seconds']:.3f} ({load()})", flush=True)  # fmt: skip
+    ratios = [c["seconds"] / k["seconds"] for _, k, c in rows]
+    print(f"\ncore/course over seeds {seeds}: median {float(np.median(ratios)):.3f} "
+          f"({', '.join(f'{r:.3f}' for r in ratios)})")  # fmt: skip
+    course_acc = [k["test_accuracy"] for _, k, _ in rows]
+    core_acc = [c["test_accuracy"] for _, _, c in rows]
+    print(f"test accuracy, course after {measured} epoch(s): {', '.join(f'{a:.3f}' for a in course_acc)} "
+          f"(mean {np.mean(course_acc):.3f}); core after {args.epochs}: {', '.join(f'{a:.3f}' for a in core_acc)} "
+          f"(mean {np.mean(core_acc):.3f})")  # fmt: skip
 
 
 def bf16_base(base):
@@ -263,6 +294,8 @@ def main() -> None:
     p.add_argument("--variant-images", type=int, default=256, help="images for the variants (default 256; 0: all)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds of the variants (fastest shown)")
     p.add_argument("--variants-only", action="store_true", help="skip the course/core comparison")
+    p.add_argument("--seeds", default=None, metavar="S,S,...",
+                   help="course vs core over these seeds (core in 'auto' precision, a fresh cache per seed)")
     p.add_argument("--bf16-features", action="store_true",
                    help="only: bfloat16 vs float32 feature extraction, time and the head's test accuracy")
     args = p.parse_args()
@@ -290,6 +323,9 @@ def main() -> None:
 
         if args.bf16_features:
             bf16_features(data, base, args.epochs, [42, 1, 2])
+            return
+        if args.seeds:
+            seeds_compare(data, base, args, measured, [int(x) for x in args.seeds.split(",")])
             return
         if not args.variants_only:
             compare(data, base, args, measured, store)

@@ -43,7 +43,7 @@ import numpy as np
 from core.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.data.dataset import SkippedFile
-from core.errors import UserError
+from core.errors import UserError, plain_message
 from core.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
 from core.limits import resource_message
 from core.store import RunRecord, RunStore
@@ -201,7 +201,8 @@ def main(fd: int) -> int:
         send(("error", {"kind": "user", "message": str(exc), "detail": None}))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which marks the job failed
         oom = resource_message(exc)  # out of memory: the user's to fix (a smaller network or batch), one line
-        send(("error", {"kind": "user" if oom else "unexpected", "message": oom or f"{type(exc).__name__}: {exc}",
+        message = oom or f"{type(exc).__name__}: {plain_message(exc)}"
+        send(("error", {"kind": "user" if oom else "unexpected", "message": message,
                         "detail": None if oom else traceback.format_exc()}))  # fmt: skip
     return 0
 

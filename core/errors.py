@@ -9,8 +9,20 @@ and is reported as one.
 
 It is a ``ValueError`` so code written against the older, plainer errors
 keeps working.
+
+:func:`plain_message` is an exception's text without terminal escape codes
+(Keras wraps its messages in bold), for wrapping a library's error in ours.
 """
+
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour/style codes
 
 
 class UserError(ValueError):
     """Something the user asked for cannot be done; the message says why and how to fix it."""
+
+
+def plain_message(exc: BaseException) -> str:
+    """``str(exc)`` without terminal colour/style escape codes: it is shown to a student or stored in a record."""
+    return _ANSI.sub("", str(exc))

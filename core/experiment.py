@@ -26,10 +26,10 @@ from core.errors import UserError
 from core.evaluation import evaluate
 from core.fit import predict_proba
 from core.labels import describe
-from core.precision import run_precision
+from core.precision import decided_precision, run_precision, settle_precision
 from core.store import RunRecord, RunStore
 from core.train import train_model
-from core.weights import file_digest, preprocess_images
+from core.weights import WeightsError, file_digest, preprocess_images, weight_kind, weights_status
 
 
 def versions() -> dict[str, str]:
@@ -64,6 +64,24 @@ def resolve(
         if Path(model_cfg.weights).is_file():
             identity += ":" + file_digest(model_cfg.weights)
     return ds, model_cfg, run_key(model_cfg, train_cfg, identity, run_precision(model_cfg, train_cfg))
+
+
+def check_submission(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+    """What is checked once per job, where it is submitted (:func:`run_experiment`, the worker, the CLI).
+
+    The network against its input and this server's limits (:func:`core.architecture.require_buildable`),
+    and a VGG16 weights file that cannot be used (cheap: no TensorFlow; its layers are checked when the
+    base is built). What trains below takes the configs as checked.
+
+    Raises:
+        ArchitectureError: the network cannot be built or is larger than this server allows.
+        WeightsError: the weights file is missing, a folder, unreadable or not HDF5.
+    """
+    require_buildable(model_cfg, batch_size=train_cfg.batch_size)
+    if model_cfg.model == "vgg16" and weight_kind(model_cfg.weights) == "file":
+        status = weights_status(model_cfg.weights)
+        if not status.ok:
+            raise WeightsError(status.message)
 
 
 def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
@@ -163,7 +181,9 @@ def run_experiment(
         NothingToKeep: stopped before the first epoch ended.
     """
     store = store if store is not None else RunStore()  # the one place a default store is chosen
+    train_cfg = settle_precision(model_cfg, train_cfg)  # "auto" decided once, here: the key and the training use it
     ds, model_cfg, key = resolve(source, model_cfg, train_cfg, store)
+    check_submission(model_cfg, train_cfg)  # checked once, with the data's class count
     if use_cache:
         found = stored_answer(store, key, ds)
         if found is not None:
@@ -189,8 +209,12 @@ def compute_run(
 
     ``ds``, ``model_cfg`` and ``key`` are :func:`resolve`'s; ``store`` only
     lends its cache (VGG16 features; None on a cluster worker, which has no store).
+    The configs come checked from where the job was submitted (:func:`run_experiment`,
+    :meth:`core.worker.TrainingWorker.submit`): the network against the server's
+    limits, and the precision decided (:func:`core.precision.settle_precision`);
+    nothing here decides either again.
     """
-    require_buildable(model_cfg)
+    decided_precision(train_cfg)  # "auto" here would be decided again from this machine's CPU: a bug
     table = layer_table(model_cfg)
     started = time.time()
     data = prepare_data(
@@ -263,8 +287,28 @@ def compute_run(
     return RunArtifacts(record=record, model=result.model, arrays=arrays)
 
 
+class PrecisionMismatch(UserError):
+    """A result computed in another precision than the one its run key names: it is not stored."""
+
+
+def check_precision(record: RunRecord) -> None:
+    """Refuse a record whose training computed in another precision than its key names (``train_config``)."""
+    named = record.train_config.get("precision")
+    computed = record.extra.get("precision")
+    if computed != named:
+        raise PrecisionMismatch(
+            f"This training ran in {computed} although it was started as a {named} run, so it was not stored "
+            "(a run is kept under the precision it computed in). Start it again; earlier runs are untouched."
+        )
+
+
 def save_run(store: RunStore, artifacts: RunArtifacts) -> RunRecord:
-    """Store a computed run (same run id, same record, wherever it was trained); returns its record."""
+    """Store a computed run (same run id, same record, wherever it was trained); returns its record.
+
+    Raises:
+        PrecisionMismatch: the run computed in another precision than its key names.
+    """
+    check_precision(artifacts.record)
     store.save(artifacts.record, model=artifacts.model, arrays=artifacts.arrays)
     return artifacts.record
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from core.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
 
+PRECISION_MARKS = {"bfloat16": "bfloat16"}  # precision -> its word in a label (float32 says nothing)
+
 
 def describe(model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
     """A run's short label: what distinguishes it at a glance (the run list, the pages, the CLI)."""
@@ -35,7 +37,19 @@ def describe(model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
         parts.append(f"{train_cfg.train_fraction:.0%} data")
     if train_cfg.seed != 42:
         parts.append(f"seed {train_cfg.seed}")
-    return " · ".join(parts)
+    return with_precision(" · ".join(parts), train_cfg.precision)
+
+
+def with_precision(label: str, precision: str | None) -> str:
+    """``label`` naming its arithmetic when it is not float32 (two runs differing only in it must not look alike).
+
+    float32 (the course's) and "auto" (not decided yet: the job's label has
+    the decided one) add nothing, so labels of float32 runs read as before.
+    """
+    mark = PRECISION_MARKS.get(precision or "")
+    if mark is None or label.endswith(" · " + mark):
+        return label
+    return f"{label} · {mark}"
 
 
 def network_text(model_cfg: ModelConfig) -> str:

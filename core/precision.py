@@ -5,6 +5,11 @@ than float32; elsewhere bfloat16 is emulated and no faster (or slower). So
 ``TrainConfig.precision="auto"`` (the default) means mixed bfloat16 exactly
 when the CPU's flags say it has native bfloat16 arithmetic, else float32.
 :func:`resolve_precision` is that decision, a pure function of a flag set.
+It is taken once per job, where the job is submitted (:func:`settle_precision`):
+the decided value travels in the ``TrainConfig`` to whoever trains, the run key
+names it, the record keeps it (``extra["precision"]``), and a result computed
+in another precision than its key names is refused when it is stored
+(:func:`core.experiment.save_run`).
 
 Mixed bfloat16 is Keras' ``mixed_bfloat16`` policy: weights stay float32, the
 layers compute in bfloat16, and the softmax output layer is built with
@@ -76,6 +81,29 @@ def run_precision(model_cfg: ModelConfig, train_cfg: TrainConfig, flags: Iterabl
     if model_cfg.model == "vgg16" and not VGG16_BF16:
         return "float32"
     return resolve_precision(train_cfg.precision, flags)
+
+
+def settle_precision(model_cfg: ModelConfig, train_cfg: TrainConfig, flags: Iterable[str] | None = None) -> TrainConfig:
+    """``train_cfg`` with its precision decided: "auto" replaced by what these configs compute in on this machine.
+
+    Called once, where a job is submitted (:meth:`core.worker.TrainingWorker.submit`,
+    :func:`core.experiment.run_experiment`); the decided config is what the run
+    key is made from and what is sent to whoever trains (a child process, a
+    Dask worker on another machine), so nothing below decides again from its
+    own CPU. A config already decided comes back as it is (no flags are read).
+    """
+    precision = run_precision(model_cfg, train_cfg, flags)
+    return train_cfg if precision == train_cfg.precision else train_cfg.replace(precision=precision)
+
+
+def decided_precision(train_cfg: TrainConfig) -> str:
+    """The precision of a config settled at submission (:func:`settle_precision`); "auto" here is a bug."""
+    if train_cfg.precision not in KERAS_POLICY:
+        raise ValueError(
+            "A training below the submit boundary takes a decided precision ('float32' or 'bfloat16'): "
+            f"settle_precision() decides 'auto' where the job is submitted. Received: precision={train_cfg.precision!r}"
+        )
+    return train_cfg.precision
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from core.labels import with_precision
 from core.limits import default_home
 
 __all__ = ["RunRecord", "RunStore", "default_home"]
@@ -95,7 +96,9 @@ class RunRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        rec = cls(**{k: v for k, v in d.items() if k in known})
+        rec.label = with_precision(rec.label, rec.extra.get("precision"))  # a bfloat16 run stored before labels said so
+        return rec
 
     def summary(self) -> dict[str, Any]:
         """A short row for run lists and the sidebar selector."""

@@ -6,11 +6,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from core.architecture import require_buildable
 from core.config import ModelConfig, TrainConfig
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.model import build_model
-from core.precision import precision_policy, run_precision
+from core.precision import precision_policy, settle_precision
 from core.transfer import train_transfer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,17 +40,23 @@ def train_model(
     Returns:
         A :class:`TrainResult`; ``result.model`` holds the kept weights
         (:func:`core.fit.keeps_best_weights`); ``result.extra["precision"]`` is
-        the precision it computed in (:func:`core.precision.run_precision`).
+        the precision it computed in: ``train_cfg.precision``, decided where the
+        job was submitted (:func:`core.precision.settle_precision`; a direct
+        caller's "auto" is decided here).
+
+    The network is checked against the server's limits where a job is
+    submitted (:func:`core.experiment.run_experiment`, the worker); called
+    directly, :func:`core.model.build_model` still refuses a network that does
+    not fit its input.
     """
-    # Refused before anything is built: a network larger than this server allows (core.limits).
-    require_buildable(model_cfg, batch_size=train_cfg.batch_size)
+    train_cfg = settle_precision(model_cfg, train_cfg)  # decided at submission already; a direct caller's "auto" here
     check_inputs(model_cfg, train_cfg, data)
     if model_cfg.model == "vgg16":
         return train_transfer(model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event)
 
     start = time.perf_counter()
     set_seed(train_cfg.seed)
-    precision = run_precision(model_cfg, train_cfg)
+    precision = train_cfg.precision
     with precision_policy(precision):  # the model keeps it; nothing else in this process does
         model = build_model(model_cfg)
     compile_model(model, train_cfg)
@@ -79,5 +84,3 @@ def train_model(
         seconds=seconds,
         extra={"precision": precision},
     )
-
-

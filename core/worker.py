@@ -27,15 +27,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.architecture import require_buildable
 from core.config import ModelConfig, TrainConfig
 from core.data import Dataset
-from core.errors import UserError
+from core.errors import UserError, plain_message
 from core.executor import Executor, Training, check_workers, make_executor
-from core.experiment import resolve, stored_answer
+from core.experiment import check_submission, resolve, stored_answer
 from core.jobtable import HEARTBEAT, INTERRUPTED, JobTable
 from core.labels import describe
 from core.limits import resource_message
+from core.precision import settle_precision
 from core.process import ChildOutcome
 from core.store import RunRecord, RunStore, default_home
 
@@ -187,10 +187,14 @@ class TrainingWorker:
         """Queue a run, or join the one already queued/running for the same key.
 
         Raises the data and architecture errors at once (before queueing), so a
-        page can show them next to the control that caused them.
+        page can show them next to the control that caused them. This is where
+        a job's facts are decided, once: the precision ("auto" resolved on this
+        machine, :func:`core.precision.settle_precision`) and the architecture
+        check; the job carries the decided config to wherever it trains.
         """
+        train_cfg = settle_precision(model_cfg, train_cfg)  # "auto" decided here, once: whoever trains gets the value
         ds, model_cfg, key = resolve(source, model_cfg, train_cfg, self.store)
-        require_buildable(model_cfg, batch_size=train_cfg.batch_size)  # impossible or too costly: say so now
+        check_submission(model_cfg, train_cfg)  # impossible, too costly or unusable weights: say so now, once
         with self._lock:
             for job in self._jobs.values():
                 if job.key == key and job.active:
@@ -333,7 +337,7 @@ class TrainingWorker:
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything an executor does
             user = isinstance(exc, UserError)
             msg = str(exc) if user else (
-                resource_message(exc) or f"The training could not run ({type(exc).__name__}: {exc})."
+                resource_message(exc) or f"The training could not run ({type(exc).__name__}: {plain_message(exc)})."
             )
             out = ChildOutcome(state=FAILED, error=msg, user_error=user)
         self._finish(job, out)

@@ -63,11 +63,12 @@ def main() -> None:
     share.follow_link(TRAIN_PARAM, decode_train, state.train_cfg(), lambda c: state.set_configs(train=c))
     m = resources.fit_classes(state.model_cfg(), state.dataset())
     base = state.train_cfg()
-    _model_line(m)
+    problems = check_architecture(m)  # once per rerun: the network line, the batch slider and the button use it
+    _model_line(m, problems)
 
     settings_tab, augment_tab = st.tabs([":material/tune: Settings", ":material/flip: Data augmentation"])
     with settings_tab:
-        changes = _settings(base, m)
+        changes, too_big = _settings(base, m, problems)
     with augment_tab:
         aug, preview_slot = _augmentation(base.augment)
     cfg: TrainConfig | None = None
@@ -83,7 +84,7 @@ def main() -> None:
 
     st.header("Train the network", divider="gray")
     with errors_shown("talking to the trainer"):
-        _train_section(m, cfg)
+        _train_section(m, cfg, bool(problems), bool(too_big))
 
     # Last, so the rest of the page is already on screen while TensorFlow loads the first time.
     if aug is not None:
@@ -91,8 +92,7 @@ def main() -> None:
             _preview(aug, m)
 
 
-def _model_line(m) -> None:
-    problems = check_architecture(m)
+def _model_line(m, problems: list) -> None:
     with st.container(border=True):
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.markdown(f"**Network:** {network_text(m)}")
@@ -105,8 +105,9 @@ def _model_line(m) -> None:
                 st.warning(status.message, icon=":material/warning:")
 
 
-def _settings(base: TrainConfig, m) -> dict:
-    c = {}
+def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
+    """The settings' widgets: (the TrainConfig fields they set, why this server refuses the network)."""
+    c, too_big = {}, []
     col1, col2, col3 = st.columns(3, gap="large")
     with col1:
         st.markdown("##### Optimizer and loss")
@@ -134,9 +135,9 @@ def _settings(base: TrainConfig, m) -> dict:
             "Batch size", steps(BATCH_SIZES, st.session_state[K + "batch_size"]), key=K + "batch_size",
             help="Images per weight update. The course uses 32.",
         )  # fmt: skip
-        if not check_architecture(m):
-            for p in check_cost(m, c["batch_size"]):  # too big for this server: said next to the slider
-                st.error(p.message, icon=":material/block:")
+        too_big = [] if problems else check_cost(m, c["batch_size"])
+        for p in too_big:  # too big for this server: said next to the slider
+            st.error(p.message, icon=":material/block:")
         state.bind(K + "val_split", base.val_split)
         c["val_split"] = st.slider(
             "Validation split", 0.05, 0.5, step=0.05, key=K + "val_split", format="%.2f",
@@ -203,7 +204,7 @@ def _settings(base: TrainConfig, m) -> dict:
                     key=K + "fine_tune_lr", format_func=lambda v: f"{v:g}",
                     help="Small, so the pre-trained weights are adjusted, not overwritten.",
                 )  # fmt: skip
-    return c
+    return c, too_big
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -328,14 +329,14 @@ def _start() -> None:
         ss[K + "error_unexpected"] = exc
 
 
-def _train_section(m, cfg: TrainConfig | None) -> None:
+def _train_section(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -> None:
     ss = st.session_state
     job, mine = jobs.shown_job()
     if mine and st.query_params.get("job") != job.id:
         st.query_params["job"] = job.id  # a reload of this page finds the job again
         st.query_params["sid"] = state.owner()  # ... and knows it is this tab's (ui.state.owner)
     if not (mine and job.active):  # one training per session at a time
-        _start_panel(m, cfg)
+        _start_panel(m, cfg, impossible, too_big)
     if K + "error" in ss:
         st.error(ss.pop(K + "error"), icon=":material/error:")
     if K + "error_unexpected" in ss:
@@ -355,15 +356,19 @@ def _train_section(m, cfg: TrainConfig | None) -> None:
     _finished(job)
 
 
-def _start_panel(m, cfg: TrainConfig | None) -> None:
-    """The Train button, what blocks it, and whether the run store already has this run."""
+def _start_panel(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -> None:
+    """The Train button, what blocks it, and whether the run store already has this run.
+
+    ``impossible`` / ``too_big``: the page's checks of the network (drawn above); the worker checks it
+    once more, for good, when the job is submitted.
+    """
     source = state.dataset()
     blockers = []
     if not source:
         blockers.append("Pick a dataset on the Data page first.")
-    if check_architecture(m):
+    if impossible:
         blockers.append("The architecture does not fit its input: fix it on the Architecture page.")
-    elif cfg is not None and check_cost(m, cfg.batch_size):
+    elif cfg is not None and too_big:
         blockers.append("This network is larger than this server trains (see above): make it smaller first.")
     if cfg is None:
         blockers.append("Fix the setting marked above first.")

@@ -32,3 +32,13 @@ def keras_home(tmp_path, monkeypatch):
     (home / "models").mkdir(parents=True)
     monkeypatch.setenv("KERAS_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real Dask cluster, 2 worker processes on 127.0.0.1, for one test module (test_dask_executor, test_matrix)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as c:  # fmt: skip
+        yield c

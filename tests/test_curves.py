@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from histories import early_stopped_history, overfitting_history
 
 from core.curves import (
     best_epoch,
@@ -20,7 +21,6 @@ from core.curves import (
     series,
     trend,
 )
-from histories import early_stopped_history, overfitting_history
 
 
 def test_best_epoch_is_one_based_like_the_course():

@@ -2,23 +2,12 @@
 
 import time
 
-import pytest
-
 from core.config import ModelConfig, TrainConfig
 from core.dask_executor import DaskExecutor
 from core.experiment import resolve
 from core.worker import DONE, TrainingWorker
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as c:  # fmt: skip
-        yield c
 
 
 def test_runs_trained_on_the_cluster_land_in_the_servers_store_with_the_local_keys(cluster, tiny_folder, store):

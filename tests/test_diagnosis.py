@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from histories import early_stopped_history, hist, overfitting_history
 
 from core.config import TrainConfig
 from core.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, fit_summary_text
 from core.remedies import Remedy
-from histories import early_stopped_history, hist, overfitting_history
 
 
 @pytest.mark.parametrize(

@@ -121,3 +121,16 @@ def test_a_stored_run_given_back_reports_the_data_just_read(tmp_path, store, mon
     out = capsys.readouterr().out
     assert "(stored run, not retrained)" in out and "1 file skipped" in out
     assert "skipped bright/huge.png: the image is too large" in out and "broken" not in out
+
+
+def test_the_architecture_is_checked_once_per_training(tiny_folder, store, monkeypatch):
+    """At the submit boundary, with the data's class count; nothing below checks again (issue 17)."""
+    import core.architecture as A
+
+    checked = []
+    real = A.check_cost
+    monkeypatch.setattr(
+        A, "check_cost", lambda cfg, batch_size=None: checked.append((cfg, batch_size)) or real(cfg, batch_size)
+    )
+    rec = run_experiment(str(tiny_folder), TINY, FAST.replace(seed=5), store=store)
+    assert checked == [(TINY.replace(num_classes=3), FAST.batch_size)] and not rec.cached

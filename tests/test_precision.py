@@ -1,5 +1,7 @@
 """Precision: what "auto" picks per CPU flags, the policy kept local, bf16 runs recorded and keyed."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from tinydata import write_tiny_dataset
@@ -114,3 +116,142 @@ def test_a_bfloat16_run_trains_and_gives_float32_probabilities(tiny_folder):
     f32 = train_model(TINY, TrainConfig(epochs=1, batch_size=8, precision="float32"), data, store=None)
     assert f32.extra["precision"] == "float32"
     assert f32.model.get_layer("block1_conv").compute_dtype == "float32"
+
+
+# --------------------------------------------------------------------------- decided once (issue 17)
+
+
+@pytest.fixture
+def other_cpu(monkeypatch):
+    """The server's CPU pretends the opposite of this one, and counts how often its flags are read.
+
+    A child process reads the real /proc/cpuinfo: if it decided "auto" again, it would pick the other
+    precision, so the tests below fail on a CPU with AVX512_BF16 and on one without.
+    """
+    import core.precision as P
+
+    pretend = frozenset() if has_native_bf16(cpu_flags()) else frozenset({"avx512_bf16"})
+    reads = []
+
+    def flags(cpuinfo="/proc/cpuinfo"):
+        reads.append(cpuinfo)
+        return pretend
+
+    monkeypatch.setattr(P, "cpu_flags", flags)
+    return SimpleNamespace(precision="bfloat16" if pretend else "float32", reads=reads)
+
+
+def test_auto_is_decided_where_the_job_is_submitted_and_the_child_trains_in_it(tiny_folder, store, other_cpu):
+    from core.worker import DONE, TrainingWorker
+
+    w = TrainingWorker(store)
+    job = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8))  # precision "auto"
+    assert other_cpu.reads == ["/proc/cpuinfo"]  # once, for the key and the job alike
+    assert job.train_cfg.precision == other_cpu.precision  # what the child is sent
+    w.wait(job, timeout=120)
+    assert job.state == DONE, job.error
+    rec = store.get(job.result.run_id)
+    assert rec.extra["precision"] == rec.train_config["precision"] == other_cpu.precision
+    model = ModelConfig.from_dict(rec.model_config)
+    assert rec.key == run_key(
+        model, TrainConfig.from_dict(rec.train_config), rec.data["fingerprint"], other_cpu.precision
+    )
+    # the same key as an "auto" job submitted before the decision moved (the key leaves the setting out)
+    assert rec.key == run_key(model, TrainConfig(epochs=1, batch_size=8), rec.data["fingerprint"], other_cpu.precision)
+    w.close()
+
+
+def test_in_process_auto_is_decided_once_too(tiny_folder, store, other_cpu):
+    from core.experiment import run_experiment
+
+    rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8), store=store)
+    assert other_cpu.reads == ["/proc/cpuinfo"]
+    assert rec.extra["precision"] == rec.train_config["precision"] == other_cpu.precision
+
+
+def test_below_the_submit_boundary_auto_is_a_bug(tiny_folder, store):
+    from core.experiment import compute_run, resolve
+
+    ds, m, key = resolve(str(tiny_folder), TINY, TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match="settle_precision"):
+        compute_run(ds, m, TrainConfig(epochs=1), key, source=str(tiny_folder), store=store)
+
+
+def test_a_result_in_another_precision_than_its_key_names_is_not_stored(tiny_folder, store):
+    from core.experiment import PrecisionMismatch, compute_run, resolve, save_run
+
+    cfg = TrainConfig(epochs=1, batch_size=8, precision="float32")
+    ds, m, key = resolve(str(tiny_folder), TINY, cfg)
+    art = compute_run(ds, m, cfg, key, source=str(tiny_folder), store=store)
+    art.record.extra["precision"] = "bfloat16"  # as a worker that decided "auto" again on its own CPU would
+    with pytest.raises(PrecisionMismatch) as caught:
+        save_run(store, art)
+    assert str(caught.value).startswith("This training ran in bfloat16 although it was started as a float32 run")
+    assert isinstance(caught.value, UserError) and store.list_runs() == []
+
+
+def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, store):
+    from core.labels import describe
+    from core.store import RunRecord
+
+    f32, bf16 = describe(TINY, TrainConfig(precision="float32")), describe(TINY, TrainConfig(precision="bfloat16"))
+    assert bf16 == f32 + " · bfloat16" and describe(TINY, TrainConfig()) == f32  # "auto": not decided yet
+    # a bfloat16 run stored before labels named the precision ("auto" in its settings) reads with it
+    old = {"run_id": "r", "key": "r", "status": "complete", "created": 0.0, "source": "s", "label": f32, "data": {},
+           "model_config": {}, "train_config": {"precision": "auto"}, "layers": {}, "history": {},
+           "epoch_seconds": [], "best_epoch": 1, "stopped_early": False, "stopped_by_user": False,
+           "restored_epoch": None, "phases": [], "diagnosis": {}, "test": {}, "seconds": 1.0, "versions": {},
+           "extra": {"precision": "bfloat16"}}  # fmt: skip
+    assert RunRecord.from_dict(old).label == bf16
+    assert RunRecord.from_dict({**old, "extra": {"precision": "float32"}}).label == f32
+    assert RunRecord.from_dict({**old, "label": bf16}).label == bf16  # not marked twice
+
+
+# --------------------------------------------------------------------------- runs stored before
+
+
+def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_config: dict):
+    """A real run of ``precision``, rewritten into a store of its own as code from before stored it."""
+    from core.experiment import run_experiment
+    from core.labels import describe
+    from core.store import RunRecord, RunStore
+
+    rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision), store=store)
+    old = rec.to_dict()
+    old["train_config"] = old_train_config
+    old["extra"] = {k: v for k, v in old["extra"].items() if k != "precision" or precision != "float32"}
+    old["label"] = describe(TINY.replace(num_classes=3), TrainConfig(epochs=1, batch_size=8))  # no precision in it
+    before = RunStore(tmp_path / f"before-{precision}")
+    before.save(RunRecord.from_dict(old), model=store.load_model(rec.run_id), arrays=store.load_arrays(rec.run_id))
+    return rec, before
+
+
+@pytest.mark.parametrize(
+    ("precision", "settings"),
+    [
+        pytest.param("float32", "no precision setting", id="float32-before-the-setting"),
+        pytest.param("bfloat16", "auto", id="auto-on-a-bf16-cpu"),
+    ],
+)
+def test_runs_stored_before_are_found_and_open(tiny_folder, store, tmp_path, monkeypatch, precision, settings):
+    import core.precision as P
+    from core.experiment import run_experiment
+    from core.inside import grad_cam, open_run
+
+    train = TrainConfig(epochs=1, batch_size=8).to_dict()
+    if settings == "no precision setting":
+        train.pop("precision")
+    rec, before = _stored_before(store, tmp_path, tiny_folder, precision, train)
+    # the CPU that stored them: "auto" meant bfloat16 on it, and float32 before the setting existed
+    monkeypatch.setattr(P, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset(
+        {"avx512_bf16"} if precision == "bfloat16" else set()))  # fmt: skip
+    again = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8), store=before)
+    assert again.cached and again.run_id == rec.run_id and [r["run_id"] for r in before.list_runs()] == [rec.run_id]
+    assert TrainConfig.from_dict(again.train_config).precision == "auto"  # read as it is
+    assert ("bfloat16" in again.label) is (precision == "bfloat16")  # its label says what it computed in
+    explicit = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision),
+                              store=before)  # fmt: skip
+    assert explicit.cached and explicit.run_id == rec.run_id
+    net = open_run(before, rec.run_id)
+    image = before.load_arrays(rec.run_id)["test_images"][0]
+    assert grad_cam(net, image).heatmap.shape == (16, 16)

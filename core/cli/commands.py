@@ -11,20 +11,19 @@ import json
 import sys
 import time
 
-from core.architecture import ArchitectureError, check_cost, layer_table, require_buildable
+from core.architecture import ArchitectureError, check_cost, layer_table
 from core.compare import compare_configs, comparison_rows
 from core.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
 from core.diagnosis import diagnosis_of
 from core.errors import UserError
 from core.estimate import calibrate, estimate, estimate_text, load_calibration
-from core.experiment import resolve, run_experiment
+from core.experiment import check_submission, resolve, run_experiment
 from core.lab import lab_variants
 from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
 from core.precision import run_precision
 from core.store import RunStore
 from core.tables import number, plural, print_table
-from core.weights import WeightsError, weight_kind, weights_status
 
 from .batch import cmd_jobs, make_worker, train_all
 from .explain import cmd_explain
@@ -59,11 +58,7 @@ def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
 
 def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     model_cfg, train_cfg = model_config(args), train_config(args)
-    require_buildable(model_cfg, batch_size=train_cfg.batch_size)  # before the data is read
-    if model_cfg.model == "vgg16" and weight_kind(model_cfg.weights) == "file":
-        status = weights_status(model_cfg.weights)  # a file of the wrong kind: the dashboard's words, at once
-        if not status.ok:
-            raise WeightsError(status.message)
+    check_submission(model_cfg, train_cfg)  # before the data is read (run_experiment checks with its classes)
     progress = None if args.json else progress_printer(sys.stderr)
     rec = run_experiment(args.data, model_cfg, train_cfg, store=store, use_cache=not args.no_cache, progress=progress)
     if args.json:

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.architecture import require_buildable
 from core.compare import compare_runs, get_runs
 from core.errors import UserError
-from core.experiment import resolve
+from core.experiment import check_submission, resolve
 from core.store import RunStore
 from core.tables import number, plural, print_table
 from core.trials import grid_from_json, parse_grid, repeat_summary, seed_configs, sweep_grid, sweep_points
@@ -78,7 +77,7 @@ def _check_all(source: str, configs: list[tuple[str, Any, Any]], store: RunStore
     """Every configuration buildable on the data, before any training starts (a bad one: one line, exit 2)."""
     for _, m, t in configs:
         _, m2, _ = resolve(source, m, t, store)
-        require_buildable(m2, batch_size=t.batch_size)
+        check_submission(m2, t)
 
 
 def _stored_line(records: list, what: str) -> str:
