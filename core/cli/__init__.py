@@ -36,6 +36,7 @@ import warnings
 
 from core.errors import UserError
 from core.limits import resource_message
+from core.settings import settings
 from core.store import RunStore
 
 from .commands import COMMANDS
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
+        settings()  # every CNNLAB_* setting read and checked once, before anything else: a bad one is one line
         return COMMANDS[args.command](args, RunStore())
     except UserError as exc:
         print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)
