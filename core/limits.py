@@ -20,6 +20,7 @@ out-of-memory error by name.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -131,6 +132,57 @@ def check_readable(path: str | Path, also: Iterable[Path] = (), what: str = "fol
     """When serving, raise :class:`PathRefused` unless ``path`` resolves inside the data roots or ``also``."""
     if serving() and not inside(path, (*data_roots(), *also)):
         raise refusal(path, what)
+
+
+class SpecialFile(UserError):
+    """A path that is a device, a named pipe or a socket (or a folder where a file is needed, or the reverse)."""
+
+
+def special_kind(path: str | Path) -> str | None:
+    """``"a device"``, ``"a named pipe (FIFO)"`` or ``"a socket"`` for such a path (links followed), else None.
+
+    Reading one could hang (a FIFO nobody writes to) or never end (``/dev/zero``),
+    so it is looked at with ``stat`` only, never opened.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
+def check_kind(path: str | Path, expected: str, *, file: bool = True, folder: bool = False) -> None:
+    """Raise :class:`SpecialFile` unless ``path`` (when it exists) is a regular file / a folder, as allowed.
+
+    Args:
+        path: the path a user gave.
+        expected: what it should have been, for the message ("a .zip or a folder of class folders").
+        file, folder: which of the two the command reads.
+    """
+    kind = special_kind(path)
+    if kind is None:
+        if os.path.isdir(path) and not folder:
+            kind = "a folder"
+        elif os.path.isfile(path) and not file:
+            kind = "a file"
+    if kind is not None:
+        raise SpecialFile(f"'{path}' is {kind}, not {expected}: nothing was read from it. Give the path of {expected}.")
+
+
+def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
+    """A regular file's bytes, refusing one larger than ``limit`` (checked before and while reading)."""
+    check_kind(path, what)
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise SpecialFile(f"'{path}' is larger than the {bytes_text(limit)} {what} may have; nothing was used.")
+    return data
 
 
 def uploads_dir() -> Path:

@@ -389,3 +389,62 @@ def test_out_of_memory_is_one_line_in_the_cli_and_the_dashboard(monkeypatch, cap
     assert resource_message(ValueError("x")) is None
     worker_text = "Training failed unexpectedly (ResourceExhaustedError: OOM when allocating). Earlier runs are safe."
     assert job_error(worker_text) == resource_message(MemoryError())
+
+
+# --------------------------------------------------------------------------- special files: never opened
+
+
+@pytest.fixture
+def specials(tmp_path):
+    """A FIFO (reading it would wait for ever), a socket, a device, and a folder."""
+    import socket
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    (tmp_path / "folder").mkdir()
+    yield {"fifo": (fifo, "a named pipe (FIFO)"), "socket": (sock_path, "a socket"),
+           "device": (Path("/dev/zero"), "a device")}  # fmt: skip
+    sock.close()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
+def test_a_special_file_as_data_is_refused_before_any_read(specials, kind, tmp_path):
+    path, words = specials[kind]
+    rc, out, err = cli("train", "--data", str(path), "--epochs", "1", home=tmp_path / "home")
+    assert one_line(err, rc) == (f"'{path}' is {words}, not a folder of class folders or a .zip of them: nothing was "
+                                 "read from it. Give the path of a folder of class folders or a .zip of them.")
+
+
+def test_special_files_as_weights_grid_and_image_are_refused(specials, tmp_path):
+    fifo, _ = specials["fifo"]
+    home = tmp_path / "home"
+    rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(fifo), home=home)
+    assert one_line(err, rc) == f"{fifo} is a named pipe (FIFO), not a weights file."
+    rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(tmp_path / "folder"),
+                     home=home)  # fmt: skip
+    assert one_line(err, rc) == f"{tmp_path / 'folder'} is a folder, not a weights file."
+    rc, _, err = cli("sweep", "--data", "thin_sections", "--grid-file", "/dev/zero", home=home)
+    assert one_line(err, rc).startswith("'/dev/zero' is a device, not a JSON grid file: nothing was read from it.")
+    bad = tmp_path / "grid.json"
+    bad.write_bytes(b'{"dropout": [0, 0.\xff5]}')
+    rc, _, err = cli("sweep", "--data", "thin_sections", "--grid-file", str(bad), home=home)
+    assert one_line(err, rc) == (f"The grid file '{bad}' is not UTF-8 text (byte 18 is not): save it as plain JSON "
+                                 'like {"dropout": [0, 0.5]}.')  # fmt: skip
+
+
+def test_an_image_path_is_read_only_when_a_regular_file_within_the_limit(specials, tmp_path, monkeypatch):
+    from core.limits import SpecialFile, read_bounded
+
+    for path, words in specials.values():
+        with pytest.raises(SpecialFile, match=f"is {words.replace('(', '.').replace(')', '.')}, not an image"):
+            read_bounded(path, 1 << 20, "an image")
+    with pytest.raises(SpecialFile, match="is a folder, not an image"):
+        read_bounded(tmp_path / "folder", 1 << 20, "an image")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 2048)
+    with pytest.raises(SpecialFile, match="is larger than the 1.0 KiB an image may have"):
+        read_bounded(big, 1024, "an image")
+    assert read_bounded(big, 4096, "an image") == b"\0" * 2048
