@@ -104,9 +104,7 @@ async def _scheduler_identity(address: str, timeout: float) -> None:
             return await remote.identity()
 
     try:
-        answer = await asyncio.wait_for(ask(), timeout)
-    except asyncio.TimeoutError:
-        raise TimeoutError() from None
+        answer = await asyncio.wait_for(ask(), timeout)  # raises TimeoutError when nothing answers in time
     except (MemoryError, ValueError, TypeError, KeyError) as exc:  # its bytes read as a Dask message: nonsense
         raise SchedulerError("something answers there, but it is not a Dask scheduler") from exc
     if not isinstance(answer, dict) or answer.get("type") != "Scheduler":

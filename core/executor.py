@@ -25,7 +25,7 @@ from core.child import make_task
 from core.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.process import ChildOutcome, cores, run_child, threads_per_training
-from core.settings import check_scheduler, check_workers, settings
+from core.settings import check_scheduler, settings
 from core.store import RunStore
 
 

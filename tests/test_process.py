@@ -4,8 +4,8 @@ import signal
 
 import pytest
 
-from core.settings import SettingError
 from core.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
+from core.settings import SettingError
 
 
 def test_parallel_trainings_share_the_cores_without_oversubscribing():

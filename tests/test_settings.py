@@ -155,8 +155,9 @@ def test_the_dashboard_shows_a_bad_setting_and_keeps_serving(monkeypatch):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     [error] = [e.value for e in at.error]
-    assert error.startswith("CNN Lab cannot start on this server until its settings are fixed: CNNLAB_MAX_UPLOAD_MB "
-                            "must be a positive whole number (megabytes of one upload). Got 'lots' instead")  # fmt: skip
+    assert error.startswith("CNN Lab cannot start on this server until its settings are fixed: "
+                            "CNNLAB_MAX_UPLOAD_MB must be a positive whole number (megabytes of one upload). "
+                            "Got 'lots' instead")  # fmt: skip
     monkeypatch.setenv("CNNLAB_MAX_UPLOAD_MB", "100")  # fixed: the next rerun serves the app
     at.run()
     assert not at.exception and not at.error

@@ -11,9 +11,9 @@ from core.architecture import layer_table
 from core.config import ModelConfig
 from core.data import read_image_bytes
 from core.errors import UserError
-from core.limits import max_upload_bytes, read_bounded
 from core.inside import UnknownClassError, UnknownLayerError, UnknownRunError, grad_cam, open_run
 from core.inside.pictures import grid_picture, overlay, save_png
+from core.limits import max_upload_bytes, read_bounded
 from core.store import RunStore
 from core.tables import print_table
 
