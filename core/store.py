@@ -21,6 +21,7 @@ only models loaded are ones this store wrote.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -35,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from core.limits import default_home
+from core.errors import UserError
+from core.limits import default_home, special_kind
 
-__all__ = ["RunRecord", "RunStore", "default_home"]
+__all__ = ["RunRecord", "RunStore", "StoreError", "default_home"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -123,30 +125,92 @@ def _at(values: list[float], epoch: int) -> float | None:
 _ALREADY_STORED = object()  # _swap_in's answer when another process stored the same run id first
 
 
-class RunStore:
-    """Runs on disk. Safe to share between threads; each call opens its own connection."""
+class StoreError(UserError):
+    """The run store's folder cannot be used: not a folder, not writable, or its disk is full."""
 
-    def __init__(self, home: str | Path | None = None):
+
+def _unusable(home: Path, why: str, fix: str = "Point CNNLAB_HOME at a folder you can write to") -> StoreError:
+    return StoreError(f"The run store's folder '{home}' (CNNLAB_HOME) {why}. {fix}.")
+
+
+def check_home(home: Path) -> None:
+    """Raise :class:`StoreError` when ``home`` exists but is not a folder (a file, /dev/null, a FIFO)."""
+    if home.exists() and not home.is_dir():
+        raise _unusable(home, f"is {special_kind(home) or 'a file'}, not a folder",
+                        "Point CNNLAB_HOME at a folder (it is created if missing)")
+
+
+class RunStore:
+    """Runs on disk. Safe to share between threads; each call opens its own connection.
+
+    ``readonly=True`` (the commands that only read: ``runs``, ``compare``,
+    ``export``, ``jobs``, ``explain``) never writes: no folders are made, no
+    schema or migration runs, SQLite is opened read-only (``immutable`` when the
+    folder itself cannot be written), and a store that does not exist yet reads
+    as empty. Otherwise a folder that cannot be written is a :class:`StoreError`
+    (one line: which folder and why) before anything else happens.
+    """
+
+    def __init__(self, home: str | Path | None = None, *, readonly: bool = False):
         self.home = Path(home) if home is not None else default_home()
+        self.readonly = readonly
         self.runs_dir = self.home / "runs"
         self.tmp_dir = self.home / "tmp"
         self.cache_dir = self.home / "cache"
         self.uploads_dir = self.home / "uploads"
-        for d in (self.runs_dir, self.tmp_dir, self.cache_dir, self.uploads_dir):
-            d.mkdir(parents=True, exist_ok=True)
         self.db_path = self.home / "runs.db"
-        with closing(self._connect()) as con, con:
-            con.executescript(SCHEMA)
-            self._migrate(con)
+        self._ro_uri: str | None = None  # how a read-only store opens its SQLite (None: not there, read as empty)
+        check_home(self.home)
+        if readonly:
+            if self.db_path.is_file():
+                self._ro_uri = self._readable_uri()
+            return
+        try:
+            for d in (self.runs_dir, self.tmp_dir, self.cache_dir, self.uploads_dir):
+                d.mkdir(parents=True, exist_ok=True)
+            probe = self.tmp_dir / f"probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"x" * 4096)  # a read-only folder or file system, or a full disk, fails here
+            probe.unlink()
+            with closing(self._connect()) as con, con:
+                con.executescript(SCHEMA)
+                self._migrate(con)
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise _unusable(self.home, f"cannot be written ({exc.strerror or exc})",
+                            "Free some space on its disk, or point CNNLAB_HOME at another folder" if full
+                            else "Point CNNLAB_HOME at a folder you can write to") from None  # fmt: skip
+        except sqlite3.OperationalError as exc:
+            raise _unusable(self.home, f"cannot be written (SQLite: {exc})") from None
         self._recover()
         self._clean_tmp()
 
     # -- plumbing ---------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _readable_uri(self) -> str:
+        """``mode=ro``, or ``immutable=1`` where SQLite cannot even make its shared-memory file (a read-only folder)."""
+        base = f"file:{self.db_path.resolve()}?mode=ro"
+        for uri in (base, base + "&immutable=1"):
+            try:
+                with closing(sqlite3.connect(uri, uri=True, timeout=30)) as con:
+                    con.execute("SELECT count(*) FROM runs").fetchone()
+                return uri
+            except sqlite3.OperationalError as exc:
+                why = exc
+        raise _unusable(self.home, f"holds a runs.db that cannot be read (SQLite: {why})")
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the index (read-only for a read-only store; an empty one where none exists yet)."""
+        if self.readonly:
+            if self._ro_uri is None:
+                con = sqlite3.connect(":memory:")
+                con.executescript(SCHEMA + "ALTER TABLE runs ADD COLUMN upload TEXT;")
+                return con
+            return sqlite3.connect(self._ro_uri, uri=True, timeout=30)
         con = sqlite3.connect(self.db_path, timeout=30)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         return con
+
+    _connect = connect
 
     def _clean_tmp(self, older_than: float = 6 * 3600) -> None:
         """Remove folders a crashed writer left behind (older than a few hours, so a live writer is safe)."""

@@ -448,3 +448,88 @@ def test_an_image_path_is_read_only_when_a_regular_file_within_the_limit(special
     with pytest.raises(SpecialFile, match="is larger than the 1.0 KiB an image may have"):
         read_bounded(big, 1024, "an image")
     assert read_bounded(big, 4096, "an image") == b"\0" * 2048
+
+
+# --------------------------------------------------------------------------- an unusable run store
+
+
+def _read_only_cli(folder: Path, *args: str, home: Path) -> tuple[int, str, str]:
+    """``cli(*args)`` with ``folder`` really read-only: as root (who ignores permission bits) a read-only bind
+    mount in a private mount namespace (``unshare -m``); as anyone else the folder's write bits taken away."""
+    if os.geteuid() != 0:
+        for p in [folder, *folder.rglob("*")]:
+            p.chmod(p.stat().st_mode & ~0o222)
+        try:
+            return cli(*args, home=home)
+        finally:
+            for p in [folder, *folder.rglob("*")]:
+                p.chmod(p.stat().st_mode | 0o200)
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}' && "
+                            f"mount -o remount,ro,bind '{folder}' '{folder}'"], capture_output=True)  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"running as root and cannot make a read-only mount here: {probe.stderr.decode().strip()}")
+    env = {**os.environ, "CNNLAB_HOME": str(home)}
+    env.pop("CNNLAB_SERVING", None)
+    command = " ".join(["exec", sys.executable, "-m", "core", *(f"'{a}'" for a in args)])
+    p = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}' && mount -o "
+                        f"remount,ro,bind '{folder}' '{folder}' && {command}"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory):
+    """A store with one tiny run in it (trained once for the tests below)."""
+    from tinydata import write_tiny_dataset
+
+    root = tmp_path_factory.mktemp("rostore")
+    data = write_tiny_dataset(root / "data", per_class=6, size=16)
+    rc, out, err = cli("train", "--data", str(data), "--epochs", "1", "--input-size", "16", "--filters", "4",
+                       "--blocks", "1", "--dense", "4", "--batch-size", "8", "--precision", "float32", "--json",
+                       home=root / "home")  # fmt: skip
+    assert rc == 0, err
+    import json
+
+    return root, json.loads(out)["run_id"]
+
+
+def test_commands_that_only_read_work_on_a_read_only_store(stored_run, tmp_path):
+    root, run_id = stored_run
+    home = root / "home"
+    before = sorted(p.name for p in home.rglob("*"))
+    rc, out, err = _read_only_cli(root, "runs", home=home)
+    assert rc == 0 and run_id in out, err
+    rc, out, err = _read_only_cli(root, "jobs", "--json", home=home)
+    assert rc == 0 and out.strip() == "[]", err
+    rc, out, err = _read_only_cli(root, "compare", run_id, run_id, home=home)
+    assert rc == 0 and run_id in out, err
+    rc, out, err = _read_only_cli(root, "export", run_id, "--history", str(tmp_path / "h.csv"), home=home)
+    assert rc == 0 and (tmp_path / "h.csv").read_text().startswith("epoch"), err
+    rc, out, err = _read_only_cli(root, "train", "--data", "thin_sections", "--epochs", "1", home=home)
+    line = one_line(err, rc)  # root: "Read-only file system"; anyone else: "Permission denied"
+    assert line.startswith(f"The run store's folder '{home}' (CNNLAB_HOME) cannot be written (")
+    assert line.endswith("). Point CNNLAB_HOME at a folder you can write to."), line
+    assert sorted(p.name for p in home.rglob("*")) == before  # nothing written, no migration
+
+
+def test_a_read_only_empty_folder_reads_as_an_empty_store(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, out, err = _read_only_cli(empty, "runs", home=empty)
+    assert rc == 0 and out.startswith("No stored runs yet"), err
+    rc, out, err = _read_only_cli(empty, "lab", "--epochs", "1", home=empty)
+    assert one_line(err, rc).startswith(f"The run store's folder '{empty}' (CNNLAB_HOME) cannot be written (")
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["file", "device"])
+def test_a_store_that_is_not_a_folder_is_one_line_and_summary_needs_no_store(kind, tmp_path):
+    home = Path("/dev/null") if kind == "device" else tmp_path / "home"
+    if kind == "file":
+        home.write_text("not a folder")
+    for args in (["runs"], ["lab", "--epochs", "1"], ["jobs"]):
+        rc, _, err = cli(*args, home=home)
+        assert one_line(err, rc) == (f"The run store's folder '{home}' (CNNLAB_HOME) is a {kind}, not a folder. "
+                                     "Point CNNLAB_HOME at a folder (it is created if missing).")
+    rc, out, err = cli("summary", home=home)
+    assert rc == 0 and "Total params: 683,845" in out, err

@@ -33,7 +33,7 @@ from .parser import model_config, train_config
 from .study import cmd_compare_runs, cmd_repeat, cmd_sweep
 
 
-def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
+def cmd_summary(args: argparse.Namespace, store: None) -> int:
     """The layer table; a network larger than the limits is printed, then refused (one line, exit 2)."""
     cfg = model_config(args)
     table = layer_table(cfg)
@@ -130,7 +130,7 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
     return 0
 
 
-def cmd_datasets(args: argparse.Namespace, store: RunStore) -> int:
+def cmd_datasets(args: argparse.Namespace, store: None) -> int:
     infos = bundled_datasets()
     rows = [{"name": i.name, "title": i.title, "images": i.n_images, "classes": ", ".join(i.classes)} for i in infos]
     if args.json:
@@ -185,6 +185,9 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
         raise UserError("Give run ids to compare stored runs, or --transfer to train scratch vs transfer; not both.")
     if args.run_ids:
         return cmd_compare_runs(args, store)
+    if not args.transfer:  # nothing to compare: say how, never start a training
+        raise UserError("usage: python -m core compare RUN_ID RUN_ID... (python -m core runs lists them), or "
+                        "compare --transfer --data D to train the course CNN and VGG16 transfer and compare them.")
     train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
     scratch_cfg, transfer_cfg = compare_configs(ModelConfig(), train_cfg, args.weights)
     worker = make_worker(args, store)
