@@ -93,6 +93,7 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     else:
         n_images = args.images
     layer_table(model_cfg)  # an impossible architecture: one line, before any measuring
+    too_big = check_cost(model_cfg, train_cfg.batch_size)  # what `train` would refuse: estimated, then refused
     precision = run_precision(model_cfg, train_cfg)
     cal = None if args.recalibrate else load_calibration(store.home, precision)
     if cal is None:
@@ -104,7 +105,9 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
         print(json.dumps({**est.to_dict(), "n_images": n_images, "text": estimate_text(est),
                           "calibration": {"precision": cal.precision, "macs_per_second": cal.macs_per_second,
                                           "seconds_per_image": cal.seconds_per_image, "measured": cal.measured,
-                                          "key": cal.key}}))  # fmt: skip
+                                          "key": cal.key}, "refused": [p.message for p in too_big]}))  # fmt: skip
+        if too_big:
+            raise ArchitectureError(too_big)
         return 0
     print(f"Training: {estimate_text(est)} ({est.seconds:.0f} s): {est.epochs} epochs of {est.n_train} training "
           f"and {est.n_val} validation images, {est.macs_per_image:,} multiply-adds per image forward, "
@@ -113,6 +116,8 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     day = time.strftime("%Y-%m-%d", time.localtime(cal.measured))
     print(f"This machine: {cal.macs_per_second / 1e9:.1f} G multiply-adds/s in training, "
           f"{1000 * cal.seconds_per_image:.2f} ms per image besides (measured {day}).")  # fmt: skip
+    if too_big:  # as summary does: the numbers, then the refusal `train` would give (exit 2)
+        raise ArchitectureError(too_big)
     return 0
 
 
