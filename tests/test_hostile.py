@@ -533,3 +533,44 @@ def test_a_store_that_is_not_a_folder_is_one_line_and_summary_needs_no_store(kin
                                      "Point CNNLAB_HOME at a folder (it is created if missing).")
     rc, out, err = cli("summary", home=home)
     assert rc == 0 and "Total params: 683,845" in out, err
+
+
+# --------------------------------------------------------------------------- class folders a user expects
+
+
+def test_class_folders_wrapped_in_several_folders_are_found_and_hidden_ones_reported(tmp_path):
+    entries = {f"export/2024/rocks/{c}/{i}.png": _png(value=30 + 40 * k)
+               for k, c in enumerate(("shale", "sand", "lime")) for i in range(6)}  # fmt: skip
+    entries.update({f"export/2024/rocks/.../{i}.png": _png() for i in range(3)})
+    entries["export/2024/rocks/.thumbs/a.png"] = _png()
+    entries["export/2024/rocks/shale/.DS_Store"] = b"debris"  # a hidden file: debris, not mentioned
+    ds = load_dataset(_zip(tmp_path / "deep.zip", entries), image_size=12, use_cache=False)
+    assert ds.class_names == ["lime", "sand", "shale"] and len(ds) == 18
+    reason = "a hidden folder (its name starts with '.'), so it was not read; rename it if it holds a class"
+    assert [(s.path, s.reason) for s in ds.skipped] == [("export/2024/rocks/.../", reason),
+                                                        ("export/2024/rocks/.thumbs/", reason)]  # fmt: skip
+    folder = tmp_path / "folder"
+    for k, c in enumerate(("shale", "sand", "...")):
+        (folder / c).mkdir(parents=True)
+        for i in range(6):
+            (folder / c / f"{i}.png").write_bytes(_png(value=30 + 40 * k))
+    ds = load_dataset(folder, image_size=12, use_cache=False)
+    assert ds.class_names == ["sand", "shale"] and [(s.path, s.reason) for s in ds.skipped] == [(".../", reason)]
+
+
+def test_class_names_that_look_the_same_are_refused_with_both_names(tmp_path):
+    import unicodedata
+
+    def zip_of(*classes):
+        return _zip(tmp_path / f"{len(list(tmp_path.iterdir()))}.zip",
+                    {f"{c}/{i}.png": _png() for c in (*classes, "sand") for i in range(6)})  # fmt: skip
+
+    with pytest.raises(DataError) as err:
+        load_dataset(zip_of("Shale", "shale"), image_size=12, use_cache=False)
+    assert ("class folders that would look like one class: 'Shale' and 'shale' differ only in upper/lower "
+            "case") in str(err.value)  # fmt: skip
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    with pytest.raises(DataError) as err:
+        load_dataset(zip_of(nfc, nfd), image_size=12, use_cache=False)
+    assert (f"'{nfd}' (accents as separate marks) and '{nfc}' (accented letters) are the same name written two "
+            "ways") in str(err.value)  # fmt: skip
