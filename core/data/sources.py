@@ -291,8 +291,8 @@ def _look_alike(names: list[str], where: str) -> None:
         if len({unicodedata.normalize("NFC", n) for n in g}) > 1:
             pairs.append(" and ".join(f"'{n}'" for n in g) + " differ only in upper/lower case")
         else:  # the same letters, one name with accented letters, the other with accents as separate marks (NFD)
-            shown = [f"'{n}' ({'accents as separate marks' if n != unicodedata.normalize('NFC', n) else 'accented letters'})"
-                     for n in g]  # fmt: skip
+            how = {True: "accents as separate marks", False: "accented letters"}
+            shown = [f"'{n}' ({how[n != unicodedata.normalize('NFC', n)]})" for n in g]
             pairs.append(" and ".join(shown) + " are the same name written two ways")
     raise DataError(
         f"{where} has class folders that would look like one class: {'; '.join(pairs)}. Rename or merge them "
