@@ -26,6 +26,7 @@ CNNLAB_MAX_PIXELS          4096x4096 (16,777,216)         pixels of one dataset 
 CNNLAB_MAX_PARAMS          25,000,000                     parameters of a network (weights, frozen too)
 CNNLAB_MAX_ACTIVATION_MB   2048                           activation memory of one training batch
 CNNLAB_MAX_UPLOAD_MB       200                            one uploaded file
+CNNLAB_UPLOAD_QUOTA_MB     1000                           all of one student's uploads kept on the server
 CNNLAB_WORKERS             half the cores (at least 1)    trainings at once on this machine
 CNNLAB_STOP_GRACE          5                              seconds a stopped training has before it is killed
 CNNLAB_TRAINING_NICE       10                             CPU niceness of a training process, 0-19 (0: off)
@@ -52,6 +53,7 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 DEFAULT_MAX_PARAMS = 25_000_000
 DEFAULT_MAX_ACTIVATION_MB = 2048
 DEFAULT_MAX_UPLOAD_MB = 200
+DEFAULT_UPLOAD_QUOTA_MB = 1000
 DEFAULT_STOP_GRACE = 5.0
 DEFAULT_TRAINING_NICE = 10
 DEFAULT_SCHEDULER_TIMEOUT = 10.0
@@ -73,6 +75,7 @@ class Settings:
     max_params: int
     max_activation_mb: int
     max_upload_mb: int
+    upload_quota_mb: int
     workers: int | None  # None: half the cores
     stop_grace: float
     training_nice: int
@@ -177,6 +180,8 @@ READERS: dict[str, Callable[[str], object]] = {
                                                  "a positive whole number (megabytes of one batch)"),  # fmt: skip
     "CNNLAB_MAX_UPLOAD_MB": lambda t: _whole("CNNLAB_MAX_UPLOAD_MB", t, DEFAULT_MAX_UPLOAD_MB,
                                              "a positive whole number (megabytes of one upload)"),  # fmt: skip
+    "CNNLAB_UPLOAD_QUOTA_MB": lambda t: _whole("CNNLAB_UPLOAD_QUOTA_MB", t, DEFAULT_UPLOAD_QUOTA_MB,
+                                               "a positive whole number (megabytes of one student's uploads)"),  # fmt: skip
     "CNNLAB_WORKERS": lambda t: check_workers(t, "CNNLAB_WORKERS") if t.strip() else None,
     "CNNLAB_STOP_GRACE": lambda t: _seconds("CNNLAB_STOP_GRACE", t, DEFAULT_STOP_GRACE,
                                             "a number of seconds above 0"),  # fmt: skip
@@ -201,6 +206,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_params=v["CNNLAB_MAX_PARAMS"],
         max_activation_mb=v["CNNLAB_MAX_ACTIVATION_MB"],
         max_upload_mb=v["CNNLAB_MAX_UPLOAD_MB"],
+        upload_quota_mb=v["CNNLAB_UPLOAD_QUOTA_MB"],
         workers=v["CNNLAB_WORKERS"],
         stop_grace=v["CNNLAB_STOP_GRACE"],
         training_nice=v["CNNLAB_TRAINING_NICE"],

@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 
 from core.errors import UserError
-from core.limits import default_home, special_kind
+from core.limits import bytes_text, default_home, special_kind
+from core.settings import settings
 
-__all__ = ["RunRecord", "RunStore", "StoreError", "default_home"]
+__all__ = ["RunRecord", "RunStore", "StoreError", "UploadQuotaError", "default_home"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -125,6 +126,10 @@ def _at(values: list[float], epoch: int) -> float | None:
 _ALREADY_STORED = object()  # _swap_in's answer when another process stored the same run id first
 
 
+class UploadQuotaError(UserError):
+    """A student's uploads would take more space than ``CNNLAB_UPLOAD_QUOTA_MB`` allows."""
+
+
 class StoreError(UserError):
     """The run store's folder cannot be used: not a folder, not writable, or its disk is full."""
 
@@ -183,6 +188,7 @@ class RunStore:
             raise _unusable(self.home, f"cannot be written (SQLite: {exc})") from None
         self._recover()
         self._clean_tmp()
+        self.clean_uploads()
 
     # -- plumbing ---------------------------------------------------------
     def _readable_uri(self) -> str:
@@ -237,23 +243,79 @@ class RunStore:
         con.execute("CREATE INDEX IF NOT EXISTS runs_upload ON runs(upload)")
 
     # -- uploads and who may see them ------------------------------------
-    def save_upload(self, data: bytes, owner: str) -> Path:
+    def save_upload(self, data: bytes, owner: str, name: str = "the upload") -> Path:
         """Keep an uploaded file in ``uploads/``, named by its SHA-256, and note ``owner`` as one who has it.
 
         The same bytes uploaded twice are one file with two owners, so an
         identical run on them is trained once and seen by both.
+
+        Raises:
+            UploadQuotaError: ``owner``'s uploads would take more than ``CNNLAB_UPLOAD_QUOTA_MB``
+                (``name`` is how the message calls this file: the user's own name for it).
         """
         target = self.uploads_dir / f"{hashlib.sha256(data).hexdigest()}.zip"
-        if not target.exists():
-            tmp = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        with closing(self._connect()) as con, con:
+        quota = settings().upload_quota_mb << 20
+        held = sum(size for upload, size in self.uploads_of(owner).items() if upload != target.name)
+        if held + len(data) > quota:
+            raise UploadQuotaError(
+                f"'{name}' ({bytes_text(len(data))}) would bring your uploads on this server to "
+                f"{bytes_text(held + len(data))}, more than the {bytes_text(quota)} each student may keep "
+                "(CNNLAB_UPLOAD_QUOTA_MB). Uploads you trained nothing on are removed when you replace them; "
+                "ask your teacher to delete runs you no longer need."
+            )
+        with closing(self._connect()) as con, con:  # the owner first: clean_uploads never sees it unowned
             con.execute(
                 "INSERT OR IGNORE INTO upload_owners(upload, owner, created) VALUES (?, ?, ?)",
                 (target.name, owner, time.time()),
             )
+        if not target.exists():
+            tmp = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
         return target
+
+    def uploads_of(self, owner: str) -> dict[str, int]:
+        """``owner``'s uploads still on disk: file name -> bytes."""
+        with closing(self._connect()) as con:
+            names = [r[0] for r in con.execute("SELECT upload FROM upload_owners WHERE owner = ?", (owner,))]
+        sizes = {}
+        for n in names:
+            try:
+                sizes[n] = (self.uploads_dir / n).stat().st_size
+            except OSError:
+                pass
+        return sizes
+
+    def release_upload(self, path: str | Path, owner: str) -> bool:
+        """``owner`` no longer needs this upload (rejected, or replaced by another): forget it unless a run uses it.
+
+        The owner keeps an upload with runs on it (so the runs stay theirs); otherwise their claim is dropped
+        and the file deleted once nobody else has it (:meth:`clean_uploads`). Returns whether it was released.
+        """
+        upload = self.upload_of(str(path))
+        if upload is None:
+            return False
+        with closing(self._connect()) as con, con:
+            if con.execute("SELECT 1 FROM runs WHERE upload = ? LIMIT 1", (upload,)).fetchone():
+                return False
+            con.execute("DELETE FROM upload_owners WHERE upload = ? AND owner = ?", (upload, owner))
+        self.clean_uploads()
+        return True
+
+    def clean_uploads(self) -> list[str]:
+        """Delete the uploads nobody owns any more and no run uses; returns their file names."""
+        with closing(self._connect()) as con:
+            kept = {r[0] for r in con.execute("SELECT upload FROM upload_owners UNION SELECT upload FROM runs "
+                                              "WHERE upload IS NOT NULL")}  # fmt: skip
+        removed = []
+        for p in self.uploads_dir.glob("*.zip"):
+            if p.name not in kept:
+                try:
+                    p.unlink()
+                    removed.append(p.name)
+                except OSError:
+                    pass
+        return removed
 
     def upload_of(self, source: str) -> str | None:
         """The upload's file name when ``source`` is a file in ``uploads/``; None for any other data."""

@@ -26,6 +26,7 @@ BAD = [
     ("CNNLAB_MAX_PARAMS", "-5", "a positive whole number (parameters of one network)", "summary"),
     ("CNNLAB_MAX_ACTIVATION_MB", "lots", "a positive whole number (megabytes of one batch)", "summary"),
     ("CNNLAB_MAX_UPLOAD_MB", "1.5", "a positive whole number (megabytes of one upload)", "runs"),
+    ("CNNLAB_UPLOAD_QUOTA_MB", "none", "a positive whole number (megabytes of one student's uploads)", "runs"),
     ("CNNLAB_SCHEDULER", "garbage", "a Dask scheduler's address like tcp://", "lab"),
     ("CNNLAB_SCHEDULER", "not a url", "a Dask scheduler's address like tcp://", "runs"),
     ("CNNLAB_SCHEDULER_TIMEOUT", "0", "a number of seconds above 0", "lab"),
