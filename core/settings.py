@@ -180,9 +180,8 @@ READERS: dict[str, Callable[[str], object]] = {
                                                  "a positive whole number (megabytes of one batch)"),  # fmt: skip
     "CNNLAB_MAX_UPLOAD_MB": lambda t: _whole("CNNLAB_MAX_UPLOAD_MB", t, DEFAULT_MAX_UPLOAD_MB,
                                              "a positive whole number (megabytes of one upload)"),  # fmt: skip
-    "CNNLAB_UPLOAD_QUOTA_MB": lambda t: _whole(
-        "CNNLAB_UPLOAD_QUOTA_MB", t, DEFAULT_UPLOAD_QUOTA_MB, "a positive whole number (megabytes of one student's uploads)"
-    ),
+    "CNNLAB_UPLOAD_QUOTA_MB": lambda t: _whole("CNNLAB_UPLOAD_QUOTA_MB", t, DEFAULT_UPLOAD_QUOTA_MB,
+                                               "a positive whole number (megabytes of one student's uploads)"),
     "CNNLAB_WORKERS": lambda t: check_workers(t, "CNNLAB_WORKERS") if t.strip() else None,
     "CNNLAB_STOP_GRACE": lambda t: _seconds("CNNLAB_STOP_GRACE", t, DEFAULT_STOP_GRACE,
                                             "a number of seconds above 0"),  # fmt: skip
