@@ -67,9 +67,15 @@ def test_vgg16_summary_counts(capsys):
         (["summary", "--input-size", "16", "--blocks", "5"], "Block 3"),
         (["train"], "--data"),
         (["fly"], "invalid choice"),
-        (["lab", "--workers", "0"], "--workers must be a whole number of trainings at once, 1 or more"),
+        (["lab", "--data", "thin_sections", "--workers", "0"], "--workers must be a whole number of trainings at once, 1 or more"),
         (["compare", "--workers", "two"], "invalid int value"),
-        (["lab", "--scheduler", "tcp://127.0.0.1:9"], "Cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+        (["lab"], "the following arguments are required: --data"),
+        (["train", "--data", "x", "--lr", "0.1", "--learning-rate", "0.2"], "--lr and --learning-rate are one setting"),
+        (["train", "--data", "x", "--epochs", "1", "--epochs", "2"], "--epochs is given twice: give it once"),
+        (["compare"], "usage: python -m core compare RUN_ID RUN_ID..."),
+        (["compare", "--transfer"], "compare --transfer needs --data"),
+        (["export", "abc", "--model", "m.keras"], "export names the model file with --model-file now"),
+        (["lab", "--data", "thin_sections", "--scheduler", "tcp://127.0.0.1:9"], "Cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
     ],
 )
 def test_bad_flags_get_one_line_and_exit_2(capsys, argv, needle):

@@ -29,7 +29,7 @@ from .batch import cmd_jobs, make_worker, train_all
 from .explain import cmd_explain
 from .exporting import cmd_export
 from .output import progress_printer, run_payload
-from .parser import model_config, train_config
+from .parser import DATA_HELP, model_config, train_config
 from .study import cmd_compare_runs, cmd_repeat, cmd_sweep
 
 
@@ -147,13 +147,13 @@ def cmd_datasets(args: argparse.Namespace, store: None) -> int:
 
 def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
     """The overfitting lab: train (or fetch) the variants, print the table or JSON."""
-    variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
+    variants = lab_variants(fraction=args.train_fraction, epochs=args.epochs, seed=args.seed)
     resolve(args.data, variants[0].model_cfg, variants[0].train_cfg, store)  # a data problem: one line, before anything
     worker = make_worker(args, store)  # so are a bad --workers and an unreachable --scheduler
     quiet = bool(args.json)
     n = len(variants)
     if not quiet:
-        print(f"Overfitting lab on {args.data}: {n} variants, {args.fraction:.0%} of the training images, "
+        print(f"Overfitting lab on {args.data}: {n} variants, {args.train_fraction:.0%} of the training images, "
               f"up to {args.epochs} epochs, seed {args.seed}. Stored variants come back at once.",
               file=sys.stderr, flush=True)  # fmt: skip
 
@@ -166,7 +166,7 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
             {**row, "history": rec.history, "model_config": rec.model_config, "train_config": rec.train_config}
             for row, rec in zip(rows, records, strict=True)
         ]
-        print(json.dumps({"data": args.data, "fraction": args.fraction, "epochs": args.epochs, "seed": args.seed,
+        print(json.dumps({"data": args.data, "fraction": args.train_fraction, "epochs": args.epochs, "seed": args.seed,
                           "variants": variants_json, "summary": summary}))  # fmt: skip
         return 0
     print_table([lab_cells(r) for r in rows], LAB_COLUMNS)
@@ -193,6 +193,8 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
     if not args.transfer:  # nothing to compare: say how, never start a training
         raise UserError("usage: python -m core compare RUN_ID RUN_ID... (python -m core runs lists them), or "
                         "compare --transfer --data D to train the course CNN and VGG16 transfer and compare them.")
+    if args.data is None:
+        raise UserError("compare --transfer needs --data: " + DATA_HELP + ".")
     train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
     scratch_cfg, transfer_cfg = compare_configs(ModelConfig(), train_cfg, args.weights)
     worker = make_worker(args, store)
