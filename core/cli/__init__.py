@@ -60,7 +60,7 @@ def open_store(args) -> RunStore | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 2 the user's error, 1 anything else)."""
-    parser = build_parser()
+    parser = build_parser("cnnlab" if os.path.basename(sys.argv[0]) == "cnnlab" else "python -m core")
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     try:

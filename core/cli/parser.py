@@ -205,11 +205,11 @@ def _data_flag(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--data", required=required, default=None, help=DATA_HELP)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an unexpected error, and TF's logs")
     p = Parser(
-        prog="python -m core", description="CNN Lab engine: layer tables, training, stored runs.", parents=[common]
+        prog=prog, description="CNN Lab engine: layer tables, training, stored runs.", parents=[common]
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
