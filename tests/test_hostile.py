@@ -574,3 +574,21 @@ def test_class_names_that_look_the_same_are_refused_with_both_names(tmp_path):
         load_dataset(zip_of(nfc, nfd), image_size=12, use_cache=False)
     assert (f"'{nfd}' (accents as separate marks) and '{nfc}' (accented letters) are the same name written two "
             "ways") in str(err.value)  # fmt: skip
+
+
+def test_a_store_on_a_full_disk_is_one_line(tmp_path):
+    """A real full file system: a 128 KiB tmpfs, filled, in a private mount namespace (root only)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (f"mount -t tmpfs -o size=128k tmpfs '{disk}' && mkdir '{disk}/home' && "
+              f"(head -c 200000 /dev/zero > '{disk}/fill' 2>/dev/null; true) && "
+              f"exec {sys.executable} -m core lab --data thin_sections --epochs 1")  # fmt: skip
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root and unshare to mount a small full file system")
+    env = {**os.environ, "CNNLAB_HOME": str(disk / "home")}
+    p = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+    assert one_line(p.stderr, p.returncode) == (
+        f"The run store's folder '{disk / 'home'}' (CNNLAB_HOME) cannot be written (No space left on device). "
+        "Free some space on its disk, or point CNNLAB_HOME at another folder."
+    )
