@@ -174,22 +174,30 @@ def check_workers(value: object, name: str = "--workers") -> int:
 
 READERS: dict[str, Callable[[str], object]] = {
     "CNNLAB_MAX_PIXELS": _pixels,
-    "CNNLAB_MAX_PARAMS": lambda t: _whole("CNNLAB_MAX_PARAMS", t, DEFAULT_MAX_PARAMS,
-                                          "a positive whole number (parameters of one network)"),  # fmt: skip
-    "CNNLAB_MAX_ACTIVATION_MB": lambda t: _whole("CNNLAB_MAX_ACTIVATION_MB", t, DEFAULT_MAX_ACTIVATION_MB,
-                                                 "a positive whole number (megabytes of one batch)"),  # fmt: skip
-    "CNNLAB_MAX_UPLOAD_MB": lambda t: _whole("CNNLAB_MAX_UPLOAD_MB", t, DEFAULT_MAX_UPLOAD_MB,
-                                             "a positive whole number (megabytes of one upload)"),  # fmt: skip
-    "CNNLAB_UPLOAD_QUOTA_MB": lambda t: _whole("CNNLAB_UPLOAD_QUOTA_MB", t, DEFAULT_UPLOAD_QUOTA_MB,
-                                               "a positive whole number (megabytes of one student's uploads)"),
+    "CNNLAB_MAX_PARAMS": lambda t: _whole(
+        "CNNLAB_MAX_PARAMS", t, DEFAULT_MAX_PARAMS, "a positive whole number (parameters of one network)"
+    ),
+    "CNNLAB_MAX_ACTIVATION_MB": lambda t: _whole(
+        "CNNLAB_MAX_ACTIVATION_MB", t, DEFAULT_MAX_ACTIVATION_MB, "a positive whole number (megabytes of one batch)"
+    ),
+    "CNNLAB_MAX_UPLOAD_MB": lambda t: _whole(
+        "CNNLAB_MAX_UPLOAD_MB", t, DEFAULT_MAX_UPLOAD_MB, "a positive whole number (megabytes of one upload)"
+    ),
+    "CNNLAB_UPLOAD_QUOTA_MB": lambda t: _whole(
+        "CNNLAB_UPLOAD_QUOTA_MB",
+        t,
+        DEFAULT_UPLOAD_QUOTA_MB,
+        "a positive whole number (megabytes of one student's uploads)",
+    ),
     "CNNLAB_WORKERS": lambda t: check_workers(t, "CNNLAB_WORKERS") if t.strip() else None,
-    "CNNLAB_STOP_GRACE": lambda t: _seconds("CNNLAB_STOP_GRACE", t, DEFAULT_STOP_GRACE,
-                                            "a number of seconds above 0"),  # fmt: skip
-    "CNNLAB_TRAINING_NICE": lambda t: _whole("CNNLAB_TRAINING_NICE", t, DEFAULT_TRAINING_NICE,
-                                             "a whole number from 0 (off) to 19", low=0, high=19),  # fmt: skip
+    "CNNLAB_STOP_GRACE": lambda t: _seconds("CNNLAB_STOP_GRACE", t, DEFAULT_STOP_GRACE, "a number of seconds above 0"),
+    "CNNLAB_TRAINING_NICE": lambda t: _whole(
+        "CNNLAB_TRAINING_NICE", t, DEFAULT_TRAINING_NICE, "a whole number from 0 (off) to 19", low=0, high=19
+    ),
     "CNNLAB_SCHEDULER": lambda t: check_scheduler(t) if t.strip() else None,
-    "CNNLAB_SCHEDULER_TIMEOUT": lambda t: _seconds("CNNLAB_SCHEDULER_TIMEOUT", t, DEFAULT_SCHEDULER_TIMEOUT,
-                                                   "a number of seconds above 0"),  # fmt: skip
+    "CNNLAB_SCHEDULER_TIMEOUT": lambda t: _seconds(
+        "CNNLAB_SCHEDULER_TIMEOUT", t, DEFAULT_SCHEDULER_TIMEOUT, "a number of seconds above 0"
+    ),
     "CNNLAB_DATA_ROOTS": _roots,
 }
 NAMES = ("CNNLAB_HOME", *READERS)  # every setting a user sets; the test over bad values walks this list

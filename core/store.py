@@ -183,7 +183,7 @@ class RunStore:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             raise _unusable(self.home, f"cannot be written ({exc.strerror or exc})",
                             "Free some space on its disk, or point CNNLAB_HOME at another folder" if full
-                            else "Point CNNLAB_HOME at a folder you can write to") from None  # fmt: skip
+                            else "Point CNNLAB_HOME at a folder you can write to") from None
         except sqlite3.OperationalError as exc:
             raise _unusable(self.home, f"cannot be written (SQLite: {exc})") from None
         self._recover()
@@ -306,7 +306,7 @@ class RunStore:
         """Delete the uploads nobody owns any more and no run uses; returns their file names."""
         with closing(self._connect()) as con:
             kept = {r[0] for r in con.execute("SELECT upload FROM upload_owners UNION SELECT upload FROM runs "
-                                              "WHERE upload IS NOT NULL")}  # fmt: skip
+                                              "WHERE upload IS NOT NULL")}
         removed = []
         for p in self.uploads_dir.glob("*.zip"):
             if p.name not in kept:

@@ -82,7 +82,7 @@ def test_history_predictions_model_and_config(in_home, tmp_path, capsys):
     paths = {k: tmp_path / f"x.{ext}" for k, ext in (("history", "csv"), ("model", "keras"), ("config", "json"))}
     preds = tmp_path / "p.csv"
     code = main(["export", rec.run_id, "--history", str(paths["history"]), "--predictions", str(preds),
-                 "--model-file", str(paths["model"]), "--config", str(paths["config"])])  # fmt: skip
+                 "--model-file", str(paths["model"]), "--config", str(paths["config"])])
     assert code == 0 and capsys.readouterr().out.count("wrote") == 4
     rows = list(csv.DictReader(io.StringIO(paths["history"].read_text())))
     assert [float(r["val_loss"]) for r in rows] == rec.history["val_loss"]

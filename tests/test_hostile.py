@@ -406,7 +406,7 @@ def specials(tmp_path):
     sock.bind(str(sock_path))
     (tmp_path / "folder").mkdir()
     yield {"fifo": (fifo, "a named pipe (FIFO)"), "socket": (sock_path, "a socket"),
-           "device": (Path("/dev/zero"), "a device")}  # fmt: skip
+           "device": (Path("/dev/zero"), "a device")}
     sock.close()
 
 
@@ -424,7 +424,7 @@ def test_special_files_as_weights_grid_and_image_are_refused(specials, tmp_path)
     rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(fifo), home=home)
     assert one_line(err, rc) == f"{fifo} is a named pipe (FIFO), not a weights file."
     rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(tmp_path / "folder"),
-                     home=home)  # fmt: skip
+                     home=home)
     assert one_line(err, rc) == f"{tmp_path / 'folder'} is a folder, not a weights file."
     rc, _, err = cli("sweep", "--data", "thin_sections", "--grid-file", "/dev/zero", home=home)
     assert one_line(err, rc).startswith("'/dev/zero' is a device, not a JSON grid file: nothing was read from it.")
@@ -432,7 +432,7 @@ def test_special_files_as_weights_grid_and_image_are_refused(specials, tmp_path)
     bad.write_bytes(b'{"dropout": [0, 0.\xff5]}')
     rc, _, err = cli("sweep", "--data", "thin_sections", "--grid-file", str(bad), home=home)
     assert one_line(err, rc) == (f"The grid file '{bad}' is not UTF-8 text (byte 18 is not): save it as plain JSON "
-                                 'like {"dropout": [0, 0.5]}.')  # fmt: skip
+                                 'like {"dropout": [0, 0.5]}.')
 
 
 def test_an_image_path_is_read_only_when_a_regular_file_within_the_limit(specials, tmp_path, monkeypatch):
@@ -465,7 +465,7 @@ def _read_only_cli(folder: Path, *args: str, home: Path) -> tuple[int, str, str]
             for p in [folder, *folder.rglob("*")]:
                 p.chmod(p.stat().st_mode | 0o200)
     probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}' && "
-                            f"mount -o remount,ro,bind '{folder}' '{folder}'"], capture_output=True)  # fmt: skip
+                            f"mount -o remount,ro,bind '{folder}' '{folder}'"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"running as root and cannot make a read-only mount here: {probe.stderr.decode().strip()}")
     env = {**os.environ, "CNNLAB_HOME": str(home)}
@@ -473,7 +473,7 @@ def _read_only_cli(folder: Path, *args: str, home: Path) -> tuple[int, str, str]
     command = " ".join(["exec", sys.executable, "-m", "core", *(f"'{a}'" for a in args)])
     p = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}' && mount -o "
                         f"remount,ro,bind '{folder}' '{folder}' && {command}"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
+                       capture_output=True, text=True, timeout=300)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -486,7 +486,7 @@ def stored_run(tmp_path_factory):
     data = write_tiny_dataset(root / "data", per_class=6, size=16)
     rc, out, err = cli("train", "--data", str(data), "--epochs", "1", "--input-size", "16", "--filters", "4",
                        "--blocks", "1", "--dense", "4", "--batch-size", "8", "--precision", "float32", "--json",
-                       home=root / "home")  # fmt: skip
+                       home=root / "home")
     assert rc == 0, err
     import json
 
@@ -517,7 +517,7 @@ def test_a_read_only_empty_folder_reads_as_an_empty_store(tmp_path):
     empty.mkdir()
     rc, out, err = _read_only_cli(empty, "runs", home=empty)
     assert rc == 0 and out.startswith("No stored runs yet"), err
-    rc, out, err = _read_only_cli(empty, "lab", "--epochs", "1", home=empty)
+    rc, out, err = _read_only_cli(empty, "lab", "--data", "thin_sections", "--epochs", "1", home=empty)
     assert one_line(err, rc).startswith(f"The run store's folder '{empty}' (CNNLAB_HOME) cannot be written (")
     assert list(empty.iterdir()) == []
 
@@ -527,7 +527,7 @@ def test_a_store_that_is_not_a_folder_is_one_line_and_summary_needs_no_store(kin
     home = Path("/dev/null") if kind == "device" else tmp_path / "home"
     if kind == "file":
         home.write_text("not a folder")
-    for args in (["runs"], ["lab", "--epochs", "1"], ["jobs"]):
+    for args in (["runs"], ["lab", "--data", "thin_sections", "--epochs", "1"], ["jobs"]):
         rc, _, err = cli(*args, home=home)
         assert one_line(err, rc) == (f"The run store's folder '{home}' (CNNLAB_HOME) is a {kind}, not a folder. "
                                      "Point CNNLAB_HOME at a folder (it is created if missing).")
@@ -540,7 +540,7 @@ def test_a_store_that_is_not_a_folder_is_one_line_and_summary_needs_no_store(kin
 
 def test_class_folders_wrapped_in_several_folders_are_found_and_hidden_ones_reported(tmp_path):
     entries = {f"export/2024/rocks/{c}/{i}.png": _png(value=30 + 40 * k)
-               for k, c in enumerate(("shale", "sand", "lime")) for i in range(6)}  # fmt: skip
+               for k, c in enumerate(("shale", "sand", "lime")) for i in range(6)}
     entries.update({f"export/2024/rocks/.../{i}.png": _png() for i in range(3)})
     entries["export/2024/rocks/.thumbs/a.png"] = _png()
     entries["export/2024/rocks/shale/.DS_Store"] = b"debris"  # a hidden file: debris, not mentioned
@@ -548,7 +548,7 @@ def test_class_folders_wrapped_in_several_folders_are_found_and_hidden_ones_repo
     assert ds.class_names == ["lime", "sand", "shale"] and len(ds) == 18
     reason = "a hidden folder (its name starts with '.'), so it was not read; rename it if it holds a class"
     assert [(s.path, s.reason) for s in ds.skipped] == [("export/2024/rocks/.../", reason),
-                                                        ("export/2024/rocks/.thumbs/", reason)]  # fmt: skip
+                                                        ("export/2024/rocks/.thumbs/", reason)]
     folder = tmp_path / "folder"
     for k, c in enumerate(("shale", "sand", "...")):
         (folder / c).mkdir(parents=True)
@@ -563,17 +563,17 @@ def test_class_names_that_look_the_same_are_refused_with_both_names(tmp_path):
 
     def zip_of(*classes):
         return _zip(tmp_path / f"{len(list(tmp_path.iterdir()))}.zip",
-                    {f"{c}/{i}.png": _png() for c in (*classes, "sand") for i in range(6)})  # fmt: skip
+                    {f"{c}/{i}.png": _png() for c in (*classes, "sand") for i in range(6)})
 
     with pytest.raises(DataError) as err:
         load_dataset(zip_of("Shale", "shale"), image_size=12, use_cache=False)
     assert ("class folders that would look like one class: 'Shale' and 'shale' differ only in upper/lower "
-            "case") in str(err.value)  # fmt: skip
+            "case") in str(err.value)
     nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
     with pytest.raises(DataError) as err:
         load_dataset(zip_of(nfc, nfd), image_size=12, use_cache=False)
     assert (f"'{nfd}' (accents as separate marks) and '{nfc}' (accented letters) are the same name written two "
-            "ways") in str(err.value)  # fmt: skip
+            "ways") in str(err.value)
 
 
 def test_a_store_on_a_full_disk_is_one_line(tmp_path):
@@ -582,12 +582,12 @@ def test_a_store_on_a_full_disk_is_one_line(tmp_path):
     disk.mkdir()
     script = (f"mount -t tmpfs -o size=128k tmpfs '{disk}' && mkdir '{disk}/home' && "
               f"(head -c 200000 /dev/zero > '{disk}/fill' 2>/dev/null; true) && "
-              f"exec {sys.executable} -m core lab --data thin_sections --epochs 1")  # fmt: skip
+              f"exec {sys.executable} -m core lab --data thin_sections --epochs 1")
     if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.skip("needs root and unshare to mount a small full file system")
     env = {**os.environ, "CNNLAB_HOME": str(disk / "home")}
     p = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=300)  # fmt: skip
+                       timeout=300)
     assert one_line(p.stderr, p.returncode) == (
         f"The run store's folder '{disk / 'home'}' (CNNLAB_HOME) cannot be written (No space left on device). "
         "Free some space on its disk, or point CNNLAB_HOME at another folder."

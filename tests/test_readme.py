@@ -73,10 +73,20 @@ def _calibrate(home: Path) -> None:
     import core.estimate as E
 
     for precision in ("float32", "bfloat16"):
-        cal = E.Calibration(key=E.calibration_key(precision), precision=precision, macs_per_second=2e10,
-                            seconds_per_image=1e-3, seconds_per_bn_value=0.0, augment_seconds_per_pixel=1e-8,
-                            start_seconds=2.0, others_cores=0.0, baseline_bytes=600 * 2**20, machine={},
-                            measured=0.0, seconds=0.0)  # fmt: skip
+        cal = E.Calibration(
+            key=E.calibration_key(precision),
+            precision=precision,
+            macs_per_second=2e10,
+            seconds_per_image=1e-3,
+            seconds_per_bn_value=0.0,
+            augment_seconds_per_pixel=1e-8,
+            start_seconds=2.0,
+            others_cores=0.0,
+            baseline_bytes=600 * 2**20,
+            machine={},
+            measured=0.0,
+            seconds=0.0,
+        )
         path = home / "calibration" / f"{cal.key}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(dataclasses.asdict(cal)))
@@ -86,7 +96,18 @@ def test_the_readme_has_the_examples_this_test_reads():
     examples = [line for line, _ in readme_examples()]
     assert len(examples) >= 15 and examples[0].startswith("python -m core summary")
     assert {shlex.split(e)[3] for e in examples if e.startswith("python -m core ")} >= {
-        "summary", "train", "estimate", "runs", "lab", "compare", "repeat", "sweep", "export", "jobs", "explain"}
+        "summary",
+        "train",
+        "estimate",
+        "runs",
+        "lab",
+        "compare",
+        "repeat",
+        "sweep",
+        "export",
+        "jobs",
+        "explain",
+    }
 
 
 def test_every_command_line_example_in_the_readme_runs(tmp_path):
@@ -123,8 +144,10 @@ def test_every_command_line_example_in_the_readme_runs(tmp_path):
     synth = tmp_path / "work" / "synth"
     assert {p.name for p in synth.iterdir() if p.is_dir()} == {"drill_core", "seismic_facies", "thin_sections"}
     if known:
-        pytest.xfail(f"{KNOWN_DEFECT} ({', '.join(known)}): the offline VGG16 weights fail under bfloat16 on a CPU "
-                     "with AVX512_BF16; fixed by the VGG16 offline weights change of issue 17")
+        pytest.xfail(
+            f"{KNOWN_DEFECT} ({', '.join(known)}): the offline VGG16 weights fail under bfloat16 on a CPU "
+            "with AVX512_BF16; fixed by the VGG16 offline weights change of issue 17"
+        )
 
 
 @pytest.mark.parametrize("line", ["python -m core compare RUN_ID RUN_ID [RUN_ID...] [--all-keys] [--json]"])

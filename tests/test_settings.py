@@ -44,8 +44,14 @@ ARGS = {
 
 def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m core ARGS`` in a subprocess; the timeout only guards against a hang (no timing is asserted)."""
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_the_table_covers_every_setting():
@@ -64,10 +70,17 @@ def test_a_bad_setting_is_one_line_and_exit_2(name, value, allowed, command, tmp
 
 
 def test_good_values_are_read_as_meant(tmp_path):
-    env = {"CNNLAB_HOME": str(tmp_path), "CNNLAB_MAX_PIXELS": "32x32", "CNNLAB_MAX_PARAMS": "1_000_000",
-           "CNNLAB_WORKERS": "3", "CNNLAB_STOP_GRACE": "2.5", "CNNLAB_TRAINING_NICE": "0",
-           "CNNLAB_SCHEDULER": "tcp://10.0.0.5:8786", "CNNLAB_SCHEDULER_TIMEOUT": "4",
-           "CNNLAB_DATA_ROOTS": f"{tmp_path}:"}  # fmt: skip
+    env = {
+        "CNNLAB_HOME": str(tmp_path),
+        "CNNLAB_MAX_PIXELS": "32x32",
+        "CNNLAB_MAX_PARAMS": "1_000_000",
+        "CNNLAB_WORKERS": "3",
+        "CNNLAB_STOP_GRACE": "2.5",
+        "CNNLAB_TRAINING_NICE": "0",
+        "CNNLAB_SCHEDULER": "tcp://10.0.0.5:8786",
+        "CNNLAB_SCHEDULER_TIMEOUT": "4",
+        "CNNLAB_DATA_ROOTS": f"{tmp_path}:",
+    }
     s = read_settings(env)
     assert (s.home, s.max_pixels, s.max_params, s.workers, s.stop_grace) == (tmp_path, 1024, 10**6, 3, 2.5)
     assert (s.training_nice, s.scheduler, s.scheduler_timeout) == (0, "tcp://10.0.0.5:8786", 4.0)
@@ -108,15 +121,26 @@ def test_the_worker_refuses_a_bad_setting_before_its_thread_starts(monkeypatch, 
 def test_an_unreachable_scheduler_is_one_line_within_its_timeout(tmp_path):
     """Nothing listens on port 1: the connection is refused, retried until CNNLAB_SCHEDULER_TIMEOUT, then one line
     and no "Exception ignored in Client.__del__" at exit."""
-    p = cli("lab", "--data", "thin_sections", "--epochs", "1", "--scheduler", "tcp://127.0.0.1:1",
-            env={"CNNLAB_HOME": str(tmp_path / "home"), "CNNLAB_SCHEDULER_TIMEOUT": "2"}, timeout=90)  # fmt: skip
+    p = cli(
+        "lab",
+        "--data",
+        "thin_sections",
+        "--epochs",
+        "1",
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+        env={"CNNLAB_HOME": str(tmp_path / "home"), "CNNLAB_SCHEDULER_TIMEOUT": "2"},
+        timeout=90,
+    )
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert "Cannot reach the Dask scheduler at tcp://127.0.0.1:1" in lines[0]
-    p = cli("lab", "--scheduler", "not a url", env={"CNNLAB_HOME": str(tmp_path / "home")})
-    assert p.returncode == 2 and p.stderr.strip().endswith("--scheduler must be a Dask scheduler's address like "
-                                                           "tcp://192.168.1.10:8786 (start one with `dask scheduler`). "
-                                                           "Got 'not a url' instead."), p.stderr  # fmt: skip
+    p = cli("lab", "--data", "thin_sections", "--scheduler", "not a url", env={"CNNLAB_HOME": str(tmp_path / "home")})
+    assert p.returncode == 2 and p.stderr.strip().endswith(
+        "--scheduler must be a Dask scheduler's address like "
+        "tcp://192.168.1.10:8786 (start one with `dask scheduler`). "
+        "Got 'not a url' instead."
+    ), p.stderr
 
 
 def test_a_scheduler_port_where_something_else_listens_is_refused(tmp_path):
@@ -140,8 +164,15 @@ def test_a_scheduler_port_where_something_else_listens_is_refused(tmp_path):
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        p = cli("lab", "--scheduler", f"tcp://127.0.0.1:{port}", env={"CNNLAB_HOME": str(tmp_path / "home"),
-                "CNNLAB_SCHEDULER_TIMEOUT": "3"}, timeout=90)  # fmt: skip
+        p = cli(
+            "lab",
+            "--data",
+            "thin_sections",
+            "--scheduler",
+            f"tcp://127.0.0.1:{port}",
+            env={"CNNLAB_HOME": str(tmp_path / "home"), "CNNLAB_SCHEDULER_TIMEOUT": "3"},
+            timeout=90,
+        )
     finally:
         srv.close()
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
@@ -151,14 +182,17 @@ def test_a_scheduler_port_where_something_else_listens_is_refused(tmp_path):
 def test_the_dashboard_shows_a_bad_setting_and_keeps_serving(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    monkeypatch.delenv("CNNLAB_SERVING", raising=False)  # app.py marks the process as serving: undone after
     monkeypatch.setenv("CNNLAB_MAX_UPLOAD_MB", "lots")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     [error] = [e.value for e in at.error]
-    assert error.startswith("CNN Lab cannot start on this server until its settings are fixed: "
-                            "CNNLAB_MAX_UPLOAD_MB must be a positive whole number (megabytes of one upload). "
-                            "Got 'lots' instead")  # fmt: skip
+    assert error.startswith(
+        "CNN Lab cannot start on this server until its settings are fixed: "
+        "CNNLAB_MAX_UPLOAD_MB must be a positive whole number (megabytes of one upload). "
+        "Got 'lots' instead"
+    )
     monkeypatch.setenv("CNNLAB_MAX_UPLOAD_MB", "100")  # fixed: the next rerun serves the app
     at.run()
     assert not at.exception and not at.error

@@ -105,7 +105,7 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
         print(json.dumps({**est.to_dict(), "n_images": n_images, "text": estimate_text(est),
                           "calibration": {"precision": cal.precision, "macs_per_second": cal.macs_per_second,
                                           "seconds_per_image": cal.seconds_per_image, "measured": cal.measured,
-                                          "key": cal.key}, "refused": [p.message for p in too_big]}))  # fmt: skip
+                                          "key": cal.key}, "refused": [p.message for p in too_big]}))
         if too_big:
             raise ArchitectureError(too_big)
         return 0

@@ -6,15 +6,15 @@ import argparse
 from typing import Any
 
 from core.config import (
-    OFFLINE_WEIGHTS,
-    SETTING_ALIASES,
     FILL_MODES,
     LOSSES,
     MODELS,
     MONITORS,
+    OFFLINE_WEIGHTS,
     OPTIMIZERS,
     PADDINGS,
     PRECISIONS,
+    SETTING_ALIASES,
     WEIGHT_SOURCES,
     AugmentConfig,
     ConfigError,
@@ -58,7 +58,8 @@ class _Once(argparse.Action):
         given = namespace.__dict__.setdefault("_given", {})
         if self.dest in given:
             first = given[self.dest]
-            twice = f"{first} is given twice" if first == option_string else f"{first} and {option_string} are one setting"
+            same = first == option_string
+            twice = f"{first} is given twice" if same else f"{first} and {option_string} are one setting"
             parser.error(f"{twice}: give it once")
         given[self.dest] = option_string
         setattr(namespace, self.dest, values)
@@ -67,7 +68,7 @@ class _Once(argparse.Action):
 def setting_flags(field: str) -> list[str]:
     """A setting's flags: ``--field-name`` first, then its short names (``core.config.SETTING_ALIASES``)."""
     return [f"--{name.replace('_', '-')}" for name in
-            (field, *(a for a, f in SETTING_ALIASES.items() if f == field))]  # fmt: skip
+            (field, *(a for a, f in SETTING_ALIASES.items() if f == field))]
 
 
 def _setting(g, field: str, **kw) -> None:
@@ -85,7 +86,7 @@ def _model_flags(p: argparse.ArgumentParser, classes: bool) -> None:
     _setting(g, "channels", type=int, choices=[1, 3], default=d.channels, help="3 = RGB, 1 = gray")
     _setting(g, "blocks", type=int, default=d.blocks, help="Conv->Pool blocks, 1-5")
     _setting(g, "filters", type=str, default=str(d.filters),
-             help="filters of block 1, doubling per block, or a list per block: 16,32,64")  # fmt: skip
+             help="filters of block 1, doubling per block, or a list per block: 16,32,64")
     _setting(g, "kernel_size", type=int, default=d.kernel_size, help="convolution kernel size")
     _setting(g, "pool_size", type=int, default=d.pool_size, help="max-pooling window size")
     _setting(g, "padding", choices=PADDINGS, default=d.padding, help="convolution padding")
@@ -94,7 +95,7 @@ def _model_flags(p: argparse.ArgumentParser, classes: bool) -> None:
     _setting(g, "dropout", type=float, default=d.dropout, help="dropout rate before the last layer")
     _setting(g, "weights", default=OFFLINE_WEIGHTS,
              help=f"vgg16 base weights: {', '.join(WEIGHT_SOURCES)} (see the README), or the path of a weights "
-                  "file; the default works offline")  # fmt: skip
+                  "file; the default works offline")
     if classes:
         g.add_argument("--classes", type=int, default=d.num_classes, help="number of classes")
 
@@ -110,27 +111,30 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     _setting(g, "learning_rate", type=float, default=d.learning_rate, help="the optimizer's learning rate")
     _setting(g, "loss", choices=LOSSES, default=d.loss, help="categorical (one-hot labels) or sparse (integers)")
     _setting(g, "early_stopping", type=int, default=d.early_stopping, metavar="PATIENCE",
-             help="stop after PATIENCE epochs without improvement; 0 = off")  # fmt: skip
+             help="stop after PATIENCE epochs without improvement; 0 = off")
     _setting(g, "monitor", choices=MONITORS, default=d.monitor, help="what early stopping and the best epoch watch")
     g.add_argument("--no-restore-best", action="store_true", help="with early stopping, keep and evaluate the last epoch's weights instead of the best epoch's")
     _setting(g, "seed", type=int, default=d.seed, help="the seed of the split, the weights and the shuffling")
     _setting(g, "train_fraction", type=float, default=d.train_fraction, help="use part of the training data")
     _setting(g, "fine_tune_epochs", type=int, nargs="?", const=FINE_TUNE_EPOCHS, default=d.fine_tune_epochs,
              metavar="EPOCHS", help=f"vgg16: then unfreeze the last block and train EPOCHS more "
-                                    f"({FINE_TUNE_EPOCHS} when given without a number)")  # fmt: skip
+                                    f"({FINE_TUNE_EPOCHS} when given without a number)")
     _setting(g, "fine_tune_lr", type=float, default=d.fine_tune_lr, help="the learning rate of fine-tuning")
     _setting(g, "precision", choices=PRECISIONS, default=d.precision,
              help="auto: mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
-                  "else float32; results can differ in the last digits")  # fmt: skip
+                  "else float32; results can differ in the last digits")
     a = p.add_argument_group("augmentation (training images only)")
     n = AugmentConfig()
     _setting(a, "rotation", type=float, default=n.rotation, metavar="DEGREES", help="random rotation, +- degrees")
-    _setting(a, "width_shift", type=float, default=n.width_shift, metavar="F", help="random horizontal shift, +- F x width")
-    _setting(a, "height_shift", type=float, default=n.height_shift, metavar="F", help="random vertical shift, +- F x height")
+    _setting(a, "width_shift", type=float, default=n.width_shift, metavar="F",
+             help="random horizontal shift, +- F x width")
+    _setting(a, "height_shift", type=float, default=n.height_shift, metavar="F",
+             help="random vertical shift, +- F x height")
     a.add_argument("--hflip", action="store_true", help="random horizontal flips")
     a.add_argument("--vflip", action="store_true", help="random vertical flips")
     _setting(a, "zoom", type=float, default=n.zoom, metavar="F", help="random zoom, +- F")
-    _setting(a, "fill_mode", choices=FILL_MODES, default=n.fill_mode, help="how pixels moved in from outside are filled")
+    _setting(a, "fill_mode", choices=FILL_MODES, default=n.fill_mode,
+             help="how pixels moved in from outside are filled")
     a.add_argument("--augment", action="store_true", help="the course's settings (rotation 20, shifts 0.1, flips, zoom 0.1)")
 
 
@@ -275,7 +279,7 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     _data_flag(sw)
     sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                     help="a setting (any ModelConfig/TrainConfig field, or its flag's short name: lr, dense...) "
-                         "and its values; once or twice, at most 25 points")  # fmt: skip
+                         "and its values; once or twice, at most 25 points")
     sw.add_argument("--grid-file", default=None, metavar="FILE", help='a JSON grid instead: {"dropout": [0, 0.5]}')
     _model_flags(sw, classes=False)
     _train_flags(sw)

@@ -122,7 +122,7 @@ def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UserError(f"The grid file {args.grid_file!r} is not UTF-8 text (byte {exc.start} is not): save it "
-                            'as plain JSON like {"dropout": [0, 0.5]}.') from None  # fmt: skip
+                            'as plain JSON like {"dropout": [0, 0.5]}.') from None
         grid = grid_from_json(text)
     else:
         grid = parse_grid(args.grid)
