@@ -182,7 +182,7 @@ def test_a_scheduler_port_where_something_else_listens_is_refused(tmp_path):
 def test_the_dashboard_shows_a_bad_setting_and_keeps_serving(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.delenv("CNNLAB_SERVING", raising=False)  # app.py marks the process as serving: undone after
+    monkeypatch.setenv("CNNLAB_SERVING", "0")  # app.py marks the process as serving: undone after the test
     monkeypatch.setenv("CNNLAB_MAX_UPLOAD_MB", "lots")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
