@@ -8,10 +8,16 @@ URL is its file name (/train is pages/train.py): ui/frame.py says why.
 import streamlit as st
 
 from core.limits import mark_serving
+from core.settings import SettingError, settings
 from ui import frame, identity, sidebar, state
 
 mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.limits)
 st.set_page_config(page_title="CNN Lab", page_icon=":material/landscape:", layout="wide")
+try:
+    settings()  # every CNNLAB_* setting checked at start-up (and again only if one changes)
+except SettingError as exc:  # the server keeps serving this message until its settings are fixed
+    st.error(f"CNN Lab cannot start on this server until its settings are fixed: {exc}", icon=":material/settings:")
+    st.stop()
 identity.gate()  # the class or teacher password, or the school's login, when secrets.toml configures one
 state.init()
 

@@ -46,6 +46,7 @@ from core.data.dataset import SkippedFile
 from core.errors import UserError, plain_message
 from core.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
 from core.limits import resource_message
+from core.settings import settings
 from core.store import RunRecord, RunStore
 
 EXIT_ORPHANED = 70  # the parent went away: nothing was stored
@@ -147,27 +148,21 @@ def _use_threads() -> int:
     return n
 
 
-NICENESS_ENV = "CNNLAB_TRAINING_NICE"
-
-
 def lower_priority() -> int:
     """Let the server answer browsers first: a training runs at a lower CPU priority (``nice``, default 10).
 
     On an idle machine a training gets the whole CPU all the same; when thirty
     students move sliders while it runs, their page reruns are scheduled before
-    its batches. ``CNNLAB_TRAINING_NICE=0`` turns it off. Returns the niceness.
+    its batches. ``CNNLAB_TRAINING_NICE=0`` turns it off (:mod:`core.settings`
+    checks it is 0-19). Returns the niceness.
     """
-    try:
-        wanted = int(os.environ.get(NICENESS_ENV, "10"))
-    except ValueError:
-        wanted = 10
+    wanted = settings().training_nice
     if wanted <= 0 or not hasattr(os, "nice"):
         return 0
-    return os.nice(min(wanted, 19))
+    return os.nice(wanted)
 
 
 def main(fd: int) -> int:
-    lower_priority()
     conn = Connection(fd)
     lock = threading.Lock()
     stop = threading.Event()
@@ -191,6 +186,7 @@ def main(fd: int) -> int:
 
     threading.Thread(target=listen, name="cnnlab-child-listen", daemon=True).start()
     try:
+        lower_priority()  # reads and checks the settings: a bad one is the user's error, reported below
         threads = _use_threads()
         send(("started", {"pid": os.getpid(), "threads": threads}))
         result = run_task(task, progress=lambda ev: send(("progress", ev)), stop_event=stop)

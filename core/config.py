@@ -69,6 +69,19 @@ WEIGHT_SOURCE_LABELS: dict[str, str] = {
 }
 WEIGHT_SOURCES = tuple(WEIGHT_SOURCE_LABELS)
 WEIGHT_FILE_LABEL = "a VGG16 weights file"
+# The weights a command line uses when none are named: they ship with the requirements, so they work offline
+# (ModelConfig's own default stays "imagenet", the course's choice, for the dashboard and notebooks).
+OFFLINE_WEIGHTS = "offline"
+# Short names for settings, one table: each is a second spelling of the field's flag on the command line
+# (--lr = --learning-rate) and of its name in a sweep grid (lr=0.01 = learning_rate=0.01).
+SETTING_ALIASES: dict[str, str] = {
+    "lr": "learning_rate",
+    "dense": "dense_units",
+    "kernel": "kernel_size",
+    "pool": "pool_size",
+    "fine_tune": "fine_tune_epochs",
+    "fraction": "train_fraction",
+}
 
 
 def weights_label(weights: str) -> str:

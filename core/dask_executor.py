@@ -24,6 +24,7 @@ the grace period, as locally).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import time
@@ -31,15 +32,16 @@ import uuid
 from typing import Any
 
 import distributed
+from distributed.core import rpc
 
 from core.child import artifacts_from_wire, make_task
 from core.config import ConfigError
 from core.experiment import save_run
 from core.fit import ProgressEvent
 from core.process import ChildOutcome, run_child, threads_per_training
+from core.settings import DEFAULT_SCHEDULER_TIMEOUT
 
 BATCH_EVERY = 0.5  # seconds between two batch events sent through the scheduler
-CONNECT_TIMEOUT = "10s"
 
 
 class SchedulerError(ConfigError):
@@ -88,13 +90,40 @@ def train_on_worker(task: dict[str, Any], dataset: dict[str, Any], stop_name: st
     return dataclasses.asdict(out)
 
 
+async def _scheduler_identity(address: str, timeout: float) -> None:
+    """Ask ``address`` who it is, all within ``timeout`` seconds; raise unless a Dask scheduler answers.
+
+    Done before a ``distributed.Client`` exists: a Client that fails half-way
+    blocks the exit for its own 20 s close timeout and prints "Exception ignored
+    in Client.__del__", and one pointed at a port where something else listens
+    (a web server) waits for its handshake for ever.
+    """
+
+    async def ask() -> dict:
+        async with rpc(address, timeout=timeout) as remote:
+            return await remote.identity()
+
+    try:
+        answer = await asyncio.wait_for(ask(), timeout)  # raises TimeoutError when nothing answers in time
+    except (MemoryError, ValueError, TypeError, KeyError) as exc:  # its bytes read as a Dask message: nonsense
+        raise SchedulerError("something answers there, but it is not a Dask scheduler") from exc
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise SchedulerError("something answers there, but it is not a Dask scheduler")
+
+
 class DaskExecutor:
     """Trainings on a Dask cluster; their runs stored in the server's store (see the module docstring)."""
 
     name = "dask"
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
+        """
+        Args:
+            address: the scheduler, ``tcp://host:8786`` (checked by :func:`core.settings.check_scheduler`).
+            timeout: seconds to wait for it to answer (``CNNLAB_SCHEDULER_TIMEOUT``).
+        """
         self.address = address
+        self.timeout = timeout
         self._client: distributed.Client | None = None
         self._lock = threading.Lock()
         self._slots = (0.0, 1)
@@ -108,10 +137,12 @@ class DaskExecutor:
         with self._lock:
             if self._client is None:
                 try:
-                    client = distributed.Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-                except (OSError, TimeoutError, ValueError) as exc:
+                    asyncio.run(_scheduler_identity(self.address, self.timeout))
+                    client = distributed.Client(self.address, timeout=f"{self.timeout}s", set_as_default=False)
+                except (OSError, TimeoutError, ValueError, SchedulerError) as exc:
+                    why = str(exc) or f"no answer within {self.timeout:g} s, CNNLAB_SCHEDULER_TIMEOUT"
                     raise SchedulerError(
-                        f"Cannot reach the Dask scheduler at {self.address} ({exc}). Start it with `dask scheduler` "
+                        f"Cannot reach the Dask scheduler at {self.address} ({why}). Start it with `dask scheduler` "
                         "and `dask worker ADDRESS` on each machine, or unset CNNLAB_SCHEDULER / leave out "
                         "--scheduler to train on this machine."
                     ) from None

@@ -16,16 +16,16 @@ the worker (:mod:`core.worker`) calls them from its own threads, at most
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.child import make_task
-from core.config import ConfigError, ModelConfig, TrainConfig
+from core.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.process import ChildOutcome, cores, run_child, threads_per_training
+from core.settings import check_scheduler, settings
 from core.store import RunStore
 
 
@@ -68,20 +68,7 @@ class Executor(Protocol):
 
 def default_workers() -> int:
     """Trainings at once on this machine: ``CNNLAB_WORKERS``, else half the cores (at least 1)."""
-    text = os.environ.get("CNNLAB_WORKERS", "").strip()
-    if not text:
-        return max(1, cores() // 2)
-    return check_workers(text, "CNNLAB_WORKERS")
-
-
-def check_workers(value: Any, name: str = "--workers") -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise ConfigError(f"{name} must be a whole number of trainings at once, 1 or more. Got {value!r} instead.")
-    return n
+    return settings().workers or max(1, cores() // 2)
 
 
 class LocalExecutor:
@@ -106,9 +93,14 @@ class LocalExecutor:
 
 
 def scheduler_address(explicit: str | None = None) -> str | None:
-    """The Dask scheduler to use: ``explicit`` (``--scheduler``), else ``CNNLAB_SCHEDULER``, else None (local)."""
-    address = (explicit or os.environ.get("CNNLAB_SCHEDULER") or "").strip()
-    return address or None
+    """The Dask scheduler to use: ``explicit`` (``--scheduler``), else ``CNNLAB_SCHEDULER``, else None (local).
+
+    Raises:
+        SettingError: the address is not one (checked before anything connects).
+    """
+    if explicit is not None:
+        return check_scheduler(explicit, "--scheduler")
+    return settings().scheduler
 
 
 def make_executor(scheduler: str | None = None) -> Executor:
@@ -119,4 +111,4 @@ def make_executor(scheduler: str | None = None) -> Executor:
     # distributed takes about a second to import and only a cluster needs it, so it is imported here.
     from core.dask_executor import DaskExecutor
 
-    return DaskExecutor(address)
+    return DaskExecutor(address, timeout=settings().scheduler_timeout)

@@ -68,14 +68,15 @@ class JobTable:
     """The ``jobs`` and ``servers`` tables of one run store (each call opens its own connection)."""
 
     def __init__(self, store: RunStore):
+        """On a read-only store (``store.readonly``) the table is only read: :meth:`rows` works, nothing is written."""
+        self.store = store
         self.db_path = store.db_path
-        with closing(self._connect()) as con, con:
-            con.executescript(SCHEMA)
+        if not store.readonly:
+            with closing(self._connect()) as con, con:
+                con.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.db_path, timeout=30)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
+        con = self.store.connect()
         con.row_factory = sqlite3.Row
         return con
 
@@ -152,15 +153,26 @@ class JobTable:
         return _row(row) if row else None
 
     def rows(self, limit: int = 20) -> list[dict[str, Any]]:
-        """Queued and running jobs (oldest first), then the ``limit`` most recent others (newest first)."""
-        self.recover()
+        """Queued and running jobs (oldest first), then the ``limit`` most recent others (newest first).
+
+        On a read-only store the jobs of servers that are gone read as interrupted without being written so.
+        """
+        if not self.store.readonly:
+            self.recover()
         with closing(self._connect()) as con:
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
+                return []  # a read-only store no worker ever used
+            dead = self._dead_servers(con) if self.store.readonly else set()
             active = con.execute("SELECT * FROM jobs WHERE state IN ('queued', 'running') "
                                  "ORDER BY state = 'queued', submitted").fetchall()  # fmt: skip
             recent = con.execute("SELECT * FROM jobs WHERE state NOT IN ('queued', 'running') "
                                  "ORDER BY COALESCE(finished, submitted) DESC LIMIT ?", (limit,))  # fmt: skip
             recent = recent.fetchall()
-        return [_row(r) for r in [*active, *recent]]
+        out = [_row(r) for r in [*active, *recent]]
+        for d in out:
+            if d["server"] in dead and d["state"] in ACTIVE_STATES:
+                d.update(error=interrupted_message(d["state"]), state=INTERRUPTED, position=None)
+        return out
 
 
 def _row(row: sqlite3.Row) -> dict[str, Any]:

@@ -1,20 +1,11 @@
 """What a shared server allows: where data may be read from, and how large inputs and networks may be.
 
-A teacher sets these in the environment of ``streamlit run app.py``; each is
-read at call time, so a test (or a notebook) can change it with the
-environment. Defaults fit a 2-core, 24 GB classroom server shared by about
-thirty students.
-
-========================== ============================== ==========================================
-variable                   default                        what
-========================== ============================== ==========================================
-CNNLAB_DATA_ROOTS          (none: server folders off)     folders the dashboard may read datasets and
-                                                          weights files from, separated by ``:``
-CNNLAB_MAX_PIXELS          4096x4096 (16,777,216)         pixels of one dataset image, from its header
-CNNLAB_MAX_PARAMS          25,000,000                     parameters of a network (weights, frozen too)
-CNNLAB_MAX_ACTIVATION_MB   2048                           activation memory of one training batch
-CNNLAB_MAX_UPLOAD_MB       200                            one uploaded file
-========================== ============================== ==========================================
+A teacher sets these in the environment of ``streamlit run app.py``
+(``CNNLAB_DATA_ROOTS``, ``CNNLAB_MAX_PIXELS``, ``CNNLAB_MAX_PARAMS``,
+``CNNLAB_MAX_ACTIVATION_MB``, ``CNNLAB_MAX_UPLOAD_MB``); they are read and
+checked once, with every other setting, by :mod:`core.settings`, and this
+module gives them their meaning: the one message for each limit. Defaults fit
+a 2-core, 24 GB classroom server shared by about thirty students.
 
 **Serving.** The dashboard marks its process as serving browsers
 (:func:`mark_serving`, from app.py); from then on, in that process and in any
@@ -29,21 +20,14 @@ out-of-memory error by name.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from core.errors import UserError
+from core.settings import SERVING_ENV, SettingError, settings
 
-SERVING_ENV = "CNNLAB_SERVING"
-ROOTS_ENV = "CNNLAB_DATA_ROOTS"
-DEFAULT_MAX_PIXELS = 4096 * 4096
-DEFAULT_MAX_PARAMS = 25_000_000
-DEFAULT_MAX_ACTIVATION_MB = 2048
-DEFAULT_MAX_UPLOAD_MB = 200
-
-
-class LimitError(UserError):
-    """A limit setting (an environment variable) that cannot be read."""
+LimitError = SettingError  # a limit setting that cannot be read (the older name)
 
 
 class PathRefused(UserError):
@@ -52,47 +36,24 @@ class PathRefused(UserError):
 
 def default_home() -> Path:
     """``$CNNLAB_HOME``, else the user's cache folder: never inside the source tree (the run store's home)."""
-    env = os.environ.get("CNNLAB_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cnnlab"
-
-
-def _int_env(name: str, default: int, what: str) -> int:
-    text = os.environ.get(name, "").strip().replace("_", "").replace(",", "")
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise LimitError(f"{name} must be a positive whole number ({what}). Got {os.environ[name]!r} instead.")
-    return value
+    return settings().home
 
 
 def max_pixels() -> int:
     """Pixels one dataset image may have (``CNNLAB_MAX_PIXELS``: a count, or ``WIDTHxHEIGHT``)."""
-    text = os.environ.get("CNNLAB_MAX_PIXELS", "").strip().lower()
-    if "x" in text:
-        w, _, h = text.partition("x")
-        if w.strip().isdigit() and h.strip().isdigit() and int(w) * int(h) > 0:
-            return int(w) * int(h)
-        raise LimitError(f"CNNLAB_MAX_PIXELS must be a pixel count or WIDTHxHEIGHT like 4096x4096. Got {text!r}.")
-    return _int_env("CNNLAB_MAX_PIXELS", DEFAULT_MAX_PIXELS, "pixels of one image, or WIDTHxHEIGHT")
+    return settings().max_pixels
 
 
 def max_params() -> int:
-    return _int_env("CNNLAB_MAX_PARAMS", DEFAULT_MAX_PARAMS, "parameters of one network")
+    return settings().max_params
 
 
 def max_activation_bytes() -> int:
-    return _int_env("CNNLAB_MAX_ACTIVATION_MB", DEFAULT_MAX_ACTIVATION_MB, "megabytes of one batch") << 20
+    return settings().max_activation_mb << 20
 
 
 def max_upload_bytes() -> int:
-    return _int_env("CNNLAB_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, "megabytes of one upload") << 20
+    return settings().max_upload_mb << 20
 
 
 def bytes_text(n: int) -> str:
@@ -132,7 +93,7 @@ def too_many_pixels(width: int, height: int) -> str | None:
 
 def serving() -> bool:
     """Whether this process serves browsers (the dashboard), so data paths are confined."""
-    return os.environ.get(SERVING_ENV) == "1"
+    return settings().serving
 
 
 def mark_serving() -> None:
@@ -141,14 +102,8 @@ def mark_serving() -> None:
 
 
 def data_roots() -> tuple[Path, ...]:
-    """The folders named by ``CNNLAB_DATA_ROOTS`` (resolved; ones that do not exist are left out)."""
-    roots = []
-    for part in os.environ.get(ROOTS_ENV, "").split(os.pathsep):
-        if part.strip():
-            p = Path(part.strip()).expanduser().resolve()
-            if p.is_dir():
-                roots.append(p)
-    return tuple(roots)
+    """The folders named by ``CNNLAB_DATA_ROOTS`` (resolved; checked to be folders when the settings are read)."""
+    return settings().data_roots
 
 
 def inside(path: str | Path, roots: Iterable[Path]) -> bool:
@@ -177,6 +132,57 @@ def check_readable(path: str | Path, also: Iterable[Path] = (), what: str = "fol
     """When serving, raise :class:`PathRefused` unless ``path`` resolves inside the data roots or ``also``."""
     if serving() and not inside(path, (*data_roots(), *also)):
         raise refusal(path, what)
+
+
+class SpecialFile(UserError):
+    """A path that is a device, a named pipe or a socket (or a folder where a file is needed, or the reverse)."""
+
+
+def special_kind(path: str | Path) -> str | None:
+    """``"a device"``, ``"a named pipe (FIFO)"`` or ``"a socket"`` for such a path (links followed), else None.
+
+    Reading one could hang (a FIFO nobody writes to) or never end (``/dev/zero``),
+    so it is looked at with ``stat`` only, never opened.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
+def check_kind(path: str | Path, expected: str, *, file: bool = True, folder: bool = False) -> None:
+    """Raise :class:`SpecialFile` unless ``path`` (when it exists) is a regular file / a folder, as allowed.
+
+    Args:
+        path: the path a user gave.
+        expected: what it should have been, for the message ("a .zip or a folder of class folders").
+        file, folder: which of the two the command reads.
+    """
+    kind = special_kind(path)
+    if kind is None:
+        if os.path.isdir(path) and not folder:
+            kind = "a folder"
+        elif os.path.isfile(path) and not file:
+            kind = "a file"
+    if kind is not None:
+        raise SpecialFile(f"'{path}' is {kind}, not {expected}: nothing was read from it. Give the path of {expected}.")
+
+
+def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
+    """A regular file's bytes, refusing one larger than ``limit`` (checked before and while reading)."""
+    check_kind(path, what)
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise SpecialFile(f"'{path}' is larger than the {bytes_text(limit)} {what} may have; nothing was used.")
+    return data
 
 
 def uploads_dir() -> Path:

@@ -34,10 +34,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError
+from core.settings import settings
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: the child imports core from here
-DEFAULT_GRACE = 5.0  # seconds a stopped training has to end by itself before it is killed
 FINISH_ALLOWANCE = 120.0  # once training has ended: time to evaluate and store before a stop kills it
 
 
@@ -62,16 +61,7 @@ class ChildOutcome:
 
 def stop_grace() -> float:
     """Seconds a stopped training may take before it is killed: ``CNNLAB_STOP_GRACE``, default 5."""
-    text = os.environ.get("CNNLAB_STOP_GRACE", "").strip()
-    if not text:
-        return DEFAULT_GRACE
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"CNNLAB_STOP_GRACE must be a number of seconds above 0. Got {text!r} instead.")
-    return value
+    return settings().stop_grace
 
 
 def cores() -> int:

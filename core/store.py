@@ -21,6 +21,7 @@ only models loaded are ones this store wrote.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -35,10 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import UserError
 from core.labels import with_precision
-from core.limits import default_home
+from core.limits import bytes_text, default_home, special_kind
+from core.settings import settings
 
-__all__ = ["RunRecord", "RunStore", "default_home"]
+__all__ = ["RunRecord", "RunStore", "StoreError", "UploadQuotaError", "default_home"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -126,30 +129,97 @@ def _at(values: list[float], epoch: int) -> float | None:
 _ALREADY_STORED = object()  # _swap_in's answer when another process stored the same run id first
 
 
-class RunStore:
-    """Runs on disk. Safe to share between threads; each call opens its own connection."""
+class UploadQuotaError(UserError):
+    """A student's uploads would take more space than ``CNNLAB_UPLOAD_QUOTA_MB`` allows."""
 
-    def __init__(self, home: str | Path | None = None):
+
+class StoreError(UserError):
+    """The run store's folder cannot be used: not a folder, not writable, or its disk is full."""
+
+
+def _unusable(home: Path, why: str, fix: str = "Point CNNLAB_HOME at a folder you can write to") -> StoreError:
+    return StoreError(f"The run store's folder '{home}' (CNNLAB_HOME) {why}. {fix}.")
+
+
+def check_home(home: Path) -> None:
+    """Raise :class:`StoreError` when ``home`` exists but is not a folder (a file, /dev/null, a FIFO)."""
+    if home.exists() and not home.is_dir():
+        raise _unusable(home, f"is {special_kind(home) or 'a file'}, not a folder",
+                        "Point CNNLAB_HOME at a folder (it is created if missing)")
+
+
+class RunStore:
+    """Runs on disk. Safe to share between threads; each call opens its own connection.
+
+    ``readonly=True`` (the commands that only read: ``runs``, ``compare``,
+    ``export``, ``jobs``, ``explain``) never writes: no folders are made, no
+    schema or migration runs, SQLite is opened read-only (``immutable`` when the
+    folder itself cannot be written), and a store that does not exist yet reads
+    as empty. Otherwise a folder that cannot be written is a :class:`StoreError`
+    (one line: which folder and why) before anything else happens.
+    """
+
+    def __init__(self, home: str | Path | None = None, *, readonly: bool = False):
         self.home = Path(home) if home is not None else default_home()
+        self.readonly = readonly
         self.runs_dir = self.home / "runs"
         self.tmp_dir = self.home / "tmp"
         self.cache_dir = self.home / "cache"
         self.uploads_dir = self.home / "uploads"
-        for d in (self.runs_dir, self.tmp_dir, self.cache_dir, self.uploads_dir):
-            d.mkdir(parents=True, exist_ok=True)
         self.db_path = self.home / "runs.db"
-        with closing(self._connect()) as con, con:
-            con.executescript(SCHEMA)
-            self._migrate(con)
+        self._ro_uri: str | None = None  # how a read-only store opens its SQLite (None: not there, read as empty)
+        check_home(self.home)
+        if readonly:
+            if self.db_path.is_file():
+                self._ro_uri = self._readable_uri()
+            return
+        try:
+            for d in (self.runs_dir, self.tmp_dir, self.cache_dir, self.uploads_dir):
+                d.mkdir(parents=True, exist_ok=True)
+            probe = self.tmp_dir / f"probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"x" * 4096)  # a read-only folder or file system, or a full disk, fails here
+            probe.unlink()
+            with closing(self._connect()) as con, con:
+                con.executescript(SCHEMA)
+                self._migrate(con)
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise _unusable(self.home, f"cannot be written ({exc.strerror or exc})",
+                            "Free some space on its disk, or point CNNLAB_HOME at another folder" if full
+                            else "Point CNNLAB_HOME at a folder you can write to") from None
+        except sqlite3.OperationalError as exc:
+            raise _unusable(self.home, f"cannot be written (SQLite: {exc})") from None
         self._recover()
         self._clean_tmp()
+        self.clean_uploads()
 
     # -- plumbing ---------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _readable_uri(self) -> str:
+        """``mode=ro``, or ``immutable=1`` where SQLite cannot even make its shared-memory file (a read-only folder)."""
+        base = f"file:{self.db_path.resolve()}?mode=ro"
+        for uri in (base, base + "&immutable=1"):
+            try:
+                with closing(sqlite3.connect(uri, uri=True, timeout=30)) as con:
+                    con.execute("SELECT count(*) FROM runs").fetchone()
+                return uri
+            except sqlite3.OperationalError as exc:
+                why = exc
+        raise _unusable(self.home, f"holds a runs.db that cannot be read (SQLite: {why})")
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the index (read-only for a read-only store; an empty one where none exists yet)."""
+        if self.readonly:
+            if self._ro_uri is None:
+                con = sqlite3.connect(":memory:")
+                con.executescript(SCHEMA + "ALTER TABLE runs ADD COLUMN upload TEXT;")
+                return con
+            return sqlite3.connect(self._ro_uri, uri=True, timeout=30)
         con = sqlite3.connect(self.db_path, timeout=30)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         return con
+
+    _connect = connect
 
     def _clean_tmp(self, older_than: float = 6 * 3600) -> None:
         """Remove folders a crashed writer left behind (older than a few hours, so a live writer is safe)."""
@@ -176,23 +246,79 @@ class RunStore:
         con.execute("CREATE INDEX IF NOT EXISTS runs_upload ON runs(upload)")
 
     # -- uploads and who may see them ------------------------------------
-    def save_upload(self, data: bytes, owner: str) -> Path:
+    def save_upload(self, data: bytes, owner: str, name: str = "the upload") -> Path:
         """Keep an uploaded file in ``uploads/``, named by its SHA-256, and note ``owner`` as one who has it.
 
         The same bytes uploaded twice are one file with two owners, so an
         identical run on them is trained once and seen by both.
+
+        Raises:
+            UploadQuotaError: ``owner``'s uploads would take more than ``CNNLAB_UPLOAD_QUOTA_MB``
+                (``name`` is how the message calls this file: the user's own name for it).
         """
         target = self.uploads_dir / f"{hashlib.sha256(data).hexdigest()}.zip"
-        if not target.exists():
-            tmp = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        with closing(self._connect()) as con, con:
+        quota = settings().upload_quota_mb << 20
+        held = sum(size for upload, size in self.uploads_of(owner).items() if upload != target.name)
+        if held + len(data) > quota:
+            raise UploadQuotaError(
+                f"'{name}' ({bytes_text(len(data))}) would bring your uploads on this server to "
+                f"{bytes_text(held + len(data))}, more than the {bytes_text(quota)} each student may keep "
+                "(CNNLAB_UPLOAD_QUOTA_MB). Uploads you trained nothing on are removed when you replace them; "
+                "ask your teacher to delete runs you no longer need."
+            )
+        with closing(self._connect()) as con, con:  # the owner first: clean_uploads never sees it unowned
             con.execute(
                 "INSERT OR IGNORE INTO upload_owners(upload, owner, created) VALUES (?, ?, ?)",
                 (target.name, owner, time.time()),
             )
+        if not target.exists():
+            tmp = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
         return target
+
+    def uploads_of(self, owner: str) -> dict[str, int]:
+        """``owner``'s uploads still on disk: file name -> bytes."""
+        with closing(self._connect()) as con:
+            names = [r[0] for r in con.execute("SELECT upload FROM upload_owners WHERE owner = ?", (owner,))]
+        sizes = {}
+        for n in names:
+            try:
+                sizes[n] = (self.uploads_dir / n).stat().st_size
+            except OSError:
+                pass
+        return sizes
+
+    def release_upload(self, path: str | Path, owner: str) -> bool:
+        """``owner`` no longer needs this upload (rejected, or replaced by another): forget it unless a run uses it.
+
+        The owner keeps an upload with runs on it (so the runs stay theirs); otherwise their claim is dropped
+        and the file deleted once nobody else has it (:meth:`clean_uploads`). Returns whether it was released.
+        """
+        upload = self.upload_of(str(path))
+        if upload is None:
+            return False
+        with closing(self._connect()) as con, con:
+            if con.execute("SELECT 1 FROM runs WHERE upload = ? LIMIT 1", (upload,)).fetchone():
+                return False
+            con.execute("DELETE FROM upload_owners WHERE upload = ? AND owner = ?", (upload, owner))
+        self.clean_uploads()
+        return True
+
+    def clean_uploads(self) -> list[str]:
+        """Delete the uploads nobody owns any more and no run uses; returns their file names."""
+        with closing(self._connect()) as con:
+            kept = {r[0] for r in con.execute("SELECT upload FROM upload_owners UNION SELECT upload FROM runs "
+                                              "WHERE upload IS NOT NULL")}
+        removed = []
+        for p in self.uploads_dir.glob("*.zip"):
+            if p.name not in kept:
+                try:
+                    p.unlink()
+                    removed.append(p.name)
+                except OSError:
+                    pass
+        return removed
 
     def upload_of(self, source: str) -> str | None:
         """The upload's file name when ``source`` is a file in ``uploads/``; None for any other data."""

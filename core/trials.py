@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.compare import run_metrics
-from core.config import DATA_DECIDED, AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
+from core.config import DATA_DECIDED, SETTING_ALIASES, AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
 from core.precision import run_precision
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,7 +111,7 @@ _MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}
 _TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "augment"}
 _AUG_FIELDS = {f.name: f for f in dataclasses.fields(AugmentConfig)}
 SWEEPABLE = tuple(sorted({*_MODEL_FIELDS, *_TRAIN_FIELDS, *_AUG_FIELDS} - {"filter_list", *DATA_DECIDED}))
-_ALIASES = {"lr": "learning_rate", "dense": "dense_units", "kernel": "kernel_size", "pool": "pool_size"}
+_ALIASES = SETTING_ALIASES  # the command line's short names (core.config): --lr and a grid's lr are one setting
 
 
 def _where(name: str) -> tuple[str, str]:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.errors import plain_message
-from core.limits import check_readable
+from core.limits import check_readable, special_kind
 from core.precision import precision_policy
 from core.weights import (
     CONV_LAYERS,
@@ -126,8 +126,9 @@ def read_vgg16_weights(path: str | Path, what: str | None = None) -> Arrays:
     received = f"Received: weights={str(path)!r}"
     if not p.exists():
         raise WeightsError(f"{what} does not exist. Expected {_EXPECTED_FILE}. {received}")
-    if not p.is_file():
-        raise WeightsError(f"{what} is a folder, not a file. Expected {_EXPECTED_FILE}. {received}")
+    if not p.is_file():  # a folder, or a device, FIFO or socket (never opened: it could hang)
+        kind = special_kind(p) or "a folder"
+        raise WeightsError(f"{what} is {kind}, not a file. Expected {_EXPECTED_FILE}. {received}")
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head != HDF5_SIGNATURE:

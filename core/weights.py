@@ -36,7 +36,7 @@ import numpy as np
 from core.architecture import VGG16_BLOCKS
 from core.config import WEIGHT_SOURCES, weights_label
 from core.errors import UserError
-from core.limits import data_roots, inside, refusal, serving
+from core.limits import data_roots, inside, refusal, serving, special_kind
 
 # Keras' own file and checksum (keras/src/applications/vgg16.py).
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -195,7 +195,7 @@ def weights_status(weights: str) -> WeightsStatus:
     if not path.exists():
         return WeightsStatus(False, label, f"The weights file {path} does not exist.", pre)
     if not path.is_file():
-        return WeightsStatus(False, label, f"{path} is a folder, not a weights file.", pre)
+        return WeightsStatus(False, label, f"{path} is {special_kind(path) or 'a folder'}, not a weights file.", pre)
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)

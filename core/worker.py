@@ -30,13 +30,14 @@ from typing import Any
 from core.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.errors import UserError, plain_message
-from core.executor import Executor, Training, check_workers, make_executor
+from core.executor import Executor, Training, make_executor
 from core.experiment import check_submission, resolve, stored_answer
 from core.jobtable import HEARTBEAT, INTERRUPTED, JobTable
 from core.labels import describe
 from core.limits import resource_message
 from core.precision import settle_precision
 from core.process import ChildOutcome
+from core.settings import check_workers, settings
 from core.store import RunRecord, RunStore, default_home
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
@@ -161,9 +162,11 @@ class TrainingWorker:
             grace: seconds a stopped training has before it is killed; None: ``CNNLAB_STOP_GRACE`` or 5.
             keep: finished jobs remembered in memory (all are in the job table).
         """
+        settings()  # every CNNLAB_* setting checked here, not later in the dispatching thread
         self.store = store
         self.executor = executor if executor is not None else make_executor()
         self._workers = None if workers is None else check_workers(workers)
+        self.workers  # noqa: B018 - the executor's default too, before the thread that uses it starts
         self.grace = grace
         self.table = JobTable(store)
         self.server = self.table.register()  # also marks the jobs of servers that died as interrupted

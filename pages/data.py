@@ -127,20 +127,23 @@ def _upload() -> None:
     if too_big:
         st.error(too_big, icon=":material/error:")
         return
-    data = up.getvalue()
-    path = str(resources.save_upload(data))
     seen = st.session_state.setdefault("data.uploads_used", [])
-    if state.dataset() == path or up.file_id in seen:
+    if up.file_id in seen:
         # Used already: the student may have switched to another dataset since; do not switch back.
-        if state.dataset() == path:
+        if state.dataset() == st.session_state.get("data.upload_path"):
             st.success(f"Using your upload **{up.name}**.", icon=":material/check:")
         return
     try:
-        ds = resources.dataset(path)
+        path = str(resources.save_upload(up.getvalue(), up.name))
+        ds = resources.upload_dataset(path, up.name)  # refused: named as up.name, and deleted
     except ValueError as exc:
         st.error(str(exc), icon=":material/error:")
         return
     seen.append(up.file_id)
+    previous = st.session_state.get("data.upload_path")
+    if previous and previous != path and resources.release_upload(previous):
+        state.drop_source(previous)  # replaced, and nothing trained on it: deleted
+    st.session_state["data.upload_path"] = path
     st.success(f"Read {len(ds)} images in {len(ds.class_names)} classes from {up.name}.")
     state.use_dataset(path, f"Upload: {up.name}")
 

@@ -67,9 +67,15 @@ def test_vgg16_summary_counts(capsys):
         (["summary", "--input-size", "16", "--blocks", "5"], "Block 3"),
         (["train"], "--data"),
         (["fly"], "invalid choice"),
-        (["lab", "--workers", "0"], "--workers must be a whole number of trainings at once, 1 or more"),
+        (["lab", "--data", "thin_sections", "--workers", "0"], "--workers must be a whole number of trainings at once"),
         (["compare", "--workers", "two"], "invalid int value"),
-        (["lab", "--scheduler", "tcp://127.0.0.1:9"], "Cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+        (["lab"], "the following arguments are required: --data"),
+        (["train", "--data", "x", "--lr", "0.1", "--learning-rate", "0.2"], "--lr and --learning-rate are one setting"),
+        (["train", "--data", "x", "--epochs", "1", "--epochs", "2"], "--epochs is given twice: give it once"),
+        (["compare"], "usage: python -m core compare RUN_ID RUN_ID..."),
+        (["compare", "--transfer"], "compare --transfer needs --data"),
+        (["export", "abc", "--model", "m.keras"], "export names the model file with --model-file now"),
+        (["lab", "--data", "thin_sections", "--scheduler", "tcp://127.0.0.1:9"], "Cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
     ],
 )
 def test_bad_flags_get_one_line_and_exit_2(capsys, argv, needle):
@@ -304,3 +310,28 @@ def test_explain_an_unknown_run_in_a_real_process(explain_home, tmp_path):
     p = subprocess.run([sys.executable, "-m", "core", "explain", "nope", "--out", str(tmp_path)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert p.returncode == 2 and "--image" in _one_clean_line(p.stderr)
+
+
+def test_estimate_says_when_train_would_refuse_the_network(tmp_path, monkeypatch, capsys):
+    """The estimate is printed (it shows why), then train's own refusal: one line, exit 2, as `summary` does."""
+    import dataclasses
+
+    import core.estimate as E
+
+    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path))
+    cal = E.Calibration(key=E.calibration_key("float32"), precision="float32", macs_per_second=2e10,
+                        seconds_per_image=1e-3, seconds_per_bn_value=0.0, augment_seconds_per_pixel=1e-8,
+                        start_seconds=2.0, others_cores=0.0, baseline_bytes=600 * 2**20, machine={}, measured=0.0,
+                        seconds=0.0)
+    path = tmp_path / "calibration" / f"{cal.key}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(dataclasses.asdict(cal)))
+    big = ["estimate", "--images", "1000", "--input-size", "256", "--filters", "64", "--batch-size", "256",
+           "--precision", "float32", "--json"]
+    assert main(big) == 2
+    out, err = capsys.readouterr()
+    payload = json.loads(out)
+    assert payload["seconds"] > 0 and payload["refused"][0].startswith("This network has 29,862,789 parameters")
+    assert err.startswith("python -m core estimate: This network has ") and "(CNNLAB_MAX_PARAMS)" in err
+    assert main(["estimate", "--images", "1000", "--precision", "float32", "--json"]) == 0  # the course's network
+    assert json.loads(capsys.readouterr().out)["refused"] == []

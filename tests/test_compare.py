@@ -81,7 +81,7 @@ def folder(tmp_path_factory):
 def test_compare_cli_runs_both_on_the_same_split(folder, capsys):
     from core.cli import main
 
-    code = main(["compare", "--data", str(folder), "--weights", "none", "--epochs", "1", "--json"])
+    code = main(["compare", "--transfer", "--data", str(folder), "--weights", "none", "--epochs", "1", "--json"])
     out, _ = capsys.readouterr()
     assert code == 0
     d = json.loads(out)
@@ -116,7 +116,7 @@ def test_compare_cli_bad_weights_is_one_line(folder, capsys, tmp_path):
     from core.cli import main
 
     missing = tmp_path / "nope.h5"
-    code = main(["compare", "--data", str(folder), "--weights", str(missing), "--epochs", "1"])
+    code = main(["compare", "--transfer", "--data", str(folder), "--weights", str(missing), "--epochs", "1"])
     _, err = capsys.readouterr()
     last = err.strip().splitlines()[-1]  # after the "transfer: ..." progress line
     assert code == 2 and "Traceback" not in err  # WeightsError is a UserError: the user's error, exit 2

@@ -82,7 +82,7 @@ def test_history_predictions_model_and_config(in_home, tmp_path, capsys):
     paths = {k: tmp_path / f"x.{ext}" for k, ext in (("history", "csv"), ("model", "keras"), ("config", "json"))}
     preds = tmp_path / "p.csv"
     code = main(["export", rec.run_id, "--history", str(paths["history"]), "--predictions", str(preds),
-                 "--model", str(paths["model"]), "--config", str(paths["config"])])  # fmt: skip
+                 "--model-file", str(paths["model"]), "--config", str(paths["config"])])
     assert code == 0 and capsys.readouterr().out.count("wrote") == 4
     rows = list(csv.DictReader(io.StringIO(paths["history"].read_text())))
     assert [float(r["val_loss"]) for r in rows] == rec.history["val_loss"]
@@ -118,7 +118,7 @@ def test_export_errors_are_one_line(in_home, tmp_path, capsys):
     rec = in_home[3]
     for argv, needle in ((["export", "nope", "--code", str(tmp_path / "a.py")], "'nope'"),
                          (["export", rec.run_id], "Say what to export"),
-                         (["export", rec.run_id, "--model", str(tmp_path / "m.h5")], "must end in .keras"),
+                         (["export", rec.run_id, "--model-file", str(tmp_path / "m.h5")], "must end in .keras"),
                          (["export", rec.run_id, "--code", "/nonexistent/dir/run.py"], "Cannot write")):  # fmt: skip
         code = main(argv)
         err = capsys.readouterr().err

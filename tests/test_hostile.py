@@ -389,3 +389,206 @@ def test_out_of_memory_is_one_line_in_the_cli_and_the_dashboard(monkeypatch, cap
     assert resource_message(ValueError("x")) is None
     worker_text = "Training failed unexpectedly (ResourceExhaustedError: OOM when allocating). Earlier runs are safe."
     assert job_error(worker_text) == resource_message(MemoryError())
+
+
+# --------------------------------------------------------------------------- special files: never opened
+
+
+@pytest.fixture
+def specials(tmp_path):
+    """A FIFO (reading it would wait for ever), a socket, a device, and a folder."""
+    import socket
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    (tmp_path / "folder").mkdir()
+    yield {"fifo": (fifo, "a named pipe (FIFO)"), "socket": (sock_path, "a socket"),
+           "device": (Path("/dev/zero"), "a device")}
+    sock.close()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
+def test_a_special_file_as_data_is_refused_before_any_read(specials, kind, tmp_path):
+    path, words = specials[kind]
+    rc, out, err = cli("train", "--data", str(path), "--epochs", "1", home=tmp_path / "home")
+    assert one_line(err, rc) == (f"'{path}' is {words}, not a folder of class folders or a .zip of them: nothing was "
+                                 "read from it. Give the path of a folder of class folders or a .zip of them.")
+
+
+def test_special_files_as_weights_grid_and_image_are_refused(specials, tmp_path):
+    fifo, _ = specials["fifo"]
+    home = tmp_path / "home"
+    rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(fifo), home=home)
+    assert one_line(err, rc) == f"{fifo} is a named pipe (FIFO), not a weights file."
+    rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(tmp_path / "folder"),
+                     home=home)
+    assert one_line(err, rc) == f"{tmp_path / 'folder'} is a folder, not a weights file."
+    rc, _, err = cli("sweep", "--data", "thin_sections", "--grid-file", "/dev/zero", home=home)
+    assert one_line(err, rc).startswith("'/dev/zero' is a device, not a JSON grid file: nothing was read from it.")
+    bad = tmp_path / "grid.json"
+    bad.write_bytes(b'{"dropout": [0, 0.\xff5]}')
+    rc, _, err = cli("sweep", "--data", "thin_sections", "--grid-file", str(bad), home=home)
+    assert one_line(err, rc) == (f"The grid file '{bad}' is not UTF-8 text (byte 18 is not): save it as plain JSON "
+                                 'like {"dropout": [0, 0.5]}.')
+
+
+def test_an_image_path_is_read_only_when_a_regular_file_within_the_limit(specials, tmp_path, monkeypatch):
+    from core.limits import SpecialFile, read_bounded
+
+    for path, words in specials.values():
+        with pytest.raises(SpecialFile, match=f"is {words.replace('(', '.').replace(')', '.')}, not an image"):
+            read_bounded(path, 1 << 20, "an image")
+    with pytest.raises(SpecialFile, match="is a folder, not an image"):
+        read_bounded(tmp_path / "folder", 1 << 20, "an image")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 2048)
+    with pytest.raises(SpecialFile, match="is larger than the 1.0 KiB an image may have"):
+        read_bounded(big, 1024, "an image")
+    assert read_bounded(big, 4096, "an image") == b"\0" * 2048
+
+
+# --------------------------------------------------------------------------- an unusable run store
+
+
+def _read_only_cli(folder: Path, *args: str, home: Path) -> tuple[int, str, str]:
+    """``cli(*args)`` with ``folder`` really read-only: as root (who ignores permission bits) a read-only bind
+    mount in a private mount namespace (``unshare -m``); as anyone else the folder's write bits taken away."""
+    if os.geteuid() != 0:
+        for p in [folder, *folder.rglob("*")]:
+            p.chmod(p.stat().st_mode & ~0o222)
+        try:
+            return cli(*args, home=home)
+        finally:
+            for p in [folder, *folder.rglob("*")]:
+                p.chmod(p.stat().st_mode | 0o200)
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}' && "
+                            f"mount -o remount,ro,bind '{folder}' '{folder}'"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"running as root and cannot make a read-only mount here: {probe.stderr.decode().strip()}")
+    env = {**os.environ, "CNNLAB_HOME": str(home)}
+    env.pop("CNNLAB_SERVING", None)
+    command = " ".join(["exec", sys.executable, "-m", "core", *(f"'{a}'" for a in args)])
+    p = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}' && mount -o "
+                        f"remount,ro,bind '{folder}' '{folder}' && {command}"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory):
+    """A store with one tiny run in it (trained once for the tests below)."""
+    from tinydata import write_tiny_dataset
+
+    root = tmp_path_factory.mktemp("rostore")
+    data = write_tiny_dataset(root / "data", per_class=6, size=16)
+    rc, out, err = cli("train", "--data", str(data), "--epochs", "1", "--input-size", "16", "--filters", "4",
+                       "--blocks", "1", "--dense", "4", "--batch-size", "8", "--precision", "float32", "--json",
+                       home=root / "home")
+    assert rc == 0, err
+    import json
+
+    return root, json.loads(out)["run_id"]
+
+
+def test_commands_that_only_read_work_on_a_read_only_store(stored_run, tmp_path):
+    root, run_id = stored_run
+    home = root / "home"
+    before = sorted(p.name for p in home.rglob("*"))
+    rc, out, err = _read_only_cli(root, "runs", home=home)
+    assert rc == 0 and run_id in out, err
+    rc, out, err = _read_only_cli(root, "jobs", "--json", home=home)
+    assert rc == 0 and out.strip() == "[]", err
+    rc, out, err = _read_only_cli(root, "compare", run_id, run_id, home=home)
+    assert rc == 0 and run_id in out, err
+    rc, out, err = _read_only_cli(root, "export", run_id, "--history", str(tmp_path / "h.csv"), home=home)
+    assert rc == 0 and (tmp_path / "h.csv").read_text().startswith("epoch"), err
+    rc, out, err = _read_only_cli(root, "train", "--data", "thin_sections", "--epochs", "1", home=home)
+    line = one_line(err, rc)  # root: "Read-only file system"; anyone else: "Permission denied"
+    assert line.startswith(f"The run store's folder '{home}' (CNNLAB_HOME) cannot be written (")
+    assert line.endswith("). Point CNNLAB_HOME at a folder you can write to."), line
+    assert sorted(p.name for p in home.rglob("*")) == before  # nothing written, no migration
+
+
+def test_a_read_only_empty_folder_reads_as_an_empty_store(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, out, err = _read_only_cli(empty, "runs", home=empty)
+    assert rc == 0 and out.startswith("No stored runs yet"), err
+    rc, out, err = _read_only_cli(empty, "lab", "--data", "thin_sections", "--epochs", "1", home=empty)
+    assert one_line(err, rc).startswith(f"The run store's folder '{empty}' (CNNLAB_HOME) cannot be written (")
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["file", "device"])
+def test_a_store_that_is_not_a_folder_is_one_line_and_summary_needs_no_store(kind, tmp_path):
+    home = Path("/dev/null") if kind == "device" else tmp_path / "home"
+    if kind == "file":
+        home.write_text("not a folder")
+    for args in (["runs"], ["lab", "--data", "thin_sections", "--epochs", "1"], ["jobs"]):
+        rc, _, err = cli(*args, home=home)
+        assert one_line(err, rc) == (f"The run store's folder '{home}' (CNNLAB_HOME) is a {kind}, not a folder. "
+                                     "Point CNNLAB_HOME at a folder (it is created if missing).")
+    rc, out, err = cli("summary", home=home)
+    assert rc == 0 and "Total params: 683,845" in out, err
+
+
+# --------------------------------------------------------------------------- class folders a user expects
+
+
+def test_class_folders_wrapped_in_several_folders_are_found_and_hidden_ones_reported(tmp_path):
+    entries = {f"export/2024/rocks/{c}/{i}.png": _png(value=30 + 40 * k)
+               for k, c in enumerate(("shale", "sand", "lime")) for i in range(6)}
+    entries.update({f"export/2024/rocks/.../{i}.png": _png() for i in range(3)})
+    entries["export/2024/rocks/.thumbs/a.png"] = _png()
+    entries["export/2024/rocks/shale/.DS_Store"] = b"debris"  # a hidden file: debris, not mentioned
+    ds = load_dataset(_zip(tmp_path / "deep.zip", entries), image_size=12, use_cache=False)
+    assert ds.class_names == ["lime", "sand", "shale"] and len(ds) == 18
+    reason = "a hidden folder (its name starts with '.'), so it was not read; rename it if it holds a class"
+    assert [(s.path, s.reason) for s in ds.skipped] == [("export/2024/rocks/.../", reason),
+                                                        ("export/2024/rocks/.thumbs/", reason)]
+    folder = tmp_path / "folder"
+    for k, c in enumerate(("shale", "sand", "...")):
+        (folder / c).mkdir(parents=True)
+        for i in range(6):
+            (folder / c / f"{i}.png").write_bytes(_png(value=30 + 40 * k))
+    ds = load_dataset(folder, image_size=12, use_cache=False)
+    assert ds.class_names == ["sand", "shale"] and [(s.path, s.reason) for s in ds.skipped] == [(".../", reason)]
+
+
+def test_class_names_that_look_the_same_are_refused_with_both_names(tmp_path):
+    import unicodedata
+
+    def zip_of(*classes):
+        return _zip(tmp_path / f"{len(list(tmp_path.iterdir()))}.zip",
+                    {f"{c}/{i}.png": _png() for c in (*classes, "sand") for i in range(6)})
+
+    with pytest.raises(DataError) as err:
+        load_dataset(zip_of("Shale", "shale"), image_size=12, use_cache=False)
+    assert ("class folders that would look like one class: 'Shale' and 'shale' differ only in upper/lower "
+            "case") in str(err.value)
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    with pytest.raises(DataError) as err:
+        load_dataset(zip_of(nfc, nfd), image_size=12, use_cache=False)
+    assert (f"'{nfd}' (accents as separate marks) and '{nfc}' (accented letters) are the same name written two "
+            "ways") in str(err.value)
+
+
+def test_a_store_on_a_full_disk_is_one_line(tmp_path):
+    """A real full file system: a 128 KiB tmpfs, filled, in a private mount namespace (root only)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (f"mount -t tmpfs -o size=128k tmpfs '{disk}' && mkdir '{disk}/home' && "
+              f"(head -c 200000 /dev/zero > '{disk}/fill' 2>/dev/null; true) && "
+              f"exec {sys.executable} -m core lab --data thin_sections --epochs 1")
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root and unshare to mount a small full file system")
+    env = {**os.environ, "CNNLAB_HOME": str(disk / "home")}
+    p = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert one_line(p.stderr, p.returncode) == (
+        f"The run store's folder '{disk / 'home'}' (CNNLAB_HOME) cannot be written (No space left on device). "
+        "Free some space on its disk, or point CNNLAB_HOME at another folder."
+    )

@@ -366,7 +366,7 @@ def test_cli_lab_json_and_table(capsys, monkeypatch, trained_lab):
 @pytest.mark.parametrize(
     "argv, code, needle",
     [
-        (["lab", "--fraction", "2"], 2, "'train_fraction'"),
+        (["lab", "--data", "thin_sections", "--fraction", "2"], 2, "'train_fraction'"),
         (["lab", "--data", "/no/such/folder"], 2, "No dataset"),  # a user's error: exit 2
     ],
 )

@@ -4,8 +4,8 @@ import signal
 
 import pytest
 
-from core.config import ConfigError
 from core.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
+from core.settings import SettingError
 
 
 def test_parallel_trainings_share_the_cores_without_oversubscribing():
@@ -22,7 +22,7 @@ def test_the_grace_period_is_read_from_the_environment(monkeypatch):
     assert stop_grace() == 2.5
     for bad in ("0", "-1", "soon"):
         monkeypatch.setenv("CNNLAB_STOP_GRACE", bad)
-        with pytest.raises(ConfigError, match=f"CNNLAB_STOP_GRACE must be a number of seconds above 0. Got '{bad}'"):
+        with pytest.raises(SettingError, match=f"CNNLAB_STOP_GRACE must be a number of seconds above 0. Got '{bad}'"):
             stop_grace()
 
 

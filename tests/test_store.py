@@ -301,3 +301,21 @@ def test_an_existing_runs_db_is_migrated(tmp_path):
     assert sorted(r["run_id"] for r in migrated.list_runs()) == ["old-shared", "old-up"]  # the teacher's
     with sqlite3.connect(home / "runs.db") as con:
         assert con.execute("SELECT upload FROM runs WHERE run_id = 'old-up'").fetchone() == (upload.name,)
+
+
+def test_a_released_upload_is_deleted_unless_a_run_or_another_owner_keeps_it(tmp_path):
+    store = RunStore(tmp_path / "home")
+    shared = store.save_upload(b"shared zip", owner="session:alice")
+    assert store.save_upload(b"shared zip", owner="session:bob") == shared
+    kept = store.save_upload(b"trained on", owner="session:alice")
+    store.save(_on(_record("up1", "up1"), str(kept)))
+    alone = store.save_upload(b"refused zip", owner="session:alice")
+    assert store.release_upload(alone, "session:alice") and not alone.exists()
+    assert store.release_upload(shared, "session:alice") and shared.exists()  # bob still has it
+    assert store.uploads_of("session:alice") == {kept.name: len(b"trained on")}
+    assert not store.release_upload(kept, "session:alice") and kept.exists()  # a run uses it: alice keeps it
+    assert store.release_upload(shared, "session:bob") and not shared.exists()
+    orphan = store.uploads_dir / ("0" * 64 + ".zip")
+    orphan.write_bytes(b"left by a crash")
+    RunStore(store.home)  # opening the store cleans up
+    assert not orphan.exists() and kept.exists()

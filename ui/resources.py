@@ -27,6 +27,7 @@ import streamlit as st
 from core.augment import preview
 from core.config import AugmentConfig, ModelConfig, TrainConfig
 from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
+from core.errors import UserError
 from core.experiment import predict_images, resolve
 from core.inside import (
     Filters,
@@ -290,9 +291,27 @@ def server_paths_allowed() -> bool:
     return bool(data_roots())
 
 
-def save_upload(data: bytes) -> Path:
-    """Keep an uploaded zip in the store's uploads folder (named by its SHA-256), owned by this session's user."""
-    return store().save_upload(data, identity.user_id())
+def save_upload(data: bytes, name: str) -> Path:
+    """Keep an uploaded zip in the store's uploads folder (named by its SHA-256), owned by this session's user.
+
+    Raises UploadQuotaError (naming the file as ``name``) when the student's uploads would pass their quota.
+    """
+    return store().save_upload(data, identity.user_id(), name)
+
+
+def upload_dataset(path: str, name: str) -> Dataset:
+    """:func:`dataset` for an upload; an error names the file as the student named it (``name``), not its
+    path on the server. A refused upload is released at once (deleted unless someone else has it)."""
+    try:
+        return dataset(path)
+    except UserError as exc:
+        release_upload(path)
+        raise UserError(str(exc).replace(path, name)) from None
+
+
+def release_upload(path: str) -> bool:
+    """This session no longer needs the upload (refused, or replaced by another): deleted unless a run uses it."""
+    return store().release_upload(path, identity.user_id())
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -180,6 +180,13 @@ def add_source(source: str, label: str) -> None:
     st.session_state[SOURCES] = sources
 
 
+def drop_source(source: str) -> None:
+    """Stop offering an upload in the sidebar (it was replaced and deleted)."""
+    sources = dict(st.session_state.get(SOURCES) or {})
+    if sources.pop(source, None) is not None:
+        st.session_state[SOURCES] = sources
+
+
 def use_dataset(source: str, label: str | None = None) -> None:
     """Make ``source`` the active dataset from the next run on (then rerun)."""
     if label:

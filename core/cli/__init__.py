@@ -36,6 +36,7 @@ import warnings
 
 from core.errors import UserError, plain_message
 from core.limits import resource_message
+from core.settings import settings
 from core.store import RunStore
 
 from .commands import COMMANDS
@@ -44,13 +45,27 @@ from .parser import EXIT_FAILED, EXIT_USAGE, build_parser
 __all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
 
 
+NO_STORE = {"summary", "datasets"}  # commands that never touch the run store
+READ_ONLY = {"runs", "export", "jobs", "explain"}  # and `compare` without --transfer: they only read it
+
+
+def open_store(args) -> RunStore | None:
+    """The command's run store: none, read-only (works on a store nobody may write), or writable (checked)."""
+    if args.command in NO_STORE:
+        return None
+    if args.command in READ_ONLY or (args.command == "compare" and not args.transfer):
+        return RunStore(readonly=True)
+    return RunStore()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 2 the user's error, 1 anything else)."""
-    parser = build_parser()
+    parser = build_parser("cnnlab" if os.path.basename(sys.argv[0]) == "cnnlab" else "python -m core")
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
-        return COMMANDS[args.command](args, RunStore())
+        settings()  # every CNNLAB_* setting read and checked once, before anything else: a bad one is one line
+        return COMMANDS[args.command](args, open_store(args))
     except UserError as exc:
         print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,8 +13,9 @@ from typing import TextIO
 
 from core.config import ModelConfig, TrainConfig
 from core.errors import UserError
-from core.executor import check_workers, make_executor
+from core.executor import make_executor
 from core.jobtable import JobTable
+from core.settings import check_workers
 from core.store import RunRecord, RunStore
 from core.tables import number, plural, print_table
 from core.worker import DONE, FAILED, Job, TrainingWorker

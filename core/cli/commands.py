@@ -29,11 +29,11 @@ from .batch import cmd_jobs, make_worker, train_all
 from .explain import cmd_explain
 from .exporting import cmd_export
 from .output import progress_printer, run_payload
-from .parser import model_config, train_config
+from .parser import DATA_HELP, model_config, train_config
 from .study import cmd_compare_runs, cmd_repeat, cmd_sweep
 
 
-def cmd_summary(args: argparse.Namespace, store: RunStore) -> int:
+def cmd_summary(args: argparse.Namespace, store: None) -> int:
     """The layer table; a network larger than the limits is printed, then refused (one line, exit 2)."""
     cfg = model_config(args)
     table = layer_table(cfg)
@@ -89,6 +89,7 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     else:
         n_images = args.images
     layer_table(model_cfg)  # an impossible architecture: one line, before any measuring
+    too_big = check_cost(model_cfg, train_cfg.batch_size)  # what `train` would refuse: estimated, then refused
     precision = run_precision(model_cfg, train_cfg)
     cal = None if args.recalibrate else load_calibration(store.home, precision)
     if cal is None:
@@ -100,7 +101,9 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
         print(json.dumps({**est.to_dict(), "n_images": n_images, "text": estimate_text(est),
                           "calibration": {"precision": cal.precision, "macs_per_second": cal.macs_per_second,
                                           "seconds_per_image": cal.seconds_per_image, "measured": cal.measured,
-                                          "key": cal.key}}))  # fmt: skip
+                                          "key": cal.key}, "refused": [p.message for p in too_big]}))
+        if too_big:
+            raise ArchitectureError(too_big)
         return 0
     print(f"Training: {estimate_text(est)} ({est.seconds:.0f} s): {plural(est.epochs, 'epoch')} of "
           f"{est.n_train} training and {est.n_val} validation images, {est.macs_per_image:,} multiply-adds per "
@@ -109,6 +112,8 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     day = time.strftime("%Y-%m-%d", time.localtime(cal.measured))
     print(f"This machine: {cal.macs_per_second / 1e9:.1f} G multiply-adds/s in training, "
           f"{1000 * cal.seconds_per_image:.2f} ms per image besides (measured {day}).")  # fmt: skip
+    if too_big:  # as summary does: the numbers, then the refusal `train` would give (exit 2)
+        raise ArchitectureError(too_big)
     return 0
 
 
@@ -126,7 +131,7 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
     return 0
 
 
-def cmd_datasets(args: argparse.Namespace, store: RunStore) -> int:
+def cmd_datasets(args: argparse.Namespace, store: None) -> int:
     infos = bundled_datasets()
     rows = [{"name": i.name, "title": i.title, "images": i.n_images, "classes": ", ".join(i.classes)} for i in infos]
     if args.json:
@@ -138,13 +143,13 @@ def cmd_datasets(args: argparse.Namespace, store: RunStore) -> int:
 
 def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
     """The overfitting lab: train (or fetch) the variants, print the table or JSON."""
-    variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
+    variants = lab_variants(fraction=args.train_fraction, epochs=args.epochs, seed=args.seed)
     resolve(args.data, variants[0].model_cfg, variants[0].train_cfg, store)  # a data problem: one line, before anything
     worker = make_worker(args, store)  # so are a bad --workers and an unreachable --scheduler
     quiet = bool(args.json)
     n = len(variants)
     if not quiet:
-        print(f"Overfitting lab on {args.data}: {n} variants, {args.fraction:.0%} of the training images, "
+        print(f"Overfitting lab on {args.data}: {n} variants, {args.train_fraction:.0%} of the training images, "
               f"up to {plural(args.epochs, 'epoch')}, seed {args.seed}. Stored variants come back at once.",
               file=sys.stderr, flush=True)  # fmt: skip
 
@@ -157,7 +162,7 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
             {**row, "history": rec.history, "model_config": rec.model_config, "train_config": rec.train_config}
             for row, rec in zip(rows, records, strict=True)
         ]
-        print(json.dumps({"data": args.data, "fraction": args.fraction, "epochs": args.epochs, "seed": args.seed,
+        print(json.dumps({"data": args.data, "fraction": args.train_fraction, "epochs": args.epochs, "seed": args.seed,
                           "variants": variants_json, "summary": summary}))  # fmt: skip
         return 0
     print_table([lab_cells(r) for r in rows], LAB_COLUMNS)
@@ -181,6 +186,11 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
         raise UserError("Give run ids to compare stored runs, or --transfer to train scratch vs transfer; not both.")
     if args.run_ids:
         return cmd_compare_runs(args, store)
+    if not args.transfer:  # nothing to compare: say how, never start a training
+        raise UserError("usage: python -m core compare RUN_ID RUN_ID... (python -m core runs lists them), or "
+                        "compare --transfer --data D to train the course CNN and VGG16 transfer and compare them.")
+    if args.data is None:
+        raise UserError("compare --transfer needs --data: " + DATA_HELP + ".")
     train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
     scratch_cfg, transfer_cfg = compare_configs(ModelConfig(), train_cfg, args.weights)
     worker = make_worker(args, store)

@@ -13,6 +13,7 @@ from core.data import read_image_bytes
 from core.errors import UserError
 from core.inside import UnknownClassError, UnknownLayerError, UnknownRunError, grad_cam, open_run
 from core.inside.pictures import grid_picture, overlay, save_png
+from core.limits import max_upload_bytes, read_bounded
 from core.store import RunStore
 from core.tables import print_table
 
@@ -47,9 +48,10 @@ def cmd_explain(args: argparse.Namespace, store: RunStore) -> int:
         raise UnknownClassError(f"Run {record.run_id} was trained on {', '.join(classes)}; "
                                 f"it has no class {args.class_name!r}.")  # fmt: skip
     path = Path(args.image).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"No image file at {str(path)!r}: give --image the path of a PNG, JPEG, TIFF or BMP file.")
-    image = read_image_bytes(path.read_bytes(), image_size=cfg.input_size, channels=cfg.channels, name=path.name)
+    data = read_bounded(path, max_upload_bytes(), "a PNG, JPEG, TIFF or BMP file")  # never a device or FIFO
+    image = read_image_bytes(data, image_size=cfg.input_size, channels=cfg.channels, name=path.name)
     out = Path(args.out).expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -23,19 +23,22 @@ def _write(path: str, text: str) -> Path:
 
 def cmd_export(args: argparse.Namespace, store: RunStore) -> int:
     """Write what was asked for; one line per file written."""
-    wanted = {k: getattr(args, k) for k in ("code", "model", "history", "predictions", "report", "config")}
+    if args.old_model_flag is not None:  # --model is the model kind everywhere else: refused here, with the fix
+        raise UserError(f"export names the model file with --model-file now (--model is the model kind in every "
+                        f"other command): python -m core export {args.run_id} --model-file {args.old_model_flag}")
+    wanted = {k: getattr(args, k) for k in ("code", "model_file", "history", "predictions", "report", "config")}
     if not any(wanted.values()):
-        raise UserError("Say what to export: --code run.py, --model m.keras, --history h.csv, "
+        raise UserError("Say what to export: --code run.py, --model-file m.keras, --history h.csv, "
                         "--predictions p.csv, --report run.html or --config c.json.")  # fmt: skip
     (rec,) = get_runs(store, [args.run_id])
     written = []
     if args.code:
         written.append(_write(args.code, script_text(rec, Path(args.code).name)))
-    if args.model:
+    if args.model_file:
         try:
-            written.append(copy_model(rec, store, args.model))
+            written.append(copy_model(rec, store, args.model_file))
         except OSError as exc:
-            raise UserError(f"Cannot write {args.model!r}: {exc.strerror}.") from None
+            raise UserError(f"Cannot write {args.model_file!r}: {exc.strerror}.") from None
     if args.history:
         written.append(_write(args.history, history_csv(rec)))
     if args.predictions:

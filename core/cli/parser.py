@@ -10,9 +10,11 @@ from core.config import (
     LOSSES,
     MODELS,
     MONITORS,
+    OFFLINE_WEIGHTS,
     OPTIMIZERS,
     PADDINGS,
     PRECISIONS,
+    SETTING_ALIASES,
     WEIGHT_SOURCES,
     AugmentConfig,
     ConfigError,
@@ -25,81 +27,114 @@ from .batch import add_batch_flags
 
 EXIT_USAGE = 2  # the user's error: a bad flag, value, dataset, architecture or weights source
 EXIT_FAILED = 1  # anything else: a bug or a broken installation
+FINE_TUNE_EPOCHS = 5  # --fine-tune-epochs given without a number
+
+
+class _Defaults(argparse.HelpFormatter):
+    """Each flag's help ends with its default, taken from the configs the flag is built from (never restated)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error instead of usage + error."""
+    """argparse with a one-line error instead of usage + error, and every flag's default in its help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Defaults)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class _Once(argparse.Action):
+    """Store a setting given once; the same setting under two spellings (or twice) is refused."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given", {})
+        if self.dest in given:
+            first = given[self.dest]
+            same = first == option_string
+            twice = f"{first} is given twice" if same else f"{first} and {option_string} are one setting"
+            parser.error(f"{twice}: give it once")
+        given[self.dest] = option_string
+        setattr(namespace, self.dest, values)
+
+
+def setting_flags(field: str) -> list[str]:
+    """A setting's flags: ``--field-name`` first, then its short names (``core.config.SETTING_ALIASES``)."""
+    return [f"--{name.replace('_', '-')}" for name in
+            (field, *(a for a, f in SETTING_ALIASES.items() if f == field))]
+
+
+def _setting(g, field: str, **kw) -> None:
+    """One flag for a config field, spelled as the field (and its short names), refused when given twice."""
+    if kw.get("action") is None:
+        kw["action"] = _Once
+    g.add_argument(*setting_flags(field), dest=field, **kw)
+
+
 def _model_flags(p: argparse.ArgumentParser, classes: bool) -> None:
     d = ModelConfig()
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS, default=d.model, help="cnn (default) or vgg16 transfer")
-    g.add_argument("--input-size", type=int, default=d.input_size, help="image height = width (default 64)")
-    g.add_argument("--channels", type=int, choices=[1, 3], default=d.channels, help="3 = RGB (default), 1 = gray")
-    g.add_argument("--blocks", type=int, default=d.blocks, help="Conv->Pool blocks, 1-5 (default 3)")
-    g.add_argument(
-        "--filters",
-        type=str,
-        default=str(d.filters),
-        help="filters of block 1, doubling per block (default 32), or a list per block: 16,32,64",
-    )
-    g.add_argument("--kernel", type=int, default=d.kernel_size, help="kernel size (default 3)")
-    g.add_argument("--pool", type=int, default=d.pool_size, help="pool size (default 2)")
-    g.add_argument("--padding", choices=PADDINGS, default=d.padding)
+    g.add_argument("--model", choices=MODELS, default=d.model, help="the model kind: the course CNN or VGG16 transfer")
+    _setting(g, "input_size", type=int, default=d.input_size, help="image height = width, in pixels")
+    _setting(g, "channels", type=int, choices=[1, 3], default=d.channels, help="3 = RGB, 1 = gray")
+    _setting(g, "blocks", type=int, default=d.blocks, help="Conv->Pool blocks, 1-5")
+    _setting(g, "filters", type=str, default=str(d.filters),
+             help="filters of block 1, doubling per block, or a list per block: 16,32,64")
+    _setting(g, "kernel_size", type=int, default=d.kernel_size, help="convolution kernel size")
+    _setting(g, "pool_size", type=int, default=d.pool_size, help="max-pooling window size")
+    _setting(g, "padding", choices=PADDINGS, default=d.padding, help="convolution padding")
     g.add_argument("--batchnorm", action="store_true", help="BatchNormalization after each conv")
-    g.add_argument("--dense", type=int, default=d.dense_units, help="units of the hidden Dense layer (default 128)")
-    g.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate (default 0.5)")
-    g.add_argument(
-        "--weights",
-        default=d.weights,
-        help=f"vgg16 base weights: {', '.join(WEIGHT_SOURCES)} (see the README), or the path of a weights file",
-    )
+    _setting(g, "dense_units", type=int, default=d.dense_units, help="units of the hidden Dense layer")
+    _setting(g, "dropout", type=float, default=d.dropout, help="dropout rate before the last layer")
+    _setting(g, "weights", default=OFFLINE_WEIGHTS,
+             help=f"vgg16 base weights: {', '.join(WEIGHT_SOURCES)} (see the README), or the path of a weights "
+                  "file; the default works offline")
     if classes:
-        g.add_argument("--classes", type=int, default=d.num_classes, help="number of classes (default 5)")
+        g.add_argument("--classes", type=int, default=d.num_classes, help="number of classes")
 
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=d.epochs)
-    g.add_argument("--batch-size", type=int, default=d.batch_size)
-    g.add_argument("--val-split", type=float, default=d.val_split, help="validation part of the training data")
-    g.add_argument("--test-size", type=float, default=d.test_size, help="test part of the whole dataset")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    g.add_argument("--lr", type=float, default=d.learning_rate, help="learning rate (default 0.001)")
-    g.add_argument("--loss", choices=LOSSES, default=d.loss)
-    g.add_argument("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE", help="0 = off")
-    g.add_argument("--monitor", choices=MONITORS, default=d.monitor)
+    _setting(g, "epochs", type=int, default=d.epochs, help="passes over the training images")
+    _setting(g, "batch_size", type=int, default=d.batch_size, help="images per training step")
+    _setting(g, "val_split", type=float, default=d.val_split, help="validation part of the training data")
+    _setting(g, "test_size", type=float, default=d.test_size, help="test part of the whole dataset")
+    _setting(g, "optimizer", choices=OPTIMIZERS, default=d.optimizer, help="the optimizer")
+    _setting(g, "learning_rate", type=float, default=d.learning_rate, help="the optimizer's learning rate")
+    _setting(g, "loss", choices=LOSSES, default=d.loss, help="categorical (one-hot labels) or sparse (integers)")
+    _setting(g, "early_stopping", type=int, default=d.early_stopping, metavar="PATIENCE",
+             help="stop after PATIENCE epochs without improvement; 0 = off")
+    _setting(g, "monitor", choices=MONITORS, default=d.monitor, help="what early stopping and the best epoch watch")
     g.add_argument("--no-restore-best", action="store_true", help="with early stopping, keep and evaluate the last epoch's weights instead of the best epoch's")
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--train-fraction", type=float, default=d.train_fraction, help="use part of the training data")
-    g.add_argument(
-        "--fine-tune",
-        type=int,
-        nargs="?",
-        const=5,
-        default=0,
-        metavar="EPOCHS",
-        help="vgg16: then unfreeze the last block and train EPOCHS more (default 5)",
-    )
-    g.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr)
-    g.add_argument(
-        "--precision", choices=PRECISIONS, default=d.precision,
-        help="auto (default): mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
-        "else float32; results can differ in the last digits",
-    )  # fmt: skip
+    _setting(g, "seed", type=int, default=d.seed, help="the seed of the split, the weights and the shuffling")
+    _setting(g, "train_fraction", type=float, default=d.train_fraction, help="use part of the training data")
+    _setting(g, "fine_tune_epochs", type=int, nargs="?", const=FINE_TUNE_EPOCHS, default=d.fine_tune_epochs,
+             metavar="EPOCHS", help=f"vgg16: then unfreeze the last block and train EPOCHS more "
+                                    f"({FINE_TUNE_EPOCHS} when given without a number)")
+    _setting(g, "fine_tune_lr", type=float, default=d.fine_tune_lr, help="the learning rate of fine-tuning")
+    _setting(g, "precision", choices=PRECISIONS, default=d.precision,
+             help="auto: mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
+                  "else float32; results can differ in the last digits")
     a = p.add_argument_group("augmentation (training images only)")
-    a.add_argument("--rotation", type=float, default=0.0, metavar="DEGREES")
-    a.add_argument("--width-shift", type=float, default=0.0, metavar="F")
-    a.add_argument("--height-shift", type=float, default=0.0, metavar="F")
-    a.add_argument("--hflip", action="store_true")
-    a.add_argument("--vflip", action="store_true")
-    a.add_argument("--zoom", type=float, default=0.0, metavar="F")
-    a.add_argument("--fill-mode", choices=FILL_MODES, default="nearest")
+    n = AugmentConfig()
+    _setting(a, "rotation", type=float, default=n.rotation, metavar="DEGREES", help="random rotation, +- degrees")
+    _setting(a, "width_shift", type=float, default=n.width_shift, metavar="F",
+             help="random horizontal shift, +- F x width")
+    _setting(a, "height_shift", type=float, default=n.height_shift, metavar="F",
+             help="random vertical shift, +- F x height")
+    a.add_argument("--hflip", action="store_true", help="random horizontal flips")
+    a.add_argument("--vflip", action="store_true", help="random vertical flips")
+    _setting(a, "zoom", type=float, default=n.zoom, metavar="F", help="random zoom, +- F")
+    _setting(a, "fill_mode", choices=FILL_MODES, default=n.fill_mode,
+             help="how pixels moved in from outside are filled")
     a.add_argument("--augment", action="store_true", help="the course's settings (rotation 20, shifts 0.1, flips, zoom 0.1)")
 
 
@@ -121,11 +156,11 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
         input_size=args.input_size,
         channels=args.channels,
         num_classes=getattr(args, "classes", ModelConfig().num_classes),
-        kernel_size=args.kernel,
-        pool_size=args.pool,
+        kernel_size=args.kernel_size,
+        pool_size=args.pool_size,
         padding=args.padding,
         batchnorm=args.batchnorm,
-        dense_units=args.dense,
+        dense_units=args.dense_units,
         dropout=args.dropout,
         weights=args.weights,
         **kw,
@@ -147,7 +182,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         )
     return TrainConfig(
         optimizer=args.optimizer,
-        learning_rate=args.lr,
+        learning_rate=args.learning_rate,
         loss=args.loss,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -159,55 +194,65 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         train_fraction=args.train_fraction,
         augment=aug,
-        fine_tune_epochs=args.fine_tune,
+        fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_lr=args.fine_tune_lr,
         precision=args.precision,
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+DATA_HELP = "the images: a bundled dataset's name (python -m core datasets), a folder of class folders, or a .zip"
+JSON_HELP = "print one JSON document instead of tables"
+
+
+def _data_flag(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """The one --data rule: every command that reads images names them (no command picks a dataset for you)."""
+    p.add_argument("--data", required=required, default=None, help=DATA_HELP)
+
+
+def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an unexpected error, and TF's logs")
     p = Parser(
-        prog="python -m core", description="CNN Lab engine: layer tables, training, stored runs.", parents=[common]
+        prog=prog, description="CNN Lab engine: layer tables, training, stored runs.", parents=[common]
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     s = sub.add_parser("summary", parents=[common], help="layer-by-layer table with parameter counts (no training)")
     _model_flags(s, classes=True)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help=JSON_HELP)
 
     t = sub.add_parser("train", parents=[common], help="train a model (or return the stored run)")
-    t.add_argument("--data", required=True, help="bundled name (thin_sections...), a folder of class folders, or a .zip")
+    _data_flag(t)
     _model_flags(t, classes=False)
     _train_flags(t)
     t.add_argument("--no-cache", action="store_true", help="train again even if this run is stored")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help=JSON_HELP)
 
     e = sub.add_parser("estimate", parents=[common], help="how long a training will take and its peak memory (no training)")
     src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="the dataset to train on (its image count): bundled name, folder or .zip")
+    src.add_argument("--data", help=DATA_HELP + " (its image count)")
     src.add_argument("--images", type=int, help="or just the number of images")
     _model_flags(e, classes=True)
     _train_flags(e)
     e.add_argument("--recalibrate", action="store_true", help="measure this machine's speed again first")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help=JSON_HELP)
 
     r = sub.add_parser("runs", parents=[common], help="list stored runs")
-    r.add_argument("--limit", type=int, default=None)
-    r.add_argument("--json", action="store_true")
+    r.add_argument("--limit", type=int, default=None, help="the newest LIMIT runs only (default: all)")
+    r.add_argument("--json", action="store_true", help=JSON_HELP)
 
     ds = sub.add_parser("datasets", parents=[common], help="list the bundled sample datasets")
-    ds.add_argument("--json", action="store_true")
+    ds.add_argument("--json", action="store_true", help=JSON_HELP)
 
     lab = sub.add_parser("lab", parents=[common], help="the overfitting lab: baseline vs dropout, augmentation, early stopping")
-    lab.add_argument("--data", default="thin_sections")
-    lab.add_argument("--fraction", type=float, default=DEFAULT_FRACTION, help="fraction of the training data")
-    lab.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    lab.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    lab.add_argument("--json", action="store_true")
+    _data_flag(lab)
+    _setting(lab, "train_fraction", type=float, default=DEFAULT_FRACTION, help="use part of the training data")
+    _setting(lab, "epochs", type=int, default=DEFAULT_EPOCHS, help="passes over the training images")
+    _setting(lab, "seed", type=int, default=DEFAULT_SEED, help="the seed of the split, the weights and the shuffling")
+    lab.add_argument("--json", action="store_true", help=JSON_HELP)
     add_batch_flags(lab)
 
+    d = TrainConfig()
     cmp_ = sub.add_parser("compare", parents=[common],
                           help="stored runs side by side (settings that differ, best-epoch metrics); "
                                "--transfer: scratch CNN vs VGG16 transfer on the same split and seed")  # fmt: skip
@@ -215,30 +260,30 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--all-keys", action="store_true", help="every setting, not only the ones that differ")
     cmp_.add_argument("--transfer", action="store_true",
                       help="train (or fetch) the course CNN and the VGG16 transfer model on --data and compare them")
-    cmp_.add_argument("--data", default="thin_sections")
-    cmp_.add_argument("--weights", default="offline")
-    cmp_.add_argument("--epochs", type=int, default=20)
-    cmp_.add_argument("--seed", type=int, default=42)
-    cmp_.add_argument("--json", action="store_true")
+    _data_flag(cmp_, required=False)  # required with --transfer (checked by the command)
+    _setting(cmp_, "weights", default=OFFLINE_WEIGHTS, help="--transfer: the VGG16 base weights (as in train)")
+    _setting(cmp_, "epochs", type=int, default=d.epochs, help="--transfer: passes over the training images")
+    _setting(cmp_, "seed", type=int, default=d.seed, help="--transfer: the seed of both runs")
+    cmp_.add_argument("--json", action="store_true", help=JSON_HELP)
     add_batch_flags(cmp_)
 
     rp = sub.add_parser("repeat", parents=[common], help="one configuration over k seeds: the spread of its scores")
-    rp.add_argument("--data", required=True, help="bundled name, a folder of class folders, or a .zip")
-    rp.add_argument("--seeds", type=int, default=5, help="how many seeds, 2-10 (default 5): --seed, --seed+1, ...")
+    _data_flag(rp)
+    rp.add_argument("--seeds", type=int, default=5, help="how many seeds, 2-10: --seed, --seed+1, ...")
     _model_flags(rp, classes=False)
     _train_flags(rp)
-    rp.add_argument("--json", action="store_true")
+    rp.add_argument("--json", action="store_true", help=JSON_HELP)
     add_batch_flags(rp)
 
     sw = sub.add_parser("sweep", parents=[common], help="one or two settings over a few values: a grid of scores")
-    sw.add_argument("--data", required=True, help="bundled name, a folder of class folders, or a .zip")
+    _data_flag(sw)
     sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
-                    help="a setting (any ModelConfig/TrainConfig field, e.g. dropout, filters, lr) and its values; "
-                         "once or twice, at most 25 points")  # fmt: skip
+                    help="a setting (any ModelConfig/TrainConfig field, or its flag's short name: lr, dense...) "
+                         "and its values; once or twice, at most 25 points")
     sw.add_argument("--grid-file", default=None, metavar="FILE", help='a JSON grid instead: {"dropout": [0, 0.5]}')
     _model_flags(sw, classes=False)
     _train_flags(sw)
-    sw.add_argument("--json", action="store_true")
+    sw.add_argument("--json", action="store_true", help=JSON_HELP)
     add_batch_flags(sw)
 
     xp = sub.add_parser("export", parents=[common],
@@ -246,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("run_id", metavar="RUN_ID", help="a stored run (python -m core runs lists them)")
     xp.add_argument("--code", metavar="run.py", help="a script needing only TensorFlow, NumPy, scikit-learn and "
                     "Pillow: python run.py FOLDER [--epochs N]")  # fmt: skip
-    xp.add_argument("--model", metavar="out.keras", help="the best epoch's model")
+    xp.add_argument("--model-file", metavar="out.keras", help="the best epoch's model (a .keras file)")
+    xp.add_argument("--model", dest="old_model_flag", default=None, help=argparse.SUPPRESS)  # refused with a hint
     xp.add_argument("--history", metavar="h.csv", help="loss and accuracy per epoch")
     xp.add_argument("--predictions", metavar="p.csv", help="the test set's predictions and probabilities")
     xp.add_argument("--report", metavar="run.html", help="one HTML file that opens with no network")
@@ -254,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     j = sub.add_parser("jobs", parents=[common],
                        help="training jobs: queued, running and recent (any server on this store)")  # fmt: skip
-    j.add_argument("--limit", type=int, default=20, help="recent finished jobs to show (default 20)")
-    j.add_argument("--json", action="store_true")
+    j.add_argument("--limit", type=int, default=20, help="recent finished jobs to show")
+    j.add_argument("--json", action="store_true", help=JSON_HELP)
 
     ex = sub.add_parser("explain", parents=[common],
                         help="inside a stored run for one image: feature maps and Grad-CAM as PNGs")  # fmt: skip

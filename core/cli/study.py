@@ -12,12 +12,15 @@ from typing import Any
 from core.compare import compare_runs, get_runs
 from core.errors import UserError
 from core.experiment import check_submission, resolve
+from core.limits import read_bounded
 from core.store import RunStore
 from core.tables import number, plural, print_table
 from core.trials import grid_from_json, parse_grid, repeat_summary, seed_configs, sweep_grid, sweep_points
 
 from .batch import make_worker, train_all
 from .parser import model_config, train_config
+
+GRID_FILE_LIMIT = 1 << 20  # a grid file is a few lines of JSON; more is not one
 
 METRIC_COLUMNS = [("run_id", "Run"), ("label", "Model"), ("best", "Best epoch"), ("val_loss", "Val loss"),
                   ("val_acc", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1"), ("trainable", "Trainable"),
@@ -120,9 +123,15 @@ def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
         raise UserError("Give the sweep as --grid NAME=V1,V2 (once or twice) or as --grid-file FILE, not both.")
     if args.grid_file:
         try:
-            grid = grid_from_json(Path(args.grid_file).read_text())
+            data = read_bounded(Path(args.grid_file).expanduser(), GRID_FILE_LIMIT, "a JSON grid file")
         except OSError as exc:
             raise UserError(f"Cannot read the grid file {args.grid_file!r}: {exc.strerror}.") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"The grid file {args.grid_file!r} is not UTF-8 text (byte {exc.start} is not): save it "
+                            'as plain JSON like {"dropout": [0, 0.5]}.') from None
+        grid = grid_from_json(text)
     else:
         grid = parse_grid(args.grid)
     names, values, points = sweep_points(grid, model_config(args), train_config(args))

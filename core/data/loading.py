@@ -41,7 +41,7 @@ from core.data.images import (
     zero_size_hint,
 )
 from core.data.sources import Item, LyingEntry, has_image_ext, is_ignored, layout, scan_folder, scan_zip
-from core.limits import data_roots, inside, refusal, serving, uploads_dir
+from core.limits import check_kind, data_roots, inside, refusal, serving, uploads_dir
 from core.tables import plural
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "sample_data"
@@ -276,6 +276,7 @@ def load_dataset(
                 f"No dataset at '{text}': that path does not exist and it is not a bundled dataset name. {have} "
                 "Pass a bundled name, a folder with one sub-folder per class, or a .zip of class folders."
             )
+        check_kind(path, "a folder of class folders or a .zip of them", folder=True)  # before any read
         path = path.resolve()
         label = str(path)
 

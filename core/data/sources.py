@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import stat
+import unicodedata
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,14 @@ class Item:
 def is_ignored(name: str) -> bool:
     """Dotfiles and macOS zip debris: ignored without a mention."""
     return name.startswith(".") or name == "__MACOSX" or name == "__pycache__"
+
+
+HIDDEN_FOLDER = "a hidden folder (its name starts with '.'), so it was not read; rename it if it holds a class"
+
+
+def hidden_folder(name: str) -> bool:
+    """A folder whose name starts with '.' (``.git``, ``...``): not read, but mentioned (unlike zip debris)."""
+    return name.startswith(".") and name not in (".", "..")
 
 
 def _is_metadata(name: str) -> bool:
@@ -101,6 +110,8 @@ def scan_folder(
             continue
         for e in entries:
             if is_ignored(e.name):
+                if hidden_folder(e.name) and e.is_dir():
+                    problems.append(SkippedFile(f"{rel}/{e.name}/" if rel else f"{e.name}/", HIDDEN_FOLDER))
                 continue
             r = f"{rel}/{e.name}" if rel else e.name
             if len(items) + len(dirs) >= MAX_FILES:
@@ -142,6 +153,7 @@ def scan_zip(zf: zipfile.ZipFile, label: str) -> tuple[list[Item], list[str]]:
         )
     items: list[Item] = []
     dirs: set[str] = set()
+    hidden_seen: set[str] = set()
     budget = _Budget(label)
     for info in infos:
         name = info.filename.replace("\\", "/")
@@ -155,6 +167,11 @@ def scan_zip(zf: zipfile.ZipFile, label: str) -> tuple[list[Item], list[str]]:
             items.append(Item(rel, info.file_size, problem="an unsafe path inside the zip (absolute, or with '..')"))
             continue
         if any(is_ignored(p) for p in parts):
+            k = next(k for k, p in enumerate(parts) if is_ignored(p))
+            hidden = "/".join(parts[: k + 1])
+            if hidden_folder(parts[k]) and (k + 1 < len(parts) or info.is_dir()) and hidden not in hidden_seen:
+                hidden_seen.add(hidden)  # noted once, as a problem item (never a class folder)
+                items.append(Item(hidden + "/", 0, problem=HIDDEN_FOLDER))
             continue
         for k in range(1, len(parts)):
             dirs.add("/".join(parts[:k]))
@@ -269,14 +286,42 @@ def _children(items: list[Item], dirs: list[str], prefix: str) -> tuple[list[str
 
 
 def _dataset_root(items: list[Item], dirs: list[str]) -> str:
-    """"" when the class folders are at the top; the folder's name when they sit inside one
-    top-level folder (what compressing the dataset folder itself gives)."""
-    top_dirs, top_files = _children(items, dirs, "")
-    if len(top_dirs) == 1 and not any(has_image_ext(i.rel) for i in top_files):
-        inner_dirs, inner_files = _children(items, dirs, top_dirs[0])
-        if inner_dirs and not any(has_image_ext(i.rel) for i in inner_files):
-            return top_dirs[0]
-    return ""
+    """The folder holding the class folders: "" when they are at the top; else the deepest folder reached
+    through single folders that hold no images themselves (what compressing the dataset folder, or the folder
+    around it, gives: ``export/2024/rocks/<classes>``)."""
+    prefix = ""
+    while True:
+        sub, files = _children(items, dirs, prefix)
+        sub = [d for d in sub if not is_ignored(d.rsplit("/", 1)[-1])]
+        if len(sub) != 1 or any(has_image_ext(i.rel) for i in files):
+            return prefix
+        inner_dirs, inner_files = _children(items, dirs, sub[0])
+        inner_dirs = [d for d in inner_dirs if not is_ignored(d.rsplit("/", 1)[-1])]
+        if not inner_dirs or any(has_image_ext(i.rel) for i in inner_files):
+            return prefix  # sub[0] holds images itself: it is the one class folder (refused below as such)
+        prefix = sub[0]
+
+
+def _look_alike(names: list[str], where: str) -> None:
+    """Refuse class folders whose names differ only in case or Unicode form ('Shale'/'shale', NFC/NFD 'café')."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(unicodedata.normalize("NFC", n).casefold(), []).append(n)
+    clashes = [g for g in groups.values() if len(g) > 1]
+    if not clashes:
+        return
+    pairs = []
+    for g in clashes:
+        if len({unicodedata.normalize("NFC", n) for n in g}) > 1:
+            pairs.append(" and ".join(f"'{n}'" for n in g) + " differ only in upper/lower case")
+        else:  # the same letters, one name with accented letters, the other with accents as separate marks (NFD)
+            how = {True: "accents as separate marks", False: "accented letters"}
+            shown = [f"'{n}' ({how[n != unicodedata.normalize('NFC', n)]})" for n in g]
+            pairs.append(" and ".join(shown) + " are the same name written two ways")
+    raise DataError(
+        f"{where} has class folders that would look like one class: {'; '.join(pairs)}. Rename or merge them "
+        "so that no two class names look the same."
+    )
 
 
 def _no_class_folders(items: list[Item], top_files: list[Item], where: str, kind: str) -> DataError:
@@ -336,7 +381,9 @@ def layout(items: list[Item], dirs: list[str], where: str, kind: str):
 
     meta = [i for i in top_files + _children(items, dirs, "")[1] if _is_metadata(os.path.basename(i.rel))]
     classes_txt = next((i for i in meta if os.path.basename(i.rel).lower() == "classes.txt"), None)
-    names = _class_order([d.rsplit("/", 1)[-1] for d in class_dirs], classes_txt, where)
+    folders = [d.rsplit("/", 1)[-1] for d in class_dirs]
+    _look_alike(folders, where)
+    names = _class_order(folders, classes_txt, where)
 
     by_class: dict[str, list[Item]] = {n: [] for n in names}
     skipped: list[SkippedFile] = []

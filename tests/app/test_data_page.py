@@ -98,3 +98,53 @@ def test_a_missing_dataset_is_a_message(open_page, tmp_path):
     at = open_page("pages/data.py", dataset=str(tmp_path / "gone"))
     assert not at.exception
     assert any("No dataset at" in e.value for e in at.error)
+
+
+def test_uploads_are_named_as_the_student_named_them_and_cleaned_up(open_page, data_dir, tmp_path, monkeypatch):
+    """A refused upload is named by its file name and deleted; a replaced one with no runs is deleted; an upload
+    nobody owns (left by a crash) is removed; past the per-student quota, one line says so."""
+    from ui.resources import store
+
+    uploads = store().uploads_dir
+    orphan = uploads / ("0" * 64 + ".zip")
+    orphan.write_bytes(b"left behind")
+    at = open_page("pages/data.py", dataset=str(data_dir))
+    at.segmented_control(key="data.kind").set_value("Upload a zip").run()
+    one_class = tmp_path / "one"
+    (one_class / "shale").mkdir(parents=True)
+    for p in list((data_dir / "dark").iterdir())[:6]:
+        (one_class / "shale" / p.name).write_bytes(p.read_bytes())
+    refused = zip_of(one_class)
+    at.file_uploader(key="data.upload").upload("my rocks.zip", refused, "application/zip").run()
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = [e.value for e in at.error]
+    assert error.startswith("The zip 'my rocks.zip' has only one class folder ('shale', 6 image(s))")
+    assert "uploads/" not in error
+    assert not (uploads / f"{hashlib.sha256(refused).hexdigest()}.zip").exists()  # the refused upload is deleted
+    assert not orphan.exists()  # and the one nobody owned (removed whenever the store cleans up)
+
+    def two_classes(name: str, classes: tuple[str, str]) -> bytes:
+        folder = tmp_path / name
+        for c in classes:
+            (folder / c).mkdir(parents=True)
+            for p in list((data_dir / "dark").iterdir())[:6]:
+                (folder / c / p.name).write_bytes(p.read_bytes())
+        return zip_of(folder)
+
+    first, newer = two_classes("first", ("x", "y")), two_classes("newer", ("a", "b"))
+    first_file, newer_file = (uploads / f"{hashlib.sha256(z).hexdigest()}.zip" for z in (first, newer))
+    at.file_uploader(key="data.upload").upload("rocks.zip", first, "application/zip").run()
+    assert not at.exception and first_file.exists() and at.session_state["dataset"] == str(first_file)
+    at.file_uploader(key="data.upload").upload("rocks2.zip", newer, "application/zip").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert newer_file.exists() and at.session_state["dataset"] == str(newer_file)
+    assert not first_file.exists()  # replaced, and nothing was trained on it
+    assert str(first_file) not in at.selectbox(key="dataset").options
+
+    monkeypatch.setenv("CNNLAB_UPLOAD_QUOTA_MB", "1")
+    big = tmp_path / "big.zip"
+    big.write_bytes(newer + b"\0" * (1 << 20))  # not a valid zip past its end, but refused before it is read
+    at.file_uploader(key="data.upload").upload("huge.zip", big.read_bytes(), "application/zip").run()
+    [error] = [e.value for e in at.error]
+    assert error.startswith("'huge.zip' (1.0 MiB) would bring your uploads on this server to ")
+    assert "more than the 1.0 MiB each student may keep (CNNLAB_UPLOAD_QUOTA_MB)" in error
