@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.diagnosis import diagnosis_of
 from core.tables import plural
-from ui import identity, jobs, resources, state
+from ui import feedback, identity, jobs, resources, state
 
 
 def folder_label(source: str) -> str:
@@ -123,13 +123,14 @@ def _run_select() -> None:
         help="The trained network the Diagnostics and Predictions pages show. Newest first.",
     )
     summary = next(r for r in runs if r["run_id"] == ss[state.RUN_ID])
-    rec = resources.record(ss[state.RUN_ID])
-    decided = diagnosis_of(rec) if rec is not None else None  # today's truth table, as the pages show it
-    verdict = decided.title if decided is not None else ""
-    st.caption(
-        f"{plural(summary['epochs_run'], 'epoch')} · best epoch {summary['best_epoch']}"
-        + (f" · {verdict}" if verdict else "")
-    )
+    with feedback.errors_shown("reading this run's verdict"):  # the sidebar is drawn outside the page's frame
+        rec = resources.record(ss[state.RUN_ID])
+        decided = diagnosis_of(rec) if rec is not None else None  # today's truth table, as the pages show it
+        verdict = decided.title if decided is not None else ""
+        st.caption(
+            f"{plural(summary['epochs_run'], 'epoch')} · best epoch {summary['best_epoch']}"
+            + (f" · {verdict}" if verdict else "")
+        )
 
 
 def _training_status() -> None:
