@@ -117,6 +117,7 @@ class RunRecord:
             "best_val_accuracy": _at(self.history.get("val_accuracy", []), self.best_epoch),
             "test_accuracy": self.test.get("accuracy"),
             "verdict": self.diagnosis.get("verdict"),
+            "precision": self.extra.get("precision") or "float32",  # runs from before the setting computed in float32
             "seconds": self.seconds,
             "params": self.layers.get("total_params"),
         }
@@ -244,6 +245,23 @@ class RunStore:
                 if upload:
                     con.execute("UPDATE runs SET upload = ? WHERE run_id = ?", (upload, run_id))
         con.execute("CREATE INDEX IF NOT EXISTS runs_upload ON runs(upload)")
+        self._migrate_summaries(con)
+
+    def _migrate_summaries(self, con: sqlite3.Connection) -> None:
+        """Rows written before run lists named a run's precision get it, and their labels its mark, from the record.
+
+        A bfloat16 run stored before then would otherwise share its label with
+        the float32 run of the same settings in ``runs`` and the sidebar. Only a
+        store opened for writing migrates; a read-only one lists rows as they are.
+        """
+        rows = con.execute("SELECT run_id FROM runs WHERE summary NOT LIKE '%\"precision\"%'").fetchall()
+        for (run_id,) in rows:
+            try:
+                with open(self.runs_dir / run_id / "record.json") as fh:
+                    rec = RunRecord.from_dict(json.load(fh))
+            except (OSError, ValueError, TypeError):
+                continue  # a half-written run: _recover deals with it
+            con.execute("UPDATE runs SET summary = ? WHERE run_id = ?", (json.dumps(rec.summary()), run_id))
 
     # -- uploads and who may see them ------------------------------------
     def save_upload(self, data: bytes, owner: str, name: str = "the upload") -> Path:

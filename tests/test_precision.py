@@ -255,3 +255,27 @@ def test_runs_stored_before_are_found_and_open(tiny_folder, store, tmp_path, mon
     net = open_run(before, rec.run_id)
     image = before.load_arrays(rec.run_id)["test_images"][0]
     assert grad_cam(net, image).heatmap.shape == (16, 16)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_run_lists_written_before_name_the_precision_once_the_store_is_opened(tiny_folder, store, tmp_path, precision):
+    """A runs.db row from before run lists named the precision: a bfloat16 run must not share a float32 label."""
+    import json
+    import sqlite3
+    from contextlib import closing
+
+    from core.labels import describe
+    from core.store import RunStore
+
+    rec, before = _stored_before(store, tmp_path, tiny_folder, precision, TrainConfig(epochs=1, batch_size=8).to_dict())
+    old_label = describe(TINY.replace(num_classes=3), TrainConfig(epochs=1, batch_size=8))
+    with closing(sqlite3.connect(before.db_path)) as con, con:
+        summary = json.loads(con.execute("SELECT summary FROM runs").fetchone()[0])
+        summary.pop("precision")
+        summary["label"] = old_label
+        con.execute("UPDATE runs SET summary = ?", (json.dumps(summary),))
+    assert "precision" not in RunStore(before.home, readonly=True).list_runs()[0]  # read-only: listed as it is
+
+    (row,) = RunStore(before.home).list_runs()  # opened for writing: the row is brought up to date
+    assert row["precision"] == precision and row["run_id"] == rec.run_id
+    assert row["label"] == (f"{old_label} · bfloat16" if precision == "bfloat16" else old_label)
