@@ -281,6 +281,7 @@ def trained_lab(tmp_path_factory, pytestconfig):
 
 
 def test_run_lab_trains_five_variants_then_serves_them_from_the_store(trained_lab):
+    from core.precision import settle_precision
     from core.worker import TrainingWorker
 
     lab, first = trained_lab, trained_lab.records
@@ -289,7 +290,7 @@ def test_run_lab_trains_five_variants_then_serves_them_from_the_store(trained_la
     assert len({r.run_id for r in first}) == 5
     for v, r in zip(lab.variants, first, strict=True):
         assert r.status == "complete" and len(r.history["val_loss"]) == 2
-        assert r.train_config == v.train_cfg.to_dict()
+        assert r.train_config == settle_precision(v.model_cfg, v.train_cfg).to_dict()  # "auto" decided at submit
         assert r.model_config["dropout"] == v.model_cfg.dropout and r.model_config["num_classes"] == 3
     # The same split for all: equal counts per class in every part.
     assert len({json.dumps(r.data["class_counts"], sort_keys=True) for r in first}) == 1

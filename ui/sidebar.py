@@ -54,7 +54,7 @@ def run_label(summary: dict) -> str:
 
 
 def unique_labels(labels: dict[str, str]) -> dict[str, str]:
-    """Labels a select can tell apart: two runs of the same minute and settings get their run ids added.
+    """Labels a select can tell apart: two runs of the same minute and settings get their run ids in front.
 
     Streamlit's select matches the chosen option by its text, so two options
     with one label would both select the first.
@@ -62,7 +62,7 @@ def unique_labels(labels: dict[str, str]) -> dict[str, str]:
     seen: dict[str, int] = {}
     for text in labels.values():
         seen[text] = seen.get(text, 0) + 1
-    return {key: f"{text} · {key}" if seen[text] > 1 else text for key, text in labels.items()}
+    return {key: f"{key} · {text}" if seen[text] > 1 else text for key, text in labels.items()}
 
 
 def render(on_train_page: bool = False) -> None:

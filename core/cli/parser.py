@@ -162,7 +162,8 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
         batchnorm=args.batchnorm,
         dense_units=args.dense_units,
         dropout=args.dropout,
-        weights=args.weights,
+        # a CNN has no base to load weights into: its config keeps the default, as in a notebook or the pages
+        weights=args.weights if args.model == "vgg16" else ModelConfig().weights,
         **kw,
     )
 

@@ -80,4 +80,4 @@ def test_runs_with_the_same_label_stay_apart_in_the_run_select():
     from ui.sidebar import unique_labels
 
     labels = unique_labels({"a1": "10:02 · rocks · test 80%", "b2": "10:02 · rocks · test 80%", "c3": "10:05 · x"})
-    assert labels == {"a1": "10:02 · rocks · test 80% · a1", "b2": "10:02 · rocks · test 80% · b2", "c3": "10:05 · x"}
+    assert labels == {"a1": "a1 · 10:02 · rocks · test 80%", "b2": "b2 · 10:02 · rocks · test 80%", "c3": "10:05 · x"}
