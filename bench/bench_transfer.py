@@ -64,7 +64,7 @@ def load_data(args):
         if not (Path(args.data).exists() or (SAMPLE_DATA_DIR / args.data).is_dir()):
             print(
                 f"The dataset {args.data!r} does not exist yet ({SAMPLE_DATA_DIR / args.data}): it is being "
-                "generated (python -m core.synth). Measure on random images meanwhile with --random 1000.",
+                "generated (python -m synth). Measure on random images meanwhile with --random 1000.",
                 file=sys.stderr,
             )
             raise SystemExit(1)

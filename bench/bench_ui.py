@@ -91,7 +91,7 @@ def main() -> None:
     from core.architecture import layer_table
     from core.experiment import run_experiment
     from core.store import RunStore
-    from core.synth.__main__ import main as synth
+    from synth.__main__ import main as synth
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CNNLAB_HOME={HOME}\n")
 

@@ -37,7 +37,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from core.synth._common import SUPERSAMPLE, blend_ranges, downsample, draw, pixel_grid, smooth_noise
+from synth._common import SUPERSAMPLE, blend_ranges, downsample, draw, pixel_grid, smooth_noise
 
 CLASSES = ("parallel", "channel_fill", "levee_wedge", "chaotic_mtd")
 

@@ -13,7 +13,7 @@ from typing import Any
 def regenerate_command(info: dict[str, Any], out: str) -> str:
     """The CLI call that rewrites exactly these files (run from the repository root)."""
     return (
-        f"python -m core.synth --dataset {info['name']} --seed {info['seed']} "
+        f"python -m synth --dataset {info['name']} --seed {info['seed']} "
         f"--per-class {info['per_class']} --size {info['image_size']} "
         f"--noise {info['noise']:g} --overlap {info['overlap']:g} --out {out}"
     )
@@ -36,7 +36,7 @@ def readme_markdown(spec: Any, info: dict[str, Any], out: str, *, shipped: bool)
         f"# {info['name']}: {sheet['title']} (SYNTHETIC)",
         "",
         "> **Synthetic data.** Every image here was drawn by a NumPy program,",
-        f"> `core/synth/{spec.module.__name__.rsplit('.', 1)[-1]}.py`; none is a photograph or a real survey.",
+        f"> `synth/{spec.module.__name__.rsplit('.', 1)[-1]}.py`; none is a photograph or a real survey.",
         "> The cues follow how geoscientists describe the real thing, but a model trained",
         "> here has learned the generator, not the Earth. Use it to learn how CNNs behave.",
         "",
@@ -90,7 +90,7 @@ def readme_markdown(spec: Any, info: dict[str, Any], out: str, *, shipped: bool)
         "Each image depends only on (dataset, seed, class, index) and the knobs, so this",
         "rewrites these files byte for byte, and `--per-class` larger than shown keeps the",
         "existing images and adds new ones. `--size`, `--noise` and `--overlap` make",
-        "larger, noisier or harder variants; `python -m core.synth --help` lists the options.",
+        "larger, noisier or harder variants; `python -m synth --help` lists the options.",
         "",
     ]
     return "\n".join(lines)
@@ -102,7 +102,7 @@ def index_markdown(infos: list[dict[str, Any]]) -> str:
         "# Sample data (SYNTHETIC)",
         "",
         "The three datasets bundled with CNN Lab. All of them are **synthetic**: drawn by the",
-        "deterministic generator in `core/synth/` from documented geological cues, because no",
+        "deterministic generator in `synth/` from documented geological cues, because no",
         "real dataset can be downloaded with the app. Each folder has a datasheet (`README.md`)",
         "and `classes.txt` (label order).",
         "",
@@ -114,5 +114,5 @@ def index_markdown(infos: list[dict[str, Any]]) -> str:
             f"| [{info['name']}]({info['name']}/README.md) | {', '.join(info['classes'])} "
             f"| {info['images']} | {info['image_size']} x {info['image_size']} {info['mode']} |"
         )
-    lines += ["", "Regenerate all of them exactly: `python -m core.synth` (from the repository root).", ""]
+    lines += ["", "Regenerate all of them exactly: `python -m synth` (from the repository root).", ""]
     return "\n".join(lines)

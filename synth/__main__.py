@@ -1,4 +1,4 @@
-"""Command line: ``python -m core.synth [--dataset NAME|all] [--out DIR] ...``.
+"""Command line: ``python -m synth [--dataset NAME|all] [--out DIR] ...``.
 
 With no options it regenerates the shipped ``sample_data/`` byte for byte
 (``--jobs`` only changes how many processes draw the images, never the files).
@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from core.config import ConfigError
-from core.synth import DATASETS, DEFAULT_SEED, SAMPLE_DATA_DIR, generate_all, generate_dataset
+from synth import DATASETS, DEFAULT_SEED, SAMPLE_DATA_DIR, generate_all, generate_dataset
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m core.synth",
+        prog="python -m synth",
         description=(
             "Generate CNN Lab's synthetic geoscience sample datasets "
             "(class folders of PNGs + classes.txt + README.md datasheet). "

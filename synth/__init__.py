@@ -17,9 +17,9 @@ Each image depends only on (dataset, seed, class, index) and the knobs, so
 the shipped files regenerate byte for byte, and a larger variant (more images
 per class) starts with exactly the shipped images::
 
-    python -m core.synth                      # regenerate sample_data/ exactly
-    python -m core.synth --dataset thin_sections --per-class 500 --out /tmp/big
-    python -m core.synth --dataset drill_core --overlap 0.5 --noise 2 --out /tmp/hard
+    python -m synth                      # regenerate sample_data/ exactly
+    python -m synth --dataset thin_sections --per-class 500 --out /tmp/big
+    python -m synth --dataset drill_core --overlap 0.5 --noise 2 --out /tmp/hard
 
 Python API: :func:`generate_dataset`, :func:`generate_all`, :func:`make_image`.
 
@@ -51,9 +51,9 @@ from typing import Any, NoReturn
 import numpy as np
 
 from core.config import ConfigError
-from core.synth import drill_core, seismic_facies, thin_sections
-from core.synth._common import image_streams, png_bytes, to_uint8
-from core.synth.datasheet import index_markdown, readme_markdown
+from synth import drill_core, seismic_facies, thin_sections
+from synth._common import image_streams, png_bytes, to_uint8
+from synth.datasheet import index_markdown, readme_markdown
 
 __all__ = [
     "DATASETS",
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 DEFAULT_SEED = 42
-SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "sample_data"
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 
 
 @dataclass(frozen=True)

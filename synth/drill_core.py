@@ -35,7 +35,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from core.synth._common import (
+from synth._common import (
     SUPERSAMPLE,
     blend_ranges,
     blur,
