@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def one_run(data, augment, epochs: int) -> tuple[list[float], float]:
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.train import train_model
 
     cpu = time.process_time()
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
 
-    from core.config import AugmentConfig
+    from core.base.config import AugmentConfig
     from core.data import load_dataset, prepare_data
 
     data = prepare_data(load_dataset(args.data), seed=42)

@@ -66,7 +66,7 @@ def bench_dataset(root: Path, *, epochs: int, seed: int, store) -> dict[str, flo
     batch 32, validation 20% of the training part) through core.experiment.run_experiment,
     on the same stratified split the app uses.
     """
-    from core.config import AugmentConfig, ModelConfig, TrainConfig
+    from core.base.config import AugmentConfig, ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
     from core.experiment import run_experiment
 

@@ -101,7 +101,7 @@ def plain_course_script(data, epochs: int, seed: int = 42, accuracy: bool = Fals
 def core_training(data, epochs: int, **variant) -> float:
     import core.fit as fit
     import core.train as train
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
 
     old = dict(fit.ENGINE_OPTIONS)
     fit.ENGINE_OPTIONS.update(variant)
@@ -118,7 +118,7 @@ def core_training(data, epochs: int, **variant) -> float:
 
 def core_precision_run(data, epochs: int, seed: int, precision: str) -> tuple[float, float, str]:
     """Seconds, test accuracy and the precision used, for one core training of the course network."""
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.fit import predict_proba
     from core.train import train_model
 
@@ -131,7 +131,7 @@ def core_precision_run(data, epochs: int, seed: int, precision: str) -> tuple[fl
 
 def precision_bench(data, epochs: int, seeds: list[int]) -> None:
     """Interleaved per seed: plain float32, core float32, core bfloat16; ratios and test accuracies."""
-    from core.precision import cpu_flags, resolve_precision
+    from core.base.precision import cpu_flags, resolve_precision
 
     print(f"auto resolves to {resolve_precision('auto')} here (native bf16: "
           f"{sorted(cpu_flags() & {'avx512_bf16', 'amx_bf16'}) or 'none'})")  # fmt: skip
@@ -159,7 +159,7 @@ def precision_bench(data, epochs: int, seeds: list[int]) -> None:
 
 
 def layer_table_ms(n: int = 2000) -> tuple[float, float]:
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
     from core.architecture import check_architecture, layer_table
 
     rng = random.Random(0)
@@ -194,7 +194,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="42,1,2", help="seeds of the --precision runs")
     args = ap.parse_args()
 
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
     from core.data import load_dataset, prepare_data
 
     print(f"machine: {cpu_flags()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from machine import cpu_flags  # noqa: E402
 
-from core.config import AugmentConfig, ModelConfig, TrainConfig  # noqa: E402
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig  # noqa: E402
 from core.data import Dataset, load_dataset, prepare_data  # noqa: E402
 from core.estimate import calibrate, estimate, others_busy  # noqa: E402
-from core.precision import resolve_precision  # noqa: E402
+from core.base.precision import resolve_precision  # noqa: E402
 from core.train import train_model  # noqa: E402
 
 AUG = AugmentConfig.course()

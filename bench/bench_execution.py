@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import cpu_flags  # noqa: E402
 
-from core.config import ModelConfig, TrainConfig  # noqa: E402
+from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.experiment import resolve  # noqa: E402
 from core.store import RunStore  # noqa: E402
 from core.worker import DONE, TrainingWorker  # noqa: E402

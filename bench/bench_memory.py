@@ -52,7 +52,7 @@ mode, folder, cache, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.arg
 out = {{}}
 if mode == "baseline":
     import numpy as np
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.fit import compile_model
     from core.model import build_model
     m = build_model(ModelConfig())
@@ -68,7 +68,7 @@ elif mode in ("decode", "reopen"):
     out["memmap"] = type(ds.images).__name__
 elif mode == "train":
     import numpy as np
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
     from core.experiment import model_preprocess
     from core.fit import predict_proba
@@ -87,7 +87,7 @@ elif mode == "train":
     out["precision"] = res.extra["precision"]
 if mode == "before":  # the engine before issue 14 (--before DIR): float32 copies of every split
     import numpy as np
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
     from core.fit import predict_proba
     from core.train import train_model

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from core.config import ModelConfig, TrainConfig  # noqa: E402
+from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset, prepare_data  # noqa: E402
 from core.features import extract_features  # noqa: E402
 from core.store import RunStore  # noqa: E402

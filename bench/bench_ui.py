@@ -87,7 +87,7 @@ print(json.dumps({{"first": first, "warm": warm, "tf": "tensorflow" in sys.modul
 def main() -> None:
     from streamlit.testing.v1 import AppTest
 
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.architecture import layer_table
     from core.experiment import run_experiment
     from core.store import RunStore

@@ -38,9 +38,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.config import ModelConfig
-from core.errors import UserError
-from core.limits import bytes_text, max_activation_bytes, max_params
+from core.base.config import ModelConfig
+from core.base.errors import UserError
+from core.base.limits import bytes_text, max_activation_bytes, max_params
 
 BYTES_PER_VALUE = 4  # float32
 

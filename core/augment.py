@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.config import AugmentConfig
+from core.base.config import AugmentConfig
 
 if TYPE_CHECKING:
     import keras

@@ -40,13 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.data.dataset import SkippedFile
-from core.errors import UserError, plain_message
+from core.base.errors import UserError, plain_message
 from core.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
-from core.limits import resource_message
-from core.settings import settings
+from core.base.limits import resource_message
+from core.base.environment import settings
 from core.store import RunRecord, RunStore
 
 EXIT_ORPHANED = 70  # the parent went away: nothing was stored
@@ -153,7 +153,7 @@ def lower_priority() -> int:
 
     On an idle machine a training gets the whole CPU all the same; when thirty
     students move sliders while it runs, their page reruns are scheduled before
-    its batches. ``CNNLAB_TRAINING_NICE=0`` turns it off (:mod:`core.settings`
+    its batches. ``CNNLAB_TRAINING_NICE=0`` turns it off (:mod:`core.base.environment`
     checks it is 0-19). Returns the niceness.
     """
     wanted = settings().training_nice

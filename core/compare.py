@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.architecture import ArchitectureError, check_architecture
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.curves import best_of, series
 from core.diagnosis import diagnosis_of
-from core.errors import UserError
+from core.base.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store import RunRecord, RunStore

@@ -35,11 +35,11 @@ import distributed
 from distributed.core import rpc
 
 from core.child import artifacts_from_wire, make_task
-from core.config import ConfigError
+from core.base.config import ConfigError
 from core.experiment import save_run
 from core.fit import ProgressEvent
 from core.process import ChildOutcome, run_child, threads_per_training
-from core.settings import DEFAULT_SCHEDULER_TIMEOUT
+from core.base.environment import DEFAULT_SCHEDULER_TIMEOUT
 
 BATCH_EVERY = 0.5  # seconds between two batch events sent through the scheduler
 
@@ -119,7 +119,7 @@ class DaskExecutor:
     def __init__(self, address: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
         """
         Args:
-            address: the scheduler, ``tcp://host:8786`` (checked by :func:`core.settings.check_scheduler`).
+            address: the scheduler, ``tcp://host:8786`` (checked by :func:`core.base.environment.check_scheduler`).
             timeout: seconds to wait for it to answer (``CNNLAB_SCHEDULER_TIMEOUT``).
         """
         self.address = address

@@ -6,7 +6,7 @@ show, by the truth table of :mod:`core.verdict` (docs/VERDICT.md):
 ``diverged``, ``too_few_epochs``, ``overfitting``, ``still_improving``,
 ``underfitting`` or ``good_fit``, with the numbers behind the verdict in plain sentences,
 which epoch's weights the saved model holds, and remedies the app can apply
-(:mod:`core.remedies`, :func:`core.config.apply_changes`). No TensorFlow.
+(:mod:`core.remedies`, :func:`core.base.config.apply_changes`). No TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from core.config import ConfigError, ModelConfig, TrainConfig
+from core.base.config import ConfigError, ModelConfig, TrainConfig
 from core.curves import json_safe, read_history
 from core.remedies import Remedy, remedies_for
 from core.store import RunRecord

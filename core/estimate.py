@@ -51,10 +51,10 @@ from typing import Any
 import numpy as np
 
 from core.architecture import VGG16_BLOCKS, layer_table
-from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.cpuload import cpu_times, load_factor, others_between, others_busy
 from core.data import Dataset, prepare_data
-from core.precision import cpu_flags, run_precision
+from core.base.precision import cpu_flags, run_precision
 from core.store import RunStore, default_home
 from core.train import train_model
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from core.config import LOSSES
+from core.base.config import LOSSES
 
 # Probabilities are clipped like Keras' cross-entropy, so log(0) never happens.
 EPSILON = 1e-7

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.child import make_task
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.process import ChildOutcome, cores, run_child, threads_per_training
-from core.settings import check_scheduler, settings
+from core.base.environment import check_scheduler, settings
 from core.store import RunStore
 
 

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 
 from core.architecture import layer_table, require_buildable
-from core.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
+from core.base.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
 from core.data import Dataset, load_dataset, prepare_data
 from core.diagnosis import diagnose
-from core.errors import UserError
+from core.base.errors import UserError
 from core.evaluation import evaluate
 from core.fit import predict_proba
-from core.labels import describe
-from core.precision import decided_precision, run_precision, settle_precision
+from core.base.naming import describe
+from core.base.precision import decided_precision, run_precision, settle_precision
 from core.store import RunRecord, RunStore
 from core.train import train_model
 from core.weights import WeightsError, file_digest, preprocess_images, weight_kind, weights_status
@@ -211,7 +211,7 @@ def compute_run(
     lends its cache (VGG16 features; None on a cluster worker, which has no store).
     The configs come checked from where the job was submitted (:func:`run_experiment`,
     :meth:`core.worker.TrainingWorker.submit`): the network against the server's
-    limits, and the precision decided (:func:`core.precision.settle_precision`);
+    limits, and the precision decided (:func:`core.base.precision.settle_precision`);
     nothing here decides either again.
     """
     decided_precision(train_cfg)  # "auto" here would be decided again from this machine's CPU: a bug

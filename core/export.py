@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.augment import layer_calls
-from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.errors import UserError
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store import RunRecord, RunStore

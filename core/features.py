@@ -37,7 +37,7 @@ FEATURES_VERSION = 1  # bump when the extraction changes what it computes
 # Measured with bench/bench_transfer.py on the 2-core AVX2 CPU (CPU seconds for 256 images): batch sizes
 # 16-256 within ~15% of each other (16 and 32 lowest); XLA bought nothing; bfloat16 (no AVX-512 BF16 there)
 # bought nothing and changed features by ~1%. So: no XLA, batch 32. On a CPU with AVX512_BF16 a base built
-# in bfloat16 (core.precision) extracts 3x faster with the head's accuracy unchanged (bench/RESULTS.md).
+# in bfloat16 (core.base.precision) extracts 3x faster with the head's accuracy unchanged (bench/RESULTS.md).
 EXTRACT_BATCH = 32
 EXTRACT_JIT = False
 BLOCK4_CACHE_LIMIT = 512 << 20  # bytes; larger block4 maps fine-tune on images instead

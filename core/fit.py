@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.augment import augment_dataset_fn
-from core.config import OPTIMIZERS, ModelConfig, TrainConfig
-from core.errors import UserError
+from core.base.config import OPTIMIZERS, ModelConfig, TrainConfig
+from core.base.errors import UserError
 from core.pipeline import Preprocess, image_batches, is_images
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,7 +101,7 @@ def make_optimizer(name: str, learning_rate: float):
     import keras
 
     classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
-    if name not in classes or set(classes) != set(OPTIMIZERS):  # a new choice in core.config needs a class here
+    if name not in classes or set(classes) != set(OPTIMIZERS):  # a new choice in core.base.config needs a class here
         raise UserError(f"Unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}.")
     return classes[name](learning_rate=learning_rate)
 

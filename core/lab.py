@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from core.config import AugmentConfig, ModelConfig, TrainConfig, apply_changes
-from core.errors import UserError
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig, apply_changes
+from core.base.errors import UserError
 from core.experiment import run_experiment
 from core.store import RunRecord, RunStore
-from core.tables import plural
+from core.base.tables import plural
 from core.worker import Job, TrainingWorker
 
 VARIANT_NAMES = ("baseline", "dropout", "augment", "early_stopping", "all")
@@ -98,7 +98,7 @@ def lab_variants(
         ``train.early_stopping``.
 
     Raises:
-        core.config.ConfigError: ``fraction``, ``epochs`` or ``seed`` is out of range.
+        core.base.config.ConfigError: ``fraction``, ``epochs`` or ``seed`` is out of range.
     """
     model_cfg = model_cfg or ModelConfig()
     train_cfg = train_cfg or TrainConfig()
@@ -206,7 +206,7 @@ class Preset:
 
     @property
     def changes(self) -> dict[str, Any]:
-        """All dotted-key changes in one dict, for :func:`core.config.apply_changes`."""
+        """All dotted-key changes in one dict, for :func:`core.base.config.apply_changes`."""
         return {**self.model_changes, **self.train_changes}
 
     def apply(

@@ -13,7 +13,7 @@ from core.curves import best_epoch as _best_epoch
 from core.diagnosis import diagnosis_of
 from core.lab import LabVariant
 from core.store import RunRecord
-from core.tables import number
+from core.base.tables import number
 
 
 def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]) -> list[dict[str, Any]]:

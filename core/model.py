@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.architecture import ArchitectureError, check_architecture
-from core.config import ModelConfig
+from core.base.config import ModelConfig
 from core.vgg16 import build_transfer_model
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from core.settings import settings
+from core.base.environment import settings
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: the child imports core from here
 FINISH_ALLOWANCE = 120.0  # once training has ended: time to evaluate and store before a stop kills it

@@ -1,7 +1,7 @@
 """What to try next after a verdict: remedies the app can apply, computed from the run's settings.
 
 Each :class:`Remedy` carries dotted-key changes for
-:func:`core.config.apply_changes` (``{"model.dropout": 0.6}``). A remedy
+:func:`core.base.config.apply_changes` (``{"model.dropout": 0.6}``). A remedy
 already in place is not suggested again (augmentation already on), nor one
 that would change nothing for this run.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.architecture import check_architecture, layer_table
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
 from core.curves import early_stopping_epochs, json_safe
 from core.verdict import MIN_EPOCHS_TO_JUDGE, Reading
 
@@ -29,7 +29,7 @@ class Remedy:
         label: a short imperative ("Turn on data augmentation").
         why: one or two sentences tying the remedy to this run's numbers.
         changes: dotted config keys to new values, applicable with
-            :func:`core.config.apply_changes`: ``"model.dropout": 0.6``,
+            :func:`core.base.config.apply_changes`: ``"model.dropout": 0.6``,
             ``"train.augment": "course"`` (the course's augmentation), ...
             Empty when the remedy is advice the app cannot apply by itself
             (collecting more images).

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.architecture import layer_table
 from core.compare import run_metrics, run_settings
-from core.config import ModelConfig
+from core.base.config import ModelConfig
 from core.diagnosis import diagnosis_of
 
 if TYPE_CHECKING:  # pragma: no cover

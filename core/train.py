@@ -6,10 +6,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.model import build_model
-from core.precision import precision_policy, settle_precision
+from core.base.precision import precision_policy, settle_precision
 from core.transfer import train_transfer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +41,7 @@ def train_model(
         A :class:`TrainResult`; ``result.model`` holds the kept weights
         (:func:`core.fit.keeps_best_weights`); ``result.extra["precision"]`` is
         the precision it computed in: ``train_cfg.precision``, decided where the
-        job was submitted (:func:`core.precision.settle_precision`; a direct
+        job was submitted (:func:`core.base.precision.settle_precision`; a direct
         caller's "auto" is decided here).
 
     The network is checked against the server's limits where a job is

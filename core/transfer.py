@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.features import cached_features, feature_source
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
-from core.precision import precision_policy, settle_precision
+from core.base.precision import precision_policy, settle_precision
 from core.vgg16 import FINE_TUNE_LAYERS, assemble_model, build_base, unfreeze_last_block
 from core.weights import preprocess_images
 
@@ -120,7 +120,7 @@ def train_transfer(
     planned = train_cfg.epochs + n_ft
     augment = train_cfg.augment.enabled
     extra: dict[str, Any] = {
-        "precision": precision,  # the base's arithmetic (core.precision); the head is float32
+        "precision": precision,  # the base's arithmetic (core.base.precision); the head is float32
         "weights": model_cfg.weights,
         "weights_source": info.source,
         "weights_label": info.label,

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.compare import run_metrics
-from core.config import DATA_DECIDED, SETTING_ALIASES, AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
-from core.precision import run_precision
+from core.base.config import DATA_DECIDED, SETTING_ALIASES, AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
+from core.base.precision import run_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store import RunRecord
@@ -111,7 +111,7 @@ _MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}
 _TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "augment"}
 _AUG_FIELDS = {f.name: f for f in dataclasses.fields(AugmentConfig)}
 SWEEPABLE = tuple(sorted({*_MODEL_FIELDS, *_TRAIN_FIELDS, *_AUG_FIELDS} - {"filter_list", *DATA_DECIDED}))
-_ALIASES = SETTING_ALIASES  # the command line's short names (core.config): --lr and a grid's lr are one setting
+_ALIASES = SETTING_ALIASES  # the command line's short names (core.base.config): --lr and a grid's lr are one setting
 
 
 def _where(name: str) -> tuple[str, str]:

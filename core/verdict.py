@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from core.config import TrainConfig
+from core.base.config import TrainConfig
 from core.curves import best_of, change, higher_is_better, moving_average, percent, relative, trend
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.config import WEIGHT_SOURCE_LABELS, ModelConfig
+from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig
 from core.weight_files import Arrays, file_weights, imagenet_weights, offline_weights, random_weights
 from core.weights import preprocessing_for, weight_kind
 

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import plain_message
-from core.limits import check_readable, special_kind
-from core.precision import precision_policy
+from core.base.errors import plain_message
+from core.base.limits import check_readable, special_kind
+from core.base.precision import precision_policy
 from core.weights import (
     CONV_LAYERS,
     EXPECTED_FILE,

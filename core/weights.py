@@ -5,7 +5,7 @@ a weight source's status on every rerun. Reading the weights is
 :mod:`core.weight_files`; building the base is :mod:`core.vgg16`.
 
 Weight sources (``ModelConfig.weights``; labels in
-:data:`core.config.WEIGHT_SOURCE_LABELS`); a run records which one was used,
+:data:`core.base.config.WEIGHT_SOURCE_LABELS`); a run records which one was used,
 and nothing falls back to another source silently:
 
 - ``"imagenet"``: Keras' ImageNet weights, from the Keras cache
@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from core.architecture import VGG16_BLOCKS
-from core.config import WEIGHT_SOURCES, weights_label
-from core.errors import UserError
-from core.limits import data_roots, inside, refusal, serving, special_kind
+from core.base.config import WEIGHT_SOURCES, weights_label
+from core.base.errors import UserError
+from core.base.limits import data_roots, inside, refusal, serving, special_kind
 
 # Keras' own file and checksum (keras/src/applications/vgg16.py).
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -27,17 +27,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.data import Dataset
-from core.errors import UserError, plain_message
+from core.base.errors import UserError, plain_message
 from core.executor import Executor, Training, make_executor
 from core.experiment import check_submission, resolve, stored_answer
 from core.jobtable import HEARTBEAT, INTERRUPTED, JobTable
-from core.labels import describe
-from core.limits import resource_message
-from core.precision import settle_precision
+from core.base.naming import describe
+from core.base.limits import resource_message
+from core.base.precision import settle_precision
 from core.process import ChildOutcome
-from core.settings import check_workers, settings
+from core.base.environment import check_workers, settings
 from core.store import RunRecord, RunStore, default_home
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
@@ -192,7 +192,7 @@ class TrainingWorker:
         Raises the data and architecture errors at once (before queueing), so a
         page can show them next to the control that caused them. This is where
         a job's facts are decided, once: the precision ("auto" resolved on this
-        machine, :func:`core.precision.settle_precision`) and the architecture
+        machine, :func:`core.base.precision.settle_precision`) and the architecture
         check; the job carries the decided config to wherever it trains.
         """
         train_cfg = settle_precision(model_cfg, train_cfg)  # "auto" decided here, once: whoever trains gets the value

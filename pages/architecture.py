@@ -8,10 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from core.architecture import check_architecture, check_cost, layer_table
-from core.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
+from core.base.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
 from core.estimate import estimate_text
-from core.share import MODEL_PARAM, decode_model, encode_model
-from core.tables import plural
+from core.base.config_codec import MODEL_PARAM, decode_model, encode_model
+from core.base.tables import plural
 from ui import charts, jobs, resources, share, state
 from ui.controls import DENSE_UNITS, slider_max, steps, weights_picker
 from ui.feedback import flash, header

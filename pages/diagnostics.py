@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from core.config import ModelConfig, TrainConfig, apply_changes
+from core.base.config import ModelConfig, TrainConfig, apply_changes
 from core.diagnosis import diagnosis_of
 from core.verdict import truth_table_text
 from ui import charts, resources, state, study

@@ -7,8 +7,8 @@ import streamlit as st
 
 from core.architecture import check_architecture, layer_table
 from core.diagnosis import diagnosis_of
-from core.labels import describe
-from core.tables import plural
+from core.base.naming import describe
+from core.base.tables import plural
 from ui import resources, state
 from ui.frame import run_page
 from ui.sidebar import dataset_label

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.data import read_image_bytes
 from core.inside import ModelMissingError
-from core.tables import plural
+from core.base.tables import plural
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page

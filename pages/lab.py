@@ -12,10 +12,10 @@ from functools import partial
 import streamlit as st
 
 from core import lab
-from core.config import LEARNING_RATES, ModelConfig, TrainConfig
+from core.base.config import LEARNING_RATES, ModelConfig, TrainConfig
 from core.lab_results import lab_curves, lab_rows, lab_summary
-from core.labels import network_text
-from core.tables import plural
+from core.base.naming import network_text
+from core.base.tables import plural
 from ui import charts, jobs, resources, state
 from ui.feedback import empty_state, header, set_flash
 from ui.frame import run_page

@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from core.config import ModelConfig
+from core.base.config import ModelConfig
 from core.data import read_image_bytes
 from core.evaluation import cell_indices
-from core.limits import upload_too_large
+from core.base.limits import upload_too_large
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page

@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.architecture import check_architecture, check_cost
 from core.augment import course_code, keras_code
-from core.config import (
+from core.base.config import (
     FILL_MODES,
     LEARNING_RATES,
     LOSS_LABELS,
@@ -28,9 +28,9 @@ from core.config import (
     TrainConfig,
 )
 from core.estimate import estimate_text
-from core.labels import describe, network_text
-from core.share import TRAIN_PARAM, decode_train, encode_train
-from core.tables import plural
+from core.base.naming import describe, network_text
+from core.base.config_codec import TRAIN_PARAM, decode_train, encode_train
+from core.base.tables import plural
 from core.trials import MAX_SEEDS, MIN_SEEDS
 from core.weights import weights_status
 from ui import charts, identity, jobs, resources, share, state, study
@@ -43,7 +43,7 @@ K = state.TRAIN
 COMPARE_REPEATS, COMPARE_RUNS = "compare.repeats", "compare.runs"  # the Compare page's keys (pages/compare.py)
 A = K + "aug."
 BATCH_SIZES = [8, 16, 32, 64, 128]
-LOSS_EXAMPLES = {  # what the labels look like for each loss (its name and label are core.config's)
+LOSS_EXAMPLES = {  # what the labels look like for each loss (its name and label are core.base.config's)
     "categorical": "Labels are one-hot vectors like [0, 0, 1, 0, 0], compared with the softmax output.",
     "sparse": "Labels stay class numbers like 2: the same loss value, without the one-hot step.",
 }

@@ -13,8 +13,8 @@ import streamlit as st
 
 from core.architecture import layer_table
 from core.compare import compare_configs, comparison_rows
-from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.tables import plural
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.tables import plural
 from ui import charts, jobs, resources, state
 from ui.controls import DENSE_UNITS, FINE_TUNE_RATES, weights_picker
 from ui.feedback import empty_state, header

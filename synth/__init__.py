@@ -50,7 +50,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from core.config import ConfigError
+from core.base.config import ConfigError
 from synth import drill_core, seismic_facies, thin_sections
 from synth._common import image_streams, png_bytes, to_uint8
 from synth.datasheet import index_markdown, readme_markdown

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.config import ConfigError
+from core.base.config import ConfigError
 from synth import DATASETS, DEFAULT_SEED, SAMPLE_DATA_DIR, generate_all, generate_dataset
 
 

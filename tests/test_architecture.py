@@ -5,7 +5,7 @@ import random
 import pytest
 
 from core.architecture import ArchitectureError, check_architecture, layer_table
-from core.config import COURSE_PARAMS, ModelConfig
+from core.base.config import COURSE_PARAMS, ModelConfig
 
 
 def test_course_network_matches_the_chapter():

@@ -18,7 +18,7 @@ from core.augment import (
     keras_code,
     preview,
 )
-from core.config import FILL_MODES, AugmentConfig
+from core.base.config import FILL_MODES, AugmentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = AugmentConfig.course()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -187,7 +187,7 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_exit_1(capsys, monkeypa
 
 def test_lab_trains_its_variants_in_worker_processes_and_jobs_lists_them(capsys, monkeypatch, tmp_path, tiny_folder):
     import core.cli.commands
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.lab import lab_variants
 
     tiny, fast = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8), TrainConfig(batch_size=8)

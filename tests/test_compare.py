@@ -7,8 +7,8 @@ from tinydata import write_tiny_dataset
 
 from core.architecture import ArchitectureError
 from core.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
-from core.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
-from core.errors import UserError
+from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
+from core.base.errors import UserError
 from core.store import RunRecord
 
 

@@ -2,7 +2,7 @@
 
 import time
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.dask_executor import DaskExecutor
 from core.experiment import resolve
 from core.worker import DONE, TrainingWorker

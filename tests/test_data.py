@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 import core.data as data
 from core.data import DataError, Dataset, ImageSplit, load_dataset, loading, prepare_data, sources
-from core.errors import UserError
+from core.base.errors import UserError
 
 SIZE = 16  # load size used by the tests; the files themselves are 12 x 12
 CLASSES = ("granite", "sandstone", "shale")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from histories import early_stopped_history, hist, overfitting_history
 
-from core.config import TrainConfig
+from core.base.config import TrainConfig
 from core.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, fit_summary_text
 from core.remedies import Remedy
 

@@ -8,7 +8,7 @@ import pytest
 import core.estimate as E
 from core.architecture import layer_table
 from core.cli import main
-from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 
 F32 = TrainConfig(precision="float32", epochs=10)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.experiment import predict_images, run_experiment
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)

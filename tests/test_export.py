@@ -14,7 +14,7 @@ from tinydata import write_tiny_dataset
 
 from core.architecture import layer_table
 from core.cli import main
-from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.export import history_csv, script_text
 from core.report import report_html
 

@@ -278,7 +278,7 @@ def test_a_server_path_outside_the_allowed_roots(tmp_path, served, monkeypatch):
     assert not any("classes" in e or "passwd" in e for e in errors)  # nothing about what is there
     # With no roots at all (the default), the choice is not even offered; a path reaching the engine is refused.
     monkeypatch.delenv("CNNLAB_DATA_ROOTS")
-    from core.limits import PathRefused, mark_serving
+    from core.base.limits import PathRefused, mark_serving
 
     mark_serving()
     with pytest.raises(PathRefused, match="Reading a folder on the server is turned off here"):
@@ -312,7 +312,7 @@ def test_an_absurd_network_is_refused_before_anything_is_built(tmp_path):
 def test_the_architecture_page_says_it_next_to_the_slider(tmp_path, served):
     from streamlit.testing.v1 import AppTest
 
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
 
     big = ModelConfig(input_size=224, blocks=1, filters=128, pool_size=1, padding="same", dense_units=512)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -360,7 +360,7 @@ def test_a_weights_file_of_the_wrong_kind(tmp_path, served, kind):
 
 
 def test_a_weights_file_outside_the_roots_is_not_even_looked_at(tmp_path, served):
-    from core.limits import mark_serving
+    from core.base.limits import mark_serving
     from core.weights import weights_status
 
     mark_serving()
@@ -375,7 +375,7 @@ class ResourceExhaustedError(RuntimeError):
 def test_out_of_memory_is_one_line_in_the_cli_and_the_dashboard(monkeypatch, capsys):
     import core.cli
     from core.cli import commands
-    from core.limits import resource_message
+    from core.base.limits import resource_message
     from ui.feedback import job_error
 
     def oom(args, store):
@@ -436,7 +436,7 @@ def test_special_files_as_weights_grid_and_image_are_refused(specials, tmp_path)
 
 
 def test_an_image_path_is_read_only_when_a_regular_file_within_the_limit(specials, tmp_path, monkeypatch):
-    from core.limits import SpecialFile, read_bounded
+    from core.base.limits import SpecialFile, read_bounded
 
     for path, words in specials.values():
         with pytest.raises(SpecialFile, match=f"is {words.replace('(', '.').replace(')', '.')}, not an image"):

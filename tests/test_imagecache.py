@@ -85,7 +85,7 @@ def test_the_pixel_limit_holds_for_a_kept_read_as_for_a_fresh_one(tiny_folder, t
     from PIL import Image
 
     from core.cli import main
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.experiment import resolve
     from core.store import RunStore
 

@@ -40,7 +40,7 @@ def _copy_tree(tmp_path: Path) -> Path:
     "module, line",
     [
         # a low layer reaching up, hidden inside a function (the old late-import cycle)
-        ("core/config.py", "\n\ndef _sneaky():\n    from core.experiment import run_experiment\n"),
+        ("core/base/config.py", "\n\ndef _sneaky():\n    from core.experiment import run_experiment\n"),
         # the engine depending on its own command line
         ("core/lab.py", "\nfrom core.cli.output import run_payload\n"),
         # two siblings of one layer

@@ -7,8 +7,8 @@ import pytest
 from tinydata import write_tiny_dataset
 
 from core.architecture import check_architecture, layer_table
-from core.config import ModelConfig, TrainConfig
-from core.errors import UserError
+from core.base.config import ModelConfig, TrainConfig
+from core.base.errors import UserError
 from core.experiment import run_experiment
 from core.inside import (
     ModelMissingError,

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from core.cli import main
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes, run_key
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes, run_key
 from core.lab import (
     LAB_DROPOUT,
     LAB_PATIENCE,

@@ -47,7 +47,7 @@ from tinydata import write_tiny_dataset
 from vggfiles import keras_vgg_arrays, write_legacy_h5
 
 import core.weight_files as weight_files
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.executor import LocalExecutor
 from core.experiment import predict_images, resolve, run_experiment
 from core.inside import grad_cam, open_run, work_convolution
@@ -233,7 +233,7 @@ def test_every_combination_trains_is_keyed_by_its_precision_and_reopens(
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_refused_combinations(tmp_path, data, network, changes, message, precision):
     """Refused before training, in one line that says why; nothing is stored."""
-    from core.errors import UserError
+    from core.base.errors import UserError
 
     store = RunStore(tmp_path / "home")
     events = []

@@ -4,7 +4,7 @@ import numpy as np
 
 import core.model as M
 from core.architecture import layer_table
-from core.config import ModelConfig
+from core.base.config import ModelConfig
 
 
 def test_vgg16_layer_table_equals_keras_counts_without_training():

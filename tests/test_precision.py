@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from tinydata import write_tiny_dataset
 
-from core.config import ConfigError, ModelConfig, TrainConfig, run_key
+from core.base.config import ConfigError, ModelConfig, TrainConfig, run_key
 from core.data import load_dataset, prepare_data
-from core.errors import UserError
-from core.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
+from core.base.errors import UserError
+from core.base.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
 from core.train import train_model
 from core.weights import preprocess_images
 
@@ -128,7 +128,7 @@ def other_cpu(monkeypatch):
     A child process reads the real /proc/cpuinfo: if it decided "auto" again, it would pick the other
     precision, so the tests below fail on a CPU with AVX512_BF16 and on one without.
     """
-    import core.precision as P
+    import core.base.precision as P
 
     pretend = frozenset() if has_native_bf16(cpu_flags()) else frozenset({"avx512_bf16"})
     reads = []
@@ -191,7 +191,7 @@ def test_a_result_in_another_precision_than_its_key_names_is_not_stored(tiny_fol
 
 
 def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, store):
-    from core.labels import describe
+    from core.base.naming import describe
     from core.store import RunRecord
 
     f32, bf16 = describe(TINY, TrainConfig(precision="float32")), describe(TINY, TrainConfig(precision="bfloat16"))
@@ -213,7 +213,7 @@ def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, sto
 def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_config: dict):
     """A real run of ``precision``, rewritten into a store of its own as code from before stored it."""
     from core.experiment import run_experiment
-    from core.labels import describe
+    from core.base.naming import describe
     from core.store import RunRecord, RunStore
 
     rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision), store=store)
@@ -234,7 +234,7 @@ def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_confi
     ],
 )
 def test_runs_stored_before_are_found_and_open(tiny_folder, store, tmp_path, monkeypatch, precision, settings):
-    import core.precision as P
+    import core.base.precision as P
     from core.experiment import run_experiment
     from core.inside import grad_cam, open_run
 

@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from core.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
-from core.settings import SettingError
+from core.base.environment import SettingError
 
 
 def test_parallel_trainings_share_the_cores_without_oversubscribing():

@@ -14,7 +14,7 @@ from histories import (
 )
 
 from core.architecture import layer_table
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
 from core.diagnosis import Diagnosis, diagnose
 from core.remedies import Remedy
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import NAMES, SettingError, check_scheduler, read_settings, settings
+from core.base.environment import NAMES, SettingError, check_scheduler, read_settings, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

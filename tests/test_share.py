@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
-from core.share import configs_from_json, configs_json, decode_model, decode_train, encode_model, encode_train
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
+from core.base.config_codec import configs_from_json, configs_json, decode_model, decode_train, encode_model, encode_train
 
 ODD_MODEL = ModelConfig(model="cnn", input_size=48, channels=1, num_classes=7, blocks=2, filters=8,
                         filter_list=(8, 24), kernel_size=5, pool_size=3, padding="same", batchnorm=True,

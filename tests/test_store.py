@@ -138,7 +138,7 @@ def test_feature_cache_round_trip_and_corruption(tmp_path):
 def test_model_round_trip(tmp_path):
     import keras
 
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
     from core.model import build_model
 
     s = RunStore(tmp_path)

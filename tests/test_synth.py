@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.config import ConfigError
+from core.base.config import ConfigError
 from synth import (
     DATASETS,
     SAMPLE_DATA_DIR,

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.data import load_dataset, prepare_data
 from core.train import train_model
 
@@ -102,7 +102,7 @@ def test_mismatched_loss_or_classes_are_explained(data):
 
 
 def test_augmentation_runs_in_training(data):
-    from core.config import AugmentConfig
+    from core.base.config import AugmentConfig
 
     res = train_model(TINY, TrainConfig(epochs=1, batch_size=8, augment=AugmentConfig.course()), data, store=None)
     assert len(res.history["loss"]) == 1 and np.isfinite(res.history["val_loss"][0])

@@ -12,10 +12,10 @@ from tinydata import write_tiny_dataset
 from vggfiles import SIZE
 
 import core.transfer as T
-from core.config import WEIGHT_SOURCE_LABELS, AugmentConfig, ModelConfig, TrainConfig
+from core.base.config import WEIGHT_SOURCE_LABELS, AugmentConfig, ModelConfig, TrainConfig
 from core.data import load_dataset, prepare_data
 from core.features import FEATURES_KIND, cached_features
-from core.precision import precision_policy
+from core.base.precision import precision_policy
 from core.vgg16 import build_base
 from core.weights import preprocess_images
 

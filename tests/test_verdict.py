@@ -19,7 +19,7 @@ from histories import (
     underfitting_history,
 )
 
-from core.config import TrainConfig
+from core.base.config import TrainConfig
 from core.diagnosis import diagnose
 
 

@@ -8,7 +8,7 @@ falling, and a run on a tenth of the training images without dropout, which over
 import pytest
 from test_verdict_table import says_not_falling
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.diagnosis import diagnose
 from core.experiment import run_experiment
 from core.store import RunStore

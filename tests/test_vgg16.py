@@ -6,7 +6,7 @@ from vggfiles import SIZE, assert_same_weights, conv_weights, keras_vgg_arrays, 
 
 import core.vgg16 as V
 import core.weight_files as F
-from core.config import WEIGHT_SOURCE_LABELS, ModelConfig
+from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig
 from core.weights import IMAGENET_FILE, WeightsError
 
 

@@ -182,7 +182,7 @@ def test_offline_weights_are_taken_in_float32_under_a_bfloat16_policy(hed_conv, 
     """A fresh store on a bf16 CPU: the base is built inside mixed_bfloat16, HED must still be read (issue 17)."""
     import keras
 
-    from core.precision import precision_policy
+    from core.base.precision import precision_policy
 
     F._weights_memo.clear()
     with precision_policy("bfloat16"):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import core.weights as W
-from core.config import WEIGHT_SOURCE_LABELS, weights_label
-from core.errors import UserError
+from core.base.config import WEIGHT_SOURCE_LABELS, weights_label
+from core.base.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.executor import LocalExecutor
 from core.experiment import run_experiment
 from core.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
@@ -143,7 +143,7 @@ def test_only_the_owner_or_an_admin_can_stop_a_job(tiny_folder, store):
 SERVER = textwrap.dedent(
     """
     import json, sys, time
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.store import RunStore
     from core.worker import TrainingWorker
 

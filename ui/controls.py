@@ -1,6 +1,6 @@
 """Controls several pages draw the same way: the VGG16 weight source, and the slider steps they share.
 
-The choices and their labels come from :mod:`core.config` (the CLI shows the
+The choices and their labels come from :mod:`core.base.config` (the CLI shows the
 same ones); what is defined here is only how the dashboard offers them.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
+from core.base.config import WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
 from core.weights import weights_status
 from ui import resources, state
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.estimate import Estimate, QueuedRun, calibrate_in_background, calibrating, estimate
 from core.store import RunRecord
 from core.worker import Job, NotYourJob

@@ -25,9 +25,9 @@ from typing import Any
 import streamlit as st
 
 from core.augment import preview
-from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
-from core.errors import UserError
+from core.base.errors import UserError
 from core.experiment import predict_images, resolve
 from core.inside import (
     Filters,
@@ -41,7 +41,7 @@ from core.inside import (
     occlusion,
     work_convolution,
 )
-from core.limits import PathRefused, data_roots
+from core.base.limits import PathRefused, data_roots
 from core.store import RunRecord, RunStore, default_home
 from core.worker import TrainingWorker, get_worker
 from ui import identity

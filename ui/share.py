@@ -1,7 +1,7 @@
 """Shareable settings: the Architecture and Train controls in the page's URL and in a JSON file.
 
-Each page owns one query parameter (:data:`core.share.MODEL_PARAM` on Architecture,
-:data:`core.share.TRAIN_PARAM` on Train): it reads it once when it changes (a link
+Each page owns one query parameter (:data:`core.base.config_codec.MODEL_PARAM` on Architecture,
+:data:`core.base.config_codec.TRAIN_PARAM` on Train): it reads it once when it changes (a link
 someone opened) and writes it after every change of its controls, so the address bar
 is always a link to what the student sees. A malformed link or file is refused with a
 message and the controls stay as they were.
@@ -14,8 +14,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import ConfigError
-from core.share import configs_from_json, configs_json
+from core.base.config import ConfigError
+from core.base.config_codec import configs_from_json, configs_json
 from ui import state
 
 _SEEN = "_share_seen."  # session keys: the last value of each query parameter this session has read or written

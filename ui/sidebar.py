@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.diagnosis import diagnosis_of
-from core.tables import plural
+from core.base.tables import plural
 from ui import identity, jobs, resources, state
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.export import config_json, history_csv, predictions_csv, script_text
 from core.report import report_html
 from core.store import RunRecord

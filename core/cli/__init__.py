@@ -34,9 +34,9 @@ import sys
 import traceback
 import warnings
 
-from core.errors import UserError, plain_message
-from core.limits import resource_message
-from core.settings import settings
+from core.base.errors import UserError, plain_message
+from core.base.limits import resource_message
+from core.base.environment import settings
 from core.store import RunStore
 
 from .commands import COMMANDS

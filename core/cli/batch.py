@@ -11,13 +11,13 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from core.config import ModelConfig, TrainConfig
-from core.errors import UserError
+from core.base.config import ModelConfig, TrainConfig
+from core.base.errors import UserError
 from core.executor import make_executor
 from core.jobtable import JobTable
-from core.settings import check_workers
+from core.base.environment import check_workers
 from core.store import RunRecord, RunStore
-from core.tables import number, plural, print_table
+from core.base.tables import number, plural, print_table
 from core.worker import DONE, FAILED, Job, TrainingWorker
 
 

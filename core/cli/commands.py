@@ -13,17 +13,17 @@ import time
 
 from core.architecture import ArchitectureError, check_cost, layer_table
 from core.compare import compare_configs, comparison_rows
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
 from core.diagnosis import diagnosis_of
-from core.errors import UserError
+from core.base.errors import UserError
 from core.estimate import calibrate, estimate, estimate_text, load_calibration
 from core.experiment import check_submission, resolve, run_experiment
 from core.lab import lab_variants
 from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
-from core.precision import run_precision
+from core.base.precision import run_precision
 from core.store import RunStore
-from core.tables import number, plural, print_table
+from core.base.tables import number, plural, print_table
 
 from .batch import cmd_jobs, make_worker, train_all
 from .explain import cmd_explain

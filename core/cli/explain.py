@@ -8,14 +8,14 @@ import re
 from pathlib import Path
 
 from core.architecture import layer_table
-from core.config import ModelConfig
+from core.base.config import ModelConfig
 from core.data import read_image_bytes
-from core.errors import UserError
+from core.base.errors import UserError
 from core.inside import UnknownClassError, UnknownLayerError, UnknownRunError, grad_cam, open_run
 from core.inside.pictures import grid_picture, overlay, save_png
-from core.limits import max_upload_bytes, read_bounded
+from core.base.limits import max_upload_bytes, read_bounded
 from core.store import RunStore
-from core.tables import print_table
+from core.base.tables import print_table
 
 MIN_SIDE = 256  # PNGs are enlarged (nearest neighbour) to at least this many pixels a side
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from core.compare import get_runs
-from core.errors import UserError
+from core.base.errors import UserError
 from core.export import config_json, copy_model, history_csv, predictions_csv, script_text
 from core.report import report_html
 from core.store import RunStore

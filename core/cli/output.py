@@ -1,4 +1,4 @@
-"""What the CLI prints besides tables (core.tables): live progress and the JSON of a run."""
+"""What the CLI prints besides tables (core.base.tables): live progress and the JSON of a run."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.config import (
+from core.base.config import (
     FILL_MODES,
     LOSSES,
     MODELS,
@@ -66,7 +66,7 @@ class _Once(argparse.Action):
 
 
 def setting_flags(field: str) -> list[str]:
-    """A setting's flags: ``--field-name`` first, then its short names (``core.config.SETTING_ALIASES``)."""
+    """A setting's flags: ``--field-name`` first, then its short names (``core.base.config.SETTING_ALIASES``)."""
     return [f"--{name.replace('_', '-')}" for name in
             (field, *(a for a, f in SETTING_ALIASES.items() if f == field))]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from core.compare import compare_runs, get_runs
-from core.errors import UserError
+from core.base.errors import UserError
 from core.experiment import check_submission, resolve
-from core.limits import read_bounded
+from core.base.limits import read_bounded
 from core.store import RunStore
-from core.tables import number, plural, print_table
+from core.base.tables import number, plural, print_table
 from core.trials import grid_from_json, parse_grid, repeat_summary, seed_configs, sweep_grid, sweep_points
 
 from .batch import make_worker, train_all

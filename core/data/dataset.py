@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from core.limits import max_pixels, too_many_pixels
+from core.base.limits import max_pixels, too_many_pixels
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.data.errors import DataError
-from core.limits import too_many_pixels
+from core.base.limits import too_many_pixels
 
-# The pixel limit is ours (core.limits.max_pixels, checked from the header before anything is decoded,
+# The pixel limit is ours (core.base.limits.max_pixels, checked from the header before anything is decoded,
 # with one message). Pillow's own check would quote a second limit, and between its limit and twice it
 # only warns (DecompressionBombWarning on stderr); this module is the one place untrusted images are
 # decoded, so Pillow's is switched off.
@@ -46,7 +46,7 @@ class Unreadable(Exception):
 
 
 class TooLarge(Unreadable):
-    """An image over the pixel limit (``core.limits.max_pixels``); ``width`` x ``height`` is its size."""
+    """An image over the pixel limit (``core.base.limits.max_pixels``); ``width`` x ``height`` is its size."""
 
     def __init__(self, message: str, width: int, height: int):
         super().__init__(message)

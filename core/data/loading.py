@@ -41,8 +41,8 @@ from core.data.images import (
     zero_size_hint,
 )
 from core.data.sources import Item, LyingEntry, has_image_ext, is_ignored, layout, scan_folder, scan_zip
-from core.limits import check_kind, data_roots, inside, refusal, serving, uploads_dir
-from core.tables import plural
+from core.base.limits import check_kind, data_roots, inside, refusal, serving, uploads_dir
+from core.base.tables import plural
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 # The bundled datasets in course order; other folders follow alphabetically.
@@ -194,7 +194,7 @@ def _bundled_names() -> list[str]:
 
 
 def _allowed_roots() -> tuple[Path, ...] | None:
-    """Where a dashboard process may read data (None: anywhere, as for the CLI); see :mod:`core.limits`."""
+    """Where a dashboard process may read data (None: anywhere, as for the CLI); see :mod:`core.base.limits`."""
     if not serving():
         return None
     return (*data_roots(), Path(SAMPLE_DATA_DIR).resolve(), uploads_dir())

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from core.config import LOSSES
+from core.base.config import LOSSES
 from core.data.dataset import Dataset
 from core.data.errors import DataError
 from core.data.split import ImageSplit

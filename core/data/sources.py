@@ -27,8 +27,8 @@ from typing import BinaryIO
 from core.data.dataset import SkippedFile
 from core.data.errors import DataError
 from core.data.images import IMAGE_EXTENSIONS
-from core.limits import bytes_text as _bytes_text
-from core.limits import inside
+from core.base.limits import bytes_text as _bytes_text
+from core.base.limits import inside
 
 # Limits on what a source may hold (read at call time, so tests can lower them).
 MAX_ZIP_BYTES = 1 << 30  # total uncompressed size of a zip

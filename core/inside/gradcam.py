@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import UserError
+from core.base.errors import UserError
 from core.inside.network import RunNetwork, softmax
 
 MAX_POSITIONS = 10  # occlusion: at most 10 x 10 positions of the covering square

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from core.architecture import LayerRow, layer_table
-from core.config import ModelConfig
-from core.errors import UserError
+from core.base.config import ModelConfig
+from core.base.errors import UserError
 from core.experiment import model_input
 from core.store import RunRecord, RunStore
 
@@ -147,7 +147,7 @@ class RunNetwork:
 
     Attributes:
         record: the run's record.
-        cfg: its :class:`~core.config.ModelConfig`.
+        cfg: its :class:`~core.base.config.ModelConfig`.
         class_names: the classes it was trained on, in output order.
         layers: its spatial layers (:class:`LayerInfo`), input to output.
     """

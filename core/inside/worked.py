@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import UserError
+from core.base.errors import UserError
 from core.inside.network import RunNetwork
 
 

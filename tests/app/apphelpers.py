@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")

@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:  # the pages import core and ui from the repositor
 
 from apphelpers import APP, FAST, TIMEOUT, TINY  # noqa: E402
 
-from core.config import ModelConfig  # noqa: E402
+from core.base.config import ModelConfig  # noqa: E402
 
 
 def _root_conftest(config):
@@ -36,7 +36,7 @@ def _root_conftest(config):
 @pytest.fixture(autouse=True)
 def _classroom_server(tmp_path_factory, monkeypatch):
     """As a teacher would start the app for these tests: pytest's temporary folders are the shared data
-    folder (CNNLAB_DATA_ROOTS). app.py marks the process as serving (core.limits); that ends with the test,
+    folder (CNNLAB_DATA_ROOTS). app.py marks the process as serving (core.base.limits); that ends with the test,
     so the engine's own tests read any path, as the CLI does."""
     monkeypatch.setenv("CNNLAB_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
     monkeypatch.delenv("CNNLAB_SERVING", raising=False)

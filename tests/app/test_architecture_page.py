@@ -3,7 +3,7 @@
 import pytest
 from apphelpers import chart_specs, texts
 
-from core.config import COURSE_PARAMS, MODEL_LABELS, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES, ModelConfig
+from core.base.config import COURSE_PARAMS, MODEL_LABELS, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES, ModelConfig
 
 
 def _table(at):
@@ -100,7 +100,7 @@ def test_vgg16_shows_its_base_as_one_expandable_row_and_the_weight_source(open_p
     assert len(inside) == 18 and inside["layer"].tolist()[:3] == ["block1_conv1", "block1_conv2", "block1_pool"]
     assert at.selectbox(key="arch.weights").value == "imagenet"
     assert at.radio(key="arch.model").options[1] == MODEL_LABELS["vgg16"]  # core's labels, as the CLI shows them
-    # The labels are core.config's; the status is core.weights' check (the Keras cache may hold the file or not).
+    # The labels are core.base.config's; the status is core.weights' check (the Keras cache may hold the file or not).
     assert at.selectbox(key="arch.weights").options[:3] == [WEIGHT_SOURCE_LABELS[w] for w in WEIGHT_SOURCES]
     assert at.success or at.warning
     at.selectbox(key="arch.weights").set_value("none").run()

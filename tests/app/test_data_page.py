@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 from apphelpers import chart_specs, texts, zip_of
 
-from core.config import TrainConfig
+from core.base.config import TrainConfig
 from core.data import load_dataset
 
 

@@ -2,7 +2,7 @@
 
 from apphelpers import chart_specs, texts
 
-from core.config import AugmentConfig
+from core.base.config import AugmentConfig
 
 
 def test_no_run_explains_where_to_get_one(open_page, empty_home):

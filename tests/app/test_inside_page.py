@@ -9,7 +9,7 @@ from apphelpers import chart_specs, texts
 from PIL import Image
 
 from core.architecture import layer_table
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 
 PAGE = "pages/inside.py"
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.lab import VARIANT_NAMES, lab_variants
 from core.store import RunRecord
 from core.worker import get_worker
@@ -32,7 +32,7 @@ def test_empty_state_with_the_default_dataset(page):
     assert at.title[0].value == "Overfitting lab"
     assert "No lab yet" in texts(at.info) and "Run the lab" in texts(at.info)
     assert "thin_sections" in texts(at.info)  # the default data source
-    assert "Network: CNN with 3 blocks (32-64-128 filters" in texts(at.caption)  # core.config.network_text
+    assert "Network: CNN with 3 blocks (32-64-128 filters" in texts(at.caption)  # core.base.config.network_text
     assert at.slider(key="lab.fraction").value == 20 and at.slider(key="lab.epochs").value == 30
     assert at.button_group(key="lab.variants").value == list(VARIANT_NAMES)
     assert not at.get("plotly_chart") and not at.dataframe

@@ -6,8 +6,8 @@ import json
 
 from apphelpers import APP, TIMEOUT
 
-from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.share import configs_json, decode_model, decode_train, encode_model, encode_train
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.config_codec import configs_json, decode_model, decode_train, encode_model, encode_train
 
 MODEL = ModelConfig(input_size=48, num_classes=3, blocks=2, filters=8, kernel_size=5, pool_size=3, padding="same",
                     batchnorm=True, dense_units=64, dropout=0.3)  # fmt: skip

@@ -2,7 +2,7 @@
 
 from apphelpers import APP, FAST, TIMEOUT, TINY, chart_specs, texts, wait_for
 
-from core.config import LOSS_LABELS, LOSSES, AugmentConfig, TrainConfig
+from core.base.config import LOSS_LABELS, LOSSES, AugmentConfig, TrainConfig
 from ui.jobs import WATCHING
 
 
@@ -142,7 +142,7 @@ def test_two_tabs_share_one_training_and_a_busy_trainer_shows_its_queue(open_pag
 
 
 def test_vgg16_adds_fine_tuning_controls(open_page, data_dir, idle_worker):
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
 
     vgg = ModelConfig(model="vgg16", input_size=32, weights="none", dense_units=16)
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=vgg)
@@ -203,7 +203,7 @@ def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(d
 def test_the_time_estimate_is_measured_once_then_shown_by_the_button(open_page, empty_home, data_dir, idle_worker,
                                                                       monkeypatch):
     import core.estimate as E
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
 
     # The real measurement, on tiny networks so it takes seconds here.
     monkeypatch.setattr(E, "_BIG", ModelConfig(input_size=16, blocks=2, filters=16))

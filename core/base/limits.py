@@ -3,7 +3,7 @@
 A teacher sets these in the environment of ``streamlit run app.py``
 (``CNNLAB_DATA_ROOTS``, ``CNNLAB_MAX_PIXELS``, ``CNNLAB_MAX_PARAMS``,
 ``CNNLAB_MAX_ACTIVATION_MB``, ``CNNLAB_MAX_UPLOAD_MB``); they are read and
-checked once, with every other setting, by :mod:`core.settings`, and this
+checked once, with every other setting, by :mod:`core.base.environment`, and this
 module gives them their meaning: the one message for each limit. Defaults fit
 a 2-core, 24 GB classroom server shared by about thirty students.
 
@@ -24,8 +24,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.errors import UserError
-from core.settings import SERVING_ENV, SettingError, settings
+from core.base.errors import UserError
+from core.base.environment import SERVING_ENV, SettingError, settings
 
 LimitError = SettingError  # a limit setting that cannot be read (the older name)
 

@@ -35,8 +35,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.config import PRECISIONS, ModelConfig, TrainConfig
-from core.errors import UserError
+from core.base.config import PRECISIONS, ModelConfig, TrainConfig
+from core.base.errors import UserError
 
 # /proc/cpuinfo flags that mean native bfloat16 arithmetic (dot products / matrix tiles).
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

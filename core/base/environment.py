@@ -9,7 +9,7 @@ allowed (the CLI exits 2 with that line; the dashboard shows it on every page
 and keeps serving). Nothing falls back silently.
 
 The other modules take their values from the :class:`Settings` returned here
-(``core.limits`` the limits and data roots, ``core.executor`` the worker
+(``core.base.limits`` the limits and data roots, ``core.executor`` the worker
 count and scheduler, ``core.process`` the stop grace, ``core.child`` the
 niceness) instead of reading the environment themselves. The values are read
 once per process and environment: :func:`settings` keeps the last result and
@@ -35,7 +35,7 @@ CNNLAB_SCHEDULER_TIMEOUT   10                             seconds to wait for th
 ========================== ============================== ==========================================
 
 ``CNNLAB_SERVING`` is not a setting: the dashboard sets it to ``1`` in its own
-process (``core.limits.mark_serving``) so that its children confine paths too.
+process (``core.base.limits.mark_serving``) so that its children confine paths too.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.errors import UserError
+from core.base.errors import UserError
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
 DEFAULT_MAX_PARAMS = 25_000_000

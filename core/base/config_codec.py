@@ -14,7 +14,7 @@ import json
 from typing import Any
 from urllib.parse import quote, unquote
 
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
 
 MAX_TEXT = 4096  # a URL value or a settings file longer than this is not one of ours
 MODEL_PARAM, TRAIN_PARAM = "model", "train"

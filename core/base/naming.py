@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
+from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
 
 PRECISION_MARKS = {"bfloat16": "bfloat16"}  # precision -> its word in a label (float32 says nothing)
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import UserError
+from core.base.errors import UserError
 
 # Bump when a change to the engine makes stored runs incomparable with new ones.
 ENGINE_VERSION = 1
@@ -54,7 +54,7 @@ MONITORS = tuple(MONITOR_LABELS)
 # The learning rates offered by the Train page, the overfitting lab and remedies (adam's default 0.001).
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
-# The arithmetic training computes in (core.precision decides what "auto" means on this CPU).
+# The arithmetic training computes in (core.base.precision decides what "auto" means on this CPU).
 PRECISION_LABELS: dict[str, str] = {
     "auto": "auto: mixed bfloat16 where this CPU multiplies bfloat16 natively, else float32",
     "float32": "float32 everywhere (the course's precision)",
@@ -340,7 +340,7 @@ class TrainConfig(_Serializable):
         fine_tune_lr: learning rate of the fine-tuning phase.
         precision: "auto" (the default: mixed bfloat16 where the CPU has native
             bfloat16 arithmetic, else float32), "float32" or "bfloat16". See
-            :mod:`core.precision`; the run key holds the precision actually used.
+            :mod:`core.base.precision`; the run key holds the precision actually used.
     """
 
     optimizer: str = "adam"
@@ -405,7 +405,7 @@ def run_key(model: ModelConfig, train: TrainConfig, data_fingerprint: str, preci
 
     Args:
         precision: the precision the run actually computes in, "float32" or
-            "bfloat16" (:func:`core.precision.run_precision` resolves "auto").
+            "bfloat16" (:func:`core.base.precision.run_precision` resolves "auto").
             float32 is left out of the key, so every run stored before the
             precision setting existed keeps its key (they all ran in float32).
     """
