@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tempfile
 
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     store = RunStore(tempfile.mkdtemp(prefix="cnnlab-bench-datasets-"))  # a fresh store: always trains
     start = time.perf_counter()

@@ -35,7 +35,7 @@ from machine import cpu_flags  # noqa: E402
 
 from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.experiment import resolve  # noqa: E402
-from core.store import RunStore  # noqa: E402
+from core.store.runstore import RunStore  # noqa: E402
 from core.worker import DONE, TrainingWorker  # noqa: E402
 
 SMALL = ModelConfig(input_size=64, blocks=2, filters=8, dense_units=16, dropout=0.0)

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.lab import lab_variants, run_lab
     from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
-    from core.store import RunStore
+    from core.store.runstore import RunStore
     from core.base.tables import print_table
 
     home = args.home or tempfile.mkdtemp(prefix="cnnlab-bench-lab-")

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset, prepare_data  # noqa: E402
 from core.features import extract_features  # noqa: E402
-from core.store import RunStore  # noqa: E402
+from core.store.runstore import RunStore  # noqa: E402
 from core.transfer import train_transfer  # noqa: E402
 from core.vgg16 import build_base  # noqa: E402
 from core.weights import preprocess_images  # noqa: E402

@@ -90,7 +90,7 @@ def main() -> None:
     from core.base.config import ModelConfig, TrainConfig
     from core.architecture import layer_table
     from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
     from synth.__main__ import main as synth
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CNNLAB_HOME={HOME}\n")

@@ -47,7 +47,7 @@ from core.base.errors import UserError, plain_message
 from core.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
 from core.base.limits import resource_message
 from core.base.environment import settings
-from core.store import RunRecord, RunStore
+from core.store.runstore import RunRecord, RunStore
 
 EXIT_ORPHANED = 70  # the parent went away: nothing was stored
 THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS")

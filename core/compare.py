@@ -20,7 +20,7 @@ from core.diagnosis import diagnosis_of
 from core.base.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.store import RunRecord, RunStore
+    from core.store.runstore import RunRecord, RunStore
 
 DATA_KEYS = ("classes", "n_train", "n_val", "n_test")
 # The data facts above in a student's words (for messages; the keys are the record's).

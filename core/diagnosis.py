@@ -21,7 +21,7 @@ import numpy as np
 from core.base.config import ConfigError, ModelConfig, TrainConfig
 from core.curves import json_safe, read_history
 from core.remedies import Remedy, remedies_for
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 from core.verdict import TITLES, VERDICTS, Reading
 
 __all__ = ["TITLES", "VERDICTS", "Diagnosis", "diagnose", "diagnosis_of", "fit_summary_text"]

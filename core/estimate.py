@@ -55,7 +55,7 @@ from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.cpuload import cpu_times, load_factor, others_between, others_busy
 from core.data import Dataset, prepare_data
 from core.base.precision import cpu_flags, run_precision
-from core.store import RunStore, default_home
+from core.store.runstore import RunStore, default_home
 from core.train import train_model
 
 CALIBRATION_VERSION = 2

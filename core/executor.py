@@ -26,7 +26,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.process import ChildOutcome, cores, run_child, threads_per_training
 from core.base.environment import check_scheduler, settings
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from core.evaluation import evaluate
 from core.fit import predict_proba
 from core.base.naming import describe
 from core.base.precision import decided_precision, run_precision, settle_precision
-from core.store import RunRecord, RunStore
+from core.store.runstore import RunRecord, RunStore
 from core.train import train_model
 from core.weights import WeightsError, file_digest, preprocess_images, weight_kind, weights_status
 

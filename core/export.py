@@ -24,7 +24,7 @@ from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.base.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.store import RunRecord, RunStore
+    from core.store.runstore import RunRecord, RunStore
 
 HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 

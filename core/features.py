@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from core.data import PreparedData
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
 FEATURES_KIND = "vgg16-features"  # run store cache: pooled base features, (N, 512)
 BLOCK4_KIND = "vgg16-block4"  # block4_pool maps, (N, s/16, s/16, 512), for fast fine-tuning

@@ -23,7 +23,7 @@ import uuid
 from contextlib import closing
 from typing import Any
 
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -39,7 +39,7 @@ from typing import Any
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig, apply_changes
 from core.base.errors import UserError
 from core.experiment import run_experiment
-from core.store import RunRecord, RunStore
+from core.store.runstore import RunRecord, RunStore
 from core.base.tables import plural
 from core.worker import Job, TrainingWorker
 

@@ -12,7 +12,7 @@ from typing import Any
 from core.curves import best_epoch as _best_epoch
 from core.diagnosis import diagnosis_of
 from core.lab import LabVariant
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 from core.base.tables import number
 
 

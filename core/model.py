@@ -19,7 +19,7 @@ from core.vgg16 import build_transfer_model
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
 
 def build_model(cfg: ModelConfig, *, seed: int = 42, store: RunStore | None = None) -> keras.Model:

@@ -18,7 +18,7 @@ from core.base.config import ModelConfig
 from core.diagnosis import diagnosis_of
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.store import RunRecord
+    from core.store.runstore import RunRecord
 
 BLUE, ORANGE, GREEN = "#1f77b4", "#ff7f0e", "#2ca02c"
 

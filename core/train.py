@@ -14,7 +14,7 @@ from core.transfer import train_transfer
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.data import PreparedData
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
 
 def train_model(

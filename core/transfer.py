@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from core.data import PreparedData
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
 
 def _snapshot(model: keras.Model) -> dict[str, list[np.ndarray]]:

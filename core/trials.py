@@ -22,7 +22,7 @@ from core.base.config import DATA_DECIDED, SETTING_ALIASES, AugmentConfig, Confi
 from core.base.precision import run_precision
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.store import RunRecord
+    from core.store.runstore import RunRecord
 
 MIN_SEEDS, MAX_SEEDS = 2, 10
 MAX_POINTS = 25

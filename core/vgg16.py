@@ -26,7 +26,7 @@ from core.weights import preprocessing_for, weight_kind
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
 FINE_TUNE_LAYERS = ("block5_conv1", "block5_conv2", "block5_conv3")
 

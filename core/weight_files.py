@@ -55,7 +55,7 @@ from core.weights import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
 Arrays = dict[str, list[np.ndarray]]  # conv layer name -> [kernel, bias]
 

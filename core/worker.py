@@ -38,7 +38,7 @@ from core.base.limits import resource_message
 from core.base.precision import settle_precision
 from core.process import ChildOutcome
 from core.base.environment import check_workers, settings
-from core.store import RunRecord, RunStore, default_home
+from core.store.runstore import RunRecord, RunStore, default_home
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
 CANCELLED = "Cancelled before it started: nothing was trained."

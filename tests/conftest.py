@@ -20,7 +20,7 @@ def tiny_folder(tmp_path):
 
 @pytest.fixture
 def store(tmp_path):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     return RunStore(tmp_path / "home")
 

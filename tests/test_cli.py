@@ -224,7 +224,7 @@ def explain_home(tmp_path_factory):
     from tinydata import write_tiny_dataset
 
     from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     root = tmp_path_factory.mktemp("explain")
     data = write_tiny_dataset(root / "data")
@@ -263,7 +263,7 @@ def test_explain_writes_the_feature_maps_and_the_grad_cam_overlay(capsys, in_exp
 def test_explain_json_has_the_grad_cam_map_at_the_images_size(capsys, in_explain_home, tmp_path):
     from core.data import read_image_bytes
     from core.inside import grad_cam, open_run
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     _, rec, image = in_explain_home
     name = rec.data["classes"][1]

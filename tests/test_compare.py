@@ -9,7 +9,7 @@ from core.architecture import ArchitectureError
 from core.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
 from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
 from core.base.errors import UserError
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 
 
 def test_compare_configs_share_input_and_head():
@@ -130,7 +130,7 @@ def test_compare_cli_bad_weights_is_one_line(folder, capsys, tmp_path):
 def two_runs(tmp_path_factory):
     """Two real runs on the same tiny data that differ in dropout and epochs, and one on other data."""
     from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     root = tmp_path_factory.mktemp("anyruns")
     data = write_tiny_dataset(root / "data")

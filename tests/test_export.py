@@ -22,7 +22,7 @@ from core.report import report_html
 @pytest.fixture(scope="module")
 def run_home(tmp_path_factory):
     from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     root = tmp_path_factory.mktemp("export")
     data = write_tiny_dataset(root / "data")

@@ -44,9 +44,9 @@ def _copy_tree(tmp_path: Path) -> Path:
         # the engine depending on its own command line
         ("core/lab.py", "\nfrom core.cli.output import run_payload\n"),
         # two siblings of one layer
-        ("core/curves.py", "\nimport core.store\n"),
+        ("core/curves.py", "\nimport core.store.runstore\n"),
         # the engine importing the dashboard
-        ("core/store.py", "\nimport streamlit\n"),
+        ("core/store/runstore.py", "\nimport streamlit\n"),
         # the experiment reaching up into the inside-the-network package, and that package upside down
         ("core/experiment.py", "\nimport core.inside.network\n"),
         ("core/inside/network.py", "\nfrom core.inside.gradcam import grad_cam\n"),

@@ -23,7 +23,7 @@ from core.inside import (
     work_convolution,
 )
 from core.inside.pictures import colorize, grid_picture, overlay, tile
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 CNN = ModelConfig(input_size=16, blocks=2, filters=8, dense_units=16, dropout=0.0)
 # float32: the stored probabilities are compared with the flat copy's to 1e-5 (a bfloat16 run: see below)
@@ -74,7 +74,7 @@ def network(cfg: ModelConfig, seed: int = 0, names=None) -> RunNetwork:
     import keras
 
     from core.model import build_model
-    from core.store import RunRecord
+    from core.store.runstore import RunRecord
 
     keras.utils.set_random_seed(seed)
     model = build_model(cfg)

@@ -20,7 +20,7 @@ from core.lab import (
     submit_lab,
 )
 from core.lab_results import lab_curves, lab_rows, lab_summary
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8)
@@ -266,7 +266,7 @@ def _write_tiny_dataset(config):
 @pytest.fixture(scope="module")
 def trained_lab(tmp_path_factory, pytestconfig):
     """The lab trained once on tiny data (2 epochs) in a store of its own, shared by the tests below."""
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     home = tmp_path_factory.mktemp("lab-home")
     folder = _write_tiny_dataset(pytestconfig)(tmp_path_factory.mktemp("lab-data") / "tiny")

@@ -51,7 +51,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.executor import LocalExecutor
 from core.experiment import predict_images, resolve, run_experiment
 from core.inside import grad_cam, open_run, work_convolution
-from core.store import RunRecord, RunStore
+from core.store.runstore import RunRecord, RunStore
 from core.worker import DONE, TrainingWorker
 
 ROOT = Path(__file__).resolve().parents[1]

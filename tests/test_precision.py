@@ -192,7 +192,7 @@ def test_a_result_in_another_precision_than_its_key_names_is_not_stored(tiny_fol
 
 def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, store):
     from core.base.naming import describe
-    from core.store import RunRecord
+    from core.store.runstore import RunRecord
 
     f32, bf16 = describe(TINY, TrainConfig(precision="float32")), describe(TINY, TrainConfig(precision="bfloat16"))
     assert bf16 == f32 + " · bfloat16" and describe(TINY, TrainConfig()) == f32  # "auto": not decided yet
@@ -214,7 +214,7 @@ def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_confi
     """A real run of ``precision``, rewritten into a store of its own as code from before stored it."""
     from core.experiment import run_experiment
     from core.base.naming import describe
-    from core.store import RunRecord, RunStore
+    from core.store.runstore import RunRecord, RunStore
 
     rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision), store=store)
     old = rec.to_dict()

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from core.store import RunRecord, RunStore, default_home
+from core.store.runstore import RunRecord, RunStore, default_home
 
 
 def _record(run_id="abc", key="abc", status="complete", acc=0.8, created=None):
@@ -157,7 +157,7 @@ import os, signal, sys, time
 from pathlib import Path
 sys.path[:0] = [{root!r}, {root!r} + "/tests"]
 from test_store import _record
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 store = RunStore({home!r})
 real_rename = Path.rename
@@ -199,7 +199,7 @@ _SAVE_AT_ONCE = r"""
 import sys, time
 sys.path[:0] = [{root!r}, {root!r} + "/tests"]
 from test_store import _record
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 store = RunStore({home!r})
 while time.time() < {start}:

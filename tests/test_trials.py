@@ -8,7 +8,7 @@ from tinydata import write_tiny_dataset
 from core.cli import main
 from core.compare import settings_table
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
-from core.store import RunRecord, RunStore
+from core.store.runstore import RunRecord, RunStore
 from core.trials import (
     SWEEPABLE,
     difference_sentence,

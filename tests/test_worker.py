@@ -38,7 +38,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_child_process_training_stores_the_same_record_as_in_process(tiny_folder, store, tmp_path):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     w = TrainingWorker(store)
     cfg = TrainConfig(epochs=2, batch_size=8)
@@ -144,7 +144,7 @@ SERVER = textwrap.dedent(
     """
     import json, sys, time
     from core.base.config import ModelConfig, TrainConfig
-    from core.store import RunStore
+    from core.store.runstore import RunStore
     from core.worker import TrainingWorker
 
     home, data = sys.argv[1], sys.argv[2]
@@ -161,7 +161,7 @@ SERVER = textwrap.dedent(
 
 
 def test_a_killed_server_leaves_earlier_runs_and_marks_its_jobs_interrupted(tiny_folder, tmp_path):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     home = tmp_path / "home"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -204,6 +204,6 @@ def test_a_killed_server_leaves_earlier_runs_and_marks_its_jobs_interrupted(tiny
 
 def _row(home, job_id):
     from core.jobtable import JobTable
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     return JobTable(RunStore(home)).get(job_id)

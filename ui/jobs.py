@@ -20,7 +20,7 @@ import streamlit as st
 
 from core.base.config import ModelConfig, TrainConfig
 from core.estimate import Estimate, QueuedRun, calibrate_in_background, calibrating, estimate
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 from core.worker import Job, NotYourJob
 from ui import identity, resources, state
 from ui.feedback import job_error

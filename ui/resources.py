@@ -3,7 +3,7 @@
 Streamlit's two caches, as the house style uses them:
 
 - ``st.cache_resource`` for shared objects that must not be copied: the
-  :class:`~core.store.RunStore`, the training worker, loaded Keras models.
+  :class:`~core.store.runstore.RunStore`, the training worker, loaded Keras models.
   A model is shared by every session, so it is only ever used to predict
   (under a lock), never trained or changed.
 - ``st.cache_data`` for values: run records, test arrays, preparation
@@ -42,7 +42,7 @@ from core.inside import (
     work_convolution,
 )
 from core.base.limits import PathRefused, data_roots
-from core.store import RunRecord, RunStore, default_home
+from core.store.runstore import RunRecord, RunStore, default_home
 from core.worker import TrainingWorker, get_worker
 from ui import identity
 

@@ -13,7 +13,7 @@ import streamlit as st
 from core.base.config import ModelConfig, TrainConfig
 from core.export import config_json, history_csv, predictions_csv, script_text
 from core.report import report_html
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 from core.trials import seed_configs, sweep_points
 from ui import jobs, resources
 

@@ -37,7 +37,7 @@ import warnings
 from core.base.errors import UserError, plain_message
 from core.base.limits import resource_message
 from core.base.environment import settings
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 from .commands import COMMANDS
 from .parser import EXIT_FAILED, EXIT_USAGE, build_parser

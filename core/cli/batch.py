@@ -16,7 +16,7 @@ from core.base.errors import UserError
 from core.executor import make_executor
 from core.jobtable import JobTable
 from core.base.environment import check_workers
-from core.store import RunRecord, RunStore
+from core.store.runstore import RunRecord, RunStore
 from core.base.tables import number, plural, print_table
 from core.worker import DONE, FAILED, Job, TrainingWorker
 

@@ -22,7 +22,7 @@ from core.experiment import check_submission, resolve, run_experiment
 from core.lab import lab_variants
 from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
 from core.base.precision import run_precision
-from core.store import RunStore
+from core.store.runstore import RunStore
 from core.base.tables import number, plural, print_table
 
 from .batch import cmd_jobs, make_worker, train_all

@@ -14,7 +14,7 @@ from core.base.errors import UserError
 from core.inside import UnknownClassError, UnknownLayerError, UnknownRunError, grad_cam, open_run
 from core.inside.pictures import grid_picture, overlay, save_png
 from core.base.limits import max_upload_bytes, read_bounded
-from core.store import RunStore
+from core.store.runstore import RunStore
 from core.base.tables import print_table
 
 MIN_SIDE = 256  # PNGs are enlarged (nearest neighbour) to at least this many pixels a side

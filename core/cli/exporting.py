@@ -9,7 +9,7 @@ from core.compare import get_runs
 from core.base.errors import UserError
 from core.export import config_json, copy_model, history_csv, predictions_csv, script_text
 from core.report import report_html
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 
 def _write(path: str, text: str) -> Path:

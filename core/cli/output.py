@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 from core.diagnosis import diagnosis_of
 from core.fit import ProgressEvent
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 
 
 def progress_printer(stream: TextIO) -> Callable[[ProgressEvent], None]:

@@ -13,7 +13,7 @@ from core.compare import compare_runs, get_runs
 from core.base.errors import UserError
 from core.experiment import check_submission, resolve
 from core.base.limits import read_bounded
-from core.store import RunStore
+from core.store.runstore import RunStore
 from core.base.tables import number, plural, print_table
 from core.trials import grid_from_json, parse_grid, repeat_summary, seed_configs, sweep_grid, sweep_points
 

@@ -2,7 +2,7 @@
 
 For any stored run, scratch CNN or VGG16 transfer::
 
-    from core.store import RunStore
+    from core.store.runstore import RunStore
     from core.inside import open_run, work_convolution, grad_cam
 
     net = open_run(RunStore(), run_id)              # loads the stored model once

@@ -30,7 +30,7 @@ from core.architecture import LayerRow, layer_table
 from core.base.config import ModelConfig
 from core.base.errors import UserError
 from core.experiment import model_input
-from core.store import RunRecord, RunStore
+from core.store.runstore import RunRecord, RunStore
 
 SPATIAL = ("Conv2D", "BatchNormalization", "MaxPooling2D")
 

@@ -66,13 +66,13 @@ def five_class_dir(tmp_path_factory, write_dataset) -> Path:
 def trained(data_dir):
     """A real run in the session's store, trained once: a saved model, test arrays, a diagnosis."""
     from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     return run_experiment(str(data_dir), TINY, FAST, store=RunStore(_home()))
 
 
 def _home() -> Path:
-    from core.store import default_home
+    from core.store.runstore import default_home
 
     return default_home()
 
@@ -84,7 +84,7 @@ def staged(trained):
     Its arrays are the trained run's, so the Predictions page can show images.
     """
     from core.diagnosis import diagnose
-    from core.store import RunRecord, RunStore
+    from core.store.runstore import RunRecord, RunStore
 
     loss = [1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08]
     val_loss = [1.05, 0.8, 0.62, 0.55, 0.6, 0.7, 0.82, 0.95]
@@ -165,7 +165,7 @@ def private_worker(tmp_path, monkeypatch):
     """A process-wide worker and run store of this test's own: its runs stay out of the session's
     store, whose newest run other page tests expect to be theirs."""
     import core.worker
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     home = tmp_path / "home"
     monkeypatch.setenv("CNNLAB_HOME", str(home))

@@ -82,7 +82,7 @@ def test_a_stored_short_run_shows_the_truth_tables_verdict(open_page, trained):
     import json
 
     from core.diagnosis import diagnose
-    from core.store import RunRecord, RunStore, default_home
+    from core.store.runstore import RunRecord, RunStore, default_home
     from core.verdict import thresholds_markdown
 
     history = {

@@ -25,7 +25,7 @@ def _heatmaps(at) -> list[dict]:
 
 
 def test_a_cnn_run_feature_maps_worked_convolution_filters_and_grad_cam(open_page, trained, monkeypatch):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
     from ui import resources
 
     loads = []
@@ -75,7 +75,7 @@ def test_a_cnn_run_feature_maps_worked_convolution_filters_and_grad_cam(open_pag
 
 
 def test_a_link_from_the_predictions_page_opens_that_run_and_image(open_page, trained, staged):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     at = open_page("pages/predictions.py", run_id=trained.run_id)
     links = [el for el in at.get("page_link") if el.proto.page == "inside"]  # the page's URL: /inside
@@ -123,7 +123,7 @@ def test_a_run_without_a_saved_network_says_so(open_page, staged):
 def vgg_home(tmp_path, monkeypatch, data_dir):
     """A store of this test's own with a VGG16 transfer run (random base weights: nothing to download)."""
     from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     home = tmp_path / "home"
     monkeypatch.setenv("CNNLAB_HOME", str(home))

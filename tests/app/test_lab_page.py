@@ -6,7 +6,7 @@ import pytest
 
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.lab import VARIANT_NAMES, lab_variants
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 from core.worker import get_worker
 
 PAGE = "pages/lab.py"
