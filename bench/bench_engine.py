@@ -38,7 +38,7 @@ from machine import cpu_flags  # noqa: E402
 
 def forward_flops(cfg) -> int:
     """Multiply-adds x 2 of one image's forward pass through the configured CNN."""
-    from core.architecture import layer_table
+    from core.models.layer_table import layer_table
 
     flops, c = 0, cfg.channels
     for row in layer_table(cfg).rows:
@@ -160,7 +160,7 @@ def precision_bench(data, epochs: int, seeds: list[int]) -> None:
 
 def layer_table_ms(n: int = 2000) -> tuple[float, float]:
     from core.base.config import ModelConfig
-    from core.architecture import check_architecture, layer_table
+    from core.models.layer_table import check_architecture, layer_table
 
     rng = random.Random(0)
     cfgs = []

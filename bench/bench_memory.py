@@ -54,7 +54,7 @@ if mode == "baseline":
     import numpy as np
     from core.base.config import ModelConfig, TrainConfig
     from core.fit import compile_model
-    from core.model import build_model
+    from core.models.builder import build_model
     m = build_model(ModelConfig())
     compile_model(m, TrainConfig())
     m.fit(np.zeros((32, 64, 64, 3), "float32"), np.eye(5, dtype="float32")[np.zeros(32, int)], verbose=0)

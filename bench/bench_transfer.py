@@ -43,8 +43,8 @@ from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset, prepare_data  # no
 from core.features import extract_features  # noqa: E402
 from core.store.runstore import RunStore  # noqa: E402
 from core.transfer import train_transfer  # noqa: E402
-from core.vgg16 import build_base  # noqa: E402
-from core.weights import preprocess_images  # noqa: E402
+from core.models.vgg16 import build_base  # noqa: E402
+from core.models.weight_sources import preprocess_images  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_flags  # noqa: E402

@@ -88,7 +88,7 @@ def main() -> None:
     from streamlit.testing.v1 import AppTest
 
     from core.base.config import ModelConfig, TrainConfig
-    from core.architecture import layer_table
+    from core.models.layer_table import layer_table
     from core.experiment import run_experiment
     from core.store.runstore import RunStore
     from synth.__main__ import main as synth
@@ -125,7 +125,7 @@ def main() -> None:
     print("Architecture page: slider moved -> new layer table drawn (whole script run, AppTest)")
     print(f"  AppTest round trip: {stats(times)}")
     print(f"  the page script:    {stats(scripts)}")
-    print(f"  of which core.architecture.layer_table: {core_us:.0f} µs\n")
+    print(f"  of which core.models.layer_table.layer_table: {core_us:.0f} µs\n")
 
     # 3. A stored run: a small synthetic thin-section set, a small CNN, 3 epochs.
     data = Path(HOME) / "data"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.architecture import ArchitectureError, check_architecture
+from core.models.layer_table import ArchitectureError, check_architecture
 from core.base.config import ModelConfig, TrainConfig
 from core.curves import best_of, series
 from core.diagnosis import diagnosis_of

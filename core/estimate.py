@@ -1,7 +1,7 @@
 """How long a training will take, and how much memory it needs, before it starts.
 
 The layer table counts every layer's multiply-adds for one image's forward
-pass (:attr:`core.architecture.LayerTable.total_macs`). A training step costs
+pass (:attr:`core.models.layer_table.LayerTable.total_macs`). A training step costs
 about three forward passes (forward, and the backward pass's two products),
 a validation image one. What a multiply-add costs, and what every image costs
 besides (reading, scaling, the step's fixed work), differs per machine,
@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from core.architecture import VGG16_BLOCKS, layer_table
+from core.models.layer_table import VGG16_BLOCKS, layer_table
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.cpuload import cpu_times, load_factor, others_between, others_busy
 from core.data import Dataset, prepare_data

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from core.architecture import layer_table, require_buildable
+from core.models.layer_table import layer_table, require_buildable
 from core.base.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
 from core.data import Dataset, load_dataset, prepare_data
 from core.diagnosis import diagnose
@@ -29,7 +29,8 @@ from core.base.naming import describe
 from core.base.precision import decided_precision, run_precision, settle_precision
 from core.store.runstore import RunRecord, RunStore
 from core.train import train_model
-from core.weights import WeightsError, file_digest, preprocess_images, weight_kind, weights_status
+from core.models.pipeline import model_input
+from core.models.weight_sources import WeightsError, file_digest, weight_kind, weights_status
 
 
 def versions() -> dict[str, str]:
@@ -69,7 +70,7 @@ def resolve(
 def check_submission(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     """What is checked once per job, where it is submitted (:func:`run_experiment`, the worker, the CLI).
 
-    The network against its input and this server's limits (:func:`core.architecture.require_buildable`),
+    The network against its input and this server's limits (:func:`core.models.layer_table.require_buildable`),
     and a VGG16 weights file that cannot be used (cheap: no TensorFlow; its layers are checked when the
     base is built). What trains below takes the configs as checked.
 
@@ -82,13 +83,6 @@ def check_submission(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
         status = weights_status(model_cfg.weights)
         if not status.ok:
             raise WeightsError(status.message)
-
-
-def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
-    """Images in [0, 1] -> what the model takes (VGG16 weights expect their own preprocessing)."""
-    if model_cfg.model == "vgg16":
-        return preprocess_images(x01, model_cfg.weights)
-    return x01
 
 
 def data_report(ds: Dataset) -> dict[str, Any]:

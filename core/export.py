@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.augment import layer_calls
+from core.models.augment import layer_calls
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.base.errors import UserError
 

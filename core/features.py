@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.vgg16 import BaseInfo
-from core.weights import preprocess_images
+from core.models.vgg16 import BaseInfo
+from core.models.weight_sources import preprocess_images
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -89,7 +89,7 @@ def extract_features(
     """Run images through the frozen base once.
 
     Args:
-        base: the VGG16 base from :func:`core.vgg16.build_base`.
+        base: the VGG16 base from :func:`core.models.vgg16.build_base`.
         images: uint8 (N, H, W, 3), or float in [0, 1].
         weights: the weight source (picks the preprocessing).
         batch_size: images per forward pass.
@@ -165,7 +165,7 @@ def cached_features(
     random seed) and the preprocessing; any change there computes new features.
 
     Args:
-        base: the frozen base from :func:`core.vgg16.build_base`; ``info`` is its BaseInfo.
+        base: the frozen base from :func:`core.models.vgg16.build_base`; ``info`` is its BaseInfo.
         images: all images of the dataset, uint8 (N, H, W, 3) or float in [0, 1].
         fingerprint: the dataset's fingerprint.
         store: the run store whose cache keeps the features; None: compute, cache nothing.

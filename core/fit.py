@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.augment import augment_dataset_fn
+from core.models.augment import augment_dataset_fn
 from core.base.config import OPTIMIZERS, ModelConfig, TrainConfig
 from core.base.errors import UserError
-from core.pipeline import Preprocess, image_batches, is_images
+from core.models.pipeline import Preprocess, image_batches, is_images
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -220,7 +220,7 @@ def fit_phase(
 
     ``train_data`` and ``val_data`` are ``(x, y)``: uint8 images (a
     :class:`core.data.ImageSplit` or an array), scaled to [0, 1] and
-    ``preprocess``ed one batch at a time by :func:`core.pipeline.image_batches`,
+    ``preprocess``ed one batch at a time by :func:`core.models.pipeline.image_batches`,
     or float arrays taken as they are (cached VGG16 features).
     Reused by :mod:`core.transfer` for the head (on cached features, with
     ``augment=False``) and for fine-tuning.
@@ -286,7 +286,7 @@ def fit_phase(
 def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool, preprocess: Preprocess | None = None):
     """A tf.data pipeline; None means: let ``fit`` take the arrays (float arrays with the pipeline option off).
 
-    uint8 images always go through :func:`core.pipeline.image_batches` (scaled per batch).
+    uint8 images always go through :func:`core.models.pipeline.image_batches` (scaled per batch).
 
     The pipeline shuffles (seeded), batches and prefetches, so the next batch
     is ready while the current one trains: faster than the course's arrays

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.architecture import check_architecture, layer_table
+from core.models.layer_table import check_architecture, layer_table
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
 from core.curves import early_stopping_epochs, json_safe
 from core.verdict import MIN_EPOCHS_TO_JUDGE, Reading

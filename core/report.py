@@ -12,7 +12,7 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
-from core.architecture import layer_table
+from core.models.layer_table import layer_table
 from core.compare import run_metrics, run_settings
 from core.base.config import ModelConfig
 from core.diagnosis import diagnosis_of

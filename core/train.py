@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from core.base.config import ModelConfig, TrainConfig
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
-from core.model import build_model
+from core.models.builder import build_model
 from core.base.precision import precision_policy, settle_precision
 from core.transfer import train_transfer
 
@@ -46,7 +46,7 @@ def train_model(
 
     The network is checked against the server's limits where a job is
     submitted (:func:`core.experiment.run_experiment`, the worker); called
-    directly, :func:`core.model.build_model` still refuses a network that does
+    directly, :func:`core.models.builder.build_model` still refuses a network that does
     not fit its input.
     """
     train_cfg = settle_precision(model_cfg, train_cfg)  # decided at submission already; a direct caller's "auto" here

@@ -20,7 +20,7 @@ Fine-tuning unfreezes block5 only, so blocks 1-4 still give the same output
 every epoch: without augmentation it trains block5 + head on cached block4_pool
 maps, again the same computation as training the whole model on images.
 
-Weight sources and preprocessing: :mod:`core.weights`; the models: :mod:`core.vgg16`.
+Weight sources and preprocessing: :mod:`core.models.weight_sources`; the models: :mod:`core.models.vgg16`.
 Keras is imported inside :func:`train_transfer`.
 """
 
@@ -37,8 +37,8 @@ from core.base.config import ModelConfig, TrainConfig
 from core.features import cached_features, feature_source
 from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.base.precision import precision_policy, settle_precision
-from core.vgg16 import FINE_TUNE_LAYERS, assemble_model, build_base, unfreeze_last_block
-from core.weights import preprocess_images
+from core.models.vgg16 import FINE_TUNE_LAYERS, assemble_model, build_base, unfreeze_last_block
+from core.models.weight_sources import preprocess_images
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -72,7 +72,7 @@ def train_transfer(
 ) -> TrainResult:
     """Train the VGG16 transfer model: the head on cached base features, then optional fine-tuning.
 
-    1. Build the base with ``model_cfg.weights`` (a :class:`~core.weights.WeightsError`
+    1. Build the base with ``model_cfg.weights`` (a :class:`~core.models.weight_sources.WeightsError`
        here, before anything trains, if they cannot be used).
     2. Without augmentation: the base's pooled features of every image of the
        dataset, from the run store's cache or computed once (progress events
@@ -88,7 +88,7 @@ def train_transfer(
     progress events count epochs across both. ``stop_event`` stops either
     phase after its current batch (an extraction in progress finishes first,
     so its features are kept). The returned model takes preprocessed images
-    (:func:`core.weights.preprocess_images`) and holds the best epoch's weights
+    (:func:`core.models.weight_sources.preprocess_images`) and holds the best epoch's weights
     over both phases. ``extra`` records the weights, preprocessing and feature strategy.
 
     Args:

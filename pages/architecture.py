@@ -1,13 +1,13 @@
 """Architecture: build the network with sliders and watch its layer table and shapes update.
 
-Everything here is core.architecture arithmetic (pure Python): no TensorFlow, so the
+Everything here is core.models.layer_table arithmetic (pure Python): no TensorFlow, so the
 table follows a slider at once.
 """
 
 import pandas as pd
 import streamlit as st
 
-from core.architecture import check_architecture, check_cost, layer_table
+from core.models.layer_table import check_architecture, check_cost, layer_table
 from core.base.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
 from core.estimate import estimate_text
 from core.base.config_codec import MODEL_PARAM, decode_model, encode_model

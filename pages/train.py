@@ -11,8 +11,8 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from core.architecture import check_architecture, check_cost
-from core.augment import course_code, keras_code
+from core.models.layer_table import check_architecture, check_cost
+from core.models.augment import course_code, keras_code
 from core.base.config import (
     FILL_MODES,
     LEARNING_RATES,
@@ -32,7 +32,7 @@ from core.base.naming import describe, network_text
 from core.base.config_codec import TRAIN_PARAM, decode_train, encode_train
 from core.base.tables import plural
 from core.trials import MAX_SEEDS, MIN_SEEDS
-from core.weights import weights_status
+from core.models.weight_sources import weights_status
 from ui import charts, identity, jobs, resources, share, state, study
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
 from ui.feedback import errors_shown, flash, header, job_error, show_unexpected

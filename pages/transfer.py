@@ -11,7 +11,7 @@ from functools import partial
 
 import streamlit as st
 
-from core.architecture import layer_table
+from core.models.layer_table import layer_table
 from core.compare import compare_configs, comparison_rows
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.base.tables import plural

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from core.architecture import ArchitectureError, check_architecture, layer_table
+from core.models.layer_table import ArchitectureError, check_architecture, layer_table
 from core.base.config import COURSE_PARAMS, ModelConfig
 
 
@@ -94,7 +94,7 @@ def _random_configs(n: int, seed: int = 7) -> list[ModelConfig]:
 
 @pytest.mark.parametrize("cfg", _random_configs(40))
 def test_table_equals_keras_summary(cfg):
-    from core.model import build_model, keras_summary_rows
+    from core.models.builder import build_model, keras_summary_rows
 
     model = build_model(cfg)
     keras_rows = keras_summary_rows(model)
@@ -110,7 +110,7 @@ def test_table_equals_keras_summary(cfg):
 def test_vgg16_base_rows_equal_keras_applications():
     import keras
 
-    from core.architecture import vgg16_base_rows
+    from core.models.layer_table import vgg16_base_rows
 
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
     theirs = [(layer.name, tuple(layer.output.shape[1:]), layer.count_params()) for layer in base.layers[1:]]

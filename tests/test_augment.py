@@ -1,4 +1,4 @@
-"""core.augment: the course's ImageDataGenerator arguments as Keras 3 preprocessing layers."""
+"""core.models.augment: the course's ImageDataGenerator arguments as Keras 3 preprocessing layers."""
 
 import ast
 import subprocess
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.augment import (
+from core.models.augment import (
     CONTROLS,
     augment_dataset_fn,
     build_augmentation,
@@ -49,7 +49,7 @@ def _centroids(batch):
 
 
 def test_module_import_does_not_import_tensorflow():
-    code = "import sys, core.augment; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    code = "import sys, core.models.augment; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

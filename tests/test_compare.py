@@ -5,7 +5,7 @@ import json
 import pytest
 from tinydata import write_tiny_dataset
 
-from core.architecture import ArchitectureError
+from core.models.layer_table import ArchitectureError
 from core.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
 from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
 from core.base.errors import UserError

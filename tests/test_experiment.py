@@ -75,7 +75,7 @@ def test_a_crash_mid_training_leaves_the_store_as_it_was(tiny_folder, store, mon
 
 
 def test_impossible_architecture_is_refused_before_training(tiny_folder, store):
-    from core.architecture import ArchitectureError
+    from core.models.layer_table import ArchitectureError
 
     with pytest.raises(ArchitectureError, match="Block 3"):
         run_experiment(str(tiny_folder), TINY.replace(blocks=3, kernel_size=5), FAST, store=store)
@@ -125,7 +125,7 @@ def test_a_stored_run_given_back_reports_the_data_just_read(tmp_path, store, mon
 
 def test_the_architecture_is_checked_once_per_training(tiny_folder, store, monkeypatch):
     """At the submit boundary, with the data's class count; nothing below checks again (issue 17)."""
-    import core.architecture as A
+    import core.models.layer_table as A
 
     checked = []
     real = A.check_cost

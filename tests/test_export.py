@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tinydata import write_tiny_dataset
 
-from core.architecture import layer_table
+from core.models.layer_table import layer_table
 from core.cli import main
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.export import history_csv, script_text

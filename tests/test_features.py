@@ -9,8 +9,8 @@ from vggfiles import SIZE, keras_vgg_arrays, write_legacy_h5
 
 import core.features as FT
 from core.data import load_dataset, prepare_data
-from core.vgg16 import build_base
-from core.weights import preprocess_images
+from core.models.vgg16 import build_base
+from core.models.weight_sources import preprocess_images
 
 
 def prepared(root, size=SIZE):

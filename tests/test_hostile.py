@@ -361,7 +361,7 @@ def test_a_weights_file_of_the_wrong_kind(tmp_path, served, kind):
 
 def test_a_weights_file_outside_the_roots_is_not_even_looked_at(tmp_path, served):
     from core.base.limits import mark_serving
-    from core.weights import weights_status
+    from core.models.weight_sources import weights_status
 
     mark_serving()
     status = weights_status("/etc/passwd")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tinydata import write_tiny_dataset
 
-from core.architecture import check_architecture, layer_table
+from core.models.layer_table import check_architecture, layer_table
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.experiment import run_experiment
@@ -73,7 +73,7 @@ def network(cfg: ModelConfig, seed: int = 0, names=None) -> RunNetwork:
     """A RunNetwork on a freshly built model (random weights; batch norm statistics made non-trivial)."""
     import keras
 
-    from core.model import build_model
+    from core.models.builder import build_model
     from core.store.runstore import RunRecord
 
     keras.utils.set_random_seed(seed)
@@ -318,7 +318,7 @@ def test_vgg16_grad_cam_equals_running_the_nested_base_and_the_head_in_two_steps
     import keras
     import tensorflow as tf
 
-    from core.experiment import model_input
+    from core.models.pipeline import model_input
 
     model = home[0].load_model(vgg_run.run_id)
     base = model.get_layer("vgg16")

@@ -46,7 +46,7 @@ import pytest
 from tinydata import write_tiny_dataset
 from vggfiles import keras_vgg_arrays, write_legacy_h5
 
-import core.weight_files as weight_files
+import core.models.weight_files as weight_files
 from core.base.config import ModelConfig, TrainConfig
 from core.executor import LocalExecutor
 from core.experiment import predict_images, resolve, run_experiment

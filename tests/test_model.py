@@ -2,8 +2,8 @@
 
 import numpy as np
 
-import core.model as M
-from core.architecture import layer_table
+import core.models.builder as M
+from core.models.layer_table import layer_table
 from core.base.config import ModelConfig
 
 

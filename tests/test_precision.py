@@ -11,7 +11,7 @@ from core.data import load_dataset, prepare_data
 from core.base.errors import UserError
 from core.base.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
 from core.train import train_model
-from core.weights import preprocess_images
+from core.models.weight_sources import preprocess_images
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=3)
 

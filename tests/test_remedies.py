@@ -13,7 +13,7 @@ from histories import (
     underfitting_history,
 )
 
-from core.architecture import layer_table
+from core.models.layer_table import layer_table
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
 from core.diagnosis import Diagnosis, diagnose
 from core.remedies import Remedy

@@ -139,7 +139,7 @@ def test_model_round_trip(tmp_path):
     import keras
 
     from core.base.config import ModelConfig
-    from core.model import build_model
+    from core.models.builder import build_model
 
     s = RunStore(tmp_path)
     model = build_model(ModelConfig(input_size=16, blocks=1, filters=4, dense_units=4, num_classes=2))

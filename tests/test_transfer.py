@@ -16,8 +16,8 @@ from core.base.config import WEIGHT_SOURCE_LABELS, AugmentConfig, ModelConfig, T
 from core.data import load_dataset, prepare_data
 from core.features import FEATURES_KIND, cached_features
 from core.base.precision import precision_policy
-from core.vgg16 import build_base
-from core.weights import preprocess_images
+from core.models.vgg16 import build_base
+from core.models.weight_sources import preprocess_images
 
 
 def vgg_cfg(weights="none", **kw):

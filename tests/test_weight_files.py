@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from vggfiles import CONV, SIZE, assert_same_weights, keras_vgg_arrays, write_legacy_h5
 
-import core.weight_files as F
-import core.weights as W
-from core.weights import IMAGENET_FILE, WeightsError
+import core.models.weight_files as F
+import core.models.weight_sources as W
+from core.models.weight_sources import IMAGENET_FILE, WeightsError
 
 
 @pytest.fixture(scope="module")

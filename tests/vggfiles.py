@@ -7,7 +7,7 @@ temporary Keras cache, in the layout Keras distributes.
 import h5py
 import numpy as np
 
-from core.weights import CONV_LAYERS
+from core.models.weight_sources import CONV_LAYERS
 
 SIZE = 32  # the smallest input VGG16 takes: fast
 CONV = [name for name, _ in CONV_LAYERS]

@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from core.base.config import WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
-from core.weights import weights_status
+from core.models.weight_sources import weights_status
 from ui import resources, state
 
 # Slider steps (any value in range is valid; these are the ones a slider offers).

@@ -24,7 +24,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.augment import preview
+from core.models.augment import preview
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
 from core.base.errors import UserError

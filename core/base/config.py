@@ -10,7 +10,7 @@ Range checks happen at construction, with scikit-learn style messages::
 
 Whether an architecture *fits its input* (the feature map must stay at least
 1x1 through every block) is a separate question answered by
-:func:`core.architecture.check_architecture`, because it depends on several fields
+:func:`core.models.layer_table.check_architecture`, because it depends on several fields
 at once and the UI wants to show the reason next to the slider that caused it.
 """
 

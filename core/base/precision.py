@@ -13,7 +13,7 @@ in another precision than its key names is refused when it is stored
 
 Mixed bfloat16 is Keras' ``mixed_bfloat16`` policy: weights stay float32, the
 layers compute in bfloat16, and the softmax output layer is built with
-``dtype="float32"`` (:mod:`core.model`), so probabilities are float32 and sum
+``dtype="float32"`` (:mod:`core.models.builder`), so probabilities are float32 and sum
 to 1. :func:`precision_policy` sets the policy around model building only and
 puts the previous one back (Keras keeps it per thread), so no other training
 in the process inherits it. Measured in ``bench/bench_engine.py``

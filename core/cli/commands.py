@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from core.architecture import ArchitectureError, check_cost, layer_table
+from core.models.layer_table import ArchitectureError, check_cost, layer_table
 from core.compare import compare_configs, comparison_rows
 from core.base.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets

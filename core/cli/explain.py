@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from core.architecture import layer_table
+from core.models.layer_table import layer_table
 from core.base.config import ModelConfig
 from core.data import read_image_bytes
 from core.base.errors import UserError

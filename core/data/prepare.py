@@ -5,7 +5,7 @@ stratified train / validation / test split, recording each step's numbers
 (a :class:`PrepStep` each) so the dashboard can show them, the scaling of
 pixels to [0, 1] included. The images are not copied: each split is an
 :class:`ImageSplit`, the dataset's uint8 images seen through the split's
-indices, and the training pipeline (:mod:`core.pipeline`) divides by 255 one
+indices, and the training pipeline (:mod:`core.models.pipeline`) divides by 255 one
 batch at a time, exactly as ``x.astype("float32") / 255.0`` would. A float32
 copy of every split (4 bytes a pixel, three arrays at once) was what kept
 large datasets out of memory. :func:`images_needed` says how many images a

@@ -8,7 +8,7 @@ visible). Deeper filters read feature maps, not colours: they are shown one
 input channel at a time (:meth:`Filters.slices`).
 
 A VGG16 transfer run reads images in BGR order (Caffe preprocessing,
-:mod:`core.weights`), so its first-layer kernels are flipped back to RGB
+:mod:`core.models.weight_sources`), so its first-layer kernels are flipped back to RGB
 before drawing; they are the pretrained filters (ImageNet, HED or a file),
 untouched by training because the base is frozen.
 """

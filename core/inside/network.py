@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from core.architecture import LayerRow, layer_table
+from core.models.layer_table import LayerRow, layer_table
 from core.base.config import ModelConfig
 from core.base.errors import UserError
-from core.experiment import model_input
+from core.models.pipeline import model_input
 from core.store.runstore import RunRecord, RunStore
 
 SPATIAL = ("Conv2D", "BatchNormalization", "MaxPooling2D")
@@ -61,7 +61,7 @@ class LayerInfo:
     kernel_size: int  # the window's side (1 for batch normalisation)
     stride: int
     padding: str  # "valid" or "same"
-    receptive_field: int | None  # from the layer table (core.architecture)
+    receptive_field: int | None  # from the layer table (core.models.layer_table)
     jump: int | None
     depth: float  # 0 for the first spatial layer, 1 for the last: how deep in the network
 

@@ -51,7 +51,7 @@ def test_the_table_follows_the_sliders(open_page, five_class_dir):
     assert not at.exception
     expected = ModelConfig(blocks=2, filters=16, padding="same", batchnorm=True, dense_units=64, dropout=0.3)
     assert at.session_state["model_cfg"] == expected
-    from core.architecture import layer_table
+    from core.models.layer_table import layer_table
 
     want = layer_table(expected)
     assert {m.label: m.value for m in at.metric}["Total parameters"] == f"{want.total_params:,}"
@@ -100,7 +100,7 @@ def test_vgg16_shows_its_base_as_one_expandable_row_and_the_weight_source(open_p
     assert len(inside) == 18 and inside["layer"].tolist()[:3] == ["block1_conv1", "block1_conv2", "block1_pool"]
     assert at.selectbox(key="arch.weights").value == "imagenet"
     assert at.radio(key="arch.model").options[1] == MODEL_LABELS["vgg16"]  # core's labels, as the CLI shows them
-    # The labels are core.base.config's; the status is core.weights' check (the Keras cache may hold the file or not).
+    # The labels are core.base.config's; the status is core.models.weight_sources' check (the Keras cache may hold the file or not).
     assert at.selectbox(key="arch.weights").options[:3] == [WEIGHT_SOURCE_LABELS[w] for w in WEIGHT_SOURCES]
     assert at.success or at.warning
     at.selectbox(key="arch.weights").set_value("none").run()

@@ -8,7 +8,7 @@ import pytest
 from apphelpers import chart_specs, texts
 from PIL import Image
 
-from core.architecture import layer_table
+from core.models.layer_table import layer_table
 from core.base.config import ModelConfig, TrainConfig
 
 PAGE = "pages/inside.py"

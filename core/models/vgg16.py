@@ -3,7 +3,7 @@
 The course's network is ``VGG16(include_top=False)``, frozen, then
 GlobalAveragePooling2D -> Dense(128, relu) -> Dropout(0.5) -> Dense(5, softmax).
 :func:`build_base` builds the base with the weights of a source
-(:mod:`core.weights` says which sources there are), :func:`assemble_model` puts
+(:mod:`core.models.weight_sources` says which sources there are), :func:`assemble_model` puts
 the head on it, :func:`build_transfer_model` does both, and
 :func:`unfreeze_last_block` opens block5 for fine-tuning. Training is
 :mod:`core.transfer`.
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig
-from core.weight_files import Arrays, file_weights, imagenet_weights, offline_weights, random_weights
-from core.weights import preprocessing_for, weight_kind
+from core.models.weight_files import Arrays, file_weights, imagenet_weights, offline_weights, random_weights
+from core.models.weight_sources import preprocessing_for, weight_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

@@ -23,9 +23,18 @@ from typing import Any
 
 import numpy as np
 
+from core.base.config import ModelConfig
 from core.data import ImageSplit
+from core.models.weight_sources import preprocess_images
 
 Preprocess = Callable[[np.ndarray], np.ndarray]  # float32 [0, 1] batch -> what the model takes
+
+
+def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] -> what the model takes (VGG16 weights expect their own preprocessing)."""
+    if model_cfg.model == "vgg16":
+        return preprocess_images(x01, model_cfg.weights)
+    return x01
 
 
 def is_images(x: Any) -> bool:
@@ -62,7 +71,7 @@ def image_batches(
         y: the labels, aligned with ``x``; None for prediction.
         batch_size: images per batch.
         shuffle_seed: shuffle (reshuffled every epoch) with this seed; None keeps the order.
-        augment_fn: a ``(x, y) -> (x, y)`` map over whole batches (:func:`core.augment.augment_dataset_fn`),
+        augment_fn: a ``(x, y) -> (x, y)`` map over whole batches (:func:`core.models.augment.augment_dataset_fn`),
             applied after scaling; training only.
         preprocess: applied to each scaled batch (the VGG16 weights' preprocessing).
     """
@@ -86,6 +95,6 @@ def image_batches(
     # Gathering has no random state, so parallel calls keep the order and the seeded results.
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     if augment_fn is not None:
-        # Sequential on purpose: the random layers share state (see core.augment).
+        # Sequential on purpose: the random layers share state (see core.models.augment).
         ds = ds.map(augment_fn)
     return ds.prefetch(tf.data.AUTOTUNE)

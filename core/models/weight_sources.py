@@ -2,7 +2,7 @@
 
 Cheap on purpose: no TensorFlow, Keras or h5py is imported, so a page can show
 a weight source's status on every rerun. Reading the weights is
-:mod:`core.weight_files`; building the base is :mod:`core.vgg16`.
+:mod:`core.models.weight_files`; building the base is :mod:`core.models.vgg16`.
 
 Weight sources (``ModelConfig.weights``; labels in
 :data:`core.base.config.WEIGHT_SOURCE_LABELS`); a run records which one was used,
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.architecture import VGG16_BLOCKS
+from core.models.layer_table import VGG16_BLOCKS
 from core.base.config import WEIGHT_SOURCES, weights_label
 from core.base.errors import UserError
 from core.base.limits import data_roots, inside, refusal, serving, special_kind

