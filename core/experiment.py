@@ -21,9 +21,9 @@ import numpy as np
 from core.models.layer_table import layer_table, require_buildable
 from core.base.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
 from core.data import Dataset, load_dataset, prepare_data
-from core.diagnosis import diagnose
+from core.results.diagnosis import diagnose
 from core.base.errors import UserError
-from core.evaluation import evaluate
+from core.results.evaluation import evaluate
 from core.fit import predict_proba
 from core.base.naming import describe
 from core.base.precision import decided_precision, run_precision, settle_precision

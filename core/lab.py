@@ -183,7 +183,7 @@ class Preset:
         description: what the preset sets, in a sentence.
         look_for: what the student should see in the curves and the table.
         model_changes: dotted ``model.<field>`` keys to values, as in
-            :attr:`core.remedies.Remedy.changes`.
+            :attr:`core.results.remedies.Remedy.changes`.
         train_changes: dotted ``train.<field>`` keys to values
             (``"train.augment"`` takes ``"course"`` or ``"none"``).
         variants: the lab variants worth running for this lesson.

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.curves import best_epoch as _best_epoch
-from core.diagnosis import diagnosis_of
+from core.results.curves import best_epoch as _best_epoch
+from core.results.diagnosis import diagnosis_of
 from core.lab import LabVariant
 from core.store.runstore import RunRecord
 from core.base.tables import number
@@ -31,7 +31,7 @@ def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]
         ``test_accuracy`` (with the best epoch's weights), ``epochs_run``,
         ``epochs_planned``, ``stopped_early``, ``seconds`` (training time),
         ``verdict`` (the verdict's title), ``fit`` (the verdict itself:
-        "still_improving", ...; :func:`core.diagnosis.diagnosis_of`, so a stored
+        "still_improving", ...; :func:`core.results.diagnosis.diagnosis_of`, so a stored
         run reads by today's table), ``run_id`` and ``cached``. The
         measurements are None for a variant without a record.
     """

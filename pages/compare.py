@@ -7,8 +7,8 @@ from functools import partial
 
 import streamlit as st
 
-from core.compare import compare_runs
-from core.trials import MAX_SEEDS, MIN_SEEDS, difference_sentence, repeat_summary
+from core.results.compare import compare_runs
+from core.results.repeats import MAX_SEEDS, MIN_SEEDS, difference_sentence, repeat_summary
 from ui import charts, jobs, resources, state, study
 from ui.feedback import empty_state, header
 from ui.frame import run_page
@@ -18,7 +18,7 @@ K = "compare."
 REPEATS = K + "repeats"  # {run_id: [job ids]} of the repeats this session queued
 DEFAULTS = {K + "sources": [], K + "kinds": [], K + "diff": True, K + "seeds": 3}
 PCT = st.column_config.NumberColumn(format="%.3f")
-TIMES = {  # each time named for what it measures (core.compare.run_times)
+TIMES = {  # each time named for what it measures (core.results.compare.run_times)
     "s / epoch": st.column_config.NumberColumn(
         format="%.2f", help="Seconds one epoch took, on average over the run's epochs (each epoch's own time)."
     ),

@@ -6,7 +6,7 @@ Deliberately light: no plotly, no TensorFlow, so it opens in about a second.
 import streamlit as st
 
 from core.models.layer_table import check_architecture, layer_table
-from core.diagnosis import diagnosis_of
+from core.results.diagnosis import diagnosis_of
 from core.base.naming import describe
 from core.base.tables import plural
 from ui import resources, state

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.base.config import ModelConfig
 from core.data import read_image_bytes
-from core.evaluation import cell_indices
+from core.results.evaluation import cell_indices
 from core.base.limits import upload_too_large
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header

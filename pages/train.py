@@ -31,7 +31,7 @@ from core.estimate import estimate_text
 from core.base.naming import describe, network_text
 from core.base.config_codec import TRAIN_PARAM, decode_train, encode_train
 from core.base.tables import plural
-from core.trials import MAX_SEEDS, MIN_SEEDS
+from core.results.repeats import MAX_SEEDS, MIN_SEEDS
 from core.models.weight_sources import weights_status
 from ui import charts, identity, jobs, resources, share, state, study
 from ui.controls import FINE_TUNE_RATES, slider_max, steps

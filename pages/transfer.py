@@ -1,6 +1,6 @@
 """Transfer learning: the course's last step, a frozen VGG16 base with a new head, against the scratch CNN.
 
-Reads the controls, asks :mod:`core.compare` for the two configs and hands them
+Reads the controls, asks :mod:`core.results.compare` for the two configs and hands them
 to the training worker; :func:`ui.jobs.follow` redraws the comparison while
 they train. Nothing trains in this script, and TensorFlow is not imported here.
 """
@@ -12,7 +12,7 @@ from functools import partial
 import streamlit as st
 
 from core.models.layer_table import layer_table
-from core.compare import compare_configs, comparison_rows
+from core.results.compare import compare_configs, comparison_rows
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.base.tables import plural
 from ui import charts, jobs, resources, state

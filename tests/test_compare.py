@@ -6,7 +6,7 @@ import pytest
 from tinydata import write_tiny_dataset
 
 from core.models.layer_table import ArchitectureError
-from core.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
+from core.results.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
 from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.store.runstore import RunRecord

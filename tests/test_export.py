@@ -15,8 +15,8 @@ from tinydata import write_tiny_dataset
 from core.models.layer_table import layer_table
 from core.cli import main
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
-from core.export import history_csv, script_text
-from core.report import report_html
+from core.results.export import history_csv, script_text
+from core.results.report import report_html
 
 
 @pytest.fixture(scope="module")

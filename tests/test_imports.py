@@ -44,7 +44,7 @@ def _copy_tree(tmp_path: Path) -> Path:
         # the engine depending on its own command line
         ("core/lab.py", "\nfrom core.cli.output import run_payload\n"),
         # two siblings of one layer
-        ("core/curves.py", "\nimport core.store.runstore\n"),
+        ("core/results/curves.py", "\nimport core.store.runstore\n"),
         # the engine importing the dashboard
         ("core/store/runstore.py", "\nimport streamlit\n"),
         # the experiment reaching up into the inside-the-network package, and that package upside down

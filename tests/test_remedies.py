@@ -15,8 +15,8 @@ from histories import (
 
 from core.models.layer_table import layer_table
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
-from core.diagnosis import Diagnosis, diagnose
-from core.remedies import Remedy
+from core.results.diagnosis import Diagnosis, diagnose
+from core.results.remedies import Remedy
 
 
 def keys(d: Diagnosis) -> list[str]:

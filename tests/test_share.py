@@ -84,7 +84,7 @@ def test_malformed_settings_files_are_refused(data, needle):
 
 
 def test_a_run_exported_settings_file_loads(tmp_path):
-    from core.export import config_json
+    from core.results.export import config_json
     from core.store.runstore import RunRecord
 
     rec = RunRecord(run_id="r", key="k", status="complete", created=0, source="s", label="l", data={},

@@ -6,19 +6,11 @@ import pytest
 from tinydata import write_tiny_dataset
 
 from core.cli import main
-from core.compare import settings_table
+from core.results.compare import settings_table
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
 from core.store.runstore import RunRecord, RunStore
-from core.trials import (
-    SWEEPABLE,
-    difference_sentence,
-    grid_from_json,
-    mean_curves,
-    parse_grid,
-    seed_configs,
-    spread,
-    sweep_points,
-)
+from core.results.repeats import difference_sentence, mean_curves, seed_configs, spread
+from core.results.sweeps import SWEEPABLE, grid_from_json, parse_grid, sweep_points
 
 TINY = ["--input-size", "16", "--blocks", "1", "--filters", "4", "--dense", "8", "--batch-size", "8",
         "--epochs", "1", "--precision", "float32"]  # fmt: skip

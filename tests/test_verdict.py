@@ -20,7 +20,7 @@ from histories import (
 )
 
 from core.base.config import TrainConfig
-from core.diagnosis import diagnose
+from core.results.diagnosis import diagnose
 
 
 def text_of(d) -> str:

@@ -9,7 +9,7 @@ import pytest
 from test_verdict_table import says_not_falling
 
 from core.base.config import ModelConfig, TrainConfig
-from core.diagnosis import diagnose
+from core.results.diagnosis import diagnose
 from core.experiment import run_experiment
 from core.store.runstore import RunStore
 

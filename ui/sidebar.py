@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.diagnosis import diagnosis_of
+from core.results.diagnosis import diagnosis_of
 from core.base.tables import plural
 from ui import identity, jobs, resources, state
 

@@ -12,10 +12,10 @@ import sys
 import time
 
 from core.models.layer_table import ArchitectureError, check_cost, layer_table
-from core.compare import compare_configs, comparison_rows
+from core.results.compare import compare_configs, comparison_rows
 from core.base.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
-from core.diagnosis import diagnosis_of
+from core.results.diagnosis import diagnosis_of
 from core.base.errors import UserError
 from core.estimate import calibrate, estimate, estimate_text, load_calibration
 from core.experiment import check_submission, resolve, run_experiment

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.compare import get_runs
+from core.results.compare import get_runs
 from core.base.errors import UserError
-from core.export import config_json, copy_model, history_csv, predictions_csv, script_text
-from core.report import report_html
+from core.results.export import config_json, copy_model, history_csv, predictions_csv, script_text
+from core.results.report import report_html
 from core.store.runstore import RunStore
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from core.diagnosis import diagnosis_of
+from core.results.diagnosis import diagnosis_of
 from core.fit import ProgressEvent
 from core.store.runstore import RunRecord
 

@@ -83,7 +83,7 @@ def staged(trained):
 
     Its arrays are the trained run's, so the Predictions page can show images.
     """
-    from core.diagnosis import diagnose
+    from core.results.diagnosis import diagnose
     from core.store.runstore import RunRecord, RunStore
 
     loss = [1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08]

@@ -230,7 +230,7 @@ def test_the_exported_report_opens_offline_without_errors(trained, tmp_path):
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed: browser test skipped")
     from playwright.sync_api import sync_playwright
 
-    from core.report import report_html
+    from core.results.report import report_html
 
     path = tmp_path / "run.html"
     path.write_text(report_html(trained), encoding="utf-8")

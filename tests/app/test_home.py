@@ -69,7 +69,7 @@ def test_a_one_epoch_run_is_one_epoch_in_the_sidebar_and_on_home(open_page, priv
     sidebar = [c.value for c in at.sidebar.caption]
     assert any(c.startswith("1 epoch · best epoch 1") for c in sidebar), sidebar
     # The sidebar's verdict is today's reading of the curves, the one the Diagnostics page shows.
-    from core.diagnosis import diagnosis_of
+    from core.results.diagnosis import diagnosis_of
 
     title = diagnosis_of(rec).title
     assert any(c.endswith(f" · {title}") for c in sidebar), (title, sidebar)

@@ -6,7 +6,7 @@ import numpy as np
 from apphelpers import chart_specs, texts
 from PIL import Image
 
-from core.evaluation import cell_indices
+from core.results.evaluation import cell_indices
 
 
 def test_no_run_explains_where_to_get_one(open_page, empty_home):

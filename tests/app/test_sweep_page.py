@@ -45,7 +45,7 @@ def test_a_two_setting_sweep_its_heatmap_and_a_repeat_that_trains_nothing(open_p
     assert not at.exception, [e.value for e in at.exception]
     heat = [s for s in chart_specs(at) if s["data"][0].get("type") == "heatmap"][0]["data"][0]
     assert heat["y"] == ["0.0", "0.5"] and heat["x"] == ["4", "8"] and len(heat["z"]) == 2
-    from core.compare import run_metrics
+    from core.results.compare import run_metrics
 
     for k, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):  # row-major: dropout slowest
         rec = private_worker.get(run["jobs"][k]).result

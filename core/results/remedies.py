@@ -14,8 +14,8 @@ from typing import Any
 
 from core.models.layer_table import check_architecture, layer_table
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
-from core.curves import early_stopping_epochs, json_safe
-from core.verdict import MIN_EPOCHS_TO_JUDGE, Reading
+from core.results.curves import early_stopping_epochs, json_safe
+from core.results.verdict import MIN_EPOCHS_TO_JUDGE, Reading
 
 # The patience the remedies suggest (epochs without improvement before stopping).
 PATIENCE = 5
@@ -50,7 +50,7 @@ def remedies_for(reading: Reading, model_cfg: ModelConfig, train_cfg: TrainConfi
     """The remedies for the reading's decision, most effective first.
 
     Args:
-        reading: the curves' :class:`core.verdict.Reading`; its ``decision`` picks the remedies
+        reading: the curves' :class:`core.results.verdict.Reading`; its ``decision`` picks the remedies
             (lower the learning rate when diverged, train longer when still improving or too short, ...).
         model_cfg, train_cfg: the run's settings, which the changes start from.
 

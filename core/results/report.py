@@ -13,9 +13,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from core.models.layer_table import layer_table
-from core.compare import run_metrics, run_settings
+from core.results.compare import run_metrics, run_settings
 from core.base.config import ModelConfig
-from core.diagnosis import diagnosis_of
+from core.results.diagnosis import diagnosis_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store.runstore import RunRecord

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.models.layer_table import ArchitectureError, check_architecture
 from core.base.config import ModelConfig, TrainConfig
-from core.curves import best_of, series
-from core.diagnosis import diagnosis_of
+from core.results.curves import best_of, series
+from core.results.diagnosis import diagnosis_of
 from core.base.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover

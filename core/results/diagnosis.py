@@ -2,11 +2,11 @@
 
 :func:`diagnose` reads Keras' ``history.history`` (``loss``, ``accuracy``,
 ``val_loss``, ``val_accuracy``, one value per epoch) and names what the curves
-show, by the truth table of :mod:`core.verdict` (docs/VERDICT.md):
+show, by the truth table of :mod:`core.results.verdict` (docs/VERDICT.md):
 ``diverged``, ``too_few_epochs``, ``overfitting``, ``still_improving``,
 ``underfitting`` or ``good_fit``, with the numbers behind the verdict in plain sentences,
 which epoch's weights the saved model holds, and remedies the app can apply
-(:mod:`core.remedies`, :func:`core.base.config.apply_changes`). No TensorFlow.
+(:mod:`core.results.remedies`, :func:`core.base.config.apply_changes`). No TensorFlow.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from core.base.config import ConfigError, ModelConfig, TrainConfig
-from core.curves import json_safe, read_history
-from core.remedies import Remedy, remedies_for
+from core.results.curves import json_safe, read_history
+from core.results.remedies import Remedy, remedies_for
 from core.store.runstore import RunRecord
-from core.verdict import TITLES, VERDICTS, Reading
+from core.results.verdict import TITLES, VERDICTS, Reading
 
 __all__ = ["TITLES", "VERDICTS", "Diagnosis", "diagnose", "diagnosis_of", "fit_summary_text"]
 
@@ -32,7 +32,7 @@ class Diagnosis:
     """What the training curves show.
 
     Attributes:
-        verdict: one of :data:`core.verdict.VERDICTS` ("overfitting", ...).
+        verdict: one of :data:`core.results.verdict.VERDICTS` ("overfitting", ...).
         title: the verdict for a heading ("Overfitting", "Still improving (underfitting so far)").
         headline: one plain sentence for a student.
         evidence: sentences with the numbers that support the verdict, ending

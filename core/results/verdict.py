@@ -24,7 +24,7 @@ The rows, checked in this order (the first that applies decides):
 7. **good_fit**: none of the above: validation loss levelled off near its
    minimum with a small gap.
 
-Title, headline, evidence (:class:`Reading`) and remedies (:mod:`core.remedies`)
+Title, headline, evidence (:class:`Reading`) and remedies (:mod:`core.results.remedies`)
 are all built from the one :class:`Decision`. The evidence also says which
 epoch's weights the saved model holds (the rule of :func:`core.fit.keeps_best_weights`).
 """
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from core.base.config import TrainConfig
-from core.curves import best_of, change, higher_is_better, moving_average, percent, relative, trend
+from core.results.curves import best_of, change, higher_is_better, moving_average, percent, relative, trend
 
 
 # --- Thresholds: the one place the verdict's numbers live ----------------------------------------
@@ -299,7 +299,7 @@ class Reading:
 
     Args:
         loss, acc, vloss, vacc: the four per-epoch series, checked
-            (:func:`core.curves.read_history`).
+            (:func:`core.results.curves.read_history`).
         num_classes: for the chance level ln(K); None when unknown.
         restored_epoch: the epoch whose weights were put back at the end of
             training (1-based), or None when the model kept its last epoch's.
@@ -308,7 +308,7 @@ class Reading:
             about the saved weights unless an epoch above says it).
 
     Attributes:
-        numbers: the measurements (see :func:`core.diagnosis.diagnose`).
+        numbers: the measurements (see :func:`core.results.diagnosis.diagnose`).
         decision: the row of the truth table.
         best: the epoch with the lowest validation loss (None if all are NaN).
         monitor_best: the best epoch by ``train_cfg.monitor`` (what a restore keeps).
@@ -795,4 +795,4 @@ def truth_table_text() -> str:
     return _TRUTH_TABLE.read_text(encoding="utf-8")
 
 
-_TRUTH_TABLE = Path(__file__).resolve().parents[1] / "docs" / "VERDICT.md"
+_TRUTH_TABLE = Path(__file__).resolve().parents[2] / "docs" / "VERDICT.md"
