@@ -6,7 +6,7 @@ Usage:
 
 Prints, on the same images and the same network (the course's defaults):
 - seconds for the plain script (Sequential, compile adam, fit(X, y, epochs,
-  batch_size=32, validation_split=0.2)) and for core.train.train_model, and
+  batch_size=32, validation_split=0.2)) and for core.training.train.train_model, and
   their ratio core/plain (target <= 1.05);
 - what the alternatives measured here buy (--variants): XLA (jit_compile=True),
   and arrays straight into fit() instead of core's tf.data pipeline with prefetch;
@@ -99,8 +99,8 @@ def plain_course_script(data, epochs: int, seed: int = 42, accuracy: bool = Fals
 
 
 def core_training(data, epochs: int, **variant) -> float:
-    import core.fit as fit
-    import core.train as train
+    import core.training.fit as fit
+    import core.training.train as train
     from core.base.config import ModelConfig, TrainConfig
 
     old = dict(fit.ENGINE_OPTIONS)
@@ -119,8 +119,8 @@ def core_training(data, epochs: int, **variant) -> float:
 def core_precision_run(data, epochs: int, seed: int, precision: str) -> tuple[float, float, str]:
     """Seconds, test accuracy and the precision used, for one core training of the course network."""
     from core.base.config import ModelConfig, TrainConfig
-    from core.fit import predict_proba
-    from core.train import train_model
+    from core.training.fit import predict_proba
+    from core.training.train import train_model
 
     t = time.perf_counter()
     res = train_model(ModelConfig(), TrainConfig(epochs=epochs, seed=seed, precision=precision), data, store=None)

@@ -7,7 +7,7 @@ Calibrates this machine for float32 and, where the CPU has native bfloat16, for
 bfloat16 (in a temporary CNNLAB_HOME, so the measurement is fresh), then for
 each configuration (small to large, with and without augmentation, both
 precisions) prints the estimate (:func:`core.estimate.estimate`) and the wall
-time of ``core.train.train_model`` on the thin sections (loaded at the
+time of ``core.training.train.train_model`` on the thin sections (loaded at the
 configuration's input size; repeated k times for the larger sets), and the
 error. The estimate scales by what other processes keep busy just before each
 run, against what they kept busy while it calibrated (a shared machine).
@@ -34,7 +34,7 @@ from core.base.config import AugmentConfig, ModelConfig, TrainConfig  # noqa: E4
 from core.data import Dataset, load_dataset, prepare_data  # noqa: E402
 from core.estimate import calibrate, estimate, others_busy  # noqa: E402
 from core.base.precision import resolve_precision  # noqa: E402
-from core.train import train_model  # noqa: E402
+from core.training.train import train_model  # noqa: E402
 
 AUG = AugmentConfig.course()
 # (name, model, train, copies of the thin sections)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_flags  # noqa: E402
 
 from core.base.config import ModelConfig, TrainConfig  # noqa: E402
-from core.experiment import resolve  # noqa: E402
+from core.training.experiment import resolve  # noqa: E402
 from core.store.runstore import RunStore  # noqa: E402
 from core.worker import DONE, TrainingWorker  # noqa: E402
 
@@ -86,7 +86,7 @@ def memory(n: int, inprocess_n: int) -> None:
 
 
 def _inprocess(n: int) -> None:
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     store = RunStore(tempfile.mkdtemp(prefix="bench-exec-inproc-"))
     marks = []
@@ -115,7 +115,7 @@ def overhead(epochs: int) -> None:
 def _inprocess_course(epochs: int) -> None:
     import tensorflow as tf  # noqa: F401  (a server that trains in-process has it imported already)
 
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     store = RunStore(tempfile.mkdtemp(prefix="bench-exec-course-"))
     run_experiment("thin_sections", TINY, TINY_TRAIN, store=store)  # warm: the first fit builds TF's runtime

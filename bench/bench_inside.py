@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from machine import cpu_flags  # noqa: E402
 
 from core.base.config import ModelConfig, TrainConfig  # noqa: E402
-from core.experiment import run_experiment  # noqa: E402
+from core.training.experiment import run_experiment  # noqa: E402
 from core.inside import grad_cam, occlusion, open_run, work_convolution  # noqa: E402
 from core.store.runstore import RunStore  # noqa: E402
 

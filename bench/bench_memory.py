@@ -53,7 +53,7 @@ out = {{}}
 if mode == "baseline":
     import numpy as np
     from core.base.config import ModelConfig, TrainConfig
-    from core.fit import compile_model
+    from core.training.fit import compile_model
     from core.models.builder import build_model
     m = build_model(ModelConfig())
     compile_model(m, TrainConfig())
@@ -70,9 +70,9 @@ elif mode == "train":
     import numpy as np
     from core.base.config import ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
-    from core.experiment import model_preprocess
-    from core.fit import predict_proba
-    from core.train import train_model
+    from core.training.experiment import model_preprocess
+    from core.training.fit import predict_proba
+    from core.training.train import train_model
     ds = load_dataset(folder, image_size=64, cache_dir=cache)
     data = prepare_data(ds, seed=42)
     cpu0 = time.process_time()
@@ -89,8 +89,8 @@ if mode == "before":  # the engine before issue 14 (--before DIR): float32 copie
     import numpy as np
     from core.base.config import ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
-    from core.fit import predict_proba
-    from core.train import train_model
+    from core.training.fit import predict_proba
+    from core.training.train import train_model
     data = prepare_data(load_dataset(folder, image_size=64), seed=42)
     res = train_model(ModelConfig(), TrainConfig(epochs=epochs), data, store=None)
     probs = predict_proba(res.model, data.x_test)

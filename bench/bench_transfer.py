@@ -10,7 +10,7 @@ Prints, in one run on the same images and the same offline (HED) VGG16 weights:
 - the course's approach: VGG16 base frozen inside Sequential -> GAP -> Dense 128 -> Dropout 0.5
   -> Dense, ``fit`` on images for --epochs epochs (or --course-epochs measured and the rest
   extrapolated from the mean of the measured epochs after the first, said so in the output);
-- core's: ``core.transfer.train_transfer`` with an empty feature cache (the one-time extraction
+- core's: ``core.training.transfer.train_transfer`` with an empty feature cache (the one-time extraction
   of every image of the dataset, then the head for --epochs epochs), and again with the cache warm;
 - the ratio core/course (target: at most 0.125 for 20 epochs, extraction included);
 - extraction variants (batch size, XLA, bfloat16): seconds and the largest feature difference
@@ -40,9 +40,9 @@ import numpy as np  # noqa: E402
 
 from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset, prepare_data  # noqa: E402
-from core.features import extract_features  # noqa: E402
+from core.training.base_features import extract_features  # noqa: E402
 from core.store.runstore import RunStore  # noqa: E402
-from core.transfer import train_transfer  # noqa: E402
+from core.training.transfer import train_transfer  # noqa: E402
 from core.models.vgg16 import build_base  # noqa: E402
 from core.models.weight_sources import preprocess_images  # noqa: E402
 

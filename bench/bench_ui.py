@@ -89,7 +89,7 @@ def main() -> None:
 
     from core.base.config import ModelConfig, TrainConfig
     from core.models.layer_table import layer_table
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
     from core.store.runstore import RunStore
     from synth.__main__ import main as synth
 

@@ -44,7 +44,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.data.dataset import SkippedFile
 from core.base.errors import UserError, plain_message
-from core.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
+from core.training.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
 from core.base.limits import resource_message
 from core.base.environment import settings
 from core.store.runstore import RunRecord, RunStore

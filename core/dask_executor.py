@@ -36,8 +36,8 @@ from distributed.core import rpc
 
 from core.child import artifacts_from_wire, make_task
 from core.base.config import ConfigError
-from core.experiment import save_run
-from core.fit import ProgressEvent
+from core.training.experiment import save_run
+from core.training.fit import ProgressEvent
 from core.process import ChildOutcome, run_child, threads_per_training
 from core.base.environment import DEFAULT_SCHEDULER_TIMEOUT
 

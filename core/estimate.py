@@ -56,7 +56,7 @@ from core.cpuload import cpu_times, load_factor, others_between, others_busy
 from core.data import Dataset, prepare_data
 from core.base.precision import cpu_flags, run_precision
 from core.store.runstore import RunStore, default_home
-from core.train import train_model
+from core.training.train import train_model
 
 CALIBRATION_VERSION = 2
 # The calibration runs: (model, images, epochs, augment). A large and a small network separate the cost of a

@@ -31,7 +31,7 @@ from core.store.runstore import RunStore
 
 @dataclass(frozen=True)
 class Training:
-    """One training to run: :func:`core.experiment.resolve`'s dataset, configs and key."""
+    """One training to run: :func:`core.training.experiment.resolve`'s dataset, configs and key."""
 
     dataset: Dataset
     model_cfg: ModelConfig

@@ -15,7 +15,7 @@ Everything else (network, optimizer, learning rate, batch size, epochs, the
 train/val/test split, the training-data fraction and the seed) is the same,
 so any difference in the curves comes from the setting the variant names.
 
-Every variant is an ordinary run: it goes through :func:`core.experiment.run_experiment`
+Every variant is an ordinary run: it goes through :func:`core.training.experiment.run_experiment`
 (the CLI, :func:`run_lab`) or the background worker (the dashboard,
 :func:`submit_lab`) and lands in the run store, so asking for the same lab
 again returns stored runs at once.
@@ -38,7 +38,7 @@ from typing import Any
 
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig, apply_changes
 from core.base.errors import UserError
-from core.experiment import run_experiment
+from core.training.experiment import run_experiment
 from core.store.runstore import RunRecord, RunStore
 from core.base.tables import plural
 from core.worker import Job, TrainingWorker

@@ -127,7 +127,7 @@ def run_child(
         threads: TensorFlow's and OpenMP's threads in the child.
         stop: set it to stop the training (cooperatively, then by force after ``grace``).
         grace: seconds; None reads ``CNNLAB_STOP_GRACE``.
-        on_event: called with each :class:`core.fit.ProgressEvent`.
+        on_event: called with each :class:`core.training.fit.ProgressEvent`.
         on_started: called with the child's pid as soon as it runs.
         module: the child's module (tests use a child that misbehaves).
     """

@@ -31,7 +31,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.base.errors import UserError, plain_message
 from core.executor import Executor, Training, make_executor
-from core.experiment import check_submission, resolve, stored_answer
+from core.training.experiment import check_submission, resolve, stored_answer
 from core.jobtable import HEARTBEAT, INTERRUPTED, JobTable
 from core.base.naming import describe
 from core.base.limits import resource_message

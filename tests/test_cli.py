@@ -223,7 +223,7 @@ def explain_home(tmp_path_factory):
     from PIL import Image
     from tinydata import write_tiny_dataset
 
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
     from core.store.runstore import RunStore
 
     root = tmp_path_factory.mktemp("explain")

@@ -129,7 +129,7 @@ def test_compare_cli_bad_weights_is_one_line(folder, capsys, tmp_path):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """Two real runs on the same tiny data that differ in dropout and epochs, and one on other data."""
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
     from core.store.runstore import RunStore
 
     root = tmp_path_factory.mktemp("anyruns")

@@ -4,7 +4,7 @@ import time
 
 from core.base.config import ModelConfig, TrainConfig
 from core.dask_executor import DaskExecutor
-from core.experiment import resolve
+from core.training.experiment import resolve
 from core.worker import DONE, TrainingWorker
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.base.config import ModelConfig, TrainConfig
-from core.experiment import predict_images, run_experiment
+from core.training.experiment import predict_images, run_experiment
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
 FAST = TrainConfig(epochs=2, batch_size=8)
@@ -62,12 +62,12 @@ def test_a_stopped_run_is_kept_but_not_served_as_the_answer(tiny_folder, store):
 def test_a_crash_mid_training_leaves_the_store_as_it_was(tiny_folder, store, monkeypatch):
     first = run_experiment(str(tiny_folder), TINY, FAST, store=store)
 
-    import core.experiment
+    import core.training.experiment
 
     def crash(*a, **k):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(core.experiment, "train_model", crash)
+    monkeypatch.setattr(core.training.experiment, "train_model", crash)
     with pytest.raises(RuntimeError):
         run_experiment(str(tiny_folder), TINY, FAST.replace(seed=9), store=store)
     assert [r["run_id"] for r in store.list_runs()] == [first.run_id]

@@ -21,7 +21,7 @@ from core.results.report import report_html
 
 @pytest.fixture(scope="module")
 def run_home(tmp_path_factory):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
     from core.store.runstore import RunStore
 
     root = tmp_path_factory.mktemp("export")

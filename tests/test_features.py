@@ -7,7 +7,7 @@ import pytest
 from tinydata import write_tiny_dataset
 from vggfiles import SIZE, keras_vgg_arrays, write_legacy_h5
 
-import core.features as FT
+import core.training.base_features as FT
 from core.data import load_dataset, prepare_data
 from core.models.vgg16 import build_base
 from core.models.weight_sources import preprocess_images

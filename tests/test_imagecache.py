@@ -86,7 +86,7 @@ def test_the_pixel_limit_holds_for_a_kept_read_as_for_a_fresh_one(tiny_folder, t
 
     from core.cli import main
     from core.base.config import ModelConfig, TrainConfig
-    from core.experiment import resolve
+    from core.training.experiment import resolve
     from core.store.runstore import RunStore
 
     Image.new("RGB", (40, 40), (9, 9, 9)).save(tiny_folder / "dark" / "big.png")  # 1,600 pixels; the rest 16 x 16

@@ -40,7 +40,7 @@ def _copy_tree(tmp_path: Path) -> Path:
     "module, line",
     [
         # a low layer reaching up, hidden inside a function (the old late-import cycle)
-        ("core/base/config.py", "\n\ndef _sneaky():\n    from core.experiment import run_experiment\n"),
+        ("core/base/config.py", "\n\ndef _sneaky():\n    from core.training.experiment import run_experiment\n"),
         # the engine depending on its own command line
         ("core/lab.py", "\nfrom core.cli.output import run_payload\n"),
         # two siblings of one layer
@@ -48,7 +48,7 @@ def _copy_tree(tmp_path: Path) -> Path:
         # the engine importing the dashboard
         ("core/store/runstore.py", "\nimport streamlit\n"),
         # the experiment reaching up into the inside-the-network package, and that package upside down
-        ("core/experiment.py", "\nimport core.inside.network\n"),
+        ("core/training/experiment.py", "\nimport core.inside.network\n"),
         ("core/inside/network.py", "\nfrom core.inside.gradcam import grad_cam\n"),
     ],
 )

@@ -9,7 +9,7 @@ from tinydata import write_tiny_dataset
 from core.models.layer_table import check_architecture, layer_table
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
-from core.experiment import run_experiment
+from core.training.experiment import run_experiment
 from core.inside import (
     ModelMissingError,
     RunNetwork,

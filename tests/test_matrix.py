@@ -49,7 +49,7 @@ from vggfiles import keras_vgg_arrays, write_legacy_h5
 import core.models.weight_files as weight_files
 from core.base.config import ModelConfig, TrainConfig
 from core.executor import LocalExecutor
-from core.experiment import predict_images, resolve, run_experiment
+from core.training.experiment import predict_images, resolve, run_experiment
 from core.inside import grad_cam, open_run, work_convolution
 from core.store.runstore import RunRecord, RunStore
 from core.worker import DONE, TrainingWorker

@@ -10,7 +10,7 @@ from core.base.config import ConfigError, ModelConfig, TrainConfig, run_key
 from core.data import load_dataset, prepare_data
 from core.base.errors import UserError
 from core.base.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
-from core.train import train_model
+from core.training.train import train_model
 from core.models.weight_sources import preprocess_images
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=3)
@@ -57,8 +57,8 @@ def test_vgg16_follows_the_same_rule():
 
 
 def test_a_bfloat16_vgg16_base_feeds_a_float32_head(tmp_path, store):
-    from core.features import FEATURES_KIND
-    from core.transfer import train_transfer
+    from core.training.base_features import FEATURES_KIND
+    from core.training.transfer import train_transfer
 
     folder = write_tiny_dataset(tmp_path / "tiny", per_class=6, size=32)
     data = prepare_data(load_dataset(folder, image_size=32), seed=0)
@@ -162,7 +162,7 @@ def test_auto_is_decided_where_the_job_is_submitted_and_the_child_trains_in_it(t
 
 
 def test_in_process_auto_is_decided_once_too(tiny_folder, store, other_cpu):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8), store=store)
     assert other_cpu.reads == ["/proc/cpuinfo"]
@@ -170,7 +170,7 @@ def test_in_process_auto_is_decided_once_too(tiny_folder, store, other_cpu):
 
 
 def test_below_the_submit_boundary_auto_is_a_bug(tiny_folder, store):
-    from core.experiment import compute_run, resolve
+    from core.training.experiment import compute_run, resolve
 
     ds, m, key = resolve(str(tiny_folder), TINY, TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="settle_precision"):
@@ -178,7 +178,7 @@ def test_below_the_submit_boundary_auto_is_a_bug(tiny_folder, store):
 
 
 def test_a_result_in_another_precision_than_its_key_names_is_not_stored(tiny_folder, store):
-    from core.experiment import PrecisionMismatch, compute_run, resolve, save_run
+    from core.training.experiment import PrecisionMismatch, compute_run, resolve, save_run
 
     cfg = TrainConfig(epochs=1, batch_size=8, precision="float32")
     ds, m, key = resolve(str(tiny_folder), TINY, cfg)
@@ -212,7 +212,7 @@ def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, sto
 
 def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_config: dict):
     """A real run of ``precision``, rewritten into a store of its own as code from before stored it."""
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
     from core.base.naming import describe
     from core.store.runstore import RunRecord, RunStore
 
@@ -235,7 +235,7 @@ def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_confi
 )
 def test_runs_stored_before_are_found_and_open(tiny_folder, store, tmp_path, monkeypatch, precision, settings):
     import core.base.precision as P
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
     from core.inside import grad_cam, open_run
 
     train = TrainConfig(epochs=1, batch_size=8).to_dict()

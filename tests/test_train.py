@@ -7,7 +7,7 @@ import pytest
 
 from core.base.config import ModelConfig, TrainConfig
 from core.data import load_dataset, prepare_data
-from core.train import train_model
+from core.training.train import train_model
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=3)
 

@@ -11,10 +11,10 @@ import pytest
 from tinydata import write_tiny_dataset
 from vggfiles import SIZE
 
-import core.transfer as T
+import core.training.transfer as T
 from core.base.config import WEIGHT_SOURCE_LABELS, AugmentConfig, ModelConfig, TrainConfig
 from core.data import load_dataset, prepare_data
-from core.features import FEATURES_KIND, cached_features
+from core.training.base_features import FEATURES_KIND, cached_features
 from core.base.precision import precision_policy
 from core.models.vgg16 import build_base
 from core.models.weight_sources import preprocess_images
@@ -35,16 +35,16 @@ def data(tmp_path_factory):
 
 @pytest.fixture
 def count_extractions(monkeypatch):
-    import core.features
+    import core.training.base_features
 
     calls = []
-    real = core.features.extract_features
+    real = core.training.base_features.extract_features
 
     def counted(*a, **kw):
         calls.append(len(a[1]))
         return real(*a, **kw)
 
-    monkeypatch.setattr(core.features, "extract_features", counted)
+    monkeypatch.setattr(core.training.base_features, "extract_features", counted)
     return calls
 
 

@@ -10,7 +10,7 @@ from test_verdict_table import says_not_falling
 
 from core.base.config import ModelConfig, TrainConfig
 from core.results.diagnosis import diagnose
-from core.experiment import run_experiment
+from core.training.experiment import run_experiment
 from core.store.runstore import RunStore
 
 SMALL = ModelConfig(input_size=32, blocks=2, filters=8, dense_units=32)

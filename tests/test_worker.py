@@ -13,7 +13,7 @@ import pytest
 
 from core.base.config import ModelConfig, TrainConfig
 from core.executor import LocalExecutor
-from core.experiment import run_experiment
+from core.training.experiment import run_experiment
 from core.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ from core.models.augment import preview
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
 from core.base.errors import UserError
-from core.experiment import predict_images, resolve
+from core.training.experiment import predict_images, resolve
 from core.inside import (
     Filters,
     GradCam,

@@ -88,7 +88,7 @@ def weights_label(weights: str) -> str:
     """The label of a weight source; a path is shown as the file it names."""
     return WEIGHT_SOURCE_LABELS.get(weights) or f"{WEIGHT_FILE_LABEL}: {weights}"
 
-# Settings the data decides, not the user (core.experiment.resolve sets them from the dataset read), with why:
+# Settings the data decides, not the user (core.training.experiment.resolve sets them from the dataset read), with why:
 # a sweep or a form that offered them would promise a choice that does not exist.
 DATA_DECIDED: dict[str, str] = {
     "num_classes": "the number of classes is not a setting: it is the number of class folders in the dataset",

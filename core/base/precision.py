@@ -9,7 +9,7 @@ It is taken once per job, where the job is submitted (:func:`settle_precision`):
 the decided value travels in the ``TrainConfig`` to whoever trains, the run key
 names it, the record keeps it (``extra["precision"]``), and a result computed
 in another precision than its key names is refused when it is stored
-(:func:`core.experiment.save_run`).
+(:func:`core.training.experiment.save_run`).
 
 Mixed bfloat16 is Keras' ``mixed_bfloat16`` policy: weights stay float32, the
 layers compute in bfloat16, and the softmax output layer is built with
@@ -87,7 +87,7 @@ def settle_precision(model_cfg: ModelConfig, train_cfg: TrainConfig, flags: Iter
     """``train_cfg`` with its precision decided: "auto" replaced by what these configs compute in on this machine.
 
     Called once, where a job is submitted (:meth:`core.worker.TrainingWorker.submit`,
-    :func:`core.experiment.run_experiment`); the decided config is what the run
+    :func:`core.training.experiment.run_experiment`); the decided config is what the run
     key is made from and what is sent to whoever trains (a child process, a
     Dask worker on another machine), so nothing below decides again from its
     own CPU. A config already decided comes back as it is (no flags are read).

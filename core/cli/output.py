@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from core.results.diagnosis import diagnosis_of
-from core.fit import ProgressEvent
+from core.training.fit import ProgressEvent
 from core.store.runstore import RunRecord
 
 

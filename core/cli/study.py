@@ -11,7 +11,7 @@ from typing import Any
 
 from core.results.compare import compare_runs, get_runs
 from core.base.errors import UserError
-from core.experiment import check_submission, resolve
+from core.training.experiment import check_submission, resolve
 from core.base.limits import read_bounded
 from core.store.runstore import RunStore
 from core.base.tables import number, plural, print_table

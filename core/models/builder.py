@@ -1,6 +1,6 @@
 """Model builders: the course's CNN, or the VGG16 transfer model (:mod:`core.models.vgg16`).
 
-``compile`` and ``fit`` live in :mod:`core.fit`, not here. Layer names are
+``compile`` and ``fit`` live in :mod:`core.training.fit`, not here. Layer names are
 explicit and equal the names in :func:`core.models.layer_table.layer_table`, so the
 table and Keras' ``model.summary()`` can be compared row by row
 (:func:`keras_summary_rows`). Keras is imported inside the builders.

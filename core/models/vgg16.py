@@ -6,7 +6,7 @@ GlobalAveragePooling2D -> Dense(128, relu) -> Dropout(0.5) -> Dense(5, softmax).
 (:mod:`core.models.weight_sources` says which sources there are), :func:`assemble_model` puts
 the head on it, :func:`build_transfer_model` does both, and
 :func:`unfreeze_last_block` opens block5 for fine-tuning. Training is
-:mod:`core.transfer`.
+:mod:`core.training.transfer`.
 
 TensorFlow and Keras are imported inside the functions that build models.
 """

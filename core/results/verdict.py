@@ -26,7 +26,7 @@ The rows, checked in this order (the first that applies decides):
 
 Title, headline, evidence (:class:`Reading`) and remedies (:mod:`core.results.remedies`)
 are all built from the one :class:`Decision`. The evidence also says which
-epoch's weights the saved model holds (the rule of :func:`core.fit.keeps_best_weights`).
+epoch's weights the saved model holds (the rule of :func:`core.training.fit.keeps_best_weights`).
 """
 
 from __future__ import annotations

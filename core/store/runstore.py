@@ -346,7 +346,7 @@ class RunStore:
         """Write a run atomically; replaces an earlier run with the same id.
 
         ``model`` is a Keras model, or the bytes of a ``.keras`` file a training
-        process or a cluster worker wrote (:class:`core.experiment.RunArtifacts`).
+        process or a cluster worker wrote (:class:`core.training.experiment.RunArtifacts`).
         """
         tmp = self.tmp_dir / f"{record.run_id}.{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)

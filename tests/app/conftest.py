@@ -65,7 +65,7 @@ def five_class_dir(tmp_path_factory, write_dataset) -> Path:
 @pytest.fixture(scope="session")
 def trained(data_dir):
     """A real run in the session's store, trained once: a saved model, test arrays, a diagnosis."""
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
     from core.store.runstore import RunStore
 
     return run_experiment(str(data_dir), TINY, FAST, store=RunStore(_home()))

@@ -15,7 +15,7 @@ PAGE = "pages/compare.py"
 
 @pytest.fixture
 def two_runs(private_worker, data_dir):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     store = private_worker.store
     fast = FAST.replace(epochs=2)
@@ -55,7 +55,7 @@ def test_two_runs_side_by_side(open_page, two_runs):
 
 def test_runs_on_two_datasets_get_one_note_in_words_and_named_times(open_page, private_worker, data_dir,
                                                                     five_class_dir):  # fmt: skip
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     store = private_worker.store
     a = run_experiment(str(data_dir), TINY, FAST.replace(epochs=2), store=store)

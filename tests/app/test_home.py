@@ -61,7 +61,7 @@ def test_pages_that_do_not_train_never_import_tensorflow(tmp_path, data_dir):
 def test_a_one_epoch_run_is_one_epoch_in_the_sidebar_and_on_home(open_page, private_worker, data_dir):
     from apphelpers import FAST, TINY
 
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     rec = run_experiment(str(data_dir), TINY, FAST.replace(epochs=1), store=private_worker.store)
     at = open_page("pages/home.py", dataset=str(data_dir), run_id=rec.run_id)

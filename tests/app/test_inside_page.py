@@ -122,7 +122,7 @@ def test_a_run_without_a_saved_network_says_so(open_page, staged):
 @pytest.fixture
 def vgg_home(tmp_path, monkeypatch, data_dir):
     """A store of this test's own with a VGG16 transfer run (random base weights: nothing to download)."""
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
     from core.store.runstore import RunStore
 
     home = tmp_path / "home"

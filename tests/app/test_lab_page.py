@@ -121,7 +121,7 @@ def _history(acc, vacc, vloss):
 
 def test_stored_runs_show_as_curves_table_and_summary(page, tiny_folder):
     """Hand-made stored runs for the page's exact configurations: every variant comes back cached."""
-    from core.experiment import resolve
+    from core.training.experiment import resolve
 
     # What the page asks for with its default controls and the Architecture page's network.
     variants = lab_variants(

@@ -61,7 +61,7 @@ def _transfer(open_page, data_dir, kind, worker):
 
 
 def _compare(open_page, data_dir, kind, worker):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     rec = run_experiment(str(data_dir), MODELS[kind], BF16, store=worker.store)  # the run to repeat
     at = open_page("pages/compare.py", **{"compare.runs": [rec.run_id]})

@@ -4,7 +4,7 @@ With the base frozen and no augmentation, every epoch pushes the same images
 through the same frozen weights and gets the same numbers out. So the base
 runs once per (dataset, input size, weight source, preprocessing): its pooled
 512-number features (and, for fine-tuning, its block4_pool maps) go to the run
-store's cache, and :mod:`core.transfer` trains on them.
+store's cache, and :mod:`core.training.transfer` trains on them.
 
 The run store is passed in; ``store=None`` computes without caching.
 TensorFlow and Keras are imported inside :func:`extract_features`.

@@ -24,11 +24,11 @@ from core.data import Dataset, load_dataset, prepare_data
 from core.results.diagnosis import diagnose
 from core.base.errors import UserError
 from core.results.evaluation import evaluate
-from core.fit import predict_proba
+from core.training.fit import predict_proba
 from core.base.naming import describe
 from core.base.precision import decided_precision, run_precision, settle_precision
 from core.store.runstore import RunRecord, RunStore
-from core.train import train_model
+from core.training.train import train_model
 from core.models.pipeline import model_input
 from core.models.weight_sources import WeightsError, file_digest, weight_kind, weights_status
 
@@ -162,7 +162,7 @@ def run_experiment(
         store: where runs live; None means the store under ``CNNLAB_HOME``.
             It is passed down to training (its cache keeps VGG16 features).
         use_cache: return a stored complete run with the same key if any.
-        progress: a callable taking :class:`core.train.ProgressEvent`.
+        progress: a callable taking :class:`core.training.train.ProgressEvent`.
         stop_event: set it to stop training early; the run is then stored
             with status "stopped" and never served as a cached answer.
 

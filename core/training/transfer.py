@@ -4,7 +4,7 @@ The course fits ``VGG16(include_top=False)``, frozen, + GlobalAveragePooling2D
 -> Dense(128, relu) -> Dropout(0.5) -> Dense(5, softmax) on images. With the
 base frozen and no augmentation, every epoch pushes the same images through
 the same 14.7 million frozen weights and gets the same numbers out. So here the
-base runs once per (dataset, input size, weight source) (:mod:`core.features`
+base runs once per (dataset, input size, weight source) (:mod:`core.training.base_features`
 caches its pooled 512-number features in the run store), and only the head
 (66,309 weights for Dense 128 and 5 classes) trains on them. Training the head
 on cached features is the same computation as the course's
@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.base.config import ModelConfig, TrainConfig
-from core.features import cached_features, feature_source
-from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
+from core.training.base_features import cached_features, feature_source
+from core.training.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.base.precision import precision_policy, settle_precision
 from core.models.vgg16 import FINE_TUNE_LAYERS, assemble_model, build_base, unfreeze_last_block
 from core.models.weight_sources import preprocess_images
@@ -77,7 +77,7 @@ def train_transfer(
     2. Without augmentation: the base's pooled features of every image of the
        dataset, from the run store's cache or computed once (progress events
        with phase "features"); the head (dense, dropout, output) trains on them
-       with :func:`core.fit.fit_phase` (phase "head"). With augmentation the
+       with :func:`core.training.fit.fit_phase` (phase "head"). With augmentation the
        full model trains on images, the base recomputed every epoch.
     3. With ``train_cfg.fine_tune_epochs``: block5_conv1..3 unfrozen, recompiled
        with ``fine_tune_lr``, trained that many more epochs (phase "fine-tune"),
@@ -93,15 +93,15 @@ def train_transfer(
 
     Args:
         model_cfg: ``model == "vgg16"``; ``weights`` picks the base's weights.
-        train_cfg, data, progress, stop_event: as :func:`core.train.train_model`.
+        train_cfg, data, progress, stop_event: as :func:`core.training.train.train_model`.
         store: the run store whose cache keeps the features and the offline
             weights; None: compute them, cache nothing.
 
     Returns:
-        A :class:`~core.fit.TrainResult`.
+        A :class:`~core.training.fit.TrainResult`.
 
     Raises:
-        ValueError: ``model_cfg.model`` is not "vgg16", or the data do not fit (see :func:`core.fit.check_inputs`).
+        ValueError: ``model_cfg.model`` is not "vgg16", or the data do not fit (see :func:`core.training.fit.check_inputs`).
         WeightsError: the weights cannot be used (raised before any training).
     """
     if model_cfg.model != "vgg16":

@@ -17,7 +17,7 @@ the best epoch's, unless early stopping runs with ``restore_best=False``, in
 which case the last epoch's (as Keras' ``EarlyStopping`` leaves them). The test
 metrics and predictions are computed from the kept weights.
 
-:mod:`core.train` (CNN) and :mod:`core.transfer` (VGG16 head and fine-tuning)
+:mod:`core.training.train` (CNN) and :mod:`core.training.transfer` (VGG16 head and fine-tuning)
 build on it.
 """
 
@@ -222,7 +222,7 @@ def fit_phase(
     :class:`core.data.ImageSplit` or an array), scaled to [0, 1] and
     ``preprocess``ed one batch at a time by :func:`core.models.pipeline.image_batches`,
     or float arrays taken as they are (cached VGG16 features).
-    Reused by :mod:`core.transfer` for the head (on cached features, with
+    Reused by :mod:`core.training.transfer` for the head (on cached features, with
     ``augment=False``) and for fine-tuning.
     """
     import keras

@@ -1,4 +1,4 @@
-"""Training: build the configured network and fit it (a CNN here, VGG16 transfer in core.transfer)."""
+"""Training: build the configured network and fit it (a CNN here, VGG16 transfer in core.training.transfer)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 from typing import TYPE_CHECKING
 
 from core.base.config import ModelConfig, TrainConfig
-from core.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
+from core.training.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.models.builder import build_model
 from core.base.precision import precision_policy, settle_precision
-from core.transfer import train_transfer
+from core.training.transfer import train_transfer
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.data import PreparedData
@@ -39,13 +39,13 @@ def train_model(
 
     Returns:
         A :class:`TrainResult`; ``result.model`` holds the kept weights
-        (:func:`core.fit.keeps_best_weights`); ``result.extra["precision"]`` is
+        (:func:`core.training.fit.keeps_best_weights`); ``result.extra["precision"]`` is
         the precision it computed in: ``train_cfg.precision``, decided where the
         job was submitted (:func:`core.base.precision.settle_precision`; a direct
         caller's "auto" is decided here).
 
     The network is checked against the server's limits where a job is
-    submitted (:func:`core.experiment.run_experiment`, the worker); called
+    submitted (:func:`core.training.experiment.run_experiment`, the worker); called
     directly, :func:`core.models.builder.build_model` still refuses a network that does
     not fit its input.
     """
