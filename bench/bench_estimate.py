@@ -6,7 +6,7 @@ Usage:
 Calibrates this machine for float32 and, where the CPU has native bfloat16, for
 bfloat16 (in a temporary CNNLAB_HOME, so the measurement is fresh), then for
 each configuration (small to large, with and without augmentation, both
-precisions) prints the estimate (:func:`core.estimate.estimate`) and the wall
+precisions) prints the estimate (:func:`core.jobs.estimate.estimate`) and the wall
 time of ``core.training.train.train_model`` on the thin sections (loaded at the
 configuration's input size; repeated k times for the larger sets), and the
 error. The estimate scales by what other processes keep busy just before each
@@ -32,7 +32,7 @@ from machine import cpu_flags  # noqa: E402
 
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig  # noqa: E402
 from core.data import Dataset, load_dataset, prepare_data  # noqa: E402
-from core.estimate import calibrate, estimate, others_busy  # noqa: E402
+from core.jobs.estimate import calibrate, estimate, others_busy  # noqa: E402
 from core.base.precision import resolve_precision  # noqa: E402
 from core.training.train import train_model  # noqa: E402
 

@@ -36,7 +36,7 @@ from machine import cpu_flags  # noqa: E402
 from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.training.experiment import resolve  # noqa: E402
 from core.store.runstore import RunStore  # noqa: E402
-from core.worker import DONE, TrainingWorker  # noqa: E402
+from core.jobs.worker import DONE, TrainingWorker  # noqa: E402
 
 SMALL = ModelConfig(input_size=64, blocks=2, filters=8, dense_units=16, dropout=0.0)
 SMALL_TRAIN = TrainConfig(epochs=2, batch_size=32, train_fraction=0.3)
@@ -141,7 +141,7 @@ def throughput() -> None:
 def scaleout() -> None:
     from distributed import LocalCluster
 
-    from core.dask_executor import DaskExecutor
+    from core.jobs.dask_executor import DaskExecutor
 
     configs = [(TINY, TINY_TRAIN.replace(seed=300 + i)) for i in range(4)]
     local_keys = [resolve("thin_sections", m, t)[2] for m, t in configs]

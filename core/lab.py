@@ -41,7 +41,7 @@ from core.base.errors import UserError
 from core.training.experiment import run_experiment
 from core.store.runstore import RunRecord, RunStore
 from core.base.tables import plural
-from core.worker import Job, TrainingWorker
+from core.jobs.worker import Job, TrainingWorker
 
 VARIANT_NAMES = ("baseline", "dropout", "augment", "early_stopping", "all")
 DEFAULT_FRACTION = 0.2

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.models.layer_table import check_architecture, check_cost, layer_table
 from core.base.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
-from core.estimate import estimate_text
+from core.jobs.estimate import estimate_text
 from core.base.config_codec import MODEL_PARAM, decode_model, encode_model
 from core.base.tables import plural
 from ui import charts, jobs, resources, share, state

@@ -27,7 +27,7 @@ from core.base.config import (
     AugmentConfig,
     TrainConfig,
 )
-from core.estimate import estimate_text
+from core.jobs.estimate import estimate_text
 from core.base.naming import describe, network_text
 from core.base.config_codec import TRAIN_PARAM, decode_train, encode_train
 from core.base.tables import plural

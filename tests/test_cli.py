@@ -316,7 +316,7 @@ def test_estimate_says_when_train_would_refuse_the_network(tmp_path, monkeypatch
     """The estimate is printed (it shows why), then train's own refusal: one line, exit 2, as `summary` does."""
     import dataclasses
 
-    import core.estimate as E
+    import core.jobs.estimate as E
 
     monkeypatch.setenv("CNNLAB_HOME", str(tmp_path))
     cal = E.Calibration(key=E.calibration_key("float32"), precision="float32", macs_per_second=2e10,

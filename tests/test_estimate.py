@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-import core.estimate as E
+import core.jobs.estimate as E
 from core.models.layer_table import layer_table
 from core.cli import main
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig

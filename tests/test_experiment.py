@@ -89,7 +89,7 @@ def test_a_stored_run_given_back_reports_the_data_just_read(tmp_path, store, mon
     from tinydata import write_tiny_dataset
 
     from core.cli import main
-    from core.worker import TrainingWorker
+    from core.jobs.worker import TrainingWorker
 
     monkeypatch.setenv("CNNLAB_MAX_PIXELS", "40x40")  # the tiny images are 16 x 16
     a = write_tiny_dataset(tmp_path / "A")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from core.jobtable import STALE, JobTable
+from core.jobs.jobtable import STALE, JobTable
 
 
 def _job(job_id, server, state="running", owner="ann"):

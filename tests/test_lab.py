@@ -281,7 +281,7 @@ def trained_lab(tmp_path_factory, pytestconfig):
 
 
 def test_run_lab_trains_five_variants_then_serves_them_from_the_store(trained_lab):
-    from core.worker import TrainingWorker
+    from core.jobs.worker import TrainingWorker
 
     lab, first = trained_lab, trained_lab.records
     assert lab.seen == list(enumerate(VARIANT_NAMES))

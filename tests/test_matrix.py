@@ -9,7 +9,7 @@ How the matrix is built: :func:`cases` walks the product of
   CPU, so this runs on machines without AVX512_BF16 too);
 - where it trains: in this process (``run_experiment``, the CLI's path), the
   CLI as a process of its own, a child process of the worker
-  (:class:`~core.executor.LocalExecutor`), a real Dask ``LocalCluster`` on 127.0.0.1;
+  (:class:`~core.jobs.executor.LocalExecutor`), a real Dask ``LocalCluster`` on 127.0.0.1;
 
 and keeps a pruned set (:func:`keep`), 17 cases: in-process runs every network
 and precision; a child process the CNN and the offline VGG16 in both
@@ -48,11 +48,11 @@ from vggfiles import keras_vgg_arrays, write_legacy_h5
 
 import core.models.weight_files as weight_files
 from core.base.config import ModelConfig, TrainConfig
-from core.executor import LocalExecutor
+from core.jobs.executor import LocalExecutor
 from core.training.experiment import predict_images, resolve, run_experiment
 from core.inside import grad_cam, open_run, work_convolution
 from core.store.runstore import RunRecord, RunStore
-from core.worker import DONE, TrainingWorker
+from core.jobs.worker import DONE, TrainingWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = 6
@@ -148,7 +148,7 @@ def submit(where: str, store: RunStore, source: str, model: ModelConfig, train: 
         return _cli(store, source, model, train)
     if where == "child":
         return _through_worker(LocalExecutor(), store, source, model, train)
-    from core.dask_executor import DaskExecutor
+    from core.jobs.dask_executor import DaskExecutor
 
     executor = DaskExecutor(cluster.scheduler_address)
     try:

@@ -142,7 +142,7 @@ def other_cpu(monkeypatch):
 
 
 def test_auto_is_decided_where_the_job_is_submitted_and_the_child_trains_in_it(tiny_folder, store, other_cpu):
-    from core.worker import DONE, TrainingWorker
+    from core.jobs.worker import DONE, TrainingWorker
 
     w = TrainingWorker(store)
     job = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8))  # precision "auto"

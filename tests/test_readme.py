@@ -67,7 +67,7 @@ def tiny(line: str, data: Path, zipped: Path, run_id: str, work: Path) -> list[s
 
 def _calibrate(home: Path) -> None:
     """A stored calibration (from a fake machine speed), so `estimate` does not spend 30 s measuring this one."""
-    import core.estimate as E
+    import core.jobs.estimate as E
 
     for precision in ("float32", "bfloat16"):
         cal = E.Calibration(

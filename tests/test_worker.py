@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from core.base.config import ModelConfig, TrainConfig
-from core.executor import LocalExecutor
+from core.jobs.executor import LocalExecutor
 from core.training.experiment import run_experiment
-from core.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
+from core.jobs.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
@@ -145,7 +145,7 @@ SERVER = textwrap.dedent(
     import json, sys, time
     from core.base.config import ModelConfig, TrainConfig
     from core.store.runstore import RunStore
-    from core.worker import TrainingWorker
+    from core.jobs.worker import TrainingWorker
 
     home, data = sys.argv[1], sys.argv[2]
     tiny = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
@@ -203,7 +203,7 @@ def test_a_killed_server_leaves_earlier_runs_and_marks_its_jobs_interrupted(tiny
 
 
 def _row(home, job_id):
-    from core.jobtable import JobTable
+    from core.jobs.jobtable import JobTable
     from core.store.runstore import RunStore
 
     return JobTable(RunStore(home)).get(job_id)

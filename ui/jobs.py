@@ -1,7 +1,7 @@
 """Following training jobs from a page: the one polling loop, and how a job's progress reads.
 
 Training never runs in a page's script run (any slider would interrupt it):
-core's process-wide worker (:mod:`core.worker`) trains each job in its own
+core's process-wide worker (:mod:`core.jobs.worker`) trains each job in its own
 process, at most ``CNNLAB_WORKERS`` at once (the others wait, numbered), and
 every session and tab shares it. A job belongs to the tab that started it
 (:func:`ui.state.owner`): only that tab may stop it. A page keeps the ids of the jobs it started
@@ -19,15 +19,15 @@ from typing import Any
 import streamlit as st
 
 from core.base.config import ModelConfig, TrainConfig
-from core.estimate import Estimate, QueuedRun, calibrate_in_background, calibrating, estimate
+from core.jobs.estimate import Estimate, QueuedRun, calibrate_in_background, calibrating, estimate
 from core.store.runstore import RunRecord
-from core.worker import Job, NotYourJob
+from core.jobs.worker import Job, NotYourJob
 from ui import identity, resources, state
 from ui.feedback import job_error
 
 POLL_SECONDS = 1.0
-ACTIVE = ("queued", "running")  # core.worker's job states that will still change
-INTERRUPTED = "interrupted"  # the server stopped while the job waited or trained (core.jobtable)
+ACTIVE = ("queued", "running")  # core.jobs.worker's job states that will still change
+INTERRUPTED = "interrupted"  # the server stopped while the job waited or trained (core.jobs.jobtable)
 PHASES = {  # ProgressEvent.phase -> what the student reads
     "train": "",
     "head": "training the new head",

@@ -43,7 +43,7 @@ from core.inside import (
 )
 from core.base.limits import PathRefused, data_roots
 from core.store.runstore import RunRecord, RunStore, default_home
-from core.worker import TrainingWorker, get_worker
+from core.jobs.worker import TrainingWorker, get_worker
 from ui import identity
 
 

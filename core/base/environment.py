@@ -9,8 +9,8 @@ allowed (the CLI exits 2 with that line; the dashboard shows it on every page
 and keeps serving). Nothing falls back silently.
 
 The other modules take their values from the :class:`Settings` returned here
-(``core.base.limits`` the limits and data roots, ``core.executor`` the worker
-count and scheduler, ``core.process`` the stop grace, ``core.child`` the
+(``core.base.limits`` the limits and data roots, ``core.jobs.executor`` the worker
+count and scheduler, ``core.jobs.process`` the stop grace, ``core.jobs.child`` the
 niceness) instead of reading the environment themselves. The values are read
 once per process and environment: :func:`settings` keeps the last result and
 reads again only when a ``CNNLAB_*`` variable has changed (a test, or a

@@ -86,7 +86,7 @@ def run_precision(model_cfg: ModelConfig, train_cfg: TrainConfig, flags: Iterabl
 def settle_precision(model_cfg: ModelConfig, train_cfg: TrainConfig, flags: Iterable[str] | None = None) -> TrainConfig:
     """``train_cfg`` with its precision decided: "auto" replaced by what these configs compute in on this machine.
 
-    Called once, where a job is submitted (:meth:`core.worker.TrainingWorker.submit`,
+    Called once, where a job is submitted (:meth:`core.jobs.worker.TrainingWorker.submit`,
     :func:`core.training.experiment.run_experiment`); the decided config is what the run
     key is made from and what is sent to whoever trains (a child process, a
     Dask worker on another machine), so nothing below decides again from its

@@ -13,12 +13,12 @@ from typing import TextIO
 
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
-from core.executor import make_executor
-from core.jobtable import JobTable
+from core.jobs.executor import make_executor
+from core.jobs.jobtable import JobTable
 from core.base.environment import check_workers
 from core.store.runstore import RunRecord, RunStore
 from core.base.tables import number, plural, print_table
-from core.worker import DONE, FAILED, Job, TrainingWorker
+from core.jobs.worker import DONE, FAILED, Job, TrainingWorker
 
 
 class TrainingFailed(RuntimeError):

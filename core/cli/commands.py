@@ -17,7 +17,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.data import bundled_datasets
 from core.results.diagnosis import diagnosis_of
 from core.base.errors import UserError
-from core.estimate import calibrate, estimate, estimate_text, load_calibration
+from core.jobs.estimate import calibrate, estimate, estimate_text, load_calibration
 from core.training.experiment import check_submission, resolve, run_experiment
 from core.lab import lab_variants
 from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary

@@ -28,7 +28,7 @@ Each row also counts the multiply-adds one image's forward pass makes in it
 (:attr:`LayerRow.macs`): a Conv2D makes one per kernel weight per output
 position (``h x w x f x k x k x c``), a Dense one per weight without the
 biases (``units x inputs``), BatchNormalization one per value; pooling, Flatten
-and Dropout make none worth counting. :mod:`core.estimate` turns them into a
+and Dropout make none worth counting. :mod:`core.jobs.estimate` turns them into a
 training time.
 """
 

@@ -152,7 +152,7 @@ def run_experiment(
     """Train (or fetch) one run and store it, in this process.
 
     The dashboard and the CLI's batch commands train in child processes
-    (:mod:`core.worker`); this is the same path in-process, for notebooks,
+    (:mod:`core.jobs.worker`); this is the same path in-process, for notebooks,
     scripts and the CLI's ``train``.
 
     Args:
@@ -204,7 +204,7 @@ def compute_run(
     ``ds``, ``model_cfg`` and ``key`` are :func:`resolve`'s; ``store`` only
     lends its cache (VGG16 features; None on a cluster worker, which has no store).
     The configs come checked from where the job was submitted (:func:`run_experiment`,
-    :meth:`core.worker.TrainingWorker.submit`): the network against the server's
+    :meth:`core.jobs.worker.TrainingWorker.submit`): the network against the server's
     limits, and the precision decided (:func:`core.base.precision.settle_precision`);
     nothing here decides either again.
     """

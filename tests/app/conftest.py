@@ -164,13 +164,13 @@ def idle_worker():
 def private_worker(tmp_path, monkeypatch):
     """A process-wide worker and run store of this test's own: its runs stay out of the session's
     store, whose newest run other page tests expect to be theirs."""
-    import core.worker
+    import core.jobs.worker
     from core.store.runstore import RunStore
 
     home = tmp_path / "home"
     monkeypatch.setenv("CNNLAB_HOME", str(home))
-    worker = core.worker.TrainingWorker(RunStore(home))
-    monkeypatch.setattr(core.worker, "_worker", worker)
+    worker = core.jobs.worker.TrainingWorker(RunStore(home))
+    monkeypatch.setattr(core.jobs.worker, "_worker", worker)
     yield worker
     for job in worker.jobs():
         if job.active:

@@ -7,7 +7,7 @@ import pytest
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.lab import VARIANT_NAMES, lab_variants
 from core.store.runstore import RunRecord
-from core.worker import get_worker
+from core.jobs.worker import get_worker
 
 PAGE = "pages/lab.py"
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8)

@@ -172,7 +172,7 @@ def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(d
 
     from streamlit.testing.v1 import AppTest
 
-    from core.jobtable import JobTable
+    from core.jobs.jobtable import JobTable
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a server process that is no more
@@ -202,7 +202,7 @@ def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(d
 
 def test_the_time_estimate_is_measured_once_then_shown_by_the_button(open_page, empty_home, data_dir, idle_worker,
                                                                       monkeypatch):
-    import core.estimate as E
+    import core.jobs.estimate as E
     from core.base.config import ModelConfig
 
     # The real measurement, on tiny networks so it takes seconds here.

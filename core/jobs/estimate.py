@@ -52,11 +52,58 @@ import numpy as np
 
 from core.models.layer_table import VGG16_BLOCKS, layer_table
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
-from core.cpuload import cpu_times, load_factor, others_between, others_busy
 from core.data import Dataset, prepare_data
 from core.base.precision import cpu_flags, run_precision
 from core.store.runstore import RunStore, default_home
 from core.training.train import train_model
+
+# How much of the CPU other processes use (Linux /proc/stat; elsewhere other work reads as none): a shared
+# machine slows a training down, and an estimate scales by it.
+
+
+def cpu_times() -> tuple[float, float, float]:
+    """(wall clock, seconds of CPU busy on all cores, this process's CPU seconds) now; busy is 0 without /proc."""
+    busy = 0.0
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        pass
+    return time.perf_counter(), busy, time.process_time()
+
+
+def others_between(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+    """Cores other processes kept busy between two :func:`cpu_times`."""
+    wall = after[0] - before[0]
+    if wall <= 0 or not after[1]:
+        return 0.0
+    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall)
+
+
+_sample: dict[str, float] = {}
+_SAMPLE_SECONDS, _SAMPLE_TTL = 0.25, 5.0
+
+
+def others_busy() -> float:
+    """Cores other processes keep busy now (a 0.25 s sample, reused for 5 s): they slow a training down."""
+    now = time.monotonic()
+    if now - _sample.get("at", -1e9) > _SAMPLE_TTL:
+        before = cpu_times()
+        time.sleep(_SAMPLE_SECONDS)
+        _sample.update(at=now, cores=others_between(before, cpu_times()))
+    return _sample["cores"]
+
+
+def load_factor(others_now: float, others_then: float, cores: int | None = None) -> float:
+    """How much slower a training that wants every core runs now than it did when calibrated.
+
+    With ``x`` cores busy elsewhere, a training that keeps all ``n`` cores busy gets about
+    ``n / (n + x)`` of them, so its time scales with ``(n + x)``.
+    """
+    n = cores or os.cpu_count() or 1
+    return (n + max(0.0, others_now)) / (n + max(0.0, others_then))
+
 
 CALIBRATION_VERSION = 2
 # The calibration runs: (model, images, epochs, augment). A large and a small network separate the cost of a

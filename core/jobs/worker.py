@@ -5,7 +5,7 @@ would interrupt it), the server must not grow by every model TensorFlow
 trains, and one training's crash must not take the server down. So pages,
 the CLI's batch commands and notebooks hand jobs to this worker and poll
 ``job.snapshot()``; each job trains in a child process (an executor's:
-:mod:`core.executor`), at most ``workers`` at once, the others wait in order
+:mod:`core.jobs.executor`), at most ``workers`` at once, the others wait in order
 and know their position.
 
 Jobs are keyed by the run key: submitting a configuration that is queued or
@@ -13,7 +13,7 @@ running returns that job; one that is already stored returns a finished job
 at once, marked cached. Every job has an ``owner`` (an opaque id: the
 dashboard's session); only its owner, or an admin, may stop it.
 
-Every job is also a row of the run store's job table (:mod:`core.jobtable`),
+Every job is also a row of the run store's job table (:mod:`core.jobs.jobtable`),
 so that after the server dies a new one shows its jobs as interrupted and
 can run them again (:meth:`TrainingWorker.rerun`).
 """
@@ -30,13 +30,13 @@ from typing import Any
 from core.base.config import ModelConfig, TrainConfig
 from core.data import Dataset
 from core.base.errors import UserError, plain_message
-from core.executor import Executor, Training, make_executor
+from core.jobs.executor import Executor, Training, make_executor
 from core.training.experiment import check_submission, resolve, stored_answer
-from core.jobtable import HEARTBEAT, INTERRUPTED, JobTable
+from core.jobs.jobtable import HEARTBEAT, INTERRUPTED, JobTable
 from core.base.naming import describe
 from core.base.limits import resource_message
 from core.base.precision import settle_precision
-from core.process import ChildOutcome
+from core.jobs.process import ChildOutcome
 from core.base.environment import check_workers, settings
 from core.store.runstore import RunRecord, RunStore, default_home
 
@@ -157,7 +157,7 @@ class TrainingWorker:
             store: the run store every run lands in (the only one, with a cluster too).
             workers: trainings at once; None: the executor's default (``CNNLAB_WORKERS``, or
                 half the cores; a Dask cluster's worker threads).
-            executor: where trainings run; None: :func:`core.executor.make_executor`
+            executor: where trainings run; None: :func:`core.jobs.executor.make_executor`
                 (local, or Dask when ``CNNLAB_SCHEDULER`` is set).
             grace: seconds a stopped training has before it is killed; None: ``CNNLAB_STOP_GRACE`` or 5.
             keep: finished jobs remembered in memory (all are in the job table).

@@ -1,4 +1,4 @@
-"""The training process's side: ``python -m core.child FD``, started by :mod:`core.process`.
+"""The training process's side: ``python -m core.jobs.child FD``, started by :mod:`core.jobs.process`.
 
 One process per training, a fresh interpreter each time: TensorFlow keeps
 about 12-15 MB per trained model that nothing gives back (keras-team/keras

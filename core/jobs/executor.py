@@ -1,16 +1,16 @@
 """Where trainings run: one interface, two places.
 
 - :class:`LocalExecutor` (the default, nothing to start): each training in a
-  new process on this machine (:func:`core.process.run_child`), which stores
+  new process on this machine (:func:`core.jobs.process.run_child`), which stores
   its run straight into the server's run store.
-- :class:`core.dask_executor.DaskExecutor`: each training on a Dask cluster
+- :class:`core.jobs.dask_executor.DaskExecutor`: each training on a Dask cluster
   that someone started with Dask's own commands (``CNNLAB_SCHEDULER`` or
   ``--scheduler``). The run comes back as artifacts and the server stores it:
   the server's store is the only store.
 
 Both run one training per call, block until it ends, and return a
-:class:`~core.process.ChildOutcome` whose ``result`` names the stored run;
-the worker (:mod:`core.worker`) calls them from its own threads, at most
+:class:`~core.jobs.process.ChildOutcome` whose ``result`` names the stored run;
+the worker (:mod:`core.jobs.worker`) calls them from its own threads, at most
 ``slots()`` at a time unless told otherwise.
 """
 
@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.child import make_task
+from core.jobs.child import make_task
 from core.base.config import ModelConfig, TrainConfig
 from core.data import Dataset
-from core.process import ChildOutcome, cores, run_child, threads_per_training
+from core.jobs.process import ChildOutcome, cores, run_child, threads_per_training
 from core.base.environment import check_scheduler, settings
 from core.store.runstore import RunStore
 
@@ -72,11 +72,11 @@ def default_workers() -> int:
 
 
 class LocalExecutor:
-    """Each training in its own process on this machine (see :mod:`core.process`)."""
+    """Each training in its own process on this machine (see :mod:`core.jobs.process`)."""
 
     name = "local"
 
-    def __init__(self, module: str = "core.child"):
+    def __init__(self, module: str = "core.jobs.child"):
         self.module = module  # the training process's module (tests put one that misbehaves here)
 
     def slots(self) -> int:
@@ -109,6 +109,6 @@ def make_executor(scheduler: str | None = None) -> Executor:
     if address is None:
         return LocalExecutor()
     # distributed takes about a second to import and only a cluster needs it, so it is imported here.
-    from core.dask_executor import DaskExecutor
+    from core.jobs.dask_executor import DaskExecutor
 
     return DaskExecutor(address, timeout=settings().scheduler_timeout)

@@ -9,7 +9,7 @@ server is pointed at the scheduler with ``CNNLAB_SCHEDULER`` (or the CLI's
 A training ships what a worker needs: the dataset's decoded images, labels
 and class names (scattered to the cluster once per training), the two
 configs and the run key. On the Dask worker it runs in a child process
-(:func:`core.process.run_child`), because Dask workers live long and
+(:func:`core.jobs.process.run_child`), because Dask workers live long and
 TensorFlow's per-model memory must not pile up in them. The child sends back
 the artifacts (the record, the ``.keras`` file's bytes, the test arrays) and
 the server writes them into its own run store: the server's store is the
@@ -34,11 +34,11 @@ from typing import Any
 import distributed
 from distributed.core import rpc
 
-from core.child import artifacts_from_wire, make_task
+from core.jobs.child import artifacts_from_wire, make_task
 from core.base.config import ConfigError
 from core.training.experiment import save_run
 from core.training.fit import ProgressEvent
-from core.process import ChildOutcome, run_child, threads_per_training
+from core.jobs.process import ChildOutcome, run_child, threads_per_training
 from core.base.environment import DEFAULT_SCHEDULER_TIMEOUT
 
 BATCH_EVERY = 0.5  # seconds between two batch events sent through the scheduler
@@ -50,7 +50,7 @@ class SchedulerError(ConfigError):
 
 def probe() -> str:
     """Runs on each Dask worker when the server connects: can it import CNN Lab's training code?"""
-    import core.child  # noqa: F401  (the import is the test)
+    import core.jobs.child  # noqa: F401  (the import is the test)
 
     return "ok"
 

@@ -1,6 +1,6 @@
 """The parent's side of a training process: start it, follow it, stop it, kill it, read how it ended.
 
-:func:`run_child` starts ``python -m core.child`` (a fresh interpreter: never
+:func:`run_child` starts ``python -m core.jobs.child`` (a fresh interpreter: never
 a fork, TensorFlow is not fork-safe), hands it one task, relays its progress
 events and returns a :class:`ChildOutcome`. The caller never imports
 TensorFlow.
@@ -10,7 +10,7 @@ runs inside Dask workers, which Dask starts as daemonic processes, and
 ``multiprocessing`` refuses to let a daemonic process have children; spawn
 would also re-run the parent's main script (``streamlit``'s) in every child.
 The messages are still ``multiprocessing.connection`` ones, over a private
-socket pair (see :mod:`core.child`).
+socket pair (see :mod:`core.jobs.child`).
 
 Stop: a stop request is passed on at once (the child stops after its current
 batch and stores what it has, as in-process training does). A child still
@@ -36,7 +36,7 @@ from typing import Any
 
 from core.base.environment import settings
 
-ROOT = Path(__file__).resolve().parents[1]  # the checkout: the child imports core from here
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: the child imports core from here
 FINISH_ALLOWANCE = 120.0  # once training has ended: time to evaluate and store before a stop kills it
 
 
@@ -45,7 +45,7 @@ class ChildOutcome:
     """How a training process ended.
 
     state: "done", "stopped" (by a person; ``result`` is None when nothing was
-    kept) or "failed". ``result`` is the child's answer (:mod:`core.child`);
+    kept) or "failed". ``result`` is the child's answer (:mod:`core.jobs.child`);
     ``error`` a sentence for the student, ``detail`` a traceback for the teacher.
     """
 
@@ -118,12 +118,12 @@ def run_child(
     grace: float | None = None,
     on_event: Callable[[Any], None] | None = None,
     on_started: Callable[[int], None] | None = None,
-    module: str = "core.child",
+    module: str = "core.jobs.child",
 ) -> ChildOutcome:
     """Train ``task`` in a new process and wait for it (see the module docstring).
 
     Args:
-        task: :func:`core.child.make_task`'s dict.
+        task: :func:`core.jobs.child.make_task`'s dict.
         threads: TensorFlow's and OpenMP's threads in the child.
         stop: set it to stop the training (cooperatively, then by force after ``grace``).
         grace: seconds; None reads ``CNNLAB_STOP_GRACE``.

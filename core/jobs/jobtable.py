@@ -1,6 +1,6 @@
 """The job table: every training job a server took, in the run store's SQLite, so a restart can tell.
 
-A worker (:mod:`core.worker`) writes a row when it takes a job and again at
+A worker (:mod:`core.jobs.worker`) writes a row when it takes a job and again at
 every change (started, each epoch, finished). Each worker is a *server* row
 too, with its host, pid and a heartbeat every few seconds. When a server
 dies (killed, out of memory, the machine rebooted) its queued and running
