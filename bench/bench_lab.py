@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin", type=float, default=0.10, help="how much larger the baseline's gap must be")
     args = p.parse_args(argv)
 
-    from core.lab import lab_variants, run_lab
-    from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
+    from core.lab.variants import lab_variants, run_lab
+    from core.lab.results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
     from core.store.runstore import RunStore
     from core.base.tables import print_table
 

@@ -1,6 +1,6 @@
 """Overfitting lab: a baseline and the course's three cures, trained side by side on the same split.
 
-Reads the controls, asks :mod:`core.lab` for the variants and hands them to the
+Reads the controls, asks :mod:`core.lab.variants` for the variants and hands them to the
 training worker; :func:`ui.jobs.follow` redraws the results while they train.
 Variants already in the run store come back at once, marked "cached".
 """
@@ -11,9 +11,9 @@ from functools import partial
 
 import streamlit as st
 
-from core import lab
+from core.lab import variants as lab
 from core.base.config import LEARNING_RATES, ModelConfig, TrainConfig
-from core.lab_results import lab_curves, lab_rows, lab_summary
+from core.lab.results import lab_curves, lab_rows, lab_summary
 from core.base.naming import network_text
 from core.base.tables import plural
 from ui import charts, jobs, resources, state

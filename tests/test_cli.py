@@ -188,7 +188,7 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_exit_1(capsys, monkeypa
 def test_lab_trains_its_variants_in_worker_processes_and_jobs_lists_them(capsys, monkeypatch, tmp_path, tiny_folder):
     import core.cli.commands
     from core.base.config import ModelConfig, TrainConfig
-    from core.lab import lab_variants
+    from core.lab.variants import lab_variants
 
     tiny, fast = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8), TrainConfig(batch_size=8)
     monkeypatch.setattr(core.cli.commands, "lab_variants", lambda **kw: lab_variants(**kw, model_cfg=tiny,

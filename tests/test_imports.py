@@ -42,7 +42,7 @@ def _copy_tree(tmp_path: Path) -> Path:
         # a low layer reaching up, hidden inside a function (the old late-import cycle)
         ("core/base/config.py", "\n\ndef _sneaky():\n    from core.training.experiment import run_experiment\n"),
         # the engine depending on its own command line
-        ("core/lab.py", "\nfrom core.cli.output import run_payload\n"),
+        ("core/lab/variants.py", "\nfrom core.cli.output import run_payload\n"),
         # two siblings of one layer
         ("core/results/curves.py", "\nimport core.store.runstore\n"),
         # the engine importing the dashboard

@@ -10,7 +10,7 @@ import pytest
 
 from core.cli import main
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes, run_key
-from core.lab import (
+from core.lab.variants import (
     LAB_DROPOUT,
     LAB_PATIENCE,
     PRESETS,
@@ -19,7 +19,7 @@ from core.lab import (
     run_lab,
     submit_lab,
 )
-from core.lab_results import lab_curves, lab_rows, lab_summary
+from core.lab.results import lab_curves, lab_rows, lab_summary
 from core.store.runstore import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,7 +308,7 @@ def test_run_lab_trains_five_variants_then_serves_them_from_the_store(trained_la
 
 
 def test_importing_the_lab_does_not_import_tensorflow():
-    code = "import sys, core.lab; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = "import sys, core.lab.variants; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -318,12 +318,12 @@ def test_importing_the_lab_does_not_import_tensorflow():
 
 def test_cli_lab_json_and_table(capsys, monkeypatch, trained_lab):
     import core.cli.commands
-    import core.lab
+    import core.lab.variants
 
     # The CLI's network is the course CNN; here the tiny one the fixture trained, so the
     # CLI finds its runs in the store instead of training five more networks.
     asked = []
-    real = core.lab.lab_variants
+    real = core.lab.variants.lab_variants
 
     def tiny_variants(**kw):
         asked.append(kw)

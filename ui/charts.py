@@ -157,7 +157,7 @@ def history_figure(
 
 # --------------------------------------------------------------------------- runs side by side
 
-# The overfitting lab's variants (core.lab.VARIANT_NAMES), the same colour wherever they are drawn.
+# The overfitting lab's variants (core.lab.variants.VARIANT_NAMES), the same colour wherever they are drawn.
 VARIANT_COLORS = {"baseline": STOPPED, "dropout": TRAIN, "augment": BEST, "early_stopping": RESTORED, "all": VAL}
 # Runs compared in order (scratch CNN, then VGG16 transfer).
 SERIES_COLORS = (TRAIN, VAL, BEST, RESTORED, STOPPED)
@@ -167,7 +167,7 @@ SERIES_COLORS = (TRAIN, VAL, BEST, RESTORED, STOPPED)
 def lab_figure(curves: Sequence[Mapping[str, Any]], show_train: bool = False, height: int = 420) -> go.Figure:
     """Validation loss per epoch of several lab variants, each with a star on its best epoch.
 
-    ``curves`` is :func:`core.lab_results.lab_curves`' output; ``show_train``
+    ``curves`` is :func:`core.lab.results.lab_curves`' output; ``show_train``
     adds each variant's training loss, dotted.
     """
     traces: list[dict] = []

@@ -19,8 +19,8 @@ from core.results.diagnosis import diagnosis_of
 from core.base.errors import UserError
 from core.jobs.estimate import calibrate, estimate, estimate_text, load_calibration
 from core.training.experiment import check_submission, resolve, run_experiment
-from core.lab import lab_variants
-from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
+from core.lab.variants import lab_variants
+from core.lab.results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
 from core.base.precision import run_precision
 from core.store.runstore import RunStore
 from core.base.tables import number, plural, print_table

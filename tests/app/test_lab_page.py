@@ -5,7 +5,7 @@ import json
 import pytest
 
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
-from core.lab import VARIANT_NAMES, lab_variants
+from core.lab.variants import VARIANT_NAMES, lab_variants
 from core.store.runstore import RunRecord
 from core.jobs.worker import get_worker
 

@@ -26,7 +26,7 @@ them. So early stopping's gain here is the epochs it does not waste after the
 best one, not a different model.
 
 The table, the curves and the takeaway of a finished lab are in
-:mod:`core.lab_results`. Importing this module does not import TensorFlow.
+:mod:`core.lab.results`. Importing this module does not import TensorFlow.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The overfitting lab's results: the table, the overlaid curves and the takeaway.
 
-Pure functions of the variants (:mod:`core.lab`) and their stored runs; no
+Pure functions of the variants (:mod:`core.lab.variants`) and their stored runs; no
 training, no printing (the CLI prints, the Overfitting lab page draws).
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from core.results.curves import best_epoch as _best_epoch
 from core.results.diagnosis import diagnosis_of
-from core.lab import LabVariant
+from core.lab.variants import LabVariant
 from core.store.runstore import RunRecord
 from core.base.tables import number
 
