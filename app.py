@@ -7,8 +7,7 @@ URL is its file name (/train is pages/train.py): ui/frame.py says why.
 
 import streamlit as st
 
-from core.base.limits import mark_serving
-from core.base.environment import SettingError, settings
+from core.base import SettingError, mark_serving, settings
 from ui import frame, identity, sidebar, state
 
 mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.base.limits)

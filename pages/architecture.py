@@ -7,11 +7,20 @@ table follows a slider at once.
 import pandas as pd
 import streamlit as st
 
-from core.models.layer_table import check_architecture, check_cost, layer_table
-from core.base.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
-from core.jobs.estimate import estimate_text
-from core.base.config_codec import MODEL_PARAM, decode_model, encode_model
-from core.base.tables import plural
+from core.base import (
+    COURSE_PARAMS,
+    MODEL_LABELS,
+    MODEL_PARAM,
+    MODELS,
+    PADDINGS,
+    ModelConfig,
+    decode_model,
+    encode_model,
+    plural,
+)
+from core.jobs import estimate_text
+from core.models import check_architecture, check_cost
+from core.models.layer_table import layer_table
 from ui import charts, jobs, resources, share, state
 from ui.controls import DENSE_UNITS, slider_max, steps, weights_picker
 from ui.feedback import flash, header

@@ -7,8 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from core.results.compare import compare_runs
-from core.results.repeats import MAX_SEEDS, MIN_SEEDS, difference_sentence, repeat_summary
+from core.results import MAX_SEEDS, MIN_SEEDS, compare_runs, difference_sentence, repeat_summary
 from ui import charts, jobs, resources, state, study
 from ui.feedback import empty_state, header
 from ui.frame import run_page

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.base.limits import data_roots, upload_too_large
+from core.base import data_roots, upload_too_large
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header
 from ui.frame import run_page

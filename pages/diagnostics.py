@@ -4,9 +4,8 @@ import json
 
 import streamlit as st
 
-from core.base.config import ModelConfig, TrainConfig, apply_changes
-from core.results.diagnosis import diagnosis_of
-from core.results.verdict import truth_table_text
+from core.base import ModelConfig, TrainConfig, apply_changes
+from core.results import diagnosis_of, truth_table_text
 from ui import charts, resources, state, study
 from ui.feedback import empty_state, flash, header, set_flash
 from ui.frame import run_page

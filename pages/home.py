@@ -5,10 +5,10 @@ Deliberately light: no plotly, no TensorFlow, so it opens in about a second.
 
 import streamlit as st
 
-from core.models.layer_table import check_architecture, layer_table
-from core.results.diagnosis import diagnosis_of
-from core.base.naming import describe
-from core.base.tables import plural
+from core.base import describe, plural
+from core.models import check_architecture
+from core.models.layer_table import layer_table
+from core.results import diagnosis_of
 from ui import resources, state
 from ui.frame import run_page
 from ui.sidebar import dataset_label

@@ -4,9 +4,9 @@ import hashlib
 
 import streamlit as st
 
+from core.base import plural
 from core.data import read_image_bytes
 from core.inside import ModelMissingError
-from core.base.tables import plural
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page

@@ -11,11 +11,9 @@ from functools import partial
 
 import streamlit as st
 
+from core.base import LEARNING_RATES, ModelConfig, TrainConfig, network_text, plural
+from core.lab import lab_curves, lab_rows, lab_summary
 from core.lab import variants as lab
-from core.base.config import LEARNING_RATES, ModelConfig, TrainConfig
-from core.lab.results import lab_curves, lab_rows, lab_summary
-from core.base.naming import network_text
-from core.base.tables import plural
 from ui import charts, jobs, resources, state
 from ui.feedback import empty_state, header, set_flash
 from ui.frame import run_page

@@ -3,10 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from core.base.config import ModelConfig
+from core.base import ModelConfig, upload_too_large
 from core.data import read_image_bytes
-from core.results.evaluation import cell_indices
-from core.base.limits import upload_too_large
+from core.results import cell_indices
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page

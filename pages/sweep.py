@@ -7,8 +7,8 @@ from functools import partial
 
 import streamlit as st
 
-from core.base.tables import plural
-from core.results.sweeps import MAX_POINTS, SWEEPABLE, sweep_grid
+from core.base import plural
+from core.results import MAX_POINTS, SWEEPABLE, sweep_grid
 from ui import charts, jobs, state, study
 from ui.feedback import empty_state, header
 from ui.frame import run_page

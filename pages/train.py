@@ -11,8 +11,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from core.models.layer_table import check_architecture, check_cost
-from core.models.augment import course_code, keras_code
+from core.base import TRAIN_PARAM, decode_train, describe, encode_train, network_text, plural
 from core.base.config import (
     FILL_MODES,
     LEARNING_RATES,
@@ -27,12 +26,9 @@ from core.base.config import (
     AugmentConfig,
     TrainConfig,
 )
-from core.jobs.estimate import estimate_text
-from core.base.naming import describe, network_text
-from core.base.config_codec import TRAIN_PARAM, decode_train, encode_train
-from core.base.tables import plural
-from core.results.repeats import MAX_SEEDS, MIN_SEEDS
-from core.models.weight_sources import weights_status
+from core.jobs import estimate_text
+from core.models import check_architecture, check_cost, course_code, keras_code, weights_status
+from core.results import MAX_SEEDS, MIN_SEEDS
 from ui import charts, identity, jobs, resources, share, state, study
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
 from ui.feedback import errors_shown, flash, header, job_error, show_unexpected

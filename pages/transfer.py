@@ -11,10 +11,9 @@ from functools import partial
 
 import streamlit as st
 
+from core.base import AugmentConfig, ModelConfig, TrainConfig, plural
 from core.models.layer_table import layer_table
-from core.results.compare import compare_configs, comparison_rows
-from core.base.config import AugmentConfig, ModelConfig, TrainConfig
-from core.base.tables import plural
+from core.results import compare_configs, comparison_rows
 from ui import charts, jobs, resources, state
 from ui.controls import DENSE_UNITS, FINE_TUNE_RATES, weights_picker
 from ui.feedback import empty_state, header

@@ -11,8 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.base.config import WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
-from core.models.weight_sources import weights_status
+from core.base import WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
+from core.models import weights_status
 from ui import resources, state
 
 # Slider steps (any value in range is valid; these are the ones a slider offers).

@@ -18,10 +18,10 @@ from typing import Any
 
 import streamlit as st
 
-from core.base.config import ModelConfig, TrainConfig
-from core.jobs.estimate import Estimate, QueuedRun, calibrate_in_background, calibrating, estimate
-from core.store.runstore import RunRecord
-from core.jobs.worker import Job, NotYourJob
+from core.base import ModelConfig, TrainConfig
+from core.jobs import Estimate, Job, NotYourJob, QueuedRun, calibrate_in_background, calibrating
+from core.jobs.estimate import estimate
+from core.store import RunRecord
 from ui import identity, resources, state
 from ui.feedback import job_error
 

@@ -24,11 +24,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.models.augment import preview
-from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base import AugmentConfig, ModelConfig, PathRefused, TrainConfig, UserError, data_roots
 from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
-from core.base.errors import UserError
-from core.training.experiment import predict_images, resolve
 from core.inside import (
     Filters,
     GradCam,
@@ -41,9 +38,10 @@ from core.inside import (
     occlusion,
     work_convolution,
 )
-from core.base.limits import PathRefused, data_roots
-from core.store.runstore import RunRecord, RunStore, default_home
-from core.jobs.worker import TrainingWorker, get_worker
+from core.jobs import TrainingWorker, get_worker
+from core.models import preview
+from core.store import RunRecord, RunStore, default_home
+from core.training import predict_images, resolve
 from ui import identity
 
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.base.config import ConfigError
-from core.base.config_codec import configs_from_json, configs_json
+from core.base import ConfigError, configs_from_json, configs_json
 from ui import state
 
 _SEEN = "_share_seen."  # session keys: the last value of each query parameter this session has read or written

@@ -36,7 +36,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.base.config import ModelConfig, TrainConfig
+from core.base import ModelConfig, TrainConfig
 
 DATASET = "dataset"
 RUN_ID = "run_id"

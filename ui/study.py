@@ -10,12 +10,10 @@ from typing import Any
 
 import streamlit as st
 
-from core.base.config import ModelConfig, TrainConfig
+from core.base import ModelConfig, TrainConfig
+from core.results import report_html, seed_configs, sweep_points
 from core.results.export import config_json, history_csv, predictions_csv, script_text
-from core.results.report import report_html
-from core.store.runstore import RunRecord
-from core.results.repeats import seed_configs
-from core.results.sweeps import sweep_points
+from core.store import RunRecord
 from ui import jobs, resources
 
 

@@ -24,8 +24,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.base.errors import UserError
 from core.base.environment import SERVING_ENV, SettingError, settings
+from core.base.errors import UserError
 
 LimitError = SettingError  # a limit setting that cannot be read (the older name)
 

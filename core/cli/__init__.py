@@ -34,10 +34,8 @@ import sys
 import traceback
 import warnings
 
-from core.base.errors import UserError, plain_message
-from core.base.limits import resource_message
-from core.base.environment import settings
-from core.store.runstore import RunStore
+from core.base import UserError, plain_message, resource_message, settings
+from core.store import RunStore
 
 from .commands import COMMANDS
 from .parser import EXIT_FAILED, EXIT_USAGE, build_parser

@@ -11,14 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from core.base.config import ModelConfig, TrainConfig
-from core.base.errors import UserError
-from core.jobs.executor import make_executor
-from core.jobs.jobtable import JobTable
-from core.base.environment import check_workers
-from core.store.runstore import RunRecord, RunStore
-from core.base.tables import number, plural, print_table
-from core.jobs.worker import DONE, FAILED, Job, TrainingWorker
+from core.base import ModelConfig, TrainConfig, UserError, check_workers, number, plural, print_table
+from core.jobs import DONE, FAILED, Job, JobTable, TrainingWorker, make_executor
+from core.store import RunRecord, RunStore
 
 
 class TrainingFailed(RuntimeError):

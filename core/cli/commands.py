@@ -11,19 +11,16 @@ import json
 import sys
 import time
 
-from core.models.layer_table import ArchitectureError, check_cost, layer_table
-from core.results.compare import compare_configs, comparison_rows
-from core.base.config import ModelConfig, TrainConfig
+from core.base import ModelConfig, TrainConfig, UserError, number, plural, print_table, run_precision
 from core.data import bundled_datasets
-from core.results.diagnosis import diagnosis_of
-from core.base.errors import UserError
-from core.jobs.estimate import calibrate, estimate, estimate_text, load_calibration
-from core.training.experiment import check_submission, resolve, run_experiment
-from core.lab.variants import lab_variants
-from core.lab.results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
-from core.base.precision import run_precision
-from core.store.runstore import RunStore
-from core.base.tables import number, plural, print_table
+from core.jobs import calibrate, estimate_text, load_calibration
+from core.jobs.estimate import estimate
+from core.lab import LAB_COLUMNS, lab_cells, lab_rows, lab_summary, lab_variants
+from core.models import ArchitectureError, check_cost
+from core.models.layer_table import layer_table
+from core.results import compare_configs, comparison_rows, diagnosis_of
+from core.store import RunStore
+from core.training import check_submission, resolve, run_experiment
 
 from .batch import cmd_jobs, make_worker, train_all
 from .explain import cmd_explain

@@ -7,15 +7,12 @@ import json
 import re
 from pathlib import Path
 
-from core.models.layer_table import layer_table
-from core.base.config import ModelConfig
+from core.base import ModelConfig, UserError, max_upload_bytes, print_table, read_bounded
 from core.data import read_image_bytes
-from core.base.errors import UserError
 from core.inside import UnknownClassError, UnknownLayerError, UnknownRunError, grad_cam, open_run
 from core.inside.pictures import grid_picture, overlay, save_png
-from core.base.limits import max_upload_bytes, read_bounded
-from core.store.runstore import RunStore
-from core.base.tables import print_table
+from core.models.layer_table import layer_table
+from core.store import RunStore
 
 MIN_SIDE = 256  # PNGs are enlarged (nearest neighbour) to at least this many pixels a side
 

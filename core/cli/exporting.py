@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.results.compare import get_runs
-from core.base.errors import UserError
+from core.base import UserError
+from core.results import get_runs, report_html
 from core.results.export import config_json, copy_model, history_csv, predictions_csv, script_text
-from core.results.report import report_html
-from core.store.runstore import RunStore
+from core.store import RunStore
 
 
 def _write(path: str, text: str) -> Path:

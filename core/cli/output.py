@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from core.results.diagnosis import diagnosis_of
-from core.training.fit import ProgressEvent
-from core.store.runstore import RunRecord
+from core.results import diagnosis_of
+from core.store import RunRecord
+from core.training import ProgressEvent
 
 
 def progress_printer(stream: TextIO) -> Callable[[ProgressEvent], None]:

@@ -21,7 +21,7 @@ from core.base.config import (
     ModelConfig,
     TrainConfig,
 )
-from core.lab.variants import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
+from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
 
 from .batch import add_batch_flags
 

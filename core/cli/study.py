@@ -9,14 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.results.compare import compare_runs, get_runs
-from core.base.errors import UserError
-from core.training.experiment import check_submission, resolve
-from core.base.limits import read_bounded
-from core.store.runstore import RunStore
-from core.base.tables import number, plural, print_table
-from core.results.repeats import repeat_summary, seed_configs
-from core.results.sweeps import grid_from_json, parse_grid, sweep_grid, sweep_points
+from core.base import UserError, number, plural, print_table, read_bounded
+from core.results import (
+    compare_runs,
+    get_runs,
+    grid_from_json,
+    parse_grid,
+    repeat_summary,
+    seed_configs,
+    sweep_grid,
+    sweep_points,
+)
+from core.store import RunStore
+from core.training import check_submission, resolve
 
 from .batch import make_worker, train_all
 from .parser import model_config, train_config

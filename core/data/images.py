@@ -21,8 +21,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.data.errors import DataError
 from core.base.limits import too_many_pixels
+from core.data.errors import DataError
 
 # The pixel limit is ours (core.base.limits.max_pixels, checked from the header before anything is decoded,
 # with one message). Pillow's own check would quote a second limit, and between its limit and twice it

@@ -28,6 +28,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from core.base.limits import check_kind, data_roots, inside, refusal, serving, uploads_dir
+from core.base.tables import plural
 from core.data.dataset import Dataset, SkippedFile, fingerprint, under_limits
 from core.data.errors import DataError
 from core.data.imagecache import ImageCache
@@ -41,8 +43,6 @@ from core.data.images import (
     zero_size_hint,
 )
 from core.data.sources import Item, LyingEntry, has_image_ext, is_ignored, layout, scan_folder, scan_zip
-from core.base.limits import check_kind, data_roots, inside, refusal, serving, uploads_dir
-from core.base.tables import plural
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 # The bundled datasets in course order; other folders follow alphabetically.

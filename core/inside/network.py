@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from core.models.layer_table import LayerRow, layer_table
 from core.base.config import ModelConfig
 from core.base.errors import UserError
+from core.models.layer_table import LayerRow, layer_table
 from core.models.pipeline import model_input
 from core.store.runstore import RunRecord, RunStore
 

@@ -41,13 +41,13 @@ from typing import Any
 import numpy as np
 
 from core.base.config import ModelConfig, TrainConfig
+from core.base.environment import settings
+from core.base.errors import UserError, plain_message
+from core.base.limits import resource_message
 from core.data import Dataset
 from core.data.dataset import SkippedFile
-from core.base.errors import UserError, plain_message
-from core.training.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
-from core.base.limits import resource_message
-from core.base.environment import settings
 from core.store.runstore import RunRecord, RunStore
+from core.training.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
 
 EXIT_ORPHANED = 70  # the parent went away: nothing was stored
 THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS")

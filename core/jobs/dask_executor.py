@@ -34,12 +34,12 @@ from typing import Any
 import distributed
 from distributed.core import rpc
 
-from core.jobs.child import artifacts_from_wire, make_task
 from core.base.config import ConfigError
+from core.base.environment import DEFAULT_SCHEDULER_TIMEOUT
+from core.jobs.child import artifacts_from_wire, make_task
+from core.jobs.process import ChildOutcome, run_child, threads_per_training
 from core.training.experiment import save_run
 from core.training.fit import ProgressEvent
-from core.jobs.process import ChildOutcome, run_child, threads_per_training
-from core.base.environment import DEFAULT_SCHEDULER_TIMEOUT
 
 BATCH_EVERY = 0.5  # seconds between two batch events sent through the scheduler
 

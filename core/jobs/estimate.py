@@ -50,10 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from core.models.layer_table import VGG16_BLOCKS, layer_table
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
-from core.data import Dataset, prepare_data
 from core.base.precision import cpu_flags, run_precision
+from core.data import Dataset, prepare_data
+from core.models.layer_table import VGG16_BLOCKS, layer_table
 from core.store.runstore import RunStore, default_home
 from core.training.train import train_model
 

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.jobs.child import make_task
 from core.base.config import ModelConfig, TrainConfig
-from core.data import Dataset
-from core.jobs.process import ChildOutcome, cores, run_child, threads_per_training
 from core.base.environment import check_scheduler, settings
+from core.data import Dataset
+from core.jobs.child import make_task
+from core.jobs.process import ChildOutcome, cores, run_child, threads_per_training
 from core.store.runstore import RunStore
 
 

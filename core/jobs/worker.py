@@ -28,17 +28,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.base.config import ModelConfig, TrainConfig
-from core.data import Dataset
-from core.base.errors import UserError, plain_message
-from core.jobs.executor import Executor, Training, make_executor
-from core.training.experiment import check_submission, resolve, stored_answer
-from core.jobs.jobtable import HEARTBEAT, INTERRUPTED, JobTable
-from core.base.naming import describe
-from core.base.limits import resource_message
-from core.base.precision import settle_precision
-from core.jobs.process import ChildOutcome
 from core.base.environment import check_workers, settings
+from core.base.errors import UserError, plain_message
+from core.base.limits import resource_message
+from core.base.naming import describe
+from core.base.precision import settle_precision
+from core.data import Dataset
+from core.jobs.executor import Executor, Training, make_executor
+from core.jobs.jobtable import HEARTBEAT, INTERRUPTED, JobTable
+from core.jobs.process import ChildOutcome
 from core.store.runstore import RunRecord, RunStore, default_home
+from core.training.experiment import check_submission, resolve, stored_answer
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
 CANCELLED = "Cancelled before it started: nothing was trained."

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.base.tables import number
+from core.lab.variants import LabVariant
 from core.results.curves import best_epoch as _best_epoch
 from core.results.diagnosis import diagnosis_of
-from core.lab.variants import LabVariant
 from core.store.runstore import RunRecord
-from core.base.tables import number
 
 
 def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]) -> list[dict[str, Any]]:

@@ -38,10 +38,10 @@ from typing import Any
 
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig, apply_changes
 from core.base.errors import UserError
-from core.training.experiment import run_experiment
-from core.store.runstore import RunRecord, RunStore
 from core.base.tables import plural
 from core.jobs.worker import Job, TrainingWorker
+from core.store.runstore import RunRecord, RunStore
+from core.training.experiment import run_experiment
 
 VARIANT_NAMES = ("baseline", "dropout", "augment", "early_stopping", "all")
 DEFAULT_FRACTION = 0.2

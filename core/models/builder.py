@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.models.layer_table import ArchitectureError, check_architecture
 from core.base.config import ModelConfig
+from core.models.layer_table import ArchitectureError, check_architecture
 from core.models.vgg16 import build_transfer_model
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.models.layer_table import VGG16_BLOCKS
 from core.base.config import WEIGHT_SOURCES, weights_label
 from core.base.errors import UserError
 from core.base.limits import data_roots, inside, refusal, serving, special_kind
+from core.models.layer_table import VGG16_BLOCKS
 
 # Keras' own file and checksum (keras/src/applications/vgg16.py).
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"

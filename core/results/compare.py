@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.models.layer_table import ArchitectureError, check_architecture
 from core.base.config import ModelConfig, TrainConfig
+from core.base.errors import UserError
+from core.models.layer_table import ArchitectureError, check_architecture
 from core.results.curves import best_of, series
 from core.results.diagnosis import diagnosis_of
-from core.base.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store.runstore import RunRecord, RunStore

@@ -21,8 +21,8 @@ import numpy as np
 from core.base.config import ConfigError, ModelConfig, TrainConfig
 from core.results.curves import json_safe, read_history
 from core.results.remedies import Remedy, remedies_for
-from core.store.runstore import RunRecord
 from core.results.verdict import TITLES, VERDICTS, Reading
+from core.store.runstore import RunRecord
 
 __all__ = ["TITLES", "VERDICTS", "Diagnosis", "diagnose", "diagnosis_of", "fit_summary_text"]
 

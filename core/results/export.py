@@ -19,9 +19,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.models.augment import layer_calls
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.base.errors import UserError
+from core.models.augment import layer_calls
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store.runstore import RunRecord, RunStore

@@ -12,8 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.models.layer_table import check_architecture, layer_table
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
+from core.models.layer_table import check_architecture, layer_table
 from core.results.curves import early_stopping_epochs, json_safe
 from core.results.verdict import MIN_EPOCHS_TO_JUDGE, Reading
 

@@ -12,9 +12,9 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
+from core.base.config import ModelConfig
 from core.models.layer_table import layer_table
 from core.results.compare import run_metrics, run_settings
-from core.base.config import ModelConfig
 from core.results.diagnosis import diagnosis_of
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -14,7 +14,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.base.config import DATA_DECIDED, SETTING_ALIASES, AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
+from core.base.config import (
+    DATA_DECIDED,
+    SETTING_ALIASES,
+    AugmentConfig,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    run_key,
+)
 from core.base.precision import run_precision
 from core.results.compare import run_metrics
 

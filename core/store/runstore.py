@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from core.base.errors import UserError
-from core.base.naming import with_precision
-from core.base.limits import bytes_text, default_home, special_kind
 from core.base.environment import settings
+from core.base.errors import UserError
+from core.base.limits import bytes_text, default_home, special_kind
+from core.base.naming import with_precision
 
 __all__ = ["RunRecord", "RunStore", "StoreError", "UploadQuotaError", "default_home"]
 

@@ -18,19 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from core.models.layer_table import layer_table, require_buildable
 from core.base.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
-from core.data import Dataset, load_dataset, prepare_data
-from core.results.diagnosis import diagnose
 from core.base.errors import UserError
-from core.results.evaluation import evaluate
-from core.training.fit import predict_proba
 from core.base.naming import describe
 from core.base.precision import decided_precision, run_precision, settle_precision
-from core.store.runstore import RunRecord, RunStore
-from core.training.train import train_model
+from core.data import Dataset, load_dataset, prepare_data
+from core.models.layer_table import layer_table, require_buildable
 from core.models.pipeline import model_input
 from core.models.weight_sources import WeightsError, file_digest, weight_kind, weights_status
+from core.results.diagnosis import diagnose
+from core.results.evaluation import evaluate
+from core.store.runstore import RunRecord, RunStore
+from core.training.fit import predict_proba
+from core.training.train import train_model
 
 
 def versions() -> dict[str, str]:

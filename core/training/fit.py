@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.models.augment import augment_dataset_fn
 from core.base.config import OPTIMIZERS, ModelConfig, TrainConfig
 from core.base.errors import UserError
+from core.models.augment import augment_dataset_fn
 from core.models.pipeline import Preprocess, image_batches, is_images
 
 if TYPE_CHECKING:  # pragma: no cover

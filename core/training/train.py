@@ -7,9 +7,9 @@ import time
 from typing import TYPE_CHECKING
 
 from core.base.config import ModelConfig, TrainConfig
-from core.training.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
-from core.models.builder import build_model
 from core.base.precision import precision_policy, settle_precision
+from core.models.builder import build_model
+from core.training.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.training.transfer import train_transfer
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.base.config import ModelConfig, TrainConfig
-from core.training.base_features import cached_features, feature_source
-from core.training.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 from core.base.precision import precision_policy, settle_precision
 from core.models.vgg16 import FINE_TUNE_LAYERS, assemble_model, build_base, unfreeze_last_block
 from core.models.weight_sources import preprocess_images
+from core.training.base_features import cached_features, feature_source
+from core.training.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
