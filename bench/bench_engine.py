@@ -133,8 +133,10 @@ def precision_bench(data, epochs: int, seeds: list[int]) -> None:
     """Interleaved per seed: plain float32, core float32, core bfloat16; ratios and test accuracies."""
     from core.base.precision import cpu_flags, resolve_precision
 
-    print(f"auto resolves to {resolve_precision('auto')} here (native bf16: "
-          f"{sorted(cpu_flags() & {'avx512_bf16', 'amx_bf16'}) or 'none'})")  # fmt: skip
+    print(
+        f"auto resolves to {resolve_precision('auto')} here (native bf16: "
+        f"{sorted(cpu_flags() & {'avx512_bf16', 'amx_bf16'}) or 'none'})"
+    )
     core_precision_run(data, 1, 0, "bfloat16")  # warm both precisions
     core_precision_run(data, 1, 0, "float32")
     rows: dict[str, list[tuple[float, float]]] = {"plain float32": [], "core float32": [], "core bfloat16": []}
@@ -145,16 +147,21 @@ def precision_bench(data, epochs: int, seeds: list[int]) -> None:
             sec, acc, used = core_precision_run(data, epochs, seed, precision)
             assert used == precision
             rows[f"core {precision}"].append((sec, acc))
-        print(f"seed {seed} (load {load:.2f} -> {os.getloadavg()[0]:.2f}): " + "; ".join(
-            f"{k} {v[-1][0]:.2f} s acc {v[-1][1]:.3f}" for k, v in rows.items()), flush=True)  # fmt: skip
+        print(
+            f"seed {seed} (load {load:.2f} -> {os.getloadavg()[0]:.2f}): "
+            + "; ".join(f"{k} {v[-1][0]:.2f} s acc {v[-1][1]:.3f}" for k, v in rows.items()),
+            flush=True,
+        )
     plain = statistics.median(s for s, _ in rows["plain float32"])
     base_acc = statistics.mean(a for _, a in rows["core float32"])
     for name, runs in rows.items():
         sec = statistics.median(s for s, _ in runs)
         accs = [a for _, a in runs]
-        print(f"{name:14s}: median {sec:.2f} s, ratio to plain float32 {sec / plain:.3f}; test accuracy "
-              f"{', '.join(f'{a:.3f}' for a in accs)} (mean {statistics.mean(accs):.3f}, "
-              f"{100 * (statistics.mean(accs) - base_acc):+.1f} points vs core float32)")  # fmt: skip
+        print(
+            f"{name:14s}: median {sec:.2f} s, ratio to plain float32 {sec / plain:.3f}; test accuracy "
+            f"{', '.join(f'{a:.3f}' for a in accs)} (mean {statistics.mean(accs):.3f}, "
+            f"{100 * (statistics.mean(accs) - base_acc):+.1f} points vs core float32)"
+        )
     print("targets on a bf16 CPU: core bfloat16 ratio <= 0.6, mean accuracy within 2 points of float32")
 
 
@@ -227,12 +234,16 @@ def main() -> None:
 
     fwd = forward_flops(ModelConfig())
     total = args.epochs * (3 * fwd * len(data.x_train) + fwd * len(data.x_val))
-    print(f"training: {total / c / 1e9:.1f} GFLOP/s achieved ({fwd / 1e6:.1f} MFLOP forward per image); "
-          f"fp32 matmul on this machine: {matmul_gflops():.1f} GFLOP/s")
+    print(
+        f"training: {total / c / 1e9:.1f} GFLOP/s achieved ({fwd / 1e6:.1f} MFLOP forward per image); "
+        f"fp32 matmul on this machine: {matmul_gflops():.1f} GFLOP/s"
+    )
 
     if args.variants:
-        for name, opts in (("XLA jit_compile=True", {"jit_compile": True}),
-                           ("arrays straight into fit(), no pipeline", {"pipeline": False})):
+        for name, opts in (
+            ("XLA jit_compile=True", {"jit_compile": True}),
+            ("arrays straight into fit(), no pipeline", {"pipeline": False}),
+        ):
             t = min(core_training(data, args.epochs, **opts) for _ in range(args.repeats))
             print(f"variant {name}: {t:.2f} s, {t / p:.3f} x plain")
 

@@ -245,7 +245,7 @@ def generate_dataset(
         for c in spec.classes
         for i in range(per_class)
     ]
-    for job, data in zip(todo, _render_all(todo, jobs)):
+    for job, data in zip(todo, _render_all(todo, jobs), strict=True):
         path = root / job[1] / image_filename(job[1], job[2])
         # Rewrite only what changed: identical images keep their file times.
         if not path.exists() or path.read_bytes() != data:

@@ -25,40 +25,51 @@ def build_parser() -> argparse.ArgumentParser:
             "Without options, regenerates the shipped sample_data/ exactly."
         ),
     )
+    parser.add_argument("--dataset", default="all", choices=[*DATASETS, "all"], help="dataset to write (default: all)")
     parser.add_argument(
-        "--dataset", default="all", choices=[*DATASETS, "all"], help="dataset to write (default: all)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=SAMPLE_DATA_DIR,
+        "--out",
+        type=Path,
+        default=SAMPLE_DATA_DIR,
         help="root folder; each dataset goes in <out>/<dataset>/ (default: the repository's sample_data/)",
-    )  # fmt: skip
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})")
     parser.add_argument(
-        "--per-class", type=int, default=None,
+        "--per-class",
+        type=int,
+        default=None,
         help="images per class (default: the shipped count: "
-        + ", ".join(f"{k} {v.per_class}" for k, v in DATASETS.items()) + ")",
-    )  # fmt: skip
+        + ", ".join(f"{k} {v.per_class}" for k, v in DATASETS.items())
+        + ")",
+    )
     parser.add_argument("--size", type=int, default=64, help="image height = width in pixels (default: 64)")
     parser.add_argument(
         "--noise", type=float, default=1.0, help="noise multiplier, 0 = clean, 1 = shipped (default: 1)"
     )
     parser.add_argument(
-        "--overlap", type=float, default=0.0,
+        "--overlap",
+        type=float,
+        default=0.0,
         help="class overlap in [0, 1]: 0 = shipped, 1 = all classes share parameter ranges (default: 0)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--jobs", type=int, default=min(2, os.cpu_count() or 1),
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
         help="worker processes; the output is identical for any value (default: %(default)s)",
-    )  # fmt: skip
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     knobs = dict(
-        seed=args.seed, per_class=args.per_class, image_size=args.size, noise=args.noise, overlap=args.overlap,
+        seed=args.seed,
+        per_class=args.per_class,
+        image_size=args.size,
+        noise=args.noise,
+        overlap=args.overlap,
         jobs=args.jobs,
-    )  # fmt: skip
+    )
     start = time.perf_counter()
     try:
         if args.dataset == "all":

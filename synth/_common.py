@@ -46,9 +46,7 @@ def image_streams(
     return np.random.default_rng(params_seq), np.random.default_rng(pixels_seq)
 
 
-def blend_ranges(
-    table: Mapping[str, Mapping[str, Range]], class_name: str, overlap: float
-) -> dict[str, Range]:
+def blend_ranges(table: Mapping[str, Mapping[str, Range]], class_name: str, overlap: float) -> dict[str, Range]:
     """The class's parameter ranges moved ``overlap`` of the way to the shared middle.
 
     ``table[class][param] = (lo, hi)``. The middle of a parameter is the mean
@@ -161,7 +159,7 @@ def resolve(
     A pixel belongs to the object with the smallest normalised distance there,
     so touching grains meet along straight-ish contacts, as compacted grains do.
     """
-    flat, dv, ids, ext = (np.concatenate(a) for a in zip(*parts))
+    flat, dv, ids, ext = (np.concatenate(a) for a in zip(*parts, strict=True))
     order = np.lexsort((ids, dv, flat))  # by pixel, then distance, then id (ties)
     flat, dv, ids, ext = flat[order], dv[order], ids[order], ext[order]
     first = np.ones(len(flat), dtype=bool)
@@ -206,8 +204,7 @@ def paint(
     reach = radii * np.sqrt(aspects) * corner * (1.0 + wob)
     reach = reach * 1.02 + 1.0 / n
     parts = [
-        _paint_group(n, group, centres, radii, aspects, angles, sides, wobble, reach)
-        for group in size_groups(reach)
+        _paint_group(n, group, centres, radii, aspects, angles, sides, wobble, reach) for group in size_groups(reach)
     ]
     label, dist, _ = resolve(n, parts)
     return label, dist
@@ -269,9 +266,7 @@ def _paint_group(
     return win.candidates(d, group)
 
 
-def jittered_grid(
-    rng: np.random.Generator, spacing: float, jitter: float, margin: float
-) -> np.ndarray:
+def jittered_grid(rng: np.random.Generator, spacing: float, jitter: float, margin: float) -> np.ndarray:
     """Points on a square grid of ``spacing`` with random jitter, covering the view.
 
     A jittered grid packs grains evenly (like a sorted, compacted sand) without

@@ -52,10 +52,10 @@ CLASSES = ("intact", "fractured", "highly_fractured")
 #   fractures  natural fractures per row (one row spans the photo)
 #   disorder   how much pieces are shifted, rotated, chipped, lost (0-1)
 PARAMS: dict[str, dict[str, tuple[float, float]]] = {
-    "intact":           {"fractures": (0.0, 1.2), "disorder": (0.00, 0.10)},
-    "fractured":        {"fractures": (3.5, 7.0), "disorder": (0.10, 0.35)},
+    "intact": {"fractures": (0.0, 1.2), "disorder": (0.00, 0.10)},
+    "fractured": {"fractures": (3.5, 7.0), "disorder": (0.10, 0.35)},
     "highly_fractured": {"fractures": (9.0, 16.0), "disorder": (0.55, 1.00)},
-}  # fmt: skip
+}
 
 # Rock types a core may be: base colour, speckle strength, banding strength.
 LITHOLOGIES = {
@@ -182,7 +182,6 @@ def render(
     return np.clip(img, 0.0, 1.0)
 
 
-
 def _rng(cls: str) -> str:
     lo, hi = PARAMS[cls]["fractures"]
     return f"{lo:g}-{hi:g} (mean of a Poisson draw)"
@@ -196,8 +195,7 @@ DATASHEET = {
         "where data augmentation should matter most."
     ),
     "classes": {
-        "intact": f"long cylindrical pieces, {_rng('intact')} natural fractures per row "
-        "(RQD above ~90%)",
+        "intact": f"long cylindrical pieces, {_rng('intact')} natural fractures per row (RQD above ~90%)",
         "fractured": f"{_rng('fractured')} fractures per row: moderate pieces, thin dark open "
         "fracture traces at various angles, small gaps and shifts (RQD ~50-75%)",
         "highly_fractured": f"{_rng('highly_fractured')} fractures per row: short pieces and rubble, "

@@ -48,15 +48,31 @@ CLASSES = ("parallel", "channel_fill", "levee_wedge", "chaotic_mtd")
 #   incision    depth of an erosional channel (0 = none)
 #   chaos       thickness share of a chaotic, contorted zone (0 = none)
 PARAMS: dict[str, dict[str, tuple[float, float]]] = {
-    "parallel":     {"continuity": (0.80, 1.00), "divergence": (0.00, 0.20),
-                     "incision": (0.00, 0.05), "chaos": (0.00, 0.05)},
-    "channel_fill": {"continuity": (0.65, 0.95), "divergence": (0.00, 0.20),
-                     "incision": (0.55, 1.00), "chaos": (0.00, 0.08)},
-    "levee_wedge":  {"continuity": (0.65, 0.95), "divergence": (0.60, 0.95),
-                     "incision": (0.00, 0.05), "chaos": (0.00, 0.05)},
-    "chaotic_mtd":  {"continuity": (0.05, 0.40), "divergence": (0.00, 0.30),
-                     "incision": (0.00, 0.08), "chaos": (0.50, 0.90)},
-}  # fmt: skip
+    "parallel": {
+        "continuity": (0.80, 1.00),
+        "divergence": (0.00, 0.20),
+        "incision": (0.00, 0.05),
+        "chaos": (0.00, 0.05),
+    },
+    "channel_fill": {
+        "continuity": (0.65, 0.95),
+        "divergence": (0.00, 0.20),
+        "incision": (0.55, 1.00),
+        "chaos": (0.00, 0.08),
+    },
+    "levee_wedge": {
+        "continuity": (0.65, 0.95),
+        "divergence": (0.60, 0.95),
+        "incision": (0.00, 0.05),
+        "chaos": (0.00, 0.05),
+    },
+    "chaotic_mtd": {
+        "continuity": (0.05, 0.40),
+        "divergence": (0.00, 0.30),
+        "incision": (0.00, 0.08),
+        "chaos": (0.50, 0.90),
+    },
+}
 
 _TAU = np.linspace(-2.0, 3.0, 5001)  # relative-time axis of the impedance logs
 
@@ -154,8 +170,9 @@ def _impedance_logs(rng: np.random.Generator) -> np.ndarray:
     """
     logs = np.empty((3, len(_TAU)))
     bed = rng.uniform(0.025, 0.06)
-    for k, (contrast, offset) in enumerate([(1.0, 0.0), (1.1, rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.8)),
-                                            (0.7, rng.uniform(-1.0, 1.0))]):  # fmt: skip
+    for k, (contrast, offset) in enumerate(
+        [(1.0, 0.0), (1.1, rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.8)), (0.7, rng.uniform(-1.0, 1.0))]
+    ):
         thick = rng.gamma(2.5, bed / 2.5, 400)
         edges = np.cumsum(thick) + _TAU[0]
         walk = np.cumsum(rng.normal(0, 0.3, 400))

@@ -66,17 +66,47 @@ CLASSES = ("sandstone", "limestone", "shale", "granite", "basalt")
 #   matrix     share of fine-grained material: cement, micrite, clay, groundmass
 #   alignment  how parallel the fabric is (laminae, flow, foliation)
 PARAMS: dict[str, dict[str, tuple[float, float]]] = {
-    "sandstone": {"grain": (0.050, 0.085), "sorting": (0.05, 0.18), "elongation": (1.0, 1.4),
-                  "roundness": (0.6, 1.0), "matrix": (0.10, 0.40), "alignment": (0.0, 0.4)},
-    "limestone": {"grain": (0.035, 0.070), "sorting": (0.10, 0.35), "elongation": (1.0, 1.6),
-                  "roundness": (0.3, 0.9), "matrix": (0.45, 0.85), "alignment": (0.0, 0.4)},
-    "shale":     {"grain": (0.012, 0.030), "sorting": (0.20, 0.50), "elongation": (2.0, 4.0),
-                  "roundness": (0.2, 0.6), "matrix": (0.75, 0.98), "alignment": (0.6, 1.0)},
-    "granite":   {"grain": (0.120, 0.260), "sorting": (0.20, 0.50), "elongation": (1.0, 1.6),
-                  "roundness": (0.0, 0.3), "matrix": (0.00, 0.10), "alignment": (0.0, 0.3)},
-    "basalt":    {"grain": (0.050, 0.110), "sorting": (0.30, 0.60), "elongation": (1.3, 2.5),
-                  "roundness": (0.3, 0.9), "matrix": (0.55, 0.85), "alignment": (0.0, 0.6)},
-}  # fmt: skip
+    "sandstone": {
+        "grain": (0.050, 0.085),
+        "sorting": (0.05, 0.18),
+        "elongation": (1.0, 1.4),
+        "roundness": (0.6, 1.0),
+        "matrix": (0.10, 0.40),
+        "alignment": (0.0, 0.4),
+    },
+    "limestone": {
+        "grain": (0.035, 0.070),
+        "sorting": (0.10, 0.35),
+        "elongation": (1.0, 1.6),
+        "roundness": (0.3, 0.9),
+        "matrix": (0.45, 0.85),
+        "alignment": (0.0, 0.4),
+    },
+    "shale": {
+        "grain": (0.012, 0.030),
+        "sorting": (0.20, 0.50),
+        "elongation": (2.0, 4.0),
+        "roundness": (0.2, 0.6),
+        "matrix": (0.75, 0.98),
+        "alignment": (0.6, 1.0),
+    },
+    "granite": {
+        "grain": (0.120, 0.260),
+        "sorting": (0.20, 0.50),
+        "elongation": (1.0, 1.6),
+        "roundness": (0.0, 0.3),
+        "matrix": (0.00, 0.10),
+        "alignment": (0.0, 0.3),
+    },
+    "basalt": {
+        "grain": (0.050, 0.110),
+        "sorting": (0.30, 0.60),
+        "elongation": (1.3, 2.5),
+        "roundness": (0.3, 0.9),
+        "matrix": (0.55, 0.85),
+        "alignment": (0.0, 0.6),
+    },
+}
 
 # How much of an image's own per-channel mean/std survives the camera restyle
 # (0 = none). Tuned so a logistic regression on the six colour statistics
@@ -105,9 +135,7 @@ def render(
     n = size * SUPERSAMPLE
     scene = _RENDERERS[name](p, xpl, params, pixels, n)
     img = downsample(blur(scene, focus * SUPERSAMPLE), SUPERSAMPLE)
-    img = restyle_stats(
-        img, params, brightness=(0.30, 0.70), contrast=(0.12, 0.26), tint=0.12, keep=KEEP_COLOUR
-    )
+    img = restyle_stats(img, params, brightness=(0.30, 0.70), contrast=(0.12, 0.26), tint=0.12, keep=KEEP_COLOUR)
     img = img * _illumination(params, size)[..., None]
     sigma = noise * params.uniform(0.010, 0.035)
     img = img + sigma * pixels.standard_normal(img.shape)
@@ -174,8 +202,13 @@ def _sandstone(p: dict, xpl: bool, prm: np.random.Generator, pix: np.random.Gene
         ][cement]
         pore_rgb = np.zeros(3)  # epoxy is isotropic: black between crossed polars
     else:
-        table = np.array([_jitter(prm, (0.93, 0.92, 0.89), 0.04), _jitter(prm, (0.84, 0.79, 0.74), 0.06),
-                          _jitter(prm, (0.55, 0.50, 0.45), 0.15)])  # fmt: skip
+        table = np.array(
+            [
+                _jitter(prm, (0.93, 0.92, 0.89), 0.04),
+                _jitter(prm, (0.84, 0.79, 0.74), 0.06),
+                _jitter(prm, (0.55, 0.50, 0.45), 0.15),
+            ]
+        )
         img = table[mineral][idx]
         cloud = 0.06 * smooth_noise(pix, n, 0.008)
         img = img - (cloud * (mineral[idx] >= 1))[..., None]  # clay-dusted feldspar, lithics
@@ -291,9 +324,12 @@ def _shale(p: dict, xpl: bool, prm: np.random.Generator, pix: np.random.Generato
     silt = pix.random((n, n)) < (1 - v) * (1.2 - p["matrix"]) * 0.08  # quartz silt specks
     lenses = prm.poisson(3)  # organic matter / pyrite lenses, flattened along the laminae
     lab, _ = paint(
-        n, prm.uniform(0, 1, (lenses, 2)), prm.uniform(0.01, 0.03, lenses),
-        aspects=np.full(lenses, p["elongation"] * 2), angles=np.full(lenses, alpha),
-    )  # fmt: skip
+        n,
+        prm.uniform(0, 1, (lenses, 2)),
+        prm.uniform(0.01, 0.03, lenses),
+        aspects=np.full(lenses, p["elongation"] * 2),
+        angles=np.full(lenses, alpha),
+    )
     organic = lab >= 0
     if xpl:
         # Aligned clay flakes go extinct together: the whole fabric dims as the stage turns.
@@ -345,8 +381,14 @@ def _granite(p: dict, xpl: bool, prm: np.random.Generator, pix: np.random.Genera
         bt = _jitter(prm, (0.55, 0.40, 0.20), 0.15) * (0.7 + 0.3 * cleave)[..., None]
         img = np.where((m == 3)[..., None], 0.5 * bt + 0.5 * img, img)
     else:
-        colours = np.array([_jitter(prm, (0.93, 0.93, 0.91), 0.03), _jitter(prm, (0.82, 0.76, 0.70), 0.06),
-                            _jitter(prm, (0.88, 0.87, 0.84), 0.04), _jitter(prm, (0.50, 0.33, 0.18), 0.2)])  # fmt: skip
+        colours = np.array(
+            [
+                _jitter(prm, (0.93, 0.93, 0.91), 0.03),
+                _jitter(prm, (0.82, 0.76, 0.70), 0.06),
+                _jitter(prm, (0.88, 0.87, 0.84), 0.04),
+                _jitter(prm, (0.50, 0.33, 0.18), 0.2),
+            ]
+        )
         img = colours[m]
         cloud = np.abs(smooth_noise(pix, n, 0.015)) * 0.08
         img = img - (cloud * (m == 1))[..., None]  # sericite/clay clouding of K-feldspar
@@ -422,8 +464,13 @@ def _basalt(p: dict, xpl: bool, prm: np.random.Generator, pix: np.random.Generat
         glass = _jitter(prm, (0.32, 0.26, 0.20), 0.15)
         img = glass * (1 + 0.25 * granules)[..., None]
         img = np.where(on[..., None], _jitter(prm, (0.82, 0.82, 0.80), 0.04), img)
-        colours = np.array([_jitter(prm, (0.83, 0.88, 0.74), 0.05), _jitter(prm, (0.88, 0.88, 0.86), 0.03),
-                            _jitter(prm, (0.78, 0.72, 0.60), 0.06)])  # fmt: skip
+        colours = np.array(
+            [
+                _jitter(prm, (0.83, 0.88, 0.74), 0.05),
+                _jitter(prm, (0.88, 0.88, 0.86), 0.03),
+                _jitter(prm, (0.78, 0.72, 0.60), 0.06),
+            ]
+        )
         pimg = colours[kind[idx]]
         vesicle_rgb = _jitter(prm, (0.40, 0.55, 0.88) if blue_epoxy else (0.92, 0.93, 0.95), 0.05)
     pimg = np.where((fractures & (kind[idx] == 0))[..., None], pimg * 0.45, pimg)

@@ -115,8 +115,22 @@ def test_a_stored_run_given_back_reports_the_data_just_read(tmp_path, store, mon
         worker.close()
 
     monkeypatch.setenv("CNNLAB_HOME", str(store.home))
-    flags = ["--input-size", "16", "--blocks", "1", "--filters", "4", "--dense", "8", "--dropout", "0",
-             "--epochs", "1", "--batch-size", "8"]  # fmt: skip
+    flags = [
+        "--input-size",
+        "16",
+        "--blocks",
+        "1",
+        "--filters",
+        "4",
+        "--dense",
+        "8",
+        "--dropout",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    ]
     assert main(["train", "--data", str(b), *flags]) == 0
     out = capsys.readouterr().out
     assert "(stored run, not retrained)" in out and "1 file skipped" in out

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.cli import main
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes, run_key
+from core.cli import main
+from core.lab.results import lab_curves, lab_rows, lab_summary
 from core.lab.variants import (
     LAB_DROPOUT,
     LAB_PATIENCE,
@@ -19,7 +20,6 @@ from core.lab.variants import (
     run_lab,
     submit_lab,
 )
-from core.lab.results import lab_curves, lab_rows, lab_summary
 from core.store.runstore import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +57,14 @@ CLAIMS = {
         # must switch it off in the baseline and keep everything else.
         (
             ModelConfig(filters=16, dense_units=64, dropout=0.3, batchnorm=True),
-            TrainConfig(learning_rate=3e-4, batch_size=16, early_stopping=3, monitor="val_accuracy",
-                        restore_best=False, augment=AugmentConfig(rotation=45, hflip=True)),
+            TrainConfig(
+                learning_rate=3e-4,
+                batch_size=16,
+                early_stopping=3,
+                monitor="val_accuracy",
+                restore_best=False,
+                augment=AugmentConfig(rotation=45, hflip=True),
+            ),
         ),
     ],
 )
@@ -101,8 +107,9 @@ def test_the_sentences_name_the_actual_settings():
     assert "5 epochs" in by["early_stopping"].changes and "restored" in by["early_stopping"].changes
 
 
-@pytest.mark.parametrize("kw, field", [({"fraction": 0.01}, "train_fraction"), ({"epochs": 0}, "epochs"),
-                                       ({"seed": -1}, "seed")])
+@pytest.mark.parametrize(
+    "kw, field", [({"fraction": 0.01}, "train_fraction"), ({"epochs": 0}, "epochs"), ({"seed": -1}, "seed")]
+)
 def test_out_of_range_settings_are_refused_with_the_field_named(kw, field):
     args = {"fraction": 0.2, "epochs": 30, "seed": 42, **kw}
     with pytest.raises(ConfigError, match=f"'{field}'"):
@@ -158,26 +165,66 @@ def test_presets_are_read_only():
 # --- The table ----------------------------------------------------------------
 
 
-def record(run_id, *, acc, vacc, vloss, best_epoch, test_acc, seconds=10.0, stopped_early=False, cached=False,
-           verdict="Overfitting"):
+def record(
+    run_id,
+    *,
+    acc,
+    vacc,
+    vloss,
+    best_epoch,
+    test_acc,
+    seconds=10.0,
+    stopped_early=False,
+    cached=False,
+    verdict="Overfitting",
+):
     n = len(acc)
     return RunRecord(
-        run_id=run_id, key=run_id, status="complete", created=0.0, source="x", label="",
-        data={}, model_config={}, train_config={}, layers={},
-        history={"loss": [1.0 - 0.1 * i for i in range(n)], "accuracy": acc, "val_loss": vloss,
-                 "val_accuracy": vacc},
-        epoch_seconds=[seconds / n] * n, best_epoch=best_epoch, stopped_early=stopped_early,
-        stopped_by_user=False, restored_epoch=None, phases=[], diagnosis={"verdict": verdict.lower(),
-                                                                           "title": verdict},
-        test={"accuracy": test_acc}, seconds=seconds, versions={}, cached=cached,
+        run_id=run_id,
+        key=run_id,
+        status="complete",
+        created=0.0,
+        source="x",
+        label="",
+        data={},
+        model_config={},
+        train_config={},
+        layers={},
+        history={"loss": [1.0 - 0.1 * i for i in range(n)], "accuracy": acc, "val_loss": vloss, "val_accuracy": vacc},
+        epoch_seconds=[seconds / n] * n,
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        stopped_by_user=False,
+        restored_epoch=None,
+        phases=[],
+        diagnosis={"verdict": verdict.lower(), "title": verdict},
+        test={"accuracy": test_acc},
+        seconds=seconds,
+        versions={},
+        cached=cached,
     )
 
 
-BASE = record("b", acc=[0.5, 0.8, 0.95, 0.99], vacc=[0.45, 0.6, 0.62, 0.58], vloss=[1.2, 0.9, 0.95, 1.1],
-              best_epoch=2, test_acc=0.61, seconds=12.5)
-ALL = record("a", acc=[0.4, 0.6, 0.7, 0.72, 0.74], vacc=[0.5, 0.62, 0.7, 0.71, 0.73],
-             vloss=[1.3, 1.0, 0.8, 0.78, 0.79], best_epoch=4, test_acc=0.74, seconds=20.0, stopped_early=True,
-             cached=True)
+BASE = record(
+    "b",
+    acc=[0.5, 0.8, 0.95, 0.99],
+    vacc=[0.45, 0.6, 0.62, 0.58],
+    vloss=[1.2, 0.9, 0.95, 1.1],
+    best_epoch=2,
+    test_acc=0.61,
+    seconds=12.5,
+)
+ALL = record(
+    "a",
+    acc=[0.4, 0.6, 0.7, 0.72, 0.74],
+    vacc=[0.5, 0.62, 0.7, 0.71, 0.73],
+    vloss=[1.3, 1.0, 0.8, 0.78, 0.79],
+    best_epoch=4,
+    test_acc=0.74,
+    seconds=20.0,
+    stopped_early=True,
+    cached=True,
+)
 
 
 def test_lab_rows_from_hand_made_records():
@@ -203,8 +250,15 @@ def test_lab_rows_from_hand_made_records():
 
     # A cure whose verdict is "still improving" has not caught up yet: the summary says so. The groups come
     # from the verdict read again by today's table (diagnosis_of), not from the title stored with the run.
-    late = record("d", acc=[0.4, 0.5, 0.6, 0.65], vacc=[0.4, 0.5, 0.55, 0.6], vloss=[1.3, 1.1, 1.0, 0.9],
-                  best_epoch=4, test_acc=0.58, verdict="Underfitting")
+    late = record(
+        "d",
+        acc=[0.4, 0.5, 0.6, 0.65],
+        vacc=[0.4, 0.5, 0.55, 0.6],
+        vloss=[1.3, 1.1, 1.0, 0.9],
+        best_epoch=4,
+        test_acc=0.58,
+        verdict="Underfitting",
+    )
     rows = lab_rows(variants, [BASE, late, None, None, ALL])
     assert (rows[1]["fit"], rows[1]["verdict"]) == ("still_improving", "Still improving")
     text = " ".join(lab_summary(rows))
@@ -212,15 +266,27 @@ def test_lab_rows_from_hand_made_records():
     assert "Underfitting now" not in text  # one verdict per variant: not both groups
 
     # Flat and low, its lowest validation loss before the end: underfitting, not still improving.
-    flat = record("d", acc=[0.3, 0.35, 0.36, 0.36], vacc=[0.3, 0.33, 0.34, 0.33], vloss=[1.5, 1.45, 1.44, 1.46],
-                  best_epoch=3, test_acc=0.3)
+    flat = record(
+        "d",
+        acc=[0.3, 0.35, 0.36, 0.36],
+        vacc=[0.3, 0.33, 0.34, 0.33],
+        vloss=[1.5, 1.45, 1.44, 1.46],
+        best_epoch=3,
+        test_acc=0.3,
+    )
     text = " ".join(lab_summary(lab_rows(variants, [BASE, flat, None, None, ALL])))
     assert "Underfitting now, with low training accuracy at the last epoch: + dropout (0.36)." in text
     assert "Still improving" not in text
 
     # Still improving and underfitting in one verdict: one group, and the name says both.
-    low = record("d", acc=[0.3, 0.35, 0.4, 0.45], vacc=[0.3, 0.33, 0.36, 0.4], vloss=[1.5, 1.4, 1.3, 1.2],
-                 best_epoch=4, test_acc=0.3)
+    low = record(
+        "d",
+        acc=[0.3, 0.35, 0.4, 0.45],
+        vacc=[0.3, 0.33, 0.36, 0.4],
+        vloss=[1.5, 1.4, 1.3, 1.2],
+        best_epoch=4,
+        test_acc=0.3,
+    )
     text = " ".join(lab_summary(lab_rows(variants, [BASE, low, None, None, ALL])))
     assert "Still improving at the end: + dropout (best epoch 4 of 4, underfitting so far)." in text
     assert "Underfitting now" not in text
@@ -236,8 +302,7 @@ def test_lab_rows_from_hand_made_records():
 
 
 def test_a_record_without_a_valid_best_epoch_falls_back_to_the_lowest_val_loss():
-    rec = record("x", acc=[0.5, 0.6, 0.7], vacc=[0.4, 0.5, 0.45], vloss=[1.0, 0.7, 0.8], best_epoch=0,
-                 test_acc=0.5)
+    rec = record("x", acc=[0.5, 0.6, 0.7], vacc=[0.4, 0.5, 0.45], vloss=[1.0, 0.7, 0.8], best_epoch=0, test_acc=0.5)
     row = lab_rows(lab_variants()[:1], [rec])[0]
     assert row["best_epoch"] == 2 and row["best_val_accuracy"] == pytest.approx(0.5)
 
@@ -274,10 +339,10 @@ def trained_lab(tmp_path_factory, pytestconfig):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNNLAB_HOME", str(home))  # the CLI's default store is this one too
         seen = []
-        records = run_lab(str(folder), variants, store=RunStore(home),
-                          on_variant=lambda i, v, r: seen.append((i, v.name)))
-        yield SimpleNamespace(folder=str(folder), variants=variants, records=records, seen=seen,
-                              store=RunStore(home))
+        records = run_lab(
+            str(folder), variants, store=RunStore(home), on_variant=lambda i, v, r: seen.append((i, v.name))
+        )
+        yield SimpleNamespace(folder=str(folder), variants=variants, records=records, seen=seen, store=RunStore(home))
 
 
 def test_run_lab_trains_five_variants_then_serves_them_from_the_store(trained_lab):

@@ -48,11 +48,11 @@ from vggfiles import keras_vgg_arrays, write_legacy_h5
 
 import core.models.weight_files as weight_files
 from core.base.config import ModelConfig, TrainConfig
-from core.jobs.executor import LocalExecutor
-from core.training.experiment import predict_images, resolve, run_experiment
 from core.inside import grad_cam, open_run, work_convolution
-from core.store.runstore import RunRecord, RunStore
+from core.jobs.executor import LocalExecutor
 from core.jobs.worker import DONE, TrainingWorker
+from core.store.runstore import RunRecord, RunStore
+from core.training.experiment import predict_images, resolve, run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = 6
@@ -111,16 +111,33 @@ def train_cfg(precision: str) -> TrainConfig:
 
 def _cli(store: RunStore, source: str, model: ModelConfig, train: TrainConfig) -> tuple[RunRecord, bool]:
     """``python -m core train`` with flags for every setting the matrix sets, as a process of its own."""
-    args = ["--data", source, "--model", model.model, "--input-size", str(model.input_size),
-            "--dense", str(model.dense_units), "--dropout", str(model.dropout), "--epochs", str(train.epochs),
-            "--batch-size", str(train.batch_size), "--precision", train.precision, "--json"]  # fmt: skip
+    args = [
+        "--data",
+        source,
+        "--model",
+        model.model,
+        "--input-size",
+        str(model.input_size),
+        "--dense",
+        str(model.dense_units),
+        "--dropout",
+        str(model.dropout),
+        "--epochs",
+        str(train.epochs),
+        "--batch-size",
+        str(train.batch_size),
+        "--precision",
+        train.precision,
+        "--json",
+    ]
     if model.model == "vgg16":
         args += ["--weights", model.weights]
     else:
         args += ["--blocks", str(model.blocks), "--filters", str(model.filters)]
     env = {**os.environ, "CNNLAB_HOME": str(store.home)}
-    p = subprocess.run([sys.executable, "-m", "core", "train", *args], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=600)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-m", "core", "train", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr
     payload = json.loads(p.stdout)
     return store.get(payload["run_id"]), payload["cached"]
@@ -238,7 +255,8 @@ def test_refused_combinations(tmp_path, data, network, changes, message, precisi
     store = RunStore(tmp_path / "home")
     events = []
     with pytest.raises(UserError) as caught:
-        run_experiment(data, NETWORKS[network].replace(**changes), train_cfg(precision), store=store,
-                       progress=events.append)  # fmt: skip
+        run_experiment(
+            data, NETWORKS[network].replace(**changes), train_cfg(precision), store=store, progress=events.append
+        )
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert events == [] and store.list_runs() == []

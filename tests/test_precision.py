@@ -7,11 +7,11 @@ import pytest
 from tinydata import write_tiny_dataset
 
 from core.base.config import ConfigError, ModelConfig, TrainConfig, run_key
-from core.data import load_dataset, prepare_data
 from core.base.errors import UserError
 from core.base.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
-from core.training.train import train_model
+from core.data import load_dataset, prepare_data
 from core.models.weight_sources import preprocess_images
+from core.training.train import train_model
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=3)
 
@@ -197,11 +197,30 @@ def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, sto
     f32, bf16 = describe(TINY, TrainConfig(precision="float32")), describe(TINY, TrainConfig(precision="bfloat16"))
     assert bf16 == f32 + " · bfloat16" and describe(TINY, TrainConfig()) == f32  # "auto": not decided yet
     # a bfloat16 run stored before labels named the precision ("auto" in its settings) reads with it
-    old = {"run_id": "r", "key": "r", "status": "complete", "created": 0.0, "source": "s", "label": f32, "data": {},
-           "model_config": {}, "train_config": {"precision": "auto"}, "layers": {}, "history": {},
-           "epoch_seconds": [], "best_epoch": 1, "stopped_early": False, "stopped_by_user": False,
-           "restored_epoch": None, "phases": [], "diagnosis": {}, "test": {}, "seconds": 1.0, "versions": {},
-           "extra": {"precision": "bfloat16"}}  # fmt: skip
+    old = {
+        "run_id": "r",
+        "key": "r",
+        "status": "complete",
+        "created": 0.0,
+        "source": "s",
+        "label": f32,
+        "data": {},
+        "model_config": {},
+        "train_config": {"precision": "auto"},
+        "layers": {},
+        "history": {},
+        "epoch_seconds": [],
+        "best_epoch": 1,
+        "stopped_early": False,
+        "stopped_by_user": False,
+        "restored_epoch": None,
+        "phases": [],
+        "diagnosis": {},
+        "test": {},
+        "seconds": 1.0,
+        "versions": {},
+        "extra": {"precision": "bfloat16"},
+    }
     assert RunRecord.from_dict(old).label == bf16
     assert RunRecord.from_dict({**old, "extra": {"precision": "float32"}}).label == f32
     assert RunRecord.from_dict({**old, "label": bf16}).label == bf16  # not marked twice
@@ -212,9 +231,9 @@ def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, sto
 
 def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_config: dict):
     """A real run of ``precision``, rewritten into a store of its own as code from before stored it."""
-    from core.training.experiment import run_experiment
     from core.base.naming import describe
     from core.store.runstore import RunRecord, RunStore
+    from core.training.experiment import run_experiment
 
     rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision), store=store)
     old = rec.to_dict()
@@ -235,22 +254,24 @@ def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_confi
 )
 def test_runs_stored_before_are_found_and_open(tiny_folder, store, tmp_path, monkeypatch, precision, settings):
     import core.base.precision as P
-    from core.training.experiment import run_experiment
     from core.inside import grad_cam, open_run
+    from core.training.experiment import run_experiment
 
     train = TrainConfig(epochs=1, batch_size=8).to_dict()
     if settings == "no precision setting":
         train.pop("precision")
     rec, before = _stored_before(store, tmp_path, tiny_folder, precision, train)
     # the CPU that stored them: "auto" meant bfloat16 on it, and float32 before the setting existed
-    monkeypatch.setattr(P, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset(
-        {"avx512_bf16"} if precision == "bfloat16" else set()))  # fmt: skip
+    monkeypatch.setattr(
+        P, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset({"avx512_bf16"} if precision == "bfloat16" else set())
+    )
     again = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8), store=before)
     assert again.cached and again.run_id == rec.run_id and [r["run_id"] for r in before.list_runs()] == [rec.run_id]
     assert TrainConfig.from_dict(again.train_config).precision == "auto"  # read as it is
     assert ("bfloat16" in again.label) is (precision == "bfloat16")  # its label says what it computed in
-    explicit = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision),
-                              store=before)  # fmt: skip
+    explicit = run_experiment(
+        str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision), store=before
+    )
     assert explicit.cached and explicit.run_id == rec.run_id
     net = open_run(before, rec.run_id)
     image = before.load_arrays(rec.run_id)["test_images"][0]

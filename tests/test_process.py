@@ -4,8 +4,8 @@ import signal
 
 import pytest
 
-from core.jobs.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
 from core.base.environment import SettingError
+from core.jobs.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
 
 
 def test_parallel_trainings_share_the_cores_without_oversubscribing():

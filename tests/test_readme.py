@@ -30,7 +30,9 @@ def readme_examples() -> list[tuple[str, str]]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## The command line", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-    lines = [ln for block in blocks for ln in block.splitlines() if ln.startswith(("python -m core", "python -m synth"))]
+    lines = [
+        ln for block in blocks for ln in block.splitlines() if ln.startswith(("python -m core", "python -m synth"))
+    ]
     return [(*(re.split(r"\s+#\s", ln, maxsplit=1) + [""])[:2],) for ln in lines]  # type: ignore[return-value]
 
 

@@ -13,8 +13,8 @@ from histories import (
     underfitting_history,
 )
 
-from core.models.layer_table import layer_table
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
+from core.models.layer_table import layer_table
 from core.results.diagnosis import Diagnosis, diagnose
 from core.results.remedies import Remedy
 

@@ -221,8 +221,13 @@ def test_two_processes_saving_the_same_run_id_both_succeed(tmp_path):
     RunStore(home)
     start = time.time() + 3
     procs = [
-        subprocess.Popen([sys.executable, "-c", _SAVE_AT_ONCE.format(root=root, home=str(home), start=start, acc=a)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+        subprocess.Popen(
+            [sys.executable, "-c", _SAVE_AT_ONCE.format(root=root, home=str(home), start=start, acc=a)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=root,
+        )
         for a in (0.25, 0.75)
     ]
     outs = [p.communicate(timeout=180) for p in procs]

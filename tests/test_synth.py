@@ -227,9 +227,23 @@ def test_lowering_per_class_removes_stale_images(tmp_path: Path) -> None:
 
 def test_cli_writes_a_variant_and_its_regenerate_command(tmp_path: Path, capsys) -> None:
     code = cli_main(
-        ["--dataset", "seismic_facies", "--out", str(tmp_path), "--per-class", "2", "--size", "32",
-         "--noise", "2", "--overlap", "0.5", "--seed", "3"]
-    )  # fmt: skip
+        [
+            "--dataset",
+            "seismic_facies",
+            "--out",
+            str(tmp_path),
+            "--per-class",
+            "2",
+            "--size",
+            "32",
+            "--noise",
+            "2",
+            "--overlap",
+            "0.5",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     root = tmp_path / "seismic_facies"
     assert sum(len(_pngs(root / c)) for c in DATASETS["seismic_facies"].classes) == 8

@@ -59,8 +59,9 @@ def test_early_stopping_restores_the_best_epoch(data):
 
 
 def test_restore_best_off_keeps_and_evaluates_the_last_epoch(data):
-    cfg = TrainConfig(epochs=40, batch_size=8, early_stopping=2, monitor="val_accuracy", learning_rate=0.01,
-                      restore_best=False)
+    cfg = TrainConfig(
+        epochs=40, batch_size=8, early_stopping=2, monitor="val_accuracy", learning_rate=0.01, restore_best=False
+    )
     res = train_model(TINY, cfg, data, store=None)
     assert res.stopped_early and res.restored_epoch is None
     best = int(np.argmax(res.history["val_accuracy"])) + 1

@@ -69,8 +69,9 @@ def test_wrong_local_files_fail_with_a_clear_message(tmp_path, random_vgg):
 
     text = tmp_path / "notes.h5"
     text.write_text("not weights")
-    small = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(8, 3), keras.layers.Flatten(),
-                              keras.layers.Dense(3)])  # fmt: skip
+    small = keras.Sequential(
+        [keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(8, 3), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
     other = tmp_path / "small_cnn.weights.h5"
     small.save_weights(other)
     bad_shape = dict(random_vgg)

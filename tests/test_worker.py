@@ -13,8 +13,8 @@ import pytest
 
 from core.base.config import ModelConfig, TrainConfig
 from core.jobs.executor import LocalExecutor
-from core.training.experiment import run_experiment
 from core.jobs.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
+from core.training.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
@@ -165,14 +165,21 @@ def test_a_killed_server_leaves_earlier_runs_and_marks_its_jobs_interrupted(tiny
 
     home = tmp_path / "home"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(home), str(tiny_folder)], stdout=subprocess.PIPE,
-                              text=True, env=env)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(home), str(tiny_folder)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         info = json.loads(server.stdout.readline())
         assert info["state"] == DONE and info["tensorflow"] is False  # the server never imported TensorFlow
         # Another process lists the server's jobs while it runs.
-        listed = subprocess.run([sys.executable, "-m", "core", "jobs", "--json"], capture_output=True, text=True,
-                                env={**env, "CNNLAB_HOME": str(home)}, cwd=ROOT, timeout=60)  # fmt: skip
+        listed = subprocess.run(
+            [sys.executable, "-m", "core", "jobs", "--json"],
+            capture_output=True,
+            text=True,
+            env={**env, "CNNLAB_HOME": str(home)},
+            cwd=ROOT,
+            timeout=60,
+        )
         assert listed.returncode == 0, listed.stderr
         rows = {r["id"]: r for r in json.loads(listed.stdout)}
         assert rows[info["queued"]]["state"] == "queued" and rows[info["queued"]]["position"] == 1

@@ -179,10 +179,15 @@ def queue_rows() -> list[dict[str, str]]:
     for job in w.running() + w.queued():
         s = job.snapshot()
         running = s["state"] == "running"
-        rows.append({"": "training" if running else "waiting",
-                     "place": "–" if running else str(s["position"]), "run": s["label"],
-                     "dataset": s["source"].rsplit("/", 1)[-1],
-                     "epoch": f"{s['epoch']}/{s['epochs']}" if running else "–"})  # fmt: skip
+        rows.append(
+            {
+                "": "training" if running else "waiting",
+                "place": "–" if running else str(s["position"]),
+                "run": s["label"],
+                "dataset": s["source"].rsplit("/", 1)[-1],
+                "epoch": f"{s['epoch']}/{s['epochs']}" if running else "–",
+            }
+        )
     return rows
 
 

@@ -177,8 +177,9 @@ def probabilities(rec: RunRecord, image_key: str, image):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _worked(home_dir: str, run_id: str, image_key: str, layer: str, unit: tuple[int, int, int],
-            _image) -> WorkedConvolution:  # fmt: skip
+def _worked(
+    home_dir: str, run_id: str, image_key: str, layer: str, unit: tuple[int, int, int], _image
+) -> WorkedConvolution:
     return work_convolution(_network(home_dir, run_id), _image, layer, *unit)
 
 
@@ -188,8 +189,9 @@ def worked(rec: RunRecord, image_key: str, image, layer: str, row: int, col: int
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def _grad_cam(home_dir: str, run_id: str, image_key: str, class_index: int | None, layer: str | None,
-              _image) -> GradCam:  # fmt: skip
+def _grad_cam(
+    home_dir: str, run_id: str, image_key: str, class_index: int | None, layer: str | None, _image
+) -> GradCam:
     return grad_cam(_network(home_dir, run_id), _image, class_index, layer)
 
 
@@ -259,16 +261,18 @@ def fit_classes(cfg: ModelConfig, source: str | None) -> ModelConfig:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _preparation(fingerprint: str, loss: str, test_size: float, val_split: float, seed: int,
-                 train_fraction: float, _ds: Dataset) -> dict[str, Any]:  # fmt: skip
+def _preparation(
+    fingerprint: str, loss: str, test_size: float, val_split: float, seed: int, train_fraction: float, _ds: Dataset
+) -> dict[str, Any]:
     prepared = prepare_data(
         _ds, loss=loss, test_size=test_size, val_split=val_split, seed=seed, train_fraction=train_fraction
     )
     return prepared.to_dict()
 
 
-def preparation(ds: Dataset, loss: str, test_size: float, val_split: float, seed: int,
-                train_fraction: float = 1.0) -> dict[str, Any]:  # fmt: skip
+def preparation(
+    ds: Dataset, loss: str, test_size: float, val_split: float, seed: int, train_fraction: float = 1.0
+) -> dict[str, Any]:
     """``PreparedData.to_dict()`` (steps and class counts, no arrays), cached by the data's fingerprint."""
     return _preparation(ds.fingerprint, loss, float(test_size), float(val_split), int(seed), float(train_fraction), ds)
 

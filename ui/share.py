@@ -49,11 +49,19 @@ def write_link(param: str, text: str) -> None:
 def settings_file(key: str) -> None:
     """Download the model and training settings as JSON, or upload such a file to set both."""
     with st.expander("Share these settings", icon=":material/share:"):
-        st.caption("The address of this page is a link to these settings. Or save them as a file, and load a file "
-                   "someone gave you.")  # fmt: skip
-        st.download_button("Download the settings (JSON)", configs_json(state.model_cfg(), state.train_cfg()),
-                           "cnnlab_settings.json", "application/json", key=key + ".download",
-                           icon=":material/download:", on_click="ignore")  # fmt: skip
+        st.caption(
+            "The address of this page is a link to these settings. Or save them as a file, and load a file "
+            "someone gave you."
+        )
+        st.download_button(
+            "Download the settings (JSON)",
+            configs_json(state.model_cfg(), state.train_cfg()),
+            "cnnlab_settings.json",
+            "application/json",
+            key=key + ".download",
+            icon=":material/download:",
+            on_click="ignore",
+        )
         up = st.file_uploader("Load settings (JSON)", type=["json"], key=key + ".upload")
         if up is None or st.session_state.get(key + ".loaded") == up.file_id:
             return

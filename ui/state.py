@@ -56,8 +56,19 @@ TRAIN = "train."
 _PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 PAGES = {
     key: str(_PAGES_DIR / f"{key}.py")
-    for key in ("home", "data", "architecture", "train", "diagnostics", "predictions", "inside", "lab", "transfer",
-                "compare", "sweep")
+    for key in (
+        "home",
+        "data",
+        "architecture",
+        "train",
+        "diagnostics",
+        "predictions",
+        "inside",
+        "lab",
+        "transfer",
+        "compare",
+        "sweep",
+    )
 }
 
 

@@ -88,6 +88,7 @@ def weights_label(weights: str) -> str:
     """The label of a weight source; a path is shown as the file it names."""
     return WEIGHT_SOURCE_LABELS.get(weights) or f"{WEIGHT_FILE_LABEL}: {weights}"
 
+
 # Settings the data decides, not the user (core.training.experiment.resolve sets them from the dataset read), with why:
 # a sweep or a form that offered them would promise a choice that does not exist.
 DATA_DECIDED: dict[str, str] = {
@@ -104,9 +105,7 @@ class ConfigError(UserError):
 
 
 def _fail(owner: str, name: str, expected: str, got: Any) -> None:
-    raise ConfigError(
-        f"The '{name}' parameter of {owner} must be {expected}. Got {got!r} instead."
-    )
+    raise ConfigError(f"The '{name}' parameter of {owner} must be {expected}. Got {got!r} instead.")
 
 
 def _check_int(owner: str, name: str, value: Any, lo: int, hi: int) -> None:
@@ -114,9 +113,7 @@ def _check_int(owner: str, name: str, value: Any, lo: int, hi: int) -> None:
         _fail(owner, name, f"an integer in [{lo}, {hi}]", value)
 
 
-def _check_float(
-    owner: str, name: str, value: Any, lo: float, hi: float, hi_open: bool = False
-) -> None:
+def _check_float(owner: str, name: str, value: Any, lo: float, hi: float, hi_open: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok:
         ok = lo <= value < hi if hi_open else lo <= value <= hi
@@ -150,8 +147,7 @@ class _Serializable:
         unknown = set(data) - set(names)
         if unknown:
             raise ConfigError(
-                f"{cls.__name__} has no parameter(s) {sorted(unknown)}. "
-                f"Known parameters: {sorted(names)}."
+                f"{cls.__name__} has no parameter(s) {sorted(unknown)}. Known parameters: {sorted(names)}."
             )
         kwargs = {}
         for k, v in data.items():
@@ -219,8 +215,12 @@ class ModelConfig(_Serializable):
             object.__setattr__(self, "filter_list", tuple(self.filter_list))
         if self.filter_list:
             if len(self.filter_list) != self.blocks:
-                _fail(o, "filter_list", f"empty or a list of {self.blocks} filter counts (one per block)",
-                      list(self.filter_list))
+                _fail(
+                    o,
+                    "filter_list",
+                    f"empty or a list of {self.blocks} filter counts (one per block)",
+                    list(self.filter_list),
+                )
             for f in self.filter_list:
                 _check_int(o, "filter_list", f, 1, 2048)
         _check_int(o, "kernel_size", self.kernel_size, 1, 15)
@@ -299,9 +299,7 @@ class AugmentConfig(_Serializable):
 
     @property
     def enabled(self) -> bool:
-        return bool(
-            self.rotation or self.width_shift or self.height_shift or self.hflip or self.vflip or self.zoom
-        )
+        return bool(self.rotation or self.width_shift or self.height_shift or self.hflip or self.vflip or self.zoom)
 
     @classmethod
     def course(cls) -> AugmentConfig:

@@ -29,8 +29,11 @@ def _text(v: Any) -> str:
 
 
 def _pairs(obj: Any, default: Any, skip: tuple[str, ...] = ()) -> list[str]:
-    return [f"{f.name}:{_text(getattr(obj, f.name))}" for f in dataclasses.fields(obj)
-            if f.name not in skip and getattr(obj, f.name) != getattr(default, f.name)]  # fmt: skip
+    return [
+        f"{f.name}:{_text(getattr(obj, f.name))}"
+        for f in dataclasses.fields(obj)
+        if f.name not in skip and getattr(obj, f.name) != getattr(default, f.name)
+    ]
 
 
 def encode_model(cfg: ModelConfig) -> str:
@@ -70,8 +73,10 @@ def _parse(text: str, owner: str, groups: dict[str, dict[str, dataclasses.Field]
         name, colon, raw = pair.partition(":")
         group = next((g for g, fields in groups.items() if name in fields), None)
         if not colon or group is None:
-            raise ConfigError(f"The link's {owner} settings hold {pair[:40]!r}, which is not a setting:value pair "
-                              "this app knows. Ask for a new link.")  # fmt: skip
+            raise ConfigError(
+                f"The link's {owner} settings hold {pair[:40]!r}, which is not a setting:value pair "
+                "this app knows. Ask for a new link."
+            )
         out[group][name] = _value(groups[group][name], raw, owner)
     return out
 
@@ -92,8 +97,10 @@ def decode_train(text: str) -> TrainConfig:
     Raises:
         ConfigError: an unknown field, a bad value, or a value out of range.
     """
-    groups = {"train": {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "augment"},
-              "augment": {f.name: f for f in dataclasses.fields(AugmentConfig)}}  # fmt: skip
+    groups = {
+        "train": {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "augment"},
+        "augment": {f.name: f for f in dataclasses.fields(AugmentConfig)},
+    }
     parts = _parse(text, "training", groups)
     return TrainConfig(**parts["train"], augment=AugmentConfig(**parts["augment"]))
 

@@ -145,14 +145,10 @@ def decode_sized(fp: str | BinaryIO, image_size: int, channels: int) -> tuple[np
     except Unreadable:
         raise
     except UnidentifiedImageError:
-        raise Unreadable(
-            "not an image Pillow can read (damaged, or another kind of file with an image name)"
-        ) from None
+        raise Unreadable("not an image Pillow can read (damaged, or another kind of file with an image name)") from None
     except OSError as e:
         if "truncated" in str(e):
-            raise Unreadable(
-                "the image is truncated: the file ends early (an interrupted copy or download?)"
-            ) from None
+            raise Unreadable("the image is truncated: the file ends early (an interrupted copy or download?)") from None
         raise Unreadable(f"the image could not be read ({e})") from None
     except Exception as e:  # noqa: BLE001 - untrusted files make decoders raise anything
         raise Unreadable(f"the image could not be decoded ({type(e).__name__}: {e})") from None

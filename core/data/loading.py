@@ -133,7 +133,7 @@ def _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source) -> Da
     skipped = sorted(extra_skipped + skipped + bad, key=lambda s: s.path)
     lab = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(lab, minlength=len(names))
-    short = [(n, int(c)) for n, c in zip(names, counts) if c < 2]
+    short = [(n, int(c)) for n, c in zip(names, counts, strict=True) if c < 2]
     if short:
         parts = []
         for n, c in short:
@@ -305,9 +305,13 @@ def load_dataset(
 
 
 def load_zip_bytes(
-    data: bytes, name: str = "upload.zip", image_size: int = 64, channels: int = 3, *,
+    data: bytes,
+    name: str = "upload.zip",
+    image_size: int = 64,
+    channels: int = 3,
+    *,
     cache_dir: str | Path | None = None,
-) -> Dataset:  # fmt: skip
+) -> Dataset:
     """Load an uploaded zip of class folders from memory (cached by the bytes' SHA-256).
 
     Same rules and errors as :func:`load_dataset`; ``Dataset.source`` is ``name``.

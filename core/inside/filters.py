@@ -63,7 +63,8 @@ def filters(net: RunNetwork, layer: str | None = None) -> Filters:
         raise UserError("This network has no convolution layer.")
     info = net.layer(layer) if layer else convs[0]
     if info.type != "Conv2D":
-        raise UserError(f"{info.name} is a {info.type} layer: it has no filters. "
-                        f"Pick one of {', '.join(c.name for c in convs)}.")  # fmt: skip
+        raise UserError(
+            f"{info.name} is a {info.type} layer: it has no filters. Pick one of {', '.join(c.name for c in convs)}."
+        )
     kernel, bias = net.weights(info.name)[:2]
     return Filters(info.name, kernel, bias, bgr=net.cfg.model == "vgg16", first=info.name == convs[0].name)

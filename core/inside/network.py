@@ -66,9 +66,16 @@ class LayerInfo:
     depth: float  # 0 for the first spatial layer, 1 for the last: how deep in the network
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "output_shape": list(self.output_shape),
-                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
-                "receptive_field": self.receptive_field, "jump": self.jump}  # fmt: skip
+        return {
+            "name": self.name,
+            "type": self.type,
+            "output_shape": list(self.output_shape),
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "receptive_field": self.receptive_field,
+            "jump": self.jump,
+        }
 
 
 def open_run(store: RunStore, run_id: str, model: Any = None) -> RunNetwork:

@@ -97,8 +97,9 @@ def dataset_from_payload(d: dict[str, Any]) -> Dataset:
     )
 
 
-def make_task(ds: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, key: str, source: str,
-              home: str | None) -> dict[str, Any]:  # fmt: skip
+def make_task(
+    ds: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, key: str, source: str, home: str | None
+) -> dict[str, Any]:
     """A training task for :func:`run_task` (in a child process, here or on a cluster worker)."""
     return {
         "dataset": dataset_payload(ds, same_machine=home is not None),
@@ -129,8 +130,16 @@ def run_task(task: dict[str, Any], *, progress=None, stop_event: threading.Event
     model_cfg = ModelConfig.from_dict(task["model_config"])
     train_cfg = TrainConfig.from_dict(task["train_config"])
     store = RunStore(task["home"]) if task.get("home") else None
-    art = compute_run(ds, model_cfg, train_cfg, task["key"], source=task["source"], store=store,
-                      progress=progress, stop_event=stop_event)  # fmt: skip
+    art = compute_run(
+        ds,
+        model_cfg,
+        train_cfg,
+        task["key"],
+        source=task["source"],
+        store=store,
+        progress=progress,
+        stop_event=stop_event,
+    )
     if store is not None:
         rec = save_run(store, art)
         return {"run_id": rec.run_id, "status": rec.status}
@@ -198,8 +207,16 @@ def main(fd: int) -> int:
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which marks the job failed
         oom = resource_message(exc)  # out of memory: the user's to fix (a smaller network or batch), one line
         message = oom or f"{type(exc).__name__}: {plain_message(exc)}"
-        send(("error", {"kind": "user" if oom else "unexpected", "message": message,
-                        "detail": None if oom else traceback.format_exc()}))  # fmt: skip
+        send(
+            (
+                "error",
+                {
+                    "kind": "user" if oom else "unexpected",
+                    "message": message,
+                    "detail": None if oom else traceback.format_exc(),
+                },
+            )
+        )
     return 0
 
 

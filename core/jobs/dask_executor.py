@@ -55,8 +55,9 @@ def probe() -> str:
     return "ok"
 
 
-def train_on_worker(task: dict[str, Any], dataset: dict[str, Any], stop_name: str, events_name: str,
-                    grace: float | None) -> dict[str, Any]:  # fmt: skip
+def train_on_worker(
+    task: dict[str, Any], dataset: dict[str, Any], stop_name: str, events_name: str, grace: float | None
+) -> dict[str, Any]:
     """A Dask task: train ``task`` in a child process on this worker; returns a ChildOutcome as a dict."""
     remote_stop = distributed.Event(stop_name)
     if remote_stop.is_set():
@@ -83,8 +84,9 @@ def train_on_worker(task: dict[str, Any], dataset: dict[str, Any], stop_name: st
 
     nthreads = distributed.get_worker().state.nthreads  # trainings this Dask worker runs at once
     try:
-        out = run_child({**task, "dataset": dataset}, threads=threads_per_training(nthreads), stop=stop,
-                        grace=grace, on_event=relay)  # fmt: skip
+        out = run_child(
+            {**task, "dataset": dataset}, threads=threads_per_training(nthreads), stop=stop, grace=grace, on_event=relay
+        )
     finally:
         done.set()
     return dataclasses.asdict(out)
@@ -192,9 +194,13 @@ class DaskExecutor:
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker, a task error: the job fails, the server goes on
-                return ChildOutcome(state="failed", error=(
-                    f"The Dask cluster could not finish the training ({type(exc).__name__}: {exc}). Nothing from "
-                    "this run was kept; earlier runs are safe."))  # fmt: skip
+                return ChildOutcome(
+                    state="failed",
+                    error=(
+                        f"The Dask cluster could not finish the training ({type(exc).__name__}: {exc}). Nothing from "
+                        "this run was kept; earlier runs are safe."
+                    ),
+                )
         finally:
             fut.release()
             dataset.release()

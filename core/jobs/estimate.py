@@ -242,8 +242,12 @@ def calibrate(home: str | Path, precision: str = "float32", rounds: int | None =
     with_bn = _BIG.replace(batchnorm=True)
     big, small = layer_table(_BIG).total_macs, layer_table(_SMALL).total_macs
     _timed(_SMALL, AugmentConfig(), precision)  # warm-up: the process's first training pays TensorFlow's set-up
-    runs = {"big": (_BIG, AugmentConfig()), "small": (_SMALL, AugmentConfig()), "aug": (_BIG, AugmentConfig.course()),
-            "bn": (with_bn, AugmentConfig())}
+    runs = {
+        "big": (_BIG, AugmentConfig()),
+        "small": (_SMALL, AugmentConfig()),
+        "aug": (_BIG, AugmentConfig.course()),
+        "bn": (with_bn, AugmentConfig()),
+    }
     epochs: dict[str, list[float]] = {k: [] for k in runs}
     starts: list[float] = []
     for _ in range(rounds or _ROUNDS):
@@ -436,6 +440,8 @@ def estimate_text(est: Estimate, queued: int = 0) -> str:
         return "no time estimate yet: this server's speed has not been measured"
     text = f"{duration_text(est.seconds)} on this server"
     if queued:
-        text += f"; {duration_text(est.finish_seconds)} with the {queued} training{'s' if queued > 1 else ''} " \
-                "queued before it"  # fmt: skip
+        text += (
+            f"; {duration_text(est.finish_seconds)} with the {queued} training{'s' if queued > 1 else ''} "
+            "queued before it"
+        )
     return text

@@ -85,8 +85,15 @@ class LocalExecutor:
     def run(self, training, *, store, parallel, stop, grace, on_event, on_started) -> ChildOutcome:
         t = training
         task = make_task(t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=str(store.home))
-        return run_child(task, threads=threads_per_training(parallel), stop=stop, grace=grace,
-                         on_event=on_event, on_started=on_started, module=self.module)  # fmt: skip
+        return run_child(
+            task,
+            threads=threads_per_training(parallel),
+            stop=stop,
+            grace=grace,
+            on_event=on_event,
+            on_started=on_started,
+            module=self.module,
+        )
 
     def close(self) -> None:
         pass

@@ -37,8 +37,26 @@ CREATE TABLE IF NOT EXISTS servers (
     id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, started REAL NOT NULL, heartbeat REAL NOT NULL
 );
 """
-COLUMNS = ("id", "key", "source", "label", "owner", "state", "model_config", "train_config", "submitted", "started",
-           "finished", "server", "position", "pid", "run_id", "error", "epoch", "epochs")  # fmt: skip
+COLUMNS = (
+    "id",
+    "key",
+    "source",
+    "label",
+    "owner",
+    "state",
+    "model_config",
+    "train_config",
+    "submitted",
+    "started",
+    "finished",
+    "server",
+    "position",
+    "pid",
+    "run_id",
+    "error",
+    "epoch",
+    "epochs",
+)
 ACTIVE_STATES = ("queued", "running")
 HEARTBEAT = 5.0  # seconds between a live server's heartbeats
 STALE = 60.0  # a server whose heartbeat is older than this is gone (even if its pid was reused)
@@ -86,8 +104,10 @@ class JobTable:
         server = uuid.uuid4().hex[:12]
         now = time.time()
         with closing(self._connect()) as con, con:
-            con.execute("INSERT INTO servers(id, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?)",
-                        (server, socket.gethostname(), os.getpid(), now, now))  # fmt: skip
+            con.execute(
+                "INSERT INTO servers(id, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?)",
+                (server, socket.gethostname(), os.getpid(), now, now),
+            )
         self.recover()
         return server
 
@@ -116,15 +136,21 @@ class JobTable:
         with closing(self._connect()) as con, con:
             dead = self._dead_servers(con)
             for server in dead:
-                rows = con.execute("SELECT id, state FROM jobs WHERE server = ? AND state IN ('queued', 'running')",
-                                   (server,)).fetchall()  # fmt: skip
+                rows = con.execute(
+                    "SELECT id, state FROM jobs WHERE server = ? AND state IN ('queued', 'running')", (server,)
+                ).fetchall()
                 for row in rows:
-                    con.execute("UPDATE jobs SET state = ?, finished = ?, error = ?, position = NULL WHERE id = ?",
-                                (INTERRUPTED, now, interrupted_message(row["state"]), row["id"]))  # fmt: skip
+                    con.execute(
+                        "UPDATE jobs SET state = ?, finished = ?, error = ?, position = NULL WHERE id = ?",
+                        (INTERRUPTED, now, interrupted_message(row["state"]), row["id"]),
+                    )
                     n += 1
                 con.execute("DELETE FROM servers WHERE id = ?", (server,))
-            con.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state NOT IN ('queued', 'running') "
-                        "ORDER BY submitted DESC LIMIT -1 OFFSET ?)", (KEEP,))  # fmt: skip
+            con.execute(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state NOT IN ('queued', 'running') "
+                "ORDER BY submitted DESC LIMIT -1 OFFSET ?)",
+                (KEEP,),
+            )
         return n
 
     # -- jobs -------------------------------------------------------------
@@ -135,8 +161,10 @@ class JobTable:
             values[c] = json.dumps(values[c])
         values["epoch"], values["epochs"] = int(values["epoch"] or 0), int(values["epochs"] or 0)
         with closing(self._connect()) as con, con:
-            con.execute(f"INSERT OR REPLACE INTO jobs({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                        [values[c] for c in COLUMNS])  # fmt: skip
+            con.execute(
+                f"INSERT OR REPLACE INTO jobs({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                [values[c] for c in COLUMNS],
+            )
 
     def update(self, job_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(COLUMNS)
@@ -163,10 +191,14 @@ class JobTable:
             if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
                 return []  # a read-only store no worker ever used
             dead = self._dead_servers(con) if self.store.readonly else set()
-            active = con.execute("SELECT * FROM jobs WHERE state IN ('queued', 'running') "
-                                 "ORDER BY state = 'queued', submitted").fetchall()  # fmt: skip
-            recent = con.execute("SELECT * FROM jobs WHERE state NOT IN ('queued', 'running') "
-                                 "ORDER BY COALESCE(finished, submitted) DESC LIMIT ?", (limit,))  # fmt: skip
+            active = con.execute(
+                "SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY state = 'queued', submitted"
+            ).fetchall()
+            recent = con.execute(
+                "SELECT * FROM jobs WHERE state NOT IN ('queued', 'running') "
+                "ORDER BY COALESCE(finished, submitted) DESC LIMIT ?",
+                (limit,),
+            )
             recent = recent.fetchall()
         out = [_row(r) for r in [*active, *recent]]
         for d in out:

@@ -95,27 +95,53 @@ class Job:
         """A consistent copy for a page to draw from (safe to read while training goes on)."""
         with self._lock:
             return {
-                "id": self.id, "key": self.key, "label": self.label, "source": self.source, "owner": self.owner,
-                "state": self.state, "position": self.position, "pid": self.pid,
-                "epoch": self.epoch, "epochs": self.epochs, "batch": self.batch, "batches": self.batches,
-                "phase": self.phase, "fraction": self.fraction,
+                "id": self.id,
+                "key": self.key,
+                "label": self.label,
+                "source": self.source,
+                "owner": self.owner,
+                "state": self.state,
+                "position": self.position,
+                "pid": self.pid,
+                "epoch": self.epoch,
+                "epochs": self.epochs,
+                "batch": self.batch,
+                "batches": self.batches,
+                "phase": self.phase,
+                "fraction": self.fraction,
                 "history": {k: list(v) for k, v in self.history.items()},
                 "run_id": self.result.run_id if self.result else None,
                 "cached": bool(self.result and self.result.cached),
-                "error": self.error, "detail": self.detail,
-                "submitted": self.submitted, "started": self.started, "finished": self.finished,
+                "error": self.error,
+                "detail": self.detail,
+                "submitted": self.submitted,
+                "started": self.started,
+                "finished": self.finished,
                 "stop_requested": self.stop_event.is_set(),
-            }  # fmt: skip
+            }
 
     def row(self, server: str) -> dict[str, Any]:
         """This job as a row of the job table."""
         return {
-            "id": self.id, "key": self.key, "source": self.source, "label": self.label, "owner": self.owner,
-            "state": self.state, "model_config": self.model_cfg.to_dict(), "train_config": self.train_cfg.to_dict(),
-            "submitted": self.submitted, "started": self.started, "finished": self.finished, "server": server,
-            "position": self.position, "pid": self.pid, "run_id": self.result.run_id if self.result else None,
-            "error": self.error, "epoch": self.epoch, "epochs": self.epochs,
-        }  # fmt: skip
+            "id": self.id,
+            "key": self.key,
+            "source": self.source,
+            "label": self.label,
+            "owner": self.owner,
+            "state": self.state,
+            "model_config": self.model_cfg.to_dict(),
+            "train_config": self.train_cfg.to_dict(),
+            "submitted": self.submitted,
+            "started": self.started,
+            "finished": self.finished,
+            "server": server,
+            "position": self.position,
+            "pid": self.pid,
+            "run_id": self.result.run_id if self.result else None,
+            "error": self.error,
+            "epoch": self.epoch,
+            "epochs": self.epochs,
+        }
 
     # called from the job's thread with the training process's progress events
     def _on_progress(self, ev) -> None:
@@ -136,10 +162,22 @@ class Job:
 def job_from_row(row: dict[str, Any], store: RunStore) -> Job:
     """A job of the table (an earlier server's, or this one's past jobs): for reading and re-running."""
     model_cfg, train_cfg = ModelConfig.from_dict(row["model_config"]), TrainConfig.from_dict(row["train_config"])
-    job = Job(id=row["id"], key=row["key"], source=row["source"], label=row["label"], owner=row["owner"],
-              model_cfg=model_cfg, train_cfg=train_cfg,
-              state=row["state"], submitted=row["submitted"], started=row["started"], finished=row["finished"],
-              error=row["error"], epoch=row["epoch"], epochs=row["epochs"])  # fmt: skip
+    job = Job(
+        id=row["id"],
+        key=row["key"],
+        source=row["source"],
+        label=row["label"],
+        owner=row["owner"],
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        state=row["state"],
+        submitted=row["submitted"],
+        started=row["started"],
+        finished=row["finished"],
+        error=row["error"],
+        epoch=row["epoch"],
+        epochs=row["epochs"],
+    )
     if row["run_id"]:
         job.result = store.get(row["run_id"])
         if job.result is not None:
@@ -150,8 +188,15 @@ def job_from_row(row: dict[str, Any], store: RunStore) -> Job:
 class TrainingWorker:
     """A bounded queue: at most ``workers`` trainings at once, each in its own process."""
 
-    def __init__(self, store: RunStore, *, workers: int | None = None, executor: Executor | None = None,
-                 grace: float | None = None, keep: int = 50):  # fmt: skip
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        workers: int | None = None,
+        executor: Executor | None = None,
+        grace: float | None = None,
+        keep: int = 50,
+    ):
         """
         Args:
             store: the run store every run lands in (the only one, with a cluster too).
@@ -185,8 +230,15 @@ class TrainingWorker:
         """Trainings that may run at once."""
         return self._workers or self.executor.slots()
 
-    def submit(self, source: str, model_cfg: ModelConfig, train_cfg: TrainConfig, *, use_cache: bool = True,
-               owner: str | None = None) -> Job:  # fmt: skip
+    def submit(
+        self,
+        source: str,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        *,
+        use_cache: bool = True,
+        owner: str | None = None,
+    ) -> Job:
         """Queue a run, or join the one already queued/running for the same key.
 
         Raises the data and architecture errors at once (before queueing), so a
@@ -202,8 +254,15 @@ class TrainingWorker:
             for job in self._jobs.values():
                 if job.key == key and job.active:
                     return job
-            job = Job(id=uuid.uuid4().hex[:10], key=key, source=str(source), model_cfg=model_cfg,
-                      train_cfg=train_cfg, label=describe(model_cfg, train_cfg), owner=owner)  # fmt: skip
+            job = Job(
+                id=uuid.uuid4().hex[:10],
+                key=key,
+                source=str(source),
+                model_cfg=model_cfg,
+                train_cfg=train_cfg,
+                label=describe(model_cfg, train_cfg),
+                owner=owner,
+            )
             if use_cache:
                 found = stored_answer(self.store, key, ds)  # the data report is this read's
                 if found is not None:
@@ -335,12 +394,23 @@ class TrainingWorker:
         training = Training(job.dataset, job.model_cfg, job.train_cfg, job.key, job.source)
         job.dataset = None
         try:
-            out = self.executor.run(training, store=self.store, parallel=self.workers, stop=job.stop_event,
-                                    grace=self.grace, on_event=on_event, on_started=on_started)  # fmt: skip
+            out = self.executor.run(
+                training,
+                store=self.store,
+                parallel=self.workers,
+                stop=job.stop_event,
+                grace=self.grace,
+                on_event=on_event,
+                on_started=on_started,
+            )
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything an executor does
             user = isinstance(exc, UserError)
-            msg = str(exc) if user else (
-                resource_message(exc) or f"The training could not run ({type(exc).__name__}: {plain_message(exc)})."
+            msg = (
+                str(exc)
+                if user
+                else (
+                    resource_message(exc) or f"The training could not run ({type(exc).__name__}: {plain_message(exc)})."
+                )
             )
             out = ChildOutcome(state=FAILED, error=msg, user_error=user)
         self._finish(job, out)

@@ -37,8 +37,7 @@ def lab_rows(variants: Sequence[LabVariant], records: Sequence[RunRecord | None]
     """
     if len(variants) != len(records):
         raise ValueError(
-            f"lab_rows needs one record (or None) per variant. Got {len(variants)} variants and "
-            f"{len(records)} records."
+            f"lab_rows needs one record (or None) per variant. Got {len(variants)} variants and {len(records)} records."
         )
     rows = []
     for v, rec in zip(variants, records, strict=True):
@@ -177,7 +176,7 @@ def lab_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _also(row: Mapping[str, Any]) -> str:
-    """", underfitting so far" when the variant's verdict says both (one verdict, one group)."""
+    """ ", underfitting so far" when the variant's verdict says both (one verdict, one group)."""
     return ", underfitting so far" if row.get("verdict") == "Still improving (underfitting so far)" else ""
 
 

@@ -311,8 +311,9 @@ def run_lab(
     return records
 
 
-def submit_lab(source: str, variants: Sequence[LabVariant], *, worker: TrainingWorker,
-               owner: str | None = None) -> list[Job]:  # fmt: skip
+def submit_lab(
+    source: str, variants: Sequence[LabVariant], *, worker: TrainingWorker, owner: str | None = None
+) -> list[Job]:
     """Hand every variant to the background worker (the dashboard's and the CLI's path); returns their jobs in order.
 
     Each variant trains in its own process, as many at once as the worker allows.

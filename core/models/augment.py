@@ -73,9 +73,7 @@ def _layer_specs(cfg: AugmentConfig) -> list[tuple[str, str, dict[str, Any]]]:
         z = float(cfg.zoom)
         # Negative zooms in, positive zooms out: (-z, z) draws a scale in [1 - z, 1 + z]
         # per axis, independently, as ImageDataGenerator's zoom_range does.
-        specs.append(
-            ("RandomZoom", "random_zoom", {"height_factor": (-z, z), "width_factor": (-z, z), **fill})
-        )
+        specs.append(("RandomZoom", "random_zoom", {"height_factor": (-z, z), "width_factor": (-z, z), **fill}))
     return specs
 
 
@@ -324,8 +322,7 @@ def describe(cfg: AugmentConfig) -> list[dict[str, Any]]:
             "argument": "fill_mode",
             "layer_value": cfg.fill_mode,
             "active": moves,
-            "note": _FILL_NOTES[cfg.fill_mode]
-            + ("" if moves else " (unused: no rotation, shift or zoom is on)"),
+            "note": _FILL_NOTES[cfg.fill_mode] + ("" if moves else " (unused: no rotation, shift or zoom is on)"),
         },
     ]
 

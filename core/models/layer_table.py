@@ -254,21 +254,27 @@ def check_cost(cfg: ModelConfig, batch_size: int | None = None) -> list[Architec
             field, fix = "filters", "fewer filters"
         elif cfg.model == "vgg16":
             fix = "fewer dense units"
-        problems.append(ArchitectureProblem(
-            field, None,
-            f"This network has {table.total_params:,} parameters, more than the {limit:,} this server trains "
-            f"(CNNLAB_MAX_PARAMS). Its largest layer, {heaviest.name}, has {heaviest.params:,}: use {fix}.",
-        ))  # fmt: skip
+        problems.append(
+            ArchitectureProblem(
+                field,
+                None,
+                f"This network has {table.total_params:,} parameters, more than the {limit:,} this server trains "
+                f"(CNNLAB_MAX_PARAMS). Its largest layer, {heaviest.name}, has {heaviest.params:,}: use {fix}.",
+            )
+        )
     if batch_size is not None:
         need = activation_values(table) * batch_size * BYTES_PER_VALUE
         cap = max_activation_bytes()
         if need > cap:
-            problems.append(ArchitectureProblem(
-                "input_size", None,
-                f"One training batch of {batch_size} images needs about {bytes_text(need)} for its activations "
-                f"(every layer's outputs), more than the {bytes_text(cap)} this server allows "
-                "(CNNLAB_MAX_ACTIVATION_MB). Use a smaller input size, fewer filters or a smaller batch size.",
-            ))  # fmt: skip
+            problems.append(
+                ArchitectureProblem(
+                    "input_size",
+                    None,
+                    f"One training batch of {batch_size} images needs about {bytes_text(need)} for its activations "
+                    f"(every layer's outputs), more than the {bytes_text(cap)} this server allows "
+                    "(CNNLAB_MAX_ACTIVATION_MB). Use a smaller input size, fewer filters or a smaller batch size.",
+                )
+            )
     return problems
 
 
@@ -302,9 +308,7 @@ def _cnn_table(cfg: ModelConfig) -> LayerTable:
         h_in = h
         if cfg.padding == "valid":
             h = h - k + 1
-        shrink = (
-            f"map {h_in}->{h} (valid: minus {k - 1})" if cfg.padding == "valid" else f"map stays {h}x{h} (same)"
-        )
+        shrink = f"map {h_in}->{h} (valid: minus {k - 1})" if cfg.padding == "valid" else f"map stays {h}x{h} (same)"
         rows.append(
             LayerRow(
                 f"block{i}_conv",
@@ -397,8 +401,16 @@ def vgg16_base_rows(input_size: int) -> tuple[LayerRow, ...]:
         h //= 2
         rf, jump = _grow(rf, jump, 2, 2)
         rows.append(
-            LayerRow(f"block{block}_pool", "MaxPooling2D", (h, h, f), 0, 0, f"no weights: {h_in}/2 -> {h}",
-                     receptive_field=rf, jump=jump)  # fmt: skip
+            LayerRow(
+                f"block{block}_pool",
+                "MaxPooling2D",
+                (h, h, f),
+                0,
+                0,
+                f"no weights: {h_in}/2 -> {h}",
+                receptive_field=rf,
+                jump=jump,
+            )
         )
     return tuple(rows)
 

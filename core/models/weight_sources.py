@@ -58,8 +58,8 @@ EXPECTED_FILE = (
 # (name, kernel shape) of the 13 conv layers, named as in keras.applications.
 CONV_LAYERS: tuple[tuple[str, tuple[int, int, int, int]], ...] = tuple(
     (f"block{b}_conv{j}", (3, 3, cin, f))
-    for (b, n, f), cin_block in zip(VGG16_BLOCKS, (3, 64, 128, 256, 512))
-    for j, cin in zip(range(1, n + 1), (cin_block, *([f] * (n - 1))))
+    for (b, n, f), cin_block in zip(VGG16_BLOCKS, (3, 64, 128, 256, 512), strict=True)
+    for j, cin in zip(range(1, n + 1), (cin_block, *([f] * (n - 1))), strict=True)
 )
 
 # Caffe-style preprocessing: RGB -> BGR, minus a per-channel mean (B, G, R), on 0-255 values.
@@ -88,7 +88,7 @@ class WeightsStatus:
 
 
 def weight_kind(weights: str) -> str:
-    """"imagenet", "offline" or "none" for those sources; "file" for anything else (a path)."""
+    """ "imagenet", "offline" or "none" for those sources; "file" for anything else (a path)."""
     return weights if weights in WEIGHT_SOURCES else "file"
 
 

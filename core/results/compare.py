@@ -24,8 +24,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DATA_KEYS = ("classes", "n_train", "n_val", "n_test")
 # The data facts above in a student's words (for messages; the keys are the record's).
-DATA_WORDS = {"classes": "the classes", "n_train": "the number of training images",
-              "n_val": "the number of validation images", "n_test": "the number of test images"}  # fmt: skip
+DATA_WORDS = {
+    "classes": "the classes",
+    "n_train": "the number of training images",
+    "n_val": "the number of validation images",
+    "n_test": "the number of test images",
+}
 
 
 class UnknownRunError(UserError):
@@ -152,8 +156,10 @@ def data_notes(records: Sequence[RunRecord]) -> list[str]:
     sources = list(dict.fromkeys(r.source for r in records))
     if len(sources) > 1:
         names = ", ".join(s.rstrip("/").rsplit("/", 1)[-1] for s in sources)
-        return [f"These runs were trained and tested on different datasets ({names}), so their scores are not "
-                "measured on the same images."]  # fmt: skip
+        return [
+            f"These runs were trained and tested on different datasets ({names}), so their scores are not "
+            "measured on the same images."
+        ]
     data = [r.data or {} for r in records]
     what = []
     if _differ([d.get("classes") for d in data]):
@@ -165,8 +171,10 @@ def data_notes(records: Sequence[RunRecord]) -> list[str]:
         what.append(f"different numbers of training / validation / test images ({', '.join(shown)})")
     if not what:
         return []
-    return [f"These runs use the same dataset with {' and '.join(what)}, so their scores are not measured on the "
-            "same images."]  # fmt: skip
+    return [
+        f"These runs use the same dataset with {' and '.join(what)}, so their scores are not measured on the "
+        "same images."
+    ]
 
 
 def compare_runs(records: Sequence[RunRecord], all_keys: bool = False) -> dict[str, Any]:

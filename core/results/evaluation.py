@@ -217,7 +217,6 @@ def cell_indices(
     return np.flatnonzero((y == row) & (pred == col)).astype(int).tolist()
 
 
-
 def _int_labels(y: Any, name: str) -> np.ndarray:
     arr = np.asarray(y)
     if arr.ndim != 1:

@@ -100,7 +100,7 @@ def split(labels):
     return train_idx, val_idx, test_idx
 '''
 
-_CNN = '''
+_CNN = """
 
 def build_model(num_classes):
     model = keras.Sequential(name="cnn")
@@ -114,9 +114,9 @@ def build_model(num_classes):
 
 def prepare(x):
     return x.astype("float32") / 255.0
-'''
+"""
 
-_VGG = '''
+_VGG = """
 
 def build_model(num_classes):
     # The run used {weights_label}; this script takes Keras' ImageNet weights ({keras_weights}).
@@ -135,9 +135,9 @@ def build_model(num_classes):
 
 def prepare(x):
     return keras.applications.vgg16.preprocess_input(x.astype("float32"))  # RGB -> BGR, ImageNet mean
-'''
+"""
 
-_FIT = '''
+_FIT = """
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -178,24 +178,36 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def script_text(rec: RunRecord, name: str = "run.py") -> str:
     """The standalone Python script that reproduces ``rec``'s configuration on a folder of images."""
     m = ModelConfig.from_dict(rec.model_config)
     t = TrainConfig.from_dict(rec.train_config)
-    head = _HEAD.format(title=f"Train the CNN Lab run {rec.run_id} again, on any folder of images.",
-                        run_id=rec.run_id, label=rec.label, name=name, input_size=m.input_size,
-                        channels=m.channels, seed=t.seed, test_size=t.test_size, val_split=t.val_split,
-                        train_fraction=t.train_fraction, batch_size=t.batch_size, epochs=t.epochs,
-                        learning_rate=t.learning_rate)  # fmt: skip
+    head = _HEAD.format(
+        title=f"Train the CNN Lab run {rec.run_id} again, on any folder of images.",
+        run_id=rec.run_id,
+        label=rec.label,
+        name=name,
+        input_size=m.input_size,
+        channels=m.channels,
+        seed=t.seed,
+        test_size=t.test_size,
+        val_split=t.val_split,
+        train_fraction=t.train_fraction,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        learning_rate=t.learning_rate,
+    )
     if m.model == "cnn":
         blocks = ""
         for i, f in enumerate(m.block_filters(), start=1):
             k, p = m.kernel_size, m.pool_size
-            blocks += (f'    model.add(keras.layers.Conv2D({f}, ({k}, {k}), padding="{m.padding}", activation="relu", '
-                       f'name="block{i}_conv"))\n')  # fmt: skip
+            blocks += (
+                f'    model.add(keras.layers.Conv2D({f}, ({k}, {k}), padding="{m.padding}", activation="relu", '
+                f'name="block{i}_conv"))\n'
+            )
             if m.batchnorm:
                 blocks += f'    model.add(keras.layers.BatchNormalization(name="block{i}_bn"))\n'
             blocks += f'    model.add(keras.layers.MaxPooling2D(pool_size=({p}, {p}), name="block{i}_pool"))\n'
@@ -203,8 +215,12 @@ def script_text(rec: RunRecord, name: str = "run.py") -> str:
     else:
         extra = rec.extra or {}
         keras_weights = "imagenet" if m.weights != "none" else None
-        body = _VGG.format(weights_label=extra.get("weights_label", m.weights), keras_weights=keras_weights,
-                           dense=m.dense_units, dropout=m.dropout)  # fmt: skip
+        body = _VGG.format(
+            weights_label=extra.get("weights_label", m.weights),
+            keras_weights=keras_weights,
+            dense=m.dense_units,
+            dropout=m.dropout,
+        )
     return head + body + _fit_text(m, t)
 
 
@@ -212,15 +228,19 @@ def _fit_text(m: ModelConfig, t: TrainConfig) -> str:
     calls = layer_calls(t.augment if isinstance(t.augment, AugmentConfig) else AugmentConfig(), seed="SEED")
     if calls:
         inner = "".join(f"        {c},\n" for c in calls)
-        augment = ("    # random changes of the training images only; validation and test images are never changed\n"
-                   f'    augment = keras.Sequential([\n{inner}    ], name="augment")\n')  # fmt: skip
+        augment = (
+            "    # random changes of the training images only; validation and test images are never changed\n"
+            f'    augment = keras.Sequential([\n{inner}    ], name="augment")\n'
+        )
         augment_map = ".map(lambda a, b: (augment(a, training=True), b))"
     else:
         augment, augment_map = "    # no augmentation: the training images are used as they are\n", ""
     early = ""
     if t.early_stopping:
-        early = (f'        keras.callbacks.EarlyStopping(monitor="{t.monitor}", patience={t.early_stopping}, '
-                 f"restore_best_weights={t.restore_best}),\n")  # fmt: skip
+        early = (
+            f'        keras.callbacks.EarlyStopping(monitor="{t.monitor}", patience={t.early_stopping}, '
+            f"restore_best_weights={t.restore_best}),\n"
+        )
     keep_best = not t.early_stopping or t.restore_best
     restore = '    model = keras.models.load_model("best.keras")  # the best epoch\'s model\n' if keep_best else ""
     fine_tune = ""
@@ -228,17 +248,28 @@ def _fit_text(m: ModelConfig, t: TrainConfig) -> str:
         fine_tune = (
             "    # fine-tuning: unfreeze the last VGG16 block and train a little more, slowly\n"
             "    base = model.layers[0]\n    base.trainable = True\n"
-            "    for layer in base.layers:\n        layer.trainable = layer.name.startswith(\"block5\")\n"
+            '    for layer in base.layers:\n        layer.trainable = layer.name.startswith("block5")\n'
             f"    model.compile(optimizer=keras.optimizers.{_optimizer(t.optimizer)}(learning_rate={t.fine_tune_lr}), "
             f'loss="{_loss(t.loss)}", metrics=["accuracy"])\n'
             f"    model.fit(train_ds, validation_data=(prepare(x[val_idx]), y_val), epochs={t.fine_tune_epochs}, "
             "callbacks=callbacks, verbose=2)\n"
-        )  # fmt: skip
-    labels = ("onehot[y[train_idx]], onehot[y[val_idx]], onehot[y[test_idx]]" if t.loss == "categorical"
-              else "y[train_idx], y[val_idx], y[test_idx]")  # fmt: skip
-    return _FIT.format(labels_expr=labels, optimizer=_optimizer(t.optimizer), loss=_loss(t.loss), augment=augment,
-                       augment_map=augment_map, monitor=t.monitor, early=early, restore=restore,
-                       fine_tune=fine_tune)  # fmt: skip
+        )
+    labels = (
+        "onehot[y[train_idx]], onehot[y[val_idx]], onehot[y[test_idx]]"
+        if t.loss == "categorical"
+        else "y[train_idx], y[val_idx], y[test_idx]"
+    )
+    return _FIT.format(
+        labels_expr=labels,
+        optimizer=_optimizer(t.optimizer),
+        loss=_loss(t.loss),
+        augment=augment,
+        augment_map=augment_map,
+        monitor=t.monitor,
+        early=early,
+        restore=restore,
+        fine_tune=fine_tune,
+    )
 
 
 def _optimizer(name: str) -> str:

@@ -40,8 +40,13 @@ def spread(values: Sequence[float | None]) -> dict[str, float | None]:
     v = np.array([x for x in values if x is not None], dtype=float)
     if not len(v):
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}  # fmt: skip
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "n": int(len(v)),
+    }
 
 
 def mean_curves(records: Sequence[RunRecord]) -> dict[str, dict[str, list[float]]]:
@@ -69,8 +74,9 @@ def repeat_summary(records: Sequence[RunRecord]) -> dict[str, Any]:
     }
 
 
-def difference_sentence(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str = "A", name_b: str = "B",
-                        metric: str = "best_val_accuracy") -> str:  # fmt: skip
+def difference_sentence(
+    a: Mapping[str, Any], b: Mapping[str, Any], name_a: str = "A", name_b: str = "B", metric: str = "best_val_accuracy"
+) -> str:
     """One sentence: is the difference between two repeated configurations larger than the seed spread?
 
     ``a`` and ``b`` are :func:`repeat_summary` results. The difference of the
@@ -85,10 +91,13 @@ def difference_sentence(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str 
     hi, lo = (name_a, name_b) if diff >= 0 else (name_b, name_a)
     noise = max(sa["max"] - sa["min"], sb["max"] - sb["min"])
     overlap = sa["min"] <= sb["max"] and sb["min"] <= sa["max"]
-    base = (f"{hi} scores {abs(diff):.1%} higher {what} than {lo} on average over "
-            f"{sa['n']} and {sb['n']} seeds")  # fmt: skip
+    base = f"{hi} scores {abs(diff):.1%} higher {what} than {lo} on average over {sa['n']} and {sb['n']} seeds"
     if overlap:
-        return (f"{base}, but the seeds alone move it by up to {noise:.1%} and the two ranges overlap: "
-                "this difference may be luck, not the settings.")  # fmt: skip
-    return (f"{base}, more than the seeds alone move it (up to {noise:.1%}) and the ranges do not overlap: "
-            "the settings make the difference.")  # fmt: skip
+        return (
+            f"{base}, but the seeds alone move it by up to {noise:.1%} and the two ranges overlap: "
+            "this difference may be luck, not the settings."
+        )
+    return (
+        f"{base}, more than the seeds alone move it (up to {noise:.1%}) and the ranges do not overlap: "
+        "the settings make the difference."
+    )

@@ -43,13 +43,18 @@ _ALIASES = SETTING_ALIASES  # the command line's short names (core.base.config):
 def _where(name: str) -> tuple[str, str]:
     """``(section, field)`` of a setting: ``dropout``, ``model.dropout``, ``train.epochs``, ``augment.zoom``..."""
     name = _ALIASES.get(name, name)
-    section, _, field = name.removeprefix("train.augment.").rpartition(".") if name.startswith(
-        "train.augment.") else name.rpartition(".")  # fmt: skip
+    section, _, field = (
+        name.removeprefix("train.augment.").rpartition(".")
+        if name.startswith("train.augment.")
+        else name.rpartition(".")
+    )
     if name.startswith("train.augment."):
         section = "augment"
     if field in DATA_DECIDED and section in ("", "model"):
-        raise ConfigError(f"{name!r} cannot be swept: {DATA_DECIDED[field]}, so every point would train the same "
-                          "run. Sweep a setting you choose, such as dropout or filters.")  # fmt: skip
+        raise ConfigError(
+            f"{name!r} cannot be swept: {DATA_DECIDED[field]}, so every point would train the same "
+            "run. Sweep a setting you choose, such as dropout or filters."
+        )
     for sec, fields in (("model", _MODEL_FIELDS), ("train", _TRAIN_FIELDS), ("augment", _AUG_FIELDS)):
         if section in ("", sec) and field in fields and field != "filter_list":
             return sec, field
@@ -97,7 +102,7 @@ def grid_from_json(text: str) -> dict[str, list[Any]]:
     except ConfigError:
         raise
     except ValueError as exc:
-        raise ConfigError(f"The grid file is not JSON ({exc}). Write it as {{\"dropout\": [0, 0.5]}}.") from None
+        raise ConfigError(f'The grid file is not JSON ({exc}). Write it as {{"dropout": [0, 0.5]}}.') from None
     if not isinstance(data, dict) or not all(isinstance(v, list) and v for v in data.values()):
         raise ConfigError('The grid file must be a JSON object of non-empty lists, like {"dropout": [0, 0.5]}.')
     return {str(k): v for k, v in data.items()}
@@ -126,8 +131,9 @@ class SweepPoint:
         return ", ".join(str(v) for v in self.values)
 
 
-def sweep_points(grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig,
-                 train_cfg: TrainConfig) -> tuple[list[str], list[list[Any]], list[SweepPoint]]:  # fmt: skip
+def sweep_points(
+    grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig, train_cfg: TrainConfig
+) -> tuple[list[str], list[list[Any]], list[SweepPoint]]:
     """Every point of the grid, each checked before anything trains.
 
     Returns:
@@ -144,8 +150,10 @@ def sweep_points(grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig,
     for name, raw in grid.items():
         sec, field = _where(name)
         if (sec, field) in spelled:
-            raise ConfigError(f"The setting {field!r} is given twice, as {spelled[sec, field]!r} and as {name!r}: "
-                              "give it once, with all its values.")  # fmt: skip
+            raise ConfigError(
+                f"The setting {field!r} is given twice, as {spelled[sec, field]!r} and as {name!r}: "
+                "give it once, with all its values."
+            )
         spelled[sec, field] = name
         vals = [_value(sec, field, v) for v in raw]
         if len(set(map(repr, vals))) != len(vals):
@@ -188,8 +196,12 @@ def _distinct(names: Sequence[str], points: Sequence[SweepPoint]) -> None:
         seen[ident] = p
 
 
-def sweep_grid(names: Sequence[str], values: Sequence[Sequence[Any]], records: Sequence[RunRecord],
-               metric: str = "best_val_accuracy") -> dict[str, Any]:  # fmt: skip
+def sweep_grid(
+    names: Sequence[str],
+    values: Sequence[Sequence[Any]],
+    records: Sequence[RunRecord],
+    metric: str = "best_val_accuracy",
+) -> dict[str, Any]:
     """The sweep's results as a grid: ``z[i][j]`` for the i-th value of the first setting and the j-th of the
     second (one setting: a single row), with the run ids in the same shape."""
     if len(records) != math.prod(len(v) for v in values) or len({r.run_id for r in records}) != len(records):
@@ -199,5 +211,11 @@ def sweep_grid(names: Sequence[str], values: Sequence[Sequence[Any]], records: S
     shape_rows = len(values[0]) if len(values) > 1 else 1
     z = [[rows[i * cols + j][metric] for j in range(cols)] for i in range(shape_rows)]
     ids = [[rows[i * cols + j]["run_id"] for j in range(cols)] for i in range(shape_rows)]
-    return {"settings": list(names), "values": [list(v) for v in values], "metric": metric, "z": z, "run_ids": ids,
-            "runs": rows}  # fmt: skip
+    return {
+        "settings": list(names),
+        "values": [list(v) for v in values],
+        "metric": metric,
+        "z": z,
+        "run_ids": ids,
+        "runs": rows,
+    }

@@ -144,8 +144,11 @@ def _unusable(home: Path, why: str, fix: str = "Point CNNLAB_HOME at a folder yo
 def check_home(home: Path) -> None:
     """Raise :class:`StoreError` when ``home`` exists but is not a folder (a file, /dev/null, a FIFO)."""
     if home.exists() and not home.is_dir():
-        raise _unusable(home, f"is {special_kind(home) or 'a file'}, not a folder",
-                        "Point CNNLAB_HOME at a folder (it is created if missing)")
+        raise _unusable(
+            home,
+            f"is {special_kind(home) or 'a file'}, not a folder",
+            "Point CNNLAB_HOME at a folder (it is created if missing)",
+        )
 
 
 class RunStore:
@@ -184,9 +187,13 @@ class RunStore:
                 self._migrate(con)
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            raise _unusable(self.home, f"cannot be written ({exc.strerror or exc})",
-                            "Free some space on its disk, or point CNNLAB_HOME at another folder" if full
-                            else "Point CNNLAB_HOME at a folder you can write to") from None
+            raise _unusable(
+                self.home,
+                f"cannot be written ({exc.strerror or exc})",
+                "Free some space on its disk, or point CNNLAB_HOME at another folder"
+                if full
+                else "Point CNNLAB_HOME at a folder you can write to",
+            ) from None
         except sqlite3.OperationalError as exc:
             raise _unusable(self.home, f"cannot be written (SQLite: {exc})") from None
         self._recover()
@@ -308,8 +315,12 @@ class RunStore:
     def clean_uploads(self) -> list[str]:
         """Delete the uploads nobody owns any more and no run uses; returns their file names."""
         with closing(self._connect()) as con:
-            kept = {r[0] for r in con.execute("SELECT upload FROM upload_owners UNION SELECT upload FROM runs "
-                                              "WHERE upload IS NOT NULL")}
+            kept = {
+                r[0]
+                for r in con.execute(
+                    "SELECT upload FROM upload_owners UNION SELECT upload FROM runs WHERE upload IS NOT NULL"
+                )
+            }
         removed = []
         for p in self.uploads_dir.glob("*.zip"):
             if p.name not in kept:
@@ -331,9 +342,7 @@ class RunStore:
         if viewer is None or upload is None:
             return True
         with closing(self._connect()) as con:
-            row = con.execute(
-                "SELECT 1 FROM upload_owners WHERE upload = ? AND owner = ?", (upload, viewer)
-            ).fetchone()
+            row = con.execute("SELECT 1 FROM upload_owners WHERE upload = ? AND owner = ?", (upload, viewer)).fetchone()
         return row is not None
 
     # -- runs -------------------------------------------------------------

@@ -163,8 +163,7 @@ def _callback_classes():
                 now = time.perf_counter()
                 if now - self._last_batch_report > 0.1 or batch + 1 == self.batches:
                     self._last_batch_report = now
-                    self._emit("batch", epoch=self.first_epoch + self._epoch + 1, batch=batch + 1,
-                               batches=self.batches)
+                    self._emit("batch", epoch=self.first_epoch + self._epoch + 1, batch=batch + 1, batches=self.batches)
 
         def on_epoch_end(self, epoch, logs=None):
             self.epoch_seconds.append(time.perf_counter() - self._t0)
@@ -297,8 +296,14 @@ def _training_input(x_train, y_train, train_cfg: TrainConfig, augment: bool, pre
     augmenting = augment and train_cfg.augment.enabled
     fn = augment_dataset_fn(train_cfg.augment, seed=train_cfg.seed) if augmenting else None
     if is_images(x_train):
-        return image_batches(x_train, y_train, batch_size=train_cfg.batch_size, shuffle_seed=train_cfg.seed,
-                             augment_fn=fn, preprocess=preprocess)  # fmt: skip
+        return image_batches(
+            x_train,
+            y_train,
+            batch_size=train_cfg.batch_size,
+            shuffle_seed=train_cfg.seed,
+            augment_fn=fn,
+            preprocess=preprocess,
+        )
     if not (augmenting or ENGINE_OPTIONS["pipeline"]):
         return None
     import tensorflow as tf

@@ -101,7 +101,8 @@ def train_transfer(
         A :class:`~core.training.fit.TrainResult`.
 
     Raises:
-        ValueError: ``model_cfg.model`` is not "vgg16", or the data do not fit (see :func:`core.training.fit.check_inputs`).
+        ValueError: ``model_cfg.model`` is not "vgg16", or the data do not fit
+            (see :func:`core.training.fit.check_inputs`).
         WeightsError: the weights cannot be used (raised before any training).
     """
     if model_cfg.model != "vgg16":
@@ -144,9 +145,14 @@ def train_transfer(
             progress(ProgressEvent("batch", epochs=planned, batch=batch, batches=batches, phase="features"))
 
         feats = cached_features(
-            base, info, images, fingerprint, store=store, block4=n_ft > 0,
+            base,
+            info,
+            images,
+            fingerprint,
+            store=store,
+            block4=n_ft > 0,
             progress=None if progress is None else batch_done,
-        )  # fmt: skip
+        )
         how = "reused from the run store's cache" if feats.cache_hit else f"computed in {feats.seconds:.1f} s, cached"
         extra["features"] = (
             f"cached base features (computed once per dataset, input size and weight source; {how}): "
@@ -170,9 +176,18 @@ def train_transfer(
     compile_model(trainee, train_cfg)
     t_head = time.perf_counter()
     head = fit_phase(
-        trainee, train_cfg, train_xy, val, epochs=train_cfg.epochs, total_epochs=planned, phase="head",
-        augment=augment, progress=progress, stop_event=stop_event, preprocess=on_images,
-    )  # fmt: skip
+        trainee,
+        train_cfg,
+        train_xy,
+        val,
+        epochs=train_cfg.epochs,
+        total_epochs=planned,
+        phase="head",
+        augment=augment,
+        progress=progress,
+        stop_event=stop_event,
+        preprocess=on_images,
+    )
     extra["head_seconds"] = round(time.perf_counter() - t_head, 3)
     n1 = len(head.history["loss"])
     history = {k: list(v) for k, v in head.history.items()}
@@ -203,9 +218,19 @@ def train_transfer(
         compile_model(trainee, train_cfg, learning_rate=train_cfg.fine_tune_lr)
         t_ft = time.perf_counter()
         ft = fit_phase(
-            trainee, train_cfg, train_xy, val, epochs=n_ft, first_epoch=n1, total_epochs=n1 + n_ft,
-            phase="fine-tune", augment=augment, progress=progress, stop_event=stop_event, preprocess=on_images,
-        )  # fmt: skip
+            trainee,
+            train_cfg,
+            train_xy,
+            val,
+            epochs=n_ft,
+            first_epoch=n1,
+            total_epochs=n1 + n_ft,
+            phase="fine-tune",
+            augment=augment,
+            progress=progress,
+            stop_event=stop_event,
+            preprocess=on_images,
+        )
         n2 = len(ft.history["loss"])
         for k in history:
             history[k].extend(ft.history[k])

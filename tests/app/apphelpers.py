@@ -26,8 +26,18 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.05):
 def texts(at) -> str:
     """Everything a student can read on the page, as one string (for `in` checks)."""
     parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error",
-                 "metric"):  # fmt: skip
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "info",
+        "success",
+        "warning",
+        "error",
+        "metric",
+    ):
         for el in getattr(at, kind):
             parts.append(str(el.value))
             if kind == "metric":

@@ -65,8 +65,8 @@ def five_class_dir(tmp_path_factory, write_dataset) -> Path:
 @pytest.fixture(scope="session")
 def trained(data_dir):
     """A real run in the session's store, trained once: a saved model, test arrays, a diagnosis."""
-    from core.training.experiment import run_experiment
     from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment
 
     return run_experiment(str(data_dir), TINY, FAST, store=RunStore(_home()))
 
@@ -96,8 +96,9 @@ def staged(trained):
     }
     model_cfg = ModelConfig.from_dict(trained.model_config)
     train_cfg = FAST.replace(epochs=8, early_stopping=4, restore_best=True)
-    diagnosis = diagnose(history, restored_epoch=4, stopped_epoch=8, num_classes=3, model_cfg=model_cfg,
-                         train_cfg=train_cfg)  # fmt: skip
+    diagnosis = diagnose(
+        history, restored_epoch=4, stopped_epoch=8, num_classes=3, model_cfg=model_cfg, train_cfg=train_cfg
+    )
     data = dict(trained.to_dict())
     data.update(
         run_id="staged0000000001",

@@ -138,7 +138,8 @@ def test_oidc_users_listed_as_teachers_are_teachers(monkeypatch):
     from ui import identity
 
     monkeypatch.setattr(identity, "_oidc_user", lambda: "Ms.Stone@school.org")
-    monkeypatch.setattr(identity, "_secrets_section",
-                        lambda name: {"teachers": ["ms.stone@school.org"]} if name == "cnnlab" else {})  # fmt: skip
+    monkeypatch.setattr(
+        identity, "_secrets_section", lambda name: {"teachers": ["ms.stone@school.org"]} if name == "cnnlab" else {}
+    )
     assert identity.is_teacher() and identity.viewer() is None
     assert identity.user_id() == "user:ms.stone@school.org"

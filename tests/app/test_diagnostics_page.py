@@ -82,8 +82,8 @@ def test_a_stored_short_run_shows_the_truth_tables_verdict(open_page, trained):
     import json
 
     from core.results.diagnosis import diagnose
-    from core.store.runstore import RunRecord, RunStore, default_home
     from core.results.verdict import thresholds_markdown
+    from core.store.runstore import RunRecord, RunStore, default_home
 
     history = {
         "loss": [1.61, 1.58, 1.50],

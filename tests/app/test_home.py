@@ -50,8 +50,7 @@ def test_pages_that_do_not_train_never_import_tensorflow(tmp_path, data_dir):
     pages = ["pages/home.py", "pages/architecture.py", "pages/diagnostics.py", "pages/predictions.py", "pages/data.py"]
     code = PROBE.format(root=str(ROOT), pages=pages, app=str(ROOT / "app.py"), dataset=str(data_dir))
     env = dict(os.environ, CNNLAB_HOME=str(tmp_path / "home"))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     for page, seen in result.items():

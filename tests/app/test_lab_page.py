@@ -5,9 +5,9 @@ import json
 import pytest
 
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.jobs.worker import get_worker
 from core.lab.variants import VARIANT_NAMES, lab_variants
 from core.store.runstore import RunRecord
-from core.jobs.worker import get_worker
 
 PAGE = "pages/lab.py"
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8)
@@ -115,8 +115,7 @@ def test_variants_train_in_the_background_and_the_page_follows(page, tiny_folder
 
 
 def _history(acc, vacc, vloss):
-    return {"loss": [1.0 - 0.1 * i for i in range(len(acc))], "accuracy": acc, "val_loss": vloss,
-            "val_accuracy": vacc}  # fmt: skip
+    return {"loss": [1.0 - 0.1 * i for i in range(len(acc))], "accuracy": acc, "val_loss": vloss, "val_accuracy": vacc}
 
 
 def test_stored_runs_show_as_curves_table_and_summary(page, tiny_folder):
@@ -133,13 +132,31 @@ def test_stored_runs_show_as_curves_table_and_summary(page, tiny_folder):
     for v in variants:
         _, m, key = resolve(str(tiny_folder), v.model_cfg, v.train_cfg)
         h = overfit if v.name == "baseline" else calm
-        store.save(RunRecord(
-            run_id=key, key=key, status="complete", created=1.0, source=str(tiny_folder), label=v.title, data={},
-            model_config=m.to_dict(), train_config=v.train_cfg.to_dict(), layers={}, history=h,
-            epoch_seconds=[1.0] * 4, best_epoch=2 if v.name == "baseline" else 3, stopped_early=False,
-            stopped_by_user=False, restored_epoch=None, phases=[], diagnosis={"title": "Good fit"},
-            test={"accuracy": 0.6 if v.name == "baseline" else 0.7}, seconds=4.0, versions={},
-        ))  # fmt: skip
+        store.save(
+            RunRecord(
+                run_id=key,
+                key=key,
+                status="complete",
+                created=1.0,
+                source=str(tiny_folder),
+                label=v.title,
+                data={},
+                model_config=m.to_dict(),
+                train_config=v.train_cfg.to_dict(),
+                layers={},
+                history=h,
+                epoch_seconds=[1.0] * 4,
+                best_epoch=2 if v.name == "baseline" else 3,
+                stopped_early=False,
+                stopped_by_user=False,
+                restored_epoch=None,
+                phases=[],
+                diagnosis={"title": "Good fit"},
+                test={"accuracy": 0.6 if v.name == "baseline" else 0.7},
+                seconds=4.0,
+                versions={},
+            )
+        )
 
     at = page(dataset=str(tiny_folder), model_cfg=TINY)
     at.radio(key="lab.network").set_value("architecture").run()
