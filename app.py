@@ -7,11 +7,10 @@ URL is its file name (/train is pages/train.py): ui/frame.py says why.
 
 import streamlit as st
 
-from core.limits import mark_serving
-from core.settings import SettingError, settings
+from core.base import SettingError, mark_serving, settings
 from ui import frame, identity, sidebar, state
 
-mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.limits)
+mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.base.limits)
 st.set_page_config(page_title="CNN Lab", page_icon=":material/landscape:", layout="wide")
 try:
     settings()  # every CNNLAB_* setting checked at start-up (and again only if one changes)

@@ -3,7 +3,7 @@
 Usage:
     python bench/bench_augment.py [--data thin_sections] [--epochs 4] [--repeats 2]
 
-Trains the course network through core.train.train_model on the thin-section set, once with
+Trains the course network through core.training.train.train_model on the thin-section set, once with
 AugmentConfig.course() (rotation 20, shifts 0.1, both flips, zoom 0.1, mapped over training
 batches in the input pipeline) and once without, interleaved, and prints the median seconds per
 epoch of each (the first epoch, which traces the graph, is left out) and their ratio
@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def one_run(data, augment, epochs: int) -> tuple[list[float], float]:
-    from core.config import ModelConfig, TrainConfig
-    from core.train import train_model
+    from core.base.config import ModelConfig, TrainConfig
+    from core.training.train import train_model
 
     cpu = time.process_time()
     res = train_model(ModelConfig(), TrainConfig(epochs=epochs, augment=augment), data, store=None)
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
 
-    from core.config import AugmentConfig
+    from core.base.config import AugmentConfig
     from core.data import load_dataset, prepare_data
 
     data = prepare_data(load_dataset(args.data), seed=42)

@@ -22,7 +22,7 @@ Usage (from the repository root)::
     python bench/bench_datasets.py --dataset thin_sections --epochs 20
     python bench/bench_datasets.py --data-dir /tmp/variant   # a generated variant
 
-Every CNN is trained by the engine (core.experiment.run_experiment, the defaults of
+Every CNN is trained by the engine (core.training.experiment.run_experiment, the defaults of
 ``python -m core train``), on the app's split: test = 20% (stratified,
 random_state=seed), validation = 20% of the rest, and for the small-data runs a
 stratified 20% of the remaining training images (TrainConfig.train_fraction).
@@ -63,12 +63,12 @@ def bench_dataset(root: Path, *, epochs: int, seed: int, store) -> dict[str, flo
     """The four numbers (and timings) for one dataset folder, trained by the engine itself.
 
     The CNN runs are ``python -m core train``'s defaults (the course's network, adam,
-    batch 32, validation 20% of the training part) through core.experiment.run_experiment,
+    batch 32, validation 20% of the training part) through core.training.experiment.run_experiment,
     on the same stratified split the app uses.
     """
-    from core.config import AugmentConfig, ModelConfig, TrainConfig
+    from core.base.config import AugmentConfig, ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     ds = load_dataset(root)
     data = prepare_data(ds, seed=seed)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tempfile
 
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     store = RunStore(tempfile.mkdtemp(prefix="cnnlab-bench-datasets-"))  # a fresh store: always trains
     start = time.perf_counter()

@@ -6,7 +6,7 @@ Usage:
 
 Prints, on the same images and the same network (the course's defaults):
 - seconds for the plain script (Sequential, compile adam, fit(X, y, epochs,
-  batch_size=32, validation_split=0.2)) and for core.train.train_model, and
+  batch_size=32, validation_split=0.2)) and for core.training.train.train_model, and
   their ratio core/plain (target <= 1.05);
 - what the alternatives measured here buy (--variants): XLA (jit_compile=True),
   and arrays straight into fit() instead of core's tf.data pipeline with prefetch;
@@ -38,7 +38,7 @@ from machine import cpu_flags  # noqa: E402
 
 def forward_flops(cfg) -> int:
     """Multiply-adds x 2 of one image's forward pass through the configured CNN."""
-    from core.architecture import layer_table
+    from core.models.layer_table import layer_table
 
     flops, c = 0, cfg.channels
     for row in layer_table(cfg).rows:
@@ -99,9 +99,9 @@ def plain_course_script(data, epochs: int, seed: int = 42, accuracy: bool = Fals
 
 
 def core_training(data, epochs: int, **variant) -> float:
-    import core.fit as fit
-    import core.train as train
-    from core.config import ModelConfig, TrainConfig
+    import core.training.fit as fit
+    import core.training.train as train
+    from core.base.config import ModelConfig, TrainConfig
 
     old = dict(fit.ENGINE_OPTIONS)
     fit.ENGINE_OPTIONS.update(variant)
@@ -118,9 +118,9 @@ def core_training(data, epochs: int, **variant) -> float:
 
 def core_precision_run(data, epochs: int, seed: int, precision: str) -> tuple[float, float, str]:
     """Seconds, test accuracy and the precision used, for one core training of the course network."""
-    from core.config import ModelConfig, TrainConfig
-    from core.fit import predict_proba
-    from core.train import train_model
+    from core.base.config import ModelConfig, TrainConfig
+    from core.training.fit import predict_proba
+    from core.training.train import train_model
 
     t = time.perf_counter()
     res = train_model(ModelConfig(), TrainConfig(epochs=epochs, seed=seed, precision=precision), data, store=None)
@@ -131,10 +131,12 @@ def core_precision_run(data, epochs: int, seed: int, precision: str) -> tuple[fl
 
 def precision_bench(data, epochs: int, seeds: list[int]) -> None:
     """Interleaved per seed: plain float32, core float32, core bfloat16; ratios and test accuracies."""
-    from core.precision import cpu_flags, resolve_precision
+    from core.base.precision import cpu_flags, resolve_precision
 
-    print(f"auto resolves to {resolve_precision('auto')} here (native bf16: "
-          f"{sorted(cpu_flags() & {'avx512_bf16', 'amx_bf16'}) or 'none'})")  # fmt: skip
+    print(
+        f"auto resolves to {resolve_precision('auto')} here (native bf16: "
+        f"{sorted(cpu_flags() & {'avx512_bf16', 'amx_bf16'}) or 'none'})"
+    )
     core_precision_run(data, 1, 0, "bfloat16")  # warm both precisions
     core_precision_run(data, 1, 0, "float32")
     rows: dict[str, list[tuple[float, float]]] = {"plain float32": [], "core float32": [], "core bfloat16": []}
@@ -145,22 +147,27 @@ def precision_bench(data, epochs: int, seeds: list[int]) -> None:
             sec, acc, used = core_precision_run(data, epochs, seed, precision)
             assert used == precision
             rows[f"core {precision}"].append((sec, acc))
-        print(f"seed {seed} (load {load:.2f} -> {os.getloadavg()[0]:.2f}): " + "; ".join(
-            f"{k} {v[-1][0]:.2f} s acc {v[-1][1]:.3f}" for k, v in rows.items()), flush=True)  # fmt: skip
+        print(
+            f"seed {seed} (load {load:.2f} -> {os.getloadavg()[0]:.2f}): "
+            + "; ".join(f"{k} {v[-1][0]:.2f} s acc {v[-1][1]:.3f}" for k, v in rows.items()),
+            flush=True,
+        )
     plain = statistics.median(s for s, _ in rows["plain float32"])
     base_acc = statistics.mean(a for _, a in rows["core float32"])
     for name, runs in rows.items():
         sec = statistics.median(s for s, _ in runs)
         accs = [a for _, a in runs]
-        print(f"{name:14s}: median {sec:.2f} s, ratio to plain float32 {sec / plain:.3f}; test accuracy "
-              f"{', '.join(f'{a:.3f}' for a in accs)} (mean {statistics.mean(accs):.3f}, "
-              f"{100 * (statistics.mean(accs) - base_acc):+.1f} points vs core float32)")  # fmt: skip
+        print(
+            f"{name:14s}: median {sec:.2f} s, ratio to plain float32 {sec / plain:.3f}; test accuracy "
+            f"{', '.join(f'{a:.3f}' for a in accs)} (mean {statistics.mean(accs):.3f}, "
+            f"{100 * (statistics.mean(accs) - base_acc):+.1f} points vs core float32)"
+        )
     print("targets on a bf16 CPU: core bfloat16 ratio <= 0.6, mean accuracy within 2 points of float32")
 
 
 def layer_table_ms(n: int = 2000) -> tuple[float, float]:
-    from core.config import ModelConfig
-    from core.architecture import check_architecture, layer_table
+    from core.base.config import ModelConfig
+    from core.models.layer_table import check_architecture, layer_table
 
     rng = random.Random(0)
     cfgs = []
@@ -194,7 +201,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="42,1,2", help="seeds of the --precision runs")
     args = ap.parse_args()
 
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
     from core.data import load_dataset, prepare_data
 
     print(f"machine: {cpu_flags()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
@@ -227,12 +234,16 @@ def main() -> None:
 
     fwd = forward_flops(ModelConfig())
     total = args.epochs * (3 * fwd * len(data.x_train) + fwd * len(data.x_val))
-    print(f"training: {total / c / 1e9:.1f} GFLOP/s achieved ({fwd / 1e6:.1f} MFLOP forward per image); "
-          f"fp32 matmul on this machine: {matmul_gflops():.1f} GFLOP/s")
+    print(
+        f"training: {total / c / 1e9:.1f} GFLOP/s achieved ({fwd / 1e6:.1f} MFLOP forward per image); "
+        f"fp32 matmul on this machine: {matmul_gflops():.1f} GFLOP/s"
+    )
 
     if args.variants:
-        for name, opts in (("XLA jit_compile=True", {"jit_compile": True}),
-                           ("arrays straight into fit(), no pipeline", {"pipeline": False})):
+        for name, opts in (
+            ("XLA jit_compile=True", {"jit_compile": True}),
+            ("arrays straight into fit(), no pipeline", {"pipeline": False}),
+        ):
             t = min(core_training(data, args.epochs, **opts) for _ in range(args.repeats))
             print(f"variant {name}: {t:.2f} s, {t / p:.3f} x plain")
 

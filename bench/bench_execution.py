@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import cpu_flags  # noqa: E402
 
-from core.config import ModelConfig, TrainConfig  # noqa: E402
-from core.experiment import resolve  # noqa: E402
-from core.store import RunStore  # noqa: E402
-from core.worker import DONE, TrainingWorker  # noqa: E402
+from core.base.config import ModelConfig, TrainConfig  # noqa: E402
+from core.jobs.worker import DONE, TrainingWorker  # noqa: E402
+from core.store.runstore import RunStore  # noqa: E402
+from core.training.experiment import resolve  # noqa: E402
 
 SMALL = ModelConfig(input_size=64, blocks=2, filters=8, dense_units=16, dropout=0.0)
 SMALL_TRAIN = TrainConfig(epochs=2, batch_size=32, train_fraction=0.3)
@@ -73,20 +73,26 @@ def memory(n: int, inprocess_n: int) -> None:
     t = time.perf_counter()
     run_jobs(w, [(SMALL, SMALL_TRAIN.replace(seed=i)) for i in range(n)])
     after = rss_mb()
-    print(f"memory, worker: {n} trainings in {time.perf_counter() - t:.0f} s; server RSS {before:.0f} -> "
-          f"{after:.0f} MB, growth {after - before:+.0f} MB (target < 100); TensorFlow imported in the server: "
-          f"{'tensorflow' in sys.modules}; {load()}", flush=True)  # fmt: skip
-    out = subprocess.run([sys.executable, __file__, "_inprocess", str(inprocess_n)], capture_output=True, text=True,
-                         cwd=ROOT, check=True)  # fmt: skip
+    print(
+        f"memory, worker: {n} trainings in {time.perf_counter() - t:.0f} s; server RSS {before:.0f} -> "
+        f"{after:.0f} MB, growth {after - before:+.0f} MB (target < 100); TensorFlow imported in the server: "
+        f"{'tensorflow' in sys.modules}; {load()}",
+        flush=True,
+    )
+    out = subprocess.run(
+        [sys.executable, __file__, "_inprocess", str(inprocess_n)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     first, last = (float(x) for x in out.stdout.split())
     per = (last - first) / max(1, inprocess_n - 1)
-    print(f"memory, in-process (the old path): RSS after training 1 {first:.0f} MB, after {inprocess_n} "
-          f"{last:.0f} MB: {per:+.1f} MB per training, {per * (n - 1):+.0f} MB over {n} (extrapolated); {load()}",
-          flush=True)  # fmt: skip
+    print(
+        f"memory, in-process (the old path): RSS after training 1 {first:.0f} MB, after {inprocess_n} "
+        f"{last:.0f} MB: {per:+.1f} MB per training, {per * (n - 1):+.0f} MB over {n} (extrapolated); {load()}",
+        flush=True,
+    )
 
 
 def _inprocess(n: int) -> None:
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     store = RunStore(tempfile.mkdtemp(prefix="bench-exec-inproc-"))
     marks = []
@@ -99,8 +105,13 @@ def _inprocess(n: int) -> None:
 def overhead(epochs: int) -> None:
     cfg = TrainConfig(epochs=epochs)
     model = ModelConfig()
-    out = subprocess.run([sys.executable, __file__, "_inprocess_course", str(epochs)], capture_output=True,
-                         text=True, cwd=ROOT, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, "_inprocess_course", str(epochs)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     inproc = float(out.stdout.split()[-1])
     print(f"overhead, in-process (TensorFlow already imported): {inproc:.1f} s; {load()}", flush=True)
     w = TrainingWorker(RunStore(tempfile.mkdtemp(prefix="bench-exec-over-")), workers=1)
@@ -108,14 +119,17 @@ def overhead(epochs: int) -> None:
     t = time.perf_counter()
     run_jobs(w, [(model, cfg)])
     child = time.perf_counter() - t
-    print(f"overhead, child process (spawn + TensorFlow import + data + train + save): {child:.1f} s; "
-          f"ratio {child / inproc:.3f} (target <= 1.1); {load()}", flush=True)  # fmt: skip
+    print(
+        f"overhead, child process (spawn + TensorFlow import + data + train + save): {child:.1f} s; "
+        f"ratio {child / inproc:.3f} (target <= 1.1); {load()}",
+        flush=True,
+    )
 
 
 def _inprocess_course(epochs: int) -> None:
     import tensorflow as tf  # noqa: F401  (a server that trains in-process has it imported already)
 
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     store = RunStore(tempfile.mkdtemp(prefix="bench-exec-course-"))
     run_experiment("thin_sections", TINY, TINY_TRAIN, store=store)  # warm: the first fit builds TF's runtime
@@ -134,20 +148,24 @@ def throughput() -> None:
         jobs = run_jobs(w, configs)
         wall = time.perf_counter() - t
         train = sum(j.result.seconds for j in jobs)
-        print(f"throughput, {workers} worker(s) x {max(1, (os.cpu_count() or 1) // workers)} thread(s): 4 trainings "
-              f"in {wall:.1f} s wall ({train:.1f} s of fit time in the children); {load()}", flush=True)  # fmt: skip
+        print(
+            f"throughput, {workers} worker(s) x {max(1, (os.cpu_count() or 1) // workers)} thread(s): 4 trainings "
+            f"in {wall:.1f} s wall ({train:.1f} s of fit time in the children); {load()}",
+            flush=True,
+        )
 
 
 def scaleout() -> None:
     from distributed import LocalCluster
 
-    from core.dask_executor import DaskExecutor
+    from core.jobs.dask_executor import DaskExecutor
 
     configs = [(TINY, TINY_TRAIN.replace(seed=300 + i)) for i in range(4)]
     local_keys = [resolve("thin_sections", m, t)[2] for m, t in configs]
     store = RunStore(tempfile.mkdtemp(prefix="bench-exec-dask-"))
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:  # fmt: skip
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         ex = DaskExecutor(cluster.scheduler_address)
         w = TrainingWorker(store, executor=ex)
         t = time.perf_counter()
@@ -158,10 +176,13 @@ def scaleout() -> None:
         again = run_jobs(w, configs)
         repeat = time.perf_counter() - t
         ex.close()
-    print(f"scaleout: LocalCluster 2 workers on 127.0.0.1, 4 tiny trainings in {wall:.1f} s wall; keys equal to "
-          f"the local executor's: {keys == local_keys}; runs in the server's store: {len(store.list_runs())}; "
-          f"repeat: {sum(j.snapshot()['cached'] for j in again)}/4 from the store, trained nothing, "
-          f"{repeat:.2f} s; {load()}", flush=True)  # fmt: skip
+    print(
+        f"scaleout: LocalCluster 2 workers on 127.0.0.1, 4 tiny trainings in {wall:.1f} s wall; keys equal to "
+        f"the local executor's: {keys == local_keys}; runs in the server's store: {len(store.list_runs())}; "
+        f"repeat: {sum(j.snapshot()['cached'] for j in again)}/4 from the store, trained nothing, "
+        f"{repeat:.2f} s; {load()}",
+        flush=True,
+    )
 
 
 def main() -> None:

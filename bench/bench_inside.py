@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import cpu_flags  # noqa: E402
 
-from core.config import ModelConfig, TrainConfig  # noqa: E402
-from core.experiment import run_experiment  # noqa: E402
+from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.inside import grad_cam, occlusion, open_run, work_convolution  # noqa: E402
-from core.store import RunStore  # noqa: E402
+from core.store.runstore import RunStore  # noqa: E402
+from core.training.experiment import run_experiment  # noqa: E402
 
 
 def timed(fn, images, repeats: int) -> str:
@@ -53,8 +53,10 @@ def bench_run(title: str, rec, store: RunStore, repeats: int) -> None:
     opened = time.perf_counter() - t
     images = store.load_arrays(rec.run_id)["test_images"][:repeats]
     convs = net.conv_layers()
-    print(f"\n{title} ({rec.run_id}): open the stored run (load + flat copy) {opened:.2f} s; "
-          f"{len(net.layers)} spatial layers")  # fmt: skip
+    print(
+        f"\n{title} ({rec.run_id}): open the stored run (load + flat copy) {opened:.2f} s; "
+        f"{len(net.layers)} spatial layers"
+    )
     for layer in (convs[0], convs[len(convs) // 2], convs[-1]):
         net.feature_maps(images[0], layer.name)  # builds the sub-model once per layer
         shape = "x".join(map(str, layer.output_shape))
@@ -81,8 +83,7 @@ def main() -> None:
     one = TrainConfig(epochs=1, batch_size=32)
     runs = {
         "course CNN": run_experiment("thin_sections", ModelConfig(), one, store=store),
-        "VGG16 transfer": run_experiment("thin_sections", ModelConfig(model="vgg16", weights="none"), one,
-                                         store=store),  # fmt: skip
+        "VGG16 transfer": run_experiment("thin_sections", ModelConfig(model="vgg16", weights="none"), one, store=store),
     }
     for title, rec in runs.items():
         bench_run(title, rec, store, args.repeats)

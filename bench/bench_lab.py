@@ -41,16 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin", type=float, default=0.10, help="how much larger the baseline's gap must be")
     args = p.parse_args(argv)
 
-    from core.lab import lab_variants, run_lab
-    from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
-    from core.store import RunStore
-    from core.tables import print_table
+    from core.base.tables import print_table
+    from core.lab.results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
+    from core.lab.variants import lab_variants, run_lab
+    from core.store.runstore import RunStore
 
     home = args.home or tempfile.mkdtemp(prefix="cnnlab-bench-lab-")
     store = RunStore(home)
     variants = lab_variants(fraction=args.fraction, epochs=args.epochs, seed=args.seed)
-    print(f"Overfitting lab: {args.data}, {args.fraction:.0%} of the training images, up to {args.epochs} epochs, "
-          f"seed {args.seed}, the course CNN; store {home}")  # fmt: skip
+    print(
+        f"Overfitting lab: {args.data}, {args.fraction:.0%} of the training images, up to {args.epochs} epochs, "
+        f"seed {args.seed}, the course CNN; store {home}"
+    )
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}")
 
     def report(i: int, v, rec) -> None:
@@ -61,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     records = run_lab(args.data, variants, store=store, on_variant=report)
     wall = time.perf_counter() - t0
     rec0 = records[0]
-    print(f"Data: {rec0.data['n_train']} training / {rec0.data['n_val']} validation / {rec0.data['n_test']} test "
-          f"images; {rec0.layers['total_params']:,} weights (baseline)")  # fmt: skip
+    print(
+        f"Data: {rec0.data['n_train']} training / {rec0.data['n_val']} validation / {rec0.data['n_test']} test "
+        f"images; {rec0.layers['total_params']:,} weights (baseline)"
+    )
     print()
     rows = lab_rows(variants, records)
     print_table([lab_cells(r) for r in rows], LAB_COLUMNS)
@@ -72,19 +76,25 @@ def main(argv: list[str] | None = None) -> int:
     print()
     import tensorflow as tf
 
-    print(f"First lab: {wall:.1f} s wall time (TensorFlow {tf.__version__}); "
-          f"{sum(not r.cached for r in records)} of {len(records)} variants trained")  # fmt: skip
+    print(
+        f"First lab: {wall:.1f} s wall time (TensorFlow {tf.__version__}); "
+        f"{sum(not r.cached for r in records)} of {len(records)} variants trained"
+    )
 
     t0 = time.perf_counter()
     again = run_lab(args.data, variants, store=store)
-    print(f"Same lab again: {time.perf_counter() - t0:.2f} s, {sum(r.cached for r in again)} of {len(again)} "
-          "variants from the store")  # fmt: skip
+    print(
+        f"Same lab again: {time.perf_counter() - t0:.2f} s, {sum(r.cached for r in again)} of {len(again)} "
+        "variants from the store"
+    )
 
     by = {r["variant"]: r for r in rows}
     base, full = by["baseline"]["final_gap"], by["all"]["final_gap"]
     ok = base - full >= args.margin
-    print(f"Check: baseline gap {base:+.3f} vs all three {full:+.3f} (difference {base - full:.3f}, "
-          f"needs >= {args.margin:.2f}): {'PASS' if ok else 'FAIL'}")  # fmt: skip
+    print(
+        f"Check: baseline gap {base:+.3f} vs all three {full:+.3f} (difference {base - full:.3f}, "
+        f"needs >= {args.margin:.2f}): {'PASS' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 

@@ -68,8 +68,9 @@ class Session:
     progress: list[str] = field(default_factory=list)  # texts of the progress bars of the last run
 
     async def connect(self) -> None:
-        self.ws = await websockets.connect(self.url, subprotocols=["streamlit"], origin=self.origin,
-                                           max_size=None, open_timeout=TIMEOUT)  # fmt: skip
+        self.ws = await websockets.connect(
+            self.url, subprotocols=["streamlit"], origin=self.origin, max_size=None, open_timeout=TIMEOUT
+        )
 
     async def rerun(self, page: str = "", widget: tuple[str, str, object] | None = None, until: str = "finished"):
         """Send a rerun (of ``page``, with one widget's new value); return seconds until ``until`` arrived.
@@ -207,8 +208,14 @@ async def bench(port: int, sessions: int, rounds: int, train: bool, think: float
     after = await training_text(trainer)  # still running? the trainer's tab reads the Train page's progress
     if trainer is not None:
         await trainer.ws.close()
-    return {"samples": samples, "lost": lost, "errors": [e for s in done for e in s.errors], "wall": wall,
-            "load": load, "training": (before, after)}  # fmt: skip
+    return {
+        "samples": samples,
+        "lost": lost,
+        "errors": [e for s in done for e in s.errors],
+        "wall": wall,
+        "load": load,
+        "training": (before, after),
+    }
 
 
 def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -229,16 +236,31 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sessions", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--think", type=float, default=5.0,
-                    help="mean seconds a student pauses between actions (0: no pause, a saturation test)")
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=5.0,
+        help="mean seconds a student pauses between actions (0: no pause, a saturation test)",
+    )
     ap.add_argument("--no-training", action="store_true", help="measure without a training (for comparison)")
     args = ap.parse_args()
     port = free_port()
     home = tempfile.mkdtemp(prefix="cnnlab-bench-load-")
     env = {**os.environ, "CNNLAB_HOME": home, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("CNNLAB_DATA_ROOTS", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+    ]
     log = open(Path(home) / "server.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -247,14 +269,18 @@ def main() -> int:
         print(f"Load average before: {os.getloadavg()} (the machine is shared with other work)")
         print(f"Server: {' '.join(cmd[2:])} (pid {proc.pid}); protocol: Streamlit websocket + protobuf")
         r = asyncio.run(bench(port, args.sessions, args.rounds, not args.no_training, args.think))
-        print(f"{args.sessions} sessions x {args.rounds} rounds, think time {args.think:g} s, in {r['wall']:.1f} s; "
-              f"load average at the end: {tuple(round(x, 2) for x in r['load'])}")  # fmt: skip
+        print(
+            f"{args.sessions} sessions x {args.rounds} rounds, think time {args.think:g} s, in {r['wall']:.1f} s; "
+            f"load average at the end: {tuple(round(x, 2) for x in r['load'])}"
+        )
         print(f"  training before: {r['training'][0]}")
         print(f"  training after:  {r['training'][1]}")
         for name, xs in r["samples"].items():
             if xs:
-                print(f"  {name:24s} p50 {statistics.median(xs) * 1000:7.0f} ms   p95 {pct(xs, 0.95) * 1000:7.0f} ms"
-                      f"   max {max(xs) * 1000:7.0f} ms   (n={len(xs)})")  # fmt: skip
+                print(
+                    f"  {name:24s} p50 {statistics.median(xs) * 1000:7.0f} ms   p95 {pct(xs, 0.95) * 1000:7.0f} ms"
+                    f"   max {max(xs) * 1000:7.0f} ms   (n={len(xs)})"
+                )
         print(f"  errors: {len(r['errors'])} {r['errors'][:3]}")
         print(f"  sessions lost: {len(r['lost'])} {r['lost'][:3]}")
         return 0 if not r["errors"] and not r["lost"] else 1

@@ -52,9 +52,9 @@ mode, folder, cache, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.arg
 out = {{}}
 if mode == "baseline":
     import numpy as np
-    from core.config import ModelConfig, TrainConfig
-    from core.fit import compile_model
-    from core.model import build_model
+    from core.base.config import ModelConfig, TrainConfig
+    from core.training.fit import compile_model
+    from core.models.builder import build_model
     m = build_model(ModelConfig())
     compile_model(m, TrainConfig())
     m.fit(np.zeros((32, 64, 64, 3), "float32"), np.eye(5, dtype="float32")[np.zeros(32, int)], verbose=0)
@@ -68,11 +68,11 @@ elif mode in ("decode", "reopen"):
     out["memmap"] = type(ds.images).__name__
 elif mode == "train":
     import numpy as np
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
-    from core.experiment import model_preprocess
-    from core.fit import predict_proba
-    from core.train import train_model
+    from core.training.experiment import model_preprocess
+    from core.training.fit import predict_proba
+    from core.training.train import train_model
     ds = load_dataset(folder, image_size=64, cache_dir=cache)
     data = prepare_data(ds, seed=42)
     cpu0 = time.process_time()
@@ -87,10 +87,10 @@ elif mode == "train":
     out["precision"] = res.extra["precision"]
 if mode == "before":  # the engine before issue 14 (--before DIR): float32 copies of every split
     import numpy as np
-    from core.config import ModelConfig, TrainConfig
+    from core.base.config import ModelConfig, TrainConfig
     from core.data import load_dataset, prepare_data
-    from core.fit import predict_proba
-    from core.train import train_model
+    from core.training.fit import predict_proba
+    from core.training.train import train_model
     data = prepare_data(load_dataset(folder, image_size=64), seed=42)
     res = train_model(ModelConfig(), TrainConfig(epochs=epochs), data, store=None)
     probs = predict_proba(res.model, data.x_test)
@@ -101,13 +101,14 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def child(mode: str, folder: Path, cache: Path, epochs: int = 1, precision: str = "auto",
-          root: Path = ROOT) -> dict:  # fmt: skip
+def child(mode: str, folder: Path, cache: Path, epochs: int = 1, precision: str = "auto", root: Path = ROOT) -> dict:
     code = CHILD.format(root=str(root))
     proc = subprocess.run(
         [sys.executable, "-c", code, mode, str(folder), str(cache), str(epochs), precision],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"{mode} failed:\n{proc.stderr[-3000:]}")
@@ -134,8 +135,12 @@ def main() -> None:
     ap.add_argument("--scales", default="1,4,10")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--precision", default="auto")
-    ap.add_argument("--before", type=Path, default=None,
-                    help="the engine before issue 14 (git archive 1f017c1 core): its peak at the largest scale")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="the engine before issue 14 (git archive 1f017c1 core): its peak at the largest scale",
+    )
     args = ap.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
     print(f"machine: {cpu_flags()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
@@ -143,8 +148,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-memory-") as tmp:
         tmp = Path(tmp)
         tf_only = child("baseline", tmp, tmp / "cache")
-        print(f"baseline (a), TensorFlow alone (course network built, one step): peak {tf_only['peak_mb']:.0f} MB",
-              flush=True)  # fmt: skip
+        print(
+            f"baseline (a), TensorFlow alone (course network built, one step): peak {tf_only['peak_mb']:.0f} MB",
+            flush=True,
+        )
         tiny = make_copies(src, tmp / "tiny", 1, per_class=20)
         child("decode", tiny, tmp / "cache")
         base = child("train", tiny, tmp / "cache", args.epochs, args.precision)
@@ -159,26 +166,36 @@ def main() -> None:
             epoch = min(tr["epoch_seconds"][1:] or tr["epoch_seconds"])
             per_image[k] = tr["cpu_seconds"] / (tr["n_train"] * args.epochs)
             limit = base["peak_mb"] + 2 * data_mb
-            print(f"{k:>2}x: {tr['n']} images ({data_mb:.0f} MB uint8); first decode {dec['seconds']:.1f} s, "
-                  f"peak {dec['peak_mb']:.0f} MB; training ({tr['precision']}): peak {tr['peak_mb']:.0f} MB "
-                  f"(target <= baseline (b) + 2 x data = {limit:.0f} MB; "
-                  f"{tr['peak_mb'] - base['peak_mb']:.0f} MB above (b)), {epoch:.2f} s per epoch (fastest after the "
-                  f"first), {1000 * per_image[k]:.2f} CPU-ms per training image and epoch, test accuracy "
-                  f"{tr['test_accuracy']:.3f}; "
-                  f"load {tr['load']:.2f}", flush=True)  # fmt: skip
+            print(
+                f"{k:>2}x: {tr['n']} images ({data_mb:.0f} MB uint8); first decode {dec['seconds']:.1f} s, "
+                f"peak {dec['peak_mb']:.0f} MB; training ({tr['precision']}): peak {tr['peak_mb']:.0f} MB "
+                f"(target <= baseline (b) + 2 x data = {limit:.0f} MB; "
+                f"{tr['peak_mb'] - base['peak_mb']:.0f} MB above (b)), {epoch:.2f} s per epoch (fastest after the "
+                f"first), {1000 * per_image[k]:.2f} CPU-ms per training image and epoch, test accuracy "
+                f"{tr['test_accuracy']:.3f}; "
+                f"load {tr['load']:.2f}",
+                flush=True,
+            )
             if k == max(scales) and args.before is not None:
                 old = child("before", folder, cache, args.epochs, root=args.before)
-                print(f"    the engine before issue 14 ({args.before}), float32, same data: "
-                      f"peak {old['peak_mb']:.0f} MB, {old['epoch_seconds'][-1]:.2f} s per epoch; "
-                      f"load {old['load']:.2f}", flush=True)  # fmt: skip
+                print(
+                    f"    the engine before issue 14 ({args.before}), float32, same data: "
+                    f"peak {old['peak_mb']:.0f} MB, {old['epoch_seconds'][-1]:.2f} s per epoch; "
+                    f"load {old['load']:.2f}",
+                    flush=True,
+                )
             if k == max(scales):
                 reopen = [child("reopen", folder, cache)["seconds"] for _ in range(3)]
-                print(f"reopen the decoded {tr['n']}-image folder in a new process: "
-                      f"{', '.join(f'{s:.2f}' for s in reopen)} s (target < 2 s)")  # fmt: skip
+                print(
+                    f"reopen the decoded {tr['n']}-image folder in a new process: "
+                    f"{', '.join(f'{s:.2f}' for s in reopen)} s (target < 2 s)"
+                )
         lo = min(scales)
         for k in scales:
-            print(f"CPU time per training image at {k}x / at {lo}x: {per_image[k] / per_image[lo]:.2f} "
-                  "(<= ~1: time grows no faster than the number of images; CPU time, as the machine is shared)")
+            print(
+                f"CPU time per training image at {k}x / at {lo}x: {per_image[k] / per_image[lo]:.2f} "
+                "(<= ~1: time grows no faster than the number of images; CPU time, as the machine is shared)"
+            )
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())} (machine shared)")
 
 

@@ -87,11 +87,11 @@ print(json.dumps({{"first": first, "warm": warm, "tf": "tensorflow" in sys.modul
 def main() -> None:
     from streamlit.testing.v1 import AppTest
 
-    from core.config import ModelConfig, TrainConfig
-    from core.architecture import layer_table
-    from core.experiment import run_experiment
-    from core.store import RunStore
-    from core.synth.__main__ import main as synth
+    from core.base.config import ModelConfig, TrainConfig
+    from core.models.layer_table import layer_table
+    from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment
+    from synth.__main__ import main as synth
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CNNLAB_HOME={HOME}\n")
 
@@ -125,7 +125,7 @@ def main() -> None:
     print("Architecture page: slider moved -> new layer table drawn (whole script run, AppTest)")
     print(f"  AppTest round trip: {stats(times)}")
     print(f"  the page script:    {stats(scripts)}")
-    print(f"  of which core.architecture.layer_table: {core_us:.0f} µs\n")
+    print(f"  of which core.models.layer_table.layer_table: {core_us:.0f} µs\n")
 
     # 3. A stored run: a small synthetic thin-section set, a small CNN, 3 epochs.
     data = Path(HOME) / "data"
@@ -204,8 +204,11 @@ def browser() -> None:
         port = sock.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port)],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -243,7 +246,8 @@ def browser() -> None:
                 page.goto(url + path)
                 page.get_by_text(marker).first.wait_for(timeout=120000)
                 page.locator(".js-plotly-plot").first.wait_for(timeout=120000)
-                print(f"  {path:12s} stored run opened (new page load) -> chart drawn  {(time.perf_counter() - t) * 1000:7.0f} ms")
+                ms = (time.perf_counter() - t) * 1000
+                print(f"  {path:12s} stored run opened (new page load) -> chart drawn  {ms:7.0f} ms")
             b.close()
     finally:
         server.terminate()

@@ -1,17 +1,26 @@
 """Architecture: build the network with sliders and watch its layer table and shapes update.
 
-Everything here is core.architecture arithmetic (pure Python): no TensorFlow, so the
+Everything here is core.models.layer_table arithmetic (pure Python): no TensorFlow, so the
 table follows a slider at once.
 """
 
 import pandas as pd
 import streamlit as st
 
-from core.architecture import check_architecture, check_cost, layer_table
-from core.config import COURSE_PARAMS, MODEL_LABELS, MODELS, PADDINGS, ModelConfig
-from core.estimate import estimate_text
-from core.share import MODEL_PARAM, decode_model, encode_model
-from core.tables import plural
+from core.base import (
+    COURSE_PARAMS,
+    MODEL_LABELS,
+    MODEL_PARAM,
+    MODELS,
+    PADDINGS,
+    ModelConfig,
+    decode_model,
+    encode_model,
+    plural,
+)
+from core.jobs import estimate_text
+from core.models import check_architecture, check_cost
+from core.models.layer_table import layer_table
 from ui import charts, jobs, resources, share, state
 from ui.controls import DENSE_UNITS, slider_max, steps, weights_picker
 from ui.feedback import flash, header
@@ -70,31 +79,41 @@ def _controls(base: ModelConfig):
     slots: dict = {}
     state.bind(K + "model", base.model)
     model = st.radio(
-        "Model", MODELS, key=K + "model", format_func=MODEL_LABELS.get,
+        "Model",
+        MODELS,
+        key=K + "model",
+        format_func=MODEL_LABELS.get,
         help="Train the course's CNN from random weights, or reuse VGG16's convolution base.",
-    )  # fmt: skip
+    )
 
     state.bind(K + "input_size", base.input_size)
     input_size = st.select_slider(
-        "Input size (pixels)", steps(INPUT_SIZES, st.session_state[K + "input_size"]), key=K + "input_size",
+        "Input size (pixels)",
+        steps(INPUT_SIZES, st.session_state[K + "input_size"]),
+        key=K + "input_size",
         help="Every image is resized to this square size before it enters the network.",
-    )  # fmt: skip
+    )
     slots["input_size"] = st.empty()
 
     changes: dict = {"model": model, "input_size": input_size}
     if model == "cnn":
         state.bind(K + "blocks", base.blocks)
         changes["blocks"] = st.slider(
-            "Conv → Pool blocks", 1, 5, key=K + "blocks",
+            "Conv → Pool blocks",
+            1,
+            5,
+            key=K + "blocks",
             help="Each block: a convolution finds patterns, a pooling halves the map.",
-        )  # fmt: skip
+        )
         slots["blocks"] = st.empty()
         first = base.filter_list[0] if base.filter_list else base.filters
         state.bind(K + "filters", first)
         filters = st.select_slider(
-            "Filters in the first block", steps(FILTERS, st.session_state[K + "filters"]), key=K + "filters",
+            "Filters in the first block",
+            steps(FILTERS, st.session_state[K + "filters"]),
+            key=K + "filters",
             help="How many patterns the first convolution looks for; each next block doubles it (32-64-128).",
-        )  # fmt: skip
+        )
         changes["filters"] = filters
         keep_list = bool(base.filter_list) and filters == first and changes["blocks"] == len(base.filter_list)
         changes["filter_list"] = base.filter_list if keep_list else ()
@@ -103,42 +122,58 @@ def _controls(base: ModelConfig):
         slots["filters"] = st.empty()
         state.bind(K + "kernel_size", base.kernel_size)
         changes["kernel_size"] = st.slider(
-            "Kernel size", 1, slider_max(9, K + "kernel_size"), key=K + "kernel_size",
+            "Kernel size",
+            1,
+            slider_max(9, K + "kernel_size"),
+            key=K + "kernel_size",
             help="Side of each square filter: 3 means 3×3 pixels.",
-        )  # fmt: skip
+        )
         slots["kernel_size"] = st.empty()
         state.bind(K + "pool_size", base.pool_size)
         changes["pool_size"] = st.slider(
-            "Pool size", 1, slider_max(4, K + "pool_size"), key=K + "pool_size",
+            "Pool size",
+            1,
+            slider_max(4, K + "pool_size"),
+            key=K + "pool_size",
             help="Max pooling keeps the largest value of each window: 2 halves the map.",
-        )  # fmt: skip
+        )
         slots["pool_size"] = st.empty()
         state.bind(K + "padding", base.padding)
         changes["padding"] = st.radio(
-            "Padding", PADDINGS, key=K + "padding", horizontal=True,
+            "Padding",
+            PADDINGS,
+            key=K + "padding",
+            horizontal=True,
             help="'valid': no border, each convolution trims kernel−1 pixels. 'same': a zero border keeps the size.",
-        )  # fmt: skip
+        )
         slots["padding"] = st.empty()
         state.bind(K + "batchnorm", base.batchnorm)
         changes["batchnorm"] = st.toggle(
-            "Batch normalisation", key=K + "batchnorm",
+            "Batch normalisation",
+            key=K + "batchnorm",
             help="After each convolution: re-centres and re-scales each filter's output; often steadies training.",
-        )  # fmt: skip
+        )
     else:
         # A weights file not typed in yet: keep the config's weights until it is.
         changes["weights"] = weights_picker(K + "weights", base.weights) or base.weights
 
     state.bind(K + "dense_units", base.dense_units)
     changes["dense_units"] = st.select_slider(
-        "Dense units", steps(DENSE_UNITS, st.session_state[K + "dense_units"]), key=K + "dense_units",
+        "Dense units",
+        steps(DENSE_UNITS, st.session_state[K + "dense_units"]),
+        key=K + "dense_units",
         help="Neurons in the fully connected layer that combines the features.",
-    )  # fmt: skip
+    )
     slots["dense_units"] = st.empty()
     state.bind(K + "dropout", round(float(base.dropout), 2))
     changes["dropout"] = st.slider(
-        "Dropout", 0.0, slider_max(0.9, K + "dropout"), step=0.05, key=K + "dropout",
+        "Dropout",
+        0.0,
+        slider_max(0.9, K + "dropout"),
+        step=0.05,
+        key=K + "dropout",
         help="Fraction of dense outputs switched off at random in each training step.",
-    )  # fmt: skip
+    )
     slots["dropout"] = st.empty()
     try:
         return base.replace(**changes), slots
@@ -157,32 +192,42 @@ def _estimate(cfg: ModelConfig) -> None:
     except ValueError:  # the data cannot be read: the Data page says why
         return
     if est.calibrated:
-        st.caption(f":material/timer: Training it with the Train page's settings ({plural(est.epochs, 'epoch')}, "
-                   f"{est.n_train:,} training images): {estimate_text(est, ahead)}.")  # fmt: skip
+        st.caption(
+            f":material/timer: Training it with the Train page's settings ({plural(est.epochs, 'epoch')}, "
+            f"{est.n_train:,} training images): {estimate_text(est, ahead)}."
+        )
 
 
 def _table(cfg: ModelConfig) -> None:
     table = layer_table(cfg)
     rows = []
     for r in table.rows:
-        rows.append({
-            "layer": r.name,
-            "type": r.type,
-            "output shape": "×".join(str(d) for d in r.output_shape),
-            "parameters": f"{r.params:,}",
-            "trainable": f"{r.trainable:,}",
-            "receptive field": _field(r),
-            "multiply-adds": f"{r.macs:,}",
-            "how the count is made": r.formula,
-        })  # fmt: skip
+        rows.append(
+            {
+                "layer": r.name,
+                "type": r.type,
+                "output shape": "×".join(str(d) for d in r.output_shape),
+                "parameters": f"{r.params:,}",
+                "trainable": f"{r.trainable:,}",
+                "receptive field": _field(r),
+                "multiply-adds": f"{r.macs:,}",
+                "how the count is made": r.formula,
+            }
+        )
     t1, t2, t3, t4 = st.columns(4)
     t1.metric("Total parameters", f"{table.total_params:,}")
     t2.metric("Trainable", f"{table.trainable_params:,}", help="Weights training changes.")
-    t3.metric("Non-trainable", f"{table.non_trainable_params:,}",
-              help="Frozen weights: a frozen VGG16 base, BatchNorm's moving averages.")  # fmt: skip
-    t4.metric("Multiply-adds per image", f"{table.total_macs / 1e6:,.1f} M",
-              help="The arithmetic of one image's forward pass (convolutions and dense layers); training costs "
-              "about three times this per image and epoch.")  # fmt: skip
+    t3.metric(
+        "Non-trainable",
+        f"{table.non_trainable_params:,}",
+        help="Frozen weights: a frozen VGG16 base, BatchNorm's moving averages.",
+    )
+    t4.metric(
+        "Multiply-adds per image",
+        f"{table.total_macs / 1e6:,.1f} M",
+        help="The arithmetic of one image's forward pass (convolutions and dense layers); training costs "
+        "about three times this per image and epoch.",
+    )
     _estimate(cfg)
     if cfg.replace(num_classes=5) == ModelConfig() and table.total_params == COURSE_PARAMS:
         st.caption(f"This is the course's network: `model.summary()` prints Total params: {COURSE_PARAMS:,}.")
@@ -201,13 +246,22 @@ def _table(cfg: ModelConfig) -> None:
     if base is not None:
         with st.expander(f"Inside the VGG16 base: {len(base.children)} layers (13 convolutions, 5 poolings)"):
             st.table(
-                pd.DataFrame([{"layer": c.name, "type": c.type,
-                               "output shape": "×".join(str(d) for d in c.output_shape),
-                               "parameters": f"{c.params:,}", "receptive field": _field(c),
-                               "how the count is made": c.formula}
-                              for c in base.children]),
-                hide_index=True, border="horizontal",
-            )  # fmt: skip
+                pd.DataFrame(
+                    [
+                        {
+                            "layer": c.name,
+                            "type": c.type,
+                            "output shape": "×".join(str(d) for d in c.output_shape),
+                            "parameters": f"{c.params:,}",
+                            "receptive field": _field(c),
+                            "how the count is made": c.formula,
+                        }
+                        for c in base.children
+                    ]
+                ),
+                hide_index=True,
+                border="horizontal",
+            )
 
     st.caption(
         "**Receptive field**: how many input pixels one unit of the layer sees (a square of that side); "

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.limits import data_roots, upload_too_large
+from core.base import data_roots, upload_too_large
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header
 from ui.frame import run_page
@@ -59,8 +59,11 @@ def main() -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Images", f"{len(ds):,}")
     c2.metric("Classes", len(ds.class_names))
-    c3.metric("Image size (network input)", f"{m.input_size} × {m.input_size} × {m.channels}",
-              help="Every image is resized to the input size set on the Architecture page.")  # fmt: skip
+    c3.metric(
+        "Image size (network input)",
+        f"{m.input_size} × {m.input_size} × {m.channels}",
+        help="Every image is resized to the input size set on the Architecture page.",
+    )
     c4.metric("Files skipped", len(ds.skipped), help="Files that could not be used; the list is at the bottom.")
 
     st.subheader("Sample images")

@@ -4,9 +4,8 @@ import json
 
 import streamlit as st
 
-from core.config import ModelConfig, TrainConfig, apply_changes
-from core.diagnosis import diagnosis_of
-from core.verdict import truth_table_text
+from core.base import ModelConfig, TrainConfig, apply_changes
+from core.results import diagnosis_of, truth_table_text
 from ui import charts, resources, state, study
 from ui.feedback import empty_state, flash, header, set_flash
 from ui.frame import run_page
@@ -47,18 +46,23 @@ def main() -> None:
     flash()
     rec = resources.record(state.run_id())
     if rec is None:
-        empty_state("No run yet: train one on the Train page, then come back to read its curves.",
-                    state.PAGES["train"], "Go to the Train page", ":material/model_training:")  # fmt: skip
+        empty_state(
+            "No run yet: train one on the Train page, then come back to read its curves.",
+            state.PAGES["train"],
+            "Go to the Train page",
+            ":material/model_training:",
+        )
         return
 
     st.markdown(f"**Run:** {rec.label} · on *{source_name(rec.source)}* · {when(rec.created)}")
     n = len(rec.history.get("loss", []))
     stopped = n if rec.stopped_early else None
     st.plotly_chart(
-        charts.history_figure(rec.history, best=rec.best_epoch, restored=rec.restored_epoch, stopped=stopped,
-                              phases=rec.phases),
+        charts.history_figure(
+            rec.history, best=rec.best_epoch, restored=rec.restored_epoch, stopped=stopped, phases=rec.phases
+        ),
         config=charts.CONFIG,
-    )  # fmt: skip
+    )
     monitor = rec.train_config.get("monitor", "val_loss")
     notes = [f"★ **best epoch {rec.best_epoch}**: the best {monitor}"]
     if rec.restored_epoch:
@@ -84,8 +88,9 @@ def main() -> None:
         c1.code(json.dumps(rec.model_config, indent=2), language="json")
         c2.markdown("**Training**")
         c2.code(json.dumps(rec.train_config, indent=2), language="json")
-        st.caption(f"Trained in {rec.seconds:.1f} s on {rec.data.get('n_train', '?')} training images · "
-                   f"run id {rec.run_id}")  # fmt: skip
+        st.caption(
+            f"Trained in {rec.seconds:.1f} s on {rec.data.get('n_train', '?')} training images · run id {rec.run_id}"
+        )
     _downloads(rec)
 
 
@@ -93,27 +98,61 @@ def _downloads(rec) -> None:
     """The run to take away: a script to run anywhere, the report, the model and the numbers."""
     with st.expander("Download this run", icon=":material/download:"):
         files = study.exports(rec.run_id)
-        st.caption("A standalone script in the course's style (needs only TensorFlow, NumPy, scikit-learn and "
-                   "Pillow: `python run.py FOLDER --epochs N`), the history and test predictions as CSV, and "
-                   "the settings as JSON (the Train page can load them).")  # fmt: skip
+        st.caption(
+            "A standalone script in the course's style (needs only TensorFlow, NumPy, scikit-learn and "
+            "Pillow: `python run.py FOLDER --epochs N`), the history and test predictions as CSV, and "
+            "the settings as JSON (the Train page can load them)."
+        )
         c1, c2, c3, c4 = st.columns(4)
-        c1.download_button("Script (run.py)", files["script"], f"run_{rec.run_id}.py", "text/x-python",
-                           key="diag.dl.script", icon=":material/code:", on_click="ignore")  # fmt: skip
-        c2.download_button("History (CSV)", files["history"], f"history_{rec.run_id}.csv", "text/csv",
-                           key="diag.dl.history", on_click="ignore")  # fmt: skip
-        c3.download_button("Predictions (CSV)", files["predictions"], f"predictions_{rec.run_id}.csv", "text/csv",
-                           key="diag.dl.predictions", on_click="ignore")  # fmt: skip
-        c4.download_button("Settings (JSON)", files["config"], f"settings_{rec.run_id}.json", "application/json",
-                           key="diag.dl.config", on_click="ignore")  # fmt: skip
+        c1.download_button(
+            "Script (run.py)",
+            files["script"],
+            f"run_{rec.run_id}.py",
+            "text/x-python",
+            key="diag.dl.script",
+            icon=":material/code:",
+            on_click="ignore",
+        )
+        c2.download_button(
+            "History (CSV)",
+            files["history"],
+            f"history_{rec.run_id}.csv",
+            "text/csv",
+            key="diag.dl.history",
+            on_click="ignore",
+        )
+        c3.download_button(
+            "Predictions (CSV)",
+            files["predictions"],
+            f"predictions_{rec.run_id}.csv",
+            "text/csv",
+            key="diag.dl.predictions",
+            on_click="ignore",
+        )
+        c4.download_button(
+            "Settings (JSON)",
+            files["config"],
+            f"settings_{rec.run_id}.json",
+            "application/json",
+            key="diag.dl.config",
+            on_click="ignore",
+        )
         if st.toggle("Prepare the model file and the HTML report (about 5 MB)", key="diag.dl.big"):
             c5, c6 = st.columns(2)
             model = study.model_bytes(rec.run_id)
             if model is not None:
-                c5.download_button("Best model (.keras)", model, f"model_{rec.run_id}.keras", key="diag.dl.model",
-                                   on_click="ignore")  # fmt: skip
-            c6.download_button("Report (HTML, opens offline)", study.report(rec.run_id),
-                               f"report_{rec.run_id}.html", "text/html", key="diag.dl.report",
-                               icon=":material/description:", on_click="ignore")  # fmt: skip
+                c5.download_button(
+                    "Best model (.keras)", model, f"model_{rec.run_id}.keras", key="diag.dl.model", on_click="ignore"
+                )
+            c6.download_button(
+                "Report (HTML, opens offline)",
+                study.report(rec.run_id),
+                f"report_{rec.run_id}.html",
+                "text/html",
+                key="diag.dl.report",
+                icon=":material/description:",
+                on_click="ignore",
+            )
 
 
 def _verdict(diag: dict) -> None:
@@ -128,10 +167,20 @@ def _verdict(diag: dict) -> None:
         c1, c2, c3, c4 = st.columns(4)
         _metric(c1, "Best epoch", numbers.get("best_epoch"), "{}", "The epoch with the lowest validation loss.")
         _metric(c2, "Validation accuracy there", numbers.get("best_val_accuracy"), "{:.0%}")
-        _metric(c3, "Train − validation accuracy", numbers.get("gap_accuracy"), "{:+.0%}",
-                "At the last epoch. A wide gap (the course's 0.95 vs 0.78) is a sign of overfitting.")  # fmt: skip
-        _metric(c4, "Validation loss since its best", numbers.get("val_loss_rise"), "{:+.0%}",
-                "How far validation loss climbed back from its lowest point by the end.")  # fmt: skip
+        _metric(
+            c3,
+            "Train − validation accuracy",
+            numbers.get("gap_accuracy"),
+            "{:+.0%}",
+            "At the last epoch. A wide gap (the course's 0.95 vs 0.78) is a sign of overfitting.",
+        )
+        _metric(
+            c4,
+            "Validation loss since its best",
+            numbers.get("val_loss_rise"),
+            "{:+.0%}",
+            "How far validation loss climbed back from its lowest point by the end.",
+        )
 
 
 def _metric(col, label: str, value, fmt: str, help: str | None = None) -> None:
@@ -186,8 +235,10 @@ def _apply(rec, remedy: dict, target: str) -> None:
         if resources.bundled_info(rec.source) is None:
             state.add_source(rec.source, folder_label(rec.source))
         state.request(**{state.DATASET: rec.source})
-    set_flash(f"Applied “{remedy['label']}” to this run's settings. Check them here, then train again on the "
-              "Train page and compare the curves.")  # fmt: skip
+    set_flash(
+        f"Applied “{remedy['label']}” to this run's settings. Check them here, then train again on the "
+        "Train page and compare the curves."
+    )
     st.switch_page(state.PAGES[target])
 
 

@@ -5,26 +5,46 @@ Deliberately light: no plotly, no TensorFlow, so it opens in about a second.
 
 import streamlit as st
 
-from core.architecture import check_architecture, layer_table
-from core.diagnosis import diagnosis_of
-from core.labels import describe
-from core.tables import plural
+from core.base import describe, plural
+from core.models import check_architecture
+from core.models.layer_table import layer_table
+from core.results import diagnosis_of
 from ui import resources, state
 from ui.frame import run_page
 from ui.sidebar import dataset_label
 
 STEPS = (
-    ("data", "1 · Data", ":material/photo_library:",
-     "Look at the images, count them per class, and see how they are scaled, encoded and split."),
-    ("architecture", "2 · Architecture", ":material/account_tree:",
-     "Stack convolution and pooling blocks; watch the shapes and the parameter count change."),
-    ("train", "3 · Train", ":material/model_training:",
-     "Choose optimizer, epochs, early stopping and augmentation, then train and watch the curves grow."),
-    ("diagnostics", "4 · Diagnostics", ":material/monitoring:",
-     "Read the curves: good fit, overfitting or underfitting, and what to try next."),
-    ("predictions", "5 · Predictions", ":material/grid_view:",
-     "See which images the network gets right, which it confuses, and test it on your own picture."),
-)  # fmt: skip
+    (
+        "data",
+        "1 · Data",
+        ":material/photo_library:",
+        "Look at the images, count them per class, and see how they are scaled, encoded and split.",
+    ),
+    (
+        "architecture",
+        "2 · Architecture",
+        ":material/account_tree:",
+        "Stack convolution and pooling blocks; watch the shapes and the parameter count change.",
+    ),
+    (
+        "train",
+        "3 · Train",
+        ":material/model_training:",
+        "Choose optimizer, epochs, early stopping and augmentation, then train and watch the curves grow.",
+    ),
+    (
+        "diagnostics",
+        "4 · Diagnostics",
+        ":material/monitoring:",
+        "Read the curves: good fit, overfitting or underfitting, and what to try next.",
+    ),
+    (
+        "predictions",
+        "5 · Predictions",
+        ":material/grid_view:",
+        "See which images the network gets right, which it confuses, and test it on your own picture.",
+    ),
+)
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ import hashlib
 
 import streamlit as st
 
+from core.base import plural
 from core.data import read_image_bytes
 from core.inside import ModelMissingError
-from core.tables import plural
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page
@@ -17,12 +17,18 @@ TEST, UPLOAD = "A test image", "Your own image"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"]
 PER_PAGE = 64  # channels drawn at once
 
-EARLY = ("**Early layers** respond to simple things: edges at one angle, a colour contrast, a fine texture. Their "
-         "maps still look like the image, because each unit sees only a few pixels.")  # fmt: skip
-MIDDLE = ("**Middle layers** combine those into motifs (grain boundaries, laminae, repeated patterns). The maps are "
-          "smaller and look less like the image; each unit sees a larger patch.")  # fmt: skip
-LATE = ("**Late layers** respond to arrangements that tell the classes apart. Their small maps no longer look like "
-        "the image: which channels light up, not where, is what the classifier head reads.")  # fmt: skip
+EARLY = (
+    "**Early layers** respond to simple things: edges at one angle, a colour contrast, a fine texture. Their "
+    "maps still look like the image, because each unit sees only a few pixels."
+)
+MIDDLE = (
+    "**Middle layers** combine those into motifs (grain boundaries, laminae, repeated patterns). The maps are "
+    "smaller and look less like the image; each unit sees a larger patch."
+)
+LATE = (
+    "**Late layers** respond to arrangements that tell the classes apart. Their small maps no longer look like "
+    "the image: which channels light up, not where, is what the classifier head reads."
+)
 
 
 def main() -> None:
@@ -35,8 +41,12 @@ def main() -> None:
     _follow_link()
     rec = resources.record(state.run_id())
     if rec is None:
-        empty_state("No run yet: train one on the Train page, then come back to look inside it.",
-                    state.PAGES["train"], "Go to the Train page", ":material/model_training:")  # fmt: skip
+        empty_state(
+            "No run yet: train one on the Train page, then come back to look inside it.",
+            state.PAGES["train"],
+            "Go to the Train page",
+            ":material/model_training:",
+        )
         return
     st.markdown(f"**Run:** {rec.label} · on *{source_name(rec.source)}*")
     try:
@@ -97,15 +107,19 @@ def _pick_image(rec, net):
     source = st.radio("Image", [TEST, UPLOAD] if has_test else [UPLOAD], key=K + "source", horizontal=True)
     if source == UPLOAD:
         side = f"{net.input_shape[0]}×{net.input_shape[1]}"
-        up = st.file_uploader(f"An image ({', '.join(IMAGE_TYPES)}); resized to {side} like the training images",
-                              type=IMAGE_TYPES, key=K + "upload")  # fmt: skip
+        up = st.file_uploader(
+            f"An image ({', '.join(IMAGE_TYPES)}); resized to {side} like the training images",
+            type=IMAGE_TYPES,
+            key=K + "upload",
+        )
         if up is None:
             st.caption("Upload an image to look inside the network with it.")
             return None
         data = up.getvalue()
         with errors_shown("reading your image"):
-            image = read_image_bytes(data, image_size=rec.model_config["input_size"],
-                                     channels=rec.model_config["channels"], name=up.name)  # fmt: skip
+            image = read_image_bytes(
+                data, image_size=rec.model_config["input_size"], channels=rec.model_config["channels"], name=up.name
+            )
             return image, "upload:" + hashlib.sha256(data).hexdigest()[:16]
         return None
     y, p = arrays["y_true"], arrays["probs"]
@@ -138,26 +152,36 @@ def _feature_maps(rec, net, image, key) -> None:
     info = net.layer(name)
     maps = resources.feature_maps(rec, key, image, name)
     h, w, c = info.output_shape
-    st.markdown(f"**{name}** ({info.type}): output **{h}×{w}×{c}**, {plural(c, 'map')} of {h}×{w}. One unit sees "
-                f"**{info.receptive_field}×{info.receptive_field}** input pixels; neighbouring units are "
-                f"{plural(info.jump, 'pixel')} apart in the image.")  # fmt: skip
+    st.markdown(
+        f"**{name}** ({info.type}): output **{h}×{w}×{c}**, {plural(c, 'map')} of {h}×{w}. One unit sees "
+        f"**{info.receptive_field}×{info.receptive_field}** input pixels; neighbouring units are "
+        f"{plural(info.jump, 'pixel')} apart in the image."
+    )
     m1, m2, m3 = st.columns(3)
     m1.metric("Smallest value", f"{maps.min():.3f}")
     m2.metric("Largest value", f"{maps.max():.3f}")
     m3.metric("Values at 0", f"{(maps == 0).mean():.0%}", help="ReLU sets negative sums to 0: the unit is off.")
     start = 0
     if c > PER_PAGE:
-        start = st.select_slider("Channels", list(range(0, c, PER_PAGE)), key=K + f"start.{name}",
-                                 format_func=lambda s: f"{s}–{min(s + PER_PAGE, c) - 1}")  # fmt: skip
+        start = st.select_slider(
+            "Channels",
+            list(range(0, c, PER_PAGE)),
+            key=K + f"start.{name}",
+            format_func=lambda s: f"{s}–{min(s + PER_PAGE, c) - 1}",
+        )
     st.plotly_chart(charts.feature_maps_figure(maps, start, PER_PAGE), config=charts.CONFIG)
     st.caption("One tile per channel, numbered; one colour scale for the whole layer (the bar on the right).")
     st.markdown(EARLY if info.depth < 0.34 else MIDDLE if info.depth < 0.67 else LATE)
     if info.type == "MaxPooling2D":
-        st.caption(f"Pooling keeps the largest value of each {info.kernel_size}×{info.kernel_size} window: the "
-                   "same channels as the layer before, smaller maps.")  # fmt: skip
+        st.caption(
+            f"Pooling keeps the largest value of each {info.kernel_size}×{info.kernel_size} window: the "
+            "same channels as the layer before, smaller maps."
+        )
     elif info.type == "BatchNormalization":
-        st.caption("Batch normalisation re-centres and re-scales each channel with numbers learned in training: "
-                   "values below 0 can appear again.")  # fmt: skip
+        st.caption(
+            "Batch normalisation re-centres and re-scales each channel with numbers learned in training: "
+            "values below 0 can appear again."
+        )
 
 
 def _worked(rec, net, image, key) -> None:
@@ -174,45 +198,68 @@ def _worked(rec, net, image, key) -> None:
     wc = resources.worked(rec, key, image, name, row, col, channel)
     k, cin = wc.kernel_size, wc.in_channels
     reads = "the image" + (" (VGG16 preprocessing: BGR, mean subtracted)" if net.cfg.model == "vgg16" else " (/255)")
-    st.markdown(f"Unit ({row}, {col}) of filter {channel} reads a **{k}×{k}×{cin}** patch of "
-                f"{reads if wc.input_name == 'input' else wc.input_name}. The filter has {k}×{k}×{cin} = "
-                f"{k * k * cin} weights + 1 bias; the layer has {plural(wc.filters, 'filter')}: "
-                f"**{wc.filters} × ({k}×{k}×{cin} + 1) = {wc.filters * wc.weights_per_filter:,}** "
-                "parameters.")  # fmt: skip
+    st.markdown(
+        f"Unit ({row}, {col}) of filter {channel} reads a **{k}×{k}×{cin}** patch of "
+        f"{reads if wc.input_name == 'input' else wc.input_name}. The filter has {k}×{k}×{cin} = "
+        f"{k * k * cin} weights + 1 bias; the layer has {plural(wc.filters, 'filter')}: "
+        f"**{wc.filters} × ({k}×{k}×{cin} + 1) = {wc.filters * wc.weights_per_filter:,}** "
+        "parameters."
+    )
     shown = range(cin) if cin <= 3 else [st.slider("Input channel shown", 0, cin - 1, key=K + f"in.{name}")]
     for ci in shown:
         a, b, c = st.columns(3)
         suffix = f" · channel {'BGR'[ci] if net.cfg.model == 'vgg16' and wc.input_name == 'input' else ci}"
-        a.plotly_chart(charts.matrix_figure(wc.patch[:, :, ci], "input patch" + suffix, ~wc.inside),
-                       config=charts.CONFIG, key=K + f"patch{ci}")  # fmt: skip
-        b.plotly_chart(charts.matrix_figure(wc.kernel[:, :, ci], "kernel" + suffix, fmt=".3f"), config=charts.CONFIG,
-                       key=K + f"kernel{ci}")  # fmt: skip
-        c.plotly_chart(charts.matrix_figure(wc.products[:, :, ci], f"products: sum {wc.per_channel()[ci]:.3f}",
-                                            fmt=".3f"), config=charts.CONFIG, key=K + f"prod{ci}")  # fmt: skip
-    lines = [f"1. Sum of the {k * k * cin} products: **{wc.total:.4f}**",
-             f"2. Plus the bias {wc.bias:+.4f}: **{wc.pre_activation:.4f}**"]  # fmt: skip
+        a.plotly_chart(
+            charts.matrix_figure(wc.patch[:, :, ci], "input patch" + suffix, ~wc.inside),
+            config=charts.CONFIG,
+            key=K + f"patch{ci}",
+        )
+        b.plotly_chart(
+            charts.matrix_figure(wc.kernel[:, :, ci], "kernel" + suffix, fmt=".3f"),
+            config=charts.CONFIG,
+            key=K + f"kernel{ci}",
+        )
+        c.plotly_chart(
+            charts.matrix_figure(wc.products[:, :, ci], f"products: sum {wc.per_channel()[ci]:.3f}", fmt=".3f"),
+            config=charts.CONFIG,
+            key=K + f"prod{ci}",
+        )
+    lines = [
+        f"1. Sum of the {k * k * cin} products: **{wc.total:.4f}**",
+        f"2. Plus the bias {wc.bias:+.4f}: **{wc.pre_activation:.4f}**",
+    ]
     if wc.activation == "relu":
         lines.append(f"3. ReLU, max(0, {wc.pre_activation:.4f}): **{wc.value:.4f}**")
-    lines.append(f"4. The network computed **{wc.model_value:.4f}** for this unit "
-                 f"(difference {abs(wc.value - wc.model_value):.1e}: float rounding).")  # fmt: skip
+    lines.append(
+        f"4. The network computed **{wc.model_value:.4f}** for this unit "
+        f"(difference {abs(wc.value - wc.model_value):.1e}: float rounding)."
+    )
     if wc.batchnorm is not None:
         b = wc.batchnorm
-        lines.append(f"5. Batch normalisation ({b.layer}, after the ReLU in this network): γ × (x − mean) / "
-                     f"√(variance + ε) + β = {b.gamma:.3f} × ({b.x:.4f} − {b.mean:.4f}) / √({b.variance:.4f} + "
-                     f"{b.epsilon:g}) + {b.beta:.3f} = **{b.value:.4f}** (network: {b.model_value:.4f})")  # fmt: skip
+        lines.append(
+            f"5. Batch normalisation ({b.layer}, after the ReLU in this network): γ × (x − mean) / "
+            f"√(variance + ε) + β = {b.gamma:.3f} × ({b.x:.4f} − {b.mean:.4f}) / √({b.variance:.4f} + "
+            f"{b.epsilon:g}) + {b.beta:.3f} = **{b.value:.4f}** (network: {b.model_value:.4f})"
+        )
     st.markdown("\n".join(lines))
-    st.plotly_chart(charts.unit_figure(resources.feature_maps(rec, key, image, name)[:, :, channel], row, col),
-                    config=charts.CONFIG)  # fmt: skip
+    st.plotly_chart(
+        charts.unit_figure(resources.feature_maps(rec, key, image, name)[:, :, channel], row, col), config=charts.CONFIG
+    )
     st.caption(f"Filter {channel}'s whole map in {name}; the outlined unit is the one worked out above.")
     if wc.pool is None:
         st.caption(wc.pool_note)
         return
     pool = wc.pool
-    st.markdown(f"**Then pooling ({pool.layer})**: the {pool.size}×{pool.size} window holding this unit keeps its "
-                f"largest value, **{pool.value:.4f}**, which is unit ({pool.out_row}, {pool.out_col}) of "
-                f"{pool.layer} (network: {pool.model_value:.4f}).")  # fmt: skip
-    st.plotly_chart(charts.matrix_figure(pool.window, "pooling window", fmt=".3f", colorscale="Viridis",
-                                         center=False), config=charts.CONFIG, key=K + "pool")  # fmt: skip
+    st.markdown(
+        f"**Then pooling ({pool.layer})**: the {pool.size}×{pool.size} window holding this unit keeps its "
+        f"largest value, **{pool.value:.4f}**, which is unit ({pool.out_row}, {pool.out_col}) of "
+        f"{pool.layer} (network: {pool.model_value:.4f})."
+    )
+    st.plotly_chart(
+        charts.matrix_figure(pool.window, "pooling window", fmt=".3f", colorscale="Viridis", center=False),
+        config=charts.CONFIG,
+        key=K + "pool",
+    )
 
 
 def _filters(rec, net) -> None:
@@ -221,30 +268,43 @@ def _filters(rec, net) -> None:
     fs = resources.conv_filters(rec, name)
     k, cin, count = fs.kernel.shape[0], fs.kernel.shape[2], fs.count
     if fs.first:
-        st.markdown(f"The **{plural(count, 'filter')}** of {name}, each a {k}×{k}×{cin} patch of weights drawn as "
-                    "colours: grey is a weight of 0; a colour is what the filter responds to.")  # fmt: skip
+        st.markdown(
+            f"The **{plural(count, 'filter')}** of {name}, each a {k}×{k}×{cin} patch of weights drawn as "
+            "colours: grey is a weight of 0; a colour is what the filter responds to."
+        )
         st.plotly_chart(charts.filters_figure(fs.rgb()), config=charts.CONFIG)
         if net.cfg.model == "vgg16":
-            st.caption("These are VGG16's **pretrained** filters (the base stays frozen, so training did not change "
-                       "them); VGG16 reads BGR images, so the channels are flipped back to RGB here.")  # fmt: skip
+            st.caption(
+                "These are VGG16's **pretrained** filters (the base stays frozen, so training did not change "
+                "them); VGG16 reads BGR images, so the channels are flipped back to RGB here."
+            )
         else:
-            st.caption("Learned from random starting values on your images: compare them with VGG16's pretrained "
-                       "filters by picking a VGG16 transfer run below.")  # fmt: skip
+            st.caption(
+                "Learned from random starting values on your images: compare them with VGG16's pretrained "
+                "filters by picking a VGG16 transfer run below."
+            )
         _other_filters(rec)
         return
     index = st.slider("Filter", 0, count - 1, key=K + f"fidx.{name}")
-    st.markdown(f"Filter {index} of {name} reads {cin} feature maps, not colours: its {k}×{k}×{cin} weights are shown "
-                f"one {k}×{k} slice per input channel (red above 0, blue below).")  # fmt: skip
+    st.markdown(
+        f"Filter {index} of {name} reads {cin} feature maps, not colours: its {k}×{k}×{cin} weights are shown "
+        f"one {k}×{k} slice per input channel (red above 0, blue below)."
+    )
     st.plotly_chart(charts.kernel_slices_figure(fs.slices(index), PER_PAGE), config=charts.CONFIG)
 
 
 def _other_filters(rec) -> None:
-    others = {r["run_id"]: r for r in resources.list_runs() if r["run_id"] != rec.run_id and
-              resources.has_model(r["run_id"])}  # fmt: skip
+    others = {
+        r["run_id"]: r for r in resources.list_runs() if r["run_id"] != rec.run_id and resources.has_model(r["run_id"])
+    }
     if not others:
         return
-    other = st.selectbox("Beside another run's first-layer filters", [None, *others], key=K + "other",
-                         format_func=lambda r: "(none)" if r is None else others[r]["label"])  # fmt: skip
+    other = st.selectbox(
+        "Beside another run's first-layer filters",
+        [None, *others],
+        key=K + "other",
+        format_func=lambda r: "(none)" if r is None else others[r]["label"],
+    )
     if other is not None:
         fs = resources.conv_filters(resources.record(other))
         st.plotly_chart(charts.filters_figure(fs.rgb()), config=charts.CONFIG, key=K + "other_fig")
@@ -259,8 +319,9 @@ def _grad_cam(rec, net, image, key, probs) -> None:
     def label(i: int) -> str:
         return f"{names[i]} ({probs[i]:.0%})" + (" · predicted" if i == top else "")
 
-    chosen = c1.selectbox("Explain the class", list(range(len(names))), index=top, key=K + "cam_class",
-                          format_func=label)  # fmt: skip
+    chosen = c1.selectbox(
+        "Explain the class", list(range(len(names))), index=top, key=K + "cam_class", format_func=label
+    )
     layer = c2.selectbox("At layer", convs, index=len(convs) - 1, key=K + "cam_layer")
     shown = [top] if chosen == top else [top, chosen]
     for col, c in zip(st.columns(2), shown, strict=False):
@@ -272,18 +333,25 @@ def _grad_cam(rec, net, image, key, probs) -> None:
                 st.caption(f"No part of {layer}'s maps pushed the score of {names[c]} up: the map is empty.")
     info = net.layer(layer)
     h, w, c = info.output_shape
-    st.caption(f"Bright = where {layer} found evidence for the class: the gradient of the class score says how much "
-               f"each of its {plural(c, 'channel')} matters, and their weighted sum is shown. Its maps are {h}×{w}, "
-               "so the heatmap is that coarse, smoothed to the image.")  # fmt: skip
+    st.caption(
+        f"Bright = where {layer} found evidence for the class: the gradient of the class score says how much "
+        f"each of its {plural(c, 'channel')} matters, and their weighted sum is shown. Its maps are {h}×{w}, "
+        "so the heatmap is that coarse, smoothed to the image."
+    )
     if st.toggle("Second view: cover parts of the image (occlusion)", key=K + "occlusion"):
         with st.spinner("Covering the image square by square (up to 100 passes: a few seconds for VGG16)…"):
             occ = resources.occluded(rec, key, image, chosen)
-        st.plotly_chart(charts.heat_overlay_figure(image, occ.drop, diverging=True, label="drop"),
-                        config=charts.CONFIG, key=K + "occ")  # fmt: skip
-        st.caption(f"A {occ.patch}×{occ.patch} square of the image's average colour was moved over it in steps of "
-                   f"{occ.stride}. Red: covering it lowers the probability of {names[chosen]} (from "
-                   f"{occ.probability:.0%}); blue: raises it. This asks the network directly, with no gradients: "
-                   "slower, but in the probabilities you read above.")  # fmt: skip
+        st.plotly_chart(
+            charts.heat_overlay_figure(image, occ.drop, diverging=True, label="drop"),
+            config=charts.CONFIG,
+            key=K + "occ",
+        )
+        st.caption(
+            f"A {occ.patch}×{occ.patch} square of the image's average colour was moved over it in steps of "
+            f"{occ.stride}. Red: covering it lowers the probability of {names[chosen]} (from "
+            f"{occ.probability:.0%}); blue: raises it. This asks the network directly, with no gradients: "
+            "slower, but in the probabilities you read above."
+        )
 
 
 run_page(main)

@@ -1,6 +1,6 @@
 """Overfitting lab: a baseline and the course's three cures, trained side by side on the same split.
 
-Reads the controls, asks :mod:`core.lab` for the variants and hands them to the
+Reads the controls, asks :mod:`core.lab.variants` for the variants and hands them to the
 training worker; :func:`ui.jobs.follow` redraws the results while they train.
 Variants already in the run store come back at once, marked "cached".
 """
@@ -11,11 +11,9 @@ from functools import partial
 
 import streamlit as st
 
-from core import lab
-from core.config import LEARNING_RATES, ModelConfig, TrainConfig
-from core.lab_results import lab_curves, lab_rows, lab_summary
-from core.labels import network_text
-from core.tables import plural
+from core.base import LEARNING_RATES, ModelConfig, TrainConfig, network_text, plural
+from core.lab import lab_curves, lab_rows, lab_summary
+from core.lab import variants as lab
 from ui import charts, jobs, resources, state
 from ui.feedback import empty_state, header, set_flash
 from ui.frame import run_page
@@ -35,13 +33,15 @@ DEFAULTS = {
     K + "network": "course",
 }
 COLUMNS = {
-    "Best-epoch val acc": st.column_config.NumberColumn(format="%.3f", help="Validation accuracy at the epoch "
-                                                        "with the lowest validation loss."),
-    "Train-val gap (last epoch)": st.column_config.NumberColumn(format="%+.3f", help="Training minus validation "
-                                                                "accuracy at the last epoch run."),
+    "Best-epoch val acc": st.column_config.NumberColumn(
+        format="%.3f", help="Validation accuracy at the epoch with the lowest validation loss."
+    ),
+    "Train-val gap (last epoch)": st.column_config.NumberColumn(
+        format="%+.3f", help="Training minus validation accuracy at the last epoch run."
+    ),
     "Test acc": st.column_config.NumberColumn(format="%.3f", help="With the best epoch's weights."),
     "Time (s)": st.column_config.NumberColumn(format="%.1f", help="Training time when the run was trained."),
-}  # fmt: skip
+}
 
 
 def main() -> None:
@@ -54,15 +54,25 @@ def main() -> None:
     )
     source = state.dataset()
     if not source:
-        empty_state("No dataset yet: pick or upload one on the Data page.", state.PAGES["data"],
-                    "Go to the Data page", ":material/photo_library:")  # fmt: skip
+        empty_state(
+            "No dataset yet: pick or upload one on the Data page.",
+            state.PAGES["data"],
+            "Go to the Data page",
+            ":material/photo_library:",
+        )
         return
     st.caption(f"Data: **{dataset_label(source)}** (change it in the sidebar).")
     state.start_widgets(DEFAULTS)
     _presets()
     model_cfg, chosen = _controls(source)
-    if st.button("Run the lab", type="primary", key=K + "start", icon=":material/play_arrow:", disabled=not chosen,
-                 help="Trains the chosen variants one after another in the background."):  # fmt: skip
+    if st.button(
+        "Run the lab",
+        type="primary",
+        key=K + "start",
+        icon=":material/play_arrow:",
+        disabled=not chosen,
+        help="Trains the chosen variants one after another in the background.",
+    ):
         _start(source, model_cfg, chosen)
     if not chosen:
         st.caption("Pick at least one variant.")
@@ -86,8 +96,7 @@ def _use_preset(name: str) -> None:
     """Set the controls to a lesson (a widget callback: runs before the widgets are drawn)."""
     ss = st.session_state
     preset = lab.PRESETS[name]
-    current = TrainConfig(train_fraction=ss[K + "fraction"] / 100, epochs=ss[K + "epochs"],
-                          learning_rate=ss[K + "lr"])  # fmt: skip
+    current = TrainConfig(train_fraction=ss[K + "fraction"] / 100, epochs=ss[K + "epochs"], learning_rate=ss[K + "lr"])
     _, t = preset.apply(None, current)
     ss[K + "fraction"] = min(100, max(10, round(t.train_fraction * 100)))
     ss[K + "epochs"] = min(100, max(2, t.epochs))
@@ -99,16 +108,25 @@ def _use_preset(name: str) -> None:
 def _presets() -> None:
     cols = st.columns(len(lab.PRESETS))
     for col, (name, preset) in zip(cols, lab.PRESETS.items(), strict=True):
-        col.button(preset.title, key=K + "preset." + name, on_click=_use_preset, args=(name,),
-                   help=preset.description, width="stretch")  # fmt: skip
+        col.button(
+            preset.title,
+            key=K + "preset." + name,
+            on_click=_use_preset,
+            args=(name,),
+            help=preset.description,
+            width="stretch",
+        )
     name = st.session_state.get(PRESET)
     if name not in lab.PRESETS:
         return
     preset = lab.PRESETS[name]
-    st.info(f"**{preset.title}**: {preset.description}\n\n**Look for:** {preset.look_for}",
-            icon=":material/school:")  # fmt: skip
-    if st.button(f"Use “{preset.title}” on the Train page", key=K + "apply", icon=":material/tune:",
-                 help="Copies these settings into your Architecture and Train settings."):  # fmt: skip
+    st.info(f"**{preset.title}**: {preset.description}\n\n**Look for:** {preset.look_for}", icon=":material/school:")
+    if st.button(
+        f"Use “{preset.title}” on the Train page",
+        key=K + "apply",
+        icon=":material/tune:",
+        help="Copies these settings into your Architecture and Train settings.",
+    ):
         state.set_configs(*preset.apply(state.model_cfg(), state.train_cfg()))
         set_flash(f"“{preset.title}” is now in your Architecture and Train settings: train it here.")
         st.switch_page(state.PAGES["train"])
@@ -124,15 +142,42 @@ def _architecture_cnn() -> ModelConfig | None:
 
 def _controls(source: str) -> tuple[ModelConfig | None, list[str]]:
     c1, c2 = st.columns(2)
-    c1.slider("Training images used", 10, 100, step=5, format="%d%%", key=K + "fraction", persist_state="session",
-              help="A stratified share of the training part; validation and test images stay the same.")  # fmt: skip
-    c2.slider("Epochs (at most)", 2, 100, key=K + "epochs", persist_state="session",
-              help="Every variant gets the same number; early stopping may end one sooner.")  # fmt: skip
+    c1.slider(
+        "Training images used",
+        10,
+        100,
+        step=5,
+        format="%d%%",
+        key=K + "fraction",
+        persist_state="session",
+        help="A stratified share of the training part; validation and test images stay the same.",
+    )
+    c2.slider(
+        "Epochs (at most)",
+        2,
+        100,
+        key=K + "epochs",
+        persist_state="session",
+        help="Every variant gets the same number; early stopping may end one sooner.",
+    )
     c3, c4 = st.columns(2)
-    c3.select_slider("Learning rate", options=list(LEARNING_RATES), format_func=lambda x: f"{x:g}",
-                     key=K + "lr", persist_state="session", help="Adam's usual value is 0.001.")  # fmt: skip
-    c4.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K + "seed", persist_state="session",
-                    help="The split, the first weights and the shuffling: the same for every variant.")  # fmt: skip
+    c3.select_slider(
+        "Learning rate",
+        options=list(LEARNING_RATES),
+        format_func=lambda x: f"{x:g}",
+        key=K + "lr",
+        persist_state="session",
+        help="Adam's usual value is 0.001.",
+    )
+    c4.number_input(
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        key=K + "seed",
+        persist_state="session",
+        help="The split, the first weights and the shuffling: the same for every variant.",
+    )
     arch = _architecture_cnn()
     model_cfg = None
     if arch is not None:
@@ -146,8 +191,17 @@ def _controls(source: str) -> tuple[ModelConfig | None, list[str]]:
         )
         model_cfg = arch if choice == "architecture" else None
     st.caption(f"Network: {_network(model_cfg, source)}. The variants add their cure to it.")
-    chosen = st.pills("Variants", list(lab.VARIANT_NAMES), selection_mode="multi", format_func=TITLES.get,
-                      key=K + "variants", persist_state="session") or []  # fmt: skip
+    chosen = (
+        st.pills(
+            "Variants",
+            list(lab.VARIANT_NAMES),
+            selection_mode="multi",
+            format_func=TITLES.get,
+            key=K + "variants",
+            persist_state="session",
+        )
+        or []
+    )
     return model_cfg, [n for n in lab.VARIANT_NAMES if n in chosen]
 
 
@@ -160,8 +214,9 @@ def _start(source: str, model_cfg: ModelConfig | None, chosen: list[str]) -> Non
     ss = st.session_state
     fraction, epochs, lr, seed = ss[K + "fraction"] / 100, ss[K + "epochs"], ss[K + "lr"], int(ss[K + "seed"])
     try:
-        variants = lab.lab_variants(fraction=fraction, epochs=epochs, seed=seed, model_cfg=model_cfg,
-                                    train_cfg=TrainConfig(learning_rate=lr))  # fmt: skip
+        variants = lab.lab_variants(
+            fraction=fraction, epochs=epochs, seed=seed, model_cfg=model_cfg, train_cfg=TrainConfig(learning_rate=lr)
+        )
         variants = [v for v in variants if v.name in chosen]
         started = lab.submit_lab(source, variants, worker=resources.worker(), owner=jobs.owner())
     except ValueError as exc:  # DataError, ArchitectureError, ConfigError: the message says what to do
@@ -220,17 +275,19 @@ def _table(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         ran = r["epochs_run"] is not None
-        out.append({
-            "Variant": r["title"],
-            "Best-epoch val acc": r["best_val_accuracy"],
-            "Train-val gap (last epoch)": r["final_gap"],
-            "Test acc": r["test_accuracy"],
-            "Epochs run": f"{r['epochs_run']} of {r['epochs_planned']}" if ran else None,
-            "Best epoch": r["best_epoch"],
-            "Time (s)": r["seconds"],
-            "Source": ("cached" if r["cached"] else "trained") if ran else "-",
-            "Verdict": r["verdict"],
-        })  # fmt: skip
+        out.append(
+            {
+                "Variant": r["title"],
+                "Best-epoch val acc": r["best_val_accuracy"],
+                "Train-val gap (last epoch)": r["final_gap"],
+                "Test acc": r["test_accuracy"],
+                "Epochs run": f"{r['epochs_run']} of {r['epochs_planned']}" if ran else None,
+                "Best epoch": r["best_epoch"],
+                "Time (s)": r["seconds"],
+                "Source": ("cached" if r["cached"] else "trained") if ran else "-",
+                "Verdict": r["verdict"],
+            }
+        )
     return out
 
 

@@ -3,10 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from core.config import ModelConfig
+from core.base import ModelConfig, upload_too_large
 from core.data import read_image_bytes
-from core.evaluation import cell_indices
-from core.limits import upload_too_large
+from core.results import cell_indices
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page
@@ -25,8 +24,12 @@ def main() -> None:
     )
     rec = resources.record(state.run_id())
     if rec is None:
-        empty_state("No run yet: train one on the Train page, then come back to see its predictions.",
-                    state.PAGES["train"], "Go to the Train page", ":material/model_training:")  # fmt: skip
+        empty_state(
+            "No run yet: train one on the Train page, then come back to see its predictions.",
+            state.PAGES["train"],
+            "Go to the Train page",
+            ":material/model_training:",
+        )
         return
     test = rec.test
     names = test.get("class_names") or rec.data.get("classes", [])
@@ -59,8 +62,10 @@ def main() -> None:
 
     arrays = resources.arrays(rec.run_id)
     if not {"test_images", "y_true", "probs"} <= set(arrays):
-        st.info("This run has no saved test images, so the images behind the numbers cannot be shown.",
-                icon=":material/info:")  # fmt: skip
+        st.info(
+            "This run has no saved test images, so the images behind the numbers cannot be shown.",
+            icon=":material/info:",
+        )
     else:
         _confusion(rec, names, arrays)
         _most_wrong(rec, names, arrays)
@@ -99,8 +104,13 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
     true_name, pred_name = names[r], names[c]
     left, right = st.columns([1, 1], gap="large")
     with left:
-        st.plotly_chart(charts.confusion_figure(matrix, names, selected=(r, c)), key=chart_key, on_select="rerun",
-                        selection_mode="points", config=charts.CONFIG)  # fmt: skip
+        st.plotly_chart(
+            charts.confusion_figure(matrix, names, selected=(r, c)),
+            key=chart_key,
+            on_select="rerun",
+            selection_mode="points",
+            config=charts.CONFIG,
+        )
     with right:
         s1, s2 = st.columns(2)
         s1.selectbox("True class", names, key=true_key)
@@ -108,8 +118,10 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
         idx = cell_indices((arrays["y_true"], arrays["probs"]), r, c)
         kind = "correct" if r == c else "mistakes"
         if idx:
-            st.markdown(f"**{len(idx)} test image{'s' if len(idx) != 1 else ''}** of *{true_name}* predicted as "
-                        f"*{pred_name}* ({kind})")  # fmt: skip
+            st.markdown(
+                f"**{len(idx)} test image{'s' if len(idx) != 1 else ''}** of *{true_name}* predicted as "
+                f"*{pred_name}* ({kind})"
+            )
         else:
             st.markdown(f"**0 test images** of *{true_name}* predicted as *{pred_name}*: none in this cell.")
         if idx:
@@ -120,9 +132,13 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
 
 def _inside_link(col, run_id: str, index: int) -> None:
     """A link to the Inside page with this run and test image: feature maps and Grad-CAM for it."""
-    col.page_link(state.PAGES["inside"], label="Inside", icon=":material/layers:",
-                  query_params={"run": run_id, "image": str(index)},
-                  help="See this image's feature maps and Grad-CAM: why the network chose its class.")  # fmt: skip
+    col.page_link(
+        state.PAGES["inside"],
+        label="Inside",
+        icon=":material/layers:",
+        query_params={"run": run_id, "image": str(index)},
+        help="See this image's feature maps and Grad-CAM: why the network chose its class.",
+    )
 
 
 def _gallery(run_id: str, indices: list[int], names: list[str], arrays: dict, width: int, per_row: int = 4) -> None:
@@ -143,8 +159,10 @@ def _most_wrong(rec, names: list[str], arrays: dict) -> None:
     if not wrong:
         st.caption("No test image was misclassified.")
         return
-    st.caption("The mistakes the network was surest about: often a label to double-check, or two classes that "
-               "look alike at this size. **Inside** shows where in the image it found its evidence.")  # fmt: skip
+    st.caption(
+        "The mistakes the network was surest about: often a label to double-check, or two classes that "
+        "look alike at this size. **Inside** shows where in the image it found its evidence."
+    )
     per_row = 6
     for start in range(0, len(wrong), per_row):
         cols = st.columns(per_row)
@@ -159,9 +177,10 @@ def _your_image(rec, names: list[str]) -> None:
     st.subheader("Try your own image")
     m = ModelConfig.from_dict(rec.model_config)
     up = st.file_uploader(
-        f"An image ({', '.join(IMAGE_TYPES)}); it is resized to {m.input_size}×{m.input_size} like the training "
-        "images", type=IMAGE_TYPES, key=K + "upload",
-    )  # fmt: skip
+        f"An image ({', '.join(IMAGE_TYPES)}); it is resized to {m.input_size}×{m.input_size} like the training images",
+        type=IMAGE_TYPES,
+        key=K + "upload",
+    )
     if up is None:
         st.caption(f"The network only knows these classes: {', '.join(names)}. Any image gets one of them.")
         return

@@ -7,8 +7,8 @@ from functools import partial
 
 import streamlit as st
 
-from core.tables import plural
-from core.trials import MAX_POINTS, SWEEPABLE, sweep_grid
+from core.base import plural
+from core.results import MAX_POINTS, SWEEPABLE, sweep_grid
 from ui import charts, jobs, state, study
 from ui.feedback import empty_state, header
 from ui.frame import run_page
@@ -16,20 +16,31 @@ from ui.sidebar import dataset_label
 
 K = "sweep."
 RUN = K + "run"  # the sweep this session started last: names, values, job ids, source
-DEFAULTS = {K + "first": "dropout", K + "first_values": "0, 0.25, 0.5", K + "second": "(none)",
-            K + "second_values": "16, 32"}  # fmt: skip
+DEFAULTS = {
+    K + "first": "dropout",
+    K + "first_values": "0, 0.25, 0.5",
+    K + "second": "(none)",
+    K + "second_values": "16, 32",
+}
 
 
 def main() -> None:
     if st.session_state.pop(K + "go", False):
         st.switch_page(state.PAGES["diagnostics"])
-    header("Sweep", "Train the network from the Architecture and Train pages over a few values of one or two "
-           f"settings (at most {MAX_POINTS} runs) and see which values score best on the validation images. "
-           "Runs already stored come back at once.")  # fmt: skip
+    header(
+        "Sweep",
+        "Train the network from the Architecture and Train pages over a few values of one or two "
+        f"settings (at most {MAX_POINTS} runs) and see which values score best on the validation images. "
+        "Runs already stored come back at once.",
+    )
     source = state.dataset()
     if not source:
-        empty_state("No dataset yet: pick or upload one on the Data page.", state.PAGES["data"],
-                    "Go to the Data page", ":material/photo_library:")  # fmt: skip
+        empty_state(
+            "No dataset yet: pick or upload one on the Data page.",
+            state.PAGES["data"],
+            "Go to the Data page",
+            ":material/photo_library:",
+        )
         return
     st.caption(f"Data: **{dataset_label(source)}**; every other setting as on the Architecture and Train pages.")
     state.start_widgets(DEFAULTS)
@@ -76,16 +87,22 @@ def _results(run: dict, snaps: list) -> None:
     recs = jobs.results(snaps)
     if any(r is None for r in recs):
         failed = next((s for s in snaps if s is None or s["state"] != "done"), None)
-        st.error(f"Not every point finished{': ' + failed['error'] if failed and failed.get('error') else ''}.",
-                 icon=":material/error:")  # fmt: skip
+        st.error(
+            f"Not every point finished{': ' + failed['error'] if failed and failed.get('error') else ''}.",
+            icon=":material/error:",
+        )
         return
     result = sweep_grid(run["names"], run["values"], recs)
     stored = sum(1 for r in recs if r.cached)
-    st.caption(f"All {plural(n, 'point')} were stored already: nothing was trained." if stored == n
-               else f"{plural(n - stored, 'point')} trained, {stored} came back from the store.")  # fmt: skip
+    st.caption(
+        f"All {plural(n, 'point')} were stored already: nothing was trained."
+        if stored == n
+        else f"{plural(n - stored, 'point')} trained, {stored} came back from the store."
+    )
     z = tuple(tuple(row) for row in result["z"])
-    st.plotly_chart(charts.sweep_figure(tuple(run["names"]), tuple(tuple(v) for v in run["values"]), z),
-                    config=charts.CONFIG)  # fmt: skip
+    st.plotly_chart(
+        charts.sweep_figure(tuple(run["names"]), tuple(tuple(v) for v in run["values"]), z), config=charts.CONFIG
+    )
     cells = {}
     by_id = {r.run_id: r for r in recs}
     for i, row in enumerate(result["run_ids"]):
@@ -93,8 +110,9 @@ def _results(run: dict, snaps: list) -> None:
             where = [run["values"][0][i], run["values"][1][j]] if len(run["names"]) > 1 else [run["values"][0][j]]
             cells[run_id] = ", ".join(f"{k} {v}" for k, v in zip(run["names"], where, strict=True))
     st.markdown("**The curves of every point** (loss; the green dot is the best epoch):")
-    panels = tuple((cells[i], tuple(by_id[i].history.get("loss", ())), tuple(by_id[i].history.get("val_loss", ())))
-                   for i in cells)  # fmt: skip
+    panels = tuple(
+        (cells[i], tuple(by_id[i].history.get("loss", ())), tuple(by_id[i].history.get("val_loss", ()))) for i in cells
+    )
     st.plotly_chart(charts.small_multiples_figure(panels), config=charts.CONFIG)
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     pick = c1.selectbox("Open a cell's run", list(cells), format_func=cells.get, key=K + "cell")

@@ -11,9 +11,8 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from core.architecture import check_architecture, check_cost
-from core.augment import course_code, keras_code
-from core.config import (
+from core.base import TRAIN_PARAM, decode_train, describe, encode_train, network_text, plural
+from core.base.config import (
     FILL_MODES,
     LEARNING_RATES,
     LOSS_LABELS,
@@ -27,12 +26,9 @@ from core.config import (
     AugmentConfig,
     TrainConfig,
 )
-from core.estimate import estimate_text
-from core.labels import describe, network_text
-from core.share import TRAIN_PARAM, decode_train, encode_train
-from core.tables import plural
-from core.trials import MAX_SEEDS, MIN_SEEDS
-from core.weights import weights_status
+from core.jobs import estimate_text
+from core.models import check_architecture, check_cost, course_code, keras_code, weights_status
+from core.results import MAX_SEEDS, MIN_SEEDS
 from ui import charts, identity, jobs, resources, share, state, study
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
 from ui.feedback import errors_shown, flash, header, job_error, show_unexpected
@@ -43,7 +39,7 @@ K = state.TRAIN
 COMPARE_REPEATS, COMPARE_RUNS = "compare.repeats", "compare.runs"  # the Compare page's keys (pages/compare.py)
 A = K + "aug."
 BATCH_SIZES = [8, 16, 32, 64, 128]
-LOSS_EXAMPLES = {  # what the labels look like for each loss (its name and label are core.config's)
+LOSS_EXAMPLES = {  # what the labels look like for each loss (its name and label are core.base.config's)
     "categorical": "Labels are one-hot vectors like [0, 0, 1, 0, 0], compared with the softmax output.",
     "sparse": "Labels stay class numbers like 2: the same loss value, without the one-hot step.",
 }
@@ -113,74 +109,111 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
         st.markdown("##### Optimizer and loss")
         state.bind(K + "optimizer", base.optimizer)
         c["optimizer"] = st.selectbox(
-            "Optimizer", OPTIMIZERS, key=K + "optimizer", format_func=OPTIMIZER_LABELS.get,
+            "Optimizer",
+            OPTIMIZERS,
+            key=K + "optimizer",
+            format_func=OPTIMIZER_LABELS.get,
             help="Adam adapts the step size per weight and usually works without tuning (the course's choice).",
-        )  # fmt: skip
+        )
         state.bind(K + "learning_rate", base.learning_rate)
         c["learning_rate"] = st.select_slider(
-            "Learning rate", steps(LEARNING_RATES, st.session_state[K + "learning_rate"]),
-            key=K + "learning_rate", format_func=lambda v: f"{v:g}",
+            "Learning rate",
+            steps(LEARNING_RATES, st.session_state[K + "learning_rate"]),
+            key=K + "learning_rate",
+            format_func=lambda v: f"{v:g}",
             help="How big each weight update is. Adam's default is 0.001; too big and the loss jumps around.",
-        )  # fmt: skip
+        )
         state.bind(K + "loss", base.loss)
         c["loss"] = st.radio("Loss", LOSSES, key=K + "loss", format_func=LOSS_LABELS.get)
         st.caption(LOSS_EXAMPLES[c["loss"]])
     with col2:
         st.markdown("##### Epochs and batches")
         state.bind(K + "epochs", base.epochs)
-        c["epochs"] = st.slider("Epochs", 1, slider_max(100, K + "epochs"), key=K + "epochs",
-                                help="Full passes over the training images (the most training can run).")  # fmt: skip
+        c["epochs"] = st.slider(
+            "Epochs",
+            1,
+            slider_max(100, K + "epochs"),
+            key=K + "epochs",
+            help="Full passes over the training images (the most training can run).",
+        )
         state.bind(K + "batch_size", base.batch_size)
         c["batch_size"] = st.select_slider(
-            "Batch size", steps(BATCH_SIZES, st.session_state[K + "batch_size"]), key=K + "batch_size",
+            "Batch size",
+            steps(BATCH_SIZES, st.session_state[K + "batch_size"]),
+            key=K + "batch_size",
             help="Images per weight update. The course uses 32.",
-        )  # fmt: skip
+        )
         too_big = [] if problems else check_cost(m, c["batch_size"])
         for p in too_big:  # too big for this server: said next to the slider
             st.error(p.message, icon=":material/block:")
         state.bind(K + "val_split", base.val_split)
         c["val_split"] = st.slider(
-            "Validation split", 0.05, 0.5, step=0.05, key=K + "val_split", format="%.2f",
+            "Validation split",
+            0.05,
+            0.5,
+            step=0.05,
+            key=K + "val_split",
+            format="%.2f",
             help="Share of the training images held back to check the network after every epoch.",
-        )  # fmt: skip
+        )
         state.bind(K + "seed", base.seed)
-        c["seed"] = int(st.number_input(
-            "Seed", 0, 2**31 - 1, step=1, key=K + "seed",
-            help="Same seed, same split and same starting weights: a repeatable run.",
-        ))  # fmt: skip
+        c["seed"] = int(
+            st.number_input(
+                "Seed",
+                0,
+                2**31 - 1,
+                step=1,
+                key=K + "seed",
+                help="Same seed, same split and same starting weights: a repeatable run.",
+            )
+        )
     with col3:
         st.markdown("##### Early stopping")
         state.bind(K + "es_on", base.early_stopping > 0)
         on = st.toggle("Stop when validation stops improving", key=K + "es_on")
         state.bind(K + "patience", base.early_stopping or 5)
         patience = st.slider(
-            "Patience (epochs)", 1, slider_max(20, K + "patience"), key=K + "patience", disabled=not on,
+            "Patience (epochs)",
+            1,
+            slider_max(20, K + "patience"),
+            key=K + "patience",
+            disabled=not on,
             help="How many epochs without improvement to wait before stopping.",
-        )  # fmt: skip
+        )
         c["early_stopping"] = patience if on else 0
         state.bind(K + "monitor", base.monitor)
-        c["monitor"] = st.selectbox("Watch", MONITORS, key=K + "monitor", format_func=MONITOR_LABELS.get,
-                                    disabled=not on)  # fmt: skip
+        c["monitor"] = st.selectbox(
+            "Watch", MONITORS, key=K + "monitor", format_func=MONITOR_LABELS.get, disabled=not on
+        )
         state.bind(K + "restore_best", base.restore_best)
         c["restore_best"] = st.checkbox(
-            "Keep the best epoch's weights", key=K + "restore_best", disabled=not on,
+            "Keep the best epoch's weights",
+            key=K + "restore_best",
+            disabled=not on,
             help="Checked: when training ends, the weights of the epoch with the best watched value are put back, "
             "and the run is tested and saved with them. Unchecked: the run keeps the weights of the last epoch it "
             "trained. Without early stopping the best epoch's weights are always kept (the course's checkpoint).",
-        )  # fmt: skip
+        )
 
-    with st.expander("More: test set size, less training data, precision"
-                     + (", fine-tuning" if m.model == "vgg16" else "")):  # fmt: skip
+    with st.expander(
+        "More: test set size, less training data, precision" + (", fine-tuning" if m.model == "vgg16" else "")
+    ):
         e1, e2, e3 = st.columns(3, gap="large")
         with e1:
             state.bind(K + "test_size", base.test_size)
             c["test_size"] = st.slider(
-                "Test set size", 0.05, 0.5, step=0.05, key=K + "test_size", format="%.2f",
+                "Test set size",
+                0.05,
+                0.5,
+                step=0.05,
+                key=K + "test_size",
+                format="%.2f",
                 help="Share of all images kept for the final test (the course uses 0.2).",
-            )  # fmt: skip
+            )
             state.bind(K + "precision", base.precision)
-            c["precision"] = st.selectbox("Precision", PRECISIONS, key=K + "precision",
-                                          format_func=PRECISION_LABELS.get)  # fmt: skip
+            c["precision"] = st.selectbox(
+                "Precision", PRECISIONS, key=K + "precision", format_func=PRECISION_LABELS.get
+            )
             st.caption(
                 "bfloat16 keeps the weights in float32 but multiplies in 16-bit numbers, which CPUs with "
                 "bfloat16 support do much faster; results can differ in the last digits."
@@ -188,22 +221,32 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
         with e2:
             state.bind(K + "train_fraction", base.train_fraction)
             c["train_fraction"] = st.slider(
-                "Use this share of the training images", 0.05, 1.0, step=0.05, key=K + "train_fraction",
-                format="%.2f", help="Train on less data to see overfitting appear; validation and test stay the same.",
-            )  # fmt: skip
+                "Use this share of the training images",
+                0.05,
+                1.0,
+                step=0.05,
+                key=K + "train_fraction",
+                format="%.2f",
+                help="Train on less data to see overfitting appear; validation and test stay the same.",
+            )
         if m.model == "vgg16":
             with e3:
                 state.bind(K + "fine_tune_epochs", base.fine_tune_epochs)
                 c["fine_tune_epochs"] = st.slider(
-                    "Fine-tuning epochs", 0, slider_max(20, K + "fine_tune_epochs"), key=K + "fine_tune_epochs",
+                    "Fine-tuning epochs",
+                    0,
+                    slider_max(20, K + "fine_tune_epochs"),
+                    key=K + "fine_tune_epochs",
                     help="After the new head has trained, unfreeze VGG16's last block and train this many more epochs.",
-                )  # fmt: skip
+                )
                 state.bind(K + "fine_tune_lr", base.fine_tune_lr)
                 c["fine_tune_lr"] = st.select_slider(
-                    "Fine-tuning learning rate", steps(FINE_TUNE_RATES, st.session_state[K + "fine_tune_lr"]),
-                    key=K + "fine_tune_lr", format_func=lambda v: f"{v:g}",
+                    "Fine-tuning learning rate",
+                    steps(FINE_TUNE_RATES, st.session_state[K + "fine_tune_lr"]),
+                    key=K + "fine_tune_lr",
+                    format_func=lambda v: f"{v:g}",
                     help="Small, so the pre-trained weights are adjusted, not overwritten.",
-                )  # fmt: skip
+                )
     return c, too_big
 
 
@@ -233,38 +276,70 @@ def _augmentation(base: AugmentConfig):
     controls, preview = st.columns([2, 3], gap="large")
     with controls:
         b1, b2 = st.columns(2)
-        b1.button("The course's settings", key=K + "aug_course", on_click=_set_augment, args=(AugmentConfig.course(),),
-                  icon=":material/school:", width="stretch")  # fmt: skip
-        b2.button("All off", key=K + "aug_off", on_click=_set_augment, args=(AugmentConfig(),),
-                  icon=":material/block:", width="stretch")  # fmt: skip
+        b1.button(
+            "The course's settings",
+            key=K + "aug_course",
+            on_click=_set_augment,
+            args=(AugmentConfig.course(),),
+            icon=":material/school:",
+            width="stretch",
+        )
+        b2.button(
+            "All off",
+            key=K + "aug_off",
+            on_click=_set_augment,
+            args=(AugmentConfig(),),
+            icon=":material/block:",
+            width="stretch",
+        )
         values = {
             "rotation": st.slider(
-                "Rotation (degrees)", 0.0, 180.0, step=5.0, key=A + "rotation",
+                "Rotation (degrees)",
+                0.0,
+                180.0,
+                step=5.0,
+                key=A + "rotation",
                 help="rotation_range: turn by a random angle up to this, either way.",
             ),
             "width_shift": st.slider(
-                "Width shift", 0.0, slider_max(0.5, A + "width_shift"), step=0.05, key=A + "width_shift",
+                "Width shift",
+                0.0,
+                slider_max(0.5, A + "width_shift"),
+                step=0.05,
+                key=A + "width_shift",
                 format="%.2f",
                 help="width_shift_range: move left/right by up to this share of the width.",
             ),
             "height_shift": st.slider(
-                "Height shift", 0.0, slider_max(0.5, A + "height_shift"), step=0.05, key=A + "height_shift",
+                "Height shift",
+                0.0,
+                slider_max(0.5, A + "height_shift"),
+                step=0.05,
+                key=A + "height_shift",
                 format="%.2f",
                 help="height_shift_range: move up/down by up to this share of the height.",
             ),
             "zoom": st.slider(
-                "Zoom", 0.0, slider_max(0.5, A + "zoom"), step=0.05, key=A + "zoom", format="%.2f",
+                "Zoom",
+                0.0,
+                slider_max(0.5, A + "zoom"),
+                step=0.05,
+                key=A + "zoom",
+                format="%.2f",
                 help="zoom_range: 0.1 zooms each axis between 90% and 110%.",
             ),
-        }  # fmt: skip
+        }
         f1, f2 = st.columns(2)
         values["hflip"] = f1.checkbox("Horizontal flip", key=A + "hflip", help="horizontal_flip: mirror left-right.")
-        values["vflip"] = f2.checkbox("Vertical flip", key=A + "vflip",
-                                      help="vertical_flip: valid for microscope images and core photos.")  # fmt: skip
+        values["vflip"] = f2.checkbox(
+            "Vertical flip", key=A + "vflip", help="vertical_flip: valid for microscope images and core photos."
+        )
         values["fill_mode"] = st.selectbox(
-            "Fill mode", FILL_MODES, key=A + "fill_mode",
+            "Fill mode",
+            FILL_MODES,
+            key=A + "fill_mode",
             help="How pixels moved in from outside the image are filled.",
-        )  # fmt: skip
+        )
     try:
         aug = AugmentConfig(**values)
     except ValueError as exc:
@@ -300,8 +375,13 @@ def _preview(aug: AugmentConfig, m) -> None:
     if b1.button("Another image", key=K + "preview_next", icon=":material/image:", width="stretch"):
         ss[K + "preview_pick"] += 1
         st.rerun()
-    if b2.button("New random versions", key=K + "preview_reseed", icon=":material/casino:", width="stretch",
-                 disabled=not aug.enabled):  # fmt: skip
+    if b2.button(
+        "New random versions",
+        key=K + "preview_reseed",
+        icon=":material/casino:",
+        width="stretch",
+        disabled=not aug.enabled,
+    ):
         ss[K + "preview_seed"] += 1
         st.rerun()
     image = ds.images[index]
@@ -393,8 +473,15 @@ def _start_panel(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) ->
         _queue_table()
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     label = "Show the stored run" if stored is not None else "Train"
-    c1.button(label, type="primary", icon=":material/play_arrow:", on_click=_start, disabled=bool(blockers),
-              key=K + "start", width="stretch")  # fmt: skip
+    c1.button(
+        label,
+        type="primary",
+        icon=":material/play_arrow:",
+        on_click=_start,
+        disabled=bool(blockers),
+        key=K + "start",
+        width="stretch",
+    )
     with c2:
         if blockers:
             for b in blockers:
@@ -416,17 +503,26 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
     except ValueError:  # DataError: already said above
         return
     if est.calibrated:
-        st.caption(f":material/timer: {estimate_text(est, ahead)}; peak memory about "
-                   f"{est.peak_bytes / 2**20:,.0f} MB ({est.precision}).")  # fmt: skip
+        st.caption(
+            f":material/timer: {estimate_text(est, ahead)}; peak memory about "
+            f"{est.peak_bytes / 2**20:,.0f} MB ({est.precision})."
+        )
     elif jobs.measuring_speed(est.precision):
-        st.caption(":material/timer: Measuring this server's training speed (about 30 s, once); the estimate "
-                   "shows on the next change.")  # fmt: skip
+        st.caption(
+            ":material/timer: Measuring this server's training speed (about 30 s, once); the estimate "
+            "shows on the next change."
+        )
     else:
-        st.button("Estimate the time", key=K + "measure", icon=":material/timer:", on_click=jobs.measure_speed,
-                  args=(est.precision,), disabled=bool(resources.worker().running()),
-                  help="Measures this server's training speed once (about 30 s of training on random images, "
-                  "best while nothing else trains). After that every training shows its time before it starts.",
-                  )  # fmt: skip
+        st.button(
+            "Estimate the time",
+            key=K + "measure",
+            icon=":material/timer:",
+            on_click=jobs.measure_speed,
+            args=(est.precision,),
+            disabled=bool(resources.worker().running()),
+            help="Measures this server's training speed once (about 30 s of training on random images, "
+            "best while nothing else trains). After that every training shows its time before it starts.",
+        )
 
 
 def _queue_table() -> None:
@@ -446,8 +542,10 @@ def _live(mine: bool, can_stop: bool, snaps: list) -> None:
     job_id = snap["id"]
     if snap["state"] == "queued":
         whose = "Your run" if mine else "This run"
-        st.info(f"{whose} is number **{snap['position']}** in the queue: it starts when a training before it "
-                "ends.", icon=":material/hourglass_top:")  # fmt: skip
+        st.info(
+            f"{whose} is number **{snap['position']}** in the queue: it starts when a training before it ends.",
+            icon=":material/hourglass_top:",
+        )
         _queue_table()
         if can_stop:
             st.button("Cancel", key=K + "cancel", on_click=jobs.stop, args=(job_id,), icon=":material/close:")
@@ -460,8 +558,9 @@ def _live(mine: bool, can_stop: bool, snaps: list) -> None:
         c1.button("Stopping…", key=K + "stopping", disabled=True, width="stretch")
         c2.caption("Training stops after the current batch; the run is saved with what it has learned.")
     else:
-        c1.button("Stop training", key=K + "stop", on_click=jobs.stop, args=(job_id,), icon=":material/stop:",
-                  width="stretch")  # fmt: skip
+        c1.button(
+            "Stop training", key=K + "stop", on_click=jobs.stop, args=(job_id,), icon=":material/stop:", width="stretch"
+        )
         c2.caption("Stopping keeps what the network has learned: the run is saved and can be read like any other.")
     history = snap["history"]
     if history.get("loss"):
@@ -477,8 +576,13 @@ def _finished(job) -> None:
         st.warning(snap["error"], icon=":material/restart_alt:")
         st.caption(snap["label"])
         if jobs.mine(job):
-            st.button("Train it again", key=K + "rerun", on_click=jobs.rerun, args=(snap["id"],),
-                      icon=":material/restart_alt:")  # fmt: skip
+            st.button(
+                "Train it again",
+                key=K + "rerun",
+                on_click=jobs.rerun,
+                args=(snap["id"],),
+                icon=":material/restart_alt:",
+            )
         return
     if snap["state"] == "failed":
         st.error(job_error(snap["error"]) or "Training failed.", icon=":material/error:")  # out of memory: one line
@@ -507,15 +611,21 @@ def _finished(job) -> None:
         )
     else:
         extra = " Early stopping ended it before the last epoch." if rec.stopped_early else ""
-        st.success(f"Finished: {plural(n, 'epoch')} in {rec.seconds:.0f} s.{extra} The model keeps "
-                   f"{_kept_weights(rec)}: test accuracy **{acc:.0%}**.", icon=":material/check_circle:")  # fmt: skip
+        st.success(
+            f"Finished: {plural(n, 'epoch')} in {rec.seconds:.0f} s.{extra} The model keeps "
+            f"{_kept_weights(rec)}: test accuracy **{acc:.0%}**.",
+            icon=":material/check_circle:",
+        )
     st.plotly_chart(
         charts.history_figure(
-            rec.history, best=rec.best_epoch, restored=rec.restored_epoch,
-            stopped=n if rec.stopped_early else None, phases=rec.phases,
+            rec.history,
+            best=rec.best_epoch,
+            restored=rec.restored_epoch,
+            stopped=n if rec.stopped_early else None,
+            phases=rec.phases,
         ),
         config=charts.CONFIG,
-    )  # fmt: skip
+    )
     c1, c2, _ = st.columns([1, 1, 2])
     c1.page_link(state.PAGES["diagnostics"], label="Read the curves", icon=":material/monitoring:")
     c2.page_link(state.PAGES["predictions"], label="See the predictions", icon=":material/grid_view:")
@@ -526,8 +636,10 @@ def _finished(job) -> None:
 def _repeat_control(rec) -> None:
     """Train this configuration again over other seeds; the Compare page shows the spread."""
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-    c1.caption("Was it luck? Train the same settings with other seeds (split, first weights, shuffling) and see "
-               "how much the scores move.")  # fmt: skip
+    c1.caption(
+        "Was it luck? Train the same settings with other seeds (split, first weights, shuffling) and see "
+        "how much the scores move."
+    )
     state.start_widgets({K + "seeds": 3})
     c2.number_input("Seeds", MIN_SEEDS, MAX_SEEDS, key=K + "seeds", persist_state="session")
     c3.button("Repeat over seeds", key=K + "repeat", icon=":material/replay:", on_click=_repeat, args=(rec.run_id,))

@@ -1,6 +1,6 @@
 """Transfer learning: the course's last step, a frozen VGG16 base with a new head, against the scratch CNN.
 
-Reads the controls, asks :mod:`core.compare` for the two configs and hands them
+Reads the controls, asks :mod:`core.results.compare` for the two configs and hands them
 to the training worker; :func:`ui.jobs.follow` redraws the comparison while
 they train. Nothing trains in this script, and TensorFlow is not imported here.
 """
@@ -11,10 +11,9 @@ from functools import partial
 
 import streamlit as st
 
-from core.architecture import layer_table
-from core.compare import compare_configs, comparison_rows
-from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.tables import plural
+from core.base import AugmentConfig, ModelConfig, TrainConfig, plural
+from core.models.layer_table import layer_table
+from core.results import compare_configs, comparison_rows
 from ui import charts, jobs, resources, state
 from ui.controls import DENSE_UNITS, FINE_TUNE_RATES, weights_picker
 from ui.feedback import empty_state, header
@@ -39,10 +38,11 @@ DEFAULTS = {
 COLUMNS = {
     "Training time (s)": st.column_config.NumberColumn(format="%.1f"),
     "Best-epoch val acc": st.column_config.NumberColumn(format="%.3f"),
-    "Test acc": st.column_config.NumberColumn(format="%.3f", help="With the weights each run keeps (its best "
-                                              "epoch's)."),
+    "Test acc": st.column_config.NumberColumn(
+        format="%.3f", help="With the weights each run keeps (its best epoch's)."
+    ),
     "Macro F1": st.column_config.NumberColumn(format="%.3f"),
-}  # fmt: skip
+}
 
 
 def main() -> None:
@@ -50,23 +50,35 @@ def main() -> None:
     _explain()
     source = state.dataset()
     if not source:
-        empty_state("No dataset yet: pick or upload one on the Data page.", state.PAGES["data"],
-                    "Go to the Data page", ":material/photo_library:")  # fmt: skip
+        empty_state(
+            "No dataset yet: pick or upload one on the Data page.",
+            state.PAGES["data"],
+            "Go to the Data page",
+            ":material/photo_library:",
+        )
         return
-    st.caption(f"Data: **{dataset_label(source)}** (change it in the sidebar). Both runs use the same images, "
-               "split and seed.")  # fmt: skip
+    st.caption(
+        f"Data: **{dataset_label(source)}** (change it in the sidebar). Both runs use the same images, split and seed."
+    )
     state.start_widgets(DEFAULTS)
     weights = _controls()
     st.markdown("**Trainable vs frozen parameters**")
     vgg_cfg = _parameters(source, weights)
-    if st.button("Compare scratch CNN vs VGG16 transfer", type="primary", key=K + "start",
-                 icon=":material/compare_arrows:",
-                 help="Trains both in the background; runs already in the store come back at once."):  # fmt: skip
+    if st.button(
+        "Compare scratch CNN vs VGG16 transfer",
+        type="primary",
+        key=K + "start",
+        icon=":material/compare_arrows:",
+        help="Trains both in the background; runs already in the store come back at once.",
+    ):
         _start(source, vgg_cfg, weights)
     run = st.session_state.get(JOBS)
     if not run:
-        st.info("No comparison yet. Press **Compare scratch CNN vs VGG16 transfer**: the course's CNN and the "
-                "VGG16 model train one after the other in the background.", icon=":material/move_up:")  # fmt: skip
+        st.info(
+            "No comparison yet. Press **Compare scratch CNN vs VGG16 transfer**: the course's CNN and the "
+            "VGG16 model train one after the other in the background.",
+            icon=":material/move_up:",
+        )
         return
     jobs.follow([run[role] for role in ROLES], partial(_results, run))
 
@@ -88,19 +100,44 @@ def _controls() -> str | None:
     ss = st.session_state
     weights = weights_picker(K + "weights", "imagenet", persist_state="session")
     c1, c2, c3 = st.columns(3)
-    c1.slider("Input size (px)", 32, 128, step=8, key=K + "input_size", persist_state="session",
-              help="VGG16 needs 32 or more: its five 2x2 poolings halve the image five times.")  # fmt: skip
+    c1.slider(
+        "Input size (px)",
+        32,
+        128,
+        step=8,
+        key=K + "input_size",
+        persist_state="session",
+        help="VGG16 needs 32 or more: its five 2x2 poolings halve the image five times.",
+    )
     c2.select_slider("Dense units", options=list(DENSE_UNITS), key=K + "dense", persist_state="session")
     c3.slider("Dropout", 0.0, 0.9, step=0.05, key=K + "dropout", persist_state="session")
     c4, c5, c6 = st.columns(3)
     c4.slider("Epochs (head)", 1, 50, key=K + "epochs", persist_state="session")
-    c5.slider("Fine-tune epochs (0 = off)", 0, 20, key=K + "ft_epochs", persist_state="session",
-              help="After the head: unfreeze block5 and train it with a small learning rate.")  # fmt: skip
-    c6.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K + "seed", persist_state="session",
-                    help="The split, the first weights and the shuffling: the same for both runs.")  # fmt: skip
+    c5.slider(
+        "Fine-tune epochs (0 = off)",
+        0,
+        20,
+        key=K + "ft_epochs",
+        persist_state="session",
+        help="After the head: unfreeze block5 and train it with a small learning rate.",
+    )
+    c6.number_input(
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        key=K + "seed",
+        persist_state="session",
+        help="The split, the first weights and the shuffling: the same for both runs.",
+    )
     if ss[K + "ft_epochs"]:
-        st.select_slider("Fine-tune learning rate", options=list(FINE_TUNE_RATES), format_func=lambda x: f"{x:g}",
-                         key=K + "ft_lr", persist_state="session")  # fmt: skip
+        st.select_slider(
+            "Fine-tune learning rate",
+            options=list(FINE_TUNE_RATES),
+            format_func=lambda x: f"{x:g}",
+            key=K + "ft_lr",
+            persist_state="session",
+        )
     st.toggle("Data augmentation (the course's settings)", key=K + "augment", persist_state="session")
     st.caption(
         "With augmentation on, the training images change every epoch, so they go through the frozen base "
@@ -112,8 +149,13 @@ def _controls() -> str | None:
 
 def _parameters(source: str, weights: str | None) -> ModelConfig:
     ss = st.session_state
-    cfg = ModelConfig(model="vgg16", input_size=int(ss[K + "input_size"]), dense_units=int(ss[K + "dense"]),
-                      dropout=float(ss[K + "dropout"]), weights=weights or "none")  # fmt: skip
+    cfg = ModelConfig(
+        model="vgg16",
+        input_size=int(ss[K + "input_size"]),
+        dense_units=int(ss[K + "dense"]),
+        dropout=float(ss[K + "dropout"]),
+        weights=weights or "none",
+    )
     cfg = resources.fit_classes(cfg, source)
     table = layer_table(cfg)
     c1, c2, c3 = st.columns(3)
@@ -122,14 +164,34 @@ def _parameters(source: str, weights: str | None) -> ModelConfig:
     c3.metric("Trainable share", f"{table.trainable_params / table.total_params:.2%}")
     st.caption(f"At {cfg.input_size}x{cfg.input_size} px, Dense {cfg.dense_units}, {cfg.num_classes} classes.")
     base = table.rows[0]
-    head = [{"Layer": r.name, "Type": r.type, "Output": "x".join(map(str, r.output_shape)),
-             "Parameters": r.params, "Trainable": r.trainable} for r in table.rows]  # fmt: skip
+    head = [
+        {
+            "Layer": r.name,
+            "Type": r.type,
+            "Output": "x".join(map(str, r.output_shape)),
+            "Parameters": r.params,
+            "Trainable": r.trainable,
+        }
+        for r in table.rows
+    ]
     st.dataframe(head, hide_index=True)
-    with st.expander(f"Inside the frozen base: {len(base.children)} layers "
-                     f"({sum(c.type == 'Conv2D' for c in base.children)} conv, "
-                     f"{sum(c.type != 'Conv2D' for c in base.children)} pooling)"):  # fmt: skip
-        st.dataframe([{"Layer": c.name, "Type": c.type, "Output": "x".join(map(str, c.output_shape)),
-                       "Parameters (frozen)": c.params} for c in base.children], hide_index=True)  # fmt: skip
+    with st.expander(
+        f"Inside the frozen base: {len(base.children)} layers "
+        f"({sum(c.type == 'Conv2D' for c in base.children)} conv, "
+        f"{sum(c.type != 'Conv2D' for c in base.children)} pooling)"
+    ):
+        st.dataframe(
+            [
+                {
+                    "Layer": c.name,
+                    "Type": c.type,
+                    "Output": "x".join(map(str, c.output_shape)),
+                    "Parameters (frozen)": c.params,
+                }
+                for c in base.children
+            ],
+            hide_index=True,
+        )
     return cfg
 
 
@@ -203,11 +265,15 @@ def _results(run: dict, snaps: list) -> None:
     st.plotly_chart(charts.comparison_figure(curves, records["transfer"].phases or ()), config=charts.CONFIG)
     transfer_id = records["transfer"].run_id
     if state.run_id() == transfer_id:
-        st.success("The transfer run is selected: open Diagnostics or Predictions to read it.",
-                   icon=":material/check:")  # fmt: skip
+        st.success("The transfer run is selected: open Diagnostics or Predictions to read it.", icon=":material/check:")
     else:
-        st.button("Select the transfer run for Diagnostics and Predictions", key=K + "select",
-                  on_click=_select, args=(transfer_id,), icon=":material/ads_click:")  # fmt: skip
+        st.button(
+            "Select the transfer run for Diagnostics and Predictions",
+            key=K + "select",
+            on_click=_select,
+            args=(transfer_id,),
+            icon=":material/ads_click:",
+        )
 
 
 def _select(run_id: str) -> None:

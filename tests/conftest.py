@@ -20,7 +20,7 @@ def tiny_folder(tmp_path):
 
 @pytest.fixture
 def store(tmp_path):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     return RunStore(tmp_path / "home")
 
@@ -39,6 +39,5 @@ def cluster():
     """A real Dask cluster, 2 worker processes on 127.0.0.1, for one test module (test_dask_executor, test_matrix)."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as c:  # fmt: skip
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as c:
         yield c

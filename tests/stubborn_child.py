@@ -1,6 +1,6 @@
 """A training process that ignores stop requests (``python -m tests.stubborn_child FD``).
 
-The real child (:mod:`core.child`), except that a "stop" message is read and
+The real child (:mod:`core.jobs.child`), except that a "stop" message is read and
 dropped, and every batch takes a while: what a training stuck in a long
 epoch looks like to the parent. The worker must kill it after its grace period.
 """
@@ -10,7 +10,7 @@ import sys
 import time
 from multiprocessing.connection import Connection
 
-from core.child import run_task
+from core.jobs.child import run_task
 
 
 def main(fd: int) -> int:

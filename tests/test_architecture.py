@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from core.architecture import ArchitectureError, check_architecture, layer_table
-from core.config import COURSE_PARAMS, ModelConfig
+from core.base.config import COURSE_PARAMS, ModelConfig
+from core.models.layer_table import ArchitectureError, check_architecture, layer_table
 
 
 def test_course_network_matches_the_chapter():
@@ -94,7 +94,7 @@ def _random_configs(n: int, seed: int = 7) -> list[ModelConfig]:
 
 @pytest.mark.parametrize("cfg", _random_configs(40))
 def test_table_equals_keras_summary(cfg):
-    from core.model import build_model, keras_summary_rows
+    from core.models.builder import build_model, keras_summary_rows
 
     model = build_model(cfg)
     keras_rows = keras_summary_rows(model)
@@ -110,7 +110,7 @@ def test_table_equals_keras_summary(cfg):
 def test_vgg16_base_rows_equal_keras_applications():
     import keras
 
-    from core.architecture import vgg16_base_rows
+    from core.models.layer_table import vgg16_base_rows
 
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
     theirs = [(layer.name, tuple(layer.output.shape[1:]), layer.count_params()) for layer in base.layers[1:]]
@@ -126,26 +126,54 @@ def test_receptive_fields_of_the_course_network():
     rows = [(n, rf, j) for n, rf, j in _fields(ModelConfig()) if "conv" in n or "pool" in n]
     # conv 3x3: 1 + 2 = 3; pool 2: 3 + 1x1 = 4, jump 2; conv: 4 + 2x2 = 8; pool: 8 + 1x2 = 10, jump 4;
     # conv: 10 + 2x4 = 18; pool: 18 + 1x4 = 22, jump 8.
-    assert rows == [("block1_conv", 3, 1), ("block1_pool", 4, 2), ("block2_conv", 8, 2), ("block2_pool", 10, 4),
-                    ("block3_conv", 18, 4), ("block3_pool", 22, 8)]  # fmt: skip
-    assert _fields(ModelConfig())[-4:] == [("flatten", None, None), ("dense", None, None),
-                                           ("dropout", None, None), ("output", None, None)]  # fmt: skip
+    assert rows == [
+        ("block1_conv", 3, 1),
+        ("block1_pool", 4, 2),
+        ("block2_conv", 8, 2),
+        ("block2_pool", 10, 4),
+        ("block3_conv", 18, 4),
+        ("block3_pool", 22, 8),
+    ]
+    assert _fields(ModelConfig())[-4:] == [
+        ("flatten", None, None),
+        ("dense", None, None),
+        ("dropout", None, None),
+        ("output", None, None),
+    ]
     d = layer_table(ModelConfig()).to_dict()
-    assert [(la["receptive_field"], la["jump"]) for la in d["layers"][:6]] == [(3, 1), (4, 2), (8, 2), (10, 4),
-                                                                                (18, 4), (22, 8)]  # fmt: skip
+    assert [(la["receptive_field"], la["jump"]) for la in d["layers"][:6]] == [
+        (3, 1),
+        (4, 2),
+        (8, 2),
+        (10, 4),
+        (18, 4),
+        (22, 8),
+    ]
 
 
 def test_receptive_fields_with_same_padding_5x5_kernels_and_batchnorm():
     cfg = ModelConfig(input_size=32, blocks=3, kernel_size=5, pool_size=2, padding="same", batchnorm=True)
     # conv 5x5: 1 + 4 = 5 (padding does not change the field); bn keeps it; pool 2: 5 + 1 = 6, jump 2;
     # conv: 6 + 4x2 = 14; pool: 14 + 1x2 = 16, jump 4; conv: 16 + 4x4 = 32; pool: 32 + 4 = 36, jump 8.
-    assert _fields(cfg)[:9] == [("block1_conv", 5, 1), ("block1_bn", 5, 1), ("block1_pool", 6, 2),
-                                ("block2_conv", 14, 2), ("block2_bn", 14, 2), ("block2_pool", 16, 4),
-                                ("block3_conv", 32, 4), ("block3_bn", 32, 4), ("block3_pool", 36, 8)]  # fmt: skip
+    assert _fields(cfg)[:9] == [
+        ("block1_conv", 5, 1),
+        ("block1_bn", 5, 1),
+        ("block1_pool", 6, 2),
+        ("block2_conv", 14, 2),
+        ("block2_bn", 14, 2),
+        ("block2_pool", 16, 4),
+        ("block3_conv", 32, 4),
+        ("block3_bn", 32, 4),
+        ("block3_pool", 36, 8),
+    ]
     assert _fields(cfg.replace(padding="valid", input_size=64))[:9] == _fields(cfg)[:9]
     # a 3x3 pooling window moving 3 pixels: 5 + 2x1 = 7, jump 3; conv 5x5: 7 + 4x3 = 19; pool: 19 + 2x3 = 25, jump 9
     assert _fields(ModelConfig(input_size=64, blocks=2, kernel_size=5, pool_size=3))[:4] == [
-        ("block1_conv", 5, 1), ("block1_pool", 7, 3), ("block2_conv", 19, 3), ("block2_pool", 25, 9)]  # fmt: skip
+        ("block1_conv", 5, 1),
+        ("block1_pool", 7, 3),
+        ("block2_conv", 19, 3),
+        ("block2_pool", 25, 9),
+    ]
 
 
 def test_receptive_fields_of_vgg16():
@@ -156,6 +184,8 @@ def test_receptive_fields_of_vgg16():
     assert kids["block5_conv3"] == (196, 16) and kids["block5_pool"] == (212, 32)  # VGG16's well-known 212
     assert (t.rows[0].receptive_field, t.rows[0].jump) == (212, 32)
     assert t.to_dict(children=True)["layers"][0]["children"][-1]["receptive_field"] == 212
+
+
 def test_multiply_adds_match_hand_counts_for_the_course_network():
     table = layer_table(ModelConfig())
     macs = {r.name: r.macs for r in table.rows}

@@ -1,4 +1,4 @@
-"""core.augment: the course's ImageDataGenerator arguments as Keras 3 preprocessing layers."""
+"""core.models.augment: the course's ImageDataGenerator arguments as Keras 3 preprocessing layers."""
 
 import ast
 import subprocess
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.augment import (
+from core.base.config import FILL_MODES, AugmentConfig
+from core.models.augment import (
     CONTROLS,
     augment_dataset_fn,
     build_augmentation,
@@ -18,7 +19,6 @@ from core.augment import (
     keras_code,
     preview,
 )
-from core.config import FILL_MODES, AugmentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = AugmentConfig.course()
@@ -49,7 +49,7 @@ def _centroids(batch):
 
 
 def test_module_import_does_not_import_tensorflow():
-    code = "import sys, core.augment; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    code = "import sys, core.models.augment; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -267,9 +267,9 @@ def test_augment_dataset_fn_flips_some_training_images_and_keeps_labels():
     x, y, xa, ya = _flip_dataset(seed=0)
     assert xa.dtype == np.float32 and xa.shape == x.shape
     np.testing.assert_array_equal(ya, y)
-    flipped = [np.array_equal(a, o[:, ::-1]) for a, o in zip(xa, x)]
-    same = [np.array_equal(a, o) for a, o in zip(xa, x)]
-    assert all(f or s for f, s in zip(flipped, same))  # each image is itself or its mirror
+    flipped = [np.array_equal(a, o[:, ::-1]) for a, o in zip(xa, x, strict=True)]
+    same = [np.array_equal(a, o) for a, o in zip(xa, x, strict=True)]
+    assert all(f or s for f, s in zip(flipped, same, strict=True))  # each image is itself or its mirror
     assert any(flipped) and any(same)
     np.testing.assert_array_equal(_flip_dataset(seed=0)[2], xa)  # reproducible by seed
 
@@ -285,7 +285,7 @@ def test_training_pipeline_is_reproducible_by_seed():
         return [np.concatenate([xb.numpy() for xb, _ in ds]) for _ in range(n)]
 
     a = epochs(seed=0)
-    for got, want in zip(epochs(seed=0), a):
+    for got, want in zip(epochs(seed=0), a, strict=True):
         np.testing.assert_array_equal(got, want)
     assert not np.allclose(epochs(seed=1, n=1)[0], a[0])
 
@@ -326,7 +326,7 @@ def test_keras_code_builds_the_same_layers(cfg):
 def test_keras_code_shows_the_values():
     code = keras_code(COURSE)
     for text in (
-        "RandomRotation(factor=20 / 360, fill_mode=\"nearest\")",
+        'RandomRotation(factor=20 / 360, fill_mode="nearest")',
         "RandomTranslation(height_factor=0.1, width_factor=0.1",
         'RandomFlip("horizontal")',
         'RandomFlip("vertical")',

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.base.config import ModelConfig, TrainConfig
 from core.cli import main
-from core.config import ModelConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +42,20 @@ def test_summary_json_is_the_course_network(capsys):
 
 
 def test_summary_flags_change_the_table(capsys):
-    code, out, _ = run(capsys, "summary", "--json", "--blocks", "2", "--filters", "16,48", "--batchnorm",
-                       "--classes", "3", "--padding", "same")
+    code, out, _ = run(
+        capsys,
+        "summary",
+        "--json",
+        "--blocks",
+        "2",
+        "--filters",
+        "16,48",
+        "--batchnorm",
+        "--classes",
+        "3",
+        "--padding",
+        "same",
+    )
     d = json.loads(out)
     convs = [la for la in d["layers"] if la["type"] == "Conv2D"]
     assert [c["output_shape"] for c in convs] == [[64, 64, 16], [32, 32, 48]]
@@ -75,7 +87,10 @@ def test_vgg16_summary_counts(capsys):
         (["compare"], "usage: python -m core compare RUN_ID RUN_ID..."),
         (["compare", "--transfer"], "compare --transfer needs --data"),
         (["export", "abc", "--model", "m.keras"], "export names the model file with --model-file now"),
-        (["lab", "--data", "thin_sections", "--scheduler", "tcp://127.0.0.1:9"], "Cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+        (
+            ["lab", "--data", "thin_sections", "--scheduler", "tcp://127.0.0.1:9"],
+            "Cannot reach the Dask scheduler at tcp://127.0.0.1:9",
+        ),
     ],
 )
 def test_bad_flags_get_one_line_and_exit_2(capsys, argv, needle):
@@ -88,8 +103,24 @@ def test_bad_flags_get_one_line_and_exit_2(capsys, argv, needle):
 
 
 def test_train_json_then_cached_then_listed(capsys, tiny_folder):
-    args = ["train", "--data", str(tiny_folder), "--input-size", "16", "--blocks", "1", "--filters", "4",
-            "--dense", "8", "--epochs", "2", "--batch-size", "8", "--json"]
+    args = [
+        "train",
+        "--data",
+        str(tiny_folder),
+        "--input-size",
+        "16",
+        "--blocks",
+        "1",
+        "--filters",
+        "4",
+        "--dense",
+        "8",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--json",
+    ]
     code, out, _ = run(capsys, *args)
     assert code == 0
     d = json.loads(out)
@@ -121,8 +152,9 @@ def _cli(tmp_path, *argv, timeout=240):
     """``python -m core ...`` as a user runs it: a real process, TensorFlow's logs left to the CLI to silence."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env.update(CNNLAB_HOME=str(tmp_path / "home"), KERAS_HOME=str(tmp_path / "keras"))
-    return subprocess.run([sys.executable, "-m", "core", *argv], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _one_clean_line(stderr: str) -> str:
@@ -164,8 +196,24 @@ def test_unavailable_imagenet_weights_are_a_users_error(tmp_path, tiny_folder):
 
 
 def test_a_training_run_prints_no_tensorflow_noise(tmp_path, tiny_folder):
-    p = _cli(tmp_path, "train", "--data", str(tiny_folder), "--input-size", "16", "--blocks", "1", "--filters", "4",
-             "--dense", "8", "--epochs", "1", "--batch-size", "8")
+    p = _cli(
+        tmp_path,
+        "train",
+        "--data",
+        str(tiny_folder),
+        "--input-size",
+        "16",
+        "--blocks",
+        "1",
+        "--filters",
+        "4",
+        "--dense",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    )
     assert p.returncode == 0, p.stderr
     assert p.stderr.strip().startswith("Epoch 1/1 [train]") and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "Test accuracy" in p.stdout
@@ -187,12 +235,13 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_exit_1(capsys, monkeypa
 
 def test_lab_trains_its_variants_in_worker_processes_and_jobs_lists_them(capsys, monkeypatch, tmp_path, tiny_folder):
     import core.cli.commands
-    from core.config import ModelConfig, TrainConfig
-    from core.lab import lab_variants
+    from core.base.config import ModelConfig, TrainConfig
+    from core.lab.variants import lab_variants
 
     tiny, fast = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8), TrainConfig(batch_size=8)
-    monkeypatch.setattr(core.cli.commands, "lab_variants", lambda **kw: lab_variants(**kw, model_cfg=tiny,
-                                                                                      train_cfg=fast))  # fmt: skip
+    monkeypatch.setattr(
+        core.cli.commands, "lab_variants", lambda **kw: lab_variants(**kw, model_cfg=tiny, train_cfg=fast)
+    )
     monkeypatch.setenv("CNNLAB_HOME", str(tmp_path / "home"))
     code, out, err = run(capsys, "jobs")
     assert code == 0 and out.startswith("No training jobs yet")
@@ -214,6 +263,8 @@ def test_lab_trains_its_variants_in_worker_processes_and_jobs_lists_them(capsys,
     assert code == 0 and out.count("(stored)") == 5 and err.count("stored run") == 5
     code, out, _ = run(capsys, "jobs")
     assert code == 0 and out.splitlines()[0].split()[:3] == ["Job", "State", "Place"]
+
+
 # --------------------------------------------------------------------------- explain
 
 
@@ -223,8 +274,8 @@ def explain_home(tmp_path_factory):
     from PIL import Image
     from tinydata import write_tiny_dataset
 
-    from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment
 
     root = tmp_path_factory.mktemp("explain")
     data = write_tiny_dataset(root / "data")
@@ -263,12 +314,24 @@ def test_explain_writes_the_feature_maps_and_the_grad_cam_overlay(capsys, in_exp
 def test_explain_json_has_the_grad_cam_map_at_the_images_size(capsys, in_explain_home, tmp_path):
     from core.data import read_image_bytes
     from core.inside import grad_cam, open_run
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     _, rec, image = in_explain_home
     name = rec.data["classes"][1]
-    code, text, err = run(capsys, "explain", rec.run_id, "--image", str(image), "--out", str(tmp_path),
-                          "--layer", "block1_pool", "--class", name, "--json")  # fmt: skip
+    code, text, err = run(
+        capsys,
+        "explain",
+        rec.run_id,
+        "--image",
+        str(image),
+        "--out",
+        str(tmp_path),
+        "--layer",
+        "block1_pool",
+        "--class",
+        name,
+        "--json",
+    )
     assert code == 0, err
     d = json.loads(text)
     assert d["layer"]["name"] == "block1_pool" and d["layer"]["output_shape"] == [7, 7, 4]
@@ -288,11 +351,14 @@ def test_explain_json_has_the_grad_cam_map_at_the_images_size(capsys, in_explain
 @pytest.mark.parametrize(
     "extra, needle",
     [
-        (["--layer", "dense"], "has no layer 'dense' to look inside. Its convolution, normalisation and pooling "
-                               "layers are: block1_conv, block1_pool, block2_conv, block2_pool."),
+        (
+            ["--layer", "dense"],
+            "has no layer 'dense' to look inside. Its convolution, normalisation and pooling "
+            "layers are: block1_conv, block1_pool, block2_conv, block2_pool.",
+        ),
         (["--class", "granite"], "it has no class 'granite'"),
     ],
-)  # fmt: skip
+)
 def test_explain_unknown_layer_or_class_is_one_line_and_exit_2(capsys, in_explain_home, tmp_path, extra, needle):
     _, rec, image = in_explain_home
     code, text, err = run(capsys, "explain", rec.run_id, "--image", str(image), "--out", str(tmp_path / "o"), *extra)
@@ -303,12 +369,24 @@ def test_explain_unknown_layer_or_class_is_one_line_and_exit_2(capsys, in_explai
 def test_explain_an_unknown_run_in_a_real_process(explain_home, tmp_path):
     home, _, image = explain_home
     env = {**os.environ, "CNNLAB_HOME": str(home)}
-    p = subprocess.run([sys.executable, "-m", "core", "explain", "nope", "--image", str(image), "--out",
-                        str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-m", "core", "explain", "nope", "--image", str(image), "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and p.stdout == ""
     assert "No stored run 'nope'" in _one_clean_line(p.stderr)
-    p = subprocess.run([sys.executable, "-m", "core", "explain", "nope", "--out", str(tmp_path)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-m", "core", "explain", "nope", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "--image" in _one_clean_line(p.stderr)
 
 
@@ -316,18 +394,40 @@ def test_estimate_says_when_train_would_refuse_the_network(tmp_path, monkeypatch
     """The estimate is printed (it shows why), then train's own refusal: one line, exit 2, as `summary` does."""
     import dataclasses
 
-    import core.estimate as E
+    import core.jobs.estimate as E
 
     monkeypatch.setenv("CNNLAB_HOME", str(tmp_path))
-    cal = E.Calibration(key=E.calibration_key("float32"), precision="float32", macs_per_second=2e10,
-                        seconds_per_image=1e-3, seconds_per_bn_value=0.0, augment_seconds_per_pixel=1e-8,
-                        start_seconds=2.0, others_cores=0.0, baseline_bytes=600 * 2**20, machine={}, measured=0.0,
-                        seconds=0.0)
+    cal = E.Calibration(
+        key=E.calibration_key("float32"),
+        precision="float32",
+        macs_per_second=2e10,
+        seconds_per_image=1e-3,
+        seconds_per_bn_value=0.0,
+        augment_seconds_per_pixel=1e-8,
+        start_seconds=2.0,
+        others_cores=0.0,
+        baseline_bytes=600 * 2**20,
+        machine={},
+        measured=0.0,
+        seconds=0.0,
+    )
     path = tmp_path / "calibration" / f"{cal.key}.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(dataclasses.asdict(cal)))
-    big = ["estimate", "--images", "1000", "--input-size", "256", "--filters", "64", "--batch-size", "256",
-           "--precision", "float32", "--json"]
+    big = [
+        "estimate",
+        "--images",
+        "1000",
+        "--input-size",
+        "256",
+        "--filters",
+        "64",
+        "--batch-size",
+        "256",
+        "--precision",
+        "float32",
+        "--json",
+    ]
     assert main(big) == 2
     out, err = capsys.readouterr()
     payload = json.loads(out)

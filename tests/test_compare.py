@@ -5,11 +5,11 @@ import json
 import pytest
 from tinydata import write_tiny_dataset
 
-from core.architecture import ArchitectureError
-from core.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
-from core.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
-from core.errors import UserError
-from core.store import RunRecord
+from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
+from core.base.errors import UserError
+from core.models.layer_table import ArchitectureError
+from core.results.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
+from core.store.runstore import RunRecord
 
 
 def test_compare_configs_share_input_and_head():
@@ -25,14 +25,33 @@ def test_compare_configs_share_input_and_head():
 
 
 def _record(run_id, **kw):
-    base = dict(run_id=run_id, key=run_id, status="complete", created=0.0, source="s", label=run_id,
-                data={"classes": ["a", "b"], "n_train": 8, "n_val": 2, "n_test": 2}, model_config={},
-                train_config={}, layers={"trainable_params": 10, "non_trainable_params": 0},
-                history={"loss": [1, 0.5, 0.4], "val_accuracy": [0.5, 0.9, 0.7]}, epoch_seconds=[1, 1, 1],
-                best_epoch=2, stopped_early=False, stopped_by_user=False, restored_epoch=None, phases=[],
-                diagnosis={}, test={"accuracy": 0.5, "macro": {"f1": 0.4},
-                                    "per_class": [{"class": "a", "f1": 0.3}, {"class": "b", "f1": 0.5}]},
-                seconds=12.5, versions={})  # fmt: skip
+    base = dict(
+        run_id=run_id,
+        key=run_id,
+        status="complete",
+        created=0.0,
+        source="s",
+        label=run_id,
+        data={"classes": ["a", "b"], "n_train": 8, "n_val": 2, "n_test": 2},
+        model_config={},
+        train_config={},
+        layers={"trainable_params": 10, "non_trainable_params": 0},
+        history={"loss": [1, 0.5, 0.4], "val_accuracy": [0.5, 0.9, 0.7]},
+        epoch_seconds=[1, 1, 1],
+        best_epoch=2,
+        stopped_early=False,
+        stopped_by_user=False,
+        restored_epoch=None,
+        phases=[],
+        diagnosis={},
+        test={
+            "accuracy": 0.5,
+            "macro": {"f1": 0.4},
+            "per_class": [{"class": "a", "f1": 0.3}, {"class": "b", "f1": 0.5}],
+        },
+        seconds=12.5,
+        versions={},
+    )
     base.update(kw)
     return RunRecord(**base)
 
@@ -40,11 +59,17 @@ def _record(run_id, **kw):
 def test_comparison_rows():
     scratch = _record("s")
     transfer = _record(
-        "t", layers={"trainable_params": 66_309, "non_trainable_params": 14_714_688}, best_epoch=3, seconds=3.0,
+        "t",
+        layers={"trainable_params": 66_309, "non_trainable_params": 14_714_688},
+        best_epoch=3,
+        seconds=3.0,
         extra={"weights_label": "W", "fine_tune": {"trainable_params": 7_079_424}, "features": "cached"},
-        test={"accuracy": 0.9, "macro": {"f1": 0.85},
-              "per_class": [{"class": "a", "f1": 1.0}, {"class": "b", "f1": 0.7}]},
-    )  # fmt: skip
+        test={
+            "accuracy": 0.9,
+            "macro": {"f1": 0.85},
+            "per_class": [{"class": "a", "f1": 1.0}, {"class": "b", "f1": 0.7}],
+        },
+    )
     rows = comparison_rows(scratch, transfer)
     assert [r["model"] for r in rows] == ["scratch", "transfer"]
     s, t = rows
@@ -62,8 +87,12 @@ def test_comparison_rows():
 
 def test_the_verdict_column_reads_the_curves_by_todays_table():
     # Stored with the old rules' "Underfitting" although the lowest validation loss is the last epoch's.
-    history = {"loss": [1.2, 1.1, 1.0], "accuracy": [0.4, 0.45, 0.5], "val_loss": [1.1, 1.15, 0.9],
-               "val_accuracy": [0.45, 0.4, 0.55]}  # two classes: 0.55 is barely above guessing (0.5)
+    history = {
+        "loss": [1.2, 1.1, 1.0],
+        "accuracy": [0.4, 0.45, 0.5],
+        "val_loss": [1.1, 1.15, 0.9],
+        "val_accuracy": [0.45, 0.4, 0.55],
+    }  # two classes: 0.55 is barely above guessing (0.5)
     rec = _record("v", history=history, diagnosis={"verdict": "underfitting", "title": "Underfitting"})
     row = run_metrics(rec)
     assert (row["verdict"], row["verdict_title"]) == ("still_improving", "Still improving (underfitting so far)")
@@ -105,8 +134,16 @@ def test_compare_cli_runs_both_on_the_same_split(folder, capsys):
     general = json.loads(out)
     assert code == 0 and [r["run_id"] for r in general["runs"]] == ids
     for row, old in zip(general["runs"], d["rows"], strict=True):
-        for k in ("best_epoch", "best_val_accuracy", "test_accuracy", "macro_f1", "f1", "trainable_params",
-                  "frozen_params", "seconds"):  # fmt: skip
+        for k in (
+            "best_epoch",
+            "best_val_accuracy",
+            "test_accuracy",
+            "macro_f1",
+            "f1",
+            "trainable_params",
+            "frozen_params",
+            "seconds",
+        ):
             assert row[k] == old[k], k
     keys = {s["key"] for s in general["settings"]}
     assert "model.model" in keys and "train.seed" not in keys and not general["notes"]
@@ -129,8 +166,8 @@ def test_compare_cli_bad_weights_is_one_line(folder, capsys, tmp_path):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """Two real runs on the same tiny data that differ in dropout and epochs, and one on other data."""
-    from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment
 
     root = tmp_path_factory.mktemp("anyruns")
     data = write_tiny_dataset(root / "data")
@@ -190,12 +227,15 @@ def test_runs_on_different_data_are_compared_with_one_note_in_words(two_runs):
     _, a, _, c = two_runs
     result = compare_runs([a, c])  # other dataset, other classes, other split sizes: one note says it
     assert "data.source" in {s["key"] for s in result["settings"]}
-    assert result["notes"] == ["These runs were trained and tested on different datasets (data, other), so their "
-                               "scores are not measured on the same images."]  # fmt: skip
+    assert result["notes"] == [
+        "These runs were trained and tested on different datasets (data, other), so their "
+        "scores are not measured on the same images."
+    ]
     split = [_record("a"), _record("b", data={"classes": ["a", "b"], "n_train": 7, "n_val": 3, "n_test": 2})]
     assert compare_runs(split)["notes"] == [
         "These runs use the same dataset with different numbers of training / validation / test images "
-        "(8 / 2 / 2, 7 / 3 / 2), so their scores are not measured on the same images."]  # fmt: skip
+        "(8 / 2 / 2, 7 / 3 / 2), so their scores are not measured on the same images."
+    ]
     old = _record("c", data={"classes": ["a", "b"]})  # a record without the split sizes is not a difference
     assert compare_runs([_record("a"), old])["notes"] == []
 

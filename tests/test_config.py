@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
 
 
 def test_defaults_are_the_course_network():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from histories import early_stopped_history, overfitting_history
 
-from core.curves import (
+from core.results.curves import (
     best_epoch,
     best_of,
     change,

@@ -2,10 +2,10 @@
 
 import time
 
-from core.config import ModelConfig, TrainConfig
-from core.dask_executor import DaskExecutor
-from core.experiment import resolve
-from core.worker import DONE, TrainingWorker
+from core.base.config import ModelConfig, TrainConfig
+from core.jobs.dask_executor import DaskExecutor
+from core.jobs.worker import DONE, TrainingWorker
+from core.training.experiment import resolve
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
 

@@ -19,8 +19,8 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 import core.data as data
+from core.base.errors import UserError
 from core.data import DataError, Dataset, ImageSplit, load_dataset, loading, prepare_data, sources
-from core.errors import UserError
 
 SIZE = 16  # load size used by the tests; the files themselves are 12 x 12
 CLASSES = ("granite", "sandstone", "shale")
@@ -124,7 +124,7 @@ def synthetic(counts, side: int = 4, seed: int = 0) -> Dataset:
 
 def assert_colors(ds: Dataset, expected: dict[str, tuple[int, int, int]], prefix: str = "") -> None:
     assert sorted(ds.files) == sorted(prefix + k for k in expected)
-    for img, f in zip(ds.images, ds.files):
+    for img, f in zip(ds.images, ds.files, strict=True):
         want = np.array(expected[f[len(prefix) :]])
         got = img.reshape(-1, 3).astype(int)
         assert np.abs(got - want).max() <= 1, (f, got[0], want)
@@ -354,9 +354,13 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     assert len(ds) == 18 and ds.counts == [6, 6, 6]
     reasons = {s.path: s.reason for s in ds.skipped}
     assert set(reasons) == {
-        "shale/truncated.png", "shale/noise.png", "shale/notes.txt",
-        "granite/empty.png", "granite/zero.png", "stray.png",
-    }  # fmt: skip
+        "shale/truncated.png",
+        "shale/noise.png",
+        "shale/notes.txt",
+        "granite/empty.png",
+        "granite/zero.png",
+        "stray.png",
+    }
     assert "truncated" in reasons["shale/truncated.png"]
     assert reasons["shale/noise.png"].startswith("not an image")
     assert "'.txt'" in reasons["shale/notes.txt"] and "not an image file" in reasons["shale/notes.txt"]
@@ -558,10 +562,12 @@ def test_too_many_files_in_a_folder(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "kwargs, text",
-    [({"image_size": 4}, "'image_size' parameter of load_dataset must be an integer in [8, 512]. Got 4 instead"),
-     ({"image_size": 64.0}, "Got 64.0 instead"),
-     ({"channels": 2}, "'channels' parameter of load_dataset must be 1 (grayscale) or 3 (RGB). Got 2 instead")],
-)  # fmt: skip
+    [
+        ({"image_size": 4}, "'image_size' parameter of load_dataset must be an integer in [8, 512]. Got 4 instead"),
+        ({"image_size": 64.0}, "Got 64.0 instead"),
+        ({"channels": 2}, "'channels' parameter of load_dataset must be 1 (grayscale) or 3 (RGB). Got 2 instead"),
+    ],
+)
 def test_load_arguments_are_checked(tmp_path, kwargs, text):
     make_dataset(tmp_path / "ds", n=2)
     with pytest.raises(DataError) as e:
@@ -585,11 +591,13 @@ def test_read_image_bytes():
 
 @pytest.mark.parametrize(
     "raw, text",
-    [(b"", "is empty (0 bytes)"),
-     (b"GIF89a but no more", "cannot be used: not an image Pillow can read"),
-     (truncated_png(), "cannot be used: the image is truncated"),
-     (zero_size_png(), "cannot be used: the image has zero size (0 x 0 pixels)")],
-)  # fmt: skip
+    [
+        (b"", "is empty (0 bytes)"),
+        (b"GIF89a but no more", "cannot be used: not an image Pillow can read"),
+        (truncated_png(), "cannot be used: the image is truncated"),
+        (zero_size_png(), "cannot be used: the image has zero size (0 x 0 pixels)"),
+    ],
+)
 def test_read_image_bytes_errors(raw, text):
     with pytest.raises(DataError) as e:
         data.read_image_bytes(raw, image_size=SIZE, name="core.png")
@@ -603,8 +611,11 @@ def test_read_image_bytes_errors(raw, text):
 def test_prepare_scales_and_one_hot_encodes():
     ds = synthetic([20] * 5)
     p = prepare_data(ds)
-    for name, x, idx in (("train", p.x_train, p.train_index), ("val", p.x_val, p.val_index),
-                         ("test", p.x_test, p.test_index)):  # fmt: skip
+    for name, x, idx in (
+        ("train", p.x_train, p.train_index),
+        ("val", p.x_val, p.val_index),
+        ("test", p.x_test, p.test_index),
+    ):
         assert isinstance(x, ImageSplit) and x.dtype == np.uint8 and x.shape == (len(idx), 4, 4, 3)
         assert x.images is ds.images  # a view by index: the images are not copied
         assert np.array_equal(np.asarray(x), ds.images[idx]) and np.array_equal(x[1:3], ds.images[idx[1:3]])
@@ -711,12 +722,14 @@ def test_prepare_too_few_images_for_the_number_of_classes():
 
 @pytest.mark.parametrize(
     "kwargs, text",
-    [({"loss": "mse"}, "'loss' parameter of prepare_data must be one of 'categorical', 'sparse'. Got 'mse'"),
-     ({"test_size": 1.5}, "'test_size' parameter of prepare_data must be a number in (0, 1). Got 1.5"),
-     ({"val_split": 0}, "'val_split' parameter of prepare_data must be a number in (0, 1). Got 0"),
-     ({"train_fraction": 0}, "'train_fraction' parameter of prepare_data must be a number in (0, 1]. Got 0"),
-     ({"seed": -1}, "'seed' parameter of prepare_data must be an integer")],
-)  # fmt: skip
+    [
+        ({"loss": "mse"}, "'loss' parameter of prepare_data must be one of 'categorical', 'sparse'. Got 'mse'"),
+        ({"test_size": 1.5}, "'test_size' parameter of prepare_data must be a number in (0, 1). Got 1.5"),
+        ({"val_split": 0}, "'val_split' parameter of prepare_data must be a number in (0, 1). Got 0"),
+        ({"train_fraction": 0}, "'train_fraction' parameter of prepare_data must be a number in (0, 1]. Got 0"),
+        ({"seed": -1}, "'seed' parameter of prepare_data must be an integer"),
+    ],
+)
 def test_prepare_arguments_are_checked(kwargs, text):
     with pytest.raises(DataError) as e:
         prepare_data(synthetic([10, 10]), **kwargs)
@@ -744,6 +757,11 @@ def test_dataset_summary_is_json(tmp_path):
 def test_import_is_light():
     heavy = ("tensorflow", "keras", "streamlit", "sklearn")
     code = f"import sys, core.data; print(sorted(m for m in {heavy!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert out.stdout.strip() == "[]"

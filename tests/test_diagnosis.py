@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from histories import early_stopped_history, hist, overfitting_history
 
-from core.config import TrainConfig
-from core.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, fit_summary_text
-from core.remedies import Remedy
+from core.base.config import TrainConfig
+from core.results.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, fit_summary_text
+from core.results.remedies import Remedy
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_fit_summary_text_says_which_weights_were_saved():
 
 def test_importing_the_diagnosis_does_not_import_tensorflow():
     code = (
-        "import sys, core.diagnosis, core.evaluation; "
+        "import sys, core.results.diagnosis, core.results.evaluation; "
         "heavy = ('tensorflow', 'keras', 'streamlit', 'sklearn'); "
         "bad = [m for m in sys.modules if m.split('.')[0] in heavy]; "
         "assert not bad, bad"

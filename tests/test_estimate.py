@@ -5,18 +5,29 @@ import os
 
 import pytest
 
-import core.estimate as E
-from core.architecture import layer_table
+import core.jobs.estimate as E
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.cli import main
-from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.models.layer_table import layer_table
 
 F32 = TrainConfig(precision="float32", epochs=10)
 
 
 def _cal(**kw):
-    values = dict(key="k", precision="float32", macs_per_second=2e10, seconds_per_image=1e-3,
-                  seconds_per_bn_value=0.0, augment_seconds_per_pixel=1e-8, start_seconds=2.0, others_cores=0.0,
-                  baseline_bytes=600 * 2**20, machine={}, measured=0.0, seconds=0.0)  # fmt: skip
+    values = dict(
+        key="k",
+        precision="float32",
+        macs_per_second=2e10,
+        seconds_per_image=1e-3,
+        seconds_per_bn_value=0.0,
+        augment_seconds_per_pixel=1e-8,
+        start_seconds=2.0,
+        others_cores=0.0,
+        baseline_bytes=600 * 2**20,
+        machine={},
+        measured=0.0,
+        seconds=0.0,
+    )
     values.update(kw)
     return E.Calibration(**values)
 
@@ -51,9 +62,14 @@ def test_it_scales_with_images_epochs_and_augmentation():
     aug = E.estimate(ModelConfig(), F32.replace(augment=AugmentConfig.course()), 1000, calibration=cal, others=0.0)
     assert aug.seconds == pytest.approx(one.seconds + 10 * 640 * 64 * 64 * 3 * 1e-8)
     assert ten.peak_bytes - one.peak_bytes == 9000 * 64 * 64 * 3  # the uint8 images, once
-    queued = E.estimate(ModelConfig(), F32, 1000, calibration=cal, others=0.0,
-                        queued_before=[E.QueuedRun(ModelConfig(), F32, 1000, done=0.5),
-                                       E.QueuedRun(ModelConfig(), F32, 1000)])  # fmt: skip
+    queued = E.estimate(
+        ModelConfig(),
+        F32,
+        1000,
+        calibration=cal,
+        others=0.0,
+        queued_before=[E.QueuedRun(ModelConfig(), F32, 1000, done=0.5), E.QueuedRun(ModelConfig(), F32, 1000)],
+    )
     assert queued.wait_seconds == pytest.approx(1.5 * one.seconds) and queued.seconds == one.seconds
     text = E.estimate_text(queued, 2)
     assert text.startswith("about ") and "on this server; about " in text and "the 2 trainings queued" in text

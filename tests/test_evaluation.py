@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from core.evaluation import TestReport, cell_indices, evaluate
+from core.results.evaluation import TestReport, cell_indices, evaluate
 
 # Nine test items, three classes. Rows are the softmax outputs; the argmax is the prediction.
 Y3 = [0, 0, 0, 0, 1, 2, 2, 2, 2]

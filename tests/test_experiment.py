@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core.config import ModelConfig, TrainConfig
-from core.experiment import predict_images, run_experiment
+from core.base.config import ModelConfig, TrainConfig
+from core.training.experiment import predict_images, run_experiment
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
 FAST = TrainConfig(epochs=2, batch_size=8)
@@ -62,12 +62,12 @@ def test_a_stopped_run_is_kept_but_not_served_as_the_answer(tiny_folder, store):
 def test_a_crash_mid_training_leaves_the_store_as_it_was(tiny_folder, store, monkeypatch):
     first = run_experiment(str(tiny_folder), TINY, FAST, store=store)
 
-    import core.experiment
+    import core.training.experiment
 
     def crash(*a, **k):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(core.experiment, "train_model", crash)
+    monkeypatch.setattr(core.training.experiment, "train_model", crash)
     with pytest.raises(RuntimeError):
         run_experiment(str(tiny_folder), TINY, FAST.replace(seed=9), store=store)
     assert [r["run_id"] for r in store.list_runs()] == [first.run_id]
@@ -75,7 +75,7 @@ def test_a_crash_mid_training_leaves_the_store_as_it_was(tiny_folder, store, mon
 
 
 def test_impossible_architecture_is_refused_before_training(tiny_folder, store):
-    from core.architecture import ArchitectureError
+    from core.models.layer_table import ArchitectureError
 
     with pytest.raises(ArchitectureError, match="Block 3"):
         run_experiment(str(tiny_folder), TINY.replace(blocks=3, kernel_size=5), FAST, store=store)
@@ -89,7 +89,7 @@ def test_a_stored_run_given_back_reports_the_data_just_read(tmp_path, store, mon
     from tinydata import write_tiny_dataset
 
     from core.cli import main
-    from core.worker import TrainingWorker
+    from core.jobs.worker import TrainingWorker
 
     monkeypatch.setenv("CNNLAB_MAX_PIXELS", "40x40")  # the tiny images are 16 x 16
     a = write_tiny_dataset(tmp_path / "A")
@@ -115,8 +115,22 @@ def test_a_stored_run_given_back_reports_the_data_just_read(tmp_path, store, mon
         worker.close()
 
     monkeypatch.setenv("CNNLAB_HOME", str(store.home))
-    flags = ["--input-size", "16", "--blocks", "1", "--filters", "4", "--dense", "8", "--dropout", "0",
-             "--epochs", "1", "--batch-size", "8"]  # fmt: skip
+    flags = [
+        "--input-size",
+        "16",
+        "--blocks",
+        "1",
+        "--filters",
+        "4",
+        "--dense",
+        "8",
+        "--dropout",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    ]
     assert main(["train", "--data", str(b), *flags]) == 0
     out = capsys.readouterr().out
     assert "(stored run, not retrained)" in out and "1 file skipped" in out
@@ -125,7 +139,7 @@ def test_a_stored_run_given_back_reports_the_data_just_read(tmp_path, store, mon
 
 def test_the_architecture_is_checked_once_per_training(tiny_folder, store, monkeypatch):
     """At the submit boundary, with the data's class count; nothing below checks again (issue 17)."""
-    import core.architecture as A
+    import core.models.layer_table as A
 
     checked = []
     real = A.check_cost

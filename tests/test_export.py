@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from tinydata import write_tiny_dataset
 
-from core.architecture import layer_table
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.cli import main
-from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.export import history_csv, script_text
-from core.report import report_html
+from core.models.layer_table import layer_table
+from core.results.export import history_csv, script_text
+from core.results.report import report_html
 
 
 @pytest.fixture(scope="module")
 def run_home(tmp_path_factory):
-    from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment
 
     root = tmp_path_factory.mktemp("export")
     data = write_tiny_dataset(root / "data")
@@ -55,8 +55,14 @@ def test_the_exported_script_runs_and_builds_the_runs_network(in_home, tmp_path,
     assert "keras.layers.RandomRotation(" in text and "keras.callbacks.EarlyStopping(" in text
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    out = subprocess.run([sys.executable, str(script), str(data), "--epochs", "1"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(script), str(data), "--epochs", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     table = layer_table(ModelConfig.from_dict(rec.model_config))
     expected = [(r.name, tuple(r.output_shape), r.params) for r in table.rows]
@@ -70,8 +76,9 @@ def test_the_exported_script_runs_and_builds_the_runs_network(in_home, tmp_path,
 
 def test_the_script_for_sparse_labels_and_no_augmentation_compiles(run_home):
     rec = run_home[3]
-    rec2 = type(rec).from_dict({**rec.to_dict(), "train_config": {**rec.train_config, "loss": "sparse",
-                                                                  "augment": {}, "early_stopping": 0}})  # fmt: skip
+    rec2 = type(rec).from_dict(
+        {**rec.to_dict(), "train_config": {**rec.train_config, "loss": "sparse", "augment": {}, "early_stopping": 0}}
+    )
     text = script_text(rec2)
     compile(text, "run.py", "exec")
     assert "sparse_categorical_crossentropy" in text and "no augmentation" in text and "EarlyStopping" not in text
@@ -81,8 +88,20 @@ def test_history_predictions_model_and_config(in_home, tmp_path, capsys):
     _, _, store, rec = in_home
     paths = {k: tmp_path / f"x.{ext}" for k, ext in (("history", "csv"), ("model", "keras"), ("config", "json"))}
     preds = tmp_path / "p.csv"
-    code = main(["export", rec.run_id, "--history", str(paths["history"]), "--predictions", str(preds),
-                 "--model-file", str(paths["model"]), "--config", str(paths["config"])])
+    code = main(
+        [
+            "export",
+            rec.run_id,
+            "--history",
+            str(paths["history"]),
+            "--predictions",
+            str(preds),
+            "--model-file",
+            str(paths["model"]),
+            "--config",
+            str(paths["config"]),
+        ]
+    )
     assert code == 0 and capsys.readouterr().out.count("wrote") == 4
     rows = list(csv.DictReader(io.StringIO(paths["history"].read_text())))
     assert [float(r["val_loss"]) for r in rows] == rec.history["val_loss"]
@@ -116,10 +135,12 @@ def test_the_report_is_self_contained_and_holds_the_runs_numbers(in_home, tmp_pa
 
 def test_export_errors_are_one_line(in_home, tmp_path, capsys):
     rec = in_home[3]
-    for argv, needle in ((["export", "nope", "--code", str(tmp_path / "a.py")], "'nope'"),
-                         (["export", rec.run_id], "Say what to export"),
-                         (["export", rec.run_id, "--model-file", str(tmp_path / "m.h5")], "must end in .keras"),
-                         (["export", rec.run_id, "--code", "/nonexistent/dir/run.py"], "Cannot write")):  # fmt: skip
+    for argv, needle in (
+        (["export", "nope", "--code", str(tmp_path / "a.py")], "'nope'"),
+        (["export", rec.run_id], "Say what to export"),
+        (["export", rec.run_id, "--model-file", str(tmp_path / "m.h5")], "must end in .keras"),
+        (["export", rec.run_id, "--code", "/nonexistent/dir/run.py"], "Cannot write"),
+    ):
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and needle in err and err.count("\n") == 1, argv

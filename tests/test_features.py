@@ -7,10 +7,10 @@ import pytest
 from tinydata import write_tiny_dataset
 from vggfiles import SIZE, keras_vgg_arrays, write_legacy_h5
 
-import core.features as FT
+import core.training.base_features as FT
 from core.data import load_dataset, prepare_data
-from core.vgg16 import build_base
-from core.weights import preprocess_images
+from core.models.vgg16 import build_base
+from core.models.weight_sources import preprocess_images
 
 
 def prepared(root, size=SIZE):
@@ -48,8 +48,18 @@ def count_extractions(monkeypatch):
 def test_features_key_changes_with_each_input():
     k = FT.features_key("fp", 64, "w", "pre")
     assert k == FT.features_key("fp", 64, "w", "pre") and len(k) == 24
-    assert len({k, FT.features_key("fp2", 64, "w", "pre"), FT.features_key("fp", 48, "w", "pre"),
-                FT.features_key("fp", 64, "w2", "pre"), FT.features_key("fp", 64, "w", "pre2")}) == 5  # fmt: skip
+    assert (
+        len(
+            {
+                k,
+                FT.features_key("fp2", 64, "w", "pre"),
+                FT.features_key("fp", 48, "w", "pre"),
+                FT.features_key("fp", 64, "w2", "pre"),
+                FT.features_key("fp", 64, "w", "pre2"),
+            }
+        )
+        == 5
+    )
 
 
 def test_cached_features_are_the_bases_pooled_output(data, store, random_base):
@@ -57,8 +67,15 @@ def test_cached_features_are_the_bases_pooled_output(data, store, random_base):
 
     base, info = random_base
     seen = []
-    feats = FT.cached_features(base, info, data.dataset.images, data.dataset.fingerprint, store=store, batch_size=5,
-                               progress=lambda b, n: seen.append((b, n)))  # fmt: skip
+    feats = FT.cached_features(
+        base,
+        info,
+        data.dataset.images,
+        data.dataset.fingerprint,
+        store=store,
+        batch_size=5,
+        progress=lambda b, n: seen.append((b, n)),
+    )
     x = preprocess_images(data.dataset.images / np.float32(255), "none")
     direct = keras.layers.GlobalAveragePooling2D()(base(x)).numpy()
     assert feats.pooled.shape == (len(x), 512) and not feats.cache_hit and feats.seconds > 0
@@ -89,7 +106,7 @@ def test_feature_cache_is_reused_and_invalidated(folder, data, store, tmp_path, 
         "random base seed": lambda: features("none", seed=7),
         "weights file": lambda: features(str(write_legacy_h5(tmp_path / "w.h5", arrays))),
         "file contents": lambda: features(str(write_legacy_h5(tmp_path / "w.h5", doubled))),
-    }  # fmt: skip
+    }
     for i, (what, compute) in enumerate(changes.items(), start=2):
         assert not compute().cache_hit, f"{what} changed: the features must be computed again"
         assert len(count_extractions) == i

@@ -82,8 +82,9 @@ def _zip(path: Path, entries: dict[str, bytes]) -> Path:
 def cli(*args: str, home: Path, env: dict | None = None) -> tuple[int, str, str]:
     full_env = {**os.environ, "CNNLAB_HOME": str(home), **(env or {})}
     full_env.pop("CNNLAB_SERVING", None)  # the machine's own user
-    p = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=full_env, capture_output=True,
-                       text=True, timeout=300)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-m", "core", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=300
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -140,8 +141,13 @@ def same_message(cli_message: str, app_errors: list[str], reason: str) -> None:
 
 
 def test_zip_slip_entries_are_refused_and_nothing_is_written(tmp_path, served):
-    evil = {"good/0.png": _png(), "good/1.png": _png(value=50), "bad/": b"", "bad/../../evil.png": _png(),
-            "bad/../../../tmp/evil2.png": _png()}  # fmt: skip
+    evil = {
+        "good/0.png": _png(),
+        "good/1.png": _png(value=50),
+        "bad/": b"",
+        "bad/../../evil.png": _png(),
+        "bad/../../../tmp/evil2.png": _png(),
+    }
     zpath = _zip(tmp_path / "slip.zip", evil)
     rc, _, err = cli("train", "--data", str(zpath), home=tmp_path / "cli-home")
     msg = one_line(err, rc)
@@ -198,8 +204,9 @@ def test_a_zip_whose_headers_lie_about_sizes_keeps_memory_bounded(tmp_path, serv
     assert int(growth_mib) < 48, f"peak memory grew by {growth_mib} MiB reading a 2 MB zip"
 
     rc, _, err = cli("train", "--data", str(zpath), home=tmp_path / "cli-home")
-    same_message(one_line(err, rc), app_upload("liar.zip", zpath.read_bytes()),
-                 "its contents do not match the zip's header")  # fmt: skip
+    same_message(
+        one_line(err, rc), app_upload("liar.zip", zpath.read_bytes()), "its contents do not match the zip's header"
+    )
 
 
 def test_a_zip_with_too_many_entries(tmp_path, served):
@@ -224,8 +231,12 @@ def test_the_upload_size_limit(tmp_path, served, monkeypatch):
 @pytest.mark.parametrize(
     "name, data, reason",
     [
-        ("bomb.png", _pixel_bomb(), "the image is too large: 9000 x 9000 = 81,000,000 pixels, more than the "
-                                    "16,777,216 (4096 x 4096) this app reads (CNNLAB_MAX_PIXELS)"),
+        (
+            "bomb.png",
+            _pixel_bomb(),
+            "the image is too large: 9000 x 9000 = 81,000,000 pixels, more than the "
+            "16,777,216 (4096 x 4096) this app reads (CNNLAB_MAX_PIXELS)",
+        ),
         # Over Pillow's own limit (it would warn, or raise with its own number): the same one message.
         ("huge.png", _declared_png(12_000, 12_000), "the image is too large: 12000 x 12000 = 144,000,000 pixels"),
         ("giant.png", _declared_png(100_000, 100_000), "the image is too large: 100000 x 100000"),
@@ -278,7 +289,7 @@ def test_a_server_path_outside_the_allowed_roots(tmp_path, served, monkeypatch):
     assert not any("classes" in e or "passwd" in e for e in errors)  # nothing about what is there
     # With no roots at all (the default), the choice is not even offered; a path reaching the engine is refused.
     monkeypatch.delenv("CNNLAB_DATA_ROOTS")
-    from core.limits import PathRefused, mark_serving
+    from core.base.limits import PathRefused, mark_serving
 
     mark_serving()
     with pytest.raises(PathRefused, match="Reading a folder on the server is turned off here"):
@@ -312,7 +323,7 @@ def test_an_absurd_network_is_refused_before_anything_is_built(tmp_path):
 def test_the_architecture_page_says_it_next_to_the_slider(tmp_path, served):
     from streamlit.testing.v1 import AppTest
 
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
 
     big = ModelConfig(input_size=224, blocks=1, filters=128, pool_size=1, padding="same", dense_units=512)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -321,8 +332,22 @@ def test_the_architecture_page_says_it_next_to_the_slider(tmp_path, served):
     at.switch_page("pages/architecture.py").run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    rc, _, err = cli("summary", "--input-size", "224", "--blocks", "1", "--filters", "128", "--pool", "1",
-                     "--padding", "same", "--dense", "512", home=tmp_path / "home")  # fmt: skip
+    rc, _, err = cli(
+        "summary",
+        "--input-size",
+        "224",
+        "--blocks",
+        "1",
+        "--filters",
+        "128",
+        "--pool",
+        "1",
+        "--padding",
+        "same",
+        "--dense",
+        "512",
+        home=tmp_path / "home",
+    )
     msg = one_line(err, rc)
     assert msg.startswith("This network has 3,288,340,997 parameters, more than the 25,000,000")
     assert msg in errors
@@ -344,8 +369,9 @@ def test_a_weights_file_of_the_wrong_kind(tmp_path, served, kind):
         _zip(path, {"config.json": b"{}", "model.weights.h5": b"\x89HDF"})
     else:
         path.write_text("not weights")
-    rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(path),
-                     home=tmp_path / "home")  # fmt: skip
+    rc, _, err = cli(
+        "train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(path), home=tmp_path / "home"
+    )
     msg = one_line(err, rc)
     assert f"The weights file {path} is not an HDF5 weights file (wrong signature)" in msg
 
@@ -360,8 +386,8 @@ def test_a_weights_file_of_the_wrong_kind(tmp_path, served, kind):
 
 
 def test_a_weights_file_outside_the_roots_is_not_even_looked_at(tmp_path, served):
-    from core.limits import mark_serving
-    from core.weights import weights_status
+    from core.base.limits import mark_serving
+    from core.models.weight_sources import weights_status
 
     mark_serving()
     status = weights_status("/etc/passwd")
@@ -374,8 +400,8 @@ class ResourceExhaustedError(RuntimeError):
 
 def test_out_of_memory_is_one_line_in_the_cli_and_the_dashboard(monkeypatch, capsys):
     import core.cli
+    from core.base.limits import resource_message
     from core.cli import commands
-    from core.limits import resource_message
     from ui.feedback import job_error
 
     def oom(args, store):
@@ -405,8 +431,11 @@ def specials(tmp_path):
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(sock_path))
     (tmp_path / "folder").mkdir()
-    yield {"fifo": (fifo, "a named pipe (FIFO)"), "socket": (sock_path, "a socket"),
-           "device": (Path("/dev/zero"), "a device")}
+    yield {
+        "fifo": (fifo, "a named pipe (FIFO)"),
+        "socket": (sock_path, "a socket"),
+        "device": (Path("/dev/zero"), "a device"),
+    }
     sock.close()
 
 
@@ -414,8 +443,10 @@ def specials(tmp_path):
 def test_a_special_file_as_data_is_refused_before_any_read(specials, kind, tmp_path):
     path, words = specials[kind]
     rc, out, err = cli("train", "--data", str(path), "--epochs", "1", home=tmp_path / "home")
-    assert one_line(err, rc) == (f"'{path}' is {words}, not a folder of class folders or a .zip of them: nothing was "
-                                 "read from it. Give the path of a folder of class folders or a .zip of them.")
+    assert one_line(err, rc) == (
+        f"'{path}' is {words}, not a folder of class folders or a .zip of them: nothing was "
+        "read from it. Give the path of a folder of class folders or a .zip of them."
+    )
 
 
 def test_special_files_as_weights_grid_and_image_are_refused(specials, tmp_path):
@@ -423,20 +454,23 @@ def test_special_files_as_weights_grid_and_image_are_refused(specials, tmp_path)
     home = tmp_path / "home"
     rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(fifo), home=home)
     assert one_line(err, rc) == f"{fifo} is a named pipe (FIFO), not a weights file."
-    rc, _, err = cli("train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(tmp_path / "folder"),
-                     home=home)
+    rc, _, err = cli(
+        "train", "--data", "thin_sections", "--model", "vgg16", "--weights", str(tmp_path / "folder"), home=home
+    )
     assert one_line(err, rc) == f"{tmp_path / 'folder'} is a folder, not a weights file."
     rc, _, err = cli("sweep", "--data", "thin_sections", "--grid-file", "/dev/zero", home=home)
     assert one_line(err, rc).startswith("'/dev/zero' is a device, not a JSON grid file: nothing was read from it.")
     bad = tmp_path / "grid.json"
     bad.write_bytes(b'{"dropout": [0, 0.\xff5]}')
     rc, _, err = cli("sweep", "--data", "thin_sections", "--grid-file", str(bad), home=home)
-    assert one_line(err, rc) == (f"The grid file '{bad}' is not UTF-8 text (byte 18 is not): save it as plain JSON "
-                                 'like {"dropout": [0, 0.5]}.')
+    assert one_line(err, rc) == (
+        f"The grid file '{bad}' is not UTF-8 text (byte 18 is not): save it as plain JSON "
+        'like {"dropout": [0, 0.5]}.'
+    )
 
 
 def test_an_image_path_is_read_only_when_a_regular_file_within_the_limit(specials, tmp_path, monkeypatch):
-    from core.limits import SpecialFile, read_bounded
+    from core.base.limits import SpecialFile, read_bounded
 
     for path, words in specials.values():
         with pytest.raises(SpecialFile, match=f"is {words.replace('(', '.').replace(')', '.')}, not an image"):
@@ -464,16 +498,35 @@ def _read_only_cli(folder: Path, *args: str, home: Path) -> tuple[int, str, str]
         finally:
             for p in [folder, *folder.rglob("*")]:
                 p.chmod(p.stat().st_mode | 0o200)
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}' && "
-                            f"mount -o remount,ro,bind '{folder}' '{folder}'"], capture_output=True)
+    probe = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f"mount --bind '{folder}' '{folder}' && mount -o remount,ro,bind '{folder}' '{folder}'",
+        ],
+        capture_output=True,
+    )
     if probe.returncode != 0:
         pytest.skip(f"running as root and cannot make a read-only mount here: {probe.stderr.decode().strip()}")
     env = {**os.environ, "CNNLAB_HOME": str(home)}
     env.pop("CNNLAB_SERVING", None)
     command = " ".join(["exec", sys.executable, "-m", "core", *(f"'{a}'" for a in args)])
-    p = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}' && mount -o "
-                        f"remount,ro,bind '{folder}' '{folder}' && {command}"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f"mount --bind '{folder}' '{folder}' && mount -o remount,ro,bind '{folder}' '{folder}' && {command}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -484,9 +537,27 @@ def stored_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("rostore")
     data = write_tiny_dataset(root / "data", per_class=6, size=16)
-    rc, out, err = cli("train", "--data", str(data), "--epochs", "1", "--input-size", "16", "--filters", "4",
-                       "--blocks", "1", "--dense", "4", "--batch-size", "8", "--precision", "float32", "--json",
-                       home=root / "home")
+    rc, out, err = cli(
+        "train",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--input-size",
+        "16",
+        "--filters",
+        "4",
+        "--blocks",
+        "1",
+        "--dense",
+        "4",
+        "--batch-size",
+        "8",
+        "--precision",
+        "float32",
+        "--json",
+        home=root / "home",
+    )
     assert rc == 0, err
     import json
 
@@ -529,8 +600,10 @@ def test_a_store_that_is_not_a_folder_is_one_line_and_summary_needs_no_store(kin
         home.write_text("not a folder")
     for args in (["runs"], ["lab", "--data", "thin_sections", "--epochs", "1"], ["jobs"]):
         rc, _, err = cli(*args, home=home)
-        assert one_line(err, rc) == (f"The run store's folder '{home}' (CNNLAB_HOME) is a {kind}, not a folder. "
-                                     "Point CNNLAB_HOME at a folder (it is created if missing).")
+        assert one_line(err, rc) == (
+            f"The run store's folder '{home}' (CNNLAB_HOME) is a {kind}, not a folder. "
+            "Point CNNLAB_HOME at a folder (it is created if missing)."
+        )
     rc, out, err = cli("summary", home=home)
     assert rc == 0 and "Total params: 683,845" in out, err
 
@@ -539,16 +612,21 @@ def test_a_store_that_is_not_a_folder_is_one_line_and_summary_needs_no_store(kin
 
 
 def test_class_folders_wrapped_in_several_folders_are_found_and_hidden_ones_reported(tmp_path):
-    entries = {f"export/2024/rocks/{c}/{i}.png": _png(value=30 + 40 * k)
-               for k, c in enumerate(("shale", "sand", "lime")) for i in range(6)}
+    entries = {
+        f"export/2024/rocks/{c}/{i}.png": _png(value=30 + 40 * k)
+        for k, c in enumerate(("shale", "sand", "lime"))
+        for i in range(6)
+    }
     entries.update({f"export/2024/rocks/.../{i}.png": _png() for i in range(3)})
     entries["export/2024/rocks/.thumbs/a.png"] = _png()
     entries["export/2024/rocks/shale/.DS_Store"] = b"debris"  # a hidden file: debris, not mentioned
     ds = load_dataset(_zip(tmp_path / "deep.zip", entries), image_size=12, use_cache=False)
     assert ds.class_names == ["lime", "sand", "shale"] and len(ds) == 18
     reason = "a hidden folder (its name starts with '.'), so it was not read; rename it if it holds a class"
-    assert [(s.path, s.reason) for s in ds.skipped] == [("export/2024/rocks/.../", reason),
-                                                        ("export/2024/rocks/.thumbs/", reason)]
+    assert [(s.path, s.reason) for s in ds.skipped] == [
+        ("export/2024/rocks/.../", reason),
+        ("export/2024/rocks/.thumbs/", reason),
+    ]
     folder = tmp_path / "folder"
     for k, c in enumerate(("shale", "sand", "...")):
         (folder / c).mkdir(parents=True)
@@ -562,32 +640,39 @@ def test_class_names_that_look_the_same_are_refused_with_both_names(tmp_path):
     import unicodedata
 
     def zip_of(*classes):
-        return _zip(tmp_path / f"{len(list(tmp_path.iterdir()))}.zip",
-                    {f"{c}/{i}.png": _png() for c in (*classes, "sand") for i in range(6)})
+        return _zip(
+            tmp_path / f"{len(list(tmp_path.iterdir()))}.zip",
+            {f"{c}/{i}.png": _png() for c in (*classes, "sand") for i in range(6)},
+        )
 
     with pytest.raises(DataError) as err:
         load_dataset(zip_of("Shale", "shale"), image_size=12, use_cache=False)
-    assert ("class folders that would look like one class: 'Shale' and 'shale' differ only in upper/lower "
-            "case") in str(err.value)
+    assert ("class folders that would look like one class: 'Shale' and 'shale' differ only in upper/lower case") in str(
+        err.value
+    )
     nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
     with pytest.raises(DataError) as err:
         load_dataset(zip_of(nfc, nfd), image_size=12, use_cache=False)
-    assert (f"'{nfd}' (accents as separate marks) and '{nfc}' (accented letters) are the same name written two "
-            "ways") in str(err.value)
+    assert (
+        f"'{nfd}' (accents as separate marks) and '{nfc}' (accented letters) are the same name written two ways"
+    ) in str(err.value)
 
 
 def test_a_store_on_a_full_disk_is_one_line(tmp_path):
     """A real full file system: a 128 KiB tmpfs, filled, in a private mount namespace (root only)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    script = (f"mount -t tmpfs -o size=128k tmpfs '{disk}' && mkdir '{disk}/home' && "
-              f"(head -c 200000 /dev/zero > '{disk}/fill' 2>/dev/null; true) && "
-              f"exec {sys.executable} -m core lab --data thin_sections --epochs 1")
+    script = (
+        f"mount -t tmpfs -o size=128k tmpfs '{disk}' && mkdir '{disk}/home' && "
+        f"(head -c 200000 /dev/zero > '{disk}/fill' 2>/dev/null; true) && "
+        f"exec {sys.executable} -m core lab --data thin_sections --epochs 1"
+    )
     if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.skip("needs root and unshare to mount a small full file system")
     env = {**os.environ, "CNNLAB_HOME": str(disk / "home")}
-    p = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert one_line(p.stderr, p.returncode) == (
         f"The run store's folder '{disk / 'home'}' (CNNLAB_HOME) cannot be written (No space left on device). "
         "Free some space on its disk, or point CNNLAB_HOME at another folder."

@@ -84,10 +84,10 @@ def test_the_pixel_limit_holds_for_a_kept_read_as_for_a_fresh_one(tiny_folder, t
     """A read kept on disk or in memory is opened only when the limit in force now reads the files the same."""
     from PIL import Image
 
+    from core.base.config import ModelConfig, TrainConfig
     from core.cli import main
-    from core.config import ModelConfig, TrainConfig
-    from core.experiment import resolve
-    from core.store import RunStore
+    from core.store.runstore import RunStore
+    from core.training.experiment import resolve
 
     Image.new("RGB", (40, 40), (9, 9, 9)).save(tiny_folder / "dark" / "big.png")  # 1,600 pixels; the rest 16 x 16
     cache = tmp_path / "cache"

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 from tinydata import write_tiny_dataset
 
-from core.architecture import check_architecture, layer_table
-from core.config import ModelConfig, TrainConfig
-from core.errors import UserError
-from core.experiment import run_experiment
+from core.base.config import ModelConfig, TrainConfig
+from core.base.errors import UserError
 from core.inside import (
     ModelMissingError,
     RunNetwork,
@@ -23,7 +21,9 @@ from core.inside import (
     work_convolution,
 )
 from core.inside.pictures import colorize, grid_picture, overlay, tile
-from core.store import RunStore
+from core.models.layer_table import check_architecture, layer_table
+from core.store.runstore import RunStore
+from core.training.experiment import run_experiment
 
 CNN = ModelConfig(input_size=16, blocks=2, filters=8, dense_units=16, dropout=0.0)
 # float32: the stored probabilities are compared with the flat copy's to 1e-5 (a bfloat16 run: see below)
@@ -73,8 +73,8 @@ def network(cfg: ModelConfig, seed: int = 0, names=None) -> RunNetwork:
     """A RunNetwork on a freshly built model (random weights; batch norm statistics made non-trivial)."""
     import keras
 
-    from core.model import build_model
-    from core.store import RunRecord
+    from core.models.builder import build_model
+    from core.store.runstore import RunRecord
 
     keras.utils.set_random_seed(seed)
     model = build_model(cfg)
@@ -82,13 +82,33 @@ def network(cfg: ModelConfig, seed: int = 0, names=None) -> RunNetwork:
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
             n = layer.get_weights()[0].shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.3, n), rng.normal(0, 0.2, n),
-                               rng.uniform(0.2, 3, n)])  # fmt: skip
+            layer.set_weights(
+                [rng.uniform(0.5, 2, n), rng.normal(0, 0.3, n), rng.normal(0, 0.2, n), rng.uniform(0.2, 3, n)]
+            )
     names = names or [f"c{i}" for i in range(cfg.num_classes)]
-    record = RunRecord(run_id="fresh", key="fresh", status="complete", created=0.0, source="-", label="fresh",
-                       data={"classes": names}, model_config=cfg.to_dict(), train_config={}, layers={},
-                       history={}, epoch_seconds=[], best_epoch=0, stopped_early=False, stopped_by_user=False,
-                       restored_epoch=None, phases=[], diagnosis={}, test={}, seconds=0.0, versions={})  # fmt: skip
+    record = RunRecord(
+        run_id="fresh",
+        key="fresh",
+        status="complete",
+        created=0.0,
+        source="-",
+        label="fresh",
+        data={"classes": names},
+        model_config=cfg.to_dict(),
+        train_config={},
+        layers={},
+        history={},
+        epoch_seconds=[],
+        best_epoch=0,
+        stopped_early=False,
+        stopped_by_user=False,
+        restored_epoch=None,
+        phases=[],
+        diagnosis={},
+        test={},
+        seconds=0.0,
+        versions={},
+    )
     return RunNetwork(record, model)
 
 
@@ -101,10 +121,19 @@ def _configs(n: int, seed: int = 3) -> list[ModelConfig]:
     out = []
     while len(out) < n:
         blocks = rng.randint(1, 3)
-        cfg = ModelConfig(input_size=rng.choice([16, 24, 32]), channels=rng.choice([1, 3]), num_classes=3,
-                          blocks=blocks, filters=rng.choice([2, 4]), kernel_size=rng.choice([1, 3, 5]),
-                          pool_size=rng.choice([1, 2, 3]), padding=rng.choice(["valid", "same"]),
-                          batchnorm=rng.random() < 0.5, dense_units=4, dropout=0.0)  # fmt: skip
+        cfg = ModelConfig(
+            input_size=rng.choice([16, 24, 32]),
+            channels=rng.choice([1, 3]),
+            num_classes=3,
+            blocks=blocks,
+            filters=rng.choice([2, 4]),
+            kernel_size=rng.choice([1, 3, 5]),
+            pool_size=rng.choice([1, 2, 3]),
+            padding=rng.choice(["valid", "same"]),
+            batchnorm=rng.random() < 0.5,
+            dense_units=4,
+            dropout=0.0,
+        )
         if not check_architecture(cfg):
             out.append(cfg)
     return out
@@ -176,8 +205,16 @@ def test_unknown_run_missing_model_unknown_layer_and_class_are_user_errors(home,
 @pytest.mark.parametrize("batchnorm", [False, True])
 @pytest.mark.parametrize("kernel", [3, 4, 5])
 def test_worked_convolution_equals_the_models_activation(padding, batchnorm, kernel):
-    cfg = ModelConfig(input_size=24, blocks=2, filters=4, kernel_size=kernel, padding=padding, batchnorm=batchnorm,
-                      num_classes=3, dense_units=4)  # fmt: skip
+    cfg = ModelConfig(
+        input_size=24,
+        blocks=2,
+        filters=4,
+        kernel_size=kernel,
+        padding=padding,
+        batchnorm=batchnorm,
+        num_classes=3,
+        dense_units=4,
+    )
     net = network(cfg, seed=kernel)
     image = random_image(cfg, seed=kernel)
     acts = net.activations(image)
@@ -185,7 +222,8 @@ def test_worked_convolution_equals_the_models_activation(padding, batchnorm, ker
     for layer in ("block1_conv", "block2_conv"):
         h, w, f = net.layer(layer).output_shape
         units = [(0, 0, 0), (h - 1, w - 1, f - 1), (0, w - 1, 1)] + [
-            (int(rng.integers(h)), int(rng.integers(w)), int(rng.integers(f))) for _ in range(5)]  # fmt: skip
+            (int(rng.integers(h)), int(rng.integers(w)), int(rng.integers(f))) for _ in range(5)
+        ]
         for row, col, ch in units:
             wc = work_convolution(net, image, layer, row, col, ch, activations=acts)
             assert abs(wc.value - wc.model_value) < 1e-4, (layer, row, col, ch)
@@ -271,8 +309,9 @@ def test_grad_cam_maps_have_the_input_size_and_differ_between_classes(cnn, image
             assert cam.layer == "block2_conv"
         predicted = grad_cam(cnn, image)
         assert predicted.class_index == int(cnn.probabilities(image[None])[0].argmax())
-        differences.append(np.abs(cams[0].heatmap - cams[1].heatmap).mean() + np.abs(cams[1].heatmap -
-                                                                                      cams[2].heatmap).mean())
+        differences.append(
+            np.abs(cams[0].heatmap - cams[1].heatmap).mean() + np.abs(cams[1].heatmap - cams[2].heatmap).mean()
+        )
     assert np.mean(differences) > 0.3, differences  # measured: 1.4
 
 
@@ -318,7 +357,7 @@ def test_vgg16_grad_cam_equals_running_the_nested_base_and_the_head_in_two_steps
     import keras
     import tensorflow as tf
 
-    from core.experiment import model_input
+    from core.models.pipeline import model_input
 
     model = home[0].load_model(vgg_run.run_id)
     base = model.get_layer("vgg16")

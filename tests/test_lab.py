@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes, run_key
 from core.cli import main
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes, run_key
-from core.lab import (
+from core.lab.results import lab_curves, lab_rows, lab_summary
+from core.lab.variants import (
     LAB_DROPOUT,
     LAB_PATIENCE,
     PRESETS,
@@ -19,8 +20,7 @@ from core.lab import (
     run_lab,
     submit_lab,
 )
-from core.lab_results import lab_curves, lab_rows, lab_summary
-from core.store import RunRecord
+from core.store.runstore import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8)
@@ -57,8 +57,14 @@ CLAIMS = {
         # must switch it off in the baseline and keep everything else.
         (
             ModelConfig(filters=16, dense_units=64, dropout=0.3, batchnorm=True),
-            TrainConfig(learning_rate=3e-4, batch_size=16, early_stopping=3, monitor="val_accuracy",
-                        restore_best=False, augment=AugmentConfig(rotation=45, hflip=True)),
+            TrainConfig(
+                learning_rate=3e-4,
+                batch_size=16,
+                early_stopping=3,
+                monitor="val_accuracy",
+                restore_best=False,
+                augment=AugmentConfig(rotation=45, hflip=True),
+            ),
         ),
     ],
 )
@@ -101,8 +107,9 @@ def test_the_sentences_name_the_actual_settings():
     assert "5 epochs" in by["early_stopping"].changes and "restored" in by["early_stopping"].changes
 
 
-@pytest.mark.parametrize("kw, field", [({"fraction": 0.01}, "train_fraction"), ({"epochs": 0}, "epochs"),
-                                       ({"seed": -1}, "seed")])
+@pytest.mark.parametrize(
+    "kw, field", [({"fraction": 0.01}, "train_fraction"), ({"epochs": 0}, "epochs"), ({"seed": -1}, "seed")]
+)
 def test_out_of_range_settings_are_refused_with_the_field_named(kw, field):
     args = {"fraction": 0.2, "epochs": 30, "seed": 42, **kw}
     with pytest.raises(ConfigError, match=f"'{field}'"):
@@ -158,26 +165,66 @@ def test_presets_are_read_only():
 # --- The table ----------------------------------------------------------------
 
 
-def record(run_id, *, acc, vacc, vloss, best_epoch, test_acc, seconds=10.0, stopped_early=False, cached=False,
-           verdict="Overfitting"):
+def record(
+    run_id,
+    *,
+    acc,
+    vacc,
+    vloss,
+    best_epoch,
+    test_acc,
+    seconds=10.0,
+    stopped_early=False,
+    cached=False,
+    verdict="Overfitting",
+):
     n = len(acc)
     return RunRecord(
-        run_id=run_id, key=run_id, status="complete", created=0.0, source="x", label="",
-        data={}, model_config={}, train_config={}, layers={},
-        history={"loss": [1.0 - 0.1 * i for i in range(n)], "accuracy": acc, "val_loss": vloss,
-                 "val_accuracy": vacc},
-        epoch_seconds=[seconds / n] * n, best_epoch=best_epoch, stopped_early=stopped_early,
-        stopped_by_user=False, restored_epoch=None, phases=[], diagnosis={"verdict": verdict.lower(),
-                                                                           "title": verdict},
-        test={"accuracy": test_acc}, seconds=seconds, versions={}, cached=cached,
+        run_id=run_id,
+        key=run_id,
+        status="complete",
+        created=0.0,
+        source="x",
+        label="",
+        data={},
+        model_config={},
+        train_config={},
+        layers={},
+        history={"loss": [1.0 - 0.1 * i for i in range(n)], "accuracy": acc, "val_loss": vloss, "val_accuracy": vacc},
+        epoch_seconds=[seconds / n] * n,
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        stopped_by_user=False,
+        restored_epoch=None,
+        phases=[],
+        diagnosis={"verdict": verdict.lower(), "title": verdict},
+        test={"accuracy": test_acc},
+        seconds=seconds,
+        versions={},
+        cached=cached,
     )
 
 
-BASE = record("b", acc=[0.5, 0.8, 0.95, 0.99], vacc=[0.45, 0.6, 0.62, 0.58], vloss=[1.2, 0.9, 0.95, 1.1],
-              best_epoch=2, test_acc=0.61, seconds=12.5)
-ALL = record("a", acc=[0.4, 0.6, 0.7, 0.72, 0.74], vacc=[0.5, 0.62, 0.7, 0.71, 0.73],
-             vloss=[1.3, 1.0, 0.8, 0.78, 0.79], best_epoch=4, test_acc=0.74, seconds=20.0, stopped_early=True,
-             cached=True)
+BASE = record(
+    "b",
+    acc=[0.5, 0.8, 0.95, 0.99],
+    vacc=[0.45, 0.6, 0.62, 0.58],
+    vloss=[1.2, 0.9, 0.95, 1.1],
+    best_epoch=2,
+    test_acc=0.61,
+    seconds=12.5,
+)
+ALL = record(
+    "a",
+    acc=[0.4, 0.6, 0.7, 0.72, 0.74],
+    vacc=[0.5, 0.62, 0.7, 0.71, 0.73],
+    vloss=[1.3, 1.0, 0.8, 0.78, 0.79],
+    best_epoch=4,
+    test_acc=0.74,
+    seconds=20.0,
+    stopped_early=True,
+    cached=True,
+)
 
 
 def test_lab_rows_from_hand_made_records():
@@ -203,8 +250,15 @@ def test_lab_rows_from_hand_made_records():
 
     # A cure whose verdict is "still improving" has not caught up yet: the summary says so. The groups come
     # from the verdict read again by today's table (diagnosis_of), not from the title stored with the run.
-    late = record("d", acc=[0.4, 0.5, 0.6, 0.65], vacc=[0.4, 0.5, 0.55, 0.6], vloss=[1.3, 1.1, 1.0, 0.9],
-                  best_epoch=4, test_acc=0.58, verdict="Underfitting")
+    late = record(
+        "d",
+        acc=[0.4, 0.5, 0.6, 0.65],
+        vacc=[0.4, 0.5, 0.55, 0.6],
+        vloss=[1.3, 1.1, 1.0, 0.9],
+        best_epoch=4,
+        test_acc=0.58,
+        verdict="Underfitting",
+    )
     rows = lab_rows(variants, [BASE, late, None, None, ALL])
     assert (rows[1]["fit"], rows[1]["verdict"]) == ("still_improving", "Still improving")
     text = " ".join(lab_summary(rows))
@@ -212,15 +266,27 @@ def test_lab_rows_from_hand_made_records():
     assert "Underfitting now" not in text  # one verdict per variant: not both groups
 
     # Flat and low, its lowest validation loss before the end: underfitting, not still improving.
-    flat = record("d", acc=[0.3, 0.35, 0.36, 0.36], vacc=[0.3, 0.33, 0.34, 0.33], vloss=[1.5, 1.45, 1.44, 1.46],
-                  best_epoch=3, test_acc=0.3)
+    flat = record(
+        "d",
+        acc=[0.3, 0.35, 0.36, 0.36],
+        vacc=[0.3, 0.33, 0.34, 0.33],
+        vloss=[1.5, 1.45, 1.44, 1.46],
+        best_epoch=3,
+        test_acc=0.3,
+    )
     text = " ".join(lab_summary(lab_rows(variants, [BASE, flat, None, None, ALL])))
     assert "Underfitting now, with low training accuracy at the last epoch: + dropout (0.36)." in text
     assert "Still improving" not in text
 
     # Still improving and underfitting in one verdict: one group, and the name says both.
-    low = record("d", acc=[0.3, 0.35, 0.4, 0.45], vacc=[0.3, 0.33, 0.36, 0.4], vloss=[1.5, 1.4, 1.3, 1.2],
-                 best_epoch=4, test_acc=0.3)
+    low = record(
+        "d",
+        acc=[0.3, 0.35, 0.4, 0.45],
+        vacc=[0.3, 0.33, 0.36, 0.4],
+        vloss=[1.5, 1.4, 1.3, 1.2],
+        best_epoch=4,
+        test_acc=0.3,
+    )
     text = " ".join(lab_summary(lab_rows(variants, [BASE, low, None, None, ALL])))
     assert "Still improving at the end: + dropout (best epoch 4 of 4, underfitting so far)." in text
     assert "Underfitting now" not in text
@@ -236,8 +302,7 @@ def test_lab_rows_from_hand_made_records():
 
 
 def test_a_record_without_a_valid_best_epoch_falls_back_to_the_lowest_val_loss():
-    rec = record("x", acc=[0.5, 0.6, 0.7], vacc=[0.4, 0.5, 0.45], vloss=[1.0, 0.7, 0.8], best_epoch=0,
-                 test_acc=0.5)
+    rec = record("x", acc=[0.5, 0.6, 0.7], vacc=[0.4, 0.5, 0.45], vloss=[1.0, 0.7, 0.8], best_epoch=0, test_acc=0.5)
     row = lab_rows(lab_variants()[:1], [rec])[0]
     assert row["best_epoch"] == 2 and row["best_val_accuracy"] == pytest.approx(0.5)
 
@@ -266,7 +331,7 @@ def _write_tiny_dataset(config):
 @pytest.fixture(scope="module")
 def trained_lab(tmp_path_factory, pytestconfig):
     """The lab trained once on tiny data (2 epochs) in a store of its own, shared by the tests below."""
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     home = tmp_path_factory.mktemp("lab-home")
     folder = _write_tiny_dataset(pytestconfig)(tmp_path_factory.mktemp("lab-data") / "tiny")
@@ -274,15 +339,15 @@ def trained_lab(tmp_path_factory, pytestconfig):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNNLAB_HOME", str(home))  # the CLI's default store is this one too
         seen = []
-        records = run_lab(str(folder), variants, store=RunStore(home),
-                          on_variant=lambda i, v, r: seen.append((i, v.name)))
-        yield SimpleNamespace(folder=str(folder), variants=variants, records=records, seen=seen,
-                              store=RunStore(home))
+        records = run_lab(
+            str(folder), variants, store=RunStore(home), on_variant=lambda i, v, r: seen.append((i, v.name))
+        )
+        yield SimpleNamespace(folder=str(folder), variants=variants, records=records, seen=seen, store=RunStore(home))
 
 
 def test_run_lab_trains_five_variants_then_serves_them_from_the_store(trained_lab):
-    from core.precision import settle_precision
-    from core.worker import TrainingWorker
+    from core.base.precision import settle_precision
+    from core.jobs.worker import TrainingWorker
 
     lab, first = trained_lab, trained_lab.records
     assert lab.seen == list(enumerate(VARIANT_NAMES))
@@ -309,7 +374,7 @@ def test_run_lab_trains_five_variants_then_serves_them_from_the_store(trained_la
 
 
 def test_importing_the_lab_does_not_import_tensorflow():
-    code = "import sys, core.lab; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = "import sys, core.lab.variants; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -319,12 +384,12 @@ def test_importing_the_lab_does_not_import_tensorflow():
 
 def test_cli_lab_json_and_table(capsys, monkeypatch, trained_lab):
     import core.cli.commands
-    import core.lab
+    import core.lab.variants
 
     # The CLI's network is the course CNN; here the tiny one the fixture trained, so the
     # CLI finds its runs in the store instead of training five more networks.
     asked = []
-    real = core.lab.lab_variants
+    real = core.lab.variants.lab_variants
 
     def tiny_variants(**kw):
         asked.append(kw)

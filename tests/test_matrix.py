@@ -9,7 +9,7 @@ How the matrix is built: :func:`cases` walks the product of
   CPU, so this runs on machines without AVX512_BF16 too);
 - where it trains: in this process (``run_experiment``, the CLI's path), the
   CLI as a process of its own, a child process of the worker
-  (:class:`~core.executor.LocalExecutor`), a real Dask ``LocalCluster`` on 127.0.0.1;
+  (:class:`~core.jobs.executor.LocalExecutor`), a real Dask ``LocalCluster`` on 127.0.0.1;
 
 and keeps a pruned set (:func:`keep`), 17 cases: in-process runs every network
 and precision; a child process the CNN and the offline VGG16 in both
@@ -46,13 +46,13 @@ import pytest
 from tinydata import write_tiny_dataset
 from vggfiles import keras_vgg_arrays, write_legacy_h5
 
-import core.weight_files as weight_files
-from core.config import ModelConfig, TrainConfig
-from core.executor import LocalExecutor
-from core.experiment import predict_images, resolve, run_experiment
+import core.models.weight_files as weight_files
+from core.base.config import ModelConfig, TrainConfig
 from core.inside import grad_cam, open_run, work_convolution
-from core.store import RunRecord, RunStore
-from core.worker import DONE, TrainingWorker
+from core.jobs.executor import LocalExecutor
+from core.jobs.worker import DONE, TrainingWorker
+from core.store.runstore import RunRecord, RunStore
+from core.training.experiment import predict_images, resolve, run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = 6
@@ -111,16 +111,33 @@ def train_cfg(precision: str) -> TrainConfig:
 
 def _cli(store: RunStore, source: str, model: ModelConfig, train: TrainConfig) -> tuple[RunRecord, bool]:
     """``python -m core train`` with flags for every setting the matrix sets, as a process of its own."""
-    args = ["--data", source, "--model", model.model, "--input-size", str(model.input_size),
-            "--dense", str(model.dense_units), "--dropout", str(model.dropout), "--epochs", str(train.epochs),
-            "--batch-size", str(train.batch_size), "--precision", train.precision, "--json"]  # fmt: skip
+    args = [
+        "--data",
+        source,
+        "--model",
+        model.model,
+        "--input-size",
+        str(model.input_size),
+        "--dense",
+        str(model.dense_units),
+        "--dropout",
+        str(model.dropout),
+        "--epochs",
+        str(train.epochs),
+        "--batch-size",
+        str(train.batch_size),
+        "--precision",
+        train.precision,
+        "--json",
+    ]
     if model.model == "vgg16":
         args += ["--weights", model.weights]
     else:
         args += ["--blocks", str(model.blocks), "--filters", str(model.filters)]
     env = {**os.environ, "CNNLAB_HOME": str(store.home)}
-    p = subprocess.run([sys.executable, "-m", "core", "train", *args], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=600)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-m", "core", "train", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr
     payload = json.loads(p.stdout)
     return store.get(payload["run_id"]), payload["cached"]
@@ -148,7 +165,7 @@ def submit(where: str, store: RunStore, source: str, model: ModelConfig, train: 
         return _cli(store, source, model, train)
     if where == "child":
         return _through_worker(LocalExecutor(), store, source, model, train)
-    from core.dask_executor import DaskExecutor
+    from core.jobs.dask_executor import DaskExecutor
 
     executor = DaskExecutor(cluster.scheduler_address)
     try:
@@ -233,12 +250,13 @@ def test_every_combination_trains_is_keyed_by_its_precision_and_reopens(
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_refused_combinations(tmp_path, data, network, changes, message, precision):
     """Refused before training, in one line that says why; nothing is stored."""
-    from core.errors import UserError
+    from core.base.errors import UserError
 
     store = RunStore(tmp_path / "home")
     events = []
     with pytest.raises(UserError) as caught:
-        run_experiment(data, NETWORKS[network].replace(**changes), train_cfg(precision), store=store,
-                       progress=events.append)  # fmt: skip
+        run_experiment(
+            data, NETWORKS[network].replace(**changes), train_cfg(precision), store=store, progress=events.append
+        )
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert events == [] and store.list_runs() == []

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-import core.model as M
-from core.architecture import layer_table
-from core.config import ModelConfig
+import core.models.builder as M
+from core.base.config import ModelConfig
+from core.models.layer_table import layer_table
 
 
 def test_vgg16_layer_table_equals_keras_counts_without_training():
@@ -13,9 +13,12 @@ def test_vgg16_layer_table_equals_keras_counts_without_training():
     table = layer_table(cfg)
     rows = M.keras_summary_rows(model)
     assert [r.name for r in table.rows] == [r["name"] for r in rows] == ["vgg16", "gap", "dense", "dropout", "output"]
-    for mine, theirs in zip(table.rows, rows):
+    for mine, theirs in zip(table.rows, rows, strict=True):
         assert (mine.output_shape, mine.params, mine.trainable) == (
-            theirs["output_shape"], theirs["params"], theirs["trainable"]), mine.name  # fmt: skip
+            theirs["output_shape"],
+            theirs["params"],
+            theirs["trainable"],
+        ), mine.name
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert (trainable, frozen) == (66_309, 14_714_688) == (table.trainable_params, table.non_trainable_params)

@@ -3,8 +3,8 @@
 import numpy as np
 
 from core.data import ImageSplit, load_dataset, prepare_data
-from core.pipeline import image_batches, is_images, scale_batch
-from core.weights import preprocess_images
+from core.models.pipeline import image_batches, is_images, scale_batch
+from core.models.weight_sources import preprocess_images
 
 
 def _images(n=37, size=8, seed=0):

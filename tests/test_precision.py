@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from tinydata import write_tiny_dataset
 
-from core.config import ConfigError, ModelConfig, TrainConfig, run_key
+from core.base.config import ConfigError, ModelConfig, TrainConfig, run_key
+from core.base.errors import UserError
+from core.base.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
 from core.data import load_dataset, prepare_data
-from core.errors import UserError
-from core.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
-from core.train import train_model
-from core.weights import preprocess_images
+from core.models.weight_sources import preprocess_images
+from core.training.train import train_model
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=3)
 
@@ -57,8 +57,8 @@ def test_vgg16_follows_the_same_rule():
 
 
 def test_a_bfloat16_vgg16_base_feeds_a_float32_head(tmp_path, store):
-    from core.features import FEATURES_KIND
-    from core.transfer import train_transfer
+    from core.training.base_features import FEATURES_KIND
+    from core.training.transfer import train_transfer
 
     folder = write_tiny_dataset(tmp_path / "tiny", per_class=6, size=32)
     data = prepare_data(load_dataset(folder, image_size=32), seed=0)
@@ -128,7 +128,7 @@ def other_cpu(monkeypatch):
     A child process reads the real /proc/cpuinfo: if it decided "auto" again, it would pick the other
     precision, so the tests below fail on a CPU with AVX512_BF16 and on one without.
     """
-    import core.precision as P
+    import core.base.precision as P
 
     pretend = frozenset() if has_native_bf16(cpu_flags()) else frozenset({"avx512_bf16"})
     reads = []
@@ -142,7 +142,7 @@ def other_cpu(monkeypatch):
 
 
 def test_auto_is_decided_where_the_job_is_submitted_and_the_child_trains_in_it(tiny_folder, store, other_cpu):
-    from core.worker import DONE, TrainingWorker
+    from core.jobs.worker import DONE, TrainingWorker
 
     w = TrainingWorker(store)
     job = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8))  # precision "auto"
@@ -162,7 +162,7 @@ def test_auto_is_decided_where_the_job_is_submitted_and_the_child_trains_in_it(t
 
 
 def test_in_process_auto_is_decided_once_too(tiny_folder, store, other_cpu):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8), store=store)
     assert other_cpu.reads == ["/proc/cpuinfo"]
@@ -170,7 +170,7 @@ def test_in_process_auto_is_decided_once_too(tiny_folder, store, other_cpu):
 
 
 def test_below_the_submit_boundary_auto_is_a_bug(tiny_folder, store):
-    from core.experiment import compute_run, resolve
+    from core.training.experiment import compute_run, resolve
 
     ds, m, key = resolve(str(tiny_folder), TINY, TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="settle_precision"):
@@ -178,7 +178,7 @@ def test_below_the_submit_boundary_auto_is_a_bug(tiny_folder, store):
 
 
 def test_a_result_in_another_precision_than_its_key_names_is_not_stored(tiny_folder, store):
-    from core.experiment import PrecisionMismatch, compute_run, resolve, save_run
+    from core.training.experiment import PrecisionMismatch, compute_run, resolve, save_run
 
     cfg = TrainConfig(epochs=1, batch_size=8, precision="float32")
     ds, m, key = resolve(str(tiny_folder), TINY, cfg)
@@ -191,17 +191,36 @@ def test_a_result_in_another_precision_than_its_key_names_is_not_stored(tiny_fol
 
 
 def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, store):
-    from core.labels import describe
-    from core.store import RunRecord
+    from core.base.naming import describe
+    from core.store.runstore import RunRecord
 
     f32, bf16 = describe(TINY, TrainConfig(precision="float32")), describe(TINY, TrainConfig(precision="bfloat16"))
     assert bf16 == f32 + " · bfloat16" and describe(TINY, TrainConfig()) == f32  # "auto": not decided yet
     # a bfloat16 run stored before labels named the precision ("auto" in its settings) reads with it
-    old = {"run_id": "r", "key": "r", "status": "complete", "created": 0.0, "source": "s", "label": f32, "data": {},
-           "model_config": {}, "train_config": {"precision": "auto"}, "layers": {}, "history": {},
-           "epoch_seconds": [], "best_epoch": 1, "stopped_early": False, "stopped_by_user": False,
-           "restored_epoch": None, "phases": [], "diagnosis": {}, "test": {}, "seconds": 1.0, "versions": {},
-           "extra": {"precision": "bfloat16"}}  # fmt: skip
+    old = {
+        "run_id": "r",
+        "key": "r",
+        "status": "complete",
+        "created": 0.0,
+        "source": "s",
+        "label": f32,
+        "data": {},
+        "model_config": {},
+        "train_config": {"precision": "auto"},
+        "layers": {},
+        "history": {},
+        "epoch_seconds": [],
+        "best_epoch": 1,
+        "stopped_early": False,
+        "stopped_by_user": False,
+        "restored_epoch": None,
+        "phases": [],
+        "diagnosis": {},
+        "test": {},
+        "seconds": 1.0,
+        "versions": {},
+        "extra": {"precision": "bfloat16"},
+    }
     assert RunRecord.from_dict(old).label == bf16
     assert RunRecord.from_dict({**old, "extra": {"precision": "float32"}}).label == f32
     assert RunRecord.from_dict({**old, "label": bf16}).label == bf16  # not marked twice
@@ -212,9 +231,9 @@ def test_runs_differing_only_in_precision_have_different_labels(tiny_folder, sto
 
 def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_config: dict):
     """A real run of ``precision``, rewritten into a store of its own as code from before stored it."""
-    from core.experiment import run_experiment
-    from core.labels import describe
-    from core.store import RunRecord, RunStore
+    from core.base.naming import describe
+    from core.store.runstore import RunRecord, RunStore
+    from core.training.experiment import run_experiment
 
     rec = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision), store=store)
     old = rec.to_dict()
@@ -234,23 +253,25 @@ def _stored_before(store, tmp_path, tiny_folder, precision: str, old_train_confi
     ],
 )
 def test_runs_stored_before_are_found_and_open(tiny_folder, store, tmp_path, monkeypatch, precision, settings):
-    import core.precision as P
-    from core.experiment import run_experiment
+    import core.base.precision as P
     from core.inside import grad_cam, open_run
+    from core.training.experiment import run_experiment
 
     train = TrainConfig(epochs=1, batch_size=8).to_dict()
     if settings == "no precision setting":
         train.pop("precision")
     rec, before = _stored_before(store, tmp_path, tiny_folder, precision, train)
     # the CPU that stored them: "auto" meant bfloat16 on it, and float32 before the setting existed
-    monkeypatch.setattr(P, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset(
-        {"avx512_bf16"} if precision == "bfloat16" else set()))  # fmt: skip
+    monkeypatch.setattr(
+        P, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset({"avx512_bf16"} if precision == "bfloat16" else set())
+    )
     again = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8), store=before)
     assert again.cached and again.run_id == rec.run_id and [r["run_id"] for r in before.list_runs()] == [rec.run_id]
     assert TrainConfig.from_dict(again.train_config).precision == "auto"  # read as it is
     assert ("bfloat16" in again.label) is (precision == "bfloat16")  # its label says what it computed in
-    explicit = run_experiment(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision),
-                              store=before)  # fmt: skip
+    explicit = run_experiment(
+        str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, precision=precision), store=before
+    )
     assert explicit.cached and explicit.run_id == rec.run_id
     net = open_run(before, rec.run_id)
     image = before.load_arrays(rec.run_id)["test_images"][0]
@@ -264,7 +285,7 @@ def test_run_lists_written_before_name_the_precision_once_the_store_is_opened(ti
     import sqlite3
     from contextlib import closing
 
-    from core.labels import describe
+    from core.base.naming import describe
     from core.store import RunStore
 
     rec, before = _stored_before(store, tmp_path, tiny_folder, precision, TrainConfig(epochs=1, batch_size=8).to_dict())

@@ -4,8 +4,8 @@ import signal
 
 import pytest
 
-from core.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
-from core.settings import SettingError
+from core.base.environment import SettingError
+from core.jobs.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
 
 
 def test_parallel_trainings_share_the_cores_without_oversubscribing():
@@ -44,7 +44,7 @@ def test_a_training_child_runs_at_a_lower_priority_than_the_server(monkeypatch):
     import subprocess
     import sys
 
-    code = "import os; from core.child import lower_priority; print(lower_priority(), os.nice(0))"
+    code = "import os; from core.jobs.child import lower_priority; print(lower_priority(), os.nice(0))"
     env = {**os.environ, "CNNLAB_TRAINING_NICE": "7"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     base = os.nice(0)

@@ -30,7 +30,9 @@ def readme_examples() -> list[tuple[str, str]]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## The command line", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-    lines = [ln for block in blocks for ln in block.splitlines() if ln.startswith("python -m core")]
+    lines = [
+        ln for block in blocks for ln in block.splitlines() if ln.startswith(("python -m core", "python -m synth"))
+    ]
     return [(*(re.split(r"\s+#\s", ln, maxsplit=1) + [""])[:2],) for ln in lines]  # type: ignore[return-value]
 
 
@@ -60,14 +62,14 @@ def tiny(line: str, data: Path, zipped: Path, run_id: str, work: Path) -> list[s
         out += TINY_NET
     if out[0] == "core" and (out[1] == "lab" or "--transfer" in out) and "--epochs" not in out:
         out += ["--epochs", "1"]
-    if out[0] == "core.synth":
+    if out[0] == "synth":
         out += ["--out", str(work / "synth"), "--per-class", "2", "--size", "16"]
     return [sys.executable, "-m", *out]
 
 
 def _calibrate(home: Path) -> None:
     """A stored calibration (from a fake machine speed), so `estimate` does not spend 30 s measuring this one."""
-    import core.estimate as E
+    import core.jobs.estimate as E
 
     for precision in ("float32", "bfloat16"):
         cal = E.Calibration(

@@ -13,10 +13,10 @@ from histories import (
     underfitting_history,
 )
 
-from core.architecture import layer_table
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
-from core.diagnosis import Diagnosis, diagnose
-from core.remedies import Remedy
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
+from core.models.layer_table import layer_table
+from core.results.diagnosis import Diagnosis, diagnose
+from core.results.remedies import Remedy
 
 
 def keys(d: Diagnosis) -> list[str]:

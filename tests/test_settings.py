@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import NAMES, SettingError, check_scheduler, read_settings, settings
+from core.base.environment import NAMES, SettingError, check_scheduler, read_settings, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,8 +110,8 @@ def test_settings_are_read_once_and_again_only_when_one_changes(monkeypatch):
 
 
 def test_the_worker_refuses_a_bad_setting_before_its_thread_starts(monkeypatch, tmp_path):
-    from core.store import RunStore
-    from core.worker import TrainingWorker
+    from core.jobs.worker import TrainingWorker
+    from core.store.runstore import RunStore
 
     monkeypatch.setenv("CNNLAB_WORKERS", "0")
     with pytest.raises(SettingError, match="CNNLAB_WORKERS must be a whole number"):

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from core.store import RunRecord, RunStore, default_home
+from core.store.runstore import RunRecord, RunStore, default_home
 
 
 def _record(run_id="abc", key="abc", status="complete", acc=0.8, created=None):
@@ -138,8 +138,8 @@ def test_feature_cache_round_trip_and_corruption(tmp_path):
 def test_model_round_trip(tmp_path):
     import keras
 
-    from core.config import ModelConfig
-    from core.model import build_model
+    from core.base.config import ModelConfig
+    from core.models.builder import build_model
 
     s = RunStore(tmp_path)
     model = build_model(ModelConfig(input_size=16, blocks=1, filters=4, dense_units=4, num_classes=2))
@@ -157,7 +157,7 @@ import os, signal, sys, time
 from pathlib import Path
 sys.path[:0] = [{root!r}, {root!r} + "/tests"]
 from test_store import _record
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 store = RunStore({home!r})
 real_rename = Path.rename
@@ -199,7 +199,7 @@ _SAVE_AT_ONCE = r"""
 import sys, time
 sys.path[:0] = [{root!r}, {root!r} + "/tests"]
 from test_store import _record
-from core.store import RunStore
+from core.store.runstore import RunStore
 
 store = RunStore({home!r})
 while time.time() < {start}:
@@ -221,8 +221,13 @@ def test_two_processes_saving_the_same_run_id_both_succeed(tmp_path):
     RunStore(home)
     start = time.time() + 3
     procs = [
-        subprocess.Popen([sys.executable, "-c", _SAVE_AT_ONCE.format(root=root, home=str(home), start=start, acc=a)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+        subprocess.Popen(
+            [sys.executable, "-c", _SAVE_AT_ONCE.format(root=root, home=str(home), start=start, acc=a)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=root,
+        )
         for a in (0.25, 0.75)
     ]
     outs = [p.communicate(timeout=180) for p in procs]

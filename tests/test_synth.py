@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.config import ConfigError
-from core.synth import (
+from core.base.config import ConfigError
+from synth import (
     DATASETS,
     SAMPLE_DATA_DIR,
     generate_dataset,
@@ -23,7 +23,7 @@ from core.synth import (
     make_image,
     png_bytes,
 )
-from core.synth.__main__ import main as cli_main
+from synth.__main__ import main as cli_main
 
 NAMES = list(DATASETS)
 SHIPPED_COUNTS = {"thin_sections": (5, 200), "seismic_facies": (4, 150), "drill_core": (3, 60)}
@@ -76,7 +76,7 @@ def test_datasheet_counts_equal_files_on_disk(name: str) -> None:
     assert f"| images | {total} (" in text
     assert "SYNTHETIC" in text
     spec = DATASETS[name]
-    assert f"python -m core.synth --dataset {name} --seed 42 --per-class {spec.per_class} --size 64" in text
+    assert f"python -m synth --dataset {name} --seed 42 --per-class {spec.per_class} --size 64" in text
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -227,9 +227,23 @@ def test_lowering_per_class_removes_stale_images(tmp_path: Path) -> None:
 
 def test_cli_writes_a_variant_and_its_regenerate_command(tmp_path: Path, capsys) -> None:
     code = cli_main(
-        ["--dataset", "seismic_facies", "--out", str(tmp_path), "--per-class", "2", "--size", "32",
-         "--noise", "2", "--overlap", "0.5", "--seed", "3"]
-    )  # fmt: skip
+        [
+            "--dataset",
+            "seismic_facies",
+            "--out",
+            str(tmp_path),
+            "--per-class",
+            "2",
+            "--size",
+            "32",
+            "--noise",
+            "2",
+            "--overlap",
+            "0.5",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     root = tmp_path / "seismic_facies"
     assert sum(len(_pngs(root / c)) for c in DATASETS["seismic_facies"].classes) == 8
@@ -237,7 +251,7 @@ def test_cli_writes_a_variant_and_its_regenerate_command(tmp_path: Path, capsys)
         assert im.size == (32, 32)
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert (
-        f"python -m core.synth --dataset seismic_facies --seed 3 --per-class 2 --size 32 "
+        f"python -m synth --dataset seismic_facies --seed 3 --per-class 2 --size 32 "
         f"--noise 2 --overlap 0.5 --out {tmp_path}"
     ) in readme
     assert "seismic_facies: 8 images" in capsys.readouterr().out

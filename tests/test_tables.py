@@ -1,6 +1,6 @@
 """The text helpers every table and message shares."""
 
-from core.tables import number, plural
+from core.base.tables import number, plural
 
 
 def test_plural_says_one_of_a_thing_and_counts_the_rest():

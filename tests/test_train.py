@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 from core.data import load_dataset, prepare_data
-from core.train import train_model
+from core.training.train import train_model
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=3)
 
@@ -59,8 +59,9 @@ def test_early_stopping_restores_the_best_epoch(data):
 
 
 def test_restore_best_off_keeps_and_evaluates_the_last_epoch(data):
-    cfg = TrainConfig(epochs=40, batch_size=8, early_stopping=2, monitor="val_accuracy", learning_rate=0.01,
-                      restore_best=False)
+    cfg = TrainConfig(
+        epochs=40, batch_size=8, early_stopping=2, monitor="val_accuracy", learning_rate=0.01, restore_best=False
+    )
     res = train_model(TINY, cfg, data, store=None)
     assert res.stopped_early and res.restored_epoch is None
     best = int(np.argmax(res.history["val_accuracy"])) + 1
@@ -102,7 +103,7 @@ def test_mismatched_loss_or_classes_are_explained(data):
 
 
 def test_augmentation_runs_in_training(data):
-    from core.config import AugmentConfig
+    from core.base.config import AugmentConfig
 
     res = train_model(TINY, TrainConfig(epochs=1, batch_size=8, augment=AugmentConfig.course()), data, store=None)
     assert len(res.history["loss"]) == 1 and np.isfinite(res.history["val_loss"][0])

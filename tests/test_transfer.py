@@ -11,13 +11,13 @@ import pytest
 from tinydata import write_tiny_dataset
 from vggfiles import SIZE
 
-import core.transfer as T
-from core.config import WEIGHT_SOURCE_LABELS, AugmentConfig, ModelConfig, TrainConfig
+import core.training.transfer as T
+from core.base.config import WEIGHT_SOURCE_LABELS, AugmentConfig, ModelConfig, TrainConfig
+from core.base.precision import precision_policy
 from core.data import load_dataset, prepare_data
-from core.features import FEATURES_KIND, cached_features
-from core.precision import precision_policy
-from core.vgg16 import build_base
-from core.weights import preprocess_images
+from core.models.vgg16 import build_base
+from core.models.weight_sources import preprocess_images
+from core.training.base_features import FEATURES_KIND, cached_features
 
 
 def vgg_cfg(weights="none", **kw):
@@ -35,16 +35,16 @@ def data(tmp_path_factory):
 
 @pytest.fixture
 def count_extractions(monkeypatch):
-    import core.features
+    import core.training.base_features
 
     calls = []
-    real = core.features.extract_features
+    real = core.training.base_features.extract_features
 
     def counted(*a, **kw):
         calls.append(len(a[1]))
         return real(*a, **kw)
 
-    monkeypatch.setattr(core.features, "extract_features", counted)
+    monkeypatch.setattr(core.training.base_features, "extract_features", counted)
     return calls
 
 
@@ -96,9 +96,20 @@ def test_head_trains_on_features_and_the_model_predicts_from_images(data, store,
 
     def spy(base, cfg):
         model = real(base, cfg)
-        seen.update({name: w.copy() for name, w in zip(("dense", "b1", "b5"), (
-            model.get_layer("dense").get_weights()[0], base.get_layer("block1_conv1").get_weights()[0],
-            base.get_layer("block5_conv3").get_weights()[0]))})  # fmt: skip
+        seen.update(
+            {
+                name: w.copy()
+                for name, w in zip(
+                    ("dense", "b1", "b5"),
+                    (
+                        model.get_layer("dense").get_weights()[0],
+                        base.get_layer("block1_conv1").get_weights()[0],
+                        base.get_layer("block5_conv3").get_weights()[0],
+                    ),
+                    strict=True,
+                )
+            }
+        )
         return model
 
     monkeypatch.setattr(T, "assemble_model", spy)
@@ -113,7 +124,11 @@ def test_head_trains_on_features_and_the_model_predicts_from_images(data, store,
     assert loss == pytest.approx(res.history["val_loss"][res.best_epoch - 1], rel=1e-4)
     assert res.phases == [{"name": "head", "first_epoch": 1, "epochs": 2}]
     assert [(e.kind, e.phase, e.epoch) for e in events if e.kind != "batch"] == [
-        ("start", "head", 1), ("epoch", "head", 1), ("epoch", "head", 2), ("end", "head", 2)]  # fmt: skip
+        ("start", "head", 1),
+        ("epoch", "head", 1),
+        ("epoch", "head", 2),
+        ("end", "head", 2),
+    ]
     extraction = [e for e in events if e.phase == "features"]
     assert extraction and all((e.kind, e.epoch, e.epochs) == ("batch", 0, 2) for e in extraction)
     assert extraction[-1].batch == extraction[-1].batches
@@ -154,11 +169,17 @@ def test_fine_tuning_trains_block5_not_block1(data, store, spy, winner):
     events = []
     cfg = FAST.replace(fine_tune_epochs=2, fine_tune_lr=1e-3)
     res = T.train_transfer(vgg_cfg(), cfg, data, progress=events.append, store=store)
-    assert res.phases == [{"name": "head", "first_epoch": 1, "epochs": 2},
-                          {"name": "fine-tune", "first_epoch": 3, "epochs": 2}]  # fmt: skip
+    assert res.phases == [
+        {"name": "head", "first_epoch": 1, "epochs": 2},
+        {"name": "fine-tune", "first_epoch": 3, "epochs": 2},
+    ]
     assert len(res.history["loss"]) == len(res.history["val_accuracy"]) == len(res.epoch_seconds) == 4
     assert [(e.phase, e.epoch, e.epochs) for e in events if e.kind == "epoch"] == [
-        ("head", 1, 4), ("head", 2, 4), ("fine-tune", 3, 4), ("fine-tune", 4, 4)]  # fmt: skip
+        ("head", 1, 4),
+        ("head", 2, 4),
+        ("fine-tune", 3, 4),
+        ("fine-tune", 4, 4),
+    ]
     assert not np.allclose(spy["b5_after"], spy["b5"]), "fine-tuning must change block5"
     base = res.model.get_layer("vgg16")
     np.testing.assert_array_equal(base.get_layer("block1_conv1").get_weights()[0], spy["b1"])
@@ -178,8 +199,7 @@ def test_fine_tuning_trains_block5_not_block1(data, store, spy, winner):
 
 
 def test_augmentation_trains_on_images_and_says_so(data, store, spy, count_extractions):
-    cfg = TrainConfig(epochs=1, batch_size=8, augment=AugmentConfig(hflip=True), fine_tune_epochs=1,
-                      fine_tune_lr=1e-3)  # fmt: skip
+    cfg = TrainConfig(epochs=1, batch_size=8, augment=AugmentConfig(hflip=True), fine_tune_epochs=1, fine_tune_lr=1e-3)
     res = T.train_transfer(vgg_cfg(), cfg, data, store=store)
     assert count_extractions == []
     assert res.extra["features"].startswith("recomputed through the frozen base every epoch")

@@ -5,23 +5,29 @@ import json
 import pytest
 from tinydata import write_tiny_dataset
 
+from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
 from core.cli import main
-from core.compare import settings_table
-from core.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
-from core.store import RunRecord, RunStore
-from core.trials import (
-    SWEEPABLE,
-    difference_sentence,
-    grid_from_json,
-    mean_curves,
-    parse_grid,
-    seed_configs,
-    spread,
-    sweep_points,
-)
+from core.results.compare import settings_table
+from core.results.repeats import difference_sentence, mean_curves, seed_configs, spread
+from core.results.sweeps import SWEEPABLE, grid_from_json, parse_grid, sweep_points
+from core.store.runstore import RunRecord, RunStore
 
-TINY = ["--input-size", "16", "--blocks", "1", "--filters", "4", "--dense", "8", "--batch-size", "8",
-        "--epochs", "1", "--precision", "float32"]  # fmt: skip
+TINY = [
+    "--input-size",
+    "16",
+    "--blocks",
+    "1",
+    "--filters",
+    "4",
+    "--dense",
+    "8",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "1",
+    "--precision",
+    "float32",
+]
 
 
 def test_seed_configs_change_only_the_seed():
@@ -44,11 +50,29 @@ def test_spread_and_mean_curves():
 
 def _rec(val_loss, val_acc=None):
     n = len(val_loss)
-    return RunRecord(run_id="r", key="k", status="complete", created=0, source="s", label="l", data={},
-                     model_config={}, train_config={"seed": 1}, layers={}, history={"loss": val_loss,
-                     "val_loss": val_loss, "val_accuracy": val_acc or [0.5] * n}, epoch_seconds=[1] * n,
-                     best_epoch=1, stopped_early=False, stopped_by_user=False, restored_epoch=None, phases=[],
-                     diagnosis={}, test={}, seconds=1.0, versions={})  # fmt: skip
+    return RunRecord(
+        run_id="r",
+        key="k",
+        status="complete",
+        created=0,
+        source="s",
+        label="l",
+        data={},
+        model_config={},
+        train_config={"seed": 1},
+        layers={},
+        history={"loss": val_loss, "val_loss": val_loss, "val_accuracy": val_acc or [0.5] * n},
+        epoch_seconds=[1] * n,
+        best_epoch=1,
+        stopped_early=False,
+        stopped_by_user=False,
+        restored_epoch=None,
+        phases=[],
+        diagnosis={},
+        test={},
+        seconds=1.0,
+        versions={},
+    )
 
 
 def _summary(values):
@@ -64,14 +88,20 @@ def test_difference_sentence_says_whether_the_seeds_explain_it():
 
 
 def test_sweep_points_and_refusals():
-    names, values, points = sweep_points(parse_grid(["dropout=0,0.25,0.5", "filters=16,32"]), ModelConfig(),
-                                         TrainConfig())  # fmt: skip
+    names, values, points = sweep_points(
+        parse_grid(["dropout=0,0.25,0.5", "filters=16,32"]), ModelConfig(), TrainConfig()
+    )
     assert names == ["dropout", "filters"] and values == [[0.0, 0.25, 0.5], [16, 32]] and len(points) == 6
     assert [(p.model_cfg.dropout, p.model_cfg.filters) for p in points][:3] == [(0.0, 16), (0.0, 32), (0.25, 16)]
-    _, _, pts = sweep_points(grid_from_json('{"lr": [0.01, 0.001], "train.augment.zoom": [0, 0.1]}'),
-                             ModelConfig(), TrainConfig())  # fmt: skip
+    _, _, pts = sweep_points(
+        grid_from_json('{"lr": [0.01, 0.001], "train.augment.zoom": [0, 0.1]}'), ModelConfig(), TrainConfig()
+    )
     assert {(p.train_cfg.learning_rate, p.train_cfg.augment.zoom) for p in pts} == {
-        (0.01, 0.0), (0.01, 0.1), (0.001, 0.0), (0.001, 0.1)}  # fmt: skip
+        (0.01, 0.0),
+        (0.01, 0.1),
+        (0.001, 0.0),
+        (0.001, 0.1),
+    }
     bad = [
         (["colour=1,2"], "Unknown setting 'colour'"),
         (["dropout=0,1.5"], "'dropout' parameter of ModelConfig must be"),
@@ -104,8 +134,9 @@ def test_sweep_points_and_refusals():
     # VGG16 has no kernel size of its own; with course augmentation the fill mode does change the run
     with pytest.raises(ConfigError, match="kernel_size makes no difference"):
         sweep_points({"kernel_size": [3, 5]}, ModelConfig(model="vgg16"), TrainConfig())
-    _, _, pts = sweep_points({"fill_mode": ["nearest", "reflect"]}, ModelConfig(),
-                             TrainConfig(augment=AugmentConfig.course()))  # fmt: skip
+    _, _, pts = sweep_points(
+        {"fill_mode": ["nearest", "reflect"]}, ModelConfig(), TrainConfig(augment=AugmentConfig.course())
+    )
     assert [p.train_cfg.augment.fill_mode for p in pts] == ["nearest", "reflect"]
 
 
@@ -124,8 +155,9 @@ def run(capsys, *argv):
 def test_repeat_trains_k_seeds_through_the_worker_that_differ_only_in_seed(home, capsys, monkeypatch):
     data, store_home = home
     monkeypatch.setenv("CNNLAB_HOME", str(store_home))
-    code, out, err = run(capsys, "repeat", "--data", str(data), "--seeds", "3", "--seed", "5", *TINY,
-                         "--workers", "2", "--json")  # fmt: skip
+    code, out, err = run(
+        capsys, "repeat", "--data", str(data), "--seeds", "3", "--seed", "5", *TINY, "--workers", "2", "--json"
+    )
     assert code == 0, err
     d = json.loads(out)
     assert d["seeds"] == [5, 6, 7] and d["stored"] == 0 and len({r["run_id"] for r in d["runs"]}) == 3
@@ -167,8 +199,9 @@ def test_a_two_setting_sweep_is_a_grid(home, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("CNNLAB_HOME", str(store_home))
     grid = tmp_path / "grid.json"
     grid.write_text('{"dropout": [0, 0.5], "dense_units": [4, 8]}')
-    code, out, err = run(capsys, "sweep", "--data", str(data), "--grid-file", str(grid), *TINY, "--json",
-                         "--workers", "2")  # fmt: skip
+    code, out, err = run(
+        capsys, "sweep", "--data", str(data), "--grid-file", str(grid), *TINY, "--json", "--workers", "2"
+    )
     assert code == 0, err
     d = json.loads(out)
     assert d["settings"] == ["dropout", "dense_units"] and len(d["z"]) == 2 and len(d["z"][0]) == 2
@@ -178,15 +211,18 @@ def test_a_two_setting_sweep_is_a_grid(home, capsys, monkeypatch, tmp_path):
     assert d["z"][1][0] == d["runs"][2]["best_val_accuracy"]
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--grid", "colour=1,2"], "Unknown setting 'colour'"),
-    (["--grid", "dropout=0,2"], "'dropout' parameter"),
-    (["--grid", "blocks=1,5"], "Block"),
-    ([], "--grid NAME=V1,V2"),
-    (["--grid", "lr=0.1,0.01", "--grid", "learning_rate=0.1"], "given twice, as 'lr' and as 'learning_rate'"),
-    (["--grid", "num_classes=2,7"], "is the number of class folders in the dataset"),
-    (["--grid-file", "/nonexistent/g.json"], "Cannot read the grid file"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--grid", "colour=1,2"], "Unknown setting 'colour'"),
+        (["--grid", "dropout=0,2"], "'dropout' parameter"),
+        (["--grid", "blocks=1,5"], "Block"),
+        ([], "--grid NAME=V1,V2"),
+        (["--grid", "lr=0.1,0.01", "--grid", "learning_rate=0.1"], "given twice, as 'lr' and as 'learning_rate'"),
+        (["--grid", "num_classes=2,7"], "is the number of class folders in the dataset"),
+        (["--grid-file", "/nonexistent/g.json"], "Cannot read the grid file"),
+    ],
+)
 def test_bad_sweeps_are_refused_up_front(home, capsys, monkeypatch, argv, needle):
     data, store_home = home
     monkeypatch.setenv("CNNLAB_HOME", str(store_home))

@@ -19,8 +19,8 @@ from histories import (
     underfitting_history,
 )
 
-from core.config import TrainConfig
-from core.diagnosis import diagnose
+from core.base.config import TrainConfig
+from core.results.diagnosis import diagnose
 
 
 def text_of(d) -> str:
@@ -242,8 +242,9 @@ def test_checkpoint_on_validation_accuracy_names_what_it_kept():
 
 def test_checkpoint_at_the_last_epoch_says_so():
     d = diagnose(still_improving_history(), restored_epoch=20, train_cfg=TrainConfig())
-    assert d.evidence[-1].endswith("The saved model is the epoch-20 one, so the test set scores that model, "
-                                   "which is also the last epoch's.")  # fmt: skip
+    assert d.evidence[-1].endswith(
+        "The saved model is the epoch-20 one, so the test set scores that model, which is also the last epoch's."
+    )
 
 
 def test_restored_epoch_without_settings_does_not_name_the_mechanism():

@@ -20,8 +20,8 @@ from histories import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import verdict
-from core.diagnosis import diagnose
+from core.results import verdict
+from core.results.diagnosis import diagnose
 
 ROOT = Path(__file__).resolve().parents[1]
 PROPERTY = settings(
@@ -145,7 +145,8 @@ def test_row_good_fit():
 def test_every_row_is_in_the_doc_and_the_doc_quotes_the_codes_thresholds():
     doc = (ROOT / "docs" / "VERDICT.md").read_text(encoding="utf-8")
     assert verdict.thresholds_markdown() in doc, (
-        "docs/VERDICT.md's threshold table differs from core/verdict.py: paste core.verdict.thresholds_markdown()"
+        "docs/VERDICT.md's threshold table differs from core/results/verdict.py: "
+        "paste core.results.verdict.thresholds_markdown()"
     )
     for title in verdict.TITLES.values():
         assert f"**{title}**" in doc

@@ -8,10 +8,10 @@ falling, and a run on a tenth of the training images without dropout, which over
 import pytest
 from test_verdict_table import says_not_falling
 
-from core.config import ModelConfig, TrainConfig
-from core.diagnosis import diagnose
-from core.experiment import run_experiment
-from core.store import RunStore
+from core.base.config import ModelConfig, TrainConfig
+from core.results.diagnosis import diagnose
+from core.store.runstore import RunStore
+from core.training.experiment import run_experiment
 
 SMALL = ModelConfig(input_size=32, blocks=2, filters=8, dense_units=32)
 COURSE = TrainConfig(epochs=20)  # no early stopping, no learning-rate schedule: epoch k does not know the total

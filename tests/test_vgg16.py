@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from vggfiles import SIZE, assert_same_weights, conv_weights, keras_vgg_arrays, write_legacy_h5
 
-import core.vgg16 as V
-import core.weight_files as F
-from core.config import WEIGHT_SOURCE_LABELS, ModelConfig
-from core.weights import IMAGENET_FILE, WeightsError
+import core.models.vgg16 as V
+import core.models.weight_files as F
+from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig
+from core.models.weight_sources import IMAGENET_FILE, WeightsError
 
 
 def vgg_cfg(weights="none", **kw):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from vggfiles import CONV, SIZE, assert_same_weights, keras_vgg_arrays, write_legacy_h5
 
-import core.weight_files as F
-import core.weights as W
-from core.weights import IMAGENET_FILE, WeightsError
+import core.models.weight_files as F
+import core.models.weight_sources as W
+from core.models.weight_sources import IMAGENET_FILE, WeightsError
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,9 @@ def test_wrong_local_files_fail_with_a_clear_message(tmp_path, random_vgg):
 
     text = tmp_path / "notes.h5"
     text.write_text("not weights")
-    small = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(8, 3), keras.layers.Flatten(),
-                              keras.layers.Dense(3)])  # fmt: skip
+    small = keras.Sequential(
+        [keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(8, 3), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
     other = tmp_path / "small_cnn.weights.h5"
     small.save_weights(other)
     bad_shape = dict(random_vgg)
@@ -182,7 +183,7 @@ def test_offline_weights_are_taken_in_float32_under_a_bfloat16_policy(hed_conv, 
     """A fresh store on a bf16 CPU: the base is built inside mixed_bfloat16, HED must still be read (issue 17)."""
     import keras
 
-    from core.precision import precision_policy
+    from core.base.precision import precision_policy
 
     F._weights_memo.clear()
     with precision_policy("bfloat16"):

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.weights as W
-from core.config import WEIGHT_SOURCE_LABELS, weights_label
-from core.errors import UserError
+import core.models.weight_sources as W
+from core.base.config import WEIGHT_SOURCE_LABELS, weights_label
+from core.base.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_import_status_and_preprocessing_load_no_tensorflow_nor_h5py():
     code = (
-        "import sys, numpy, core.weights as w\n"
+        "import sys, numpy, core.models.weight_sources as w\n"
         "for s in ('imagenet', 'offline', 'none', '/no/such/file.h5'): w.weights_status(s)\n"
         "w.preprocess_images(numpy.zeros((1, 2, 2, 3)), 'imagenet')\n"
         "print(*(m in sys.modules for m in ('tensorflow', 'keras', 'h5py')))"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ModelConfig, TrainConfig
-from core.executor import LocalExecutor
-from core.experiment import run_experiment
-from core.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
+from core.base.config import ModelConfig, TrainConfig
+from core.jobs.executor import LocalExecutor
+from core.jobs.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
+from core.training.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
@@ -38,7 +38,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_child_process_training_stores_the_same_record_as_in_process(tiny_folder, store, tmp_path):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     w = TrainingWorker(store)
     cfg = TrainConfig(epochs=2, batch_size=8)
@@ -143,9 +143,9 @@ def test_only_the_owner_or_an_admin_can_stop_a_job(tiny_folder, store):
 SERVER = textwrap.dedent(
     """
     import json, sys, time
-    from core.config import ModelConfig, TrainConfig
-    from core.store import RunStore
-    from core.worker import TrainingWorker
+    from core.base.config import ModelConfig, TrainConfig
+    from core.store.runstore import RunStore
+    from core.jobs.worker import TrainingWorker
 
     home, data = sys.argv[1], sys.argv[2]
     tiny = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
@@ -161,18 +161,25 @@ SERVER = textwrap.dedent(
 
 
 def test_a_killed_server_leaves_earlier_runs_and_marks_its_jobs_interrupted(tiny_folder, tmp_path):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     home = tmp_path / "home"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(home), str(tiny_folder)], stdout=subprocess.PIPE,
-                              text=True, env=env)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(home), str(tiny_folder)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         info = json.loads(server.stdout.readline())
         assert info["state"] == DONE and info["tensorflow"] is False  # the server never imported TensorFlow
         # Another process lists the server's jobs while it runs.
-        listed = subprocess.run([sys.executable, "-m", "core", "jobs", "--json"], capture_output=True, text=True,
-                                env={**env, "CNNLAB_HOME": str(home)}, cwd=ROOT, timeout=60)  # fmt: skip
+        listed = subprocess.run(
+            [sys.executable, "-m", "core", "jobs", "--json"],
+            capture_output=True,
+            text=True,
+            env={**env, "CNNLAB_HOME": str(home)},
+            cwd=ROOT,
+            timeout=60,
+        )
         assert listed.returncode == 0, listed.stderr
         rows = {r["id"]: r for r in json.loads(listed.stdout)}
         assert rows[info["queued"]]["state"] == "queued" and rows[info["queued"]]["position"] == 1
@@ -203,7 +210,7 @@ def test_a_killed_server_leaves_earlier_runs_and_marks_its_jobs_interrupted(tiny
 
 
 def _row(home, job_id):
-    from core.jobtable import JobTable
-    from core.store import RunStore
+    from core.jobs.jobtable import JobTable
+    from core.store.runstore import RunStore
 
     return JobTable(RunStore(home)).get(job_id)

@@ -7,7 +7,7 @@ temporary Keras cache, in the layout Keras distributes.
 import h5py
 import numpy as np
 
-from core.weights import CONV_LAYERS
+from core.models.weight_sources import CONV_LAYERS
 
 SIZE = 32  # the smallest input VGG16 takes: fast
 CONV = [name for name, _ in CONV_LAYERS]
@@ -37,7 +37,7 @@ def write_legacy_h5(path, arrays, extra_layers=()):
             ws = arrays.get(name) or dict(extra_layers).get(name) or []
             wnames = [f"{name}_W_1:0", f"{name}_b_1:0"][: len(ws)]
             g.attrs["weight_names"] = [w.encode() for w in wnames]
-            for w, a in zip(wnames, ws):
+            for w, a in zip(wnames, ws, strict=True):
                 g.create_dataset(w, data=a)
     return path
 

@@ -1,6 +1,6 @@
 """Controls several pages draw the same way: the VGG16 weight source, and the slider steps they share.
 
-The choices and their labels come from :mod:`core.config` (the CLI shows the
+The choices and their labels come from :mod:`core.base.config` (the CLI shows the
 same ones); what is defined here is only how the dashboard offers them.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
-from core.weights import weights_status
+from core.base import WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
+from core.models import weights_status
 from ui import resources, state
 
 # Slider steps (any value in range is valid; these are the ones a slider offers).
@@ -50,16 +50,22 @@ def weights_picker(key: str, current: str, persist_state: str | None = None) -> 
     start = current if current in WEIGHT_SOURCES else FILE
     state.bind(key, start if start in options else options[0])
     choice = st.selectbox(
-        "VGG16 weights", options, key=key, persist_state=persist_state,
+        "VGG16 weights",
+        options,
+        key=key,
+        persist_state=persist_state,
         format_func=lambda w: WEIGHT_SOURCE_LABELS.get(w, WEIGHT_FILE_LABEL + " on the server"),
         help="Where the frozen convolution base's weights come from. Without internet, ImageNet weights need a "
         "cached copy.",
-    )  # fmt: skip
+    )
     weights = choice
     if choice == FILE:
         state.bind(key + "_path", "" if current in WEIGHT_SOURCES else current)
-        weights = st.text_input("Path of a VGG16 weights file (.h5 or .weights.h5) on the server",
-                                key=key + "_path", persist_state=persist_state).strip()  # fmt: skip
+        weights = st.text_input(
+            "Path of a VGG16 weights file (.h5 or .weights.h5) on the server",
+            key=key + "_path",
+            persist_state=persist_state,
+        ).strip()
         if not weights:
             st.caption("Enter the path of a VGG16 weights file (include_top=False).")
             return None

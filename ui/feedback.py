@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core.limits import resource_message
+from core.base import resource_message
 
 log = logging.getLogger("cnnlab.ui")
 

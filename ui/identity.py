@@ -29,8 +29,15 @@ SESSION_ID = "_cnnlab_session_id"
 ROLE = "_cnnlab_role"  # "student" or "teacher" after a password login
 SECTION = "cnnlab"  # our section of secrets.toml
 # [auth] keys shared by every provider; any other key holding a table names a provider.
-_SHARED_AUTH_KEYS = {"redirect_uri", "cookie_secret", "expose_tokens", "client_id", "client_secret",
-                     "server_metadata_url", "client_kwargs"}  # fmt: skip
+_SHARED_AUTH_KEYS = {
+    "redirect_uri",
+    "cookie_secret",
+    "expose_tokens",
+    "client_id",
+    "client_secret",
+    "server_metadata_url",
+    "client_kwargs",
+}
 
 
 def _secrets_section(name: str) -> dict[str, Any]:

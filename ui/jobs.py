@@ -1,7 +1,7 @@
 """Following training jobs from a page: the one polling loop, and how a job's progress reads.
 
 Training never runs in a page's script run (any slider would interrupt it):
-core's process-wide worker (:mod:`core.worker`) trains each job in its own
+core's process-wide worker (:mod:`core.jobs.worker`) trains each job in its own
 process, at most ``CNNLAB_WORKERS`` at once (the others wait, numbered), and
 every session and tab shares it. A job belongs to the tab that started it
 (:func:`ui.state.owner`): only that tab may stop it. A page keeps the ids of the jobs it started
@@ -18,16 +18,16 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import ModelConfig, TrainConfig
-from core.estimate import Estimate, QueuedRun, calibrate_in_background, calibrating, estimate
+from core.base import ModelConfig, TrainConfig
+from core.jobs import Estimate, Job, NotYourJob, QueuedRun, calibrate_in_background, calibrating
+from core.jobs.estimate import estimate
 from core.store import RunRecord
-from core.worker import Job, NotYourJob
 from ui import identity, resources, state
 from ui.feedback import job_error
 
 POLL_SECONDS = 1.0
-ACTIVE = ("queued", "running")  # core.worker's job states that will still change
-INTERRUPTED = "interrupted"  # the server stopped while the job waited or trained (core.jobtable)
+ACTIVE = ("queued", "running")  # core.jobs.worker's job states that will still change
+INTERRUPTED = "interrupted"  # the server stopped while the job waited or trained (core.jobs.jobtable)
 PHASES = {  # ProgressEvent.phase -> what the student reads
     "train": "",
     "head": "training the new head",
@@ -179,10 +179,15 @@ def queue_rows() -> list[dict[str, str]]:
     for job in w.running() + w.queued():
         s = job.snapshot()
         running = s["state"] == "running"
-        rows.append({"": "training" if running else "waiting",
-                     "place": "–" if running else str(s["position"]), "run": s["label"],
-                     "dataset": s["source"].rsplit("/", 1)[-1],
-                     "epoch": f"{s['epoch']}/{s['epochs']}" if running else "–"})  # fmt: skip
+        rows.append(
+            {
+                "": "training" if running else "waiting",
+                "place": "–" if running else str(s["position"]),
+                "run": s["label"],
+                "dataset": s["source"].rsplit("/", 1)[-1],
+                "epoch": f"{s['epoch']}/{s['epochs']}" if running else "–",
+            }
+        )
     return rows
 
 

@@ -3,7 +3,7 @@
 Streamlit's two caches, as the house style uses them:
 
 - ``st.cache_resource`` for shared objects that must not be copied: the
-  :class:`~core.store.RunStore`, the training worker, loaded Keras models.
+  :class:`~core.store.runstore.RunStore`, the training worker, loaded Keras models.
   A model is shared by every session, so it is only ever used to predict
   (under a lock), never trained or changed.
 - ``st.cache_data`` for values: run records, test arrays, preparation
@@ -24,11 +24,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.augment import preview
-from core.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base import AugmentConfig, ModelConfig, PathRefused, TrainConfig, UserError, data_roots
 from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
-from core.errors import UserError
-from core.experiment import predict_images, resolve
 from core.inside import (
     Filters,
     GradCam,
@@ -41,9 +38,10 @@ from core.inside import (
     occlusion,
     work_convolution,
 )
-from core.limits import PathRefused, data_roots
+from core.jobs import TrainingWorker, get_worker
+from core.models import preview
 from core.store import RunRecord, RunStore, default_home
-from core.worker import TrainingWorker, get_worker
+from core.training import predict_images, resolve
 from ui import identity
 
 
@@ -179,8 +177,9 @@ def probabilities(rec: RunRecord, image_key: str, image):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _worked(home_dir: str, run_id: str, image_key: str, layer: str, unit: tuple[int, int, int],
-            _image) -> WorkedConvolution:  # fmt: skip
+def _worked(
+    home_dir: str, run_id: str, image_key: str, layer: str, unit: tuple[int, int, int], _image
+) -> WorkedConvolution:
     return work_convolution(_network(home_dir, run_id), _image, layer, *unit)
 
 
@@ -190,8 +189,9 @@ def worked(rec: RunRecord, image_key: str, image, layer: str, row: int, col: int
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def _grad_cam(home_dir: str, run_id: str, image_key: str, class_index: int | None, layer: str | None,
-              _image) -> GradCam:  # fmt: skip
+def _grad_cam(
+    home_dir: str, run_id: str, image_key: str, class_index: int | None, layer: str | None, _image
+) -> GradCam:
     return grad_cam(_network(home_dir, run_id), _image, class_index, layer)
 
 
@@ -261,16 +261,18 @@ def fit_classes(cfg: ModelConfig, source: str | None) -> ModelConfig:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _preparation(fingerprint: str, loss: str, test_size: float, val_split: float, seed: int,
-                 train_fraction: float, _ds: Dataset) -> dict[str, Any]:  # fmt: skip
+def _preparation(
+    fingerprint: str, loss: str, test_size: float, val_split: float, seed: int, train_fraction: float, _ds: Dataset
+) -> dict[str, Any]:
     prepared = prepare_data(
         _ds, loss=loss, test_size=test_size, val_split=val_split, seed=seed, train_fraction=train_fraction
     )
     return prepared.to_dict()
 
 
-def preparation(ds: Dataset, loss: str, test_size: float, val_split: float, seed: int,
-                train_fraction: float = 1.0) -> dict[str, Any]:  # fmt: skip
+def preparation(
+    ds: Dataset, loss: str, test_size: float, val_split: float, seed: int, train_fraction: float = 1.0
+) -> dict[str, Any]:
     """``PreparedData.to_dict()`` (steps and class counts, no arrays), cached by the data's fingerprint."""
     return _preparation(ds.fingerprint, loss, float(test_size), float(val_split), int(seed), float(train_fraction), ds)
 

@@ -1,7 +1,7 @@
 """Shareable settings: the Architecture and Train controls in the page's URL and in a JSON file.
 
-Each page owns one query parameter (:data:`core.share.MODEL_PARAM` on Architecture,
-:data:`core.share.TRAIN_PARAM` on Train): it reads it once when it changes (a link
+Each page owns one query parameter (:data:`core.base.config_codec.MODEL_PARAM` on Architecture,
+:data:`core.base.config_codec.TRAIN_PARAM` on Train): it reads it once when it changes (a link
 someone opened) and writes it after every change of its controls, so the address bar
 is always a link to what the student sees. A malformed link or file is refused with a
 message and the controls stay as they were.
@@ -14,8 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import ConfigError
-from core.share import configs_from_json, configs_json
+from core.base import ConfigError, configs_from_json, configs_json
 from ui import state
 
 _SEEN = "_share_seen."  # session keys: the last value of each query parameter this session has read or written
@@ -50,11 +49,19 @@ def write_link(param: str, text: str) -> None:
 def settings_file(key: str) -> None:
     """Download the model and training settings as JSON, or upload such a file to set both."""
     with st.expander("Share these settings", icon=":material/share:"):
-        st.caption("The address of this page is a link to these settings. Or save them as a file, and load a file "
-                   "someone gave you.")  # fmt: skip
-        st.download_button("Download the settings (JSON)", configs_json(state.model_cfg(), state.train_cfg()),
-                           "cnnlab_settings.json", "application/json", key=key + ".download",
-                           icon=":material/download:", on_click="ignore")  # fmt: skip
+        st.caption(
+            "The address of this page is a link to these settings. Or save them as a file, and load a file "
+            "someone gave you."
+        )
+        st.download_button(
+            "Download the settings (JSON)",
+            configs_json(state.model_cfg(), state.train_cfg()),
+            "cnnlab_settings.json",
+            "application/json",
+            key=key + ".download",
+            icon=":material/download:",
+            on_click="ignore",
+        )
         up = st.file_uploader("Load settings (JSON)", type=["json"], key=key + ".upload")
         if up is None or st.session_state.get(key + ".loaded") == up.file_id:
             return

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.diagnosis import diagnosis_of
-from core.tables import plural
+from core.base import plural
+from core.results import diagnosis_of
 from ui import feedback, identity, jobs, resources, state
 
 

@@ -6,8 +6,8 @@
 ``dataset``      the active data source (bundled name, server folder, saved upload)
                  -- also the key of the sidebar's dataset select
 ``run_id``       the run shown by the result pages -- also the sidebar's run select
-``model_cfg``    the :class:`core.config.ModelConfig` built on the Architecture page
-``train_cfg``    the :class:`core.config.TrainConfig` built on the Train page
+``model_cfg``    the :class:`core.base.config.ModelConfig` built on the Architecture page
+``train_cfg``    the :class:`core.base.config.TrainConfig` built on the Train page
 ``job_id``       the worker job this session started (or adopted) last
 ``sources``      ``{source: label}`` of the uploads and server folders used this session
 ``owner``        this browser tab's opaque id: the owner of the jobs it starts (only the
@@ -36,7 +36,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import ModelConfig, TrainConfig
+from core.base import ModelConfig, TrainConfig
 
 DATASET = "dataset"
 RUN_ID = "run_id"
@@ -56,8 +56,19 @@ TRAIN = "train."
 _PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 PAGES = {
     key: str(_PAGES_DIR / f"{key}.py")
-    for key in ("home", "data", "architecture", "train", "diagnostics", "predictions", "inside", "lab", "transfer",
-                "compare", "sweep")
+    for key in (
+        "home",
+        "data",
+        "architecture",
+        "train",
+        "diagnostics",
+        "predictions",
+        "inside",
+        "lab",
+        "transfer",
+        "compare",
+        "sweep",
+    )
 }
 
 

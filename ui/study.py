@@ -10,21 +10,26 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import ModelConfig, TrainConfig
-from core.export import config_json, history_csv, predictions_csv, script_text
-from core.report import report_html
+from core.base import ModelConfig, TrainConfig
+from core.results import report_html, seed_configs, sweep_points
+from core.results.export import config_json, history_csv, predictions_csv, script_text
 from core.store import RunRecord
-from core.trials import seed_configs, sweep_points
 from ui import jobs, resources
 
 
-def filter_runs(runs: Sequence[Mapping[str, Any]], sources: Sequence[str], kinds: Sequence[str],
-                since: datetime.date | None = None) -> list[dict]:  # fmt: skip
+def filter_runs(
+    runs: Sequence[Mapping[str, Any]], sources: Sequence[str], kinds: Sequence[str], since: datetime.date | None = None
+) -> list[dict]:
     """The run summaries on the chosen datasets and model kinds, trained on or after ``since`` (local time);
     an empty choice keeps all."""
     start = time.mktime(since.timetuple()) if since is not None else None
-    return [dict(r) for r in runs if (not sources or r["source"] in sources) and (not kinds or r["model"] in kinds)
-            and (start is None or r["created"] >= start)]  # fmt: skip
+    return [
+        dict(r)
+        for r in runs
+        if (not sources or r["source"] in sources)
+        and (not kinds or r["model"] in kinds)
+        and (start is None or r["created"] >= start)
+    ]
 
 
 def records(run_ids: Sequence[str]) -> list[RunRecord]:
@@ -40,12 +45,15 @@ def submit_repeats(rec: RunRecord, k: int) -> list[str]:
     """
     model_cfg = ModelConfig.from_dict(rec.model_config)
     worker = resources.worker()
-    return [worker.submit(rec.source, model_cfg, t, owner=jobs.owner()).id
-            for t in seed_configs(TrainConfig.from_dict(rec.train_config), k)]  # fmt: skip
+    return [
+        worker.submit(rec.source, model_cfg, t, owner=jobs.owner()).id
+        for t in seed_configs(TrainConfig.from_dict(rec.train_config), k)
+    ]
 
 
-def submit_sweep(source: str, grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig,
-                 train_cfg: TrainConfig) -> dict[str, Any]:  # fmt: skip
+def submit_sweep(
+    source: str, grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig, train_cfg: TrainConfig
+) -> dict[str, Any]:
     """Check every point of the grid, then queue them all as this tab's jobs.
 
     Returns ``{"names", "values", "jobs", "source"}``. Raises ConfigError before anything is queued.
@@ -61,8 +69,12 @@ def _exports(home: str, run_id: str) -> dict[str, str]:
     rec = resources.record(run_id)
     if rec is None:
         return {}
-    return {"script": script_text(rec), "history": history_csv(rec), "config": config_json(rec),
-            "predictions": predictions_csv(rec, resources.store())}  # fmt: skip
+    return {
+        "script": script_text(rec),
+        "history": history_csv(rec),
+        "config": config_json(rec),
+        "predictions": predictions_csv(rec, resources.store()),
+    }
 
 
 def exports(run_id: str) -> dict[str, str]:

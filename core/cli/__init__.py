@@ -34,9 +34,7 @@ import sys
 import traceback
 import warnings
 
-from core.errors import UserError, plain_message
-from core.limits import resource_message
-from core.settings import settings
+from core.base import UserError, plain_message, resource_message, settings
 from core.store import RunStore
 
 from .commands import COMMANDS

@@ -11,14 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from core.config import ModelConfig, TrainConfig
-from core.errors import UserError
-from core.executor import make_executor
-from core.jobtable import JobTable
-from core.settings import check_workers
+from core.base import ModelConfig, TrainConfig, UserError, check_workers, number, plural, print_table
+from core.jobs import DONE, FAILED, Job, JobTable, TrainingWorker, make_executor
 from core.store import RunRecord, RunStore
-from core.tables import number, plural, print_table
-from core.worker import DONE, FAILED, Job, TrainingWorker
 
 
 class TrainingFailed(RuntimeError):
@@ -27,11 +22,20 @@ class TrainingFailed(RuntimeError):
 
 def add_batch_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where the trainings run")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="trainings at once, each in its own process (default: CNNLAB_WORKERS, else half the "
-                        "cores; with --scheduler, the cluster's worker threads)")  # fmt: skip
-    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="train on a Dask cluster, e.g. tcp://host:8786 (default: CNNLAB_SCHEDULER; none = here)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trainings at once, each in its own process (default: CNNLAB_WORKERS, else half the "
+        "cores; with --scheduler, the cluster's worker threads)",
+    )
+    g.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="train on a Dask cluster, e.g. tcp://host:8786 (default: CNNLAB_SCHEDULER; none = here)",
+    )
 
 
 def make_worker(args: argparse.Namespace, store: RunStore) -> TrainingWorker:
@@ -103,8 +107,16 @@ def _follow(jobs: list[Job], titles: list[str], stream: TextIO | None) -> None:
         time.sleep(0.2)
 
 
-JOB_COLUMNS = [("id", "Job"), ("state", "State"), ("place", "Place"), ("epoch", "Epoch"), ("owner", "Owner"),
-               ("label", "Run"), ("source", "Data"), ("note", "Note")]  # fmt: skip
+JOB_COLUMNS = [
+    ("id", "Job"),
+    ("state", "State"),
+    ("place", "Place"),
+    ("epoch", "Epoch"),
+    ("owner", "Owner"),
+    ("label", "Run"),
+    ("source", "Data"),
+    ("note", "Note"),
+]
 
 
 def cmd_jobs(args: argparse.Namespace, store: RunStore) -> int:
@@ -116,13 +128,16 @@ def cmd_jobs(args: argparse.Namespace, store: RunStore) -> int:
     if not rows:
         print("No training jobs yet: the dashboard, `lab` and `compare` add them here.")
         return 0
-    cells = [{
-        **r,
-        "place": number(r["position"]),
-        "epoch": f"{r['epoch']}/{r['epochs']}" if r["state"] == "running" else "-",
-        "owner": (r["owner"] or "-")[:8],
-        "source": r["source"].rsplit("/", 1)[-1],
-        "note": (r["error"] or r["run_id"] or "")[:70],
-    } for r in rows]  # fmt: skip
+    cells = [
+        {
+            **r,
+            "place": number(r["position"]),
+            "epoch": f"{r['epoch']}/{r['epochs']}" if r["state"] == "running" else "-",
+            "owner": (r["owner"] or "-")[:8],
+            "source": r["source"].rsplit("/", 1)[-1],
+            "note": (r["error"] or r["run_id"] or "")[:70],
+        }
+        for r in rows
+    ]
     print_table(cells, JOB_COLUMNS, file=sys.stdout)
     return 0

@@ -11,19 +11,16 @@ import json
 import sys
 import time
 
-from core.architecture import ArchitectureError, check_cost, layer_table
-from core.compare import compare_configs, comparison_rows
-from core.config import ModelConfig, TrainConfig
+from core.base import ModelConfig, TrainConfig, UserError, number, plural, print_table, run_precision
 from core.data import bundled_datasets
-from core.diagnosis import diagnosis_of
-from core.errors import UserError
-from core.estimate import calibrate, estimate, estimate_text, load_calibration
-from core.experiment import check_submission, resolve, run_experiment
-from core.lab import lab_variants
-from core.lab_results import LAB_COLUMNS, lab_cells, lab_rows, lab_summary
-from core.precision import run_precision
+from core.jobs import calibrate, estimate_text, load_calibration
+from core.jobs.estimate import estimate
+from core.lab import LAB_COLUMNS, lab_cells, lab_rows, lab_summary, lab_variants
+from core.models import ArchitectureError, check_cost
+from core.models.layer_table import layer_table
+from core.results import compare_configs, comparison_rows, diagnosis_of
 from core.store import RunStore
-from core.tables import number, plural, print_table
+from core.training import check_submission, resolve, run_experiment
 
 from .batch import cmd_jobs, make_worker, train_all
 from .explain import cmd_explain
@@ -47,10 +44,13 @@ def cmd_summary(args: argparse.Namespace, store: None) -> int:
         {"name": r.name, "type": r.type, "shape": str(r.output_shape), "params": f"{r.params:,}", "formula": r.formula}
         for r in table.rows
     ]
-    print_table(rows, [("name", "Layer"), ("type", "Type"), ("shape", "Output shape"), ("params", "Params"),
-                       ("formula", "How")])  # fmt: skip
-    print(f"Total params: {table.total_params:,}  Trainable: {table.trainable_params:,}  "
-          f"Non-trainable: {table.non_trainable_params:,}")  # fmt: skip
+    print_table(
+        rows, [("name", "Layer"), ("type", "Type"), ("shape", "Output shape"), ("params", "Params"), ("formula", "How")]
+    )
+    print(
+        f"Total params: {table.total_params:,}  Trainable: {table.trainable_params:,}  "
+        f"Non-trainable: {table.non_trainable_params:,}"
+    )
     if too_big:
         raise ArchitectureError(too_big)
     return 0
@@ -66,8 +66,10 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
         return 0
     d, t = diagnosis_of(rec), rec.test  # a run just trained or stored: its history always reads
     print(f"Run {rec.run_id}{' (stored run, not retrained)' if rec.cached else ''}: {rec.label}")
-    print(f"Data: {rec.data['n_train']} train / {rec.data['n_val']} val / {rec.data['n_test']} test, "
-          f"classes {', '.join(rec.data['classes'])}; {plural(len(rec.data['skipped']), 'file')} skipped")  # fmt: skip
+    print(
+        f"Data: {rec.data['n_train']} train / {rec.data['n_val']} val / {rec.data['n_test']} test, "
+        f"classes {', '.join(rec.data['classes'])}; {plural(len(rec.data['skipped']), 'file')} skipped"
+    )
     for s in rec.data["skipped"]:
         print(f"  skipped {s['path']}: {s['reason']}")
     print(f"Best epoch {rec.best_epoch}; verdict: {d.title} - {d.headline}")
@@ -84,8 +86,9 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
         ds, model_cfg, _ = resolve(args.data, model_cfg, train_cfg, store)
         n_images = len(ds)
     elif args.images < 10:
-        raise UserError(f"--images must be at least 10 (enough to split into train, validation and test). "
-                        f"Got {args.images}.")  # fmt: skip
+        raise UserError(
+            f"--images must be at least 10 (enough to split into train, validation and test). Got {args.images}."
+        )
     else:
         n_images = args.images
     layer_table(model_cfg)  # an impossible architecture: one line, before any measuring
@@ -93,25 +96,46 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     precision = run_precision(model_cfg, train_cfg)
     cal = None if args.recalibrate else load_calibration(store.home, precision)
     if cal is None:
-        print(f"Measuring this machine's training speed in {precision} once (about 30 s; stored under "
-              f"{store.home}/calibration)...", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"Measuring this machine's training speed in {precision} once (about 30 s; stored under "
+            f"{store.home}/calibration)...",
+            file=sys.stderr,
+            flush=True,
+        )
         cal = calibrate(store.home, precision)
     est = estimate(model_cfg, train_cfg, n_images, calibration=cal)
     if args.json:
-        print(json.dumps({**est.to_dict(), "n_images": n_images, "text": estimate_text(est),
-                          "calibration": {"precision": cal.precision, "macs_per_second": cal.macs_per_second,
-                                          "seconds_per_image": cal.seconds_per_image, "measured": cal.measured,
-                                          "key": cal.key}, "refused": [p.message for p in too_big]}))
+        print(
+            json.dumps(
+                {
+                    **est.to_dict(),
+                    "n_images": n_images,
+                    "text": estimate_text(est),
+                    "calibration": {
+                        "precision": cal.precision,
+                        "macs_per_second": cal.macs_per_second,
+                        "seconds_per_image": cal.seconds_per_image,
+                        "measured": cal.measured,
+                        "key": cal.key,
+                    },
+                    "refused": [p.message for p in too_big],
+                }
+            )
+        )
         if too_big:
             raise ArchitectureError(too_big)
         return 0
-    print(f"Training: {estimate_text(est)} ({est.seconds:.0f} s): {plural(est.epochs, 'epoch')} of "
-          f"{est.n_train} training and {est.n_val} validation images, {est.macs_per_image:,} multiply-adds per "
-          f"image forward, {est.precision}.")  # fmt: skip
+    print(
+        f"Training: {estimate_text(est)} ({est.seconds:.0f} s): {plural(est.epochs, 'epoch')} of "
+        f"{est.n_train} training and {est.n_val} validation images, {est.macs_per_image:,} multiply-adds per "
+        f"image forward, {est.precision}."
+    )
     print(f"Peak memory: about {est.peak_bytes / 2**20:,.0f} MB.")
     day = time.strftime("%Y-%m-%d", time.localtime(cal.measured))
-    print(f"This machine: {cal.macs_per_second / 1e9:.1f} G multiply-adds/s in training, "
-          f"{1000 * cal.seconds_per_image:.2f} ms per image besides (measured {day}).")  # fmt: skip
+    print(
+        f"This machine: {cal.macs_per_second / 1e9:.1f} G multiply-adds/s in training, "
+        f"{1000 * cal.seconds_per_image:.2f} ms per image besides (measured {day})."
+    )
     if too_big:  # as summary does: the numbers, then the refusal `train` would give (exit 2)
         raise ArchitectureError(too_big)
     return 0
@@ -126,8 +150,17 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
         print("No stored runs yet: train one with `python -m core train --data thin_sections`.")
         return 0
     rows = [{**r, "test_accuracy": number(r.get("test_accuracy"), ".3f")} for r in runs]
-    print_table(rows, [("run_id", "Run"), ("status", "Status"), ("source", "Data"), ("label", "Model"),
-                       ("test_accuracy", "Test acc"), ("verdict", "Verdict")])  # fmt: skip
+    print_table(
+        rows,
+        [
+            ("run_id", "Run"),
+            ("status", "Status"),
+            ("source", "Data"),
+            ("label", "Model"),
+            ("test_accuracy", "Test acc"),
+            ("verdict", "Verdict"),
+        ],
+    )
     return 0
 
 
@@ -149,9 +182,12 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
     quiet = bool(args.json)
     n = len(variants)
     if not quiet:
-        print(f"Overfitting lab on {args.data}: {n} variants, {args.train_fraction:.0%} of the training images, "
-              f"up to {plural(args.epochs, 'epoch')}, seed {args.seed}. Stored variants come back at once.",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"Overfitting lab on {args.data}: {n} variants, {args.train_fraction:.0%} of the training images, "
+            f"up to {plural(args.epochs, 'epoch')}, seed {args.seed}. Stored variants come back at once.",
+            file=sys.stderr,
+            flush=True,
+        )
 
     runs = [(v.title, v.model_cfg, v.train_cfg) for v in variants]
     records = train_all(worker, args.data, runs, None if quiet else sys.stderr)
@@ -162,8 +198,18 @@ def cmd_lab(args: argparse.Namespace, store: RunStore) -> int:
             {**row, "history": rec.history, "model_config": rec.model_config, "train_config": rec.train_config}
             for row, rec in zip(rows, records, strict=True)
         ]
-        print(json.dumps({"data": args.data, "fraction": args.train_fraction, "epochs": args.epochs, "seed": args.seed,
-                          "variants": variants_json, "summary": summary}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "data": args.data,
+                    "fraction": args.train_fraction,
+                    "epochs": args.epochs,
+                    "seed": args.seed,
+                    "variants": variants_json,
+                    "summary": summary,
+                }
+            )
+        )
         return 0
     print_table([lab_cells(r) for r in rows], LAB_COLUMNS)
     print()
@@ -187,8 +233,10 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
     if args.run_ids:
         return cmd_compare_runs(args, store)
     if not args.transfer:  # nothing to compare: say how, never start a training
-        raise UserError("usage: python -m core compare RUN_ID RUN_ID... (python -m core runs lists them), or "
-                        "compare --transfer --data D to train the course CNN and VGG16 transfer and compare them.")
+        raise UserError(
+            "usage: python -m core compare RUN_ID RUN_ID... (python -m core runs lists them), or "
+            "compare --transfer --data D to train the course CNN and VGG16 transfer and compare them."
+        )
     if args.data is None:
         raise UserError("compare --transfer needs --data: " + DATA_HELP + ".")
     train_cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
@@ -201,10 +249,18 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
     records = {"transfer": transfer, "scratch": scratch}
     rows = comparison_rows(records["scratch"], records["transfer"])
     if args.json:
-        print(json.dumps({
-            "data": args.data, "weights": args.weights, "epochs": args.epochs, "seed": args.seed,
-            "rows": rows, "runs": {k: run_payload(r) for k, r in records.items()},
-        }))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "data": args.data,
+                    "weights": args.weights,
+                    "epochs": args.epochs,
+                    "seed": args.seed,
+                    "rows": rows,
+                    "runs": {k: run_payload(r) for k, r in records.items()},
+                }
+            )
+        )
         return 0
     table = [
         {
@@ -221,16 +277,33 @@ def cmd_compare(args: argparse.Namespace, store: RunStore) -> int:
         }
         for r in rows
     ]
-    print_table(table, [("model", "Model"), ("weights", "Weights"), ("trainable", "Trainable"),
-                        ("frozen", "Frozen"), ("seconds", "Seconds"), ("best", "Best epoch"),
-                        ("val", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1")])  # fmt: skip
+    print_table(
+        table,
+        [
+            ("model", "Model"),
+            ("weights", "Weights"),
+            ("trainable", "Trainable"),
+            ("frozen", "Frozen"),
+            ("seconds", "Seconds"),
+            ("best", "Best epoch"),
+            ("val", "Val acc"),
+            ("test", "Test acc"),
+            ("f1", "Macro F1"),
+        ],
+    )
     print()
     classes = list(rows[0]["f1"])
     print_table(
-        [{"class": c, "scratch": number(rows[0]["f1"].get(c), ".3f"), "transfer": number(rows[1]["f1"].get(c), ".3f")}
-         for c in classes],
+        [
+            {
+                "class": c,
+                "scratch": number(rows[0]["f1"].get(c), ".3f"),
+                "transfer": number(rows[1]["f1"].get(c), ".3f"),
+            }
+            for c in classes
+        ],
         [("class", "Class"), ("scratch", "F1 scratch"), ("transfer", "F1 transfer")],
-    )  # fmt: skip
+    )
     print(f"\nTransfer features: {rows[1]['features']}")
     print("Both runs: same images, split and seed; val accuracy at the best epoch (lowest val_loss).")
     return 0

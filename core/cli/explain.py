@@ -7,15 +7,12 @@ import json
 import re
 from pathlib import Path
 
-from core.architecture import layer_table
-from core.config import ModelConfig
+from core.base import ModelConfig, UserError, max_upload_bytes, print_table, read_bounded
 from core.data import read_image_bytes
-from core.errors import UserError
 from core.inside import UnknownClassError, UnknownLayerError, UnknownRunError, grad_cam, open_run
 from core.inside.pictures import grid_picture, overlay, save_png
-from core.limits import max_upload_bytes, read_bounded
+from core.models.layer_table import layer_table
 from core.store import RunStore
-from core.tables import print_table
 
 MIN_SIDE = 256  # PNGs are enlarged (nearest neighbour) to at least this many pixels a side
 
@@ -41,12 +38,15 @@ def cmd_explain(args: argparse.Namespace, store: RunStore) -> int:
     first_conv = next(n for n in names if "conv" in n)
     layer = args.layer or first_conv
     if layer not in names:
-        raise UnknownLayerError(f"Run {record.run_id} has no layer {layer!r} to look inside. Its convolution, "
-                                f"normalisation and pooling layers are: {', '.join(names)}.")  # fmt: skip
+        raise UnknownLayerError(
+            f"Run {record.run_id} has no layer {layer!r} to look inside. Its convolution, "
+            f"normalisation and pooling layers are: {', '.join(names)}."
+        )
     classes = list(record.test.get("class_names") or record.data.get("classes") or [])
     if args.class_name is not None and args.class_name not in classes:
-        raise UnknownClassError(f"Run {record.run_id} was trained on {', '.join(classes)}; "
-                                f"it has no class {args.class_name!r}.")  # fmt: skip
+        raise UnknownClassError(
+            f"Run {record.run_id} was trained on {', '.join(classes)}; it has no class {args.class_name!r}."
+        )
     path = Path(args.image).expanduser()
     if not path.exists():
         raise UserError(f"No image file at {str(path)!r}: give --image the path of a PNG, JPEG, TIFF or BMP file.")
@@ -68,30 +68,44 @@ def cmd_explain(args: argparse.Namespace, store: RunStore) -> int:
     stem = _safe(path.stem)
     files = {
         "feature_maps": str(save_png(grid_picture(maps), out / f"{stem}-{layer}-maps.png", MIN_SIDE)),
-        "gradcam": str(save_png(overlay(image, cam.heatmap), out / f"{stem}-gradcam-{_safe(cam.class_name)}.png",
-                                MIN_SIDE)),
-    }  # fmt: skip
+        "gradcam": str(
+            save_png(overlay(image, cam.heatmap), out / f"{stem}-gradcam-{_safe(cam.class_name)}.png", MIN_SIDE)
+        ),
+    }
     value_range = [float(maps.min()), float(maps.max())]
     if args.json:
-        print(json.dumps({
-            "run_id": record.run_id, "label": record.label, "image": str(path),
-            "layer": {**info.to_dict(), "value_range": value_range},
-            "predicted": net.class_names[predicted],
-            "probabilities": {n: float(p) for n, p in zip(net.class_names, probs, strict=True)},
-            "gradcam": cam.to_dict(), "files": files,
-        }))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "run_id": record.run_id,
+                    "label": record.label,
+                    "image": str(path),
+                    "layer": {**info.to_dict(), "value_range": value_range},
+                    "predicted": net.class_names[predicted],
+                    "probabilities": {n: float(p) for n, p in zip(net.class_names, probs, strict=True)},
+                    "gradcam": cam.to_dict(),
+                    "files": files,
+                }
+            )
+        )
         return 0
     shape = "x".join(map(str, info.output_shape))
     print(f"Run {record.run_id}: {record.label}")
     print(f"Image {path} (as the network reads it: {'x'.join(map(str, net.input_shape))})")
     print(f"Predicted: {net.class_names[predicted]} ({probs[predicted]:.1%})")
-    print_table([{"class": n, "p": f"{p:.3f}"} for n, p in zip(net.class_names, probs, strict=True)],
-                [("class", "Class"), ("p", "Probability")])  # fmt: skip
-    print(f"Layer {layer} ({info.type}): output shape {shape}; one unit sees {info.receptive_field}x"
-          f"{info.receptive_field} input pixels (jump {info.jump}); values {value_range[0]:.3f} .. "
-          f"{value_range[1]:.3f}")  # fmt: skip
-    print(f"Grad-CAM for {cam.class_name} ({cam.probability:.1%}) at {cam.layer}"
-          + ("" if cam.peak > 0 else ": no positive evidence for this class at that layer (the map is 0)"))
+    print_table(
+        [{"class": n, "p": f"{p:.3f}"} for n, p in zip(net.class_names, probs, strict=True)],
+        [("class", "Class"), ("p", "Probability")],
+    )
+    print(
+        f"Layer {layer} ({info.type}): output shape {shape}; one unit sees {info.receptive_field}x"
+        f"{info.receptive_field} input pixels (jump {info.jump}); values {value_range[0]:.3f} .. "
+        f"{value_range[1]:.3f}"
+    )
+    print(
+        f"Grad-CAM for {cam.class_name} ({cam.probability:.1%}) at {cam.layer}"
+        + ("" if cam.peak > 0 else ": no positive evidence for this class at that layer (the map is 0)")
+    )
     print("Wrote:")
     for f in files.values():
         print(f"  {f}")

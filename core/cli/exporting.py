@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.compare import get_runs
-from core.errors import UserError
-from core.export import config_json, copy_model, history_csv, predictions_csv, script_text
-from core.report import report_html
+from core.base import UserError
+from core.results import get_runs, report_html
+from core.results.export import config_json, copy_model, history_csv, predictions_csv, script_text
 from core.store import RunStore
 
 
@@ -24,12 +23,16 @@ def _write(path: str, text: str) -> Path:
 def cmd_export(args: argparse.Namespace, store: RunStore) -> int:
     """Write what was asked for; one line per file written."""
     if args.old_model_flag is not None:  # --model is the model kind everywhere else: refused here, with the fix
-        raise UserError(f"export names the model file with --model-file now (--model is the model kind in every "
-                        f"other command): python -m core export {args.run_id} --model-file {args.old_model_flag}")
+        raise UserError(
+            f"export names the model file with --model-file now (--model is the model kind in every "
+            f"other command): python -m core export {args.run_id} --model-file {args.old_model_flag}"
+        )
     wanted = {k: getattr(args, k) for k in ("code", "model_file", "history", "predictions", "report", "config")}
     if not any(wanted.values()):
-        raise UserError("Say what to export: --code run.py, --model-file m.keras, --history h.csv, "
-                        "--predictions p.csv, --report run.html or --config c.json.")  # fmt: skip
+        raise UserError(
+            "Say what to export: --code run.py, --model-file m.keras, --history h.csv, "
+            "--predictions p.csv, --report run.html or --config c.json."
+        )
     (rec,) = get_runs(store, [args.run_id])
     written = []
     if args.code:

@@ -1,13 +1,13 @@
-"""What the CLI prints besides tables (core.tables): live progress and the JSON of a run."""
+"""What the CLI prints besides tables (core.base.tables): live progress and the JSON of a run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from core.diagnosis import diagnosis_of
-from core.fit import ProgressEvent
+from core.results import diagnosis_of
 from core.store import RunRecord
+from core.training import ProgressEvent
 
 
 def progress_printer(stream: TextIO) -> Callable[[ProgressEvent], None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.config import (
+from core.base.config import (
     FILL_MODES,
     LOSSES,
     MODELS,
@@ -66,9 +66,8 @@ class _Once(argparse.Action):
 
 
 def setting_flags(field: str) -> list[str]:
-    """A setting's flags: ``--field-name`` first, then its short names (``core.config.SETTING_ALIASES``)."""
-    return [f"--{name.replace('_', '-')}" for name in
-            (field, *(a for a, f in SETTING_ALIASES.items() if f == field))]
+    """A setting's flags: ``--field-name`` first, then its short names (``core.base.config.SETTING_ALIASES``)."""
+    return [f"--{name.replace('_', '-')}" for name in (field, *(a for a, f in SETTING_ALIASES.items() if f == field))]
 
 
 def _setting(g, field: str, **kw) -> None:
@@ -85,17 +84,26 @@ def _model_flags(p: argparse.ArgumentParser, classes: bool) -> None:
     _setting(g, "input_size", type=int, default=d.input_size, help="image height = width, in pixels")
     _setting(g, "channels", type=int, choices=[1, 3], default=d.channels, help="3 = RGB, 1 = gray")
     _setting(g, "blocks", type=int, default=d.blocks, help="Conv->Pool blocks, 1-5")
-    _setting(g, "filters", type=str, default=str(d.filters),
-             help="filters of block 1, doubling per block, or a list per block: 16,32,64")
+    _setting(
+        g,
+        "filters",
+        type=str,
+        default=str(d.filters),
+        help="filters of block 1, doubling per block, or a list per block: 16,32,64",
+    )
     _setting(g, "kernel_size", type=int, default=d.kernel_size, help="convolution kernel size")
     _setting(g, "pool_size", type=int, default=d.pool_size, help="max-pooling window size")
     _setting(g, "padding", choices=PADDINGS, default=d.padding, help="convolution padding")
     g.add_argument("--batchnorm", action="store_true", help="BatchNormalization after each conv")
     _setting(g, "dense_units", type=int, default=d.dense_units, help="units of the hidden Dense layer")
     _setting(g, "dropout", type=float, default=d.dropout, help="dropout rate before the last layer")
-    _setting(g, "weights", default=OFFLINE_WEIGHTS,
-             help=f"vgg16 base weights: {', '.join(WEIGHT_SOURCES)} (see the README), or the path of a weights "
-                  "file; the default works offline")
+    _setting(
+        g,
+        "weights",
+        default=OFFLINE_WEIGHTS,
+        help=f"vgg16 base weights: {', '.join(WEIGHT_SOURCES)} (see the README), or the path of a weights "
+        "file; the default works offline",
+    )
     if classes:
         g.add_argument("--classes", type=int, default=d.num_classes, help="number of classes")
 
@@ -110,32 +118,60 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     _setting(g, "optimizer", choices=OPTIMIZERS, default=d.optimizer, help="the optimizer")
     _setting(g, "learning_rate", type=float, default=d.learning_rate, help="the optimizer's learning rate")
     _setting(g, "loss", choices=LOSSES, default=d.loss, help="categorical (one-hot labels) or sparse (integers)")
-    _setting(g, "early_stopping", type=int, default=d.early_stopping, metavar="PATIENCE",
-             help="stop after PATIENCE epochs without improvement; 0 = off")
+    _setting(
+        g,
+        "early_stopping",
+        type=int,
+        default=d.early_stopping,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without improvement; 0 = off",
+    )
     _setting(g, "monitor", choices=MONITORS, default=d.monitor, help="what early stopping and the best epoch watch")
-    g.add_argument("--no-restore-best", action="store_true", help="with early stopping, keep and evaluate the last epoch's weights instead of the best epoch's")
+    g.add_argument(
+        "--no-restore-best",
+        action="store_true",
+        help="with early stopping, keep and evaluate the last epoch's weights instead of the best epoch's",
+    )
     _setting(g, "seed", type=int, default=d.seed, help="the seed of the split, the weights and the shuffling")
     _setting(g, "train_fraction", type=float, default=d.train_fraction, help="use part of the training data")
-    _setting(g, "fine_tune_epochs", type=int, nargs="?", const=FINE_TUNE_EPOCHS, default=d.fine_tune_epochs,
-             metavar="EPOCHS", help=f"vgg16: then unfreeze the last block and train EPOCHS more "
-                                    f"({FINE_TUNE_EPOCHS} when given without a number)")
+    _setting(
+        g,
+        "fine_tune_epochs",
+        type=int,
+        nargs="?",
+        const=FINE_TUNE_EPOCHS,
+        default=d.fine_tune_epochs,
+        metavar="EPOCHS",
+        help=f"vgg16: then unfreeze the last block and train EPOCHS more "
+        f"({FINE_TUNE_EPOCHS} when given without a number)",
+    )
     _setting(g, "fine_tune_lr", type=float, default=d.fine_tune_lr, help="the learning rate of fine-tuning")
-    _setting(g, "precision", choices=PRECISIONS, default=d.precision,
-             help="auto: mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
-                  "else float32; results can differ in the last digits")
+    _setting(
+        g,
+        "precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="auto: mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
+        "else float32; results can differ in the last digits",
+    )
     a = p.add_argument_group("augmentation (training images only)")
     n = AugmentConfig()
     _setting(a, "rotation", type=float, default=n.rotation, metavar="DEGREES", help="random rotation, +- degrees")
-    _setting(a, "width_shift", type=float, default=n.width_shift, metavar="F",
-             help="random horizontal shift, +- F x width")
-    _setting(a, "height_shift", type=float, default=n.height_shift, metavar="F",
-             help="random vertical shift, +- F x height")
+    _setting(
+        a, "width_shift", type=float, default=n.width_shift, metavar="F", help="random horizontal shift, +- F x width"
+    )
+    _setting(
+        a, "height_shift", type=float, default=n.height_shift, metavar="F", help="random vertical shift, +- F x height"
+    )
     a.add_argument("--hflip", action="store_true", help="random horizontal flips")
     a.add_argument("--vflip", action="store_true", help="random vertical flips")
     _setting(a, "zoom", type=float, default=n.zoom, metavar="F", help="random zoom, +- F")
-    _setting(a, "fill_mode", choices=FILL_MODES, default=n.fill_mode,
-             help="how pixels moved in from outside are filled")
-    a.add_argument("--augment", action="store_true", help="the course's settings (rotation 20, shifts 0.1, flips, zoom 0.1)")
+    _setting(
+        a, "fill_mode", choices=FILL_MODES, default=n.fill_mode, help="how pixels moved in from outside are filled"
+    )
+    a.add_argument(
+        "--augment", action="store_true", help="the course's settings (rotation 20, shifts 0.1, flips, zoom 0.1)"
+    )
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
@@ -144,7 +180,9 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
     try:
         parts = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--filters must be a whole number or a comma-separated list like 16,32,64. Got {text!r}.")
+        raise ConfigError(
+            f"--filters must be a whole number or a comma-separated list like 16,32,64. Got {text!r}."
+        ) from None
     if len(parts) > 1:
         kw["filter_list"] = tuple(parts)
         kw["blocks"] = len(parts) if args.blocks == ModelConfig().blocks else args.blocks
@@ -212,10 +250,13 @@ def _data_flag(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an unexpected error, and TF's logs")
-    p = Parser(
-        prog=prog, description="CNN Lab engine: layer tables, training, stored runs.", parents=[common]
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an unexpected error, and TF's logs",
     )
+    p = Parser(prog=prog, description="CNN Lab engine: layer tables, training, stored runs.", parents=[common])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     s = sub.add_parser("summary", parents=[common], help="layer-by-layer table with parameter counts (no training)")
@@ -229,7 +270,9 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     t.add_argument("--no-cache", action="store_true", help="train again even if this run is stored")
     t.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    e = sub.add_parser("estimate", parents=[common], help="how long a training will take and its peak memory (no training)")
+    e = sub.add_parser(
+        "estimate", parents=[common], help="how long a training will take and its peak memory (no training)"
+    )
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help=DATA_HELP + " (its image count)")
     src.add_argument("--images", type=int, help="or just the number of images")
@@ -245,7 +288,9 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     ds = sub.add_parser("datasets", parents=[common], help="list the bundled sample datasets")
     ds.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    lab = sub.add_parser("lab", parents=[common], help="the overfitting lab: baseline vs dropout, augmentation, early stopping")
+    lab = sub.add_parser(
+        "lab", parents=[common], help="the overfitting lab: baseline vs dropout, augmentation, early stopping"
+    )
     _data_flag(lab)
     _setting(lab, "train_fraction", type=float, default=DEFAULT_FRACTION, help="use part of the training data")
     _setting(lab, "epochs", type=int, default=DEFAULT_EPOCHS, help="passes over the training images")
@@ -254,13 +299,19 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     add_batch_flags(lab)
 
     d = TrainConfig()
-    cmp_ = sub.add_parser("compare", parents=[common],
-                          help="stored runs side by side (settings that differ, best-epoch metrics); "
-                               "--transfer: scratch CNN vs VGG16 transfer on the same split and seed")  # fmt: skip
+    cmp_ = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="stored runs side by side (settings that differ, best-epoch metrics); "
+        "--transfer: scratch CNN vs VGG16 transfer on the same split and seed",
+    )
     cmp_.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs to compare (python -m core runs)")
     cmp_.add_argument("--all-keys", action="store_true", help="every setting, not only the ones that differ")
-    cmp_.add_argument("--transfer", action="store_true",
-                      help="train (or fetch) the course CNN and the VGG16 transfer model on --data and compare them")
+    cmp_.add_argument(
+        "--transfer",
+        action="store_true",
+        help="train (or fetch) the course CNN and the VGG16 transfer model on --data and compare them",
+    )
     _data_flag(cmp_, required=False)  # required with --transfer (checked by the command)
     _setting(cmp_, "weights", default=OFFLINE_WEIGHTS, help="--transfer: the VGG16 base weights (as in train)")
     _setting(cmp_, "epochs", type=int, default=d.epochs, help="--transfer: passes over the training images")
@@ -278,20 +329,31 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", parents=[common], help="one or two settings over a few values: a grid of scores")
     _data_flag(sw)
-    sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
-                    help="a setting (any ModelConfig/TrainConfig field, or its flag's short name: lr, dense...) "
-                         "and its values; once or twice, at most 25 points")
+    sw.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a setting (any ModelConfig/TrainConfig field, or its flag's short name: lr, dense...) "
+        "and its values; once or twice, at most 25 points",
+    )
     sw.add_argument("--grid-file", default=None, metavar="FILE", help='a JSON grid instead: {"dropout": [0, 0.5]}')
     _model_flags(sw, classes=False)
     _train_flags(sw)
     sw.add_argument("--json", action="store_true", help=JSON_HELP)
     add_batch_flags(sw)
 
-    xp = sub.add_parser("export", parents=[common],
-                        help="a stored run as a standalone script, its model, CSVs or a self-contained HTML report")
+    xp = sub.add_parser(
+        "export",
+        parents=[common],
+        help="a stored run as a standalone script, its model, CSVs or a self-contained HTML report",
+    )
     xp.add_argument("run_id", metavar="RUN_ID", help="a stored run (python -m core runs lists them)")
-    xp.add_argument("--code", metavar="run.py", help="a script needing only TensorFlow, NumPy, scikit-learn and "
-                    "Pillow: python run.py FOLDER [--epochs N]")  # fmt: skip
+    xp.add_argument(
+        "--code",
+        metavar="run.py",
+        help="a script needing only TensorFlow, NumPy, scikit-learn and Pillow: python run.py FOLDER [--epochs N]",
+    )
     xp.add_argument("--model-file", metavar="out.keras", help="the best epoch's model (a .keras file)")
     xp.add_argument("--model", dest="old_model_flag", default=None, help=argparse.SUPPRESS)  # refused with a hint
     xp.add_argument("--history", metavar="h.csv", help="loss and accuracy per epoch")
@@ -299,19 +361,30 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     xp.add_argument("--report", metavar="run.html", help="one HTML file that opens with no network")
     xp.add_argument("--config", metavar="c.json", help="the run's settings (the dashboard can load them)")
 
-    j = sub.add_parser("jobs", parents=[common],
-                       help="training jobs: queued, running and recent (any server on this store)")  # fmt: skip
+    j = sub.add_parser(
+        "jobs", parents=[common], help="training jobs: queued, running and recent (any server on this store)"
+    )
     j.add_argument("--limit", type=int, default=20, help="recent finished jobs to show")
     j.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    ex = sub.add_parser("explain", parents=[common],
-                        help="inside a stored run for one image: feature maps and Grad-CAM as PNGs")  # fmt: skip
+    ex = sub.add_parser(
+        "explain", parents=[common], help="inside a stored run for one image: feature maps and Grad-CAM as PNGs"
+    )
     ex.add_argument("run_id", metavar="RUN_ID", help="a stored run (python -m core runs lists them)")
     ex.add_argument("--image", required=True, help="an image file; it is resized as the run's training images were")
-    ex.add_argument("--layer", default=None, help="the layer whose feature maps are drawn (default: the first "
-                    "convolution); Grad-CAM always uses the last convolution")  # fmt: skip
-    ex.add_argument("--class", dest="class_name", default=None, metavar="NAME",
-                    help="the class Grad-CAM explains (default: the predicted one)")
+    ex.add_argument(
+        "--layer",
+        default=None,
+        help="the layer whose feature maps are drawn (default: the first "
+        "convolution); Grad-CAM always uses the last convolution",
+    )
+    ex.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        metavar="NAME",
+        help="the class Grad-CAM explains (default: the predicted one)",
+    )
     ex.add_argument("--out", required=True, help="folder for the PNG files (created if missing)")
     ex.add_argument("--json", action="store_true", help="also the Grad-CAM map itself, at the image's size")
     return p

@@ -9,23 +9,40 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.compare import compare_runs, get_runs
-from core.errors import UserError
-from core.experiment import check_submission, resolve
-from core.limits import read_bounded
+from core.base import UserError, number, plural, print_table, read_bounded
+from core.results import (
+    compare_runs,
+    get_runs,
+    grid_from_json,
+    parse_grid,
+    repeat_summary,
+    seed_configs,
+    sweep_grid,
+    sweep_points,
+)
 from core.store import RunStore
-from core.tables import number, plural, print_table
-from core.trials import grid_from_json, parse_grid, repeat_summary, seed_configs, sweep_grid, sweep_points
+from core.training import check_submission, resolve
 
 from .batch import make_worker, train_all
 from .parser import model_config, train_config
 
 GRID_FILE_LIMIT = 1 << 20  # a grid file is a few lines of JSON; more is not one
 
-METRIC_COLUMNS = [("run_id", "Run"), ("label", "Model"), ("best", "Best epoch"), ("val_loss", "Val loss"),
-                  ("val_acc", "Val acc"), ("test", "Test acc"), ("f1", "Macro F1"), ("trainable", "Trainable"),
-                  ("frozen", "Frozen"), ("per_epoch", "s/epoch"), ("setup", "Set-up s"),
-                  ("seconds", "Total s"), ("verdict", "Verdict")]  # fmt: skip
+METRIC_COLUMNS = [
+    ("run_id", "Run"),
+    ("label", "Model"),
+    ("best", "Best epoch"),
+    ("val_loss", "Val loss"),
+    ("val_acc", "Val acc"),
+    ("test", "Test acc"),
+    ("f1", "Macro F1"),
+    ("trainable", "Trainable"),
+    ("frozen", "Frozen"),
+    ("per_epoch", "s/epoch"),
+    ("setup", "Set-up s"),
+    ("seconds", "Total s"),
+    ("verdict", "Verdict"),
+]
 
 
 def metric_cells(row: dict[str, Any]) -> dict[str, str]:
@@ -58,8 +75,10 @@ def cmd_compare_runs(args: argparse.Namespace, store: RunStore) -> int:
     runs = result["runs"]
     if result["settings"]:
         cols = [("key", "Setting")] + [(f"r{i}", r["run_id"]) for i, r in enumerate(runs)]
-        print_table([{"key": s["key"], **{f"r{i}": number(v) for i, v in enumerate(s["values"])}}
-                     for s in result["settings"]], cols)  # fmt: skip
+        print_table(
+            [{"key": s["key"], **{f"r{i}": number(v) for i, v in enumerate(s["values"])}} for s in result["settings"]],
+            cols,
+        )
     else:
         print("The runs have the same settings." if len(runs) > 1 else "One run: nothing to set against it.")
     print()
@@ -68,11 +87,15 @@ def cmd_compare_runs(args: argparse.Namespace, store: RunStore) -> int:
     if classes:
         print()
         f1_cols = [("class", "F1")] + [(f"r{i}", r["run_id"]) for i, r in enumerate(runs)]
-        print_table([{"class": c, **{f"r{i}": number(r["f1"].get(c), ".3f") for i, r in enumerate(runs)}}
-                     for c in classes], f1_cols)  # fmt: skip
-    print("\nValidation numbers are at each run's best epoch (lowest val_loss), not the last. s/epoch is the epochs' "
-          "own time on average; Set-up s is the time outside them (building the network, VGG16's features); "
-          "Total s is the whole training.")  # fmt: skip
+        print_table(
+            [{"class": c, **{f"r{i}": number(r["f1"].get(c), ".3f") for i, r in enumerate(runs)}} for c in classes],
+            f1_cols,
+        )
+    print(
+        "\nValidation numbers are at each run's best epoch (lowest val_loss), not the last. s/epoch is the epochs' "
+        "own time on average; Set-up s is the time outside them (building the network, VGG16's features); "
+        "Total s is the whole training."
+    )
     return 0
 
 
@@ -100,19 +123,26 @@ def cmd_repeat(args: argparse.Namespace, store: RunStore) -> int:
     _check_all(args.data, runs[:1], store)
     worker = make_worker(args, store)
     records = train_all(worker, args.data, runs, None if args.json else sys.stderr)
-    summary = {**repeat_summary(records), "data": args.data, "stored": sum(r.cached for r in records),
-               "message": _stored_line(records, "repeat")}  # fmt: skip
+    summary = {
+        **repeat_summary(records),
+        "data": args.data,
+        "stored": sum(r.cached for r in records),
+        "message": _stored_line(records, "repeat"),
+    }
     if args.json:
         print(json.dumps(summary))
         return 0
-    print_table([{**metric_cells(r), "seed": str(r["seed"])} for r in summary["runs"]],
-                [("seed", "Seed"), *METRIC_COLUMNS[2:7]])  # fmt: skip
+    print_table(
+        [{**metric_cells(r), "seed": str(r["seed"])} for r in summary["runs"]], [("seed", "Seed"), *METRIC_COLUMNS[2:7]]
+    )
     print()
     for key, title in (("best_val_accuracy", "Best-epoch val accuracy"), ("test_accuracy", "Test accuracy")):
         s = summary[key]
-        print(f"{title}: mean {number(s['mean'], '.3f')}, std {number(s['std'], '.3f')}, "
-              f"min {number(s['min'], '.3f')}, max {number(s['max'], '.3f')} "
-              f"over {plural(s['n'], 'seed')}")  # fmt: skip
+        print(
+            f"{title}: mean {number(s['mean'], '.3f')}, std {number(s['std'], '.3f')}, "
+            f"min {number(s['min'], '.3f')}, max {number(s['max'], '.3f')} "
+            f"over {plural(s['n'], 'seed')}"
+        )
     print(summary["message"])
     return 0
 
@@ -129,8 +159,10 @@ def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise UserError(f"The grid file {args.grid_file!r} is not UTF-8 text (byte {exc.start} is not): save it "
-                            'as plain JSON like {"dropout": [0, 0.5]}.') from None
+            raise UserError(
+                f"The grid file {args.grid_file!r} is not UTF-8 text (byte {exc.start} is not): save it "
+                'as plain JSON like {"dropout": [0, 0.5]}.'
+            ) from None
         grid = grid_from_json(text)
     else:
         grid = parse_grid(args.grid)
@@ -139,8 +171,13 @@ def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
     _check_all(args.data, runs, store)
     worker = make_worker(args, store)
     records = train_all(worker, args.data, runs, None if args.json else sys.stderr)
-    result = {**sweep_grid(names, values, records), "data": args.data, "stored": sum(r.cached for r in records),
-              "trained": sum(not r.cached for r in records), "message": _stored_line(records, "point")}  # fmt: skip
+    result = {
+        **sweep_grid(names, values, records),
+        "data": args.data,
+        "stored": sum(r.cached for r in records),
+        "trained": sum(not r.cached for r in records),
+        "message": _stored_line(records, "point"),
+    }
     if args.json:
         print(json.dumps(result))
         return 0
@@ -149,7 +186,12 @@ def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
     corner = f"{names[0]} \\ {head}" if len(names) > 1 else ""
     cols = [("row", corner)] + [(f"c{j}", str(v)) for j, v in enumerate(first)]
     labels = values[0] if len(values) > 1 else ["val acc"]
-    print_table([{"row": str(labels[i]), **{f"c{j}": number(z, ".3f") for j, z in enumerate(row)}}
-                 for i, row in enumerate(result["z"])], cols)  # fmt: skip
+    print_table(
+        [
+            {"row": str(labels[i]), **{f"c{j}": number(z, ".3f") for j, z in enumerate(row)}}
+            for i, row in enumerate(result["z"])
+        ],
+        cols,
+    )
     print(f"\nBest-epoch validation accuracy of each point. {result['message']}")
     return 0

@@ -18,7 +18,7 @@ recording each step's numbers so the dashboard can show them.
 Bad files never crash a load and are never dropped silently: each one is
 listed in ``Dataset.skipped`` with a reason a student can act on. Problems
 with the dataset as a whole raise :class:`DataError` (a
-:class:`core.errors.UserError`) saying what was found and what is needed.
+:class:`core.base.errors.UserError`) saying what was found and what is needed.
 
 The package, lowest module first (each imports only the ones above it):
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from core.limits import max_pixels, too_many_pixels
+from core.base.limits import max_pixels, too_many_pixels
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,7 @@ def under_limits(ds: Dataset) -> Dataset | None:
         return None
     if any(s.size is not None and s.size[0] * s.size[1] <= limit for s in ds.skipped):
         return None
-    skipped = [dataclasses.replace(s, reason=too_many_pixels(*s.size) or s.reason) if s.size else s
-               for s in ds.skipped]  # fmt: skip
+    skipped = [dataclasses.replace(s, reason=too_many_pixels(*s.size) or s.reason) if s.size else s for s in ds.skipped]
     return ds if skipped == ds.skipped else dataclasses.replace(ds, skipped=skipped)
 
 
@@ -120,7 +119,7 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
         "n_images": len(ds),
         "n_classes": len(ds.class_names),
         "classes": list(ds.class_names),
-        "counts": dict(zip(ds.class_names, ds.counts)),
+        "counts": dict(zip(ds.class_names, ds.counts, strict=True)),
         "image_shape": list(ds.image_shape),
         "n_skipped": len(ds.skipped),
         "skipped": [s.to_dict() for s in ds.skipped],

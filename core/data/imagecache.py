@@ -80,8 +80,16 @@ class ImageCache:
             return None
         labels.flags.writeable = False
         skipped = [SkippedFile(s["path"], s["reason"], s.get("size")) for s in meta["skipped"]]
-        return Dataset(images, labels, list(meta["class_names"]), skipped, meta["source"], meta["fingerprint"],
-                       list(meta["files"]), meta.get("largest"))  # fmt: skip
+        return Dataset(
+            images,
+            labels,
+            list(meta["class_names"]),
+            skipped,
+            meta["source"],
+            meta["fingerprint"],
+            list(meta["files"]),
+            meta.get("largest"),
+        )
 
     @contextlib.contextmanager
     def writer(self, slot: str, stamp: str, n_max: int, image_shape: tuple[int, ...]) -> Iterator[np.ndarray]:

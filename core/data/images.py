@@ -21,10 +21,10 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.base.limits import too_many_pixels
 from core.data.errors import DataError
-from core.limits import too_many_pixels
 
-# The pixel limit is ours (core.limits.max_pixels, checked from the header before anything is decoded,
+# The pixel limit is ours (core.base.limits.max_pixels, checked from the header before anything is decoded,
 # with one message). Pillow's own check would quote a second limit, and between its limit and twice it
 # only warns (DecompressionBombWarning on stderr); this module is the one place untrusted images are
 # decoded, so Pillow's is switched off.
@@ -46,7 +46,7 @@ class Unreadable(Exception):
 
 
 class TooLarge(Unreadable):
-    """An image over the pixel limit (``core.limits.max_pixels``); ``width`` x ``height`` is its size."""
+    """An image over the pixel limit (``core.base.limits.max_pixels``); ``width`` x ``height`` is its size."""
 
     def __init__(self, message: str, width: int, height: int):
         super().__init__(message)
@@ -145,14 +145,10 @@ def decode_sized(fp: str | BinaryIO, image_size: int, channels: int) -> tuple[np
     except Unreadable:
         raise
     except UnidentifiedImageError:
-        raise Unreadable(
-            "not an image Pillow can read (damaged, or another kind of file with an image name)"
-        ) from None
+        raise Unreadable("not an image Pillow can read (damaged, or another kind of file with an image name)") from None
     except OSError as e:
         if "truncated" in str(e):
-            raise Unreadable(
-                "the image is truncated: the file ends early (an interrupted copy or download?)"
-            ) from None
+            raise Unreadable("the image is truncated: the file ends early (an interrupted copy or download?)") from None
         raise Unreadable(f"the image could not be read ({e})") from None
     except Exception as e:  # noqa: BLE001 - untrusted files make decoders raise anything
         raise Unreadable(f"the image could not be decoded ({type(e).__name__}: {e})") from None

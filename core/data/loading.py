@@ -28,6 +28,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from core.base.limits import check_kind, data_roots, inside, refusal, serving, uploads_dir
+from core.base.tables import plural
 from core.data.dataset import Dataset, SkippedFile, fingerprint, under_limits
 from core.data.errors import DataError
 from core.data.imagecache import ImageCache
@@ -41,8 +43,6 @@ from core.data.images import (
     zero_size_hint,
 )
 from core.data.sources import Item, LyingEntry, has_image_ext, is_ignored, layout, scan_folder, scan_zip
-from core.limits import check_kind, data_roots, inside, refusal, serving, uploads_dir
-from core.tables import plural
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 # The bundled datasets in course order; other folders follow alphabetically.
@@ -133,7 +133,7 @@ def _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source) -> Da
     skipped = sorted(extra_skipped + skipped + bad, key=lambda s: s.path)
     lab = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(lab, minlength=len(names))
-    short = [(n, int(c)) for n, c in zip(names, counts) if c < 2]
+    short = [(n, int(c)) for n, c in zip(names, counts, strict=True) if c < 2]
     if short:
         parts = []
         for n, c in short:
@@ -194,7 +194,7 @@ def _bundled_names() -> list[str]:
 
 
 def _allowed_roots() -> tuple[Path, ...] | None:
-    """Where a dashboard process may read data (None: anywhere, as for the CLI); see :mod:`core.limits`."""
+    """Where a dashboard process may read data (None: anywhere, as for the CLI); see :mod:`core.base.limits`."""
     if not serving():
         return None
     return (*data_roots(), Path(SAMPLE_DATA_DIR).resolve(), uploads_dir())
@@ -305,9 +305,13 @@ def load_dataset(
 
 
 def load_zip_bytes(
-    data: bytes, name: str = "upload.zip", image_size: int = 64, channels: int = 3, *,
+    data: bytes,
+    name: str = "upload.zip",
+    image_size: int = 64,
+    channels: int = 3,
+    *,
     cache_dir: str | Path | None = None,
-) -> Dataset:  # fmt: skip
+) -> Dataset:
     """Load an uploaded zip of class folders from memory (cached by the bytes' SHA-256).
 
     Same rules and errors as :func:`load_dataset`; ``Dataset.source`` is ``name``.

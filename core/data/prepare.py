@@ -5,7 +5,7 @@ stratified train / validation / test split, recording each step's numbers
 (a :class:`PrepStep` each) so the dashboard can show them, the scaling of
 pixels to [0, 1] included. The images are not copied: each split is an
 :class:`ImageSplit`, the dataset's uint8 images seen through the split's
-indices, and the training pipeline (:mod:`core.pipeline`) divides by 255 one
+indices, and the training pipeline (:mod:`core.models.pipeline`) divides by 255 one
 batch at a time, exactly as ``x.astype("float32") / 255.0`` would. A float32
 copy of every split (4 bytes a pixel, three arrays at once) was what kept
 large datasets out of memory. :func:`images_needed` says how many images a
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from core.config import LOSSES
+from core.base.config import LOSSES
 from core.data.dataset import Dataset
 from core.data.errors import DataError
 from core.data.split import ImageSplit
@@ -119,16 +119,22 @@ class PreparedData:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the arrays, JSON-friendly (for the CLI and the UI)."""
-        return _jsonable({
-            "class_names": self.class_names,
-            "loss": self.loss,
-            "input_shape": self.input_shape,
-            "sizes": {"train": len(self.x_train), "val": len(self.x_val), "test": len(self.x_test)},
-            "class_counts": self.class_counts,
-            "params": {"seed": self.seed, "test_size": self.test_size, "val_split": self.val_split,
-                       "train_fraction": self.train_fraction},
-            "steps": [s.to_dict() for s in self.steps],
-        })
+        return _jsonable(
+            {
+                "class_names": self.class_names,
+                "loss": self.loss,
+                "input_shape": self.input_shape,
+                "sizes": {"train": len(self.x_train), "val": len(self.x_val), "test": len(self.x_test)},
+                "class_counts": self.class_counts,
+                "params": {
+                    "seed": self.seed,
+                    "test_size": self.test_size,
+                    "val_split": self.val_split,
+                    "train_fraction": self.train_fraction,
+                },
+                "steps": [s.to_dict() for s in self.steps],
+            }
+        )
 
     def __repr__(self) -> str:
         return (
@@ -266,15 +272,47 @@ def prepare_data(
 
     class_counts = {"train": per_class(train_idx), "val": per_class(val_idx), "test": per_class(test_idx)}
     splits = (train_idx, val_idx, test_idx)
-    steps = _steps(images, labels, names, loss, eye, splits, test_size, val_split, seed, train_fraction,
-                   train_full, test_idx, before_sub, train_idx, val_idx, per_class)  # fmt: skip
+    steps = _steps(
+        images,
+        labels,
+        names,
+        loss,
+        eye,
+        splits,
+        test_size,
+        val_split,
+        seed,
+        train_fraction,
+        train_full,
+        test_idx,
+        before_sub,
+        train_idx,
+        val_idx,
+        per_class,
+    )
     return PreparedData(
-        x_train, enc(train_idx), x_val, enc(val_idx), x_test, enc(test_idx),
-        labels[train_idx].copy(), labels[val_idx].copy(), labels[test_idx].copy(),
-        train_idx, val_idx, test_idx, names, loss, steps, class_counts,
-        seed=int(seed), test_size=float(test_size), val_split=float(val_split), train_fraction=float(train_fraction),
+        x_train,
+        enc(train_idx),
+        x_val,
+        enc(val_idx),
+        x_test,
+        enc(test_idx),
+        labels[train_idx].copy(),
+        labels[val_idx].copy(),
+        labels[test_idx].copy(),
+        train_idx,
+        val_idx,
+        test_idx,
+        names,
+        loss,
+        steps,
+        class_counts,
+        seed=int(seed),
+        test_size=float(test_size),
+        val_split=float(val_split),
+        train_fraction=float(train_fraction),
         dataset=ds,
-    )  # fmt: skip
+    )
 
 
 def _pixel_range(images: np.ndarray, splits, lo_hi: tuple[int, int], chunk: int = 1024) -> tuple[int, int]:
@@ -291,8 +329,24 @@ def _pixel_range(images: np.ndarray, splits, lo_hi: tuple[int, int], chunk: int 
     return lo, hi
 
 
-def _steps(images, labels, names, loss, eye, splits, test_size, val_split, seed, train_fraction,
-           train_full, test_idx, before_sub, train_idx, val_idx, per_class) -> list[PrepStep]:  # fmt: skip
+def _steps(
+    images,
+    labels,
+    names,
+    loss,
+    eye,
+    splits,
+    test_size,
+    val_split,
+    seed,
+    train_fraction,
+    train_full,
+    test_idx,
+    before_sub,
+    train_idx,
+    val_idx,
+    per_class,
+) -> list[PrepStep]:
     n, k = len(labels), len(names)
     shape = list(images.shape)
     lo, hi = (int(images.min()), int(images.max())) if images.size else (0, 0)
@@ -311,57 +365,95 @@ def _steps(images, labels, names, loss, eye, splits, test_size, val_split, seed,
             "Divide every pixel by 255 so values run from 0 to 1 instead of 0 to 255; "
             "small inputs of similar size make training steadier.",
             {"shape": shape, "dtype": str(images.dtype), "min": lo, "max": hi},
-            {"shape": shape, "dtype": "float32", "min": float(np.float32(used_lo) / np.float32(255.0)),
-             "max": float(np.float32(used_hi) / np.float32(255.0))},
+            {
+                "shape": shape,
+                "dtype": "float32",
+                "min": float(np.float32(used_lo) / np.float32(255.0)),
+                "max": float(np.float32(used_hi) / np.float32(255.0)),
+            },
             "scale",
-        ),  # fmt: skip
+        ),
     ]
-    label_before = {"shape": [n], "dtype": "int64", "min": int(labels.min()), "max": int(labels.max()),
-                    "example_class": names[ex], "example_label": ex}  # fmt: skip
+    label_before = {
+        "shape": [n],
+        "dtype": "int64",
+        "min": int(labels.min()),
+        "max": int(labels.max()),
+        "example_class": names[ex],
+        "example_label": ex,
+    }
     if loss == "categorical":
-        steps.append(PrepStep(
-            "Encode labels (one-hot)",
-            "Turn each class number into a vector with a 1 in that class's position and 0 elsewhere, "
-            "the form categorical_crossentropy compares with the softmax output.",
-            label_before,
-            {"shape": [n, k], "dtype": "float32", "min": 0.0, "max": 1.0,
-             "example_class": names[ex], "example_label": eye[ex].astype(int).tolist()},
-            "encode",
-        ))  # fmt: skip
+        steps.append(
+            PrepStep(
+                "Encode labels (one-hot)",
+                "Turn each class number into a vector with a 1 in that class's position and 0 elsewhere, "
+                "the form categorical_crossentropy compares with the softmax output.",
+                label_before,
+                {
+                    "shape": [n, k],
+                    "dtype": "float32",
+                    "min": 0.0,
+                    "max": 1.0,
+                    "example_class": names[ex],
+                    "example_label": eye[ex].astype(int).tolist(),
+                },
+                "encode",
+            )
+        )
     else:
-        steps.append(PrepStep(
-            "Keep integer labels (sparse)",
-            "sparse_categorical_crossentropy takes the class number itself (0, 1, 2, ...), "
-            "so the labels stay integers.",
-            label_before,
-            dict(label_before),
-            "encode",
-        ))  # fmt: skip
-    steps.append(PrepStep(
-        "Stratified train/test split",
-        f"Hold back {test_size:.0%} of the images for the final test, keeping each class's share the same in "
-        "both parts (stratify), so no class is missing from the test.",
-        {"images": n, "per_class": per_class(np.arange(n))},
-        {"train": len(train_full), "test": len(test_idx), "train_per_class": per_class(train_full),
-         "test_per_class": per_class(test_idx), "test_size": test_size, "seed": seed},
-        "split_test",
-    ))  # fmt: skip
-    steps.append(PrepStep(
-        "Validation split",
-        f"Set aside {val_split:.0%} of the training part to check the model after every epoch; "
-        "the model never learns from these images, so they show overfitting.",
-        {"train": len(train_full), "train_per_class": per_class(train_full)},
-        {"train": len(before_sub), "val": len(val_idx), "train_per_class": per_class(before_sub),
-         "val_per_class": per_class(val_idx), "val_split": val_split, "seed": seed},
-        "split_val",
-    ))  # fmt: skip
+        steps.append(
+            PrepStep(
+                "Keep integer labels (sparse)",
+                "sparse_categorical_crossentropy takes the class number itself (0, 1, 2, ...), "
+                "so the labels stay integers.",
+                label_before,
+                dict(label_before),
+                "encode",
+            )
+        )
+    steps.append(
+        PrepStep(
+            "Stratified train/test split",
+            f"Hold back {test_size:.0%} of the images for the final test, keeping each class's share the same in "
+            "both parts (stratify), so no class is missing from the test.",
+            {"images": n, "per_class": per_class(np.arange(n))},
+            {
+                "train": len(train_full),
+                "test": len(test_idx),
+                "train_per_class": per_class(train_full),
+                "test_per_class": per_class(test_idx),
+                "test_size": test_size,
+                "seed": seed,
+            },
+            "split_test",
+        )
+    )
+    steps.append(
+        PrepStep(
+            "Validation split",
+            f"Set aside {val_split:.0%} of the training part to check the model after every epoch; "
+            "the model never learns from these images, so they show overfitting.",
+            {"train": len(train_full), "train_per_class": per_class(train_full)},
+            {
+                "train": len(before_sub),
+                "val": len(val_idx),
+                "train_per_class": per_class(before_sub),
+                "val_per_class": per_class(val_idx),
+                "val_split": val_split,
+                "seed": seed,
+            },
+            "split_val",
+        )
+    )
     if train_fraction < 1:
-        steps.append(PrepStep(
-            "Use a fraction of the training images",
-            f"Keep only {train_fraction:.0%} of the training images (at least one per class) to see what "
-            "training on little data does; validation and test stay the same.",
-            {"train": len(before_sub), "train_per_class": per_class(before_sub)},
-            {"train": len(train_idx), "train_per_class": per_class(train_idx), "train_fraction": train_fraction},
-            "subsample",
-        ))  # fmt: skip
+        steps.append(
+            PrepStep(
+                "Use a fraction of the training images",
+                f"Keep only {train_fraction:.0%} of the training images (at least one per class) to see what "
+                "training on little data does; validation and test stay the same.",
+                {"train": len(before_sub), "train_per_class": per_class(before_sub)},
+                {"train": len(train_idx), "train_per_class": per_class(train_idx), "train_fraction": train_fraction},
+                "subsample",
+            )
+        )
     return steps

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from core.base.limits import bytes_text as _bytes_text
+from core.base.limits import inside
 from core.data.dataset import SkippedFile
 from core.data.errors import DataError
 from core.data.images import IMAGE_EXTENSIONS
-from core.limits import bytes_text as _bytes_text
-from core.limits import inside
 
 # Limits on what a source may hold (read at call time, so tests can lower them).
 MAX_ZIP_BYTES = 1 << 30  # total uncompressed size of a zip

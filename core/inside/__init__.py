@@ -2,7 +2,7 @@
 
 For any stored run, scratch CNN or VGG16 transfer::
 
-    from core.store import RunStore
+    from core.store.runstore import RunStore
     from core.inside import open_run, work_convolution, grad_cam
 
     net = open_run(RunStore(), run_id)              # loads the stored model once
@@ -38,7 +38,24 @@ from core.inside.network import (
 from core.inside.worked import BatchNormStep, PoolStep, WorkedConvolution, work_convolution
 
 __all__ = [
-    "BatchNormStep", "Filters", "GradCam", "LayerInfo", "ModelMissingError", "Occlusion", "PoolStep", "RunNetwork",
-    "UnknownClassError", "UnknownLayerError", "UnknownRunError", "WorkedConvolution", "default_layer", "filters",
-    "grad_cam", "load_run_model", "occlusion", "open_run", "softmax", "work_convolution",
-]  # fmt: skip
+    "BatchNormStep",
+    "Filters",
+    "GradCam",
+    "LayerInfo",
+    "ModelMissingError",
+    "Occlusion",
+    "PoolStep",
+    "RunNetwork",
+    "UnknownClassError",
+    "UnknownLayerError",
+    "UnknownRunError",
+    "WorkedConvolution",
+    "default_layer",
+    "filters",
+    "grad_cam",
+    "load_run_model",
+    "occlusion",
+    "open_run",
+    "softmax",
+    "work_convolution",
+]

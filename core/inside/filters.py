@@ -8,7 +8,7 @@ visible). Deeper filters read feature maps, not colours: they are shown one
 input channel at a time (:meth:`Filters.slices`).
 
 A VGG16 transfer run reads images in BGR order (Caffe preprocessing,
-:mod:`core.weights`), so its first-layer kernels are flipped back to RGB
+:mod:`core.models.weight_sources`), so its first-layer kernels are flipped back to RGB
 before drawing; they are the pretrained filters (ImageNet, HED or a file),
 untouched by training because the base is frozen.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import UserError
+from core.base.errors import UserError
 from core.inside.network import RunNetwork
 
 
@@ -63,7 +63,8 @@ def filters(net: RunNetwork, layer: str | None = None) -> Filters:
         raise UserError("This network has no convolution layer.")
     info = net.layer(layer) if layer else convs[0]
     if info.type != "Conv2D":
-        raise UserError(f"{info.name} is a {info.type} layer: it has no filters. "
-                        f"Pick one of {', '.join(c.name for c in convs)}.")  # fmt: skip
+        raise UserError(
+            f"{info.name} is a {info.type} layer: it has no filters. Pick one of {', '.join(c.name for c in convs)}."
+        )
     kernel, bias = net.weights(info.name)[:2]
     return Filters(info.name, kernel, bias, bgr=net.cfg.model == "vgg16", first=info.name == convs[0].name)

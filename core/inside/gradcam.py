@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import UserError
+from core.base.errors import UserError
 from core.inside.network import RunNetwork, softmax
 
 MAX_POSITIONS = 10  # occlusion: at most 10 x 10 positions of the covering square
@@ -52,10 +52,13 @@ class GradCam:
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
         return {
-            "class": self.class_name, "class_index": self.class_index, "layer": self.layer,
-            "probability": round(self.probability, 6), "peak": self.peak,
+            "class": self.class_name,
+            "class_index": self.class_index,
+            "layer": self.layer,
+            "probability": round(self.probability, 6),
+            "peak": self.peak,
             "map": np.round(self.heatmap.astype("float64"), digits).tolist(),
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,9 @@ def _class(net: RunNetwork, class_index: int | None, scores: np.ndarray) -> int:
     return int(class_index)
 
 
-def grad_cam(net: RunNetwork, image_uint8: np.ndarray, class_index: int | None = None,
-             layer: str | None = None) -> GradCam:  # fmt: skip
+def grad_cam(
+    net: RunNetwork, image_uint8: np.ndarray, class_index: int | None = None, layer: str | None = None
+) -> GradCam:
     """Grad-CAM of one image for one class.
 
     Args:
@@ -119,14 +123,19 @@ def grad_cam(net: RunNetwork, image_uint8: np.ndarray, class_index: int | None =
     height, width = net.input_shape[:2]
     heat = tf.image.resize(coarse[:, :, None], (height, width), method="bilinear")[:, :, 0].numpy()
     return GradCam(
-        class_index=chosen, class_name=net.class_names[chosen], layer=layer,
-        probabilities=softmax(scores.numpy()[0]), coarse=np.clip(coarse, 0, 1).astype("float32"),
-        heatmap=np.clip(heat, 0, 1).astype("float32"), peak=peak,
-    )  # fmt: skip
+        class_index=chosen,
+        class_name=net.class_names[chosen],
+        layer=layer,
+        probabilities=softmax(scores.numpy()[0]),
+        coarse=np.clip(coarse, 0, 1).astype("float32"),
+        heatmap=np.clip(heat, 0, 1).astype("float32"),
+        peak=peak,
+    )
 
 
-def occlusion(net: RunNetwork, image_uint8: np.ndarray, class_index: int | None = None,
-              patch: int | None = None) -> Occlusion:  # fmt: skip
+def occlusion(
+    net: RunNetwork, image_uint8: np.ndarray, class_index: int | None = None, patch: int | None = None
+) -> Occlusion:
     """Cover the image with a square of its mean colour at each position; record the class probability's drop.
 
     Args:

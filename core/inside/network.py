@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from core.architecture import LayerRow, layer_table
-from core.config import ModelConfig
-from core.errors import UserError
-from core.experiment import model_input
-from core.store import RunRecord, RunStore
+from core.base.config import ModelConfig
+from core.base.errors import UserError
+from core.models.layer_table import LayerRow, layer_table
+from core.models.pipeline import model_input
+from core.store.runstore import RunRecord, RunStore
 
 SPATIAL = ("Conv2D", "BatchNormalization", "MaxPooling2D")
 
@@ -61,14 +61,21 @@ class LayerInfo:
     kernel_size: int  # the window's side (1 for batch normalisation)
     stride: int
     padding: str  # "valid" or "same"
-    receptive_field: int | None  # from the layer table (core.architecture)
+    receptive_field: int | None  # from the layer table (core.models.layer_table)
     jump: int | None
     depth: float  # 0 for the first spatial layer, 1 for the last: how deep in the network
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "output_shape": list(self.output_shape),
-                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
-                "receptive_field": self.receptive_field, "jump": self.jump}  # fmt: skip
+        return {
+            "name": self.name,
+            "type": self.type,
+            "output_shape": list(self.output_shape),
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "receptive_field": self.receptive_field,
+            "jump": self.jump,
+        }
 
 
 def open_run(store: RunStore, run_id: str, model: Any = None) -> RunNetwork:
@@ -147,7 +154,7 @@ class RunNetwork:
 
     Attributes:
         record: the run's record.
-        cfg: its :class:`~core.config.ModelConfig`.
+        cfg: its :class:`~core.base.config.ModelConfig`.
         class_names: the classes it was trained on, in output order.
         layers: its spatial layers (:class:`LayerInfo`), input to output.
     """

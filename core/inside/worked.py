@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import UserError
+from core.base.errors import UserError
 from core.inside.network import RunNetwork
 
 
@@ -104,15 +104,26 @@ class WorkedConvolution:
 
     def to_dict(self) -> dict[str, Any]:
         d = {
-            "layer": self.layer, "row": self.row, "col": self.col, "channel": self.channel,
-            "input": self.input_name, "padding": self.padding, "stride": self.stride,
-            "patch": self.patch.tolist(), "inside": self.inside.tolist(), "kernel": self.kernel.tolist(),
-            "products": self.products.tolist(), "sum": self.total, "bias": self.bias,
-            "pre_activation": self.pre_activation, "activation": self.activation, "value": self.value,
+            "layer": self.layer,
+            "row": self.row,
+            "col": self.col,
+            "channel": self.channel,
+            "input": self.input_name,
+            "padding": self.padding,
+            "stride": self.stride,
+            "patch": self.patch.tolist(),
+            "inside": self.inside.tolist(),
+            "kernel": self.kernel.tolist(),
+            "products": self.products.tolist(),
+            "sum": self.total,
+            "bias": self.bias,
+            "pre_activation": self.pre_activation,
+            "activation": self.activation,
+            "value": self.value,
             "model_value": self.model_value,
             "formula": f"{self.filters} x ({self.kernel_size}x{self.kernel_size}x{self.in_channels} + 1) = "
-                       f"{self.filters * self.weights_per_filter:,}",
-        }  # fmt: skip
+            f"{self.filters * self.weights_per_filter:,}",
+        }
         if self.batchnorm is not None:
             d["batchnorm"] = {k: v for k, v in vars(self.batchnorm).items()}
         if self.pool is not None:
@@ -143,9 +154,14 @@ def _window(array: np.ndarray, top: int, left: int, k: int, fill: float) -> tupl
 
 
 def work_convolution(
-    net: RunNetwork, image_uint8: np.ndarray, layer: str, row: int, col: int, channel: int,
+    net: RunNetwork,
+    image_uint8: np.ndarray,
+    layer: str,
+    row: int,
+    col: int,
+    channel: int,
     activations: dict[str, np.ndarray] | None = None,
-) -> WorkedConvolution:  # fmt: skip
+) -> WorkedConvolution:
     """Compute one unit of a Conv2D layer by hand and set it beside the network's own value.
 
     Args:
@@ -190,8 +206,9 @@ def work_convolution(
         gamma, beta, mean, var = (float(a[channel]) for a in net.weights(after.name))
         eps = net.epsilon(after.name)
         bn_value = gamma * (value - mean) / np.sqrt(var + eps) + beta
-        bn = BatchNormStep(after.name, value, gamma, beta, mean, var, eps, float(bn_value),
-                           float(acts[after.name][row, col, channel]))  # fmt: skip
+        bn = BatchNormStep(
+            after.name, value, gamma, beta, mean, var, eps, float(bn_value), float(acts[after.name][row, col, channel])
+        )
         out_name = after.name
         after = net.next_layer(after.name)
     pool, note = None, ""
@@ -202,11 +219,28 @@ def work_convolution(
     else:
         note = f"The next layer, {after.name}, is another convolution: no pooling right after this one."
     return WorkedConvolution(
-        layer=layer, row=row, col=col, channel=channel, input_name=input_name, padding=info.padding, stride=s,
-        filters=f, patch=patch, inside=inside, kernel=kernel, products=products, total=total, bias=bias,
-        pre_activation=pre, activation=activation, value=float(value),
-        model_value=float(acts[layer][row, col, channel]), batchnorm=bn, pool=pool, pool_note=note,
-    )  # fmt: skip
+        layer=layer,
+        row=row,
+        col=col,
+        channel=channel,
+        input_name=input_name,
+        padding=info.padding,
+        stride=s,
+        filters=f,
+        patch=patch,
+        inside=inside,
+        kernel=kernel,
+        products=products,
+        total=total,
+        bias=bias,
+        pre_activation=pre,
+        activation=activation,
+        value=float(value),
+        model_value=float(acts[layer][row, col, channel]),
+        batchnorm=bn,
+        pool=pool,
+        pool_note=note,
+    )
 
 
 def _pool_step(info, before: np.ndarray, after: np.ndarray, row: int, col: int, channel: int):
@@ -223,6 +257,17 @@ def _pool_step(info, before: np.ndarray, after: np.ndarray, row: int, col: int, 
     window, _ = _window(before[:, :, channel : channel + 1], top, left, p, -np.inf)
     window = window[:, :, 0]
     am = np.unravel_index(int(np.argmax(window)), window.shape)
-    step = PoolStep(info.name, p, s, out_row, out_col, top, left, window, float(window.max()),
-                    float(after[out_row, out_col, channel]), (int(am[0]), int(am[1])))  # fmt: skip
+    step = PoolStep(
+        info.name,
+        p,
+        s,
+        out_row,
+        out_col,
+        top,
+        left,
+        window,
+        float(window.max()),
+        float(after[out_row, out_col, channel]),
+        (int(am[0]), int(am[1])),
+    )
     return step, ""

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -26,8 +26,18 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.05):
 def texts(at) -> str:
     """Everything a student can read on the page, as one string (for `in` checks)."""
     parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error",
-                 "metric"):  # fmt: skip
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "info",
+        "success",
+        "warning",
+        "error",
+        "metric",
+    ):
         for el in getattr(at, kind):
             parts.append(str(el.value))
             if kind == "metric":

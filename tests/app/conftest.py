@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:  # the pages import core and ui from the repositor
 
 from apphelpers import APP, FAST, TIMEOUT, TINY  # noqa: E402
 
-from core.config import ModelConfig  # noqa: E402
+from core.base.config import ModelConfig  # noqa: E402
 
 
 def _root_conftest(config):
@@ -36,7 +36,7 @@ def _root_conftest(config):
 @pytest.fixture(autouse=True)
 def _classroom_server(tmp_path_factory, monkeypatch):
     """As a teacher would start the app for these tests: pytest's temporary folders are the shared data
-    folder (CNNLAB_DATA_ROOTS). app.py marks the process as serving (core.limits); that ends with the test,
+    folder (CNNLAB_DATA_ROOTS). app.py marks the process as serving (core.base.limits); that ends with the test,
     so the engine's own tests read any path, as the CLI does."""
     monkeypatch.setenv("CNNLAB_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
     monkeypatch.delenv("CNNLAB_SERVING", raising=False)
@@ -65,14 +65,14 @@ def five_class_dir(tmp_path_factory, write_dataset) -> Path:
 @pytest.fixture(scope="session")
 def trained(data_dir):
     """A real run in the session's store, trained once: a saved model, test arrays, a diagnosis."""
-    from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment
 
     return run_experiment(str(data_dir), TINY, FAST, store=RunStore(_home()))
 
 
 def _home() -> Path:
-    from core.store import default_home
+    from core.store.runstore import default_home
 
     return default_home()
 
@@ -83,8 +83,8 @@ def staged(trained):
 
     Its arrays are the trained run's, so the Predictions page can show images.
     """
-    from core.diagnosis import diagnose
-    from core.store import RunRecord, RunStore
+    from core.results.diagnosis import diagnose
+    from core.store.runstore import RunRecord, RunStore
 
     loss = [1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08]
     val_loss = [1.05, 0.8, 0.62, 0.55, 0.6, 0.7, 0.82, 0.95]
@@ -96,8 +96,9 @@ def staged(trained):
     }
     model_cfg = ModelConfig.from_dict(trained.model_config)
     train_cfg = FAST.replace(epochs=8, early_stopping=4, restore_best=True)
-    diagnosis = diagnose(history, restored_epoch=4, stopped_epoch=8, num_classes=3, model_cfg=model_cfg,
-                         train_cfg=train_cfg)  # fmt: skip
+    diagnosis = diagnose(
+        history, restored_epoch=4, stopped_epoch=8, num_classes=3, model_cfg=model_cfg, train_cfg=train_cfg
+    )
     data = dict(trained.to_dict())
     data.update(
         run_id="staged0000000001",
@@ -164,13 +165,13 @@ def idle_worker():
 def private_worker(tmp_path, monkeypatch):
     """A process-wide worker and run store of this test's own: its runs stay out of the session's
     store, whose newest run other page tests expect to be theirs."""
-    import core.worker
-    from core.store import RunStore
+    import core.jobs.worker
+    from core.store.runstore import RunStore
 
     home = tmp_path / "home"
     monkeypatch.setenv("CNNLAB_HOME", str(home))
-    worker = core.worker.TrainingWorker(RunStore(home))
-    monkeypatch.setattr(core.worker, "_worker", worker)
+    worker = core.jobs.worker.TrainingWorker(RunStore(home))
+    monkeypatch.setattr(core.jobs.worker, "_worker", worker)
     yield worker
     for job in worker.jobs():
         if job.active:

@@ -3,7 +3,7 @@
 import pytest
 from apphelpers import chart_specs, texts
 
-from core.config import COURSE_PARAMS, MODEL_LABELS, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES, ModelConfig
+from core.base.config import COURSE_PARAMS, MODEL_LABELS, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES, ModelConfig
 
 
 def _table(at):
@@ -24,13 +24,28 @@ def test_the_course_network_has_the_course_parameter_count(open_page, five_class
     at = open_page("pages/architecture.py", dataset=str(five_class_dir))
     assert not at.exception
     table = _table(at)
-    assert table["layer"].tolist() == ["block1_conv", "block1_pool", "block2_conv", "block2_pool", "block3_conv",
-                                       "block3_pool", "flatten", "dense", "dropout", "output"]  # fmt: skip
+    assert table["layer"].tolist() == [
+        "block1_conv",
+        "block1_pool",
+        "block2_conv",
+        "block2_pool",
+        "block3_conv",
+        "block3_pool",
+        "flatten",
+        "dense",
+        "dropout",
+        "output",
+    ]
     assert table.set_index("layer").loc["block1_conv", "how the count is made"].startswith("32 x (3x3x3 + 1) = 896")
     assert table.set_index("layer").loc["flatten", "output shape"] == "4608"
     assert table["receptive field"].tolist()[:6] == [
-        "3×3 px (jump 1)", "4×4 px (jump 2)", "8×8 px (jump 2)", "10×10 px (jump 4)", "18×18 px (jump 4)",
-        "22×22 px (jump 8)"]  # fmt: skip
+        "3×3 px (jump 1)",
+        "4×4 px (jump 2)",
+        "8×8 px (jump 2)",
+        "10×10 px (jump 4)",
+        "18×18 px (jump 4)",
+        "22×22 px (jump 8)",
+    ]
     assert table.set_index("layer").loc["dense", "receptive field"] == "whole image"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Total parameters"] == f"{COURSE_PARAMS:,}"
@@ -51,7 +66,7 @@ def test_the_table_follows_the_sliders(open_page, five_class_dir):
     assert not at.exception
     expected = ModelConfig(blocks=2, filters=16, padding="same", batchnorm=True, dense_units=64, dropout=0.3)
     assert at.session_state["model_cfg"] == expected
-    from core.architecture import layer_table
+    from core.models.layer_table import layer_table
 
     want = layer_table(expected)
     assert {m.label: m.value for m in at.metric}["Total parameters"] == f"{want.total_params:,}"
@@ -67,8 +82,9 @@ def test_the_table_follows_the_sliders(open_page, five_class_dir):
         ("arch.pool_size", "slider", 4, "arch.blocks", "pooling cannot shrink"),
     ],
 )
-def test_an_impossible_network_is_explained_next_to_its_slider(open_page, five_class_dir, widget, kind, value,
-                                                                 field, phrase):  # fmt: skip
+def test_an_impossible_network_is_explained_next_to_its_slider(
+    open_page, five_class_dir, widget, kind, value, field, phrase
+):
     cfg = ModelConfig(input_size=8, blocks=1) if "kernel" in widget else ModelConfig()
     state = {"dataset": str(five_class_dir), "model_cfg": cfg}
     at = open_page("pages/architecture.py", **state)
@@ -100,7 +116,8 @@ def test_vgg16_shows_its_base_as_one_expandable_row_and_the_weight_source(open_p
     assert len(inside) == 18 and inside["layer"].tolist()[:3] == ["block1_conv1", "block1_conv2", "block1_pool"]
     assert at.selectbox(key="arch.weights").value == "imagenet"
     assert at.radio(key="arch.model").options[1] == MODEL_LABELS["vgg16"]  # core's labels, as the CLI shows them
-    # The labels are core.config's; the status is core.weights' check (the Keras cache may hold the file or not).
+    # The labels are core.base.config's; the status is core.models.weight_sources' check (the Keras cache may hold
+    # the file or not).
     assert at.selectbox(key="arch.weights").options[:3] == [WEIGHT_SOURCE_LABELS[w] for w in WEIGHT_SOURCES]
     assert at.success or at.warning
     at.selectbox(key="arch.weights").set_value("none").run()

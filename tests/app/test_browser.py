@@ -43,10 +43,24 @@ def server(tmp_path, data_dir):
     env = dict(os.environ, CNNLAB_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -230,7 +244,7 @@ def test_the_exported_report_opens_offline_without_errors(trained, tmp_path):
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed: browser test skipped")
     from playwright.sync_api import sync_playwright
 
-    from core.report import report_html
+    from core.results.report import report_html
 
     path = tmp_path / "run.html"
     path.write_text(report_html(trained), encoding="utf-8")

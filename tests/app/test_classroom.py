@@ -38,7 +38,7 @@ def _login(at: AppTest, password: str) -> AppTest:
 
 
 def test_uploads_and_their_runs_are_seen_only_by_the_session_that_made_them(private_worker, data_dir, monkeypatch):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     alice, bob = _session(), _session()
     upload = _upload(alice, "alices_rocks.zip", zip_of(data_dir))
@@ -73,7 +73,7 @@ def test_uploads_and_their_runs_are_seen_only_by_the_session_that_made_them(priv
 
 
 def test_the_teacher_sees_every_run(private_worker, data_dir):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     student = _session({"cnnlab": PASSWORDS})
     _login(student, PASSWORDS["class_password"])
@@ -138,7 +138,8 @@ def test_oidc_users_listed_as_teachers_are_teachers(monkeypatch):
     from ui import identity
 
     monkeypatch.setattr(identity, "_oidc_user", lambda: "Ms.Stone@school.org")
-    monkeypatch.setattr(identity, "_secrets_section",
-                        lambda name: {"teachers": ["ms.stone@school.org"]} if name == "cnnlab" else {})  # fmt: skip
+    monkeypatch.setattr(
+        identity, "_secrets_section", lambda name: {"teachers": ["ms.stone@school.org"]} if name == "cnnlab" else {}
+    )
     assert identity.is_teacher() and identity.viewer() is None
     assert identity.user_id() == "user:ms.stone@school.org"

@@ -15,7 +15,7 @@ PAGE = "pages/compare.py"
 
 @pytest.fixture
 def two_runs(private_worker, data_dir):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     store = private_worker.store
     fast = FAST.replace(epochs=2)
@@ -53,9 +53,10 @@ def test_two_runs_side_by_side(open_page, two_runs):
     assert not at.exception and "Pick runs above" in texts(at)
 
 
-def test_runs_on_two_datasets_get_one_note_in_words_and_named_times(open_page, private_worker, data_dir,
-                                                                    five_class_dir):  # fmt: skip
-    from core.experiment import run_experiment
+def test_runs_on_two_datasets_get_one_note_in_words_and_named_times(
+    open_page, private_worker, data_dir, five_class_dir
+):
+    from core.training.experiment import run_experiment
 
     store = private_worker.store
     a = run_experiment(str(data_dir), TINY, FAST.replace(epochs=2), store=store)
@@ -64,7 +65,8 @@ def test_runs_on_two_datasets_get_one_note_in_words_and_named_times(open_page, p
     assert not at.exception, [e.value for e in at.exception]
     assert [w.value for w in at.warning] == [
         "These runs were trained and tested on different datasets (tiny, rocks), so their scores are not measured "
-        "on the same images."]  # fmt: skip
+        "on the same images."
+    ]
     metrics = at.dataframe[1].value
     by_run = {row["Run"].split(". ")[1]: row for _, row in metrics.iterrows()}
     for rec in (a, b):
@@ -76,9 +78,11 @@ def test_runs_on_two_datasets_get_one_note_in_words_and_named_times(open_page, p
 
 def test_the_filters_keep_the_chosen_datasets_and_kinds():
     old, new = time.mktime((2025, 1, 1, 12, 0, 0, 0, 0, -1)), time.mktime((2026, 6, 1, 12, 0, 0, 0, 0, -1))
-    runs = [{"run_id": "a", "source": "x", "model": "cnn", "created": old},
-            {"run_id": "b", "source": "y", "model": "vgg16", "created": new},
-            {"run_id": "c", "source": "y", "model": "cnn", "created": new}]  # fmt: skip
+    runs = [
+        {"run_id": "a", "source": "x", "model": "cnn", "created": old},
+        {"run_id": "b", "source": "y", "model": "vgg16", "created": new},
+        {"run_id": "c", "source": "y", "model": "cnn", "created": new},
+    ]
     assert [r["run_id"] for r in filter_runs(runs, [], [])] == ["a", "b", "c"]
     assert [r["run_id"] for r in filter_runs(runs, ["y"], [])] == ["b", "c"]
     assert [r["run_id"] for r in filter_runs(runs, ["y"], ["cnn"])] == ["c"]

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 from apphelpers import chart_specs, texts, zip_of
 
-from core.config import TrainConfig
+from core.base.config import TrainConfig
 from core.data import load_dataset
 
 
@@ -21,8 +21,11 @@ def test_a_folder_dataset_shows_samples_preparation_splits_and_skipped_files(ope
     assert len(at.image) == 3 and all(len(img.value) == 8 for img in at.image)  # 8 samples per class
     # The course's preparation, with its numbers.
     titles = [e.proto.label for e in at.expander]
-    assert titles[:3] == ["Step 1: Images as a 4D tensor", "Step 2: Scale pixels to [0, 1]",
-                          "Step 3: Encode labels (one-hot)"]  # fmt: skip
+    assert titles[:3] == [
+        "Step 1: Images as a 4D tensor",
+        "Step 2: Scale pixels to [0, 1]",
+        "Step 3: Encode labels (one-hot)",
+    ]
     steps = [df.value for df in at.dataframe][:5]
     scale = steps[1].set_index("")
     assert scale.loc["shape", "after"] == "(36, 64, 64, 3)" and scale.loc["dtype", "after"] == "float32"

@@ -2,7 +2,7 @@
 
 from apphelpers import chart_specs, texts
 
-from core.config import AugmentConfig
+from core.base.config import AugmentConfig
 
 
 def test_no_run_explains_where_to_get_one(open_page, empty_home):
@@ -61,7 +61,7 @@ def test_early_stopping_and_fine_tuning_are_marked_and_remedies_carry_over(open_
 
 
 def test_the_run_can_be_downloaded(open_page, trained):
-    from core.export import history_csv, script_text
+    from core.results.export import history_csv, script_text
 
     at = open_page("pages/diagnostics.py", run_id=trained.run_id)
     assert not at.exception
@@ -81,9 +81,9 @@ def test_a_stored_short_run_shows_the_truth_tables_verdict(open_page, trained):
     """The issue's 3-epoch run, stored with the verdict it used to get: the page shows today's row of the table."""
     import json
 
-    from core.diagnosis import diagnose
-    from core.store import RunRecord, RunStore, default_home
-    from core.verdict import thresholds_markdown
+    from core.results.diagnosis import diagnose
+    from core.results.verdict import thresholds_markdown
+    from core.store.runstore import RunRecord, RunStore, default_home
 
     history = {
         "loss": [1.61, 1.58, 1.50],

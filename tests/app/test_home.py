@@ -50,8 +50,7 @@ def test_pages_that_do_not_train_never_import_tensorflow(tmp_path, data_dir):
     pages = ["pages/home.py", "pages/architecture.py", "pages/diagnostics.py", "pages/predictions.py", "pages/data.py"]
     code = PROBE.format(root=str(ROOT), pages=pages, app=str(ROOT / "app.py"), dataset=str(data_dir))
     env = dict(os.environ, CNNLAB_HOME=str(tmp_path / "home"))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     for page, seen in result.items():
@@ -61,7 +60,7 @@ def test_pages_that_do_not_train_never_import_tensorflow(tmp_path, data_dir):
 def test_a_one_epoch_run_is_one_epoch_in_the_sidebar_and_on_home(open_page, private_worker, data_dir):
     from apphelpers import FAST, TINY
 
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     rec = run_experiment(str(data_dir), TINY, FAST.replace(epochs=1), store=private_worker.store)
     at = open_page("pages/home.py", dataset=str(data_dir), run_id=rec.run_id)
@@ -69,7 +68,7 @@ def test_a_one_epoch_run_is_one_epoch_in_the_sidebar_and_on_home(open_page, priv
     sidebar = [c.value for c in at.sidebar.caption]
     assert any(c.startswith("1 epoch · best epoch 1") for c in sidebar), sidebar
     # The sidebar's verdict is today's reading of the curves, the one the Diagnostics page shows.
-    from core.diagnosis import diagnosis_of
+    from core.results.diagnosis import diagnosis_of
 
     title = diagnosis_of(rec).title
     assert any(c.endswith(f" · {title}") for c in sidebar), (title, sidebar)

@@ -8,8 +8,8 @@ import pytest
 from apphelpers import chart_specs, texts
 from PIL import Image
 
-from core.architecture import layer_table
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
+from core.models.layer_table import layer_table
 
 PAGE = "pages/inside.py"
 
@@ -25,7 +25,7 @@ def _heatmaps(at) -> list[dict]:
 
 
 def test_a_cnn_run_feature_maps_worked_convolution_filters_and_grad_cam(open_page, trained, monkeypatch):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
     from ui import resources
 
     loads = []
@@ -66,8 +66,9 @@ def test_a_cnn_run_feature_maps_worked_convolution_filters_and_grad_cam(open_pag
     other = next(i for i in range(3) if i != at.selectbox(key="inside.cam_class").value)
     at.selectbox(key="inside.cam_class").set_value(other).run()
     cams = [t for t in _heatmaps(at) if t.get("opacity")]
-    assert len(cams) == 2 and all(0 <= np.nanmin(np.array(t["z"], float)) and np.nanmax(np.array(t["z"], float)) <= 1
-                                  for t in cams)  # fmt: skip
+    assert len(cams) == 2 and all(
+        0 <= np.nanmin(np.array(t["z"], float)) and np.nanmax(np.array(t["z"], float)) <= 1 for t in cams
+    )
     at.toggle(key="inside.occlusion").set_value(True).run()
     assert not at.exception and "A 2×2 square of the image's average colour" in texts(at)
     at.run()
@@ -75,7 +76,7 @@ def test_a_cnn_run_feature_maps_worked_convolution_filters_and_grad_cam(open_pag
 
 
 def test_a_link_from_the_predictions_page_opens_that_run_and_image(open_page, trained, staged):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     at = open_page("pages/predictions.py", run_id=trained.run_id)
     links = [el for el in at.get("page_link") if el.proto.page == "inside"]  # the page's URL: /inside
@@ -122,8 +123,8 @@ def test_a_run_without_a_saved_network_says_so(open_page, staged):
 @pytest.fixture
 def vgg_home(tmp_path, monkeypatch, data_dir):
     """A store of this test's own with a VGG16 transfer run (random base weights: nothing to download)."""
-    from core.experiment import run_experiment
-    from core.store import RunStore
+    from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment
 
     home = tmp_path / "home"
     monkeypatch.setenv("CNNLAB_HOME", str(home))

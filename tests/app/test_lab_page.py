@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.lab import VARIANT_NAMES, lab_variants
-from core.store import RunRecord
-from core.worker import get_worker
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.jobs.worker import get_worker
+from core.lab.variants import VARIANT_NAMES, lab_variants
+from core.store.runstore import RunRecord
 
 PAGE = "pages/lab.py"
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8)
@@ -32,7 +32,7 @@ def test_empty_state_with_the_default_dataset(page):
     assert at.title[0].value == "Overfitting lab"
     assert "No lab yet" in texts(at.info) and "Run the lab" in texts(at.info)
     assert "thin_sections" in texts(at.info)  # the default data source
-    assert "Network: CNN with 3 blocks (32-64-128 filters" in texts(at.caption)  # core.config.network_text
+    assert "Network: CNN with 3 blocks (32-64-128 filters" in texts(at.caption)  # core.base.config.network_text
     assert at.slider(key="lab.fraction").value == 20 and at.slider(key="lab.epochs").value == 30
     assert at.button_group(key="lab.variants").value == list(VARIANT_NAMES)
     assert not at.get("plotly_chart") and not at.dataframe
@@ -115,13 +115,12 @@ def test_variants_train_in_the_background_and_the_page_follows(page, tiny_folder
 
 
 def _history(acc, vacc, vloss):
-    return {"loss": [1.0 - 0.1 * i for i in range(len(acc))], "accuracy": acc, "val_loss": vloss,
-            "val_accuracy": vacc}  # fmt: skip
+    return {"loss": [1.0 - 0.1 * i for i in range(len(acc))], "accuracy": acc, "val_loss": vloss, "val_accuracy": vacc}
 
 
 def test_stored_runs_show_as_curves_table_and_summary(page, tiny_folder):
     """Hand-made stored runs for the page's exact configurations: every variant comes back cached."""
-    from core.experiment import resolve
+    from core.training.experiment import resolve
 
     # What the page asks for with its default controls and the Architecture page's network.
     variants = lab_variants(
@@ -133,13 +132,31 @@ def test_stored_runs_show_as_curves_table_and_summary(page, tiny_folder):
     for v in variants:
         _, m, key = resolve(str(tiny_folder), v.model_cfg, v.train_cfg)
         h = overfit if v.name == "baseline" else calm
-        store.save(RunRecord(
-            run_id=key, key=key, status="complete", created=1.0, source=str(tiny_folder), label=v.title, data={},
-            model_config=m.to_dict(), train_config=v.train_cfg.to_dict(), layers={}, history=h,
-            epoch_seconds=[1.0] * 4, best_epoch=2 if v.name == "baseline" else 3, stopped_early=False,
-            stopped_by_user=False, restored_epoch=None, phases=[], diagnosis={"title": "Good fit"},
-            test={"accuracy": 0.6 if v.name == "baseline" else 0.7}, seconds=4.0, versions={},
-        ))  # fmt: skip
+        store.save(
+            RunRecord(
+                run_id=key,
+                key=key,
+                status="complete",
+                created=1.0,
+                source=str(tiny_folder),
+                label=v.title,
+                data={},
+                model_config=m.to_dict(),
+                train_config=v.train_cfg.to_dict(),
+                layers={},
+                history=h,
+                epoch_seconds=[1.0] * 4,
+                best_epoch=2 if v.name == "baseline" else 3,
+                stopped_early=False,
+                stopped_by_user=False,
+                restored_epoch=None,
+                phases=[],
+                diagnosis={"title": "Good fit"},
+                test={"accuracy": 0.6 if v.name == "baseline" else 0.7},
+                seconds=4.0,
+                versions={},
+            )
+        )
 
     at = page(dataset=str(tiny_folder), model_cfg=TINY)
     at.radio(key="lab.network").set_value("architecture").run()

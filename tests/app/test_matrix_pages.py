@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 from apphelpers import TINY
 
-from core.config import ModelConfig, TrainConfig
+from core.base.config import ModelConfig, TrainConfig
 
 VGG = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
 BF16 = TrainConfig(epochs=1, batch_size=8, precision="bfloat16")
@@ -29,9 +29,9 @@ MODELS = {"cnn": TINY, "vgg16": VGG}
 
 @pytest.fixture
 def bf16_cpu(monkeypatch):
-    import core.precision
+    import core.base.precision
 
-    monkeypatch.setattr(core.precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(core.base.precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset({"avx512_bf16"}))
 
 
 def _train(open_page, data_dir, kind, worker):
@@ -61,7 +61,7 @@ def _transfer(open_page, data_dir, kind, worker):
 
 
 def _compare(open_page, data_dir, kind, worker):
-    from core.experiment import run_experiment
+    from core.training.experiment import run_experiment
 
     rec = run_experiment(str(data_dir), MODELS[kind], BF16, store=worker.store)  # the run to repeat
     at = open_page("pages/compare.py", **{"compare.runs": [rec.run_id]})

@@ -2,17 +2,37 @@
 
 from apphelpers import ROOT, texts
 
-PAGES = ["pages/home.py", "pages/data.py", "pages/architecture.py", "pages/train.py", "pages/diagnostics.py",
-         "pages/predictions.py", "pages/inside.py", "pages/lab.py", "pages/transfer.py",
-         "pages/compare.py", "pages/sweep.py"]  # fmt: skip
+PAGES = [
+    "pages/home.py",
+    "pages/data.py",
+    "pages/architecture.py",
+    "pages/train.py",
+    "pages/diagnostics.py",
+    "pages/predictions.py",
+    "pages/inside.py",
+    "pages/lab.py",
+    "pages/transfer.py",
+    "pages/compare.py",
+    "pages/sweep.py",
+]
 
 
 def test_the_navigation_lists_every_page_and_each_url_is_its_file_name(open_page, empty_home):
     at = open_page("pages/home.py")
     pages = list(at._registered_pages.values())  # what st.navigation registered (AppTest.switch_page uses it)
-    assert [p["page_name"] for p in pages] == ["Home", "Data", "Architecture", "Train", "Diagnostics", "Predictions",
-                                               "Inside the CNN", "Overfitting lab", "Transfer learning", "Compare runs",
-                                               "Sweep"]  # fmt: skip
+    assert [p["page_name"] for p in pages] == [
+        "Home",
+        "Data",
+        "Architecture",
+        "Train",
+        "Diagnostics",
+        "Predictions",
+        "Inside the CNN",
+        "Overfitting lab",
+        "Transfer learning",
+        "Compare runs",
+        "Sweep",
+    ]
     assert sorted(p["script_path"] for p in pages) == sorted(str(p) for p in (ROOT / "pages").glob("*.py"))
     # Streamlit's legacy pages-folder mode only knows file names (ui/frame.py): /train must be pages/train.py.
     urls = {p["script_path"].rsplit("/", 1)[-1]: p["url_pathname"] for p in pages}

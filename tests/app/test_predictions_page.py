@@ -6,7 +6,7 @@ import numpy as np
 from apphelpers import chart_specs, texts
 from PIL import Image
 
-from core.evaluation import cell_indices
+from core.results.evaluation import cell_indices
 
 
 def test_no_run_explains_where_to_get_one(open_page, empty_home):
@@ -16,7 +16,7 @@ def test_no_run_explains_where_to_get_one(open_page, empty_home):
 
 
 def test_scores_matrix_cells_and_mistakes(open_page, trained):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
 
     arrays = RunStore().load_arrays(trained.run_id)
     at = open_page("pages/predictions.py", run_id=trained.run_id)
@@ -57,7 +57,7 @@ def test_a_click_on_a_cell_selects_it(open_page, trained):
 
 
 def test_your_own_image_gets_the_run_s_class_probabilities(open_page, trained, monkeypatch):
-    from core.store import RunStore
+    from core.store.runstore import RunStore
     from ui import resources
 
     loads = []

@@ -6,14 +6,34 @@ import json
 
 from apphelpers import APP, TIMEOUT
 
-from core.config import AugmentConfig, ModelConfig, TrainConfig
-from core.share import configs_json, decode_model, decode_train, encode_model, encode_train
+from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.config_codec import configs_json, decode_model, decode_train, encode_model, encode_train
 
-MODEL = ModelConfig(input_size=48, num_classes=3, blocks=2, filters=8, kernel_size=5, pool_size=3, padding="same",
-                    batchnorm=True, dense_units=64, dropout=0.3)  # fmt: skip
-TRAIN = TrainConfig(optimizer="sgd", learning_rate=0.01, loss="sparse", epochs=7, batch_size=16, val_split=0.25,
-                    early_stopping=3, monitor="val_accuracy", restore_best=False, seed=7,
-                    augment=AugmentConfig(rotation=15, hflip=True, zoom=0.2, fill_mode="reflect"))  # fmt: skip
+MODEL = ModelConfig(
+    input_size=48,
+    num_classes=3,
+    blocks=2,
+    filters=8,
+    kernel_size=5,
+    pool_size=3,
+    padding="same",
+    batchnorm=True,
+    dense_units=64,
+    dropout=0.3,
+)
+TRAIN = TrainConfig(
+    optimizer="sgd",
+    learning_rate=0.01,
+    loss="sparse",
+    epochs=7,
+    batch_size=16,
+    val_split=0.25,
+    early_stopping=3,
+    monitor="val_accuracy",
+    restore_best=False,
+    seed=7,
+    augment=AugmentConfig(rotation=15, hflip=True, zoom=0.2, fill_mode="reflect"),
+)
 
 
 def _param(at, name):
@@ -79,13 +99,15 @@ def test_settings_download_and_upload(open_page, data_dir, idle_worker):
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=MODEL, train_cfg=TRAIN)
     assert not at.exception
     before = (at.session_state["model_cfg"], at.session_state["train_cfg"])
-    at.file_uploader(key="share.train.upload").upload("bad.json", b'{"model": {"dropout": 3}, "train": {}}',
-                                                      "application/json").run()  # fmt: skip
+    at.file_uploader(key="share.train.upload").upload(
+        "bad.json", b'{"model": {"dropout": 3}, "train": {}}', "application/json"
+    ).run()
     assert not at.exception and "These settings were not loaded" in _errors(at) and "'dropout'" in _errors(at)
     assert (at.session_state["model_cfg"], at.session_state["train_cfg"]) == before
     other_model, other_train = MODEL.replace(dropout=0.1, blocks=1), TRAIN.replace(epochs=3, seed=99)
-    at.file_uploader(key="share.train.upload").upload("ok.json", configs_json(other_model, other_train).encode(),
-                                                      "application/json").run()  # fmt: skip
+    at.file_uploader(key="share.train.upload").upload(
+        "ok.json", configs_json(other_model, other_train).encode(), "application/json"
+    ).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["model_cfg"] == other_model and at.session_state["train_cfg"] == other_train
     assert at.slider(key="train.epochs").value == 3  # the controls follow

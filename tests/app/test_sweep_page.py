@@ -45,7 +45,7 @@ def test_a_two_setting_sweep_its_heatmap_and_a_repeat_that_trains_nothing(open_p
     assert not at.exception, [e.value for e in at.exception]
     heat = [s for s in chart_specs(at) if s["data"][0].get("type") == "heatmap"][0]["data"][0]
     assert heat["y"] == ["0.0", "0.5"] and heat["x"] == ["4", "8"] and len(heat["z"]) == 2
-    from core.compare import run_metrics
+    from core.results.compare import run_metrics
 
     for k, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):  # row-major: dropout slowest
         rec = private_worker.get(run["jobs"][k]).result
@@ -55,8 +55,12 @@ def test_a_two_setting_sweep_its_heatmap_and_a_repeat_that_trains_nothing(open_p
     # small multiples: one loss panel per point, titled by its settings, with the run's own curves
     multiples = [s for s in chart_specs(at) if len(s["data"]) == 12][0]
     titles = [a["text"] for a in multiples["layout"]["annotations"]]
-    assert titles == ["dropout 0.0, dense_units 4", "dropout 0.0, dense_units 8", "dropout 0.5, dense_units 4",
-                      "dropout 0.5, dense_units 8"]  # fmt: skip
+    assert titles == [
+        "dropout 0.0, dense_units 4",
+        "dropout 0.0, dense_units 8",
+        "dropout 0.5, dense_units 4",
+        "dropout 0.5, dense_units 8",
+    ]
     first = private_worker.get(run["jobs"][0]).result
     assert multiples["data"][1]["y"] == first.history["val_loss"]
     n_runs = len(private_worker.store.list_runs())

@@ -2,7 +2,7 @@
 
 from apphelpers import APP, FAST, TIMEOUT, TINY, chart_specs, texts, wait_for
 
-from core.config import LOSS_LABELS, LOSSES, AugmentConfig, TrainConfig
+from core.base.config import LOSS_LABELS, LOSSES, AugmentConfig, TrainConfig
 from ui.jobs import WATCHING
 
 
@@ -29,8 +29,15 @@ def test_settings_and_augmentation_controls_build_the_train_config(open_page, em
     at.selectbox(key="train.aug.fill_mode").set_value("reflect").run()
     assert not at.exception, [e.value for e in at.exception]
     aug = AugmentConfig.course().replace(vflip=False, fill_mode="reflect")
-    want = TrainConfig(epochs=7, learning_rate=3e-4, loss="sparse", early_stopping=3, monitor="val_accuracy",
-                       restore_best=False, augment=aug)  # fmt: skip
+    want = TrainConfig(
+        epochs=7,
+        learning_rate=3e-4,
+        loss="sparse",
+        early_stopping=3,
+        monitor="val_accuracy",
+        restore_best=False,
+        augment=aug,
+    )
     assert at.session_state["train_cfg"] == want
     course, keras_code = (c.value for c in at.code[:2])
     assert "rotation_range=20," in course and "vertical_flip=False," in course and 'fill_mode="reflect"' in course
@@ -142,7 +149,7 @@ def test_two_tabs_share_one_training_and_a_busy_trainer_shows_its_queue(open_pag
 
 
 def test_vgg16_adds_fine_tuning_controls(open_page, data_dir, idle_worker):
-    from core.config import ModelConfig
+    from core.base.config import ModelConfig
 
     vgg = ModelConfig(model="vgg16", input_size=32, weights="none", dense_units=16)
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=vgg)
@@ -156,8 +163,14 @@ def test_vgg16_adds_fine_tuning_controls(open_page, data_dir, idle_worker):
 
 
 def test_configs_beyond_the_sliders_usual_range_still_show(open_page, data_dir):
-    odd = TrainConfig(epochs=250, early_stopping=30, learning_rate=0.007, batch_size=48, val_split=0.33,
-                      augment=AugmentConfig(rotation=33, width_shift=0.6, zoom=0.7))  # fmt: skip
+    odd = TrainConfig(
+        epochs=250,
+        early_stopping=30,
+        learning_rate=0.007,
+        batch_size=48,
+        val_split=0.33,
+        augment=AugmentConfig(rotation=33, width_shift=0.6, zoom=0.7),
+    )
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=odd)
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["train_cfg"] == odd
@@ -172,19 +185,34 @@ def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(d
 
     from streamlit.testing.v1 import AppTest
 
-    from core.jobtable import JobTable
+    from core.jobs.jobtable import JobTable
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a server process that is no more
     table = JobTable(idle_worker.store)
     with table._connect() as con:
-        con.execute("INSERT INTO servers(id, host, pid, started, heartbeat) VALUES ('deadserver', ?, ?, ?, ?)",
-                    (socket.gethostname(), gone.pid, time.time(), time.time()))  # fmt: skip
+        con.execute(
+            "INSERT INTO servers(id, host, pid, started, heartbeat) VALUES ('deadserver', ?, ?, ?, ?)",
+            (socket.gethostname(), gone.pid, time.time(), time.time()),
+        )
     cfg = FAST.replace(seed=77)
-    table.put({"id": "lostjob001", "key": "lostkey", "source": str(data_dir), "label": "the lost run",
-               "owner": "sid0123", "state": "running", "model_config": TINY.replace(num_classes=3).to_dict(),
-               "train_config": cfg.to_dict(), "submitted": time.time(), "started": time.time(),
-               "server": "deadserver", "epoch": 2, "epochs": 3})  # fmt: skip
+    table.put(
+        {
+            "id": "lostjob001",
+            "key": "lostkey",
+            "source": str(data_dir),
+            "label": "the lost run",
+            "owner": "sid0123",
+            "state": "running",
+            "model_config": TINY.replace(num_classes=3).to_dict(),
+            "train_config": cfg.to_dict(),
+            "submitted": time.time(),
+            "started": time.time(),
+            "server": "deadserver",
+            "epoch": 2,
+            "epochs": 3,
+        }
+    )
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["job"], at.query_params["sid"] = "lostjob001", "sid0123"
@@ -200,10 +228,11 @@ def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(d
     assert job.state == "done" and job.result.status == "complete"
 
 
-def test_the_time_estimate_is_measured_once_then_shown_by_the_button(open_page, empty_home, data_dir, idle_worker,
-                                                                      monkeypatch):
-    import core.estimate as E
-    from core.config import ModelConfig
+def test_the_time_estimate_is_measured_once_then_shown_by_the_button(
+    open_page, empty_home, data_dir, idle_worker, monkeypatch
+):
+    import core.jobs.estimate as E
+    from core.base.config import ModelConfig
 
     # The real measurement, on tiny networks so it takes seconds here.
     monkeypatch.setattr(E, "_BIG", ModelConfig(input_size=16, blocks=2, filters=16))
@@ -221,8 +250,9 @@ def test_the_time_estimate_is_measured_once_then_shown_by_the_button(open_page, 
     at.run()
     line = next(c.value for c in at.caption if "on this server" in c.value)
     assert line.startswith(":material/timer: about ") and "peak memory about" in line and "(float32)" in line
-    arch = open_page("pages/architecture.py", dataset=str(data_dir), model_cfg=TINY,
-                     train_cfg=FAST.replace(precision="float32"))  # fmt: skip
+    arch = open_page(
+        "pages/architecture.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(precision="float32")
+    )
     assert not arch.exception
     assert any("Training it with the Train page's settings (3 epochs" in c.value for c in arch.caption)
     assert any(m.label == "Multiply-adds per image" for m in arch.metric)

@@ -1,0 +1,50 @@
+"""Jobs: the training worker and its queue, executors (a child process per training, or a Dask cluster),
+the job table in the store, and estimates of time and memory before a training starts.
+"""
+
+from core.jobs.child import run_task
+from core.jobs.dask_executor import DaskExecutor
+from core.jobs.estimate import (
+    Estimate,
+    QueuedRun,
+    calibrate,
+    calibrate_in_background,
+    calibrating,
+    estimate_text,
+    load_calibration,
+    others_busy,
+)
+from core.jobs.executor import LocalExecutor, make_executor
+from core.jobs.jobtable import STALE, JobTable
+from core.jobs.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
+from core.jobs.worker import DONE, FAILED, STOPPED, Job, NotYourJob, TrainingWorker, get_worker
+
+__all__ = [
+    "DONE",
+    "DaskExecutor",
+    "Estimate",
+    "FAILED",
+    "Job",
+    "JobTable",
+    "LocalExecutor",
+    "NotYourJob",
+    "QueuedRun",
+    "STALE",
+    "STOPPED",
+    "TrainingWorker",
+    "calibrate",
+    "calibrate_in_background",
+    "calibrating",
+    "child_env",
+    "cores",
+    "death_message",
+    "estimate_text",
+    "get_worker",
+    "load_calibration",
+    "make_executor",
+    "others_busy",
+    "run_child",
+    "run_task",
+    "stop_grace",
+    "threads_per_training",
+]

@@ -1,0 +1,227 @@
+"""The training process's side: ``python -m core.jobs.child FD``, started by :mod:`core.jobs.process`.
+
+One process per training, a fresh interpreter each time: TensorFlow keeps
+about 12-15 MB per trained model that nothing gives back (keras-team/keras
+#20552), and a crash or an out-of-memory kill inside it must not take the
+server down. The process trains one task and exits, and its memory goes
+with it.
+
+The parent and the child talk over a private socket pair (file descriptor
+``FD``, inherited), with :class:`multiprocessing.connection.Connection`'s
+messages; both ends are this program, so the pickles are our own::
+
+    parent -> child   ("task", task)             once, first
+                      ("stop", None)             stop after the current batch
+    child -> parent   ("started", info)          pid, threads, after TensorFlow's import
+                      ("progress", ProgressEvent)  per batch (at most ~10 a second) and per epoch
+                      ("result", result)         {"run_id", "status"} or the artifacts (see below)
+                      ("error", error)           {"kind": "user" | "nothing" | "unexpected", "message", "detail"}
+
+A task is a dict: the dataset's arrays (``dataset_payload``), the two configs,
+the run key and the source, and ``home``: with a store home, the child saves
+the run there (the store is safe to share between processes) and answers its
+run id; without one (a cluster worker, which has no store), it answers the
+artifacts: the record, the ``.keras`` file's bytes and the test arrays.
+
+If the parent dies, the connection closes and the child exits at once
+without storing anything: a killed server leaves no training behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.base.config import ModelConfig, TrainConfig
+from core.base.environment import settings
+from core.base.errors import UserError, plain_message
+from core.base.limits import resource_message
+from core.data import Dataset
+from core.data.dataset import SkippedFile
+from core.store.runstore import RunRecord, RunStore
+from core.training.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
+
+EXIT_ORPHANED = 70  # the parent went away: nothing was stored
+THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS")
+
+
+def dataset_payload(ds: Dataset, *, same_machine: bool = False) -> dict[str, Any]:
+    """What a training process needs of a dataset: its arrays, names and fingerprint (no files are read again).
+
+    On the same machine, images already memory-mapped from the run store's
+    cache (:mod:`core.data.imagecache`) travel as the path of their ``.npy``
+    file, so a large dataset is neither copied through the socket nor held
+    twice: the child maps the same file.
+    """
+    images = ds.images
+    mapped = isinstance(images, np.memmap) and str(images.filename or "").endswith(".npy")
+    return {
+        "images": None if same_machine and mapped else np.ascontiguousarray(images),
+        "images_npy": str(images.filename) if same_machine and mapped else None,
+        "images_shape": list(images.shape),
+        "labels": np.asarray(ds.labels),
+        "class_names": list(ds.class_names),
+        "skipped": [s.to_dict() for s in ds.skipped],
+        "source": ds.source,
+        "fingerprint": ds.fingerprint,
+        "files": list(ds.files),
+    }
+
+
+def dataset_from_payload(d: dict[str, Any]) -> Dataset:
+    if d.get("images_npy"):
+        images = np.load(d["images_npy"], mmap_mode="r")
+        if list(images.shape) != list(d["images_shape"]):
+            raise RuntimeError(f"The cached images at {d['images_npy']} changed while the training started.")
+    else:
+        images = np.asarray(d["images"])
+        images.flags.writeable = False
+    labels = np.asarray(d["labels"])
+    labels.flags.writeable = False
+    return Dataset(
+        images=images,
+        labels=labels,
+        class_names=list(d["class_names"]),
+        skipped=[SkippedFile(**s) for s in d["skipped"]],
+        source=d["source"],
+        fingerprint=d["fingerprint"],
+        files=list(d["files"]),
+    )
+
+
+def make_task(
+    ds: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, key: str, source: str, home: str | None
+) -> dict[str, Any]:
+    """A training task for :func:`run_task` (in a child process, here or on a cluster worker)."""
+    return {
+        "dataset": dataset_payload(ds, same_machine=home is not None),
+        "model_config": model_cfg.to_dict(),
+        "train_config": train_cfg.to_dict(),
+        "key": key,
+        "source": str(source),
+        "home": home,
+    }
+
+
+def artifacts_to_wire(art: RunArtifacts) -> dict[str, Any]:
+    """Artifacts as plain values: the record as a dict, the model as its ``.keras`` file's bytes."""
+    with tempfile.TemporaryDirectory(prefix="cnnlab-model-") as tmp:
+        path = Path(tmp) / "model.keras"
+        art.model.save(path)
+        model_bytes = path.read_bytes()
+    return {"record": art.record.to_dict(), "model": model_bytes, "arrays": art.arrays}
+
+
+def artifacts_from_wire(d: dict[str, Any]) -> RunArtifacts:
+    return RunArtifacts(record=RunRecord.from_dict(d["record"]), model=d["model"], arrays=dict(d["arrays"]))
+
+
+def run_task(task: dict[str, Any], *, progress=None, stop_event: threading.Event | None = None) -> dict[str, Any]:
+    """Train one task; store it under ``task["home"]`` or return its artifacts (see the module docstring)."""
+    ds = dataset_from_payload(task["dataset"])
+    model_cfg = ModelConfig.from_dict(task["model_config"])
+    train_cfg = TrainConfig.from_dict(task["train_config"])
+    store = RunStore(task["home"]) if task.get("home") else None
+    art = compute_run(
+        ds,
+        model_cfg,
+        train_cfg,
+        task["key"],
+        source=task["source"],
+        store=store,
+        progress=progress,
+        stop_event=stop_event,
+    )
+    if store is not None:
+        rec = save_run(store, art)
+        return {"run_id": rec.run_id, "status": rec.status}
+    return {"artifacts": artifacts_to_wire(art), "run_id": art.record.run_id, "status": art.record.status}
+
+
+def _use_threads() -> int:
+    """Tell TensorFlow how many threads to use (the parent sets the environment before this process starts)."""
+    n = int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0)
+    import tensorflow as tf
+
+    if n > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get("TF_NUM_INTEROP_THREADS") or n))
+    return n
+
+
+def lower_priority() -> int:
+    """Let the server answer browsers first: a training runs at a lower CPU priority (``nice``, default 10).
+
+    On an idle machine a training gets the whole CPU all the same; when thirty
+    students move sliders while it runs, their page reruns are scheduled before
+    its batches. ``CNNLAB_TRAINING_NICE=0`` turns it off (:mod:`core.base.environment`
+    checks it is 0-19). Returns the niceness.
+    """
+    wanted = settings().training_nice
+    if wanted <= 0 or not hasattr(os, "nice"):
+        return 0
+    return os.nice(wanted)
+
+
+def main(fd: int) -> int:
+    conn = Connection(fd)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def send(msg: tuple) -> None:
+        with lock:
+            conn.send(msg)
+
+    kind, task = conn.recv()
+    if kind != "task":
+        return 2
+
+    def listen() -> None:
+        try:
+            while True:
+                what, _ = conn.recv()
+                if what == "stop":
+                    stop.set()
+        except (EOFError, OSError):
+            os._exit(EXIT_ORPHANED)  # the parent died: store nothing, leave nothing running
+
+    threading.Thread(target=listen, name="cnnlab-child-listen", daemon=True).start()
+    try:
+        lower_priority()  # reads and checks the settings: a bad one is the user's error, reported below
+        threads = _use_threads()
+        send(("started", {"pid": os.getpid(), "threads": threads}))
+        result = run_task(task, progress=lambda ev: send(("progress", ev)), stop_event=stop)
+        send(("result", result))
+    except NothingToKeep as exc:
+        send(("error", {"kind": "nothing", "message": str(exc), "detail": None}))
+    except UserError as exc:
+        send(("error", {"kind": "user", "message": str(exc), "detail": None}))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which marks the job failed
+        oom = resource_message(exc)  # out of memory: the user's to fix (a smaller network or batch), one line
+        message = oom or f"{type(exc).__name__}: {plain_message(exc)}"
+        send(
+            (
+                "error",
+                {
+                    "kind": "user" if oom else "unexpected",
+                    "message": message,
+                    "detail": None if oom else traceback.format_exc(),
+                },
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    code = main(int(sys.argv[1]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip interpreter teardown: TensorFlow's can take seconds and prints noise

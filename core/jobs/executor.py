@@ -1,0 +1,121 @@
+"""Where trainings run: one interface, two places.
+
+- :class:`LocalExecutor` (the default, nothing to start): each training in a
+  new process on this machine (:func:`core.jobs.process.run_child`), which stores
+  its run straight into the server's run store.
+- :class:`core.jobs.dask_executor.DaskExecutor`: each training on a Dask cluster
+  that someone started with Dask's own commands (``CNNLAB_SCHEDULER`` or
+  ``--scheduler``). The run comes back as artifacts and the server stores it:
+  the server's store is the only store.
+
+Both run one training per call, block until it ends, and return a
+:class:`~core.jobs.process.ChildOutcome` whose ``result`` names the stored run;
+the worker (:mod:`core.jobs.worker`) calls them from its own threads, at most
+``slots()`` at a time unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.base.config import ModelConfig, TrainConfig
+from core.base.environment import check_scheduler, settings
+from core.data import Dataset
+from core.jobs.child import make_task
+from core.jobs.process import ChildOutcome, cores, run_child, threads_per_training
+from core.store.runstore import RunStore
+
+
+@dataclass(frozen=True)
+class Training:
+    """One training to run: :func:`core.training.experiment.resolve`'s dataset, configs and key."""
+
+    dataset: Dataset
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    key: str
+    source: str
+
+
+class Executor(Protocol):
+    """What the worker needs of a place to train."""
+
+    name: str
+
+    def slots(self) -> int:
+        """How many trainings fit at once when nobody says (``CNNLAB_WORKERS``, ``--workers``)."""
+        ...
+
+    def run(
+        self,
+        training: Training,
+        *,
+        store: RunStore,
+        parallel: int,
+        stop: threading.Event,
+        grace: float | None,
+        on_event: Callable[[Any], None],
+        on_started: Callable[[int], None],
+    ) -> ChildOutcome:
+        """Train, store the run in ``store``, and say how it ended (never raises for a failed training)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def default_workers() -> int:
+    """Trainings at once on this machine: ``CNNLAB_WORKERS``, else half the cores (at least 1)."""
+    return settings().workers or max(1, cores() // 2)
+
+
+class LocalExecutor:
+    """Each training in its own process on this machine (see :mod:`core.jobs.process`)."""
+
+    name = "local"
+
+    def __init__(self, module: str = "core.jobs.child"):
+        self.module = module  # the training process's module (tests put one that misbehaves here)
+
+    def slots(self) -> int:
+        return default_workers()
+
+    def run(self, training, *, store, parallel, stop, grace, on_event, on_started) -> ChildOutcome:
+        t = training
+        task = make_task(t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=str(store.home))
+        return run_child(
+            task,
+            threads=threads_per_training(parallel),
+            stop=stop,
+            grace=grace,
+            on_event=on_event,
+            on_started=on_started,
+            module=self.module,
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def scheduler_address(explicit: str | None = None) -> str | None:
+    """The Dask scheduler to use: ``explicit`` (``--scheduler``), else ``CNNLAB_SCHEDULER``, else None (local).
+
+    Raises:
+        SettingError: the address is not one (checked before anything connects).
+    """
+    if explicit is not None:
+        return check_scheduler(explicit, "--scheduler")
+    return settings().scheduler
+
+
+def make_executor(scheduler: str | None = None) -> Executor:
+    """The local executor, or a Dask one when a scheduler address is given or set in ``CNNLAB_SCHEDULER``."""
+    address = scheduler_address(scheduler)
+    if address is None:
+        return LocalExecutor()
+    # distributed takes about a second to import and only a cluster needs it, so it is imported here.
+    from core.jobs.dask_executor import DaskExecutor
+
+    return DaskExecutor(address, timeout=settings().scheduler_timeout)

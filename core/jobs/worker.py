@@ -1,0 +1,451 @@
+"""The training worker: a bounded queue of jobs, each trained in its own process.
+
+A Streamlit page must not train inside its script run (any slider rerun
+would interrupt it), the server must not grow by every model TensorFlow
+trains, and one training's crash must not take the server down. So pages,
+the CLI's batch commands and notebooks hand jobs to this worker and poll
+``job.snapshot()``; each job trains in a child process (an executor's:
+:mod:`core.jobs.executor`), at most ``workers`` at once, the others wait in order
+and know their position.
+
+Jobs are keyed by the run key: submitting a configuration that is queued or
+running returns that job; one that is already stored returns a finished job
+at once, marked cached. Every job has an ``owner`` (an opaque id: the
+dashboard's session); only its owner, or an admin, may stop it.
+
+Every job is also a row of the run store's job table (:mod:`core.jobs.jobtable`),
+so that after the server dies a new one shows its jobs as interrupted and
+can run them again (:meth:`TrainingWorker.rerun`).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.base.config import ModelConfig, TrainConfig
+from core.base.environment import check_workers, settings
+from core.base.errors import UserError, plain_message
+from core.base.limits import resource_message
+from core.base.naming import describe
+from core.base.precision import settle_precision
+from core.data import Dataset
+from core.jobs.executor import Executor, Training, make_executor
+from core.jobs.jobtable import HEARTBEAT, INTERRUPTED, JobTable
+from core.jobs.process import ChildOutcome
+from core.store.runstore import RunRecord, RunStore, default_home
+from core.training.experiment import check_submission, resolve, stored_answer
+
+QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
+CANCELLED = "Cancelled before it started: nothing was trained."
+
+
+class NotYourJob(UserError):
+    """A stop asked for by someone who did not start the job."""
+
+
+@dataclass
+class Job:
+    id: str
+    key: str
+    source: str
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    label: str
+    owner: str | None = None
+    state: str = QUEUED
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    position: int | None = None  # 1 = next to start, while queued
+    pid: int | None = None  # the training process's, while running
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    phase: str = ""
+    history: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
+    result: RunRecord | None = None
+    error: str | None = None
+    detail: str | None = None  # the traceback of an unexpected failure, for a debug expander
+    user_error: bool = False  # the failure is the user's to fix (bad weights, data): the CLI exits 2
+    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    dataset: Dataset | None = field(default=None, repr=False)  # handed to the training, then dropped
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.state in (QUEUED, RUNNING)
+
+    @property
+    def fraction(self) -> float:
+        """Progress in [0, 1] over all planned batches."""
+        if self.state in (DONE, STOPPED):
+            return 1.0
+        if not self.epochs:
+            return 0.0
+        done_epochs = max(0, self.epoch - 1) + (self.batch / self.batches if self.batches else 0)
+        return min(1.0, done_epochs / self.epochs)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy for a page to draw from (safe to read while training goes on)."""
+        with self._lock:
+            return {
+                "id": self.id,
+                "key": self.key,
+                "label": self.label,
+                "source": self.source,
+                "owner": self.owner,
+                "state": self.state,
+                "position": self.position,
+                "pid": self.pid,
+                "epoch": self.epoch,
+                "epochs": self.epochs,
+                "batch": self.batch,
+                "batches": self.batches,
+                "phase": self.phase,
+                "fraction": self.fraction,
+                "history": {k: list(v) for k, v in self.history.items()},
+                "run_id": self.result.run_id if self.result else None,
+                "cached": bool(self.result and self.result.cached),
+                "error": self.error,
+                "detail": self.detail,
+                "submitted": self.submitted,
+                "started": self.started,
+                "finished": self.finished,
+                "stop_requested": self.stop_event.is_set(),
+            }
+
+    def row(self, server: str) -> dict[str, Any]:
+        """This job as a row of the job table."""
+        return {
+            "id": self.id,
+            "key": self.key,
+            "source": self.source,
+            "label": self.label,
+            "owner": self.owner,
+            "state": self.state,
+            "model_config": self.model_cfg.to_dict(),
+            "train_config": self.train_cfg.to_dict(),
+            "submitted": self.submitted,
+            "started": self.started,
+            "finished": self.finished,
+            "server": server,
+            "position": self.position,
+            "pid": self.pid,
+            "run_id": self.result.run_id if self.result else None,
+            "error": self.error,
+            "epoch": self.epoch,
+            "epochs": self.epochs,
+        }
+
+    # called from the job's thread with the training process's progress events
+    def _on_progress(self, ev) -> None:
+        with self._lock:
+            self.epochs = ev.epochs or self.epochs
+            self.phase = ev.phase
+            if ev.kind == "batch":
+                self.epoch, self.batch, self.batches = ev.epoch, ev.batch, ev.batches
+            elif ev.kind == "start":
+                self.epoch, self.batch, self.batches = ev.epoch, 0, ev.batches
+            elif ev.kind == "epoch":
+                self.epoch = ev.epoch
+                self.batch = self.batches
+                for k, v in ev.logs.items():
+                    self.history[k].append(float(v))
+
+
+def job_from_row(row: dict[str, Any], store: RunStore) -> Job:
+    """A job of the table (an earlier server's, or this one's past jobs): for reading and re-running."""
+    model_cfg, train_cfg = ModelConfig.from_dict(row["model_config"]), TrainConfig.from_dict(row["train_config"])
+    job = Job(
+        id=row["id"],
+        key=row["key"],
+        source=row["source"],
+        label=row["label"],
+        owner=row["owner"],
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        state=row["state"],
+        submitted=row["submitted"],
+        started=row["started"],
+        finished=row["finished"],
+        error=row["error"],
+        epoch=row["epoch"],
+        epochs=row["epochs"],
+    )
+    if row["run_id"]:
+        job.result = store.get(row["run_id"])
+        if job.result is not None:
+            job.history.update({k: list(v) for k, v in job.result.history.items()})
+    return job
+
+
+class TrainingWorker:
+    """A bounded queue: at most ``workers`` trainings at once, each in its own process."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        workers: int | None = None,
+        executor: Executor | None = None,
+        grace: float | None = None,
+        keep: int = 50,
+    ):
+        """
+        Args:
+            store: the run store every run lands in (the only one, with a cluster too).
+            workers: trainings at once; None: the executor's default (``CNNLAB_WORKERS``, or
+                half the cores; a Dask cluster's worker threads).
+            executor: where trainings run; None: :func:`core.jobs.executor.make_executor`
+                (local, or Dask when ``CNNLAB_SCHEDULER`` is set).
+            grace: seconds a stopped training has before it is killed; None: ``CNNLAB_STOP_GRACE`` or 5.
+            keep: finished jobs remembered in memory (all are in the job table).
+        """
+        settings()  # every CNNLAB_* setting checked here, not later in the dispatching thread
+        self.store = store
+        self.executor = executor if executor is not None else make_executor()
+        self._workers = None if workers is None else check_workers(workers)
+        self.workers  # noqa: B018 - the executor's default too, before the thread that uses it starts
+        self.grace = grace
+        self.table = JobTable(store)
+        self.server = self.table.register()  # also marks the jobs of servers that died as interrupted
+        self._jobs: dict[str, Job] = {}
+        self._order: collections.deque[str] = collections.deque()
+        self._waiting: list[Job] = []
+        self._running: set[str] = set()
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._keep = keep
+        self._thread = threading.Thread(target=self._dispatch, name="cnnlab-worker", daemon=True)
+        self._thread.start()
+
+    @property
+    def workers(self) -> int:
+        """Trainings that may run at once."""
+        return self._workers or self.executor.slots()
+
+    def submit(
+        self,
+        source: str,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        *,
+        use_cache: bool = True,
+        owner: str | None = None,
+    ) -> Job:
+        """Queue a run, or join the one already queued/running for the same key.
+
+        Raises the data and architecture errors at once (before queueing), so a
+        page can show them next to the control that caused them. This is where
+        a job's facts are decided, once: the precision ("auto" resolved on this
+        machine, :func:`core.base.precision.settle_precision`) and the architecture
+        check; the job carries the decided config to wherever it trains.
+        """
+        train_cfg = settle_precision(model_cfg, train_cfg)  # "auto" decided here, once: whoever trains gets the value
+        ds, model_cfg, key = resolve(source, model_cfg, train_cfg, self.store)
+        check_submission(model_cfg, train_cfg)  # impossible, too costly or unusable weights: say so now, once
+        with self._lock:
+            for job in self._jobs.values():
+                if job.key == key and job.active:
+                    return job
+            job = Job(
+                id=uuid.uuid4().hex[:10],
+                key=key,
+                source=str(source),
+                model_cfg=model_cfg,
+                train_cfg=train_cfg,
+                label=describe(model_cfg, train_cfg),
+                owner=owner,
+            )
+            if use_cache:
+                found = stored_answer(self.store, key, ds)  # the data report is this read's
+                if found is not None:
+                    job.result, job.state, job.finished = found, DONE, time.time()
+                    job.epochs = job.epoch = len(found.history.get("loss", []))
+                    job.history.update({k: list(v) for k, v in found.history.items()})
+                    self._remember(job)
+                    return job
+            job.epochs = train_cfg.epochs + (train_cfg.fine_tune_epochs if model_cfg.model == "vgg16" else 0)
+            job.dataset = ds
+            self._waiting.append(job)
+            self._remember(job)
+            self._number_queue()
+            self._wake.notify_all()
+        return job
+
+    def rerun(self, job_id: str, *, owner: str | None = None) -> Job:
+        """Submit an interrupted (or failed, or stopped) job's configuration again, as ``owner``'s job."""
+        job = self.get(job_id)
+        if job is None:
+            raise UserError(f"There is no job {job_id!r} in this run store: start the training again instead.")
+        return self.submit(job.source, job.model_cfg, job.train_cfg, owner=owner if owner is not None else job.owner)
+
+    def _remember(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        self._order.append(job.id)
+        self.table.put(job.row(self.server))
+        while len(self._order) > self._keep:
+            old = self._jobs.get(self._order[0])
+            if old is not None and old.active:
+                break
+            self._jobs.pop(self._order.popleft(), None)
+
+    def _number_queue(self) -> None:
+        """Give the waiting jobs their positions (1 = next), in memory and in the job table."""
+        for i, job in enumerate(self._waiting, start=1):
+            if job.position != i:
+                job.position = i
+                self.table.update(job.id, position=i)
+
+    def stop(self, job_id: str, *, by: str | None = None, admin: bool = False) -> bool:
+        """Stop a job: a queued one is dropped, a running one stops after its current batch (killed if it
+        has not ended ``grace`` seconds later). Returns False when the job is not active (or unknown).
+
+        Raises:
+            NotYourJob: ``by`` is not the job's owner and ``admin`` is False.
+        """
+        job = self._jobs.get(job_id)
+        if job is None or not job.active:
+            return False
+        if job.owner is not None and by != job.owner and not admin:
+            raise NotYourJob("This training was started by someone else: only they (or a teacher) can stop it.")
+        with self._lock:
+            job.stop_event.set()
+            if job.state == QUEUED:  # never started: drop it now
+                self._waiting.remove(job)
+                with job._lock:
+                    job.state, job.finished, job.error, job.position = STOPPED, time.time(), CANCELLED, None
+                job.dataset = None
+                self._number_queue()
+                self.table.put(job.row(self.server))
+        return True
+
+    def get(self, job_id: str) -> Job | None:
+        """This worker's job, else one from the job table (an earlier server's: shown, never run again as is)."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            return job
+        row = self.table.get(job_id)
+        return job_from_row(row, self.store) if row else None
+
+    def jobs(self) -> list[Job]:
+        """Jobs this worker remembers, oldest first."""
+        with self._lock:
+            return [self._jobs[i] for i in self._order if i in self._jobs]
+
+    def queued(self) -> list[Job]:
+        """Waiting jobs, next first."""
+        with self._lock:
+            return list(self._waiting)
+
+    def running(self) -> list[Job]:
+        """Jobs training now, oldest first."""
+        with self._lock:
+            return [j for j in self.jobs() if j.id in self._running]
+
+    def interrupted(self, owner: str | None = None, limit: int = 20) -> list[Job]:
+        """Recent jobs an earlier server never finished (``owner``'s only, if given), newest first."""
+        rows = [r for r in self.table.rows(limit) if r["state"] == INTERRUPTED]
+        return [job_from_row(r, self.store) for r in rows if owner is None or r["owner"] == owner]
+
+    def wait(self, job: Job, timeout: float | None = None) -> Job:
+        """Block until the job ends (for the CLI, notebooks and tests)."""
+        deadline = None if timeout is None else time.time() + timeout
+        while job.active:
+            if deadline is not None and time.time() > deadline:
+                raise TimeoutError(f"Job {job.id} still {job.state} after {timeout} s.")
+            time.sleep(0.05)
+        return job
+
+    # -- the dispatcher and the jobs' threads ------------------------------
+    def _dispatch(self) -> None:
+        beat = time.monotonic()
+        while True:
+            with self._wake:
+                while not (self._waiting and len(self._running) < self.workers):
+                    self._wake.wait(timeout=HEARTBEAT)
+                    if time.monotonic() - beat >= HEARTBEAT:
+                        self.table.heartbeat(self.server)
+                        beat = time.monotonic()
+                job = self._waiting.pop(0)
+                self._running.add(job.id)
+                with job._lock:
+                    job.state, job.started, job.position = RUNNING, time.time(), None
+                self._number_queue()
+                self.table.update(job.id, state=RUNNING, started=job.started, position=None)
+            threading.Thread(target=self._run, args=(job,), name=f"cnnlab-job-{job.id}", daemon=True).start()
+
+    def _run(self, job: Job) -> None:
+        def on_event(ev) -> None:
+            job._on_progress(ev)
+            if ev.kind == "epoch":
+                self.table.update(job.id, epoch=ev.epoch, epochs=job.epochs)
+
+        def on_started(pid: int) -> None:
+            job.pid = pid
+            self.table.update(job.id, pid=pid)
+
+        training = Training(job.dataset, job.model_cfg, job.train_cfg, job.key, job.source)
+        job.dataset = None
+        try:
+            out = self.executor.run(
+                training,
+                store=self.store,
+                parallel=self.workers,
+                stop=job.stop_event,
+                grace=self.grace,
+                on_event=on_event,
+                on_started=on_started,
+            )
+        except Exception as exc:  # noqa: BLE001 - the worker must survive anything an executor does
+            user = isinstance(exc, UserError)
+            msg = (
+                str(exc)
+                if user
+                else (
+                    resource_message(exc) or f"The training could not run ({type(exc).__name__}: {plain_message(exc)})."
+                )
+            )
+            out = ChildOutcome(state=FAILED, error=msg, user_error=user)
+        self._finish(job, out)
+
+    def _finish(self, job: Job, out: ChildOutcome) -> None:
+        rec = self.store.get(out.result["run_id"]) if out.result else None
+        if out.result and rec is None:
+            out.state, out.error = FAILED, "The training ended but its run is not in the store. Earlier runs are safe."
+        with job._lock:
+            job.result, job.state, job.error, job.detail = rec, out.state, out.error, out.detail
+            job.user_error = out.user_error
+            job.finished, job.pid = time.time(), None
+        with self._wake:
+            self._running.discard(job.id)
+            self.table.put(job.row(self.server))
+            self._wake.notify_all()
+
+    def close(self) -> None:
+        """Retire this server from the job table (what it had not finished reads as interrupted)."""
+        self.table.retire(self.server)
+
+
+_worker: TrainingWorker | None = None
+_worker_lock = threading.Lock()
+
+
+def get_worker() -> TrainingWorker:
+    """The process-wide worker, on the store under the current ``CNNLAB_HOME``.
+
+    Created on first use; if ``CNNLAB_HOME`` has changed since (tests, a notebook
+    switching stores), a new worker serves the new store once the old one is idle.
+    """
+    global _worker
+    with _worker_lock:
+        home = default_home()
+        if _worker is None or (_worker.store.home != home and not _worker.running() and not _worker.queued()):
+            _worker = TrainingWorker(RunStore(home))
+        return _worker

@@ -1,0 +1,33 @@
+"""The overfitting lab: its five variants of one network, and what their runs say together."""
+
+from core.lab.results import LAB_COLUMNS, lab_cells, lab_curves, lab_rows, lab_summary
+from core.lab.variants import (
+    DEFAULT_EPOCHS,
+    DEFAULT_FRACTION,
+    DEFAULT_SEED,
+    LAB_DROPOUT,
+    LAB_PATIENCE,
+    PRESETS,
+    VARIANT_NAMES,
+    lab_variants,
+    run_lab,
+    submit_lab,
+)
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_FRACTION",
+    "DEFAULT_SEED",
+    "LAB_COLUMNS",
+    "LAB_DROPOUT",
+    "LAB_PATIENCE",
+    "PRESETS",
+    "VARIANT_NAMES",
+    "lab_cells",
+    "lab_curves",
+    "lab_rows",
+    "lab_summary",
+    "lab_variants",
+    "run_lab",
+    "submit_lab",
+]

@@ -1,0 +1,5 @@
+"""The run store: SQLite plus one folder per run (atomic writes), under CNNLAB_HOME."""
+
+from core.store.runstore import RunRecord, RunStore, default_home
+
+__all__ = ["RunRecord", "RunStore", "default_home"]

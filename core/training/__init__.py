@@ -1,0 +1,40 @@
+"""Training: the fit loop (best-epoch weights, early stopping), training from scratch and transfer
+learning on VGG16's base features, and the experiment (data, training, evaluation, the stored run).
+"""
+
+from core.training.base_features import FEATURES_KIND, cached_features, extract_features
+from core.training.experiment import (
+    NothingToKeep,
+    PrecisionMismatch,
+    RunArtifacts,
+    check_submission,
+    compute_run,
+    predict_images,
+    resolve,
+    run_experiment,
+    save_run,
+    stored_answer,
+)
+from core.training.fit import ProgressEvent, predict_proba
+from core.training.train import train_model
+from core.training.transfer import train_transfer
+
+__all__ = [
+    "FEATURES_KIND",
+    "NothingToKeep",
+    "PrecisionMismatch",
+    "ProgressEvent",
+    "RunArtifacts",
+    "cached_features",
+    "check_submission",
+    "compute_run",
+    "extract_features",
+    "predict_images",
+    "predict_proba",
+    "resolve",
+    "run_experiment",
+    "save_run",
+    "stored_answer",
+    "train_model",
+    "train_transfer",
+]
