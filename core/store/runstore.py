@@ -466,13 +466,19 @@ class RunStore:
         if row is None:
             return None
         path = self.runs_dir / run_id / "record.json"
-        if not path.exists():
-            self._recover(run_id)
-        try:
-            with open(path) as fh:
-                return RunRecord.from_dict(json.load(fh))
-        except (OSError, ValueError):
-            return None
+        # Another process replacing this run renames its folder away and the new one in (_swap_in): a read
+        # that falls between the two renames finds no file for a moment. Look again briefly before saying None.
+        for attempt in range(20):
+            if not path.exists():
+                self._recover(run_id)
+            try:
+                with open(path) as fh:
+                    return RunRecord.from_dict(json.load(fh))
+            except FileNotFoundError:
+                time.sleep(0.002 * (attempt + 1) if attempt < 5 else 0.01)
+            except (OSError, ValueError):
+                return None
+        return None
 
     def find(self, key: str) -> RunRecord | None:
         """The complete run for a run key (stopped runs never count as the answer)."""

@@ -111,17 +111,19 @@ def test_a_stored_short_run_shows_the_truth_tables_verdict(open_page, trained):
     record = RunRecord.from_dict(json.loads(json.dumps(data)))
     store = RunStore(default_home())
     store.save(record, arrays=store.load_arrays(trained.run_id))
-
-    at = open_page("pages/diagnostics.py", run_id=record.run_id)
-    assert not at.exception
-    text = texts(at)
-    expected = diagnose(history, restored_epoch=3, num_classes=5)  # the table's row, read from the curves
-    assert expected.title == "Still improving (underfitting so far)"
-    assert f"Verdict: :violet-badge[:material/trending_down: {expected.title}]" in text
-    assert "validation loss was still falling at the last epoch (its lowest, 1.312, came at epoch 3 of 3)" in text
-    assert "Over epochs 1-3 validation loss fell from 1.532 (epoch 1) to 1.312 (epoch 3)" in text
-    assert "stopped falling" not in text and "Underfitting]" not in text
-    labels = [e.label for e in at.expander]
-    assert "How the verdict is decided (the truth table)" in labels
-    assert thresholds_markdown().splitlines()[2] in text  # the table a teacher reads is on the page
-    assert [b.label for b in at.button].count("Try this") >= 1  # "train for more epochs" carries over
+    try:  # the app tests share one store: this run must not stay the newest for the tests after it
+        at = open_page("pages/diagnostics.py", run_id=record.run_id)
+        assert not at.exception
+        text = texts(at)
+        expected = diagnose(history, restored_epoch=3, num_classes=5)  # the table's row, read from the curves
+        assert expected.title == "Still improving (underfitting so far)"
+        assert f"Verdict: :violet-badge[:material/trending_down: {expected.title}]" in text
+        assert "validation loss was still falling at the last epoch (its lowest, 1.312, came at epoch 3 of 3)" in text
+        assert "Over epochs 1-3 validation loss fell from 1.532 (epoch 1) to 1.312 (epoch 3)" in text
+        assert "stopped falling" not in text and "Underfitting]" not in text
+        labels = [e.label for e in at.expander]
+        assert "How the verdict is decided (the truth table)" in labels
+        assert thresholds_markdown().splitlines()[2] in text  # the table a teacher reads is on the page
+        assert [b.label for b in at.button].count("Try this") >= 1  # "train for more epochs" carries over
+    finally:
+        store.delete(record.run_id)
