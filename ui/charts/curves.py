@@ -1,7 +1,7 @@
 """One run's training curves: loss and accuracy, training vs validation, with the run's key epochs marked.
 
-The Train, Diagnostics and Transfer pages redraw these once a second for every watching browser while a run
-trains, so the figure is one plain spec turned into a ``go.Figure`` once (see :mod:`ui.charts`).
+The Train page redraws it once a second for every watching browser while a run trains (Diagnostics draws a
+stored run's), so the figure is one plain spec turned into a ``go.Figure`` once (see :mod:`ui.charts`).
 """
 
 from __future__ import annotations
