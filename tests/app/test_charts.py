@@ -13,7 +13,7 @@ import numpy as np
 from ui import charts
 
 ROOT = Path(__file__).resolve().parents[2]
-FAMILIES = ("common", "curves", "compare", "data", "architecture", "predictions", "inside")
+FAMILIES = ("common", "curves", "compare", "sweeps", "data", "architecture", "predictions", "inside")
 
 
 def _used_names() -> set[str]:
@@ -101,3 +101,11 @@ def test_matrix_figure_writes_pad_where_the_window_reads_the_border():
     trace = charts.spec(charts.matrix_figure(values, outside=outside))["data"][0]
     assert trace["text"] == [["pad", "-2.00"], ["0.50", "0.00"]]
     assert (trace["zmin"], trace["zmid"], trace["zmax"]) == (-2.0, 0, 2.0)
+
+
+def test_sweep_figure_is_a_line_over_one_setting_and_a_grid_over_two():
+    line = charts.spec(charts.sweep_figure(("dropout",), ((0.0, 0.5),), ((0.6, 0.7),)))["data"][0]
+    assert (line["type"], line["x"], line["y"]) == ("scatter", ["0.0", "0.5"], [0.6, 0.7])
+    grid = charts.spec(charts.sweep_figure(("lr", "filters"), ((0.01, 0.001), (8, 16)), ((0.5, None), (0.75, 0.8))))
+    assert grid["data"][0]["text"] == [["50.0%", "-"], ["75.0%", "80.0%"]]  # an unfinished point shows "-"
+    assert (grid["data"][0]["y"], grid["data"][0]["x"]) == (["0.01", "0.001"], ["8", "16"])

@@ -8,7 +8,8 @@ in one module per family:
                                  restored, red stopped...), the layout and axis style, ``CONFIG``, :func:`spec`
 - :mod:`ui.charts.curves`        one run's training curves (:func:`history_figure`)
 - :mod:`ui.charts.compare`       several runs on one chart: the lab's variants, scratch vs transfer, runs
-                                 overlaid, repeats' mean and band, a sweep's grid and its small multiples
+                                 overlaid, repeats' mean and band
+- :mod:`ui.charts.sweeps`        a sweep's grid of results and its small multiples
 - :mod:`ui.charts.data`          images per class in each split
 - :mod:`ui.charts.architecture`  the feature map's shape, stage by stage
 - :mod:`ui.charts.predictions`   the clickable confusion matrix, one image's class probabilities
@@ -43,14 +44,7 @@ from ui.charts.common import (
     VARIANT_COLORS,
     spec,
 )
-from ui.charts.compare import (
-    band_figure,
-    comparison_figure,
-    lab_figure,
-    overlay_figure,
-    small_multiples_figure,
-    sweep_figure,
-)
+from ui.charts.compare import band_figure, comparison_figure, lab_figure, overlay_figure
 from ui.charts.curves import history_figure
 from ui.charts.data import class_counts_figure
 from ui.charts.inside import (
@@ -62,6 +56,7 @@ from ui.charts.inside import (
     unit_figure,
 )
 from ui.charts.predictions import confusion_figure, probabilities_figure
+from ui.charts.sweeps import small_multiples_figure, sweep_figure
 
 __all__ = [
     "BEST",
