@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -461,6 +462,21 @@ def test_only_one_class(tmp_path):
         load_dataset(tmp_path / "ds", image_size=SIZE)
     msg = str(e.value)
     assert "only one class folder ('shale', 6 image(s))" in msg and "at least 2 classes" in msg
+
+
+def test_messages_name_the_source_as_read_folder_zip_or_upload(tmp_path):
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    for i in range(3):
+        _save_image(folder / f"{i}.png", 0, i)
+    said = " has 3 image(s) ('0.png', '1.png', '2.png') but no class sub-folders."
+    with pytest.raises(DataError, match=re.escape(f"The folder '{folder}'{said}")):
+        load_dataset(folder, image_size=SIZE)
+    archive = zip_folder(folder, tmp_path / "loose.zip", junk=False)
+    with pytest.raises(DataError, match=re.escape(f"The zip '{archive}'{said}")):
+        load_dataset(archive, image_size=SIZE)
+    with pytest.raises(DataError, match=re.escape(f"The zip 'mine.zip'{said}")):
+        data.load_zip_bytes(archive.read_bytes(), "mine.zip", image_size=SIZE)
 
 
 def test_empty_folder(tmp_path):

@@ -62,6 +62,21 @@ class BundledInfo:
     counts: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One source being decoded: what it is, its name, and the size its images are read at."""
+
+    kind: str  # "dir" or "zip": how core.data.sources.layout reads its entries
+    label: str  # Dataset.source: the bundled name, the absolute path, or the upload's name
+    image_size: int
+    channels: int
+
+    @property
+    def where(self) -> str:
+        """The source as messages name it: "The folder '...'" or "The zip '...'"."""
+        return f"The {'folder' if self.kind == 'dir' else 'zip'} '{self.label}'"
+
+
 def _decode_items(by_class, names, image_size, channels, out: np.ndarray):
     """Decode every usable file into ``out`` (one row per image, in order).
 
@@ -114,23 +129,27 @@ def _head(item: Item) -> bytes:
         return b""
 
 
-def _build(items, dirs, extra_skipped, where, kind, source, image_size, channels, disk=None) -> Dataset:
-    """Decode the source's class folders into a Dataset: in memory, or into the image cache (``disk``)."""
-    prefix, names, by_class, skipped = layout(items, dirs, where, kind)
+def _build(read: _Read, items, dirs, extra_skipped: list[SkippedFile], disk=None) -> Dataset:
+    """Decode the source's class folders into a Dataset: in memory, or into the image cache (``disk``).
+
+    ``extra_skipped`` are the files the scan already refused (a folder's links that point outside, say).
+    """
+    prefix, names, by_class, skipped = layout(items, dirs, read.where, read.kind)
+    skipped = extra_skipped + skipped
     n_max = sum(len(by_class[n]) for n in names)
-    shape = (image_size, image_size, channels)
+    shape = (read.image_size, read.image_size, read.channels)
     if disk is None or n_max == 0:
-        return _fill(np.empty((n_max, *shape), np.uint8), prefix, names, by_class, skipped, extra_skipped, source)
+        return _fill(np.empty((n_max, *shape), np.uint8), prefix, names, by_class, skipped, read.label)
     cache, slot, stamp = disk
     with cache.writer(slot, stamp, n_max, shape) as buffer:
-        ds = _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source)
+        ds = _fill(buffer, prefix, names, by_class, skipped, read.label)
         return cache.put(slot, stamp, buffer, len(ds), ds)
 
 
-def _fill(buffer, prefix, names, by_class, skipped, extra_skipped, source) -> Dataset:
+def _fill(buffer, prefix, names, by_class, skipped, source) -> Dataset:
     image_size, channels = buffer.shape[1], buffer.shape[3]
     count, labels, files, bad, largest = _decode_items(by_class, names, image_size, channels, buffer)
-    skipped = sorted(extra_skipped + skipped + bad, key=lambda s: s.path)
+    skipped = sorted(skipped + bad, key=lambda s: s.path)
     lab = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(lab, minlength=len(names))
     short = [(n, int(c)) for n, c in zip(names, counts, strict=True) if c < 2]
@@ -284,8 +303,7 @@ def load_dataset(
         roots = _allowed_roots()
         items, dirs, problems, sig = scan_folder(path, roots)
         key = ("dir", str(path), label, image_size, channels, sig, roots)
-        where = f"The folder '{label}'"
-        build = partial(_build, items, dirs, problems, where, "dir", label, image_size, channels)
+        build = partial(_build, _Read("dir", label, image_size, channels), items, dirs, problems)
         return _cached(key, _on_disk(cache_dir, key[:5], key[5:], build), use_cache)  # what was read: files, roots
 
     if not zipfile.is_zipfile(path):
@@ -300,7 +318,7 @@ def load_dataset(
         )
     st = path.stat()
     key = ("zip", str(path), label, image_size, channels, st.st_size, st.st_mtime_ns)
-    build = partial(_load_zip, path, label, image_size, channels)
+    build = partial(_load_zip, path, _Read("zip", label, image_size, channels))
     return _cached(key, _on_disk(cache_dir, key[:5], key[5:], build), use_cache)
 
 
@@ -323,18 +341,18 @@ def load_zip_bytes(
     buf = io.BytesIO(data)
     if not zipfile.is_zipfile(buf):
         raise DataError(f"The uploaded file '{name}' is not a zip archive. Upload a .zip of class folders.")
-    build = partial(_load_zip, io.BytesIO(data), name, image_size, channels)
+    build = partial(_load_zip, io.BytesIO(data), _Read("zip", name, image_size, channels))
     return _cached(key, _on_disk(cache_dir, key, key[1], build), True)
 
 
-def _load_zip(file: Path | BinaryIO, label: str, image_size: int, channels: int, disk=None) -> Dataset:
+def _load_zip(file: Path | BinaryIO, read: _Read, disk=None) -> Dataset:
     try:
         with zipfile.ZipFile(file) as zf:
-            items, dirs = scan_zip(zf, label)
-            return _build(items, dirs, [], f"The zip '{label}'", "zip", label, image_size, channels, disk)
+            items, dirs = scan_zip(zf, read.label)
+            return _build(read, items, dirs, [], disk)
     except zipfile.BadZipFile as e:
         raise DataError(
-            f"'{label}' is not a valid zip archive ({e}). Re-create the zip from the dataset folder."
+            f"'{read.label}' is not a valid zip archive ({e}). Re-create the zip from the dataset folder."
         ) from None
 
 

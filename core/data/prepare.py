@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -143,6 +144,33 @@ class PreparedData:
         )
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What :func:`prepare_data` was asked for: the label encoding, the split's fractions and its seed."""
+
+    loss: str
+    test_size: float
+    val_split: float
+    seed: int
+    train_fraction: float
+
+
+@dataclass(frozen=True)
+class _Splits:
+    """The split as it was made, one step at a time: indices into the dataset's images."""
+
+    train_full: np.ndarray  # the training part left by the test split
+    test: np.ndarray
+    before_subsample: np.ndarray  # the training part left by the validation split
+    val: np.ndarray
+    train: np.ndarray  # the training images kept (all of before_subsample unless train_fraction < 1)
+
+
+def _per_class(labels: np.ndarray, k: int, idx: np.ndarray) -> list[int]:
+    """Images per class among ``labels[idx]``."""
+    return np.bincount(labels[idx], minlength=k).tolist()
+
+
 def _check_fraction(name: str, value: Any, hi_closed: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = ok and (0 < value <= 1 if hi_closed else 0 < value < 1)
@@ -261,52 +289,31 @@ def prepare_data(
             keep[rng.choice(members, size=take, replace=False)] = True
         train_idx = train_idx[keep[train_idx]]  # keeps the split's shuffled order
 
-    x_train, x_val, x_test = ImageSplit(images, train_idx), ImageSplit(images, val_idx), ImageSplit(images, test_idx)
     eye = np.eye(k, dtype=np.float32)
 
     def enc(idx: np.ndarray) -> np.ndarray:
         return eye[labels[idx]] if loss == "categorical" else labels[idx].copy()
 
-    def per_class(idx: np.ndarray) -> list[int]:
-        return np.bincount(labels[idx], minlength=k).tolist()
-
-    class_counts = {"train": per_class(train_idx), "val": per_class(val_idx), "test": per_class(test_idx)}
-    splits = (train_idx, val_idx, test_idx)
-    steps = _steps(
-        images,
-        labels,
-        names,
-        loss,
-        eye,
-        splits,
-        test_size,
-        val_split,
-        seed,
-        train_fraction,
-        train_full,
-        test_idx,
-        before_sub,
-        train_idx,
-        val_idx,
-        per_class,
-    )
+    per_class = partial(_per_class, labels, k)
+    settings = _Settings(loss, test_size, val_split, seed, train_fraction)
+    splits = _Splits(train_full, test_idx, before_sub, val_idx, train_idx)
     return PreparedData(
-        x_train,
-        enc(train_idx),
-        x_val,
-        enc(val_idx),
-        x_test,
-        enc(test_idx),
-        labels[train_idx].copy(),
-        labels[val_idx].copy(),
-        labels[test_idx].copy(),
-        train_idx,
-        val_idx,
-        test_idx,
-        names,
-        loss,
-        steps,
-        class_counts,
+        x_train=ImageSplit(images, train_idx),
+        y_train=enc(train_idx),
+        x_val=ImageSplit(images, val_idx),
+        y_val=enc(val_idx),
+        x_test=ImageSplit(images, test_idx),
+        y_test=enc(test_idx),
+        y_train_int=labels[train_idx].copy(),
+        y_val_int=labels[val_idx].copy(),
+        y_test_int=labels[test_idx].copy(),
+        train_index=train_idx,
+        val_index=val_idx,
+        test_index=test_idx,
+        class_names=names,
+        loss=loss,
+        steps=_steps(images, labels, names, settings, splits),
+        class_counts={"train": per_class(train_idx), "val": per_class(val_idx), "test": per_class(test_idx)},
         seed=int(seed),
         test_size=float(test_size),
         val_split=float(val_split),
@@ -330,27 +337,15 @@ def _pixel_range(images: np.ndarray, splits, lo_hi: tuple[int, int], chunk: int 
 
 
 def _steps(
-    images,
-    labels,
-    names,
-    loss,
-    eye,
-    splits,
-    test_size,
-    val_split,
-    seed,
-    train_fraction,
-    train_full,
-    test_idx,
-    before_sub,
-    train_idx,
-    val_idx,
-    per_class,
+    images: np.ndarray, labels: np.ndarray, names: list[str], settings: _Settings, splits: _Splits
 ) -> list[PrepStep]:
+    """Each preparation step with its numbers before and after, in the order :func:`prepare_data` makes them."""
     n, k = len(labels), len(names)
+    per_class = partial(_per_class, labels, k)
     shape = list(images.shape)
     lo, hi = (int(images.min()), int(images.max())) if images.size else (0, 0)
-    used_lo, used_hi = _pixel_range(images, splits, (lo, hi))  # what the batches will hold after / 255
+    used = (splits.train, splits.val, splits.test)
+    used_lo, used_hi = _pixel_range(images, used, (lo, hi))  # what the batches will hold after / 255
     ex = 2 if k > 2 else k - 1  # the course prints class 2's one-hot label
     steps = [
         PrepStep(
@@ -382,7 +377,7 @@ def _steps(
         "example_class": names[ex],
         "example_label": ex,
     }
-    if loss == "categorical":
+    if settings.loss == "categorical":
         steps.append(
             PrepStep(
                 "Encode labels (one-hot)",
@@ -395,7 +390,7 @@ def _steps(
                     "min": 0.0,
                     "max": 1.0,
                     "example_class": names[ex],
-                    "example_label": eye[ex].astype(int).tolist(),
+                    "example_label": np.eye(k, dtype=int)[ex].tolist(),
                 },
                 "encode",
             )
@@ -414,16 +409,16 @@ def _steps(
     steps.append(
         PrepStep(
             "Stratified train/test split",
-            f"Hold back {test_size:.0%} of the images for the final test, keeping each class's share the same in "
-            "both parts (stratify), so no class is missing from the test.",
+            f"Hold back {settings.test_size:.0%} of the images for the final test, keeping each class's share "
+            "the same in both parts (stratify), so no class is missing from the test.",
             {"images": n, "per_class": per_class(np.arange(n))},
             {
-                "train": len(train_full),
-                "test": len(test_idx),
-                "train_per_class": per_class(train_full),
-                "test_per_class": per_class(test_idx),
-                "test_size": test_size,
-                "seed": seed,
+                "train": len(splits.train_full),
+                "test": len(splits.test),
+                "train_per_class": per_class(splits.train_full),
+                "test_per_class": per_class(splits.test),
+                "test_size": settings.test_size,
+                "seed": settings.seed,
             },
             "split_test",
         )
@@ -431,28 +426,32 @@ def _steps(
     steps.append(
         PrepStep(
             "Validation split",
-            f"Set aside {val_split:.0%} of the training part to check the model after every epoch; "
+            f"Set aside {settings.val_split:.0%} of the training part to check the model after every epoch; "
             "the model never learns from these images, so they show overfitting.",
-            {"train": len(train_full), "train_per_class": per_class(train_full)},
+            {"train": len(splits.train_full), "train_per_class": per_class(splits.train_full)},
             {
-                "train": len(before_sub),
-                "val": len(val_idx),
-                "train_per_class": per_class(before_sub),
-                "val_per_class": per_class(val_idx),
-                "val_split": val_split,
-                "seed": seed,
+                "train": len(splits.before_subsample),
+                "val": len(splits.val),
+                "train_per_class": per_class(splits.before_subsample),
+                "val_per_class": per_class(splits.val),
+                "val_split": settings.val_split,
+                "seed": settings.seed,
             },
             "split_val",
         )
     )
-    if train_fraction < 1:
+    if settings.train_fraction < 1:
         steps.append(
             PrepStep(
                 "Use a fraction of the training images",
-                f"Keep only {train_fraction:.0%} of the training images (at least one per class) to see what "
+                f"Keep only {settings.train_fraction:.0%} of the training images (at least one per class) to see what "
                 "training on little data does; validation and test stay the same.",
-                {"train": len(before_sub), "train_per_class": per_class(before_sub)},
-                {"train": len(train_idx), "train_per_class": per_class(train_idx), "train_fraction": train_fraction},
+                {"train": len(splits.before_subsample), "train_per_class": per_class(splits.before_subsample)},
+                {
+                    "train": len(splits.train),
+                    "train_per_class": per_class(splits.train),
+                    "train_fraction": settings.train_fraction,
+                },
                 "subsample",
             )
         )

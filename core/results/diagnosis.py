@@ -21,7 +21,7 @@ import numpy as np
 from core.base.config import ConfigError, ModelConfig, TrainConfig
 from core.results.curves import json_safe, read_history
 from core.results.remedies import Remedy, remedies_for
-from core.results.verdict import TITLES, VERDICTS, Reading
+from core.results.verdict import TITLES, VERDICTS, Curves, Reading, RunFacts
 from core.store.runstore import RunRecord
 
 __all__ = ["TITLES", "VERDICTS", "Diagnosis", "diagnose", "diagnosis_of", "fit_summary_text"]
@@ -130,7 +130,7 @@ def diagnose(
     ):
         raise ValueError(f"num_classes must be an integer >= 2 or None. Got {num_classes!r} instead.")
 
-    r = Reading(loss, acc, vloss, vacc, num_classes, restored_epoch, stopped_epoch, train_cfg)
+    r = Reading(Curves(loss, acc, vloss, vacc), RunFacts(num_classes, restored_epoch, stopped_epoch, train_cfg))
     headline, evidence = r.judge()
     remedies = remedies_for(r, model_cfg or ModelConfig(), train_cfg or TrainConfig())
     d = r.decision

@@ -294,18 +294,41 @@ def _epochs(a: int, b: int) -> str:
     return f"epoch {a}" if a == b else f"epochs {a}-{b}"
 
 
-class Reading:
-    """The measurements of one history, its :class:`Decision`, and the sentences built from it.
+@dataclass(frozen=True, eq=False)
+class Curves:
+    """The four per-epoch series a verdict reads, checked (:func:`core.results.curves.read_history`)."""
 
-    Args:
-        loss, acc, vloss, vacc: the four per-epoch series, checked
-            (:func:`core.results.curves.read_history`).
+    loss: np.ndarray
+    acc: np.ndarray
+    vloss: np.ndarray
+    vacc: np.ndarray
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What is known of a run besides its curves.
+
+    Attributes:
         num_classes: for the chance level ln(K); None when unknown.
         restored_epoch: the epoch whose weights were put back at the end of
             training (1-based), or None when the model kept its last epoch's.
         stopped_epoch: the epoch early stopping ended training at, or None.
         train_cfg: the run's settings; None when unknown (then nothing is said
             about the saved weights unless an epoch above says it).
+    """
+
+    num_classes: int | None = None
+    restored_epoch: int | None = None
+    stopped_epoch: int | None = None
+    train_cfg: TrainConfig | None = None
+
+
+class Reading:
+    """The measurements of one history, its :class:`Decision`, and the sentences built from it.
+
+    Args:
+        curves: the history's four series.
+        facts: what else is known of the run (classes, restored and stopped epochs, settings).
 
     Attributes:
         numbers: the measurements (see :func:`core.results.diagnosis.diagnose`).
@@ -316,7 +339,10 @@ class Reading:
         saved_epoch: the epoch whose weights the saved model holds, or None when unknown.
     """
 
-    def __init__(self, loss, acc, vloss, vacc, num_classes, restored_epoch, stopped_epoch, train_cfg=None):
+    def __init__(self, curves: Curves, facts: RunFacts):
+        loss, acc, vloss, vacc = curves.loss, curves.acc, curves.vloss, curves.vacc
+        num_classes, train_cfg = facts.num_classes, facts.train_cfg
+        restored_epoch, stopped_epoch = facts.restored_epoch, facts.stopped_epoch
         self.loss, self.acc, self.vloss, self.vacc = loss, acc, vloss, vacc
         self.n = n = len(loss)
         self.C = int(num_classes) if num_classes is not None else None
