@@ -123,10 +123,12 @@ def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_pa
     assert E.load_calibration(tmp_path, "float32") is None
 
 
-def test_the_default_calibration_runs_are_the_documented_ones():
+def test_the_default_calibration_times_the_course_network_against_a_far_smaller_one():
     r = E.CALIBRATION_RUNS
-    assert (r.big, r.images, r.epochs, r.rounds) == (ModelConfig(), 400, 3, 2)
-    assert layer_table(r.small).total_macs < layer_table(r.big).total_macs / 10  # far apart: two unknowns solved
+    assert r.big == ModelConfig() and r.epochs >= 2  # the first epoch is set-up: at least one more is timed
+    # the two unknowns (a multiply-add's cost, an image's) are solved from two sizes far apart
+    assert layer_table(r.small).total_macs < layer_table(r.big).total_macs / 10
+    assert layer_table(QUICK.small).total_macs < layer_table(QUICK.big).total_macs / 10  # the tests' runs too
 
 
 def test_the_cli_prints_the_estimate(tmp_path, monkeypatch, capsys):
