@@ -97,18 +97,18 @@ def test_durations_read_as_people_say_them():
     assert E.duration_text(170) == "about 3 min" and E.duration_text(5400) == "about 1.5 h"
 
 
-@pytest.fixture
-def quick(monkeypatch):
-    """Calibration runs on tiny networks and images: the real measurement, in seconds."""
-    monkeypatch.setattr(E, "_BIG", ModelConfig(input_size=16, blocks=2, filters=16))
-    monkeypatch.setattr(E, "_SMALL", ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4))
-    monkeypatch.setattr(E, "_IMAGES", 60)
-    monkeypatch.setattr(E, "_EPOCHS", 2)
-    monkeypatch.setattr(E, "_ROUNDS", 1)
+# Calibration runs on tiny networks and images: the real measurement, in seconds.
+QUICK = E.CalibrationRuns(
+    big=ModelConfig(input_size=16, blocks=2, filters=16),
+    small=ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4),
+    images=60,
+    epochs=2,
+    rounds=1,
+)
 
 
-def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_path, quick, monkeypatch):
-    cal = E.calibrate(tmp_path, "float32")
+def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_path, monkeypatch):
+    cal = E.calibrate(tmp_path, "float32", runs=QUICK)
     assert cal.macs_per_second > 1e6 and cal.seconds_per_image >= 0 and cal.seconds_per_bn_value >= 0
     assert cal.baseline_bytes > 100 * 2**20 and cal.others_cores >= 0
     assert E.load_calibration(tmp_path, "float32") == cal
@@ -123,8 +123,18 @@ def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_pa
     assert E.load_calibration(tmp_path, "float32") is None
 
 
-def test_the_cli_prints_the_estimate(tmp_path, quick, monkeypatch, capsys):
+def test_the_default_calibration_times_the_course_network_against_a_far_smaller_one():
+    r = E.CALIBRATION_RUNS
+    assert r.big == ModelConfig() and r.epochs >= 2  # the first epoch is set-up: at least one more is timed
+    # the two unknowns (a multiply-add's cost, an image's) are solved from two sizes far apart
+    assert layer_table(r.small).total_macs < layer_table(r.big).total_macs / 10
+    assert layer_table(QUICK.small).total_macs < layer_table(QUICK.big).total_macs / 10  # the tests' runs too
+
+
+def test_the_cli_prints_the_estimate(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CNNLAB_HOME", str(tmp_path))
+    # `estimate` measures the default runs (it has no flag for others): the tiny ones here
+    monkeypatch.setattr(E, "CALIBRATION_RUNS", QUICK)
     code = main(["estimate", "--images", "2000", "--epochs", "5", "--precision", "float32", "--json"])
     out, err = capsys.readouterr()
     assert code == 0 and "Measuring this machine's training speed" in err

@@ -1,4 +1,5 @@
-"""A tiny, real image dataset for tests: PNG class folders a small CNN can learn in a few epochs."""
+"""A tiny, real image dataset for tests (PNG class folders a small CNN can learn in a few epochs), the tiny
+network's CLI flags, and running the CLI in-process."""
 
 import numpy as np
 from PIL import Image
@@ -18,3 +19,31 @@ def write_tiny_dataset(root, classes=("dark", "striped", "bright"), per_class=12
                 img[:, ::4] = 230  # vertical stripes
             Image.fromarray(img).save(d / f"{name}_{i:02d}.png")
     return root
+
+
+# A network that trains on the tiny dataset in a second: the CLI flags for it.
+TINY_FLAGS = (
+    "--input-size",
+    "16",
+    "--blocks",
+    "1",
+    "--filters",
+    "4",
+    "--dense",
+    "8",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "1",
+    "--precision",
+    "float32",
+)
+
+
+def run_cli(capsys, *argv):
+    """`python -m core ARGV...` in this process: (exit code, stdout, stderr)."""
+    from core.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

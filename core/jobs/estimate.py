@@ -106,11 +106,24 @@ def load_factor(others_now: float, others_then: float, cores: int | None = None)
 
 
 CALIBRATION_VERSION = 2
-# The calibration runs: (model, images, epochs, augment). A large and a small network separate the cost of a
-# multiply-add from the cost of an image; the augmented run prices augmentation per pixel.
-_BIG = ModelConfig()
-_SMALL = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)
-_IMAGES, _EPOCHS, _ROUNDS = 400, 3, 2
+
+
+@dataclass(frozen=True)
+class CalibrationRuns:
+    """What :func:`calibrate` trains. A large and a small network separate the cost of a multiply-add from the
+    cost of an image; the large one again with augmentation prices augmentation per pixel, and with batch
+    normalisation prices a normalised value. Each run trains ``images`` random images for ``epochs`` epochs
+    (the first is set-up), and all of them are repeated ``rounds`` times."""
+
+    big: ModelConfig = ModelConfig()
+    small: ModelConfig = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)
+    images: int = 400
+    epochs: int = 3
+    rounds: int = 2
+
+
+# The runs calibrate() measures unless it is given others (the CLI's `estimate` and the Train page's button).
+CALIBRATION_RUNS = CalibrationRuns()
 
 
 @dataclass(frozen=True)
@@ -215,10 +228,12 @@ def _random_dataset(cfg: ModelConfig, n: int, seed: int = 0) -> Dataset:
     return Dataset(images, labels, [f"c{i}" for i in range(cfg.num_classes)], [], "calibration", f"random-{n}", [])
 
 
-def _timed(cfg: ModelConfig, augment: AugmentConfig, precision: str) -> tuple[float, list[float], int, int]:
+def _timed(
+    cfg: ModelConfig, augment: AugmentConfig, precision: str, images: int, epochs: int
+) -> tuple[float, list[float], int, int]:
     """(start: building + tracing, the later epochs' seconds, train images, val images) of one short training."""
-    data = prepare_data(_random_dataset(cfg, _IMAGES), seed=0)
-    train_cfg = TrainConfig(epochs=_EPOCHS, augment=augment, precision=precision, seed=0)
+    data = prepare_data(_random_dataset(cfg, images), seed=0)
+    train_cfg = TrainConfig(epochs=epochs, augment=augment, precision=precision, seed=0)
     t0 = time.perf_counter()
     res = train_model(cfg, train_cfg, data, store=None)
     total = time.perf_counter() - t0
@@ -231,28 +246,31 @@ def batchnorm_values(cfg: ModelConfig) -> int:
     return sum(math.prod(r.output_shape) for r in layer_table(cfg).rows if r.type == "BatchNormalization")
 
 
-def calibrate(home: str | Path, precision: str = "float32", rounds: int | None = None) -> Calibration:
-    """Measure this machine's training speed in ``precision`` (about 40 s on 2 cores) and store it under ``home``.
+def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRuns | None = None) -> Calibration:
+    """Measure this machine's training speed in ``precision`` and store it under ``home``.
 
-    The measurements are interleaved over ``rounds`` (default 2) and their median epochs kept, so a burst
-    of other work on a shared machine moves them all alike instead of one of them.
+    ``runs`` are the trainings it times (None: :data:`CALIBRATION_RUNS`, about 40 s on 2 cores). They are
+    interleaved over ``runs.rounds`` and their median epochs kept, so a burst of other work on a shared machine
+    moves them all alike instead of one of them.
     """
+    r = runs or CALIBRATION_RUNS
     t0 = time.perf_counter()
     cpu0 = cpu_times()
-    with_bn = _BIG.replace(batchnorm=True)
-    big, small = layer_table(_BIG).total_macs, layer_table(_SMALL).total_macs
-    _timed(_SMALL, AugmentConfig(), precision)  # warm-up: the process's first training pays TensorFlow's set-up
-    runs = {
-        "big": (_BIG, AugmentConfig()),
-        "small": (_SMALL, AugmentConfig()),
-        "aug": (_BIG, AugmentConfig.course()),
+    with_bn = r.big.replace(batchnorm=True)
+    big, small = layer_table(r.big).total_macs, layer_table(r.small).total_macs
+    # warm-up: the process's first training pays TensorFlow's set-up
+    _timed(r.small, AugmentConfig(), precision, r.images, r.epochs)
+    timed = {
+        "big": (r.big, AugmentConfig()),
+        "small": (r.small, AugmentConfig()),
+        "aug": (r.big, AugmentConfig.course()),
         "bn": (with_bn, AugmentConfig()),
     }
-    epochs: dict[str, list[float]] = {k: [] for k in runs}
+    epochs: dict[str, list[float]] = {k: [] for k in timed}
     starts: list[float] = []
-    for _ in range(rounds or _ROUNDS):
-        for name, (cfg, aug) in runs.items():
-            start, later, nt, nv = _timed(cfg, aug, precision)
+    for _ in range(r.rounds):
+        for name, (cfg, aug) in timed.items():
+            start, later, nt, nv = _timed(cfg, aug, precision, r.images, r.epochs)
             epochs[name] += later
             starts.append(start)
     e_big, e_small, e_aug, e_bn = (float(np.median(epochs[k])) for k in ("big", "small", "aug", "bn"))
@@ -262,7 +280,7 @@ def calibrate(home: str | Path, precision: str = "float32", rounds: int | None =
     c, o = np.linalg.solve(a, np.array([e_big, e_small]))
     c = max(c, 1e-13)
     o = max(o, 0.0)
-    aug = max(e_aug - e_big, 0.0) / (nt * math.prod(_BIG.input_shape()))
+    aug = max(e_aug - e_big, 0.0) / (nt * math.prod(r.big.input_shape()))
     # batch normalisation: its extra time, less its few extra multiply-adds, per value it outputs
     bn = max(e_bn - e_big - w * (layer_table(with_bn).total_macs - big) * c, 0.0) / (w * batchnorm_values(with_bn))
     cal = Calibration(

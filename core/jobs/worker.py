@@ -449,3 +449,15 @@ def get_worker() -> TrainingWorker:
         if _worker is None or (_worker.store.home != home and not _worker.running() and not _worker.queued()):
             _worker = TrainingWorker(RunStore(home))
         return _worker
+
+
+def use_worker(worker: TrainingWorker | None) -> TrainingWorker | None:
+    """Make ``worker`` the process-wide one (what :func:`get_worker` returns) and return the one it replaces.
+
+    For a test or a notebook that wants a worker on a store of its own: ``previous = use_worker(mine)``, then
+    ``use_worker(previous)`` to put it back. None lets :func:`get_worker` make a new one on first use.
+    """
+    global _worker
+    with _worker_lock:
+        previous, _worker = _worker, worker
+        return previous

@@ -171,10 +171,11 @@ def private_worker(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("CNNLAB_HOME", str(home))
     worker = core.jobs.worker.TrainingWorker(RunStore(home))
-    monkeypatch.setattr(core.jobs.worker, "_worker", worker)
+    previous = core.jobs.worker.use_worker(worker)
     yield worker
     for job in worker.jobs():
         if job.active:
             worker.stop(job.id, admin=True)
     for job in worker.jobs():
         worker.wait(job, timeout=120)
+    core.jobs.worker.use_worker(previous)

@@ -234,12 +234,18 @@ def test_the_time_estimate_is_measured_once_then_shown_by_the_button(
     import core.jobs.estimate as E
     from core.base.config import ModelConfig
 
-    # The real measurement, on tiny networks so it takes seconds here.
-    monkeypatch.setattr(E, "_BIG", ModelConfig(input_size=16, blocks=2, filters=16))
-    monkeypatch.setattr(E, "_SMALL", ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4))
-    monkeypatch.setattr(E, "_IMAGES", 60)
-    monkeypatch.setattr(E, "_EPOCHS", 2)
-    monkeypatch.setattr(E, "_ROUNDS", 1)
+    # The real measurement, on tiny networks so it takes seconds here (the button measures the default runs).
+    monkeypatch.setattr(
+        E,
+        "CALIBRATION_RUNS",
+        E.CalibrationRuns(
+            big=ModelConfig(input_size=16, blocks=2, filters=16),
+            small=ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4),
+            images=60,
+            epochs=2,
+            rounds=1,
+        ),
+    )
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(precision="float32"))
     assert not at.exception
     assert "on this server" not in texts(at)

@@ -1,90 +1,13 @@
-"""Repeats over seeds and grid sweeps: the configs, the summaries, and the CLI through the worker."""
+"""Grid sweeps: grids parsed and checked, the points, and `sweep` through the worker (only new points are trained)."""
 
 import json
 
 import pytest
-from tinydata import write_tiny_dataset
+from tinydata import TINY_FLAGS, run_cli, write_tiny_dataset
 
 from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig
-from core.cli import main
-from core.results.compare import settings_table
-from core.results.repeats import difference_sentence, mean_curves, seed_configs, spread
 from core.results.sweeps import SWEEPABLE, grid_from_json, parse_grid, sweep_points
-from core.store.runstore import RunRecord, RunStore
-
-TINY = [
-    "--input-size",
-    "16",
-    "--blocks",
-    "1",
-    "--filters",
-    "4",
-    "--dense",
-    "8",
-    "--batch-size",
-    "8",
-    "--epochs",
-    "1",
-    "--precision",
-    "float32",
-]
-
-
-def test_seed_configs_change_only_the_seed():
-    cfgs = seed_configs(TrainConfig(seed=7, epochs=3), 4)
-    assert [c.seed for c in cfgs] == [7, 8, 9, 10]
-    assert {c.replace(seed=0) for c in cfgs} == {TrainConfig(seed=0, epochs=3)}
-    for bad in (1, 11, 2.5, True):
-        with pytest.raises(ConfigError, match="from 2 to 10"):
-            seed_configs(TrainConfig(), bad)
-
-
-def test_spread_and_mean_curves():
-    s = spread([0.5, 0.7, None, 0.6])
-    assert (s["mean"], s["min"], s["max"], s["n"]) == (pytest.approx(0.6), 0.5, 0.7, 3)
-    assert s["std"] == pytest.approx(0.1)
-    recs = [_rec([1.0, 0.5, 0.2]), _rec([0.8, 0.7])]
-    c = mean_curves(recs)["val_loss"]
-    assert c == {"mean": [pytest.approx(0.9), pytest.approx(0.6)], "min": [0.8, 0.5], "max": [1.0, 0.7]}
-
-
-def _rec(val_loss, val_acc=None):
-    n = len(val_loss)
-    return RunRecord(
-        run_id="r",
-        key="k",
-        status="complete",
-        created=0,
-        source="s",
-        label="l",
-        data={},
-        model_config={},
-        train_config={"seed": 1},
-        layers={},
-        history={"loss": val_loss, "val_loss": val_loss, "val_accuracy": val_acc or [0.5] * n},
-        epoch_seconds=[1] * n,
-        best_epoch=1,
-        stopped_early=False,
-        stopped_by_user=False,
-        restored_epoch=None,
-        phases=[],
-        diagnosis={},
-        test={},
-        seconds=1.0,
-        versions={},
-    )
-
-
-def _summary(values):
-    return {"best_val_accuracy": spread(values)}
-
-
-def test_difference_sentence_says_whether_the_seeds_explain_it():
-    clear = difference_sentence(_summary([0.90, 0.92, 0.91]), _summary([0.70, 0.72, 0.71]), "Dropout", "Baseline")
-    assert clear.startswith("Dropout scores 20.0% higher") and "the settings make the difference" in clear
-    luck = difference_sentence(_summary([0.70, 0.80]), _summary([0.72, 0.78]), "A", "B")
-    assert "may be luck" in luck and "up to 10.0%" in luck and luck.count(".") <= 4
-    assert difference_sentence(_summary([0.5, 0.6]), _summary([0.8, 0.9]), "A", "B").startswith("B scores 30.0%")
+from core.store.runstore import RunStore
 
 
 def test_sweep_points_and_refusals():
@@ -142,52 +65,26 @@ def test_sweep_points_and_refusals():
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trials")
+    root = tmp_path_factory.mktemp("sweeps")
     return write_tiny_dataset(root / "data"), root / "home"
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_repeat_trains_k_seeds_through_the_worker_that_differ_only_in_seed(home, capsys, monkeypatch):
-    data, store_home = home
-    monkeypatch.setenv("CNNLAB_HOME", str(store_home))
-    code, out, err = run(
-        capsys, "repeat", "--data", str(data), "--seeds", "3", "--seed", "5", *TINY, "--workers", "2", "--json"
-    )
-    assert code == 0, err
-    d = json.loads(out)
-    assert d["seeds"] == [5, 6, 7] and d["stored"] == 0 and len({r["run_id"] for r in d["runs"]}) == 3
-    store = RunStore(store_home)
-    records = [store.get(r["run_id"]) for r in d["runs"]]
-    assert [s["key"] for s in settings_table(records)] == ["train.seed"]  # the only difference
-    vals = [r["best_val_accuracy"] for r in d["runs"]]
-    assert d["best_val_accuracy"]["min"] == min(vals) and d["best_val_accuracy"]["max"] == max(vals)
-    assert d["test_accuracy"]["n"] == 3 and set(d["curves"]) >= {"loss", "val_loss", "accuracy", "val_accuracy"}
-    assert d["curves"]["val_accuracy"]["min"][0] == min(vals)  # one epoch: the band is the seeds' range
-    code, out, err = run(capsys, "repeat", "--data", str(data), "--seeds", "3", "--seed", "5", *TINY)
-    assert code == 0 and "All 3 repeats were stored already: nothing was trained." in out
-    code, _, err = run(capsys, "repeat", "--data", str(data), "--seeds", "11", *TINY)
-    assert code == 2 and "from 2 to 10" in err and err.count("\n") == 1
 
 
 def test_a_sweep_trains_only_new_points_and_a_repeated_sweep_nothing(home, capsys, monkeypatch):
     data, store_home = home
     monkeypatch.setenv("CNNLAB_HOME", str(store_home))
-    code, out, err = run(capsys, "sweep", "--data", str(data), "--grid", "dropout=0,0.5", *TINY, "--json")
+    code, out, err = run_cli(capsys, "sweep", "--data", str(data), "--grid", "dropout=0,0.5", *TINY_FLAGS, "--json")
     assert code == 0, err
     first = json.loads(out)
     assert (first["trained"], first["stored"]) == (2, 0)
     n_runs = len(RunStore(store_home).list_runs())
-    code, out, err = run(capsys, "sweep", "--data", str(data), "--grid", "dropout=0,0.25,0.5", *TINY, "--json")
+    code, out, err = run_cli(
+        capsys, "sweep", "--data", str(data), "--grid", "dropout=0,0.25,0.5", *TINY_FLAGS, "--json"
+    )
     second = json.loads(out)
     assert code == 0 and (second["trained"], second["stored"]) == (1, 2)
     assert second["run_ids"][0][0] == first["run_ids"][0][0] and second["run_ids"][0][2] == first["run_ids"][0][1]
     assert len(RunStore(store_home).list_runs()) == n_runs + 1
-    code, out, err = run(capsys, "sweep", "--data", str(data), "--grid", "dropout=0,0.25,0.5", *TINY)
+    code, out, err = run_cli(capsys, "sweep", "--data", str(data), "--grid", "dropout=0,0.25,0.5", *TINY_FLAGS)
     assert code == 0 and "All 3 points were stored already: nothing was trained." in out
     assert "stored run" in err and len(RunStore(store_home).list_runs()) == n_runs + 1
     row = out.splitlines()[1].split()
@@ -199,8 +96,8 @@ def test_a_two_setting_sweep_is_a_grid(home, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("CNNLAB_HOME", str(store_home))
     grid = tmp_path / "grid.json"
     grid.write_text('{"dropout": [0, 0.5], "dense_units": [4, 8]}')
-    code, out, err = run(
-        capsys, "sweep", "--data", str(data), "--grid-file", str(grid), *TINY, "--json", "--workers", "2"
+    code, out, err = run_cli(
+        capsys, "sweep", "--data", str(data), "--grid-file", str(grid), *TINY_FLAGS, "--json", "--workers", "2"
     )
     assert code == 0, err
     d = json.loads(out)
@@ -227,6 +124,6 @@ def test_bad_sweeps_are_refused_up_front(home, capsys, monkeypatch, argv, needle
     data, store_home = home
     monkeypatch.setenv("CNNLAB_HOME", str(store_home))
     before = len(RunStore(store_home).list_runs())
-    code, _, err = run(capsys, "sweep", "--data", str(data), *TINY, *argv)
+    code, _, err = run_cli(capsys, "sweep", "--data", str(data), *TINY_FLAGS, *argv)
     assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
     assert len(RunStore(store_home).list_runs()) == before

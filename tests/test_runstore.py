@@ -156,7 +156,7 @@ _KILL_BETWEEN_RENAMES = r"""
 import os, signal, sys, time
 from pathlib import Path
 sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-from test_store import _record
+from test_runstore import _record
 from core.store.runstore import RunStore
 
 store = RunStore({home!r})
@@ -198,7 +198,7 @@ def test_a_writer_killed_between_the_two_renames_leaves_the_run_readable(tmp_pat
 _SAVE_AT_ONCE = r"""
 import sys, time
 sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-from test_store import _record
+from test_runstore import _record
 from core.store.runstore import RunStore
 
 store = RunStore({home!r})
