@@ -91,7 +91,7 @@ def owner() -> str:
 # -- starting, and the one record of what each page started ------------------------------------------------
 
 
-def start(page: str, source: str, model_cfg: ModelConfig, train_cfg: TrainConfig, **about: Any) -> Job:
+def start(page: str, source: str, model_cfg: ModelConfig, train_cfg: TrainConfig, /, **about: Any) -> Job:
     """Hand one training to the worker as this session's job, recorded under ``page`` (see :func:`start_many`).
 
     A configuration already in the run store comes back finished at once; for
@@ -105,7 +105,9 @@ def start(page: str, source: str, model_cfg: ModelConfig, train_cfg: TrainConfig
     return job
 
 
-def start_many(page: str, source: str, configs: Sequence[tuple[ModelConfig, TrainConfig]], **about: Any) -> list[Job]:
+def start_many(
+    page: str, source: str, configs: Sequence[tuple[ModelConfig, TrainConfig]], /, **about: Any
+) -> list[Job]:
     """Hand trainings to the worker as this session's jobs, in order; record them as ``page``'s.
 
     ``about`` is kept with the ids (what the page needs to draw them: its

@@ -72,7 +72,7 @@ def test_a_two_setting_sweep_its_heatmap_and_a_repeat_that_trains_nothing(open_p
     assert len(private_worker.store.list_runs()) == n_runs
     pick = at.selectbox(key="sweep.cell").options[3]
     assert "dropout 0.5, dense_units 8" in pick
-    last = private_worker.get(run["jobs"][3]).result.run_id
+    last = private_worker.get(run.ids[3]).result.run_id
     at.selectbox(key="sweep.cell").set_value(last).run()
     at.button(key="sweep.open").click().run()
     assert not at.exception
