@@ -201,7 +201,7 @@ def test_every_combination_trains_is_keyed_by_its_precision_and_reopens(
     # The data report: the folder that was read, its broken file named.
     assert rec.data["classes"] == CLASSES and rec.data["n_images"] == 3 * PER_CLASS
     assert rec.data["n_train"] + rec.data["n_val"] + rec.data["n_test"] == 3 * PER_CLASS
-    assert [Path(s.path).name for s in rec.data["skipped"]] == ["broken.png"]
+    assert [Path(s["path"]).name for s in rec.data["skipped"]] == ["broken.png"]
 
     # Diagnostics: the record, its curves and its verdict.
     assert rec.model_config == fitted.to_dict() and rec.diagnosis["verdict"]
