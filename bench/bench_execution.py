@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_flags  # noqa: E402
 
 from core.base.config import ModelConfig, TrainConfig  # noqa: E402
-from core.jobs.worker import DONE, TrainingWorker  # noqa: E402
+from core.jobs import JobState, TrainingWorker  # noqa: E402
 from core.store.runstore import RunStore  # noqa: E402
 from core.training.experiment import resolve  # noqa: E402
 
@@ -59,7 +59,7 @@ def run_jobs(w: TrainingWorker, configs, source="thin_sections"):
     jobs = [w.submit(source, m, t) for m, t in configs]
     for j in jobs:
         w.wait(j)
-        if j.state != DONE:
+        if j.state != JobState.DONE:
             raise SystemExit(f"job {j.id} {j.state}: {j.error}")
     return jobs
 
@@ -179,7 +179,7 @@ def scaleout() -> None:
     print(
         f"scaleout: LocalCluster 2 workers on 127.0.0.1, 4 tiny trainings in {wall:.1f} s wall; keys equal to "
         f"the local executor's: {keys == local_keys}; runs in the server's store: {len(store.list_runs())}; "
-        f"repeat: {sum(j.snapshot()['cached'] for j in again)}/4 from the store, trained nothing, "
+        f"repeat: {sum(j.snapshot().cached for j in again)}/4 from the store, trained nothing, "
         f"{repeat:.2f} s; {load()}",
         flush=True,
     )

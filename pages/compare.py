@@ -11,10 +11,10 @@ from core.results import MAX_SEEDS, MIN_SEEDS, compare_runs, difference_sentence
 from ui import charts, jobs, resources, state, study
 from ui.feedback import empty_state, header
 from ui.frame import run_page
+from ui.job_panel import job_panel
 from ui.sidebar import source_name
 
 K = "compare."
-REPEATS = K + "repeats"  # {run_id: [job ids]} of the repeats this session queued
 DEFAULTS = {K + "sources": [], K + "kinds": [], K + "diff": True, K + "seeds": 3}
 PCT = st.column_config.NumberColumn(format="%.3f")
 TIMES = {  # each time named for what it measures (core.results.compare.run_times)
@@ -142,19 +142,17 @@ def _repeats(records: list) -> None:
     if c3.button("Repeat over seeds", key=K + "repeat", icon=":material/replay:"):
         rec = next(r for r in records if r.run_id == target)
         try:
-            ids = study.submit_repeats(rec, int(st.session_state[K + "seeds"]))
+            study.submit_repeats(rec, int(st.session_state[K + "seeds"]))
         except ValueError as exc:
             st.error(str(exc), icon=":material/error:")
-        else:
-            st.session_state[REPEATS] = {**(st.session_state.get(REPEATS) or {}), target: ids}
-    repeats = {r.run_id: st.session_state.get(REPEATS, {}).get(r.run_id) for r in records}
-    repeats = {k: v for k, v in repeats.items() if v}
-    if not repeats:
+    repeated = {r.run_id: jobs.following(jobs.repeats_key(r.run_id)) for r in records}
+    repeated = {run_id: started for run_id, started in repeated.items() if started is not None}
+    if not repeated:
         st.caption("No repeats yet for these runs.")
         return
-    order = list(repeats)
-    flat = [j for k in order for j in repeats[k]]
-    jobs.follow(flat, partial(_repeat_results, order, [len(repeats[k]) for k in order]))
+    order = list(repeated)
+    sizes = [len(repeated[k].ids) for k in order]
+    jobs.follow([jobs.repeats_key(k) for k in order], partial(_repeat_results, order, sizes))
 
 
 def _repeat_results(order: list[str], sizes: list[int], snaps: list) -> None:
@@ -163,8 +161,12 @@ def _repeat_results(order: list[str], sizes: list[int], snaps: list) -> None:
         part = snaps[at : at + n]
         at += n
         if any(jobs.is_active(s) for s in part):
-            done = sum(1 for s in part if s is not None and s["state"] == "done")
-            st.progress(done / n, text=f"Repeats of {run_id}: {done} of {n} done")
+            job_panel(
+                part,
+                key=f"{K}repeats.{run_id}.",
+                summary=lambda done, n, run_id=run_id: f"Repeats of {run_id}: {done} of {n} done",
+                stop_label="Stop these repeats",
+            )
             continue
         recs = [r for r in jobs.results(part) if r is not None]
         if len(recs) >= 2:

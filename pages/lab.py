@@ -1,12 +1,13 @@
 """Overfitting lab: a baseline and the course's three cures, trained side by side on the same split.
 
-Reads the controls, asks :mod:`core.lab.variants` for the variants and hands them to the
-training worker; :func:`ui.jobs.follow` redraws the results while they train.
+Reads the controls, asks :mod:`core.lab.variants` for the variants and starts them
+(:func:`ui.jobs.start_many`); :func:`ui.jobs.follow` redraws the results while they train.
 Variants already in the run store come back at once, marked "cached".
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 
 import streamlit as st
@@ -17,10 +18,10 @@ from core.lab import variants as lab
 from ui import charts, jobs, resources, state
 from ui.feedback import empty_state, header, set_flash
 from ui.frame import run_page
+from ui.job_panel import job_panel
 from ui.sidebar import dataset_label
 
 K = "lab."  # this page's widget and session keys
-RUN = K + "run"  # the lab this session started last: source, variants, job ids, settings text
 PRESET = K + "preset"  # the lesson picked last
 TITLES = {v.name: v.title for v in lab.lab_variants()}
 NETWORKS = {"course": "The course's CNN", "architecture": "Your Architecture-page CNN"}
@@ -77,8 +78,8 @@ def main() -> None:
     if not chosen:
         st.caption("Pick at least one variant.")
 
-    run = st.session_state.get(RUN)
-    if not run:
+    run = jobs.following(jobs.LAB)  # the lab this session started last: its jobs, variants and settings text
+    if run is None:
         st.info(
             f"No lab yet. Press **Run the lab** to train the variants on **{source}**, one after another in the "
             "background: a few minutes for the five at 20% of the thin sections; variants already in the run "
@@ -86,7 +87,7 @@ def main() -> None:
             icon=":material/science:",
         )
         return
-    jobs.follow(run["job_ids"], partial(_results, run))
+    jobs.follow(jobs.LAB, partial(_results, run.about))
 
 
 # --- controls -----------------------------------------------------------------
@@ -218,37 +219,34 @@ def _start(source: str, model_cfg: ModelConfig | None, chosen: list[str]) -> Non
             fraction=fraction, epochs=epochs, seed=seed, model_cfg=model_cfg, train_cfg=TrainConfig(learning_rate=lr)
         )
         variants = [v for v in variants if v.name in chosen]
-        started = lab.submit_lab(source, variants, worker=resources.worker(), owner=jobs.owner())
+        settings = (
+            f"{source} · {fraction:.0%} of the training images · up to {plural(epochs, 'epoch')} · "
+            f"learning rate {lr:g} · seed {seed} · {_network(model_cfg, source)}"
+        )
+        configs = [(v.model_cfg, v.train_cfg) for v in variants]
+        jobs.start_many(jobs.LAB, source, configs, source=source, variants=variants, settings=settings)
     except ValueError as exc:  # DataError, ArchitectureError, ConfigError: the message says what to do
         st.error(str(exc), icon=":material/error:")
-        return
-    ss[RUN] = {
-        "source": source,
-        "variants": variants,
-        "job_ids": [j.id for j in started],
-        "settings": f"{source} · {fraction:.0%} of the training images · up to {plural(epochs, 'epoch')} · "
-        f"learning rate {lr:g} · seed {seed} · {_network(model_cfg, source)}",
-    }
 
 
 # --- results ------------------------------------------------------------------
 
 
-def _results(run: dict, snaps: list) -> None:
+def _results(run: Mapping, snaps: list) -> None:
     """The lab's jobs, curves and table (redrawn once a second while a variant trains)."""
     variants = run["variants"]
     active = any(jobs.is_active(s) for s in snaps)
     st.subheader("Results")
     st.caption(run["settings"])
-    for v, snap in zip(variants, snaps, strict=True):
-        jobs.status_line(v.title, snap, "Press Run the lab again; stored variants come back at once.")
-    stoppable = [s for s in snaps if jobs.is_active(s) and jobs.can_stop(s)]  # a shared variant may be another's
-    if stoppable and st.button("Stop the lab", key=K + "stop", icon=":material/stop:"):
-        for s in stoppable:
-            jobs.stop(s["id"])
-        st.rerun()
+    job_panel(
+        snaps,
+        key=K,
+        titles=[v.title for v in variants],
+        retry="Press Run the lab again; stored variants come back at once.",
+        stop_label="Stop the lab",
+    )
 
-    curves = lab_curves(variants, [s["history"] if s else None for s in snaps])
+    curves = lab_curves(variants, [s.history if s else None for s in snaps])
     if curves:
         show_train = st.toggle("Show training loss too (dotted)", key=K + "show_train")
         st.markdown("**Validation loss per epoch** (★ = each variant's best epoch)")

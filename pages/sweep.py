@@ -3,6 +3,7 @@ best-epoch validation accuracy; open any cell's run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 
 import streamlit as st
@@ -12,10 +13,10 @@ from core.results import MAX_POINTS, SWEEPABLE, sweep_grid
 from ui import charts, jobs, state, study
 from ui.feedback import empty_state, header
 from ui.frame import run_page
+from ui.job_panel import ended_text, job_panel
 from ui.sidebar import dataset_label
 
 K = "sweep."
-RUN = K + "run"  # the sweep this session started last: names, values, job ids, source
 DEFAULTS = {
     K + "first": "dropout",
     K + "first_values": "0, 0.25, 0.5",
@@ -52,11 +53,11 @@ def main() -> None:
         c2.text_input("Its values (comma-separated)", key=K + "second_values", persist_state="session")
     if st.button("Run the sweep", type="primary", key=K + "start", icon=":material/grid_on:"):
         _start(source)
-    run = st.session_state.get(RUN)
-    if not run:
+    run = jobs.following(jobs.SWEEP)  # the sweep this session started last: its jobs, names, values, source
+    if run is None:
         st.info("No sweep yet: choose the settings and press **Run the sweep**.", icon=":material/grid_on:")
         return
-    jobs.follow(run["jobs"], partial(_results, run))
+    jobs.follow(jobs.SWEEP, partial(_results, run.about))
 
 
 def _grid() -> dict[str, list[str]]:
@@ -73,24 +74,23 @@ def _start(source: str) -> None:
         st.error("Choose two different settings, or no second one.", icon=":material/error:")
         return
     try:
-        st.session_state[RUN] = study.submit_sweep(source, grid, state.model_cfg(), state.train_cfg())
+        study.submit_sweep(source, grid, state.model_cfg(), state.train_cfg())
     except ValueError as exc:  # ConfigError, DataError, ArchitectureError: nothing was queued
         st.error(str(exc), icon=":material/error:")
 
 
-def _results(run: dict, snaps: list) -> None:
+def _results(run: Mapping, snaps: list) -> None:
     n = len(snaps)
-    done = sum(1 for s in snaps if s is not None and s["state"] == "done")
     if any(jobs.is_active(s) for s in snaps):
-        st.progress(done / n, text=f"{done} of {plural(n, 'point')} done")
+        job_panel(
+            snaps, key=K, summary=lambda done, n: f"{done} of {plural(n, 'point')} done", stop_label="Stop the sweep"
+        )
         return
     recs = jobs.results(snaps)
     if any(r is None for r in recs):
-        failed = next((s for s in snaps if s is None or s["state"] != "done"), None)
-        st.error(
-            f"Not every point finished{': ' + failed['error'] if failed and failed.get('error') else ''}.",
-            icon=":material/error:",
-        )
+        failed = next((s for s, r in zip(snaps, recs, strict=True) if r is None), None)
+        why = ended_text(failed) if failed is not None else None
+        st.error(f"Not every point finished{': ' + why if why else ''}.", icon=":material/error:")
         return
     result = sweep_grid(run["names"], run["values"], recs)
     stored = sum(1 for r in recs if r.cached)

@@ -1,17 +1,16 @@
 """Train: how to train, how to augment, and the training itself, live.
 
-Training never runs in this script: the Train button hands the job to core's
-process-wide worker, and :func:`ui.jobs.follow` redraws it once a second. Moving
-a slider, switching page or reloading does not stop or duplicate it.
+This page is the form (the settings and the augmentation, with a preview); the
+Train button, the live training and the last result are :mod:`ui.train_panels`.
+Training never runs in this script: moving a slider, switching page or reloading
+does not stop or duplicate it.
 """
 
 import random
-from functools import partial
 
-import pandas as pd
 import streamlit as st
 
-from core.base import TRAIN_PARAM, decode_train, describe, encode_train, network_text, plural
+from core.base import TRAIN_PARAM, decode_train, encode_train, network_text
 from core.base.config import (
     FILL_MODES,
     LEARNING_RATES,
@@ -26,17 +25,13 @@ from core.base.config import (
     AugmentConfig,
     TrainConfig,
 )
-from core.jobs import estimate_text
 from core.models import check_architecture, check_cost, course_code, keras_code, weights_status
-from core.results import MAX_SEEDS, MIN_SEEDS
-from ui import charts, identity, jobs, resources, share, state, study
+from ui import resources, share, state, train_panels
 from ui.controls import FINE_TUNE_RATES, slider_max, steps
-from ui.feedback import errors_shown, flash, header, job_error, show_unexpected
+from ui.feedback import errors_shown, flash, header
 from ui.frame import run_page
-from ui.sidebar import when
 
 K = state.TRAIN
-COMPARE_REPEATS, COMPARE_RUNS = "compare.repeats", "compare.runs"  # the Compare page's keys (pages/compare.py)
 A = K + "aug."
 BATCH_SIZES = [8, 16, 32, 64, 128]
 LOSS_EXAMPLES = {  # what the labels look like for each loss (its name and label are core.base.config's)
@@ -53,7 +48,7 @@ def main() -> None:
         "you can move sliders, visit other pages or reload while it runs, and stop it when the curves have told "
         "you enough.",
     )
-    if st.session_state.pop(K + "go_compare", False):
+    if st.session_state.pop(train_panels.GO_COMPARE, False):
         st.switch_page(state.PAGES["compare"])
     flash()
     share.follow_link(TRAIN_PARAM, decode_train, state.train_cfg(), lambda c: state.set_configs(train=c))
@@ -80,7 +75,7 @@ def main() -> None:
 
     st.header("Train the network", divider="gray")
     with errors_shown("talking to the trainer"):
-        _train_section(m, cfg, bool(problems), bool(too_big))
+        train_panels.train_section(m, cfg, bool(problems), bool(too_big))
 
     # Last, so the rest of the page is already on screen while TensorFlow loads the first time.
     if aug is not None:
@@ -392,277 +387,6 @@ def _preview(aug: AugmentConfig, m) -> None:
     with st.spinner("Loading TensorFlow for the preview (only the first time)…"):
         versions = resources.augment_preview(image, f"{ds.fingerprint}:{index}", aug, PREVIEW_N, ss[K + "preview_seed"])
     st.image(list(versions), width=100)
-
-
-# --------------------------------------------------------------------------- training
-
-
-def _start() -> None:
-    """The Train button's callback (runs before the next script run, so it may set the sidebar's run)."""
-    ss = st.session_state
-    ss.pop(K + "error", None)
-    try:
-        jobs.start(state.dataset(), state.model_cfg(), state.train_cfg())
-    except ValueError as exc:  # DataError, ArchitectureError, ConfigError: said next to the button
-        ss[K + "error"] = str(exc)
-    except Exception as exc:  # noqa: BLE001
-        ss[K + "error_unexpected"] = exc
-
-
-def _train_section(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -> None:
-    ss = st.session_state
-    job, mine = jobs.shown_job()
-    if mine and st.query_params.get("job") != job.id:
-        st.query_params["job"] = job.id  # a reload of this page finds the job again
-        st.query_params["sid"] = state.owner()  # ... and knows it is this tab's (ui.state.owner)
-    if not (mine and job.active):  # one training per session at a time
-        _start_panel(m, cfg, impossible, too_big)
-    if K + "error" in ss:
-        st.error(ss.pop(K + "error"), icon=":material/error:")
-    if K + "error_unexpected" in ss:
-        show_unexpected(ss.pop(K + "error_unexpected"), "starting the training")
-
-    if job is None:
-        return
-    if job.active:
-        if not mine:
-            st.caption("Training on the server now, started in another tab or session (yours, before a reload?):")
-        can_stop = mine or identity.is_teacher()  # a student stops only their own training
-        jobs.follow([job.id], partial(_live, mine, can_stop), on_finish=jobs.select_runs)
-        return
-    # Finished while nobody watched (another page, a closed tab): select its run once.
-    if state.select_finished_run(job.id, job.snapshot()["run_id"]):
-        st.rerun()
-    _finished(job)
-
-
-def _start_panel(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -> None:
-    """The Train button, what blocks it, and whether the run store already has this run.
-
-    ``impossible`` / ``too_big``: the page's checks of the network (drawn above); the worker checks it
-    once more, for good, when the job is submitted.
-    """
-    source = state.dataset()
-    blockers = []
-    if not source:
-        blockers.append("Pick a dataset on the Data page first.")
-    if impossible:
-        blockers.append("The architecture does not fit its input: fix it on the Architecture page.")
-    elif cfg is not None and too_big:
-        blockers.append("This network is larger than this server trains (see above): make it smaller first.")
-    if cfg is None:
-        blockers.append("Fix the setting marked above first.")
-    stored = None
-    if not blockers:
-        try:
-            stored = resources.stored_run(source, m, cfg)
-        except ValueError as exc:  # DataError
-            blockers.append(str(exc))
-    w = resources.worker()
-    running = w.running()
-    if len(running) >= w.workers:
-        snap = running[0].snapshot()
-        busy = f"**{snap['label']}** (epoch {snap['epoch']}/{snap['epochs']})"
-        if len(running) > 1:
-            busy = f"{len(running)} trainings, the oldest {busy}"
-        st.info(
-            f"The trainer is busy with {busy}: it trains {w.workers} at a time. A new run waits in the queue; "
-            f"{len(w.queued())} waiting now.",
-            icon=":material/hourglass_top:",
-        )
-        _queue_table()
-    c1, c2 = st.columns([1, 3], vertical_alignment="center")
-    label = "Show the stored run" if stored is not None else "Train"
-    c1.button(
-        label,
-        type="primary",
-        icon=":material/play_arrow:",
-        on_click=_start,
-        disabled=bool(blockers),
-        key=K + "start",
-        width="stretch",
-    )
-    with c2:
-        if blockers:
-            for b in blockers:
-                st.warning(b, icon=":material/block:")
-        elif stored is not None:
-            st.caption(
-                f":material/inventory_2: This exact configuration was trained on this dataset before "
-                f"({when(stored.created)}): it comes back from the run store instantly, nothing is retrained."
-            )
-        else:
-            st.caption(f"{describe(m, cfg)} on **{source}**")
-            _estimate_line(source, m, cfg)
-
-
-def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
-    """How long it will take: from the layer table's multiply-adds and this server's measured speed."""
-    try:
-        est, ahead = jobs.training_estimate(source, m, cfg)
-    except ValueError:  # DataError: already said above
-        return
-    if est.calibrated:
-        st.caption(
-            f":material/timer: {estimate_text(est, ahead)}; peak memory about "
-            f"{est.peak_bytes / 2**20:,.0f} MB ({est.precision})."
-        )
-    elif jobs.measuring_speed(est.precision):
-        st.caption(
-            ":material/timer: Measuring this server's training speed (about 30 s, once); the estimate "
-            "shows on the next change."
-        )
-    else:
-        st.button(
-            "Estimate the time",
-            key=K + "measure",
-            icon=":material/timer:",
-            on_click=jobs.measure_speed,
-            args=(est.precision,),
-            disabled=bool(resources.worker().running()),
-            help="Measures this server's training speed once (about 30 s of training on random images, "
-            "best while nothing else trains). After that every training shows its time before it starts.",
-        )
-
-
-def _queue_table() -> None:
-    rows = jobs.queue_rows()
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-
-
-def _live(mine: bool, can_stop: bool, snaps: list) -> None:
-    """The running (or queued) job, redrawn once a second by :func:`ui.jobs.follow`.
-
-    ``mine``: this tab started it. ``can_stop``: mine, or the viewer is the teacher: Stop and Cancel show.
-    """
-    snap = snaps[0]
-    if not jobs.is_active(snap):
-        st.rerun()  # it ended between two looks: the whole page shows the result
-    job_id = snap["id"]
-    if snap["state"] == "queued":
-        whose = "Your run" if mine else "This run"
-        st.info(
-            f"{whose} is number **{snap['position']}** in the queue: it starts when a training before it ends.",
-            icon=":material/hourglass_top:",
-        )
-        _queue_table()
-        if can_stop:
-            st.button("Cancel", key=K + "cancel", on_click=jobs.stop, args=(job_id,), icon=":material/close:")
-        return
-    st.progress(snap["fraction"], text=f"**Training** {snap['label']} — {jobs.progress_text(snap)}")
-    c1, c2 = st.columns([1, 4], vertical_alignment="center")
-    if not can_stop:
-        c2.caption("Started in another tab or by someone else: only they (or the teacher) can stop it.")
-    elif snap["stop_requested"]:
-        c1.button("Stopping…", key=K + "stopping", disabled=True, width="stretch")
-        c2.caption("Training stops after the current batch; the run is saved with what it has learned.")
-    else:
-        c1.button(
-            "Stop training", key=K + "stop", on_click=jobs.stop, args=(job_id,), icon=":material/stop:", width="stretch"
-        )
-        c2.caption("Stopping keeps what the network has learned: the run is saved and can be read like any other.")
-    history = snap["history"]
-    if history.get("loss"):
-        st.plotly_chart(charts.history_figure(history, planned_epochs=snap["epochs"]), config=charts.CONFIG)
-    else:
-        st.caption("The curves appear when the first epoch ends.")
-
-
-def _finished(job) -> None:
-    snap = job.snapshot()
-    st.subheader("Last training")
-    if snap["state"] == jobs.INTERRUPTED:
-        st.warning(snap["error"], icon=":material/restart_alt:")
-        st.caption(snap["label"])
-        if jobs.mine(job):
-            st.button(
-                "Train it again",
-                key=K + "rerun",
-                on_click=jobs.rerun,
-                args=(snap["id"],),
-                icon=":material/restart_alt:",
-            )
-        return
-    if snap["state"] == "failed":
-        st.error(job_error(snap["error"]) or "Training failed.", icon=":material/error:")  # out of memory: one line
-        if snap["detail"]:
-            with st.expander("Details (for the teacher)"):
-                st.code(snap["detail"], language="text")
-        return
-    rec = resources.record(snap["run_id"])
-    if rec is None:
-        st.info(snap["error"] or "Cancelled before it started: nothing was trained.", icon=":material/info:")
-        return
-    n = len(rec.history.get("loss", []))
-    acc = rec.test.get("accuracy")
-    if snap["cached"]:
-        st.badge("cached", icon=":material/inventory_2:", color="violet")
-        st.success(
-            f"Loaded from the run store: this configuration was trained before ({when(rec.created)}, "
-            f"{rec.seconds:.0f} s). Nothing was retrained. Test accuracy {acc:.0%}.",
-            icon=":material/inventory_2:",
-        )
-    elif rec.status == "stopped":
-        st.warning(
-            f"Stopped by you after {n} epoch{'s' if n != 1 else ''}. The run keeps {_kept_weights(rec)} and is "
-            f"saved, marked *stopped*. Test accuracy {acc:.0%}.",
-            icon=":material/stop_circle:",
-        )
-    else:
-        extra = " Early stopping ended it before the last epoch." if rec.stopped_early else ""
-        st.success(
-            f"Finished: {plural(n, 'epoch')} in {rec.seconds:.0f} s.{extra} The model keeps "
-            f"{_kept_weights(rec)}: test accuracy **{acc:.0%}**.",
-            icon=":material/check_circle:",
-        )
-    st.plotly_chart(
-        charts.history_figure(
-            rec.history,
-            best=rec.best_epoch,
-            restored=rec.restored_epoch,
-            stopped=n if rec.stopped_early else None,
-            phases=rec.phases,
-        ),
-        config=charts.CONFIG,
-    )
-    c1, c2, _ = st.columns([1, 1, 2])
-    c1.page_link(state.PAGES["diagnostics"], label="Read the curves", icon=":material/monitoring:")
-    c2.page_link(state.PAGES["predictions"], label="See the predictions", icon=":material/grid_view:")
-    if rec.status == "complete":
-        _repeat_control(rec)
-
-
-def _repeat_control(rec) -> None:
-    """Train this configuration again over other seeds; the Compare page shows the spread."""
-    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-    c1.caption(
-        "Was it luck? Train the same settings with other seeds (split, first weights, shuffling) and see "
-        "how much the scores move."
-    )
-    state.start_widgets({K + "seeds": 3})
-    c2.number_input("Seeds", MIN_SEEDS, MAX_SEEDS, key=K + "seeds", persist_state="session")
-    c3.button("Repeat over seeds", key=K + "repeat", icon=":material/replay:", on_click=_repeat, args=(rec.run_id,))
-
-
-def _repeat(run_id: str) -> None:
-    """The button's callback: queue the repeats, hand them to the Compare page, and go there."""
-    ss = st.session_state
-    try:
-        ids = study.submit_repeats(resources.record(run_id), int(ss[K + "seeds"]))
-    except ValueError as exc:  # ConfigError, DataError: said next to the Train button
-        ss[K + "error"] = str(exc)
-        return
-    ss[COMPARE_REPEATS] = {**(ss.get(COMPARE_REPEATS) or {}), run_id: ids}
-    ss[COMPARE_RUNS] = [run_id]
-    ss[K + "go_compare"] = True  # main() switches page (st.switch_page is not for callbacks)
-
-
-def _kept_weights(rec) -> str:
-    """Which weights the saved model holds (core sets restored_epoch when it put the best epoch's back)."""
-    if rec.restored_epoch:
-        return f"the weights of its best epoch ({rec.restored_epoch})"
-    return f"the weights of its last epoch ({len(rec.history.get('loss', []))})"
 
 
 run_page(main)

@@ -1,7 +1,7 @@
 """Transfer learning: the course's last step, a frozen VGG16 base with a new head, against the scratch CNN.
 
-Reads the controls, asks :mod:`core.results.compare` for the two configs and hands them
-to the training worker; :func:`ui.jobs.follow` redraws the comparison while
+Reads the controls, asks :mod:`core.results.compare` for the two configs and starts them
+(:func:`ui.jobs.start_many`); :func:`ui.jobs.follow` redraws the comparison while
 they train. Nothing trains in this script, and TensorFlow is not imported here.
 """
 
@@ -18,11 +18,12 @@ from ui import charts, jobs, resources, state
 from ui.controls import DENSE_UNITS, FINE_TUNE_RATES, weights_picker
 from ui.feedback import empty_state, header
 from ui.frame import run_page
+from ui.job_panel import job_panel
 from ui.sidebar import dataset_label
 
 K = "transfer."  # this page's widget keys
-JOBS = K + "jobs"  # the comparison this session started last: {"scratch": job id, "transfer": job id, "settings"}
 ROLES = {"scratch": "Scratch CNN", "transfer": "VGG16 transfer"}
+STARTED = ("transfer", "scratch")  # the order they start in: unusable weights fail before minutes of CNN training
 DEFAULTS = {
     K + "weights": "imagenet",
     K + "weights_path": "",
@@ -72,15 +73,15 @@ def main() -> None:
         help="Trains both in the background; runs already in the store come back at once.",
     ):
         _start(source, vgg_cfg, weights)
-    run = st.session_state.get(JOBS)
-    if not run:
+    run = jobs.following(jobs.TRANSFER)  # the comparison this session started last
+    if run is None:
         st.info(
             "No comparison yet. Press **Compare scratch CNN vs VGG16 transfer**: the course's CNN and the "
             "VGG16 model train one after the other in the background.",
             icon=":material/move_up:",
         )
         return
-    jobs.follow([run[role] for role in ROLES], partial(_results, run))
+    jobs.follow(jobs.TRANSFER, partial(_results, run.about["settings"]))
 
 
 def _explain() -> None:
@@ -211,41 +212,39 @@ def _start(source: str, vgg_cfg: ModelConfig, weights: str | None) -> None:
         st.error("Pick a weight source, or type the path of a VGG16 weights file.", icon=":material/error:")
         return
     train_cfg = _train_cfg()
-    worker = resources.worker()
-    try:
-        scratch_cfg, transfer_cfg = compare_configs(vgg_cfg, train_cfg, weights)
-        # The transfer run first: unusable weights fail before minutes of CNN training.
-        transfer = worker.submit(source, transfer_cfg, train_cfg, owner=jobs.owner())
-        scratch = worker.submit(source, scratch_cfg, train_cfg, owner=jobs.owner())
-    except ValueError as exc:  # WeightsError, DataError, ArchitectureError, ConfigError
-        st.error(str(exc), icon=":material/error:")
-        return
     n_ft = train_cfg.fine_tune_epochs
     ft = f" + {n_ft} fine-tune at {train_cfg.fine_tune_lr:g}" if n_ft else ""
-    st.session_state[JOBS] = {
-        "scratch": scratch.id,
-        "transfer": transfer.id,
-        "settings": f"{source} · weights {weights} · {vgg_cfg.input_size} px · Dense {vgg_cfg.dense_units} · "
+    settings = (
+        f"{source} · weights {weights} · {vgg_cfg.input_size} px · Dense {vgg_cfg.dense_units} · "
         f"dropout {vgg_cfg.dropout:g} · {plural(train_cfg.epochs, 'epoch')}{ft} · seed {train_cfg.seed}"
-        + (" · augmentation" if train_cfg.augment.enabled else ""),
-    }
+        + (" · augmentation" if train_cfg.augment.enabled else "")
+    )
+    try:
+        scratch_cfg, transfer_cfg = compare_configs(vgg_cfg, train_cfg, weights)
+        by_role = {"scratch": scratch_cfg, "transfer": transfer_cfg}
+        configs = [(by_role[role], train_cfg) for role in STARTED]
+        jobs.start_many(jobs.TRANSFER, source, configs, settings=settings)
+    except ValueError as exc:  # WeightsError, DataError, ArchitectureError, ConfigError
+        st.error(str(exc), icon=":material/error:")
 
 
 # --- results ------------------------------------------------------------------
 
 
-def _results(run: dict, snaps: list) -> None:
+def _results(settings: str, snaps: list) -> None:
     """Both jobs, then (once both are done) the comparison table and curves."""
+    by_role = dict(zip(STARTED, snaps, strict=True))
+    snaps = [by_role[role] for role in ROLES]
     st.subheader("Scratch CNN vs VGG16 transfer")
-    st.caption(run["settings"])
-    for title, snap in zip(ROLES.values(), snaps, strict=True):
-        jobs.status_line(title, snap, "Press the compare button again; stored runs come back at once.")
+    st.caption(settings)
+    job_panel(
+        snaps,
+        key=K,
+        titles=list(ROLES.values()),
+        retry="Press the compare button again; stored runs come back at once.",
+        stop_label="Stop both",
+    )
     if any(jobs.is_active(s) for s in snaps):
-        stoppable = [s for s in snaps if jobs.is_active(s) and jobs.can_stop(s)]  # a shared run may be another's
-        if stoppable and st.button("Stop both", key=K + "stop", icon=":material/stop:"):
-            for s in stoppable:
-                jobs.stop(s["id"])
-            st.rerun()
         return
     records = dict(zip(ROLES, jobs.results(snaps), strict=True))
     if any(r is None or r.status != "complete" for r in records.values()):

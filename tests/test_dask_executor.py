@@ -3,8 +3,8 @@
 import time
 
 from core.base.config import ModelConfig, TrainConfig
+from core.jobs import JobState, TrainingWorker
 from core.jobs.dask_executor import DaskExecutor
-from core.jobs.worker import DONE, TrainingWorker
 from core.training.experiment import resolve
 
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
@@ -18,17 +18,17 @@ def test_runs_trained_on_the_cluster_land_in_the_servers_store_with_the_local_ke
     jobs = [w.submit(str(tiny_folder), TINY, cfg) for cfg in configs]
     for job in jobs:
         w.wait(job, timeout=180)
-    assert [j.state for j in jobs] == [DONE, DONE], [j.error for j in jobs]
+    assert [j.state for j in jobs] == [JobState.DONE, JobState.DONE], [j.error for j in jobs]
     for job, cfg in zip(jobs, configs, strict=True):
         _, _, key = resolve(str(tiny_folder), TINY, cfg)  # the local executor's key
         rec = store.get(job.result.run_id)
         assert rec.run_id == rec.key == key and rec.status == "complete"
-        assert len(rec.history["loss"]) == 2 and len(job.snapshot()["history"]["loss"]) == 2  # progress came back
+        assert len(rec.history["loss"]) == 2 and len(job.snapshot().history["loss"]) == 2  # progress came back
         assert store.load_model(rec.run_id) is not None and store.load_arrays(rec.run_id)["probs"].shape[1] == 3
     assert len({j.started for j in jobs}) == 2
 
     again = [w.submit(str(tiny_folder), TINY, cfg) for cfg in configs]  # the sweep repeated: nothing trains
-    assert all(j.state == DONE and j.snapshot()["cached"] for j in again)
+    assert all(j.state == JobState.DONE and j.snapshot().cached for j in again)
     assert [j.result.run_id for j in again] == [j.result.run_id for j in jobs]
     executor.close()
 
@@ -37,7 +37,7 @@ def test_a_stop_reaches_the_training_on_the_cluster(cluster, tiny_folder, store)
     w = TrainingWorker(store, executor=DaskExecutor(cluster.scheduler_address))
     job = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=300, batch_size=4, seed=9), owner="ann")
     deadline = time.time() + 120
-    while job.snapshot()["epoch"] < 2 and time.time() < deadline:
+    while job.snapshot().epoch < 2 and time.time() < deadline:
         time.sleep(0.1)
     assert w.stop(job.id, by="ann")
     w.wait(job, timeout=60)

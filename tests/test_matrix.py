@@ -49,8 +49,8 @@ from vggfiles import keras_vgg_arrays, write_legacy_h5
 import core.models.weight_files as weight_files
 from core.base.config import ModelConfig, TrainConfig
 from core.inside import grad_cam, open_run, work_convolution
+from core.jobs import JobState, TrainingWorker
 from core.jobs.executor import LocalExecutor
-from core.jobs.worker import DONE, TrainingWorker
 from core.store.runstore import RunRecord, RunStore
 from core.training.experiment import predict_images, resolve, run_experiment
 
@@ -148,8 +148,8 @@ def _through_worker(executor, store, source, model, train) -> tuple[RunRecord, b
     try:
         job = w.submit(source, model, train)
         w.wait(job, timeout=600)
-        assert job.state == DONE, job.error
-        return store.get(job.result.run_id), bool(job.snapshot()["cached"])
+        assert job.state == JobState.DONE, job.error
+        return store.get(job.result.run_id), job.snapshot().cached
     finally:
         w.close()
 

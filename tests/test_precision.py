@@ -142,14 +142,14 @@ def other_cpu(monkeypatch):
 
 
 def test_auto_is_decided_where_the_job_is_submitted_and_the_child_trains_in_it(tiny_folder, store, other_cpu):
-    from core.jobs.worker import DONE, TrainingWorker
+    from core.jobs import JobState, TrainingWorker
 
     w = TrainingWorker(store)
     job = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8))  # precision "auto"
     assert other_cpu.reads == ["/proc/cpuinfo"]  # once, for the key and the job alike
     assert job.train_cfg.precision == other_cpu.precision  # what the child is sent
     w.wait(job, timeout=120)
-    assert job.state == DONE, job.error
+    assert job.state == JobState.DONE, job.error
     rec = store.get(job.result.run_id)
     assert rec.extra["precision"] == rec.train_config["precision"] == other_cpu.precision
     model = ModelConfig.from_dict(rec.model_config)

@@ -20,7 +20,6 @@ from core.lab.variants import (
     VARIANT_NAMES,
     lab_variants,
     run_lab,
-    submit_lab,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,10 +206,11 @@ def test_run_lab_trains_five_variants_then_serves_them_from_the_store(trained_la
     assert [r.history for r in second] == [r.history for r in first]
 
     # The dashboard's path (the worker) finds the same stored runs.
-    jobs = submit_lab(lab.folder, lab.variants, worker=TrainingWorker(lab.store))
+    worker = TrainingWorker(lab.store)
+    jobs = [worker.submit(lab.folder, v.model_cfg, v.train_cfg) for v in lab.variants]
     snaps = [j.snapshot() for j in jobs]
-    assert all(s["state"] == "done" and s["cached"] for s in snaps)
-    assert [s["run_id"] for s in snaps] == [r.run_id for r in first]
+    assert all(s.state == "done" and s.cached for s in snaps)
+    assert [s.run_id for s in snaps] == [r.run_id for r in first]
 
 
 def test_importing_the_lab_does_not_import_tensorflow():

@@ -13,7 +13,8 @@ import pytest
 
 from core.base.config import ModelConfig, TrainConfig
 from core.jobs.executor import LocalExecutor
-from core.jobs.worker import DONE, FAILED, STOPPED, NotYourJob, TrainingWorker
+from core.jobs.state import JobState
+from core.jobs.worker import NotYourJob, TrainingWorker
 from core.training.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +47,9 @@ def test_a_child_process_training_stores_the_same_record_as_in_process(tiny_fold
     assert w.submit(str(tiny_folder), TINY, cfg) is a  # one job per key
     w.wait(a, timeout=120)
     snap = a.snapshot()
-    assert snap["state"] == DONE and not snap["cached"] and snap["fraction"] == 1.0
-    assert len(snap["history"]["val_loss"]) == 2  # the curves came from the child's progress events
-    rec = store.get(snap["run_id"])
+    assert snap.state == JobState.DONE and not snap.cached and snap.fraction == 1.0
+    assert len(snap.history["val_loss"]) == 2  # the curves came from the child's progress events
+    rec = store.get(snap.run_id)
     assert rec is not None and store.load_model(rec.run_id) is not None
 
     ref = run_experiment(str(tiny_folder), TINY, cfg, store=RunStore(tmp_path / "in-process"))
@@ -59,20 +60,20 @@ def test_a_child_process_training_stores_the_same_record_as_in_process(tiny_fold
     assert set(store.load_arrays(rec.run_id)) == {"test_images", "y_true", "probs", "test_index"}
 
     again = w.submit(str(tiny_folder), TINY, cfg)
-    assert again is not a and again.state == DONE and again.snapshot()["cached"]
+    assert again is not a and again.state == JobState.DONE and again.snapshot().cached
 
 
 def test_cooperative_stop_keeps_what_was_learned(tiny_folder, store):
     w = TrainingWorker(store)
     job = w.submit(str(tiny_folder), TINY, LONG, owner="ann")
-    wait_for(lambda: job.snapshot()["epoch"] >= 2)
+    wait_for(lambda: job.snapshot().epoch >= 2)
     mid = job.snapshot()
-    assert mid["state"] == "running" and 0 < mid["fraction"] < 1 and mid["pid"] and _alive(mid["pid"])
+    assert mid.state == JobState.RUNNING and 0 < mid.fraction < 1 and mid.pid and _alive(mid.pid)
     assert w.running() == [job]
     assert w.stop(job.id, by="ann")
     w.wait(job, timeout=60)
     snap = job.snapshot()
-    assert snap["state"] == STOPPED and snap["run_id"].startswith(job.key + "-stopped-") and not snap["error"]
+    assert snap.state == JobState.STOPPED and snap.run_id.startswith(job.key + "-stopped-") and not snap.error
     assert 2 <= len(job.result.history["loss"]) < 300 and job.result.status == "stopped"
     assert not w.stop(job.id, by="ann")  # already over
 
@@ -80,13 +81,13 @@ def test_cooperative_stop_keeps_what_was_learned(tiny_folder, store):
 def test_a_training_that_ignores_stop_is_killed_after_the_grace_period(tiny_folder, store):
     w = TrainingWorker(store, executor=LocalExecutor(module="tests.stubborn_child"), grace=1.0)
     job = w.submit(str(tiny_folder), TINY, LONG)
-    wait_for(lambda: job.snapshot()["batch"] >= 1)
+    wait_for(lambda: job.snapshot().batch >= 1)
     pid = job.pid
     w.stop(job.id)
     w.wait(job, timeout=60)
     snap = job.snapshot()
-    assert snap["state"] == STOPPED and snap["run_id"] is None
-    assert snap["error"].startswith("Stopped by force after 1 s") and "nothing from this run was kept" in snap["error"]
+    assert snap.state == JobState.STOPPED and snap.run_id is None
+    assert snap.error.startswith("Stopped by force after 1 s") and "nothing from this run was kept" in snap.error
     assert not _alive(pid) and store.list_runs() == []
 
 
@@ -94,15 +95,15 @@ def test_a_killed_training_fails_its_job_and_the_worker_serves_the_next(tiny_fol
     w = TrainingWorker(store, workers=1)
     doomed = w.submit(str(tiny_folder), TINY, LONG.replace(seed=3))
     nxt = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, seed=4))
-    wait_for(lambda: doomed.snapshot()["epoch"] >= 1)
-    assert nxt.snapshot()["position"] == 1
+    wait_for(lambda: doomed.snapshot().epoch >= 1)
+    assert nxt.snapshot().position == 1
     os.kill(doomed.pid, signal.SIGKILL)
     w.wait(doomed, timeout=30)
     snap = doomed.snapshot()
-    assert snap["state"] == FAILED and "killed by SIGKILL (signal 9)" in snap["error"] and snap["run_id"] is None
-    assert "Earlier runs are safe" in snap["error"] and "Traceback" not in snap["error"]
+    assert snap.state == JobState.FAILED and "killed by SIGKILL (signal 9)" in snap.error and snap.run_id is None
+    assert "Earlier runs are safe" in snap.error and "Traceback" not in snap.error
     w.wait(nxt, timeout=120)
-    assert nxt.state == DONE and store.get(nxt.result.run_id) is not None
+    assert nxt.state == JobState.DONE and store.get(nxt.result.run_id) is not None
 
 
 def test_the_queue_never_runs_more_than_its_workers_and_numbers_the_waiting(tiny_folder, store, monkeypatch):
@@ -111,10 +112,10 @@ def test_the_queue_never_runs_more_than_its_workers_and_numbers_the_waiting(tiny
     assert w.workers == 2
     jobs = [w.submit(str(tiny_folder), TINY, TrainConfig(epochs=2, batch_size=8, seed=20 + i)) for i in range(3)]
     wait_for(lambda: len(w.running()) == 2)
-    assert [j.snapshot()["position"] for j in jobs] == [None, None, 1] and w.queued() == [jobs[2]]
+    assert [j.snapshot().position for j in jobs] == [None, None, 1] and w.queued() == [jobs[2]]
     for j in jobs:
         w.wait(j, timeout=180)
-    assert all(j.state == DONE for j in jobs)
+    assert all(j.state == JobState.DONE for j in jobs)
     spans = sorted((j.started, j.finished) for j in jobs)
     most = max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans)
     assert most == 2  # two at once (the first two), never three
@@ -133,7 +134,7 @@ def test_only_the_owner_or_an_admin_can_stop_a_job(tiny_folder, store):
         w.stop(second.id)  # nobody in particular
     assert second.state == "queued"
     assert w.stop(second.id, by="teacher", admin=True)
-    assert second.state == STOPPED and second.error.startswith("Cancelled before it started")
+    assert second.state == JobState.STOPPED and second.error.startswith("Cancelled before it started")
     assert w.stop(first.id, by="ann")
     w.wait(first, timeout=60)
 
@@ -168,7 +169,7 @@ def test_a_killed_server_leaves_earlier_runs_and_marks_its_jobs_interrupted(tiny
     )
     try:
         info = json.loads(server.stdout.readline())
-        assert info["state"] == DONE and info["tensorflow"] is False  # the server never imported TensorFlow
+        assert info["state"] == JobState.DONE and info["tensorflow"] is False  # the server never imported TensorFlow
         # Another process lists the server's jobs while it runs.
         listed = subprocess.run(
             [sys.executable, "-m", "core", "jobs", "--json"],

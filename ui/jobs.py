@@ -1,33 +1,36 @@
-"""Following training jobs from a page: the one polling loop, and how a job's progress reads.
+"""Training jobs from a page: the one way to start them, the one record of them, the one polling loop.
 
 Training never runs in a page's script run (any slider would interrupt it):
 core's process-wide worker (:mod:`core.jobs.worker`) trains each job in its own
 process, at most ``CNNLAB_WORKERS`` at once (the others wait, numbered), and
-every session and tab shares it. A job belongs to the tab that started it
-(:func:`ui.state.owner`): only that tab may stop it. A page keeps the ids of the jobs it started
-and hands them to :func:`follow` with a function that draws their snapshots.
-While a job is queued or running, only that part of the page reruns, once a
-second; when the last one ends, the whole page reruns once so the sidebar and
-the rest of the page show the result, and the polling stops.
+every session and tab shares it. A job belongs to the session that started it
+(:func:`owner`): only that session (or the teacher) may stop it.
+
+Every page starts its trainings with :func:`start` (one) or :func:`start_many`
+(several), under its own page key; this module records the job ids for that
+key in session state in one shape (:class:`Started`), and the page reads them
+back with :func:`following`. Pages never keep job ids themselves. :func:`follow`
+redraws a page's jobs (:mod:`ui.job_panel` draws them): while one is queued or
+running, only that part of the page reruns, once a second; when the last one
+ends, the whole page reruns once so the sidebar and the rest of the page show
+the result, and the polling stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
 
 from core.base import ModelConfig, TrainConfig
-from core.jobs import Estimate, Job, NotYourJob, QueuedRun, calibrate_in_background, calibrating
+from core.jobs import Estimate, Job, JobSnapshot, JobState, NotYourJob, QueuedRun, calibrate_in_background, calibrating
 from core.jobs.estimate import estimate
 from core.store import RunRecord
 from ui import identity, resources, state
-from ui.feedback import job_error
 
 POLL_SECONDS = 1.0
-ACTIVE = ("queued", "running")  # core.jobs.worker's job states that will still change
-INTERRUPTED = "interrupted"  # the server stopped while the job waited or trained (core.jobs.jobtable)
 PHASES = {  # ProgressEvent.phase -> what the student reads
     "train": "",
     "head": "training the new head",
@@ -35,9 +38,23 @@ PHASES = {  # ProgressEvent.phase -> what the student reads
     "fine_tune": "fine-tuning VGG16's last block",
 }
 
+STARTED = "jobs.started"  # session key: {page key: Started}, the jobs each page started last
 WATCHING = "watching_job"  # session key: the server's job a session without one of its own is shown
+TRAIN = "train"  # the Train page's key (its one training; also the sidebar's status)
+LAB, TRANSFER, SWEEP = "lab", "transfer", "sweep"
 
-Snapshot = dict[str, Any]
+
+def repeats_key(run_id: str) -> str:
+    """The key the repeats of a run are started under (by the Train or the Compare page; Compare shows them)."""
+    return f"repeats:{run_id}"
+
+
+@dataclass(frozen=True)
+class Started:
+    """The jobs a page started last, and what the page needs to read them (its settings line, ...)."""
+
+    ids: tuple[str, ...]
+    about: Mapping[str, Any] = field(default_factory=dict)
 
 
 def find(job_id: str | None) -> Job | None:
@@ -45,51 +62,20 @@ def find(job_id: str | None) -> Job | None:
     return resources.worker().get(job_id) if job_id else None
 
 
-def snapshots(job_ids: Sequence[str]) -> list[Snapshot | None]:
+def snapshots(job_ids: Sequence[str]) -> list[JobSnapshot | None]:
     """``Job.snapshot()`` of each job, None for a job the worker no longer knows."""
     jobs = [find(job_id) for job_id in job_ids]
     return [job.snapshot() if job is not None else None for job in jobs]
 
 
-def is_active(snap: Snapshot | None) -> bool:
-    return snap is not None and snap["state"] in ACTIVE
+def is_active(snap: JobSnapshot | None) -> bool:
+    return snap is not None and snap.active
 
 
-def results(snaps: Sequence[Snapshot | None]) -> list[RunRecord | None]:
+def results(snaps: Sequence[JobSnapshot | None]) -> list[RunRecord | None]:
     """The run each finished (or stopped) job produced, as the worker returned it (``.cached`` set); else None."""
-    jobs = [find(s["id"]) if s is not None and s["state"] in ("done", "stopped") else None for s in snaps]
+    jobs = [find(s.id) if s is not None and s.state.ended_with_run else None for s in snaps]
     return [job.result if job is not None else None for job in jobs]
-
-
-def follow(
-    job_ids: Sequence[str],
-    draw: Callable[[list[Snapshot | None]], None],
-    *,
-    every: float = POLL_SECONDS,
-    on_finish: Callable[[list[Snapshot | None]], None] | None = None,
-) -> None:
-    """Draw the jobs with ``draw(snapshots)``, again every ``every`` seconds while any is active.
-
-    Args:
-        job_ids: the jobs to follow, in the order ``draw`` gets their snapshots.
-        draw: draws the jobs; it runs inside an ``st.fragment``, so its widgets
-            rerun only the fragment (call ``st.rerun()`` for the whole page).
-        every: seconds between two looks while a job is queued or running.
-        on_finish: called with the final snapshots when the last active job
-            ends, just before the whole page reruns (e.g. :func:`select_runs`).
-    """
-    ids = tuple(job_ids)
-    polling = any(is_active(s) for s in snapshots(ids))
-    st.fragment(run_every=every if polling else None)(_look)(ids, draw, polling, on_finish)
-
-
-def _look(ids: tuple[str, ...], draw, polling: bool, on_finish) -> None:
-    snaps = snapshots(ids)
-    if polling and not any(is_active(s) for s in snaps):
-        if on_finish is not None:
-            on_finish(snaps)
-        st.rerun()  # the whole page, once: the sidebar and the results follow, the polling ends
-    draw(snaps)
 
 
 def owner() -> str:
@@ -102,25 +88,49 @@ def owner() -> str:
     return uid if uid.startswith("user:") else state.owner()
 
 
-def start(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
-    """Hand a training to the worker as this session's job (the same configuration joins the running one).
+# -- starting, and the one record of what each page started ------------------------------------------------
 
-    A configuration already in the run store comes back finished at once; its
-    run is selected in the sidebar. Call it from a button callback (it sets the
-    sidebar's run before the sidebar is drawn).
 
-    Raises:
-        DataError, ArchitectureError, ConfigError: before anything is queued; the
-        message says what to change.
+def start(page: str, source: str, model_cfg: ModelConfig, train_cfg: TrainConfig, /, **about: Any) -> Job:
+    """Hand one training to the worker as this session's job, recorded under ``page`` (see :func:`start_many`).
+
+    A configuration already in the run store comes back finished at once; for
+    the Train page its run is then selected in the sidebar (call it from a
+    button callback: it sets the sidebar's run before the sidebar is drawn).
     """
-    job = resources.worker().submit(source, model_cfg, train_cfg, owner=owner())
-    ss = st.session_state
-    ss[state.JOB_ID] = job.id
-    ss.pop(WATCHING, None)
-    if job.state == "done" and job.result is not None:
-        ss[state.RUN_ID] = job.result.run_id
+    [job] = start_many(page, source, [(model_cfg, train_cfg)], **about)
+    if page == TRAIN and job.state == JobState.DONE and job.result is not None:
+        st.session_state[state.RUN_ID] = job.result.run_id
         state.mark_announced(job.id)
     return job
+
+
+def start_many(
+    page: str, source: str, configs: Sequence[tuple[ModelConfig, TrainConfig]], /, **about: Any
+) -> list[Job]:
+    """Hand trainings to the worker as this session's jobs, in order; record them as ``page``'s.
+
+    ``about`` is kept with the ids (what the page needs to draw them: its
+    settings line, the lab's variants, the sweep's grid). Each configuration
+    already queued or running joins that job; one already stored comes back
+    finished at once.
+
+    Raises:
+        DataError, ArchitectureError, WeightsError, ConfigError: the message says what
+        to change. Nothing is recorded then (jobs queued before the failing one go on).
+    """
+    worker = resources.worker()
+    started = [worker.submit(source, m, t, owner=owner()) for m, t in configs]
+    ss = st.session_state
+    ss[STARTED] = {**(ss.get(STARTED) or {}), page: Started(tuple(j.id for j in started), dict(about))}
+    if page == TRAIN:
+        ss.pop(WATCHING, None)
+    return started
+
+
+def following(page: str) -> Started | None:
+    """The jobs ``page`` started last in this session (None: none yet)."""
+    return (st.session_state.get(STARTED) or {}).get(page)
 
 
 def stop(job_id: str) -> None:
@@ -134,29 +144,38 @@ def stop(job_id: str) -> None:
         st.toast(str(exc), icon=":material/block:")
 
 
-def mine(job: Job | None) -> bool:
+def mine(job: Job | JobSnapshot | None) -> bool:
     """Whether this session (its user, or this tab) started the job."""
     return job is not None and job.owner == owner()
 
 
+def can_stop(snap: JobSnapshot) -> bool:
+    """Whether this session may stop the job: its own (or one nobody owns), or any for the teacher."""
+    return snap.owner in (None, owner()) or identity.is_teacher()
+
+
 def rerun(job_id: str) -> None:
-    """Train an interrupted (or failed) job's configuration again as this tab's job (a button callback)."""
+    """Train an interrupted (or failed) job's configuration again as this session's Train job (a callback)."""
     job = resources.worker().rerun(job_id, owner=owner())
-    st.session_state[state.JOB_ID] = job.id
-    st.session_state.pop(WATCHING, None)
+    ss = st.session_state
+    ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((job.id,))}
+    ss.pop(WATCHING, None)
 
 
 def shown_job() -> tuple[Job | None, bool]:
     """The job the Train page shows, and whether this session started it.
 
-    This session's job is in session state, or in the URL (``?job=``) after a
-    reload. Without one, the page shows what the server is training (another
-    tab's job, or this student's own from before the session was lost).
+    This session's job is the one it started last (:func:`following`), or the
+    one in the URL (``?job=``) after a reload. Without one, the page shows what
+    the server is training (another tab's job, or this student's own from before
+    the session was lost).
     """
     ss = st.session_state
-    job = find(ss.get(state.JOB_ID)) or find(st.query_params.get("job"))
+    own = following(TRAIN)
+    job = find(own.ids[0] if own else None) or find(st.query_params.get("job"))
     if job is not None and (mine(job) or job.owner is None):
-        ss[state.JOB_ID] = job.id
+        if own is None or own.ids != (job.id,):
+            ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((job.id,))}
         return job, True
     w = resources.worker()
     job = job or next(iter(w.running() + w.queued()), None) or find(ss.get(WATCHING))
@@ -165,11 +184,53 @@ def shown_job() -> tuple[Job | None, bool]:
     return job, False
 
 
-def select_runs(snaps: Sequence[Snapshot | None]) -> None:
+# -- following ---------------------------------------------------------------------------------------------
+
+
+def follow(
+    pages: str | Sequence[str],
+    draw: Callable[[list[JobSnapshot | None]], None],
+    *,
+    job_ids: Sequence[str] | None = None,
+    every: float = POLL_SECONDS,
+    on_finish: Callable[[list[JobSnapshot | None]], None] | None = None,
+) -> None:
+    """Draw the jobs of ``pages`` with ``draw(snapshots)``, again every ``every`` seconds while any is active.
+
+    Args:
+        pages: a page key, or several (their jobs one after the other): whose jobs (:func:`following`).
+        draw: draws the jobs (with :func:`ui.job_panel.job_panel`); it runs inside an
+            ``st.fragment``, so its widgets rerun only the fragment (call ``st.rerun()``
+            for the whole page).
+        job_ids: other jobs to follow instead (the Train page showing another tab's training).
+        every: seconds between two looks while a job is queued or running.
+        on_finish: called with the final snapshots when the last active job
+            ends, just before the whole page reruns (e.g. :func:`select_runs`).
+    """
+    if job_ids is None:
+        keys = [pages] if isinstance(pages, str) else list(pages)
+        job_ids = [job_id for k in keys if (started := following(k)) is not None for job_id in started.ids]
+    ids = tuple(job_ids)
+    if not ids:
+        return
+    polling = any(is_active(s) for s in snapshots(ids))
+    st.fragment(run_every=every if polling else None)(_look)(ids, draw, polling, on_finish)
+
+
+def _look(ids: tuple[str, ...], draw, polling: bool, on_finish) -> None:
+    snaps = snapshots(ids)
+    if polling and not any(is_active(s) for s in snaps):
+        if on_finish is not None:
+            on_finish(snaps)
+        st.rerun()  # the whole page, once: the sidebar and the results follow, the polling ends
+    draw(snaps)
+
+
+def select_runs(snaps: Sequence[JobSnapshot | None]) -> None:
     """Select a finished job's run in the sidebar, once per job (an ``on_finish`` for :func:`follow`)."""
     for snap in snaps:
         if snap is not None:
-            state.select_finished_run(snap["id"], snap["run_id"])
+            state.select_finished_run(snap.id, snap.run_id)
 
 
 def queue_rows() -> list[dict[str, str]]:
@@ -178,14 +239,14 @@ def queue_rows() -> list[dict[str, str]]:
     rows = []
     for job in w.running() + w.queued():
         s = job.snapshot()
-        running = s["state"] == "running"
+        running = s.state == JobState.RUNNING
         rows.append(
             {
                 "": "training" if running else "waiting",
-                "place": "–" if running else str(s["position"]),
-                "run": s["label"],
-                "dataset": s["source"].rsplit("/", 1)[-1],
-                "epoch": f"{s['epoch']}/{s['epochs']}" if running else "–",
+                "place": "–" if running else str(s.position),
+                "run": s.label,
+                "dataset": s.source.rsplit("/", 1)[-1],
+                "epoch": f"{s.epoch}/{s.epochs}" if running else "–",
             }
         )
     return rows
@@ -203,7 +264,7 @@ def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfi
     for job in running + w.queued():  # running is a list (several trainings at once), not one job
         s = job.snapshot()
         n = len(resources.dataset(job.source, job.model_cfg.input_size, job.model_cfg.channels))
-        ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s["fraction"] if job in running else 0.0))
+        ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s.fraction if job in running else 0.0))
     n_images = len(resources.dataset(source, model_cfg.input_size, model_cfg.channels))
     return estimate(model_cfg, train_cfg, n_images, queued_before=ahead, store=resources.store()), len(ahead)
 
@@ -217,47 +278,10 @@ def measuring_speed(precision: str) -> bool:
     return calibrating(resources.home(), precision)
 
 
-def progress_text(snap: Snapshot) -> str:
+def progress_text(snap: JobSnapshot) -> str:
     """Where a running job is: ``epoch 3/20 · batch 5/12 · fine-tuning VGG16's last block``."""
-    batch = f" · batch {snap['batch']}/{snap['batches']}" if snap["batches"] else ""
-    if snap["phase"] == "features":  # VGG16: the frozen base's outputs, computed once per dataset and kept
+    batch = f" · batch {snap.batch}/{snap.batches}" if snap.batches else ""
+    if snap.phase == "features":  # VGG16: the frozen base's outputs, computed once per dataset and kept
         return f"computing the VGG16 base's features (once per dataset){batch}"
-    phase = PHASES.get(snap["phase"], snap["phase"].replace("_", "-"))
-    return f"epoch {snap['epoch']}/{snap['epochs']}{batch}" + (f" · {phase}" if phase else "")
-
-
-def status_line(title: str, snap: Snapshot | None, retry: str) -> None:
-    """One job as a progress bar: queued, training (where), stopped, cached or trained; or its error.
-
-    ``snap`` is None when the worker no longer knows the job (a server restart);
-    ``retry`` tells the student what to press again then.
-    """
-    if snap is None:
-        st.warning(f"{title}: the trainer no longer tracks this job (was the server restarted?). {retry}")
-        return
-    job_state = snap["state"]
-    if job_state == INTERRUPTED:
-        st.warning(f"{title}: {snap['error']} {retry}", icon=":material/restart_alt:")
-        return
-    if job_state == "failed":
-        st.error(f"{title}: {job_error(snap['error'])}", icon=":material/error:")
-        if snap.get("detail"):
-            with st.expander("Details (for the teacher)"):
-                st.code(snap["detail"], language="text")
-        return
-    if job_state == "queued":
-        text = f"{title}: queued (number {snap['position']} in the queue)"
-    elif job_state == "running":
-        text = f"{title}: training, {progress_text(snap)}"
-    elif job_state == "stopped":
-        text = f"{title}: stopped" + (f" ({snap['error']})" if snap["error"] else "")
-    elif snap["cached"]:
-        text = f"{title}: cached (stored run, not retrained)"
-    else:
-        text = f"{title}: trained"
-    st.progress(float(snap["fraction"]), text=text)
-
-
-def can_stop(snap: Snapshot) -> bool:
-    """Whether this session may stop the job: its own, or any for the teacher."""
-    return snap.get("owner") in (None, owner()) or identity.is_teacher()
+    phase = PHASES.get(snap.phase, snap.phase.replace("_", "-"))
+    return f"epoch {snap.epoch}/{snap.epochs}{batch}" + (f" · {phase}" if phase else "")

@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.base import plural
+from core.jobs import JobSnapshot, JobState
 from core.results import diagnosis_of
 from ui import feedback, identity, jobs, resources, state
 
@@ -135,16 +136,17 @@ def _run_select() -> None:
 
 def _training_status() -> None:
     """This session's training, while it is queued or running (the Train page shows its own, bigger)."""
-    job = jobs.find(st.session_state.get(state.JOB_ID))
+    started = jobs.following(jobs.TRAIN)
+    job = jobs.find(started.ids[0]) if started else None
     if job is not None and job.active:
-        jobs.follow([job.id], _draw_status, every=2.0, on_finish=jobs.select_runs)
+        jobs.follow(jobs.TRAIN, _draw_status, every=2.0, on_finish=jobs.select_runs)
 
 
-def _draw_status(snaps: list) -> None:
+def _draw_status(snaps: list[JobSnapshot | None]) -> None:
     snap = snaps[0]
     if snap is None:
         return
-    if snap["state"] == "queued":
-        st.caption(f"Your training is number {snap['position']} in the queue: {snap['label']}")
-    elif snap["state"] == "running":
-        st.progress(snap["fraction"], text=f"Training: {jobs.progress_text(snap)}")
+    if snap.state == JobState.QUEUED:
+        st.caption(f"Your training is number {snap.position} in the queue: {snap.label}")
+    elif snap.state == JobState.RUNNING:
+        st.progress(snap.fraction, text=f"Training: {jobs.progress_text(snap)}")

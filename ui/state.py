@@ -8,7 +8,8 @@
 ``run_id``       the run shown by the result pages -- also the sidebar's run select
 ``model_cfg``    the :class:`core.base.config.ModelConfig` built on the Architecture page
 ``train_cfg``    the :class:`core.base.config.TrainConfig` built on the Train page
-``job_id``       the worker job this session started (or adopted) last
+``jobs.started`` ``{page key: ui.jobs.Started}``: the jobs each page started last (only
+                 :mod:`ui.jobs` writes it)
 ``sources``      ``{source: label}`` of the uploads and server folders used this session
 ``owner``        this browser tab's opaque id: the owner of the jobs it starts (only the
                  owner may stop them); kept in the URL (``?sid=``) so a reload keeps it
@@ -42,7 +43,6 @@ DATASET = "dataset"
 RUN_ID = "run_id"
 MODEL_CFG = "model_cfg"
 TRAIN_CFG = "train_cfg"
-JOB_ID = "job_id"
 SOURCES = "sources"
 OWNER = "owner"
 _PENDING = "_pending"
@@ -100,8 +100,6 @@ def init() -> None:
         ss[TRAIN_CFG] = TrainConfig()
     if SOURCES not in ss:
         ss[SOURCES] = {}
-    if JOB_ID not in ss:
-        ss[JOB_ID] = None
     if ss.get(DATASET) is None:
         from ui.resources import bundled
 

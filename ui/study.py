@@ -1,4 +1,4 @@
-"""What the Compare and Sweep pages share: picking runs, queueing repeats and sweeps as this tab's jobs,
+"""What the Compare and Sweep pages share: picking runs, queueing repeats and sweeps as this session's jobs,
 and the files a run can be downloaded as (built once per run and cached)."""
 
 from __future__ import annotations
@@ -38,30 +38,28 @@ def records(run_ids: Sequence[str]) -> list[RunRecord]:
     return [r for r in out if r is not None]
 
 
-def submit_repeats(rec: RunRecord, k: int) -> list[str]:
-    """Queue ``rec``'s configuration over ``k`` seeds (its own seed first) as this tab's jobs; their ids.
+def submit_repeats(rec: RunRecord, k: int) -> None:
+    """Queue ``rec``'s configuration over ``k`` seeds (its own seed first) as this session's jobs, recorded
+    under :func:`ui.jobs.repeats_key` (the Compare page shows them).
 
-    Raises ConfigError (k out of 2-10) and the worker's data/architecture errors.
+    Raises ConfigError (k out of range) and the worker's data/architecture errors.
     """
     model_cfg = ModelConfig.from_dict(rec.model_config)
-    worker = resources.worker()
-    return [
-        worker.submit(rec.source, model_cfg, t, owner=jobs.owner()).id
-        for t in seed_configs(TrainConfig.from_dict(rec.train_config), k)
-    ]
+    configs = [(model_cfg, t) for t in seed_configs(TrainConfig.from_dict(rec.train_config), k)]
+    jobs.start_many(jobs.repeats_key(rec.run_id), rec.source, configs)
 
 
 def submit_sweep(
     source: str, grid: Mapping[str, Sequence[Any]], model_cfg: ModelConfig, train_cfg: TrainConfig
-) -> dict[str, Any]:
-    """Check every point of the grid, then queue them all as this tab's jobs.
+) -> None:
+    """Check every point of the grid, then queue them all as this session's Sweep jobs.
 
-    Returns ``{"names", "values", "jobs", "source"}``. Raises ConfigError before anything is queued.
+    The sweep's ``names``, ``values`` and ``source`` are kept with the job ids
+    (:func:`ui.jobs.following`). Raises ConfigError before anything is queued.
     """
     names, values, points = sweep_points(grid, model_cfg, train_cfg)
-    worker = resources.worker()
-    ids = [worker.submit(source, p.model_cfg, p.train_cfg, owner=jobs.owner()).id for p in points]
-    return {"names": names, "values": values, "jobs": ids, "source": source}
+    configs = [(p.model_cfg, p.train_cfg) for p in points]
+    jobs.start_many(jobs.SWEEP, source, configs, names=names, values=values, source=source)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from core.base import ModelConfig, TrainConfig, UserError, check_workers, number, plural, print_table
-from core.jobs import DONE, FAILED, Job, JobTable, TrainingWorker, make_executor
+from core.jobs import Job, JobState, JobTable, TrainingWorker, make_executor
 from core.store import RunRecord, RunStore
 
 
@@ -63,10 +63,10 @@ def train_all(
     try:
         jobs = [worker.submit(source, m, t) for _, m, t in runs]
         _follow(jobs, [title for title, _, _ in runs], stream)
-        failed = next((j for j in jobs if j.state == FAILED), None)
+        failed = next((j for j in jobs if j.state == JobState.FAILED), None)
         if failed is not None:
             raise (UserError if failed.user_error else TrainingFailed)(failed.error)
-        stopped = next((j for j in jobs if j.state != DONE or j.result is None), None)
+        stopped = next((j for j in jobs if j.state != JobState.DONE or j.result is None), None)
         if stopped is not None:
             raise TrainingFailed(stopped.error or f"The run {stopped.label} was stopped before it finished.")
         return [j.result for j in jobs]
@@ -87,22 +87,22 @@ def _follow(jobs: list[Job], titles: list[str], stream: TextIO | None) -> None:
     while True:
         for i, job in enumerate(jobs):
             snap = job.snapshot()
-            history = snap["history"]
+            history = snap.history
             for e in range(seen[i], len(history.get("loss", []))):
-                if stream is not None and not snap["cached"]:
+                if stream is not None and not snap.cached:
                     logs = " - ".join(f"{k}: {v[e]:.4f}" for k, v in history.items() if len(v) > e)
-                    print(f"[{titles[i]}] Epoch {e + 1}/{snap['epochs']} - {logs}", file=stream, flush=True)
+                    print(f"[{titles[i]}] Epoch {e + 1}/{snap.epochs} - {logs}", file=stream, flush=True)
             seen[i] = len(history.get("loss", []))
             if not job.active and not ended[i]:
                 ended[i] = True
                 if stream is not None:
                     rec = job.result
-                    how = snap["error"] or ""
+                    how = snap.error or ""
                     if rec is not None:
                         how = "stored run" if rec.cached else f"trained in {rec.seconds:.1f} s"
                         how = f"{plural(len(rec.history.get('loss', [])), 'epoch')}, {how}"
                     print(f"[{i + 1}/{n}] {titles[i]}: {how}", file=stream, flush=True)
-        if all(ended) or any(j.state == FAILED for j in jobs):  # a failure: train_all stops the rest
+        if all(ended) or any(j.state == JobState.FAILED for j in jobs):  # a failure: train_all stops the rest
             return
         time.sleep(0.2)
 
@@ -132,7 +132,7 @@ def cmd_jobs(args: argparse.Namespace, store: RunStore) -> int:
         {
             **r,
             "place": number(r["position"]),
-            "epoch": f"{r['epoch']}/{r['epochs']}" if r["state"] == "running" else "-",
+            "epoch": f"{r['epoch']}/{r['epochs']}" if r["state"] == JobState.RUNNING else "-",
             "owner": (r["owner"] or "-")[:8],
             "source": r["source"].rsplit("/", 1)[-1],
             "note": (r["error"] or r["run_id"] or "")[:70],

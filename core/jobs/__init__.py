@@ -17,20 +17,22 @@ from core.jobs.estimate import (
 from core.jobs.executor import LocalExecutor, make_executor
 from core.jobs.jobtable import STALE, JobTable
 from core.jobs.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
-from core.jobs.worker import DONE, FAILED, STOPPED, Job, NotYourJob, TrainingWorker, get_worker
+from core.jobs.state import ACTIVE, CANCELLED, JobSnapshot, JobState
+from core.jobs.worker import Job, NotYourJob, TrainingWorker, get_worker
 
 __all__ = [
-    "DONE",
+    "ACTIVE",
+    "CANCELLED",
     "DaskExecutor",
     "Estimate",
-    "FAILED",
     "Job",
+    "JobSnapshot",
+    "JobState",
     "JobTable",
     "LocalExecutor",
     "NotYourJob",
     "QueuedRun",
     "STALE",
-    "STOPPED",
     "TrainingWorker",
     "calibrate",
     "calibrate_in_background",

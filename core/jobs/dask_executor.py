@@ -38,6 +38,7 @@ from core.base.config import ConfigError
 from core.base.environment import DEFAULT_SCHEDULER_TIMEOUT
 from core.jobs.child import artifacts_from_wire, make_task
 from core.jobs.process import ChildOutcome, run_child, threads_per_training
+from core.jobs.state import CANCELLED, JobState
 from core.training.experiment import save_run
 from core.training.fit import ProgressEvent
 
@@ -61,7 +62,7 @@ def train_on_worker(
     """A Dask task: train ``task`` in a child process on this worker; returns a ChildOutcome as a dict."""
     remote_stop = distributed.Event(stop_name)
     if remote_stop.is_set():
-        cancelled = ChildOutcome(state="stopped", error="Cancelled before it started: nothing was trained.")
+        cancelled = ChildOutcome(state=JobState.STOPPED, error=CANCELLED)
         return dataclasses.asdict(cancelled)
     events = distributed.Queue(events_name)
     stop, done = threading.Event(), threading.Event()
@@ -195,7 +196,7 @@ class DaskExecutor:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker, a task error: the job fails, the server goes on
                 return ChildOutcome(
-                    state="failed",
+                    state=JobState.FAILED,
                     error=(
                         f"The Dask cluster could not finish the training ({type(exc).__name__}: {exc}). Nothing from "
                         "this run was kept; earlier runs are safe."

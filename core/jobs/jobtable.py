@@ -23,6 +23,7 @@ import uuid
 from contextlib import closing
 from typing import Any
 
+from core.jobs.state import ACTIVE, JobState
 from core.store.runstore import RunStore
 
 SCHEMA = """
@@ -57,15 +58,14 @@ COLUMNS = (
     "epoch",
     "epochs",
 )
-ACTIVE_STATES = ("queued", "running")
 HEARTBEAT = 5.0  # seconds between a live server's heartbeats
 STALE = 60.0  # a server whose heartbeat is older than this is gone (even if its pid was reused)
 KEEP = 1000  # finished jobs kept in the table
-INTERRUPTED = "interrupted"
+_ACTIVE_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(ACTIVE)) + ")"  # the states that will still change
 
 
 def interrupted_message(state: str) -> str:
-    was = "training" if state == "running" else "waiting in the queue"
+    was = "training" if state == JobState.RUNNING else "waiting in the queue"
     return (
         f"The server stopped while this job was {was}, so it never finished and nothing from it was kept. "
         "Earlier runs are intact; run it again."
@@ -127,7 +127,7 @@ class JobTable:
             if now - row["heartbeat"] > STALE or (row["host"] == host and not _pid_alive(row["pid"])):
                 continue
             alive.add(row["id"])
-        busy = {r[0] for r in con.execute("SELECT DISTINCT server FROM jobs WHERE state IN ('queued', 'running')")}
+        busy = {r[0] for r in con.execute(f"SELECT DISTINCT server FROM jobs WHERE state IN {_ACTIVE_SQL}")}
         return busy - alive
 
     def recover(self) -> int:
@@ -137,17 +137,17 @@ class JobTable:
             dead = self._dead_servers(con)
             for server in dead:
                 rows = con.execute(
-                    "SELECT id, state FROM jobs WHERE server = ? AND state IN ('queued', 'running')", (server,)
+                    f"SELECT id, state FROM jobs WHERE server = ? AND state IN {_ACTIVE_SQL}", (server,)
                 ).fetchall()
                 for row in rows:
                     con.execute(
                         "UPDATE jobs SET state = ?, finished = ?, error = ?, position = NULL WHERE id = ?",
-                        (INTERRUPTED, now, interrupted_message(row["state"]), row["id"]),
+                        (JobState.INTERRUPTED.value, now, interrupted_message(row["state"]), row["id"]),
                     )
                     n += 1
                 con.execute("DELETE FROM servers WHERE id = ?", (server,))
             con.execute(
-                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state NOT IN ('queued', 'running') "
+                f"DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state NOT IN {_ACTIVE_SQL} "
                 "ORDER BY submitted DESC LIMIT -1 OFFSET ?)",
                 (KEEP,),
             )
@@ -192,18 +192,19 @@ class JobTable:
                 return []  # a read-only store no worker ever used
             dead = self._dead_servers(con) if self.store.readonly else set()
             active = con.execute(
-                "SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY state = 'queued', submitted"
+                f"SELECT * FROM jobs WHERE state IN {_ACTIVE_SQL} ORDER BY state = ?, submitted",
+                (JobState.QUEUED.value,),
             ).fetchall()
             recent = con.execute(
-                "SELECT * FROM jobs WHERE state NOT IN ('queued', 'running') "
+                f"SELECT * FROM jobs WHERE state NOT IN {_ACTIVE_SQL} "
                 "ORDER BY COALESCE(finished, submitted) DESC LIMIT ?",
                 (limit,),
             )
             recent = recent.fetchall()
         out = [_row(r) for r in [*active, *recent]]
         for d in out:
-            if d["server"] in dead and d["state"] in ACTIVE_STATES:
-                d.update(error=interrupted_message(d["state"]), state=INTERRUPTED, position=None)
+            if d["server"] in dead and d["state"] in ACTIVE:
+                d.update(error=interrupted_message(d["state"]), state=JobState.INTERRUPTED.value, position=None)
         return out
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from core.base.environment import settings
+from core.jobs.state import JobState
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the child imports core from here
 FINISH_ALLOWANCE = 120.0  # once training has ended: time to evaluate and store before a stop kills it
@@ -44,12 +45,12 @@ FINISH_ALLOWANCE = 120.0  # once training has ended: time to evaluate and store 
 class ChildOutcome:
     """How a training process ended.
 
-    state: "done", "stopped" (by a person; ``result`` is None when nothing was
-    kept) or "failed". ``result`` is the child's answer (:mod:`core.jobs.child`);
+    state: DONE, STOPPED (by a person; ``result`` is None when nothing was
+    kept) or FAILED (a :class:`core.jobs.state.JobState`). ``result`` is the child's answer (:mod:`core.jobs.child`);
     ``error`` a sentence for the student, ``detail`` a traceback for the teacher.
     """
 
-    state: str
+    state: JobState
     result: dict[str, Any] | None = None
     error: str | None = None
     detail: str | None = None
@@ -57,6 +58,9 @@ class ChildOutcome:
     forced: bool = False
     exitcode: int | None = None
     user_error: bool = False  # the error is the user's to fix (a UserError in the child): the CLI exits 2
+
+    def __post_init__(self) -> None:
+        self.state = JobState(self.state)  # also when it comes back from a Dask worker as a dict
 
 
 def stop_grace() -> float:
@@ -155,7 +159,7 @@ def run_child(
 
 
 def _follow(proc: subprocess.Popen, conn: Connection, task, stop, grace: float, on_event) -> ChildOutcome:
-    out = ChildOutcome(state="failed", pid=proc.pid)
+    out = ChildOutcome(state=JobState.FAILED, pid=proc.pid)
     error: dict[str, Any] | None = None
     stopped_at: float | None = None
     finishing = False
@@ -194,15 +198,18 @@ def _follow(proc: subprocess.Popen, conn: Connection, task, stop, grace: float, 
             error = payload
     out.exitcode = proc.wait()
     if out.result is not None:
-        out.state = "stopped" if out.result.get("status") == "stopped" else "done"
+        out.state = JobState.STOPPED if out.result.get("status") == "stopped" else JobState.DONE
     elif out.forced:
-        out.state = "stopped"
+        out.state = JobState.STOPPED
         out.error = (
             f"Stopped by force after {grace:g} s: the training did not stop by itself in time, so it was ended "
             "and nothing from this run was kept."
         )
     elif error is not None and error["kind"] == "nothing" and stopped_at is not None:
-        out.state, out.error = "stopped", "Stopped before the first epoch ended: nothing was trained, nothing kept."
+        out.state, out.error = (
+            JobState.STOPPED,
+            "Stopped before the first epoch ended: nothing was trained, nothing kept.",
+        )
     elif error is not None and error["kind"] in ("user", "nothing"):
         out.error, out.user_error = error["message"], True
     elif error is not None:

@@ -35,13 +35,11 @@ from core.base.naming import describe
 from core.base.precision import settle_precision
 from core.data import Dataset
 from core.jobs.executor import Executor, Training, make_executor
-from core.jobs.jobtable import HEARTBEAT, INTERRUPTED, JobTable
+from core.jobs.jobtable import HEARTBEAT, JobTable
 from core.jobs.process import ChildOutcome
+from core.jobs.state import CANCELLED, JobSnapshot, JobState
 from core.store.runstore import RunRecord, RunStore, default_home
 from core.training.experiment import check_submission, resolve, stored_answer
-
-QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
-CANCELLED = "Cancelled before it started: nothing was trained."
 
 
 class NotYourJob(UserError):
@@ -57,7 +55,7 @@ class Job:
     train_cfg: TrainConfig
     label: str
     owner: str | None = None
-    state: str = QUEUED
+    state: JobState = JobState.QUEUED
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -79,46 +77,46 @@ class Job:
 
     @property
     def active(self) -> bool:
-        return self.state in (QUEUED, RUNNING)
+        return self.state.active
 
     @property
     def fraction(self) -> float:
         """Progress in [0, 1] over all planned batches."""
-        if self.state in (DONE, STOPPED):
+        if self.state.ended_with_run:
             return 1.0
         if not self.epochs:
             return 0.0
         done_epochs = max(0, self.epoch - 1) + (self.batch / self.batches if self.batches else 0)
         return min(1.0, done_epochs / self.epochs)
 
-    def snapshot(self) -> dict[str, Any]:
-        """A consistent copy for a page to draw from (safe to read while training goes on)."""
+    def snapshot(self) -> JobSnapshot:
+        """A consistent, frozen copy for a page to draw from (safe to read while training goes on)."""
         with self._lock:
-            return {
-                "id": self.id,
-                "key": self.key,
-                "label": self.label,
-                "source": self.source,
-                "owner": self.owner,
-                "state": self.state,
-                "position": self.position,
-                "pid": self.pid,
-                "epoch": self.epoch,
-                "epochs": self.epochs,
-                "batch": self.batch,
-                "batches": self.batches,
-                "phase": self.phase,
-                "fraction": self.fraction,
-                "history": {k: list(v) for k, v in self.history.items()},
-                "run_id": self.result.run_id if self.result else None,
-                "cached": bool(self.result and self.result.cached),
-                "error": self.error,
-                "detail": self.detail,
-                "submitted": self.submitted,
-                "started": self.started,
-                "finished": self.finished,
-                "stop_requested": self.stop_event.is_set(),
-            }
+            return JobSnapshot(
+                id=self.id,
+                key=self.key,
+                label=self.label,
+                source=self.source,
+                owner=self.owner,
+                state=self.state,
+                position=self.position,
+                pid=self.pid,
+                epoch=self.epoch,
+                epochs=self.epochs,
+                batch=self.batch,
+                batches=self.batches,
+                phase=self.phase,
+                fraction=self.fraction,
+                history={k: list(v) for k, v in self.history.items()},
+                run_id=self.result.run_id if self.result else None,
+                cached=bool(self.result and self.result.cached),
+                error=self.error,
+                detail=self.detail,
+                submitted=self.submitted,
+                started=self.started,
+                finished=self.finished,
+                stop_requested=self.stop_event.is_set(),
+            )
 
     def row(self, server: str) -> dict[str, Any]:
         """This job as a row of the job table."""
@@ -128,7 +126,7 @@ class Job:
             "source": self.source,
             "label": self.label,
             "owner": self.owner,
-            "state": self.state,
+            "state": self.state.value,
             "model_config": self.model_cfg.to_dict(),
             "train_config": self.train_cfg.to_dict(),
             "submitted": self.submitted,
@@ -170,7 +168,7 @@ def job_from_row(row: dict[str, Any], store: RunStore) -> Job:
         owner=row["owner"],
         model_cfg=model_cfg,
         train_cfg=train_cfg,
-        state=row["state"],
+        state=JobState(row["state"]),
         submitted=row["submitted"],
         started=row["started"],
         finished=row["finished"],
@@ -266,7 +264,7 @@ class TrainingWorker:
             if use_cache:
                 found = stored_answer(self.store, key, ds)  # the data report is this read's
                 if found is not None:
-                    job.result, job.state, job.finished = found, DONE, time.time()
+                    job.result, job.state, job.finished = found, JobState.DONE, time.time()
                     job.epochs = job.epoch = len(found.history.get("loss", []))
                     job.history.update({k: list(v) for k, v in found.history.items()})
                     self._remember(job)
@@ -317,10 +315,10 @@ class TrainingWorker:
             raise NotYourJob("This training was started by someone else: only they (or a teacher) can stop it.")
         with self._lock:
             job.stop_event.set()
-            if job.state == QUEUED:  # never started: drop it now
+            if job.state == JobState.QUEUED:  # never started: drop it now
                 self._waiting.remove(job)
                 with job._lock:
-                    job.state, job.finished, job.error, job.position = STOPPED, time.time(), CANCELLED, None
+                    job.state, job.finished, job.error, job.position = JobState.STOPPED, time.time(), CANCELLED, None
                 job.dataset = None
                 self._number_queue()
                 self.table.put(job.row(self.server))
@@ -351,7 +349,7 @@ class TrainingWorker:
 
     def interrupted(self, owner: str | None = None, limit: int = 20) -> list[Job]:
         """Recent jobs an earlier server never finished (``owner``'s only, if given), newest first."""
-        rows = [r for r in self.table.rows(limit) if r["state"] == INTERRUPTED]
+        rows = [r for r in self.table.rows(limit) if r["state"] == JobState.INTERRUPTED]
         return [job_from_row(r, self.store) for r in rows if owner is None or r["owner"] == owner]
 
     def wait(self, job: Job, timeout: float | None = None) -> Job:
@@ -376,9 +374,9 @@ class TrainingWorker:
                 job = self._waiting.pop(0)
                 self._running.add(job.id)
                 with job._lock:
-                    job.state, job.started, job.position = RUNNING, time.time(), None
+                    job.state, job.started, job.position = JobState.RUNNING, time.time(), None
                 self._number_queue()
-                self.table.update(job.id, state=RUNNING, started=job.started, position=None)
+                self.table.update(job.id, state=JobState.RUNNING.value, started=job.started, position=None)
             threading.Thread(target=self._run, args=(job,), name=f"cnnlab-job-{job.id}", daemon=True).start()
 
     def _run(self, job: Job) -> None:
@@ -412,13 +410,16 @@ class TrainingWorker:
                     resource_message(exc) or f"The training could not run ({type(exc).__name__}: {plain_message(exc)})."
                 )
             )
-            out = ChildOutcome(state=FAILED, error=msg, user_error=user)
+            out = ChildOutcome(state=JobState.FAILED, error=msg, user_error=user)
         self._finish(job, out)
 
     def _finish(self, job: Job, out: ChildOutcome) -> None:
         rec = self.store.get(out.result["run_id"]) if out.result else None
         if out.result and rec is None:
-            out.state, out.error = FAILED, "The training ended but its run is not in the store. Earlier runs are safe."
+            out.state, out.error = (
+                JobState.FAILED,
+                "The training ended but its run is not in the store. Earlier runs are safe.",
+            )
         with job._lock:
             job.result, job.state, job.error, job.detail = rec, out.state, out.error, out.detail
             job.user_error = out.user_error

@@ -11,7 +11,6 @@ from core.lab.variants import (
     VARIANT_NAMES,
     lab_variants,
     run_lab,
-    submit_lab,
 )
 
 __all__ = [
@@ -29,5 +28,4 @@ __all__ = [
     "lab_summary",
     "lab_variants",
     "run_lab",
-    "submit_lab",
 ]

@@ -16,9 +16,9 @@ train/val/test split, the training-data fraction and the seed) is the same,
 so any difference in the curves comes from the setting the variant names.
 
 Every variant is an ordinary run: it goes through :func:`core.training.experiment.run_experiment`
-(the CLI, :func:`run_lab`) or the background worker (the dashboard,
-:func:`submit_lab`) and lands in the run store, so asking for the same lab
-again returns stored runs at once.
+(in this process: :func:`run_lab`) or the background worker (the dashboard and the CLI:
+:meth:`core.jobs.worker.TrainingWorker.submit`, the one way a job is submitted) and lands in the
+run store, so asking for the same lab again returns stored runs at once.
 
 Note on scoring: every run keeps its best epoch's weights (lowest validation
 loss, the course's ModelCheckpoint), and the test accuracy is measured with
@@ -39,7 +39,6 @@ from typing import Any
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig, apply_changes
 from core.base.errors import UserError
 from core.base.tables import plural
-from core.jobs.worker import Job, TrainingWorker
 from core.store.runstore import RunRecord, RunStore
 from core.training.experiment import run_experiment
 
@@ -309,15 +308,3 @@ def run_lab(
         if on_variant is not None:
             on_variant(i, v, rec)
     return records
-
-
-def submit_lab(
-    source: str, variants: Sequence[LabVariant], *, worker: TrainingWorker, owner: str | None = None
-) -> list[Job]:
-    """Hand every variant to the background worker (the dashboard's and the CLI's path); returns their jobs in order.
-
-    Each variant trains in its own process, as many at once as the worker allows.
-    Stored variants come back as finished jobs at once (``snapshot()["cached"]``).
-    Raises the data and architecture errors before anything is queued.
-    """
-    return [worker.submit(source, v.model_cfg, v.train_cfg, owner=owner) for v in variants]

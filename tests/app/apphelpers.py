@@ -60,3 +60,13 @@ def zip_of(folder) -> bytes:
             if path.is_file():
                 zf.write(path, path.relative_to(folder).as_posix())
     return buf.getvalue()
+
+
+def started(at, page: str):
+    """The jobs a page of this session started last (ui.jobs.following): a Started, or None."""
+    return (at.session_state["jobs.started"] if "jobs.started" in at.session_state else {}).get(page)
+
+
+def started_ids(at, page: str) -> list[str]:
+    """The ids of the jobs a page of this session started last (ui.jobs.start / start_many)."""
+    return list(started(at, page).ids)

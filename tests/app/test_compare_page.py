@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from apphelpers import FAST, TINY, chart_specs, texts
+from apphelpers import FAST, TINY, chart_specs, started_ids, texts
 
 from ui.study import filter_runs
 
@@ -99,8 +99,8 @@ def test_repeat_over_seeds_and_the_sentence(open_page, two_runs, private_worker)
         at.selectbox(key="compare.target").set_value(run_id).run()
         at.button(key="compare.repeat").click().run()
         assert not at.exception, [e.value for e in at.exception]
-    repeats = at.session_state["compare.repeats"]
-    assert set(repeats) == {a.run_id, b.run_id} and all(len(v) == 2 for v in repeats.values())
+    repeats = {r: started_ids(at, f"repeats:{r}") for r in (a.run_id, b.run_id)}
+    assert all(len(v) == 2 for v in repeats.values())
     for ids in repeats.values():
         for job_id in ids:
             private_worker.wait(private_worker.get(job_id), timeout=300)
@@ -128,7 +128,7 @@ def test_repeat_over_seeds_from_the_train_page(open_page, data_dir, private_work
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Compare runs"
     rec = job.result
-    ids = at.session_state["compare.repeats"][rec.run_id]
+    ids = started_ids(at, f"repeats:{rec.run_id}")
     assert len(ids) == 2 and at.multiselect(key="compare.runs").value == [rec.run_id]
     for job_id in ids:
         private_worker.wait(private_worker.get(job_id), timeout=300)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from apphelpers import started
 
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.jobs.worker import get_worker
@@ -82,7 +83,7 @@ def test_a_missing_dataset_is_explained_not_raised(page, tmp_path):
     at.button(key="lab.start").click().run()
     assert not at.exception
     assert f"No dataset at '{gone}'" in texts(at.error)
-    assert "lab.run" not in at.session_state
+    assert started(at, "lab") is None
 
 
 def test_variants_train_in_the_background_and_the_page_follows(page, tiny_folder):
@@ -93,13 +94,13 @@ def test_variants_train_in_the_background_and_the_page_follows(page, tiny_folder
     at.button_group(key="lab.variants").set_value(["baseline"]).run()
     at.button(key="lab.start").click().run()
     assert not at.exception
-    run = at.session_state["lab.run"]
-    assert [v.name for v in run["variants"]] == ["baseline"] and len(run["job_ids"]) == 1
-    assert run["variants"][0].model_cfg.filters == 4 and run["variants"][0].train_cfg.epochs == 2
+    run = started(at, "lab")
+    assert [v.name for v in run.about["variants"]] == ["baseline"] and len(run.ids) == 1
+    assert run.about["variants"][0].model_cfg.filters == 4 and run.about["variants"][0].train_cfg.epochs == 2
     progress = [p.proto.text for p in at.get("progress")]
     assert progress and ("queued" in progress[0] or "training" in progress[0])
 
-    job = get_worker().get(run["job_ids"][0])
+    job = get_worker().get(run.ids[0])
     get_worker().wait(job, timeout=180)
     at.run()
     assert not at.exception

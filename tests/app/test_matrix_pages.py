@@ -12,13 +12,15 @@ are used (Train, Sweep), they ask for bfloat16 outright. The training children
 read the real CPU: if they decided "auto" again, a machine without
 AVX512_BF16 would train in float32 and the assertions below fail.
 
-A new page that starts trainings joins :data:`STARTS`.
+Every page starts its trainings through ui.jobs.start / start_many: the jobs are found
+under the page's key (ui.jobs.following) and belong to the session. A new page that
+starts trainings joins :data:`STARTS`.
 """
 
 from __future__ import annotations
 
 import pytest
-from apphelpers import TINY
+from apphelpers import TINY, started_ids
 
 from core.base.config import ModelConfig, TrainConfig
 
@@ -37,7 +39,7 @@ def bf16_cpu(monkeypatch):
 def _train(open_page, data_dir, kind, worker):
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=MODELS[kind], train_cfg=BF16)
     at.button(key="train.start").click().run()
-    return at, [at.session_state["job_id"]]
+    return at, started_ids(at, "train")
 
 
 def _lab(open_page, data_dir, kind, worker):
@@ -46,7 +48,7 @@ def _lab(open_page, data_dir, kind, worker):
     at.slider(key="lab.epochs").set_value(2).run()
     at.button_group(key="lab.variants").set_value(["baseline"]).run()
     at.button(key="lab.start").click().run()
-    return at, list(at.session_state["lab.run"]["job_ids"])
+    return at, started_ids(at, "lab")
 
 
 def _transfer(open_page, data_dir, kind, worker):
@@ -56,8 +58,7 @@ def _transfer(open_page, data_dir, kind, worker):
     at.select_slider(key="transfer.dense").set_value(16).run()
     at.slider(key="transfer.epochs").set_value(1).run()
     at.button(key="transfer.start").click().run()
-    run = at.session_state["transfer.jobs"]
-    return at, [run["scratch"], run["transfer"]]
+    return at, started_ids(at, "transfer")
 
 
 def _compare(open_page, data_dir, kind, worker):
@@ -67,7 +68,7 @@ def _compare(open_page, data_dir, kind, worker):
     at = open_page("pages/compare.py", **{"compare.runs": [rec.run_id]})
     at.number_input(key="compare.seeds").set_value(2).run()
     at.button(key="compare.repeat").click().run()
-    return at, list(at.session_state["compare.repeats"][rec.run_id])
+    return at, started_ids(at, f"repeats:{rec.run_id}")
 
 
 def _sweep(open_page, data_dir, kind, worker):
@@ -75,7 +76,7 @@ def _sweep(open_page, data_dir, kind, worker):
     at.selectbox(key="sweep.first").set_value("dropout").run()
     at.text_input(key="sweep.first_values").set_value("0.25").run()
     at.button(key="sweep.start").click().run()
-    return at, list(at.session_state["sweep.run"]["jobs"])
+    return at, started_ids(at, "sweep")
 
 
 # page -> (how its start button is pressed, the model kinds it offers, the kinds one press trains)
@@ -102,6 +103,7 @@ def test_each_start_button_trains_in_bfloat16(open_page, data_dir, private_worke
     assert not at.error, [e.value for e in at.error]
     jobs = [private_worker.get(j) for j in job_ids]
     assert jobs and all(j is not None for j in jobs)
+    assert {j.owner for j in jobs} == {at.session_state["owner"]}  # started through ui.jobs, as this session's
     expected = {"cnn", "vgg16"} if kind == "both" else {kind}
     assert {j.model_cfg.model for j in jobs} == expected
     for job in jobs:

@@ -1,6 +1,6 @@
 """Train: settings and augmentation widgets, and training in the background worker (live, stop, cached, queue)."""
 
-from apphelpers import APP, FAST, TIMEOUT, TINY, chart_specs, texts, wait_for
+from apphelpers import APP, FAST, TIMEOUT, TINY, chart_specs, started_ids, texts, wait_for
 
 from core.base.config import LOSS_LABELS, LOSSES, AugmentConfig, TrainConfig
 from ui.jobs import WATCHING
@@ -58,7 +58,7 @@ def test_training_runs_in_the_worker_selects_its_run_and_comes_back_cached(open_
     at.button(key="train.start").click().run()
     assert not at.exception, [e.value for e in at.exception]
     job = idle_worker.jobs()[-1]
-    assert at.session_state["job_id"] == job.id and job.train_cfg.seed == 11
+    assert started_ids(at, "train")[0] == job.id and job.train_cfg.seed == 11
     wait_for(lambda: not job.active)
     at.run()
     assert not at.exception
@@ -84,7 +84,7 @@ def test_a_reloaded_page_finds_the_running_job_and_stop_keeps_what_was_learned(o
     at.button(key="train.start").click().run()
     job = idle_worker.jobs()[-1]
     assert at.query_params["job"] in (job.id, [job.id])  # in the URL, so a reload finds it
-    wait_for(lambda: len(job.snapshot()["history"].get("loss", [])) >= 1)
+    wait_for(lambda: len(job.snapshot().history.get("loss", [])) >= 1)
 
     # A reload: new session state, the same URL. The job is this session's again.
     assert job.owner == at.session_state["owner"] and at.query_params["sid"] in (job.owner, [job.owner])
@@ -94,7 +94,7 @@ def test_a_reloaded_page_finds_the_running_job_and_stop_keeps_what_was_learned(o
     reloaded.session_state["dataset"] = str(data_dir)
     reloaded.run().switch_page("pages/train.py").run()
     assert not reloaded.exception
-    assert reloaded.session_state["job_id"] == job.id
+    assert started_ids(reloaded, "train")[0] == job.id
     assert "Training" in reloaded.get("progress")[0].proto.text and chart_specs(reloaded), "live curves"
     assert not [b for b in reloaded.button if b.key == "train.start"]  # one training per session at a time
 
@@ -127,7 +127,7 @@ def test_two_tabs_share_one_training_and_a_busy_trainer_shows_its_queue(open_pag
     assert tab2.session_state[WATCHING] == first.id  # a new session is shown what the server trains
     tab2.button(key="train.start").click().run()
     assert not tab2.exception
-    assert tab2.session_state["job_id"] == first.id
+    assert started_ids(tab2, "train")[0] == first.id
     assert len([j for j in idle_worker.jobs() if j.active]) == 1
 
     # Another configuration waits in the queue, and the page says so.
@@ -136,7 +136,7 @@ def test_two_tabs_share_one_training_and_a_busy_trainer_shows_its_queue(open_pag
     other.button(key="train.start").click().run()
     assert not other.exception
     second = idle_worker.jobs()[-1]
-    assert second.state == "queued" and other.session_state["job_id"] == second.id
+    assert second.state == "queued" and started_ids(other, "train")[0] == second.id
     assert any("number **1** in the queue" in i.value for i in other.info) and second.position == 1
     assert other.dataframe[0].value[""].tolist() == ["training", "waiting"]
     assert other.dataframe[0].value["place"].tolist() == ["–", "1"]
@@ -222,7 +222,7 @@ def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(d
     assert any("The server stopped while this job was training" in w.value for w in at.warning)
     at.button(key="train.rerun").click().run()
     assert not at.exception
-    job = idle_worker.get(at.session_state["job_id"])
+    job = idle_worker.get(started_ids(at, "train")[0])
     assert job.id != "lostjob001" and job.owner == "sid0123" and job.train_cfg.seed == 77
     wait_for(lambda: not job.active)
     assert job.state == "done" and job.result.status == "complete"

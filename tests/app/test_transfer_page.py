@@ -1,7 +1,7 @@
 """The Transfer learning page (AppTest): explanation and parameters, weight sources, controls, a real comparison."""
 
 import pytest
-from apphelpers import chart_specs, texts
+from apphelpers import chart_specs, started, started_ids, texts
 
 PAGE = "pages/transfer.py"
 
@@ -61,7 +61,7 @@ def test_a_missing_imagenet_file_or_dataset_is_an_error_message(open_page, tmp_p
     at.button(key="transfer.start").click().run()
     assert not at.exception
     assert f"No dataset at '{tmp_path / 'no_such_folder'}'" in "\n".join(e.value for e in at.error)
-    assert "transfer.jobs" not in at.session_state
+    assert started(at, "transfer") is None
 
 
 def test_compare_on_a_tiny_dataset(open_page, data_dir, private_worker):
@@ -72,7 +72,7 @@ def test_compare_on_a_tiny_dataset(open_page, data_dir, private_worker):
     at.slider(key="transfer.epochs").set_value(2).run()
     at.button(key="transfer.start").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    run = at.session_state["transfer.jobs"]
+    run = dict(zip(("transfer", "scratch"), started_ids(at, "transfer"), strict=True))  # the order they start in
     assert at.get("progress")
     for role in ("scratch", "transfer"):
         private_worker.wait(private_worker.get(run[role]), timeout=300)

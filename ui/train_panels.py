@@ -1,0 +1,253 @@
+"""The Train page's panels below its form: the Train button and what blocks it, the live training, the
+last training's result, and repeating it over seeds.
+
+Training never runs in the page's script: the Train button hands the job to
+core's process-wide worker (:func:`ui.jobs.start`), and :func:`ui.jobs.follow`
+redraws it once a second with the job panel (:mod:`ui.job_panel`). Moving a
+slider, switching page or reloading does not stop or duplicate it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.base import describe, plural
+from core.base.config import TrainConfig
+from core.jobs import CANCELLED, Job, JobState, estimate_text
+from core.results import MAX_SEEDS, MIN_SEEDS
+from ui import charts, jobs, resources, state, study
+from ui.feedback import show_unexpected
+from ui.job_panel import ended_text, failure_details, job_panel, queue_table
+from ui.sidebar import when
+
+K = state.TRAIN  # the Train page's widget and session keys
+GO_COMPARE = K + "go_compare"  # the page switches to Compare on its next run (st.switch_page is not for callbacks)
+COMPARE_RUNS = "compare.runs"  # the Compare page's run select (pages/compare.py)
+
+
+def train_section(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -> None:
+    """The Train button (unless this session's training runs), then the shown training: live, or its result.
+
+    ``impossible`` / ``too_big``: the page's checks of the network (drawn above it).
+    """
+    ss = st.session_state
+    job, mine = jobs.shown_job()
+    if mine and st.query_params.get("job") != job.id:
+        st.query_params["job"] = job.id  # a reload of this page finds the job again
+        st.query_params["sid"] = state.owner()  # ... and knows it is this tab's (ui.state.owner)
+    if not (mine and job.active):  # one training per session at a time
+        _start_panel(m, cfg, impossible, too_big)
+    if K + "error" in ss:
+        st.error(ss.pop(K + "error"), icon=":material/error:")
+    if K + "error_unexpected" in ss:
+        show_unexpected(ss.pop(K + "error_unexpected"), "starting the training")
+
+    if job is None:
+        return
+    if job.active:
+        if not mine:
+            st.caption("Training on the server now, started in another tab or session (yours, before a reload?):")
+        jobs.follow(jobs.TRAIN, _live, job_ids=None if mine else [job.id], on_finish=jobs.select_runs)
+        return
+    # Finished while nobody watched (another page, a closed tab): select its run once.
+    if state.select_finished_run(job.id, job.snapshot().run_id):
+        st.rerun()
+    _finished(job)
+
+
+def _live(snaps: list) -> None:
+    job_panel(snaps, key=K)
+
+
+def _start() -> None:
+    """The Train button's callback (runs before the next script run, so it may set the sidebar's run)."""
+    ss = st.session_state
+    ss.pop(K + "error", None)
+    try:
+        jobs.start(jobs.TRAIN, state.dataset(), state.model_cfg(), state.train_cfg())
+    except ValueError as exc:  # DataError, ArchitectureError, ConfigError: said next to the button
+        ss[K + "error"] = str(exc)
+    except Exception as exc:  # noqa: BLE001
+        ss[K + "error_unexpected"] = exc
+
+
+def _start_panel(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -> None:
+    """The Train button, what blocks it, and whether the run store already has this run.
+
+    The worker checks the network once more, for good, when the job is submitted.
+    """
+    source = state.dataset()
+    blockers = []
+    if not source:
+        blockers.append("Pick a dataset on the Data page first.")
+    if impossible:
+        blockers.append("The architecture does not fit its input: fix it on the Architecture page.")
+    elif cfg is not None and too_big:
+        blockers.append("This network is larger than this server trains (see above): make it smaller first.")
+    if cfg is None:
+        blockers.append("Fix the setting marked above first.")
+    stored = None
+    if not blockers:
+        try:
+            stored = resources.stored_run(source, m, cfg)
+        except ValueError as exc:  # DataError
+            blockers.append(str(exc))
+    w = resources.worker()
+    running = w.running()
+    if len(running) >= w.workers:
+        snap = running[0].snapshot()
+        busy = f"**{snap.label}** (epoch {snap.epoch}/{snap.epochs})"
+        if len(running) > 1:
+            busy = f"{len(running)} trainings, the oldest {busy}"
+        st.info(
+            f"The trainer is busy with {busy}: it trains {w.workers} at a time. A new run waits in the queue; "
+            f"{len(w.queued())} waiting now.",
+            icon=":material/hourglass_top:",
+        )
+        queue_table()
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    label = "Show the stored run" if stored is not None else "Train"
+    c1.button(
+        label,
+        type="primary",
+        icon=":material/play_arrow:",
+        on_click=_start,
+        disabled=bool(blockers),
+        key=K + "start",
+        width="stretch",
+    )
+    with c2:
+        if blockers:
+            for b in blockers:
+                st.warning(b, icon=":material/block:")
+        elif stored is not None:
+            st.caption(
+                f":material/inventory_2: This exact configuration was trained on this dataset before "
+                f"({when(stored.created)}): it comes back from the run store instantly, nothing is retrained."
+            )
+        else:
+            st.caption(f"{describe(m, cfg)} on **{source}**")
+            _estimate_line(source, m, cfg)
+
+
+def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
+    """How long it will take: from the layer table's multiply-adds and this server's measured speed."""
+    try:
+        est, ahead = jobs.training_estimate(source, m, cfg)
+    except ValueError:  # DataError: already said above
+        return
+    if est.calibrated:
+        st.caption(
+            f":material/timer: {estimate_text(est, ahead)}; peak memory about "
+            f"{est.peak_bytes / 2**20:,.0f} MB ({est.precision})."
+        )
+    elif jobs.measuring_speed(est.precision):
+        st.caption(
+            ":material/timer: Measuring this server's training speed (about 30 s, once); the estimate "
+            "shows on the next change."
+        )
+    else:
+        st.button(
+            "Estimate the time",
+            key=K + "measure",
+            icon=":material/timer:",
+            on_click=jobs.measure_speed,
+            args=(est.precision,),
+            disabled=bool(resources.worker().running()),
+            help="Measures this server's training speed once (about 30 s of training on random images, "
+            "best while nothing else trains). After that every training shows its time before it starts.",
+        )
+
+
+def _finished(job: Job) -> None:
+    """The last training of this session (or the server's): its result, or why there is none."""
+    snap = job.snapshot()
+    st.subheader("Last training")
+    if snap.state == JobState.INTERRUPTED:
+        st.warning(snap.error, icon=":material/restart_alt:")
+        st.caption(snap.label)
+        if jobs.mine(job):
+            st.button(
+                "Train it again",
+                key=K + "rerun",
+                on_click=jobs.rerun,
+                args=(snap.id,),
+                icon=":material/restart_alt:",
+            )
+        return
+    if snap.state == JobState.FAILED:
+        st.error(ended_text(snap), icon=":material/error:")  # out of memory: one line
+        failure_details(snap)
+        return
+    rec = resources.record(snap.run_id)
+    if rec is None:
+        st.info(ended_text(snap) or CANCELLED, icon=":material/info:")
+        return
+    n = len(rec.history.get("loss", []))
+    acc = rec.test.get("accuracy")
+    if snap.cached:
+        st.badge("cached", icon=":material/inventory_2:", color="violet")
+        st.success(
+            f"Loaded from the run store: this configuration was trained before ({when(rec.created)}, "
+            f"{rec.seconds:.0f} s). Nothing was retrained. Test accuracy {acc:.0%}.",
+            icon=":material/inventory_2:",
+        )
+    elif rec.status == "stopped":
+        st.warning(
+            f"Stopped by you after {plural(n, 'epoch')}. The run keeps {_kept_weights(rec)} and is "
+            f"saved, marked *stopped*. Test accuracy {acc:.0%}.",
+            icon=":material/stop_circle:",
+        )
+    else:
+        extra = " Early stopping ended it before the last epoch." if rec.stopped_early else ""
+        st.success(
+            f"Finished: {plural(n, 'epoch')} in {rec.seconds:.0f} s.{extra} The model keeps "
+            f"{_kept_weights(rec)}: test accuracy **{acc:.0%}**.",
+            icon=":material/check_circle:",
+        )
+    st.plotly_chart(
+        charts.history_figure(
+            rec.history,
+            best=rec.best_epoch,
+            restored=rec.restored_epoch,
+            stopped=n if rec.stopped_early else None,
+            phases=rec.phases,
+        ),
+        config=charts.CONFIG,
+    )
+    c1, c2, _ = st.columns([1, 1, 2])
+    c1.page_link(state.PAGES["diagnostics"], label="Read the curves", icon=":material/monitoring:")
+    c2.page_link(state.PAGES["predictions"], label="See the predictions", icon=":material/grid_view:")
+    if rec.status == "complete":
+        _repeat_control(rec)
+
+
+def _repeat_control(rec) -> None:
+    """Train this configuration again over other seeds; the Compare page shows the spread."""
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    c1.caption(
+        "Was it luck? Train the same settings with other seeds (split, first weights, shuffling) and see "
+        "how much the scores move."
+    )
+    state.start_widgets({K + "seeds": 3})
+    c2.number_input("Seeds", MIN_SEEDS, MAX_SEEDS, key=K + "seeds", persist_state="session")
+    c3.button("Repeat over seeds", key=K + "repeat", icon=":material/replay:", on_click=_repeat, args=(rec.run_id,))
+
+
+def _repeat(run_id: str) -> None:
+    """The button's callback: queue the repeats (shown by the Compare page), and go there."""
+    ss = st.session_state
+    try:
+        study.submit_repeats(resources.record(run_id), int(ss[K + "seeds"]))
+    except ValueError as exc:  # ConfigError, DataError: said next to the Train button
+        ss[K + "error"] = str(exc)
+        return
+    ss[COMPARE_RUNS] = [run_id]
+    ss[GO_COMPARE] = True  # the page switches on its next run
+
+
+def _kept_weights(rec) -> str:
+    """Which weights the saved model holds (core sets restored_epoch when it put the best epoch's back)."""
+    if rec.restored_epoch:
+        return f"the weights of its best epoch ({rec.restored_epoch})"
+    return f"the weights of its last epoch ({len(rec.history.get('loss', []))})"
