@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.models.augment import layer_calls
+from core.results.curves import HISTORY_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store.runstore import RunRecord, RunStore
-
-HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 _HEAD = '''"""{title}
 
@@ -284,10 +283,10 @@ def history_csv(rec: RunRecord) -> str:
     """The history as CSV: epoch, loss, accuracy, val_loss, val_accuracy, seconds (one row per epoch)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["epoch", *HISTORY_COLUMNS, "seconds"])
+    w.writerow(["epoch", *HISTORY_KEYS, "seconds"])
     n = len(rec.history.get("loss", []))
     for e in range(n):
-        row = [rec.history.get(k, [None] * n)[e] if e < len(rec.history.get(k, [])) else "" for k in HISTORY_COLUMNS]
+        row = [rec.history.get(k, [None] * n)[e] if e < len(rec.history.get(k, [])) else "" for k in HISTORY_KEYS]
         secs = rec.epoch_seconds[e] if e < len(rec.epoch_seconds) else ""
         w.writerow([e + 1, *row, secs])
     return out.getvalue()

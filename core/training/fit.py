@@ -34,14 +34,13 @@ from core.base.config import OPTIMIZERS, ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.models.augment import augment_dataset_fn
 from core.models.pipeline import Preprocess, image_batches, is_images
+from core.results.curves import HISTORY_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
     import numpy as np
 
     from core.data import PreparedData
-
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 # Engine-wide choices measured in bench/bench_engine.py (see bench/RESULTS.md):
 # jit_compile: Keras' "auto" leaves XLA off on CPU-only machines.
