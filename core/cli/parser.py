@@ -14,6 +14,7 @@ from core.base.config import (
     OPTIMIZERS,
     PADDINGS,
     PRECISIONS,
+    RANGES,
     SETTING_ALIASES,
     WEIGHT_SOURCES,
     AugmentConfig,
@@ -22,12 +23,14 @@ from core.base.config import (
     TrainConfig,
 )
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
+from core.results import MAX_POINTS, MAX_SEEDS, MIN_SEEDS
 
 from .batch import add_batch_flags
 
 EXIT_USAGE = 2  # the user's error: a bad flag, value, dataset, architecture or weights source
 EXIT_FAILED = 1  # anything else: a bug or a broken installation
 FINE_TUNE_EPOCHS = 5  # --fine-tune-epochs given without a number
+REPEAT_SEEDS = 5  # repeat's seeds when --seeds is not given
 
 
 class _Defaults(argparse.HelpFormatter):
@@ -83,7 +86,7 @@ def _model_flags(p: argparse.ArgumentParser, classes: bool) -> None:
     g.add_argument("--model", choices=MODELS, default=d.model, help="the model kind: the course CNN or VGG16 transfer")
     _setting(g, "input_size", type=int, default=d.input_size, help="image height = width, in pixels")
     _setting(g, "channels", type=int, choices=[1, 3], default=d.channels, help="3 = RGB, 1 = gray")
-    _setting(g, "blocks", type=int, default=d.blocks, help="Conv->Pool blocks, 1-5")
+    _setting(g, "blocks", type=int, default=d.blocks, help=f"Conv->Pool blocks, {RANGES['blocks'].span}")
     _setting(
         g,
         "filters",
@@ -169,8 +172,12 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     _setting(
         a, "fill_mode", choices=FILL_MODES, default=n.fill_mode, help="how pixels moved in from outside are filled"
     )
+    c = AugmentConfig.course()
+    flips = "flips" if c.hflip and c.vflip else "horizontal flips" if c.hflip else "vertical flips"
     a.add_argument(
-        "--augment", action="store_true", help="the course's settings (rotation 20, shifts 0.1, flips, zoom 0.1)"
+        "--augment",
+        action="store_true",
+        help=f"the course's settings (rotation {c.rotation:g}, shifts {c.width_shift:g}, {flips}, zoom {c.zoom:g})",
     )
 
 
@@ -321,7 +328,12 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
 
     rp = sub.add_parser("repeat", parents=[common], help="one configuration over k seeds: the spread of its scores")
     _data_flag(rp)
-    rp.add_argument("--seeds", type=int, default=5, help="how many seeds, 2-10: --seed, --seed+1, ...")
+    rp.add_argument(
+        "--seeds",
+        type=int,
+        default=REPEAT_SEEDS,
+        help=f"how many seeds, {MIN_SEEDS}-{MAX_SEEDS}: --seed, --seed+1, ...",
+    )
     _model_flags(rp, classes=False)
     _train_flags(rp)
     rp.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -335,7 +347,7 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=V1,V2",
         help="a setting (any ModelConfig/TrainConfig field, or its flag's short name: lr, dense...) "
-        "and its values; once or twice, at most 25 points",
+        f"and its values; once or twice, at most {MAX_POINTS} points",
     )
     sw.add_argument("--grid-file", default=None, metavar="FILE", help='a JSON grid instead: {"dropout": [0, 0.5]}')
     _model_flags(sw, classes=False)
