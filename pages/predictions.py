@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.base import ModelConfig, upload_too_large
+from core.base import ModelConfig, plural, upload_too_large
 from core.data import read_image_bytes
 from core.results import cell_indices, top_classes, worst_confusion
 from ui import charts, resources, state
@@ -116,10 +116,7 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
         idx = cell_indices((arrays["y_true"], arrays["probs"]), r, c)
         kind = "correct" if r == c else "mistakes"
         if idx:
-            st.markdown(
-                f"**{len(idx)} test image{'s' if len(idx) != 1 else ''}** of *{true_name}* predicted as "
-                f"*{pred_name}* ({kind})"
-            )
+            st.markdown(f"**{plural(len(idx), 'test image')}** of *{true_name}* predicted as *{pred_name}* ({kind})")
         else:
             st.markdown(f"**0 test images** of *{true_name}* predicted as *{pred_name}*: none in this cell.")
         if idx:

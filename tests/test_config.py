@@ -4,7 +4,19 @@ from dataclasses import fields
 
 import pytest
 
-from core.base.config import RANGES, AugmentConfig, ConfigError, ModelConfig, Range, TrainConfig, run_key
+from core.base.config import (
+    KERAS_LOSSES,
+    KERAS_OPTIMIZERS,
+    LOSSES,
+    OPTIMIZERS,
+    RANGES,
+    AugmentConfig,
+    ConfigError,
+    ModelConfig,
+    Range,
+    TrainConfig,
+    run_key,
+)
 
 
 def test_defaults_are_the_course_network():
@@ -112,3 +124,14 @@ def test_a_range_reads_as_the_messages_and_help_say_it():
     assert RANGES["epochs"].top == 100 and RANGES["epochs"].hi == 500
     assert RANGES["seed"].hi == 2**31 - 1
     assert Range(0.0, 1.0, hi_open=True).holds(0.99) and not Range(0.0, 1.0, hi_open=True).holds(1.0)
+
+
+def test_every_optimizer_and_loss_has_its_keras_name():
+    import keras
+
+    assert tuple(KERAS_OPTIMIZERS) == OPTIMIZERS and tuple(KERAS_LOSSES) == LOSSES
+    for name in KERAS_OPTIMIZERS.values():
+        assert issubclass(getattr(keras.optimizers, name), keras.optimizers.Optimizer), name
+    for name in KERAS_LOSSES.values():
+        assert keras.losses.get(name) is not None, name
+    assert KERAS_LOSSES["sparse"] == "sparse_categorical_crossentropy"

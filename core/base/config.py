@@ -46,6 +46,10 @@ LOSS_LABELS: dict[str, str] = {
     "sparse": "sparse_categorical_crossentropy (integer labels)",
 }
 LOSSES = tuple(LOSS_LABELS)
+# Each choice's name in Keras (keras.optimizers.<class>, model.compile(loss=...)): training and the exported
+# script spell them from here.
+KERAS_OPTIMIZERS: dict[str, str] = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
+KERAS_LOSSES: dict[str, str] = {"categorical": "categorical_crossentropy", "sparse": "sparse_categorical_crossentropy"}
 MONITOR_LABELS: dict[str, str] = {
     "val_loss": "validation loss (lower is better)",
     "val_accuracy": "validation accuracy (higher is better)",

@@ -41,6 +41,9 @@ import numpy as np
 from core.base.config import TrainConfig
 from core.results.curves import best_of, change, higher_is_better, moving_average, percent, relative, trend
 
+# The title of a run still improving while its losses are high (the lab groups its variants by it).
+UNDERFITTING_SO_FAR = "Still improving (underfitting so far)"
+
 
 # --- Thresholds: the one place the verdict's numbers live ----------------------------------------
 @dataclass(frozen=True)
@@ -408,7 +411,7 @@ class Reading:
             return made("overfitting", overfit_start=start)
         if high_by is not None:
             if self._still_falling():
-                return made("still_improving", "Still improving (underfitting so far)", slow=self._slow(), **high)
+                return made("still_improving", UNDERFITTING_SO_FAR, slow=self._slow(), **high)
             return made("underfitting", **high)
         if self._wide_gap():
             return made("overfitting", by_gap=True)
