@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.base.config import ConfigError, TrainConfig
+from core.base.config import RANGES, ConfigError, TrainConfig
 from core.results.compare import run_metrics
 from core.results.curves import HISTORY_KEYS
 
@@ -30,7 +30,7 @@ def seed_configs(train_cfg: TrainConfig, k: int) -> list[TrainConfig]:
     """
     if isinstance(k, bool) or not isinstance(k, int) or not MIN_SEEDS <= k <= MAX_SEEDS:
         raise ConfigError(f"The number of seeds must be a whole number from {MIN_SEEDS} to {MAX_SEEDS}. Got {k!r}.")
-    if train_cfg.seed + k - 1 > 2**31 - 1:
+    if train_cfg.seed + k - 1 > RANGES["seed"].hi:
         raise ConfigError(f"--seed {train_cfg.seed} leaves no room for {k} seeds after it: use a smaller seed.")
     return [train_cfg.replace(seed=train_cfg.seed + i) for i in range(k)]
 
