@@ -4,7 +4,8 @@ the valid minimum, the usual maximum (raised to a stored value beyond it), and t
 import pytest
 from apphelpers import TINY
 
-from core.base.config import RANGES, AugmentConfig, TrainConfig
+from core.base.config import LEARNING_RATES, RANGES, AugmentConfig, TrainConfig
+from ui.controls import DENSE_UNITS, FINE_TUNE_RATES
 
 pytestmark = pytest.mark.usefixtures("private_worker")
 
@@ -43,3 +44,12 @@ def test_lab_and_transfer_forms_bounds_are_the_table(open_page):
     assert _bounds(at.slider(key="transfer.dropout")) == (0.0, RANGES["dropout"].top)
     assert _bounds(at.slider(key="transfer.ft_epochs")) == (0, RANGES["fine_tune_epochs"].top)
     assert _bounds(at.number_input(key="transfer.seed")) == (RANGES["seed"].lo, RANGES["seed"].hi)
+
+
+def test_every_slider_step_is_a_valid_value():
+    for name, values in (
+        ("dense_units", DENSE_UNITS),
+        ("fine_tune_lr", FINE_TUNE_RATES),
+        ("learning_rate", LEARNING_RATES),
+    ):
+        assert all(RANGES[name].holds(v) for v in values), name
