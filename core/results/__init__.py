@@ -40,7 +40,7 @@ from core.results.repeats import (
 )
 from core.results.report import report_html
 from core.results.sweeps import MAX_POINTS, SWEEPABLE, grid_from_json, parse_grid, sweep_grid, sweep_points
-from core.results.verdict import thresholds_markdown, truth_table_text
+from core.results.verdict import last_weights_text, thresholds_markdown, truth_table_text
 
 __all__ = [
     "Diagnosis",
@@ -69,6 +69,7 @@ __all__ = [
     "get_runs",
     "grid_from_json",
     "json_safe",
+    "last_weights_text",
     "mean_curves",
     "moving_average",
     "parse_grid",

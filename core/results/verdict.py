@@ -45,6 +45,11 @@ from core.results.curves import best_of, change, higher_is_better, moving_averag
 UNDERFITTING_SO_FAR = "Still improving (underfitting so far)"
 
 
+def last_weights_text(epochs: int) -> str:
+    """What a run keeps when no best epoch was restored (the verdict's sentence, the curves' note)."""
+    return f"the saved model holds the last epoch's weights (epoch {epochs})"
+
+
 # --- Thresholds: the one place the verdict's numbers live ----------------------------------------
 @dataclass(frozen=True)
 class Threshold:
@@ -759,7 +764,7 @@ class Reading:
             tail = "not the last epoch's" if r != n else "which is also the last epoch's"
             saved = f"The saved model is the epoch-{r} one, so the test set scores that model, {tail}."
             return [f"{how}{self._which(r)}. {saved}"]
-        last = f"the saved model holds the last epoch's weights (epoch {n})"
+        last = last_weights_text(n)
         if self.early_stopping and not (self.train_cfg and self.train_cfg.restore_best):
             off = " (restore_best is off)" if self.train_cfg is not None else ""
             if s is not None:
