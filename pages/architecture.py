@@ -22,7 +22,7 @@ from core.jobs import estimate_text
 from core.models import check_architecture, check_cost
 from core.models.layer_table import layer_table
 from ui import charts, jobs, resources, share, state
-from ui.controls import DENSE_UNITS, slider_max, steps, weights_picker
+from ui.controls import DENSE_UNITS, slider_range, steps, weights_picker
 from ui.feedback import flash, header
 from ui.frame import run_page
 
@@ -100,8 +100,7 @@ def _controls(base: ModelConfig):
         state.bind(K + "blocks", base.blocks)
         changes["blocks"] = st.slider(
             "Conv → Pool blocks",
-            1,
-            5,
+            *slider_range("blocks", K + "blocks"),
             key=K + "blocks",
             help="Each block: a convolution finds patterns, a pooling halves the map.",
         )
@@ -123,8 +122,7 @@ def _controls(base: ModelConfig):
         state.bind(K + "kernel_size", base.kernel_size)
         changes["kernel_size"] = st.slider(
             "Kernel size",
-            1,
-            slider_max(9, K + "kernel_size"),
+            *slider_range("kernel_size", K + "kernel_size"),
             key=K + "kernel_size",
             help="Side of each square filter: 3 means 3×3 pixels.",
         )
@@ -132,8 +130,7 @@ def _controls(base: ModelConfig):
         state.bind(K + "pool_size", base.pool_size)
         changes["pool_size"] = st.slider(
             "Pool size",
-            1,
-            slider_max(4, K + "pool_size"),
+            *slider_range("pool_size", K + "pool_size"),
             key=K + "pool_size",
             help="Max pooling keeps the largest value of each window: 2 halves the map.",
         )
@@ -168,8 +165,7 @@ def _controls(base: ModelConfig):
     state.bind(K + "dropout", round(float(base.dropout), 2))
     changes["dropout"] = st.slider(
         "Dropout",
-        0.0,
-        slider_max(0.9, K + "dropout"),
+        *slider_range("dropout", K + "dropout"),
         step=0.05,
         key=K + "dropout",
         help="Fraction of dense outputs switched off at random in each training step.",

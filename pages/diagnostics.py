@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from core.base import ModelConfig, TrainConfig, apply_changes
-from core.results import diagnosis_of, truth_table_text
+from core.results import diagnosis_of, last_weights_text, truth_table_text
 from ui import charts, resources, state, study
 from ui.feedback import empty_state, flash, header, set_flash
 from ui.frame import run_page
@@ -68,7 +68,7 @@ def main() -> None:
     if rec.restored_epoch:
         notes.append(f"**restored {rec.restored_epoch}**: the saved model holds this epoch's weights")
     else:
-        notes.append(f"the saved model holds the last epoch's weights (epoch {n})")
+        notes.append(last_weights_text(n))
     if stopped:
         notes.append(f"**stopped {stopped}**: early stopping ended training here")
     if len(rec.phases) > 1:

@@ -16,6 +16,7 @@ from core.base import LEARNING_RATES, ModelConfig, TrainConfig, network_text, pl
 from core.lab import lab_curves, lab_rows, lab_summary
 from core.lab import variants as lab
 from ui import charts, jobs, resources, state
+from ui.controls import slider_max, valid_range
 from ui.feedback import empty_state, header, set_flash
 from ui.frame import run_page
 from ui.job_panel import job_panel
@@ -156,7 +157,7 @@ def _controls(source: str) -> tuple[ModelConfig | None, list[str]]:
     c2.slider(
         "Epochs (at most)",
         2,
-        100,
+        slider_max("epochs", K + "epochs"),
         key=K + "epochs",
         persist_state="session",
         help="Every variant gets the same number; early stopping may end one sooner.",
@@ -172,8 +173,7 @@ def _controls(source: str) -> tuple[ModelConfig | None, list[str]]:
     )
     c4.number_input(
         "Seed",
-        min_value=0,
-        max_value=2**31 - 1,
+        *valid_range("seed"),
         step=1,
         key=K + "seed",
         persist_state="session",

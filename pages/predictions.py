@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from core.base import ModelConfig, upload_too_large
+from core.base import ModelConfig, plural, upload_too_large
 from core.data import read_image_bytes
-from core.results import cell_indices
+from core.results import cell_indices, top_classes, worst_confusion
 from ui import charts, resources, state
 from ui.feedback import empty_state, errors_shown, header
 from ui.frame import run_page
@@ -84,9 +84,7 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
     chart_key = f"{K}cm.{rec.run_id}"
     cell_key = f"{K}cell.{rec.run_id}"
     if cell_key not in ss:
-        off = [(matrix[r][c], r, c) for r in range(len(names)) for c in range(len(names)) if r != c]
-        worst = max(off) if off else (0, 0, 0)
-        ss[cell_key] = (worst[1], worst[2]) if worst[0] else (0, 0)
+        ss[cell_key] = worst_confusion(matrix)
     true_key, pred_key, click_key = f"{K}true.{rec.run_id}", f"{K}pred.{rec.run_id}", f"{K}click.{rec.run_id}"
     # A click on the chart arrives as the chart's state, readable before the chart is drawn again;
     # a change of the selects arrives as their state. Whichever changed picks the cell.
@@ -118,10 +116,7 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
         idx = cell_indices((arrays["y_true"], arrays["probs"]), r, c)
         kind = "correct" if r == c else "mistakes"
         if idx:
-            st.markdown(
-                f"**{len(idx)} test image{'s' if len(idx) != 1 else ''}** of *{true_name}* predicted as "
-                f"*{pred_name}* ({kind})"
-            )
+            st.markdown(f"**{plural(len(idx), 'test image')}** of *{true_name}* predicted as *{pred_name}* ({kind})")
         else:
             st.markdown(f"**0 test images** of *{true_name}* predicted as *{pred_name}*: none in this cell.")
         if idx:
@@ -145,10 +140,9 @@ def _gallery(run_id: str, indices: list[int], names: list[str], arrays: dict, wi
     for start in range(0, len(indices), per_row):
         cols = st.columns(per_row)
         for col, i in zip(cols, indices[start : start + per_row], strict=False):
-            probs = [float(p) for p in arrays["probs"][i]]
-            ranked = sorted(range(len(probs)), key=lambda k: -probs[k])[:3]
+            probs = arrays["probs"][i]
             col.image(arrays["test_images"][i], width=width)
-            col.caption("  \n".join(f"{names[k]} {probs[k]:.0%}" for k in ranked))
+            col.caption("  \n".join(f"{names[k]} {float(probs[k]):.0%}" for k in top_classes(probs)))
             _inside_link(col, run_id, i)
 
 

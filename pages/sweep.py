@@ -8,7 +8,7 @@ from functools import partial
 
 import streamlit as st
 
-from core.base import plural
+from core.base import plural, stored_line
 from core.results import MAX_POINTS, SWEEPABLE, sweep_grid
 from ui import charts, jobs, state, study
 from ui.feedback import empty_state, header
@@ -94,11 +94,7 @@ def _results(run: Mapping, snaps: list) -> None:
         return
     result = sweep_grid(run["names"], run["values"], recs)
     stored = sum(1 for r in recs if r.cached)
-    st.caption(
-        f"All {plural(n, 'point')} were stored already: nothing was trained."
-        if stored == n
-        else f"{plural(n - stored, 'point')} trained, {stored} came back from the store."
-    )
+    st.caption(stored_line(n, stored, "point"))
     z = tuple(tuple(row) for row in result["z"])
     st.plotly_chart(
         charts.sweep_figure(tuple(run["names"]), tuple(tuple(v) for v in run["values"]), z), config=charts.CONFIG

@@ -27,7 +27,7 @@ from core.base.config import (
 )
 from core.models import check_architecture, check_cost, course_code, keras_code, weights_status
 from ui import resources, share, state, train_panels
-from ui.controls import FINE_TUNE_RATES, slider_max, steps
+from ui.controls import FINE_TUNE_RATES, slider_max, slider_range, steps, valid_range
 from ui.feedback import errors_shown, flash, header
 from ui.frame import run_page
 
@@ -126,8 +126,7 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
         state.bind(K + "epochs", base.epochs)
         c["epochs"] = st.slider(
             "Epochs",
-            1,
-            slider_max(100, K + "epochs"),
+            *slider_range("epochs", K + "epochs"),
             key=K + "epochs",
             help="Full passes over the training images (the most training can run).",
         )
@@ -144,8 +143,7 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
         state.bind(K + "val_split", base.val_split)
         c["val_split"] = st.slider(
             "Validation split",
-            0.05,
-            0.5,
+            *slider_range("val_split", K + "val_split"),
             step=0.05,
             key=K + "val_split",
             format="%.2f",
@@ -155,8 +153,7 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
         c["seed"] = int(
             st.number_input(
                 "Seed",
-                0,
-                2**31 - 1,
+                *valid_range("seed"),
                 step=1,
                 key=K + "seed",
                 help="Same seed, same split and same starting weights: a repeatable run.",
@@ -169,8 +166,8 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
         state.bind(K + "patience", base.early_stopping or 5)
         patience = st.slider(
             "Patience (epochs)",
-            1,
-            slider_max(20, K + "patience"),
+            1,  # 0 is the toggle's "off"
+            slider_max("early_stopping", K + "patience"),
             key=K + "patience",
             disabled=not on,
             help="How many epochs without improvement to wait before stopping.",
@@ -198,8 +195,7 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
             state.bind(K + "test_size", base.test_size)
             c["test_size"] = st.slider(
                 "Test set size",
-                0.05,
-                0.5,
+                *slider_range("test_size", K + "test_size"),
                 step=0.05,
                 key=K + "test_size",
                 format="%.2f",
@@ -217,8 +213,7 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
             state.bind(K + "train_fraction", base.train_fraction)
             c["train_fraction"] = st.slider(
                 "Use this share of the training images",
-                0.05,
-                1.0,
+                *slider_range("train_fraction", K + "train_fraction"),
                 step=0.05,
                 key=K + "train_fraction",
                 format="%.2f",
@@ -229,8 +224,7 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
                 state.bind(K + "fine_tune_epochs", base.fine_tune_epochs)
                 c["fine_tune_epochs"] = st.slider(
                     "Fine-tuning epochs",
-                    0,
-                    slider_max(20, K + "fine_tune_epochs"),
+                    *slider_range("fine_tune_epochs", K + "fine_tune_epochs"),
                     key=K + "fine_tune_epochs",
                     help="After the new head has trained, unfreeze VGG16's last block and train this many more epochs.",
                 )
@@ -290,16 +284,14 @@ def _augmentation(base: AugmentConfig):
         values = {
             "rotation": st.slider(
                 "Rotation (degrees)",
-                0.0,
-                180.0,
+                *slider_range("rotation", A + "rotation"),
                 step=5.0,
                 key=A + "rotation",
                 help="rotation_range: turn by a random angle up to this, either way.",
             ),
             "width_shift": st.slider(
                 "Width shift",
-                0.0,
-                slider_max(0.5, A + "width_shift"),
+                *slider_range("width_shift", A + "width_shift"),
                 step=0.05,
                 key=A + "width_shift",
                 format="%.2f",
@@ -307,8 +299,7 @@ def _augmentation(base: AugmentConfig):
             ),
             "height_shift": st.slider(
                 "Height shift",
-                0.0,
-                slider_max(0.5, A + "height_shift"),
+                *slider_range("height_shift", A + "height_shift"),
                 step=0.05,
                 key=A + "height_shift",
                 format="%.2f",
@@ -316,8 +307,7 @@ def _augmentation(base: AugmentConfig):
             ),
             "zoom": st.slider(
                 "Zoom",
-                0.0,
-                slider_max(0.5, A + "zoom"),
+                *slider_range("zoom", A + "zoom"),
                 step=0.05,
                 key=A + "zoom",
                 format="%.2f",

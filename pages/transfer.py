@@ -15,7 +15,7 @@ from core.base import AugmentConfig, ModelConfig, TrainConfig, plural
 from core.models.layer_table import layer_table
 from core.results import compare_configs, comparison_rows
 from ui import charts, jobs, resources, state
-from ui.controls import DENSE_UNITS, FINE_TUNE_RATES, weights_picker
+from ui.controls import DENSE_UNITS, FINE_TUNE_RATES, slider_range, valid_range, weights_picker
 from ui.feedback import empty_state, header
 from ui.frame import run_page
 from ui.job_panel import job_panel
@@ -25,15 +25,15 @@ K = "transfer."  # this page's widget keys
 ROLES = {"scratch": "Scratch CNN", "transfer": "VGG16 transfer"}
 STARTED = ("transfer", "scratch")  # the order they start in: unusable weights fail before minutes of CNN training
 DEFAULTS = {
-    K + "weights": "imagenet",
+    K + "weights": ModelConfig().weights,
     K + "weights_path": "",
-    K + "input_size": 64,
-    K + "dense": 128,
-    K + "dropout": 0.5,
+    K + "input_size": ModelConfig().input_size,
+    K + "dense": ModelConfig().dense_units,
+    K + "dropout": ModelConfig().dropout,
     K + "epochs": 10,
     K + "ft_epochs": 0,
     K + "ft_lr": TrainConfig().fine_tune_lr,
-    K + "seed": 42,
+    K + "seed": TrainConfig().seed,
     K + "augment": False,
 }
 COLUMNS = {
@@ -99,7 +99,7 @@ def _explain() -> None:
 def _controls() -> str | None:
     """The widgets; returns the chosen weights (None while a weights file's path is empty)."""
     ss = st.session_state
-    weights = weights_picker(K + "weights", "imagenet", persist_state="session")
+    weights = weights_picker(K + "weights", ModelConfig().weights, persist_state="session")
     c1, c2, c3 = st.columns(3)
     c1.slider(
         "Input size (px)",
@@ -111,21 +111,19 @@ def _controls() -> str | None:
         help="VGG16 needs 32 or more: its five 2x2 poolings halve the image five times.",
     )
     c2.select_slider("Dense units", options=list(DENSE_UNITS), key=K + "dense", persist_state="session")
-    c3.slider("Dropout", 0.0, 0.9, step=0.05, key=K + "dropout", persist_state="session")
+    c3.slider("Dropout", *slider_range("dropout", K + "dropout"), step=0.05, key=K + "dropout", persist_state="session")
     c4, c5, c6 = st.columns(3)
     c4.slider("Epochs (head)", 1, 50, key=K + "epochs", persist_state="session")
     c5.slider(
         "Fine-tune epochs (0 = off)",
-        0,
-        20,
+        *slider_range("fine_tune_epochs", K + "ft_epochs"),
         key=K + "ft_epochs",
         persist_state="session",
         help="After the head: unfreeze block5 and train it with a small learning rate.",
     )
     c6.number_input(
         "Seed",
-        min_value=0,
-        max_value=2**31 - 1,
+        *valid_range("seed"),
         step=1,
         key=K + "seed",
         persist_state="session",

@@ -5,11 +5,13 @@ import json
 import pytest
 from tinydata import write_tiny_dataset
 
+import core.inside
+import core.results.compare
 from core.base.config import WEIGHT_SOURCE_LABELS, ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.models.layer_table import ArchitectureError
 from core.results.compare import compare_configs, compare_runs, comparison_rows, run_metrics, run_settings
-from core.store.runstore import RunRecord
+from core.store.runstore import RunRecord, UnknownRunError
 
 
 def test_compare_configs_share_input_and_head():
@@ -256,5 +258,8 @@ def test_compare_cli_any_runs_and_an_unknown_id(two_runs, capsys, monkeypatch):
     code = main(["compare", a.run_id, "nosuchrun"])
     _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "'nosuchrun'" in err and "Traceback" not in err
+    # One message for an unknown run id, wherever it is looked up (compare, explain, the Inside page).
+    assert "No stored run 'nosuchrun'. `python -m core runs` lists the stored runs." in err
+    assert core.inside.UnknownRunError is core.results.compare.UnknownRunError is UnknownRunError
     code = main(["compare", a.run_id, "--transfer"])
     assert code == 2 and "not both" in capsys.readouterr().err

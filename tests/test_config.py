@@ -1,8 +1,22 @@
 """Configuration validation, serialisation and run keys."""
 
+from dataclasses import fields
+
 import pytest
 
-from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, run_key
+from core.base.config import (
+    KERAS_LOSSES,
+    KERAS_OPTIMIZERS,
+    LOSSES,
+    OPTIMIZERS,
+    RANGES,
+    AugmentConfig,
+    ConfigError,
+    ModelConfig,
+    Range,
+    TrainConfig,
+    run_key,
+)
 
 
 def test_defaults_are_the_course_network():
@@ -74,3 +88,50 @@ def test_run_key_changes_with_what_matters_only():
 def test_configs_hash_by_value():
     assert hash(ModelConfig()) == hash(ModelConfig())
     assert {TrainConfig(): 1}[TrainConfig()] == 1
+
+
+def _config_of(name):
+    """The config class that has the field ``name``."""
+    return next(cls for cls in (ModelConfig, AugmentConfig, TrainConfig) if name in {f.name for f in fields(cls)})
+
+
+def test_every_numeric_setting_has_one_range_and_the_configs_check_it():
+    numeric = {
+        f.name
+        for cls in (ModelConfig, AugmentConfig, TrainConfig)
+        for f in fields(cls)
+        if f.type in ("int", "float", "tuple[int, ...]")
+    }
+    assert numeric - {"channels"} == set(RANGES)  # channels is a choice: 1 or 3
+    for name, r in RANGES.items():
+        cls = _config_of(name)
+        value = (r.lo,) * ModelConfig().blocks if name == "filter_list" else r.lo
+        assert getattr(cls(**{name: value}), name) == value
+        beyond = r.hi if r.hi_open else (r.hi + 1 if isinstance(r.hi, int) else r.hi * 1.01)
+        below = r.lo - 1 if isinstance(r.lo, int) else r.lo / 2 if r.lo else -0.1
+        for bad in (beyond, below):
+            value = (bad,) * ModelConfig().blocks if name == "filter_list" else bad
+            with pytest.raises(ConfigError) as err:
+                cls(**{name: value})
+            assert f"The '{name}' parameter of {cls.__name__} must be " in str(err.value)
+            assert r.interval in str(err.value)
+        assert r.lo <= r.top <= r.hi and (r.top < r.hi or not r.hi_open)  # a slider's usual maximum is valid
+
+
+def test_a_range_reads_as_the_messages_and_help_say_it():
+    assert RANGES["blocks"].interval == "[1, 5]" and RANGES["blocks"].span == "1-5"
+    assert RANGES["dropout"].interval == "[0.0, 1.0)" and RANGES["dropout"].top == 0.9
+    assert RANGES["epochs"].top == 100 and RANGES["epochs"].hi == 500
+    assert RANGES["seed"].hi == 2**31 - 1
+    assert Range(0.0, 1.0, hi_open=True).holds(0.99) and not Range(0.0, 1.0, hi_open=True).holds(1.0)
+
+
+def test_every_optimizer_and_loss_has_its_keras_name():
+    import keras
+
+    assert tuple(KERAS_OPTIMIZERS) == OPTIMIZERS and tuple(KERAS_LOSSES) == LOSSES
+    for name in KERAS_OPTIMIZERS.values():
+        assert issubclass(getattr(keras.optimizers, name), keras.optimizers.Optimizer), name
+    for name in KERAS_LOSSES.values():
+        assert keras.losses.get(name) is not None, name
+    assert KERAS_LOSSES["sparse"] == "sparse_categorical_crossentropy"

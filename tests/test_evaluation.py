@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from core.results.evaluation import TestReport, cell_indices, evaluate
+from core.results.evaluation import TestReport, cell_indices, evaluate, top_classes, worst_confusion
 
 # Nine test items, three classes. Rows are the softmax outputs; the argmax is the prediction.
 Y3 = [0, 0, 0, 0, 1, 2, 2, 2, 2]
@@ -136,3 +136,18 @@ def test_test_report_round_trips_through_json():
 def test_evaluate_rejects_bad_inputs_with_clear_messages(y, p, names, kwargs, match):
     with pytest.raises(ValueError, match=match):
         evaluate(y, p, names, **kwargs)
+
+
+def test_worst_confusion_is_the_largest_mistake():
+    # P3's mistakes: sandstone->shale once, granite->sandstone twice, granite->shale once.
+    assert worst_confusion(evaluate(Y3, P3, NAMES3).confusion_matrix) == (2, 0)
+    assert worst_confusion([[5, 1], [1, 5]]) == (1, 0)  # equal mistakes: the last in reading order
+    assert worst_confusion([[4, 0, 0], [0, 3, 0], [0, 0, 2]]) == (0, 0)  # nothing confused
+    assert worst_confusion([[0, 3], [7, 0]]) == (1, 0)
+
+
+def test_top_classes_ranks_one_softmax_row():
+    assert top_classes(P3[6]) == [0, 2, 1]
+    assert top_classes(P3[7], k=2) == [1, 2]
+    assert top_classes([0.4, 0.2, 0.4]) == [0, 2, 1]  # equal probabilities keep class order
+    assert top_classes(np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)) == [3, 2, 1]

@@ -13,7 +13,7 @@ from histories import (
     underfitting_history,
 )
 
-from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
+from core.base.config import RANGES, AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
 from core.models.layer_table import layer_table
 from core.results.diagnosis import Diagnosis, diagnose
 from core.results.remedies import Remedy
@@ -175,3 +175,15 @@ def test_apply_changes_rejects_unknown_keys_and_bad_values():
         TrainConfig(augment=AugmentConfig.course()),
     )
     assert not t.augment.enabled and m.block_filters() == (8, 16, 32)
+
+
+def test_remedies_stay_inside_the_config_ranges():
+    """A remedy never proposes a value its config would refuse (the bounds are core.base.config.RANGES)."""
+    top = ModelConfig(filters=RANGES["filters"].hi // 2 + 1, dense_units=RANGES["dense_units"].hi // 2 + 1)
+    long = TrainConfig(epochs=300)
+    d = diagnose(underfitting_history(), model_cfg=top, train_cfg=long)
+    assert "bigger_model" not in keys(d)  # doubling 513 filters or 4097 units is beyond the ranges
+    _, t = apply_changes(remedy(d, "more_epochs"), top, long)
+    assert t.epochs == RANGES["epochs"].hi == 500
+    d = diagnose(underfitting_history(), model_cfg=ModelConfig(filters=512, dense_units=4096))
+    assert apply_changes(remedy(d, "bigger_model"), ModelConfig(filters=512, dense_units=4096))[0].dense_units == 8192

@@ -2,7 +2,7 @@
 
 import io
 
-from core.base.tables import number, plural, print_table
+from core.base.tables import number, plural, print_table, stored_line
 
 
 def test_plural_says_one_of_a_thing_and_counts_the_rest():
@@ -31,3 +31,10 @@ def test_print_table_aligns_columns_to_the_widest_cell():
         "a1      0.91      best",
         "b22222  -         -",  # None and a missing cell both read "-"; no trailing spaces
     ]
+
+
+def test_stored_line_says_what_came_back_from_the_store():
+    assert stored_line(4, 1, "point") == "3 points trained, 1 came back from the store."
+    assert stored_line(4, 4, "point") == "All 4 points were stored already: nothing was trained."
+    assert stored_line(1, 1, "repeat") == "The repeat was stored already: nothing was trained."
+    assert stored_line(2, 0, "repeat") == "2 repeats trained, 0 came back from the store."

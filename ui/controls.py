@@ -1,6 +1,6 @@
-"""Controls several pages draw the same way: the VGG16 weight source, and the slider steps they share.
+"""Controls several pages draw the same way: the VGG16 weight source, and the slider steps and bounds they share.
 
-The choices and their labels come from :mod:`core.base.config` (the CLI shows the
+The choices, their labels and the valid ranges come from :mod:`core.base.config` (the CLI shows the
 same ones); what is defined here is only how the dashboard offers them.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.base import WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
+from core.base import RANGES, WEIGHT_FILE_LABEL, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES
 from core.models import weights_status
 from ui import resources, state
 
@@ -29,9 +29,21 @@ def steps(values: Sequence, current: Any) -> list:
     return sorted(set(values) | {current})
 
 
-def slider_max(limit: float, key: str) -> float:
-    """A slider's maximum: its usual one, or the widget's current value if that is beyond it."""
-    return max(limit, st.session_state[key])
+def slider_max(name: str, key: str) -> float:
+    """The maximum of the slider ``key`` for the setting ``name``: its usual one (``core.base.config.RANGES``),
+    or the widget's current value if a stored config holds more."""
+    return max(RANGES[name].top, st.session_state[key])
+
+
+def valid_range(name: str) -> tuple[float, float]:
+    """The setting ``name``'s whole valid ``(minimum, maximum)`` (``core.base.config.RANGES``), for a number input."""
+    r = RANGES[name]
+    return r.lo, r.hi
+
+
+def slider_range(name: str, key: str) -> tuple[float, float]:
+    """The slider's ``(minimum, maximum)`` for the setting ``name``: the valid minimum, and :func:`slider_max`."""
+    return RANGES[name].lo, slider_max(name, key)
 
 
 def weights_picker(key: str, current: str, persist_state: str | None = None) -> str | None:

@@ -6,6 +6,8 @@ from core.base.config import (
     COURSE_PARAMS,
     DATA_DECIDED,
     FILL_MODES,
+    KERAS_LOSSES,
+    KERAS_OPTIMIZERS,
     LEARNING_RATES,
     LOSS_LABELS,
     LOSSES,
@@ -19,6 +21,7 @@ from core.base.config import (
     PADDINGS,
     PRECISION_LABELS,
     PRECISIONS,
+    RANGES,
     SETTING_ALIASES,
     WEIGHT_FILE_LABEL,
     WEIGHT_SOURCE_LABELS,
@@ -26,6 +29,7 @@ from core.base.config import (
     AugmentConfig,
     ConfigError,
     ModelConfig,
+    Range,
     TrainConfig,
     apply_changes,
     run_key,
@@ -84,7 +88,7 @@ from core.base.precision import (
     run_precision,
     settle_precision,
 )
-from core.base.tables import number, plural, print_table
+from core.base.tables import number, plural, print_table, stored_line
 
 __all__ = [
     "AugmentConfig",
@@ -93,6 +97,8 @@ __all__ = [
     "DATA_DECIDED",
     "DEFAULT_SCHEDULER_TIMEOUT",
     "FILL_MODES",
+    "KERAS_LOSSES",
+    "KERAS_OPTIMIZERS",
     "LEARNING_RATES",
     "LOSSES",
     "LOSS_LABELS",
@@ -110,6 +116,8 @@ __all__ = [
     "PRECISIONS",
     "PRECISION_LABELS",
     "PathRefused",
+    "RANGES",
+    "Range",
     "SETTING_ALIASES",
     "SettingError",
     "SpecialFile",
@@ -160,6 +168,7 @@ __all__ = [
     "settings",
     "settle_precision",
     "special_kind",
+    "stored_line",
     "too_many_pixels",
     "upload_too_large",
     "uploads_dir",

@@ -46,6 +46,10 @@ LOSS_LABELS: dict[str, str] = {
     "sparse": "sparse_categorical_crossentropy (integer labels)",
 }
 LOSSES = tuple(LOSS_LABELS)
+# Each choice's name in Keras (keras.optimizers.<class>, model.compile(loss=...)): training and the exported
+# script spell them from here.
+KERAS_OPTIMIZERS: dict[str, str] = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
+KERAS_LOSSES: dict[str, str] = {"categorical": "categorical_crossentropy", "sparse": "sparse_categorical_crossentropy"}
 MONITOR_LABELS: dict[str, str] = {
     "val_loss": "validation loss (lower is better)",
     "val_accuracy": "validation accuracy (higher is better)",
@@ -84,6 +88,71 @@ SETTING_ALIASES: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take, and how far a slider usually goes.
+
+    Args:
+        lo: the smallest valid value.
+        hi: the largest valid value (excluded when ``hi_open``).
+        hi_open: ``hi`` itself is not valid (a dropout rate of 1 would switch everything off).
+        usual: the largest value a slider offers, when less than ``hi`` (a stored config beyond it
+            still shows: the slider goes as far as the value it holds).
+    """
+
+    lo: float
+    hi: float
+    hi_open: bool = False
+    usual: float | None = None
+
+    @property
+    def top(self) -> float:
+        """A slider's usual maximum."""
+        return self.hi if self.usual is None else self.usual
+
+    @property
+    def interval(self) -> str:
+        """``[1, 5]``, or ``[0.0, 1.0)`` when ``hi`` is excluded."""
+        return f"[{self.lo}, {self.hi}{')' if self.hi_open else ']'}"
+
+    @property
+    def span(self) -> str:
+        """``1-5``, for a help text."""
+        return f"{self.lo}-{self.hi}"
+
+    def holds(self, value: float) -> bool:
+        return self.lo <= value < self.hi if self.hi_open else self.lo <= value <= self.hi
+
+
+# Every numeric setting's valid values, one table: the configs check them, the pages' sliders and the
+# command line's help read them (keyed by the field's name in ModelConfig, AugmentConfig or TrainConfig).
+RANGES: dict[str, Range] = {
+    "input_size": Range(8, 512),
+    "num_classes": Range(2, 1000),
+    "blocks": Range(1, 5),
+    "filters": Range(1, 1024),
+    "filter_list": Range(1, 2048),
+    "kernel_size": Range(1, 15, usual=9),
+    "pool_size": Range(1, 8, usual=4),
+    "dense_units": Range(1, 8192),
+    "dropout": Range(0.0, 1.0, hi_open=True, usual=0.9),
+    "rotation": Range(0.0, 180.0),
+    "width_shift": Range(0.0, 1.0, hi_open=True, usual=0.5),
+    "height_shift": Range(0.0, 1.0, hi_open=True, usual=0.5),
+    "zoom": Range(0.0, 1.0, hi_open=True, usual=0.5),
+    "learning_rate": Range(1e-7, 1.0),
+    "epochs": Range(1, 500, usual=100),
+    "batch_size": Range(1, 4096),
+    "val_split": Range(0.05, 0.5),
+    "test_size": Range(0.05, 0.5),
+    "early_stopping": Range(0, 500, usual=20),
+    "seed": Range(0, 2**31 - 1),
+    "train_fraction": Range(0.05, 1.0),
+    "fine_tune_epochs": Range(0, 500, usual=20),
+    "fine_tune_lr": Range(1e-8, 1.0),
+}
+
+
 def weights_label(weights: str) -> str:
     """The label of a weight source; a path is shown as the file it names."""
     return WEIGHT_SOURCE_LABELS.get(weights) or f"{WEIGHT_FILE_LABEL}: {weights}"
@@ -108,18 +177,16 @@ def _fail(owner: str, name: str, expected: str, got: Any) -> None:
     raise ConfigError(f"The '{name}' parameter of {owner} must be {expected}. Got {got!r} instead.")
 
 
-def _check_int(owner: str, name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        _fail(owner, name, f"an integer in [{lo}, {hi}]", value)
+def _check_int(owner: str, name: str, value: Any) -> None:
+    r = RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not r.holds(value):
+        _fail(owner, name, f"an integer in {r.interval}", value)
 
 
-def _check_float(owner: str, name: str, value: Any, lo: float, hi: float, hi_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = lo <= value < hi if hi_open else lo <= value <= hi
-    if not ok:
-        bracket = ")" if hi_open else "]"
-        _fail(owner, name, f"a number in [{lo}, {hi}{bracket}", value)
+def _check_float(owner: str, name: str, value: Any) -> None:
+    r = RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not r.holds(value):
+        _fail(owner, name, f"a number in {r.interval}", value)
 
 
 def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -205,12 +272,12 @@ class ModelConfig(_Serializable):
     def __post_init__(self) -> None:
         o = "ModelConfig"
         _check_choice(o, "model", self.model, MODELS)
-        _check_int(o, "input_size", self.input_size, 8, 512)
+        _check_int(o, "input_size", self.input_size)
         if self.channels not in (1, 3):
             _fail(o, "channels", "1 (grayscale) or 3 (RGB)", self.channels)
-        _check_int(o, "num_classes", self.num_classes, 2, 1000)
-        _check_int(o, "blocks", self.blocks, 1, 5)
-        _check_int(o, "filters", self.filters, 1, 1024)
+        _check_int(o, "num_classes", self.num_classes)
+        _check_int(o, "blocks", self.blocks)
+        _check_int(o, "filters", self.filters)
         if not isinstance(self.filter_list, tuple):
             object.__setattr__(self, "filter_list", tuple(self.filter_list))
         if self.filter_list:
@@ -222,14 +289,14 @@ class ModelConfig(_Serializable):
                     list(self.filter_list),
                 )
             for f in self.filter_list:
-                _check_int(o, "filter_list", f, 1, 2048)
-        _check_int(o, "kernel_size", self.kernel_size, 1, 15)
-        _check_int(o, "pool_size", self.pool_size, 1, 8)
+                _check_int(o, "filter_list", f)
+        _check_int(o, "kernel_size", self.kernel_size)
+        _check_int(o, "pool_size", self.pool_size)
         _check_choice(o, "padding", self.padding, PADDINGS)
         if not isinstance(self.batchnorm, bool):
             _fail(o, "batchnorm", "True or False", self.batchnorm)
-        _check_int(o, "dense_units", self.dense_units, 1, 8192)
-        _check_float(o, "dropout", self.dropout, 0.0, 1.0, hi_open=True)
+        _check_int(o, "dense_units", self.dense_units)
+        _check_float(o, "dropout", self.dropout)
         if not isinstance(self.weights, str) or not self.weights:
             _fail(o, "weights", "'imagenet', 'offline', 'none' or a path to a weights file", self.weights)
         if self.model == "vgg16" and self.channels != 3:
@@ -288,10 +355,10 @@ class AugmentConfig(_Serializable):
 
     def __post_init__(self) -> None:
         o = "AugmentConfig"
-        _check_float(o, "rotation", self.rotation, 0.0, 180.0)
-        _check_float(o, "width_shift", self.width_shift, 0.0, 1.0, hi_open=True)
-        _check_float(o, "height_shift", self.height_shift, 0.0, 1.0, hi_open=True)
-        _check_float(o, "zoom", self.zoom, 0.0, 1.0, hi_open=True)
+        _check_float(o, "rotation", self.rotation)
+        _check_float(o, "width_shift", self.width_shift)
+        _check_float(o, "height_shift", self.height_shift)
+        _check_float(o, "zoom", self.zoom)
         for name in ("hflip", "vflip"):
             if not isinstance(getattr(self, name), bool):
                 _fail(o, name, "True or False", getattr(self, name))
@@ -361,26 +428,24 @@ class TrainConfig(_Serializable):
     def __post_init__(self) -> None:
         o = "TrainConfig"
         _check_choice(o, "optimizer", self.optimizer, OPTIMIZERS)
-        _check_float(o, "learning_rate", self.learning_rate, 1e-7, 1.0)
-        if self.learning_rate <= 0:
-            _fail(o, "learning_rate", "a number in (0, 1]", self.learning_rate)
+        _check_float(o, "learning_rate", self.learning_rate)
         _check_choice(o, "loss", self.loss, LOSSES)
-        _check_int(o, "epochs", self.epochs, 1, 500)
-        _check_int(o, "batch_size", self.batch_size, 1, 4096)
-        _check_float(o, "val_split", self.val_split, 0.05, 0.5)
-        _check_float(o, "test_size", self.test_size, 0.05, 0.5)
-        _check_int(o, "early_stopping", self.early_stopping, 0, 500)
+        _check_int(o, "epochs", self.epochs)
+        _check_int(o, "batch_size", self.batch_size)
+        _check_float(o, "val_split", self.val_split)
+        _check_float(o, "test_size", self.test_size)
+        _check_int(o, "early_stopping", self.early_stopping)
         _check_choice(o, "monitor", self.monitor, MONITORS)
         if not isinstance(self.restore_best, bool):
             _fail(o, "restore_best", "True or False", self.restore_best)
-        _check_int(o, "seed", self.seed, 0, 2**31 - 1)
-        _check_float(o, "train_fraction", self.train_fraction, 0.05, 1.0)
+        _check_int(o, "seed", self.seed)
+        _check_float(o, "train_fraction", self.train_fraction)
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig.from_dict(self.augment))
         if not isinstance(self.augment, AugmentConfig):
             _fail(o, "augment", "an AugmentConfig", self.augment)
-        _check_int(o, "fine_tune_epochs", self.fine_tune_epochs, 0, 500)
-        _check_float(o, "fine_tune_lr", self.fine_tune_lr, 1e-8, 1.0)
+        _check_int(o, "fine_tune_epochs", self.fine_tune_epochs)
+        _check_float(o, "fine_tune_lr", self.fine_tune_lr)
         _check_choice(o, "precision", self.precision, PRECISIONS)
 
     def key_dict(self) -> dict[str, Any]:

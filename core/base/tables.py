@@ -42,3 +42,12 @@ def plural(n: int, word: str, words: str | None = None) -> str:
     ``words`` is the plural when it is not ``word + "s"`` (``plural(n, "class", "classes")``).
     """
     return f"{number(n)} {word if n == 1 else (words or word + 's')}"
+
+
+def stored_line(total: int, stored: int, what: str) -> str:
+    """How many of ``total`` trainings came back from the run store; ``what`` is the singular noun ("point")."""
+    if stored == total:
+        if stored == 1:
+            return f"The {what} was stored already: nothing was trained."
+        return f"All {plural(stored, what)} were stored already: nothing was trained."
+    return f"{plural(total - stored, what)} trained, {stored} came back from the store."

@@ -32,21 +32,16 @@ def _safe(name: str) -> str:
 def cmd_explain(args: argparse.Namespace, store: RunStore) -> int:
     record = store.get(args.run_id)
     if record is None:
-        raise UnknownRunError(f"No stored run {args.run_id!r}. `python -m core runs` lists the stored runs.")
+        raise UnknownRunError.of(args.run_id)
     cfg = ModelConfig.from_dict(record.model_config)
     names = _spatial_names(cfg)
     first_conv = next(n for n in names if "conv" in n)
     layer = args.layer or first_conv
     if layer not in names:
-        raise UnknownLayerError(
-            f"Run {record.run_id} has no layer {layer!r} to look inside. Its convolution, "
-            f"normalisation and pooling layers are: {', '.join(names)}."
-        )
+        raise UnknownLayerError.of(record.run_id, layer, names)
     classes = list(record.test.get("class_names") or record.data.get("classes") or [])
     if args.class_name is not None and args.class_name not in classes:
-        raise UnknownClassError(
-            f"Run {record.run_id} was trained on {', '.join(classes)}; it has no class {args.class_name!r}."
-        )
+        raise UnknownClassError.of(record.run_id, args.class_name, classes)
     path = Path(args.image).expanduser()
     if not path.exists():
         raise UserError(f"No image file at {str(path)!r}: give --image the path of a PNG, JPEG, TIFF or BMP file.")

@@ -14,6 +14,7 @@ from core.base.config import (
     OPTIMIZERS,
     PADDINGS,
     PRECISIONS,
+    RANGES,
     SETTING_ALIASES,
     WEIGHT_SOURCES,
     AugmentConfig,
@@ -22,12 +23,19 @@ from core.base.config import (
     TrainConfig,
 )
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
+from core.results import MAX_POINTS, MAX_SEEDS, MIN_SEEDS
 
 from .batch import add_batch_flags
 
 EXIT_USAGE = 2  # the user's error: a bad flag, value, dataset, architecture or weights source
 EXIT_FAILED = 1  # anything else: a bug or a broken installation
 FINE_TUNE_EPOCHS = 5  # --fine-tune-epochs given without a number
+REPEAT_SEEDS = 5  # repeat's seeds when --seeds is not given
+# Help texts several commands share.
+EPOCHS_HELP = "passes over the training images"
+SEED_HELP = "the seed of the split, the weights and the shuffling"
+FRACTION_HELP = "use part of the training data"
+RUN_ID_HELP = "a stored run (python -m core runs lists them)"
 
 
 class _Defaults(argparse.HelpFormatter):
@@ -83,7 +91,7 @@ def _model_flags(p: argparse.ArgumentParser, classes: bool) -> None:
     g.add_argument("--model", choices=MODELS, default=d.model, help="the model kind: the course CNN or VGG16 transfer")
     _setting(g, "input_size", type=int, default=d.input_size, help="image height = width, in pixels")
     _setting(g, "channels", type=int, choices=[1, 3], default=d.channels, help="3 = RGB, 1 = gray")
-    _setting(g, "blocks", type=int, default=d.blocks, help="Conv->Pool blocks, 1-5")
+    _setting(g, "blocks", type=int, default=d.blocks, help=f"Conv->Pool blocks, {RANGES['blocks'].span}")
     _setting(
         g,
         "filters",
@@ -111,7 +119,7 @@ def _model_flags(p: argparse.ArgumentParser, classes: bool) -> None:
 def _train_flags(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     g = p.add_argument_group("training")
-    _setting(g, "epochs", type=int, default=d.epochs, help="passes over the training images")
+    _setting(g, "epochs", type=int, default=d.epochs, help=EPOCHS_HELP)
     _setting(g, "batch_size", type=int, default=d.batch_size, help="images per training step")
     _setting(g, "val_split", type=float, default=d.val_split, help="validation part of the training data")
     _setting(g, "test_size", type=float, default=d.test_size, help="test part of the whole dataset")
@@ -132,8 +140,8 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with early stopping, keep and evaluate the last epoch's weights instead of the best epoch's",
     )
-    _setting(g, "seed", type=int, default=d.seed, help="the seed of the split, the weights and the shuffling")
-    _setting(g, "train_fraction", type=float, default=d.train_fraction, help="use part of the training data")
+    _setting(g, "seed", type=int, default=d.seed, help=SEED_HELP)
+    _setting(g, "train_fraction", type=float, default=d.train_fraction, help=FRACTION_HELP)
     _setting(
         g,
         "fine_tune_epochs",
@@ -169,8 +177,12 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     _setting(
         a, "fill_mode", choices=FILL_MODES, default=n.fill_mode, help="how pixels moved in from outside are filled"
     )
+    c = AugmentConfig.course()
+    flips = "flips" if c.hflip and c.vflip else "horizontal flips" if c.hflip else "vertical flips"
     a.add_argument(
-        "--augment", action="store_true", help="the course's settings (rotation 20, shifts 0.1, flips, zoom 0.1)"
+        "--augment",
+        action="store_true",
+        help=f"the course's settings (rotation {c.rotation:g}, shifts {c.width_shift:g}, {flips}, zoom {c.zoom:g})",
     )
 
 
@@ -292,9 +304,9 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
         "lab", parents=[common], help="the overfitting lab: baseline vs dropout, augmentation, early stopping"
     )
     _data_flag(lab)
-    _setting(lab, "train_fraction", type=float, default=DEFAULT_FRACTION, help="use part of the training data")
-    _setting(lab, "epochs", type=int, default=DEFAULT_EPOCHS, help="passes over the training images")
-    _setting(lab, "seed", type=int, default=DEFAULT_SEED, help="the seed of the split, the weights and the shuffling")
+    _setting(lab, "train_fraction", type=float, default=DEFAULT_FRACTION, help=FRACTION_HELP)
+    _setting(lab, "epochs", type=int, default=DEFAULT_EPOCHS, help=EPOCHS_HELP)
+    _setting(lab, "seed", type=int, default=DEFAULT_SEED, help=SEED_HELP)
     lab.add_argument("--json", action="store_true", help=JSON_HELP)
     add_batch_flags(lab)
 
@@ -314,14 +326,19 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     )
     _data_flag(cmp_, required=False)  # required with --transfer (checked by the command)
     _setting(cmp_, "weights", default=OFFLINE_WEIGHTS, help="--transfer: the VGG16 base weights (as in train)")
-    _setting(cmp_, "epochs", type=int, default=d.epochs, help="--transfer: passes over the training images")
+    _setting(cmp_, "epochs", type=int, default=d.epochs, help="--transfer: " + EPOCHS_HELP)
     _setting(cmp_, "seed", type=int, default=d.seed, help="--transfer: the seed of both runs")
     cmp_.add_argument("--json", action="store_true", help=JSON_HELP)
     add_batch_flags(cmp_)
 
     rp = sub.add_parser("repeat", parents=[common], help="one configuration over k seeds: the spread of its scores")
     _data_flag(rp)
-    rp.add_argument("--seeds", type=int, default=5, help="how many seeds, 2-10: --seed, --seed+1, ...")
+    rp.add_argument(
+        "--seeds",
+        type=int,
+        default=REPEAT_SEEDS,
+        help=f"how many seeds, {MIN_SEEDS}-{MAX_SEEDS}: --seed, --seed+1, ...",
+    )
     _model_flags(rp, classes=False)
     _train_flags(rp)
     rp.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -335,7 +352,7 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=V1,V2",
         help="a setting (any ModelConfig/TrainConfig field, or its flag's short name: lr, dense...) "
-        "and its values; once or twice, at most 25 points",
+        f"and its values; once or twice, at most {MAX_POINTS} points",
     )
     sw.add_argument("--grid-file", default=None, metavar="FILE", help='a JSON grid instead: {"dropout": [0, 0.5]}')
     _model_flags(sw, classes=False)
@@ -348,7 +365,7 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
         parents=[common],
         help="a stored run as a standalone script, its model, CSVs or a self-contained HTML report",
     )
-    xp.add_argument("run_id", metavar="RUN_ID", help="a stored run (python -m core runs lists them)")
+    xp.add_argument("run_id", metavar="RUN_ID", help=RUN_ID_HELP)
     xp.add_argument(
         "--code",
         metavar="run.py",
@@ -370,7 +387,7 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     ex = sub.add_parser(
         "explain", parents=[common], help="inside a stored run for one image: feature maps and Grad-CAM as PNGs"
     )
-    ex.add_argument("run_id", metavar="RUN_ID", help="a stored run (python -m core runs lists them)")
+    ex.add_argument("run_id", metavar="RUN_ID", help=RUN_ID_HELP)
     ex.add_argument("--image", required=True, help="an image file; it is resized as the run's training images were")
     ex.add_argument(
         "--layer",

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.base import UserError, number, plural, print_table, read_bounded
+from core.base import UserError, number, plural, print_table, read_bounded, stored_line
 from core.results import (
     compare_runs,
     get_runs,
@@ -106,16 +106,6 @@ def _check_all(source: str, configs: list[tuple[str, Any, Any]], store: RunStore
         check_submission(m2, t)
 
 
-def _stored_line(records: list, what: str) -> str:
-    """``what`` is the singular noun ("repeat", "point")."""
-    stored = sum(1 for r in records if r.cached)
-    if stored == len(records):
-        if stored == 1:
-            return f"The {what} was stored already: nothing was trained."
-        return f"All {plural(stored, what)} were stored already: nothing was trained."
-    return f"{plural(len(records) - stored, what)} trained, {stored} came back from the store."
-
-
 def cmd_repeat(args: argparse.Namespace, store: RunStore) -> int:
     """One configuration over k seeds: mean curves with a min-max band, the spread of the scores."""
     model_cfg, train_cfg = model_config(args), train_config(args)
@@ -123,11 +113,12 @@ def cmd_repeat(args: argparse.Namespace, store: RunStore) -> int:
     _check_all(args.data, runs[:1], store)
     worker = make_worker(args, store)
     records = train_all(worker, args.data, runs, None if args.json else sys.stderr)
+    stored = sum(r.cached for r in records)
     summary = {
         **repeat_summary(records),
         "data": args.data,
-        "stored": sum(r.cached for r in records),
-        "message": _stored_line(records, "repeat"),
+        "stored": stored,
+        "message": stored_line(len(records), stored, "repeat"),
     }
     if args.json:
         print(json.dumps(summary))
@@ -171,12 +162,13 @@ def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
     _check_all(args.data, runs, store)
     worker = make_worker(args, store)
     records = train_all(worker, args.data, runs, None if args.json else sys.stderr)
+    stored = sum(r.cached for r in records)
     result = {
         **sweep_grid(names, values, records),
         "data": args.data,
-        "stored": sum(r.cached for r in records),
-        "trained": sum(not r.cached for r in records),
-        "message": _stored_line(records, "point"),
+        "stored": stored,
+        "trained": len(records) - stored,
+        "message": stored_line(len(records), stored, "point"),
     }
     if args.json:
         print(json.dumps(result))

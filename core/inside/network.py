@@ -30,13 +30,9 @@ from core.base.config import ModelConfig
 from core.base.errors import UserError
 from core.models.layer_table import LayerRow, layer_table
 from core.models.pipeline import model_input
-from core.store.runstore import RunRecord, RunStore
+from core.store.runstore import RunRecord, RunStore, UnknownRunError
 
 SPATIAL = ("Conv2D", "BatchNormalization", "MaxPooling2D")
-
-
-class UnknownRunError(UserError):
-    """No stored run has this id."""
 
 
 class ModelMissingError(UserError):
@@ -46,9 +42,20 @@ class ModelMissingError(UserError):
 class UnknownLayerError(UserError):
     """The network has no spatial layer of this name."""
 
+    @classmethod
+    def of(cls, run_id: str, layer: str, names: list[str]) -> UnknownLayerError:
+        return cls(
+            f"Run {run_id} has no layer {layer!r} to look inside. Its convolution, normalisation and pooling "
+            f"layers are: {', '.join(names)}."
+        )
+
 
 class UnknownClassError(UserError):
     """The run was not trained on a class of this name."""
+
+    @classmethod
+    def of(cls, run_id: str, name: str, classes: list[str]) -> UnknownClassError:
+        return cls(f"Run {run_id} was trained on {', '.join(classes)}; it has no class {name!r}.")
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ def open_run(store: RunStore, run_id: str, model: Any = None) -> RunNetwork:
     """
     record = store.get(run_id)
     if record is None:
-        raise UnknownRunError(f"No stored run {run_id!r}. `python -m core runs` lists the stored runs.")
+        raise UnknownRunError.of(run_id)
     if model is None:
         model = load_run_model(store, record)
     return RunNetwork(record, model)
@@ -191,10 +198,7 @@ class RunNetwork:
         for info in self.layers:
             if info.name == name:
                 return info
-        raise UnknownLayerError(
-            f"This network has no layer {name!r} to look inside. Its convolution, normalisation and pooling "
-            f"layers are: {', '.join(la.name for la in self.layers)}."
-        )
+        raise UnknownLayerError.of(self.record.run_id, name, [la.name for la in self.layers])
 
     def conv_layers(self) -> list[LayerInfo]:
         return [la for la in self.layers if la.type == "Conv2D"]
@@ -203,9 +207,7 @@ class RunNetwork:
         """The output index of a class; :class:`UnknownClassError` lists the classes if there is none."""
         if name in self.class_names:
             return self.class_names.index(name)
-        raise UnknownClassError(
-            f"Run {self.record.run_id} was trained on {', '.join(self.class_names)}; it has no class {name!r}."
-        )
+        raise UnknownClassError.of(self.record.run_id, name, list(self.class_names))
 
     def next_layer(self, name: str) -> LayerInfo | None:
         """The spatial layer after ``name``, or None when the next layer is Flatten/GAP."""

@@ -13,6 +13,7 @@ from core.base.tables import number
 from core.lab.variants import LabVariant
 from core.results.curves import best_epoch as _best_epoch
 from core.results.diagnosis import diagnosis_of
+from core.results.verdict import UNDERFITTING_SO_FAR
 from core.store.runstore import RunRecord
 
 
@@ -177,7 +178,7 @@ def lab_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _also(row: Mapping[str, Any]) -> str:
     """ ", underfitting so far" when the variant's verdict says both (one verdict, one group)."""
-    return ", underfitting so far" if row.get("verdict") == "Still improving (underfitting so far)" else ""
+    return ", underfitting so far" if row.get("verdict") == UNDERFITTING_SO_FAR else ""
 
 
 def _test_change(base: Mapping[str, Any], other: Mapping[str, Any]) -> str:

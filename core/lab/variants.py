@@ -45,7 +45,7 @@ from core.training.experiment import run_experiment
 VARIANT_NAMES = ("baseline", "dropout", "augment", "early_stopping", "all")
 DEFAULT_FRACTION = 0.2
 DEFAULT_EPOCHS = 30
-DEFAULT_SEED = 42
+DEFAULT_SEED = TrainConfig().seed  # the course's seed
 # The course's rate: Dropout(0.5) after the hidden Dense layer.
 LAB_DROPOUT = 0.5
 # The course's EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True).

@@ -51,6 +51,7 @@ from core.models.weight_sources import (
     hed_missing_message,
     hed_weights_path,
     imagenet_weights_path,
+    not_hdf5_message,
     weights_status,
 )
 
@@ -132,9 +133,7 @@ def read_vgg16_weights(path: str | Path, what: str | None = None) -> Arrays:
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head != HDF5_SIGNATURE:
-        raise WeightsError(
-            f"{what} is not an HDF5 weights file (wrong signature). Expected {_EXPECTED_FILE}. {received}"
-        )
+        raise WeightsError(not_hdf5_message(what, str(path)))
     import h5py
 
     try:

@@ -55,6 +55,14 @@ EXPECTED_FILE = (
     f"({IMAGENET_FILE}) or as keras.applications.VGG16(...).save_weights('*.weights.h5') writes it"
 )
 
+
+def not_hdf5_message(what: str, weights: str) -> str:
+    """The one message for a weights file whose first bytes are not HDF5's (a .keras zip, a picture, text)."""
+    return (
+        f"{what} is not an HDF5 weights file (wrong signature). Expected {EXPECTED_FILE}. Received: weights={weights!r}"
+    )
+
+
 # (name, kernel shape) of the 13 conv layers, named as in keras.applications.
 CONV_LAYERS: tuple[tuple[str, tuple[int, int, int, int]], ...] = tuple(
     (f"block{b}_conv{j}", (3, 3, cin, f))
@@ -202,13 +210,7 @@ def weights_status(weights: str) -> WeightsStatus:
     except OSError as e:
         return WeightsStatus(False, label, f"The weights file {path} cannot be read ({e.strerror or e}).", pre)
     if head != HDF5_SIGNATURE:  # e.g. a .keras model (a zip), a picture, a text file: the engine's own words
-        return WeightsStatus(
-            False,
-            label,
-            f"The weights file {path} is not an HDF5 weights file (wrong signature). Expected {EXPECTED_FILE}. "
-            f"Received: weights={str(path)!r}",
-            pre,
-        )
+        return WeightsStatus(False, label, not_hdf5_message(f"The weights file {path}", str(path)), pre)
     return WeightsStatus(True, label, f"Weights file {path} (checked in full when the model is built).", pre)
 
 

@@ -13,6 +13,7 @@ from core.results.compare import (
     settings_table,
 )
 from core.results.curves import (
+    HISTORY_KEYS,
     best_epoch,
     best_of,
     change,
@@ -26,7 +27,7 @@ from core.results.curves import (
     trend,
 )
 from core.results.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, diagnosis_of, fit_summary_text
-from core.results.evaluation import TestReport, cell_indices, evaluate
+from core.results.evaluation import TestReport, cell_indices, evaluate, top_classes, worst_confusion
 from core.results.remedies import Remedy
 from core.results.repeats import (
     MAX_SEEDS,
@@ -39,10 +40,11 @@ from core.results.repeats import (
 )
 from core.results.report import report_html
 from core.results.sweeps import MAX_POINTS, SWEEPABLE, grid_from_json, parse_grid, sweep_grid, sweep_points
-from core.results.verdict import thresholds_markdown, truth_table_text
+from core.results.verdict import last_weights_text, thresholds_markdown, truth_table_text
 
 __all__ = [
     "Diagnosis",
+    "HISTORY_KEYS",
     "MAX_POINTS",
     "MAX_SEEDS",
     "MIN_SEEDS",
@@ -67,6 +69,7 @@ __all__ = [
     "get_runs",
     "grid_from_json",
     "json_safe",
+    "last_weights_text",
     "mean_curves",
     "moving_average",
     "parse_grid",
@@ -84,6 +87,8 @@ __all__ = [
     "sweep_grid",
     "sweep_points",
     "thresholds_markdown",
+    "top_classes",
     "trend",
     "truth_table_text",
+    "worst_confusion",
 ]

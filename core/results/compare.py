@@ -18,6 +18,7 @@ from core.base.errors import UserError
 from core.models.layer_table import ArchitectureError, check_architecture
 from core.results.curves import best_of, series
 from core.results.diagnosis import diagnosis_of
+from core.store.runstore import UnknownRunError
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store.runstore import RunRecord, RunStore
@@ -32,17 +33,13 @@ DATA_WORDS = {
 }
 
 
-class UnknownRunError(UserError):
-    """A run id that is not in the store."""
-
-
 def get_runs(store: RunStore, run_ids: Sequence[str]) -> list[RunRecord]:
     """The stored runs, in order; an unknown id is one :class:`UnknownRunError` naming it."""
     records = []
     for run_id in run_ids:
         rec = store.get(run_id)
         if rec is None:
-            raise UnknownRunError(f"There is no run {run_id!r} in this run store: `python -m core runs` lists them.")
+            raise UnknownRunError.of(run_id)
         records.append(rec)
     return records
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-# The four series a diagnosis needs.
-REQUIRED_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# The four per-epoch series a run's history keeps, in this order (training keeps them, the CSV export writes
+# them, repeats average them, a diagnosis needs all four).
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # Keras names the metric after the string given to compile(): metrics=["acc"] logs "acc".
 ALIASES = {"accuracy": "acc", "val_accuracy": "val_acc"}
 
@@ -122,7 +123,7 @@ def read_history(history: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         raise ValueError(
             f"history must be a dict of per-epoch lists (Keras' history.history). Got {type(h).__name__} instead."
         )
-    missing = [k for k in REQUIRED_KEYS if k not in h and ALIASES.get(k) not in h]
+    missing = [k for k in HISTORY_KEYS if k not in h and ALIASES.get(k) not in h]
     if missing:
         hint = ""
         if any(k.startswith("val_") for k in missing):
@@ -130,10 +131,10 @@ def read_history(history: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         if "accuracy" in missing:
             hint += ' Compile the model with metrics=["accuracy"].'
         raise ValueError(
-            f"history is missing {missing}; diagnose() needs {list(REQUIRED_KEYS)}. Got keys {sorted(h)} instead.{hint}"
+            f"history is missing {missing}; diagnose() needs {list(HISTORY_KEYS)}. Got keys {sorted(h)} instead.{hint}"
         )
-    loss, acc, vloss, vacc = (series(h, k) for k in REQUIRED_KEYS)
-    lengths = {k: len(s) for k, s in zip(REQUIRED_KEYS, (loss, acc, vloss, vacc), strict=True)}
+    loss, acc, vloss, vacc = (series(h, k) for k in HISTORY_KEYS)
+    lengths = {k: len(s) for k, s in zip(HISTORY_KEYS, (loss, acc, vloss, vacc), strict=True)}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"history lists must have one value per epoch, all the same length. Got lengths {lengths}.")
     return loss, acc, vloss, vacc

@@ -2,7 +2,8 @@
 
 :func:`evaluate` turns the test set's softmax outputs into a :class:`TestReport`,
 including the test images the network got wrong most confidently;
-:func:`cell_indices` lists the test items in one cell of the confusion matrix.
+:func:`cell_indices` lists the test items in one cell of the confusion matrix,
+:func:`worst_confusion` finds its most frequent mistake and :func:`top_classes` ranks one image's classes.
 No TensorFlow (scikit-learn is imported when :func:`evaluate` runs).
 """
 
@@ -215,6 +216,20 @@ def cell_indices(
     row = _class_index(true_class, names, c, "true_class")
     col = _class_index(pred_class, names, c, "pred_class")
     return np.flatnonzero((y == row) & (pred == col)).astype(int).tolist()
+
+
+def worst_confusion(matrix: Sequence[Sequence[int]]) -> tuple[int, int]:
+    """The most frequent mistake in a confusion matrix: ``(true class, predicted class)`` of its largest
+    off-diagonal cell (of equal cells, the last in reading order); ``(0, 0)`` when nothing was confused."""
+    m = np.asarray(matrix)
+    off = [(int(m[r, c]), r, c) for r in range(m.shape[0]) for c in range(m.shape[1]) if r != c]
+    count, row, col = max(off, default=(0, 0, 0))
+    return (row, col) if count else (0, 0)
+
+
+def top_classes(probs: Sequence[float], k: int = 3) -> list[int]:
+    """The ``k`` most probable classes of one softmax row, most probable first (equal ones in class order)."""
+    return np.argsort(-np.asarray(probs, dtype=float), kind="stable")[:k].astype(int).tolist()
 
 
 def _int_labels(y: Any, name: str) -> np.ndarray:

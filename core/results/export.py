@@ -19,14 +19,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.config import KERAS_LOSSES, KERAS_OPTIMIZERS, AugmentConfig, ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.models.augment import layer_calls
+from core.results.curves import HISTORY_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store.runstore import RunRecord, RunStore
-
-HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 _HEAD = '''"""{title}
 
@@ -249,8 +248,9 @@ def _fit_text(m: ModelConfig, t: TrainConfig) -> str:
             "    # fine-tuning: unfreeze the last VGG16 block and train a little more, slowly\n"
             "    base = model.layers[0]\n    base.trainable = True\n"
             '    for layer in base.layers:\n        layer.trainable = layer.name.startswith("block5")\n'
-            f"    model.compile(optimizer=keras.optimizers.{_optimizer(t.optimizer)}(learning_rate={t.fine_tune_lr}), "
-            f'loss="{_loss(t.loss)}", metrics=["accuracy"])\n'
+            f"    model.compile(optimizer=keras.optimizers.{KERAS_OPTIMIZERS[t.optimizer]}"
+            f"(learning_rate={t.fine_tune_lr}), "
+            f'loss="{KERAS_LOSSES[t.loss]}", metrics=["accuracy"])\n'
             f"    model.fit(train_ds, validation_data=(prepare(x[val_idx]), y_val), epochs={t.fine_tune_epochs}, "
             "callbacks=callbacks, verbose=2)\n"
         )
@@ -261,8 +261,8 @@ def _fit_text(m: ModelConfig, t: TrainConfig) -> str:
     )
     return _FIT.format(
         labels_expr=labels,
-        optimizer=_optimizer(t.optimizer),
-        loss=_loss(t.loss),
+        optimizer=KERAS_OPTIMIZERS[t.optimizer],
+        loss=KERAS_LOSSES[t.loss],
         augment=augment,
         augment_map=augment_map,
         monitor=t.monitor,
@@ -272,22 +272,14 @@ def _fit_text(m: ModelConfig, t: TrainConfig) -> str:
     )
 
 
-def _optimizer(name: str) -> str:
-    return {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}[name]
-
-
-def _loss(loss: str) -> str:
-    return {"categorical": "categorical_crossentropy", "sparse": "sparse_categorical_crossentropy"}[loss]
-
-
 def history_csv(rec: RunRecord) -> str:
     """The history as CSV: epoch, loss, accuracy, val_loss, val_accuracy, seconds (one row per epoch)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["epoch", *HISTORY_COLUMNS, "seconds"])
+    w.writerow(["epoch", *HISTORY_KEYS, "seconds"])
     n = len(rec.history.get("loss", []))
     for e in range(n):
-        row = [rec.history.get(k, [None] * n)[e] if e < len(rec.history.get(k, [])) else "" for k in HISTORY_COLUMNS]
+        row = [rec.history.get(k, [None] * n)[e] if e < len(rec.history.get(k, [])) else "" for k in HISTORY_KEYS]
         secs = rec.epoch_seconds[e] if e < len(rec.epoch_seconds) else ""
         w.writerow([e + 1, *row, secs])
     return out.getvalue()

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.base.config import AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
+from core.base.config import RANGES, AugmentConfig, ConfigError, ModelConfig, TrainConfig, apply_changes
 from core.models.layer_table import check_architecture, layer_table
 from core.results.curves import early_stopping_epochs, json_safe
 from core.results.verdict import MIN_EPOCHS_TO_JUDGE, Reading
@@ -214,11 +214,11 @@ def _transfer(m: ModelConfig) -> Remedy | None:
 def _bigger_model(m: ModelConfig) -> Remedy | None:
     changes: dict[str, Any] = {}
     if m.model == "cnn":
-        if m.filter_list and max(m.filter_list) <= 1024:
+        if m.filter_list and max(m.filter_list) * 2 <= RANGES["filter_list"].hi:
             changes["model.filter_list"] = [f * 2 for f in m.filter_list]
-        elif not m.filter_list and m.filters <= 512:
+        elif not m.filter_list and m.filters * 2 <= RANGES["filters"].hi:
             changes["model.filters"] = m.filters * 2
-    if m.dense_units <= 4096:
+    if m.dense_units * 2 <= RANGES["dense_units"].hi:
         changes["model.dense_units"] = m.dense_units * 2
     if not changes:
         return None
@@ -252,9 +252,10 @@ def _extra_block(m: ModelConfig) -> Remedy | None:
 
 def _more_epochs(t: TrainConfig, r: Reading, *, safety_net: bool) -> Remedy | None:
     planned = max(t.epochs, r.n)
-    if planned >= 500:
+    most = RANGES["epochs"].hi
+    if planned >= most:
         return None
-    changes: dict[str, Any] = {"train.epochs": min(planned * 2, 500)}
+    changes: dict[str, Any] = {"train.epochs": min(planned * 2, most)}
     label = f"Train for more epochs ({changes['train.epochs']})"
     if r.decision.verdict == "too_few_epochs":
         why = (

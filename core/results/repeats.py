@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.base.config import ConfigError, TrainConfig
+from core.base.config import RANGES, ConfigError, TrainConfig
 from core.results.compare import run_metrics
+from core.results.curves import HISTORY_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.store.runstore import RunRecord
 
 MIN_SEEDS, MAX_SEEDS = 2, 10
-CURVE_KEYS = ("loss", "val_loss", "accuracy", "val_accuracy")
 
 
 def seed_configs(train_cfg: TrainConfig, k: int) -> list[TrainConfig]:
@@ -30,7 +30,7 @@ def seed_configs(train_cfg: TrainConfig, k: int) -> list[TrainConfig]:
     """
     if isinstance(k, bool) or not isinstance(k, int) or not MIN_SEEDS <= k <= MAX_SEEDS:
         raise ConfigError(f"The number of seeds must be a whole number from {MIN_SEEDS} to {MAX_SEEDS}. Got {k!r}.")
-    if train_cfg.seed + k - 1 > 2**31 - 1:
+    if train_cfg.seed + k - 1 > RANGES["seed"].hi:
         raise ConfigError(f"--seed {train_cfg.seed} leaves no room for {k} seeds after it: use a smaller seed.")
     return [train_cfg.replace(seed=train_cfg.seed + i) for i in range(k)]
 
@@ -52,7 +52,7 @@ def spread(values: Sequence[float | None]) -> dict[str, float | None]:
 def mean_curves(records: Sequence[RunRecord]) -> dict[str, dict[str, list[float]]]:
     """Per curve: the mean over runs and the min-max band, epoch by epoch, over the epochs all runs have."""
     out: dict[str, dict[str, list[float]]] = {}
-    for key in CURVE_KEYS:
+    for key in HISTORY_KEYS:
         series = [r.history.get(key, []) for r in records]
         n = min((len(s) for s in series), default=0)
         if not n:

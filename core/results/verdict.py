@@ -41,6 +41,14 @@ import numpy as np
 from core.base.config import TrainConfig
 from core.results.curves import best_of, change, higher_is_better, moving_average, percent, relative, trend
 
+# The title of a run still improving while its losses are high (the lab groups its variants by it).
+UNDERFITTING_SO_FAR = "Still improving (underfitting so far)"
+
+
+def last_weights_text(epochs: int) -> str:
+    """What a run keeps when no best epoch was restored (the verdict's sentence, the curves' note)."""
+    return f"the saved model holds the last epoch's weights (epoch {epochs})"
+
 
 # --- Thresholds: the one place the verdict's numbers live ----------------------------------------
 @dataclass(frozen=True)
@@ -434,7 +442,7 @@ class Reading:
             return made("overfitting", overfit_start=start)
         if high_by is not None:
             if self._still_falling():
-                return made("still_improving", "Still improving (underfitting so far)", slow=self._slow(), **high)
+                return made("still_improving", UNDERFITTING_SO_FAR, slow=self._slow(), **high)
             return made("underfitting", **high)
         if self._wide_gap():
             return made("overfitting", by_gap=True)
@@ -782,7 +790,7 @@ class Reading:
             tail = "not the last epoch's" if r != n else "which is also the last epoch's"
             saved = f"The saved model is the epoch-{r} one, so the test set scores that model, {tail}."
             return [f"{how}{self._which(r)}. {saved}"]
-        last = f"the saved model holds the last epoch's weights (epoch {n})"
+        last = last_weights_text(n)
         if self.early_stopping and not (self.train_cfg and self.train_cfg.restore_best):
             off = " (restore_best is off)" if self.train_cfg is not None else ""
             if s is not None:

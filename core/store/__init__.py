@@ -1,5 +1,5 @@
 """The run store: SQLite plus one folder per run (atomic writes), under CNNLAB_HOME."""
 
-from core.store.runstore import RunRecord, RunStore, default_home
+from core.store.runstore import RunRecord, RunStore, UnknownRunError, default_home
 
-__all__ = ["RunRecord", "RunStore", "default_home"]
+__all__ = ["RunRecord", "RunStore", "UnknownRunError", "default_home"]

@@ -130,6 +130,14 @@ def _at(values: list[float], epoch: int) -> float | None:
 _ALREADY_STORED = object()  # _swap_in's answer when another process stored the same run id first
 
 
+class UnknownRunError(UserError):
+    """No stored run has this id."""
+
+    @classmethod
+    def of(cls, run_id: str) -> UnknownRunError:
+        return cls(f"No stored run {run_id!r}. `python -m core runs` lists the stored runs.")
+
+
 class UploadQuotaError(UserError):
     """A student's uploads would take more space than ``CNNLAB_UPLOAD_QUOTA_MB`` allows."""
 

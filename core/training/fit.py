@@ -30,18 +30,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.base.config import OPTIMIZERS, ModelConfig, TrainConfig
+from core.base.config import KERAS_LOSSES, KERAS_OPTIMIZERS, OPTIMIZERS, ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.models.augment import augment_dataset_fn
 from core.models.pipeline import Preprocess, image_batches, is_images
+from core.results.curves import HISTORY_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
     import numpy as np
 
     from core.data import PreparedData
-
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 # Engine-wide choices measured in bench/bench_engine.py (see bench/RESULTS.md):
 # jit_compile: Keras' "auto" leaves XLA off on CPU-only machines.
@@ -100,15 +99,14 @@ def set_seed(seed: int) -> None:
 def make_optimizer(name: str, learning_rate: float):
     import keras
 
-    classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
-    if name not in classes or set(classes) != set(OPTIMIZERS):  # a new choice in core.base.config needs a class here
+    if name not in OPTIMIZERS:
         raise UserError(f"Unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}.")
-    return classes[name](learning_rate=learning_rate)
+    return getattr(keras.optimizers, KERAS_OPTIMIZERS[name])(learning_rate=learning_rate)
 
 
 def loss_name(loss: str) -> str:
     """'categorical' -> 'categorical_crossentropy' (one-hot labels); 'sparse' -> integer labels."""
-    return {"categorical": "categorical_crossentropy", "sparse": "sparse_categorical_crossentropy"}[loss]
+    return KERAS_LOSSES[loss]
 
 
 def compile_model(model: keras.Model, train_cfg: TrainConfig, learning_rate: float | None = None) -> None:

@@ -3,7 +3,7 @@
 import pytest
 from apphelpers import chart_specs, texts
 
-from core.base.config import COURSE_PARAMS, MODEL_LABELS, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES, ModelConfig
+from core.base.config import COURSE_PARAMS, MODEL_LABELS, RANGES, WEIGHT_SOURCE_LABELS, WEIGHT_SOURCES, ModelConfig
 
 
 def _table(at):
@@ -145,3 +145,16 @@ def test_configs_beyond_the_sliders_usual_range_still_show(open_page, five_class
     at = open_page("pages/architecture.py", dataset=str(five_class_dir), model_cfg=odd)
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["model_cfg"] == odd
+    # Each slider's bounds are the config's table (core.base.config.RANGES): its valid minimum and usual maximum,
+    # raised to the stored value when that is beyond it.
+    assert (at.slider(key="arch.blocks").min, at.slider(key="arch.blocks").max) == (RANGES["blocks"].lo, 5)
+    assert at.slider(key="arch.kernel_size").max == 11 and at.slider(key="arch.pool_size").max == 6
+    assert at.slider(key="arch.dropout").max == 0.95
+
+
+def test_slider_bounds_come_from_the_config_table(open_page, five_class_dir):
+    at = open_page("pages/architecture.py", dataset=str(five_class_dir))
+    for name in ("blocks", "kernel_size", "pool_size", "dropout"):
+        s = at.slider(key="arch." + name)
+        assert (s.min, s.max) == (RANGES[name].lo, RANGES[name].top), name
+    assert RANGES["kernel_size"].top == 9 and RANGES["dropout"].top == 0.9  # the usual maxima, below the valid ones
