@@ -7,7 +7,7 @@ import streamlit as st
 from core.base import ModelConfig, TrainConfig, apply_changes
 from core.results import diagnosis_of, last_weights_text, truth_table_text
 from ui import charts, resources, state, study
-from ui.feedback import empty_state, flash, header, set_flash
+from ui.feedback import flash, header, no_run, set_flash
 from ui.frame import run_page
 from ui.sidebar import folder_label, source_name, when
 
@@ -46,12 +46,7 @@ def main() -> None:
     flash()
     rec = resources.record(state.run_id())
     if rec is None:
-        empty_state(
-            "No run yet: train one on the Train page, then come back to read its curves.",
-            state.PAGES["train"],
-            "Go to the Train page",
-            ":material/model_training:",
-        )
+        no_run("come back to read its curves")
         return
 
     st.markdown(f"**Run:** {rec.label} · on *{source_name(rec.source)}* · {when(rec.created)}")

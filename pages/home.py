@@ -10,6 +10,7 @@ from core.models import check_architecture
 from core.models.layer_table import layer_table
 from core.results import diagnosis_of
 from ui import resources, state
+from ui.feedback import NO_RUN
 from ui.frame import run_page
 from ui.sidebar import dataset_label
 
@@ -104,7 +105,7 @@ def _active_run() -> None:
     with st.container(border=True):
         st.markdown("**Run shown on the result pages**")
         if rec is None:
-            st.caption("No run yet: train one on the Train page.")
+            st.caption(NO_RUN)
             return
         st.markdown(rec.label)
         acc = rec.test.get("accuracy")

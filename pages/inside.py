@@ -8,7 +8,7 @@ from core.base import plural
 from core.data import read_image_bytes
 from core.inside import ModelMissingError
 from ui import charts, resources, state
-from ui.feedback import empty_state, errors_shown, header
+from ui.feedback import errors_shown, header, no_run
 from ui.frame import run_page
 from ui.sidebar import source_name
 
@@ -41,12 +41,7 @@ def main() -> None:
     _follow_link()
     rec = resources.record(state.run_id())
     if rec is None:
-        empty_state(
-            "No run yet: train one on the Train page, then come back to look inside it.",
-            state.PAGES["train"],
-            "Go to the Train page",
-            ":material/model_training:",
-        )
+        no_run("come back to look inside it")
         return
     st.markdown(f"**Run:** {rec.label} · on *{source_name(rec.source)}*")
     try:

@@ -17,7 +17,7 @@ from core.lab import lab_curves, lab_rows, lab_summary
 from core.lab import variants as lab
 from ui import charts, jobs, resources, state
 from ui.controls import slider_max, valid_range
-from ui.feedback import empty_state, header, set_flash
+from ui.feedback import header, no_dataset, set_flash
 from ui.frame import run_page
 from ui.job_panel import job_panel
 from ui.sidebar import dataset_label
@@ -56,12 +56,7 @@ def main() -> None:
     )
     source = state.dataset()
     if not source:
-        empty_state(
-            "No dataset yet: pick or upload one on the Data page.",
-            state.PAGES["data"],
-            "Go to the Data page",
-            ":material/photo_library:",
-        )
+        no_dataset()
         return
     st.caption(f"Data: **{dataset_label(source)}** (change it in the sidebar).")
     state.start_widgets(DEFAULTS)

@@ -7,7 +7,7 @@ from core.base import ModelConfig, plural, upload_too_large
 from core.data import read_image_bytes
 from core.results import cell_indices, top_classes, worst_confusion
 from ui import charts, resources, state
-from ui.feedback import empty_state, errors_shown, header
+from ui.feedback import errors_shown, header, no_run
 from ui.frame import run_page
 from ui.sidebar import source_name
 
@@ -24,12 +24,7 @@ def main() -> None:
     )
     rec = resources.record(state.run_id())
     if rec is None:
-        empty_state(
-            "No run yet: train one on the Train page, then come back to see its predictions.",
-            state.PAGES["train"],
-            "Go to the Train page",
-            ":material/model_training:",
-        )
+        no_run("come back to see its predictions")
         return
     test = rec.test
     names = test.get("class_names") or rec.data.get("classes", [])

@@ -11,7 +11,7 @@ import streamlit as st
 from core.base import plural, stored_line
 from core.results import MAX_POINTS, SWEEPABLE, sweep_grid
 from ui import charts, jobs, state, study
-from ui.feedback import empty_state, header
+from ui.feedback import header, no_dataset
 from ui.frame import run_page
 from ui.job_panel import ended_text, job_panel
 from ui.sidebar import dataset_label
@@ -36,12 +36,7 @@ def main() -> None:
     )
     source = state.dataset()
     if not source:
-        empty_state(
-            "No dataset yet: pick or upload one on the Data page.",
-            state.PAGES["data"],
-            "Go to the Data page",
-            ":material/photo_library:",
-        )
+        no_dataset()
         return
     st.caption(f"Data: **{dataset_label(source)}**; every other setting as on the Architecture and Train pages.")
     state.start_widgets(DEFAULTS)

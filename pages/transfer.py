@@ -16,7 +16,7 @@ from core.models.layer_table import layer_table
 from core.results import compare_configs, comparison_rows
 from ui import charts, jobs, resources, state
 from ui.controls import DENSE_UNITS, FINE_TUNE_RATES, slider_range, valid_range, weights_picker
-from ui.feedback import empty_state, header
+from ui.feedback import header, no_dataset
 from ui.frame import run_page
 from ui.job_panel import job_panel
 from ui.sidebar import dataset_label
@@ -51,12 +51,7 @@ def main() -> None:
     _explain()
     source = state.dataset()
     if not source:
-        empty_state(
-            "No dataset yet: pick or upload one on the Data page.",
-            state.PAGES["data"],
-            "Go to the Data page",
-            ":material/photo_library:",
-        )
+        no_dataset()
         return
     st.caption(
         f"Data: **{dataset_label(source)}** (change it in the sidebar). Both runs use the same images, split and seed."

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from core.base import resource_message
+from ui import state
 
 log = logging.getLogger("cnnlab.ui")
 
@@ -77,6 +78,21 @@ def empty_state(message: str, page: str | None = None, label: str | None = None,
     st.info(message, icon=":material/info:")
     if page:
         st.page_link(page, label=label or "Go there", icon=icon)
+
+
+NO_DATASET = "No dataset yet: pick or upload one on the Data page."
+NO_RUN = "No run yet: train one on the Train page."
+
+
+def no_dataset() -> None:
+    """The empty state of a page that needs a dataset picked first."""
+    empty_state(NO_DATASET, state.PAGES["data"], "Go to the Data page", ":material/photo_library:")
+
+
+def no_run(then: str) -> None:
+    """The empty state of a page that reads a stored run; ``then`` says what to come back for."""
+    message = f"{NO_RUN.removesuffix('.')}, then {then}."
+    empty_state(message, state.PAGES["train"], "Go to the Train page", ":material/model_training:")
 
 
 _FLASH = "_flash"

@@ -93,7 +93,7 @@ def _dataset_select() -> None:
         state.add_source(current, folder_label(current))
         options.append(current)
     if not options:
-        st.caption("No dataset yet: choose or upload one on the Data page.")
+        st.caption(feedback.NO_DATASET)
         return
     if current not in options:
         ss[state.DATASET] = options[0]
@@ -111,7 +111,7 @@ def _run_select() -> None:
     ss = st.session_state
     runs = resources.list_runs()
     if not runs:
-        st.caption("No run yet: train one on the Train page.")
+        st.caption(feedback.NO_RUN)
         return
     labels = unique_labels({r["run_id"]: run_label(r) for r in runs})
     if ss.get(state.RUN_ID) not in labels:
