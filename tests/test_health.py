@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from tinydata import run_cli
+from tinydata import run_cli, write_tiny_dataset
 
 import core.data as data
 from core.data import DataError, data_health, load_dataset, prepare_data
-from core.data.health import IMBALANCE_RATIO, NEAR_BITS, dhash
+from core.data.health import IMBALANCE_RATIO, NEAR_BITS, NEAR_LEVELS, dhash
 
 SIZE = 32  # files and load size
 
@@ -115,7 +115,7 @@ def test_planted_duplicates_are_found_within_and_across_splits(planted):
     assert set(report.drop_list()) == expected and all(split[f] != "train" for f in expected) and expected
     text = " ".join(report.sentences())
     assert f"{len(exact)} pairs of identical images" in text and f"{len(near)} pairs of near-identical images" in text
-    assert "1 pair of duplicates carry different classes" in text
+    assert "1 pair of duplicates carries different classes" in text
 
 
 def test_a_clean_folder_and_a_bundled_dataset_report_no_duplicates(tmp_path):
@@ -123,6 +123,17 @@ def test_a_clean_folder_and_a_bundled_dataset_report_no_duplicates(tmp_path):
         report = data_health(ds)
         assert (report.exact.total, report.near.total, report.leaks, report.drop_list()) == (0, 0, [], [])
         assert "No identical images." in report.sentences() and "No near-identical images." in report.sentences()
+
+
+def test_one_shared_pattern_is_not_a_duplicate_when_the_pixels_differ(tmp_path):
+    # The tiny dataset's "bright" images are faint noise under one stripe pattern: close dHashes, other pixels.
+    ds = load_dataset(str(write_tiny_dataset(tmp_path / "tiny")), image_size=64)
+    hashes = dhash(ds.images[ds.labels == ds.class_names.index("bright")])
+    apart = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    assert apart.max() <= NEAR_BITS  # dHash alone would call all 66 pairs near duplicates
+    assert data_health(ds, near_levels=255).near.total >= 66
+    assert data_health(ds).near.total == 0  # the thumbnails differ by more than NEAR_LEVELS grey levels
+    assert NEAR_LEVELS < 6.5
 
 
 @pytest.mark.parametrize("fraction", [1.0, 0.5])

@@ -15,8 +15,10 @@ high (leakage).
 - **Near duplicates**: a perceptual hash, dHash (:func:`dhash`: the image in
   grey, shrunk to 9 x 8, one bit per pair of horizontal neighbours, "is the
   right one brighter"), 64 bits per image; two images whose hashes differ in
-  at most :data:`NEAR_BITS` bits are near duplicates (a resized or re-encoded
-  copy). Crops and rotations are not caught.
+  at most :data:`NEAR_BITS` bits are candidates, confirmed when their grey
+  16 x 16 thumbnails (brightness removed) differ by at most :data:`NEAR_LEVELS`
+  grey levels on average: a resized, re-encoded or slightly brighter copy.
+  Crops and rotations are not caught.
 
 Every pair is listed with both file names, classes and splits; the pairs that
 cross splits come first. NumPy and Pillow only.
@@ -44,11 +46,18 @@ IMBALANCE_RATIO = 1.5
 # image copied as JPEG quality 60, upscaled to 100 px, downscaled to 40 px as JPEG, 10% brighter): a copy
 # moved 0-7 bits; two different bundled images are never closer than 11 bits (any of the three datasets).
 NEAR_BITS = 8
+# ... and whose grey 16 x 16 thumbnails, each less its mean brightness, differ by at most this many grey levels (of
+# 255) on average: dHash alone calls two pictures with the same strong pattern alike (the tests' striped images,
+# 6.5 levels apart, all share one hash). Measured as above: resized or re-encoded copies 0.3-3.3 levels, 10%
+# brighter ones up to 5.4; the closest different bundled images (by dHash) 16 or more.
+NEAR_LEVELS = 5.0
 # Pairs listed per kind (identical, near) and per place (across splits, within a split); all are counted.
 MAX_PAIRS = 200
 SPLITS = ("train", "val", "test")
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test", "unused": "not used", "all": "all"}
 _LEAKS = ({"train", "val"}, {"train", "test"})  # images dropped by train_fraction ("unused") leak nothing
+_THUMB = 16
+_CONFIRM = 20_000  # candidate pairs whose thumbnails are compared at once (about 40 MB)
 _CELLS = 4_000_000  # hash comparisons per chunk (rows x images): about 32 MB of uint64 at a time
 
 
@@ -60,6 +69,15 @@ def dhash(images: np.ndarray) -> np.ndarray:
         grey = np.asarray(pic.convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
         out[i] = np.packbits(grey[:, 1:] > grey[:, :-1]).view(">u8")[0]
     return out
+
+
+def grey_thumbnails(images: np.ndarray) -> np.ndarray:
+    """Each image in grey, 16 x 16 (box filter), less its mean brightness: float32 (N, 16, 16), in grey levels."""
+    out = np.empty((len(images), _THUMB, _THUMB), dtype=np.float32)
+    for i, img in enumerate(images):
+        pic = Image.fromarray(np.ascontiguousarray(img[..., 0] if img.shape[-1] == 1 else img))
+        out[i] = np.asarray(pic.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BOX), dtype=np.float32)
+    return out - out.mean(axis=(1, 2), keepdims=True)
 
 
 def pixel_digests(images: np.ndarray) -> np.ndarray:
@@ -132,6 +150,7 @@ class Imbalance:
     smallest: str
     smallest_count: int
     threshold: float
+    counted: str = "training image"  # "image" when the dataset could not be split (the whole dataset's counts)
 
     @property
     def ratio(self) -> float:
@@ -146,7 +165,7 @@ class Imbalance:
         if not self.imbalanced:
             return None
         return (
-            f"The classes are imbalanced: '{self.largest}' has {plural(self.largest_count, 'training image')}, "
+            f"The classes are imbalanced: '{self.largest}' has {plural(self.largest_count, self.counted)}, "
             f"'{self.smallest}' only {self.smallest_count} ({self.ratio:.1f} to 1). A model can score well by "
             f"favouring '{self.largest}': read the recall of '{self.smallest}', or add images of it."
         )
@@ -155,10 +174,10 @@ class Imbalance:
         if self.imbalanced:
             return self.warning or ""
         if self.largest_count == self.smallest_count:
-            return f"The classes are balanced: every class has {plural(self.largest_count, 'training image')}."
+            return f"The classes are balanced: every class has {plural(self.largest_count, self.counted)}."
         return (
             f"The classes are balanced enough: the largest, '{self.largest}', has {self.ratio:.2f} times the "
-            f"training images of the smallest, '{self.smallest}' (a warning comes above {self.threshold:g})."
+            f"{self.counted}s of the smallest, '{self.smallest}' (a warning comes above {self.threshold:g})."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,6 +229,23 @@ class HealthReport:
         ]
         return sorted({max((p.a, p.b), key=lambda r: later[r.split]).file for p in pairs})
 
+    def problems(self) -> list[str]:
+        """The duplicates' consequences to act on: leakage into validation/test, and one picture under two labels."""
+        out = []
+        leaks, wrong = len(self.leaks), len(self.mislabelled)
+        if leaks:
+            out.append(
+                f"{plural(leaks, 'pair')} {'puts' if leaks == 1 else 'put'} the same picture in training and in "
+                "validation or test: the model is scored on images it has learned, so those scores are too high. "
+                "Remove one image of each pair."
+            )
+        if wrong:
+            out.append(
+                f"{plural(wrong, 'pair')} of duplicates {'carries' if wrong == 1 else 'carry'} different classes: "
+                "the same picture under two labels; check which one is right."
+            )
+        return out
+
     def sentences(self) -> list[str]:
         """What the report says, one fact per sentence, for the page and the CLI."""
         out = []
@@ -226,19 +262,7 @@ class HealthReport:
             if dup is self.near:
                 text += f" (their perceptual hashes differ in at most {self.near_bits} of 64 bits)"
             out.append(text + ".")
-        leaks = sum(1 for p in self.leaks)
-        if leaks:
-            out.append(
-                f"{plural(leaks, 'pair')} put the same picture in training and in validation or test: the model is "
-                "scored on images it has learned, so those scores are too high. Remove one image of each pair."
-            )
-        wrong = len(self.mislabelled)
-        if wrong:
-            out.append(
-                f"{plural(wrong, 'pair')} of duplicates carry different classes: the same picture under two labels; "
-                "check which one is right."
-            )
-        return out
+        return out + self.problems()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: counts per class and split, the imbalance, both kinds of pairs, the sentences."""
@@ -287,14 +311,26 @@ def _splits(ds: Dataset, test_size: float, val_split: float, seed: int, train_fr
     return where, counts, None
 
 
-def _imbalance(names: list[str], counts: list[int], threshold: float) -> Imbalance:
-    hi, lo = int(np.argmax(counts)), int(np.argmin(counts))
-    return Imbalance(names[hi], int(counts[hi]), names[lo], int(counts[lo]), threshold)
+def _imbalance(names: list[str], counts: dict[str, list[int]], threshold: float) -> Imbalance:
+    """The training split's classes (the whole dataset's when it could not be split)."""
+    values, counted = (counts["train"], "training image") if "train" in counts else (counts["all"], "image")
+    hi, lo = int(np.argmax(values)), int(np.argmin(values))
+    return Imbalance(names[hi], int(values[hi]), names[lo], int(values[lo]), threshold, counted)
 
 
-def _pairs(hashes, codes, where, near_bits: int, max_pairs: int) -> tuple[dict, dict]:
+def _confirmed(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, near_levels: float) -> np.ndarray:
+    """Which candidate pairs (i, j) look alike pixel by pixel: mean |difference| of the thumbnails <= near_levels."""
+    keep = np.zeros(len(i), dtype=bool)
+    for s in range(0, len(i), _CONFIRM):
+        a, b = thumbs[i[s : s + _CONFIRM]], thumbs[j[s : s + _CONFIRM]]
+        keep[s : s + _CONFIRM] = np.abs(a - b).mean(axis=(1, 2)) <= near_levels
+    return keep
+
+
+def _pairs(images: np.ndarray, where, near_bits: int, near_levels: float, max_pairs: int) -> tuple[dict, dict]:
     """(kept pairs, totals) per kind ("exact", "near") and place ("across", "within"), a chunk of rows at a time."""
-    n = len(hashes)
+    n = len(images)
+    hashes, codes, thumbs = dhash(images), pixel_digests(images), grey_thumbnails(images)
     kept: dict[tuple[str, str], list[tuple[int, int, int]]] = {
         (kind, place): [] for kind in ("exact", "near") for place in ("across", "within")
     }
@@ -307,16 +343,20 @@ def _pairs(hashes, codes, where, near_bits: int, max_pairs: int) -> tuple[dict, 
         dist = np.bitwise_count(hashes[start:stop, None] ^ hashes[None, :]).astype(np.int64)
         upper = cols[None, :] > np.arange(start, stop)[:, None]
         same = codes[start:stop, None] == codes[None, :]
-        across = split_code[start:stop, None] != split_code[None, :]
         for kind, mask in (("exact", same & upper), ("near", ~same & upper & (dist <= near_bits))):
-            for place, where_mask in (("across", mask & across), ("within", mask & ~across)):
-                i, j = np.nonzero(where_mask)
-                totals[(kind, place)] += len(i)
+            i, j = np.nonzero(mask)
+            if kind == "near" and len(i):
+                ok = _confirmed(thumbs, i + start, j, near_levels)
+                i, j = i[ok], j[ok]
+            across = split_code[i + start] != split_code[j]
+            for place, part in (("across", across), ("within", ~across)):
+                a, b = i[part], j[part]
+                totals[(kind, place)] += len(a)
                 room = max_pairs - len(kept[(kind, place)])
-                if room > 0 and len(i):
-                    order = np.argsort(dist[i, j], kind="stable")[:room]
+                if room > 0 and len(a):
+                    order = np.argsort(dist[a, b], kind="stable")[:room]
                     kept[(kind, place)].extend(
-                        (int(start + a), int(b), int(dist[a, b])) for a, b in zip(i[order], j[order], strict=True)
+                        (int(start + x), int(y), int(dist[x, y])) for x, y in zip(a[order], b[order], strict=True)
                     )
     return kept, totals
 
@@ -329,6 +369,7 @@ def data_health(
     seed: int = 42,
     train_fraction: float = 1.0,
     near_bits: int = NEAR_BITS,
+    near_levels: float = NEAR_LEVELS,
     imbalance_ratio: float = IMBALANCE_RATIO,
     max_pairs: int = MAX_PAIRS,
 ) -> HealthReport:
@@ -338,6 +379,7 @@ def data_health(
         ds: a loaded dataset (decoded at the network's input size, as training reads it).
         test_size, val_split, seed, train_fraction: the training's split (``TrainConfig``'s fields).
         near_bits: the largest dHash distance (of 64 bits) that makes two images near duplicates, in [0, 64].
+        near_levels: the largest mean difference of their grey thumbnails (grey levels, brightness removed), >= 0.
         imbalance_ratio: the training split's largest/smallest class ratio above which it warns, >= 1.
         max_pairs: pairs listed per kind and place (across splits, within one); all are counted.
 
@@ -351,14 +393,18 @@ def data_health(
         raise DataError(
             f"The 'near_bits' parameter of data_health must be an integer in [0, 64]. Got {near_bits!r} instead."
         )
+    if isinstance(near_levels, bool) or not isinstance(near_levels, (int, float)) or not near_levels >= 0:
+        raise DataError(
+            f"The 'near_levels' parameter of data_health must be a number >= 0. Got {near_levels!r} instead."
+        )
     if isinstance(imbalance_ratio, bool) or not isinstance(imbalance_ratio, (int, float)) or not imbalance_ratio >= 1:
         raise DataError(
             f"The 'imbalance_ratio' parameter of data_health must be a number >= 1. Got {imbalance_ratio!r} instead."
         )
     where, counts, problem = _splits(ds, test_size, val_split, seed, train_fraction)
     names = list(ds.class_names)
-    imbalance = _imbalance(names, counts.get("train", counts["all"]), float(imbalance_ratio))
-    kept, totals = _pairs(dhash(ds.images), pixel_digests(ds.images), where, int(near_bits), int(max_pairs))
+    imbalance = _imbalance(names, counts, float(imbalance_ratio))
+    kept, totals = _pairs(ds.images, where, int(near_bits), float(near_levels), int(max_pairs))
 
     def ref(i: int) -> ImageRef:
         return ImageRef(i, ds.files[i] if i < len(ds.files) else f"image {i}", names[int(ds.labels[i])], str(where[i]))
