@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from core.base.config import (
+    CLASS_WEIGHTS,
     FILL_MODES,
     LOSSES,
     MODELS,
@@ -162,6 +163,14 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         help="auto: mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
         "else float32; results can differ in the last digits",
     )
+    _setting(
+        g,
+        "class_weight",
+        choices=CLASS_WEIGHTS,
+        default=d.class_weight,
+        help="balanced: a class with fewer training images counts more in the loss (for imbalanced data; "
+        "python -m core health shows the balance)",
+    )
     a = p.add_argument_group("augmentation (training images only)")
     n = AugmentConfig()
     _setting(a, "rotation", type=float, default=n.rotation, metavar="DEGREES", help="random rotation, +- degrees")
@@ -248,6 +257,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_lr=args.fine_tune_lr,
         precision=args.precision,
+        class_weight=args.class_weight,
     )
 
 

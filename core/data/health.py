@@ -167,7 +167,8 @@ class Imbalance:
         return (
             f"The classes are imbalanced: '{self.largest}' has {plural(self.largest_count, self.counted)}, "
             f"'{self.smallest}' only {self.smallest_count} ({self.ratio:.1f} to 1). A model can score well by "
-            f"favouring '{self.largest}': read the recall of '{self.smallest}', or add images of it."
+            f"favouring '{self.largest}': read the recall of '{self.smallest}', add images of it, or train with "
+            "balanced class weights."
         )
 
     def sentence(self) -> str:
