@@ -61,23 +61,23 @@ _CONFIRM = 20_000  # candidate pairs whose thumbnails are compared at once (abou
 _CELLS = 4_000_000  # hash comparisons per chunk (rows x images): about 32 MB of uint64 at a time
 
 
+def signatures(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each uint8 image (N, H, W, C) in grey, shrunk twice (box filter), in one pass: its 64-bit difference hash
+    (9 x 8, one bit per pair of horizontal neighbours: is the right one brighter) and its 16 x 16 thumbnail less its
+    mean brightness (float32, grey levels)."""
+    hashes = np.empty(len(images), dtype=np.uint64)
+    thumbs = np.empty((len(images), _THUMB, _THUMB), dtype=np.float32)
+    for i, img in enumerate(images):
+        grey = Image.fromarray(np.ascontiguousarray(img[..., 0] if img.shape[-1] == 1 else img)).convert("L")
+        small = np.asarray(grey.resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
+        hashes[i] = np.packbits(small[:, 1:] > small[:, :-1]).view(">u8")[0]
+        thumbs[i] = np.asarray(grey.resize((_THUMB, _THUMB), Image.Resampling.BOX), dtype=np.float32)
+    return hashes, thumbs - thumbs.mean(axis=(1, 2), keepdims=True)
+
+
 def dhash(images: np.ndarray) -> np.ndarray:
-    """The 64-bit difference hash of each uint8 image (N, H, W, C): grey, 9 x 8 (box filter), right > left."""
-    out = np.empty(len(images), dtype=np.uint64)
-    for i, img in enumerate(images):
-        pic = Image.fromarray(np.ascontiguousarray(img[..., 0] if img.shape[-1] == 1 else img))
-        grey = np.asarray(pic.convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
-        out[i] = np.packbits(grey[:, 1:] > grey[:, :-1]).view(">u8")[0]
-    return out
-
-
-def grey_thumbnails(images: np.ndarray) -> np.ndarray:
-    """Each image in grey, 16 x 16 (box filter), less its mean brightness: float32 (N, 16, 16), in grey levels."""
-    out = np.empty((len(images), _THUMB, _THUMB), dtype=np.float32)
-    for i, img in enumerate(images):
-        pic = Image.fromarray(np.ascontiguousarray(img[..., 0] if img.shape[-1] == 1 else img))
-        out[i] = np.asarray(pic.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BOX), dtype=np.float32)
-    return out - out.mean(axis=(1, 2), keepdims=True)
+    """The 64-bit difference hash of each image (:func:`signatures`)."""
+    return signatures(images)[0]
 
 
 def pixel_digests(images: np.ndarray) -> np.ndarray:
@@ -331,7 +331,7 @@ def _confirmed(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, near_levels: fl
 def _pairs(images: np.ndarray, where, near_bits: int, near_levels: float, max_pairs: int) -> tuple[dict, dict]:
     """(kept pairs, totals) per kind ("exact", "near") and place ("across", "within"), a chunk of rows at a time."""
     n = len(images)
-    hashes, codes, thumbs = dhash(images), pixel_digests(images), grey_thumbnails(images)
+    (hashes, thumbs), codes = signatures(images), pixel_digests(images)
     kept: dict[tuple[str, str], list[tuple[int, int, int]]] = {
         (kind, place): [] for kind in ("exact", "near") for place in ("across", "within")
     }
