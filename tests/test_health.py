@@ -13,7 +13,7 @@ from PIL import Image
 from tinydata import run_cli, write_tiny_dataset
 
 import core.data as data
-from core.data import DataError, data_health, load_dataset, prepare_data
+from core.data import DataError, Dataset, data_health, load_dataset, prepare_data
 from core.data.health import IMBALANCE_RATIO, NEAR_BITS, NEAR_LEVELS, dhash
 
 SIZE = 32  # files and load size
@@ -221,3 +221,21 @@ def test_jpeg_copy_used_by_the_tests_is_not_byte_identical(planted):
     original = np.asarray(Image.open(root / a).convert("RGB"))
     copy = np.asarray(Image.open(io.BytesIO((root / b).read_bytes())).convert("RGB").resize((SIZE, SIZE)))
     assert not np.array_equal(original, copy)  # so a "near" pair is not an exact one in disguise
+
+
+def test_images_left_out_by_the_training_fraction_leak_nothing(tmp_path):
+    ds = load_dataset(str(write_folder(tmp_path / "f", counts=(20, 20, 20))), image_size=SIZE)
+    prep = prepare_data(ds, train_fraction=0.5)  # the split depends on the labels and the seed, not the pixels
+    used = np.concatenate([prep.train_index, prep.val_index, prep.test_index])
+    unused = np.setdiff1d(np.arange(len(ds)), used)
+    images = np.array(ds.images)
+    images[unused[0]] = images[prep.test_index[0]]  # a test image's copy that training never sees
+    images[unused[1]] = images[prep.train_index[0]]  # a training image's copy that is never scored
+    copied = Dataset(images, ds.labels, ds.class_names, [], "copied", "x", ds.files)
+    report = data_health(copied, train_fraction=0.5)
+    assert report.exact.total == report.exact.across == 2
+    assert {frozenset((p.a.split, p.b.split)) for p in report.exact.pairs} == {
+        frozenset(("unused", "test")),
+        frozenset(("unused", "train")),
+    }
+    assert report.leaks == [] and report.drop_list() == [] and report.problems() == []

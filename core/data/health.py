@@ -27,7 +27,7 @@ cross splits come first. NumPy and Pillow only.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,13 +48,13 @@ IMBALANCE_RATIO = 1.5
 NEAR_BITS = 8
 # ... and whose grey 16 x 16 thumbnails, each less its mean brightness, differ by at most this many grey levels (of
 # 255) on average: dHash alone calls two pictures with the same strong pattern alike (the tests' striped images,
-# 6.5 levels apart, all share one hash). Measured as above: resized or re-encoded copies 0.3-3.3 levels, 10%
-# brighter ones up to 5.4; the closest different bundled images (by dHash) 16 or more.
+# 6.5+ levels apart, have hashes within 8 bits of each other). Measured as above: resized or re-encoded copies
+# 0.3-3.3 levels, 10% brighter ones up to 5.4; the closest different bundled images (by dHash) 16 or more.
 NEAR_LEVELS = 5.0
 # Pairs listed per kind (identical, near) and per place (across splits, within a split); all are counted.
 MAX_PAIRS = 200
 SPLITS = ("train", "val", "test")
-SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test", "unused": "not used", "all": "all"}
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test", "unused": "not used", "all": "not split"}
 _LEAKS = ({"train", "val"}, {"train", "test"})  # images dropped by train_fraction ("unused") leak nothing
 _THUMB = 16
 _CONFIRM = 20_000  # candidate pairs whose thumbnails are compared at once (about 40 MB)
@@ -208,8 +208,8 @@ class HealthReport:
     near: Duplicates
     near_bits: int
     split: dict[str, Any]
+    near_levels: float = NEAR_LEVELS
     split_problem: str | None = None
-    files: list[str] = field(default_factory=list, repr=False)
 
     @property
     def leaks(self) -> list[DuplicatePair]:
@@ -261,7 +261,7 @@ class HealthReport:
             if dup.across:
                 text += f", {dup.across} of them across splits"
             if dup is self.near:
-                text += f" (their perceptual hashes differ in at most {self.near_bits} of 64 bits)"
+                text += f" (resized or re-encoded copies: perceptual hashes at most {self.near_bits} of 64 bits apart)"
             out.append(text + ".")
         return out + self.problems()
 
@@ -277,6 +277,7 @@ class HealthReport:
             "counts": counts,
             "imbalance": self.imbalance.to_dict(),
             "near_bits": self.near_bits,
+            "near_levels": self.near_levels,
             "exact_duplicates": _dup_dict(self.exact),
             "near_duplicates": _dup_dict(self.near),
             "leaks": len(self.leaks),
@@ -428,6 +429,6 @@ def data_health(
         near=dups("near"),
         near_bits=int(near_bits),
         split=split,
+        near_levels=float(near_levels),
         split_problem=problem,
-        files=list(ds.files),
     )
