@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.base import data_roots, plural, upload_too_large
-from core.data.health import NEAR_BITS, SPLIT_WORDS
+from core.data.health import NEAR_BITS, NEAR_LEVELS, SPLIT_WORDS
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header
 from ui.frame import run_page
@@ -200,8 +200,8 @@ def _health(ds, t) -> None:
     st.subheader("Data health")
     st.caption(
         "Checked before training, on the split above: are the classes balanced, and is any picture in the "
-        f"dataset twice? Near-identical means a perceptual hash (dHash) differing in at most {NEAR_BITS} of "
-        "64 bits: a resized or re-encoded copy."
+        "dataset twice? Near-identical means a resized or re-encoded copy: perceptual hashes (dHash) at most "
+        f"{NEAR_BITS} of 64 bits apart, and small grey versions within {NEAR_LEVELS:g} grey levels on average."
     )
     report = resources.health(ds, t.test_size, t.val_split, t.seed, t.train_fraction)
     imbalance = report.imbalance
