@@ -3,13 +3,15 @@
 import pandas as pd
 import streamlit as st
 
-from core.base import data_roots, upload_too_large
+from core.base import data_roots, plural, upload_too_large
+from core.data.health import NEAR_BITS, NEAR_LEVELS, SPLIT_WORDS
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header
 from ui.frame import run_page
 from ui.sidebar import dataset_label, folder_label
 
 SAMPLES_PER_CLASS = 8
+PAIRS_SHOWN = 12  # duplicate pairs drawn with their thumbnails; the file list has them all
 NICE = {
     "shape": "shape",
     "dtype": "dtype",
@@ -75,6 +77,8 @@ def main() -> None:
 
     with errors_shown("preparing the data"):
         _preparation(ds, t)
+    with errors_shown("checking the data's health"):
+        _health(ds, t)
 
     st.subheader("Skipped files")
     if ds.skipped:
@@ -190,6 +194,59 @@ def _preparation(ds, t) -> None:
         "Stratified splits keep every class's share the same in all three."
     )
     st.plotly_chart(charts.class_counts_figure(prep["class_names"], prep["class_counts"]), config=charts.CONFIG)
+
+
+def _health(ds, t) -> None:
+    st.subheader("Data health")
+    st.caption(
+        "Checked before training, on the split above: are the classes balanced, and is any picture in the "
+        "dataset twice? Near-identical means a resized or re-encoded copy: perceptual hashes (dHash) at most "
+        f"{NEAR_BITS} of 64 bits apart, and small grey versions within {NEAR_LEVELS:g} grey levels on average."
+    )
+    report = resources.health(ds, t.test_size, t.val_split, t.seed, t.train_fraction)
+    imbalance = report.imbalance
+    if imbalance.warning:
+        st.warning(imbalance.warning, icon=":material/balance:")
+    else:
+        st.success(imbalance.sentence(), icon=":material/check:")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Identical pairs", report.exact.total, help="Images whose pixels are exactly the same.")
+    c2.metric("Near-identical pairs", report.near.total, help="Resized or re-encoded copies of one picture.")
+    c3.metric(
+        "Pairs across training and validation/test",
+        len(report.leaks),
+        help="A copy of a training image in validation or test: the model is scored on an image it has learned.",
+    )
+    for problem in report.problems():
+        st.warning(problem, icon=":material/content_copy:")
+    pairs = [*report.exact.pairs, *report.near.pairs]
+    total = report.exact.total + report.near.total
+    if total > PAIRS_SHOWN:
+        st.caption(f"The first {PAIRS_SHOWN} of {total:,} pairs: across splits first, then the closest.")
+    elif pairs:
+        st.caption("Across splits first, then the closest.")
+    for p in pairs[:PAIRS_SHOWN]:
+        kind = "Identical" if p.exact else f"Near-identical ({plural(p.distance, 'bit')} apart)"
+        notes = (" · across splits" if p.across else "") + ("" if p.same_class else " · different classes")
+        with st.container(border=True):
+            a, b, words = st.columns([1, 1, 4])
+            a.image(ds.images[p.a.index], width=72)
+            b.image(ds.images[p.b.index], width=72)
+            words.markdown(f"**{kind}**{notes}  \n{_where(p.a)}  \n{_where(p.b)}")
+    drop = report.drop_list()
+    if drop:
+        st.download_button(
+            f"Download the {plural(len(drop), 'file')} to remove (one of each pair across splits)",
+            "\n".join(drop) + "\n",
+            file_name="duplicates_to_remove.txt",
+            key="data.health.drop",
+            help="Remove these files from the dataset folder (or zip) and load it again: each is a copy of an "
+            "image in an earlier split, so the test stops scoring images the model learned.",
+        )
+
+
+def _where(ref) -> str:
+    return f"`{ref.file}` ({SPLIT_WORDS[ref.split]}, {ref.label})"
 
 
 def _fmt(key: str, v) -> str:

@@ -12,6 +12,8 @@ import streamlit as st
 
 from core.base import TRAIN_PARAM, decode_train, encode_train, network_text
 from core.base.config import (
+    CLASS_WEIGHT_LABELS,
+    CLASS_WEIGHTS,
     FILL_MODES,
     LEARNING_RATES,
     LOSS_LABELS,
@@ -188,7 +190,8 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
         )
 
     with st.expander(
-        "More: test set size, less training data, precision" + (", fine-tuning" if m.model == "vgg16" else "")
+        "More: test set size, less training data, class weights, precision"
+        + (", fine-tuning" if m.model == "vgg16" else "")
     ):
         e1, e2, e3 = st.columns(3, gap="large")
         with e1:
@@ -218,6 +221,15 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
                 key=K + "train_fraction",
                 format="%.2f",
                 help="Train on less data to see overfitting appear; validation and test stay the same.",
+            )
+            state.bind(K + "class_weight", base.class_weight)
+            c["class_weight"] = st.selectbox(
+                "Class weights",
+                CLASS_WEIGHTS,
+                key=K + "class_weight",
+                format_func=CLASS_WEIGHT_LABELS.get,
+                help="For imbalanced data (the Data page's health check warns): balanced weights each image by "
+                "images / (classes x its class's images) in the training loss.",
             )
         if m.model == "vgg16":
             with e3:

@@ -435,3 +435,24 @@ def test_estimate_says_when_train_would_refuse_the_network(tmp_path, monkeypatch
     assert err.startswith("python -m core estimate: This network has ") and "(CNNLAB_MAX_PARAMS)" in err
     assert main(["estimate", "--images", "1000", "--precision", "float32", "--json"]) == 0  # the course's network
     assert json.loads(capsys.readouterr().out)["refused"] == []
+
+
+def test_train_with_balanced_class_weights_is_its_own_run_and_the_verdict_says_so(tmp_path, capsys, monkeypatch):
+    from tinydata import TINY_FLAGS, write_tiny_dataset
+
+    from core.results.diagnosis import CLASS_WEIGHT_NOTE
+
+    monkeypatch.setenv("CNNLAB_HOME", str(tmp_path / "home"))
+    data = write_tiny_dataset(tmp_path / "imbalanced", per_class=12)
+    for i in range(6):
+        (data / "bright" / f"bright_{i:02d}.png").unlink()
+    runs = {}
+    for how in ("none", "balanced"):
+        code, out, err = run(capsys, "train", "--data", str(data), *TINY_FLAGS, "--class-weight", how, "--json")
+        assert code == 0, err
+        runs[how] = json.loads(out)
+    assert runs["none"]["run_id"] != runs["balanced"]["run_id"]
+    assert " · balanced classes" in runs["balanced"]["label"] and "classes" not in runs["none"]["label"]
+    assert runs["balanced"]["diagnosis"]["evidence"][-1] == CLASS_WEIGHT_NOTE
+    assert CLASS_WEIGHT_NOTE not in runs["none"]["diagnosis"]["evidence"]
+    assert runs["none"]["history"]["loss"] != runs["balanced"]["history"]["loss"]  # the weights changed the training

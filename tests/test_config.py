@@ -85,6 +85,43 @@ def test_run_key_changes_with_what_matters_only():
     assert run_key(v.replace(kernel_size=5), t, "fp") == run_key(v, t, "fp")
 
 
+# Run keys computed by the code on main before the class-weight setting existed (the same configs, data
+# fingerprint "fp" x 8, float32 and bfloat16): every stored run must keep its key.
+OLD_KEYS = {
+    "default": ("57715574dc8292e3", "13ac0162451daf94"),
+    "vgg16_ft": ("81bde1fce8daa123", "497f32af2f86f379"),
+    "sparse_es_aug": ("2ce2d1a0500feece", "19912d86f748ea6c"),
+}
+
+
+def _old_configs():
+    return {
+        "default": (ModelConfig(), TrainConfig()),
+        "vgg16_ft": (ModelConfig(model="vgg16", weights="offline"), TrainConfig(fine_tune_epochs=3, epochs=5)),
+        "sparse_es_aug": (
+            ModelConfig(dropout=0.3, batchnorm=True),
+            TrainConfig(loss="sparse", early_stopping=3, augment=AugmentConfig.course(), seed=7),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(OLD_KEYS))
+def test_class_weight_none_leaves_every_older_run_key_unchanged(name):
+    m, t = _old_configs()[name]
+    assert t.class_weight == "none"
+    assert (run_key(m, t, "fp" * 8), run_key(m, t, "fp" * 8, "bfloat16")) == OLD_KEYS[name]
+    # a record stored before the setting (no class_weight in its train_config) reads back to the same key
+    old_record = {k: v for k, v in t.to_dict().items() if k != "class_weight"}
+    assert run_key(m, TrainConfig.from_dict(old_record), "fp" * 8) == OLD_KEYS[name][0]
+    balanced = t.replace(class_weight="balanced")
+    assert run_key(m, balanced, "fp" * 8) not in OLD_KEYS[name]  # a run with class weights is another run
+
+
+def test_class_weight_is_checked():
+    with pytest.raises(ConfigError, match="class_weight"):
+        TrainConfig(class_weight="inverse")
+
+
 def test_configs_hash_by_value():
     assert hash(ModelConfig()) == hash(ModelConfig())
     assert {TrainConfig(): 1}[TrainConfig()] == 1

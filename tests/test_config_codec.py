@@ -50,6 +50,7 @@ ODD_TRAIN = TrainConfig(
     fine_tune_epochs=2,
     fine_tune_lr=1e-4,
     precision="float32",
+    class_weight="balanced",
 )
 
 

@@ -11,7 +11,7 @@ import pytest
 from histories import early_stopped_history, hist, overfitting_history
 
 from core.base.config import TrainConfig
-from core.results.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, fit_summary_text
+from core.results.diagnosis import CLASS_WEIGHT_NOTE, TITLES, VERDICTS, Diagnosis, diagnose, fit_summary_text
 from core.results.remedies import Remedy
 
 
@@ -83,3 +83,12 @@ def test_importing_the_diagnosis_does_not_import_tensorflow():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_the_verdict_says_when_class_weights_were_used():
+    h = overfitting_history()
+    plain = diagnose(h, train_cfg=TrainConfig())
+    weighted = diagnose(h, train_cfg=TrainConfig(class_weight="balanced"))
+    assert CLASS_WEIGHT_NOTE not in plain.evidence
+    assert weighted.evidence == [*plain.evidence, CLASS_WEIGHT_NOTE] and weighted.verdict == plain.verdict
+    assert "balanced class weights" in CLASS_WEIGHT_NOTE

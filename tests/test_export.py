@@ -84,6 +84,22 @@ def test_the_script_for_sparse_labels_and_no_augmentation_compiles(run_home):
     assert "sparse_categorical_crossentropy" in text and "no augmentation" in text and "EarlyStopping" not in text
 
 
+def test_the_script_trains_with_the_runs_class_weights(run_home):
+    from core.training.fit import class_weights
+
+    rec = run_home[3]
+    assert "class_weight" not in script_text(rec)  # runs without class weights: the script is as before
+    balanced = type(rec).from_dict({**rec.to_dict(), "train_config": {**rec.train_config, "class_weight": "balanced"}})
+    text = script_text(balanced)
+    compile(text, "run.py", "exec")
+    assert text.count("class_weight=class_weight") == 1
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith(("counts =", "class_weight ="))]
+    y, train_idx, classes = np.array([0, 0, 0, 1, 2, 2, 1, 0]), np.arange(6), ["a", "b", "c"]
+    scope = {"np": np, "y": y, "train_idx": train_idx, "classes": classes}
+    exec("\n".join(lines), scope)  # the script's own lines give the engine's weights
+    assert scope["class_weight"] == pytest.approx(class_weights(y[train_idx], "balanced"))
+
+
 def test_history_predictions_model_and_config(in_home, tmp_path, capsys):
     _, _, store, rec = in_home
     paths = {k: tmp_path / f"x.{ext}" for k, ext in (("history", "csv"), ("model", "keras"), ("config", "json"))}

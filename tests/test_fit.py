@@ -17,7 +17,7 @@ from test_runstore import _record
 
 from core.base.config import TrainConfig
 from core.store.runstore import RunStore
-from core.training.fit import ProgressEvent, compile_model, fit_phase, keeps_best_weights
+from core.training.fit import ProgressEvent, class_weights, compile_model, fit_phase, keeps_best_weights
 
 X_TRAIN = np.ones((8, 1), dtype="float32")
 Y_TRAIN = np.zeros(8, dtype="int64")
@@ -147,3 +147,27 @@ def test_the_stored_checkpoint_holds_the_best_epochs_weights(tmp_path, after_bes
     store = RunStore(tmp_path / "home")
     store.save(_record(run_id="fit"), model=model)
     same_weights(store.load_model("fit"), after_best)
+
+
+def test_balanced_class_weights_are_scikit_learns():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    assert class_weights(y, "balanced") == pytest.approx(dict(enumerate(expected)))
+    assert class_weights(np.eye(3)[y], "balanced") == pytest.approx(dict(enumerate(expected)))  # one-hot labels
+    assert class_weights(y, "none") is None
+
+
+def test_fit_trains_with_the_class_weights():
+    """6 images of class 0, 2 of class 1, all alike: unweighted, the unit learns p(1) = 2/8; with balanced weights
+    both classes weigh the same, so the gradient at the start (p = 1/2) is zero and it stays there."""
+    x, y = np.ones((8, 1), dtype="float32"), np.array([0] * 6 + [1] * 2, dtype="int64")
+    cfg = CFG.replace(learning_rate=0.5, epochs=60)
+    probs = {}
+    for how in ("none", "balanced"):
+        model, out = model_after(None, cfg.replace(class_weight=how))
+        fit_phase(model, cfg.replace(class_weight=how), (x, y), (x, y), epochs=60)
+        probs[how] = float(model.predict(x[:1], verbose=0)[0, 1])
+    assert probs["none"] == pytest.approx(0.25, abs=0.03)
+    assert probs["balanced"] == pytest.approx(0.5, abs=0.03)

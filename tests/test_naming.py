@@ -47,3 +47,8 @@ def test_the_networks_sentence():
     assert one.startswith("CNN with 1 block (32 filters, 3×3 kernels, valid padding, batch norm)")
     assert one.endswith("· 3 classes")
     assert network_text(ModelConfig(model="vgg16", weights="/x/w.h5")).startswith("VGG16 base (file weights) + Dense")
+
+
+def test_class_weights_show_in_the_label_only_when_used():
+    assert describe(ModelConfig(), TrainConfig(class_weight="balanced")).endswith(" · 20 ep · balanced classes")
+    assert "classes" not in describe(ModelConfig(), TrainConfig())  # labels of older runs read as before

@@ -63,3 +63,9 @@ def test_compare_transfer_and_lab_defaults_are_the_engines(helps):
     lab = build_parser().parse_args(["lab", "--data", "rocks"])
     assert (lab.train_fraction, lab.epochs, lab.seed) == (DEFAULT_FRACTION, DEFAULT_EPOCHS, DEFAULT_SEED)
     assert DEFAULT_SEED == TrainConfig().seed
+
+
+def test_class_weight_flag(helps):
+    args = build_parser().parse_args(["train", "--data", "rocks", "--class-weight", "balanced"])
+    assert train_config(args) == TrainConfig(class_weight="balanced")
+    assert "(default: none)" in _line(helps("train"), "--class-weight")

@@ -25,7 +25,7 @@ from typing import Any
 import streamlit as st
 
 from core.base import AugmentConfig, ModelConfig, PathRefused, TrainConfig, UserError, data_roots
-from core.data import BundledInfo, Dataset, bundled_datasets, load_dataset, prepare_data
+from core.data import BundledInfo, Dataset, HealthReport, bundled_datasets, data_health, load_dataset, prepare_data
 from core.inside import (
     Filters,
     GradCam,
@@ -275,6 +275,26 @@ def preparation(
 ) -> dict[str, Any]:
     """``PreparedData.to_dict()`` (steps and class counts, no arrays), cached by the data's fingerprint."""
     return _preparation(ds.fingerprint, loss, float(test_size), float(val_split), int(seed), float(train_fraction), ds)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _health(
+    fingerprint: str,
+    files: tuple[str, ...],
+    test_size: float,
+    val_split: float,
+    seed: int,
+    train_fraction: float,
+    _ds: Dataset,
+) -> HealthReport:
+    return data_health(_ds, test_size=test_size, val_split=val_split, seed=seed, train_fraction=train_fraction)
+
+
+def health(ds: Dataset, test_size: float, val_split: float, seed: int, train_fraction: float = 1.0) -> HealthReport:
+    """:func:`core.data.data_health` with the Train page's split, cached by the data's pixels and file names."""
+    return _health(
+        ds.fingerprint, tuple(ds.files), float(test_size), float(val_split), int(seed), float(train_fraction), ds
+    )
 
 
 def sample_indices(ds: Dataset, per_class: int) -> dict[str, list[int]]:

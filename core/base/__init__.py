@@ -3,6 +3,8 @@ precision, run names and descriptions, small tables, and configs as URL values a
 """
 
 from core.base.config import (
+    CLASS_WEIGHT_LABELS,
+    CLASS_WEIGHTS,
     COURSE_PARAMS,
     DATA_DECIDED,
     FILL_MODES,
@@ -92,6 +94,8 @@ from core.base.tables import number, plural, print_table, stored_line
 
 __all__ = [
     "AugmentConfig",
+    "CLASS_WEIGHTS",
+    "CLASS_WEIGHT_LABELS",
     "COURSE_PARAMS",
     "ConfigError",
     "DATA_DECIDED",

@@ -65,6 +65,13 @@ PRECISION_LABELS: dict[str, str] = {
     "bfloat16": "mixed bfloat16 (float32 weights, bfloat16 arithmetic, float32 softmax)",
 }
 PRECISIONS = tuple(PRECISION_LABELS)
+# How much each class's images count in the training loss (Keras' fit(class_weight=...)); "balanced" is
+# scikit-learn's rule: images / (classes x the class's images), so every class weighs the same in total.
+CLASS_WEIGHT_LABELS: dict[str, str] = {
+    "none": "none: every image counts the same",
+    "balanced": "balanced: a class with fewer images counts more, so every class weighs the same",
+}
+CLASS_WEIGHTS = tuple(CLASS_WEIGHT_LABELS)
 # Where a VGG16 base gets its weights; any other value of ModelConfig.weights is a path to a file.
 WEIGHT_SOURCE_LABELS: dict[str, str] = {
     "imagenet": "VGG16 conv base, ImageNet weights (Keras; internet once, or a cached file)",
@@ -406,6 +413,10 @@ class TrainConfig(_Serializable):
         precision: "auto" (the default: mixed bfloat16 where the CPU has native
             bfloat16 arithmetic, else float32), "float32" or "bfloat16". See
             :mod:`core.base.precision`; the run key holds the precision actually used.
+        class_weight: "none" (every image counts the same in the loss) or
+            "balanced" (each class's images weighted by images / (classes x
+            the class's training images), for imbalanced data). "none" is left
+            out of the run key, so runs stored before the setting keep their keys.
     """
 
     optimizer: str = "adam"
@@ -424,6 +435,7 @@ class TrainConfig(_Serializable):
     fine_tune_epochs: int = 0
     fine_tune_lr: float = 1e-5
     precision: str = "auto"
+    class_weight: str = "none"
 
     def __post_init__(self) -> None:
         o = "TrainConfig"
@@ -447,6 +459,7 @@ class TrainConfig(_Serializable):
         _check_int(o, "fine_tune_epochs", self.fine_tune_epochs)
         _check_float(o, "fine_tune_lr", self.fine_tune_lr)
         _check_choice(o, "precision", self.precision, PRECISIONS)
+        _check_choice(o, "class_weight", self.class_weight, CLASS_WEIGHTS)
 
     def key_dict(self) -> dict[str, Any]:
         d = self.to_dict()
@@ -457,6 +470,8 @@ class TrainConfig(_Serializable):
         if not self.fine_tune_epochs:
             d.pop("fine_tune_lr")
         d.pop("precision")  # "auto" is not a precision: run_key adds the one actually used
+        if self.class_weight == "none":  # the default is left out: keys from before the setting stay the same
+            d.pop("class_weight")
         return d
 
 

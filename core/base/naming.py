@@ -35,6 +35,8 @@ def describe(model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
             parts.append("last weights")
     if train_cfg.train_fraction < 1:
         parts.append(f"{train_cfg.train_fraction:.0%} data")
+    if train_cfg.class_weight != "none":
+        parts.append(f"{train_cfg.class_weight} classes")
     if train_cfg.seed != 42:
         parts.append(f"seed {train_cfg.seed}")
     return with_precision(" · ".join(parts), train_cfg.precision)

@@ -13,6 +13,7 @@
                                  [--report run.html] [--config c.json]
     python -m core jobs [--limit N] [--json]
     python -m core explain RUN_ID --image PATH [--layer NAME] [--class NAME] --out DIR [--json]
+    python -m core health --data SOURCE [--input-size N] [--seed S] [--test-size F] [--val-split F] [--json]
 
 ``lab``, ``compare --transfer``, ``repeat`` and ``sweep`` train each run in its own process, ``--workers N``
 at once, or on a Dask cluster with ``--scheduler tcp://host:8786``.

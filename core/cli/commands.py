@@ -25,6 +25,7 @@ from core.training import check_submission, resolve, run_experiment
 from .batch import cmd_jobs, make_worker, train_all
 from .explain import cmd_explain
 from .exporting import cmd_export
+from .health import cmd_health
 from .output import progress_printer, run_payload
 from .parser import DATA_HELP, model_config, train_config
 from .study import cmd_compare_runs, cmd_repeat, cmd_sweep
@@ -322,4 +323,5 @@ COMMANDS = {
     "jobs": cmd_jobs,
     "explain": cmd_explain,
     "export": cmd_export,
+    "health": cmd_health,
 }

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from core.base.config import (
+    CLASS_WEIGHTS,
     FILL_MODES,
     LOSSES,
     MODELS,
@@ -162,6 +163,14 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
         help="auto: mixed bfloat16 where the CPU multiplies bfloat16 natively (AVX512_BF16, AMX), "
         "else float32; results can differ in the last digits",
     )
+    _setting(
+        g,
+        "class_weight",
+        choices=CLASS_WEIGHTS,
+        default=d.class_weight,
+        help="balanced: a class with fewer training images counts more in the loss (for imbalanced data; "
+        "python -m core health shows the balance)",
+    )
     a = p.add_argument_group("augmentation (training images only)")
     n = AugmentConfig()
     _setting(a, "rotation", type=float, default=n.rotation, metavar="DEGREES", help="random rotation, +- degrees")
@@ -248,6 +257,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_lr=args.fine_tune_lr,
         precision=args.precision,
+        class_weight=args.class_weight,
     )
 
 
@@ -404,4 +414,19 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     )
     ex.add_argument("--out", required=True, help="folder for the PNG files (created if missing)")
     ex.add_argument("--json", action="store_true", help="also the Grad-CAM map itself, at the image's size")
+
+    hl = sub.add_parser(
+        "health",
+        parents=[common],
+        help="a dataset before training: images per class and split, imbalance, duplicate images across splits",
+    )
+    _data_flag(hl)
+    m, t = ModelConfig(), TrainConfig()
+    _setting(hl, "input_size", type=int, default=m.input_size, help="image height = width, as training reads them")
+    _setting(hl, "channels", type=int, choices=[1, 3], default=m.channels, help="3 = RGB, 1 = gray")
+    _setting(hl, "test_size", type=float, default=t.test_size, help="test part of the whole dataset, as in train")
+    _setting(hl, "val_split", type=float, default=t.val_split, help="validation part of the training data, as in train")
+    _setting(hl, "seed", type=int, default=t.seed, help="the seed of the split, as in train")
+    _setting(hl, "train_fraction", type=float, default=t.train_fraction, help=FRACTION_HELP)
+    hl.add_argument("--json", action="store_true", help=JSON_HELP)
     return p

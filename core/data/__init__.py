@@ -33,6 +33,8 @@ The package, lowest module first (each imports only the ones above it):
   :func:`bundled_datasets`, :data:`SAMPLE_DATA_DIR`.
 - :mod:`core.data.prepare`: :func:`prepare_data`, :class:`PreparedData`, :class:`PrepStep`,
   :class:`ImageSplit`, :func:`images_needed` (uses :mod:`~core.data.dataset`, not the scanning).
+- :mod:`core.data.health`: :func:`data_health` (class counts per split, imbalance, exact and
+  near-duplicate images within and across the training's splits), :class:`HealthReport`.
 
 This module re-exports the public API; import it from here. Settings read at
 call time live on the module that reads them: patch
@@ -46,6 +48,7 @@ imported only when data is split.
 
 from core.data.dataset import Dataset, SkippedFile, dataset_summary
 from core.data.errors import DataError
+from core.data.health import HealthReport, data_health
 from core.data.images import read_image_bytes
 from core.data.loading import (
     SAMPLE_DATA_DIR,
@@ -63,12 +66,14 @@ __all__ = [
     "BundledInfo",
     "DataError",
     "Dataset",
+    "HealthReport",
     "ImageSplit",
     "PrepStep",
     "PreparedData",
     "SkippedFile",
     "bundled_datasets",
     "clear_cache",
+    "data_health",
     "dataset_summary",
     "images_needed",
     "load_dataset",

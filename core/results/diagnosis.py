@@ -24,7 +24,13 @@ from core.results.remedies import Remedy, remedies_for
 from core.results.verdict import TITLES, VERDICTS, Curves, Reading, RunFacts
 from core.store.runstore import RunRecord
 
-__all__ = ["TITLES", "VERDICTS", "Diagnosis", "diagnose", "diagnosis_of", "fit_summary_text"]
+# The verdict's last sentence for a run trained with class weights: its training curve is a weighted loss.
+CLASS_WEIGHT_NOTE = (
+    "Trained with balanced class weights: an image of a class with fewer training images counted more in the "
+    "training loss, so every class weighed the same; the validation loss is the plain average over images."
+)
+
+__all__ = ["CLASS_WEIGHT_NOTE", "TITLES", "VERDICTS", "Diagnosis", "diagnose", "diagnosis_of", "fit_summary_text"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,8 @@ class Diagnosis:
         title: the verdict for a heading ("Overfitting", "Still improving (underfitting so far)").
         headline: one plain sentence for a student.
         evidence: sentences with the numbers that support the verdict, ending
-            with which epoch's weights the saved model holds (when known).
+            with which epoch's weights the saved model holds (when known), and then,
+            for a run trained with balanced class weights, :data:`CLASS_WEIGHT_NOTE`.
         numbers: the measurements behind them (see :func:`diagnose`).
         remedies: what to try next, most effective first.
     """
@@ -132,6 +139,8 @@ def diagnose(
 
     r = Reading(Curves(loss, acc, vloss, vacc), RunFacts(num_classes, restored_epoch, stopped_epoch, train_cfg))
     headline, evidence = r.judge()
+    if train_cfg is not None and train_cfg.class_weight == "balanced":
+        evidence = [*evidence, CLASS_WEIGHT_NOTE]
     remedies = remedies_for(r, model_cfg or ModelConfig(), train_cfg or TrainConfig())
     d = r.decision
     return Diagnosis(d.verdict, d.title, headline, evidence, json_safe(r.numbers), remedies)

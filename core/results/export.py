@@ -164,8 +164,8 @@ def main():
         # the best epoch's weights are the ones kept and scored (the course's checkpoint)
         keras.callbacks.ModelCheckpoint("best.keras", monitor="{monitor}", save_best_only=True),
 {early}    ]
-    history = model.fit(train_ds, validation_data=(prepare(x[val_idx]), y_val), epochs=args.epochs,
-                        callbacks=callbacks, verbose=2)
+{class_weight}    history = model.fit(train_ds, validation_data=(prepare(x[val_idx]), y_val), epochs=args.epochs,
+                        callbacks=callbacks, verbose=2{cw_arg})
 {fine_tune}{restore}
     probs = model.predict(prepare(x[test_idx]), verbose=0)
     loss, accuracy = model.evaluate(prepare(x[test_idx]), y_test, verbose=0)
@@ -242,6 +242,14 @@ def _fit_text(m: ModelConfig, t: TrainConfig) -> str:
         )
     keep_best = not t.early_stopping or t.restore_best
     restore = '    model = keras.models.load_model("best.keras")  # the best epoch\'s model\n' if keep_best else ""
+    class_weight, cw_arg = "", ""
+    if t.class_weight == "balanced":
+        class_weight = (
+            "    # balanced class weights: a class with fewer training images counts more in the loss\n"
+            "    counts = np.bincount(y[train_idx], minlength=len(classes))\n"
+            "    class_weight = {c: len(train_idx) / (len(classes) * n) for c, n in enumerate(counts.tolist()) if n}\n"
+        )
+        cw_arg = ", class_weight=class_weight"
     fine_tune = ""
     if m.model == "vgg16" and t.fine_tune_epochs:
         fine_tune = (
@@ -252,7 +260,7 @@ def _fit_text(m: ModelConfig, t: TrainConfig) -> str:
             f"(learning_rate={t.fine_tune_lr}), "
             f'loss="{KERAS_LOSSES[t.loss]}", metrics=["accuracy"])\n'
             f"    model.fit(train_ds, validation_data=(prepare(x[val_idx]), y_val), epochs={t.fine_tune_epochs}, "
-            "callbacks=callbacks, verbose=2)\n"
+            f"callbacks=callbacks, verbose=2{cw_arg})\n"
         )
     labels = (
         "onehot[y[train_idx]], onehot[y[val_idx]], onehot[y[test_idx]]"
@@ -269,6 +277,8 @@ def _fit_text(m: ModelConfig, t: TrainConfig) -> str:
         early=early,
         restore=restore,
         fine_tune=fine_tune,
+        class_weight=class_weight,
+        cw_arg=cw_arg,
     )
 
 

@@ -187,6 +187,20 @@ class PhaseOutcome:
     restored_epoch: int | None
 
 
+def class_weights(y_train, how: str) -> dict[int, float] | None:
+    """Keras' ``class_weight`` for these training labels (one-hot or integers): None for "none"; for "balanced",
+    scikit-learn's rule, images / (classes x the class's images), so every class weighs the same in the loss."""
+    if how == "none":
+        return None
+    import numpy as np
+
+    y = np.asarray(y_train)
+    labels = y.argmax(axis=1) if y.ndim == 2 else y.astype(np.int64)
+    k = y.shape[1] if y.ndim == 2 else int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=k)
+    return {c: float(len(labels) / (k * n)) for c, n in enumerate(counts.tolist()) if n}
+
+
 def keeps_best_weights(train_cfg: TrainConfig) -> bool:
     """The one rule for which weights a run keeps.
 
@@ -260,6 +274,7 @@ def fit_phase(
         validation_data=val_data,
         callbacks=callbacks,
         shuffle=x is None,  # a tf.data pipeline shuffles itself
+        class_weight=class_weights(y_train, train_cfg.class_weight),
         verbose=0,
     )
     history = {k: [float(v) for v in hist.history.get(k, [])] for k in HISTORY_KEYS}

@@ -7,7 +7,7 @@ import numpy as np
 from apphelpers import chart_specs, texts, zip_of
 
 from core.base.config import TrainConfig
-from core.data import load_dataset
+from core.data import load_dataset, prepare_data
 
 
 def test_a_folder_dataset_shows_samples_preparation_splits_and_skipped_files(open_page, data_dir, tmp_path):
@@ -151,3 +151,42 @@ def test_uploads_are_named_as_the_student_named_them_and_cleaned_up(open_page, d
     [error] = [e.value for e in at.error]
     assert error.startswith("'huge.zip' (1.0 MiB) would bring your uploads on this server to ")
     assert "more than the 1.0 MiB each student may keep (CNNLAB_UPLOAD_QUOTA_MB)" in error
+
+
+def _metric(at, label: str) -> str:
+    return next(str(m.value) for m in at.metric if m.label == label)
+
+
+def test_data_health_shows_imbalance_duplicates_and_the_files_to_drop(open_page, data_dir, tmp_path):
+    from core.data import data_health
+
+    folder = tmp_path / "unhealthy"
+    shutil.copytree(data_dir, folder)
+    for i in range(5, 12):
+        (folder / "striped" / f"striped_{i:02d}.png").unlink()  # 5 striped images against 12 and 14
+    shutil.copyfile(folder / "dark" / "dark_00.png", folder / "dark" / "dark_copy.png")
+    shutil.copyfile(folder / "bright" / "bright_03.png", folder / "dark" / "was_bright.png")  # also a wrong label
+    at = open_page("pages/data.py", dataset=str(folder))
+    assert not at.exception, [e.value for e in at.exception]
+    report = data_health(load_dataset(str(folder), 64))
+    text = texts(at)
+    assert "Data health" in text
+    warnings = [w.value for w in at.warning]
+    assert report.imbalance.warning in warnings and "'striped' only" in report.imbalance.warning
+    assert "1 pair of duplicates carries different classes" in " ".join(warnings)
+    assert _metric(at, "Identical pairs") == "2" and _metric(at, "Near-identical pairs") == "0"
+    assert _metric(at, "Pairs across training and validation/test") == str(len(report.leaks))
+    assert len(at.image) == 3 + 2 * 2  # the samples per class, then both images of each pair
+    assert "`dark/dark_copy.png`" in text and "`dark/was_bright.png`" in text
+    drops = [b.proto.label for b in at.get("download_button") if "to remove" in b.proto.label]
+    assert len(drops) == (1 if report.drop_list() else 0)
+
+
+def test_a_healthy_dataset_says_so(open_page, data_dir):
+    at = open_page("pages/data.py", dataset=str(data_dir))
+    assert not at.exception
+    counts = prepare_data(load_dataset(str(data_dir), 64)).class_counts["train"]  # 8, 7, 7 with the default seed
+    ratio = max(counts) / min(counts)
+    assert any(f"has {ratio:.2f} times the training images" in s.value for s in at.success) and ratio < 1.5
+    assert _metric(at, "Identical pairs") == "0" and _metric(at, "Near-identical pairs") == "0"
+    assert not [b for b in at.get("download_button") if "to remove" in b.proto.label]

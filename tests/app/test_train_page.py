@@ -53,6 +53,18 @@ def test_settings_and_augmentation_controls_build_the_train_config(open_page, em
     assert "No augmentation" in at.code[1].value
 
 
+def test_the_class_weight_control_sets_the_train_config_and_the_address(open_page, data_dir, idle_worker):
+    from core.base.config import CLASS_WEIGHT_LABELS, CLASS_WEIGHTS
+
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY)
+    box = at.selectbox(key="train.class_weight")
+    assert box.value == "none" and box.options == [CLASS_WEIGHT_LABELS[c] for c in CLASS_WEIGHTS]
+    box.set_value("balanced").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["train_cfg"] == TrainConfig(class_weight="balanced")
+    assert "class_weight:balanced" in at.query_params["train"]
+
+
 def test_training_runs_in_the_worker_selects_its_run_and_comes_back_cached(open_page, data_dir, idle_worker):
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(seed=11))
     at.button(key="train.start").click().run()
