@@ -174,6 +174,8 @@ class RunNetwork:
         self.class_names: list[str] = list(record.test.get("class_names") or record.data.get("classes") or [])
         self._flat, leaves = _flat_copy(model)
         self._by_name = {layer.name: layer for layer in leaves}
+        dense = [layer.name for layer in leaves if type(layer).__name__ == "Dense"]
+        self._feature_layer = dense[-2] if len(dense) >= 2 else leaves[-2].name
         rows = _table_rows(self.cfg)
         spatial = [layer for layer in leaves if type(layer).__name__ in SPATIAL]
         self.layers: list[LayerInfo] = [
@@ -267,6 +269,26 @@ class RunNetwork:
             for start in range(0, len(x), 64):
                 out.append(np.asarray(self._flat(x[start : start + 64], training=False)))
         return np.concatenate(out).astype("float32")
+
+    @property
+    def feature_layer(self) -> str:
+        """The penultimate layer: the Dense layer before the class scores (the course CNN's ``dense``; for
+        VGG16 the head's hidden layer), whose output is the network's own description of an image."""
+        return self._feature_layer
+
+    def features(self, images_uint8: np.ndarray) -> np.ndarray:
+        """The penultimate layer's output (N, units) float32 for images (N, H, W, C) uint8, in batches of 64.
+
+        Dropout, which sits between it and the class scores, is off (inference): these are the numbers the
+        last layer turns into class scores.
+        """
+        model = self._submodel(self._feature_layer)
+        x = self.prepare(images_uint8) if len(images_uint8) else np.zeros((0, *self.input_shape), "float32")
+        out = [np.zeros((0, int(model.outputs[0].shape[-1])), dtype="float32")]
+        with self._lock:
+            for start in range(0, len(x), 64):
+                out.append(np.asarray(model(x[start : start + 64], training=False), dtype="float32"))
+        return np.concatenate(out)
 
     def weights(self, layer: str) -> list[np.ndarray]:
         """A copy of a layer's weights (Conv2D: kernel (k, k, C, F), bias (F,); BatchNormalization: gamma,

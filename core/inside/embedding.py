@@ -1,0 +1,246 @@
+"""Where the classes sit in the network's own feature space, across all of a run's test images.
+
+The penultimate layer (the Dense layer before the class scores: the course CNN's ``dense``, VGG16's head
+``dense``) describes each image by a few dozen numbers; the last layer only draws lines between those
+descriptions. :func:`embed` takes them for the run's test images and
+
+- projects them to 2-D with **PCA** (scikit-learn, exact SVD: the same picture every time) or **t-SNE**
+  (scikit-learn, PCA start, seed :data:`SEED`: the same picture every time on one machine), and
+- measures how well the classes separate there with one number: the **k-nearest-neighbour accuracy** in
+  the full feature space (k = :data:`K`, leave-one-out: each image is named by the majority class of its
+  5 nearest other test images), set beside the network's own test accuracy. It is measured in the
+  features, not in the picture, so it does not depend on the projection; the picture's own k-NN accuracy
+  (``knn_accuracy_2d``) says how much of that a flat picture keeps.
+
+Predictions and confidences are the stored ones (the Predictions page's), so a point marked wrong here is
+wrong there too. scikit-learn is imported inside the functions (it is slow to import).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.base.errors import UserError
+from core.base.tables import plural
+from core.inside.network import RunNetwork, UnknownRunError, open_run
+from core.store.runstore import RunStore
+
+METHODS = {"pca": "PCA", "tsne": "t-SNE"}  # --method value: its name on the page
+K = 5  # neighbours that vote in the separation number
+SEED = 0  # t-SNE's random state: the same picture every time
+CLOSE = 0.05  # k-NN and network accuracy within this are "about the same"
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A run's test images in its penultimate layer's feature space, projected to 2-D."""
+
+    run_id: str
+    method: str  # "pca" or "tsne"
+    layer: str  # the penultimate layer's name
+    units: int  # numbers per image in that layer
+    coords: np.ndarray  # (N, 2) float32: the picture
+    labels: np.ndarray  # (N,) int: true class
+    predicted: np.ndarray  # (N,) int: the network's answer (stored)
+    confidence: np.ndarray  # (N,) float32: the network's probability of its answer
+    class_names: list[str]
+    k: int  # neighbours that voted (K, fewer when there are very few images)
+    knn_accuracy: float | None  # leave-one-out k-NN accuracy in the features; None: too few images
+    knn_accuracy_2d: float | None  # the same in the 2-D picture
+    model_accuracy: float  # the network's accuracy on the same images
+    explained: tuple[float, float] | None  # PCA: the share of the features' variance each axis shows
+
+    @property
+    def wrong(self) -> np.ndarray:
+        """(N,) bool: the images the network misclassified."""
+        return self.labels != self.predicted
+
+    @property
+    def method_name(self) -> str:
+        return METHODS[self.method]
+
+    def sentence(self) -> str:
+        """The separation number in one sentence a student reads."""
+        n = len(self.labels)
+        if self.knn_accuracy is None:
+            return f"With {plural(n, 'test image')} there are too few neighbours to measure how the classes separate."
+        knn, acc = self.knn_accuracy, self.model_accuracy
+        if knn >= acc + CLOSE:
+            reading = "neighbours do better than the network's own last layer, which leaves some of this to use"
+        elif knn > acc - CLOSE:
+            reading = "the classes form groups there about as cleanly as the network's answers"
+        else:
+            reading = "the groups overlap more than the network's answers, which split them along a few directions"
+        return (
+            f"In the {self.layer} layer's {self.units} numbers per image, "
+            f"an image's {plural(self.k, 'nearest neighbour')} name its true class for {knn:.0%} of the "
+            f"{plural(n, 'test image')}, and the network itself is right on {acc:.0%}: {reading}."
+        )
+
+    def axis_titles(self) -> tuple[str, str]:
+        if self.explained is None:
+            return f"{self.method_name} 1", f"{self.method_name} 2"
+        return tuple(f"PCA {i + 1} ({share:.0%} of the variance)" for i, share in enumerate(self.explained))  # type: ignore[return-value]
+
+    def to_dict(self, digits: int = 4) -> dict[str, Any]:
+        """Everything as JSON: the separation numbers and, per image, its coordinates, label and prediction."""
+
+        def rounded(x: float | None) -> float | None:
+            return None if x is None else round(float(x), digits)
+
+        return {
+            "run_id": self.run_id,
+            "method": self.method,
+            "layer": self.layer,
+            "units": self.units,
+            "classes": list(self.class_names),
+            "k": self.k,
+            "knn_accuracy": rounded(self.knn_accuracy),
+            "knn_accuracy_2d": rounded(self.knn_accuracy_2d),
+            "model_accuracy": rounded(self.model_accuracy),
+            "explained_variance": None if self.explained is None else [rounded(e) for e in self.explained],
+            "sentence": self.sentence(),
+            "points": [
+                {
+                    "index": i,
+                    "x": rounded(x),
+                    "y": rounded(y),
+                    "true": self.class_names[t],
+                    "predicted": self.class_names[p],
+                    "confidence": rounded(c),
+                }
+                for i, ((x, y), t, p, c) in enumerate(
+                    zip(
+                        self.coords.tolist(),
+                        self.labels.tolist(),
+                        self.predicted.tolist(),
+                        self.confidence.tolist(),
+                        strict=True,
+                    )
+                )
+            ],
+        }
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise UserError(f"The projection must be one of {', '.join(METHODS)}. Got {method!r} instead.")
+    return method
+
+
+def project(features: np.ndarray, method: str) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Features (N, D) -> ((N, 2) coordinates, PCA's explained variance ratios or None).
+
+    PCA is scikit-learn's with the exact (full) SVD, so the signs of its axes are fixed (svd_flip) and the
+    picture is the same every time. t-SNE starts from PCA, with seed :data:`SEED` and a perplexity below
+    the number of images (30, or a third of them for small sets).
+    """
+    check_method(method)
+    x = np.asarray(features, dtype="float64")
+    n = len(x)
+    if n < 3:
+        raise UserError(f"A map needs at least 3 images; this run has {plural(n, 'test image')}.")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, svd_solver="full").fit(x)
+        coords = pca.transform(x)
+        ratios = np.nan_to_num(pca.explained_variance_ratio_)
+        return coords.astype("float32"), (float(ratios[0]), float(ratios[1]))
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=SEED)
+    return tsne.fit_transform(x).astype("float32"), None
+
+
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = K) -> tuple[float | None, int]:
+    """Leave-one-out k-nearest-neighbour accuracy: (accuracy or None when n < 2, the k used).
+
+    Each point is named by the majority class of its ``k`` nearest *other* points (Euclidean); a tie goes
+    to the tied class whose member is nearest.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.asarray(features, dtype="float64")
+    y = np.asarray(labels, dtype=np.int64)
+    n = len(x)
+    k = min(k, n - 1)
+    if k < 1:
+        return None, 0
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    right = 0
+    for i, row in enumerate(idx):
+        others = [j for j in row if j != i][:k]  # itself is usually first, but not with duplicate points
+        votes = np.bincount(y[others], minlength=int(y.max()) + 1)
+        guess = next(y[j] for j in others if votes[y[j]] == votes.max())
+        right += int(guess == y[i])
+    return right / n, k
+
+
+def embed(
+    net: RunNetwork, images_uint8: np.ndarray, labels: np.ndarray, probs: np.ndarray, method: str = "pca"
+) -> Embedding:
+    """The penultimate layer's features of ``images_uint8``, projected with ``method``, and how the classes separate.
+
+    Args:
+        net: the run's network (:func:`core.inside.open_run`).
+        images_uint8: (N, H, W, C) images at the run's size.
+        labels: (N,) true classes.
+        probs: (N, classes) the network's probabilities for them (the stored ones).
+        method: "pca" or "tsne".
+    """
+    check_method(method)
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype="float32")
+    features = net.features(images_uint8)
+    coords, explained = project(features, method)
+    knn, k = knn_accuracy(features, labels)
+    knn_2d, _ = knn_accuracy(coords, labels)
+    predicted = probs.argmax(axis=1).astype(np.int64)
+    return Embedding(
+        run_id=net.record.run_id,
+        method=method,
+        layer=net.feature_layer,
+        units=int(features.shape[1]),
+        coords=coords,
+        labels=labels,
+        predicted=predicted,
+        confidence=probs.max(axis=1),
+        class_names=list(net.class_names),
+        k=k,
+        knn_accuracy=knn,
+        knn_accuracy_2d=knn_2d,
+        model_accuracy=float((predicted == labels).mean()),
+        explained=explained,
+    )
+
+
+def stored_test_arrays(store: RunStore, run_id: str) -> dict[str, np.ndarray]:
+    """The run's stored test images, labels and probabilities; a :class:`UserError` when it has none."""
+    arrays = store.load_arrays(run_id)
+    if not all(name in arrays for name in ("test_images", "y_true", "probs")) or not len(arrays["y_true"]):
+        raise UserError(
+            f"Run {run_id} has no stored test images, so there is nothing to map. Train the configuration "
+            "again (Train page, or `python -m core train --no-cache`)."
+        )
+    return arrays
+
+
+def embed_run(store: RunStore, run_id: str, method: str = "pca", net: RunNetwork | None = None) -> Embedding:
+    """:func:`embed` for a stored run's test images (``net``: the run's opened network if the caller has it).
+
+    Raises:
+        UnknownRunError: no stored run has this id.
+        ModelMissingError: the run has no network file.
+        UserError: an unknown method, or no stored test images.
+    """
+    check_method(method)
+    if store.get(run_id) is None:
+        raise UnknownRunError.of(run_id)
+    arrays = stored_test_arrays(store, run_id)
+    net = net or open_run(store, run_id)
+    return embed(net, arrays["test_images"], arrays["y_true"], arrays["probs"], method)
