@@ -364,13 +364,20 @@ def _embedding(rec, net) -> None:
     if not len(arrays.get("y_true", [])):
         st.info("This run has no stored test images to map.", icon=":material/info:")
         return
-    method = st.radio(
+    c1, c2 = st.columns(2)
+    method = c1.radio(
         "Projection to 2-D", list(METHODS), key=K + "embed_method", horizontal=True, format_func=METHODS.get
     )
-    spinner = "Placing the test images with t-SNE (a few seconds, once per run)…" if method == "tsne" else "Mapping…"
+    with_train = c2.toggle(
+        "Also the training images",
+        key=K + "embed_train",
+        help="Read the run's dataset again, split it as the training did, and place its training images too "
+        "(faded rings). The number below stays the test images'.",
+    )
+    spinner = "Placing the images with t-SNE (a few seconds, once per run)…" if method == "tsne" else "Mapping…"
     with st.spinner(spinner):
-        em = resources.embedding(rec, method)
-    names, n = em.class_names, len(em.labels)
+        em = resources.embedding(rec, method, with_train)
+    names, n = em.class_names, em.n_test
     st.markdown(em.sentence())
     chart_key, pick_key, click_key = K + f"embed_chart.{rec.run_id}", K + f"embed_pick.{rec.run_id}", K + "embed_click"
     # A click on a point arrives as the chart's state, before the chart is drawn again: it picks that image.
@@ -381,17 +388,17 @@ def _embedding(rec, net) -> None:
     if clicked is not None and clicked != ss.get(click_key) and 0 <= int(clicked) < n:
         ss[click_key] = ss[pick_key] = int(clicked)
     if ss.get(pick_key) not in range(n):
-        wrong = [int(i) for i in em.wrong.nonzero()[0]]
-        ss[pick_key] = wrong[0] if wrong else 0
+        ss[pick_key] = em.mistakes[0] if em.mistakes else 0
     st.plotly_chart(
         charts.embedding_figure(
-            em.coords, em.labels, em.predicted, em.confidence, tuple(names), em.axis_titles(), ss[pick_key]
+            em.coords, em.labels, em.predicted, em.confidence, tuple(names), em.axis_titles(), ss[pick_key], n
         ),
         key=chart_key,
         on_select="rerun",
         selection_mode="points",
         config=charts.CONFIG,
     )
+    misses, n_train = len(em.mistakes), len(em.labels) - n
     how = (
         "PCA: the two directions along which the images' features vary most, drawn to scale"
         if method == "pca"
@@ -399,9 +406,10 @@ def _embedding(rec, net) -> None:
     )
     st.caption(
         f"Each dot is one of the {plural(n, 'test image')}, placed by the {em.units} numbers the {em.layer} layer "
-        f"gives it ({how}); colour is its true class, a cross marks the {plural(int(em.wrong.sum()), 'image')} the "
+        f"gives it ({how}); colour is its true class, a cross marks the {plural(misses, 'image')} the "
         f"network got wrong. In the flat picture, {plural(em.k, 'nearest neighbour')} are right for "
         f"{em.knn_accuracy_2d:.0%}. **Click a dot** (or pick it below) to see that image."
+        + (f" Faded rings: the {plural(n_train, 'training image')}, which the network learned from." if n_train else "")
         if em.knn_accuracy_2d is not None
         else f"Each dot is one of the {plural(n, 'test image')}; colour is its true class, a cross a mistake."
     )

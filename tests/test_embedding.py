@@ -15,7 +15,7 @@ from tinydata import run_cli, write_tiny_dataset
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.inside import UnknownRunError, embed, embed_run, open_run
-from core.inside.embedding import K, knn_accuracy, project
+from core.inside.embedding import K, knn_accuracy, project, training_split
 from core.inside.pictures import class_color, scatter_picture
 from core.store.runstore import RunStore
 from core.training.experiment import run_experiment
@@ -175,6 +175,51 @@ def test_unknown_method_unknown_run_and_a_run_without_test_images(home, cnn_run,
         (tmp_path / "arrays.npz").rename(store.runs_dir / cnn_run.run_id / "arrays.npz")
 
 
+def test_training_images_are_the_runs_own_split_in_the_same_projection(home, cnn_run):
+    store, _ = home
+    arrays = store.load_arrays(cnn_run.run_id)
+    em = embed_run(store, cnn_run.run_id, "pca", with_train=True)
+    n_test, n_train = len(arrays["y_true"]), cnn_run.data["n_train"]
+    assert em.n_test == n_test and len(em.labels) == n_test + n_train and em.is_test.sum() == n_test
+    # The training split found again: the counts the training recorded, and no test image among them.
+    assert np.bincount(em.labels[n_test:], minlength=3).tolist() == cnn_run.data["class_counts"]["train"]
+    train_images, _ = training_split(store, cnn_run)
+    test_bytes = {im.tobytes() for im in arrays["test_images"]}
+    assert not any(im.tobytes() in test_bytes for im in train_images)
+    # One PCA over both sets, as an SVD of the stored model's own features of both.
+    features = np.concatenate(
+        [
+            _keras_features(store, cnn_run.run_id, arrays["test_images"]),
+            _keras_features(store, cnn_run.run_id, train_images),
+        ]
+    )
+    centred = features - features.mean(axis=0)
+    expected = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+    for axis in range(2):
+        sign = np.sign(expected[:, axis] @ em.coords[:, axis]) or 1.0
+        np.testing.assert_allclose(
+            em.coords[:, axis], sign * expected[:, axis], atol=1e-3 * (1 + np.abs(expected).max())
+        )
+    # The number and the mistakes stay the test images'.
+    test_only = embed_run(store, cnn_run.run_id, "pca")
+    assert (em.knn_accuracy, em.model_accuracy, em.mistakes) == (
+        test_only.knn_accuracy,
+        test_only.model_accuracy,
+        test_only.mistakes,
+    )
+
+
+def test_training_images_of_changed_data_are_refused(home, cnn_run):
+    from dataclasses import replace
+
+    store, _ = home
+    changed = replace(cnn_run, data={**cnn_run.data, "fingerprint": "0" * 64})
+    with pytest.raises(UserError, match="have changed since it was trained"):
+        training_split(store, changed)
+    with pytest.raises(UserError, match="have changed since it was trained"):
+        training_split(store, cnn_run, test_index=np.arange(3))
+
+
 def test_the_picture_colours_each_class_and_crosses_the_mistakes():
     coords = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
     picture = scatter_picture(coords, np.array([0, 1, 2]), np.array([False, False, True]), ["a", "b", "c"], "t")
@@ -212,6 +257,19 @@ def test_embed_json_has_coordinates_labels_and_predictions(capsys, in_home, tmp_
     assert d["model_accuracy"] == pytest.approx(rec.test["accuracy"], abs=1e-4)
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size[0] >= 640
+
+
+def test_embed_with_training_images(capsys, in_home, tmp_path):
+    _, rec = in_home
+    out = tmp_path / "both.png"
+    code, text, err = run_cli(capsys, "embed", rec.run_id, "--train-images", "--out", str(out), "--json")
+    assert code == 0, err
+    d = json.loads(text)
+    assert d["training_images"] == rec.data["n_train"] and d["test_images"] == rec.data["n_test"]
+    splits = [p["split"] for p in d["points"]]
+    assert splits == ["test"] * rec.data["n_test"] + ["train"] * rec.data["n_train"]
+    assert [p["index"] for p in d["points"] if p["split"] == "train"] == list(range(rec.data["n_train"]))
+    assert out.exists()
 
 
 def test_embed_text_names_the_layer_and_the_separation(capsys, in_home):

@@ -222,14 +222,16 @@ def conv_filters(rec: RunRecord, layer: str | None = None) -> Filters:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _embedding(home_dir: str, run_id: str, method: str) -> Embedding:
-    return embed_run(_store(home_dir), run_id, method, net=_network(home_dir, run_id))
+def _embedding(home_dir: str, run_id: str, method: str, with_train: bool) -> Embedding:
+    return embed_run(_store(home_dir), run_id, method, net=_network(home_dir, run_id), with_train=with_train)
 
 
-def embedding(rec: RunRecord, method: str) -> Embedding:
-    """The run's test images in its penultimate layer's feature space, projected with ``method`` ("pca" or
-    "tsne"), with the separation number: computed once per run and method (core.inside.embed_run)."""
-    return _embedding(home(), rec.run_id, method)
+def embedding(rec: RunRecord, method: str, with_train: bool = False) -> Embedding:
+    """The run's test images (``with_train``: and its training images) in its penultimate layer's feature space,
+    projected with ``method`` ("pca" or "tsne"), with the separation number: computed once per run, method and
+    choice of images (core.inside.embed_run). ``rec`` comes from :func:`record`, which already hides another
+    session's upload runs."""
+    return _embedding(home(), rec.run_id, method, bool(with_train))
 
 
 # --------------------------------------------------------------------------- datasets

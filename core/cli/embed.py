@@ -23,19 +23,26 @@ def _picture_path(out: str) -> Path:
     return path
 
 
+def _counted(em) -> str:
+    """ "200 test images" or "200 test images and 640 training images"."""
+    n_train = len(em.labels) - em.n_test
+    return plural(em.n_test, "test image") + (f" and {plural(n_train, 'training image')}" if n_train else "")
+
+
 def cmd_embed(args: argparse.Namespace, store: RunStore) -> int:
     out = _picture_path(args.out) if args.out else None  # checked before the network is opened
-    em = embed_run(store, args.run_id, args.method)
+    em = embed_run(store, args.run_id, args.method, with_train=args.train_images)
     record = store.get(args.run_id)
     written = None
     if out is not None:
         picture = scatter_picture(
             em.coords,
             em.labels,
-            em.wrong,
+            em.wrong & em.is_test,
             em.class_names,
-            title=f"{em.method_name} of the {em.layer} layer, {plural(len(em.labels), 'test image')}, run {em.run_id}",
+            title=f"{em.method_name} of the {em.layer} layer, {_counted(em)}, run {em.run_id}",
             axes=em.axis_titles(),
+            faded=~em.is_test,
         )
         try:
             written = str(save_png(picture, out))
@@ -46,11 +53,11 @@ def cmd_embed(args: argparse.Namespace, store: RunStore) -> int:
     if args.json:
         print(json.dumps({**em.to_dict(), "label": record.label, "file": written}))
         return 0
-    n, wrong = len(em.labels), int(em.wrong.sum())
+    wrong = len(em.mistakes)
     print(f"Run {em.run_id}: {record.label}")
     print(
-        f"{em.method_name} of the {em.layer} layer ({em.units} numbers per image) for {plural(n, 'test image')}, "
-        f"{plural(wrong, 'misclassified image')}."
+        f"{em.method_name} of the {em.layer} layer ({em.units} numbers per image) for {_counted(em)}; "
+        f"{plural(wrong, 'test image')} misclassified."
     )
     if em.explained is not None:
         print(f"The picture's two axes show {sum(em.explained):.0%} of the features' variance.")

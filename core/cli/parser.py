@@ -399,6 +399,11 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     )
     em.add_argument("--out", metavar="embed.png", default=None, help="also draw the picture as a PNG file")
     em.add_argument(
+        "--train-images",
+        action="store_true",
+        help="also the run's training images (its dataset is read again and split as the training split it)",
+    )
+    em.add_argument(
         "--json", action="store_true", help="one JSON document: per image its coordinates, class and prediction"
     )
 

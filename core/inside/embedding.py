@@ -2,7 +2,8 @@
 
 The penultimate layer (the Dense layer before the class scores: the course CNN's ``dense``, VGG16's head
 ``dense``) describes each image by a few dozen numbers; the last layer only draws lines between those
-descriptions. :func:`embed` takes them for the run's test images and
+descriptions. :func:`embed` takes them for the run's test images (and, if asked, its training images, read
+and split again exactly as the training split them: :func:`training_split`) and
 
 - projects them to 2-D with **PCA** (scikit-learn, exact SVD: the same picture every time) or **t-SNE**
   (scikit-learn, PCA start, seed :data:`SEED`: the same picture every time on one machine), and
@@ -12,8 +13,10 @@ descriptions. :func:`embed` takes them for the run's test images and
   features, not in the picture, so it does not depend on the projection; the picture's own k-NN accuracy
   (``knn_accuracy_2d``) says how much of that a flat picture keeps.
 
-Predictions and confidences are the stored ones (the Predictions page's), so a point marked wrong here is
-wrong there too. scikit-learn is imported inside the functions (it is slow to import).
+The test images' predictions and confidences are the stored ones (the Predictions page's), so a point
+marked wrong here is wrong there too; training images are predicted by the opened network (float32).
+The number and the sentence are about the test images only. scikit-learn is imported inside the functions
+(it is slow to import).
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.base.tables import plural
+from core.data import load_dataset, prepare_data
 from core.inside.network import RunNetwork, UnknownRunError, open_run
-from core.store.runstore import RunStore
+from core.store.runstore import RunRecord, RunStore
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}  # --method value: its name on the page
 K = 5  # neighbours that vote in the separation number
@@ -36,7 +41,11 @@ CLOSE = 0.05  # k-NN and network accuracy within this are "about the same"
 
 @dataclass(frozen=True)
 class Embedding:
-    """A run's test images in its penultimate layer's feature space, projected to 2-D."""
+    """A run's test images (then, if asked, its training images) in its penultimate layer's feature space, in 2-D.
+
+    Points ``0 .. n_test - 1`` are the test images in the order of the run's stored test arrays; the rest,
+    if any, are its training images in the order of the training split.
+    """
 
     run_id: str
     method: str  # "pca" or "tsne"
@@ -52,6 +61,7 @@ class Embedding:
     knn_accuracy_2d: float | None  # the same in the 2-D picture
     model_accuracy: float  # the network's accuracy on the same images
     explained: tuple[float, float] | None  # PCA: the share of the features' variance each axis shows
+    n_test: int  # the first n_test points are test images, the others training images
 
     @property
     def wrong(self) -> np.ndarray:
@@ -59,12 +69,22 @@ class Embedding:
         return self.labels != self.predicted
 
     @property
+    def mistakes(self) -> list[int]:
+        """The test images the network misclassified (their indices in the stored test arrays)."""
+        return [int(i) for i in np.flatnonzero(self.wrong[: self.n_test])]
+
+    @property
+    def is_test(self) -> np.ndarray:
+        """(N,) bool: True for the test images, False for training images."""
+        return np.arange(len(self.labels)) < self.n_test
+
+    @property
     def method_name(self) -> str:
         return METHODS[self.method]
 
     def sentence(self) -> str:
         """The separation number in one sentence a student reads."""
-        n = len(self.labels)
+        n = self.n_test
         if self.knn_accuracy is None:
             return f"With {plural(n, 'test image')} there are too few neighbours to measure how the classes separate."
         knn, acc = self.knn_accuracy, self.model_accuracy
@@ -103,9 +123,12 @@ class Embedding:
             "model_accuracy": rounded(self.model_accuracy),
             "explained_variance": None if self.explained is None else [rounded(e) for e in self.explained],
             "sentence": self.sentence(),
+            "test_images": self.n_test,
+            "training_images": len(self.labels) - self.n_test,
             "points": [
                 {
-                    "index": i,
+                    "split": "test" if i < self.n_test else "train",
+                    "index": i if i < self.n_test else i - self.n_test,
                     "x": rounded(x),
                     "y": rounded(y),
                     "true": self.class_names[t],
@@ -182,24 +205,37 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = K) -> tuple[
 
 
 def embed(
-    net: RunNetwork, images_uint8: np.ndarray, labels: np.ndarray, probs: np.ndarray, method: str = "pca"
+    net: RunNetwork,
+    images_uint8: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    method: str = "pca",
+    train: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Embedding:
     """The penultimate layer's features of ``images_uint8``, projected with ``method``, and how the classes separate.
 
     Args:
         net: the run's network (:func:`core.inside.open_run`).
-        images_uint8: (N, H, W, C) images at the run's size.
-        labels: (N,) true classes.
+        images_uint8: (N, H, W, C) test images at the run's size.
+        labels: (N,) their true classes.
         probs: (N, classes) the network's probabilities for them (the stored ones).
         method: "pca" or "tsne".
+        train: (images, labels) of training images to place in the same picture, or None. The projection is
+            fitted on all the points shown; the separation number stays the test images'.
     """
     check_method(method)
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype="float32")
+    n_test = len(labels)
     features = net.features(images_uint8)
-    coords, explained = project(features, method)
     knn, k = knn_accuracy(features, labels)
-    knn_2d, _ = knn_accuracy(coords, labels)
+    if train is not None and len(train[1]):
+        train_features = net.features(train[0])
+        probs = np.concatenate([probs, net.probabilities(train[0])])
+        labels = np.concatenate([labels, np.asarray(train[1], dtype=np.int64)])
+        features = np.concatenate([features, train_features])
+    coords, explained = project(features, method)
+    knn_2d, _ = knn_accuracy(coords[:n_test], labels[:n_test])
     predicted = probs.argmax(axis=1).astype(np.int64)
     return Embedding(
         run_id=net.record.run_id,
@@ -214,8 +250,9 @@ def embed(
         k=k,
         knn_accuracy=knn,
         knn_accuracy_2d=knn_2d,
-        model_accuracy=float((predicted == labels).mean()),
+        model_accuracy=float((predicted[:n_test] == labels[:n_test]).mean()),
         explained=explained,
+        n_test=n_test,
     )
 
 
@@ -230,17 +267,53 @@ def stored_test_arrays(store: RunStore, run_id: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def embed_run(store: RunStore, run_id: str, method: str = "pca", net: RunNetwork | None = None) -> Embedding:
+def training_split(
+    store: RunStore, record: RunRecord, test_index: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A run's training images (uint8) and labels: its dataset read again and split with the run's own settings.
+
+    Raises:
+        DataError: the dataset cannot be read any more (moved, deleted, another session's upload).
+        UserError: its images changed since the run was trained, so the split would not be the run's.
+    """
+    model_cfg = ModelConfig.from_dict(record.model_config)
+    train_cfg = TrainConfig.from_dict(record.train_config)
+    cache_dir = None if store.readonly else store.cache_dir  # a read-only store is never written, not even its cache
+    ds = load_dataset(record.source, image_size=model_cfg.input_size, channels=model_cfg.channels, cache_dir=cache_dir)
+    data = prepare_data(
+        ds,
+        loss=train_cfg.loss,
+        test_size=train_cfg.test_size,
+        val_split=train_cfg.val_split,
+        seed=train_cfg.seed,
+        train_fraction=train_cfg.train_fraction,
+    )
+    same = ds.fingerprint == record.data.get("fingerprint", ds.fingerprint)
+    if not same or (test_index is not None and not np.array_equal(data.test_index, test_index)):
+        raise UserError(
+            f"The images of run {record.run_id}'s dataset have changed since it was trained, so its training "
+            "images cannot be found again. Map the test images only, or train the configuration again."
+        )
+    return np.asarray(ds.images[data.train_index]), np.asarray(data.y_train_int, dtype=np.int64)
+
+
+def embed_run(
+    store: RunStore, run_id: str, method: str = "pca", net: RunNetwork | None = None, with_train: bool = False
+) -> Embedding:
     """:func:`embed` for a stored run's test images (``net``: the run's opened network if the caller has it).
+
+    ``with_train``: also its training images (:func:`training_split`).
 
     Raises:
         UnknownRunError: no stored run has this id.
         ModelMissingError: the run has no network file.
-        UserError: an unknown method, or no stored test images.
+        UserError: an unknown method, no stored test images, or training images that cannot be found again.
     """
     check_method(method)
-    if store.get(run_id) is None:
+    record = store.get(run_id)
+    if record is None:
         raise UnknownRunError.of(run_id)
     arrays = stored_test_arrays(store, run_id)
+    train = training_split(store, record, arrays.get("test_index")) if with_train else None
     net = net or open_run(store, run_id)
-    return embed(net, arrays["test_images"], arrays["y_true"], arrays["probs"], method)
+    return embed(net, arrays["test_images"], arrays["y_true"], arrays["probs"], method, train)

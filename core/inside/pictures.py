@@ -145,9 +145,11 @@ def scatter_picture(
     class_names: list[str],
     title: str = "",
     axes: tuple[str, str] = ("", ""),
+    faded: np.ndarray | None = None,
     side: int = 640,
 ) -> np.ndarray:
-    """Points in 2-D as an RGB picture: a dot per point in its class's colour, a cross where ``wrong``, a legend.
+    """Points in 2-D as an RGB picture: a dot per point in its class's colour, a cross where ``wrong``, a small
+    ring where ``faded`` (training images, drawn first, underneath), a legend.
 
     Drawn with Pillow (no plotting library): the CLI's ``embed --out`` writes it.
     """
@@ -162,10 +164,13 @@ def scatter_picture(
     draw.rectangle(box, outline=(190, 190, 190))
     px = box[0] + 8 + (xy[:, 0] - low[0]) / span[0] * (box[2] - box[0] - 16)
     py = box[3] - 8 - (xy[:, 1] - low[1]) / span[1] * (box[3] - box[1] - 16)  # y up, as on a chart
-    order = np.argsort(np.asarray(wrong, dtype=bool), kind="stable")  # crosses on top of the dots
-    for i in order:
+    faded = np.zeros(len(xy), dtype=bool) if faded is None else np.asarray(faded, dtype=bool)
+    rank = np.where(faded, 0, np.where(np.asarray(wrong, dtype=bool), 2, 1))
+    for i in np.argsort(rank, kind="stable"):  # training rings underneath, crosses on top
         x, y, color = float(px[i]), float(py[i]), class_color(int(labels[i]))
-        if wrong[i]:
+        if faded[i]:
+            draw.ellipse((x - 3, y - 3, x + 3, y + 3), outline=color)
+        elif wrong[i]:
             draw.line((x - 5, y - 5, x + 5, y + 5), fill=color, width=3)
             draw.line((x - 5, y + 5, x + 5, y - 5), fill=color, width=3)
         else:
@@ -182,4 +187,8 @@ def scatter_picture(
     draw.line((side + 6, y + 3, side + 16, y + 13), fill=(60, 60, 60), width=3)
     draw.line((side + 6, y + 13, side + 16, y + 3), fill=(60, 60, 60), width=3)
     draw.text((side + 24, y), "misclassified", fill="black", font=font)
+    if faded.any():
+        y += 22
+        draw.ellipse((side + 8, y + 5, side + 14, y + 11), outline=(60, 60, 60))
+        draw.text((side + 24, y), "training image", fill="black", font=font)
     return np.asarray(img)

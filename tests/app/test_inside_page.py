@@ -195,3 +195,9 @@ def test_all_test_images_in_the_feature_space_and_a_picked_one_opened(open_page,
     assert not at.exception, [e.value for e in at.exception]
     spec = next(s for s in chart_specs(at) if any(t["type"] == "scatter" for t in s["data"]))
     assert spec["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
+    # The training images too: faded rings, one per training image of the run's own split, not selectable.
+    at.toggle(key="inside.embed_train").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    rings = [t for t in _scatter(at) if t.get("name", "").endswith("· training")]
+    assert sum(len(t["x"]) for t in rings) == trained.data["n_train"] and not any("customdata" in t for t in rings)
+    assert f"Faded rings: the {trained.data['n_train']} training images" in texts(at)

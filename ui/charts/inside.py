@@ -240,15 +240,37 @@ def embedding_figure(
     class_names: tuple[str, ...],
     axes: tuple[str, str],
     selected: int | None = None,
+    n_test: int | None = None,
     height: int = 520,
 ) -> go.Figure:
     """Test images as points (core.inside.embedding): coloured by true class, a cross where the network was
-    wrong, the selected image ringed. Each point's ``customdata`` is its test-image index (the selection)."""
+    wrong, the selected image ringed. Each point's ``customdata`` is its test-image index (the selection).
+
+    Points from ``n_test`` on are training images: small faded rings underneath, not selectable.
+    """
     traces = []
+    n_test = len(coords) if n_test is None else n_test
+    test = np.arange(len(coords)) < n_test
     wrong = np.asarray(labels) != np.asarray(predicted)
     for c, name in enumerate(class_names):
+        idx = np.flatnonzero((np.asarray(labels) == c) & ~test)
+        if len(idx):
+            traces.append(
+                {
+                    "type": "scattergl" if len(coords) > 2000 else "scatter",
+                    "mode": "markers",
+                    "name": f"{name} · training",
+                    "legendgroup": f"{name} · training",
+                    "x": np.round(coords[idx, 0].astype("float64"), 4).tolist(),
+                    "y": np.round(coords[idx, 1].astype("float64"), 4).tolist(),
+                    "hovertemplate": f"a training image of {name}<extra></extra>",
+                    "opacity": 0.45,
+                    "marker": {"color": class_color(c), "symbol": "circle-open", "size": 6},
+                }
+            )
+    for c, name in enumerate(class_names):
         for miss in (False, True):
-            idx = np.flatnonzero((np.asarray(labels) == c) & (wrong == miss))
+            idx = np.flatnonzero((np.asarray(labels) == c) & (wrong == miss) & test)
             if not len(idx):
                 continue
             traces.append(
