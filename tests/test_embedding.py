@@ -135,9 +135,9 @@ def test_the_sentence_sets_the_number_beside_the_networks_accuracy(home, cnn_run
     assert f"the network itself is right on {em.model_accuracy:.0%}" in text
     from dataclasses import replace
 
-    assert "about as cleanly" in replace(em, knn_accuracy=0.8, model_accuracy=0.82).sentence()
-    assert "overlap more" in replace(em, knn_accuracy=0.5, model_accuracy=0.9).sentence()
-    assert "do better" in replace(em, knn_accuracy=0.9, model_accuracy=0.6).sentence()
+    assert "in groups about as clean as" in replace(em, knn_accuracy=0.8, model_accuracy=0.82).sentence()
+    assert "overlap there more than its answers suggest" in replace(em, knn_accuracy=0.5, model_accuracy=0.9).sentence()
+    assert "the neighbours do better" in replace(em, knn_accuracy=0.9, model_accuracy=0.6).sentence()
 
 
 def test_vgg16_features_are_the_heads_hidden_layer(home, vgg_run):

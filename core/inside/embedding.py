@@ -59,7 +59,7 @@ class Embedding:
     k: int  # neighbours that voted (K, fewer when there are very few images)
     knn_accuracy: float | None  # leave-one-out k-NN accuracy in the features; None: too few images
     knn_accuracy_2d: float | None  # the same in the 2-D picture
-    model_accuracy: float  # the network's accuracy on the same images
+    model_accuracy: float  # the network's accuracy on the test images (the stored predictions)
     explained: tuple[float, float] | None  # PCA: the share of the features' variance each axis shows
     n_test: int  # the first n_test points are test images, the others training images
 
@@ -89,11 +89,14 @@ class Embedding:
             return f"With {plural(n, 'test image')} there are too few neighbours to measure how the classes separate."
         knn, acc = self.knn_accuracy, self.model_accuracy
         if knn >= acc + CLOSE:
-            reading = "neighbours do better than the network's own last layer, which leaves some of this to use"
+            reading = "the neighbours do better, so these numbers hold more than the last layer makes of them"
         elif knn > acc - CLOSE:
-            reading = "the classes form groups there about as cleanly as the network's answers"
+            reading = "the classes sit there in groups about as clean as the network's answers"
         else:
-            reading = "the groups overlap more than the network's answers, which split them along a few directions"
+            reading = (
+                "the classes overlap there more than its answers suggest: the last layer splits them along a few "
+                "directions, not by closeness"
+            )
         return (
             f"In the {self.layer} layer's {self.units} numbers per image, "
             f"an image's {plural(self.k, 'nearest neighbour')} name its true class for {knn:.0%} of the "
