@@ -17,6 +17,7 @@ K = "inside."
 TEST, UPLOAD = "A test image", "Your own image"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"]
 PER_PAGE = 64  # channels drawn at once
+MAPS_TAB, EMBED_TAB = "Feature maps", "All test images"
 
 EARLY = (
     "**Early layers** respond to simple things: edges at one angle, a colour contrast, a fine texture. Their "
@@ -67,8 +68,12 @@ def main() -> None:
         top = int(probs.argmax())
         st.markdown(f"The network says **{net.class_names[top]}** ({probs[top]:.0%}).")
         st.plotly_chart(charts.probabilities_figure(net.class_names, probs.tolist()), config=charts.CONFIG)
+    # Selecting a tab reruns the page (on_change), so the map of all test images is computed only once its tab
+    # is open; the other tabs draw as before (their figures are cached per image).
     maps_tab, worked_tab, filters_tab, cam_tab, embed_tab = st.tabs(
-        ["Feature maps", "A convolution by hand", "Learned filters", "Grad-CAM: why this class?", "All test images"]
+        [MAPS_TAB, "A convolution by hand", "Learned filters", "Grad-CAM: why this class?", EMBED_TAB],
+        key=K + "tab",
+        on_change="rerun",
     )
     with maps_tab, errors_shown("drawing the feature maps"):
         _feature_maps(rec, net, image, key)
@@ -79,7 +84,8 @@ def main() -> None:
     with cam_tab, errors_shown("computing Grad-CAM"):
         _grad_cam(rec, net, image, key, probs)
     with embed_tab, errors_shown("mapping the test images"):
-        _embedding(rec, net)
+        if embed_tab.open:
+            _embedding(rec, net)
 
 
 def _follow_link() -> None:
@@ -429,7 +435,7 @@ def _embedding(rec, net) -> None:
         "Look inside this image",
         key=K + "embed_open",
         icon=":material/layers:",
-        on_click=lambda: ss.update({K + "goto": index}),
+        on_click=lambda: ss.update({K + "goto": index, K + "tab": MAPS_TAB}),
         help="Show this image's feature maps, worked convolution and Grad-CAM in the tabs of this page.",
     )
 

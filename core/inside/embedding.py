@@ -37,6 +37,9 @@ METHODS = {"pca": "PCA", "tsne": "t-SNE"}  # --method value: its name on the pag
 K = 5  # neighbours that vote in the separation number
 SEED = 0  # t-SNE's random state: the same picture every time
 CLOSE = 0.05  # k-NN and network accuracy within this are "about the same"
+# ONE_THREAD: scikit-learn's t-SNE (Barnes-Hut) and neighbour search run OpenMP threads, one per core. On a
+# busy machine (a classroom server) those threads wait on each other: t-SNE of 200 images took 22 s with all
+# threads and 2.0 s with one (bench/RESULTS.md). One thread also sums in one order: the same picture every time.
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,14 @@ def project(features: np.ndarray, method: str) -> tuple[np.ndarray, tuple[float,
     n = len(x)
     if n < 3:
         raise UserError(f"A map needs at least 3 images; this run has {plural(n, 'test image')}.")
+    from threadpoolctl import threadpool_limits  # scikit-learn's own, imported with it (late)
+
+    with threadpool_limits(1):  # see ONE_THREAD
+        return _project(x, method)
+
+
+def _project(x: np.ndarray, method: str) -> tuple[np.ndarray, tuple[float, float] | None]:
+    n = len(x)
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -190,6 +201,7 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = K) -> tuple[
     to the tied class whose member is nearest.
     """
     from sklearn.neighbors import NearestNeighbors
+    from threadpoolctl import threadpool_limits
 
     x = np.asarray(features, dtype="float64")
     y = np.asarray(labels, dtype=np.int64)
@@ -197,7 +209,8 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = K) -> tuple[
     k = min(k, n - 1)
     if k < 1:
         return None, 0
-    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    with threadpool_limits(1):  # see ONE_THREAD
+        _, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
     right = 0
     for i, row in enumerate(idx):
         others = [j for j in row if j != i][:k]  # itself is usually first, but not with duplicate points

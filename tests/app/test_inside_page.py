@@ -165,6 +165,10 @@ def test_all_test_images_in_the_feature_space_and_a_picked_one_opened(open_page,
     em = embed_run(store, trained.run_id, "pca")
     at = open_page(PAGE, run_id=trained.run_id)
     assert not at.exception, [e.value for e in at.exception]
+    assert em.sentence() not in texts(at)  # nothing is mapped until the tab is opened
+    at.session_state["inside.tab"] = "All test images"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
     assert em.sentence() in texts(at)
     points = [t for t in _scatter(at) if "legendgroup" in t]
     assert sorted(i for t in points for i in t["customdata"]) == list(range(n))  # every test image, once
@@ -190,6 +194,9 @@ def test_all_test_images_in_the_feature_space_and_a_picked_one_opened(open_page,
     assert at.radio(key="inside.source").value == "A test image"
     assert at.selectbox(key="inside.class").value == names[int(arrays["y_true"][index])]
     assert at.selectbox(key=f"inside.index.{trained.run_id}").value == index
+    assert at.session_state["inside.tab"] == "Feature maps"  # the image opened in the first tab
+    at.session_state["inside.tab"] = "All test images"
+    at.run()
     # t-SNE: the same images, another picture, axes named for it.
     at.radio(key="inside.embed_method").set_value("tsne").run()
     assert not at.exception, [e.value for e in at.exception]
