@@ -15,7 +15,7 @@ from tinydata import run_cli, write_tiny_dataset
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.inside import UnknownRunError, embed, embed_run, open_run
-from core.inside.embedding import K, knn_accuracy, project, training_split
+from core.inside.embedding import K, features_from_cache, knn_accuracy, project, training_split
 from core.inside.pictures import class_color, scatter_picture
 from core.store.runstore import RunStore
 from core.training.experiment import run_experiment
@@ -159,6 +159,27 @@ def test_vgg16_features_are_the_heads_hidden_layer(home, vgg_run):
     np.testing.assert_allclose(net.features(arrays["test_images"]), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_vgg16_features_come_from_the_runs_cached_base_features(home, vgg_run):
+    from dataclasses import replace
+
+    store, _ = home
+    arrays = store.load_arrays(vgg_run.run_id)
+    net = open_run(store, vgg_run.run_id)
+    assert vgg_run.extra["features_key"]  # the training cached the base's pooled features of the dataset
+    cached = features_from_cache(store, vgg_run, net, arrays["test_index"])
+    assert cached is not None and cached[1] is None
+    np.testing.assert_allclose(cached[0], net.features(arrays["test_images"]), rtol=1e-4, atol=1e-4)
+    em = embed_run(store, vgg_run.run_id, "pca", net=net)
+    from sklearn.decomposition import PCA
+
+    np.testing.assert_allclose(em.coords, PCA(n_components=2).fit_transform(cached[0].astype("float64")), atol=1e-3)
+    # Fine-tuned (the base changed after the features were cached), or the cache gone: computed from the images.
+    tuned = replace(vgg_run, phases=[*vgg_run.phases, {"name": "fine-tune", "first_epoch": 2, "epochs": 1}])
+    assert features_from_cache(store, tuned, net, arrays["test_index"]) is None
+    gone = replace(vgg_run, extra={**vgg_run.extra, "features_key": "0" * 24})
+    assert features_from_cache(store, gone, net, arrays["test_index"]) is None
+
+
 def test_unknown_method_unknown_run_and_a_run_without_test_images(home, cnn_run, tmp_path):
     store, _ = home
     with pytest.raises(UserError, match="must be one of pca, tsne. Got 'umap'"):
@@ -183,7 +204,7 @@ def test_training_images_are_the_runs_own_split_in_the_same_projection(home, cnn
     assert em.n_test == n_test and len(em.labels) == n_test + n_train and em.is_test.sum() == n_test
     # The training split found again: the counts the training recorded, and no test image among them.
     assert np.bincount(em.labels[n_test:], minlength=3).tolist() == cnn_run.data["class_counts"]["train"]
-    train_images, _ = training_split(store, cnn_run)
+    train_images, _, _ = training_split(store, cnn_run)
     test_bytes = {im.tobytes() for im in arrays["test_images"]}
     assert not any(im.tobytes() in test_bytes for im in train_images)
     # One PCA over both sets, as an SVD of the stored model's own features of both.

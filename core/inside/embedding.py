@@ -32,6 +32,7 @@ from core.base.tables import plural
 from core.data import load_dataset, prepare_data
 from core.inside.network import RunNetwork, UnknownRunError, open_run
 from core.store.runstore import RunRecord, RunStore
+from core.training.base_features import FEATURES_KIND
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}  # --method value: its name on the page
 K = 5  # neighbours that vote in the separation number
@@ -227,6 +228,7 @@ def embed(
     probs: np.ndarray,
     method: str = "pca",
     train: tuple[np.ndarray, np.ndarray] | None = None,
+    features: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> Embedding:
     """The penultimate layer's features of ``images_uint8``, projected with ``method``, and how the classes separate.
 
@@ -238,15 +240,18 @@ def embed(
         method: "pca" or "tsne".
         train: (images, labels) of training images to place in the same picture, or None. The projection is
             fitted on all the points shown; the separation number stays the test images'.
+        features: the penultimate layer's output for the test images and for ``train``'s images, when the
+            caller has them (:func:`features_from_cache`); None: computed by ``net``.
     """
     check_method(method)
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype="float32")
     n_test = len(labels)
-    features = net.features(images_uint8)
+    test_features, train_features = features or (net.features(images_uint8), None)
+    features = test_features
     knn, k = knn_accuracy(features, labels)
     if train is not None and len(train[1]):
-        train_features = net.features(train[0])
+        train_features = net.features(train[0]) if train_features is None else train_features
         probs = np.concatenate([probs, net.probabilities(train[0])])
         labels = np.concatenate([labels, np.asarray(train[1], dtype=np.int64)])
         features = np.concatenate([features, train_features])
@@ -285,8 +290,9 @@ def stored_test_arrays(store: RunStore, run_id: str) -> dict[str, np.ndarray]:
 
 def training_split(
     store: RunStore, record: RunRecord, test_index: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """A run's training images (uint8) and labels: its dataset read again and split with the run's own settings.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A run's training images (uint8), labels and places in the dataset: its dataset read again and split with
+    the run's own settings.
 
     Raises:
         DataError: the dataset cannot be read any more (moved, deleted, another session's upload).
@@ -310,7 +316,32 @@ def training_split(
             f"The images of run {record.run_id}'s dataset have changed since it was trained, so its training "
             "images cannot be found again. Map the test images only, or train the configuration again."
         )
-    return np.asarray(ds.images[data.train_index]), np.asarray(data.y_train_int, dtype=np.int64)
+    return np.asarray(ds.images[data.train_index]), np.asarray(data.y_train_int, dtype=np.int64), data.train_index
+
+
+def features_from_cache(
+    store: RunStore, record: RunRecord, net: RunNetwork, index: np.ndarray, train_index: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A VGG16 transfer run's penultimate features from the base features its training cached, else None.
+
+    The head of such a run trained on the frozen base's pooled features of the whole dataset, kept in the
+    store's cache under ``record.extra["features_key"]``: the head's hidden layer applied to them gives the
+    features without running VGG16 again. Only when the base stayed frozen (no fine-tuning phase) and the
+    cached array still covers the run's dataset; ``index``/``train_index`` are the test and training images'
+    places in it. These are the features the run computed in its own precision (bfloat16 base where it
+    trained so), the ones its stored predictions came from.
+    """
+    key = record.extra.get("features_key")
+    if record.model_config.get("model") != "vgg16" or not key or index is None:
+        return None
+    if any(phase.get("name") != "head" for phase in record.phases):
+        return None  # fine-tuning changed the base after the features were cached
+    hit = store.cache_get(FEATURES_KIND, key)
+    pooled = None if hit is None else hit.get("pooled")
+    if pooled is None or pooled.shape != (record.data.get("n_images"), 512):
+        return None
+    test = net.features_from_pooled(pooled[np.asarray(index)])
+    return test, None if train_index is None else net.features_from_pooled(pooled[np.asarray(train_index)])
 
 
 def embed_run(
@@ -330,6 +361,8 @@ def embed_run(
     if record is None:
         raise UnknownRunError.of(run_id)
     arrays = stored_test_arrays(store, run_id)
-    train = training_split(store, record, arrays.get("test_index")) if with_train else None
+    split = training_split(store, record, arrays.get("test_index")) if with_train else None
     net = net or open_run(store, run_id)
-    return embed(net, arrays["test_images"], arrays["y_true"], arrays["probs"], method, train)
+    features = features_from_cache(store, record, net, arrays.get("test_index"), None if split is None else split[2])
+    train = None if split is None else split[:2]
+    return embed(net, arrays["test_images"], arrays["y_true"], arrays["probs"], method, train, features)

@@ -290,6 +290,15 @@ class RunNetwork:
                 out.append(np.asarray(model(x[start : start + 64], training=False), dtype="float32"))
         return np.concatenate(out)
 
+    def features_from_pooled(self, pooled: np.ndarray) -> np.ndarray:
+        """For a VGG16 transfer run: the penultimate layer's output from the base's pooled 512 features (the
+        GlobalAveragePooling2D output the head reads), e.g. the run's own cached ones; (N, units) float32."""
+        layer = self._by_name[self._feature_layer]
+        if int(layer.input.shape[-1]) != np.shape(pooled)[-1]:
+            raise UserError(f"The {self._feature_layer} layer reads {layer.input.shape[-1]} numbers per image.")
+        with self._lock:
+            return np.asarray(layer(np.asarray(pooled, dtype="float32")), dtype="float32")
+
     def weights(self, layer: str) -> list[np.ndarray]:
         """A copy of a layer's weights (Conv2D: kernel (k, k, C, F), bias (F,); BatchNormalization: gamma,
         beta, moving mean, moving variance)."""
