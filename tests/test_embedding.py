@@ -86,6 +86,16 @@ def test_labels_predictions_and_the_models_accuracy_are_the_stored_ones(home, cn
     assert em.class_names == cnn_run.data["classes"]
 
 
+def test_the_last_layer_on_the_features_gives_the_networks_probabilities(home, cnn_run, vgg_run):
+    store, _ = home
+    for rec in (cnn_run, vgg_run):
+        net = open_run(store, rec.run_id)
+        images = store.load_arrays(rec.run_id)["test_images"]
+        from_features = net.probabilities_from_features(net.features(images))
+        np.testing.assert_allclose(from_features, net.probabilities(images), atol=1e-5)
+        assert from_features.shape == (len(images), 3)
+
+
 def test_tsne_draws_the_same_picture_twice(home, cnn_run):
     store, _ = home
     first = embed_run(store, cnn_run.run_id, "tsne")

@@ -14,7 +14,8 @@ and split again exactly as the training split them: :func:`training_split`) and
   (``knn_accuracy_2d``) says how much of that a flat picture keeps.
 
 The test images' predictions and confidences are the stored ones (the Predictions page's), so a point
-marked wrong here is wrong there too; training images are predicted by the opened network (float32).
+marked wrong here is wrong there too; training images are predicted from their features by the network's
+last layer.
 The number and the sentence are about the test images only. scikit-learn is imported inside the functions
 (it is slow to import).
 """
@@ -252,7 +253,7 @@ def embed(
     knn, k = knn_accuracy(features, labels)
     if train is not None and len(train[1]):
         train_features = net.features(train[0]) if train_features is None else train_features
-        probs = np.concatenate([probs, net.probabilities(train[0])])
+        probs = np.concatenate([probs, net.probabilities_from_features(train_features)])
         labels = np.concatenate([labels, np.asarray(train[1], dtype=np.int64)])
         features = np.concatenate([features, train_features])
     coords, explained = project(features, method)

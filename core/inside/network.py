@@ -176,6 +176,8 @@ class RunNetwork:
         self._by_name = {layer.name: layer for layer in leaves}
         dense = [layer.name for layer in leaves if type(layer).__name__ == "Dense"]
         self._feature_layer = dense[-2] if len(dense) >= 2 else leaves[-2].name
+        names = [layer.name for layer in leaves]
+        self._after_features = leaves[names.index(self._feature_layer) + 1 :]  # dropout (off), the class scores
         rows = _table_rows(self.cfg)
         spatial = [layer for layer in leaves if type(layer).__name__ in SPATIAL]
         self.layers: list[LayerInfo] = [
@@ -298,6 +300,15 @@ class RunNetwork:
             raise UserError(f"The {self._feature_layer} layer reads {layer.input.shape[-1]} numbers per image.")
         with self._lock:
             return np.asarray(layer(np.asarray(pooled, dtype="float32")), dtype="float32")
+
+    def probabilities_from_features(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, classes) from the penultimate layer's output: the rest of the network (dropout,
+        off at inference; the last Dense layer; the softmax) without running the images through it again."""
+        h = np.asarray(features, dtype="float32")
+        with self._lock:
+            for layer in self._after_features:
+                h = layer(h, training=False)
+        return softmax(np.asarray(h))
 
     def weights(self, layer: str) -> list[np.ndarray]:
         """A copy of a layer's weights (Conv2D: kernel (k, k, C, F), bias (F,); BatchNormalization: gamma,
