@@ -99,8 +99,8 @@ class Embedding:
             reading = "the classes sit there in groups about as clean as the network's answers"
         else:
             reading = (
-                "the classes overlap there more than its answers suggest: the last layer splits them along a few "
-                "directions, not by closeness"
+                "the classes overlap there more than its answers suggest (the last layer separates them along a few "
+                "directions, not by closeness)"
             )
         return (
             f"In the {self.layer} layer's {self.units} numbers per image, "
