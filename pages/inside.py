@@ -85,7 +85,7 @@ def main() -> None:
         _grad_cam(rec, net, image, key, probs)
     with embed_tab, errors_shown("mapping the test images"):
         if embed_tab.open:
-            _embedding(rec, net)
+            _embedding(rec, net, key)
 
 
 def _follow_link() -> None:
@@ -363,8 +363,10 @@ def _grad_cam(rec, net, image, key, probs) -> None:
         )
 
 
-def _embedding(rec, net) -> None:
-    """Every test image as a point in the penultimate layer's feature space; a point picked opens that image."""
+def _embedding(rec, net, image_key: str) -> None:
+    """Every test image as a point in the penultimate layer's feature space; a point picked opens that image.
+
+    The image looked at above (``image_key`` "test:<index>") is the one picked until a dot is clicked."""
     ss = st.session_state
     arrays = resources.arrays(rec.run_id)
     if not len(arrays.get("y_true", [])):
@@ -394,10 +396,19 @@ def _embedding(rec, net) -> None:
     if clicked is not None and clicked != ss.get(click_key) and 0 <= int(clicked) < n:
         ss[click_key] = ss[pick_key] = int(clicked)
     if ss.get(pick_key) not in range(n):
-        ss[pick_key] = em.mistakes[0] if em.mistakes else 0
+        shown = int(image_key.split(":")[1]) if image_key.startswith("test:") else None
+        ss[pick_key] = shown if shown in range(n) else em.mistakes[0] if em.mistakes else 0
     st.plotly_chart(
         charts.embedding_figure(
-            em.coords, em.labels, em.predicted, em.confidence, tuple(names), em.axis_titles(), ss[pick_key], n
+            em.coords,
+            em.labels,
+            em.predicted,
+            em.confidence,
+            tuple(names),
+            em.axis_titles(),
+            ss[pick_key],
+            n,
+            to_scale=method == "pca",
         ),
         key=chart_key,
         on_select="rerun",

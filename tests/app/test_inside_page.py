@@ -170,6 +170,10 @@ def test_all_test_images_in_the_feature_space_and_a_picked_one_opened(open_page,
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert em.sentence() in texts(at)
+    pick = f"inside.embed_pick.{trained.run_id}"
+    assert at.session_state[pick] == at.selectbox(key=f"inside.index.{trained.run_id}").value  # the image above
+    spec = next(s for s in chart_specs(at) if any(t["type"] == "scatter" for t in s["data"]))
+    assert spec["layout"]["yaxis"]["scaleanchor"] == "x"  # PCA drawn to scale
     points = [t for t in _scatter(at) if "legendgroup" in t]
     assert sorted(i for t in points for i in t["customdata"]) == list(range(n))  # every test image, once
     crosses = [i for t in points if t["marker"]["symbol"] == "x" for i in t["customdata"]]
@@ -180,10 +184,11 @@ def test_all_test_images_in_the_feature_space_and_a_picked_one_opened(open_page,
                 arrays["y_true"][i]
             ]
     # A click on a point (the chart's selection state) picks that image and rings it.
-    pick = f"inside.embed_pick.{trained.run_id}"
-    at.session_state[f"inside.embed_chart.{trained.run_id}"] = {"selection": {"points": [{"customdata": 1}]}}
+    other = next(i for i in range(n) if i != at.session_state[pick])
+    at.session_state[f"inside.embed_chart.{trained.run_id}"] = {"selection": {"points": [{"customdata": other}]}}
     at.run()
-    assert at.session_state[pick] == 1 and [t["customdata"] for t in _scatter(at) if "legendgroup" not in t] == [[1]]
+    assert at.session_state[pick] == other
+    assert [t["customdata"] for t in _scatter(at) if "legendgroup" not in t] == [[other]]
     # Or pick it below the chart, and open it in this page's tabs.
     index = n - 1
     at.selectbox(key=pick).set_value(index).run()
@@ -201,7 +206,7 @@ def test_all_test_images_in_the_feature_space_and_a_picked_one_opened(open_page,
     at.radio(key="inside.embed_method").set_value("tsne").run()
     assert not at.exception, [e.value for e in at.exception]
     spec = next(s for s in chart_specs(at) if any(t["type"] == "scatter" for t in s["data"]))
-    assert spec["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
+    assert spec["layout"]["xaxis"]["title"]["text"] == "t-SNE 1" and "scaleanchor" not in spec["layout"]["yaxis"]
     # The training images too: faded rings, one per training image of the run's own split, not selectable.
     at.toggle(key="inside.embed_train").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]

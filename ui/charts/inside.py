@@ -241,12 +241,14 @@ def embedding_figure(
     axes: tuple[str, str],
     selected: int | None = None,
     n_test: int | None = None,
+    to_scale: bool = False,
     height: int = 520,
 ) -> go.Figure:
     """Test images as points (core.inside.embedding): coloured by true class, a cross where the network was
     wrong, the selected image ringed. Each point's ``customdata`` is its test-image index (the selection).
 
-    Points from ``n_test`` on are training images: small faded rings underneath, not selectable.
+    Points from ``n_test`` on are training images: small faded rings underneath, not selectable. ``to_scale``:
+    one unit is as long across as up (PCA, whose distances mean something; not t-SNE).
     """
     traces = []
     n_test = len(coords) if n_test is None else n_test
@@ -313,7 +315,7 @@ def embedding_figure(
         height,
         top=90,
         xaxis=axis(title={"text": axes[0]}),
-        yaxis=axis(title={"text": axes[1]}),
+        yaxis=axis(title={"text": axes[1]}, **({"scaleanchor": "x", "scaleratio": 1} if to_scale else {})),
         hovermode="closest",
         clickmode="event+select",
     )
