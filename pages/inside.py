@@ -1,4 +1,5 @@
-"""Inside the CNN: what each layer of a stored run computes on one image, and why it chose its class."""
+"""Inside the CNN: what each layer of a stored run computes on one image, and why it chose its class; and where
+all its test images sit in the network's own feature space."""
 
 import hashlib
 
@@ -6,7 +7,7 @@ import streamlit as st
 
 from core.base import plural
 from core.data import read_image_bytes
-from core.inside import ModelMissingError
+from core.inside import METHODS, ModelMissingError
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header, no_run
 from ui.frame import run_page
@@ -16,6 +17,7 @@ K = "inside."
 TEST, UPLOAD = "A test image", "Your own image"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"]
 PER_PAGE = 64  # channels drawn at once
+MAPS_TAB, EMBED_TAB = "Feature maps", "All test images"
 
 EARLY = (
     "**Early layers** respond to simple things: edges at one angle, a colour contrast, a fine texture. Their "
@@ -61,8 +63,12 @@ def main() -> None:
         top = int(probs.argmax())
         st.markdown(f"The network says **{net.class_names[top]}** ({probs[top]:.0%}).")
         st.plotly_chart(charts.probabilities_figure(net.class_names, probs.tolist()), config=charts.CONFIG)
-    maps_tab, worked_tab, filters_tab, cam_tab = st.tabs(
-        ["Feature maps", "A convolution by hand", "Learned filters", "Grad-CAM: why this class?"]
+    # Selecting a tab reruns the page (on_change), so the map of all test images is computed only once its tab
+    # is open; the other tabs draw as before (their figures are cached per image).
+    maps_tab, worked_tab, filters_tab, cam_tab, embed_tab = st.tabs(
+        [MAPS_TAB, "A convolution by hand", "Learned filters", "Grad-CAM: why this class?", EMBED_TAB],
+        key=K + "tab",
+        on_change="rerun",
     )
     with maps_tab, errors_shown("drawing the feature maps"):
         _feature_maps(rec, net, image, key)
@@ -72,6 +78,9 @@ def main() -> None:
         _filters(rec, net)
     with cam_tab, errors_shown("computing Grad-CAM"):
         _grad_cam(rec, net, image, key, probs)
+    with embed_tab, errors_shown("mapping the test images"):
+        if embed_tab.open:
+            _embedding(rec, net, key)
 
 
 def _follow_link() -> None:
@@ -347,6 +356,94 @@ def _grad_cam(rec, net, image, key, probs) -> None:
             f"{occ.probability:.0%}); blue: raises it. This asks the network directly, with no gradients: "
             "slower, but in the probabilities you read above."
         )
+
+
+def _embedding(rec, net, image_key: str) -> None:
+    """Every test image as a point in the penultimate layer's feature space; a point picked opens that image.
+
+    The image looked at above (``image_key`` "test:<index>") is the one picked until a dot is clicked."""
+    ss = st.session_state
+    arrays = resources.arrays(rec.run_id)
+    if not len(arrays.get("y_true", [])):
+        st.info("This run has no stored test images to map.", icon=":material/info:")
+        return
+    c1, c2 = st.columns(2)
+    method = c1.radio(
+        "Projection to 2-D", list(METHODS), key=K + "embed_method", horizontal=True, format_func=METHODS.get
+    )
+    with_train = c2.toggle(
+        "Also the training images",
+        key=K + "embed_train",
+        help="Read the run's dataset again, split it as the training did, and place its training images too "
+        "(faded rings). The number below stays the test images'.",
+    )
+    spinner = "Placing the images with t-SNE (a few seconds, once per run)…" if method == "tsne" else "Mapping…"
+    with st.spinner(spinner):
+        em = resources.embedding(rec, method, with_train)
+    names, n = em.class_names, em.n_test
+    st.markdown(em.sentence())
+    chart_key, pick_key, click_key = K + f"embed_chart.{rec.run_id}", K + f"embed_pick.{rec.run_id}", K + "embed_click"
+    # A click on a point arrives as the chart's state, before the chart is drawn again: it picks that image.
+    points = ((ss.get(chart_key) or {}).get("selection") or {}).get("points") or []
+    clicked = points[0].get("customdata") if points else None
+    if isinstance(clicked, list):
+        clicked = clicked[0] if clicked else None
+    if clicked is not None and clicked != ss.get(click_key) and 0 <= int(clicked) < n:
+        ss[click_key] = ss[pick_key] = int(clicked)
+    if ss.get(pick_key) not in range(n):
+        shown = int(image_key.split(":")[1]) if image_key.startswith("test:") else None
+        ss[pick_key] = shown if shown in range(n) else em.mistakes[0] if em.mistakes else 0
+    st.plotly_chart(
+        charts.embedding_figure(
+            em.coords,
+            em.labels,
+            em.predicted,
+            em.confidence,
+            tuple(names),
+            em.axis_titles(),
+            ss[pick_key],
+            n,
+            to_scale=method == "pca",
+        ),
+        key=chart_key,
+        on_select="rerun",
+        selection_mode="points",
+        config=charts.CONFIG,
+    )
+    misses, n_train = len(em.mistakes), len(em.labels) - n
+    how = (
+        "PCA: the two directions along which the images' features vary most, drawn to scale"
+        if method == "pca"
+        else "t-SNE: neighbours in the features stay neighbours in the picture; distances between groups mean little"
+    )
+    st.caption(
+        f"Each dot is one of the {plural(n, 'test image')}, placed by the {em.units} numbers the {em.layer} layer "
+        f"gives it ({how}); colour is its true class, a cross marks the {plural(misses, 'image')} the "
+        f"network got wrong. In the flat picture, {plural(em.k, 'nearest neighbour')} are right for "
+        f"{em.knn_accuracy_2d:.0%}. **Click a dot** (or pick it below) to see that image."
+        + (f" Faded rings: the {plural(n_train, 'training image')}, which the network learned from." if n_train else "")
+        if em.knn_accuracy_2d is not None
+        else f"Each dot is one of the {plural(n, 'test image')}; colour is its true class, a cross a mistake."
+    )
+
+    def label(i: int) -> str:
+        mark = "✓" if em.predicted[i] == em.labels[i] else "✗"
+        return f"test image #{i} · {names[int(em.labels[i])]} · {mark} predicted {names[int(em.predicted[i])]}"
+
+    left, right = st.columns([1, 2])
+    index = right.selectbox("Test image", list(range(n)), key=pick_key, format_func=label)
+    left.image(arrays["test_images"][index], width=128)
+    right.markdown(
+        f"True class **{names[int(em.labels[index])]}**; the network says **{names[int(em.predicted[index])]}** "
+        f"({float(em.confidence[index]):.0%})."
+    )
+    right.button(
+        "Look inside this image",
+        key=K + "embed_open",
+        icon=":material/layers:",
+        on_click=lambda: ss.update({K + "goto": index, K + "tab": MAPS_TAB}),
+        help="Show this image's feature maps, worked convolution and Grad-CAM in the tabs of this page.",
+    )
 
 
 run_page(main)

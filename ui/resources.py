@@ -8,7 +8,8 @@ Streamlit's two caches, as the house style uses them:
   (under a lock), never trained or changed.
 - ``st.cache_data`` for values: run records, test arrays, preparation
   summaries, augmentation previews, and what the Inside page computes per
-  (run, image, layer): feature maps, worked convolutions, Grad-CAM maps.
+  (run, image, layer): feature maps, worked convolutions, Grad-CAM maps; and per (run, projection)
+  the test images' embedding.
   Each caller gets its own copy.
 
 Everything is keyed by the store's home folder (``CNNLAB_HOME``), so tests
@@ -27,12 +28,14 @@ import streamlit as st
 from core.base import AugmentConfig, ModelConfig, PathRefused, TrainConfig, UserError, data_roots
 from core.data import BundledInfo, Dataset, HealthReport, bundled_datasets, data_health, load_dataset, prepare_data
 from core.inside import (
+    Embedding,
     Filters,
     GradCam,
     ModelMissingError,
     Occlusion,
     RunNetwork,
     WorkedConvolution,
+    embed_run,
     filters,
     grad_cam,
     occlusion,
@@ -216,6 +219,19 @@ def _filters(home_dir: str, run_id: str, layer: str | None) -> Filters:
 def conv_filters(rec: RunRecord, layer: str | None = None) -> Filters:
     """A conv layer's kernels (None: the first convolution's)."""
     return _filters(home(), rec.run_id, layer)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _embedding(home_dir: str, run_id: str, method: str, with_train: bool) -> Embedding:
+    return embed_run(_store(home_dir), run_id, method, net=_network(home_dir, run_id), with_train=with_train)
+
+
+def embedding(rec: RunRecord, method: str, with_train: bool = False) -> Embedding:
+    """The run's test images (``with_train``: and its training images) in its penultimate layer's feature space,
+    projected with ``method`` ("pca" or "tsne"), with the separation number: computed once per run, method and
+    choice of images (core.inside.embed_run). ``rec`` comes from :func:`record`, which already hides another
+    session's upload runs."""
+    return _embedding(home(), rec.run_id, method, bool(with_train))
 
 
 # --------------------------------------------------------------------------- datasets

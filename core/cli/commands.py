@@ -23,6 +23,7 @@ from core.store import RunStore
 from core.training import check_submission, resolve, run_experiment
 
 from .batch import cmd_jobs, make_worker, train_all
+from .embed import cmd_embed
 from .explain import cmd_explain
 from .exporting import cmd_export
 from .health import cmd_health
@@ -321,6 +322,7 @@ COMMANDS = {
     "repeat": cmd_repeat,
     "sweep": cmd_sweep,
     "jobs": cmd_jobs,
+    "embed": cmd_embed,
     "explain": cmd_explain,
     "export": cmd_export,
     "health": cmd_health,

@@ -23,6 +23,7 @@ from core.base.config import (
     ModelConfig,
     TrainConfig,
 )
+from core.inside.embedding import METHODS
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
 from core.results import MAX_POINTS, MAX_SEEDS, MIN_SEEDS
 
@@ -393,6 +394,28 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     )
     j.add_argument("--limit", type=int, default=20, help="recent finished jobs to show")
     j.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    em = sub.add_parser(
+        "embed",
+        parents=[common],
+        help="a stored run's test images in its last hidden layer's feature space, in 2-D (PCA or t-SNE)",
+    )
+    em.add_argument("run_id", metavar="RUN_ID", help=RUN_ID_HELP)
+    em.add_argument(
+        "--method",
+        choices=list(METHODS),
+        default="pca",
+        help="the projection to 2-D (both seeded: the same every time)",
+    )
+    em.add_argument("--out", metavar="embed.png", default=None, help="also draw the picture as a PNG file")
+    em.add_argument(
+        "--train-images",
+        action="store_true",
+        help="also the run's training images (its dataset is read again and split as the training split it)",
+    )
+    em.add_argument(
+        "--json", action="store_true", help="one JSON document: per image its coordinates, class and prediction"
+    )
 
     ex = sub.add_parser(
         "explain", parents=[common], help="inside a stored run for one image: feature maps and Grad-CAM as PNGs"

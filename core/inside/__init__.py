@@ -18,10 +18,13 @@ The package, lowest module first (each imports only the ones above it):
   returning every layer's output), :func:`open_run`, the errors for an unknown run, layer or class.
 - :mod:`core.inside.worked` | :mod:`core.inside.gradcam` | :mod:`core.inside.filters`: a unit
   computed by hand; Grad-CAM and occlusion; the learned kernels.
+- :mod:`core.inside.embedding`: all test images in the penultimate layer's feature space, projected
+  with PCA or t-SNE, and how well the classes separate there (k-nearest-neighbour accuracy).
 
 TensorFlow is imported only when a network is opened.
 """
 
+from core.inside.embedding import METHODS, Embedding, embed, embed_run
 from core.inside.filters import Filters, filters
 from core.inside.gradcam import GradCam, Occlusion, default_layer, grad_cam, occlusion
 from core.inside.network import (
@@ -38,7 +41,9 @@ from core.inside.network import (
 from core.inside.worked import BatchNormStep, PoolStep, WorkedConvolution, work_convolution
 
 __all__ = [
+    "METHODS",
     "BatchNormStep",
+    "Embedding",
     "Filters",
     "GradCam",
     "LayerInfo",
@@ -51,6 +56,8 @@ __all__ = [
     "UnknownRunError",
     "WorkedConvolution",
     "default_layer",
+    "embed",
+    "embed_run",
     "filters",
     "grad_cam",
     "load_run_model",

@@ -174,6 +174,10 @@ class RunNetwork:
         self.class_names: list[str] = list(record.test.get("class_names") or record.data.get("classes") or [])
         self._flat, leaves = _flat_copy(model)
         self._by_name = {layer.name: layer for layer in leaves}
+        dense = [layer.name for layer in leaves if type(layer).__name__ == "Dense"]
+        self._feature_layer = dense[-2] if len(dense) >= 2 else leaves[-2].name
+        names = [layer.name for layer in leaves]
+        self._after_features = leaves[names.index(self._feature_layer) + 1 :]  # dropout (off), the class scores
         rows = _table_rows(self.cfg)
         spatial = [layer for layer in leaves if type(layer).__name__ in SPATIAL]
         self.layers: list[LayerInfo] = [
@@ -267,6 +271,44 @@ class RunNetwork:
             for start in range(0, len(x), 64):
                 out.append(np.asarray(self._flat(x[start : start + 64], training=False)))
         return np.concatenate(out).astype("float32")
+
+    @property
+    def feature_layer(self) -> str:
+        """The penultimate layer: the Dense layer before the class scores (the course CNN's ``dense``; for
+        VGG16 the head's hidden layer), whose output is the network's own description of an image."""
+        return self._feature_layer
+
+    def features(self, images_uint8: np.ndarray) -> np.ndarray:
+        """The penultimate layer's output (N, units) float32 for images (N, H, W, C) uint8, in batches of 64.
+
+        Dropout, which sits between it and the class scores, is off (inference): these are the numbers the
+        last layer turns into class scores.
+        """
+        model = self._submodel(self._feature_layer)
+        x = self.prepare(images_uint8) if len(images_uint8) else np.zeros((0, *self.input_shape), "float32")
+        out = [np.zeros((0, int(model.outputs[0].shape[-1])), dtype="float32")]
+        with self._lock:
+            for start in range(0, len(x), 64):
+                out.append(np.asarray(model(x[start : start + 64], training=False), dtype="float32"))
+        return np.concatenate(out)
+
+    def features_from_pooled(self, pooled: np.ndarray) -> np.ndarray:
+        """For a VGG16 transfer run: the penultimate layer's output from the base's pooled 512 features (the
+        GlobalAveragePooling2D output the head reads), e.g. the run's own cached ones; (N, units) float32."""
+        layer = self._by_name[self._feature_layer]
+        if int(layer.input.shape[-1]) != np.shape(pooled)[-1]:
+            raise UserError(f"The {self._feature_layer} layer reads {layer.input.shape[-1]} numbers per image.")
+        with self._lock:
+            return np.asarray(layer(np.asarray(pooled, dtype="float32")), dtype="float32")
+
+    def probabilities_from_features(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, classes) from the penultimate layer's output: the rest of the network (dropout,
+        off at inference; the last Dense layer; the softmax) without running the images through it again."""
+        h = np.asarray(features, dtype="float32")
+        with self._lock:
+            for layer in self._after_features:
+                h = layer(h, training=False)
+        return softmax(np.asarray(h))
 
     def weights(self, layer: str) -> list[np.ndarray]:
         """A copy of a layer's weights (Conv2D: kernel (k, k, C, F), bias (F,); BatchNormalization: gamma,

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 # Anchor colours of matplotlib's viridis (feature maps) and inferno (heatmaps), interpolated linearly.
 VIRIDIS = (
@@ -39,6 +39,26 @@ INFERNO = (
     (247, 209, 61),
     (252, 255, 164),
 )
+
+
+# One colour per class (Tableau 10, told apart with most kinds of colour blindness), cycled past ten classes: the
+# embedding's PNG and the dashboard's scatter (ui.charts.inside) colour a class the same.
+CLASS_COLORS = (
+    "#4E79A7",
+    "#F28E2B",
+    "#E15759",
+    "#76B7B2",
+    "#59A14F",
+    "#EDC948",
+    "#B07AA1",
+    "#FF9DA7",
+    "#9C755F",
+    "#BAB0AC",
+)
+
+
+def class_color(index: int) -> str:
+    return CLASS_COLORS[index % len(CLASS_COLORS)]
 
 
 def colorize(values: np.ndarray, scale=VIRIDIS, low: float | None = None, high: float | None = None) -> np.ndarray:
@@ -116,3 +136,59 @@ def save_png(rgb: np.ndarray, path: str | Path, min_side: int = 0) -> Path:
     path = Path(path)
     Image.fromarray(upscale(np.asarray(rgb, dtype=np.uint8), factor).squeeze()).save(path, format="PNG")
     return path
+
+
+def scatter_picture(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    wrong: np.ndarray,
+    class_names: list[str],
+    title: str = "",
+    axes: tuple[str, str] = ("", ""),
+    faded: np.ndarray | None = None,
+    side: int = 640,
+) -> np.ndarray:
+    """Points in 2-D as an RGB picture: a dot per point in its class's colour, a cross where ``wrong``, a small
+    ring where ``faded`` (training images, drawn first, underneath), a legend.
+
+    Drawn with Pillow (no plotting library): the CLI's ``embed --out`` writes it.
+    """
+    font = ImageFont.load_default(size=14)
+    legend_w, top, pad = 190, 36 if title else 12, 28
+    img = Image.new("RGB", (side + legend_w, top + side - pad + 30), "white")
+    draw = ImageDraw.Draw(img)
+    xy = np.asarray(coords, dtype="float64").reshape(-1, 2)
+    low, high = (xy.min(axis=0), xy.max(axis=0)) if len(xy) else (np.zeros(2), np.ones(2))
+    span = np.where(high > low, high - low, 1.0)
+    box = (pad, top, side - pad, top + side - 2 * pad)  # the plot area
+    draw.rectangle(box, outline=(190, 190, 190))
+    px = box[0] + 8 + (xy[:, 0] - low[0]) / span[0] * (box[2] - box[0] - 16)
+    py = box[3] - 8 - (xy[:, 1] - low[1]) / span[1] * (box[3] - box[1] - 16)  # y up, as on a chart
+    faded = np.zeros(len(xy), dtype=bool) if faded is None else np.asarray(faded, dtype=bool)
+    rank = np.where(faded, 0, np.where(np.asarray(wrong, dtype=bool), 2, 1))
+    for i in np.argsort(rank, kind="stable"):  # training rings underneath, crosses on top
+        x, y, color = float(px[i]), float(py[i]), class_color(int(labels[i]))
+        if faded[i]:
+            draw.ellipse((x - 3, y - 3, x + 3, y + 3), outline=color)
+        elif wrong[i]:
+            draw.line((x - 5, y - 5, x + 5, y + 5), fill=color, width=3)
+            draw.line((x - 5, y + 5, x + 5, y - 5), fill=color, width=3)
+        else:
+            draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=color, outline="white")
+    if title:
+        draw.text((pad, 10), title, fill="black", font=font)
+    if any(axes):
+        draw.text((box[0], box[3] + 6), f"across: {axes[0]}   up: {axes[1]}", fill=(90, 90, 90), font=font)
+    y = top + 4
+    for c, name in enumerate(class_names):
+        draw.ellipse((side + 6, y + 3, side + 16, y + 13), fill=class_color(c))
+        draw.text((side + 24, y), name, fill="black", font=font)
+        y += 22
+    draw.line((side + 6, y + 3, side + 16, y + 13), fill=(60, 60, 60), width=3)
+    draw.line((side + 6, y + 13, side + 16, y + 3), fill=(60, 60, 60), width=3)
+    draw.text((side + 24, y), "misclassified", fill="black", font=font)
+    if faded.any():
+        y += 22
+        draw.ellipse((side + 8, y + 5, side + 14, y + 11), outline=(60, 60, 60))
+        draw.text((side + 24, y), "training image", fill="black", font=font)
+    return np.asarray(img)

@@ -35,7 +35,7 @@ def test_a_cnn_run_feature_maps_worked_convolution_filters_and_grad_cam(open_pag
     resources._network.clear()
     at = open_page(PAGE, run_id=trained.run_id)
     assert not at.exception, [e.value for e in at.exception]
-    assert [t.value for t in at.title] == ["Inside the CNN"] and len(at.tabs) == 4
+    assert [t.value for t in at.title] == ["Inside the CNN"] and len(at.tabs) == 5
     table = {r.name: r for r in layer_table(ModelConfig.from_dict(trained.model_config)).rows}
     # Feature maps: the first layer, then the slider moved to the pooling layer.
     assert "**block1_conv** (Conv2D): output **14×14×4**" in texts(at)
@@ -149,3 +149,67 @@ def test_a_vgg16_transfer_run_shows_its_nested_base(open_page, vgg_home):
     assert at.selectbox(key="inside.cam_layer").value == "block5_conv3"
     at.selectbox(key="inside.conv").set_value("block2_conv1").run()
     assert not at.exception and "reads a **3×3×64** patch of block1_pool" in texts(at)
+
+
+def _scatter(at) -> list[dict]:
+    return [t for s in chart_specs(at) for t in s["data"] if t["type"] in ("scatter", "scattergl")]
+
+
+def test_all_test_images_in_the_feature_space_and_a_picked_one_opened(open_page, trained):
+    from core.inside import embed_run
+    from core.store.runstore import RunStore
+
+    store = RunStore()
+    arrays = store.load_arrays(trained.run_id)
+    n, names = len(arrays["y_true"]), trained.data["classes"]
+    em = embed_run(store, trained.run_id, "pca")
+    at = open_page(PAGE, run_id=trained.run_id)
+    assert not at.exception, [e.value for e in at.exception]
+    assert em.sentence() not in texts(at)  # nothing is mapped until the tab is opened
+    at.session_state["inside.tab"] = "All test images"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert em.sentence() in texts(at)
+    pick = f"inside.embed_pick.{trained.run_id}"
+    assert at.session_state[pick] == at.selectbox(key=f"inside.index.{trained.run_id}").value  # the image above
+    spec = next(s for s in chart_specs(at) if any(t["type"] == "scatter" for t in s["data"]))
+    assert spec["layout"]["yaxis"]["scaleanchor"] == "x"  # PCA drawn to scale
+    points = [t for t in _scatter(at) if "legendgroup" in t]
+    assert sorted(i for t in points for i in t["customdata"]) == list(range(n))  # every test image, once
+    crosses = [i for t in points if t["marker"]["symbol"] == "x" for i in t["customdata"]]
+    assert sorted(crosses) == sorted(int(i) for i in em.wrong.nonzero()[0])
+    for t in points:  # each point where core put it, in its true class's trace
+        for i, x, y in zip(t["customdata"], t["x"], t["y"], strict=True):
+            assert (x, y) == pytest.approx(tuple(em.coords[i]), abs=1e-3) and t["legendgroup"] == names[
+                arrays["y_true"][i]
+            ]
+    # A click on a point (the chart's selection state) picks that image and rings it.
+    other = next(i for i in range(n) if i != at.session_state[pick])
+    at.session_state[f"inside.embed_chart.{trained.run_id}"] = {"selection": {"points": [{"customdata": other}]}}
+    at.run()
+    assert at.session_state[pick] == other
+    assert [t["customdata"] for t in _scatter(at) if "legendgroup" not in t] == [[other]]
+    # Or pick it below the chart, and open it in this page's tabs.
+    index = n - 1
+    at.selectbox(key=pick).set_value(index).run()
+    ring = [t for t in _scatter(at) if "legendgroup" not in t]
+    assert len(ring) == 1 and ring[0]["customdata"] == [index]
+    at.button(key="inside.embed_open").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="inside.source").value == "A test image"
+    assert at.selectbox(key="inside.class").value == names[int(arrays["y_true"][index])]
+    assert at.selectbox(key=f"inside.index.{trained.run_id}").value == index
+    assert at.session_state["inside.tab"] == "Feature maps"  # the image opened in the first tab
+    at.session_state["inside.tab"] = "All test images"
+    at.run()
+    # t-SNE: the same images, another picture, axes named for it.
+    at.radio(key="inside.embed_method").set_value("tsne").run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = next(s for s in chart_specs(at) if any(t["type"] == "scatter" for t in s["data"]))
+    assert spec["layout"]["xaxis"]["title"]["text"] == "t-SNE 1" and "scaleanchor" not in spec["layout"]["yaxis"]
+    # The training images too: faded rings, one per training image of the run's own split, not selectable.
+    at.toggle(key="inside.embed_train").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    rings = [t for t in _scatter(at) if t.get("name", "").endswith("· training")]
+    assert sum(len(t["x"]) for t in rings) == trained.data["n_train"] and not any("customdata" in t for t in rings)
+    assert f"Faded rings: the {trained.data['n_train']} training images" in texts(at)

@@ -13,7 +13,8 @@ in one module per family:
 - :mod:`ui.charts.data`          images per class in each split
 - :mod:`ui.charts.architecture`  the feature map's shape, stage by stage
 - :mod:`ui.charts.predictions`   the clickable confusion matrix, one image's class probabilities
-- :mod:`ui.charts.inside`        feature maps, a convolution worked by hand, filters, Grad-CAM and occlusion
+- :mod:`ui.charts.inside`        feature maps, a convolution worked by hand, filters, Grad-CAM and occlusion;
+                                 the test images in the penultimate layer's feature space
 
 Speed matters here: the Train, lab and transfer pages redraw their curves for every watching browser
 once a second, and the Architecture page redraws on every slider move. Plotly's object API
@@ -48,6 +49,7 @@ from ui.charts.compare import band_figure, comparison_figure, lab_figure, overla
 from ui.charts.curves import history_figure
 from ui.charts.data import class_counts_figure
 from ui.charts.inside import (
+    embedding_figure,
     feature_maps_figure,
     filters_figure,
     heat_overlay_figure,
@@ -77,6 +79,7 @@ __all__ = [
     "class_counts_figure",
     "comparison_figure",
     "confusion_figure",
+    "embedding_figure",
     "feature_map_figure",
     "feature_maps_figure",
     "filters_figure",

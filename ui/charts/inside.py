@@ -1,4 +1,5 @@
-"""Inside a trained network: feature maps, a convolution worked by hand, filters, Grad-CAM and occlusion.
+"""Inside a trained network: feature maps, a convolution worked by hand, filters, Grad-CAM and occlusion, and
+all test images in the penultimate layer's feature space (the embedding's scatter).
 
 Pictures are drawn as heatmaps with hidden axes (row 0 at the top, square pixels) or as a PNG under a
 half-transparent map; the tiling of channels is :func:`core.inside.pictures.tile`, the same as in the
@@ -17,8 +18,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from core.inside.pictures import tile, upscale
-from ui.charts.common import CACHE, MUTED, VAL, base_layout
+from core.inside.pictures import class_color, tile, upscale
+from ui.charts.common import CACHE, MUTED, VAL, axis, base_layout
 
 
 def _png_uri(rgb: np.ndarray) -> str:
@@ -228,3 +229,94 @@ def heat_overlay_figure(
     else:
         over.update(colorscale="Inferno", zmin=0, zmax=1)
     return go.Figure({"data": [under, over], "layout": _picture_axes(height)})
+
+
+@st.cache_resource(**CACHE)
+def embedding_figure(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    class_names: tuple[str, ...],
+    axes: tuple[str, str],
+    selected: int | None = None,
+    n_test: int | None = None,
+    to_scale: bool = False,
+    height: int = 520,
+) -> go.Figure:
+    """Test images as points (core.inside.embedding): coloured by true class, a cross where the network was
+    wrong, the selected image ringed. Each point's ``customdata`` is its test-image index (the selection).
+
+    Points from ``n_test`` on are training images: small faded rings underneath, not selectable. ``to_scale``:
+    one unit is as long across as up (PCA, whose distances mean something; not t-SNE).
+    """
+    traces = []
+    n_test = len(coords) if n_test is None else n_test
+    test = np.arange(len(coords)) < n_test
+    wrong = np.asarray(labels) != np.asarray(predicted)
+    for c, name in enumerate(class_names):
+        idx = np.flatnonzero((np.asarray(labels) == c) & ~test)
+        if len(idx):
+            traces.append(
+                {
+                    "type": "scattergl" if len(coords) > 2000 else "scatter",
+                    "mode": "markers",
+                    "name": f"{name} · training",
+                    "legendgroup": f"{name} · training",
+                    "x": np.round(coords[idx, 0].astype("float64"), 4).tolist(),
+                    "y": np.round(coords[idx, 1].astype("float64"), 4).tolist(),
+                    "hovertemplate": f"a training image of {name}<extra></extra>",
+                    "opacity": 0.45,
+                    "marker": {"color": class_color(c), "symbol": "circle-open", "size": 6},
+                }
+            )
+    for c, name in enumerate(class_names):
+        for miss in (False, True):
+            idx = np.flatnonzero((np.asarray(labels) == c) & (wrong == miss) & test)
+            if not len(idx):
+                continue
+            traces.append(
+                {
+                    "type": "scattergl" if len(coords) > 2000 else "scatter",
+                    "mode": "markers",
+                    "name": f"{name} · misclassified" if miss else name,
+                    "legendgroup": name,
+                    "x": np.round(coords[idx, 0].astype("float64"), 4).tolist(),
+                    "y": np.round(coords[idx, 1].astype("float64"), 4).tolist(),
+                    "customdata": idx.tolist(),
+                    "text": [
+                        f"test image #{i}<br>true: {name}<br>predicted: {class_names[int(predicted[i])]} "
+                        f"({float(confidence[i]):.0%})"
+                        for i in idx
+                    ],
+                    "hovertemplate": "%{text}<extra></extra>",
+                    "marker": {
+                        "color": class_color(c),
+                        "symbol": "x" if miss else "circle",
+                        "size": 11 if miss else 8,
+                        "line": {"width": 0.5, "color": "white"},
+                    },
+                }
+            )
+    if selected is not None and 0 <= selected < len(coords):
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"test image #{selected}",
+                "x": [float(coords[selected, 0])],
+                "y": [float(coords[selected, 1])],
+                "customdata": [int(selected)],
+                "hoverinfo": "skip",
+                "marker": {"color": "rgba(0,0,0,0)", "size": 20, "line": {"width": 2.5, "color": "black"}},
+            }
+        )
+    layout = base_layout(
+        height,
+        top=90,
+        xaxis=axis(title={"text": axes[0]}),
+        yaxis=axis(title={"text": axes[1]}, **({"scaleanchor": "x", "scaleratio": 1} if to_scale else {})),
+        hovermode="closest",
+        clickmode="event+select",
+    )
+    return go.Figure({"data": traces, "layout": layout})
