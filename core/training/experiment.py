@@ -226,6 +226,8 @@ def compute_run(
             "Earlier runs are untouched; start it again and let it run at least one epoch."
         )
     probs = predict_proba(result.model, data.x_test, preprocess=model_preprocess(model_cfg))  # streamed in batches
+    # The validation images' probabilities too: temperature scaling is fitted on them (core.training.heldout).
+    val_probs = predict_proba(result.model, data.x_val, preprocess=model_preprocess(model_cfg))
     report = evaluate(data.y_test_int, probs, data.class_names)
     epochs_run = len(result.history["loss"])
     diagnosis = diagnose(
@@ -277,6 +279,8 @@ def compute_run(
         "y_true": np.asarray(data.y_test_int, dtype=np.int64),
         "probs": probs.astype(np.float32),
         "test_index": np.asarray(data.test_index, dtype=np.int64),
+        "y_val": np.asarray(data.y_val_int, dtype=np.int64),
+        "val_probs": val_probs.astype(np.float32),
     }
     return RunArtifacts(record=record, model=result.model, arrays=arrays)
 
