@@ -130,3 +130,12 @@ def test_the_sentence_quotes_the_most_confident_bin_with_enough_images():
         "When the network says 80-90% (12 test images, 86% on average), it is right 75% of the time."
     )
     assert "1 test image," in confidence_sentence(reliability([0], [[0.9, 0.1]]))
+
+
+def test_a_network_whose_confidence_means_nothing_is_flattened_as_far_as_tried():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 300)
+    p = rng.dirichlet([0.3, 0.3, 0.3], 300)  # confident, and unrelated to the labels
+    cal = calibrate(y, p, y, p)
+    assert cal.temperature == pytest.approx(20.0, rel=1e-3)
+    assert "says next to nothing about when it is right" in temperature_sentence(cal)

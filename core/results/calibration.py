@@ -281,7 +281,14 @@ def temperature_sentence(cal: Calibration) -> str:
     if cal.temperature is None:
         return cal.note or "No validation images: no temperature could be fitted."
     t = cal.temperature
-    if t > 1.05:
+    if t >= T_MAX * 0.99:
+        kind = (
+            "the network's confidence says next to nothing about when it is right, so its probabilities are "
+            f"flattened almost to equal (T = {t:.2f}, the largest tried)"
+        )
+    elif t <= T_MIN * 1.01:
+        kind = f"the network was far too unsure, so its probabilities are sharpened as far as tried (T = {t:.2f})"
+    elif t > 1.05:
         kind = f"the network was over-confident, so its probabilities are softened (T = {t:.2f} > 1)"
     elif t < 0.95:
         kind = f"the network was under-confident, so its probabilities are sharpened (T = {t:.2f} < 1)"
