@@ -287,3 +287,21 @@ def test_compare_cli_gives_each_run_s_calibration_for_one_run_or_several(two_run
     head = next(ln for ln in out.splitlines() if ln.startswith("Run") and "ECE after T" in ln)
     assert head.split()[:3] == ["Run", "Mean", "confidence"]
     assert f"{a.run_id}: When the network says" in out and "leaves the test accuracy unchanged" in out
+
+
+def test_compare_cli_says_why_a_run_without_test_predictions_has_no_calibration(two_runs, capsys, monkeypatch):
+    from core.cli import main
+    from core.store.runstore import RunRecord
+
+    store, a, _, _ = two_runs
+    bare = RunRecord.from_dict({**a.to_dict(), "run_id": "bare00000000001", "key": "bare00000000001"})
+    store.save(bare)  # a record alone: no model, no arrays
+    monkeypatch.setenv("CNNLAB_HOME", str(store.home))
+    code = main(["compare", bare.run_id, "--json"])
+    out, err = capsys.readouterr()
+    cal = json.loads(out)["runs"][0]["calibration"]
+    assert code == 0 and cal["ece"] is None and cal["temperature"] is None
+    assert cal["note"] == "This run has no saved test predictions, so its calibration cannot be measured."
+    code = main(["compare", bare.run_id])
+    out, _ = capsys.readouterr()
+    assert code == 0 and f"{bare.run_id}: This run has no saved test predictions" in out
