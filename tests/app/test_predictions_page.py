@@ -94,7 +94,7 @@ def test_a_run_without_a_saved_network_says_so(open_page, staged):
 
 
 def _reliability_chart(at) -> dict:
-    return next(s for s in chart_specs(at) if any(t.get("name") == "as the network says it" for t in s["data"]))
+    return next(s for s in chart_specs(at) if any(t.get("name") == "the network" for t in s["data"]))
 
 
 def test_the_reliability_diagram_and_the_calibration_error_before_and_after(open_page, trained):

@@ -160,7 +160,7 @@ def reliability_figure(before: dict, after: dict | None = None, height: int = 38
             "x": [0, 1],
             "y": [0, 1],
             "mode": "lines",
-            "name": "honest: right as often as it says",
+            "name": "honest",
             "line": {"color": MUTED, "dash": "dash", "width": 1.5},
             "hoverinfo": "skip",
         },
@@ -169,7 +169,7 @@ def reliability_figure(before: dict, after: dict | None = None, height: int = 38
             "x": centres,
             "y": [a if a is not None else 0 for a in before["accuracy"]],
             "width": width,
-            "name": "as the network says it",
+            "name": "the network",
             "marker": {"color": TEST, "opacity": 0.85},
             "text": [str(n) if n else "" for n in before["counts"]],
             "textposition": "outside",
@@ -194,8 +194,14 @@ def reliability_figure(before: dict, after: dict | None = None, height: int = 38
         )
     layout = base_layout(
         height,
-        xaxis=axis(range=[0, 1], tickformat=".0%", dtick=0.1, title={"text": "confidence: the top class' probability"}),
-        yaxis=axis(range=[0, 1.12], tickformat=".0%", title={"text": "accuracy: share right"}),
+        xaxis=axis(
+            range=[0, 1],
+            tickformat=".0%",
+            dtick=0.1,
+            automargin=True,
+            title={"text": "confidence: the top class' probability"},
+        ),
+        yaxis=axis(range=[0, 1.12], tickformat=".0%", automargin=True, title={"text": "accuracy: share right"}),
         bargap=0,
         hovermode="closest",
     )
