@@ -195,7 +195,7 @@ def _calibration(rec) -> None:
             c2.metric(
                 "After temperature scaling",
                 f"{cal.after.ece:.1%}",
-                delta=f"{cal.after.ece - cal.before.ece:+.1%}",
+                delta=f"{(cal.after.ece - cal.before.ece) * 100:+.1f} points",
                 delta_color="inverse",
                 help="The same error once every probability is recomputed from the network's scores divided by "
                 "one number T, fitted on the validation images.",
