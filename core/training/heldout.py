@@ -16,10 +16,10 @@ import numpy as np
 
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
-from core.data import load_dataset, prepare_data
+from core.data import load_dataset
 from core.results.calibration import N_BINS, Calibration, calibrate
 from core.store.runstore import RunRecord, RunStore
-from core.training.experiment import model_preprocess
+from core.training.experiment import model_preprocess, run_split
 from core.training.fit import predict_proba
 
 CACHE_KIND = "validation"  # the store's cache folder for computed validation predictions
@@ -62,7 +62,6 @@ def validation_predictions(store: RunStore, rec: RunRecord, model: Any = None) -
     if model is None and not store.model_path(rec.run_id).exists():
         raise HeldOutUnavailable("This run has no saved network file, so its validation images cannot be scored again.")
     model_cfg = ModelConfig.from_dict(rec.model_config)
-    train_cfg = TrainConfig.from_dict(rec.train_config)
     cache_dir = None if store.readonly else store.cache_dir
     try:
         ds = load_dataset(rec.source, image_size=model_cfg.input_size, channels=model_cfg.channels, cache_dir=cache_dir)
@@ -74,14 +73,7 @@ def validation_predictions(store: RunStore, rec: RunRecord, model: Any = None) -
             f"The images in {rec.source} changed since this run was trained, so its validation split is gone. "
             "Train the run again to measure it."
         )
-    data = prepare_data(
-        ds,
-        loss=train_cfg.loss,
-        test_size=train_cfg.test_size,
-        val_split=train_cfg.val_split,
-        seed=train_cfg.seed,
-        train_fraction=train_cfg.train_fraction,
-    )
+    data = run_split(ds, TrainConfig.from_dict(rec.train_config))
     stored_test = store.load_arrays(rec.run_id).get("test_index")
     if stored_test is not None and not np.array_equal(np.asarray(stored_test), np.asarray(data.test_index)):
         raise HeldOutUnavailable(
