@@ -136,3 +136,26 @@ def test_a_run_whose_images_changed_shows_its_bins_and_why_there_is_no_temperatu
     assert not any(t.get("name") == "after temperature scaling" for t in _reliability_chart(at)["data"])
     assert any("No temperature scaling: The images in" in i.value for i in at.info)
     assert "After temperature scaling" not in {m.label for m in at.metric}
+
+
+def test_a_run_stored_before_scores_its_validation_images_once_with_the_shared_model(open_page, trained):
+    import json
+
+    from core.results.calibration import calibrate
+    from core.store.runstore import RunRecord, RunStore
+
+    store = RunStore()
+    arrays = store.load_arrays(trained.run_id)
+    data = json.loads(json.dumps(trained.to_dict()))
+    data.update(run_id="older00000000001", key="older00000000001", created=trained.created + 3)
+    store.save(
+        RunRecord.from_dict(data),
+        model=store.load_model(trained.run_id),
+        arrays={k: v for k, v in arrays.items() if "val" not in k},
+    )
+    want = calibrate(arrays["y_true"], arrays["probs"], arrays["y_val"], arrays["val_probs"])
+    at = open_page("pages/predictions.py", run_id="older00000000001")
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["After temperature scaling"] == f"{want.after.ece:.1%}"  # the same model, the same split
+    assert list((store.cache_dir / "validation").glob("older00000000001-*.npz"))  # kept for the next look
