@@ -1,5 +1,5 @@
 """Compare: any stored runs side by side (the settings that differ, the numbers at each best epoch, the
-curves overlaid), repeats over seeds, and a run's files to take away."""
+curves overlaid, how honest their confidence is), repeats over seeds, and a run's files to take away."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from functools import partial
 
 import streamlit as st
 
-from core.results import MAX_SEEDS, MIN_SEEDS, compare_runs, difference_sentence, repeat_summary
+from core.results import MAX_SEEDS, MIN_SEEDS, compare_runs, confidence_sentence, difference_sentence, repeat_summary
+from core.training import HeldOutUnavailable
 from ui import charts, jobs, resources, state, study
 from ui.feedback import empty_state, header
 from ui.frame import run_page
@@ -74,6 +75,7 @@ def main() -> None:
         st.info("Pick runs above to compare them.", icon=":material/compare_arrows:")
         return
     _comparison(records)
+    _calibration(records)
     _repeats(records)
 
 
@@ -123,6 +125,39 @@ def _comparison(records: list) -> None:
             for n, rec, row in zip(names, records, result["runs"], strict=True)
         )
         col.plotly_chart(charts.overlay_figure(curves, metric), config=charts.CONFIG)
+
+
+def _calibration(records: list) -> None:
+    st.subheader("How honest is their confidence?")
+    st.caption(
+        "**Calibration error**: the gap between how sure a run says it is and how often it is right on the test "
+        "images, over 10 confidence bins (0 is honest). **T**: the temperature fitted on the validation images "
+        "(above 1: over-confident); dividing by it changes the confidence, never the test accuracy. The "
+        "Predictions page draws one run's bins."
+    )
+    rows, lines = [], []
+    with st.spinner("Measuring each run's calibration…"):
+        for i, rec in enumerate(records):
+            name = f"{i + 1}. {rec.run_id}"
+            try:
+                cal = resources.calibration(rec)
+            except HeldOutUnavailable as exc:
+                lines.append(f"{name}: {exc}")
+                continue
+            rows.append(
+                {
+                    "Run": name,
+                    "Says on average": cal.before.mean_confidence,
+                    "Test acc": cal.test_accuracy_before,
+                    "Calibration error": cal.before.ece,
+                    "T": cal.temperature,
+                    "Error after T": cal.after.ece if cal.after else None,
+                }
+            )
+            lines.append(f"{name}: {confidence_sentence(cal.before)} {cal.note}".strip())
+    if rows:
+        st.dataframe(rows, hide_index=True, column_config={k: PCT for k in rows[0] if k != "Run"})
+    st.caption("  \n".join(lines))
 
 
 def _repeats(records: list) -> None:

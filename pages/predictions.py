@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.base import ModelConfig, plural, upload_too_large
 from core.data import read_image_bytes
-from core.results import cell_indices, top_classes, worst_confusion
+from core.results import cell_indices, confidence_sentence, temperature_sentence, top_classes, worst_confusion
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header, no_run
 from ui.frame import run_page
@@ -64,6 +64,8 @@ def main() -> None:
     else:
         _confusion(rec, names, arrays)
         _most_wrong(rec, names, arrays)
+        with errors_shown("measuring how honest its confidence is"):
+            _calibration(rec)
     with errors_shown("classifying your image"):
         _your_image(rec, names)
 
@@ -160,6 +162,53 @@ def _most_wrong(rec, names: list[str], arrays: dict) -> None:
             col.image(arrays["test_images"][i], width=96)
             col.caption(f"**{names[p]}** {test['confidence'][i]:.0%}  \ntrue: {names[t]}")
             _inside_link(col, rec.run_id, i)
+
+
+def _calibration(rec) -> None:
+    st.subheader("Can you trust its confidence?")
+    st.caption(
+        "Each test image's **confidence** is the probability of the class the network picked. Sorted into bins "
+        "(0-10%, ..., 90-100%), an honest network is right as often as it says: the bars reach the diagonal. "
+        "A bar below it is where the network is surer than it is right. The number on a bar counts its images."
+    )
+    with st.spinner("Scoring the validation images once (a few seconds)…"):
+        cal = resources.calibration(rec)
+    st.markdown(f"**{confidence_sentence(cal.before)}**")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        after = cal.after.to_dict() if cal.after else None
+        st.plotly_chart(charts.reliability_figure(cal.before.to_dict(), after), config=charts.CONFIG)
+    with right:
+        c1, c2 = st.columns(2)
+        c1.metric(
+            "Calibration error",
+            f"{cal.before.ece:.1%}",
+            help="Expected calibration error (ECE): the gap between confidence and accuracy in each bin, "
+            "averaged over the bins by their share of the test images. 0 is perfectly honest.",
+        )
+        if cal.after is not None:
+            c2.metric(
+                "After temperature scaling",
+                f"{cal.after.ece:.1%}",
+                delta=f"{(cal.after.ece - cal.before.ece) * 100:+.1f} points",
+                delta_color="inverse",
+                help="The same error once every probability is recomputed from the network's scores divided by "
+                "one number T, fitted on the validation images.",
+            )
+        c1.metric(
+            "How sure it says it is",
+            f"{cal.before.mean_confidence:.1%}",
+            help="The mean confidence over the test images.",
+        )
+        c2.metric(
+            "How often it is right",
+            f"{cal.test_accuracy_before:.1%}",
+            help="The test accuracy: temperature scaling does not change it.",
+        )
+        if cal.after is None:
+            st.info(temperature_sentence(cal), icon=":material/info:")
+        else:
+            st.caption(temperature_sentence(cal))
 
 
 def _your_image(rec, names: list[str]) -> None:

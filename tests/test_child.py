@@ -94,7 +94,7 @@ def test_without_a_store_the_child_answers_the_artifacts(task_for, store):
     art = result["artifacts"]
     assert art["record"]["run_id"] == result["run_id"] and art["record"]["status"] == "complete"
     assert art["model"][:2] == b"PK"  # the .keras file (a zip) as bytes
-    assert set(art["arrays"]) == {"test_images", "y_true", "probs", "test_index"}
+    assert set(art["arrays"]) == {"test_images", "y_true", "probs", "test_index", "y_val", "val_probs"}
     assert store.list_runs() == []  # nothing stored: the caller stores it
     assert child.exit_code() == 0
 

@@ -263,3 +263,45 @@ def test_compare_cli_any_runs_and_an_unknown_id(two_runs, capsys, monkeypatch):
     assert core.inside.UnknownRunError is core.results.compare.UnknownRunError is UnknownRunError
     code = main(["compare", a.run_id, "--transfer"])
     assert code == 2 and "not both" in capsys.readouterr().err
+
+
+def test_compare_cli_gives_each_run_s_calibration_for_one_run_or_several(two_runs, capsys, monkeypatch):
+    from core.cli import main
+    from core.results.calibration import fit_temperature, reliability
+
+    store, a, b, _ = two_runs
+    monkeypatch.setenv("CNNLAB_HOME", str(store.home))
+    code = main(["compare", a.run_id, b.run_id, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for row, rec in zip(json.loads(out)["runs"], (a, b), strict=True):
+        arrays = store.load_arrays(rec.run_id)
+        cal = row["calibration"]
+        assert cal["ece"] == pytest.approx(reliability(arrays["y_true"], arrays["probs"]).ece)
+        assert cal["temperature"] == pytest.approx(fit_temperature(arrays["y_val"], arrays["val_probs"]))
+        assert cal["test_accuracy_after"] == cal["test_accuracy"] == pytest.approx(rec.test["accuracy"])
+        assert sum(cal["reliability"]["counts"]) == rec.data["n_test"] and cal["n_val"] == rec.data["n_val"]
+    code = main(["compare", a.run_id])  # one run: its calibration too, as a table and a sentence
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    head = next(ln for ln in out.splitlines() if ln.startswith("Run") and "ECE after T" in ln)
+    assert head.split()[:3] == ["Run", "Mean", "confidence"]
+    assert f"{a.run_id}: When the network says" in out and "leaves the test accuracy unchanged" in out
+
+
+def test_compare_cli_says_why_a_run_without_test_predictions_has_no_calibration(two_runs, capsys, monkeypatch):
+    from core.cli import main
+    from core.store.runstore import RunRecord
+
+    store, a, _, _ = two_runs
+    bare = RunRecord.from_dict({**a.to_dict(), "run_id": "bare00000000001", "key": "bare00000000001"})
+    store.save(bare)  # a record alone: no model, no arrays
+    monkeypatch.setenv("CNNLAB_HOME", str(store.home))
+    code = main(["compare", bare.run_id, "--json"])
+    out, err = capsys.readouterr()
+    cal = json.loads(out)["runs"][0]["calibration"]
+    assert code == 0 and cal["ece"] is None and cal["temperature"] is None
+    assert cal["note"] == "This run has no saved test predictions, so its calibration cannot be measured."
+    code = main(["compare", bare.run_id])
+    out, _ = capsys.readouterr()
+    assert code == 0 and f"{bare.run_id}: This run has no saved test predictions" in out

@@ -57,7 +57,7 @@ def test_a_child_process_training_stores_the_same_record_as_in_process(tiny_fold
     assert {k: len(v) for k, v in rec.history.items()} == {k: len(v) for k, v in ref.history.items()}
     assert set(rec.test) == set(ref.test) and 0 <= rec.test["accuracy"] <= 1
     assert rec.data == ref.data and rec.model_config == ref.model_config and rec.train_config == ref.train_config
-    assert set(store.load_arrays(rec.run_id)) == {"test_images", "y_true", "probs", "test_index"}
+    assert set(store.load_arrays(rec.run_id)) == {"test_images", "y_true", "probs", "test_index", "y_val", "val_probs"}
 
     again = w.submit(str(tiny_folder), TINY, cfg)
     assert again is not a and again.state == JobState.DONE and again.snapshot().cached

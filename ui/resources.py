@@ -8,8 +8,8 @@ Streamlit's two caches, as the house style uses them:
   (under a lock), never trained or changed.
 - ``st.cache_data`` for values: run records, test arrays, preparation
   summaries, augmentation previews, and what the Inside page computes per
-  (run, image, layer): feature maps, worked convolutions, Grad-CAM maps; and per (run, projection)
-  the test images' embedding.
+  (run, image, layer): feature maps, worked convolutions, Grad-CAM maps; per (run, projection)
+  the test images' embedding; and each run's calibration.
   Each caller gets its own copy.
 
 Everything is keyed by the store's home folder (``CNNLAB_HOME``), so tests
@@ -43,8 +43,9 @@ from core.inside import (
 )
 from core.jobs import TrainingWorker, get_worker
 from core.models import preview
+from core.results import Calibration
 from core.store import RunRecord, RunStore, default_home
-from core.training import predict_images, resolve
+from core.training import predict_images, resolve, run_calibration, stored_validation
 from ui import identity
 
 
@@ -356,3 +357,25 @@ def release_upload(path: str) -> bool:
 def augment_preview(_image, image_key: str, cfg: AugmentConfig, n: int, seed: int):
     """``n`` augmented versions of one image (imports TensorFlow on first use)."""
     return preview(_image, cfg, n=n, seed=seed)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _calibration(home_dir: str, run_id: str) -> Calibration:
+    store_ = _store(home_dir)
+    rec = store_.get(run_id)
+    if stored_validation(store_, rec) is not None or not store_.model_path(run_id).exists():
+        return run_calibration(store_, rec)  # NumPy only (or the test bins alone, with the reason)
+    model, lock = _model(home_dir, run_id)  # an older run: its validation images scored once by the shared model
+    with lock:
+        return run_calibration(store_, rec, model=model)
+
+
+def calibration(rec: RunRecord) -> Calibration:
+    """The run's reliability, ECE and temperature scaling (core.training.run_calibration), once per run.
+
+    Raises HeldOutUnavailable (a UserError) when the run kept no test predictions.
+    """
+    return _calibration(home(), rec.run_id)

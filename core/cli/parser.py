@@ -325,7 +325,7 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     cmp_ = sub.add_parser(
         "compare",
         parents=[common],
-        help="stored runs side by side (settings that differ, best-epoch metrics); "
+        help="stored runs side by side (settings that differ, best-epoch metrics, calibration); "
         "--transfer: scratch CNN vs VGG16 transfer on the same split and seed",
     )
     cmp_.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs to compare (python -m core runs)")

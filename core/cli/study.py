@@ -21,7 +21,7 @@ from core.results import (
     sweep_points,
 )
 from core.store import RunStore
-from core.training import check_submission, resolve
+from core.training import HeldOutUnavailable, check_submission, resolve, run_calibration
 
 from .batch import make_worker, train_all
 from .parser import model_config, train_config
@@ -64,9 +64,58 @@ def metric_cells(row: dict[str, Any]) -> dict[str, str]:
     }
 
 
+CALIBRATION_COLUMNS = [
+    ("run_id", "Run"),
+    ("confidence", "Mean confidence"),
+    ("accuracy", "Test acc"),
+    ("ece", "ECE"),
+    ("temperature", "T"),
+    ("ece_after", "ECE after T"),
+]
+
+
+def calibration_of(store: RunStore, rec) -> dict[str, Any]:
+    """A run's calibration for ``compare`` (core.results.calibration), or its reason in ``note``."""
+    try:
+        return run_calibration(store, rec).to_dict()
+    except HeldOutUnavailable as exc:  # no test predictions kept: nothing to measure
+        return {"ece": None, "temperature": None, "ece_after": None, "sentence": "", "note": str(exc)}
+
+
+def print_calibration(runs: list[dict[str, Any]]) -> None:
+    """The calibration table, each run's sentence, and what the columns mean."""
+    rows = []
+    for r in runs:
+        c = r["calibration"]
+        rows.append(
+            {
+                "run_id": r["run_id"],
+                "confidence": number(c.get("mean_confidence"), ".3f"),
+                "accuracy": number(c.get("test_accuracy"), ".3f"),
+                "ece": number(c["ece"], ".3f"),
+                "temperature": number(c["temperature"], ".2f"),
+                "ece_after": number(c["ece_after"], ".3f"),
+            }
+        )
+    print_table(rows, CALIBRATION_COLUMNS)
+    for r in runs:
+        for text in (r["calibration"]["sentence"], r["calibration"]["note"]):
+            if text:
+                print(f"{r['run_id']}: {text}")
+    print(
+        "ECE is the expected calibration error on the test images: the gap between how sure the network says it "
+        "is and how often it is right, over 10 confidence bins. T is the temperature fitted on the validation "
+        "images (above 1: the run was over-confident); dividing by it leaves the test accuracy unchanged."
+    )
+
+
 def cmd_compare_runs(args: argparse.Namespace, store: RunStore) -> int:
-    """Stored runs side by side: the settings that differ (all with --all-keys), metrics at the best epoch."""
-    result = compare_runs(get_runs(store, args.run_ids), all_keys=args.all_keys)
+    """Stored runs side by side: the settings that differ (all with --all-keys), metrics at the best epoch,
+    and how honest each run's probabilities are (calibration before and after temperature scaling)."""
+    records = get_runs(store, args.run_ids)
+    result = compare_runs(records, all_keys=args.all_keys)
+    for row, rec in zip(result["runs"], records, strict=True):
+        row["calibration"] = calibration_of(store, rec)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -96,6 +145,8 @@ def cmd_compare_runs(args: argparse.Namespace, store: RunStore) -> int:
         "own time on average; Set-up s is the time outside them (building the network, VGG16's features); "
         "Total s is the whole training."
     )
+    print()
+    print_calibration(runs)
     return 0
 
 

@@ -1,8 +1,21 @@
 """What runs say: curves, test-set evaluation, the verdict and its remedies, the diagnosis, comparisons,
 repeats over seeds, sweeps, the report. ``core.results.export`` (a notebook-style script and a model
-file, TensorFlow at import) is imported as a module, not re-exported here.
+file, TensorFlow at import) is imported as a module, not re-exported here. Calibration: reliability bins,
+expected calibration error and temperature scaling of predictions given (``core.results.calibration``).
 """
 
+from core.results.calibration import (
+    N_BINS,
+    Calibration,
+    Reliability,
+    calibrate,
+    confidence_sentence,
+    expected_calibration_error,
+    fit_temperature,
+    reliability,
+    temperature_scale,
+    temperature_sentence,
+)
 from core.results.compare import (
     compare_configs,
     compare_runs,
@@ -91,4 +104,15 @@ __all__ = [
     "trend",
     "truth_table_text",
     "worst_confusion",
+    # calibration
+    "Calibration",
+    "N_BINS",
+    "Reliability",
+    "calibrate",
+    "confidence_sentence",
+    "expected_calibration_error",
+    "fit_temperature",
+    "reliability",
+    "temperature_scale",
+    "temperature_sentence",
 ]

@@ -16,11 +16,13 @@ from core.training.experiment import (
     stored_answer,
 )
 from core.training.fit import ProgressEvent, predict_proba
+from core.training.heldout import HeldOutUnavailable, run_calibration, stored_validation, validation_predictions
 from core.training.train import train_model
 from core.training.transfer import train_transfer
 
 __all__ = [
     "FEATURES_KIND",
+    "HeldOutUnavailable",
     "NothingToKeep",
     "PrecisionMismatch",
     "ProgressEvent",
@@ -32,9 +34,12 @@ __all__ = [
     "predict_images",
     "predict_proba",
     "resolve",
+    "run_calibration",
     "run_experiment",
     "save_run",
     "stored_answer",
+    "stored_validation",
     "train_model",
     "train_transfer",
+    "validation_predictions",
 ]

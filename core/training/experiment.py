@@ -22,7 +22,7 @@ from core.base.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
 from core.base.errors import UserError
 from core.base.naming import describe
 from core.base.precision import decided_precision, run_precision, settle_precision
-from core.data import Dataset, load_dataset, prepare_data
+from core.data import Dataset, PreparedData, load_dataset, prepare_data
 from core.models.layer_table import layer_table, require_buildable
 from core.models.pipeline import model_input
 from core.models.weight_sources import WeightsError, file_digest, weight_kind, weights_status
@@ -134,6 +134,19 @@ class RunArtifacts:
     arrays: dict[str, np.ndarray]
 
 
+def run_split(ds: Dataset, train_cfg: TrainConfig) -> PreparedData:
+    """``ds`` prepared and split as a training with ``train_cfg`` splits it: the same data and settings give
+    the same training, validation and test images (a stored run's split, made again: core.training.heldout)."""
+    return prepare_data(
+        ds,
+        loss=train_cfg.loss,
+        test_size=train_cfg.test_size,
+        val_split=train_cfg.val_split,
+        seed=train_cfg.seed,
+        train_fraction=train_cfg.train_fraction,
+    )
+
+
 def model_preprocess(model_cfg: ModelConfig):
     """What a batch of images in [0, 1] goes through before the model (None: nothing), for the pipeline."""
     return partial(model_input, model_cfg) if model_cfg.model == "vgg16" else None
@@ -211,14 +224,7 @@ def compute_run(
     decided_precision(train_cfg)  # "auto" here would be decided again from this machine's CPU: a bug
     table = layer_table(model_cfg)
     started = time.time()
-    data = prepare_data(
-        ds,
-        loss=train_cfg.loss,
-        test_size=train_cfg.test_size,
-        val_split=train_cfg.val_split,
-        seed=train_cfg.seed,
-        train_fraction=train_cfg.train_fraction,
-    )
+    data = run_split(ds, train_cfg)
     result = train_model(model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event)
     if not result.history.get("loss"):
         raise NothingToKeep(
@@ -226,6 +232,8 @@ def compute_run(
             "Earlier runs are untouched; start it again and let it run at least one epoch."
         )
     probs = predict_proba(result.model, data.x_test, preprocess=model_preprocess(model_cfg))  # streamed in batches
+    # The validation images' probabilities too: temperature scaling is fitted on them (core.training.heldout).
+    val_probs = predict_proba(result.model, data.x_val, preprocess=model_preprocess(model_cfg))
     report = evaluate(data.y_test_int, probs, data.class_names)
     epochs_run = len(result.history["loss"])
     diagnosis = diagnose(
@@ -277,6 +285,8 @@ def compute_run(
         "y_true": np.asarray(data.y_test_int, dtype=np.int64),
         "probs": probs.astype(np.float32),
         "test_index": np.asarray(data.test_index, dtype=np.int64),
+        "y_val": np.asarray(data.y_val_int, dtype=np.int64),
+        "val_probs": val_probs.astype(np.float32),
     }
     return RunArtifacts(record=record, model=result.model, arrays=arrays)
 

@@ -218,6 +218,13 @@ def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
                 expect(caption).to_contain_text(f"of {names[r]} predicted as {names[c]}")
             _shot(page, "6-predictions")
 
+            # Calibration, below the galleries: the reliability diagram and its sentence.
+            heading = page.get_by_text("Can you trust its confidence?", exact=True).first
+            heading.scroll_into_view_if_needed()
+            expect(heading).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^When the network says \d+-\d+%")).first).to_be_visible()
+            _shot(page, "6-predictions-calibration")
+
             # Inside the CNN: a gallery image's link opens its feature maps, the worked convolution, Grad-CAM.
             page.get_by_role("link", name="Inside").first.click()
             _settle(page)

@@ -109,3 +109,26 @@ def test_sweep_figure_is_a_line_over_one_setting_and_a_grid_over_two():
     grid = charts.spec(charts.sweep_figure(("lr", "filters"), ((0.01, 0.001), (8, 16)), ((0.5, None), (0.75, 0.8))))
     assert grid["data"][0]["text"] == [["50.0%", "-"], ["75.0%", "80.0%"]]  # an unfinished point shows "-"
     assert (grid["data"][0]["y"], grid["data"][0]["x"]) == (["0.01", "0.001"], ["8", "16"])
+
+
+def test_reliability_figure_puts_each_bin_s_accuracy_at_its_centre_with_its_count():
+    from core.results.calibration import reliability, temperature_scale
+
+    y = [0, 1, 0, 1, 2, 0]
+    p = [
+        [0.95, 0.03, 0.02],
+        [0.85, 0.1, 0.05],
+        [0.55, 0.4, 0.05],
+        [0.3, 0.62, 0.08],
+        [0.2, 0.35, 0.45],
+        [0.05, 0.92, 0.03],
+    ]
+    before, after = reliability(y, p), reliability(y, temperature_scale(p, 2.0))
+    fig = charts.spec(charts.reliability_figure(before.to_dict(), after.to_dict()))
+    diagonal, bars, scaled = fig["data"]
+    assert diagonal["x"] == [0, 1] and diagonal["y"] == [0, 1]
+    assert bars["x"][9] == 0.95 and bars["y"][9] == 0.5 and bars["text"][9] == "2"  # .95 right, .92 wrong
+    assert bars["text"][:4] == ["", "", "", ""] and bars["y"][8] == 0.0 and bars["text"][8] == "1"
+    assert bars["hovertext"][9] == "90%-100%: 2 test images, said 94% on average, right 50%"
+    assert len(scaled["x"]) == sum(1 for n in after.counts if n)  # a diamond per filled bin after scaling
+    assert charts.spec(charts.reliability_figure(before.to_dict()))["data"][-1]["type"] == "bar"  # no T: no diamonds

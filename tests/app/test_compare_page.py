@@ -53,6 +53,23 @@ def test_two_runs_side_by_side(open_page, two_runs):
     assert not at.exception and "Pick runs above" in texts(at)
 
 
+def test_each_run_s_calibration_error_and_temperature(open_page, two_runs, private_worker):
+    from core.results.calibration import fit_temperature, reliability
+
+    at = open_page(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "Calibration error" in d.value.columns)
+    by_run = {row["Run"].split(". ")[1]: row for _, row in table.iterrows()}
+    for rec in two_runs:
+        arrays = private_worker.store.load_arrays(rec.run_id)
+        assert by_run[rec.run_id]["Calibration error"] == pytest.approx(
+            reliability(arrays["y_true"], arrays["probs"]).ece
+        )
+        assert by_run[rec.run_id]["T"] == pytest.approx(fit_temperature(arrays["y_val"], arrays["val_probs"]))
+        assert by_run[rec.run_id]["Test acc"] == pytest.approx(rec.test["accuracy"])
+        assert f"{rec.run_id}: When the network says" in texts(at)
+
+
 def test_runs_on_two_datasets_get_one_note_in_words_and_named_times(
     open_page, private_worker, data_dir, five_class_dir
 ):
@@ -109,7 +126,7 @@ def test_repeat_over_seeds_and_the_sentence(open_page, two_runs, private_worker)
     assert private_worker.get(repeats[a.run_id][0]).result.cached  # its own seed: the stored run
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    spread = at.dataframe[2].value
+    spread = next(d.value for d in at.dataframe if "Seeds" in d.value.columns)  # after the calibration table
     assert len(spread) == 4 and set(spread["Seeds"]) == {2}
     sentence = "\n".join(i.value for i in at.info)
     assert f"run {a.run_id}" in sentence or f"run {b.run_id}" in sentence

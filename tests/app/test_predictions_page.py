@@ -91,3 +91,71 @@ def test_a_run_without_a_saved_network_says_so(open_page, staged):
     at.file_uploader(key="pred.upload").upload("grey.png", buf.getvalue(), "image/png").run()
     assert not at.exception
     assert any("no saved network file" in i.value for i in at.info)
+
+
+def _reliability_chart(at) -> dict:
+    return next(s for s in chart_specs(at) if any(t.get("name") == "the network" for t in s["data"]))
+
+
+def test_the_reliability_diagram_and_the_calibration_error_before_and_after(open_page, trained):
+    from core.results.calibration import calibrate
+    from core.store.runstore import RunStore
+
+    arrays = RunStore().load_arrays(trained.run_id)
+    want = calibrate(arrays["y_true"], arrays["probs"], arrays["y_val"], arrays["val_probs"])  # independent of the page
+    at = open_page("pages/predictions.py", run_id=trained.run_id)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Can you trust its confidence?" in texts(at)
+    spec = _reliability_chart(at)
+    bars = next(t for t in spec["data"] if t["type"] == "bar")
+    assert sum(int(n) for n in bars["text"] if n) == len(arrays["y_true"])  # every test image in one bin
+    assert [round(y, 6) for y in bars["y"]] == [round(a or 0, 6) for a in want.before.accuracy]
+    assert any(t.get("name") == "after temperature scaling" for t in spec["data"])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Calibration error"] == f"{want.before.ece:.1%}"
+    assert metrics["After temperature scaling"] == f"{want.after.ece:.1%}"
+    assert metrics["How often it is right"] == f"{trained.test['accuracy']:.1%}"
+    page = texts(at)
+    assert "When the network says" in page and f"T = {want.temperature:.2f}" in page
+    assert "The test accuracy stays" in page
+
+
+def test_a_run_whose_images_changed_shows_its_bins_and_why_there_is_no_temperature(open_page, trained):
+    import json
+
+    from core.store.runstore import RunRecord, RunStore
+
+    store = RunStore()
+    arrays = {k: v for k, v in store.load_arrays(trained.run_id).items() if "val" not in k}  # an older run
+    data = json.loads(json.dumps(trained.to_dict()))
+    data.update(run_id="changed000000001", key="changed000000001", created=trained.created + 2)
+    data["data"]["fingerprint"] = "images-changed-since"
+    store.save(RunRecord.from_dict(data), model=store.load_model(trained.run_id), arrays=arrays)
+    at = open_page("pages/predictions.py", run_id="changed000000001")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(t.get("name") == "after temperature scaling" for t in _reliability_chart(at)["data"])
+    assert any("No temperature scaling: The images in" in i.value for i in at.info)
+    assert "After temperature scaling" not in {m.label for m in at.metric}
+
+
+def test_a_run_stored_before_scores_its_validation_images_once_with_the_shared_model(open_page, trained):
+    import json
+
+    from core.results.calibration import calibrate
+    from core.store.runstore import RunRecord, RunStore
+
+    store = RunStore()
+    arrays = store.load_arrays(trained.run_id)
+    data = json.loads(json.dumps(trained.to_dict()))
+    data.update(run_id="older00000000001", key="older00000000001", created=trained.created + 3)
+    store.save(
+        RunRecord.from_dict(data),
+        model=store.load_model(trained.run_id),
+        arrays={k: v for k, v in arrays.items() if "val" not in k},
+    )
+    want = calibrate(arrays["y_true"], arrays["probs"], arrays["y_val"], arrays["val_probs"])
+    at = open_page("pages/predictions.py", run_id="older00000000001")
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["After temperature scaling"] == f"{want.after.ece:.1%}"  # the same model, the same split
+    assert list((store.cache_dir / "validation").glob("older00000000001-*.npz"))  # kept for the next look

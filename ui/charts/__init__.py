@@ -12,7 +12,8 @@ in one module per family:
 - :mod:`ui.charts.sweeps`        a sweep's grid of results and its small multiples
 - :mod:`ui.charts.data`          images per class in each split
 - :mod:`ui.charts.architecture`  the feature map's shape, stage by stage
-- :mod:`ui.charts.predictions`   the clickable confusion matrix, one image's class probabilities
+- :mod:`ui.charts.predictions`   the clickable confusion matrix, one image's class probabilities, the
+                                 reliability diagram (calibration)
 - :mod:`ui.charts.inside`        feature maps, a convolution worked by hand, filters, Grad-CAM and occlusion;
                                  the test images in the penultimate layer's feature space
 
@@ -57,7 +58,7 @@ from ui.charts.inside import (
     matrix_figure,
     unit_figure,
 )
-from ui.charts.predictions import confusion_figure, probabilities_figure
+from ui.charts.predictions import confusion_figure, probabilities_figure, reliability_figure
 from ui.charts.sweeps import small_multiples_figure, sweep_figure
 
 __all__ = [
@@ -94,4 +95,5 @@ __all__ = [
     "spec",
     "sweep_figure",
     "unit_figure",
+    "reliability_figure",
 ]

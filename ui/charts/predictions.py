@@ -1,4 +1,5 @@
-"""Predictions on the test set: the clickable confusion matrix and one image's class probabilities."""
+"""Predictions on the test set: the clickable confusion matrix, one image's class probabilities, the reliability
+diagram (calibration)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.charts.common import BEST, CACHE, TRAIN, VAL, axis, base_layout
+from ui.charts.common import BEST, CACHE, MUTED, TEST, TRAIN, VAL, axis, base_layout
 
 
 @st.cache_resource(**CACHE)
@@ -129,3 +130,79 @@ def probabilities_figure(
         yaxis=axis(autorange="reversed"),
     )
     return go.Figure({"data": [trace], "layout": layout})
+
+
+@st.cache_resource(**CACHE)
+def reliability_figure(before: dict, after: dict | None = None, height: int = 380) -> go.Figure:
+    """The reliability diagram: each confidence bin's accuracy against the diagonal of honest confidence.
+
+    ``before`` and ``after`` are :class:`core.results.Reliability` as dicts (``to_dict()``): the test
+    images as the network says them (bars, with each bin's count on top) and after temperature scaling
+    (diamonds). A bar below the diagonal is a bin where the network is surer than it is right.
+    """
+    edges = [float(e) for e in before["edges"]]
+    centres = [(lo + hi) / 2 for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    width = (edges[1] - edges[0]) * 0.9 if len(edges) > 1 else 0.9
+    spans = [f"{lo:.0%}-{hi:.0%}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
+    def tips(rel: dict) -> list[str]:
+        out = []
+        for span, n, conf, acc in zip(spans, rel["counts"], rel["confidence"], rel["accuracy"], strict=True):
+            images = f"{n} test image{'' if n == 1 else 's'}"
+            out.append(
+                f"{span}: {images}" if not n else f"{span}: {images}, said {conf:.0%} on average, right {acc:.0%}"
+            )
+        return out
+
+    traces = [
+        {
+            "type": "scatter",
+            "x": [0, 1],
+            "y": [0, 1],
+            "mode": "lines",
+            "name": "honest",
+            "line": {"color": MUTED, "dash": "dash", "width": 1.5},
+            "hoverinfo": "skip",
+        },
+        {
+            "type": "bar",
+            "x": centres,
+            "y": [a if a is not None else 0 for a in before["accuracy"]],
+            "width": width,
+            "name": "the network",
+            "marker": {"color": TEST, "opacity": 0.85},
+            "text": [str(n) if n else "" for n in before["counts"]],
+            "textposition": "outside",
+            "hovertext": tips(before),
+            "hovertemplate": "%{hovertext}<extra></extra>",
+        },
+    ]
+    if after is not None:
+        filled = [k for k, n in enumerate(after["counts"]) if n]
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [after["confidence"][k] for k in filled],
+                "y": [after["accuracy"][k] for k in filled],
+                "mode": "markers+lines",
+                "name": "after temperature scaling",
+                "marker": {"color": VAL, "symbol": "diamond", "size": 10},
+                "line": {"color": VAL, "width": 1.5},
+                "hovertext": [tips(after)[k] for k in filled],
+                "hovertemplate": "%{hovertext}<extra></extra>",
+            }
+        )
+    layout = base_layout(
+        height,
+        xaxis=axis(
+            range=[0, 1],
+            tickformat=".0%",
+            dtick=0.1,
+            automargin=True,
+            title={"text": "confidence: the top class' probability"},
+        ),
+        yaxis=axis(range=[0, 1.12], tickformat=".0%", automargin=True, title={"text": "accuracy: share right"}),
+        bargap=0,
+        hovermode="closest",
+    )
+    return go.Figure({"data": traces, "layout": layout})
