@@ -30,10 +30,11 @@ import numpy as np
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
 from core.base.tables import plural
-from core.data import load_dataset, prepare_data
+from core.data import load_dataset
 from core.inside.network import RunNetwork, UnknownRunError, open_run
 from core.store.runstore import RunRecord, RunStore
 from core.training.base_features import FEATURES_KIND
+from core.training.experiment import run_split
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}  # --method value: its name on the page
 K = 5  # neighbours that vote in the separation number
@@ -303,14 +304,7 @@ def training_split(
     train_cfg = TrainConfig.from_dict(record.train_config)
     cache_dir = None if store.readonly else store.cache_dir  # a read-only store is never written, not even its cache
     ds = load_dataset(record.source, image_size=model_cfg.input_size, channels=model_cfg.channels, cache_dir=cache_dir)
-    data = prepare_data(
-        ds,
-        loss=train_cfg.loss,
-        test_size=train_cfg.test_size,
-        val_split=train_cfg.val_split,
-        seed=train_cfg.seed,
-        train_fraction=train_cfg.train_fraction,
-    )
+    data = run_split(ds, train_cfg)  # the split the run's training made
     same = ds.fingerprint == record.data.get("fingerprint", ds.fingerprint)
     if not same or (test_index is not None and not np.array_equal(data.test_index, test_index)):
         raise UserError(
