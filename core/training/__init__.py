@@ -13,18 +13,22 @@ from core.training.experiment import (
     resolve,
     run_experiment,
     save_run,
+    stop_reason,
     stored_answer,
 )
-from core.training.fit import ProgressEvent, predict_proba
+from core.training.fit import BUDGET_STOP, ProgressEvent, TimeBudget, budget_stop_text, predict_proba
 from core.training.train import train_model
 from core.training.transfer import train_transfer
 
 __all__ = [
+    "BUDGET_STOP",
     "FEATURES_KIND",
     "NothingToKeep",
     "PrecisionMismatch",
     "ProgressEvent",
     "RunArtifacts",
+    "TimeBudget",
+    "budget_stop_text",
     "cached_features",
     "check_submission",
     "compute_run",
@@ -34,6 +38,7 @@ __all__ = [
     "resolve",
     "run_experiment",
     "save_run",
+    "stop_reason",
     "stored_answer",
     "train_model",
     "train_transfer",
