@@ -158,7 +158,7 @@ def can_stop(snap: JobSnapshot) -> bool:
 
 def rerun(job_id: str) -> None:
     """Train an interrupted (or failed) job's configuration again as this session's Train job (a callback)."""
-    job = resources.worker().rerun(job_id, owner=owner())
+    job = resources.worker().rerun(job_id, owner=owner(), admin=identity.is_teacher())
     ss = st.session_state
     ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((job.id,))}
     ss.pop(WATCHING, None)

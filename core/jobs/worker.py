@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+import types
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -356,17 +357,17 @@ class TrainingWorker:
         """The jobs that would train before a job ``owner`` submitted now: the running ones, then the
         waiting ones the fair order puts before it (for the estimated wait)."""
         with self._lock:
-            newcomer = Job(id="", key="", source="", model_cfg=ModelConfig(), train_cfg=TrainConfig(), label="")
-            newcomer.owner = owner
+            newcomer = types.SimpleNamespace(owner=owner)  # all the order needs to know of a job
             order = fair_order([*self._waiting, newcomer], self._last_start)
             return self.running() + order[: next(i for i, j in enumerate(order) if j is newcomer)]
 
-    def rerun(self, job_id: str, *, owner: str | None = None) -> Job:
+    def rerun(self, job_id: str, *, owner: str | None = None, admin: bool = False) -> Job:
         """Submit an interrupted (or failed, or stopped) job's configuration again, as ``owner``'s job."""
         job = self.get(job_id)
         if job is None:
             raise UserError(f"There is no job {job_id!r} in this run store: start the training again instead.")
-        return self.submit(job.source, job.model_cfg, job.train_cfg, owner=owner if owner is not None else job.owner)
+        who = owner if owner is not None else job.owner
+        return self.submit(job.source, job.model_cfg, job.train_cfg, owner=who, admin=admin)
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job
