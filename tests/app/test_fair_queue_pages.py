@@ -69,3 +69,17 @@ def test_a_training_stopped_by_its_time_budget_says_so_on_the_train_page(open_pa
     said = f"Stopped: the time budget of 2 s per training was reached after {plural(n, 'epoch')}. The run keeps"
     assert any(w.value.startswith(said) for w in at.warning), texts(at)
     assert "Stopped by you" not in texts(at)
+
+
+def test_diagnostics_says_a_run_was_stopped_by_its_time_budget_not_by_hand(
+    open_page, data_dir, empty_home, monkeypatch
+):
+    from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment, stop_reason
+
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "2")
+    rec = run_experiment(str(data_dir), TINY, LONG.replace(seed=96), store=RunStore(empty_home))
+    assert rec.status == "stopped" and stop_reason(rec)
+    at = open_page("pages/diagnostics.py", run_id=rec.run_id, dataset=str(data_dir))
+    assert not at.exception
+    assert stop_reason(rec) in texts(at) and "stopped by hand" not in texts(at)
