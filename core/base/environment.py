@@ -35,7 +35,7 @@ CNNLAB_SCHEDULER_TIMEOUT       10                             seconds to wait fo
 CNNLAB_MAX_QUEUED_PER_STUDENT  25 (0: no cap)                 trainings one student may have waiting in the
                                                               queue (the teacher and the CLI are not counted)
 CNNLAB_MAX_TRAIN_SECONDS       0 (no limit)                   seconds one training may take; it then stops and
-                                                              keeps its best weights
+                                                              keeps the weights the keep-best rule says
 ============================== ============================== ==========================================
 
 ``CNNLAB_SERVING`` is not a setting: the dashboard sets it to ``1`` in its own
