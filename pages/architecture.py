@@ -18,7 +18,7 @@ from core.base import (
     encode_model,
     plural,
 )
-from core.jobs import estimate_text
+from core.jobs import budget_warning, estimate_text
 from core.models import check_architecture, check_cost
 from core.models.layer_table import layer_table
 from ui import charts, jobs, resources, share, state
@@ -192,6 +192,8 @@ def _estimate(cfg: ModelConfig) -> None:
             f":material/timer: Training it with the Train page's settings ({plural(est.epochs, 'epoch')}, "
             f"{est.n_train:,} training images): {estimate_text(est, ahead)}."
         )
+        if warning := budget_warning(est):
+            st.caption(f":material/timer_off: {warning}")
 
 
 def _table(cfg: ModelConfig) -> None:

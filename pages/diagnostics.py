@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.base import ModelConfig, TrainConfig, apply_changes
 from core.results import diagnosis_of, last_weights_text, truth_table_text
+from core.training import stop_reason
 from ui import charts, resources, state, study
 from ui.feedback import flash, header, no_run, set_flash
 from ui.frame import run_page
@@ -69,7 +70,7 @@ def main() -> None:
     if len(rec.phases) > 1:
         notes.append("grey band: VGG16 fine-tuning, after the new head had trained")
     if rec.status == "stopped":
-        notes.append("this run was stopped by hand before its last planned epoch")
+        notes.append(stop_reason(rec) or "this run was stopped by hand before its last planned epoch")
     st.caption(" · ".join(notes))
 
     diag = d.to_dict() if (d := diagnosis_of(rec)) else {}  # by today's truth table, also for older runs

@@ -148,6 +148,20 @@ def test_train_prints_one_verdict_with_one_title(capsys, tiny_folder):
     assert "Good fit" not in out and "Still improving" not in out
 
 
+def test_train_says_when_its_time_budget_stopped_it(capsys, tiny_folder, monkeypatch):
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "2")
+    args = ["train", "--data", str(tiny_folder), "--epochs", "500", "--batch-size", "4"]
+    args += ["--input-size", "16", "--blocks", "1", "--filters", "4", "--dense", "8"]
+    code, out, _ = run(capsys, *args, "--seed", "77", "--json")
+    d = json.loads(out)
+    n = len(d["history"]["loss"])
+    assert code == 0 and d["status"] == "stopped" and 1 <= n < 500
+    epochs = "1 epoch" if n == 1 else f"{n} epochs"
+    assert d["stop_reason"] == f"Stopped: the time budget of 2 s per training was reached after {epochs}."
+    code, out, _ = run(capsys, *args, "--seed", "78")  # the text output: the same sentence, second line
+    assert code == 0 and out.splitlines()[1].startswith("Stopped: the time budget of 2 s per training was reached")
+
+
 def _cli(tmp_path, *argv, timeout=240):
     """``python -m core ...`` as a user runs it: a real process, TensorFlow's logs left to the CLI to silence."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -456,3 +470,20 @@ def test_train_with_balanced_class_weights_is_its_own_run_and_the_verdict_says_s
     assert runs["balanced"]["diagnosis"]["evidence"][-1] == CLASS_WEIGHT_NOTE
     assert CLASS_WEIGHT_NOTE not in runs["none"]["diagnosis"]["evidence"]
     assert runs["none"]["history"]["loss"] != runs["balanced"]["history"]["loss"]  # the weights changed the training
+
+
+def test_a_batch_takes_a_run_its_time_budget_stopped_and_says_why(tiny_folder, store, monkeypatch):
+    import io
+
+    from core.cli.batch import train_all
+    from core.jobs import TrainingWorker
+
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "2")
+    tiny = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
+    stream = io.StringIO()
+    [rec] = train_all(
+        TrainingWorker(store, workers=1), str(tiny_folder), [("long", tiny, TrainConfig(epochs=500))], stream
+    )
+    assert rec.status == "stopped" and rec.extra["stopped_by"] == "time budget"  # a run, not a failure
+    last = stream.getvalue().splitlines()[-1]
+    assert last.startswith("[1/1] long: ") and "(Stopped: the time budget of 2 s per training was reached after" in last

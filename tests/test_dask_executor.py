@@ -43,3 +43,15 @@ def test_a_stop_reaches_the_training_on_the_cluster(cluster, tiny_folder, store)
     w.wait(job, timeout=60)
     assert job.state == "stopped" and job.result.status == "stopped" and 2 <= len(job.result.history["loss"]) < 300
     w.executor.close()
+
+
+def test_the_time_budget_travels_with_the_task_to_a_cluster_worker(cluster, tiny_folder, store, monkeypatch):
+    # The cluster's workers started before this setting: only the task can have told them.
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "2")
+    w = TrainingWorker(store, executor=DaskExecutor(cluster.scheduler_address))
+    job = w.submit(str(tiny_folder), TINY, TrainConfig(epochs=300, batch_size=4, seed=19), owner="ann")
+    w.wait(job, timeout=240)
+    rec = store.get(job.result.run_id)
+    assert job.state == JobState.STOPPED and rec.status == "stopped" and 1 <= len(rec.history["loss"]) < 300
+    assert rec.extra["stopped_by"] == "time budget" and rec.extra["time_budget"] == 2.0
+    assert job.error.startswith("Stopped: the time budget of 2 s per training was reached after")

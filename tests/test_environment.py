@@ -32,6 +32,9 @@ BAD = [
     ("CNNLAB_SCHEDULER_TIMEOUT", "0", "a number of seconds above 0", "lab"),
     ("CNNLAB_DATA_ROOTS", "/no/such/folder", "existing folders separated by ':'", "datasets"),
     ("CNNLAB_HOME", " ", "the path of a folder for the run store", "summary"),
+    ("CNNLAB_MAX_QUEUED_PER_STUDENT", "ten", "a whole number of trainings one student may have waiting, or 0", "lab"),
+    ("CNNLAB_MAX_TRAIN_SECONDS", "-5", "a number of seconds above 0, or 0 for no limit", "train"),
+    ("CNNLAB_MAX_TRAIN_SECONDS", "1 min", "a number of seconds above 0, or 0 for no limit", "lab"),
 ]
 ARGS = {
     "lab": ["lab", "--data", "thin_sections", "--epochs", "1"],
@@ -80,14 +83,18 @@ def test_good_values_are_read_as_meant(tmp_path):
         "CNNLAB_SCHEDULER": "tcp://10.0.0.5:8786",
         "CNNLAB_SCHEDULER_TIMEOUT": "4",
         "CNNLAB_DATA_ROOTS": f"{tmp_path}:",
+        "CNNLAB_MAX_QUEUED_PER_STUDENT": "0",
+        "CNNLAB_MAX_TRAIN_SECONDS": "90.5",
     }
     s = read_settings(env)
     assert (s.home, s.max_pixels, s.max_params, s.workers, s.stop_grace) == (tmp_path, 1024, 10**6, 3, 2.5)
     assert (s.training_nice, s.scheduler, s.scheduler_timeout) == (0, "tcp://10.0.0.5:8786", 4.0)
     assert s.data_roots == (tmp_path.resolve(),) and s.serving is False
+    assert (s.max_queued_per_student, s.max_train_seconds) == (0, 90.5)
     d = read_settings({})
     assert (d.max_pixels, d.max_upload_mb, d.workers, d.stop_grace, d.training_nice) == (4096**2, 200, None, 5.0, 10)
     assert d.scheduler is None and d.data_roots == ()
+    assert (d.max_queued_per_student, d.max_train_seconds) == (25, 0.0)
 
 
 def test_scheduler_addresses():

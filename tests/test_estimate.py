@@ -52,6 +52,22 @@ def test_the_estimate_prices_the_tables_multiply_adds():
     assert priced.seconds == pytest.approx(plain_bn.seconds + 10 * (3 * 640 + 160) * E.batchnorm_values(bn_cfg) * 1e-8)
 
 
+def test_a_training_over_the_time_budget_is_warned_of_with_the_epochs_that_fit(monkeypatch):
+    est = E.estimate(ModelConfig(), F32, 1000, calibration=_cal(), others=0.0)  # 2 + 10 x 3.923 = 41.2 s
+    assert E.budget_warning(est, 60) is None and E.budget_warning(est, 0) is None
+    assert E.budget_warning(est, 20) == (
+        "This training needs about 40 s, more than the 20 s a training may take on this server: it would stop "
+        "after about 4 epochs of its 10. Fewer epochs, fewer images or a smaller network fit."
+    )
+    assert "it would stop during its first epoch." in E.budget_warning(est, 3)
+    uncalibrated = E.estimate(ModelConfig(), F32, 1000, calibration=None, home="/nonexistent", others=0.0)
+    assert E.budget_warning(uncalibrated, 1) is None  # nothing known: no warning
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "30")
+    assert "more than the 30 s" in E.budget_warning(est)  # the server's setting by default
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "0")
+    assert E.budget_warning(est) is None
+
+
 def test_it_scales_with_images_epochs_and_augmentation():
     cal = _cal()
     one = E.estimate(ModelConfig(), F32, 1000, calibration=cal, others=0.0)
@@ -145,5 +161,10 @@ def test_the_cli_prints_the_estimate(tmp_path, monkeypatch, capsys):
     code = main(["estimate", "--images", "2000", "--epochs", "10", "--precision", "float32"])
     out, err = capsys.readouterr()
     assert code == 0 and err == "" and out.startswith("Training: about ") and "Peak memory: about" in out
+    assert "a training may take on this server" not in out and d["budget_warning"] is None
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "0.5")
+    code = main(["estimate", "--images", "2000", "--epochs", "10", "--precision", "float32"])
+    out = capsys.readouterr().out
+    assert code == 0 and "more than the 0.5 s a training may take on this server: it would stop" in out
     assert main(["estimate", "--images", "3"]) == 2
     assert "--images must be at least 10" in capsys.readouterr().err

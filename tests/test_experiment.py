@@ -148,3 +148,30 @@ def test_the_architecture_is_checked_once_per_training(tiny_folder, store, monke
     )
     rec = run_experiment(str(tiny_folder), TINY, FAST.replace(seed=5), store=store)
     assert checked == [(TINY.replace(num_classes=3), FAST.batch_size)] and not rec.cached
+
+
+def test_a_time_budget_stops_a_real_training_keeps_its_best_epoch_and_says_why(tiny_folder, store, monkeypatch):
+    from core.base.tables import plural
+    from core.data import load_dataset, prepare_data
+    from core.training.experiment import stop_reason
+    from core.training.fit import predict_proba
+
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "3")
+    cfg = FAST.replace(epochs=500, batch_size=4)  # half a minute or more without the budget
+    rec = run_experiment(str(tiny_folder), TINY, cfg, store=store)
+    n = len(rec.history["loss"])
+    assert rec.status == "stopped" and 1 <= n < 500 and not rec.stopped_by_user
+    assert rec.extra["stopped_by"] == "time budget" and rec.extra["time_budget"] == 3.0
+    assert stop_reason(rec) == f"Stopped: the time budget of 3 s per training was reached after {plural(n, 'epoch')}."
+    best = int(np.argmin(rec.history["val_loss"])) + 1
+    assert rec.best_epoch == rec.restored_epoch == best  # the keep-best rule: the best epoch's weights
+
+    ds = load_dataset(str(tiny_folder), image_size=16)
+    data = prepare_data(ds, loss=cfg.loss, test_size=cfg.test_size, val_split=cfg.val_split, seed=cfg.seed)
+    probs = predict_proba(store.load_model(rec.run_id), data.x_val)
+    kept_loss = float(-np.mean(np.log(probs[np.arange(len(probs)), data.y_val_int])))
+    assert kept_loss == pytest.approx(rec.history["val_loss"][best - 1], rel=1e-3)  # the stored model is that epoch's
+
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "0")  # no limit: a short run is complete and stores no budget
+    short = run_experiment(str(tiny_folder), TINY, FAST.replace(seed=3), store=store)
+    assert short.status == "complete" and "time_budget" not in short.extra and stop_reason(short) is None

@@ -10,6 +10,7 @@ BEST epochs of a long run are those of a run of BEST epochs.
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -171,3 +172,46 @@ def test_fit_trains_with_the_class_weights():
         probs[how] = float(model.predict(x[:1], verbose=0)[0, 1])
     assert probs["none"] == pytest.approx(0.25, abs=0.03)
     assert probs["balanced"] == pytest.approx(0.5, abs=0.03)
+
+
+class Spent:
+    """A budget that runs out when told: what these tests check is where the fit stops, not the clock."""
+
+    def __init__(self):
+        self.out = threading.Event()
+
+    def reached(self) -> bool:
+        return self.out.is_set()
+
+
+def run_out_after(epoch: int):
+    budget = Spent()
+
+    def progress(ev):
+        if ev.kind == "epoch" and ev.epoch == epoch:
+            budget.out.set()
+
+    return budget, progress
+
+
+def test_a_time_budget_ends_the_fit_after_the_batch_it_runs_out_in_and_keeps_the_best(after_best):
+    budget, progress = run_out_after(5)
+    model, out = model_after(8, progress=progress, budget=budget)
+    assert out.stopped_by_budget and not out.stopped_by_user and not out.stopped_early
+    assert len(out.history["loss"]) == 6  # epoch 6's one batch ran, then it stopped
+    assert (out.best_epoch, out.restored_epoch) == (BEST, BEST)
+    same_weights(model, after_best)
+
+
+def test_a_budget_that_runs_out_in_the_last_batch_cut_nothing():
+    budget, progress = run_out_after(7)  # epoch 8's batch is the last one planned
+    _, out = model_after(8, progress=progress, budget=budget)
+    assert not out.stopped_by_budget and len(out.history["loss"]) == 8
+
+
+def test_a_time_budget_counts_from_when_it_was_made():
+    from core.training.fit import TimeBudget
+
+    assert TimeBudget.of(0) is None and TimeBudget.of(None) is None
+    assert not TimeBudget.of(3600).reached()
+    assert TimeBudget(5.0, started=time.perf_counter() - 6).reached()

@@ -223,3 +223,27 @@ def test_stop_works_in_both_phases(data, store, stop_at, phases):
     res = T.train_transfer(vgg_cfg(), cfg, data, progress=progress, stop_event=stop, store=store)
     assert res.stopped_by_user and [p["name"] for p in res.phases] == phases
     assert stop_at <= res.epochs_run <= stop_at + 1
+
+
+class Spent:
+    """A time budget that runs out when told (where training stops is what is tested, not the clock)."""
+
+    def __init__(self):
+        self.out = threading.Event()
+
+    def reached(self) -> bool:
+        return self.out.is_set()
+
+
+@pytest.mark.parametrize("spent_at, phases", [(1, ["head"]), (2, ["head"]), (3, ["head", "fine-tune"])])
+def test_a_time_budget_spans_both_phases_and_fine_tuning_does_not_start_once_it_is_spent(data, store, spent_at, phases):
+    budget = Spent()
+
+    def progress(ev):
+        if ev.kind == "epoch" and ev.epoch == spent_at:
+            budget.out.set()
+
+    cfg = TrainConfig(epochs=2, batch_size=4, fine_tune_epochs=20)
+    res = T.train_transfer(vgg_cfg(), cfg, data, progress=progress, budget=budget, store=store)
+    assert res.stopped_by_budget and not res.stopped_by_user and [p["name"] for p in res.phases] == phases
+    assert res.epochs_run == (2 if spent_at == 2 else spent_at + 1)  # spent in the head's last batch: no fine-tuning

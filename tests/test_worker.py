@@ -226,3 +226,23 @@ def test_use_worker_makes_a_worker_the_process_wide_one_and_gives_back_the_previ
     finally:
         assert use_worker(previous) is mine
     assert get_worker() is not mine
+
+
+def test_a_time_budget_travels_with_the_job_and_the_job_says_why_it_stopped(tiny_folder, store, monkeypatch):
+    from core.base.tables import plural
+    from core.training.experiment import stop_reason
+
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "2")
+    w = TrainingWorker(store)
+    job = w.submit(str(tiny_folder), TINY, LONG.replace(seed=50), owner="ann")
+    assert job.time_budget == 2.0  # decided where it was submitted
+    w.wait(job, timeout=180)
+    snap, rec = job.snapshot(), job.result
+    n = len(rec.history["loss"])
+    assert snap.state == JobState.STOPPED and rec.status == "stopped" and 1 <= n < 300
+    assert rec.extra["stopped_by"] == "time budget" and rec.extra["time_budget"] == 2.0
+    assert (
+        snap.error
+        == stop_reason(rec)
+        == (f"Stopped: the time budget of 2 s per training was reached after {plural(n, 'epoch')}.")
+    )

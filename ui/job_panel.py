@@ -98,7 +98,7 @@ def status_line(title: str, snap: JobSnapshot | None, retry: str) -> None:
     elif snap.state == JobState.RUNNING:
         text = f"{title}: training, {jobs.progress_text(snap)}"
     elif snap.state == JobState.STOPPED:
-        text = f"{title}: stopped" + (f" ({snap.error})" if snap.error else "")
+        text = f"{title}: {snap.error or 'stopped'}"  # why, when it says: cancelled, a time budget, by force
     elif snap.cached:
         text = f"{title}: cached (stored run, not retrained)"
     else:

@@ -117,10 +117,12 @@ def start_many(
 
     Raises:
         DataError, ArchitectureError, WeightsError, ConfigError: the message says what
-        to change. Nothing is recorded then (jobs queued before the failing one go on).
+        to change. QueueFull: this student already has as many trainings waiting as
+        ``CNNLAB_MAX_QUEUED_PER_STUDENT`` allows (the teacher is not counted). Either way
+        nothing is queued (all or nothing) and nothing is recorded.
     """
     worker = resources.worker()
-    started = [worker.submit(source, m, t, owner=owner()) for m, t in configs]
+    started = worker.submit_many(source, list(configs), owner=owner(), admin=identity.is_teacher())
     ss = st.session_state
     ss[STARTED] = {**(ss.get(STARTED) or {}), page: Started(tuple(j.id for j in started), dict(about))}
     if page == TRAIN:
@@ -156,7 +158,7 @@ def can_stop(snap: JobSnapshot) -> bool:
 
 def rerun(job_id: str) -> None:
     """Train an interrupted (or failed) job's configuration again as this session's Train job (a callback)."""
-    job = resources.worker().rerun(job_id, owner=owner())
+    job = resources.worker().rerun(job_id, owner=owner(), admin=identity.is_teacher())
     ss = st.session_state
     ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((job.id,))}
     ss.pop(WATCHING, None)
@@ -253,15 +255,17 @@ def queue_rows() -> list[dict[str, str]]:
 
 
 def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[Estimate, int]:
-    """``(estimate, trainings ahead)`` for this training after the worker's running and queued jobs.
+    """``(estimate, trainings ahead)`` for this training after the jobs that would start before it.
 
+    Those are the running ones and the waiting ones the fair queue puts before a job this
+    student submits now (:meth:`core.jobs.TrainingWorker.ahead_of`), not every waiting job.
     ``estimate.calibrated`` is False until this server's speed has been measured (:func:`measure_speed`).
     Raises DataError when the data cannot be read.
     """
     w = resources.worker()
     running = w.running()
     ahead = []
-    for job in running + w.queued():  # running is a list (several trainings at once), not one job
+    for job in w.ahead_of(owner()):  # running ones first (several trainings at once), then the waiting ones
         s = job.snapshot()
         n = len(resources.dataset(job.source, job.model_cfg.input_size, job.model_cfg.channels))
         ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s.fraction if job in running else 0.0))

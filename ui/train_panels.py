@@ -13,8 +13,9 @@ import streamlit as st
 
 from core.base import describe, plural
 from core.base.config import TrainConfig
-from core.jobs import CANCELLED, Job, JobState, estimate_text
+from core.jobs import CANCELLED, Job, JobState, budget_warning, estimate_text
 from core.results import MAX_SEEDS, MIN_SEEDS
+from core.training import stop_reason
 from ui import charts, jobs, resources, state, study
 from ui.feedback import show_unexpected
 from ui.job_panel import ended_text, failure_details, job_panel, queue_table
@@ -141,6 +142,8 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
             f":material/timer: {estimate_text(est, ahead)}; peak memory about "
             f"{est.peak_bytes / 2**20:,.0f} MB ({est.precision})."
         )
+        if warning := budget_warning(est):
+            st.warning(warning, icon=":material/timer_off:")
     elif jobs.measuring_speed(est.precision):
         st.caption(
             ":material/timer: Measuring this server's training speed (about 30 s, once); the estimate "
@@ -193,10 +196,10 @@ def _finished(job: Job) -> None:
             icon=":material/inventory_2:",
         )
     elif rec.status == "stopped":
+        why = stop_reason(rec) or f"Stopped by you after {plural(n, 'epoch')}."
         st.warning(
-            f"Stopped by you after {plural(n, 'epoch')}. The run keeps {_kept_weights(rec)} and is "
-            f"saved, marked *stopped*. Test accuracy {acc:.0%}.",
-            icon=":material/stop_circle:",
+            f"{why} The run keeps {_kept_weights(rec)} and is saved, marked *stopped*. Test accuracy {acc:.0%}.",
+            icon=":material/timer_off:" if stop_reason(rec) else ":material/stop_circle:",
         )
     else:
         extra = " Early stopping ended it before the last epoch." if rec.stopped_early else ""

@@ -16,23 +16,27 @@ once per process and environment: :func:`settings` keeps the last result and
 reads again only when a ``CNNLAB_*`` variable has changed (a test, or a
 notebook that sets one), so a value never changes half-way through a job.
 
-========================== ============================== ==========================================
-variable                   default                        what
-========================== ============================== ==========================================
-CNNLAB_HOME                ``~/.cache/cnnlab``            the run store's folder
-CNNLAB_DATA_ROOTS          (none: server folders off)     folders the dashboard may read datasets and
-                                                          weights files from, separated by ``:``
-CNNLAB_MAX_PIXELS          4096x4096 (16,777,216)         pixels of one dataset image, from its header
-CNNLAB_MAX_PARAMS          25,000,000                     parameters of a network (weights, frozen too)
-CNNLAB_MAX_ACTIVATION_MB   2048                           activation memory of one training batch
-CNNLAB_MAX_UPLOAD_MB       200                            one uploaded file
-CNNLAB_UPLOAD_QUOTA_MB     1000                           all of one student's uploads kept on the server
-CNNLAB_WORKERS             half the cores (at least 1)    trainings at once on this machine
-CNNLAB_STOP_GRACE          5                              seconds a stopped training has before it is killed
-CNNLAB_TRAINING_NICE       10                             CPU niceness of a training process, 0-19 (0: off)
-CNNLAB_SCHEDULER           (none: train here)             a Dask scheduler's address, tcp://host:port
-CNNLAB_SCHEDULER_TIMEOUT   10                             seconds to wait for that scheduler to answer
-========================== ============================== ==========================================
+============================== ============================== ==========================================
+variable                       default                        what
+============================== ============================== ==========================================
+CNNLAB_HOME                    ``~/.cache/cnnlab``            the run store's folder
+CNNLAB_DATA_ROOTS              (none: server folders off)     folders the dashboard may read datasets and
+                                                              weights files from, separated by ``:``
+CNNLAB_MAX_PIXELS              4096x4096 (16,777,216)         pixels of one dataset image, from its header
+CNNLAB_MAX_PARAMS              25,000,000                     parameters of a network (weights, frozen too)
+CNNLAB_MAX_ACTIVATION_MB       2048                           activation memory of one training batch
+CNNLAB_MAX_UPLOAD_MB           200                            one uploaded file
+CNNLAB_UPLOAD_QUOTA_MB         1000                           all of one student's uploads kept on the server
+CNNLAB_WORKERS                 half the cores (at least 1)    trainings at once on this machine
+CNNLAB_STOP_GRACE              5                              seconds a stopped training has before it is killed
+CNNLAB_TRAINING_NICE           10                             CPU niceness of a training process, 0-19 (0: off)
+CNNLAB_SCHEDULER               (none: train here)             a Dask scheduler's address, tcp://host:port
+CNNLAB_SCHEDULER_TIMEOUT       10                             seconds to wait for that scheduler to answer
+CNNLAB_MAX_QUEUED_PER_STUDENT  25 (0: no cap)                 trainings one student may have waiting in the
+                                                              queue (the teacher and the CLI are not counted)
+CNNLAB_MAX_TRAIN_SECONDS       0 (no limit)                   seconds one training may take; it then stops and
+                                                              keeps the weights the keep-best rule says
+============================== ============================== ==========================================
 
 ``CNNLAB_SERVING`` is not a setting: the dashboard sets it to ``1`` in its own
 process (``core.base.limits.mark_serving``) so that its children confine paths too.
@@ -57,6 +61,9 @@ DEFAULT_UPLOAD_QUOTA_MB = 1000
 DEFAULT_STOP_GRACE = 5.0
 DEFAULT_TRAINING_NICE = 10
 DEFAULT_SCHEDULER_TIMEOUT = 10.0
+# As many as the largest single action on a page queues (a sweep of sweeps.MAX_POINTS = 25 points), so any one
+# sweep fits; the fair queue (core.jobs.fairqueue), not the cap, keeps a long list from delaying the others.
+DEFAULT_MAX_QUEUED_PER_STUDENT = 25
 SERVING_ENV = "CNNLAB_SERVING"
 SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")  # what distributed.Client connects to
 
@@ -81,6 +88,8 @@ class Settings:
     training_nice: int
     scheduler: str | None  # None: train on this machine
     scheduler_timeout: float
+    max_queued_per_student: int  # 0: no cap
+    max_train_seconds: float  # 0: no limit
     serving: bool
 
 
@@ -110,6 +119,20 @@ def _seconds(name: str, text: str, default: float, allowed: str) -> float:
     except ValueError:
         raise _bad(name, text, allowed) from None
     if not (0 < value < float("inf")):
+        raise _bad(name, text, allowed)
+    return value
+
+
+def _budget(text: str) -> float:
+    """``CNNLAB_MAX_TRAIN_SECONDS``: seconds above 0, or 0 (or nothing) for no limit."""
+    name, allowed = "CNNLAB_MAX_TRAIN_SECONDS", "a number of seconds above 0, or 0 for no limit"
+    if not text.strip():
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(name, text, allowed) from None
+    if not (0 <= value < float("inf")):
         raise _bad(name, text, allowed)
     return value
 
@@ -198,6 +221,14 @@ READERS: dict[str, Callable[[str], object]] = {
     "CNNLAB_SCHEDULER_TIMEOUT": lambda t: _seconds(
         "CNNLAB_SCHEDULER_TIMEOUT", t, DEFAULT_SCHEDULER_TIMEOUT, "a number of seconds above 0"
     ),
+    "CNNLAB_MAX_QUEUED_PER_STUDENT": lambda t: _whole(
+        "CNNLAB_MAX_QUEUED_PER_STUDENT",
+        t,
+        DEFAULT_MAX_QUEUED_PER_STUDENT,
+        "a whole number of trainings one student may have waiting, or 0 for no cap",
+        low=0,
+    ),
+    "CNNLAB_MAX_TRAIN_SECONDS": _budget,
     "CNNLAB_DATA_ROOTS": _roots,
 }
 NAMES = ("CNNLAB_HOME", *READERS)  # every setting a user sets; the test over bad values walks this list
@@ -220,6 +251,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         training_nice=v["CNNLAB_TRAINING_NICE"],
         scheduler=v["CNNLAB_SCHEDULER"],
         scheduler_timeout=v["CNNLAB_SCHEDULER_TIMEOUT"],
+        max_queued_per_student=v["CNNLAB_MAX_QUEUED_PER_STUDENT"],
+        max_train_seconds=v["CNNLAB_MAX_TRAIN_SECONDS"],
         serving=env.get(SERVING_ENV) == "1",
     )
 

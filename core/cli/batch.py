@@ -14,6 +14,7 @@ from typing import TextIO
 from core.base import ModelConfig, TrainConfig, UserError, check_workers, number, plural, print_table
 from core.jobs import Job, JobState, JobTable, TrainingWorker, make_executor
 from core.store import RunRecord, RunStore
+from core.training import stop_reason
 
 
 class TrainingFailed(RuntimeError):
@@ -57,7 +58,9 @@ def train_all(
 
     Progress goes to ``stream`` (one line per epoch and per finished run; None: quiet).
     The first failure stops the others and raises: :class:`UserError` when the
-    user can fix it (exit 2), :class:`TrainingFailed` otherwise. The worker is closed at the end.
+    user can fix it (exit 2), :class:`TrainingFailed` otherwise. A run its time budget
+    (``CNNLAB_MAX_TRAIN_SECONDS``) stopped is a run like the others, its line says why.
+    The worker is closed at the end.
     """
     jobs: list[Job] = []
     try:
@@ -66,7 +69,7 @@ def train_all(
         failed = next((j for j in jobs if j.state == JobState.FAILED), None)
         if failed is not None:
             raise (UserError if failed.user_error else TrainingFailed)(failed.error)
-        stopped = next((j for j in jobs if j.state != JobState.DONE or j.result is None), None)
+        stopped = next((j for j in jobs if j.result is None or not (j.state == JobState.DONE or _budget(j))), None)
         if stopped is not None:
             raise TrainingFailed(stopped.error or f"The run {stopped.label} was stopped before it finished.")
         return [j.result for j in jobs]
@@ -101,10 +104,16 @@ def _follow(jobs: list[Job], titles: list[str], stream: TextIO | None) -> None:
                     if rec is not None:
                         how = "stored run" if rec.cached else f"trained in {rec.seconds:.1f} s"
                         how = f"{plural(len(rec.history.get('loss', [])), 'epoch')}, {how}"
+                        how += f" ({stop_reason(rec)})" if _budget(job) else ""
                     print(f"[{i + 1}/{n}] {titles[i]}: {how}", file=stream, flush=True)
         if all(ended) or any(j.state == JobState.FAILED for j in jobs):  # a failure: train_all stops the rest
             return
         time.sleep(0.2)
+
+
+def _budget(job: Job) -> bool:
+    """Whether the job's time budget stopped it (it has a run, stored as stopped, with the reason)."""
+    return job.result is not None and stop_reason(job.result) is not None
 
 
 JOB_COLUMNS = [

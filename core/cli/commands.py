@@ -13,14 +13,14 @@ import time
 
 from core.base import ModelConfig, TrainConfig, UserError, number, plural, print_table, run_precision
 from core.data import bundled_datasets
-from core.jobs import calibrate, estimate_text, load_calibration
+from core.jobs import budget_warning, calibrate, estimate_text, load_calibration
 from core.jobs.estimate import estimate
 from core.lab import LAB_COLUMNS, lab_cells, lab_rows, lab_summary, lab_variants
 from core.models import ArchitectureError, check_cost
 from core.models.layer_table import layer_table
 from core.results import compare_configs, comparison_rows, diagnosis_of
 from core.store import RunStore
-from core.training import check_submission, resolve, run_experiment
+from core.training import check_submission, resolve, run_experiment, stop_reason
 
 from .batch import cmd_jobs, make_worker, train_all
 from .embed import cmd_embed
@@ -68,6 +68,8 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
         return 0
     d, t = diagnosis_of(rec), rec.test  # a run just trained or stored: its history always reads
     print(f"Run {rec.run_id}{' (stored run, not retrained)' if rec.cached else ''}: {rec.label}")
+    if why := stop_reason(rec):  # its time budget (CNNLAB_MAX_TRAIN_SECONDS) ended it
+        print(why)
     print(
         f"Data: {rec.data['n_train']} train / {rec.data['n_val']} val / {rec.data['n_test']} test, "
         f"classes {', '.join(rec.data['classes'])}; {plural(len(rec.data['skipped']), 'file')} skipped"
@@ -113,6 +115,7 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
                     **est.to_dict(),
                     "n_images": n_images,
                     "text": estimate_text(est),
+                    "budget_warning": budget_warning(est),
                     "calibration": {
                         "precision": cal.precision,
                         "macs_per_second": cal.macs_per_second,
@@ -133,6 +136,8 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
         f"image forward, {est.precision}."
     )
     print(f"Peak memory: about {est.peak_bytes / 2**20:,.0f} MB.")
+    if warning := budget_warning(est):
+        print(warning)
     day = time.strftime("%Y-%m-%d", time.localtime(cal.measured))
     print(
         f"This machine: {cal.macs_per_second / 1e9:.1f} G multiply-adds/s in training, "

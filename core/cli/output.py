@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 from core.results import diagnosis_of
 from core.store import RunRecord
-from core.training import ProgressEvent
+from core.training import ProgressEvent, stop_reason
 
 
 def progress_printer(stream: TextIO) -> Callable[[ProgressEvent], None]:
@@ -32,6 +32,7 @@ def run_payload(rec: RunRecord) -> dict[str, Any]:
         "best_epoch": rec.best_epoch,
         "restored_epoch": rec.restored_epoch,
         "stopped_early": rec.stopped_early,
+        "stop_reason": stop_reason(rec),  # a time budget's sentence; None otherwise
         "epoch_seconds": rec.epoch_seconds,
         "diagnosis": d.to_dict() if (d := diagnosis_of(rec)) else rec.diagnosis,  # today's truth table
         "test": rec.test,

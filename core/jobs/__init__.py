@@ -1,5 +1,5 @@
 """Jobs: the training worker and its queue, executors (a child process per training, or a Dask cluster),
-the job table in the store, and estimates of time and memory before a training starts.
+the job table in the store, the queue's fair order, and estimates of time and memory before a training starts.
 """
 
 from core.jobs.child import run_task
@@ -7,6 +7,7 @@ from core.jobs.dask_executor import DaskExecutor
 from core.jobs.estimate import (
     Estimate,
     QueuedRun,
+    budget_warning,
     calibrate,
     calibrate_in_background,
     calibrating,
@@ -15,10 +16,11 @@ from core.jobs.estimate import (
     others_busy,
 )
 from core.jobs.executor import LocalExecutor, make_executor
+from core.jobs.fairqueue import fair_order
 from core.jobs.jobtable import STALE, JobTable
 from core.jobs.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
 from core.jobs.state import ACTIVE, CANCELLED, JobSnapshot, JobState
-from core.jobs.worker import Job, NotYourJob, TrainingWorker, get_worker
+from core.jobs.worker import Job, NotYourJob, QueueFull, TrainingWorker, get_worker
 
 __all__ = [
     "ACTIVE",
@@ -31,9 +33,11 @@ __all__ = [
     "JobTable",
     "LocalExecutor",
     "NotYourJob",
+    "QueueFull",
     "QueuedRun",
     "STALE",
     "TrainingWorker",
+    "budget_warning",
     "calibrate",
     "calibrate_in_background",
     "calibrating",
@@ -41,6 +45,7 @@ __all__ = [
     "cores",
     "death_message",
     "estimate_text",
+    "fair_order",
     "get_worker",
     "load_calibration",
     "make_executor",

@@ -98,9 +98,19 @@ def dataset_from_payload(d: dict[str, Any]) -> Dataset:
 
 
 def make_task(
-    ds: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, key: str, source: str, home: str | None
+    ds: Dataset,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    key: str,
+    source: str,
+    home: str | None,
+    time_budget: float | None = None,
 ) -> dict[str, Any]:
-    """A training task for :func:`run_task` (in a child process, here or on a cluster worker)."""
+    """A training task for :func:`run_task` (in a child process, here or on a cluster worker).
+
+    ``time_budget`` (seconds, None: no limit) travels with the task, decided where the job was
+    submitted: a child started before the job, or a cluster worker, has not read the server's setting.
+    """
     return {
         "dataset": dataset_payload(ds, same_machine=home is not None),
         "model_config": model_cfg.to_dict(),
@@ -108,6 +118,7 @@ def make_task(
         "key": key,
         "source": str(source),
         "home": home,
+        "time_budget": time_budget,
     }
 
 
@@ -139,6 +150,7 @@ def run_task(task: dict[str, Any], *, progress=None, stop_event: threading.Event
         store=store,
         progress=progress,
         stop_event=stop_event,
+        time_budget=task.get("time_budget"),
     )
     if store is not None:
         rec = save_run(store, art)

@@ -176,7 +176,7 @@ class DaskExecutor:
         del parallel, on_started  # the cluster's workers decide their threads; the pid is on another machine
         client = self.client()
         t = training
-        task = make_task(t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=None)
+        task = make_task(t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=None, time_budget=t.time_budget)
         name = f"cnnlab-train-{t.key}-{uuid.uuid4().hex[:8]}"
         remote_stop = distributed.Event(name + "-stop", client=client)
         events = distributed.Queue(name + "-events", client=client)

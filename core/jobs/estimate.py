@@ -51,7 +51,9 @@ from typing import Any
 import numpy as np
 
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
+from core.base.environment import settings
 from core.base.precision import cpu_flags, run_precision
+from core.base.tables import plural
 from core.data import Dataset, prepare_data
 from core.models.layer_table import VGG16_BLOCKS, layer_table
 from core.store.runstore import RunStore, default_home
@@ -463,3 +465,21 @@ def estimate_text(est: Estimate, queued: int = 0) -> str:
             "queued before it"
         )
     return text
+
+
+def budget_warning(est: Estimate, budget: float | None = None) -> str | None:
+    """One line when the training would not fit its time budget; None when it fits (or nothing is known).
+
+    Args:
+        est: the training's :class:`Estimate` (its own time, not the wait before it).
+        budget: seconds one training may take; None: ``CNNLAB_MAX_TRAIN_SECONDS`` (0: no limit).
+    """
+    budget = settings().max_train_seconds if budget is None else budget
+    if not budget or not est.calibrated or est.seconds <= budget or not est.epochs:
+        return None
+    fit = int(budget / (est.seconds / est.epochs))
+    where = f"after about {plural(fit, 'epoch')} of its {est.epochs}" if fit else "during its first epoch"
+    return (
+        f"This training needs {duration_text(est.seconds)}, more than the {budget:g} s a training may take on "
+        f"this server: it would stop {where}. Fewer epochs, fewer images or a smaller network fit."
+    )

@@ -38,6 +38,7 @@ class Training:
     train_cfg: TrainConfig
     key: str
     source: str
+    time_budget: float | None = None  # seconds it may train (None: no limit), decided at submission
 
 
 class Executor(Protocol):
@@ -84,7 +85,9 @@ class LocalExecutor:
 
     def run(self, training, *, store, parallel, stop, grace, on_event, on_started) -> ChildOutcome:
         t = training
-        task = make_task(t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=str(store.home))
+        task = make_task(
+            t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=str(store.home), time_budget=t.time_budget
+        )
         return run_child(
             task,
             threads=threads_per_training(parallel),

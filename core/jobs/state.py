@@ -24,7 +24,7 @@ class JobState(StrEnum):
     RUNNING = "running"  # training in its process
     DONE = "done"  # its run is stored (trained, or found in the store)
     FAILED = "failed"  # ended without a run: ``error`` says why
-    STOPPED = "stopped"  # stopped by a person: a run with what it learned, or nothing (cancelled, forced)
+    STOPPED = "stopped"  # by a person or its time budget: a run with what it learned, or nothing (cancelled, forced)
     INTERRUPTED = "interrupted"  # its server stopped while it waited or trained (core.jobs.jobtable)
 
     @property
@@ -54,7 +54,8 @@ class JobSnapshot:
         fraction: progress in [0, 1] over all planned batches.
         history: the curves so far, ``{"loss": [...], "val_loss": [...], ...}``.
         run_id, cached: the run it produced (None when none), and whether it came from the store.
-        error, detail: why it failed or stopped (for the student), a traceback (for the teacher).
+        error, detail: why it failed or stopped (for the student: a time budget says so), a traceback (for
+            the teacher).
         submitted, started, finished: times (seconds since the epoch).
         stop_requested: someone asked it to stop.
     """

@@ -13,6 +13,14 @@ running returns that job; one that is already stored returns a finished job
 at once, marked cached. Every job has an ``owner`` (an opaque id: the
 dashboard's session); only its owner, or an admin, may stop it.
 
+The queue is fair between owners (:mod:`core.jobs.fairqueue`): round robin by
+owner, not first come first served, and the positions follow that order. An
+owner may have at most ``CNNLAB_MAX_QUEUED_PER_STUDENT`` jobs waiting
+(:class:`QueueFull`; admins and jobs without an owner are not counted). Each
+job carries the time budget in force where it was submitted
+(``CNNLAB_MAX_TRAIN_SECONDS``, :class:`core.training.fit.TimeBudget`) to
+wherever it trains.
+
 Every job is also a row of the run store's job table (:mod:`core.jobs.jobtable`),
 so that after the server dies a new one shows its jobs as interrupted and
 can run them again (:meth:`TrainingWorker.rerun`).
@@ -23,6 +31,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+import types
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,17 +42,32 @@ from core.base.errors import UserError, plain_message
 from core.base.limits import resource_message
 from core.base.naming import describe
 from core.base.precision import settle_precision
+from core.base.tables import plural
 from core.data import Dataset
 from core.jobs.executor import Executor, Training, make_executor
+from core.jobs.fairqueue import fair_order
 from core.jobs.jobtable import HEARTBEAT, JobTable
 from core.jobs.process import ChildOutcome
 from core.jobs.state import CANCELLED, JobSnapshot, JobState
 from core.store.runstore import RunRecord, RunStore, default_home
-from core.training.experiment import check_submission, resolve, stored_answer
+from core.training.experiment import check_submission, resolve, stop_reason, stored_answer
 
 
 class NotYourJob(UserError):
     """A stop asked for by someone who did not start the job."""
+
+
+class QueueFull(UserError):
+    """A student's submission beyond ``CNNLAB_MAX_QUEUED_PER_STUDENT`` waiting jobs."""
+
+
+def queue_full_message(waiting: int, cap: int, adding: int = 1) -> str:
+    """Why a submission was refused: how many of the student's trainings wait, and what to do."""
+    asked = "" if adding == 1 else f" (this asks for {adding} more)"
+    return (
+        f"You already have {plural(waiting, 'training')} waiting in the queue{asked}, and each student may have at "
+        f"most {cap} waiting. Wait until some of yours have started, or cancel the ones you no longer need."
+    )
 
 
 @dataclass
@@ -71,6 +95,7 @@ class Job:
     error: str | None = None
     detail: str | None = None  # the traceback of an unexpected failure, for a debug expander
     user_error: bool = False  # the failure is the user's to fix (bad weights, data): the CLI exits 2
+    time_budget: float | None = None  # seconds of training allowed, decided at submission (None: no limit)
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
     dataset: Dataset | None = field(default=None, repr=False)  # handed to the training, then dropped
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -217,6 +242,8 @@ class TrainingWorker:
         self._order: collections.deque[str] = collections.deque()
         self._waiting: list[Job] = []
         self._running: set[str] = set()
+        self._starts = 0  # jobs started so far; an owner's last start is the count when it began
+        self._last_start: dict[str | None, int] = {}
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._keep = keep
@@ -236,53 +263,111 @@ class TrainingWorker:
         *,
         use_cache: bool = True,
         owner: str | None = None,
+        admin: bool = False,
     ) -> Job:
         """Queue a run, or join the one already queued/running for the same key.
 
         Raises the data and architecture errors at once (before queueing), so a
         page can show them next to the control that caused them. This is where
         a job's facts are decided, once: the precision ("auto" resolved on this
-        machine, :func:`core.base.precision.settle_precision`) and the architecture
-        check; the job carries the decided config to wherever it trains.
+        machine, :func:`core.base.precision.settle_precision`), the architecture
+        check and the time budget; the job carries them to wherever it trains.
+
+        Raises:
+            QueueFull: ``owner`` already has ``CNNLAB_MAX_QUEUED_PER_STUDENT`` jobs waiting
+                (not for an ``admin``, nor for jobs without an owner).
         """
-        train_cfg = settle_precision(model_cfg, train_cfg)  # "auto" decided here, once: whoever trains gets the value
-        ds, model_cfg, key = resolve(source, model_cfg, train_cfg, self.store)
-        check_submission(model_cfg, train_cfg)  # impossible, too costly or unusable weights: say so now, once
-        with self._lock:
-            for job in self._jobs.values():
-                if job.key == key and job.active:
-                    return job
-            job = Job(
-                id=uuid.uuid4().hex[:10],
-                key=key,
-                source=str(source),
-                model_cfg=model_cfg,
-                train_cfg=train_cfg,
-                label=describe(model_cfg, train_cfg),
-                owner=owner,
-            )
-            if use_cache:
-                found = stored_answer(self.store, key, ds)  # the data report is this read's
-                if found is not None:
-                    job.result, job.state, job.finished = found, JobState.DONE, time.time()
-                    job.epochs = job.epoch = len(found.history.get("loss", []))
-                    job.history.update({k: list(v) for k, v in found.history.items()})
-                    self._remember(job)
-                    return job
-            job.epochs = train_cfg.epochs + (train_cfg.fine_tune_epochs if model_cfg.model == "vgg16" else 0)
-            job.dataset = ds
-            self._waiting.append(job)
-            self._remember(job)
-            self._number_queue()
-            self._wake.notify_all()
+        [job] = self.submit_many(source, [(model_cfg, train_cfg)], use_cache=use_cache, owner=owner, admin=admin)
         return job
 
-    def rerun(self, job_id: str, *, owner: str | None = None) -> Job:
+    def submit_many(
+        self,
+        source: str,
+        configs: list[tuple[ModelConfig, TrainConfig]],
+        *,
+        use_cache: bool = True,
+        owner: str | None = None,
+        admin: bool = False,
+    ) -> list[Job]:
+        """:meth:`submit` for several configurations on one source, all or nothing.
+
+        Every configuration is checked before any is queued, and the per-student
+        cap counts only the jobs this would add (configurations already queued,
+        running or stored add none), so a sweep is either queued whole or refused
+        with one message.
+        """
+        prepared = []
+        for model_cfg, train_cfg in configs:
+            train_cfg = settle_precision(model_cfg, train_cfg)  # "auto" decided here, once: whoever trains gets it
+            ds, model_cfg, key = resolve(source, model_cfg, train_cfg, self.store)
+            check_submission(model_cfg, train_cfg)  # impossible, too costly or unusable weights: say so now, once
+            prepared.append((ds, model_cfg, train_cfg, key))
+        budget = settings().max_train_seconds or None
+        with self._lock:
+            answers: list[Job | RunRecord | None] = []
+            for ds, _, _, key in prepared:
+                active = next((j for j in self._jobs.values() if j.key == key and j.active), None)
+                found = None if active is not None or not use_cache else stored_answer(self.store, key, ds)
+                answers.append(active or found)
+            new_keys = {key for (_, _, _, key), a in zip(prepared, answers, strict=True) if a is None}
+            self._check_room(owner, len(new_keys), admin)
+            jobs: list[Job] = []
+            for (ds, model_cfg, train_cfg, key), answer in zip(prepared, answers, strict=True):
+                if isinstance(answer, Job):
+                    jobs.append(answer)
+                    continue
+                same = next((j for j in jobs if j.key == key and j.active), None)  # twice in one call
+                if same is not None:
+                    jobs.append(same)
+                    continue
+                job = Job(
+                    id=uuid.uuid4().hex[:10],
+                    key=key,
+                    source=str(source),
+                    model_cfg=model_cfg,
+                    train_cfg=train_cfg,
+                    label=describe(model_cfg, train_cfg),
+                    owner=owner,
+                    time_budget=budget,
+                )
+                if answer is not None:  # stored: a finished, cached job (the data report is this read's)
+                    job.result, job.state, job.finished = answer, JobState.DONE, time.time()
+                    job.epochs = job.epoch = len(answer.history.get("loss", []))
+                    job.history.update({k: list(v) for k, v in answer.history.items()})
+                else:
+                    job.epochs = train_cfg.epochs + (train_cfg.fine_tune_epochs if model_cfg.model == "vgg16" else 0)
+                    job.dataset = ds
+                    self._waiting.append(job)
+                self._remember(job)
+                jobs.append(job)
+            self._number_queue()
+            self._wake.notify_all()
+        return jobs
+
+    def _check_room(self, owner: str | None, adding: int, admin: bool) -> None:
+        """Refuse ``adding`` more waiting jobs for ``owner`` past the per-student cap (:class:`QueueFull`)."""
+        cap = settings().max_queued_per_student
+        if owner is None or admin or not cap or not adding:
+            return
+        waiting = sum(1 for j in self._waiting if j.owner == owner)
+        if waiting + adding > cap:
+            raise QueueFull(queue_full_message(waiting, cap, adding))
+
+    def ahead_of(self, owner: str | None) -> list[Job]:
+        """The jobs that would train before a job ``owner`` submitted now: the running ones, then the
+        waiting ones the fair order puts before it (for the estimated wait)."""
+        with self._lock:
+            newcomer = types.SimpleNamespace(owner=owner)  # all the order needs to know of a job
+            order = fair_order([*self._waiting, newcomer], self._last_start)
+            return self.running() + order[: next(i for i, j in enumerate(order) if j is newcomer)]
+
+    def rerun(self, job_id: str, *, owner: str | None = None, admin: bool = False) -> Job:
         """Submit an interrupted (or failed, or stopped) job's configuration again, as ``owner``'s job."""
         job = self.get(job_id)
         if job is None:
             raise UserError(f"There is no job {job_id!r} in this run store: start the training again instead.")
-        return self.submit(job.source, job.model_cfg, job.train_cfg, owner=owner if owner is not None else job.owner)
+        who = owner if owner is not None else job.owner
+        return self.submit(job.source, job.model_cfg, job.train_cfg, owner=who, admin=admin)
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job
@@ -294,9 +379,14 @@ class TrainingWorker:
                 break
             self._jobs.pop(self._order.popleft(), None)
 
+    def _fair(self) -> list[Job]:
+        """The waiting jobs, next first (``_waiting`` itself keeps the order they were submitted in)."""
+        return fair_order(self._waiting, self._last_start)
+
     def _number_queue(self) -> None:
-        """Give the waiting jobs their positions (1 = next), in memory and in the job table."""
-        for i, job in enumerate(self._waiting, start=1):
+        """Put the waiting jobs in the fair order and give them their positions (1 = next), in memory and
+        in the job table (on every submit, start and stop)."""
+        for i, job in enumerate(self._fair(), start=1):
             if job.position != i:
                 job.position = i
                 self.table.update(job.id, position=i)
@@ -338,9 +428,9 @@ class TrainingWorker:
             return [self._jobs[i] for i in self._order if i in self._jobs]
 
     def queued(self) -> list[Job]:
-        """Waiting jobs, next first."""
+        """Waiting jobs, next first (the fair order: :mod:`core.jobs.fairqueue`)."""
         with self._lock:
-            return list(self._waiting)
+            return self._fair()
 
     def running(self) -> list[Job]:
         """Jobs training now, oldest first."""
@@ -371,7 +461,10 @@ class TrainingWorker:
                     if time.monotonic() - beat >= HEARTBEAT:
                         self.table.heartbeat(self.server)
                         beat = time.monotonic()
-                job = self._waiting.pop(0)
+                job = self._fair()[0]
+                self._waiting.remove(job)
+                self._starts += 1
+                self._last_start[job.owner] = self._starts
                 self._running.add(job.id)
                 with job._lock:
                     job.state, job.started, job.position = JobState.RUNNING, time.time(), None
@@ -389,7 +482,7 @@ class TrainingWorker:
             job.pid = pid
             self.table.update(job.id, pid=pid)
 
-        training = Training(job.dataset, job.model_cfg, job.train_cfg, job.key, job.source)
+        training = Training(job.dataset, job.model_cfg, job.train_cfg, job.key, job.source, job.time_budget)
         job.dataset = None
         try:
             out = self.executor.run(
@@ -420,6 +513,8 @@ class TrainingWorker:
                 JobState.FAILED,
                 "The training ended but its run is not in the store. Earlier runs are safe.",
             )
+        if rec is not None and out.state == JobState.STOPPED and out.error is None:
+            out.error = stop_reason(rec)  # its time budget, said on every page that shows the job
         with job._lock:
             job.result, job.state, job.error, job.detail = rec, out.state, out.error, out.detail
             job.user_error = out.user_error

@@ -13,20 +13,24 @@ from core.training.experiment import (
     resolve,
     run_experiment,
     save_run,
+    stop_reason,
     stored_answer,
 )
-from core.training.fit import ProgressEvent, predict_proba
+from core.training.fit import BUDGET_STOP, ProgressEvent, TimeBudget, budget_stop_text, predict_proba
 from core.training.heldout import HeldOutUnavailable, run_calibration, stored_validation, validation_predictions
 from core.training.train import train_model
 from core.training.transfer import train_transfer
 
 __all__ = [
+    "BUDGET_STOP",
     "FEATURES_KIND",
     "HeldOutUnavailable",
     "NothingToKeep",
     "PrecisionMismatch",
     "ProgressEvent",
     "RunArtifacts",
+    "TimeBudget",
+    "budget_stop_text",
     "cached_features",
     "check_submission",
     "compute_run",
@@ -37,6 +41,7 @@ __all__ = [
     "run_calibration",
     "run_experiment",
     "save_run",
+    "stop_reason",
     "stored_answer",
     "stored_validation",
     "train_model",

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.base.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
+from core.base.environment import settings
 from core.base.errors import UserError
 from core.base.naming import describe
 from core.base.precision import decided_precision, run_precision, settle_precision
@@ -29,7 +30,7 @@ from core.models.weight_sources import WeightsError, file_digest, weight_kind, w
 from core.results.diagnosis import diagnose
 from core.results.evaluation import evaluate
 from core.store.runstore import RunRecord, RunStore
-from core.training.fit import predict_proba
+from core.training.fit import BUDGET_STOP, budget_stop_text, predict_proba
 from core.training.train import train_model
 
 
@@ -178,6 +179,7 @@ def run_experiment(
         progress: a callable taking :class:`core.training.train.ProgressEvent`.
         stop_event: set it to stop training early; the run is then stored
             with status "stopped" and never served as a cached answer.
+            ``CNNLAB_MAX_TRAIN_SECONDS`` stops it the same way (:func:`stop_reason` says why).
 
     Returns:
         The :class:`RunRecord`; ``record.cached`` tells whether it was stored before.
@@ -196,7 +198,15 @@ def run_experiment(
         if found is not None:
             return found
     artifacts = compute_run(
-        ds, model_cfg, train_cfg, key, source=str(source), store=store, progress=progress, stop_event=stop_event
+        ds,
+        model_cfg,
+        train_cfg,
+        key,
+        source=str(source),
+        store=store,
+        progress=progress,
+        stop_event=stop_event,
+        time_budget=settings().max_train_seconds or None,  # decided once, here, like the precision
     )
     return save_run(store, artifacts)
 
@@ -211,6 +221,7 @@ def compute_run(
     store: RunStore | None,
     progress=None,
     stop_event: threading.Event | None = None,
+    time_budget: float | None = None,
 ) -> RunArtifacts:
     """Prepare, train, evaluate and diagnose one run; nothing is stored.
 
@@ -219,13 +230,17 @@ def compute_run(
     The configs come checked from where the job was submitted (:func:`run_experiment`,
     :meth:`core.jobs.worker.TrainingWorker.submit`): the network against the server's
     limits, and the precision decided (:func:`core.base.precision.settle_precision`);
-    nothing here decides either again.
+    nothing here decides either again. ``time_budget`` (seconds, None: no limit) is decided there
+    too (``CNNLAB_MAX_TRAIN_SECONDS``); a run it stops is stored as stopped, with
+    ``extra["stopped_by"] == "time budget"`` and ``extra["time_budget"]``.
     """
     decided_precision(train_cfg)  # "auto" here would be decided again from this machine's CPU: a bug
     table = layer_table(model_cfg)
     started = time.time()
     data = run_split(ds, train_cfg)
-    result = train_model(model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event)
+    result = train_model(
+        model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event, time_budget=time_budget
+    )
     if not result.history.get("loss"):
         raise NothingToKeep(
             "Training was stopped before its first epoch ended, so there is nothing to keep. "
@@ -244,7 +259,12 @@ def compute_run(
         model_cfg=model_cfg,
         train_cfg=train_cfg,
     )
-    status = "stopped" if result.stopped_by_user else "complete"
+    status = "stopped" if result.stopped_by_user or result.stopped_by_budget else "complete"
+    extra = dict(getattr(result, "extra", None) or {})
+    if time_budget:
+        extra["time_budget"] = float(time_budget)
+    if result.stopped_by_budget:
+        extra["stopped_by"] = BUDGET_STOP
     run_id = key if status == "complete" else f"{key}-stopped-{uuid.uuid4().hex[:6]}"
     record = RunRecord(
         run_id=run_id,
@@ -278,7 +298,7 @@ def compute_run(
         test=report.to_dict(),
         seconds=float(result.seconds),
         versions=versions(),
-        extra=dict(getattr(result, "extra", None) or {}),
+        extra=extra,
     )
     arrays = {
         "test_images": np.ascontiguousarray(ds.images[data.test_index]),
@@ -289,6 +309,13 @@ def compute_run(
         "val_probs": val_probs.astype(np.float32),
     }
     return RunArtifacts(record=record, model=result.model, arrays=arrays)
+
+
+def stop_reason(record: RunRecord) -> str | None:
+    """Why a stopped run ended before its last planned epoch, when not by a person (its time budget); else None."""
+    if record.extra.get("stopped_by") != BUDGET_STOP:
+        return None
+    return budget_stop_text(record.extra["time_budget"], len(record.history.get("loss", [])))
 
 
 class PrecisionMismatch(UserError):

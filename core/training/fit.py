@@ -7,6 +7,9 @@ with three additions that cost nothing measurable (see ``bench/bench_engine.py``
   notebook can draw live curves;
 - a ``threading.Event`` that stops training after the current batch, keeping
   the history so far and the weights the run keeps;
+- a time budget (:class:`TimeBudget`, ``CNNLAB_MAX_TRAIN_SECONDS``): once the
+  training has taken that long it stops after the current batch, as a stop
+  request does, and says so (:func:`budget_stop_text`);
 - the best epoch's weights (by ``monitor``), held in memory as training goes.
   Keras' ``ModelCheckpoint(save_best_only=True)`` writes a file at every
   improvement instead; holding the weights gives the same checkpoint without
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.base.config import KERAS_LOSSES, KERAS_OPTIMIZERS, OPTIMIZERS, ModelConfig, TrainConfig
 from core.base.errors import UserError
+from core.base.tables import plural
 from core.models.augment import augment_dataset_fn
 from core.models.pipeline import Preprocess, image_batches, is_images
 from core.results.curves import HISTORY_KEYS
@@ -70,6 +74,36 @@ class ProgressEvent:
 
 Progress = Callable[[ProgressEvent], None]
 
+BUDGET_STOP = "time budget"  # a run's ``extra["stopped_by"]`` when its time budget stopped it
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """Seconds one training may take, counted from when it began (building the network and VGG16's features
+    included, preparing the data and evaluating after it not).
+
+    Checked after every batch, like a stop request: the training then stops after that batch (the last,
+    shortened epoch is validated and counts like the others) and the run keeps the weights the keep-best
+    rule says (:func:`keeps_best_weights`). After a batch, not an epoch: an epoch of a large network can
+    take minutes, and the budget is the server's time.
+    """
+
+    seconds: float
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def of(cls, seconds: float | None) -> TimeBudget | None:
+        """A budget starting now, or None for no limit (None or 0)."""
+        return cls(float(seconds)) if seconds else None
+
+    def reached(self) -> bool:
+        return time.perf_counter() - self.started >= self.seconds
+
+
+def budget_stop_text(seconds: float, epochs: int) -> str:
+    """Why a run ended early: ``Stopped: the time budget of 60 s per training was reached after 3 epochs.``"""
+    return f"Stopped: the time budget of {seconds:g} s per training was reached after {plural(epochs, 'epoch')}."
+
 
 @dataclass
 class TrainResult:
@@ -83,6 +117,7 @@ class TrainResult:
     phases: list[dict[str, Any]]
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the weight source a transfer run used
+    stopped_by_budget: bool = False  # its time budget ended it before its last planned batch
 
     @property
     def epochs_run(self) -> int:
@@ -125,7 +160,7 @@ def _callback_classes():
     class Hooks(keras.callbacks.Callback):
         """Progress, stop requests, epoch timing and best-weights tracking in one callback."""
 
-        def __init__(self, *, monitor, progress, stop_event, first_epoch, total_epochs, batches, phase):
+        def __init__(self, *, monitor, progress, stop_event, first_epoch, total_epochs, epochs, batches, phase, budget):
             super().__init__()
             self.monitor = monitor
             self.mode_max = monitor.endswith("accuracy")
@@ -133,7 +168,10 @@ def _callback_classes():
             self.stop_event = stop_event
             self.first_epoch = first_epoch
             self.total_epochs = total_epochs
+            self.epochs = epochs  # of this phase
             self.batches = batches
+            self.budget = budget
+            self.stopped_by_budget = False
             self.phase = phase
             self.best_value = -math.inf if self.mode_max else math.inf
             self.best_weights = None
@@ -155,6 +193,10 @@ def _callback_classes():
         def on_train_batch_end(self, batch, logs=None):
             if self.stop_event is not None and self.stop_event.is_set():
                 self.stopped_by_user = True
+                self.model.stop_training = True
+            last = self._epoch + 1 == self.epochs and batch + 1 == self.batches  # nothing left to cut
+            if self.budget is not None and not self.stopped_by_user and not last and self.budget.reached():
+                self.stopped_by_budget = True
                 self.model.stop_training = True
             if self.progress is not None:
                 # At most ~10 reports a second: a report is cheap, a UI redraw is not.
@@ -185,6 +227,7 @@ class PhaseOutcome:
     stopped_early: bool
     stopped_by_user: bool
     restored_epoch: int | None
+    stopped_by_budget: bool = False
 
 
 def class_weights(y_train, how: str) -> dict[int, float] | None:
@@ -226,6 +269,7 @@ def fit_phase(
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
     preprocess: Preprocess | None = None,
+    budget: TimeBudget | None = None,
 ) -> PhaseOutcome:
     """One ``model.fit``; the model is compiled and left with its best weights.
 
@@ -234,7 +278,8 @@ def fit_phase(
     ``preprocess``ed one batch at a time by :func:`core.models.pipeline.image_batches`,
     or float arrays taken as they are (cached VGG16 features).
     Reused by :mod:`core.training.transfer` for the head (on cached features, with
-    ``augment=False``) and for fine-tuning.
+    ``augment=False``) and for fine-tuning. ``budget`` stops it after the batch in which the
+    training's time budget runs out (``stopped_by_budget``).
     """
     import keras
 
@@ -247,8 +292,10 @@ def fit_phase(
         stop_event=stop_event,
         first_epoch=first_epoch,
         total_epochs=total_epochs or epochs,
+        epochs=epochs,
         batches=batches,
         phase=phase,
+        budget=budget,
     )
     callbacks: list[keras.callbacks.Callback] = [hooks]
     early = None
@@ -279,7 +326,9 @@ def fit_phase(
     )
     history = {k: [float(v) for v in hist.history.get(k, [])] for k in HISTORY_KEYS}
     ran = len(history["loss"])
-    stopped_early = bool(early is not None and early.stopped_epoch > 0 and not hooks.stopped_by_user)
+    stopped_early = bool(
+        early is not None and early.stopped_epoch > 0 and not (hooks.stopped_by_user or hooks.stopped_by_budget)
+    )
     restored = None
     if keeps_best_weights(train_cfg) and hooks.best_weights is not None:
         model.set_weights(hooks.best_weights)
@@ -292,6 +341,7 @@ def fit_phase(
         stopped_early=stopped_early,
         stopped_by_user=hooks.stopped_by_user,
         restored_epoch=restored,
+        stopped_by_budget=hooks.stopped_by_budget,
     )
 
 

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 from core.base.config import ModelConfig, TrainConfig
 from core.base.precision import precision_policy, settle_precision
 from core.models.builder import build_model
-from core.training.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
+from core.training.fit import (
+    Progress,
+    ProgressEvent,
+    TimeBudget,
+    TrainResult,
+    check_inputs,
+    compile_model,
+    fit_phase,
+    set_seed,
+)
 from core.training.transfer import train_transfer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +34,7 @@ def train_model(
     store: RunStore | None,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
+    time_budget: float | None = None,
 ) -> TrainResult:
     """Build, compile and train the configured model on prepared data.
 
@@ -36,6 +46,8 @@ def train_model(
             features, offline weights); None computes them without caching.
         progress: called with a :class:`ProgressEvent` per batch and epoch.
         stop_event: set it to stop after the current batch.
+        time_budget: seconds this training may take (:class:`core.training.fit.TimeBudget`); it then
+            stops after the current batch, ``stopped_by_budget``. None or 0: no limit.
 
     Returns:
         A :class:`TrainResult`; ``result.model`` holds the kept weights
@@ -51,8 +63,11 @@ def train_model(
     """
     train_cfg = settle_precision(model_cfg, train_cfg)  # decided at submission already; a direct caller's "auto" here
     check_inputs(model_cfg, train_cfg, data)
+    budget = TimeBudget.of(time_budget)  # counts from here: building the network is part of the training
     if model_cfg.model == "vgg16":
-        return train_transfer(model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event)
+        return train_transfer(
+            model_cfg, train_cfg, data, store=store, progress=progress, stop_event=stop_event, budget=budget
+        )
 
     start = time.perf_counter()
     set_seed(train_cfg.seed)
@@ -68,6 +83,7 @@ def train_model(
         epochs=train_cfg.epochs,
         progress=progress,
         stop_event=stop_event,
+        budget=budget,
     )
     seconds = time.perf_counter() - start
     if progress is not None:
@@ -83,4 +99,5 @@ def train_model(
         phases=[{"name": "train", "first_epoch": 1, "epochs": len(out.history["loss"])}],
         seconds=seconds,
         extra={"precision": precision},
+        stopped_by_budget=out.stopped_by_budget,
     )

@@ -38,7 +38,16 @@ from core.base.precision import precision_policy, settle_precision
 from core.models.vgg16 import FINE_TUNE_LAYERS, assemble_model, build_base, unfreeze_last_block
 from core.models.weight_sources import preprocess_images
 from core.training.base_features import cached_features, feature_source
-from core.training.fit import Progress, ProgressEvent, TrainResult, check_inputs, compile_model, fit_phase, set_seed
+from core.training.fit import (
+    Progress,
+    ProgressEvent,
+    TimeBudget,
+    TrainResult,
+    check_inputs,
+    compile_model,
+    fit_phase,
+    set_seed,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -69,6 +78,7 @@ def train_transfer(
     store: RunStore | None,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
+    budget: TimeBudget | None = None,
 ) -> TrainResult:
     """Train the VGG16 transfer model: the head on cached base features, then optional fine-tuning.
 
@@ -94,6 +104,8 @@ def train_transfer(
     Args:
         model_cfg: ``model == "vgg16"``; ``weights`` picks the base's weights.
         train_cfg, data, progress, stop_event: as :func:`core.training.train.train_model`.
+        budget: the training's time budget over both phases (None: no limit); once reached, training
+            stops after the current batch, and fine-tuning does not start.
         store: the run store whose cache keeps the features and the offline
             weights; None: compute them, cache nothing.
 
@@ -187,6 +199,7 @@ def train_transfer(
         progress=progress,
         stop_event=stop_event,
         preprocess=on_images,
+        budget=budget,
     )
     extra["head_seconds"] = round(time.perf_counter() - t_head, 3)
     n1 = len(head.history["loss"])
@@ -196,8 +209,9 @@ def train_transfer(
     best_epoch, stopped_early, stopped_by_user = head.best_epoch, head.stopped_early, head.stopped_by_user
     restored, last_phase = head.restored_epoch, "head"
     extra["best_phase"] = "head"
+    stopped_by_budget = head.stopped_by_budget or bool(n_ft and budget is not None and budget.reached())
 
-    if n_ft and not head.stopped_by_user:
+    if n_ft and not head.stopped_by_user and not stopped_by_budget:
         snap = _snapshot(model)
         unfreeze_last_block(model)
         if feats is not None and feats.block4 is not None:
@@ -230,6 +244,7 @@ def train_transfer(
             progress=progress,
             stop_event=stop_event,
             preprocess=on_images,
+            budget=budget,
         )
         n2 = len(ft.history["loss"])
         for k in history:
@@ -243,7 +258,7 @@ def train_transfer(
             restored = n1 + ft.restored_epoch if ft.restored_epoch else None
         else:  # the head's best epoch stays the best: hand back its weights
             _restore(model, snap)
-        stopped_early, stopped_by_user = ft.stopped_early, ft.stopped_by_user
+        stopped_early, stopped_by_user, stopped_by_budget = ft.stopped_early, ft.stopped_by_user, ft.stopped_by_budget
         last_phase = "fine-tune"
         extra["fine_tune"] = {
             "layers": list(FINE_TUNE_LAYERS),
@@ -269,4 +284,5 @@ def train_transfer(
         phases=phases,
         seconds=seconds,
         extra=extra,
+        stopped_by_budget=stopped_by_budget,
     )
