@@ -30,6 +30,8 @@ CNNLAB_UPLOAD_QUOTA_MB     1000                           all of one student's u
 CNNLAB_WORKERS             half the cores (at least 1)    trainings at once on this machine
 CNNLAB_STOP_GRACE          5                              seconds a stopped training has before it is killed
 CNNLAB_TRAINING_NICE       10                             CPU niceness of a training process, 0-19 (0: off)
+CNNLAB_WARM                1                              1: keep a training process ready per slot
+                                                          (TensorFlow imported), 0: start one per press
 CNNLAB_SCHEDULER           (none: train here)             a Dask scheduler's address, tcp://host:port
 CNNLAB_SCHEDULER_TIMEOUT   10                             seconds to wait for that scheduler to answer
 ========================== ============================== ==========================================
@@ -79,6 +81,7 @@ class Settings:
     workers: int | None  # None: half the cores
     stop_grace: float
     training_nice: int
+    warm: bool  # keep a training process ready per slot (core.jobs.process.WarmPool)
     scheduler: str | None  # None: train on this machine
     scheduler_timeout: float
     serving: bool
@@ -194,6 +197,9 @@ READERS: dict[str, Callable[[str], object]] = {
     "CNNLAB_TRAINING_NICE": lambda t: _whole(
         "CNNLAB_TRAINING_NICE", t, DEFAULT_TRAINING_NICE, "a whole number from 0 (off) to 19", low=0, high=19
     ),
+    "CNNLAB_WARM": lambda t: bool(
+        _whole("CNNLAB_WARM", t, 1, "1 (keep a training process ready) or 0 (off)", low=0, high=1)
+    ),
     "CNNLAB_SCHEDULER": lambda t: check_scheduler(t) if t.strip() else None,
     "CNNLAB_SCHEDULER_TIMEOUT": lambda t: _seconds(
         "CNNLAB_SCHEDULER_TIMEOUT", t, DEFAULT_SCHEDULER_TIMEOUT, "a number of seconds above 0"
@@ -218,6 +224,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=v["CNNLAB_WORKERS"],
         stop_grace=v["CNNLAB_STOP_GRACE"],
         training_nice=v["CNNLAB_TRAINING_NICE"],
+        warm=v["CNNLAB_WARM"],
         scheduler=v["CNNLAB_SCHEDULER"],
         scheduler_timeout=v["CNNLAB_SCHEDULER_TIMEOUT"],
         serving=env.get(SERVING_ENV) == "1",

@@ -1,18 +1,21 @@
-"""The training process's side: ``python -m core.jobs.child FD``, started by :mod:`core.jobs.process`.
+"""The training process's side: its tasks and :func:`main`, run as ``python -m core.jobs FD``
+(:mod:`core.jobs.__main__`), started by :mod:`core.jobs.process`.
 
 One process per training, a fresh interpreter each time: TensorFlow keeps
 about 12-15 MB per trained model that nothing gives back (keras-team/keras
 #20552), and a crash or an out-of-memory kill inside it must not take the
 server down. The process trains one task and exits, and its memory goes
-with it.
+with it. It is started before its task is known (the worker keeps one warm
+per slot, :class:`core.jobs.process.WarmPool`): it imports TensorFlow, sets its
+threads and priority, says it is ready, and waits.
 
 The parent and the child talk over a private socket pair (file descriptor
 ``FD``, inherited), with :class:`multiprocessing.connection.Connection`'s
 messages; both ends are this program, so the pickles are our own::
 
-    parent -> child   ("task", task)             once, first
+    parent -> child   ("task", task)             once, first (whenever the parent has one)
                       ("stop", None)             stop after the current batch
-    child -> parent   ("started", info)          pid, threads, after TensorFlow's import
+    child -> parent   ("ready", info)            pid, threads: warm (TensorFlow imported), waiting for its task
                       ("progress", ProgressEvent)  per batch (at most ~10 a second) and per epoch
                       ("result", result)         {"run_id", "status"} or the artifacts (see below)
                       ("error", error)           {"kind": "user" | "nothing" | "unexpected", "message", "detail"}
@@ -30,7 +33,7 @@ without storing anything: a killed server leaves no training behind.
 from __future__ import annotations
 
 import os
-import sys
+import queue
 import tempfile
 import threading
 import traceback
@@ -171,33 +174,54 @@ def lower_priority() -> int:
     return os.nice(wanted)
 
 
+def warm_up() -> int:
+    """Everything a training needs before its task: the priority, TensorFlow and its threads. Returns the threads."""
+    lower_priority()  # reads and checks the settings: a bad one is the user's error, reported with the task
+    threads = _use_threads()
+    import keras  # noqa: F401  (imported with TensorFlow's first use otherwise: here, before the task)
+
+    return threads
+
+
 def main(fd: int) -> int:
+    """The training process: warm up, say ``ready``, train the one task that comes, answer, exit.
+
+    A listening thread reads every message from the start: the task (handed
+    to the main thread), ``stop`` (sets the stop event) and the end of the
+    connection (the parent went away: exit at once, whether warm or training).
+    """
     conn = Connection(fd)
     lock = threading.Lock()
     stop = threading.Event()
+    tasks: queue.Queue[dict[str, Any]] = queue.Queue()
 
     def send(msg: tuple) -> None:
         with lock:
             conn.send(msg)
 
-    kind, task = conn.recv()
-    if kind != "task":
-        return 2
-
     def listen() -> None:
         try:
             while True:
-                what, _ = conn.recv()
-                if what == "stop":
+                what, payload = conn.recv()
+                if what == "task":
+                    tasks.put(payload)
+                elif what == "stop":
                     stop.set()
         except (EOFError, OSError):
             os._exit(EXIT_ORPHANED)  # the parent died: store nothing, leave nothing running
 
     threading.Thread(target=listen, name="cnnlab-child-listen", daemon=True).start()
+    failure: Exception | None = None
+    threads = 0
     try:
-        lower_priority()  # reads and checks the settings: a bad one is the user's error, reported below
-        threads = _use_threads()
-        send(("started", {"pid": os.getpid(), "threads": threads}))
+        threads = warm_up()
+    except Exception as exc:  # noqa: BLE001 - reported once the task has come, as the task's error
+        failure = exc
+    send(("ready", {"pid": os.getpid(), "threads": threads}))
+    task = tasks.get()
+    try:
+        if failure is not None:
+            raise failure
         result = run_task(task, progress=lambda ev: send(("progress", ev)), stop_event=stop)
         send(("result", result))
     except NothingToKeep as exc:
@@ -218,10 +242,3 @@ def main(fd: int) -> int:
             )
         )
     return 0
-
-
-if __name__ == "__main__":
-    code = main(int(sys.argv[1]))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # skip interpreter teardown: TensorFlow's can take seconds and prints noise
