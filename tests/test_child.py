@@ -1,6 +1,8 @@
 """The training process's side of the protocol: a real ``python -m core.jobs FD`` on tiny data, spoken to
 over a socket pair as core.jobs.process does (see core/jobs/child.py's docstring for the messages)."""
 
+import ast
+import pickle
 import socket
 import subprocess
 import sys
@@ -151,3 +153,33 @@ def test_a_child_warms_up_before_its_task_and_waits_for_it():
 def test_the_entry_point_is_not_a_command():
     p = subprocess.run([sys.executable, "-m", "core.jobs"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "training process, started by its worker" in p.stderr
+
+
+PLAIN_CHILD = """
+import pickle, sys
+from core.jobs.child import run_task, warm_up
+warm_up()  # no throwaway training (first_trace) before the task
+task = pickle.loads(open(sys.argv[1], "rb").read())
+print(repr(run_task(task)["artifacts"]["record"]["history"]))
+"""
+
+
+def test_the_throwaway_training_of_the_warm_up_leaves_the_run_unchanged(task_for, tmp_path):
+    task = task_for(TrainConfig(epochs=3, batch_size=8), home=None)
+    child = Child()
+    child.messages(until=("ready",))  # warmed up ahead of its task: with the throwaway training
+    child.conn.send(("task", task))
+    warmed = child.messages()[-1][1]["artifacts"]["record"]["history"]
+    assert child.exit_code() == 0
+    path = tmp_path / "task.pickle"
+    path.write_bytes(pickle.dumps(task))
+    plain = subprocess.run(
+        [sys.executable, "-c", PLAIN_CHILD, str(path)],
+        cwd=ROOT,
+        env=child_env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert warmed == ast.literal_eval(plain.stdout.strip().splitlines()[-1])  # the same seeds, the same numbers

@@ -47,6 +47,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.base.environment import settings
 from core.base.errors import UserError, plain_message
 from core.base.limits import resource_message
+from core.base.precision import settle_precision
 from core.data import Dataset
 from core.data.dataset import SkippedFile
 from core.store.runstore import RunRecord, RunStore
@@ -175,12 +176,43 @@ def lower_priority() -> int:
 
 
 def warm_up() -> int:
-    """Everything a training needs before its task: the priority, TensorFlow and its threads. Returns the threads."""
+    """What a training needs before its task: the priority, TensorFlow and its threads, the libraries its
+    split and scores use. Returns the threads."""
     lower_priority()  # reads and checks the settings: a bad one is the user's error, reported with the task
     threads = _use_threads()
     import keras  # noqa: F401  (imported with TensorFlow's first use otherwise: here, before the task)
+    import sklearn.metrics  # noqa: F401  (the scores; imported at the first use otherwise, after the task came)
+    import sklearn.model_selection  # noqa: F401  (the stratified split)
 
     return threads
+
+
+def first_trace() -> None:
+    """Train a throwaway 1-block network for one epoch on 32 random 16x16 images, through the engine's own
+    path (:func:`core.training.experiment.compute_run`, nothing stored), in this CPU's precision.
+
+    It pays TensorFlow's once-per-process costs of a first ``fit`` (autograph, tf.data, Keras' trainer)
+    while the process waits for its task, so the task's first batch traces only its own network. It
+    leaves nothing a run could see: a run seeds Python, NumPy and TensorFlow itself
+    (:func:`core.training.fit.set_seed`), and Keras' session is cleared (tests/test_child.py compares).
+    """
+    import keras
+
+    rng = np.random.default_rng(0)
+    n = 32
+    ds = Dataset(
+        images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
+        labels=np.arange(n) % 2,
+        class_names=["a", "b"],
+        skipped=[],
+        source="warm-up",
+        fingerprint="warm-up",
+        files=[f"{i}.png" for i in range(n)],
+    )
+    model_cfg = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=2)
+    train_cfg = settle_precision(model_cfg, TrainConfig(epochs=1, batch_size=8))
+    compute_run(ds, model_cfg, train_cfg, "warm-up", source="warm-up", store=None)
+    keras.backend.clear_session()
 
 
 def main(fd: int) -> int:
@@ -217,6 +249,11 @@ def main(fd: int) -> int:
         threads = warm_up()
     except Exception as exc:  # noqa: BLE001 - reported once the task has come, as the task's error
         failure = exc
+    if failure is None and tasks.empty():  # warm ahead of its task: time to spare (started for a waiting task: none)
+        try:
+            first_trace()
+        except Exception:  # noqa: BLE001 - only a head start: the task trains (or fails) on its own terms
+            pass
     send(("ready", {"pid": os.getpid(), "threads": threads}))
     task = tasks.get()
     try:
