@@ -13,9 +13,11 @@ Usage:
   ``--modes warm,cold`` runs two workers (``CNNLAB_WARM=1`` and ``=0``) with their presses interleaved,
   so both see the same load; ``default`` leaves ``CNNLAB_WARM`` as it is (the code before it existed).
 - parts: what stands between the press and the first batch, each part timed once in a fresh interpreter
-  with the worker's thread settings: Python's start, importing the training code and TensorFlow, threads,
-  the dataset hand-over (the memory-mapped cache), the split, building the network, the first batch
-  (compile + tracing) and a steady batch after it.
+  with the worker's thread settings, cold and then warmed up as a warm training process is (scikit-learn
+  and the throwaway training of :func:`core.jobs.child.first_trace` before the press): Python's start,
+  importing the training code and TensorFlow, threads, the dataset read and hand-over (the memory-mapped
+  cache), the split, then building the network, its pipeline and the first batch (tracing), through
+  :func:`core.training.train.train_model`.
 
 Prints the machine, the load average with every figure, then median and p90 per mode.
 """
@@ -116,33 +118,30 @@ def presses(n: int, epochs: int, gap: float, modes: list[str]) -> None:
 
 
 def parts() -> None:
-    """Time each part of a cold start in a fresh interpreter (the child's environment)."""
+    """Time each part of a start in a fresh interpreter (the child's environment): cold, then warmed up."""
     from core.jobs.process import child_env, threads_per_training
 
     resolve("thin_sections", ModelConfig(), TrainConfig(epochs=3))
-    t = time.perf_counter()
     env = child_env(threads_per_training(1))
+    t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True, env=env)
     bare = time.perf_counter() - t
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import core.jobs.child"], check=True, cwd=ROOT, env=env)
     core_import = time.perf_counter() - t - bare
-    out = subprocess.run(
-        [sys.executable, __file__, "_parts"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-        env=env,
-    )
-    marks = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"part python start (bare interpreter): {bare:.2f} s; {load()}")
     print(f"part importing core.jobs.child (numpy, the engine; not TensorFlow): {core_import:.2f} s")
-    for name, sec in marks.items():
-        print(f"part {name}: {sec:.2f} s")
+    for how in ("cold", "warm"):
+        out = subprocess.run(
+            [sys.executable, __file__, "_parts", how], capture_output=True, text=True, cwd=ROOT, check=True, env=env
+        )
+        marks = json.loads(out.stdout.strip().splitlines()[-1])
+        for name, sec in marks.items():
+            print(f"part ({how}) {name}: {sec:.2f} s")
+        print(f"{how}: {load()}")
 
 
-def _parts() -> None:
+def _parts(how: str) -> None:
     marks: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -162,35 +161,39 @@ def _parts() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(n)
     tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get("TF_NUM_INTEROP_THREADS") or n))
     mark("threads")
-    from core.data import prepare_data
-    from core.jobs.child import dataset_from_payload, dataset_payload
-    from core.models import build_model
-    from core.training.fit import compile_model
+    from core.jobs.child import dataset_from_payload, dataset_payload, first_trace, warm_up
 
-    ds, model_cfg, _ = resolve("thin_sections", ModelConfig(), TrainConfig(epochs=3))
+    if how == "warm":
+        warm_up()
+        mark("warm-up: scikit-learn (before the press)")
+        first_trace()
+        mark("warm-up: the throwaway training (before the press)")
+    from core.base.precision import settle_precision
+    from core.data import prepare_data
+    from core.training.train import train_model
+
+    model_cfg, cfg = ModelConfig(), settle_precision(ModelConfig(), TrainConfig(epochs=1))
+    ds, model_cfg, _ = resolve("thin_sections", model_cfg, cfg)
     payload = dataset_payload(ds, same_machine=True)
     mark("dataset read on the server (memory-mapped cache)")
     ds = dataset_from_payload(payload)
     data = prepare_data(ds)
     mark("dataset hand-over and split")
-    from core.base.precision import precision_policy, resolve_precision
+    first: list[float] = []
 
-    with precision_policy(resolve_precision("auto")):
-        model = build_model(model_cfg)
-    compile_model(model, TrainConfig(epochs=3))
-    mark("model build + compile")
-    x = data.x01("train")[:32]
-    y = data.y_train[:32]
-    model.train_on_batch(x, y)
-    mark("first batch (tracing)")
-    model.train_on_batch(x, y)
-    mark("a steady batch")
+    def progress(ev) -> None:
+        if ev.kind == "batch" and not first:
+            first.append(time.perf_counter())
+
+    t0 = t
+    train_model(model_cfg, cfg, data, store=None, progress=progress)
+    marks["build, compile, the pipeline and the first batch (tracing)"] = first[0] - t0
     print(json.dumps(marks))
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_parts":
-        return _parts()
+    if len(sys.argv) > 2 and sys.argv[1] == "_parts":
+        return _parts(sys.argv[2])
     p = argparse.ArgumentParser()
     p.add_argument("what", nargs="*", default=["presses", "parts"])
     p.add_argument("--presses", type=int, default=10)
