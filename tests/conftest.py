@@ -41,3 +41,25 @@ def cluster():
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def _workers_closed(monkeypatch):
+    """Every training worker a test makes lets go of its executor after the test, as a server's does when it
+    stops: its warm training process (about 300 MB, TensorFlow loaded) ends instead of waiting for a job until
+    the session ends. The process-wide worker (``get_worker``, shared by the page tests) stays."""
+    from core.jobs import worker as worker_module
+
+    made = []
+    init = worker_module.TrainingWorker.__init__
+
+    def tracked(self, *args, **kwargs):
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(worker_module.TrainingWorker, "__init__", tracked)
+    yield
+    for w in made:
+        executor = getattr(w, "executor", None)  # None: its settings were refused before it had one
+        if executor is not None and w is not worker_module._worker:
+            executor.close()

@@ -1,6 +1,6 @@
 """A training process that ignores stop requests (``python -m tests.stubborn_child FD``).
 
-The real child (:mod:`core.jobs.child`), except that a "stop" message is read and
+The real child (:mod:`core.jobs.child`, not warmed up ahead of its task), except that a "stop" message is read and
 dropped, and every batch takes a while: what a training stuck in a long
 epoch looks like to the parent. The worker must kill it after its grace period.
 """
@@ -16,7 +16,7 @@ from core.jobs.child import run_task
 def main(fd: int) -> int:
     conn = Connection(fd)
     _, task = conn.recv()
-    conn.send(("started", {"pid": os.getpid(), "threads": 1}))
+    conn.send(("ready", {"pid": os.getpid(), "threads": 1}))
 
     def progress(ev):
         conn.send(("progress", ev))

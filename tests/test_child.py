@@ -1,6 +1,8 @@
-"""The training process's side of the protocol: a real ``python -m core.jobs.child FD`` on tiny data, spoken to
+"""The training process's side of the protocol: a real ``python -m core.jobs FD`` on tiny data, spoken to
 over a socket pair as core.jobs.process does (see core/jobs/child.py's docstring for the messages)."""
 
+import ast
+import pickle
 import socket
 import subprocess
 import sys
@@ -21,16 +23,18 @@ TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.
 
 
 class Child:
-    """One ``python -m core.jobs.child`` process and the parent's end of its connection."""
+    """One ``python -m core.jobs`` process and the parent's end of its connection."""
 
-    def __init__(self):
+    def __init__(self, stderr=None):
         mine, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.jobs.child", str(theirs.fileno())],
+            [sys.executable, "-m", "core.jobs", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             env=child_env(1),
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
         )
         theirs.close()
         self.conn = Connection(mine.detach())
@@ -74,7 +78,7 @@ def test_a_training_reports_its_start_progress_and_run_and_stores_it(task_for, s
     child.conn.send(("task", task_for(TrainConfig(epochs=2, batch_size=8))))
     msgs = child.messages()
     kinds = [m[0] for m in msgs]
-    assert kinds[0] == "started" and kinds[-1] == "result" and set(kinds[1:-1]) == {"progress"}
+    assert kinds[0] == "ready" and kinds[-1] == "result" and set(kinds[1:-1]) == {"progress"}
     assert msgs[0][1] == {"pid": child.proc.pid, "threads": 1}  # child_env(1): one TensorFlow thread
     events = [m[1] for m in msgs if m[0] == "progress"]
     assert all(isinstance(e, ProgressEvent) for e in events)
@@ -129,6 +133,53 @@ def test_a_bad_config_is_a_user_error_in_one_line(task_for):
 def test_a_child_whose_parent_goes_away_stops_and_stores_nothing(task_for, store):
     child = Child()
     child.conn.send(("task", task_for(TrainConfig(epochs=100, batch_size=8))))
-    child.messages(until=("started",))
+    child.messages(until=("progress",))  # training
     assert child.orphan() == EXIT_ORPHANED
     assert store.list_runs() == []
+
+
+def test_a_child_warms_up_before_its_task_and_waits_for_it():
+    child = Child(stderr=subprocess.PIPE)
+    [(kind, info)] = child.messages(until=("ready",))  # no task sent: it got ready by itself
+    assert (kind, info) == ("ready", {"pid": child.proc.pid, "threads": 1})
+    maps = Path(f"/proc/{child.proc.pid}/maps")
+    if maps.exists():  # Linux: TensorFlow's library is loaded in the waiting process
+        assert "libtensorflow" in maps.read_text()
+    assert child.proc.poll() is None  # waiting for its task
+    assert child.orphan() == EXIT_ORPHANED  # the server went away before a task came: it ends, unused
+    assert "found in sys.modules" not in child.proc.stderr.read()  # runpy's warning: the entry is its own module
+
+
+def test_the_entry_point_is_not_a_command():
+    p = subprocess.run([sys.executable, "-m", "core.jobs"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "training process, started by its worker" in p.stderr
+
+
+PLAIN_CHILD = """
+import pickle, sys
+from core.jobs.child import run_task, warm_up
+warm_up()  # no throwaway training (first_trace) before the task
+task = pickle.loads(open(sys.argv[1], "rb").read())
+print(repr(run_task(task)["artifacts"]["record"]["history"]))
+"""
+
+
+def test_the_throwaway_training_of_the_warm_up_leaves_the_run_unchanged(task_for, tmp_path):
+    task = task_for(TrainConfig(epochs=3, batch_size=8), home=None)
+    child = Child()
+    child.messages(until=("ready",))  # warmed up ahead of its task: with the throwaway training
+    child.conn.send(("task", task))
+    warmed = child.messages()[-1][1]["artifacts"]["record"]["history"]
+    assert child.exit_code() == 0
+    path = tmp_path / "task.pickle"
+    path.write_bytes(pickle.dumps(task))
+    plain = subprocess.run(
+        [sys.executable, "-c", PLAIN_CHILD, str(path)],
+        cwd=ROOT,
+        env=child_env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert warmed == ast.literal_eval(plain.stdout.strip().splitlines()[-1])  # the same seeds, the same numbers

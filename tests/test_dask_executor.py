@@ -55,3 +55,35 @@ def test_the_time_budget_travels_with_the_task_to_a_cluster_worker(cluster, tiny
     assert job.state == JobState.STOPPED and rec.status == "stopped" and 1 <= len(rec.history["loss"]) < 300
     assert rec.extra["stopped_by"] == "time budget" and rec.extra["time_budget"] == 2.0
     assert job.error.startswith("Stopped: the time budget of 2 s per training was reached after")
+
+
+class RecordingDaskExecutor(DaskExecutor):
+    """The real Dask executor; it also remembers how each training ended (the outcome names its process)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self.outcomes: list = []
+
+    def run(self, training, **kwargs):
+        out = super().run(training, **kwargs)
+        self.outcomes.append(out)
+        return out
+
+
+def _warm_pids(client) -> set[int]:
+    """Every Dask worker's warm training processes (each worker keeps one per worker thread)."""
+    per_worker = client.run(lambda: __import__("core.jobs.dask_executor", fromlist=["_"]).worker_pool().pids())
+    assert all(len(pids) == 1 for pids in per_worker.values()), per_worker
+    return {pid for pids in per_worker.values() for pid in pids}
+
+
+def test_a_dask_worker_trains_in_the_process_it_kept_warm_and_warms_a_fresh_one(cluster, tiny_folder, store):
+    ex = RecordingDaskExecutor(cluster.scheduler_address)
+    warm = _warm_pids(ex.client())  # started by the probe when the server connected
+    w = TrainingWorker(store, executor=ex, workers=1)
+    job = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, seed=21)), timeout=180)
+    assert job.state == JobState.DONE, job.error
+    [out] = ex.outcomes
+    assert out.pid in warm  # it trained in a process started before the submit
+    assert out.pid not in _warm_pids(ex.client())  # and a fresh one waits in its place
+    w.close()

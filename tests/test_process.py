@@ -1,11 +1,21 @@
-"""The parent's side of a training process: thread counts, the grace setting, how a death reads."""
+"""The parent's side of a training process: thread counts, the grace setting, how a death reads, and the
+processes kept warm per slot (one training each, replaced behind it, ended by close)."""
 
+import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
+from core.base.config import ModelConfig, TrainConfig
 from core.base.environment import SettingError
+from core.jobs.executor import LocalExecutor
 from core.jobs.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
+from core.jobs.state import JobState
+from core.jobs.worker import TrainingWorker
+
+TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
 
 
 def test_parallel_trainings_share_the_cores_without_oversubscribing():
@@ -54,3 +64,95 @@ def test_a_training_child_runs_at_a_lower_priority_than_the_server(monkeypatch):
     env["CNNLAB_TRAINING_NICE"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["0", str(base)]
+
+
+# -- warm training processes (CNNLAB_WARM): through the real worker, on tiny data ---------------------------------
+
+
+class RecordingExecutor(LocalExecutor):
+    """The real local executor; it also remembers how each training ended (the outcome names its process)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: list = []
+
+    def run(self, training, **kwargs):
+        out = super().run(training, **kwargs)
+        self.outcomes.append(out)
+        return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (not ended, not a zombie waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def warm_worker(store, monkeypatch):
+    """A worker with one slot and one warm training process, closed after the test."""
+    monkeypatch.setenv("CNNLAB_WARM", "1")
+    ex = RecordingExecutor()
+    w = TrainingWorker(store, workers=1, executor=ex)
+    yield w, ex
+    w.close()
+
+
+def test_a_job_trains_in_the_process_warmed_before_it_and_the_next_job_in_a_fresh_one(tiny_folder, warm_worker):
+    w, ex = warm_worker
+    assert ex.pool.wait_ready(120)
+    [warm] = ex.pool.pids()  # started, TensorFlow imported, waiting: before anything was submitted
+    first = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8)), timeout=120)
+    assert first.state == JobState.DONE and ex.outcomes[0].pid == warm
+    assert not _alive(warm)  # one training per process: it ended with its job
+    [fresh] = ex.pool.pids()  # a new one warmed behind it once the slot was free
+    assert fresh != warm and ex.pool.wait_ready(120)
+    second = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8, seed=7)), timeout=120)
+    assert second.state == JobState.DONE and ex.outcomes[1].pid == fresh
+    assert second.result.run_id != first.result.run_id
+
+
+def test_close_leaves_no_training_process_alive(warm_worker):
+    w, ex = warm_worker
+    assert ex.pool.wait_ready(120)
+    pids = ex.pool.pids()
+    assert len(pids) == 1 and _alive(pids[0])
+    w.close()
+    assert ex.pool.pids() == [] and not any(_alive(p) for p in pids)
+    ex.pool.done()  # a training that ends after the close starts no new process
+    assert ex.pool.pids() == []
+
+
+def test_a_warm_process_that_died_is_replaced_and_the_job_still_runs(tiny_folder, warm_worker):
+    w, ex = warm_worker
+    assert ex.pool.wait_ready(120)
+    [warm] = ex.pool.pids()
+    os.kill(warm, signal.SIGKILL)  # e.g. the out-of-memory killer chose it while it waited
+    _wait_for(lambda: not _alive(warm))
+    job = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8)), timeout=120)
+    assert job.state == JobState.DONE and job.error is None
+    assert ex.outcomes[0].pid not in (warm, None)
+
+
+def test_a_warm_process_started_with_other_settings_is_not_used(tiny_folder, warm_worker, monkeypatch):
+    w, ex = warm_worker
+    [warm] = ex.pool.pids()
+    monkeypatch.setenv("CNNLAB_TRAINING_NICE", "3")  # the environment a new process would inherit changed
+    job = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8)), timeout=120)
+    assert job.state == JobState.DONE and ex.outcomes[0].pid != warm and not _alive(warm)
+
+
+def test_with_warm_off_no_process_waits(store, monkeypatch):
+    monkeypatch.setenv("CNNLAB_WARM", "0")
+    w = TrainingWorker(store, workers=1)
+    assert w.executor.pool.pids() == []
+    w.close()

@@ -16,28 +16,7 @@ once per process and environment: :func:`settings` keeps the last result and
 reads again only when a ``CNNLAB_*`` variable has changed (a test, or a
 notebook that sets one), so a value never changes half-way through a job.
 
-============================== ============================== ==========================================
-variable                       default                        what
-============================== ============================== ==========================================
-CNNLAB_HOME                    ``~/.cache/cnnlab``            the run store's folder
-CNNLAB_DATA_ROOTS              (none: server folders off)     folders the dashboard may read datasets and
-                                                              weights files from, separated by ``:``
-CNNLAB_MAX_PIXELS              4096x4096 (16,777,216)         pixels of one dataset image, from its header
-CNNLAB_MAX_PARAMS              25,000,000                     parameters of a network (weights, frozen too)
-CNNLAB_MAX_ACTIVATION_MB       2048                           activation memory of one training batch
-CNNLAB_MAX_UPLOAD_MB           200                            one uploaded file
-CNNLAB_UPLOAD_QUOTA_MB         1000                           all of one student's uploads kept on the server
-CNNLAB_WORKERS                 half the cores (at least 1)    trainings at once on this machine
-CNNLAB_STOP_GRACE              5                              seconds a stopped training has before it is killed
-CNNLAB_TRAINING_NICE           10                             CPU niceness of a training process, 0-19 (0: off)
-CNNLAB_SCHEDULER               (none: train here)             a Dask scheduler's address, tcp://host:port
-CNNLAB_SCHEDULER_TIMEOUT       10                             seconds to wait for that scheduler to answer
-CNNLAB_MAX_QUEUED_PER_STUDENT  25 (0: no cap)                 trainings one student may have waiting in the
-                                                              queue (the teacher and the CLI are not counted)
-CNNLAB_MAX_TRAIN_SECONDS       0 (no limit)                   seconds one training may take; it then stops and
-                                                              keeps the weights the keep-best rule says
-============================== ============================== ==========================================
-
+============================== ============================== ===================================
 ``CNNLAB_SERVING`` is not a setting: the dashboard sets it to ``1`` in its own
 process (``core.base.limits.mark_serving``) so that its children confine paths too.
 """
@@ -86,6 +65,7 @@ class Settings:
     workers: int | None  # None: half the cores
     stop_grace: float
     training_nice: int
+    warm: bool  # keep a training process ready per slot (core.jobs.process.WarmPool)
     scheduler: str | None  # None: train on this machine
     scheduler_timeout: float
     max_queued_per_student: int  # 0: no cap
@@ -217,6 +197,9 @@ READERS: dict[str, Callable[[str], object]] = {
     "CNNLAB_TRAINING_NICE": lambda t: _whole(
         "CNNLAB_TRAINING_NICE", t, DEFAULT_TRAINING_NICE, "a whole number from 0 (off) to 19", low=0, high=19
     ),
+    "CNNLAB_WARM": lambda t: bool(
+        _whole("CNNLAB_WARM", t, 1, "1 (keep a training process ready) or 0 (off)", low=0, high=1)
+    ),
     "CNNLAB_SCHEDULER": lambda t: check_scheduler(t) if t.strip() else None,
     "CNNLAB_SCHEDULER_TIMEOUT": lambda t: _seconds(
         "CNNLAB_SCHEDULER_TIMEOUT", t, DEFAULT_SCHEDULER_TIMEOUT, "a number of seconds above 0"
@@ -249,6 +232,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=v["CNNLAB_WORKERS"],
         stop_grace=v["CNNLAB_STOP_GRACE"],
         training_nice=v["CNNLAB_TRAINING_NICE"],
+        warm=v["CNNLAB_WARM"],
         scheduler=v["CNNLAB_SCHEDULER"],
         scheduler_timeout=v["CNNLAB_SCHEDULER_TIMEOUT"],
         max_queued_per_student=v["CNNLAB_MAX_QUEUED_PER_STUDENT"],

@@ -1,9 +1,14 @@
-"""Jobs: the training worker and its queue, executors (a child process per training, or a Dask cluster),
-the job table in the store, the queue's fair order, and estimates of time and memory before a training starts.
+"""Jobs: the training worker and its queue, executors (a child process per training, kept warm, or a Dask
+cluster), the job table in the store, the queue's fair order, and estimates of time and memory before a
+training starts.
+
+``python -m core.jobs FD`` is the training process itself (:mod:`core.jobs.__main__`). ``DaskExecutor`` is
+imported on first use: ``distributed`` takes about a second to import and only a cluster needs it.
 """
 
+from typing import Any
+
 from core.jobs.child import run_task
-from core.jobs.dask_executor import DaskExecutor
 from core.jobs.estimate import (
     Estimate,
     QueuedRun,
@@ -18,7 +23,16 @@ from core.jobs.estimate import (
 from core.jobs.executor import LocalExecutor, make_executor
 from core.jobs.fairqueue import fair_order
 from core.jobs.jobtable import STALE, JobTable
-from core.jobs.process import child_env, cores, death_message, run_child, stop_grace, threads_per_training
+from core.jobs.process import (
+    TrainingProcess,
+    WarmPool,
+    child_env,
+    cores,
+    death_message,
+    run_child,
+    stop_grace,
+    threads_per_training,
+)
 from core.jobs.state import ACTIVE, CANCELLED, JobSnapshot, JobState
 from core.jobs.worker import Job, NotYourJob, QueueFull, TrainingWorker, get_worker
 
@@ -36,7 +50,9 @@ __all__ = [
     "QueueFull",
     "QueuedRun",
     "STALE",
+    "TrainingProcess",
     "TrainingWorker",
+    "WarmPool",
     "budget_warning",
     "calibrate",
     "calibrate_in_background",
@@ -55,3 +71,11 @@ __all__ = [
     "stop_grace",
     "threads_per_training",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DaskExecutor":
+        from core.jobs.dask_executor import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module 'core.jobs' has no attribute {name!r}")

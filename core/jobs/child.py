@@ -1,18 +1,21 @@
-"""The training process's side: ``python -m core.jobs.child FD``, started by :mod:`core.jobs.process`.
+"""The training process's side: its tasks and :func:`main`, run as ``python -m core.jobs FD``
+(:mod:`core.jobs.__main__`), started by :mod:`core.jobs.process`.
 
 One process per training, a fresh interpreter each time: TensorFlow keeps
 about 12-15 MB per trained model that nothing gives back (keras-team/keras
 #20552), and a crash or an out-of-memory kill inside it must not take the
 server down. The process trains one task and exits, and its memory goes
-with it.
+with it. It is started before its task is known (the worker keeps one warm
+per slot, :class:`core.jobs.process.WarmPool`): it imports TensorFlow, sets its
+threads and priority, says it is ready, and waits.
 
 The parent and the child talk over a private socket pair (file descriptor
 ``FD``, inherited), with :class:`multiprocessing.connection.Connection`'s
 messages; both ends are this program, so the pickles are our own::
 
-    parent -> child   ("task", task)             once, first
+    parent -> child   ("task", task)             once, first (whenever the parent has one)
                       ("stop", None)             stop after the current batch
-    child -> parent   ("started", info)          pid, threads, after TensorFlow's import
+    child -> parent   ("ready", info)            pid, threads: warm (TensorFlow imported), waiting for its task
                       ("progress", ProgressEvent)  per batch (at most ~10 a second) and per epoch
                       ("result", result)         {"run_id", "status"} or the artifacts (see below)
                       ("error", error)           {"kind": "user" | "nothing" | "unexpected", "message", "detail"}
@@ -30,7 +33,7 @@ without storing anything: a killed server leaves no training behind.
 from __future__ import annotations
 
 import os
-import sys
+import queue
 import tempfile
 import threading
 import traceback
@@ -44,6 +47,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.base.environment import settings
 from core.base.errors import UserError, plain_message
 from core.base.limits import resource_message
+from core.base.precision import settle_precision
 from core.data import Dataset
 from core.data.dataset import SkippedFile
 from core.store.runstore import RunRecord, RunStore
@@ -183,33 +187,90 @@ def lower_priority() -> int:
     return os.nice(wanted)
 
 
+def warm_up() -> int:
+    """What a training needs before its task: the priority, TensorFlow and its threads, the libraries its
+    split and scores use. Returns the threads."""
+    lower_priority()  # reads and checks the settings: a bad one is the user's error, reported with the task
+    threads = _use_threads()
+    import keras  # noqa: F401  (imported with TensorFlow's first use otherwise: here, before the task)
+    import sklearn.metrics  # noqa: F401  (the scores; imported at the first use otherwise, after the task came)
+    import sklearn.model_selection  # noqa: F401  (the stratified split)
+
+    return threads
+
+
+def first_trace() -> None:
+    """Train a throwaway 1-block network for one epoch on 32 random 16x16 images, through the engine's own
+    path (:func:`core.training.experiment.compute_run`, nothing stored), in this CPU's precision.
+
+    It pays TensorFlow's once-per-process costs of a first ``fit`` (autograph, tf.data, Keras' trainer)
+    while the process waits for its task, so the task's first batch traces only its own network. It
+    leaves nothing a run could see: a run seeds Python, NumPy and TensorFlow itself
+    (:func:`core.training.fit.set_seed`), and Keras' session is cleared (tests/test_child.py compares).
+    """
+    import keras
+
+    rng = np.random.default_rng(0)
+    n = 32
+    ds = Dataset(
+        images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
+        labels=np.arange(n) % 2,
+        class_names=["a", "b"],
+        skipped=[],
+        source="warm-up",
+        fingerprint="warm-up",
+        files=[f"{i}.png" for i in range(n)],
+    )
+    model_cfg = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=2)
+    train_cfg = settle_precision(model_cfg, TrainConfig(epochs=1, batch_size=8))
+    compute_run(ds, model_cfg, train_cfg, "warm-up", source="warm-up", store=None)
+    keras.backend.clear_session()
+
+
 def main(fd: int) -> int:
+    """The training process: warm up, say ``ready``, train the one task that comes, answer, exit.
+
+    A listening thread reads every message from the start: the task (handed
+    to the main thread), ``stop`` (sets the stop event) and the end of the
+    connection (the parent went away: exit at once, whether warm or training).
+    """
     conn = Connection(fd)
     lock = threading.Lock()
     stop = threading.Event()
+    tasks: queue.Queue[dict[str, Any]] = queue.Queue()
 
     def send(msg: tuple) -> None:
         with lock:
             conn.send(msg)
 
-    kind, task = conn.recv()
-    if kind != "task":
-        return 2
-
     def listen() -> None:
         try:
             while True:
-                what, _ = conn.recv()
-                if what == "stop":
+                what, payload = conn.recv()
+                if what == "task":
+                    tasks.put(payload)
+                elif what == "stop":
                     stop.set()
         except (EOFError, OSError):
             os._exit(EXIT_ORPHANED)  # the parent died: store nothing, leave nothing running
 
     threading.Thread(target=listen, name="cnnlab-child-listen", daemon=True).start()
+    failure: Exception | None = None
+    threads = 0
     try:
-        lower_priority()  # reads and checks the settings: a bad one is the user's error, reported below
-        threads = _use_threads()
-        send(("started", {"pid": os.getpid(), "threads": threads}))
+        threads = warm_up()
+    except Exception as exc:  # noqa: BLE001 - reported once the task has come, as the task's error
+        failure = exc
+    if failure is None and tasks.empty():  # warm ahead of its task: time to spare (started for a waiting task: none)
+        try:
+            first_trace()
+        except Exception:  # noqa: BLE001 - only a head start: the task trains (or fails) on its own terms
+            pass
+    send(("ready", {"pid": os.getpid(), "threads": threads}))
+    task = tasks.get()
+    try:
+        if failure is not None:
+            raise failure
         result = run_task(task, progress=lambda ev: send(("progress", ev)), stop_event=stop)
         send(("result", result))
     except NothingToKeep as exc:
@@ -230,10 +291,3 @@ def main(fd: int) -> int:
             )
         )
     return 0
-
-
-if __name__ == "__main__":
-    code = main(int(sys.argv[1]))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # skip interpreter teardown: TensorFlow's can take seconds and prints noise

@@ -16,6 +16,10 @@ the server writes them into its own run store: the server's store is the
 only store, and a run trained on the cluster has the same key and record as
 one trained here.
 
+Each Dask worker keeps one training process warm per worker thread
+(:func:`worker_pool`, started by the probe when the server connects, refilled
+after each training), as the server does for local trainings.
+
 Progress events come back through a ``distributed.Queue`` (per epoch, and
 batches at most twice a second); a stop goes out through a
 ``distributed.Event``, which the task passes on to its child (killed after
@@ -35,9 +39,9 @@ import distributed
 from distributed.core import rpc
 
 from core.base.config import ConfigError
-from core.base.environment import DEFAULT_SCHEDULER_TIMEOUT
+from core.base.environment import DEFAULT_SCHEDULER_TIMEOUT, settings
 from core.jobs.child import artifacts_from_wire, make_task
-from core.jobs.process import ChildOutcome, run_child, threads_per_training
+from core.jobs.process import ChildOutcome, WarmPool, run_child, threads_per_training
 from core.jobs.state import CANCELLED, JobState
 from core.training.experiment import save_run
 from core.training.fit import ProgressEvent
@@ -49,10 +53,32 @@ class SchedulerError(ConfigError):
     """The Dask scheduler cannot be reached, or its workers cannot run CNN Lab."""
 
 
-def probe() -> str:
-    """Runs on each Dask worker when the server connects: can it import CNN Lab's training code?"""
+_pool: WarmPool | None = None  # this Dask worker's warm training processes (in the Dask worker's own process)
+_pool_lock = threading.Lock()
+
+
+def worker_pool(nthreads: int | None = None) -> WarmPool:
+    """This Dask worker's pool: one training process kept warm per worker thread (``nthreads``; unless
+    ``CNNLAB_WARM=0`` there).
+
+    Made on first use (the probe when the server connects, else the first
+    training); its processes end with the Dask worker (their sockets close).
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = WarmPool()
+            if settings().warm and nthreads:
+                _pool.keep(nthreads, threads_per_training(nthreads))
+        return _pool
+
+
+def probe(dask_worker: distributed.Worker) -> str:
+    """Runs on each Dask worker when the server connects (``client.run`` passes the worker): can it import
+    CNN Lab's training code? Then its training processes start warming up."""
     import core.jobs.child  # noqa: F401  (the import is the test)
 
+    worker_pool(dask_worker.state.nthreads)
     return "ok"
 
 
@@ -84,12 +110,19 @@ def train_on_worker(
             events.put(dataclasses.asdict(ev))
 
     nthreads = distributed.get_worker().state.nthreads  # trainings this Dask worker runs at once
+    pool = worker_pool(nthreads)
     try:
         out = run_child(
-            {**task, "dataset": dataset}, threads=threads_per_training(nthreads), stop=stop, grace=grace, on_event=relay
+            {**task, "dataset": dataset},
+            threads=threads_per_training(nthreads),
+            stop=stop,
+            grace=grace,
+            on_event=relay,
+            pool=pool,
         )
     finally:
         done.set()
+        pool.done()  # the thread is free: a fresh process warms up behind this one
     return dataclasses.asdict(out)
 
 
@@ -171,6 +204,9 @@ class DaskExecutor:
                 n = 1
             self._slots = (time.monotonic(), n)
         return n
+
+    def prepare(self, parallel: int) -> None:
+        """Nothing here: each Dask worker keeps its own training processes warm (:func:`worker_pool`)."""
 
     def run(self, training, *, store, parallel, stop, grace, on_event, on_started) -> ChildOutcome:
         del parallel, on_started  # the cluster's workers decide their threads; the pid is on another machine

@@ -2,7 +2,9 @@
 
 - :class:`LocalExecutor` (the default, nothing to start): each training in a
   new process on this machine (:func:`core.jobs.process.run_child`), which stores
-  its run straight into the server's run store.
+  its run straight into the server's run store. The worker asks it to keep one
+  process warm per slot (:meth:`LocalExecutor.prepare`, ``CNNLAB_WARM``), so a
+  job starts training without waiting for Python and TensorFlow to start.
 - :class:`core.jobs.dask_executor.DaskExecutor`: each training on a Dask cluster
   that someone started with Dask's own commands (``CNNLAB_SCHEDULER`` or
   ``--scheduler``). The run comes back as artifacts and the server stores it:
@@ -25,7 +27,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.base.environment import check_scheduler, settings
 from core.data import Dataset
 from core.jobs.child import make_task
-from core.jobs.process import ChildOutcome, cores, run_child, threads_per_training
+from core.jobs.process import CHILD_MODULE, ChildOutcome, WarmPool, cores, run_child, threads_per_training
 from core.store.runstore import RunStore
 
 
@@ -50,6 +52,10 @@ class Executor(Protocol):
         """How many trainings fit at once when nobody says (``CNNLAB_WORKERS``, ``--workers``)."""
         ...
 
+    def prepare(self, parallel: int) -> None:
+        """Get ready for ``parallel`` trainings at once (start warm training processes where that applies)."""
+        ...
+
     def run(
         self,
         training: Training,
@@ -64,7 +70,9 @@ class Executor(Protocol):
         """Train, store the run in ``store``, and say how it ended (never raises for a failed training)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Let go of what :meth:`prepare` and :meth:`run` hold (warm processes, a cluster connection)."""
+        ...
 
 
 def default_workers() -> int:
@@ -73,33 +81,48 @@ def default_workers() -> int:
 
 
 class LocalExecutor:
-    """Each training in its own process on this machine (see :mod:`core.jobs.process`)."""
+    """Each training in its own process on this machine (see :mod:`core.jobs.process`).
+
+    A process is taken from :attr:`pool` when one is warm there (after :meth:`prepare`),
+    else started for the training; either way it trains that one training only.
+    """
 
     name = "local"
 
-    def __init__(self, module: str = "core.jobs.child"):
+    def __init__(self, module: str = CHILD_MODULE):
         self.module = module  # the training process's module (tests put one that misbehaves here)
+        self.pool = WarmPool()
 
     def slots(self) -> int:
         return default_workers()
+
+    def prepare(self, parallel: int) -> None:
+        """Keep one training process warm per slot from now on (unless ``CNNLAB_WARM=0``)."""
+        if settings().warm:
+            self.pool.keep(parallel, threads_per_training(parallel), self.module)
 
     def run(self, training, *, store, parallel, stop, grace, on_event, on_started) -> ChildOutcome:
         t = training
         task = make_task(
             t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=str(store.home), time_budget=t.time_budget
         )
-        return run_child(
-            task,
-            threads=threads_per_training(parallel),
-            stop=stop,
-            grace=grace,
-            on_event=on_event,
-            on_started=on_started,
-            module=self.module,
-        )
+        try:
+            return run_child(
+                task,
+                threads=threads_per_training(parallel),
+                stop=stop,
+                grace=grace,
+                on_event=on_event,
+                on_started=on_started,
+                module=self.module,
+                pool=self.pool,
+            )
+        finally:
+            self.pool.done()  # the slot is free: a fresh process warms up for the next training
 
     def close(self) -> None:
-        pass
+        """End the warm processes (a training under way goes on to its end)."""
+        self.pool.close()
 
 
 def scheduler_address(explicit: str | None = None) -> str | None:

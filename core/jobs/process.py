@@ -1,9 +1,13 @@
 """The parent's side of a training process: start it, follow it, stop it, kill it, read how it ended.
 
-:func:`run_child` starts ``python -m core.jobs.child`` (a fresh interpreter: never
-a fork, TensorFlow is not fork-safe), hands it one task, relays its progress
-events and returns a :class:`ChildOutcome`. The caller never imports
-TensorFlow.
+:class:`TrainingProcess` starts ``python -m core.jobs FD`` (a fresh interpreter:
+never a fork, TensorFlow is not fork-safe; the program is :mod:`core.jobs.__main__`),
+which warms up at once (TensorFlow imported, threads set) and waits for one
+task; :meth:`TrainingProcess.run` hands it the task, relays its progress
+events and returns a :class:`ChildOutcome`. :func:`run_child` does both, with a
+process taken from a :class:`WarmPool` when it is given one: the worker keeps
+one process warm per slot (``CNNLAB_WARM``), so a job starts training without
+waiting for Python and TensorFlow to start. The caller never imports TensorFlow.
 
 Why a subprocess and not ``multiprocessing``'s spawn context: the same code
 runs inside Dask workers, which Dask starts as daemonic processes, and
@@ -38,7 +42,16 @@ from core.base.environment import settings
 from core.jobs.state import JobState
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the child imports core from here
-FINISH_ALLOWANCE = 120.0  # once training has ended: time to evaluate and store before a stop kills it
+CHILD_MODULE = "core.jobs"  # python -m core.jobs FD: the training process (core/jobs/__main__.py)
+FINISH_ALLOWANCE = 120.0
+SETTING_PREFIXES = (
+    "CNNLAB_",
+    "TF_",
+    "KERAS_",
+    "OMP_",
+    "PYTHON",
+    "XDG_",
+)  # what a training process reads  # once training has ended: time to evaluate and store before a stop kills it
 
 
 @dataclass
@@ -91,6 +104,11 @@ def child_env(threads: int) -> dict[str, str]:
     return env
 
 
+def _settings_in(env: dict[str, str]) -> dict[str, str]:
+    """The variables of a child's environment that change how it trains (a warm one must have the current ones)."""
+    return {k: v for k, v in env.items() if k.startswith(SETTING_PREFIXES) or k in ("HOME", "PATH")}
+
+
 def death_message(exitcode: int) -> str:
     """Why a training process ended without an answer, in words."""
     if exitcode < 0:
@@ -114,6 +132,83 @@ def death_message(exitcode: int) -> str:
     )
 
 
+class TrainingProcess:
+    """A started training process (``python -m MODULE FD``) and the parent's end of its socket.
+
+    The process warms up by itself as soon as it starts (TensorFlow imported,
+    threads set: :mod:`core.jobs.__main__`), says ``("ready", info)`` and waits
+    for one task; :meth:`run` hands it the task and follows it to the end. A
+    process trains one task only: TensorFlow's memory is never reused.
+    """
+
+    def __init__(self, *, threads: int = 1, module: str = CHILD_MODULE):
+        self.threads = threads
+        self.module = module
+        self.env = child_env(threads)
+        mine, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", module, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.conn = Connection(mine.detach())
+        self.pid = self.proc.pid
+        self._ready = False
+        self._taken = False  # handed a task: from then on only run() reads its messages
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        """Has it said it is warm and waiting for its task? (reads its first message; waits up to ``timeout``)"""
+        if not self._ready and not self._taken and self.alive():
+            try:
+                if self.conn.poll(timeout):
+                    self._ready = self.conn.recv()[0] == "ready"
+            except (EOFError, OSError):
+                return False
+        return self._ready
+
+    def fits(self, threads: int, module: str) -> bool:
+        """Was it started the way a new one would be now (threads, module, the settings it inherits)?"""
+        same = (self.threads, self.module, _settings_in(self.env)) == (
+            threads,
+            module,
+            _settings_in(child_env(threads)),
+        )
+        return same and self.alive()
+
+    def kill(self) -> None:
+        """End it now (a warm process that will not be used; it has no task, so nothing is lost)."""
+        self.conn.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def run(
+        self,
+        task: dict[str, Any],
+        *,
+        stop: threading.Event | None = None,
+        grace: float | None = None,
+        on_event: Callable[[Any], None] | None = None,
+        on_started: Callable[[int], None] | None = None,
+    ) -> ChildOutcome:
+        """Hand it ``task`` and follow it to the end (see :func:`run_child` for the arguments)."""
+        grace = stop_grace() if grace is None else grace
+        self._taken = True
+        if on_started is not None:
+            on_started(self.pid)
+        try:
+            return _follow(self.proc, self.conn, task, stop, grace, on_event)
+        finally:
+            self.kill()  # an error in this thread: never leave a training behind
+
+
 def run_child(
     task: dict[str, Any],
     *,
@@ -122,9 +217,10 @@ def run_child(
     grace: float | None = None,
     on_event: Callable[[Any], None] | None = None,
     on_started: Callable[[int], None] | None = None,
-    module: str = "core.jobs.child",
+    module: str = CHILD_MODULE,
+    pool: WarmPool | None = None,
 ) -> ChildOutcome:
-    """Train ``task`` in a new process and wait for it (see the module docstring).
+    """Train ``task`` in a process of its own and wait for it (see the module docstring).
 
     Args:
         task: :func:`core.jobs.child.make_task`'s dict.
@@ -134,28 +230,95 @@ def run_child(
         on_event: called with each :class:`core.training.fit.ProgressEvent`.
         on_started: called with the child's pid as soon as it runs.
         module: the child's module (tests use a child that misbehaves).
+        pool: take a warm process from it (a new one is started if it has none that fits); None: start one.
     """
-    grace = stop_grace() if grace is None else grace
-    mine, theirs = socket.socketpair()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            env=child_env(threads),
-            stdin=subprocess.DEVNULL,
-        )
-    finally:
-        theirs.close()
-    conn = Connection(mine.detach())
-    if on_started is not None:
-        on_started(proc.pid)
-    try:
-        return _follow(proc, conn, task, stop, grace, on_event)
-    finally:
-        conn.close()
-        if proc.poll() is None:  # an error in this thread: never leave a training behind
-            proc.kill()
-        proc.wait()
+    child = pool.take(threads, module) if pool is not None else TrainingProcess(threads=threads, module=module)
+    return child.run(task, stop=stop, grace=grace, on_event=on_event, on_started=on_started)
+
+
+class WarmPool:
+    """Training processes started ahead of their task, so that a submitted job starts training at once.
+
+    The worker asks for ``size`` (its slots) with :meth:`keep`; :meth:`take`
+    hands out a warm process (never a used one: each trains one task) and
+    :meth:`refill` starts a fresh one behind it once its slot is free again,
+    so a new process never competes for the CPU with the training it
+    replaces. A warm process that died, or was started with other threads or
+    another environment than a new one would get now, is dropped and replaced.
+    A warm process ends with :meth:`close`, or by itself when this process
+    goes away (its socket closes).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[TrainingProcess] = []
+        self._size = 0
+        self._threads = 1
+        self._module = CHILD_MODULE
+        self._busy = 0
+        self._closed = False
+
+    def keep(self, size: int, threads: int, module: str = CHILD_MODULE) -> None:
+        """Keep ``size`` processes ready (``threads`` each) from now on, and start the missing ones."""
+        with self._lock:
+            self._size, self._threads, self._module, self._closed = size, threads, module, False
+        self.refill()
+
+    def take(self, threads: int, module: str = CHILD_MODULE) -> TrainingProcess:
+        """A warm process for one training (a new one when none fits); the caller runs it, then calls :meth:`done`."""
+        with self._lock:
+            self._busy += 1
+            stale = [p for p in self._idle if not p.fits(threads, module)]
+            self._idle = [p for p in self._idle if p not in stale]
+            ready = [p for p in self._idle if p.ready()]
+            child = (ready or self._idle or [None])[0]  # a ready one first, else one still warming up
+            if child is not None:
+                self._idle.remove(child)
+        for p in stale:
+            p.kill()
+        return child if child is not None else TrainingProcess(threads=threads, module=module)
+
+    def done(self) -> None:
+        """A training taken from the pool ended: its slot is free, so a fresh process warms up for it."""
+        with self._lock:
+            self._busy = max(0, self._busy - 1)
+        self.refill()
+
+    def refill(self) -> None:
+        """Start processes until ``size`` are warm or training (none after :meth:`close`)."""
+        with self._lock:
+            if self._closed:
+                return
+            dead = [p for p in self._idle if not p.alive()]
+            self._idle = [p for p in self._idle if p not in dead]
+            for p in dead:
+                p.kill()  # reaps it
+            missing = self._size - self._busy - len(self._idle)
+            for _ in range(missing):
+                self._idle.append(TrainingProcess(threads=self._threads, module=self._module))
+
+    def pids(self) -> list[int]:
+        """The warm processes' pids (started, not yet given a task)."""
+        with self._lock:
+            return [p.pid for p in self._idle]
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until every warm process has said it is ready (True), or ``timeout`` seconds (False)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            idle = list(self._idle)
+        for p in idle:
+            while not p.ready(0.1):
+                if not p.alive() or time.monotonic() > deadline:
+                    return False
+        return bool(idle)
+
+    def close(self) -> None:
+        """End the warm processes and start no more (trainings under way are not touched)."""
+        with self._lock:
+            self._closed, idle, self._idle = True, self._idle, []
+        for p in idle:
+            p.kill()
 
 
 def _follow(proc: subprocess.Popen, conn: Connection, task, stop, grace: float, on_event) -> ChildOutcome:

@@ -249,6 +249,7 @@ class TrainingWorker:
         self._keep = keep
         self._thread = threading.Thread(target=self._dispatch, name="cnnlab-worker", daemon=True)
         self._thread.start()
+        self.executor.prepare(self.workers)  # one training process warm per slot, before the first submit
 
     @property
     def workers(self) -> int:
@@ -525,8 +526,10 @@ class TrainingWorker:
             self._wake.notify_all()
 
     def close(self) -> None:
-        """Retire this server from the job table (what it had not finished reads as interrupted)."""
+        """Retire this server from the job table (what it had not finished reads as interrupted) and let go of
+        its executor (warm training processes end; trainings under way go on to their end)."""
         self.table.retire(self.server)
+        self.executor.close()
 
 
 _worker: TrainingWorker | None = None
@@ -543,6 +546,8 @@ def get_worker() -> TrainingWorker:
     with _worker_lock:
         home = default_home()
         if _worker is None or (_worker.store.home != home and not _worker.running() and not _worker.queued()):
+            if _worker is not None:
+                _worker.executor.close()  # its warm training processes: nobody will submit to it again
             _worker = TrainingWorker(RunStore(home))
         return _worker
 
