@@ -139,7 +139,7 @@ def test_a_warm_process_that_died_is_replaced_and_the_job_still_runs(tiny_folder
     os.kill(warm, signal.SIGKILL)  # e.g. the out-of-memory killer chose it while it waited
     _wait_for(lambda: not _alive(warm))
     job = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8)), timeout=120)
-    assert job.state == JobState.DONE and job.error is None
+    assert job.state == JobState.DONE and job.error is None, job.error
     assert ex.outcomes[0].pid not in (warm, None)
 
 

@@ -16,6 +16,7 @@ messages; both ends are this program, so the pickles are our own::
     parent -> child   ("task", task)             once, first (whenever the parent has one)
                       ("stop", None)             stop after the current batch
     child -> parent   ("ready", info)            pid, threads: warm (TensorFlow imported), waiting for its task
+                      ("took", None)             it has the task: a death from now on is this training's
                       ("progress", ProgressEvent)  per batch (at most ~10 a second) and per epoch
                       ("result", result)         {"run_id", "status"} or the artifacts (see below)
                       ("error", error)           {"kind": "user" | "nothing" | "unexpected", "message", "detail"}
@@ -268,6 +269,7 @@ def main(fd: int) -> int:
             pass
     send(("ready", {"pid": os.getpid(), "threads": threads}))
     task = tasks.get()
+    send(("took", None))  # from here on, what happens is this task's: the parent no longer starts it elsewhere
     try:
         if failure is not None:
             raise failure

@@ -71,6 +71,7 @@ class ChildOutcome:
     forced: bool = False
     exitcode: int | None = None
     user_error: bool = False  # the error is the user's to fix (a UserError in the child): the CLI exits 2
+    took_task: bool = False  # the process said it had the task: it may have trained (or crashed) on it
 
     def __post_init__(self) -> None:
         self.state = JobState(self.state)  # also when it comes back from a Dask worker as a dict
@@ -233,7 +234,14 @@ def run_child(
         pool: take a warm process from it (a new one is started if it has none that fits); None: start one.
     """
     child = pool.take(threads, module) if pool is not None else TrainingProcess(threads=threads, module=module)
-    return child.run(task, stop=stop, grace=grace, on_event=on_event, on_started=on_started)
+    was_warm = child.ready()
+    out = child.run(task, stop=stop, grace=grace, on_event=on_event, on_started=on_started)
+    if was_warm and not out.took_task and out.result is None and not (stop is not None and stop.is_set()):
+        # It died while it waited (the out-of-memory killer, say), before it had the task: nothing of this
+        # training ran, so it starts again in a fresh process instead of failing a job that never began.
+        child = TrainingProcess(threads=threads, module=module)
+        out = child.run(task, stop=stop, grace=grace, on_event=on_event, on_started=on_started)
+    return out
 
 
 class WarmPool:
@@ -351,7 +359,9 @@ def _follow(proc: subprocess.Popen, conn: Connection, task, stop, grace: float, 
             kind, payload = conn.recv()
         except (EOFError, OSError):
             break
-        if kind == "progress":
+        if kind == "took":
+            out.took_task = True
+        elif kind == "progress":
             finishing = finishing or payload.kind == "end"
             if on_event is not None:
                 on_event(payload)
