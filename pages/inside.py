@@ -128,7 +128,7 @@ def _pick_image(rec, net):
         held = _held_out(rec, split)
         if held is not None and 0 <= index < len(held[0]):
             ss[K + "source"], ss[K + "class"] = SOURCES[split], names[int(held[0][index])]
-            ss[K + f"{split}_index.{rec.run_id}"] = index
+            ss[K + (f"index.{rec.run_id}" if split == "test" else f"val_index.{rec.run_id}")] = index
     source = st.radio("Image", [TEST, VAL, UPLOAD] if has_test else [UPLOAD], key=K + "source", horizontal=True)
     if source == UPLOAD:
         side = f"{net.input_shape[0]}×{net.input_shape[1]}"
@@ -162,7 +162,7 @@ def _pick_image(rec, net):
     if not indices:
         c2.caption(f"No {word} image of {true}.")
         return None
-    index_key = K + f"{split}_index.{rec.run_id}"
+    index_key = K + (f"index.{rec.run_id}" if split == "test" else f"val_index.{rec.run_id}")
     if ss.get(index_key) not in indices:
         ss[index_key] = indices[0]
 
