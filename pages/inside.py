@@ -106,6 +106,11 @@ def _follow_link() -> None:
         st.rerun()
 
 
+def _index_key(rec, split: str) -> str:
+    """The session key of the test (or validation) image picked for this run."""
+    return K + (f"index.{rec.run_id}" if split == "test" else f"val_index.{rec.run_id}")
+
+
 def _held_out(rec, split: str) -> tuple | None:
     """``(labels, probabilities, images)`` of the run's test or validation images; None when there are none."""
     if split == "test":
@@ -125,10 +130,13 @@ def _pick_image(rec, net):
     goto = ss.pop(K + "goto", None)
     if goto is not None and has_test:
         split, index = goto
-        held = _held_out(rec, split)
+        try:
+            held = _held_out(rec, split)
+        except HeldOutUnavailable:  # said below, when the validation images are picked
+            held = None
         if held is not None and 0 <= index < len(held[0]):
             ss[K + "source"], ss[K + "class"] = SOURCES[split], names[int(held[0][index])]
-            ss[K + (f"index.{rec.run_id}" if split == "test" else f"val_index.{rec.run_id}")] = index
+            ss[_index_key(rec, split)] = index
     source = st.radio("Image", [TEST, VAL, UPLOAD] if has_test else [UPLOAD], key=K + "source", horizontal=True)
     if source == UPLOAD:
         side = f"{net.input_shape[0]}×{net.input_shape[1]}"
@@ -162,7 +170,7 @@ def _pick_image(rec, net):
     if not indices:
         c2.caption(f"No {word} image of {true}.")
         return None
-    index_key = K + (f"index.{rec.run_id}" if split == "test" else f"val_index.{rec.run_id}")
+    index_key = _index_key(rec, split)
     if ss.get(index_key) not in indices:
         ss[index_key] = indices[0]
 
