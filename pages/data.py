@@ -243,6 +243,12 @@ def _health(ds, t) -> None:
             help="Remove these files from the dataset folder (or zip) and load it again: each is a copy of an "
             "image in an earlier split, so the test stops scoring images the model learned.",
         )
+    st.page_link(
+        state.PAGES["predictions"],
+        label="After a training: the images whose label the network doubts most (Predictions)",
+        icon=":material/label_off:",
+        help="The validation and test images with the lowest probability for the class they are filed under.",
+    )
 
 
 def _where(ref) -> str:

@@ -7,14 +7,18 @@ import streamlit as st
 
 from core.base import plural
 from core.data import read_image_bytes
+from core.data.health import SPLIT_WORDS
 from core.inside import METHODS, ModelMissingError
+from core.training import HeldOutUnavailable
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header, no_run
 from ui.frame import run_page
 from ui.sidebar import source_name
 
 K = "inside."
-TEST, UPLOAD = "A test image", "Your own image"
+TEST, VAL, UPLOAD = "A test image", "A validation image", "Your own image"
+SOURCES = {"test": TEST, "val": VAL}
+SPLITS = tuple(SOURCES)
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp"]
 PER_PAGE = 64  # channels drawn at once
 MAPS_TAB, EMBED_TAB = "Feature maps", "All test images"
@@ -84,13 +88,17 @@ def main() -> None:
 
 
 def _follow_link() -> None:
-    """A link from the Predictions page (?run=<id>&image=<test index>) selects that run and image, once."""
-    ss, link = st.session_state, (st.query_params.get("run"), st.query_params.get("image"))
+    """A link from the Predictions page (?run=<id>&image=<index>[&split=val]) selects that run and image, once.
+
+    The image is a test image (its number on Predictions), or with ``split=val`` a validation image (the
+    gallery of images most likely mislabelled lists both)."""
+    ss, q = st.session_state, st.query_params
+    link = (q.get("run"), q.get("image"), q.get("split") or "test")
     if not link[0] or ss.get(K + "link") == link:
         return
     ss[K + "link"] = link
-    if link[1] is not None and str(link[1]).isdigit():
-        ss[K + "goto"] = int(link[1])
+    if link[1] is not None and str(link[1]).isdigit() and link[2] in SPLITS:
+        ss[K + "goto"] = (link[2], int(link[1]))
     if resources.record(link[0]) is None:
         st.warning(f"The link's run {link[0]} is not stored here; showing the run selected in the sidebar.")
     elif link[0] != state.run_id():
@@ -98,17 +106,38 @@ def _follow_link() -> None:
         st.rerun()
 
 
+def _index_key(rec, split: str) -> str:
+    """The session key of the test (or validation) image picked for this run."""
+    return K + (f"index.{rec.run_id}" if split == "test" else f"val_index.{rec.run_id}")
+
+
+def _held_out(rec, split: str) -> tuple | None:
+    """``(labels, probabilities, images)`` of the run's test or validation images; None when there are none."""
+    if split == "test":
+        arrays = resources.arrays(rec.run_id)
+        if "test_images" in arrays and "y_true" in arrays and len(arrays["y_true"]) > 0:
+            return arrays["y_true"], arrays["probs"], arrays["test_images"]
+        return None
+    with st.spinner("Reading the run's validation images again (once)…"):
+        return resources.validation(rec)
+
+
 def _pick_image(rec, net):
     """The image to look at (uint8, the run's size) and its cache key; None when there is none yet."""
     ss = st.session_state
-    arrays = resources.arrays(rec.run_id)
-    has_test = "test_images" in arrays and "y_true" in arrays and len(arrays["y_true"]) > 0
+    has_test = _held_out(rec, "test") is not None
     names = net.class_names
     goto = ss.pop(K + "goto", None)
-    if goto is not None and has_test and 0 <= goto < len(arrays["y_true"]):
-        ss[K + "source"], ss[K + "class"] = TEST, names[int(arrays["y_true"][goto])]
-        ss[K + f"index.{rec.run_id}"] = goto
-    source = st.radio("Image", [TEST, UPLOAD] if has_test else [UPLOAD], key=K + "source", horizontal=True)
+    if goto is not None and has_test:
+        split, index = goto
+        try:
+            held = _held_out(rec, split)
+        except HeldOutUnavailable:  # said below, when the validation images are picked
+            held = None
+        if held is not None and 0 <= index < len(held[0]):
+            ss[K + "source"], ss[K + "class"] = SOURCES[split], names[int(held[0][index])]
+            ss[_index_key(rec, split)] = index
+    source = st.radio("Image", [TEST, VAL, UPLOAD] if has_test else [UPLOAD], key=K + "source", horizontal=True)
     if source == UPLOAD:
         side = f"{net.input_shape[0]}×{net.input_shape[1]}"
         up = st.file_uploader(
@@ -126,26 +155,34 @@ def _pick_image(rec, net):
             )
             return image, "upload:" + hashlib.sha256(data).hexdigest()[:16]
         return None
-    y, p = arrays["y_true"], arrays["probs"]
+    split = "test" if source == TEST else "val"
+    try:
+        y, p, images = _held_out(rec, split)
+    except HeldOutUnavailable as exc:
+        st.info(str(exc), icon=":material/info:")
+        return None
+    word = SPLIT_WORDS[split]
     if ss.get(K + "class") not in names:
         ss[K + "class"] = names[0]
     c1, c2 = st.columns([1, 2])
     true = c1.selectbox("True class", names, key=K + "class")
     indices = [i for i in range(len(y)) if names[int(y[i])] == true]
     if not indices:
-        c2.caption(f"No test image of {true}.")
+        c2.caption(f"No {word} image of {true}.")
         return None
-    index_key = K + f"index.{rec.run_id}"
+    index_key = _index_key(rec, split)
     if ss.get(index_key) not in indices:
         ss[index_key] = indices[0]
 
     def label(i: int) -> str:
         guess = int(p[i].argmax())
         mark = "✓" if guess == int(y[i]) else "✗"
-        return f"test image #{i} · {mark} predicted {names[guess]} {p[i][guess]:.0%}"
+        return f"{word} image #{i} · {mark} predicted {names[guess]} {p[i][guess]:.0%}"
 
-    index = c2.selectbox(f"Test images of {true} ({len(indices)})", indices, key=index_key, format_func=label)
-    return arrays["test_images"][index], f"test:{index}"
+    index = c2.selectbox(
+        f"{word.capitalize()} images of {true} ({len(indices)})", indices, key=index_key, format_func=label
+    )
+    return images[index], f"{split}:{index}"
 
 
 def _feature_maps(rec, net, image, key) -> None:
@@ -441,7 +478,7 @@ def _embedding(rec, net, image_key: str) -> None:
         "Look inside this image",
         key=K + "embed_open",
         icon=":material/layers:",
-        on_click=lambda: ss.update({K + "goto": index, K + "tab": MAPS_TAB}),
+        on_click=lambda: ss.update({K + "goto": ("test", index), K + "tab": MAPS_TAB}),
         help="Show this image's feature maps, worked convolution and Grad-CAM in the tabs of this page.",
     )
 

@@ -5,7 +5,15 @@ import streamlit as st
 
 from core.base import ModelConfig, plural, upload_too_large
 from core.data import read_image_bytes
-from core.results import cell_indices, confidence_sentence, temperature_sentence, top_classes, worst_confusion
+from core.data.health import SPLIT_WORDS
+from core.results import (
+    TOP_K,
+    cell_indices,
+    confidence_sentence,
+    temperature_sentence,
+    top_classes,
+    worst_confusion,
+)
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header, no_run
 from ui.frame import run_page
@@ -64,6 +72,8 @@ def main() -> None:
     else:
         _confusion(rec, names, arrays)
         _most_wrong(rec, names, arrays)
+        with errors_shown("ranking the images most likely mislabelled"):
+            _mislabelled(rec, arrays)
         with errors_shown("measuring how honest its confidence is"):
             _calibration(rec)
     with errors_shown("classifying your image"):
@@ -122,13 +132,13 @@ def _confusion(rec, names: list[str], arrays: dict) -> None:
                 st.caption(f"Showing {MAX_IMAGES} of {len(idx)}.")
 
 
-def _inside_link(col, run_id: str, index: int) -> None:
-    """A link to the Inside page with this run and test image: feature maps and Grad-CAM for it."""
+def _inside_link(col, run_id: str, index: int, split: str = "test") -> None:
+    """A link to the Inside page with this run and test (or validation) image: feature maps and Grad-CAM for it."""
     col.page_link(
         state.PAGES["inside"],
         label="Inside",
         icon=":material/layers:",
-        query_params={"run": run_id, "image": str(index)},
+        query_params={"run": run_id, "image": str(index), **({"split": split} if split != "test" else {})},
         help="See this image's feature maps and Grad-CAM: why the network chose its class.",
     )
 
@@ -162,6 +172,35 @@ def _most_wrong(rec, names: list[str], arrays: dict) -> None:
             col.image(arrays["test_images"][i], width=96)
             col.caption(f"**{names[p]}** {test['confidence'][i]:.0%}  \ntrue: {names[t]}")
             _inside_link(col, rec.run_id, i)
+
+
+def _mislabelled(rec, arrays: dict) -> None:
+    st.subheader("Most likely mislabelled")
+    st.caption(
+        "The validation and test images, which the network never trained on, with the lowest probability for "
+        "the class they are filed under. A network trained on mostly right labels doubts a wrong one: check "
+        "these files first. **Flagged**: the network is as sure of another class here as it is, on average, "
+        "of that class on the images labelled with it (cleanlab's confident learning)."
+    )
+    with st.spinner("Ranking the validation and test images (once per run)…"):
+        found = resources.mislabels(rec, TOP_K)
+    st.markdown(found.sentence())
+    if found.note:
+        st.caption(f":material/info: {found.note}")
+    names = found.class_names
+    val_images = resources.validation(rec)[2] if any(s.split == "val" for s in found.suspects) else None
+    per_row = 6
+    for start in range(0, len(found.suspects), per_row):
+        cols = st.columns(per_row)
+        for col, s in zip(cols, found.suspects[start : start + per_row], strict=False):
+            col.image((arrays["test_images"] if s.split == "test" else val_images)[s.index], width=96)
+            flag = f"  \n:red[flagged: looks like {names[s.flagged_as]}]" if s.flagged else ""
+            col.caption(
+                f"labelled **{names[s.label]}**: {s.own_probability:.0%}  \n"
+                f"says {names[s.predicted]} {s.predicted_probability:.0%}  \n"
+                f"{SPLIT_WORDS[s.split]} #{s.index}" + (f" · `{s.file}`" if s.file else "") + flag
+            )
+            _inside_link(col, rec.run_id, s.index, s.split)
 
 
 def _calibration(rec) -> None:

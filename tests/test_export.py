@@ -132,11 +132,18 @@ def test_history_predictions_model_and_config(in_home, tmp_path, capsys):
 
 
 def test_the_report_is_self_contained_and_holds_the_runs_numbers(in_home, tmp_path, capsys):
-    _, _, _, rec = in_home
+    from core.training import run_calibration
+
+    _, _, store, rec = in_home
     out = tmp_path / "run.html"
     assert main(["export", rec.run_id, "--report", str(out)]) == 0
     page = out.read_text()
-    assert page == report_html(rec)
+    cal = run_calibration(store, rec)
+    assert page == report_html(rec, cal)
+    # The calibration: calibration.py's ECE before and after temperature scaling, its temperature.
+    cells = [f"{cal.before.ece:.4f}", f"{cal.after.ece:.4f}", f"{cal.temperature:.3f}"]
+    assert "".join(f"<td class=num>{c}</td>" for c in cells) in page
+    assert page.count("<div id=reliability class=plot></div>") == 1
     assert out.stat().st_size < 5 * 2**20
     assert not re.search(r"<script[^>]+src=", page) and not re.search(r"<link[^>]+href=[\"']?http", page)
     assert page.count("<script>") == 2 and "Plotly.newPlot" in page

@@ -119,3 +119,37 @@ def test_missing_numbers_show_as_a_dash_and_missing_parts_are_left_out():
     # best epoch from the curves still; no test scores, no per-epoch time (the epoch times do not match)
     assert "<td class=num>3/6</td><td class=num>0.5000</td><td class=num>0.7250</td><td class=num>-</td>" in page
     assert "<h2>Layers</h2>" not in page and "<td class=num>-</td><td class=num>4.3</td>" in page
+
+
+def _calibration():
+    """Calibration of 8 test images (2 classes) with a temperature fitted on 6 validation images."""
+    from core.results.calibration import calibrate
+
+    y = [0, 0, 0, 0, 1, 1, 1, 1]
+    top = [0.95, 0.92, 0.85, 0.65, 0.97, 0.75, 0.55, 0.9]  # the probability of class 0 for the first four
+    probs = [[p, 1 - p] for p in top[:4]] + [[p, 1 - p] for p in top[4:]]  # the last four: wrong when p > 0.5
+    y_val, val = [0, 1, 0, 1, 0, 1], [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.95, 0.05], [0.6, 0.4], [0.3, 0.7]]
+    return calibrate(y, probs, y_val, val)
+
+
+def test_the_calibration_section_holds_calibration_py_s_numbers_and_sentences():
+    from core.results.calibration import confidence_sentence, temperature_sentence
+
+    cal = _calibration()
+    page = report_html(record(), cal)
+    assert "<h2>Can you trust its confidence?</h2>" in page
+    cells = [f"{cal.before.ece:.4f}", f"{cal.after.ece:.4f}", f"{cal.temperature:.3f}"]
+    assert "".join(f"<td class=num>{c}</td>" for c in cells) in page and cal.before.ece != cal.after.ece
+    assert f"<b>{html.escape(confidence_sentence(cal.before))}</b>" in page
+    assert html.escape(temperature_sentence(cal)) in page
+    rel = figures(page)["reliability"]["data"]
+    bars = next(t for t in rel if t.get("type") == "bar")
+    assert bars["y"] == [a if a is not None else 0 for a in cal.before.accuracy]
+    assert bars["text"] == [str(n) if n else "" for n in cal.before.counts] and sum(cal.before.counts) == 8
+    k = max(i for i, n in enumerate(cal.before.counts) if n)  # the most confident bin, one table row
+    row = f"<td>{cal.before.edges[k]:.0%}-{cal.before.edges[k + 1]:.0%}</td><td class=num>{cal.before.counts[k]}</td>"
+    assert row in page
+
+
+def test_without_a_calibration_the_section_is_left_out(page):
+    assert "Can you trust its confidence?" not in page and "reliability" not in figures(page)

@@ -9,7 +9,8 @@ Streamlit's two caches, as the house style uses them:
 - ``st.cache_data`` for values: run records, test arrays, preparation
   summaries, augmentation previews, and what the Inside page computes per
   (run, image, layer): feature maps, worked convolutions, Grad-CAM maps; per (run, projection)
-  the test images' embedding; and each run's calibration.
+  the test images' embedding; and each run's calibration and its images most likely mislabelled.
+  A run's validation images (read again from its data) are shared read-only (st.cache_resource).
   Each caller gets its own copy.
 
 Everything is keyed by the store's home folder (``CNNLAB_HOME``), so tests
@@ -43,9 +44,17 @@ from core.inside import (
 )
 from core.jobs import TrainingWorker, get_worker
 from core.models import preview
-from core.results import Calibration
+from core.results import Calibration, Mislabels
 from core.store import RunRecord, RunStore, default_home
-from core.training import predict_images, resolve, run_calibration, stored_validation
+from core.training import (
+    predict_images,
+    resolve,
+    run_calibration,
+    run_mislabels,
+    stored_validation,
+    validation_images,
+    validation_predictions,
+)
 from ui import identity
 
 
@@ -364,13 +373,7 @@ def augment_preview(_image, image_key: str, cfg: AugmentConfig, n: int, seed: in
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _calibration(home_dir: str, run_id: str) -> Calibration:
-    store_ = _store(home_dir)
-    rec = store_.get(run_id)
-    if stored_validation(store_, rec) is not None or not store_.model_path(run_id).exists():
-        return run_calibration(store_, rec)  # NumPy only (or the test bins alone, with the reason)
-    model, lock = _model(home_dir, run_id)  # an older run: its validation images scored once by the shared model
-    with lock:
-        return run_calibration(store_, rec, model=model)
+    return _with_model(home_dir, run_id, lambda store_, rec, model: run_calibration(store_, rec, model=model))
 
 
 def calibration(rec: RunRecord) -> Calibration:
@@ -379,3 +382,51 @@ def calibration(rec: RunRecord) -> Calibration:
     Raises HeldOutUnavailable (a UserError) when the run kept no test predictions.
     """
     return _calibration(home(), rec.run_id)
+
+
+# --------------------------------------------------------------------------- held-out images
+
+
+def _with_model(home_dir: str, run_id: str, compute):
+    """``compute(store, record, model)``: with the run's shared model, under its lock, when its validation images
+    must be scored again (an older run); else with None (NumPy only, or the reason it cannot be done)."""
+    store_ = _store(home_dir)
+    rec = store_.get(run_id)
+    if stored_validation(store_, rec) is not None or not store_.model_path(run_id).exists():
+        return compute(store_, rec, None)
+    model, lock = _model(home_dir, run_id)
+    with lock:
+        return compute(store_, rec, model)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _mislabels(home_dir: str, run_id: str, k: int) -> Mislabels:
+    return _with_model(home_dir, run_id, lambda store_, rec, model: run_mislabels(store_, rec, k=k, model=model))
+
+
+def mislabels(rec: RunRecord, k: int) -> Mislabels:
+    """The run's held-out images most likely mislabelled (core.training.run_mislabels), once per run and k.
+
+    Raises HeldOutUnavailable (a UserError) when the run kept no test predictions.
+    """
+    return _mislabels(home(), rec.run_id, int(k))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _validation(home_dir: str, run_id: str) -> tuple[Any, Any, Any]:
+    def compute(store_, rec, model):
+        y, probs = validation_predictions(store_, rec, model)
+        images = validation_images(store_, rec)
+        for a in (y, probs, images):
+            a.flags.writeable = False  # shared by every session
+        return y, probs, images
+
+    return _with_model(home_dir, run_id, compute)
+
+
+def validation(rec: RunRecord) -> tuple[Any, Any, Any]:
+    """The run's validation labels, probabilities and images (uint8), read-only and shared.
+
+    Raises HeldOutUnavailable when its data cannot be read again or changed since the training.
+    """
+    return _validation(home(), rec.run_id)

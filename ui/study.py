@@ -14,6 +14,7 @@ from core.base import ModelConfig, TrainConfig
 from core.results import report_html, seed_configs, sweep_points
 from core.results.export import config_json, history_csv, predictions_csv, script_text
 from core.store import RunRecord
+from core.training import HeldOutUnavailable
 from ui import jobs, resources
 
 
@@ -83,7 +84,13 @@ def exports(run_id: str) -> dict[str, str]:
 @st.cache_data(show_spinner=False, max_entries=2)
 def _report(home: str, run_id: str) -> str:
     rec = resources.record(run_id)
-    return report_html(rec) if rec is not None else ""
+    if rec is None:
+        return ""
+    try:
+        calibration = resources.calibration(rec)
+    except HeldOutUnavailable:  # no test predictions kept: the report leaves its calibration out
+        calibration = None
+    return report_html(rec, calibration)
 
 
 def report(run_id: str) -> str:

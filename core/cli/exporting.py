@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from core.base import UserError
-from core.results import get_runs, report_html
+from core.results import Calibration, get_runs, report_html
 from core.results.export import config_json, copy_model, history_csv, predictions_csv, script_text
-from core.store import RunStore
+from core.store import RunRecord, RunStore
+from core.training import HeldOutUnavailable, run_calibration
 
 
 def _write(path: str, text: str) -> Path:
@@ -18,6 +19,14 @@ def _write(path: str, text: str) -> Path:
     except OSError as exc:
         raise UserError(f"Cannot write {path!r}: {exc.strerror}. Choose a folder you can write to.") from None
     return p
+
+
+def _calibration(store: RunStore, rec: RunRecord) -> Calibration | None:
+    """The run's calibration for its report; None when it kept no test predictions (the section is left out)."""
+    try:
+        return run_calibration(store, rec)
+    except HeldOutUnavailable:
+        return None
 
 
 def cmd_export(args: argparse.Namespace, store: RunStore) -> int:
@@ -47,7 +56,7 @@ def cmd_export(args: argparse.Namespace, store: RunStore) -> int:
     if args.predictions:
         written.append(_write(args.predictions, predictions_csv(rec, store)))
     if args.report:
-        written.append(_write(args.report, report_html(rec)))
+        written.append(_write(args.report, report_html(rec, _calibration(store, rec))))
     if args.config:
         written.append(_write(args.config, config_json(rec)))
     for p in written:

@@ -25,7 +25,7 @@ from core.base.config import (
 )
 from core.inside.embedding import METHODS
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
-from core.results import MAX_POINTS, MAX_SEEDS, MIN_SEEDS
+from core.results import MAX_POINTS, MAX_SEEDS, MIN_SEEDS, TOP_K
 
 from .batch import add_batch_flags
 
@@ -441,9 +441,19 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     hl = sub.add_parser(
         "health",
         parents=[common],
-        help="a dataset before training: images per class and split, imbalance, duplicate images across splits",
+        help="a dataset before training: images per class and split, imbalance, duplicate images across splits; "
+        "after a run (--run): its held-out images most likely mislabelled",
     )
-    _data_flag(hl)
+    _data_flag(hl, required=False)
+    hl.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        default=None,
+        help="instead of --data: rank this run's validation and test images by the probability of their own label",
+    )
+    hl.add_argument(
+        "--top", type=int, default=TOP_K, metavar="K", help=f"with --run: how many images to list (default {TOP_K})"
+    )
     m, t = ModelConfig(), TrainConfig()
     _setting(hl, "input_size", type=int, default=m.input_size, help="image height = width, as training reads them")
     _setting(hl, "channels", type=int, choices=[1, 3], default=m.channels, help="3 = RGB, 1 = gray")

@@ -1,7 +1,8 @@
 """What runs say: curves, test-set evaluation, the verdict and its remedies, the diagnosis, comparisons,
 repeats over seeds, sweeps, the report. ``core.results.export`` (a notebook-style script and a model
 file, TensorFlow at import) is imported as a module, not re-exported here. Calibration: reliability bins,
-expected calibration error and temperature scaling of predictions given (``core.results.calibration``).
+expected calibration error and temperature scaling of predictions given (``core.results.calibration``);
+the held-out images most likely mislabelled, by the probability of their own label (``core.results.mislabel``).
 """
 
 from core.results.calibration import (
@@ -41,6 +42,7 @@ from core.results.curves import (
 )
 from core.results.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, diagnosis_of, fit_summary_text
 from core.results.evaluation import TestReport, cell_indices, evaluate, top_classes, worst_confusion
+from core.results.mislabel import TOP_K, Mislabels, Suspect, rank_mislabels
 from core.results.remedies import Remedy
 from core.results.repeats import (
     MAX_SEEDS,
@@ -115,4 +117,9 @@ __all__ = [
     "reliability",
     "temperature_scale",
     "temperature_sentence",
+    # mislabelled images
+    "Mislabels",
+    "Suspect",
+    "TOP_K",
+    "rank_mislabels",
 ]

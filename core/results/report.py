@@ -1,5 +1,7 @@
 """One stored run as a single self-contained HTML file: configuration, layer table, curves with the best
-epoch, the verdict and its evidence, the confusion matrix and the per-class metrics.
+epoch, the verdict and its evidence, the confusion matrix and the per-class metrics, and (given the run's
+:class:`core.results.calibration.Calibration`) the reliability diagram, the calibration error before and
+after temperature scaling and the sentences the Predictions page says about them.
 
 It opens with no network: plotly.js is embedded once, inline (``plotly.offline.get_plotlyjs()``, about
 4.8 MB), and there are no ``<script src>`` or stylesheet links. plotly is imported inside
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.base.config import ModelConfig
 from core.models.layer_table import layer_table
+from core.results.calibration import Calibration, Reliability, confidence_sentence, temperature_sentence
 from core.results.compare import run_metrics, run_settings
 from core.results.diagnosis import diagnosis_of
 
@@ -125,8 +128,100 @@ def _confusion_figure(rec: RunRecord) -> dict[str, Any]:
     return {"data": data, "layout": layout}
 
 
-def report_html(rec: RunRecord) -> str:
-    """The report of ``rec`` as one HTML document (a string), plotly.js inline once."""
+def _reliability_figure(cal: Calibration) -> dict[str, Any]:
+    """The reliability diagram: each confidence bin's accuracy (bars, its image count on top) against the
+    diagonal of honest confidence, and the bins after temperature scaling (diamonds)."""
+    before = cal.before
+    edges = before.edges
+    centres = [(lo + hi) / 2 for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    data: list[dict[str, Any]] = [
+        {"x": [0, 1], "y": [0, 1], "mode": "lines", "name": "honest", "line": {"color": "#888", "dash": "dash"}},
+        {
+            "type": "bar",
+            "x": centres,
+            "y": [a if a is not None else 0 for a in before.accuracy],
+            "width": (edges[1] - edges[0]) * 0.9,
+            "name": "the network",
+            "marker": {"color": BLUE},
+            "text": [str(n) if n else "" for n in before.counts],
+            "textposition": "outside",
+        },
+    ]
+    if cal.after is not None:
+        filled = [k for k, n in enumerate(cal.after.counts) if n]
+        data.append(
+            {
+                "x": [cal.after.confidence[k] for k in filled],
+                "y": [cal.after.accuracy[k] for k in filled],
+                "mode": "markers+lines",
+                "name": "after temperature scaling",
+                "marker": {"color": ORANGE, "symbol": "diamond", "size": 10},
+            }
+        )
+    layout = {
+        "title": {"text": "Reliability (test set): how often it is right at each confidence"},
+        "xaxis": {"title": {"text": "confidence (probability of the class it picked)"}, "range": [0, 1]},
+        "yaxis": {"title": {"text": "accuracy"}, "range": [0, 1.1]},
+        "margin": {"t": 50, "r": 20},
+    }
+    return {"data": data, "layout": layout}
+
+
+def _bins_table(before: Reliability, after: Reliability | None) -> str:
+    head = ["confidence", "test images", "said on average", "right"]
+    if after is not None:
+        head += ["test images after scaling", "said after scaling", "right after scaling"]
+    rows = []
+    for k in range(len(before.counts)):
+        row = [f"{before.edges[k]:.0%}-{before.edges[k + 1]:.0%}", before.counts[k]]
+        row += [_fmt(before.confidence[k], ".1%"), _fmt(before.accuracy[k], ".1%")]
+        if after is not None:
+            row += [after.counts[k], _fmt(after.confidence[k], ".1%"), _fmt(after.accuracy[k], ".1%")]
+        rows.append(row)
+    return _table(head, rows, numeric=set(range(1, len(head))))
+
+
+def _calibration_section(cal: Calibration | None) -> list[str]:
+    if cal is None:
+        return []
+    parts = ["<h2>Can you trust its confidence?</h2>", f"<p><b>{_e(confidence_sentence(cal.before))}</b></p>"]
+    parts.append("<div id=reliability class=plot></div>")
+    after = cal.after
+    parts.append(
+        _table(
+            [
+                "calibration error (ECE)",
+                "after temperature scaling",
+                "temperature T",
+                "mean confidence",
+                "test accuracy",
+                "test accuracy after scaling",
+            ],
+            [
+                [
+                    _fmt(cal.before.ece, ".4f"),
+                    _fmt(after.ece if after else None, ".4f"),
+                    _fmt(cal.temperature, ".3f"),
+                    _fmt(cal.before.mean_confidence, ".4f"),
+                    _fmt(cal.test_accuracy_before, ".4f"),
+                    _fmt(cal.test_accuracy_after, ".4f"),
+                ]
+            ],
+            numeric=set(range(6)),
+        )
+    )
+    parts.append(f"<p>{_e(temperature_sentence(cal))}</p>")
+    parts.append(_bins_table(cal.before, after))
+    return parts
+
+
+def report_html(rec: RunRecord, calibration: Calibration | None = None) -> str:
+    """The report of ``rec`` as one HTML document (a string), plotly.js inline once.
+
+    Args:
+        rec: the stored run.
+        calibration: the run's calibration (:func:`core.training.run_calibration`); None leaves its section out.
+    """
     from plotly.offline import get_plotlyjs  # ~1 s: only when a report is written
 
     m = run_metrics(rec)
@@ -183,6 +278,7 @@ def report_html(rec: RunRecord) -> str:
             numeric={1, 2, 3, 4},
         )
     )
+    parts += _calibration_section(calibration)
     if rec.model_config:
         table = layer_table(ModelConfig.from_dict(rec.model_config))
         parts.append("<h2>Layers</h2>")
@@ -204,6 +300,8 @@ def report_html(rec: RunRecord) -> str:
         "accuracy": _curve_figure(rec, "accuracy", "Accuracy", best),
         "confusion": _confusion_figure(rec),
     }
+    if calibration is not None:
+        figures["reliability"] = _reliability_figure(calibration)
     data = json.dumps(figures).replace("</", "<\\/")
     draw = (
         "const FIGURES = " + data + ";\nfor (const [id, fig] of Object.entries(FIGURES)) "

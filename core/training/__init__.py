@@ -17,7 +17,14 @@ from core.training.experiment import (
     stored_answer,
 )
 from core.training.fit import BUDGET_STOP, ProgressEvent, TimeBudget, budget_stop_text, predict_proba
-from core.training.heldout import HeldOutUnavailable, run_calibration, stored_validation, validation_predictions
+from core.training.heldout import (
+    HeldOutUnavailable,
+    run_calibration,
+    run_mislabels,
+    stored_validation,
+    validation_images,
+    validation_predictions,
+)
 from core.training.train import train_model
 from core.training.transfer import train_transfer
 
@@ -40,11 +47,13 @@ __all__ = [
     "resolve",
     "run_calibration",
     "run_experiment",
+    "run_mislabels",
     "save_run",
     "stop_reason",
     "stored_answer",
     "stored_validation",
     "train_model",
     "train_transfer",
+    "validation_images",
     "validation_predictions",
 ]

@@ -1,4 +1,5 @@
-"""A stored run's validation predictions, and its calibration (:mod:`core.results.calibration`) from them.
+"""A stored run's validation predictions, and from them its calibration (:mod:`core.results.calibration`) and
+the held-out images most likely mislabelled (:mod:`core.results.mislabel`).
 
 Runs trained since calibration was added keep their validation images' probabilities in their arrays
 (``y_val``, ``val_probs``, written by :func:`core.training.experiment.compute_run`). For an older run they
@@ -16,8 +17,9 @@ import numpy as np
 
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
-from core.data import load_dataset
+from core.data import Dataset, PreparedData, load_dataset
 from core.results.calibration import N_BINS, Calibration, calibrate
+from core.results.mislabel import TOP_K, Mislabels, rank_mislabels
 from core.store.runstore import RunRecord, RunStore
 from core.training.experiment import model_preprocess, run_split
 from core.training.fit import predict_proba
@@ -44,23 +46,12 @@ def stored_validation(store: RunStore, rec: RunRecord) -> tuple[np.ndarray, np.n
     return None
 
 
-def validation_predictions(store: RunStore, rec: RunRecord, model: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """The run's validation labels and its best model's probabilities for them: ``(y_val, val_probs)``.
-
-    Args:
-        store: the run's store (its cache keeps what is computed, unless the store is read-only).
-        rec: the stored run.
-        model: the run's loaded model (a page's shared copy); None loads it from the store when needed.
+def _split_again(store: RunStore, rec: RunRecord) -> tuple[Dataset, PreparedData]:
+    """The run's dataset read again and split as its training split it, checked against what it trained on.
 
     Raises:
-        HeldOutUnavailable: the run has no model file, its data cannot be read, or the data changed
-            since the training (the message says which, and what to do).
+        HeldOutUnavailable: the data cannot be read, changed since the training, or splits otherwise.
     """
-    kept = stored_validation(store, rec)
-    if kept is not None:
-        return kept
-    if model is None and not store.model_path(rec.run_id).exists():
-        raise HeldOutUnavailable("This run has no saved network file, so its validation images cannot be scored again.")
     model_cfg = ModelConfig.from_dict(rec.model_config)
     cache_dir = None if store.readonly else store.cache_dir
     try:
@@ -80,13 +71,81 @@ def validation_predictions(store: RunStore, rec: RunRecord, model: Any = None) -
             "The split made again from this run's settings is not the one it was trained on. Train the run again "
             "to measure it."
         )
+    return ds, data
+
+
+def _require_model(store: RunStore, rec: RunRecord, model: Any) -> None:
+    if model is None and not store.model_path(rec.run_id).exists():
+        raise HeldOutUnavailable("This run has no saved network file, so its validation images cannot be scored again.")
+
+
+def _score_validation(store: RunStore, rec: RunRecord, data: PreparedData, model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The validation images of ``data`` scored by the run's model, kept in the cache (unless read-only)."""
+    _require_model(store, rec, model)
     if model is None:
         model = store.load_model(rec.run_id)
-    probs = predict_proba(model, data.x_val, preprocess=model_preprocess(model_cfg))
+    probs = predict_proba(model, data.x_val, preprocess=model_preprocess(ModelConfig.from_dict(rec.model_config)))
     y_val = np.asarray(data.y_val_int, dtype=np.int64)
     if not store.readonly:
         store.cache_put(CACHE_KIND, _cache_key(rec), {"y_val": y_val, "val_probs": probs.astype(np.float32)})
     return y_val, probs
+
+
+def validation_predictions(store: RunStore, rec: RunRecord, model: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The run's validation labels and its best model's probabilities for them: ``(y_val, val_probs)``.
+
+    Args:
+        store: the run's store (its cache keeps what is computed, unless the store is read-only).
+        rec: the stored run.
+        model: the run's loaded model (a page's shared copy); None loads it from the store when needed.
+
+    Raises:
+        HeldOutUnavailable: the run has no model file, its data cannot be read, or the data changed
+            since the training (the message says which, and what to do).
+    """
+    kept = stored_validation(store, rec)
+    if kept is not None:
+        return kept
+    _require_model(store, rec, model)
+    _, data = _split_again(store, rec)
+    return _score_validation(store, rec, data, model)
+
+
+def validation_images(store: RunStore, rec: RunRecord) -> np.ndarray:
+    """The run's validation images (uint8, the run's size), in the order of its validation predictions.
+
+    Raises:
+        HeldOutUnavailable: the data cannot be read again or changed since the training.
+    """
+    _, data = _split_again(store, rec)
+    return np.ascontiguousarray(data.x_val[:])
+
+
+def run_mislabels(store: RunStore, rec: RunRecord, k: int = TOP_K, model: Any = None) -> Mislabels:
+    """The run's held-out images (validation and test) most likely mislabelled (:mod:`core.results.mislabel`).
+
+    The test predictions are the run's stored ones; the validation ones as :func:`validation_predictions`
+    gives them. Each image's file comes from the dataset read again; when it cannot be (gone, changed), the
+    test images alone are ranked, without files, and the result's note says why.
+
+    Raises:
+        HeldOutUnavailable: the run has no stored test predictions.
+    """
+    arrays = store.load_arrays(rec.run_id)
+    if not {"y_true", "probs"} <= set(arrays):
+        raise HeldOutUnavailable("This run has no saved test predictions, so its images cannot be ranked.")
+    names = list(rec.test.get("class_names") or rec.data.get("classes", []))
+    heldout = {"test": (arrays["y_true"], arrays["probs"])}
+    try:
+        ds, data = _split_again(store, rec)
+        kept = stored_validation(store, rec)
+        heldout["val"] = kept if kept is not None else _score_validation(store, rec, data, model)
+    except HeldOutUnavailable as exc:
+        return rank_mislabels(names, heldout, k=k, note=f"Only the test images: {exc}", run_id=rec.run_id)
+    files = {
+        split: [ds.files[i] for i in index] for split, index in (("val", data.val_index), ("test", data.test_index))
+    }
+    return rank_mislabels(names, heldout, k=k, files=files, run_id=rec.run_id)
 
 
 def run_calibration(store: RunStore, rec: RunRecord, model: Any = None, n_bins: int = N_BINS) -> Calibration:

@@ -225,6 +225,13 @@ def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
             expect(page.get_by_text(re.compile(r"^When the network says \d+-\d+%")).first).to_be_visible()
             _shot(page, "6-predictions-calibration")
 
+            # The held-out images most likely mislabelled (above the calibration), each with its link to Inside.
+            heading = page.get_by_text("Most likely mislabelled", exact=True).first
+            heading.scroll_into_view_if_needed()
+            expect(heading).to_be_visible()
+            expect(page.get_by_text(re.compile(r"the network never trained on")).first).to_be_visible()
+            _shot(page, "6-predictions-mislabelled")
+
             # Inside the CNN: a gallery image's link opens its feature maps, the worked convolution, Grad-CAM.
             page.get_by_role("link", name="Inside").first.click()
             _settle(page)
@@ -245,16 +252,19 @@ def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
 
 
 def test_the_exported_report_opens_offline_without_errors(trained, tmp_path):
-    """The HTML report in a real browser with every network request refused: plotly draws its three charts."""
+    """The HTML report in a real browser with every network request refused: plotly draws its four charts
+    (the curves, the confusion matrix and the reliability diagram)."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium chromium-driver): browser test skipped")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed: browser test skipped")
     from playwright.sync_api import sync_playwright
 
     from core.results.report import report_html
+    from core.store.runstore import RunStore
+    from core.training import run_calibration
 
     path = tmp_path / "run.html"
-    path.write_text(report_html(trained), encoding="utf-8")
+    path.write_text(report_html(trained, run_calibration(RunStore(), trained)), encoding="utf-8")
     errors, requests = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
@@ -274,4 +284,4 @@ def test_the_exported_report_opens_offline_without_errors(trained, tmp_path):
         _shot(page, "report")
         browser.close()
     assert errors == [] and requests == []
-    assert plots == 3 and trained.run_id in heading
+    assert plots == 4 and trained.run_id in heading

@@ -190,3 +190,6 @@ def test_a_healthy_dataset_says_so(open_page, data_dir):
     assert any(f"has {ratio:.2f} times the training images" in s.value for s in at.success) and ratio < 1.5
     assert _metric(at, "Identical pairs") == "0" and _metric(at, "Near-identical pairs") == "0"
     assert not [b for b in at.get("download_button") if "to remove" in b.proto.label]
+    # After a training, the images most likely mislabelled are on Predictions: the health section links there.
+    links = [el for el in at.get("page_link") if el.proto.page == "predictions"]
+    assert len(links) == 1 and "doubts most" in links[0].proto.label

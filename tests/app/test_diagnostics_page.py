@@ -75,6 +75,13 @@ def test_the_run_can_be_downloaded(open_page, trained):
 
     files = exports(trained.run_id)
     assert files["script"] == script_text(trained) and files["history"] == history_csv(trained)
+    # The report the page offers holds the run's calibration, as calibration.py measures it.
+    from core.store.runstore import RunStore
+    from core.training import run_calibration
+    from ui.study import report
+
+    cal = run_calibration(RunStore(), trained)
+    assert f"<td class=num>{cal.before.ece:.4f}</td><td class=num>{cal.after.ece:.4f}</td>" in report(trained.run_id)
 
 
 def test_a_stored_short_run_shows_the_truth_tables_verdict(open_page, trained):

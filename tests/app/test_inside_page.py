@@ -99,6 +99,46 @@ def test_a_link_from_the_predictions_page_opens_that_run_and_image(open_page, tr
     assert at.selectbox(key=f"inside.index.{trained.run_id}").value == index
 
 
+def _open_link(start_run: str, **query):
+    """A fresh session, another run selected, then the Inside page opened with this link's query."""
+    from apphelpers import APP, TIMEOUT
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["run_id"] = start_run
+    at.run()
+    at.query_params.update(**query)
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_link_to_a_validation_image_opens_it(trained, staged):
+    """The gallery of images most likely mislabelled links validation images too (&split=val)."""
+    from core.store.runstore import RunStore
+    from core.training import validation_images
+
+    store = RunStore()
+    arrays = store.load_arrays(trained.run_id)
+    y_val, val_probs = arrays["y_val"], arrays["val_probs"]
+    index = _clearest(val_probs)
+    at = _open_link(staged.run_id, run=trained.run_id, image=str(index), split="val")
+    assert at.session_state["run_id"] == trained.run_id
+    assert at.radio(key="inside.source").value == "A validation image"
+    assert at.selectbox(key="inside.class").value == trained.data["classes"][int(y_val[index])]
+    picker = at.selectbox(key=f"inside.val_index.{trained.run_id}")
+    assert picker.value == index and all(o.startswith("validation image #") for o in picker.options)
+    # The picture looked inside is the run's own validation image: the network says what it said of it.
+    assert f"The network says **{trained.data['classes'][int(val_probs[index].argmax())]}**" in texts(at)
+    assert validation_images(store, trained).shape[0] == len(y_val)
+
+
+def _clearest(probs) -> int:
+    """The image whose top class leads the second by most (its answer does not flip with rounding)."""
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    return int(np.argmax(top2[:, 1] - top2[:, 0]))
+
+
 def test_your_own_image_and_an_unreadable_one(open_page, trained):
     at = open_page(PAGE, run_id=trained.run_id)
     at.radio(key="inside.source").set_value("Your own image").run()
@@ -149,6 +189,18 @@ def test_a_vgg16_transfer_run_shows_its_nested_base(open_page, vgg_home):
     assert at.selectbox(key="inside.cam_layer").value == "block5_conv3"
     at.selectbox(key="inside.conv").set_value("block2_conv1").run()
     assert not at.exception and "reads a **3×3×64** patch of block1_pool" in texts(at)
+    # Its validation images too (read again from its data): the network's answer is the stored one.
+    from core.store.runstore import RunStore
+
+    arrays = RunStore().load_arrays(rec.run_id)
+    index = _clearest(arrays["val_probs"])
+    at.radio(key="inside.source").set_value("A validation image").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="inside.class").set_value(rec.data["classes"][int(arrays["y_val"][index])]).run()
+    at.selectbox(key=f"inside.val_index.{rec.run_id}").set_value(index).run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = rec.data["classes"][int(arrays["val_probs"][index].argmax())]
+    assert f"The network says **{said}**" in texts(at)
 
 
 def _scatter(at) -> list[dict]:

@@ -159,3 +159,31 @@ def test_a_run_stored_before_scores_its_validation_images_once_with_the_shared_m
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["After temperature scaling"] == f"{want.after.ece:.1%}"  # the same model, the same split
     assert list((store.cache_dir / "validation").glob("older00000000001-*.npz"))  # kept for the next look
+
+
+def test_the_images_most_likely_mislabelled_each_with_an_inside_link(open_page, trained):
+    from core.results.mislabel import TOP_K
+    from core.store.runstore import RunStore
+
+    arrays = RunStore().load_arrays(trained.run_id)
+    names = trained.data["classes"]
+    # Independent of the engine: every held-out image's probability of its own label, lowest first.
+    own = sorted(
+        [(float(arrays["probs"][i, y]), "test", i) for i, y in enumerate(arrays["y_true"])]
+        + [(float(arrays["val_probs"][i, y]), "val", i) for i, y in enumerate(arrays["y_val"])]
+    )
+    at = open_page("pages/predictions.py", run_id=trained.run_id)
+    assert not at.exception, [e.value for e in at.exception]
+    page = texts(at)
+    assert "Most likely mislabelled" in page
+    assert f"{len(arrays['y_val'])} validation images and {len(arrays['y_true'])} test images" in page
+    shown = own[:TOP_K]
+    for p, split, i in shown:
+        y = int((arrays["y_true"] if split == "test" else arrays["y_val"])[i])
+        word = "test" if split == "test" else "validation"
+        assert f"labelled **{names[y]}**: {p:.0%}" in page and f"{word} #{i}" in page
+    links = {el.proto.query_string for el in at.get("page_link") if el.proto.page == "inside"}
+    for _, split, i in shown:
+        want = f"run={trained.run_id}&image={i}" + ("&split=val" if split == "val" else "")
+        assert want in links, (want, links)
+    assert any(split == "val" for _, split, _ in shown)  # both splits are listed (and linked) here
