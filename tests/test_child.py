@@ -78,7 +78,7 @@ def test_a_training_reports_its_start_progress_and_run_and_stores_it(task_for, s
     child.conn.send(("task", task_for(TrainConfig(epochs=2, batch_size=8))))
     msgs = child.messages()
     kinds = [m[0] for m in msgs]
-    assert kinds[0] == "ready" and kinds[-1] == "result" and set(kinds[1:-1]) == {"progress"}
+    assert kinds[:2] == ["ready", "took"] and kinds[-1] == "result" and set(kinds[2:-1]) == {"progress"}
     assert msgs[0][1] == {"pid": child.proc.pid, "threads": 1}  # child_env(1): one TensorFlow thread
     events = [m[1] for m in msgs if m[0] == "progress"]
     assert all(isinstance(e, ProgressEvent) for e in events)
