@@ -2,6 +2,7 @@
 
 from core.store.runstore import RunRecord, RunStore, UnknownRunError, default_home
 from core.store.students import (
+    LOGIN_HOURS,
     Login,
     LoginRefused,
     NameRefused,
@@ -15,6 +16,7 @@ from core.store.students import (
 )
 
 __all__ = [
+    "LOGIN_HOURS",
     "Login",
     "LoginRefused",
     "NameRefused",
