@@ -51,6 +51,8 @@ def test_a_token_reads_back_as_its_name_and_role():
     assert (login.name, login.role, login.user_id) == ("ada lovelace", "student", "name:ada lovelace")
     assert login.expires - login.issued == 12 * 3600
     assert PASSWORDS["student"] not in token and "quartz" not in token  # no password in it
+    teacher = issue_token("Ms Stone", "teacher", SECRET, PASSWORDS["teacher"], now=NOW)
+    assert read_token(teacher, SECRET, PASSWORDS, now=NOW).user_id == "teacher:ms stone"  # not a student's id
     assert set(token) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")  # cookie-safe
 
 

@@ -181,7 +181,7 @@ def _password_form(refused: str | None, hours: float) -> None:
                 except NameRefused as exc:
                     st.error(str(exc))
                 else:
-                    _enter(role, resources.students().resolve(user_id_of(name)))
+                    _enter(role, resources.students().resolve(user_id_of(name, role)))
                     ss[_COOKIE_OUT] = issue_token(name, role, _secret(), password, now=time.time(), hours=hours)
     if not ss.get(identity.ROLE):
         st.stop()

@@ -2,7 +2,8 @@
 
 A student types their name with the class password (the dashboard's login form).
 Their user id is the name, normalised (:func:`normalise_name`: case, composed
-accents and extra spaces do not make another student): ``name:ada lovelace``.
+accents and extra spaces do not make another student): ``name:ada lovelace``
+(a teacher's is ``teacher:ms stone``: no student becomes the teacher's user by typing that name).
 It owns their uploads (and so the runs trained on them) and their jobs, as an
 e-mail address does with the school's login. The same name typed on another
 browser is the same student: with a class password the password is all that
@@ -65,6 +66,7 @@ __all__ = [
 NAME_MAX = 40  # characters of a normalised name
 NAME_PUNCTUATION = " -'._"  # besides letters (any alphabet) and digits
 PREFIX = "name:"  # a named student's user id starts with this
+TEACHER_PREFIX = "teacher:"  # a teacher's: a student who types the teacher's name is not the teacher's user
 ROLES = ("student", "teacher")
 LOGIN_HOURS = 12.0  # a login lasts a class day; a student on a shared computer the next day types their name again
 SECRET_FILE = "login.key"
@@ -111,14 +113,17 @@ def normalise_name(text: str) -> str:
     return name
 
 
-def user_id_of(name: str) -> str:
-    """The user id of a (normalised) name: ``name:ada lovelace``."""
-    return PREFIX + name
+def user_id_of(name: str, role: str = "student") -> str:
+    """The user id of a (normalised) name: ``name:ada lovelace`` (a teacher's: ``teacher:ms stone``)."""
+    return (TEACHER_PREFIX if role == "teacher" else PREFIX) + name
 
 
 def name_of(user_id: str) -> str | None:
-    """The name in a named student's user id; None for any other id."""
-    return user_id.removeprefix(PREFIX) if user_id.startswith(PREFIX) else None
+    """The name in a named student's (or teacher's) user id; None for any other id."""
+    for prefix in (PREFIX, TEACHER_PREFIX):
+        if user_id.startswith(prefix):
+            return user_id.removeprefix(prefix)
+    return None
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class Login:
 
     @property
     def user_id(self) -> str:
-        return user_id_of(self.name)
+        return user_id_of(self.name, self.role)
 
 
 def _b64(data: bytes) -> str:
