@@ -332,6 +332,7 @@ class TrainingWorker:
                 if job.owner == old:
                     with job._lock:
                         job.owner = new
+            self._number_queue()  # the queue's order may follow owners
             return self.table.move_owner(old, new)
 
     def get(self, job_id: str) -> Job | None:
