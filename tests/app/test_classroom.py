@@ -181,6 +181,15 @@ def _reload(cookie: str | None, monkeypatch, secrets: dict | None = None) -> App
     return _session(secrets or {"cnnlab": PASSWORDS})
 
 
+def _no_password_in(home) -> None:
+    """No file the server wrote (the store, its SQLite and WAL, login.key, uploads) holds a password in clear."""
+    files = [path for path in home.rglob("*") if path.is_file()]
+    assert any(path.name == "login.key" for path in files) and any(path.name == "runs.db" for path in files)
+    for path in files:
+        data = path.read_bytes()
+        assert b"quartz-42" not in data and b"granite-7" not in data, path
+
+
 def _student_upload_and_run(at: AppTest, data_dir, store, name: str = "rocks.zip"):
     from core.training.experiment import run_experiment
 
@@ -223,11 +232,7 @@ def test_a_named_student_is_the_same_after_a_reload_with_their_uploads_runs_and_
     assert not _mentions(bob.selectbox(key="dataset").options, "rocks.zip")
     private_worker.stop(job.id, admin=True)
 
-    # No password in clear in any file the server wrote.
-    for path in private_worker.store.home.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            assert b"quartz-42" not in data and b"granite-7" not in data, path
+    _no_password_in(private_worker.store.home)
 
 
 def test_a_changed_or_expired_saved_login_is_refused_with_the_reason(private_worker, monkeypatch):
@@ -307,3 +312,4 @@ def test_the_teacher_renames_and_merges_students_and_their_runs_follow(private_w
     assert bobs_upload == upload and store.upload_names("name:ada lovelace") == {upload: "rocks.zip"}  # hers kept
     assert store.upload_names("name:bob") == {}
     assert [r["name"] for r in Students(store).roster()] == ["ada lovelace"]  # the teacher is not a student
+    _no_password_in(store.home)
