@@ -94,7 +94,9 @@ def test_the_secret_is_made_once_readable_only_by_the_server(tmp_path):
     assert login_secret(tmp_path) == first  # the same after a restart: logins stay valid
     os.chmod(path, 0o644)
     assert login_secret(tmp_path) == first and stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert login_secret(tmp_path, "from secrets.toml") == b"from secrets.toml"
+    assert login_secret(tmp_path, "s" * 32) == b"s" * 32  # [cnnlab] login_secret in secrets.toml wins
+    with pytest.raises(UserError, match="must be at least 32 characters .*; it has 6"):
+        login_secret(tmp_path, "hunter")
     path.write_bytes(b"short")
     with pytest.raises(UserError, match="is damaged"):
         login_secret(tmp_path)

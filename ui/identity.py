@@ -32,7 +32,7 @@ from core.store import name_of
 
 SESSION_ID = "_cnnlab_session_id"
 ROLE = "_cnnlab_role"  # "student" or "teacher" after a password login
-USER = "_cnnlab_user"  # a named student's id after a password login (ui.login): "name:ada lovelace"
+USER = "_cnnlab_user"  # the name's user id after a password login (ui.login): "name:ada", "teacher:ms stone"
 SECTION = "cnnlab"  # our section of secrets.toml
 # [auth] keys shared by every provider; any other key holding a table names a provider.
 _SHARED_AUTH_KEYS = {

@@ -30,6 +30,7 @@ import time
 
 import streamlit as st
 
+from core.base import UserError
 from core.store import (
     LOGIN_HOURS,
     LoginRefused,
@@ -44,12 +45,12 @@ from ui import identity, resources, state
 
 COOKIE = "cnnlab_login"
 _FORGET = "_cnnlab_forget_cookie"  # this session no longer reads the cookie it opened with (logged out, refused)
-_COOKIE_OUT = "_cnnlab_cookie_out"  # the cookie to write on the next run: a token, or "" to clear it
+_COOKIE_OUT = "_cnnlab_cookie_out"  # the cookie to write on the next run: (token, seconds), or ("", 0) to clear it
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9_.-]*")
 MAX_LOGIN_HOURS = 24 * 30
 
 
-class LoginSettingError(Exception):
+class LoginSettingError(UserError):
     """``[cnnlab] login_hours`` in secrets.toml is not a number of hours that can be used."""
 
 
@@ -87,18 +88,20 @@ def gate() -> None:
     if mode == "oidc":
         _school_login()
         st.stop()
-    try:
-        hours = login_hours()
-    except LoginSettingError as exc:
-        st.error(f"CNN Lab cannot let anyone in until this is fixed: {exc}", icon=":material/settings:")
-        st.stop()
     ss = st.session_state
-    refused = None if ss.get(identity.ROLE) else _come_back()
     if ss.get(identity.ROLE):
         _follow_renames()
-        _write_cookie(hours)
+        _write_cookie()
         return
-    _password_form(refused, hours)
+    try:
+        hours = login_hours()
+        _secret()  # made, or checked, before anyone types a name
+    except UserError as exc:
+        st.error(f"CNN Lab cannot let anyone in until this is fixed: {exc}", icon=":material/settings:")
+        st.stop()
+    refused = _come_back()
+    if not ss.get(identity.ROLE):
+        _password_form(refused, hours)
 
 
 def _school_login() -> None:
@@ -123,7 +126,7 @@ def _come_back() -> str | None:
         login = read_token(token, _secret(), _role_passwords(), now=time.time())
         user = resources.students().check(login)
     except LoginRefused as exc:
-        ss[_FORGET], ss[_COOKIE_OUT] = True, ""  # not read again in this session, and cleared in the browser
+        ss[_FORGET], ss[_COOKIE_OUT] = True, ("", 0)  # not read again in this session, and cleared in the browser
         return str(exc)
     _enter(login.role, user)
     return None
@@ -153,7 +156,7 @@ def _password_form(refused: str | None, hours: float) -> None:
     st.title("CNN Lab")
     if refused:
         st.warning(refused, icon=":material/lock_clock:")
-    _write_cookie(hours)  # a refused login, or a log-out: cleared now
+    _write_cookie()  # a refused login, or a log-out: cleared now
     class_pw, teacher_pw = identity.passwords()
     with st.form("login"):
         st.markdown("Enter your name and the password your teacher gave the class.")
@@ -182,20 +185,21 @@ def _password_form(refused: str | None, hours: float) -> None:
                     st.error(str(exc))
                 else:
                     _enter(role, resources.students().resolve(user_id_of(name, role)))
-                    ss[_COOKIE_OUT] = issue_token(name, role, _secret(), password, now=time.time(), hours=hours)
+                    token = issue_token(name, role, _secret(), password, now=time.time(), hours=hours)
+                    ss[_COOKIE_OUT] = (token, int(hours * 3600))
     if not ss.get(identity.ROLE):
         st.stop()
     st.rerun()
 
 
-def _write_cookie(hours: float) -> None:
+def _write_cookie() -> None:
     """Write (or clear) the login cookie in the browser, once, when a login or log-out asked for it."""
-    token = st.session_state.pop(_COOKIE_OUT, None)
-    if token is None:
+    out = st.session_state.pop(_COOKIE_OUT, None)
+    if out is None:
         return
+    token, age = out
     if not _TOKEN_CHARS.fullmatch(token):  # only ever a token made here; never anything else in a script
         raise ValueError(f"Not a login token: {token[:20]!r}")
-    age = int(hours * 3600) if token else 0
     script = (
         f'<script>document.cookie = "{COOKIE}={token}; Path=/; Max-Age={age}; SameSite=Strict"'
         ' + (location.protocol === "https:" ? "; Secure" : "");</script>'
@@ -215,4 +219,4 @@ def logout() -> None:
         resources.students().log_out(user)
     for key in list(ss.keys()):
         del ss[key]
-    ss[_FORGET], ss[_COOKIE_OUT] = True, ""
+    ss[_FORGET], ss[_COOKIE_OUT] = True, ("", 0)

@@ -212,6 +212,11 @@ def login_secret(home: str | Path, configured: str | None = None) -> bytes:
     deleting it ends every saved login.
     """
     if configured:
+        if len(str(configured)) < 32:
+            raise UserError(
+                "login_secret in the [cnnlab] section of secrets.toml must be at least 32 characters (a random "
+                f"string); it has {len(str(configured))}. Make a longer one, or remove it to let the server make one."
+            )
         return str(configured).encode()
     path = Path(home) / SECRET_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@ a teacher password, or the school's OIDC provider; no login when nothing is conf
 
 from __future__ import annotations
 
+import time
+
 from apphelpers import APP, FAST, TIMEOUT, TINY, texts, zip_of
 from streamlit.testing.v1 import AppTest
 
@@ -250,7 +252,6 @@ def test_a_changed_or_expired_saved_login_is_refused_with_the_reason(private_wor
     assert "Enter your name and the password" in texts(at)
 
     secret = login_secret(private_worker.store.home)  # the server's own key: only the clock is wrong
-    import time
 
     old = issue_token("ada", "student", secret, PASSWORDS["class_password"], now=time.time() - 13 * 3600, hours=12)
     at = _reload(old, monkeypatch)
@@ -313,3 +314,24 @@ def test_the_teacher_renames_and_merges_students_and_their_runs_follow(private_w
     assert store.upload_names("name:bob") == {}
     assert [r["name"] for r in Students(store).roster()] == ["ada lovelace"]  # the teacher is not a student
     _no_password_in(store.home)
+
+
+def test_login_settings_that_cannot_be_used_are_named_before_anyone_logs_in(private_worker, monkeypatch):
+    for bad, says in (
+        ({"login_hours": "a week"}, "login_hours in the [cnnlab] section of secrets.toml must be a number of hours"),
+        ({"login_hours": 0}, "above 0 and at most 720. Got 0 instead"),
+        ({"login_secret": "short"}, "login_secret in the [cnnlab] section of secrets.toml must be at least 32"),
+    ):
+        at = _reload(None, monkeypatch, {"cnnlab": {**PASSWORDS, **bad}})
+        assert not at.exception and not at.text_input, "no login form"
+        assert any(says in e.value for e in at.error), [e.value for e in at.error]
+    secret = "a long random string from secrets.toml, 48 chars"
+    week = {"cnnlab": {**PASSWORDS, "login_secret": secret, "login_hours": 168}}
+    ada = _login(_reload(None, monkeypatch, week), PASSWORDS["class_password"], "ada")
+    html = next(el.proto.body for el in ada.get("html") if "cnnlab_login=" in el.proto.body)
+    assert "Max-Age=604800;" in html  # a week, as the teacher set it
+    from core.store import read_token
+
+    login = read_token(_cookie(ada), secret.encode(), {"student": PASSWORDS["class_password"]}, now=time.time())
+    assert login.name == "ada" and login.expires - login.issued == 168 * 3600
+    assert "Logged in as ada (student)" in texts(_reload(_cookie(ada), monkeypatch, week))
