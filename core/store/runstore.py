@@ -466,7 +466,10 @@ class RunStore:
                 if (final / "record.json").exists():
                     if old is None:
                         return _ALREADY_STORED
-                    continue  # someone put a run back between our renames: replace it again
+                    # Someone put a run there between our renames: the one we moved aside is superseded
+                    # (else it would stay in tmp/ for good); replace theirs again.
+                    shutil.rmtree(old, ignore_errors=True)
+                    continue
                 self._recover(run_id)
         raise OSError(f"Could not store run {run_id}: its folder kept changing under another writer.")
 
