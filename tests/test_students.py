@@ -161,3 +161,21 @@ def test_a_merge_joins_two_students_and_renames_never_chain(tmp_path):
         students.move(c, c)
     assert students.move(c, b) == (b, 2)  # back to an earlier name: undone, not a loop
     assert students.resolve(b) == b and students.resolve(c) == b and students.resolve(a) == b
+
+
+def test_a_renamed_students_running_training_is_theirs_to_stop_under_the_new_name(tiny_folder, tmp_path):
+    from core.jobs.worker import NotYourJob
+
+    worker = TrainingWorker(RunStore(tmp_path / "home"), workers=1)
+    running = worker.submit(str(tiny_folder), TINY, TrainConfig(epochs=300, batch_size=4, seed=1), owner="name:ada")
+    waiting = worker.submit(str(tiny_folder), TINY, TrainConfig(epochs=300, batch_size=4, seed=2), owner="name:ada")
+    try:
+        assert worker.move_owner("name:ada", "name:ada lovelace") == 2
+        assert running.owner == waiting.owner == "name:ada lovelace" and waiting.position == 1
+        with pytest.raises(NotYourJob):
+            worker.stop(waiting.id, by="name:ada")  # the old name is nobody now
+        assert worker.stop(waiting.id, by="name:ada lovelace") and worker.stop(running.id, by="name:ada lovelace")
+    finally:
+        for job in (running, waiting):
+            worker.stop(job.id, admin=True)
+            worker.wait(job, timeout=120)
