@@ -162,6 +162,45 @@ def test_the_first_request_after_a_start_lands_on_the_page_it_asks_for(server, p
             browser.close()
 
 
+def test_a_named_student_stays_logged_in_across_a_reload_and_a_new_tab_until_log_out(classroom_server):
+    """The login cookie as a browser keeps it: written by the page's script, sent back on a reload and by a new
+    tab (st.context.cookies), cleared by Log out (what AppTest, which runs no JavaScript, cannot see)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url = classroom_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_role("textbox", name="Your name").fill("  Ada  Lovelace")
+        page.get_by_role("textbox", name="Password").fill("quartz-42")
+        page.get_by_role("button", name="Enter").click()
+        expect(page.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
+        _settle(page)
+        cookie = next(c for c in context.cookies() if c["name"] == "cnnlab_login")
+        assert cookie["value"].startswith("v1.") and cookie["sameSite"] == "Strict" and "quartz" not in cookie["value"]
+        assert 11 * 3600 < cookie["expires"] - time.time() <= 12 * 3600  # a class day
+
+        page.reload()  # no form: the same student
+        expect(page.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
+        assert page.get_by_role("textbox", name="Password").count() == 0
+        tab = context.new_page()
+        tab.goto(f"{url}/train")
+        expect(tab.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
+        _shot(tab, "named-student")
+
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("textbox", name="Your name")).to_be_visible(timeout=60000)
+        deadline = time.time() + 10  # the script runs once the page is drawn
+        while any(c["name"] == "cnnlab_login" for c in context.cookies()) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(c["name"] == "cnnlab_login" for c in context.cookies())
+        page.reload()
+        expect(page.get_by_role("textbox", name="Your name")).to_be_visible(timeout=60000)
+        browser.close()
+
+
 def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
     from playwright.sync_api import expect, sync_playwright
 
@@ -289,42 +328,3 @@ def test_the_exported_report_opens_offline_without_errors(trained, tmp_path):
         browser.close()
     assert errors == [] and requests == []
     assert plots == 3 and trained.run_id in heading
-
-
-def test_a_named_student_stays_logged_in_across_a_reload_and_a_new_tab_until_log_out(classroom_server):
-    """The login cookie as a browser keeps it: written by the page's script, sent back on a reload and by a new
-    tab (st.context.cookies), cleared by Log out (what AppTest, which runs no JavaScript, cannot see)."""
-    from playwright.sync_api import expect, sync_playwright
-
-    url = classroom_server
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(url)
-        page.get_by_role("textbox", name="Your name").fill("  Ada  Lovelace")
-        page.get_by_role("textbox", name="Password").fill("quartz-42")
-        page.get_by_role("button", name="Enter").click()
-        expect(page.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
-        _settle(page)
-        cookie = next(c for c in context.cookies() if c["name"] == "cnnlab_login")
-        assert cookie["value"].startswith("v1.") and cookie["sameSite"] == "Strict" and "quartz" not in cookie["value"]
-        assert 11 * 3600 < cookie["expires"] - time.time() <= 12 * 3600  # a class day
-
-        page.reload()  # no form: the same student
-        expect(page.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
-        assert page.get_by_role("textbox", name="Password").count() == 0
-        tab = context.new_page()
-        tab.goto(f"{url}/train")
-        expect(tab.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
-        _shot(tab, "named-student")
-
-        page.get_by_role("button", name="Log out").click()
-        expect(page.get_by_role("textbox", name="Your name")).to_be_visible(timeout=60000)
-        deadline = time.time() + 10  # the script runs once the page is drawn
-        while any(c["name"] == "cnnlab_login" for c in context.cookies()) and time.time() < deadline:
-            time.sleep(0.2)
-        assert not any(c["name"] == "cnnlab_login" for c in context.cookies())
-        page.reload()
-        expect(page.get_by_role("textbox", name="Your name")).to_be_visible(timeout=60000)
-        browser.close()
