@@ -8,7 +8,7 @@ URL is its file name (/train is pages/train.py): ui/frame.py says why.
 import streamlit as st
 
 from core.base import SettingError, mark_serving, settings
-from ui import frame, identity, sidebar, state
+from ui import frame, login, sidebar, state
 
 mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.base.limits)
 st.set_page_config(page_title="CNN Lab", page_icon=":material/landscape:", layout="wide")
@@ -17,7 +17,7 @@ try:
 except SettingError as exc:  # the server keeps serving this message until its settings are fixed
     st.error(f"CNN Lab cannot start on this server until its settings are fixed: {exc}", icon=":material/settings:")
     st.stop()
-identity.gate()  # the class or teacher password, or the school's login, when secrets.toml configures one
+login.gate()  # a name and the class (or teacher) password, or the school's login, when secrets.toml asks
 state.init()
 
 

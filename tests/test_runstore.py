@@ -324,3 +324,22 @@ def test_a_released_upload_is_deleted_unless_a_run_or_another_owner_keeps_it(tmp
     orphan.write_bytes(b"left by a crash")
     RunStore(store.home)  # opening the store cleans up
     assert not orphan.exists() and kept.exists()
+
+
+def test_an_upload_keeps_the_name_its_owner_gave_it(tmp_path):
+    import sqlite3
+
+    home = tmp_path / "home"
+    store = RunStore(home)
+    upload = store.save_upload(b"zip bytes", owner="name:ada", name="rocks.zip")
+    store.save_upload(b"zip bytes", owner="name:bob", name="bobs.zip")
+    assert store.upload_names("name:ada") == {str(upload): "rocks.zip"}
+    assert store.upload_names("name:bob") == {str(upload): "bobs.zip"}
+    store.save_upload(b"zip bytes", owner="name:ada", name="renamed.zip")  # the same bytes again: the new name
+    assert store.upload_names("name:ada") == {str(upload): "renamed.zip"}
+    with sqlite3.connect(home / "runs.db") as con:  # a runs.db from before names
+        con.execute("ALTER TABLE upload_owners DROP COLUMN name")
+    migrated = RunStore(home)
+    assert migrated.upload_names("name:ada") == {str(upload): upload.name}  # no name kept: the file's
+    migrated.save_upload(b"zip bytes", owner="name:ada", name="again.zip")
+    assert migrated.upload_names("name:ada") == {str(upload): "again.zip"}

@@ -9,12 +9,15 @@ Three ways to run, chosen by ``.streamlit/secrets.toml`` (README, "A classroom s
 - **Class passwords** (``[cnnlab] class_password`` and/or ``teacher_password``),
   for an offline classroom without an identity provider: compared in
   constant time (``hmac.compare_digest``). The teacher password gives the
-  teacher's role. Students get a per-session id.
+  teacher's role. Each student types a name with the password and is that
+  name (``name:ada lovelace``, :mod:`core.store.students`) in every tab and
+  after a reload, through a signed cookie (:mod:`ui.login`).
 - **Neither**: no login (one person on a laptop); each browser session has
   its own id.
 
-:func:`user_id` owns uploads (and, once wired, jobs); :func:`viewer` is what
-run lists are filtered by: None for a teacher, who sees everything.
+This module only reads who the session is; :mod:`ui.login` lets people in
+and out. :func:`user_id` owns uploads and jobs; :func:`viewer` is what run
+lists are filtered by: None for a teacher, who sees everything.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from typing import Any
 
 import streamlit as st
 
+from core.store import name_of
+
 SESSION_ID = "_cnnlab_session_id"
 ROLE = "_cnnlab_role"  # "student" or "teacher" after a password login
+USER = "_cnnlab_user"  # the name's user id after a password login (ui.login): "name:ada", "teacher:ms stone"
 SECTION = "cnnlab"  # our section of secrets.toml
 # [auth] keys shared by every provider; any other key holding a table names a provider.
 _SHARED_AUTH_KEYS = {
@@ -58,7 +64,13 @@ def oidc_providers() -> list[str] | None:
     return named or [None]
 
 
-def _passwords() -> tuple[str | None, str | None]:
+def setting(key: str) -> Any:
+    """A value of our ``[cnnlab]`` section of secrets.toml (None when not set)."""
+    return _secrets_section(SECTION).get(key)
+
+
+def passwords() -> tuple[str | None, str | None]:
+    """``(class password, teacher password)`` from secrets.toml; None where one is not set."""
     cfg = _secrets_section(SECTION)
     return cfg.get("class_password") or None, cfg.get("teacher_password") or None
 
@@ -67,77 +79,46 @@ def login_mode() -> str:
     """How people get in: one of "oidc", "password" or "off"."""
     if oidc_providers() is not None:
         return "oidc"
-    if any(_passwords()):
+    if any(passwords()):
         return "password"
     return "off"
 
 
-def _matches(given: str, secret: str | None) -> bool:
+def matches(given: str, secret: str | None) -> bool:
+    """Whether a typed password is this one (constant time; False when it is not set)."""
     return secret is not None and hmac.compare_digest(given.encode(), str(secret).encode())
 
 
-def _logged_in_oidc() -> bool:
+def oidc_logged_in() -> bool:
+    """Whether this session is logged in with the school's identity provider."""
     try:
         return bool(st.user.is_logged_in)
     except Exception:  # noqa: BLE001 - st.user without a configured provider
         return False
 
 
-def gate() -> None:
-    """Show the login and stop the script until this session is let in (app.py calls it first)."""
-    mode = login_mode()
-    if mode == "off" or (mode == "oidc" and _logged_in_oidc()) or st.session_state.get(ROLE):
-        return
-    st.title("CNN Lab")
-    if mode == "oidc":
-        st.markdown("Log in with your school account to use CNN Lab.")
-        for provider in oidc_providers() or [None]:
-            label = f"Log in with {provider}" if provider else "Log in"
-            if st.button(label, key=f"login.{provider or 'default'}", type="primary"):
-                if provider:
-                    st.login(provider)
-                else:
-                    st.login()
-        st.stop()
-    class_pw, teacher_pw = _passwords()
-    with st.form("login"):
-        st.markdown("Enter the password your teacher gave the class.")
-        given = st.text_input("Password", type="password", key="login.password")
-        if st.form_submit_button("Enter", type="primary"):
-            if _matches(given, teacher_pw):
-                st.session_state[ROLE] = "teacher"
-            elif _matches(given, class_pw):
-                st.session_state[ROLE] = "student"
-            else:
-                st.error("That password is not right. Ask your teacher for the class password.")
-    if not st.session_state.get(ROLE):
-        st.stop()
-    st.rerun()
-
-
-def logout() -> None:
-    """Forget this session's login (OIDC: Streamlit's logout, which also starts a new session)."""
-    if login_mode() == "oidc" and _logged_in_oidc():
-        st.logout()
-    st.session_state.pop(ROLE, None)
-    st.session_state.pop(SESSION_ID, None)
-
-
 def _oidc_user() -> str | None:
-    if not _logged_in_oidc():
+    if not oidc_logged_in():
         return None
     who = st.user.get("email") or st.user.get("sub")
     return str(who) if who else None
 
 
 def user_id() -> str:
-    """Who owns this session's uploads and jobs: the logged-in user, else an id for this browser session."""
+    """Who owns this session's uploads and jobs: the logged-in user, the named student, else this browser session."""
     who = _oidc_user()
     if who:
         return f"user:{who.lower()}"
+    if st.session_state.get(USER):
+        return st.session_state[USER]
     if SESSION_ID not in st.session_state:
         st.session_state[SESSION_ID] = f"session:{uuid.uuid4().hex}"
     return st.session_state[SESSION_ID]
+
+
+def known() -> bool:
+    """Whether this session's user outlasts it (a school login or a name), rather than being this session."""
+    return not user_id().startswith("session:")
 
 
 def is_teacher() -> bool:
@@ -160,5 +141,5 @@ def who_text() -> str | None:
     if mode == "off":
         return None
     role = "teacher" if is_teacher() else "student"
-    who = _oidc_user()
+    who = _oidc_user() or name_of(st.session_state.get(USER) or "")
     return f"Logged in as {who} ({role})" if who else f"Logged in ({role})"

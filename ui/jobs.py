@@ -79,13 +79,12 @@ def results(snaps: Sequence[JobSnapshot | None]) -> list[RunRecord | None]:
 
 
 def owner() -> str:
-    """Who this session's jobs belong to: the logged-in user (every tab, every reload), else this tab.
+    """Who this session's jobs belong to: the logged-in user or named student (every tab, every reload), else this tab.
 
     Without a login, a tab's id (:func:`ui.state.owner`, kept in the URL as
     ``?sid=`` by the Train page) is all there is to know a student by.
     """
-    uid = identity.user_id()
-    return uid if uid.startswith("user:") else state.owner()
+    return identity.user_id() if identity.known() else state.owner()
 
 
 # -- starting, and the one record of what each page started ------------------------------------------------
@@ -167,8 +166,9 @@ def rerun(job_id: str) -> None:
 def shown_job() -> tuple[Job | None, bool]:
     """The job the Train page shows, and whether this session started it.
 
-    This session's job is the one it started last (:func:`following`), or the
-    one in the URL (``?job=``) after a reload. Without one, the page shows what
+    This session's job is the one it started last (:func:`following`), the
+    one in the URL (``?job=``) after a reload, or (a student known by a login or
+    a name) their own queued or running one. Without one, the page shows what
     the server is training (another tab's job, or this student's own from before
     the session was lost).
     """
@@ -180,7 +180,12 @@ def shown_job() -> tuple[Job | None, bool]:
             ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((job.id,))}
         return job, True
     w = resources.worker()
-    job = job or next(iter(w.running() + w.queued()), None) or find(ss.get(WATCHING))
+    active = w.running() + w.queued()
+    yours = next((j for j in active if mine(j)), None)  # a named student back after a reload: their own training
+    if job is None and yours is not None:
+        ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((yours.id,))}
+        return yours, True
+    job = job or next(iter(active), None) or find(ss.get(WATCHING))
     if job is not None:
         ss[WATCHING] = job.id
     return job, False

@@ -45,7 +45,7 @@ from core.inside import (
 from core.jobs import TrainingWorker, get_worker
 from core.models import preview
 from core.results import Calibration, Mislabels
-from core.store import RunRecord, RunStore, default_home
+from core.store import RunRecord, RunStore, Students, default_home
 from core.training import (
     predict_images,
     resolve,
@@ -73,6 +73,16 @@ def _store(home_dir: str) -> RunStore:
 def store() -> RunStore:
     """The run store under CNNLAB_HOME (one per process)."""
     return _store(home())
+
+
+@st.cache_resource(show_spinner=False)
+def _students(home_dir: str) -> Students:
+    return Students(_store(home_dir))
+
+
+def students() -> Students:
+    """The students known by name in this store (class-password logins, the teacher's renames)."""
+    return _students(home())
 
 
 def worker() -> TrainingWorker:

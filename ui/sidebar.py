@@ -14,7 +14,7 @@ import streamlit as st
 from core.base import plural
 from core.jobs import JobSnapshot, JobState
 from core.results import diagnosis_of
-from ui import feedback, identity, jobs, resources, state
+from ui import feedback, identity, jobs, login, resources, state, students
 
 
 def folder_label(source: str) -> str:
@@ -82,7 +82,8 @@ def _who() -> None:
     if text:
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
         c1.caption(text)
-        c2.button("Log out", key="sidebar.logout", on_click=identity.logout, width="stretch")
+        c2.button("Log out", key="sidebar.logout", on_click=login.logout, width="stretch")
+        students.panel()
 
 
 def _dataset_select() -> None:

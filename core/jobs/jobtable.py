@@ -174,6 +174,11 @@ class JobTable:
         with closing(self._connect()) as con, con:
             con.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
 
+    def move_owner(self, old: str, new: str) -> int:
+        """Every job of ``old`` becomes ``new``'s (a student renamed or merged); returns how many."""
+        with closing(self._connect()) as con, con:
+            return con.execute("UPDATE jobs SET owner = ? WHERE owner = ?", (new, old)).rowcount
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         self.recover()
         with closing(self._connect()) as con:

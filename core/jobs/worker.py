@@ -415,6 +415,19 @@ class TrainingWorker:
                 self.table.put(job.row(self.server))
         return True
 
+    def move_owner(self, old: str, new: str) -> int:
+        """Every job of ``old``, here and in the job table, becomes ``new``'s (a student renamed or merged,
+        :meth:`core.store.Students.move`): from then on ``new`` may stop them. Returns how many rows moved."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.owner == old:
+                    with job._lock:
+                        job.owner = new
+            if old in self._last_start:  # their last turn goes with them: a rename is not a new place in the round
+                self._last_start[new] = max(self._last_start.pop(old), self._last_start.get(new, -1))
+            self._number_queue()  # the queue's order follows owners
+            return self.table.move_owner(old, new)
+
     def get(self, job_id: str) -> Job | None:
         """This worker's job, else one from the job table (an earlier server's: shown, never run again as is)."""
         job = self._jobs.get(job_id)

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS upload_owners (
     upload   TEXT NOT NULL,
     owner    TEXT NOT NULL,
     created  REAL NOT NULL,
+    name     TEXT,
     PRIMARY KEY (upload, owner)
 );
 """
@@ -260,6 +261,8 @@ class RunStore:
                 if upload:
                     con.execute("UPDATE runs SET upload = ? WHERE run_id = ?", (upload, run_id))
         con.execute("CREATE INDEX IF NOT EXISTS runs_upload ON runs(upload)")
+        if "name" not in {row[1] for row in con.execute("PRAGMA table_info(upload_owners)")}:
+            con.execute("ALTER TABLE upload_owners ADD COLUMN name TEXT")  # what the uploader called the file
         self._migrate_summaries(con)
 
     def _migrate_summaries(self, con: sqlite3.Connection) -> None:
@@ -283,7 +286,9 @@ class RunStore:
         """Keep an uploaded file in ``uploads/``, named by its SHA-256, and note ``owner`` as one who has it.
 
         The same bytes uploaded twice are one file with two owners, so an
-        identical run on them is trained once and seen by both.
+        identical run on them is trained once and seen by both. ``name`` (the
+        owner's own name for the file) is kept with the owner, so that a student
+        who comes back finds it under that name (:meth:`upload_names`).
 
         Raises:
             UploadQuotaError: ``owner``'s uploads would take more than ``CNNLAB_UPLOAD_QUOTA_MB``
@@ -301,8 +306,9 @@ class RunStore:
             )
         with closing(self._connect()) as con, con:  # the owner first: clean_uploads never sees it unowned
             con.execute(
-                "INSERT OR IGNORE INTO upload_owners(upload, owner, created) VALUES (?, ?, ?)",
-                (target.name, owner, time.time()),
+                "INSERT INTO upload_owners(upload, owner, created, name) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(upload, owner) DO UPDATE SET name = excluded.name",
+                (target.name, owner, time.time(), name),
             )
         if not target.exists():
             tmp = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
@@ -321,6 +327,15 @@ class RunStore:
             except OSError:
                 pass
         return sizes
+
+    def upload_names(self, owner: str) -> dict[str, str]:
+        """``owner``'s uploads still on disk: path -> the name they gave the file, oldest first."""
+        with closing(self._connect()) as con:
+            rows = con.execute(
+                "SELECT upload, name FROM upload_owners WHERE owner = ? ORDER BY created", (owner,)
+            ).fetchall()
+        paths = {str(self.uploads_dir / upload): name or upload for upload, name in rows}
+        return {path: name for path, name in paths.items() if Path(path).is_file()}
 
     def release_upload(self, path: str | Path, owner: str) -> bool:
         """``owner`` no longer needs this upload (rejected, or replaced by another): forget it unless a run uses it.
@@ -451,7 +466,10 @@ class RunStore:
                 if (final / "record.json").exists():
                     if old is None:
                         return _ALREADY_STORED
-                    continue  # someone put a run back between our renames: replace it again
+                    # Someone put a run there between our renames: the one we moved aside is superseded
+                    # (else it would stay in tmp/ for good); replace theirs again.
+                    shutil.rmtree(old, ignore_errors=True)
+                    continue
                 self._recover(run_id)
         raise OSError(f"Could not store run {run_id}: its folder kept changing under another writer.")
 

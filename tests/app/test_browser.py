@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from apphelpers import ROOT
@@ -34,8 +35,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path, data_dir):
+def _serve(tmp_path, cwd: Path, app: Path):
+    """A Streamlit server of ``app`` started in ``cwd`` (where it reads .streamlit/), on a free port: yields its URL."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium chromium-driver): browser test skipped")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed: browser test skipped")
@@ -48,7 +49,7 @@ def server(tmp_path, data_dir):
             "-m",
             "streamlit",
             "run",
-            "app.py",
+            str(app),
             "--server.headless",
             "true",
             "--server.port",
@@ -56,7 +57,7 @@ def server(tmp_path, data_dir):
             "--server.address",
             "127.0.0.1",
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -81,6 +82,19 @@ def server(tmp_path, data_dir):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path, data_dir):
+    yield from _serve(tmp_path, ROOT, Path("app.py"))
+
+
+@pytest.fixture
+def classroom_server(tmp_path):
+    """The app with a class password: started in a folder whose .streamlit/secrets.toml sets one."""
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('[cnnlab]\nclass_password = "quartz-42"\n')
+    yield from _serve(tmp_path, tmp_path, ROOT / "app.py")
 
 
 def _settle(page, timeout: float = 120) -> None:
@@ -146,6 +160,45 @@ def test_the_first_request_after_a_start_lands_on_the_page_it_asks_for(server, p
             expect(page.locator("[data-testid='stException']")).to_have_count(0)
         finally:
             browser.close()
+
+
+def test_a_named_student_stays_logged_in_across_a_reload_and_a_new_tab_until_log_out(classroom_server):
+    """The login cookie as a browser keeps it: written by the page's script, sent back on a reload and by a new
+    tab (st.context.cookies), cleared by Log out (what AppTest, which runs no JavaScript, cannot see)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url = classroom_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_role("textbox", name="Your name").fill("  Ada  Lovelace")
+        page.get_by_role("textbox", name="Password").fill("quartz-42")
+        page.get_by_role("button", name="Enter").click()
+        expect(page.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
+        _settle(page)
+        cookie = next(c for c in context.cookies() if c["name"] == "cnnlab_login")
+        assert cookie["value"].startswith("v1.") and cookie["sameSite"] == "Strict" and "quartz" not in cookie["value"]
+        assert 11 * 3600 < cookie["expires"] - time.time() <= 12 * 3600  # a class day
+
+        page.reload()  # no form: the same student
+        expect(page.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
+        assert page.get_by_role("textbox", name="Password").count() == 0
+        tab = context.new_page()
+        tab.goto(f"{url}/train")
+        expect(tab.get_by_text("Logged in as ada lovelace (student)")).to_be_visible(timeout=60000)
+        _shot(tab, "named-student")
+
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("textbox", name="Your name")).to_be_visible(timeout=60000)
+        deadline = time.time() + 10  # the script runs once the page is drawn
+        while any(c["name"] == "cnnlab_login" for c in context.cookies()) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(c["name"] == "cnnlab_login" for c in context.cookies())
+        page.reload()
+        expect(page.get_by_role("textbox", name="Your name")).to_be_visible(timeout=60000)
+        browser.close()
 
 
 def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
