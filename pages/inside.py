@@ -385,10 +385,16 @@ def _saliency(rec, net, image, key, chosen: int) -> None:
         "time).\n"
         f"- **Integrated Gradients**: the same gradients along the way from a **black image** (the baseline: "
         f'"no signal") to this one, in {plural(STEPS, "step")}. The pixels\' shares add up to '
-        f"**{c.total:.3f}**, against the score's rise from the black image **{c.difference:.3f}** (a gap of "
-        f"{c.gap:.3f}, {c.relative_gap:.1%}: the steps' rounding). A black pixel gets no share, whatever it means.\n"
+        f"**{c.total:.3f}**; the score of {name} goes from {c.baseline_score:.3f} for the black image to "
+        f"{c.score:.3f} for this one, a change of **{c.difference:.3f}**: a gap of {c.gap:.3f} "
+        f"({c.relative_gap:.1%}), the steps' rounding, which more steps would shrink. A black pixel gets no share, "
+        "whatever it means.\n"
         "- **Edges (control)**: where the image's brightness changes. It reads no weight of the network: a map "
         "that looks like it says more about the image than about the network."
+    )
+    st.caption(
+        "Each map is scaled to its own brightest part (SmoothGrad and Integrated Gradients: to their top 1% of "
+        "pixels, so that a few extreme pixels do not leave the rest dark)."
     )
     st.markdown("#### Sanity check: randomise the top layers")
     layers = top_layers(net)

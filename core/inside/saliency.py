@@ -16,7 +16,8 @@ a bfloat16 run is differentiated in float32 too, so the maps are not rounded to 
   the gap that remains is the path integral's numerical error, reported with every map.
 
 Every map is (H, W) in [0, 1] like Grad-CAM's heatmap: the absolute attribution summed over the colour
-channels, divided by its largest value.
+channels, divided by its largest value (for SmoothGrad and Integrated Gradients by its 99th percentile,
+:data:`CLIP`, and clipped at 1, as Smilkov et al. display them).
 
 **The sanity check** (Adebayo et al., 2018, model-parameter randomisation): the *top* of the network
 (:func:`top_layers`: the last convolution block and the classifier head) gets the weights Keras would
@@ -46,6 +47,7 @@ SAMPLES = 25  # SmoothGrad: noisy copies averaged
 STEPS = 50  # Integrated Gradients: steps along the path from the baseline
 BASELINE = "black"  # Integrated Gradients' starting image: every pixel 0
 SEED = 0  # SmoothGrad's noise and the sanity check's random weights: the same every time
+CLIP = 99.0  # SmoothGrad and Integrated Gradients: 1 on the map is this percentile of the pixels' attributions
 THRESHOLD = 0.5  # the sanity check: a map whose rank correlation stays at or above this fails
 
 # The methods, by their CLI name: their name on the page.
@@ -121,12 +123,18 @@ class Saliency:
         return out
 
 
-def _normalised(values: np.ndarray) -> np.ndarray:
-    """|attribution| summed over channels (H, W, C) -> (H, W) in [0, 1]; all 0 when everything is 0."""
+def _normalised(values: np.ndarray, percentile: float = 100.0) -> np.ndarray:
+    """|attribution| summed over channels (H, W, C) -> (H, W) in [0, 1]; all 0 when everything is 0.
+
+    Divided by its ``percentile``-th percentile and clipped at 1: the gradient maps use :data:`CLIP` (as
+    Smilkov et al. display them: a few extreme pixels would otherwise leave the rest of the map dark); the
+    largest value when that percentile is 0.
+    """
     v = np.abs(np.asarray(values, dtype="float64"))
     v = v.sum(axis=-1) if v.ndim == 3 else v
-    peak = v.max()
-    return (v / peak if peak > 0 else np.zeros_like(v)).astype("float32")
+    peak = float(np.percentile(v, percentile)) if v.size else 0.0
+    peak = peak if peak > 0 else float(v.max(initial=0.0))
+    return (np.clip(v / peak, 0, 1) if peak > 0 else np.zeros_like(v)).astype("float32")
 
 
 def _input_range(net: RunNetwork) -> float:
@@ -170,7 +178,7 @@ def smoothgrad(
         "smoothgrad",
         chosen,
         net.class_names[chosen],
-        _normalised(grads.mean(axis=0)),
+        _normalised(grads.mean(axis=0), CLIP),
         {"noise": float(noise), "samples": int(samples), "seed": int(seed)},
     )
 
@@ -197,7 +205,7 @@ def integrated_gradients(
         "ig",
         chosen,
         net.class_names[chosen],
-        _normalised(attributions),
+        _normalised(attributions, CLIP),
         {"baseline": BASELINE, "steps": int(steps)},
         attributions,
         check,
