@@ -47,14 +47,8 @@ __all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
 
 
 NO_STORE = {"summary", "datasets"}  # commands that never touch the run store
-READ_ONLY = {
-    "runs",
-    "export",
-    "jobs",
-    "explain",
-    "embed",
-    "saliency",
-}  # and `compare` without --transfer: they only read it
+# Commands that only read the run store (and `compare` without --transfer).
+READ_ONLY = {"runs", "export", "jobs", "explain", "embed", "saliency"}
 
 
 def open_store(args) -> RunStore | None:
