@@ -411,17 +411,19 @@ def _saliency(rec, net, image, key, chosen: int) -> None:
         return
     with st.spinner("Computing every map again with random top layers…"):
         rows = [resources.sanity_row(rec, key, image, chosen, m) for m in SALIENCY_METHODS]
-    titles = tuple(f"{r.name}<br>{r.correlation:.2f} · {'passed' if r.passed else 'failed'}" for r in rows)
+    titles = tuple(f"{r.name}<br>{r.correlation:.2f} · {r.verdict}" for r in rows)
     st.plotly_chart(
         charts.maps_row_figure(image, tuple(r.randomised for r in rows), titles),
         config=charts.CONFIG,
         key=K + "sanity_row",
     )
     passed = [r.name for r in rows if r.passed]
-    failed = [r.name for r in rows if not r.passed]
+    failed = [r.name for r in rows if r.verdict == "failed"]
+    empty = [r.name for r in rows if r.verdict == "no map"]
     st.markdown(
         (f"**Passed** (the map changed with the weights): {', '.join(passed)}. " if passed else "No method passed. ")
-        + (f"**Failed** (about the same map with random weights): {', '.join(failed)}." if failed else "")
+        + (f"**Failed** (about the same map with random weights): {', '.join(failed)}. " if failed else "")
+        + (f"No map to compare (no evidence for {name} at all): {', '.join(empty)}." if empty else "")
     )
     st.info(
         "A map that does not change when the weights are random explains the image, not the model.",

@@ -193,6 +193,18 @@ def test_the_randomisation_check_fails_the_control_and_passes_grad_cam(home, cnn
     np.testing.assert_array_equal(cnn.scores(x), scores)
 
 
+def test_an_empty_original_map_has_no_verdict():
+    """Grad-CAM with no evidence for a class is all 0 before and after: the check cannot tell, neither pass nor fail."""
+    from core.inside import SanityRow
+
+    empty = np.zeros((4, 4), "float32")
+    row = SanityRow("gradcam", empty, empty, rank_correlation(empty, empty), THRESHOLD)
+    assert row.correlation == 1.0 and row.verdict == "no map" and not row.passed
+    ramp = np.arange(16, dtype="float32").reshape(4, 4) / 15
+    assert SanityRow("gradcam", ramp, empty, rank_correlation(ramp, empty), THRESHOLD).verdict == "passed"
+    assert SanityRow("edges", ramp, ramp, rank_correlation(ramp, ramp), THRESHOLD).verdict == "failed"
+
+
 def test_the_randomised_copy_has_new_top_weights_and_the_same_others(cnn):
     copy = cnn.randomised(["dense", "output"], seed=3)
     for layer in ("block1_conv", "block2_conv"):

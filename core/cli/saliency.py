@@ -20,6 +20,12 @@ from core.store import RunStore
 
 from .embed import _picture_path
 
+VERDICTS = {
+    "passed": "passed",
+    "failed": "failed: explains the image",
+    "no map": "no map to compare (no evidence for the class)",
+}
+
 
 def methods_of(text: str) -> list[str]:
     """``--method``: ``all`` or names separated by commas, each a key of SALIENCY_METHODS, in the given order."""
@@ -85,7 +91,7 @@ def cmd_saliency(args: argparse.Namespace, store: RunStore) -> int:
             rows.append(
                 [
                     (
-                        f"{r.name}, random top\nrank corr. {r.correlation:.2f}: {'passed' if r.passed else 'failed'}",
+                        f"{r.name}, random top\nrank corr. {r.correlation:.2f}: {r.verdict}",
                         r.randomised,
                     )
                     for r in check.rows
@@ -128,10 +134,7 @@ def cmd_saliency(args: argparse.Namespace, store: RunStore) -> int:
             f"(passed below {check.threshold:g})."
         )
         print_table(
-            [
-                {"m": r.name, "r": f"{r.correlation:.2f}", "v": "passed" if r.passed else "failed: explains the image"}
-                for r in check.rows
-            ],
+            [{"m": r.name, "r": f"{r.correlation:.2f}", "v": VERDICTS[r.verdict]} for r in check.rows],
             [("m", "Method"), ("r", "Rank correlation"), ("v", "Verdict")],
         )
         print("A map that does not change when the weights are random explains the image, not the model.")

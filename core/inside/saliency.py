@@ -27,7 +27,8 @@ the original by **Spearman's rank correlation** over the pixels. A map that stil
 did (correlation at least :data:`THRESHOLD`) does not depend on what the model learned there: it explains
 the image, not the model. :data:`THRESHOLD` is 0.5: above it, a map keeps most of its ordering of the
 pixels, so a student would read the same story off it; Adebayo et al.'s failing methods (guided
-backpropagation, gradient x input) stay near 1 and the passing ones fall towards 0. The **control**
+backpropagation, gradient x input) stay near 1 and the passing ones fall towards 0. An original map that is
+empty (Grad-CAM with no evidence for the class) gets no verdict ("no map"): there is nothing to compare. The **control**
 (:func:`edge_map`: the image's own brightness gradient, a Sobel filter) reads no weight at all and must fail.
 """
 
@@ -299,9 +300,20 @@ class SanityRow:
         return SALIENCY_METHODS[self.method]
 
     @property
+    def informative(self) -> bool:
+        """The original map orders the pixels at all (an empty map, e.g. Grad-CAM with no evidence for the class,
+        has nothing to compare: the check cannot tell)."""
+        return bool(self.original.max() > self.original.min())
+
+    @property
     def passed(self) -> bool:
         """The map changed when the weights did: it depends on what the model learned."""
-        return self.correlation < self.threshold
+        return self.informative and self.correlation < self.threshold
+
+    @property
+    def verdict(self) -> str:
+        """ "passed", "failed" or "no map" (the original map is empty: nothing to compare)."""
+        return "no map" if not self.informative else "passed" if self.passed else "failed"
 
 
 @dataclass(frozen=True)
@@ -319,7 +331,7 @@ class SanityCheck:
         return [row.method for row in self.rows if row.passed]
 
     def failed(self) -> list[str]:
-        return [row.method for row in self.rows if not row.passed]
+        return [row.method for row in self.rows if row.verdict == "failed"]
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
         return {
@@ -334,6 +346,7 @@ class SanityCheck:
                     "name": r.name,
                     "rank_correlation": round(r.correlation, 6),
                     "passed": r.passed,
+                    "verdict": r.verdict,
                     "randomised_map": np.round(r.randomised.astype("float64"), digits).tolist(),
                 }
                 for r in self.rows
