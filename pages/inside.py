@@ -8,7 +8,8 @@ import streamlit as st
 from core.base import plural
 from core.data import read_image_bytes
 from core.data.health import SPLIT_WORDS
-from core.inside import METHODS, ModelMissingError
+from core.inside import METHODS, SALIENCY_METHODS, ModelMissingError, top_layers
+from core.inside.saliency import NOISE, SAMPLES, SEED, STEPS, THRESHOLD
 from core.training import HeldOutUnavailable
 from ui import charts, resources, state
 from ui.feedback import errors_shown, header, no_run
@@ -393,6 +394,82 @@ def _grad_cam(rec, net, image, key, probs) -> None:
             f"{occ.probability:.0%}); blue: raises it. This asks the network directly, with no gradients: "
             "slower, but in the probabilities you read above."
         )
+    _saliency(rec, net, image, key, chosen)
+
+
+def _saliency(rec, net, image, key, chosen: int) -> None:
+    """Every saliency method on one row for the class chosen above; then, when asked, the sanity check."""
+    ss, name = st.session_state, net.class_names[chosen]
+    st.markdown("#### Every method on one row")
+    if not st.toggle(f"Compare five ways of explaining {name}", key=K + "saliency"):
+        st.caption(
+            "Grad-CAM, occlusion, SmoothGrad, Integrated Gradients and a control that ignores the network, for the "
+            "same image and class: a few seconds (longer for VGG16), once per image and class."
+        )
+        return
+    with st.spinner("Computing the maps (SmoothGrad and Integrated Gradients take dozens of gradients each)…"):
+        maps = [resources.saliency_map(rec, key, image, chosen, m) for m in SALIENCY_METHODS]
+    st.plotly_chart(
+        charts.maps_row_figure(image, tuple(m.heatmap for m in maps), tuple(m.name for m in maps)),
+        config=charts.CONFIG,
+        key=K + "saliency_row",
+    )
+    ig = next(m for m in maps if m.method == "ig")
+    c = ig.completeness
+    st.markdown(
+        f"- **SmoothGrad**: how much each pixel moves the score of {name}, averaged over {SAMPLES} copies of the "
+        f"image with noise added ({NOISE:.0%} of the range from black to white, seed {SEED}: the same map every "
+        "time).\n"
+        f"- **Integrated Gradients**: the same gradients along the way from a **black image** (the baseline: "
+        f'"no signal") to this one, in {plural(STEPS, "step")}. The pixels\' shares add up to '
+        f"**{c.total:.3f}**; the score of {name} goes from {c.baseline_score:.3f} for the black image to "
+        f"{c.score:.3f} for this one, a change of **{c.difference:.3f}**: a gap of {c.gap:.3f} "
+        f"({c.relative_gap:.1%}), the steps' rounding, which more steps would shrink. A black pixel gets no share, "
+        "whatever it means.\n"
+        "- **Edges (control)**: where the image's brightness changes. It reads no weight of the network: a map "
+        "that looks like it says more about the image than about the network."
+    )
+    st.caption(
+        "Each map is scaled to its own brightest part (SmoothGrad and Integrated Gradients: to their top 1% of "
+        "pixels, so that a few extreme pixels do not leave the rest dark)."
+    )
+    st.markdown("#### Sanity check: randomise the top layers")
+    layers = top_layers(net)
+    st.markdown(
+        f"Give **{', '.join(layers)}** random starting weights (a copy: the trained network stays as it is), "
+        f"compute every map again for {name} and compare it with the one above by rank correlation (1: the "
+        f"pixels in the same order; 0: no relation). A method **passes** when its map changes: the correlation "
+        f"falls below {THRESHOLD:g}."
+    )
+    asked = K + f"sanity.{rec.run_id}.{key}.{chosen}"
+    if st.button("Randomise the top layers and compare", key=K + "sanity", icon=":material/casino:"):
+        ss[asked] = True
+    if not ss.get(asked):
+        return
+    with st.spinner("Computing every map again with random top layers…"):
+        rows = [resources.sanity_row(rec, key, image, chosen, m) for m in SALIENCY_METHODS]
+    titles = tuple(f"{r.name}<br>{r.correlation:.2f} · {r.verdict}" for r in rows)
+    st.plotly_chart(
+        charts.maps_row_figure(image, tuple(r.randomised for r in rows), titles),
+        config=charts.CONFIG,
+        key=K + "sanity_row",
+    )
+    passed = [r.name for r in rows if r.passed]
+    failed = [r.name for r in rows if r.verdict == "failed"]
+    empty = [r.name for r in rows if r.verdict == "no map"]
+    st.markdown(
+        (f"**Passed** (the map changed with the weights): {', '.join(passed)}. " if passed else "No method passed. ")
+        + (f"**Failed** (about the same map with random weights): {', '.join(failed)}. " if failed else "")
+        + (f"No map to compare (no evidence for {name} at all): {', '.join(empty)}." if empty else "")
+    )
+    st.info(
+        "A map that does not change when the weights are random explains the image, not the model.",
+        icon=":material/lightbulb:",
+    )
+    st.caption(
+        "One image, one random draw (seeded: the same every time). Adebayo et al. (2018) proposed this check; "
+        "the edge map is there to fail it."
+    )
 
 
 def _embedding(rec, net, image_key: str) -> None:

@@ -8,9 +8,10 @@ Streamlit's two caches, as the house style uses them:
   (under a lock), never trained or changed.
 - ``st.cache_data`` for values: run records, test arrays, preparation
   summaries, augmentation previews, and what the Inside page computes per
-  (run, image, layer): feature maps, worked convolutions, Grad-CAM maps; per (run, projection)
-  the test images' embedding; and each run's calibration and its images most likely mislabelled.
-  A run's validation images (read again from its data) are shared read-only (st.cache_resource).
+  (run, image, layer): feature maps, worked convolutions, Grad-CAM maps; per (run, image, class, method) the
+  saliency maps and their sanity check; per (run, projection) the test images' embedding; and each run's
+  calibration and its images most likely mislabelled. A run's validation images (read again from its data)
+  are shared read-only (st.cache_resource).
   Each caller gets its own copy.
 
 Everything is keyed by the store's home folder (``CNNLAB_HOME``), so tests
@@ -35,11 +36,16 @@ from core.inside import (
     ModelMissingError,
     Occlusion,
     RunNetwork,
+    Saliency,
+    SanityRow,
     WorkedConvolution,
     embed_run,
     filters,
     grad_cam,
     occlusion,
+    saliency,
+    sanity_check,
+    top_layers,
     work_convolution,
 )
 from core.jobs import TrainingWorker, get_worker
@@ -229,6 +235,38 @@ def _occlusion(home_dir: str, run_id: str, image_key: str, class_index: int, _im
 
 def occluded(rec: RunRecord, image_key: str, image, class_index: int) -> Occlusion:
     return _occlusion(home(), rec.run_id, image_key, class_index, image)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _saliency(home_dir: str, run_id: str, image_key: str, class_index: int, method: str, _image) -> Saliency:
+    return saliency(_network(home_dir, run_id), _image, method, class_index)
+
+
+def saliency_map(rec: RunRecord, image_key: str, image, class_index: int, method: str) -> Saliency:
+    """One saliency method's map (core.inside.saliency) for one image and class, computed once per
+    (run, image, class, method)."""
+    return _saliency(home(), rec.run_id, image_key, int(class_index), method, image)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _randomised(home_dir: str, run_id: str) -> RunNetwork:
+    """The run's network with its top layers randomised (core.inside.top_layers, seeded): a copy, built once."""
+    net = _network(home_dir, run_id)
+    return net.randomised(top_layers(net))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _sanity_row(home_dir: str, run_id: str, image_key: str, class_index: int, method: str, _image) -> SanityRow:
+    original = _saliency(home_dir, run_id, image_key, class_index, method, _image)
+    net, randomised = _network(home_dir, run_id), _randomised(home_dir, run_id)
+    check = sanity_check(net, _image, class_index, [method], {method: original}, randomised=randomised)
+    return check.rows[0]
+
+
+def sanity_row(rec: RunRecord, image_key: str, image, class_index: int, method: str) -> SanityRow:
+    """One method's map again with the top layers randomised, and its rank correlation to the original: once per
+    (run, image, class, method)."""
+    return _sanity_row(home(), rec.run_id, image_key, int(class_index), method, image)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -15,6 +15,7 @@
     python -m core explain RUN_ID --image PATH [--layer NAME] [--class NAME] --out DIR [--json]
     python -m core health --data SOURCE [--input-size N] [--seed S] [--test-size F] [--val-split F] [--json]
     python -m core embed RUN_ID [--method pca|tsne] [--out embed.png] [--json]
+    python -m core saliency RUN_ID --image N [--class NAME] [--method all|M1,M2] [--sanity] [--out maps.png] [--json]
 
 ``lab``, ``compare --transfer``, ``repeat`` and ``sweep`` train each run in its own process, ``--workers N``
 at once, or on a Dask cluster with ``--scheduler tcp://host:8786``.
@@ -46,7 +47,8 @@ __all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
 
 
 NO_STORE = {"summary", "datasets"}  # commands that never touch the run store
-READ_ONLY = {"runs", "export", "jobs", "explain", "embed"}  # and `compare` without --transfer: they only read it
+# Commands that only read the run store (and `compare` without --transfer).
+READ_ONLY = {"runs", "export", "jobs", "explain", "embed", "saliency"}
 
 
 def open_store(args) -> RunStore | None:

@@ -29,6 +29,7 @@ from .exporting import cmd_export
 from .health import cmd_health
 from .output import progress_printer, run_payload
 from .parser import DATA_HELP, model_config, train_config
+from .saliency import cmd_saliency
 from .study import cmd_compare_runs, cmd_repeat, cmd_sweep
 
 
@@ -331,4 +332,5 @@ COMMANDS = {
     "explain": cmd_explain,
     "export": cmd_export,
     "health": cmd_health,
+    "saliency": cmd_saliency,
 }

@@ -24,6 +24,7 @@ from core.base.config import (
     TrainConfig,
 )
 from core.inside.embedding import METHODS
+from core.inside.saliency import SALIENCY_METHODS
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
 from core.results import MAX_POINTS, MAX_SEEDS, MIN_SEEDS, TOP_K
 
@@ -437,6 +438,35 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     )
     ex.add_argument("--out", required=True, help="folder for the PNG files (created if missing)")
     ex.add_argument("--json", action="store_true", help="also the Grad-CAM map itself, at the image's size")
+
+    sa = sub.add_parser(
+        "saliency",
+        parents=[common],
+        help="why a stored run chose a class for one test image: Grad-CAM, occlusion, SmoothGrad, Integrated "
+        "Gradients, an edge map as a control; --sanity randomises the top layers and compares",
+    )
+    sa.add_argument("run_id", metavar="RUN_ID", help=RUN_ID_HELP)
+    sa.add_argument("--image", type=int, required=True, metavar="N", help="the test image's number (0, 1, ...)")
+    sa.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        metavar="NAME",
+        help="the class explained (default: the predicted one)",
+    )
+    sa.add_argument(
+        "--method",
+        default="all",
+        metavar="M1,M2",
+        help=f"all (default) or some of {', '.join(SALIENCY_METHODS)}, separated by commas",
+    )
+    sa.add_argument(
+        "--sanity",
+        action="store_true",
+        help="also randomise the top layers' weights (a copy) and say which maps changed (Adebayo et al.)",
+    )
+    sa.add_argument("--out", metavar="maps.png", default=None, help="also draw the maps over the image as a PNG file")
+    sa.add_argument("--json", action="store_true", help="one JSON document: every map, and the check's correlations")
 
     hl = sub.add_parser(
         "health",

@@ -18,6 +18,9 @@ The package, lowest module first (each imports only the ones above it):
   returning every layer's output), :func:`open_run`, the errors for an unknown run, layer or class.
 - :mod:`core.inside.worked` | :mod:`core.inside.gradcam` | :mod:`core.inside.filters`: a unit
   computed by hand; Grad-CAM and occlusion; the learned kernels.
+- :mod:`core.inside.saliency` (above gradcam): SmoothGrad, Integrated Gradients (black baseline, with its
+  completeness gap), an edge map as a control, and Adebayo et al.'s sanity check: the top layers
+  randomised on a copy, each map's rank correlation to the original, which methods passed.
 - :mod:`core.inside.embedding`: all test images in the penultimate layer's feature space, projected
   with PCA or t-SNE, and how well the classes separate there (k-nearest-neighbour accuracy).
 
@@ -38,10 +41,36 @@ from core.inside.network import (
     open_run,
     softmax,
 )
+from core.inside.saliency import (
+    SALIENCY_METHODS,
+    Completeness,
+    Saliency,
+    SanityCheck,
+    SanityRow,
+    edge_map,
+    integrated_gradients,
+    rank_correlation,
+    saliency,
+    sanity_check,
+    smoothgrad,
+    top_layers,
+)
 from core.inside.worked import BatchNormStep, PoolStep, WorkedConvolution, work_convolution
 
 __all__ = [
     "METHODS",
+    "SALIENCY_METHODS",
+    "Completeness",
+    "Saliency",
+    "SanityCheck",
+    "SanityRow",
+    "edge_map",
+    "integrated_gradients",
+    "rank_correlation",
+    "saliency",
+    "sanity_check",
+    "smoothgrad",
+    "top_layers",
     "BatchNormStep",
     "Embedding",
     "Filters",

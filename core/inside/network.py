@@ -324,6 +324,48 @@ class RunNetwork:
         """A BatchNormalization layer's epsilon."""
         return float(self._by_name[self.layer(layer).name].epsilon)
 
+    # -- for core.inside.saliency -------------------------------------------
+    def input_gradients(self, x: np.ndarray, class_index: int, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """The gradient of one class's score (logit) with respect to prepared inputs (N, H, W, C), in batches.
+
+        Returns ``(gradients, scores)``: (N, H, W, C) and (N,) float32, both in the prepared input's units
+        (/255, or VGG16's preprocessing), computed in float32 whatever precision the run trained in.
+        """
+        import tensorflow as tf
+
+        grads, scores = [], []
+        with self._lock:
+            for start in range(0, len(x), batch):
+                chunk = tf.constant(np.asarray(x[start : start + batch], dtype="float32"))
+                with tf.GradientTape() as tape:
+                    tape.watch(chunk)
+                    score = self._flat(chunk, training=False)[:, class_index]
+                grads.append(tape.gradient(score, chunk).numpy())
+                scores.append(score.numpy())
+        return np.concatenate(grads), np.concatenate(scores).astype("float32")
+
+    def weighted_layers(self) -> list[str]:
+        """The names of the layers that hold weights (convolutions, batch normalisations, Dense), input first."""
+        return [layer.name for layer in self._flat.layers if layer.weights]
+
+    def randomised(self, layers: list[str], seed: int = 0) -> RunNetwork:
+        """A new network: a copy of this one with the named layers' weights drawn again as Keras first draws
+        them (kernels Glorot-uniform from ``seed``, biases and batch-norm shifts 0, scales 1). This network,
+        and the stored model it was copied from, are not changed. The same ``seed`` gives the same weights."""
+        unknown = [name for name in layers if name not in self.weighted_layers()]
+        if unknown:
+            raise UserError(
+                f"Run {self.record.run_id} has no layer with weights called {', '.join(unknown)}. Its layers with "
+                f"weights are: {', '.join(self.weighted_layers())}."
+            )
+        with self._lock:
+            copy = RunNetwork(self.record, self._flat)
+        rng = np.random.default_rng(seed)
+        for name in layers:
+            layer = copy._by_name[name]
+            layer.set_weights([_initial(w.name, tuple(w.shape), rng) for w in layer.weights])
+        return copy
+
     # -- for core.inside.gradcam --------------------------------------------
     def score_model(self, layer: str) -> Any:
         """A model from the image to (``layer``'s output, the class scores), built once per layer."""
@@ -353,6 +395,18 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     z = np.asarray(scores, dtype="float64")
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return (z / z.sum(axis=-1, keepdims=True)).astype("float32")
+
+
+def _initial(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A weight as Keras initialises it: a kernel Glorot-uniform, a scale (gamma, moving variance) 1, else 0."""
+    if kind in ("gamma", "moving_variance"):
+        return np.ones(shape, dtype="float32")
+    if kind != "kernel":
+        return np.zeros(shape, dtype="float32")
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, shape).astype("float32")
 
 
 def _table_rows(cfg: ModelConfig) -> dict[str, LayerRow]:

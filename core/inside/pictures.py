@@ -192,3 +192,31 @@ def scatter_picture(
         draw.ellipse((side + 8, y + 5, side + 14, y + 11), outline=(60, 60, 60))
         draw.text((side + 24, y), "training image", fill="black", font=font)
     return np.asarray(img)
+
+
+def maps_picture(
+    image_uint8: np.ndarray, rows: list[list[tuple[str, np.ndarray]]], title: str = "", side: int = 192
+) -> np.ndarray:
+    """Maps in [0, 1] over one image, as an RGB picture: one row per list, the image itself first in every row,
+    each tile with its caption underneath (the CLI's ``saliency --out``; Pillow only)."""
+    font = ImageFont.load_default(size=13)
+    cols = 1 + max((len(r) for r in rows), default=0)
+    pad, caption, top = 8, 34, 28 if title else 6
+    img = Image.new("RGB", (pad + cols * (side + pad), top + len(rows) * (side + caption + pad)), "white")
+    draw = ImageDraw.Draw(img)
+    if title:
+        draw.text((pad, 8), title, fill="black", font=font)
+    factor = max(1, math.ceil(side / max(np.shape(image_uint8)[:2])))
+
+    def tile_at(rgb: np.ndarray, r: int, c: int, text: str) -> None:
+        x, y = pad + c * (side + pad), top + r * (side + caption + pad)
+        picture = Image.fromarray(upscale(np.asarray(rgb, dtype=np.uint8), factor).squeeze()).convert("RGB")
+        img.paste(picture.resize((side, side), Image.NEAREST), (x, y))
+        for n, line in enumerate(text.split("\n")[:2]):
+            draw.text((x, y + side + 3 + 15 * n), line, fill="black", font=font)
+
+    for r, row in enumerate(rows):
+        tile_at(image_uint8, r, 0, "the image")
+        for c, (text, heat) in enumerate(row, start=1):
+            tile_at(overlay(image_uint8, heat), r, c, text)
+    return np.asarray(img)

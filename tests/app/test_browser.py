@@ -300,6 +300,14 @@ def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
             page.get_by_role("tab", name="Grad-CAM: why this class?").click()
             _settle(page)
             _shot(page, "9-inside-gradcam")
+            # Every saliency method on one row, then the sanity check with its verdicts.
+            page.get_by_text(re.compile(r"^Compare five ways of explaining")).first.click()
+            _settle(page)
+            expect(page.get_by_text("Every method on one row").first).to_be_visible()
+            page.get_by_text("Randomise the top layers and compare").first.click()
+            _settle(page)
+            expect(page.get_by_text(re.compile(r"explains the image, not the model")).first).to_be_visible()
+            _shot(page, "9-inside-saliency")
         finally:
             browser.close()
 

@@ -265,3 +265,68 @@ def test_all_test_images_in_the_feature_space_and_a_picked_one_opened(open_page,
     rings = [t for t in _scatter(at) if t.get("name", "").endswith("· training")]
     assert sum(len(t["x"]) for t in rings) == trained.data["n_train"] and not any("customdata" in t for t in rings)
     assert f"Faded rings: the {trained.data['n_train']} training images" in texts(at)
+
+
+def _rows(at) -> list[dict]:
+    """The maps-on-one-row figures (their heatmaps are named after the methods), top to bottom."""
+    return [s for s in chart_specs(at) if any(t.get("name", "").startswith("Edges (control)") for t in s["data"])]
+
+
+def test_saliency_maps_on_one_row_and_the_sanity_check(open_page, trained, monkeypatch):
+    from core.inside import SALIENCY_METHODS, open_run, saliency, sanity_check
+    from core.store.runstore import RunStore
+
+    at = open_page(PAGE, run_id=trained.run_id)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Sanity check" not in texts(at)  # nothing is computed until asked
+    at.toggle(key="inside.saliency").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (spec,) = _rows(at)
+    maps = [t for t in spec["data"] if t["type"] == "heatmap"]
+    assert [t["name"] for t in maps] == list(SALIENCY_METHODS.values())  # all five on one row
+    assert all(np.array(t["z"], float).shape == (16, 16) for t in maps)
+    # the numbers on the page are core's, for the image and class shown
+    store = RunStore()
+    index = at.selectbox(key=f"inside.index.{trained.run_id}").value
+    image = store.load_arrays(trained.run_id)["test_images"][index]
+    net = open_run(store, trained.run_id)
+    chosen = at.selectbox(key="inside.cam_class").value
+    ig = saliency(net, image, "ig", chosen)
+    np.testing.assert_allclose(np.array(maps[3]["z"], float), ig.heatmap, atol=1e-4)
+    assert f"add up to **{ig.completeness.total:.3f}**" in texts(at) and "**black image**" in texts(at)
+    assert "block1_conv, dense, output" in texts(at)  # the randomised layers, named
+    at.button(key="inside.sanity").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    check = sanity_check(net, image, chosen)
+    first, second = _rows(at)
+    assert first == spec  # the maps above are drawn again from the cache, unchanged
+    after = [t for t in second["data"] if t["type"] == "heatmap"]
+    assert len(after) == 5
+    for row, trace in zip(check.rows, after, strict=True):
+        np.testing.assert_allclose(np.array(trace["z"], float), row.randomised, atol=1e-4)
+    titles = [a["text"] for a in second["layout"]["annotations"]]
+    assert any(t.startswith("Edges (control)<br>1.00 · failed") for t in titles), titles
+    failed = ", ".join(r.name for r in check.rows if r.verdict == "failed")
+    assert f"**Failed** (about the same map with random weights): {failed}." in texts(at)
+    assert "explains the image, not the model" in texts(at)
+    from ui import resources
+
+    def again(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(resources, "sanity_check", again)
+    monkeypatch.setattr(resources, "saliency", again)
+    at.run()  # a rerun keeps the check shown (asked once for this image and class) from the cache
+    assert not at.exception, [e.value for e in at.exception]
+    assert "explains the image, not the model" in texts(at) and len(_rows(at)) == 2
+
+
+def test_the_sanity_check_on_a_vgg16_run(open_page, vgg_home):
+    at = open_page(PAGE, run_id=vgg_home.run_id)
+    at.toggle(key="inside.saliency").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "block5_conv1, block5_conv2, block5_conv3, dense, output" in texts(at)
+    at.button(key="inside.sanity").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    titles = [a["text"] for a in _rows(at)[1]["layout"]["annotations"]]
+    assert len(titles) == 5 and titles[-1].startswith("Edges (control)<br>1.00 · failed")

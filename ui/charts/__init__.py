@@ -14,7 +14,8 @@ in one module per family:
 - :mod:`ui.charts.architecture`  the feature map's shape, stage by stage
 - :mod:`ui.charts.predictions`   the clickable confusion matrix, one image's class probabilities, the
                                  reliability diagram (calibration)
-- :mod:`ui.charts.inside`        feature maps, a convolution worked by hand, filters, Grad-CAM and occlusion;
+- :mod:`ui.charts.inside`        feature maps, a convolution worked by hand, filters, Grad-CAM and occlusion, the
+                                 saliency maps on one row (and again after the sanity check's randomisation);
                                  the test images in the penultimate layer's feature space
 
 Speed matters here: the Train, lab and transfer pages redraw their curves for every watching browser
@@ -55,6 +56,7 @@ from ui.charts.inside import (
     filters_figure,
     heat_overlay_figure,
     kernel_slices_figure,
+    maps_row_figure,
     matrix_figure,
     unit_figure,
 )
@@ -88,6 +90,7 @@ __all__ = [
     "history_figure",
     "kernel_slices_figure",
     "lab_figure",
+    "maps_row_figure",
     "matrix_figure",
     "overlay_figure",
     "probabilities_figure",

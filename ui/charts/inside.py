@@ -232,6 +232,75 @@ def heat_overlay_figure(
 
 
 @st.cache_resource(**CACHE)
+def maps_row_figure(
+    image: np.ndarray, heats: tuple[np.ndarray, ...], titles: tuple[str, ...], height: int = 250
+) -> go.Figure:
+    """Several [0, 1] maps of one image side by side, each over the image, on one colour scale (the saliency
+    methods on one row; the same methods after the sanity check's randomisation on the next)."""
+    n = max(1, len(heats))
+    h, w = heats[0].shape if heats else np.shape(image)[:2]
+    factor = max(1, math.ceil(128 / max(h, w)))
+    source = _png_uri(upscale(np.asarray(image, dtype=np.uint8), factor))
+    gap = 0.02
+    width = (1 - gap * (n - 1)) / n
+    data, layout = [], base_layout(height, top=40, annotations=[])
+    for i, (heat, title) in enumerate(zip(heats, titles, strict=True)):
+        suffix = "" if i == 0 else str(i + 1)
+        x0 = i * (width + gap)
+        data.append(
+            {
+                "type": "image",
+                "source": source,
+                "x0": -0.5,
+                "y0": -0.5,
+                "dx": 1 / factor,
+                "dy": 1 / factor,
+                "hoverinfo": "skip",
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+            }
+        )
+        data.append(
+            {
+                "type": "heatmap",
+                "z": _grid(heat),
+                "opacity": 0.5,
+                "coloraxis": "coloraxis",
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+                "name": title.replace("<br>", " "),
+                "hovertemplate": f"{title.split('<br>')[0]} %{{z:.2f}}<extra></extra>",
+            }
+        )
+        layout[f"xaxis{suffix}"] = {"visible": False, "constrain": "domain", "domain": [x0, x0 + width]}
+        layout[f"yaxis{suffix}"] = {
+            "visible": False,
+            "autorange": "reversed",
+            "scaleanchor": f"x{suffix}",
+            "constrain": "domain",
+        }
+        layout["annotations"].append(
+            {
+                "text": title,
+                "x": x0 + width / 2,
+                "y": 1.0,
+                "xref": "paper",
+                "yref": "paper",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 12},
+            }
+        )
+    layout["coloraxis"] = {
+        "colorscale": "Inferno",
+        "cmin": 0,
+        "cmax": 1,
+        "colorbar": {"title": {"text": "share of<br>the peak"}, "thickness": 12},
+    }
+    return go.Figure({"data": data, "layout": layout})
+
+
+@st.cache_resource(**CACHE)
 def embedding_figure(
     coords: np.ndarray,
     labels: np.ndarray,
