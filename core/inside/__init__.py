@@ -18,6 +18,8 @@ The package, lowest module first (each imports only the ones above it):
   returning every layer's output), :func:`open_run`, the errors for an unknown run, layer or class.
 - :mod:`core.inside.worked` | :mod:`core.inside.gradcam` | :mod:`core.inside.filters`: a unit
   computed by hand; Grad-CAM and occlusion; the learned kernels.
+- :mod:`core.inside.maximise`: activation maximisation, an image grown by gradient ascent to excite one
+  filter (or one class), compared with the test images, kept in the run's folder.
 - :mod:`core.inside.embedding`: all test images in the penultimate layer's feature space, projected
   with PCA or t-SNE, and how well the classes separate there (k-nearest-neighbour accuracy).
 
@@ -27,6 +29,7 @@ TensorFlow is imported only when a network is opened.
 from core.inside.embedding import METHODS, Embedding, embed, embed_run
 from core.inside.filters import Filters, filters
 from core.inside.gradcam import GradCam, Occlusion, default_layer, grad_cam, occlusion
+from core.inside.maximise import AscentSettings, Maximised, default_settings, maximise, maximise_run, stored_maximised
 from core.inside.network import (
     LayerInfo,
     ModelMissingError,
@@ -41,6 +44,12 @@ from core.inside.network import (
 from core.inside.worked import BatchNormStep, PoolStep, WorkedConvolution, work_convolution
 
 __all__ = [
+    "AscentSettings",
+    "Maximised",
+    "default_settings",
+    "maximise",
+    "maximise_run",
+    "stored_maximised",
     "METHODS",
     "BatchNormStep",
     "Embedding",
