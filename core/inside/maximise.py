@@ -1,7 +1,12 @@
 """What a filter wants to see: activation maximisation, an input image grown by gradient ascent from noise.
 
-For a chosen convolution filter, the objective is the filter's **mean activation** over its whole map (the
-layer's output after its ReLU, as the next layer reads it); for a class it is the class **score** (the last
+For a chosen convolution filter, the number reported is the filter's **mean activation** over its whole map
+(the layer's output after its ReLU, as the next layer reads it); the image is grown along the same mean with
+the ReLU made leaky (slope ``LEAK`` below 0, on the filter's sums before its activation), which keeps a
+gradient where the filter is still off: after a plain ReLU, a filter that is 0 everywhere on the starting
+noise has no gradient at all. (The plain mean of the sums would not do: for a first-layer filter it depends
+only on the image's mean colour, so its best image is one flat colour.) For a class it is the class
+**score** (the last
 Dense layer before the softmax, reachable because :class:`~core.inside.network.RunNetwork` ends in logits;
 a probability saturates and stops giving a gradient once the class is sure). Starting from seeded noise
 around mid-grey, each step moves the image along the objective's gradient (divided by its standard
@@ -45,6 +50,7 @@ from core.models.pipeline import differentiable_input
 from core.store.runstore import RunStore
 
 CACHE_KIND = "maximise"  # the folder under the run's own folder that keeps the results
+LEAK = 0.1  # the objective's slope below 0: a filter that is off everywhere still has a gradient to follow
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
 
 
@@ -80,12 +86,14 @@ class AscentSettings:
 
 
 def default_settings(net: RunNetwork, seed: int = 0) -> AscentSettings:
-    """The settings for this run's network: the scratch CNN's defaults; for VGG16 fewer steps (each costs about
-    ten times as much at 64 px) and a stronger jitter, whose deep filters answer to textures larger than a few
+    """The settings for this run's network: the scratch CNN's defaults, with a jitter of a sixteenth of the image
+    (4 pixels at 64 px); for VGG16 fewer steps (each costs about ten times as much at 64 px), larger ones, and a
+    jitter of three thirty-seconds (6 pixels at 64 px): its deep filters answer to textures larger than a few
     pixels."""
+    side = net.input_shape[0]
     if net.cfg.model == "vgg16":
-        return AscentSettings(steps=100, step_size=0.03, jitter=6, seed=seed)
-    return AscentSettings(seed=seed)
+        return AscentSettings(steps=100, step_size=0.03, jitter=max(1, side * 3 // 32), seed=seed)
+    return AscentSettings(jitter=max(1, side // 16), seed=seed)
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ class Maximised:
     test_max: float | None  # the largest over those test images
     test_images: int
     probability: float | None  # a class: its probability on the image
-    curve: np.ndarray  # the objective at each step
+    curve: np.ndarray  # the objective at each step (a filter: its mean through the leaky ReLU)
     settings: AscentSettings
     seconds: float  # the time the ascent took (when it was computed)
     cached: bool = False  # True when it came back from the run's folder
@@ -247,10 +255,11 @@ def _objective(net: RunNetwork, target: _Target) -> Callable[[Any], Any]:
 
     cfg = net.cfg
     if target.class_index is None:
-        model, f = net.layer_model(target.layer), target.filter
+        model, f = net.pre_activation_model(target.layer), target.filter
 
         def objective(x01):
-            return tf.reduce_mean(model(differentiable_input(cfg, x01), training=False)[..., f], axis=(1, 2))
+            sums = model(differentiable_input(cfg, x01), training=False)[..., f]
+            return tf.reduce_mean(tf.nn.leaky_relu(sums, alpha=LEAK), axis=(1, 2))
 
     else:
         model, c = net.score_model(net.conv_layers()[-1].name), target.class_index
@@ -368,7 +377,9 @@ def cache_key(net: RunNetwork, target: _Target, settings: AscentSettings) -> str
 
 
 def _to_arrays(m: Maximised) -> dict[str, np.ndarray]:
-    numbers = {k: v for k, v in m.to_dict().items() if k not in ("sentence", "cached", "settings")}
+    numbers = {k: getattr(m, k) for k in ("run_id", "layer", "filter", "class_index", "class_name", "value")}
+    numbers.update({k: getattr(m, k) for k in ("start_value", "test_mean", "test_max", "test_images", "probability")})
+    numbers["seconds"] = m.seconds  # unrounded: a kept result is the computed one exactly
     return {"image": m.image, "curve": m.curve, "numbers": np.array(json.dumps(numbers))}
 
 
@@ -379,7 +390,7 @@ def _from_arrays(arrays: dict[str, np.ndarray], settings: AscentSettings) -> Max
         layer=n["layer"],
         filter=n["filter"],
         class_index=n["class_index"],
-        class_name=n["class"],
+        class_name=n["class_name"],
         image=arrays["image"],
         value=n["value"],
         start_value=n["start_value"],
