@@ -54,6 +54,11 @@ def vgg_run(home):
     return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16), store=store)
 
 
+def _results(folder):
+    """The grown images kept in a run's folder (not the test images' measures, ``tests_<layer>_...``)."""
+    return [p for p in folder.glob("*.npz") if not p.name.startswith("tests_")]
+
+
 def _stored_activation(store, run_id, layer, index, images_uint8):
     """The filter's mean activation per image from the stored Keras model itself, inputs scaled by hand."""
     import keras
@@ -112,8 +117,12 @@ def test_a_second_request_comes_from_the_runs_folder_without_computing(home, cnn
     real = mx.maximise
     monkeypatch.setattr(mx, "maximise", lambda *a, **k: calls.append(a[1:3]) or real(*a, **k))
     first = maximise_run(store, cnn_run.run_id, "block1_conv", 2, settings=FAST, net=cnn)
-    files = list((store.runs_dir / cnn_run.run_id / "maximise").glob("*.npz"))
+    folder = store.runs_dir / cnn_run.run_id / "maximise"
+    files = _results(folder)
     assert len(files) == 1 and calls == [("block1_conv", 2)] and not first.cached
+    # The test images were measured once for the whole layer (every filter), kept beside the result.
+    (layer_file,) = folder.glob("tests_block1_conv_*.npz")
+    assert np.load(layer_file)["values"].shape == (len(store.load_arrays(cnn_run.run_id)["y_true"]), CNN.filters)
     mtime = files[0].stat().st_mtime_ns
     again = maximise_run(
         store, cnn_run.run_id, "block1_conv", 2, settings=FAST, net=cnn, progress=lambda *s: steps.append(s)
@@ -124,7 +133,8 @@ def test_a_second_request_comes_from_the_runs_folder_without_computing(home, cnn
     assert files[0].stat().st_mtime_ns == mtime
     # Another filter or other settings are other files; the run opened from the store finds the same one.
     other = maximise_run(store, cnn_run.run_id, "block1_conv", 2, settings=replace(FAST, steps=41), net=cnn)
-    assert not other.cached and len(calls) == 2
+    assert not other.cached and len(calls) == 2 and other.test_mean == first.test_mean
+    assert len(_results(folder)) == 2 and list(folder.glob("tests_*.npz")) == [layer_file]
     assert maximise_run(store, cnn_run.run_id, "block1_conv", 2, settings=FAST).cached
 
 
@@ -140,7 +150,7 @@ def test_the_cache_is_the_runs_own_and_goes_with_it(home, data_run):
     net = open_run(store, data_run.run_id)
     maximise_run(store, data_run.run_id, "block1_conv", 0, settings=replace(FAST, steps=5), net=net)
     folder = store.runs_dir / data_run.run_id / "maximise"
-    assert len(list(folder.glob("*.npz"))) == 1
+    assert len(_results(folder)) == 1
     assert store.delete(data_run.run_id)
     assert not folder.exists() and not (store.runs_dir / data_run.run_id).exists()
     # Nothing is written for a run that is gone (its folder is not made again).

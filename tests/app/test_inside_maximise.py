@@ -15,7 +15,7 @@ PAGE = "pages/inside.py"
 
 
 def _kept(home, run_id) -> list:
-    return sorted((home / "runs" / run_id / "maximise").glob("*.npz"))
+    return sorted(p for p in (home / "runs" / run_id / "maximise").glob("*.npz") if not p.name.startswith("tests_"))
 
 
 def test_a_filter_is_grown_only_when_asked_and_kept_with_the_run(open_page, trained, monkeypatch):
