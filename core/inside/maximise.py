@@ -6,9 +6,9 @@ the ReLU made leaky (slope ``LEAK`` below 0, on the filter's sums before its act
 gradient where the filter is still off: after a plain ReLU, a filter that is 0 everywhere on the starting
 noise has no gradient at all. (The plain mean of the sums would not do: for a first-layer filter it depends
 only on the image's mean colour, so its best image is one flat colour.) For a class it is the class
-**score** (the last
-Dense layer before the softmax, reachable because :class:`~core.inside.network.RunNetwork` ends in logits;
-a probability saturates and stops giving a gradient once the class is sure). Starting from seeded noise
+**score** (the last Dense layer before the softmax, reachable because
+:class:`~core.inside.network.RunNetwork` ends in logits; a probability saturates and stops giving a gradient
+once the class is sure). Starting from seeded noise
 around mid-grey, each step moves the image along the objective's gradient (divided by its standard
 deviation, so a step's size is the same for every layer and model), with three regularisers that keep the
 picture from becoming high-frequency noise (Olah et al., "Feature Visualization", Distill 2017; the Keras
@@ -30,7 +30,8 @@ path (:meth:`RunNetwork.prepare`), beside the same number for each of the run's 
 
 :func:`maximise_run` keeps each result in the run's own folder of the store (``runs/<id>/maximise/``), per
 (run, layer, filter or class, settings): asked again it comes back from the file; a different run never
-shares it, and deleting the run deletes it.
+shares it, and deleting the run deletes it. The test images' numbers are measured once per layer (every
+filter at once) and kept there too. Each step is one compiled ``tf.function`` per network and layer.
 """
 
 from __future__ import annotations
