@@ -9,6 +9,7 @@ from core.base import plural
 from core.data import read_image_bytes
 from core.data.health import SPLIT_WORDS
 from core.inside import METHODS, SALIENCY_METHODS, ModelMissingError, top_layers
+from core.inside.pictures import upscale
 from core.inside.saliency import NOISE, SAMPLES, SEED, STEPS, THRESHOLD
 from core.training import HeldOutUnavailable
 from ui import charts, resources, state
@@ -81,6 +82,8 @@ def main() -> None:
         _worked(rec, net, image, key)
     with filters_tab, errors_shown("drawing the filters"):
         _filters(rec, net)
+    with filters_tab, errors_shown("growing the image"):
+        _wants_to_see(rec, net)
     with cam_tab, errors_shown("computing Grad-CAM"):
         _grad_cam(rec, net, image, key, probs)
     with embed_tab, errors_shown("mapping the test images"):
@@ -350,6 +353,98 @@ def _other_filters(rec) -> None:
     if other is not None:
         fs = resources.conv_filters(resources.record(other))
         st.plotly_chart(charts.filters_figure(fs.rgb()), config=charts.CONFIG, key=K + "other_fig")
+
+
+A_FILTER, A_CLASS = "A filter", "A class"
+GRID = 8  # filters grown at once by "the first 8 filters"
+
+
+def _wants_to_see(rec, net) -> None:
+    """Activation maximisation: an image grown from noise for one filter (or class), only when asked."""
+    ss = st.session_state
+    st.divider()
+    st.subheader("What does this filter want to see?")
+    st.caption(
+        "Start from random noise and change the image, step by step, in the direction that makes the filter "
+        "respond more (gradient ascent). Small random shifts, a light blur now and then, and a pull back towards "
+        "grey keep it from turning into noise: what is left is the pattern the filter looks for."
+    )
+    convs = [la.name for la in net.conv_layers()]
+    c1, c2, c3 = st.columns(3)
+    kind = c1.radio("Look at", [A_FILTER, A_CLASS], key=K + "mx_kind", horizontal=True)
+    if kind == A_FILTER:
+        layer = c2.selectbox("Convolution", convs, key=K + "mx_layer")
+        count = net.layer(layer).output_shape[-1]
+        ss[K + "mx_filter"] = min(int(ss.get(K + "mx_filter", 0)), count - 1)
+        index = c3.number_input(f"Filter (0 to {count - 1})", 0, count - 1, key=K + "mx_filter")
+        request, label = (layer, int(index), None), "What does this filter want to see?"
+    else:
+        names = net.class_names
+        chosen = c2.selectbox("Class", list(range(len(names))), key=K + "mx_class", format_func=names.__getitem__)
+        request, label = (None, None, int(chosen)), "What does this class look like to the network?"
+    result = resources.kept_maximised(rec, *request)
+    if result is None:
+        slow = "VGG16: about half a minute" if net.cfg.model == "vgg16" else "a few seconds"
+        if not st.button(label, key=K + "mx_go", icon=":material/auto_awesome:", help=f"Takes {slow} on a CPU."):
+            st.caption(f"Nothing is computed until you ask ({slow}); once grown, the image is kept with the run.")
+            _grid(rec, net, kind, convs)
+            return
+        result = _grow(rec, [request])[0]
+    left, right = st.columns([1, 2])
+    left.image(upscale(result.image, max(1, 192 // result.image.shape[0])), width=192, caption=result.what)
+    right.markdown(result.sentence())
+    s = result.settings
+    right.caption(
+        f"Grown from noise (seed {s.seed}) in {plural(s.steps, 'step')} of gradient ascent"
+        + (f" ({result.seconds:.1f} s)" if not result.cached else ", kept from an earlier request")
+        + f"; each step shifted the image by up to {plural(s.jitter, 'pixel')}, every {plural(s.blur_every, 'step')} "
+        f"a blur of {s.blur_sigma:g} pixels smoothed it, and each step pulled it {s.decay:.1%} back towards grey."
+        + (
+            " VGG16 sees the image after its own preprocessing (BGR, mean subtracted)."
+            if net.cfg.model == "vgg16"
+            else ""
+        )
+    )
+    _grid(rec, net, kind, convs)
+
+
+def _grow(rec, requests: list[tuple]) -> list:
+    """Grow the images asked for, one progress bar over all of them."""
+    bar = st.progress(0.0, text="Starting from noise…")
+    results = []
+    for n, request in enumerate(requests):
+
+        def progress(step: int, steps: int, n: int = n) -> None:
+            if step == steps or step % 5 == 0:
+                done = (n + step / steps) / len(requests)
+                bar.progress(done, text=f"Image {n + 1} of {len(requests)}: step {step} of {steps}")
+
+        results.append(resources.maximised(rec, *request, progress=progress))
+    bar.empty()
+    return results
+
+
+def _grid(rec, net, kind: str, convs: list[str]) -> None:
+    """The first filters of the chosen layer side by side, grown when asked (kept ones come back at once)."""
+    if kind != A_FILTER:
+        return
+    layer = st.session_state[K + "mx_layer"]
+    shown = min(GRID, net.layer(layer).output_shape[-1])
+    requests = [(layer, i, None) for i in range(shown)]
+    kept = [resources.kept_maximised(rec, *r) for r in requests]
+    if any(k is None for k in kept):
+        if not st.button(f"Grow the first {plural(shown, 'filter')} of {layer}", key=K + "mx_grid"):
+            return
+        missing = [r for r, k in zip(requests, kept, strict=True) if k is None]
+        grown = iter(_grow(rec, missing))
+        kept = [k if k is not None else next(grown) for k in kept]
+    st.image(
+        [upscale(k.image, max(1, 96 // k.image.shape[0])) for k in kept],
+        width=96,
+        caption=[
+            f"filter {k.filter}: {k.ratio:.0f}× the test images" if k.ratio else f"filter {k.filter}" for k in kept
+        ],
+    )
 
 
 def _grad_cam(rec, net, image, key, probs) -> None:

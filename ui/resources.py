@@ -14,6 +14,9 @@ Streamlit's two caches, as the house style uses them:
   are shared read-only (st.cache_resource).
   Each caller gets its own copy.
 
+Activation maximisation's images are kept by the run store itself, in the run's folder (:func:`maximised`),
+so every session and a server restart find them.
+
 Everything is keyed by the store's home folder (``CNNLAB_HOME``), so tests
 that point the app at another home get another store. Importing this module
 does not import TensorFlow.
@@ -33,6 +36,7 @@ from core.inside import (
     Embedding,
     Filters,
     GradCam,
+    Maximised,
     ModelMissingError,
     Occlusion,
     RunNetwork,
@@ -42,9 +46,11 @@ from core.inside import (
     embed_run,
     filters,
     grad_cam,
+    maximise_run,
     occlusion,
     saliency,
     sanity_check,
+    stored_maximised,
     top_layers,
     work_convolution,
 )
@@ -277,6 +283,20 @@ def _filters(home_dir: str, run_id: str, layer: str | None) -> Filters:
 def conv_filters(rec: RunRecord, layer: str | None = None) -> Filters:
     """A conv layer's kernels (None: the first convolution's)."""
     return _filters(home(), rec.run_id, layer)
+
+
+def kept_maximised(rec: RunRecord, layer: str | None, filter_index: int | None, class_index: int | None):
+    """The image grown for this filter (or class) with the default settings, if one is kept in the run's
+    folder (core.inside.stored_maximised); None otherwise. Nothing heavy: one small file read."""
+    return stored_maximised(store(), network(rec), layer, filter_index, class_index)
+
+
+def maximised(
+    rec: RunRecord, layer: str | None, filter_index: int | None, class_index: int | None, progress=None
+) -> Maximised:
+    """Grow the image (core.inside.maximise_run on the shared network, ``progress(step, steps)`` after each
+    step) and keep it in the run's folder, where :func:`kept_maximised` finds it for every session."""
+    return maximise_run(store(), rec.run_id, layer, filter_index, class_index, progress=progress, net=network(rec))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -16,6 +16,7 @@
     python -m core health --data SOURCE [--input-size N] [--seed S] [--test-size F] [--val-split F] [--json]
     python -m core embed RUN_ID [--method pca|tsne] [--out embed.png] [--json]
     python -m core saliency RUN_ID --image N [--class NAME] [--method all|M1,M2] [--sanity] [--out maps.png] [--json]
+    python -m core maximise RUN_ID --layer NAME --filter F | --class NAME [--steps N] [--seed S] [--out f.png] [--json]
 
 ``lab``, ``compare --transfer``, ``repeat`` and ``sweep`` train each run in its own process, ``--workers N``
 at once, or on a Dask cluster with ``--scheduler tcp://host:8786``.
@@ -39,6 +40,7 @@ import warnings
 
 from core.base import UserError, plain_message, resource_message, settings
 from core.store import RunStore
+from core.store.runstore import StoreError
 
 from .commands import COMMANDS
 from .parser import EXIT_FAILED, EXIT_USAGE, build_parser
@@ -49,6 +51,7 @@ __all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
 NO_STORE = {"summary", "datasets"}  # commands that never touch the run store
 # Commands that only read the run store (and `compare` without --transfer).
 READ_ONLY = {"runs", "export", "jobs", "explain", "embed", "saliency"}
+KEEPS_IF_IT_CAN = {"maximise"}  # reads, and keeps its result in the run's folder when the store can be written
 
 
 def open_store(args) -> RunStore | None:
@@ -57,6 +60,11 @@ def open_store(args) -> RunStore | None:
         return None
     if args.command in READ_ONLY or (args.command == "compare" and not args.transfer):
         return RunStore(readonly=True)
+    if args.command in KEEPS_IF_IT_CAN:
+        try:
+            return RunStore()
+        except StoreError:
+            return RunStore(readonly=True)  # computed, not kept
     return RunStore()
 
 

@@ -27,6 +27,7 @@ from .embed import cmd_embed
 from .explain import cmd_explain
 from .exporting import cmd_export
 from .health import cmd_health
+from .maximise import cmd_maximise
 from .output import progress_printer, run_payload
 from .parser import DATA_HELP, model_config, train_config
 from .saliency import cmd_saliency
@@ -330,6 +331,7 @@ COMMANDS = {
     "jobs": cmd_jobs,
     "embed": cmd_embed,
     "explain": cmd_explain,
+    "maximise": cmd_maximise,
     "export": cmd_export,
     "health": cmd_health,
     "saliency": cmd_saliency,

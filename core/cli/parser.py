@@ -418,6 +418,27 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
         "--json", action="store_true", help="one JSON document: per image its coordinates, class and prediction"
     )
 
+    mx = sub.add_parser(
+        "maximise",
+        parents=[common],
+        help="what a filter (or a class) of a stored run wants to see: an image grown from noise by gradient ascent",
+    )
+    mx.add_argument("run_id", metavar="RUN_ID", help=RUN_ID_HELP)
+    mx.add_argument("--layer", default=None, help="a convolution layer (python -m core explain names them)")
+    mx.add_argument("--filter", type=int, default=None, metavar="F", help="the filter's index in that layer, from 0")
+    mx.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        metavar="NAME",
+        help="instead of a filter: a class (its score before the softmax is raised)",
+    )
+    mx.add_argument("--steps", type=int, default=None, help="gradient steps (default: 150, 100 for VGG16)")
+    mx.add_argument("--seed", type=int, default=0, help="the starting noise and the jitter")
+    mx.add_argument("--out", metavar="filter.png", default=None, help="write the image as a PNG file")
+    mx.add_argument("--json", action="store_true", help="one JSON document: the numbers and the settings")
+    mx.add_argument("--with-image", action="store_true", help="with --json: the image's pixels too")
+
     ex = sub.add_parser(
         "explain", parents=[common], help="inside a stored run for one image: feature maps and Grad-CAM as PNGs"
     )

@@ -21,6 +21,8 @@ The package, lowest module first (each imports only the ones above it):
 - :mod:`core.inside.saliency` (above gradcam): SmoothGrad, Integrated Gradients (black baseline, with its
   completeness gap), an edge map as a control, and Adebayo et al.'s sanity check: the top layers
   randomised on a copy, each map's rank correlation to the original, which methods passed.
+- :mod:`core.inside.maximise`: activation maximisation, an image grown by gradient ascent to excite one
+  filter (or one class), compared with the test images, kept in the run's folder.
 - :mod:`core.inside.embedding`: all test images in the penultimate layer's feature space, projected
   with PCA or t-SNE, and how well the classes separate there (k-nearest-neighbour accuracy).
 
@@ -30,6 +32,7 @@ TensorFlow is imported only when a network is opened.
 from core.inside.embedding import METHODS, Embedding, embed, embed_run
 from core.inside.filters import Filters, filters
 from core.inside.gradcam import GradCam, Occlusion, default_layer, grad_cam, occlusion
+from core.inside.maximise import AscentSettings, Maximised, default_settings, maximise, maximise_run, stored_maximised
 from core.inside.network import (
     LayerInfo,
     ModelMissingError,
@@ -58,6 +61,12 @@ from core.inside.saliency import (
 from core.inside.worked import BatchNormStep, PoolStep, WorkedConvolution, work_convolution
 
 __all__ = [
+    "AscentSettings",
+    "Maximised",
+    "default_settings",
+    "maximise",
+    "maximise_run",
+    "stored_maximised",
     "METHODS",
     "SALIENCY_METHODS",
     "Completeness",

@@ -258,6 +258,37 @@ class RunNetwork:
         with self._lock:
             return np.asarray(model(x, training=False))[0]
 
+    def layer_model(self, layer: str) -> Any:
+        """A model from the prepared input to one spatial layer's output, built once per layer (call it under
+        :attr:`lock`)."""
+        return self._submodel(self.layer(layer).name)
+
+    def pre_activation_model(self, layer: str) -> Any:
+        """A model from the prepared input to a Conv2D layer's sums before its activation (its ReLU), built once
+        per layer from a linear copy of the layer with the same weights (call it under :attr:`lock`)."""
+        import keras
+
+        name = self.layer(layer).name
+        key = f"pre:{name}"
+        with self._lock:
+            if key not in self._sub:
+                conv = self._by_name[name]
+                linear = type(conv).from_config({**conv.get_config(), "activation": "linear", "name": f"{name}_sums"})
+                sums = linear(conv.input)
+                linear.set_weights(conv.get_weights())
+                self._sub[key] = keras.Model(self._flat.inputs[0], sums)
+            return self._sub[key]
+
+    def layer_type(self, name: str) -> str | None:
+        """The Keras class of any layer of the network ("Conv2D", "Dense", ...), or None when there is none."""
+        layer = self._by_name.get(name)
+        return None if layer is None else type(layer).__name__
+
+    @property
+    def output_layer(self) -> str:
+        """The last layer's name: the Dense layer whose outputs are the class scores."""
+        return self._flat.layers[-1].name
+
     def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
         """Class probabilities (N, classes) for images (N, H, W, C) uint8: the stored model's answer."""
         if not len(images_uint8):

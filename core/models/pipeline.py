@@ -25,7 +25,7 @@ import numpy as np
 
 from core.base.config import ModelConfig
 from core.data import ImageSplit
-from core.models.weight_sources import preprocess_images
+from core.models.weight_sources import caffe_input, preprocess_images
 
 Preprocess = Callable[[np.ndarray], np.ndarray]  # float32 [0, 1] batch -> what the model takes
 
@@ -35,6 +35,11 @@ def model_input(model_cfg: ModelConfig, x01: np.ndarray) -> np.ndarray:
     if model_cfg.model == "vgg16":
         return preprocess_images(x01, model_cfg.weights)
     return x01
+
+
+def differentiable_input(model_cfg: ModelConfig, x01: Any) -> Any:
+    """:func:`model_input` for a TensorFlow tensor in [0, 1]: the same formula, and gradients flow through it."""
+    return caffe_input(x01, model_cfg.weights) if model_cfg.model == "vgg16" else x01
 
 
 def is_images(x: Any) -> bool:

@@ -30,6 +30,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -235,8 +236,14 @@ def preprocess_images(x01: np.ndarray, weights: str) -> np.ndarray:
     x = np.asarray(x01, dtype=np.float32)
     if x.ndim < 1 or x.shape[-1] != 3:
         raise ValueError(f"VGG16 takes RGB images (..., 3). Received: shape={x.shape}")
+    return caffe_input(x, weights)
+
+
+def caffe_input(x01: Any, weights: str) -> Any:
+    """:func:`preprocess_images`' formula on any float array that slices and subtracts like NumPy's, unchecked:
+    a TensorFlow tensor keeps its gradient through it (activation maximisation grows an image in [0, 1])."""
     mean = np.asarray(HED_MEAN_BGR if weights == "offline" else IMAGENET_MEAN_BGR, dtype=np.float32)
-    return (x * np.float32(255.0))[..., ::-1] - mean
+    return (x01 * np.float32(255.0))[..., ::-1] - mean
 
 
 _digests: dict[tuple[str, int, int], tuple[str, str]] = {}

@@ -4,6 +4,8 @@ Layout under ``CNNLAB_HOME`` (default ``~/.cache/cnnlab``)::
 
     runs.db               index: one row per finished run (SQLite, WAL mode)
     runs/<run_id>/        record.json, model.keras (the best epoch), arrays.npz
+    runs/<run_id>/<kind>/<key>.npz  derived from this run alone (e.g. activation maximisation's images):
+                          kept with the run, deleted with it, and gone when the run is stored again
     cache/<kind>/<key>.npz  derived data worth keeping, e.g. VGG16 base features
     uploads/              zips people uploaded through the dashboard (named by SHA-256; who uploaded
                           each is in runs.db, and runs on an upload are listed only to them)
@@ -560,6 +562,45 @@ class RunStore:
             return {}
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+
+    # -- derived data of one run, kept in its folder ------------------------
+    def _run_cache_path(self, run_id: str, kind: str, key: str) -> Path:
+        safe = "".join(ch for ch in kind if ch.isalnum() or ch in "-_")
+        name = "".join(ch for ch in key if ch.isalnum() or ch in "-_")
+        if not safe or not name:
+            raise ValueError(f"Not a name for a run's derived file: {kind!r}/{key!r}")
+        return self.runs_dir / run_id / safe / f"{name}.npz"
+
+    def run_cache_get(self, run_id: str, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        """Arrays kept in the run's own folder under ``kind``/``key`` (:meth:`run_cache_put`), or None."""
+        path = self._run_cache_path(run_id, kind, key)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            return None  # unreadable: a miss, rewritten next time
+
+    def run_cache_put(self, run_id: str, kind: str, key: str, arrays: dict[str, np.ndarray]) -> Path | None:
+        """Keep arrays derived from one run in its folder (atomic: a file in tmp/, then a rename).
+
+        They go with the run: :meth:`delete` removes them, and a run stored again under the same id starts
+        without them. Nothing is written (None) by a read-only store, or when the run's folder is gone.
+        """
+        path = self._run_cache_path(run_id, kind, key)
+        if self.readonly or not (path.parent.parent / "record.json").exists():
+            return None
+        tmp = self.tmp_dir / f"runcache-{uuid.uuid4().hex}.npz"
+        try:
+            path.parent.mkdir(exist_ok=True)  # never the run's folder itself: a deleted run is not made again
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, path)
+        except FileNotFoundError:  # the run was deleted or replaced meanwhile
+            tmp.unlink(missing_ok=True)
+            return None
+        return path
 
     # -- derived-data cache ----------------------------------------------
     def _cache_path(self, kind: str, key: str) -> Path:
