@@ -97,6 +97,9 @@ def classroom_server(tmp_path):
     yield from _serve(tmp_path, tmp_path, ROOT / "app.py")
 
 
+WAIT_MS = 60_000  # how long an expectation waits for the page (a pause, not a time asserted: a loaded CI box is slow)
+
+
 def _settle(page, timeout: float = 120) -> None:
     """Wait until the script run is over (no "Running..." status, no skeletons)."""
     page.wait_for_selector("[data-testid='stSidebar']", timeout=timeout * 1000)
@@ -138,6 +141,8 @@ def test_the_first_request_after_a_start_lands_on_the_page_it_asks_for(server, p
     """Thirty browsers reconnecting to /train after the teacher restarts the server: each gets the Train page."""
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=WAIT_MS)
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -166,6 +171,8 @@ def test_a_named_student_stays_logged_in_across_a_reload_and_a_new_tab_until_log
     """The login cookie as a browser keeps it: written by the page's script, sent back on a reload and by a new
     tab (st.context.cookies), cleared by Log out (what AppTest, which runs no JavaScript, cannot see)."""
     from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
 
     url = classroom_server
     with sync_playwright() as p:
@@ -203,6 +210,8 @@ def test_a_named_student_stays_logged_in_across_a_reload_and_a_new_tab_until_log
 
 def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
     from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
