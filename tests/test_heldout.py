@@ -19,7 +19,7 @@ from core.training.heldout import (
 )
 
 CNN = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
-TRAIN = TrainConfig(epochs=3, batch_size=8, seed=3, precision="float32")
+TRAIN = TrainConfig(epochs=3, batch_size=8, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def cnn_run(home):
 def vgg_run(home):
     store, data = home
     cfg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
-    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16, precision="float32"), store=store)
+    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16), store=store)
 
 
 def as_old_run(store: RunStore, rec: RunRecord) -> RunRecord:
