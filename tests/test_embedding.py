@@ -37,10 +37,20 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(home):
-    """``trained(model_cfg, train_cfg)``: the run, trained once per module (an "auto" run is the same stored run
-    as the precision it resolves to)."""
+    """``trained(model_cfg, train_cfg)``: the run, trained once per module (an "auto" run is the same run as the
+    precision it resolves to on this machine)."""
+    from core.base.precision import settle_precision
+
     store, data = home
-    return lambda model_cfg, train_cfg: run_experiment(data, model_cfg, train_cfg, store=store)
+    runs = {}
+
+    def get(model_cfg: ModelConfig, train_cfg: TrainConfig):
+        train_cfg = settle_precision(model_cfg, train_cfg)
+        if (model_cfg, train_cfg) not in runs:
+            runs[model_cfg, train_cfg] = run_experiment(data, model_cfg, train_cfg, store=store)
+        return runs[model_cfg, train_cfg]
+
+    return get
 
 
 @pytest.fixture(scope="module")

@@ -275,15 +275,6 @@ class RunNetwork:
             return np.zeros((0, len(self.class_names)), dtype="float32")
         return softmax(self._predict(self._own, self.prepare(images_uint8)))
 
-    def scores(self, x: np.ndarray) -> np.ndarray:
-        """Class scores (logits, before the softmax) of prepared inputs, in batches of 64, in float32 (the
-        copy that is looked inside: occlusion's scores)."""
-        out = []
-        with self._lock:
-            for start in range(0, len(x), 64):
-                out.append(np.asarray(self._flat(x[start : start + 64], training=False)))
-        return np.concatenate(out).astype("float32")
-
     @property
     def feature_layer(self) -> str:
         """The penultimate layer: the Dense layer before the class scores (the course CNN's ``dense``; for
