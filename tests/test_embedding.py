@@ -21,7 +21,11 @@ from core.store.runstore import RunStore
 from core.training.experiment import run_experiment
 
 CNN = ModelConfig(input_size=16, blocks=2, filters=8, dense_units=16, dropout=0.25)
-TRAIN = TrainConfig(epochs=8, batch_size=8, learning_rate=3e-3, seed=1, precision="float32")
+VGG = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
+TRAIN = TrainConfig(epochs=8, batch_size=8, learning_rate=3e-3, seed=1)  # precision "auto": this machine's default
+VGG_TRAIN = TrainConfig(epochs=1, batch_size=16)
+# The numbers are checked in both precisions, bfloat16 forced (TensorFlow emulates it on a CPU without it).
+PRECISIONS = ("bfloat16", "float32")
 
 
 @pytest.fixture(scope="module")
@@ -32,32 +36,61 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cnn_run(home):
+def trained(home):
+    """``trained(model_cfg, train_cfg)``: the run, trained once per module (an "auto" run is the same run as the
+    precision it resolves to on this machine)."""
+    from core.base.precision import settle_precision
+
     store, data = home
-    return run_experiment(data, CNN, TRAIN, store=store)
+    runs = {}
+
+    def get(model_cfg: ModelConfig, train_cfg: TrainConfig):
+        train_cfg = settle_precision(model_cfg, train_cfg)
+        if (model_cfg, train_cfg) not in runs:
+            runs[model_cfg, train_cfg] = run_experiment(data, model_cfg, train_cfg, store=store)
+        return runs[model_cfg, train_cfg]
+
+    return get
 
 
 @pytest.fixture(scope="module")
-def vgg_run(home):
-    store, data = home
-    cfg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
-    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16, precision="float32"), store=store)
+def cnn_run(trained):
+    return trained(CNN, TRAIN)
+
+
+@pytest.fixture(scope="module")
+def vgg_run(trained):
+    return trained(VGG, VGG_TRAIN)
 
 
 def _keras_features(store: RunStore, run_id: str, images: np.ndarray) -> np.ndarray:
-    """The penultimate layer's output straight from the stored Keras model (an independent path to the features)."""
+    """The penultimate layer's output straight from the stored Keras model (an independent path to the features),
+    computed as the model computes when it predicts: ``predict``, in the run's own precision (a bfloat16 run's
+    features are bfloat16 numbers). Calling the model outside ``predict`` rounds a bfloat16 network op by op
+    instead of fused, one bfloat16 step (2^-7 of a value) apart from the stored predictions."""
     import keras
 
+    from core.models.pipeline import model_input
+
     model = store.load_model(run_id)
-    sub = keras.Model(model.inputs[0], model.get_layer("dense").output)
-    return np.asarray(sub(images.astype("float32") / 255.0, training=False), dtype="float64")
+    x = model_input(ModelConfig.from_dict(store.get(run_id).model_config), images.astype("float32") / 255.0)
+    sub = keras.Model(model.inputs[0], model.get_layer("dense").output)  # the VGG16 head's: the base is one layer
+    return np.asarray(sub.predict(x, verbose=0), dtype="float64")
 
 
-def test_pca_coordinates_equal_an_svd_of_the_stored_models_own_features(home, cnn_run):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_pca_coordinates_equal_an_svd_of_the_stored_models_own_features(home, trained, precision):
     store, _ = home
+    cnn_run = trained(CNN, TRAIN.replace(precision=precision))
     arrays = store.load_arrays(cnn_run.run_id)
     em = embed_run(store, cnn_run.run_id, "pca")
     features = _keras_features(store, cnn_run.run_id, arrays["test_images"])
+    # That path is the stored predictions' own: the whole model on it gives the stored probabilities.
+    model = store.load_model(cnn_run.run_id)
+    np.testing.assert_allclose(
+        model.predict(arrays["test_images"].astype("float32") / 255.0, verbose=0), arrays["probs"], atol=1e-6
+    )
+    assert cnn_run.extra["precision"] == precision
     assert features.shape == (len(arrays["y_true"]), CNN.dense_units) and em.units == CNN.dense_units
     centred = features - features.mean(axis=0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
@@ -86,9 +119,10 @@ def test_labels_predictions_and_the_models_accuracy_are_the_stored_ones(home, cn
     assert em.class_names == cnn_run.data["classes"]
 
 
-def test_the_last_layer_on_the_features_gives_the_networks_probabilities(home, cnn_run, vgg_run):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_the_last_layer_on_the_features_gives_the_networks_probabilities(home, trained, precision):
     store, _ = home
-    for rec in (cnn_run, vgg_run):
+    for rec in (trained(CNN, TRAIN.replace(precision=precision)), trained(VGG, VGG_TRAIN.replace(precision=precision))):
         net = open_run(store, rec.run_id)
         images = store.load_arrays(rec.run_id)["test_images"]
         from_features = net.probabilities_from_features(net.features(images))
@@ -150,29 +184,25 @@ def test_the_sentence_sets_the_number_beside_the_networks_accuracy(home, cnn_run
     assert "the neighbours do better" in replace(em, knn_accuracy=0.9, model_accuracy=0.6).sentence()
 
 
-def test_vgg16_features_are_the_heads_hidden_layer(home, vgg_run):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_vgg16_features_are_the_heads_hidden_layer(home, trained, precision):
     store, _ = home
+    vgg_run = trained(VGG, VGG_TRAIN.replace(precision=precision))
     arrays = store.load_arrays(vgg_run.run_id)
     net = open_run(store, vgg_run.run_id)
     assert net.feature_layer == "dense"
     em = embed(net, arrays["test_images"], arrays["y_true"], arrays["probs"], "pca")
     assert em.coords.shape == (len(arrays["y_true"]), 2) and em.units == 8
-    from core.models.pipeline import model_input
-
-    model = store.load_model(vgg_run.run_id)
-    h = np.asarray(model_input(net.cfg, arrays["test_images"].astype("float32") / 255.0))
-    for layer in model.layers:  # the stored model's own layers, the nested base as one, up to the hidden layer
-        h = layer(h, training=False)
-        if layer.name == "dense":
-            break
-    expected = np.asarray(h)
+    expected = _keras_features(store, vgg_run.run_id, arrays["test_images"])
     np.testing.assert_allclose(net.features(arrays["test_images"]), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_vgg16_features_come_from_the_runs_cached_base_features(home, vgg_run):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_vgg16_features_come_from_the_runs_cached_base_features(home, trained, precision):
     from dataclasses import replace
 
     store, _ = home
+    vgg_run = trained(VGG, VGG_TRAIN.replace(precision=precision))
     arrays = store.load_arrays(vgg_run.run_id)
     net = open_run(store, vgg_run.run_id)
     assert vgg_run.extra["features_key"]  # the training cached the base's pooled features of the dataset
@@ -206,8 +236,10 @@ def test_unknown_method_unknown_run_and_a_run_without_test_images(home, cnn_run,
         (tmp_path / "arrays.npz").rename(store.runs_dir / cnn_run.run_id / "arrays.npz")
 
 
-def test_training_images_are_the_runs_own_split_in_the_same_projection(home, cnn_run):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_training_images_are_the_runs_own_split_in_the_same_projection(home, trained, precision):
     store, _ = home
+    cnn_run = trained(CNN, TRAIN.replace(precision=precision))
     arrays = store.load_arrays(cnn_run.run_id)
     em = embed_run(store, cnn_run.run_id, "pca", with_train=True)
     n_test, n_train = len(arrays["y_true"]), cnn_run.data["n_train"]

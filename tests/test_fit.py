@@ -24,16 +24,23 @@ X_TRAIN = np.ones((8, 1), dtype="float32")
 Y_TRAIN = np.zeros(8, dtype="int64")
 X_VAL = np.ones((10, 1), dtype="float32")
 Y_VAL = np.array([0] * 8 + [1] * 2, dtype="int64")
-CFG = TrainConfig(optimizer="sgd", learning_rate=0.33, loss="sparse", batch_size=8, epochs=8, precision="float32")
+CFG = TrainConfig(
+    optimizer="sgd", learning_rate=0.33, loss="sparse", batch_size=8, epochs=8
+)  # precision: see model_after
 BEST = 3  # the epoch of the lowest validation loss (see the docstring)
 
 
-def model_after(epochs: int | None, cfg: TrainConfig = CFG, **kw):
-    """A fresh unit (zero weights: p = 0.5), compiled, fitted for ``epochs`` (none: not fitted)."""
+def model_after(epochs: int | None, cfg: TrainConfig = CFG, dtype: str = "float32", **kw):
+    """A fresh unit (zero weights: p = 0.5), compiled, fitted for ``epochs`` (none: not fitted).
+
+    float32 by default, and not by precaution: these tests are about the numbers worked by hand above, which
+    bfloat16 rounds by up to 2^-8 (the bfloat16 unit has its own test below). TrainConfig.precision plays no
+    part here: it is applied where train_model builds a model, not by compile_model or fit_phase.
+    """
     import keras
 
     model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros", dtype="float32")]
+        [keras.Input((1,)), keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros", dtype=dtype)]
     )
     compile_model(model, cfg)
     if epochs is None:
@@ -86,6 +93,20 @@ def test_without_early_stopping_the_best_epochs_weights_are_put_back(after_best)
     same_weights(model, after_best)
     assert val_loss(model) == pytest.approx(out.history["val_loss"][BEST - 1], rel=1e-5)
     assert val_loss(model) < out.history["val_loss"][-1]  # not the last epoch's
+
+
+def test_a_bfloat16_unit_keeps_its_best_epoch_too():
+    """The same unit in mixed bfloat16 (the precision "auto" picks on a CPU with AVX512_BF16): p is rounded to
+    bfloat16's 8 bits (0.66, 0.754, 0.809, 0.844), the validation loss still turns at BEST (0.507, 0.501, 0.507
+    around it), and the rule puts back the weights of a bfloat16 run of BEST epochs."""
+    model, out = model_after(8, dtype="mixed_bfloat16")
+    assert model.layers[-1].compute_dtype == "bfloat16" and model.layers[-1].variable_dtype == "float32"
+    v = out.history["val_loss"]
+    assert min(range(len(v)), key=v.__getitem__) == BEST - 1
+    assert (out.best_epoch, out.restored_epoch) == (BEST, BEST)
+    same_weights(model, model_after(BEST, dtype="mixed_bfloat16")[0])
+    p_best = float(model.predict(X_VAL[:1], verbose=0)[0, 0])
+    assert p_best == pytest.approx(0.8080, rel=2**-7)  # the hand-worked p, to one bfloat16 step
 
 
 def test_early_stopping_with_restore_puts_the_best_epoch_back(after_best):

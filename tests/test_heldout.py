@@ -19,7 +19,11 @@ from core.training.heldout import (
 )
 
 CNN = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
-TRAIN = TrainConfig(epochs=3, batch_size=8, seed=3, precision="float32")
+VGG = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
+TRAIN = TrainConfig(epochs=3, batch_size=8, seed=3)  # precision "auto": this machine's default
+VGG_TRAIN = TrainConfig(epochs=1, batch_size=16)
+# The recomputed predictions are checked in both precisions, bfloat16 forced (emulated on a CPU without it).
+PRECISIONS = ("bfloat16", "float32")
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +34,31 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cnn_run(home):
+def trained(home):
+    """``trained(model_cfg, train_cfg)``: the run, trained once per module (an "auto" run is the same run as the
+    precision it resolves to on this machine)."""
+    from core.base.precision import settle_precision
+
     store, data = home
-    return run_experiment(data, CNN, TRAIN, store=store)
+    runs = {}
+
+    def get(model_cfg: ModelConfig, train_cfg: TrainConfig):
+        train_cfg = settle_precision(model_cfg, train_cfg)
+        if (model_cfg, train_cfg) not in runs:
+            runs[model_cfg, train_cfg] = run_experiment(data, model_cfg, train_cfg, store=store)
+        return runs[model_cfg, train_cfg]
+
+    return get
 
 
 @pytest.fixture(scope="module")
-def vgg_run(home):
-    store, data = home
-    cfg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
-    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16, precision="float32"), store=store)
+def cnn_run(trained):
+    return trained(CNN, TRAIN)
+
+
+@pytest.fixture(scope="module")
+def vgg_run(trained):
+    return trained(VGG, VGG_TRAIN)
 
 
 def as_old_run(store: RunStore, rec: RunRecord) -> RunRecord:
@@ -51,10 +70,15 @@ def as_old_run(store: RunStore, rec: RunRecord) -> RunRecord:
     return store.get(old.run_id)
 
 
-@pytest.mark.parametrize("which", ["cnn_run", "vgg_run"])
-def test_a_new_run_keeps_its_validation_predictions_and_an_old_one_gets_the_same(which, home, request, monkeypatch):
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("which", ["cnn", "vgg16"])
+def test_a_new_run_keeps_its_validation_predictions_and_an_old_one_gets_the_same(
+    which, precision, home, trained, monkeypatch
+):
     store, data = home
-    rec = request.getfixturevalue(which)
+    cfg, train_cfg = (CNN, TRAIN) if which == "cnn" else (VGG, VGG_TRAIN)
+    rec = trained(cfg, train_cfg.replace(precision=precision))
+    assert rec.extra["precision"] == precision
     arrays = store.load_arrays(rec.run_id)
     cfg, t = ModelConfig.from_dict(rec.model_config), TrainConfig.from_dict(rec.train_config)
     split = prepare_data(

@@ -157,7 +157,7 @@ def occlusion(
     batch = np.repeat(image[None], len(rows) * len(cols) + 1, axis=0)
     for n, (r, c) in enumerate((r, c) for r in rows for c in cols):
         batch[n + 1, r : r + patch, c : c + patch] = fill
-    probs = softmax(net.scores(net.prepare(batch)))
+    probs = net.probabilities(batch)  # the stored model's answer, as the page shows it
     chosen = _class(net, class_index, probs[0])
     drops = probs[0, chosen] - probs[1:, chosen]
     total = np.zeros((height, width), dtype="float64")

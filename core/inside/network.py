@@ -14,7 +14,11 @@ functional graph from the image to the class scores. That copy:
   as in Selvaraju et al. (2017); a softmax output flattens the gradient of a
   confident class towards zero.
 
-The stored model and the copy give the same probabilities (the tests check it).
+The copy computes in float32 (see :func:`_flat_copy`). A run trained in mixed
+bfloat16 gets a second copy in its own precision, for the numbers the stored
+model itself gives (its probabilities, its penultimate features): computed as
+``model.predict`` computes them, so they equal the stored predictions (what the
+Predictions page shows) exactly, not to bfloat16's 2^-8 (the tests check it).
 TensorFlow and Keras are imported inside the functions that need them.
 """
 
@@ -31,6 +35,7 @@ from core.base.errors import UserError
 from core.models.layer_table import LayerRow, layer_table
 from core.models.pipeline import model_input
 from core.store.runstore import RunRecord, RunStore, UnknownRunError
+from core.training.fit import PREDICT_BATCH
 
 SPATIAL = ("Conv2D", "BatchNormalization", "MaxPooling2D")
 
@@ -128,14 +133,14 @@ def _leaves(model: Any) -> list[Any]:
     return out
 
 
-def _flat_copy(model: Any) -> tuple[Any, list[Any]]:
+def _flat_copy(model: Any, float32: bool = True) -> tuple[Any, list[Any]]:
     """A new functional model: the same layers (copies, weights copied), unnested, ending in logits.
 
-    The copy always computes in float32, whatever precision the run trained in
+    ``float32``: the copy computes in float32, whatever precision the run trained in
     (a bfloat16 run's weights are float32 anyway): a worked convolution in
     NumPy then equals the network's value to float tolerance, and gradients
-    for Grad-CAM are not rounded to bfloat16's 8 bits. For such a run the
-    probabilities shown can differ from the stored ones in the second digit.
+    for Grad-CAM are not rounded to bfloat16's 8 bits. False: each layer keeps
+    its own precision (the run's mixed bfloat16), for the stored model's own answer.
     """
     import keras
 
@@ -146,7 +151,7 @@ def _flat_copy(model: Any) -> tuple[Any, list[Any]]:
         config = layer.get_config()
         if i == len(leaves) - 1 and config.get("activation") == "softmax":
             config["activation"] = "linear"
-        if "dtype" in config:
+        if float32 and "dtype" in config:
             config["dtype"] = "float32"
         copy = type(layer).from_config(config)
         h = copy(h)
@@ -177,7 +182,12 @@ class RunNetwork:
         dense = [layer.name for layer in leaves if type(layer).__name__ == "Dense"]
         self._feature_layer = dense[-2] if len(dense) >= 2 else leaves[-2].name
         names = [layer.name for layer in leaves]
-        self._after_features = leaves[names.index(self._feature_layer) + 1 :]  # dropout (off), the class scores
+        # The stored model's own arithmetic: the float32 copy itself, or a copy in the run's mixed precision.
+        self._own, own = (
+            (self._flat, leaves) if _computes_in_float32(_leaves(model)) else _flat_copy(model, float32=False)
+        )
+        self._own_by_name = {layer.name: layer for layer in own}
+        self._after_features = own[names.index(self._feature_layer) + 1 :]  # dropout (off), the class scores
         rows = _table_rows(self.cfg)
         spatial = [layer for layer in leaves if type(layer).__name__ in SPATIAL]
         self.layers: list[LayerInfo] = [
@@ -290,13 +300,16 @@ class RunNetwork:
         return self._flat.layers[-1].name
 
     def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, classes) for images (N, H, W, C) uint8: the stored model's answer."""
+        """Class probabilities (N, classes) for images (N, H, W, C) uint8: the stored model's answer, in the
+        run's own precision (a bfloat16 run's too), the same numbers the Predictions page shows."""
         if not len(images_uint8):
             return np.zeros((0, len(self.class_names)), dtype="float32")
-        return softmax(self.scores(self.prepare(images_uint8)))
+        return softmax(self._predict(self._own, self.prepare(images_uint8)))
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """Class scores (logits, before the softmax) of prepared inputs, in batches of 64."""
+        """Class scores (logits, before the softmax) of prepared inputs from the float32 copy, in batches of 64:
+        the function whose gradients the saliency maps and activation maximisation follow (a bfloat16 run's
+        own answer is :meth:`probabilities`)."""
         out = []
         with self._lock:
             for start in range(0, len(x), 64):
@@ -310,23 +323,30 @@ class RunNetwork:
         return self._feature_layer
 
     def features(self, images_uint8: np.ndarray) -> np.ndarray:
-        """The penultimate layer's output (N, units) float32 for images (N, H, W, C) uint8, in batches of 64.
+        """The penultimate layer's output (N, units) float32 for images (N, H, W, C) uint8.
 
         Dropout, which sits between it and the class scores, is off (inference): these are the numbers the
-        last layer turns into class scores.
+        last layer turns into class scores, as the stored model computes them when it predicts (its own
+        precision: a bfloat16 run's features are bfloat16 numbers), the ones its stored probabilities came from.
         """
-        model = self._submodel(self._feature_layer)
+        model = self._own_submodel(self._feature_layer)
         x = self.prepare(images_uint8) if len(images_uint8) else np.zeros((0, *self.input_shape), "float32")
-        out = [np.zeros((0, int(model.outputs[0].shape[-1])), dtype="float32")]
+        return self._predict(model, x)
+
+    def _predict(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """``model``'s output for prepared inputs, float32, computed as the stored predictions were: by
+        ``model.predict`` (a compiled graph) in batches of PREDICT_BATCH. A call outside a graph rounds a
+        bfloat16 network differently (each op on its own rather than fused), by up to one bfloat16 step."""
+        n_out = int(model.outputs[0].shape[-1])
+        if not len(x):
+            return np.zeros((0, n_out), dtype="float32")
         with self._lock:
-            for start in range(0, len(x), 64):
-                out.append(np.asarray(model(x[start : start + 64], training=False), dtype="float32"))
-        return np.concatenate(out)
+            return np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype="float32")
 
     def features_from_pooled(self, pooled: np.ndarray) -> np.ndarray:
         """For a VGG16 transfer run: the penultimate layer's output from the base's pooled 512 features (the
         GlobalAveragePooling2D output the head reads), e.g. the run's own cached ones; (N, units) float32."""
-        layer = self._by_name[self._feature_layer]
+        layer = self._own_by_name[self._feature_layer]
         if int(layer.input.shape[-1]) != np.shape(pooled)[-1]:
             raise UserError(f"The {self._feature_layer} layer reads {layer.input.shape[-1]} numbers per image.")
         with self._lock:
@@ -413,6 +433,16 @@ class RunNetwork:
         """Held while the network computes (TensorFlow calls of one model are serialised)."""
         return self._lock
 
+    def _own_submodel(self, layer: str) -> Any:
+        """A model from the image to ``layer``'s output in the run's own precision, built once."""
+        import keras
+
+        key = f"own:{layer}"
+        with self._lock:
+            if key not in self._sub:
+                self._sub[key] = keras.Model(self._own.inputs[0], self._own_by_name[layer].output)
+            return self._sub[key]
+
     def _submodel(self, layer: str) -> Any:
         import keras
 
@@ -420,6 +450,11 @@ class RunNetwork:
             if layer not in self._sub:
                 self._sub[layer] = keras.Model(self._flat.inputs[0], self._by_name[layer].output)
             return self._sub[layer]
+
+
+def _computes_in_float32(layers: list[Any]) -> bool:
+    """Whether every layer computes in float32 (not a mixed bfloat16 run)."""
+    return all(str(getattr(layer, "compute_dtype", "float32")) == "float32" for layer in layers)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
