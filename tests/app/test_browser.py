@@ -317,6 +317,19 @@ def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
             _settle(page)
             expect(page.get_by_text(re.compile(r"explains the image, not the model")).first).to_be_visible()
             _shot(page, "9-inside-saliency")
+            # What a filter wants to see: an image grown from noise by gradient ascent, with its numbers.
+            page.get_by_role("tab", name="Learned filters").click()
+            _settle(page)
+            page.get_by_role("button", name=re.compile(r"What does this filter want to see\?")).click()
+            _settle(page)
+            expect(page.get_by_text(re.compile(r"^Grown from noise")).first).to_be_visible()
+            _shot(page, "10-inside-maximise")
+            # All test images in the network's feature space (PCA), with how well the classes separate there.
+            page.get_by_role("tab", name="All test images").click()
+            _settle(page)
+            expect(page.get_by_text("Projection to 2-D")).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^Each dot is one of the \d+ test images")).first).to_be_visible()
+            _shot(page, "11-inside-embedding")
         finally:
             browser.close()
 
