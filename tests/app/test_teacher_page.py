@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from apphelpers import APP, FAST, LONG, TIMEOUT, TINY, texts, wait_for
 from test_classroom import PASSWORDS, _login, _session
 
@@ -86,15 +87,26 @@ def test_the_teacher_sees_every_students_jobs_and_verdicts_and_stops_a_students_
     assert not [b for b in bob.button if b.key and b.key.startswith("teacher.")]
 
 
-def test_a_runs_settings_link_opens_the_train_page_with_them(data_dir, private_worker):
+MODELS = {  # the scratch CNN and the VGG16 transfer model (no weights: random, as in tests/app/test_matrix_pages.py)
+    "cnn": (TINY.replace(filters=6, kernel_size=5), FAST.replace(seed=21, learning_rate=0.01, optimizer="sgd")),
+    "vgg16": (
+        ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8),
+        TrainConfig(epochs=1, batch_size=8, seed=22, learning_rate=0.01),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_a_runs_settings_link_opens_the_train_page_with_them(data_dir, private_worker, kind):
     from streamlit.testing.v1 import AppTest
 
     from core.training.experiment import run_experiment
 
     src = str(data_dir)
-    train_cfg = FAST.replace(seed=21, learning_rate=0.01, optimizer="sgd", batch_size=16)
-    rec = run_experiment(src, TINY.replace(filters=6, kernel_size=5), train_cfg, store=private_worker.store)
-    private_worker.submit(src, TINY.replace(filters=6, kernel_size=5), train_cfg, owner="user:cleo")  # stored: done
+    model_cfg, train_cfg = MODELS[kind]
+    rec = run_experiment(src, model_cfg, train_cfg, store=private_worker.store)
+    job = private_worker.submit(src, model_cfg, train_cfg, owner="user:cleo")  # stored: a finished job of hers
+    assert job.state == JobState.DONE and job.result.run_id == rec.run_id
 
     teacher = _logged_in(PASSWORDS["teacher_password"], dataset=src)
     teacher.switch_page(TEACHER_PAGE).run()
@@ -116,4 +128,5 @@ def test_a_runs_settings_link_opens_the_train_page_with_them(data_dir, private_w
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["model_cfg"] == ModelConfig.from_dict(rec.model_config)
     assert at.session_state["train_cfg"] == TrainConfig.from_dict(rec.train_config)
-    assert at.session_state["train_cfg"].learning_rate == 0.01 and at.session_state["model_cfg"].kernel_size == 5
+    assert at.session_state["train_cfg"].learning_rate == 0.01 and at.session_state["model_cfg"].model == kind
+    assert teacher.dataframe[0].value["Verdict"].tolist() == [in_few_words(diagnosis_of(rec))]
