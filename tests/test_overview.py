@@ -28,6 +28,7 @@ def _snap(job_id: str, owner: str | None, state: JobState, **kw) -> JobSnapshot:
 
 def test_owner_names_are_the_login_name_or_a_short_tab_id():
     assert owner_name("user:ann@school.org") == "ann@school.org"
+    assert owner_name("name:ann") == "ann" and owner_name("teacher:ms stone") == "ms stone (teacher)"
     assert owner_name("session:3f2a9c0011") == "browser tab 3f2a9c"
     assert owner_name("9b8e7d6c5b4a") == "browser tab 9b8e7d"  # a tab's own id (ui.state.owner)
     assert owner_name(None) == "Command line and notebooks"

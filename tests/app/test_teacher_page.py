@@ -4,6 +4,7 @@ students are refused. Real tiny trainings through a real one-slot TrainingWorker
 
 from __future__ import annotations
 
+import inspect
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,17 +18,20 @@ from core.results import diagnosis_of, in_few_words
 TEACHER_PAGE = "pages/teacher.py"
 
 
-def _logged_in(password: str, **state):
-    at = _login(_session({"cnnlab": PASSWORDS}, **state), password)
+def _logged_in(password: str, name: str = "", **state):
+    """A session logged in with a password (and as ``name`` where the login asks for a student's name)."""
+    named = {"name": name} if name and "name" in inspect.signature(_login).parameters else {}
+    at = _login(_session({"cnnlab": PASSWORDS}, **state), password, **named)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
-def _train(owner: str, src: str, train_cfg):
-    """A student (class password; ``owner`` is their tab's id) presses Train with these settings; the job."""
+def _train(student: str, src: str, train_cfg):
+    """A student (class password; their name, or their tab's id without names) presses Train; the job."""
     from ui.resources import worker
 
-    at = _logged_in(PASSWORDS["class_password"], owner=owner, dataset=src, model_cfg=TINY, train_cfg=train_cfg)
+    tab = f"{student}tab"  # ui.state.owner: who the jobs are without a name
+    at = _logged_in(PASSWORDS["class_password"], student, owner=tab, dataset=src, model_cfg=TINY, train_cfg=train_cfg)
     at.switch_page("pages/train.py").run()
     at.button(key="train.start").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -40,14 +44,14 @@ def _job_texts(at) -> str:
 
 def test_the_teacher_sees_every_students_jobs_and_verdicts_and_stops_a_students_training(data_dir, one_slot):
     src = str(data_dir)
-    ann, bob = "a11ce0000001", "b0b000000002"  # their tabs' ids (ui.state.owner)
-    finished = _train(ann, src, FAST.replace(seed=11))
+    finished = _train("ann", src, FAST.replace(seed=11))
     one_slot.wait(finished, timeout=180)
-    assert finished.state == JobState.DONE and finished.owner == ann
-    running = _train(bob, src, LONG.replace(seed=12))
+    assert finished.state == JobState.DONE
+    running = _train("bob", src, LONG.replace(seed=12))
     wait_for(lambda: running.snapshot().history.get("loss"), timeout=180)  # its first epoch has ended
-    waiting = _train(ann, src, LONG.replace(seed=13))
-    assert waiting.state == JobState.QUEUED and waiting.position == 1 and waiting.owner == ann
+    waiting = _train("ann", src, LONG.replace(seed=13))
+    assert waiting.state == JobState.QUEUED and waiting.position == 1
+    assert waiting.owner == finished.owner != running.owner and "ann" in owner_name(finished.owner)
 
     teacher = _logged_in(PASSWORDS["teacher_password"], dataset=src)
     teacher.switch_page(TEACHER_PAGE).run()
@@ -77,7 +81,7 @@ def test_the_teacher_sees_every_students_jobs_and_verdicts_and_stops_a_students_
     wait_for(lambda: waiting.state != JobState.QUEUED, timeout=60)  # the slot went to Ann's waiting job
 
     # A student opening the page's address reads one line, nothing else.
-    bob = _logged_in(PASSWORDS["class_password"], owner=bob, dataset=src)
+    bob = _logged_in(PASSWORDS["class_password"], "bob", owner="bobtab", dataset=src)
     bob.switch_page(TEACHER_PAGE).run()
     assert not bob.exception
     assert [i.value for i in bob.info] == [
