@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.base import SettingError, mark_serving, settings
 from ui import frame, identity, sidebar, state
+from ui.identity import is_teacher
 
 mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.base.limits)
 st.set_page_config(page_title="CNN Lab", page_icon=":material/landscape:", layout="wide")
@@ -30,7 +31,7 @@ def page(key: str, title: str, icon: str, default: bool = False, visible: bool =
 
 # The teacher's view is in the teacher's menu only; for a student it keeps its address (/teacher reads one line,
 # pages/teacher.py) without an entry, in the first section so that no empty heading shows.
-teacher = identity.is_teacher()
+teacher = is_teacher()
 teaching = [page("teacher", "Teacher's view", ":material/co_present:", visible=teacher)]
 current = st.navigation(
     {
