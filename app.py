@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.base import SettingError, mark_serving, settings
 from ui import frame, login, sidebar, state
+from ui.identity import is_teacher
 
 mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.base.limits)
 st.set_page_config(page_title="CNN Lab", page_icon=":material/landscape:", layout="wide")
@@ -21,14 +22,20 @@ login.gate()  # a name and the class (or teacher) password, or the school's logi
 state.init()
 
 
-def page(key: str, title: str, icon: str, default: bool = False) -> st.Page:
-    """One entry of the menu: the file in pages/, its title and icon."""
-    return st.Page(state.PAGES[key], title=title, icon=icon, default=default)
+def page(key: str, title: str, icon: str, default: bool = False, visible: bool = True) -> st.Page:
+    """One entry of the menu: the file in pages/, its title and icon (a hidden page has an address, no entry)."""
+    return st.Page(
+        state.PAGES[key], title=title, icon=icon, default=default, visibility="visible" if visible else "hidden"
+    )
 
 
+# The teacher's view is in the teacher's menu only; for a student it keeps its address (/teacher reads one line,
+# pages/teacher.py) without an entry, in the first section so that no empty heading shows.
+teacher = is_teacher()
+teaching = [page("teacher", "Teacher's view", ":material/co_present:", visible=teacher)]
 current = st.navigation(
     {
-        "": [page("home", "Home", ":material/home:", default=True)],
+        "": [page("home", "Home", ":material/home:", default=True), *([] if teacher else teaching)],
         "Build and train": [
             page("data", "Data", ":material/photo_library:"),
             page("architecture", "Architecture", ":material/account_tree:"),
@@ -45,6 +52,7 @@ current = st.navigation(
             page("compare", "Compare runs", ":material/compare_arrows:"),
             page("sweep", "Sweep", ":material/grid_on:"),
         ],
+        **({"Teaching": teaching} if teacher else {}),
     }
 )
 sidebar.render(on_train_page=current.url_path == "train")

@@ -10,7 +10,7 @@ import random
 
 import streamlit as st
 
-from core.base import TRAIN_PARAM, decode_train, encode_train, network_text
+from core.base import MODEL_PARAM, TRAIN_PARAM, decode_model, decode_train, encode_train, network_text
 from core.base.config import (
     CLASS_WEIGHT_LABELS,
     CLASS_WEIGHTS,
@@ -53,6 +53,9 @@ def main() -> None:
     if st.session_state.pop(train_panels.GO_COMPARE, False):
         st.switch_page(state.PAGES["compare"])
     flash()
+    # A link with both (the teacher's "send these settings to everyone") sets the network too; this page writes
+    # back only ?train=, the Architecture page owns ?model=.
+    share.follow_link(MODEL_PARAM, decode_model, state.model_cfg(), lambda c: state.set_configs(model=c))
     share.follow_link(TRAIN_PARAM, decode_train, state.train_cfg(), lambda c: state.set_configs(train=c))
     m = resources.fit_classes(state.model_cfg(), state.dataset())
     base = state.train_cfg()

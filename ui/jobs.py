@@ -240,6 +240,12 @@ def select_runs(snaps: Sequence[JobSnapshot | None]) -> None:
             state.select_finished_run(snap.id, snap.run_id)
 
 
+def class_snapshots() -> list[JobSnapshot]:
+    """Every student's jobs the worker remembers (the active ones and the latest ended), as snapshots: for the
+    teacher's page only (a student's pages show their own, through :func:`following`)."""
+    return [job.snapshot() for job in resources.worker().jobs()]
+
+
 def queue_rows() -> list[dict[str, str]]:
     """The trainer's work: the running job, then the waiting ones, as table rows."""
     w = resources.worker()

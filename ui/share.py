@@ -11,10 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
 
-from core.base import ConfigError, configs_from_json, configs_json
+from core.base import (
+    MODEL_PARAM,
+    TRAIN_PARAM,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    configs_from_json,
+    configs_json,
+    encode_model,
+    encode_train,
+)
 from ui import state
 
 _SEEN = "_share_seen."  # session keys: the last value of each query parameter this session has read or written
@@ -44,6 +55,22 @@ def write_link(param: str, text: str) -> None:
             del st.query_params[param]
     elif st.query_params.get(param) != text:
         st.query_params[param] = text
+
+
+def page_link(page: str, model_cfg: ModelConfig, train_cfg: TrainConfig | None = None) -> str:
+    """The address of this app's ``page`` ("architecture", "train") opened with these settings: what the teacher
+    sends to the class. The Train page reads both ``?model=`` and ``?train=``; Architecture reads ``?model=``.
+
+    Made from the address the browser is on now (``st.context.url``: scheme, host, port and any base path), so
+    it works behind the school's proxy too; a path from the server's root when the browser's address is unknown.
+    """
+    params = {MODEL_PARAM: encode_model(model_cfg)}
+    if train_cfg is not None:
+        params[TRAIN_PARAM] = encode_train(train_cfg)
+    query = urlencode({k: v for k, v in params.items() if v}, safe=":,")
+    here = urlsplit(st.context.url or "")
+    path = here.path.rsplit("/", 1)[0] + "/" + page  # the current page's address, its last part replaced
+    return urlunsplit((here.scheme, here.netloc, path, query, ""))
 
 
 def settings_file(key: str) -> None:

@@ -1,6 +1,6 @@
 """Jobs: the training worker and its queue, executors (a child process per training, kept warm, or a Dask
-cluster), the job table in the store, the queue's fair order, and estimates of time and memory before a
-training starts.
+cluster), the job table in the store, the queue's fair order, the class at a glance for the teacher (overview.py),
+and estimates of time and memory before a training starts.
 
 ``python -m core.jobs FD`` is the training process itself (:mod:`core.jobs.__main__`). ``DaskExecutor`` is
 imported on first use: ``distributed`` takes about a second to import and only a cluster needs it.
@@ -23,6 +23,7 @@ from core.jobs.estimate import (
 from core.jobs.executor import LocalExecutor, make_executor
 from core.jobs.fairqueue import fair_order
 from core.jobs.jobtable import STALE, JobTable
+from core.jobs.overview import RunRow, by_student, counts_text, owner_name, run_rows
 from core.jobs.process import (
     TrainingProcess,
     WarmPool,
@@ -49,16 +50,19 @@ __all__ = [
     "NotYourJob",
     "QueueFull",
     "QueuedRun",
+    "RunRow",
     "STALE",
     "TrainingProcess",
     "TrainingWorker",
     "WarmPool",
     "budget_warning",
+    "by_student",
     "calibrate",
     "calibrate_in_background",
     "calibrating",
     "child_env",
     "cores",
+    "counts_text",
     "death_message",
     "estimate_text",
     "fair_order",
@@ -66,7 +70,9 @@ __all__ = [
     "load_calibration",
     "make_executor",
     "others_busy",
+    "owner_name",
     "run_child",
+    "run_rows",
     "run_task",
     "stop_grace",
     "threads_per_training",

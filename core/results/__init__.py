@@ -40,7 +40,7 @@ from core.results.curves import (
     series,
     trend,
 )
-from core.results.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, diagnosis_of, fit_summary_text
+from core.results.diagnosis import TITLES, VERDICTS, Diagnosis, diagnose, diagnosis_of, fit_summary_text, in_few_words
 from core.results.evaluation import TestReport, cell_indices, evaluate, top_classes, worst_confusion
 from core.results.mislabel import TOP_K, Mislabels, Suspect, rank_mislabels
 from core.results.remedies import Remedy
@@ -60,6 +60,7 @@ from core.results.verdict import last_weights_text, thresholds_markdown, truth_t
 __all__ = [
     "Diagnosis",
     "HISTORY_KEYS",
+    "in_few_words",
     "MAX_POINTS",
     "MAX_SEEDS",
     "MIN_SEEDS",

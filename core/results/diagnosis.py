@@ -21,7 +21,7 @@ import numpy as np
 from core.base.config import ConfigError, ModelConfig, TrainConfig
 from core.results.curves import json_safe, read_history
 from core.results.remedies import Remedy, remedies_for
-from core.results.verdict import TITLES, VERDICTS, Curves, Reading, RunFacts
+from core.results.verdict import AT_CHANCE_SHARE, TITLES, VERDICTS, Curves, Reading, RunFacts
 from core.store.runstore import RunRecord
 
 # The verdict's last sentence for a run trained with class weights: its training curve is a weighted loss.
@@ -30,7 +30,16 @@ CLASS_WEIGHT_NOTE = (
     "training loss, so every class weighed the same; the validation loss is the plain average over images."
 )
 
-__all__ = ["CLASS_WEIGHT_NOTE", "TITLES", "VERDICTS", "Diagnosis", "diagnose", "diagnosis_of", "fit_summary_text"]
+__all__ = [
+    "CLASS_WEIGHT_NOTE",
+    "TITLES",
+    "VERDICTS",
+    "Diagnosis",
+    "diagnose",
+    "diagnosis_of",
+    "fit_summary_text",
+    "in_few_words",
+]
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,20 @@ def diagnosis_of(rec: RunRecord) -> Diagnosis | None:
             return Diagnosis.from_dict(rec.diagnosis or {})
         except TypeError:
             return None
+
+
+def in_few_words(diagnosis: Diagnosis) -> str:
+    """The verdict in a few words, for a table of a whole class: "Stuck at chance" for a run whose best validation
+    accuracy has not covered ``AT_CHANCE_SHARE`` of the way from guessing (1/K) to perfect, else its title
+    ("Overfitting", "Good fit", ...)."""
+    n = diagnosis.numbers
+    chance = n.get("chance_accuracy")
+    best = n.get("best_val_accuracy")
+    if best is None:
+        best = n.get("final_val_accuracy")
+    if chance is not None and best is not None and best <= chance + AT_CHANCE_SHARE * (1 - chance):
+        return "Stuck at chance"
+    return diagnosis.title
 
 
 def fit_summary_text(diagnosis: Diagnosis | Mapping[str, Any]) -> str:

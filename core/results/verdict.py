@@ -236,6 +236,15 @@ JUMPS_UNSTABLE = _threshold(
     "epochs",
     "Unstable when training loss jumps at least this often: one jump can be a hard batch; two is a pattern.",
 )
+AT_CHANCE_SHARE = _threshold(
+    "AT_CHANCE_SHARE",
+    0.1,
+    "{:.0%}",
+    "accuracy",
+    "Wording only (the teacher's table): a run whose best validation accuracy has not covered this share of the "
+    "way from guessing (1/K) to perfect is 'stuck at chance', whatever its verdict: at most 0.28 for 5 classes, "
+    "0.40 for 3.",
+)
 
 
 def thresholds_markdown() -> str:

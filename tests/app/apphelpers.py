@@ -13,6 +13,7 @@ APP = str(ROOT / "app.py")
 TIMEOUT = 120  # seconds per script run: a shared 2-core machine can be slow
 TINY = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
 FAST = TrainConfig(epochs=3, batch_size=8)
+LONG = FAST.replace(epochs=300, batch_size=4)  # a training that goes on until it is stopped
 
 
 def wait_for(predicate, timeout: float = 120.0, every: float = 0.05):

@@ -179,3 +179,22 @@ def private_worker(tmp_path, monkeypatch):
     for job in worker.jobs():
         worker.wait(job, timeout=120)
     core.jobs.worker.use_worker(previous)
+
+
+@pytest.fixture
+def one_slot(tmp_path, monkeypatch):
+    """A process-wide worker of this test's own that trains one job at a time (the queue is what is tested)."""
+    import core.jobs.worker
+    from core.store.runstore import RunStore
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CNNLAB_HOME", str(home))
+    worker = core.jobs.worker.TrainingWorker(RunStore(home), workers=1)
+    previous = core.jobs.worker.use_worker(worker)
+    yield worker
+    for job in worker.jobs():
+        if job.active:
+            worker.stop(job.id, admin=True)
+    for job in worker.jobs():
+        worker.wait(job, timeout=120)
+    core.jobs.worker.use_worker(previous)

@@ -2,29 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-from apphelpers import FAST, TINY, texts, wait_for
-
-LONG = FAST.replace(epochs=300, batch_size=4)
-
-
-@pytest.fixture
-def one_slot(tmp_path, monkeypatch):
-    """A process-wide worker of this test's own that trains one job at a time (the queue is what is tested)."""
-    import core.jobs.worker
-    from core.store.runstore import RunStore
-
-    home = tmp_path / "home"
-    monkeypatch.setenv("CNNLAB_HOME", str(home))
-    worker = core.jobs.worker.TrainingWorker(RunStore(home), workers=1)
-    previous = core.jobs.worker.use_worker(worker)
-    yield worker
-    for job in worker.jobs():
-        if job.active:
-            worker.stop(job.id, admin=True)
-    for job in worker.jobs():
-        worker.wait(job, timeout=120)
-    core.jobs.worker.use_worker(previous)
+from apphelpers import LONG, TINY, texts, wait_for
 
 
 def test_a_newcomer_goes_before_a_long_list_and_the_cap_is_said_next_to_the_button(

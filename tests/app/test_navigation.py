@@ -14,6 +14,7 @@ PAGES = [
     "pages/transfer.py",
     "pages/compare.py",
     "pages/sweep.py",
+    "pages/teacher.py",
 ]
 
 
@@ -22,6 +23,7 @@ def test_the_navigation_lists_every_page_and_each_url_is_its_file_name(open_page
     pages = list(at._registered_pages.values())  # what st.navigation registered (AppTest.switch_page uses it)
     assert [p["page_name"] for p in pages] == [
         "Home",
+        "Teacher's view",  # an address without a menu entry for anyone but the teacher (app.py, pages/teacher.py)
         "Data",
         "Architecture",
         "Train",
@@ -94,7 +96,13 @@ def test_every_page_renders_with_no_run_and_no_dataset(open_page, empty_home, mo
             if page in ("pages/lab.py", "pages/transfer.py"):
                 assert "No dataset yet" in texts(at), page
             else:
-                assert "No run yet" in texts(at) or page in ("pages/data.py", "pages/architecture.py"), page
+                assert "No run yet" in texts(at) or page in (
+                    "pages/data.py",
+                    "pages/architecture.py",
+                    "pages/teacher.py",
+                )
+            if page == "pages/teacher.py":  # nobody is the teacher without a login (one person on a laptop)
+                assert "This page is for the teacher" in texts(at)
     finally:
         ui.resources.bundled.clear()
 
