@@ -15,6 +15,7 @@
     python -m core explain RUN_ID --image PATH [--layer NAME] [--class NAME] --out DIR [--json]
     python -m core health --data SOURCE [--input-size N] [--seed S] [--test-size F] [--val-split F] [--json]
     python -m core embed RUN_ID [--method pca|tsne] [--out embed.png] [--json]
+    python -m core lr-find --data SOURCE [model flags] [training flags] [--start LR] [--end LR] [--steps N] [--json]
 
 ``lab``, ``compare --transfer``, ``repeat`` and ``sweep`` train each run in its own process, ``--workers N``
 at once, or on a Dask cluster with ``--scheduler tcp://host:8786``.

@@ -27,6 +27,7 @@ from .embed import cmd_embed
 from .explain import cmd_explain
 from .exporting import cmd_export
 from .health import cmd_health
+from .lr_find import cmd_lr_find
 from .output import progress_printer, run_payload
 from .parser import DATA_HELP, model_config, train_config
 from .study import cmd_compare_runs, cmd_repeat, cmd_sweep
@@ -331,4 +332,5 @@ COMMANDS = {
     "explain": cmd_explain,
     "export": cmd_export,
     "health": cmd_health,
+    "lr-find": cmd_lr_find,
 }

@@ -26,6 +26,8 @@ from core.base.config import (
 from core.inside.embedding import METHODS
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
 from core.results import MAX_POINTS, MAX_SEEDS, MIN_SEEDS
+from core.training.lr_find import EPOCHS as LR_EPOCHS
+from core.training.lr_find import MAX_STEPS, LRRange
 
 from .batch import add_batch_flags
 
@@ -437,6 +439,26 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     )
     ex.add_argument("--out", required=True, help="folder for the PNG files (created if missing)")
     ex.add_argument("--json", action="store_true", help="also the Grad-CAM map itself, at the image's size")
+
+    lf = sub.add_parser(
+        "lr-find",
+        parents=[common],
+        help="the learning-rate range test: the loss as the learning rate rises, and a suggested rate (stored)",
+    )
+    _data_flag(lf)
+    _model_flags(lf, classes=False)
+    _train_flags(lf)
+    r = LRRange()
+    lf.add_argument("--start", type=float, default=r.start, help="the first step's learning rate")
+    lf.add_argument("--end", type=float, default=r.end, help="the last step's learning rate")
+    lf.add_argument(
+        "--steps",
+        type=int,
+        default=r.steps,
+        help=f"steps of the test, in [5, 2000] (default: min({MAX_STEPS}, {LR_EPOCHS} epochs' batches))",
+    )
+    lf.add_argument("--no-cache", action="store_true", help="run the test again even if it is stored")
+    lf.add_argument("--json", action="store_true", help=JSON_HELP)
 
     hl = sub.add_parser(
         "health",
