@@ -45,7 +45,7 @@ from core.jobs import TrainingWorker, get_worker
 from core.models import preview
 from core.results import Calibration
 from core.store import RunRecord, RunStore, default_home
-from core.training import predict_images, resolve, run_calibration, stored_validation
+from core.training import LRFind, predict_images, resolve, run_calibration, stored_lr_find, stored_validation
 from ui import identity
 
 
@@ -90,6 +90,23 @@ def stored_run(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> R
     """
     _, _, key = resolve(source, model_cfg, train_cfg, store())
     return store().find(key)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _lr_find(home_dir: str, key: str) -> LRFind | None:
+    return stored_lr_find(_store(home_dir), key)
+
+
+def lr_find(key: str | None) -> LRFind | None:
+    """A stored learning-rate range test (cached: a stored test never changes), or None."""
+    if not key:
+        return None
+    found = _lr_find(home(), key)
+    if found is None:
+        _lr_find.clear(home(), key)  # do not remember a miss
+    elif not store().may_see(found.source, identity.viewer()):
+        return None
+    return found
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
