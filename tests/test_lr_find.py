@@ -226,6 +226,20 @@ def test_cli_json_is_the_stored_test(capsys, home, cnn_test, monkeypatch):
     assert code == 0 and "stored test, not run again" in out and "suggested:" in out
 
 
+def test_cli_runs_the_test_in_process_when_asked_again(capsys, home, monkeypatch):
+    store, data = home
+    monkeypatch.setenv("CNNLAB_HOME", str(store.home))
+    argv = ["lr-find", "--data", data, "--input-size", "16", "--blocks", "1", "--filters", "4", "--dense", "8"]
+    code, out, err = run_cli(capsys, *argv, "--batch-size", "8", "--start", "1e-4", "--steps", "12", "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["cached"] is False and first["steps_planned"] == 12 and 3 <= first["steps_run"] <= 12
+    assert first["learning_rates"][0] == pytest.approx(1e-4)
+    code, out, err = run_cli(capsys, *argv, "--batch-size", "8", "--start", "1e-4", "--steps", "12", "--json")
+    again = json.loads(out)
+    assert again["cached"] is True and again["created"] == first["created"]
+
+
 @pytest.mark.parametrize(
     "argv, needle",
     [

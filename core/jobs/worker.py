@@ -115,7 +115,7 @@ class Job:
     @property
     def fraction(self) -> float:
         """Progress in [0, 1] over all planned batches."""
-        if self.state.ended_with_run and (self.result is not None or self.lr_find is not None):
+        if self.state.ended_with_run:
             return 1.0
         if not self.epochs:
             return 0.0

@@ -2,7 +2,7 @@
 axis with the suggestion and its rule, and "Use" sets the learning-rate slider; the same test again comes
 from the run store."""
 
-from apphelpers import APP, TIMEOUT, TINY, chart_specs, started_ids, texts, wait_for
+from apphelpers import TINY, chart_specs, started_ids, texts, wait_for
 
 from core.base.config import LEARNING_RATES, TrainConfig
 from core.results.lr_range import nearest
