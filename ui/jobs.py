@@ -201,7 +201,8 @@ def shown_job() -> tuple[Job | None, bool]:
             ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((job.id,))}
         return job, True
     w = resources.worker()
-    job = job or next(iter(w.running() + w.queued()), None) or find(ss.get(WATCHING))
+    trainings = [j for j in w.running() + w.queued() if j.kind == "train"]  # a range test shows in its own section
+    job = job or next(iter(trainings), None) or find(ss.get(WATCHING))
     if job is not None:
         ss[WATCHING] = job.id
     return job, False

@@ -28,6 +28,7 @@ def test_find_a_learning_rate_draws_the_test_and_use_sets_the_slider(open_page, 
     note = fig["layout"]["annotations"][0]["text"]
     assert note.startswith(f"suggested {s.learning_rate:.2g}") and s.rule in note  # the rule on the chart
     assert "suggested:" in texts(at)
+    assert "Last training" not in texts(at)  # the Train section shows trainings, not the range test
 
     step = nearest(s.learning_rate, LEARNING_RATES)
     use = at.button(key="train.lr_use")
