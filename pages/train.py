@@ -81,6 +81,9 @@ def main() -> None:
     st.header("Train the network", divider="gray")
     with errors_shown("talking to the trainer"):
         train_panels.train_section(m, cfg, bool(problems), bool(too_big))
+    st.header("Find a learning rate", divider="gray")
+    with errors_shown("talking to the trainer"):
+        train_panels.lr_find_section(m, cfg, bool(problems) or bool(too_big))
 
     # Last, so the rest of the page is already on screen while TensorFlow loads the first time.
     if aug is not None:

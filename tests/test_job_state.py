@@ -103,6 +103,8 @@ def test_a_snapshot_is_frozen_a_copy_and_json_ready():
         "started",
         "finished",
         "stop_requested",
+        "kind",
+        "lr_find_key",
     }
 
 

@@ -28,6 +28,7 @@ from core.base import ModelConfig, TrainConfig
 from core.jobs import Estimate, Job, JobSnapshot, JobState, NotYourJob, QueuedRun, calibrate_in_background, calibrating
 from core.jobs.estimate import estimate
 from core.store import RunRecord
+from core.training import LRRange
 from ui import identity, resources, state
 
 POLL_SECONDS = 1.0
@@ -36,12 +37,14 @@ PHASES = {  # ProgressEvent.phase -> what the student reads
     "head": "training the new head",
     "fine-tune": "fine-tuning VGG16's last block",
     "fine_tune": "fine-tuning VGG16's last block",
+    "lr-find": "learning-rate range test",
 }
 
 STARTED = "jobs.started"  # session key: {page key: Started}, the jobs each page started last
 WATCHING = "watching_job"  # session key: the server's job a session without one of its own is shown
 TRAIN = "train"  # the Train page's key (its one training; also the sidebar's status)
 LAB, TRANSFER, SWEEP = "lab", "transfer", "sweep"
+LR_FIND = "lr_find"  # the Train page's learning-rate range test
 
 
 def repeats_key(run_id: str) -> str:
@@ -90,14 +93,26 @@ def owner() -> str:
 # -- starting, and the one record of what each page started ------------------------------------------------
 
 
-def start(page: str, source: str, model_cfg: ModelConfig, train_cfg: TrainConfig, /, **about: Any) -> Job:
+def start(
+    page: str,
+    source: str,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    /,
+    *,
+    lr_find: LRRange | None = None,
+    **about: Any,
+) -> Job:
     """Hand one training to the worker as this session's job, recorded under ``page`` (see :func:`start_many`).
+
+    With ``lr_find``, the job is a learning-rate range test over that range instead (the worker's
+    ``submit(lr_find=)``): queued, followed and stopped like a training; a stored test comes back at once.
 
     A configuration already in the run store comes back finished at once; for
     the Train page its run is then selected in the sidebar (call it from a
     button callback: it sets the sidebar's run before the sidebar is drawn).
     """
-    [job] = start_many(page, source, [(model_cfg, train_cfg)], **about)
+    [job] = start_many(page, source, [(model_cfg, train_cfg)], lr_find=lr_find, **about)
     if page == TRAIN and job.state == JobState.DONE and job.result is not None:
         st.session_state[state.RUN_ID] = job.result.run_id
         state.mark_announced(job.id)
@@ -105,7 +120,13 @@ def start(page: str, source: str, model_cfg: ModelConfig, train_cfg: TrainConfig
 
 
 def start_many(
-    page: str, source: str, configs: Sequence[tuple[ModelConfig, TrainConfig]], /, **about: Any
+    page: str,
+    source: str,
+    configs: Sequence[tuple[ModelConfig, TrainConfig]],
+    /,
+    *,
+    lr_find: LRRange | None = None,
+    **about: Any,
 ) -> list[Job]:
     """Hand trainings to the worker as this session's jobs, in order; record them as ``page``'s.
 
@@ -121,7 +142,7 @@ def start_many(
         nothing is queued (all or nothing) and nothing is recorded.
     """
     worker = resources.worker()
-    started = worker.submit_many(source, list(configs), owner=owner(), admin=identity.is_teacher())
+    started = worker.submit_many(source, list(configs), owner=owner(), admin=identity.is_teacher(), lr_find=lr_find)
     ss = st.session_state
     ss[STARTED] = {**(ss.get(STARTED) or {}), page: Started(tuple(j.id for j in started), dict(about))}
     if page == TRAIN:
@@ -180,7 +201,7 @@ def shown_job() -> tuple[Job | None, bool]:
             ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((job.id,))}
         return job, True
     w = resources.worker()
-    active = w.running() + w.queued()
+    active = [j for j in w.running() + w.queued() if j.kind == "train"]  # a range test shows in its own section
     yours = next((j for j in active if mine(j)), None)  # a named student back after a reload: their own training
     if job is None and yours is not None:
         ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((yours.id,))}

@@ -59,10 +59,12 @@ from core.models import preview
 from core.results import Calibration, Mislabels
 from core.store import RunRecord, RunStore, Students, default_home
 from core.training import (
+    LRFind,
     predict_images,
     resolve,
     run_calibration,
     run_mislabels,
+    stored_lr_find,
     stored_validation,
     validation_images,
     validation_predictions,
@@ -121,6 +123,23 @@ def stored_run(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> R
     """
     _, _, key = resolve(source, model_cfg, train_cfg, store())
     return store().find(key)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _lr_find(home_dir: str, key: str) -> LRFind | None:
+    return stored_lr_find(_store(home_dir), key)
+
+
+def lr_find(key: str | None) -> LRFind | None:
+    """A stored learning-rate range test (cached: a stored test never changes), or None."""
+    if not key:
+        return None
+    found = _lr_find(home(), key)
+    if found is None:
+        _lr_find.clear(home(), key)  # do not remember a miss
+    elif not store().may_see(found.source, identity.viewer()):
+        return None
+    return found
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -1,5 +1,6 @@
 """The Train page's panels below its form: the Train button and what blocks it, the live training, the
-last training's result, and repeating it over seeds.
+last training's result, repeating it over seeds, and the learning-rate range test ("Find a learning rate":
+a job like a training, its chart, and "Use this", which moves the learning-rate slider).
 
 Training never runs in the page's script: the Train button hands the job to
 core's process-wide worker (:func:`ui.jobs.start`), and :func:`ui.jobs.follow`
@@ -12,10 +13,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.base import describe, plural
-from core.base.config import TrainConfig
+from core.base.config import LEARNING_RATES, TrainConfig
 from core.jobs import CANCELLED, Job, JobState, budget_warning, estimate_text
 from core.results import MAX_SEEDS, MIN_SEEDS
-from core.training import stop_reason
+from core.results.lr_range import nearest
+from core.training import LRRange, stop_reason
 from ui import charts, jobs, resources, state, study
 from ui.feedback import show_unexpected
 from ui.job_panel import ended_text, failure_details, job_panel, queue_table
@@ -254,3 +256,101 @@ def _kept_weights(rec) -> str:
     if rec.restored_epoch:
         return f"the weights of its best epoch ({rec.restored_epoch})"
     return f"the weights of its last epoch ({len(rec.history.get('loss', []))})"
+
+
+# -- the learning-rate range test ---------------------------------------------------------------------------
+
+LR = K + "learning_rate"  # the learning-rate slider's key (pages/train.py)
+
+
+def lr_find_section(m, cfg: TrainConfig | None, blocked: bool) -> None:
+    """ "Find a learning rate": a range test of this network and these settings as a job (stored: the same test
+    again answers at once), followed live with the job panel, then its chart and "Use this"."""
+    ss = st.session_state
+    started = jobs.following(jobs.LR_FIND)
+    job = jobs.find(started.ids[0]) if started else None
+    active = job is not None and job.active
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    c1.button(
+        "Find a learning rate",
+        key=K + "lr_find",
+        icon=":material/query_stats:",
+        on_click=_start_lr_find,
+        disabled=blocked or cfg is None or not state.dataset() or active,
+        width="stretch",
+    )
+    c2.caption(
+        "A short training of a fresh copy of this network while the learning rate rises from "
+        f"{LRRange().start:g} to {LRRange().end:g}: where the loss falls fastest, the network learns; where it "
+        "shoots up, the steps are too big. Nothing is kept but the curve."
+    )
+    if K + "lr_error" in ss:
+        st.error(ss.pop(K + "lr_error"), icon=":material/error:")
+    if job is None:
+        return
+    if active:
+        jobs.follow(jobs.LR_FIND, _live_lr)
+        return
+    snap = job.snapshot()
+    result = resources.lr_find(snap.lr_find_key)
+    if result is None:
+        st.info(ended_text(snap) or CANCELLED, icon=":material/info:")
+        failure_details(snap)
+        return
+    _lr_find_result(result, cached=snap.cached)
+
+
+def _live_lr(snaps: list) -> None:
+    job_panel(snaps, key=K + "lr.")
+
+
+def _start_lr_find() -> None:
+    """The button's callback: the range test of the page's settings as this session's job."""
+    ss = st.session_state
+    ss.pop(K + "lr_error", None)
+    try:
+        jobs.start(jobs.LR_FIND, state.dataset(), state.model_cfg(), state.train_cfg(), lr_find=LRRange())
+    except ValueError as exc:  # DataError, ArchitectureError, ConfigError, QueueFull: said under the button
+        ss[K + "lr_error"] = str(exc)
+
+
+def _lr_find_result(result, *, cached: bool) -> None:
+    s = result.suggestion
+    if cached:
+        st.caption(
+            f":material/inventory_2: From the run store: this range test ran before ({when(result.created)}, "
+            f"{result.seconds:.0f} s); nothing was trained again."
+        )
+    st.plotly_chart(
+        charts.lr_find_figure(
+            tuple(result.lrs),
+            tuple(result.losses),
+            tuple(result.smoothed),
+            suggested=s.learning_rate,
+            rule=s.rule,
+            falls=None if s.falls_from is None else (s.falls_from, s.falls_to),
+        ),
+        config=charts.CONFIG,
+    )
+    st.markdown(result.sentence())
+    if s.learning_rate is None:
+        return
+    step = nearest(s.learning_rate, LEARNING_RATES)
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    c1.button(
+        f"Use {step:g}",
+        key=K + "lr_use",
+        icon=":material/check:",
+        on_click=_use_rate,
+        args=(step,),
+        width="stretch",
+    )
+    c2.caption(
+        f"Sets the learning rate above to {step:g}, the slider's step nearest the suggested {s.learning_rate:.2g} "
+        "(its steps are fixed: 1, 3, 10, 30... times a power of ten)."
+    )
+
+
+def _use_rate(value: float) -> None:
+    """ "Use this": move the learning-rate slider (the page builds the settings from it on this run)."""
+    st.session_state[LR] = value

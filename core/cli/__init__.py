@@ -17,6 +17,7 @@
     python -m core embed RUN_ID [--method pca|tsne] [--out embed.png] [--json]
     python -m core saliency RUN_ID --image N [--class NAME] [--method all|M1,M2] [--sanity] [--out maps.png] [--json]
     python -m core maximise RUN_ID --layer NAME --filter F | --class NAME [--steps N] [--seed S] [--out f.png] [--json]
+    python -m core lr-find --data SOURCE [model flags] [training flags] [--start LR] [--end LR] [--steps N] [--json]
 
 ``lab``, ``compare --transfer``, ``repeat`` and ``sweep`` train each run in its own process, ``--workers N``
 at once, or on a Dask cluster with ``--scheduler tcp://host:8786``.

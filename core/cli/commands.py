@@ -27,6 +27,7 @@ from .embed import cmd_embed
 from .explain import cmd_explain
 from .exporting import cmd_export
 from .health import cmd_health
+from .lr_find import cmd_lr_find
 from .maximise import cmd_maximise
 from .output import progress_printer, run_payload
 from .parser import DATA_HELP, model_config, train_config
@@ -335,4 +336,5 @@ COMMANDS = {
     "export": cmd_export,
     "health": cmd_health,
     "saliency": cmd_saliency,
+    "lr-find": cmd_lr_find,
 }

@@ -27,6 +27,8 @@ from core.inside.embedding import METHODS
 from core.inside.saliency import SALIENCY_METHODS
 from core.lab import DEFAULT_EPOCHS, DEFAULT_FRACTION, DEFAULT_SEED
 from core.results import MAX_POINTS, MAX_SEEDS, MIN_SEEDS, TOP_K
+from core.training.lr_find import EPOCHS as LR_EPOCHS
+from core.training.lr_find import MAX_STEPS, LRRange
 
 from .batch import add_batch_flags
 
@@ -488,6 +490,26 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     )
     sa.add_argument("--out", metavar="maps.png", default=None, help="also draw the maps over the image as a PNG file")
     sa.add_argument("--json", action="store_true", help="one JSON document: every map, and the check's correlations")
+
+    lf = sub.add_parser(
+        "lr-find",
+        parents=[common],
+        help="the learning-rate range test: the loss as the learning rate rises, and a suggested rate (stored)",
+    )
+    _data_flag(lf)
+    _model_flags(lf, classes=False)
+    _train_flags(lf)
+    r = LRRange()
+    lf.add_argument("--start", type=float, default=r.start, help="the first step's learning rate")
+    lf.add_argument("--end", type=float, default=r.end, help="the last step's learning rate")
+    lf.add_argument(
+        "--steps",
+        type=int,
+        default=r.steps,
+        help=f"steps of the test, in [5, 2000] (default: min({MAX_STEPS}, {LR_EPOCHS} epochs' batches))",
+    )
+    lf.add_argument("--no-cache", action="store_true", help="run the test again even if it is stored")
+    lf.add_argument("--json", action="store_true", help=JSON_HELP)
 
     hl = sub.add_parser(
         "health",

@@ -18,7 +18,8 @@ messages; both ends are this program, so the pickles are our own::
     child -> parent   ("ready", info)            pid, threads: warm (TensorFlow imported), waiting for its task
                       ("took", None)             it has the task: a death from now on is this training's
                       ("progress", ProgressEvent)  per batch (at most ~10 a second) and per epoch
-                      ("result", result)         {"run_id", "status"} or the artifacts (see below)
+                      ("result", result)         {"run_id", "status"} or the artifacts (see below); a range
+                                                 test's: {"lr_find": key, "status"} (or its arrays)
                       ("error", error)           {"kind": "user" | "nothing" | "unexpected", "message", "detail"}
 
 A task is a dict: the dataset's arrays (``dataset_payload``), the two configs,
@@ -53,6 +54,7 @@ from core.data import Dataset
 from core.data.dataset import SkippedFile
 from core.store.runstore import RunRecord, RunStore
 from core.training.experiment import NothingToKeep, RunArtifacts, compute_run, save_run
+from core.training.lr_find import LRRange, RangeTestStopped, compute_lr_find, lr_find_arrays, save_lr_find
 
 EXIT_ORPHANED = 70  # the parent went away: nothing was stored
 THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS")
@@ -110,13 +112,19 @@ def make_task(
     source: str,
     home: str | None,
     time_budget: float | None = None,
+    lr_range: LRRange | None = None,
 ) -> dict[str, Any]:
     """A training task for :func:`run_task` (in a child process, here or on a cluster worker).
 
     ``time_budget`` (seconds, None: no limit) travels with the task, decided where the job was
     submitted: a child started before the job, or a cluster worker, has not read the server's setting.
+    With ``lr_range`` the task is a learning-rate range test (kind "lr-find",
+    :mod:`core.training.lr_find`) rather than a training (kind "train"): the same data, configs and
+    key travel the same way, and only what the child runs and answers differs.
     """
     return {
+        "kind": "train" if lr_range is None else "lr-find",
+        "lr_range": None if lr_range is None else lr_range.to_dict(),
         "dataset": dataset_payload(ds, same_machine=home is not None),
         "model_config": model_cfg.to_dict(),
         "train_config": train_cfg.to_dict(),
@@ -146,6 +154,8 @@ def run_task(task: dict[str, Any], *, progress=None, stop_event: threading.Event
     model_cfg = ModelConfig.from_dict(task["model_config"])
     train_cfg = TrainConfig.from_dict(task["train_config"])
     store = RunStore(task["home"]) if task.get("home") else None
+    if task.get("kind") == "lr-find":
+        return run_lr_find_task(task, ds, model_cfg, train_cfg, store, progress=progress, stop_event=stop_event)
     art = compute_run(
         ds,
         model_cfg,
@@ -161,6 +171,30 @@ def run_task(task: dict[str, Any], *, progress=None, stop_event: threading.Event
         rec = save_run(store, art)
         return {"run_id": rec.run_id, "status": rec.status}
     return {"artifacts": artifacts_to_wire(art), "run_id": art.record.run_id, "status": art.record.status}
+
+
+def run_lr_find_task(task, ds, model_cfg, train_cfg, store, *, progress, stop_event) -> dict[str, Any]:
+    """A range test's task: its result stored under the task's home (answering its key), or sent back as
+    arrays (a cluster worker); a stopped test answers "stopped" with why, and keeps nothing."""
+    try:
+        result = compute_lr_find(
+            ds,
+            model_cfg,
+            train_cfg,
+            task["key"],
+            LRRange.from_dict(task["lr_range"]),
+            source=task["source"],
+            store=store,
+            progress=progress,
+            stop_event=stop_event,
+            time_budget=task.get("time_budget"),
+        )
+    except RangeTestStopped as exc:
+        return {"status": "stopped", "lr_find": None, "message": str(exc)}
+    if store is not None:
+        save_lr_find(store, result)
+        return {"status": "complete", "lr_find": result.key}
+    return {"status": "complete", "lr_find": result.key, "lr_find_arrays": lr_find_arrays(result)}
 
 
 def _use_threads() -> int:

@@ -45,6 +45,7 @@ from core.jobs.process import ChildOutcome, WarmPool, run_child, threads_per_tra
 from core.jobs.state import CANCELLED, JobState
 from core.training.experiment import save_run
 from core.training.fit import ProgressEvent
+from core.training.lr_find import lr_find_from_arrays, save_lr_find
 
 BATCH_EVERY = 0.5  # seconds between two batch events sent through the scheduler
 
@@ -212,7 +213,16 @@ class DaskExecutor:
         del parallel, on_started  # the cluster's workers decide their threads; the pid is on another machine
         client = self.client()
         t = training
-        task = make_task(t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=None, time_budget=t.time_budget)
+        task = make_task(
+            t.dataset,
+            t.model_cfg,
+            t.train_cfg,
+            t.key,
+            t.source,
+            home=None,
+            time_budget=t.time_budget,
+            lr_range=t.lr_range,
+        )
         name = f"cnnlab-train-{t.key}-{uuid.uuid4().hex[:8]}"
         remote_stop = distributed.Event(name + "-stop", client=client)
         events = distributed.Queue(name + "-events", client=client)
@@ -246,6 +256,9 @@ class DaskExecutor:
         if out.result and "artifacts" in out.result:
             rec = save_run(store, artifacts_from_wire(out.result["artifacts"]))
             out.result = {"run_id": rec.run_id, "status": rec.status}
+        elif out.result and "lr_find_arrays" in out.result:  # a range test: stored by the server too
+            found = save_lr_find(store, lr_find_from_arrays(out.result["lr_find_arrays"]))
+            out.result = {"lr_find": found.key, "status": "complete"}
         return out
 
     def close(self) -> None:

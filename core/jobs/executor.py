@@ -29,6 +29,7 @@ from core.data import Dataset
 from core.jobs.child import make_task
 from core.jobs.process import CHILD_MODULE, ChildOutcome, WarmPool, cores, run_child, threads_per_training
 from core.store.runstore import RunStore
+from core.training.lr_find import LRRange
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Training:
     key: str
     source: str
     time_budget: float | None = None  # seconds it may train (None: no limit), decided at submission
+    lr_range: LRRange | None = None  # a learning-rate range test over this range rather than a training
 
 
 class Executor(Protocol):
@@ -104,7 +106,14 @@ class LocalExecutor:
     def run(self, training, *, store, parallel, stop, grace, on_event, on_started) -> ChildOutcome:
         t = training
         task = make_task(
-            t.dataset, t.model_cfg, t.train_cfg, t.key, t.source, home=str(store.home), time_budget=t.time_budget
+            t.dataset,
+            t.model_cfg,
+            t.train_cfg,
+            t.key,
+            t.source,
+            home=str(store.home),
+            time_budget=t.time_budget,
+            lr_range=t.lr_range,
         )
         try:
             return run_child(

@@ -57,6 +57,7 @@ COLUMNS = (
     "error",
     "epoch",
     "epochs",
+    "lr_range",
 )
 HEARTBEAT = 5.0  # seconds between a live server's heartbeats
 STALE = 60.0  # a server whose heartbeat is older than this is gone (even if its pid was reused)
@@ -92,6 +93,8 @@ class JobTable:
         if not store.readonly:
             with closing(self._connect()) as con, con:
                 con.executescript(SCHEMA)
+                if "lr_range" not in {r[1] for r in con.execute("PRAGMA table_info(jobs)")}:
+                    con.execute("ALTER TABLE jobs ADD COLUMN lr_range TEXT")  # a range test's range (None: a training)
 
     def _connect(self) -> sqlite3.Connection:
         con = self.store.connect()
@@ -159,6 +162,7 @@ class JobTable:
         values = {c: row.get(c) for c in COLUMNS}
         for c in ("model_config", "train_config"):
             values[c] = json.dumps(values[c])
+        values["lr_range"] = None if values["lr_range"] is None else json.dumps(values["lr_range"])
         values["epoch"], values["epochs"] = int(values["epoch"] or 0), int(values["epochs"] or 0)
         with closing(self._connect()) as con, con:
             con.execute(
@@ -217,4 +221,5 @@ def _row(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
     for c in ("model_config", "train_config"):
         d[c] = json.loads(d[c])
+    d["lr_range"] = json.loads(d["lr_range"]) if d.get("lr_range") else None
     return d

@@ -58,6 +58,8 @@ class JobSnapshot:
             the teacher).
         submitted, started, finished: times (seconds since the epoch).
         stop_requested: someone asked it to stop.
+        kind, lr_find_key: "train", or "lr-find" (a learning-rate range test) with its stored result's key
+            (:func:`core.training.lr_find.stored_lr_find`) once it has one.
     """
 
     id: str
@@ -83,6 +85,8 @@ class JobSnapshot:
     started: float | None = None
     finished: float | None = None
     stop_requested: bool = False
+    kind: str = "train"
+    lr_find_key: str | None = None
 
     @property
     def active(self) -> bool:

@@ -51,6 +51,7 @@ from core.jobs.process import ChildOutcome
 from core.jobs.state import CANCELLED, JobSnapshot, JobState
 from core.store.runstore import RunRecord, RunStore, default_home
 from core.training.experiment import check_submission, resolve, stop_reason, stored_answer
+from core.training.lr_find import LRFind, LRRange, resolve_lr_find, stored_lr_find
 
 
 class NotYourJob(UserError):
@@ -96,6 +97,8 @@ class Job:
     detail: str | None = None  # the traceback of an unexpected failure, for a debug expander
     user_error: bool = False  # the failure is the user's to fix (bad weights, data): the CLI exits 2
     time_budget: float | None = None  # seconds of training allowed, decided at submission (None: no limit)
+    lr_range: LRRange | None = None  # a learning-rate range test over this range (kind "lr-find"), not a training
+    lr_find: LRFind | None = None  # the range test's result, once there is one
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
     dataset: Dataset | None = field(default=None, repr=False)  # handed to the training, then dropped
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -103,6 +106,11 @@ class Job:
     @property
     def active(self) -> bool:
         return self.state.active
+
+    @property
+    def kind(self) -> str:
+        """What the job runs: "train" (a run) or "lr-find" (a learning-rate range test)."""
+        return "train" if self.lr_range is None else "lr-find"
 
     @property
     def fraction(self) -> float:
@@ -134,7 +142,9 @@ class Job:
                 fraction=self.fraction,
                 history={k: list(v) for k, v in self.history.items()},
                 run_id=self.result.run_id if self.result else None,
-                cached=bool(self.result and self.result.cached),
+                cached=bool(self.result and self.result.cached or self.lr_find and self.lr_find.cached),
+                kind=self.kind,
+                lr_find_key=self.lr_find.key if self.lr_find else None,
                 error=self.error,
                 detail=self.detail,
                 submitted=self.submitted,
@@ -154,6 +164,7 @@ class Job:
             "state": self.state.value,
             "model_config": self.model_cfg.to_dict(),
             "train_config": self.train_cfg.to_dict(),
+            "lr_range": None if self.lr_range is None else self.lr_range.to_dict(),
             "submitted": self.submitted,
             "started": self.started,
             "finished": self.finished,
@@ -200,8 +211,11 @@ def job_from_row(row: dict[str, Any], store: RunStore) -> Job:
         error=row["error"],
         epoch=row["epoch"],
         epochs=row["epochs"],
+        lr_range=LRRange.from_dict(row["lr_range"]) if row.get("lr_range") else None,
     )
-    if row["run_id"]:
+    if job.lr_range is not None:
+        job.lr_find = stored_lr_find(store, job.key) if job.state.ended_with_run else None
+    elif row["run_id"]:
         job.result = store.get(row["run_id"])
         if job.result is not None:
             job.history.update({k: list(v) for k, v in job.result.history.items()})
@@ -265,8 +279,14 @@ class TrainingWorker:
         use_cache: bool = True,
         owner: str | None = None,
         admin: bool = False,
+        lr_find: LRRange | None = None,
     ) -> Job:
         """Queue a run, or join the one already queued/running for the same key.
+
+        With ``lr_find``, the job is a learning-rate range test over that range
+        (:mod:`core.training.lr_find`) instead of a training: queued, capped, run and
+        followed like one; keyed by :func:`core.training.lr_find.lr_find_key`, so a stored
+        test comes back finished at once (``job.lr_find``, ``cached``).
 
         Raises the data and architecture errors at once (before queueing), so a
         page can show them next to the control that caused them. This is where
@@ -278,7 +298,9 @@ class TrainingWorker:
             QueueFull: ``owner`` already has ``CNNLAB_MAX_QUEUED_PER_STUDENT`` jobs waiting
                 (not for an ``admin``, nor for jobs without an owner).
         """
-        [job] = self.submit_many(source, [(model_cfg, train_cfg)], use_cache=use_cache, owner=owner, admin=admin)
+        [job] = self.submit_many(
+            source, [(model_cfg, train_cfg)], use_cache=use_cache, owner=owner, admin=admin, lr_find=lr_find
+        )
         return job
 
     def submit_many(
@@ -289,6 +311,7 @@ class TrainingWorker:
         use_cache: bool = True,
         owner: str | None = None,
         admin: bool = False,
+        lr_find: LRRange | None = None,
     ) -> list[Job]:
         """:meth:`submit` for several configurations on one source, all or nothing.
 
@@ -299,16 +322,22 @@ class TrainingWorker:
         """
         prepared = []
         for model_cfg, train_cfg in configs:
+            if lr_find is not None:  # a range test: its configs and key (precision settled, network checked)
+                ds, model_cfg, train_cfg, key = resolve_lr_find(source, model_cfg, train_cfg, lr_find, self.store)
+                prepared.append((ds, model_cfg, train_cfg, key))
+                continue
             train_cfg = settle_precision(model_cfg, train_cfg)  # "auto" decided here, once: whoever trains gets it
             ds, model_cfg, key = resolve(source, model_cfg, train_cfg, self.store)
             check_submission(model_cfg, train_cfg)  # impossible, too costly or unusable weights: say so now, once
             prepared.append((ds, model_cfg, train_cfg, key))
         budget = settings().max_train_seconds or None
         with self._lock:
-            answers: list[Job | RunRecord | None] = []
+            answers: list[Job | RunRecord | LRFind | None] = []
             for ds, _, _, key in prepared:
                 active = next((j for j in self._jobs.values() if j.key == key and j.active), None)
-                found = None if active is not None or not use_cache else stored_answer(self.store, key, ds)
+                found = None
+                if active is None and use_cache:
+                    found = stored_lr_find(self.store, key) if lr_find else stored_answer(self.store, key, ds)
                 answers.append(active or found)
             new_keys = {key for (_, _, _, key), a in zip(prepared, answers, strict=True) if a is None}
             self._check_room(owner, len(new_keys), admin)
@@ -330,13 +359,19 @@ class TrainingWorker:
                     label=describe(model_cfg, train_cfg),
                     owner=owner,
                     time_budget=budget,
+                    lr_range=lr_find,
                 )
-                if answer is not None:  # stored: a finished, cached job (the data report is this read's)
+                if lr_find is not None:
+                    job.label = f"learning-rate range test: {job.label}"
+                if isinstance(answer, LRFind):  # a stored range test: finished, cached
+                    job.lr_find, job.state, job.finished = answer, JobState.DONE, time.time()
+                elif answer is not None:  # stored: a finished, cached job (the data report is this read's)
                     job.result, job.state, job.finished = answer, JobState.DONE, time.time()
                     job.epochs = job.epoch = len(answer.history.get("loss", []))
                     job.history.update({k: list(v) for k, v in answer.history.items()})
                 else:
-                    job.epochs = train_cfg.epochs + (train_cfg.fine_tune_epochs if model_cfg.model == "vgg16" else 0)
+                    job.epochs = 0 if lr_find else train_cfg.epochs
+                    job.epochs += train_cfg.fine_tune_epochs if model_cfg.model == "vgg16" and not lr_find else 0
                     job.dataset = ds
                     self._waiting.append(job)
                 self._remember(job)
@@ -368,7 +403,7 @@ class TrainingWorker:
         if job is None:
             raise UserError(f"There is no job {job_id!r} in this run store: start the training again instead.")
         who = owner if owner is not None else job.owner
-        return self.submit(job.source, job.model_cfg, job.train_cfg, owner=who, admin=admin)
+        return self.submit(job.source, job.model_cfg, job.train_cfg, owner=who, admin=admin, lr_find=job.lr_range)
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job
@@ -496,7 +531,9 @@ class TrainingWorker:
             job.pid = pid
             self.table.update(job.id, pid=pid)
 
-        training = Training(job.dataset, job.model_cfg, job.train_cfg, job.key, job.source, job.time_budget)
+        training = Training(
+            job.dataset, job.model_cfg, job.train_cfg, job.key, job.source, job.time_budget, lr_range=job.lr_range
+        )
         job.dataset = None
         try:
             out = self.executor.run(
@@ -521,6 +558,9 @@ class TrainingWorker:
         self._finish(job, out)
 
     def _finish(self, job: Job, out: ChildOutcome) -> None:
+        if job.lr_range is not None:
+            self._finish_lr_find(job, out)
+            return
         rec = self.store.get(out.result["run_id"]) if out.result else None
         if out.result and rec is None:
             out.state, out.error = (
@@ -533,6 +573,24 @@ class TrainingWorker:
             job.result, job.state, job.error, job.detail = rec, out.state, out.error, out.detail
             job.user_error = out.user_error
             job.finished, job.pid = time.time(), None
+        self._ended(job)
+
+    def _finish_lr_find(self, job: Job, out: ChildOutcome) -> None:
+        """A range test's end: its stored result, or why there is none (stopped: nothing is kept)."""
+        found = stored_lr_find(self.store, out.result["lr_find"]) if out.result and out.result.get("lr_find") else None
+        if found is not None:
+            found.cached = False  # just computed by this job (read back from where the child stored it)
+        if out.result and out.state == JobState.STOPPED:
+            out.error = out.result.get("message") or out.error
+        elif out.result and found is None:
+            out.state, out.error = JobState.FAILED, "The range test ended but its result is not in the store."
+        with job._lock:
+            job.lr_find, job.state, job.error, job.detail = found, out.state, out.error, out.detail
+            job.user_error = out.user_error
+            job.finished, job.pid = time.time(), None
+        self._ended(job)
+
+    def _ended(self, job: Job) -> None:
         with self._wake:
             self._running.discard(job.id)
             self.table.put(job.row(self.server))

@@ -25,10 +25,24 @@ from core.training.heldout import (
     validation_images,
     validation_predictions,
 )
+from core.training.lr_find import (
+    LRFind,
+    LRRange,
+    RangeTestStopped,
+    find_lr,
+    lr_find_key,
+    stored_lr_find,
+)
 from core.training.train import train_model
 from core.training.transfer import train_transfer
 
 __all__ = [
+    "LRFind",
+    "LRRange",
+    "RangeTestStopped",
+    "find_lr",
+    "lr_find_key",
+    "stored_lr_find",
     "BUDGET_STOP",
     "FEATURES_KIND",
     "HeldOutUnavailable",

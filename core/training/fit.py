@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -259,7 +259,7 @@ def fit_phase(
     model: keras.Model,
     train_cfg: TrainConfig,
     train_data: tuple[np.ndarray, np.ndarray],
-    val_data: tuple[np.ndarray, np.ndarray],
+    val_data: tuple[np.ndarray, np.ndarray] | None,
     *,
     epochs: int,
     first_epoch: int = 0,
@@ -270,6 +270,7 @@ def fit_phase(
     stop_event: threading.Event | None = None,
     preprocess: Preprocess | None = None,
     budget: TimeBudget | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> PhaseOutcome:
     """One ``model.fit``; the model is compiled and left with its best weights.
 
@@ -279,7 +280,8 @@ def fit_phase(
     or float arrays taken as they are (cached VGG16 features).
     Reused by :mod:`core.training.transfer` for the head (on cached features, with
     ``augment=False``) and for fine-tuning. ``budget`` stops it after the batch in which the
-    training's time budget runs out (``stopped_by_budget``).
+    training's time budget runs out (``stopped_by_budget``). ``callbacks`` run after the engine's own
+    (the learning-rate range test's schedule, :mod:`core.training.lr_find`); ``val_data`` None validates nothing.
     """
     import keras
 
@@ -297,7 +299,7 @@ def fit_phase(
         phase=phase,
         budget=budget,
     )
-    callbacks: list[keras.callbacks.Callback] = [hooks]
+    callbacks = [hooks, *callbacks]
     early = None
     if train_cfg.early_stopping:
         # Early stopping only decides when to stop; which weights are kept is decided once, below.
@@ -309,7 +311,7 @@ def fit_phase(
         callbacks.append(early)
 
     x = _training_input(x_train, y_train, train_cfg, augment, preprocess)
-    if is_images(val_data[0]):
+    if val_data is not None and is_images(val_data[0]):
         val_data = image_batches(val_data[0], val_data[1], batch_size=train_cfg.batch_size, preprocess=preprocess)
     if hooks.progress is not None:
         hooks._emit("start", epoch=first_epoch + 1, batches=batches)

@@ -26,6 +26,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from core.store.runstore import RunStore
 
 
+def build_cnn(model_cfg: ModelConfig, train_cfg: TrainConfig):
+    """The course CNN, seeded and built in the run's precision (the model keeps the policy; nothing else in
+    this process does): what :func:`train_model` and the range test (:mod:`core.training.lr_find`) train."""
+    set_seed(train_cfg.seed)
+    with precision_policy(train_cfg.precision):
+        return build_model(model_cfg)
+
+
 def train_model(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -70,10 +78,8 @@ def train_model(
         )
 
     start = time.perf_counter()
-    set_seed(train_cfg.seed)
+    model = build_cnn(model_cfg, train_cfg)
     precision = train_cfg.precision
-    with precision_policy(precision):  # the model keeps it; nothing else in this process does
-        model = build_model(model_cfg)
     compile_model(model, train_cfg)
     out = fit_phase(
         model,

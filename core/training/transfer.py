@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,101 @@ def _restore(model: keras.Model, snap: dict[str, list[np.ndarray]]) -> None:
     base = model.get_layer("vgg16")
     for name, w in snap.items():
         (base.get_layer(name[6:]) if name.startswith("vgg16/") else model.get_layer(name)).set_weights(w)
+
+
+@dataclass
+class HeadSetup:
+    """The transfer model built and its head's training input ready: what :func:`head_setup` gives the head's
+    training (:func:`train_transfer`) and the learning-rate range test (:mod:`core.training.lr_find`)."""
+
+    base: Any  # the frozen VGG16 base
+    model: Any  # base + head: predicts from images
+    trainee: Any  # what the head's fit trains: the head on cached features, or the whole model on images
+    train_xy: tuple[Any, Any]
+    val: tuple[Any, Any]
+    feats: Any  # the cached base features (None with augmentation)
+    train_idx: Any
+    val_idx: Any
+    extra: dict[str, Any]
+    on_images: Any  # the preprocessing of image batches (features pass as they are)
+    augment: bool
+
+
+def head_setup(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: PreparedData,
+    *,
+    store: RunStore | None,
+    progress: Progress | None,
+    planned: int,
+    block4: bool = False,
+) -> HeadSetup:
+    """Steps 1 and 2 of :func:`train_transfer`: seed, build the base with its weights and the head, and the
+    head's training input (the cached pooled features, or images with augmentation). ``planned`` is the
+    epochs the progress events count; ``block4`` also caches the block4_pool maps (for fine-tuning)."""
+    import keras
+
+    set_seed(train_cfg.seed)
+    precision = train_cfg.precision
+    with precision_policy(precision):  # the frozen base only: the head is built after, in float32
+        base, info = build_base(model_cfg.weights, model_cfg.input_size, seed=train_cfg.seed, store=store)
+    model = assemble_model(base, model_cfg)
+    augment = train_cfg.augment.enabled
+    extra: dict[str, Any] = {
+        "precision": precision,  # the base's arithmetic (core.base.precision); the head is float32
+        "weights": model_cfg.weights,
+        "weights_source": info.source,
+        "weights_label": info.label,
+        "weights_detail": info.detail,
+        "weights_identity": info.identity,
+        "preprocessing": info.preprocessing,
+        "base_seconds": round(info.seconds, 3),
+    }
+    val = (data.x_val, data.y_val)
+    feats, train_idx, val_idx = None, None, None
+    if augment:
+        extra["features"] = (
+            "recomputed through the frozen base every epoch: augmentation changes the training images "
+            "each epoch, so base features cannot be cached (slow: every epoch runs all 13 conv layers)"
+        )
+        trainee, train_xy = model, (data.x_train, data.y_train)  # scaled and preprocessed per batch
+    else:
+        images, fingerprint, train_idx, val_idx = feature_source(data)
+
+        def batch_done(batch: int, batches: int) -> None:
+            progress(ProgressEvent("batch", epochs=planned, batch=batch, batches=batches, phase="features"))
+
+        feats = cached_features(
+            base,
+            info,
+            images,
+            fingerprint,
+            store=store,
+            block4=block4,
+            progress=None if progress is None else batch_done,
+        )
+        how = "reused from the run store's cache" if feats.cache_hit else f"computed in {feats.seconds:.1f} s, cached"
+        extra["features"] = (
+            f"cached base features (computed once per dataset, input size and weight source; {how}): "
+            "the head trains on the base's pooled 512 features"
+        )
+        extra.update(
+            features_cache_hit=feats.cache_hit,
+            extract_seconds=round(feats.seconds, 3),
+            extract_batch_size=feats.batch_size,
+            features_key=feats.key,
+            **feats.extra,
+        )
+        trainee = keras.Sequential(
+            [keras.Input(shape=(512,), name="features")] + [model.get_layer(n) for n in ("dense", "dropout", "output")],
+            name="vgg16_head",
+        )  # the full model's own layers: training this trains them
+        train_xy = (feats.pooled[train_idx], data.y_train)
+        val = (feats.pooled[val_idx], data.y_val)
+
+    on_images = partial(preprocess_images, weights=model_cfg.weights)  # for image batches; features pass as they are
+    return HeadSetup(base, model, trainee, train_xy, val, feats, train_idx, val_idx, extra, on_images, augment)
 
 
 def train_transfer(
@@ -121,70 +217,15 @@ def train_transfer(
         raise ValueError(f"train_transfer trains the VGG16 transfer model. Received: model={model_cfg.model!r}")
     train_cfg = settle_precision(model_cfg, train_cfg)  # decided at submission already; a direct caller's "auto" here
     check_inputs(model_cfg, train_cfg, data)
-    import keras
-
     start = time.perf_counter()
-    set_seed(train_cfg.seed)
-    precision = train_cfg.precision
-    with precision_policy(precision):  # the frozen base only: the head is built after, in float32
-        base, info = build_base(model_cfg.weights, model_cfg.input_size, seed=train_cfg.seed, store=store)
-    model = assemble_model(base, model_cfg)
     n_ft = train_cfg.fine_tune_epochs
     planned = train_cfg.epochs + n_ft
-    augment = train_cfg.augment.enabled
-    extra: dict[str, Any] = {
-        "precision": precision,  # the base's arithmetic (core.base.precision); the head is float32
-        "weights": model_cfg.weights,
-        "weights_source": info.source,
-        "weights_label": info.label,
-        "weights_detail": info.detail,
-        "weights_identity": info.identity,
-        "preprocessing": info.preprocessing,
-        "base_seconds": round(info.seconds, 3),
-    }
-    val = (data.x_val, data.y_val)
-    feats = None
-    if augment:
-        extra["features"] = (
-            "recomputed through the frozen base every epoch: augmentation changes the training images "
-            "each epoch, so base features cannot be cached (slow: every epoch runs all 13 conv layers)"
-        )
-        trainee, train_xy = model, (data.x_train, data.y_train)  # scaled and preprocessed per batch
-    else:
-        images, fingerprint, train_idx, val_idx = feature_source(data)
+    setup = head_setup(model_cfg, train_cfg, data, store=store, progress=progress, planned=planned, block4=n_ft > 0)
+    base, model, trainee, train_xy, val = setup.base, setup.model, setup.trainee, setup.train_xy, setup.val
+    feats, train_idx, val_idx, extra = setup.feats, setup.train_idx, setup.val_idx, setup.extra
+    on_images, augment = setup.on_images, setup.augment
+    import keras
 
-        def batch_done(batch: int, batches: int) -> None:
-            progress(ProgressEvent("batch", epochs=planned, batch=batch, batches=batches, phase="features"))
-
-        feats = cached_features(
-            base,
-            info,
-            images,
-            fingerprint,
-            store=store,
-            block4=n_ft > 0,
-            progress=None if progress is None else batch_done,
-        )
-        how = "reused from the run store's cache" if feats.cache_hit else f"computed in {feats.seconds:.1f} s, cached"
-        extra["features"] = (
-            f"cached base features (computed once per dataset, input size and weight source; {how}): "
-            "the head trains on the base's pooled 512 features"
-        )
-        extra.update(
-            features_cache_hit=feats.cache_hit,
-            extract_seconds=round(feats.seconds, 3),
-            extract_batch_size=feats.batch_size,
-            features_key=feats.key,
-            **feats.extra,
-        )
-        trainee = keras.Sequential(
-            [keras.Input(shape=(512,), name="features")] + [model.get_layer(n) for n in ("dense", "dropout", "output")],
-            name="vgg16_head",
-        )  # the full model's own layers: training this trains them
-        train_xy = (feats.pooled[train_idx], data.y_train)
-        val = (feats.pooled[val_idx], data.y_val)
-
-    on_images = partial(preprocess_images, weights=model_cfg.weights)  # for image batches; features pass as they are
     compile_model(trainee, train_cfg)
     t_head = time.perf_counter()
     head = fit_phase(

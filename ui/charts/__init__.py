@@ -6,7 +6,8 @@ in one module per family:
 
 - :mod:`ui.charts.common`        the palette (blue training, orange validation, green best epoch, purple
                                  restored, red stopped...), the layout and axis style, ``CONFIG``, :func:`spec`
-- :mod:`ui.charts.curves`        one run's training curves (:func:`history_figure`)
+- :mod:`ui.charts.curves`        one run's training curves (:func:`history_figure`), a learning-rate range
+                                  test's loss against the rate (:func:`lr_find_figure`)
 - :mod:`ui.charts.compare`       several runs on one chart: the lab's variants, scratch vs transfer, runs
                                  overlaid, repeats' mean and band
 - :mod:`ui.charts.sweeps`        a sweep's grid of results and its small multiples
@@ -48,7 +49,7 @@ from ui.charts.common import (
     spec,
 )
 from ui.charts.compare import band_figure, comparison_figure, lab_figure, overlay_figure
-from ui.charts.curves import history_figure
+from ui.charts.curves import history_figure, lr_find_figure
 from ui.charts.data import class_counts_figure
 from ui.charts.inside import (
     embedding_figure,
@@ -88,6 +89,7 @@ __all__ = [
     "filters_figure",
     "heat_overlay_figure",
     "history_figure",
+    "lr_find_figure",
     "kernel_slices_figure",
     "lab_figure",
     "maps_row_figure",

@@ -162,3 +162,95 @@ def history_figure(
         yaxis2=axis(range=[0, 1.02], tickformat=".0%", anchor="x2"),
     )
     return go.Figure({"data": traces, "layout": layout})
+
+
+@st.cache_resource(**CACHE)
+def lr_find_figure(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    *,
+    suggested: float | None,
+    rule: str | None,
+    falls: tuple[float, float] | None,
+    height: int = 380,
+) -> go.Figure:
+    """A learning-rate range test: each step's loss (faint) and the smoothed loss against the learning rate on a
+    log axis, the range where the smoothed loss falls shaded, the suggested rate marked with its rule written
+    on the chart."""
+    x = [float(v) for v in lrs]
+    clean = [float(v) if math.isfinite(v) else None for v in losses]
+    line = [float(v) if math.isfinite(v) else None for v in smoothed]
+    traces: list[dict] = [
+        {
+            "type": "scatter",
+            "x": x,
+            "y": clean,
+            "name": "loss of each step",
+            "mode": "markers",
+            "marker": {"color": MUTED, "size": 4, "opacity": 0.45},
+        },
+        {
+            "type": "scatter",
+            "x": x,
+            "y": line,
+            "name": "smoothed loss",
+            "mode": "lines",
+            "line": {"color": TRAIN, "width": 2.5},
+        },
+    ]
+    shapes: list[dict] = []
+    notes: list[dict] = []
+    if falls is not None:
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": falls[0],
+                "x1": falls[1],
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": BEST,
+                "opacity": 0.08,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+    if suggested is not None:
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": suggested,
+                "x1": suggested,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": BEST, "width": 2, "dash": "dash"},
+            }
+        )
+        notes.append(
+            {
+                "xref": "x",
+                "yref": "paper",
+                "x": math.log10(suggested),
+                "y": 1.0,
+                "yanchor": "bottom",
+                "showarrow": False,
+                "text": f"suggested {suggested:.2g}: {rule}",
+                "font": {"color": BEST},
+            }
+        )
+    finite = [v for v in line if v is not None]
+    top = 1.3 * max(finite[: max(1, len(finite) // 2)] + finite[:1]) if finite else None
+    layout = base_layout(
+        height,
+        top=96,
+        xaxis=axis(type="log", title={"text": "learning rate (log scale)"}, exponentformat="power"),
+        yaxis=axis(title={"text": "training loss"}, range=[0, top] if top else None),
+        shapes=shapes,
+        annotations=notes,
+        hovermode="x unified",
+    )
+    return go.Figure({"data": traces, "layout": layout})
