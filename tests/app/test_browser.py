@@ -255,6 +255,12 @@ def test_a_student_trains_a_tiny_model_end_to_end(server, data_dir):
             expect(page.locator(".js-plotly-plot")).to_have_count(1)
             expect(page.get_by_text("Loss (lower is better)")).to_be_visible()
             _shot(page, "4-train")
+            # The learning-rate range test of the same settings: a job like a training, then its chart.
+            page.get_by_role("button", name=re.compile(r"Find a learning rate")).click()
+            page.get_by_text(re.compile(r"^(The smoothed loss falls|The loss did not fall)")).wait_for(timeout=300000)
+            _settle(page)
+            expect(page.locator(".js-plotly-plot")).to_have_count(2)  # the training's curves and the range test's
+            _shot(page, "4-train-lr-find")
 
             # Diagnostics: the curves and a verdict for the new run (selected in the sidebar).
             _go(page, "Diagnostics")
