@@ -45,6 +45,7 @@ current = st.navigation(
             page("compare", "Compare runs", ":material/compare_arrows:"),
             page("sweep", "Sweep", ":material/grid_on:"),
         ],
+        "The class": [page("board", "Challenge board", ":material/leaderboard:")],
     }
 )
 sidebar.render(on_train_page=current.url_path == "train")

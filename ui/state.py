@@ -68,6 +68,7 @@ PAGES = {
         "transfer",
         "compare",
         "sweep",
+        "board",
     )
 }
 

@@ -14,6 +14,7 @@ PAGES = [
     "pages/transfer.py",
     "pages/compare.py",
     "pages/sweep.py",
+    "pages/board.py",
 ]
 
 
@@ -32,6 +33,7 @@ def test_the_navigation_lists_every_page_and_each_url_is_its_file_name(open_page
         "Transfer learning",
         "Compare runs",
         "Sweep",
+        "Challenge board",
     ]
     assert sorted(p["script_path"] for p in pages) == sorted(str(p) for p in (ROOT / "pages").glob("*.py"))
     # Streamlit's legacy pages-folder mode only knows file names (ui/frame.py): /train must be pages/train.py.
