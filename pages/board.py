@@ -13,7 +13,8 @@ from core.base import plural
 from core.data import DataError
 from core.jobs import JobTable
 from core.lab import BoardRow, Budgets, Challenge, ChallengeBoard, ChallengeError, board_csv
-from ui import identity, jobs, resources, state
+from core.results.compare import val_loss_best_epoch
+from ui import charts, identity, jobs, resources, state
 from ui.feedback import empty_state, header, show_error
 from ui.frame import run_page
 
@@ -172,6 +173,37 @@ def _projector(challenge_id: str) -> None:
         st.markdown(f"## {r.rank}. {r.name} · {shown} {measure} · {r.params:,} parameters")
 
 
+def _differences(board: ChallengeBoard, ch: Challenge) -> None:
+    """Once revealed: the settings in which the top runs differ from the class's median run, and their curves."""
+    diff = board.differences(ch.id)
+    if diff is None:
+        return
+    st.subheader("What the top runs did differently")
+    heads = [f"{name} (#{rank})" for name, rank in zip(diff["names"], diff["ranks"], strict=True)]
+    heads[0] = f"Median run: {heads[0]}"
+    if not diff["rows"]:
+        st.caption("The top runs used the same settings as the median run: the difference is chance.")
+    else:
+        table = [
+            dict(zip(["Setting", *heads], [row["key"], *map(str, row["values"])], strict=True)) for row in diff["rows"]
+        ]
+        st.dataframe(table, hide_index=True)
+    records = [resources.record(run_id) for run_id in diff["run_ids"]]
+    if all(records):
+        c1, c2 = st.columns(2)
+        for col, metric in ((c1, "loss"), (c2, "accuracy")):
+            curves = tuple(
+                (
+                    head,
+                    tuple(rec.history.get(metric, [])),
+                    tuple(rec.history.get(f"val_{metric}", [])),
+                    val_loss_best_epoch(rec.history, rec.best_epoch),
+                )
+                for head, rec in zip(heads, records, strict=True)
+            )
+            col.plotly_chart(charts.overlay_figure(curves, metric), config=charts.CONFIG)
+
+
 def _reveal(board: ChallengeBoard, ch: Challenge) -> None:
     c1, c2 = st.columns(2)
     scores = c1.toggle("Show the hidden test scores", value=ch.revealed, key=f"board.reveal.{ch.id}")
@@ -212,6 +244,7 @@ def main() -> None:
         _reveal(board, ch)
     _entering(board, ch, teacher)
     st.fragment(run_every=REFRESH_SECONDS)(_draw_board)(ch.id, teacher)
+    _differences(board, ch)
 
 
 run_page(main)

@@ -166,6 +166,18 @@ def test_budgets_refuse_an_entry_and_the_deadline_closes_the_challenge(home, cnn
     with pytest.raises(ChallengeError, match="You have entered 1 run in this challenge, its limit"):
         board.enter(one.id, "dee", other.run_id)
     board.enter(one.id, "eve", other.run_id)  # the limit is each student's
+    # what the top runs did differently: told only once revealed, against the class's median run
+    assert board.differences(one.id) is None
+    board.reveal(one.id)
+    diff = board.differences(one.id)
+    ranked = board.board(one.id, teacher=True)
+    assert diff["run_ids"] == [ranked[1].run_id, ranked[0].run_id]  # the median (of two: the second), then the top
+    assert diff["names"] == [r.name for r in board.board(one.id)][::-1]
+    by_run = {run.run_id: (3, 3), other.run_id: (2, 4)}
+    settings = {row["key"]: row["values"] for row in diff["rows"]}
+    assert settings["train.epochs"] == [by_run[r][0] for r in diff["run_ids"]]
+    assert settings["train.seed"] == [by_run[r][1] for r in diff["run_ids"]]
+    assert all(row["differs"] for row in diff["rows"]) and "model.filters" not in settings
 
 
 def entry(owner, val, correct, params, entered):

@@ -48,7 +48,7 @@ from core.base.errors import UserError
 from core.base.tables import plural
 from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset
 from core.models.layer_table import layer_table
-from core.results.compare import run_metrics
+from core.results.compare import run_metrics, settings_table
 from core.store.runstore import RunRecord, RunStore, UnknownRunError
 from core.training.experiment import predict_images
 
@@ -470,6 +470,33 @@ class ChallengeBoard:
                 )
             )
         return out
+
+    def differences(self, challenge_id: str, top: int = 3) -> dict[str, Any] | None:
+        """What the top runs did differently, once the scores are revealed: the settings in which the top
+        ``top`` runs (by hidden score) and the class's median run differ (the compare engine's settings table).
+
+        Returns ``{"names": [median's, top runs'...], "run_ids": [...], "rows": [{"key", "values", "differs"}]}``
+        (the median first), or None before the reveal or with fewer than two students on the board.
+        """
+        ch = self.get(challenge_id)
+        if not ch.revealed:
+            return None
+        ranked = self.board(challenge_id, teacher=True)
+        if len(ranked) < 2:
+            return None
+        median = ranked[len(ranked) // 2]
+        leaders = [r for r in ranked[:top] if r is not median]
+        rows = [median, *leaders]
+        records = [self.store.get(r.run_id) for r in rows]
+        if any(rec is None for rec in records):
+            return None  # a run was deleted from the store since it was entered
+        seen = {r.rank: r.name for r in self.board(challenge_id)}  # once revealed, the same ranking: viewers' names
+        return {
+            "names": [seen[r.rank] for r in rows],
+            "ranks": [r.rank for r in rows],
+            "run_ids": [r.run_id for r in rows],
+            "rows": [row for row in settings_table(records) if row["key"] != "data.source"],
+        }
 
 
 def rank_entries(entries: list[dict[str, Any]], *, by_score: bool) -> list[tuple[dict[str, Any], int]]:

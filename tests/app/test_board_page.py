@@ -108,6 +108,8 @@ def test_two_students_and_a_teacher_on_one_challenge(private_worker, data_dir, m
     after = _csv(alice, monkeypatch)
     assert "hidden test accuracy" in after.splitlines()[0] and "Hidden test accuracy" in _shown(alice)
     assert "alicetab" not in after  # names stay anonymous until revealed too
+    assert "What the top runs did differently" in texts(alice) and "Median run:" in _shown(alice)
+    assert len(alice.get("plotly_chart")) == 2  # loss and accuracy, the two runs overlaid
     scores = {r.name: r.score for r in board.board(ch.id)}
     for line in after.splitlines()[1:]:
         cells = line.split(",")
