@@ -291,6 +291,16 @@ class ChallengeBoard:
             rows = con.execute("SELECT * FROM challenges ORDER BY created DESC").fetchall()
         return [self._challenge(r) for r in rows]
 
+    def for_source(self, source: str | None) -> Challenge | None:
+        """The challenge whose students' folder ``source`` is (what the Train page holds to its budgets), or None."""
+        if not source or os.path.realpath(source).rsplit(os.sep, 1)[0] != str(
+            (self.store.home / "challenges").resolve()
+        ):
+            return None
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT * FROM challenges WHERE public = ?", (os.path.realpath(source),)).fetchone()
+        return self._challenge(row) if row else None
+
     def reveal(self, challenge_id: str, *, scores: bool = True, names: bool | None = None) -> Challenge:
         """The teacher's reveal: the hidden scores (and, when ``names`` is given, the students' names) shown or not."""
         self.get(challenge_id)

@@ -114,3 +114,21 @@ def test_two_students_and_a_teacher_on_one_challenge(private_worker, data_dir, m
     for line in after.splitlines()[1:]:
         cells = line.split(",")
         assert float(cells[3]) == round(scores[cells[1]], 4)
+
+
+def test_the_train_page_holds_a_challenges_images_to_its_budgets(private_worker, data_dir, open_page):
+    from core.lab import Budgets
+
+    board = ChallengeBoard(private_worker.store)
+    ch = board.create("Small", str(data_dir), Budgets(max_params=500, max_epochs=3))
+    at = open_page("pages/train.py", dataset=ch.public, model_cfg=TINY, train_cfg=TRAIN.replace(epochs=5))
+    assert not at.exception, [e.value for e in at.exception]
+    over = "This training runs up to 5 epochs; the challenge allows at most 3 epochs."
+    assert over in texts(at)  # next to the epochs slider, and among what blocks the Train button
+    warnings = [w.value for w in at.warning]
+    assert over in warnings and any("the challenge allows at most 500" in w for w in warnings)
+    assert at.button(key="train.start").disabled
+    at.slider(key="train.epochs").set_value(3).run()
+    assert over not in texts(at) and at.button(key="train.start").disabled  # the parameters still break it
+    other = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=TRAIN.replace(epochs=5))
+    assert not other.button(key="train.start").disabled  # the same settings on other data: no budget
