@@ -174,7 +174,8 @@ def _projector(challenge_id: str) -> None:
 
 
 def _differences(board: ChallengeBoard, ch: Challenge) -> None:
-    """Once revealed: the settings in which the top runs differ from the class's median run, and their curves."""
+    """Once revealed or closed: the settings in which the top runs differ from the class's median run, and their
+    curves (ranked as a student's board ranks them)."""
     diff = board.differences(ch.id)
     if diff is None:
         return
@@ -241,6 +242,7 @@ def main() -> None:
         state.use_dataset(ch.public, f"Challenge: {ch.title}")
     _settings_check(board, ch)
     if teacher:
+        st.caption(f"The students' link to this challenge: this page's address with `?challenge={ch.id}`.")
         _reveal(board, ch)
     _entering(board, ch, teacher)
     st.fragment(run_every=REFRESH_SECONDS)(_draw_board)(ch.id, teacher)

@@ -156,7 +156,7 @@ def test_budgets_refuse_an_entry_and_the_deadline_closes_the_challenge(home, cnn
     late = board.create("Late", ch.source, deadline=1000.0)
     with pytest.raises(ChallengeError, match="closed"):
         board.enter(late.id, "cid", cnn_run.run_id)
-    one = board.create("One each", ch.source, Budgets(max_trainings=1))
+    one = board.create("One each", ch.source, Budgets(max_trainings=1), deadline=4e9)  # open until 2096
     run = run_experiment(one.public, CNN, TRAIN, store=store)
     board.enter(one.id, "dee", run.run_id)
     assert "trainings" in board.budget_reasons(one, CNN, TRAIN, owner="dee")
@@ -166,8 +166,11 @@ def test_budgets_refuse_an_entry_and_the_deadline_closes_the_challenge(home, cnn
     with pytest.raises(ChallengeError, match="You have entered 1 run in this challenge, its limit"):
         board.enter(one.id, "dee", other.run_id)
     board.enter(one.id, "eve", other.run_id)  # the limit is each student's
-    # what the top runs did differently: told only once revealed, against the class's median run
+    # what the top runs did differently: told only once revealed (or closed), against the class's median run
     assert board.differences(one.id) is None
+    closed = board.differences(one.id, now=4e9 + 1)  # after the deadline: ranked as students see it, by validation
+    by_val = [r.name for r in board.board(one.id)]
+    assert closed["names"] == [by_val[1], by_val[0]] and closed["ranks"] == [2, 1]
     board.reveal(one.id)
     diff = board.differences(one.id)
     ranked = board.board(one.id, teacher=True)

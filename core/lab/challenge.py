@@ -76,6 +76,9 @@ ANIMALS = tuple(
 CONTROLS = ("parameters", "epochs", "trainings")  # the budget reasons' keys: the controls they sit next to
 
 
+_MADE: set[str] = set()  # the stores whose tables this process has made
+
+
 class ChallengeError(UserError):
     """A challenge cannot be made, found, entered or scored as asked: the message says why."""
 
@@ -200,9 +203,10 @@ class ChallengeBoard:
 
     def __init__(self, store: RunStore):
         self.store = store
-        if not store.readonly:
+        if not store.readonly and str(store.db_path) not in _MADE:  # once per store and process: pages make one per run
             with closing(self._connect()) as con, con:
                 con.executescript(SCHEMA)
+            _MADE.add(str(store.db_path))
 
     def _connect(self) -> sqlite3.Connection:
         con = self.store.connect()
@@ -481,30 +485,33 @@ class ChallengeBoard:
             )
         return out
 
-    def differences(self, challenge_id: str, top: int = 3) -> dict[str, Any] | None:
-        """What the top runs did differently, once the scores are revealed: the settings in which the top
-        ``top`` runs (by hidden score) and the class's median run differ (the compare engine's settings table).
+    def differences(self, challenge_id: str, top: int = 3, *, now: float | None = None) -> dict[str, Any] | None:
+        """What the top runs did differently, once the scores are revealed or the deadline has passed: the
+        settings in which the top ``top`` runs and the class's median run differ (the compare engine's settings
+        table). The runs are ranked as the board ranks them for a student: by the hidden score once revealed,
+        by validation accuracy before (a deadline alone reveals nothing of the hidden split).
 
-        Returns ``{"names": [median's, top runs'...], "run_ids": [...], "rows": [{"key", "values", "differs"}]}``
-        (the median first), or None before the reveal or with fewer than two students on the board.
+        Returns ``{"names", "ranks", "run_ids", "rows": [{"key", "values", "differs"}]}`` (the median run
+        first, then the top runs), or None before that, or with fewer than two students on the board.
         """
         ch = self.get(challenge_id)
-        if not ch.revealed:
+        if not (ch.revealed or ch.closed(now)):
             return None
-        ranked = self.board(challenge_id, teacher=True)
+        with closing(self._connect()) as con:
+            rows = [dict(r) for r in con.execute("SELECT * FROM challenge_entries WHERE challenge = ?", (ch.id,))]
+        ranked = [e for e, _ in rank_entries(rows, by_score=ch.revealed)]  # the students' board, in order
         if len(ranked) < 2:
             return None
-        median = ranked[len(ranked) // 2]
-        leaders = [r for r in ranked[:top] if r is not median]
-        rows = [median, *leaders]
-        records = [self.store.get(r.run_id) for r in rows]
+        median = len(ranked) // 2
+        chosen = [median, *(i for i in range(min(top, len(ranked))) if i != median)]
+        records = [self.store.get(ranked[i]["run_id"]) for i in chosen]
         if any(rec is None for rec in records):
             return None  # a run was deleted from the store since it was entered
-        seen = {r.rank: r.name for r in self.board(challenge_id)}  # once revealed, the same ranking: viewers' names
+        names = [r.name for r in self.board(challenge_id)]  # the names a student may see, in the same order
         return {
-            "names": [seen[r.rank] for r in rows],
-            "ranks": [r.rank for r in rows],
-            "run_ids": [r.run_id for r in rows],
+            "names": [names[i] for i in chosen],
+            "ranks": [i + 1 for i in chosen],
+            "run_ids": [ranked[i]["run_id"] for i in chosen],
             "rows": [row for row in settings_table(records) if row["key"] != "data.source"],
         }
 
