@@ -29,8 +29,8 @@ def page(key: str, title: str, icon: str, default: bool = False, visible: bool =
     )
 
 
-# The teacher's view is in the teacher's menu only; for a student it keeps its address (/teacher reads one line,
-# pages/teacher.py) without an entry, in the first section so that no empty heading shows.
+# The teacher's view is in the teacher's menu only (under "The class"); for a student it keeps its address
+# (/teacher reads one line, pages/teacher.py) without an entry, in the first section.
 teacher = is_teacher()
 teaching = [page("teacher", "Teacher's view", ":material/co_present:", visible=teacher)]
 current = st.navigation(
@@ -52,7 +52,7 @@ current = st.navigation(
             page("compare", "Compare runs", ":material/compare_arrows:"),
             page("sweep", "Sweep", ":material/grid_on:"),
         ],
-        **({"Teaching": teaching} if teacher else {}),
+        "The class": [page("board", "Challenge board", ":material/leaderboard:"), *(teaching if teacher else [])],
     }
 )
 sidebar.render(on_train_page=current.url_path == "train")

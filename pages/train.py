@@ -138,6 +138,9 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
             key=K + "epochs",
             help="Full passes over the training images (the most training can run).",
         )
+        over = train_panels.challenge_reasons(state.dataset(), m, base.replace(epochs=c["epochs"])).get("epochs")
+        if over:  # the active dataset is a challenge's: its epoch budget, next to the slider
+            st.caption(f":red[{over}]")
         state.bind(K + "batch_size", base.batch_size)
         c["batch_size"] = st.select_slider(
             "Batch size",

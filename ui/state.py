@@ -69,6 +69,7 @@ PAGES = {
         "compare",
         "sweep",
         "teacher",
+        "board",
     )
 }
 

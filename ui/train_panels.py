@@ -15,6 +15,7 @@ import streamlit as st
 from core.base import describe, plural
 from core.base.config import LEARNING_RATES, TrainConfig
 from core.jobs import CANCELLED, Job, JobState, budget_warning, estimate_text
+from core.lab import ChallengeBoard
 from core.results import MAX_SEEDS, MIN_SEEDS
 from core.results.lr_range import nearest
 from core.training import LRRange, stop_reason
@@ -58,6 +59,15 @@ def train_section(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -
     _finished(job)
 
 
+def challenge_reasons(source: str | None, m, cfg: TrainConfig | None) -> dict[str, str]:
+    """When the active dataset is a challenge's images: why these settings break its budgets, per control."""
+    board = ChallengeBoard(resources.store())
+    ch = board.for_source(source)
+    if ch is None or cfg is None:
+        return {}
+    return board.budget_reasons(ch, m, cfg, jobs.owner())
+
+
 def _live(snaps: list) -> None:
     job_panel(snaps, key=K)
 
@@ -89,6 +99,8 @@ def _start_panel(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) ->
         blockers.append("This network is larger than this server trains (see above): make it smaller first.")
     if cfg is None:
         blockers.append("Fix the setting marked above first.")
+    reasons = challenge_reasons(source, m, cfg)
+    blockers += [reasons[c] for c in ("parameters", "epochs") if c in reasons]  # entries are counted when entering
     stored = None
     if not blockers:
         try:

@@ -190,6 +190,15 @@ def uploads_dir() -> Path:
     return (default_home() / "uploads").resolve()
 
 
+def challenges_dir() -> Path:
+    """Where each challenge's students' images are kept (the run store's ``challenges/``), resolved.
+
+    Only the images students may train on are ever written here; a challenge's hidden test images stay
+    where the teacher's data is, named only in the store's SQLite (:mod:`core.lab.challenge`).
+    """
+    return (default_home() / "challenges").resolve()
+
+
 # --------------------------------------------------------------------------- out of memory
 
 

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from core.base.limits import check_kind, data_roots, inside, refusal, serving, uploads_dir
+from core.base.limits import challenges_dir, check_kind, data_roots, inside, refusal, serving, uploads_dir
 from core.base.tables import plural
 from core.data.dataset import Dataset, SkippedFile, fingerprint, under_limits
 from core.data.errors import DataError
@@ -216,7 +216,7 @@ def _allowed_roots() -> tuple[Path, ...] | None:
     """Where a dashboard process may read data (None: anywhere, as for the CLI); see :mod:`core.base.limits`."""
     if not serving():
         return None
-    return (*data_roots(), Path(SAMPLE_DATA_DIR).resolve(), uploads_dir())
+    return (*data_roots(), Path(SAMPLE_DATA_DIR).resolve(), uploads_dir(), challenges_dir())
 
 
 def _on_disk(cache_dir, source_key: tuple, what_was_read, build: Callable[..., Dataset]) -> Callable[[], Dataset]:

@@ -189,6 +189,14 @@ class JobTable:
             row = con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _row(row) if row else None
 
+    def run_ids_of(self, owner: str) -> set[str]:
+        """The runs ``owner``'s jobs gave (trained, or a stored run given back): what they may enter in a challenge."""
+        with closing(self._connect()) as con:
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
+                return set()
+            rows = con.execute("SELECT DISTINCT run_id FROM jobs WHERE owner = ? AND run_id IS NOT NULL", (owner,))
+            return {r[0] for r in rows.fetchall()}
+
     def rows(self, limit: int = 20) -> list[dict[str, Any]]:
         """Queued and running jobs (oldest first), then the ``limit`` most recent others (newest first).
 

@@ -1,5 +1,17 @@
-"""The overfitting lab: its five variants of one network, and what their runs say together."""
+"""The overfitting lab: its five variants of one network, and what their runs say together; and the class's
+challenges (a hidden test split, budgets, entries scored by the server, the board)."""
 
+from core.lab.challenge import (
+    CONTROLS,
+    BoardRow,
+    Budgets,
+    Challenge,
+    ChallengeBoard,
+    ChallengeError,
+    board_csv,
+    hidden_split,
+    rank_entries,
+)
 from core.lab.results import LAB_COLUMNS, lab_cells, lab_curves, lab_rows, lab_summary
 from core.lab.variants import (
     DEFAULT_EPOCHS,
@@ -14,6 +26,15 @@ from core.lab.variants import (
 )
 
 __all__ = [
+    "CONTROLS",
+    "BoardRow",
+    "Budgets",
+    "Challenge",
+    "ChallengeBoard",
+    "ChallengeError",
+    "board_csv",
+    "hidden_split",
+    "rank_entries",
     "DEFAULT_EPOCHS",
     "DEFAULT_FRACTION",
     "DEFAULT_SEED",

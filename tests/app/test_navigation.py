@@ -15,6 +15,7 @@ PAGES = [
     "pages/compare.py",
     "pages/sweep.py",
     "pages/teacher.py",
+    "pages/board.py",
 ]
 
 
@@ -34,6 +35,7 @@ def test_the_navigation_lists_every_page_and_each_url_is_its_file_name(open_page
         "Transfer learning",
         "Compare runs",
         "Sweep",
+        "Challenge board",
     ]
     assert sorted(p["script_path"] for p in pages) == sorted(str(p) for p in (ROOT / "pages").glob("*.py"))
     # Streamlit's legacy pages-folder mode only knows file names (ui/frame.py): /train must be pages/train.py.

@@ -1,0 +1,134 @@
+"""The Challenge board page: a teacher (password login) creates a challenge and reveals it; two students train
+through the real worker, enter their runs and see the board; nothing of the hidden split reaches a student's
+page or CSV before the reveal."""
+
+from __future__ import annotations
+
+from apphelpers import APP, TIMEOUT, TINY, texts
+from streamlit.testing.v1 import AppTest
+
+from core.base.config import TrainConfig
+from core.lab import ChallengeBoard
+from core.store.runstore import RunStore
+
+PASSWORDS = {"class_password": "quartz-42", "teacher_password": "granite-7"}
+TRAIN = TrainConfig(epochs=2, batch_size=8, precision="float32")
+
+
+def _person(password: str, owner: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["cnnlab"] = PASSWORDS
+    if owner:
+        at.session_state["owner"] = owner  # the tab's job owner (ui.state.owner), so the test can train as it
+    at.run()
+    at.text_input(key="login.password").input(password)
+    at.button[0].click().run()
+    at.switch_page("pages/board.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _csv(at: AppTest, monkeypatch) -> str:
+    """The bytes the board's download button serves: what the page gave Streamlit's media files on a run."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    served = {}
+    add = MediaFileManager.add
+
+    def keep(self, data, mimetype, coordinates, file_name=None, is_for_static_download=False):
+        served[file_name] = data
+        return add(self, data, mimetype, coordinates, file_name, is_for_static_download)
+
+    with monkeypatch.context() as m:
+        m.setattr(MediaFileManager, "add", keep)
+        at.run()
+    [name] = [n for n in served if n and n.startswith("board-")]
+    data = served[name]
+    return data.decode() if isinstance(data, bytes) else data
+
+
+def _shown(at: AppTest) -> str:
+    frames = [str(df.value.to_dict("records")) + str(list(df.value.columns)) for df in at.dataframe]
+    return texts(at) + "\n".join(frames)
+
+
+def test_two_students_and_a_teacher_on_one_challenge(private_worker, data_dir, monkeypatch):
+    teacher = _person(PASSWORDS["teacher_password"])
+    teacher.text_input(key="board.title").input("Stripes")
+    teacher.text_input(key="board.folder").input(str(data_dir))
+    teacher.text_area(key="board.brief").input("Tell the stripes apart with few parameters.")
+    teacher.number_input(key="board.epochs").set_value(3)
+    teacher.button(key="FormSubmitter:board.new-Create the challenge").click().run()
+    assert not teacher.exception, [e.value for e in teacher.exception]
+    assert "The challenge 'Stripes' is on the board." in texts(teacher)
+    board = ChallengeBoard(RunStore(private_worker.store.home))
+    [ch] = board.list()
+    hidden = board._hidden_files(ch.id)
+    assert ch.budgets.max_epochs == 3 and hidden
+
+    alice, bob = _person(PASSWORDS["class_password"], "alicetab"), _person(PASSWORDS["class_password"], "bobtab")
+    assert "Tell the stripes apart" in texts(alice) and "At most 3 epochs per training." in texts(alice)
+    # the page holds the current settings to the budget before anything trains
+    alice.session_state["train_cfg"] = TRAIN.replace(epochs=5)
+    alice.run()
+    assert any("the challenge allows at most 3 epochs" in w.value for w in alice.warning)
+
+    for at, owner, seed in ((alice, "alicetab", 1), (bob, "bobtab", 2)):
+        job = private_worker.submit(ch.public, TINY, TRAIN.replace(seed=seed), owner=owner)
+        assert private_worker.wait(job, timeout=300).result is not None, job.error
+        at.run()
+        assert at.selectbox(key="board.run").options  # only their own run is offered
+        at.button(key="board.enter").click().run()
+        assert not at.exception and any("Entered as" in s.value for s in at.success), texts(at)
+    assert len(alice.selectbox(key="board.run").options) == 1  # Bob's run is not Alice's to enter
+
+    alice.run()
+    before = _shown(alice)
+    csv_text = _csv(alice, monkeypatch)
+    assert (
+        csv_text.splitlines()[0] == "rank,student,validation accuracy,parameters,epochs,training seconds,runs entered"
+    )
+    assert len(csv_text.splitlines()) == 3
+    for seen in (before, csv_text):  # no hidden score, no hidden file, no one's id
+        assert "Hidden test accuracy" not in seen and "hidden test accuracy" not in seen
+        assert not any(f in seen or f.rsplit("/", 1)[-1] in seen for f in hidden)
+        assert "alicetab" not in seen and "bobtab" not in seen
+    teacher.run()
+    assert "Hidden test accuracy" in _shown(teacher) and "alicetab" in _shown(teacher)
+
+    # the projector: anonymous and large, even on the teacher's screen
+    teacher.toggle(key="board.projector").set_value(True).run()
+    projected = texts(teacher)
+    assert "alicetab" not in projected and "validation accuracy" in projected
+
+    teacher.toggle(key="board.projector").set_value(False).run()
+    teacher.toggle(key=f"board.reveal.{ch.id}").set_value(True).run()
+    assert not teacher.exception, [e.value for e in teacher.exception]
+    alice.run()
+    after = _csv(alice, monkeypatch)
+    assert "hidden test accuracy" in after.splitlines()[0] and "Hidden test accuracy" in _shown(alice)
+    assert "alicetab" not in after  # names stay anonymous until revealed too
+    assert "What the top runs did differently" in texts(alice) and "Median run:" in _shown(alice)
+    assert len(alice.get("plotly_chart")) == 2  # loss and accuracy, the two runs overlaid
+    scores = {r.name: r.score for r in board.board(ch.id)}
+    for line in after.splitlines()[1:]:
+        cells = line.split(",")
+        assert float(cells[3]) == round(scores[cells[1]], 4)
+
+
+def test_the_train_page_holds_a_challenges_images_to_its_budgets(private_worker, data_dir, open_page):
+    from core.lab import Budgets
+
+    board = ChallengeBoard(private_worker.store)
+    ch = board.create("Small", str(data_dir), Budgets(max_params=500, max_epochs=3))
+    at = open_page("pages/train.py", dataset=ch.public, model_cfg=TINY, train_cfg=TRAIN.replace(epochs=5))
+    assert not at.exception, [e.value for e in at.exception]
+    over = "This training runs up to 5 epochs; the challenge allows at most 3 epochs."
+    assert over in texts(at)  # next to the epochs slider, and among what blocks the Train button
+    warnings = [w.value for w in at.warning]
+    assert over in warnings and any("the challenge allows at most 500" in w for w in warnings)
+    assert at.button(key="train.start").disabled
+    at.slider(key="train.epochs").set_value(3).run()
+    assert over not in texts(at) and at.button(key="train.start").disabled  # the parameters still break it
+    other = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=TRAIN.replace(epochs=5))
+    assert not other.button(key="train.start").disabled  # the same settings on other data: no budget
