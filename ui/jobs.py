@@ -150,6 +150,12 @@ def start_many(
     return started
 
 
+def found_again(page: str) -> bool:
+    """Whether ``page``'s job was found among the student's own after a reload or in a new tab (not pressed here)."""
+    started = following(page)
+    return started is not None and bool(started.about.get("found"))
+
+
 def following(page: str) -> Started | None:
     """The jobs ``page`` started last in this session (None: none yet)."""
     return (st.session_state.get(STARTED) or {}).get(page)
@@ -204,7 +210,9 @@ def shown_job() -> tuple[Job | None, bool]:
     active = [j for j in w.running() + w.queued() if j.kind == "train"]  # a range test shows in its own section
     yours = next((j for j in active if mine(j)), None)  # a named student back after a reload: their own training
     if job is None and yours is not None:
-        ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((yours.id,))}
+        # Shown as theirs (they may stop it), but not as this tab's own press: it may be one point of their sweep,
+        # so the Train button stays (the per-student cap still says when they have too many waiting).
+        ss[STARTED] = {**(ss.get(STARTED) or {}), TRAIN: Started((yours.id,), {"found": True})}
         return yours, True
     job = job or next(iter(active), None) or find(ss.get(WATCHING))
     if job is not None:

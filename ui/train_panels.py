@@ -39,7 +39,7 @@ def train_section(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -
     if mine and st.query_params.get("job") != job.id:
         st.query_params["job"] = job.id  # a reload of this page finds the job again
         st.query_params["sid"] = state.owner()  # ... and knows it is this tab's (ui.state.owner)
-    if not (mine and job.active):  # one training per session at a time
+    if not (mine and job.active) or jobs.found_again(jobs.TRAIN):  # one training per press of this tab at a time
         _start_panel(m, cfg, impossible, too_big)
     if K + "error" in ss:
         st.error(ss.pop(K + "error"), icon=":material/error:")
