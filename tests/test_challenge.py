@@ -23,7 +23,7 @@ from core.store.runstore import RunStore
 from core.training.experiment import run_experiment, run_split
 
 CNN = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
-TRAIN = TrainConfig(epochs=3, batch_size=8, seed=3, precision="float32")
+TRAIN = TrainConfig(epochs=3, batch_size=8, seed=3)
 PER_CLASS = 20
 
 
@@ -129,9 +129,7 @@ def test_the_vgg16_transfer_model_is_scored_through_its_own_preprocessing(home, 
     store, board, ch, _ = home
     vgg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
     roomy = board.create("Any size", ch.source, Budgets(max_epochs=2))
-    public_run = run_experiment(
-        roomy.public, vgg, TrainConfig(epochs=1, batch_size=16, precision="float32"), store=store
-    )
+    public_run = run_experiment(roomy.public, vgg, TrainConfig(epochs=1, batch_size=16), store=store)
     with pytest.raises(ChallengeError, match="other data"):
         board.enter(roomy.id, "bob", cnn_run.run_id)  # trained on the first challenge's images
     board.enter(roomy.id, "bob", public_run.run_id)
@@ -150,7 +148,7 @@ def test_the_vgg16_transfer_model_is_scored_through_its_own_preprocessing(home, 
 
 def test_budgets_refuse_an_entry_and_the_deadline_closes_the_challenge(home, cnn_run):
     store, board, ch, _ = home
-    over = run_experiment(ch.public, CNN, TrainConfig(epochs=5, batch_size=8, seed=3, precision="float32"), store=store)
+    over = run_experiment(ch.public, CNN, TrainConfig(epochs=5, batch_size=8, seed=3), store=store)
     with pytest.raises(ChallengeError, match="at most 4 epochs"):
         board.enter(ch.id, "cid", over.run_id)
     late = board.create("Late", ch.source, deadline=1000.0)
@@ -160,9 +158,7 @@ def test_budgets_refuse_an_entry_and_the_deadline_closes_the_challenge(home, cnn
     run = run_experiment(one.public, CNN, TRAIN, store=store)
     board.enter(one.id, "dee", run.run_id)
     assert "trainings" in board.budget_reasons(one, CNN, TRAIN, owner="dee")
-    other = run_experiment(
-        one.public, CNN, TrainConfig(epochs=2, batch_size=8, seed=4, precision="float32"), store=store
-    )
+    other = run_experiment(one.public, CNN, TrainConfig(epochs=2, batch_size=8, seed=4), store=store)
     with pytest.raises(ChallengeError, match="You have entered 1 run in this challenge, its limit"):
         board.enter(one.id, "dee", other.run_id)
     board.enter(one.id, "eve", other.run_id)  # the limit is each student's

@@ -13,24 +13,9 @@ from dataclasses import dataclass
 from core.jobs.state import JobSnapshot, JobState
 from core.results.diagnosis import diagnosis_of, in_few_words
 from core.store.runstore import RunRecord
+from core.store.students import owner_name
 
-NO_OWNER = "Command line and notebooks"  # jobs submitted without an owner
 _ORDER = {JobState.RUNNING: 0, JobState.QUEUED: 1}  # then the ended ones, newest first
-
-
-def owner_name(owner: str | None) -> str:
-    """A job owner's id as the teacher reads it: the login or the student's name (``user:ann@school.org`` ->
-    ``ann@school.org``, ``name:ann`` -> ``ann``, ``teacher:ms stone`` -> ``ms stone (teacher)``), or
-    "browser tab 3f2a9c" for a student who gave none (an anonymous tab's id, shortened)."""
-    if owner is None:
-        return NO_OWNER
-    kind, _, rest = owner.partition(":")
-    if kind in ("user", "name") and rest:
-        return rest
-    if kind == "teacher" and rest:
-        return f"{rest} (teacher)"
-    tab = rest if kind == "session" and rest else owner
-    return f"browser tab {tab[:6]}"
 
 
 def _rank(snap: JobSnapshot) -> tuple:

@@ -50,6 +50,7 @@ from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset
 from core.models.layer_table import layer_table
 from core.results.compare import run_metrics, settings_table
 from core.store.runstore import RunRecord, RunStore, UnknownRunError
+from core.store.students import owner_name
 from core.training.experiment import predict_images
 
 HIDDEN_FRACTION = 0.2  # of each class's images, set aside as the hidden test split
@@ -473,7 +474,7 @@ class ChallengeBoard:
             out.append(
                 BoardRow(
                     rank=rank,
-                    name=r["owner"] if shown_names else r["name"],
+                    name=owner_name(r["owner"]) if shown_names else r["name"],
                     val_accuracy=r["val_accuracy"],
                     score=r["correct"] / r["hidden_count"] if by_score else None,
                     params=r["params"],

@@ -95,6 +95,24 @@ class LoginRefused(UserError):
     """A saved login (token) that is not accepted: changed, expired, logged out, or from other passwords."""
 
 
+NO_OWNER = "Command line and notebooks"  # jobs submitted without an owner
+
+
+def owner_name(owner: str | None) -> str:
+    """A job owner's id as the teacher reads it: the login or the student's name (``user:ann@school.org`` ->
+    ``ann@school.org``, ``name:ann`` -> ``ann``, ``teacher:ms stone`` -> ``ms stone (teacher)``), or
+    "browser tab 3f2a9c" for a student who gave none (an anonymous tab's id, shortened)."""
+    if owner is None:
+        return NO_OWNER
+    kind, _, rest = owner.partition(":")
+    if kind in ("user", "name") and rest:
+        return rest
+    if kind == "teacher" and rest:
+        return f"{rest} (teacher)"
+    tab = rest if kind == "session" and rest else owner
+    return f"browser tab {tab[:6]}"
+
+
 def normalise_name(text: str) -> str:
     """The name a student is known by: NFKC, case-folded, spaces collapsed; letters, digits and `` -'._`` only.
 

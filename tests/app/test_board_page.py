@@ -12,15 +12,15 @@ from core.lab import ChallengeBoard
 from core.store.runstore import RunStore
 
 PASSWORDS = {"class_password": "quartz-42", "teacher_password": "granite-7"}
-TRAIN = TrainConfig(epochs=2, batch_size=8, precision="float32")
+TRAIN = TrainConfig(epochs=2, batch_size=8)
 
 
-def _person(password: str, owner: str | None = None) -> AppTest:
+def _person(password: str, name: str) -> AppTest:
+    """A browser logged in with ``name`` and a password: a student's jobs are then "name:<name>"'s."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.secrets["cnnlab"] = PASSWORDS
-    if owner:
-        at.session_state["owner"] = owner  # the tab's job owner (ui.state.owner), so the test can train as it
     at.run()
+    at.text_input(key="login.name").input(name)
     at.text_input(key="login.password").input(password)
     at.button[0].click().run()
     at.switch_page("pages/board.py").run()
@@ -53,7 +53,7 @@ def _shown(at: AppTest) -> str:
 
 
 def test_two_students_and_a_teacher_on_one_challenge(private_worker, data_dir, monkeypatch):
-    teacher = _person(PASSWORDS["teacher_password"])
+    teacher = _person(PASSWORDS["teacher_password"], "ms stone")
     teacher.text_input(key="board.title").input("Stripes")
     teacher.text_input(key="board.folder").input(str(data_dir))
     teacher.text_area(key="board.brief").input("Tell the stripes apart with few parameters.")
@@ -66,14 +66,14 @@ def test_two_students_and_a_teacher_on_one_challenge(private_worker, data_dir, m
     hidden = board._hidden_files(ch.id)
     assert ch.budgets.max_epochs == 3 and hidden
 
-    alice, bob = _person(PASSWORDS["class_password"], "alicetab"), _person(PASSWORDS["class_password"], "bobtab")
+    alice, bob = _person(PASSWORDS["class_password"], "alice"), _person(PASSWORDS["class_password"], "bob")
     assert "Tell the stripes apart" in texts(alice) and "At most 3 epochs per training." in texts(alice)
     # the page holds the current settings to the budget before anything trains
     alice.session_state["train_cfg"] = TRAIN.replace(epochs=5)
     alice.run()
     assert any("the challenge allows at most 3 epochs" in w.value for w in alice.warning)
 
-    for at, owner, seed in ((alice, "alicetab", 1), (bob, "bobtab", 2)):
+    for at, owner, seed in ((alice, "name:alice", 1), (bob, "name:bob", 2)):
         job = private_worker.submit(ch.public, TINY, TRAIN.replace(seed=seed), owner=owner)
         assert private_worker.wait(job, timeout=300).result is not None, job.error
         at.run()
@@ -92,14 +92,14 @@ def test_two_students_and_a_teacher_on_one_challenge(private_worker, data_dir, m
     for seen in (before, csv_text):  # no hidden score, no hidden file, no one's id
         assert "Hidden test accuracy" not in seen and "hidden test accuracy" not in seen
         assert not any(f in seen or f.rsplit("/", 1)[-1] in seen for f in hidden)
-        assert "alicetab" not in seen and "bobtab" not in seen
+        assert "name:alice" not in seen and "bob" not in seen  # (Alice's own page says who is logged in)
     teacher.run()
-    assert "Hidden test accuracy" in _shown(teacher) and "alicetab" in _shown(teacher)
+    assert "Hidden test accuracy" in _shown(teacher) and "alice" in _shown(teacher)  # the teacher sees who
 
     # the projector: anonymous and large, even on the teacher's screen
     teacher.toggle(key="board.projector").set_value(True).run()
     projected = texts(teacher)
-    assert "alicetab" not in projected and "validation accuracy" in projected
+    assert "alice" not in projected and "validation accuracy" in projected
 
     teacher.toggle(key="board.projector").set_value(False).run()
     teacher.toggle(key=f"board.reveal.{ch.id}").set_value(True).run()
@@ -107,7 +107,7 @@ def test_two_students_and_a_teacher_on_one_challenge(private_worker, data_dir, m
     alice.run()
     after = _csv(alice, monkeypatch)
     assert "hidden test accuracy" in after.splitlines()[0] and "Hidden test accuracy" in _shown(alice)
-    assert "alicetab" not in after  # names stay anonymous until revealed too
+    assert "alice" not in after and "bob" not in after  # names stay anonymous until revealed too
     assert "What the top runs did differently" in texts(alice) and "Median run:" in _shown(alice)
     assert len(alice.get("plotly_chart")) == 2  # loss and accuracy, the two runs overlaid
     scores = {r.name: r.score for r in board.board(ch.id)}
