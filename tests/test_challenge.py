@@ -105,13 +105,13 @@ def independent_accuracy(store, rec, data: Path, hidden: list[str]) -> float:
 
 def test_an_entry_is_scored_on_the_hidden_split_and_students_see_only_validation_before_the_reveal(home, cnn_run):
     store, board, ch, data = home
-    public = board.enter(ch.id, "ann", cnn_run.run_id)
+    public = board.enter(ch.id, "name:ann", cnn_run.run_id)  # a student who logged in as "ann"
     assert "score" not in public and "correct" not in public
     assert public["params"] == cnn_run.layers["total_params"] and public["epochs"] == 3
     [mine] = board.board(ch.id, teacher=True)
     expected = independent_accuracy(store, cnn_run, Path(data), board._hidden_files(ch.id))
     assert mine.score == pytest.approx(expected)
-    assert mine.name == "ann" and mine.run_id == cnn_run.run_id
+    assert mine.name == "ann" and mine.run_id == cnn_run.run_id  # the teacher reads the student's name
     [seen] = board.board(ch.id)  # a student, before the reveal: validation only, an animal's name
     assert seen.score is None and seen.run_id is None and seen.name != "ann"
     assert seen.val_accuracy == run_metrics(cnn_run)["best_val_accuracy"] is not None
@@ -119,7 +119,7 @@ def test_an_entry_is_scored_on_the_hidden_split_and_students_see_only_validation
     assert text.splitlines()[0] == "rank,student,validation accuracy,parameters,epochs,training seconds,runs entered"
     assert "ann" not in text and not any(f in text for f in board._hidden_files(ch.id))
     with pytest.raises(ChallengeError, match="already"):
-        board.enter(ch.id, "ann", cnn_run.run_id)
+        board.enter(ch.id, "name:ann", cnn_run.run_id)
     # the projector is anonymous even for the teacher, and shows no score before the reveal
     [shown] = board.board(ch.id, teacher=True, projector=True)
     assert shown.name == seen.name and shown.score is None
