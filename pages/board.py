@@ -233,6 +233,8 @@ def main() -> None:
     ch = _pick(challenges)
     projector = st.toggle("Projector mode", key="board.projector", help="Large, with anonymous names.")
     if projector:
+        # The room sees the whole screen: the sidebar (the teacher's list of students by name) folds away.
+        st.html("<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none}</style>")
         st.fragment(run_every=REFRESH_SECONDS)(_projector)(ch.id)
         return
     if ch.brief:
