@@ -85,4 +85,4 @@ def test_a_page_starts_through_ui_jobs_shows_the_queue_and_stops_only_its_own(
     assert not at.exception, [e.value for e in at.exception]
     for j in waiting:
         assert j.state == JobState.STOPPED and j.error == CANCELLED and j.result is None
-    assert all(b.active for b in blockers)  # someone else's training: not this page's to stop
+    assert all(b.active for b in blockers), [(b.state, b.error) for b in blockers]  # not this page's to stop
