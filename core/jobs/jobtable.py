@@ -58,6 +58,7 @@ COLUMNS = (
     "epoch",
     "epochs",
     "lr_range",
+    "challenge",
 )
 HEARTBEAT = 5.0  # seconds between a live server's heartbeats
 STALE = 60.0  # a server whose heartbeat is older than this is gone (even if its pid was reused)
@@ -95,6 +96,8 @@ class JobTable:
                 con.executescript(SCHEMA)
                 if "lr_range" not in {r[1] for r in con.execute("PRAGMA table_info(jobs)")}:
                     con.execute("ALTER TABLE jobs ADD COLUMN lr_range TEXT")  # a range test's range (None: a training)
+                if "challenge" not in {r[1] for r in con.execute("PRAGMA table_info(jobs)")}:
+                    con.execute("ALTER TABLE jobs ADD COLUMN challenge TEXT")  # the challenge whose images it trains on
 
     def _connect(self) -> sqlite3.Connection:
         con = self.store.connect()
@@ -196,6 +199,29 @@ class JobTable:
                 return set()
             rows = con.execute("SELECT DISTINCT run_id FROM jobs WHERE owner = ? AND run_id IS NOT NULL", (owner,))
             return {r[0] for r in rows.fetchall()}
+
+    def trainings_of(self, owner: str, challenge: str) -> int:
+        """How many trainings ``owner`` has started or queued on a challenge's images (its budget counts them).
+
+        Queued, running, finished or stopped trainings count; a range test, a stored run given back (it trained
+        nothing), a training cancelled before it started, a failed or an interrupted one do not.
+        """
+        with closing(self._connect()) as con:
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
+                return 0
+            (n,) = con.execute(
+                "SELECT COUNT(*) FROM jobs WHERE owner = ? AND challenge = ? AND lr_range IS NULL "
+                "AND (state IN (?, ?) OR (state IN (?, ?) AND started IS NOT NULL))",
+                (
+                    owner,
+                    challenge,
+                    JobState.QUEUED.value,
+                    JobState.RUNNING.value,
+                    JobState.DONE.value,
+                    JobState.STOPPED.value,
+                ),
+            ).fetchone()
+        return int(n)
 
     def rows(self, limit: int = 20) -> list[dict[str, Any]]:
         """Queued and running jobs (oldest first), then the ``limit`` most recent others (newest first).
