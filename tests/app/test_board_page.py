@@ -132,3 +132,67 @@ def test_the_train_page_holds_a_challenges_images_to_its_budgets(private_worker,
     assert over not in texts(at) and at.button(key="train.start").disabled  # the parameters still break it
     other = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=TRAIN.replace(epochs=5))
     assert not other.button(key="train.start").disabled  # the same settings on other data: no budget
+
+
+def _next_to(at: AppTest, widget_key: str, text: str) -> bool:
+    """Whether ``text`` is an error drawn right after the widget ``widget_key`` (its slot on the page)."""
+    flat = []
+
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            flat.append(child)
+            walk(child)
+
+    walk(at.main)
+    at_widget = next(i for i, n in enumerate(flat) if getattr(n, "key", None) == widget_key)
+    following = [n for n in flat[at_widget + 1 : at_widget + 3] if n.type == "error"]
+    return any(text in n.value for n in following)
+
+
+def test_the_teachers_link_opens_a_challenge_and_each_reason_sits_next_to_its_control(
+    private_worker, data_dir, open_page
+):
+    from core.lab import Budgets
+
+    board = ChallengeBoard(private_worker.store)
+    ch = board.create("Small", str(data_dir), Budgets(max_params=2000, max_epochs=3, max_trainings=1, max_seconds=20))
+    big = TINY.replace(dense_units=256)
+    alice = open_page("pages/train.py", model_cfg=big, train_cfg=TRAIN.replace(epochs=5), owner="alice1")
+    alice.query_params["challenge"] = ch.id  # the teacher's link: .../train?challenge=<id>
+    alice.run()
+    assert not alice.exception, [e.value for e in alice.exception]
+    assert alice.session_state["dataset"] == ch.public and alice.selectbox(key="train.challenge").value == ch.id
+    assert "At most 20 s per training." in texts(alice) and "At most 3 epochs per training." in texts(alice)
+    epochs = "This training runs up to 5 epochs; the challenge allows at most 3 epochs."
+    assert _next_to(alice, "train.epochs", epochs)  # under the epochs slider
+    params = [w.value for w in alice.warning if "the challenge allows at most 2,000" in w.value]
+    assert params and alice.button(key="train.start").disabled  # Train is refused, the reasons beside it
+
+    alice.switch_page("pages/architecture.py").run()  # the parameters: next to the dense layer's slider
+    assert not alice.exception, [e.value for e in alice.exception]
+    assert _next_to(alice, "arch.dense_units", params[0])
+    alice.select_slider(key="arch.dense_units").set_value(8).run()
+    assert "the challenge allows at most 2,000" not in texts(alice)
+    alice.switch_page("pages/train.py").run()
+    alice.slider(key="train.epochs").set_value(2).run()
+    assert not alice.button(key="train.start").disabled and epochs not in texts(alice)
+
+    # Alice's one training on the challenge's images; then Train says why not, and Bob may still train
+    job = private_worker.submit(ch.public, TINY, TRAIN.replace(seed=7), owner="alice1")
+    private_worker.wait(job, timeout=300)
+    alice.slider(key="train.epochs").set_value(1).run()
+    tried = "You have started 1 training on this challenge's images"
+    assert any(tried in w.value for w in alice.warning) and alice.button(key="train.start").disabled
+    bob = open_page("pages/train.py", model_cfg=TINY, train_cfg=TRAIN.replace(epochs=1), owner="bob1")
+    bob.query_params["challenge"] = ch.id
+    bob.run()
+    assert tried not in texts(bob) and not bob.button(key="train.start").disabled
+
+    # "No challenge" gives the data back and lifts the budgets
+    alice.selectbox(key="train.challenge").set_value(None).run()
+    assert alice.session_state["dataset"] != ch.public and not alice.button(key="train.start").disabled
+    assert "challenge" not in alice.query_params
+    unknown = open_page("pages/train.py")
+    unknown.query_params["challenge"] = "nope"
+    unknown.run()
+    assert not unknown.exception and any("There is no challenge 'nope'" in w.value for w in unknown.warning)
