@@ -315,3 +315,29 @@ def test_the_teacher_edits_and_deletes_a_challenge_and_the_students_runs_stay(ho
     assert store.get(run.run_id) is not None and Path(made.public).is_dir()  # the student's run and images stay
     with pytest.raises(ChallengeError, match="no challenge"):
         board.delete(made.id)
+
+
+def test_a_challenges_own_data_is_set_aside_from_students_until_the_reveal(home, tmp_path):
+    from core.data import SAMPLE_DATA_DIR
+    from core.jobs import TrainingWorker
+    from core.jobs.challenge_rules import SetAside, check_not_withheld, data_folder, withheld
+
+    store, board, _, _ = home
+    data = write_tiny_dataset(tmp_path / "secret", per_class=6)
+    ch = board.create("Secret", str(data))
+    for source in (str(data), str(data / "dark"), str(tmp_path), str(data / ".." / "secret")):  # itself, in, around
+        assert withheld(store, source) == ch, source
+    assert withheld(store, ch.public) is None and withheld(store, "drill_core") is None  # the students' folder
+    assert data_folder("drill_core") == (Path(SAMPLE_DATA_DIR) / "drill_core").resolve()  # a bundled name's folder
+    with pytest.raises(SetAside, match="set aside for the challenge 'Secret' until your teacher reveals its scores"):
+        check_not_withheld(store, str(data))
+    w = TrainingWorker(store)
+    with pytest.raises(SetAside):  # a student's training on it, from any page or link
+        w.submit(str(data), CNN, TRAIN, owner="name:ann")
+    assert not w.jobs()
+    board.reveal(ch.id)
+    assert withheld(store, str(data)) is None
+    board.reveal(ch.id, scores=False)
+    assert withheld(store, str(data)) == ch
+    board.delete(ch.id)  # a deleted challenge sets nothing aside
+    assert withheld(store, str(data)) is None

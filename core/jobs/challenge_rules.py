@@ -9,17 +9,74 @@ The parameters are the layer table's (no TensorFlow), counted for the challenge'
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
 
 from core.base.config import ModelConfig, TrainConfig
+from core.base.limits import PathRefused
 from core.base.tables import plural
+from core.data import SAMPLE_DATA_DIR
 from core.models.layer_table import layer_table
-from core.store.challenges import Challenge, ChallengeError
+from core.store.challenges import Challenge, ChallengeError, unrevealed
+from core.store.runstore import RunStore
 
 CONTROLS = ("parameters", "epochs", "trainings")  # the reasons' keys: the controls they sit next to
 
 
 class OverBudget(ChallengeError):
     """A training on a challenge's images that breaks one of its budgets."""
+
+
+class SetAside(PathRefused):
+    """A student's read of the data a challenge's hidden test images come from, before the teacher reveals them."""
+
+
+def data_folder(source: str) -> Path:
+    """The folder a source's images are read from: a bundled dataset's folder, or the path itself (resolved)."""
+    bundled = Path(SAMPLE_DATA_DIR) / source
+    if "/" not in source and os.sep not in source and bundled.is_dir():
+        return bundled.resolve()
+    return Path(os.path.realpath(source))
+
+
+def withheld_by(store: RunStore) -> Callable[[str | None], Challenge | None]:
+    """:func:`withheld` for many sources at once (a run list): the challenges are read once."""
+    roots = [(data_folder(ch.source), ch) for ch in unrevealed(store)]
+    seen: dict[str, Challenge | None] = {}
+
+    def of(source: str | None) -> Challenge | None:
+        if not source or not roots:
+            return None
+        if source not in seen:
+            path = data_folder(source)
+            seen[source] = next(
+                (ch for root, ch in roots if path == root or root in path.parents or path in root.parents), None
+            )
+        return seen[source]
+
+    return of
+
+
+def withheld(store: RunStore, source: str | None) -> Challenge | None:
+    """The challenge, scores not yet revealed, whose hidden test images ``source`` would let a student read:
+    its teacher's data itself (a bundled name or its folder), a folder inside it or a folder holding it; else None.
+
+    Students train on the challenge's own folder of the other images instead; the teacher reads everything.
+    The runs trained on such data (anyone's, from before the challenge too) show those images with their labels
+    and predictions, so a student's run list and run pages leave them out as well (:mod:`ui.resources`).
+    """
+    return withheld_by(store)(source)
+
+
+def check_not_withheld(store: RunStore, source: str | None) -> None:
+    """Refuse a student's read of a challenge's set-aside data (:class:`SetAside`, one line saying what to use)."""
+    ch = withheld(store, source)
+    if ch is not None:
+        raise SetAside(
+            f"These images are set aside for the challenge '{ch.title}' until your teacher reveals its scores: "
+            "train on the challenge's images instead (pick it on the Train page)."
+        )
 
 
 def total_epochs(train_cfg: TrainConfig, model_cfg: ModelConfig | None = None) -> int:

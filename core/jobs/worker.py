@@ -44,7 +44,7 @@ from core.base.naming import describe
 from core.base.precision import settle_precision
 from core.base.tables import plural
 from core.data import Dataset
-from core.jobs.challenge_rules import OverBudget, budget_reasons
+from core.jobs.challenge_rules import OverBudget, budget_reasons, check_not_withheld
 from core.jobs.executor import Executor, Training, make_executor
 from core.jobs.fairqueue import fair_order
 from core.jobs.jobtable import HEARTBEAT, JobTable
@@ -325,6 +325,8 @@ class TrainingWorker:
         running or stored add none), so a sweep is either queued whole or refused
         with one message.
         """
+        if owner is not None and not admin:  # a student: not on the data a challenge's hidden images come from
+            check_not_withheld(self.store, str(source))
         prepared = []
         for model_cfg, train_cfg in configs:
             if lr_find is not None:  # a range test: its configs and key (precision settled, network checked)

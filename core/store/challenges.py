@@ -157,6 +157,17 @@ def challenge_for_source(store: RunStore, source: str | None) -> Challenge | Non
     return challenge_of_row(row) if row else None
 
 
+def unrevealed(store: RunStore) -> list[Challenge]:
+    """The challenges whose hidden test scores the teacher has not revealed yet (their data is set aside)."""
+    ensure_tables(store)
+    try:
+        with closing(connect(store)) as con:
+            rows = con.execute("SELECT * FROM challenges WHERE revealed = 0").fetchall()
+    except sqlite3.OperationalError:  # a read-only store without the table: none
+        return []
+    return [challenge_of_row(r) for r in rows]
+
+
 def time_budget_for(store: RunStore, source: str | None) -> tuple[float | None, Challenge | None]:
     """The time budget of one training on ``source`` (seconds, None: no limit), and the source's challenge.
 

@@ -196,3 +196,55 @@ def test_the_teachers_link_opens_a_challenge_and_each_reason_sits_next_to_its_co
     unknown.query_params["challenge"] = "nope"
     unknown.run()
     assert not unknown.exception and any("There is no challenge 'nope'" in w.value for w in unknown.warning)
+
+
+def test_a_challenges_data_and_its_runs_are_set_aside_from_students_until_the_reveal(
+    private_worker, data_dir, open_page
+):
+    from core.training.experiment import run_experiment
+
+    store = private_worker.store
+    earlier = run_experiment(str(data_dir), TINY, TRAIN.replace(seed=31), store=store)  # before the challenge
+    board = ChallengeBoard(store)
+    ch = board.create("Stripes", str(data_dir))
+    bundled = board.create("Cores", "drill_core")  # a bundled dataset: every student's sidebar offers it
+    hidden = board._hidden_files(ch.id)
+
+    student = open_page("pages/data.py", dataset=str(data_dir), run_id=earlier.run_id, owner="carl1")
+    assert not student.exception, [e.value for e in student.exception]
+    assert student.session_state["dataset"] not in (str(data_dir), "drill_core")  # the sidebar moved off it
+    offered = student.selectbox(key="dataset").options
+    assert not any("drill" in o.lower() for o in offered)
+    assert not [s for s in student.selectbox if s.key == "run_id"]  # the run list holds none: it was the only run
+    assert "Set aside for a challenge" in texts(student)  # the Data page's card of drill_core, no button
+    assert not [b for b in student.button if b.key == "data.use.drill_core"]
+    for path in (str(data_dir), str(data_dir / "striped"), str(data_dir.parent)):  # itself, inside, around it
+        student.segmented_control(key="data.kind").set_value("Folder on the server").run()
+        student.text_input(key="data.path").input(path).run()
+        student.button(key="data.use_path").click().run()
+        assert any("set aside for the challenge 'Stripes'" in e.value for e in student.error), path
+    # the earlier run's pages, asked for by id (a link): nothing of it
+    student.session_state["run_id"] = earlier.run_id
+    student.switch_page("pages/predictions.py").run()
+    assert not student.exception, [e.value for e in student.exception]
+    shown = texts(student)
+    assert not any(f.rsplit("/", 1)[-1] in shown for f in hidden) and earlier.label not in shown
+    assert not student.get("imgs") and not student.dataframe  # no image, no table of per-image results
+
+    teacher = _person(PASSWORDS["teacher_password"], "ms stone")  # the teacher reads it all
+    teacher.switch_page("pages/data.py").run()
+    teacher.segmented_control(key="data.kind").set_value("Folder on the server").run()
+    teacher.text_input(key="data.path").input(str(data_dir)).run()
+    teacher.button(key="data.use_path").click().run()
+    assert not teacher.exception and not teacher.error and teacher.session_state["dataset"] == str(data_dir)
+    assert any("drill" in o.lower() for o in teacher.selectbox(key="dataset").options)
+
+    board.reveal(ch.id)
+    board.reveal(bundled.id)
+    student.switch_page("pages/data.py").run()
+    assert any("drill" in o.lower() for o in student.selectbox(key="dataset").options)
+    assert len(student.selectbox(key="run_id").options) == 1  # the earlier run is back in the list
+    student.segmented_control(key="data.kind").set_value("Folder on the server").run()
+    student.text_input(key="data.path").input(str(data_dir)).run()
+    student.button(key="data.use_path").click().run()
+    assert not any("set aside" in e.value for e in student.error) and student.session_state["dataset"] == str(data_dir)
