@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from core.base.config import ModelConfig, TrainConfig
 from core.base.limits import PathRefused
@@ -32,12 +31,18 @@ class SetAside(PathRefused):
     """A student's read of the data a challenge's hidden test images come from, before the teacher reveals them."""
 
 
-def data_folder(source: str) -> Path:
+def data_folder(source: str) -> str:
     """The folder a source's images are read from: a bundled dataset's folder, or the path itself (resolved)."""
-    bundled = Path(SAMPLE_DATA_DIR) / source
-    if "/" not in source and os.sep not in source and bundled.is_dir():
-        return bundled.resolve()
-    return Path(os.path.realpath(source))
+    if "/" not in source and os.sep not in source:
+        bundled = os.path.join(SAMPLE_DATA_DIR, source)
+        if os.path.isdir(bundled):
+            return os.path.realpath(bundled)
+    return os.path.realpath(source)
+
+
+def _overlaps(path: str, root: str) -> bool:
+    """The same folder, one inside the other, either way."""
+    return path == root or path.startswith(root + os.sep) or root.startswith(path + os.sep)
 
 
 def withheld_by(store: RunStore) -> Callable[[str | None], Challenge | None]:
@@ -50,9 +55,7 @@ def withheld_by(store: RunStore) -> Callable[[str | None], Challenge | None]:
             return None
         if source not in seen:
             path = data_folder(source)
-            seen[source] = next(
-                (ch for root, ch in roots if path == root or root in path.parents or path in root.parents), None
-            )
+            seen[source] = next((ch for root, ch in roots if _overlaps(path, root)), None)
         return seen[source]
 
     return of

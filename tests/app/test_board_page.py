@@ -248,3 +248,37 @@ def test_a_challenges_data_and_its_runs_are_set_aside_from_students_until_the_re
     student.text_input(key="data.path").input(str(data_dir)).run()
     student.button(key="data.use_path").click().run()
     assert not any("set aside" in e.value for e in student.error) and student.session_state["dataset"] == str(data_dir)
+
+
+def test_the_teacher_edits_a_challenge_and_deletes_it_after_a_confirmation(private_worker, data_dir):
+    from core.lab import Budgets
+    from core.training.experiment import run_experiment
+
+    store = private_worker.store
+    board = ChallengeBoard(store)
+    ch = board.create("Draft", str(data_dir), Budgets(max_epochs=2))
+    run = run_experiment(ch.public, TINY, TRAIN.replace(seed=41), store=store)
+    board.enter(ch.id, "name:alice", run.run_id)
+    teacher = _person(PASSWORDS["teacher_password"], "ms stone")
+    prefix = f"board.edit.{ch.id}."
+    teacher.text_input(key=prefix + "title").input("Stripes, final")
+    teacher.number_input(key=prefix + "epochs").set_value(4)
+    teacher.number_input(key=prefix + "seconds").set_value(90)
+    teacher.button(key=f"FormSubmitter:board.edit.{ch.id}-Save the changes").click().run()
+    assert not teacher.exception, [e.value for e in teacher.exception]
+    edited = board.get(ch.id)
+    assert edited.title == "Stripes, final" and edited.budgets == Budgets(max_epochs=4, max_seconds=90.0)
+    assert "At most 4 epochs per training. At most 90 s per training." in texts(teacher)
+    alice = _person(PASSWORDS["class_password"], "alice")  # a student sees the new budgets, never the controls
+    assert "At most 90 s per training." in texts(alice) and "Edit or delete this challenge" not in texts(alice)
+    assert not [b for b in alice.button if (b.key or "").startswith("board.delete")]
+
+    teacher.button(key=f"board.delete.{ch.id}.ask").click().run()
+    assert any("Delete 'Stripes, final' and its board?" in w.value for w in teacher.warning)
+    teacher.button(key=f"board.delete.{ch.id}.no").click().run()  # kept
+    assert board.get(ch.id).title == "Stripes, final"
+    teacher.button(key=f"board.delete.{ch.id}.ask").click().run()
+    teacher.button(key=f"board.delete.{ch.id}.yes").click().run()
+    assert not teacher.exception, [e.value for e in teacher.exception]
+    assert board.list() == [] and "There is no challenge yet" in texts(teacher)
+    assert store.get(run.run_id) is not None  # Alice's run stays
