@@ -282,3 +282,29 @@ def test_the_teacher_edits_a_challenge_and_deletes_it_after_a_confirmation(priva
     assert not teacher.exception, [e.value for e in teacher.exception]
     assert board.list() == [] and "There is no challenge yet" in texts(teacher)
     assert store.get(run.run_id) is not None  # Alice's run stays
+
+
+def test_a_training_for_a_challenge_stops_at_its_time_budget_and_the_train_page_says_whose(
+    private_worker, data_dir, open_page, monkeypatch
+):
+    from core.base.tables import plural
+    from core.lab import Budgets
+
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "0")  # the server sets none: the challenge's 2 s hold
+    ch = ChallengeBoard(private_worker.store).create("Quick", str(data_dir), Budgets(max_seconds=2))
+    at = open_page("pages/train.py", model_cfg=TINY, train_cfg=TRAIN.replace(epochs=300, batch_size=4, seed=97))
+    at.query_params["challenge"] = ch.id
+    at.run()
+    assert at.session_state["dataset"] == ch.public and not at.button(key="train.start").disabled
+    at.button(key="train.start").click().run()
+    [job] = [j for j in private_worker.jobs() if j.train_cfg.seed == 97]
+    assert job.time_budget == 2.0 and job.challenge == ch.id
+    private_worker.wait(job, timeout=180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    rec = job.result
+    n = len(rec.history["loss"])
+    assert job.state == "stopped" and 1 <= n < 300 and rec.extra["challenge"] == ch.id
+    said = f"Stopped: the challenge's time budget of 2 s per training was reached after {plural(n, 'epoch')}."
+    assert job.error == said and any(w.value.startswith(said + " The run keeps") for w in at.warning), texts(at)
+    assert rec.restored_epoch == rec.best_epoch  # its best epoch's weights are the ones kept
