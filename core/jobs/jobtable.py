@@ -201,27 +201,8 @@ class JobTable:
             return {r[0] for r in rows.fetchall()}
 
     def trainings_of(self, owner: str, challenge: str) -> int:
-        """How many trainings ``owner`` has started or queued on a challenge's images (its budget counts them).
-
-        Queued, running, finished or stopped trainings count; a range test, a stored run given back (it trained
-        nothing), a training cancelled before it started, a failed or an interrupted one do not.
-        """
-        with closing(self._connect()) as con:
-            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
-                return 0
-            (n,) = con.execute(
-                "SELECT COUNT(*) FROM jobs WHERE owner = ? AND challenge = ? AND lr_range IS NULL "
-                "AND (state IN (?, ?) OR (state IN (?, ?) AND started IS NOT NULL))",
-                (
-                    owner,
-                    challenge,
-                    JobState.QUEUED.value,
-                    JobState.RUNNING.value,
-                    JobState.DONE.value,
-                    JobState.STOPPED.value,
-                ),
-            ).fetchone()
-        return int(n)
+        """:func:`trainings_of` in this table."""
+        return trainings_of(self.store, owner, challenge)
 
     def rows(self, limit: int = 20) -> list[dict[str, Any]]:
         """Queued and running jobs (oldest first), then the ``limit`` most recent others (newest first).
@@ -257,3 +238,30 @@ def _row(row: sqlite3.Row) -> dict[str, Any]:
         d[c] = json.loads(d[c])
     d["lr_range"] = json.loads(d["lr_range"]) if d.get("lr_range") else None
     return d
+
+
+def trainings_of(store: RunStore, owner: str, challenge: str) -> int:
+    """How many trainings ``owner`` has started or queued on a challenge's images (its budget counts them).
+
+    Queued, running, finished or stopped trainings count; a range test, a stored run given back (it trained
+    nothing), a training cancelled before it started, a failed or an interrupted one do not. Only reads (a page
+    asks on every rerun): 0 when no worker has made the table yet.
+    """
+    with closing(store.connect()) as con:
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
+            return 0
+        if "challenge" not in {r[1] for r in con.execute("PRAGMA table_info(jobs)")}:
+            return 0  # a table from before challenges: none of its jobs was on one
+        (n,) = con.execute(
+            "SELECT COUNT(*) FROM jobs WHERE owner = ? AND challenge = ? AND lr_range IS NULL "
+            "AND (state IN (?, ?) OR (state IN (?, ?) AND started IS NOT NULL))",
+            (
+                owner,
+                challenge,
+                JobState.QUEUED.value,
+                JobState.RUNNING.value,
+                JobState.DONE.value,
+                JobState.STOPPED.value,
+            ),
+        ).fetchone()
+    return int(n)

@@ -48,7 +48,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.base.tables import plural
 from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset
 from core.jobs.challenge_rules import CONTROLS, budget_reasons
-from core.jobs.jobtable import JobTable
+from core.jobs.jobtable import trainings_of
 from core.results.compare import run_metrics, settings_table
 from core.store.challenges import (
     Budgets,
@@ -305,7 +305,7 @@ class ChallengeBoard:
 
     def trainings_of(self, challenge_id: str, owner: str) -> int:
         """How many trainings ``owner`` has started on the challenge's images (the job table's count)."""
-        return JobTable(self.store).trainings_of(owner, challenge_id)
+        return trainings_of(self.store, owner, challenge_id)
 
     def budget_reasons(
         self, challenge: Challenge, model_cfg: ModelConfig, train_cfg: TrainConfig, owner: str | None = None
