@@ -19,9 +19,11 @@ from core.base import (
     plural,
 )
 from core.jobs import budget_warning, estimate_text
+from core.lab import parameters_control
 from core.models import check_architecture, check_cost
 from core.models.layer_table import layer_table
-from ui import charts, jobs, resources, share, state
+from core.store.challenges import time_budget_for
+from ui import challenges, charts, jobs, resources, share, state
 from ui.controls import DENSE_UNITS, slider_range, steps, weights_picker
 from ui.feedback import flash, header
 from ui.frame import run_page
@@ -40,6 +42,7 @@ def main() -> None:
     )
     flash()
     share.follow_link(MODEL_PARAM, decode_model, state.model_cfg(), lambda c: state.set_configs(model=c))
+    challenges.follow_link()  # the teacher's ?challenge= link: its images become the active dataset
     base = resources.fit_classes(state.model_cfg(), state.dataset())
     controls, results = st.columns([1, 2], gap="large")
     with controls:
@@ -57,6 +60,10 @@ def main() -> None:
     for p in problems + too_big:
         slot = slots.get(p.field)
         (slot if slot is not None else controls).error(p.message, icon=":material/block:")
+    over = None if problems else challenges.reasons(cfg, state.train_cfg()).get("parameters")
+    if over:  # the active dataset is a challenge's: its parameter budget, next to the control that moves it most
+        slot = slots.get(parameters_control(cfg))
+        (slot if slot is not None else controls).error(over, icon=":material/flag:")
     with results:
         if problems:
             st.warning(
@@ -192,7 +199,7 @@ def _estimate(cfg: ModelConfig) -> None:
             f":material/timer: Training it with the Train page's settings ({plural(est.epochs, 'epoch')}, "
             f"{est.n_train:,} training images): {estimate_text(est, ahead)}."
         )
-        if warning := budget_warning(est):
+        if warning := budget_warning(est, time_budget_for(resources.store(), source)[0] or 0):
             st.caption(f":material/timer_off: {warning}")
 
 

@@ -9,12 +9,12 @@ import datetime as dt
 
 import streamlit as st
 
-from core.base import plural
 from core.data import DataError
 from core.jobs import JobTable
 from core.lab import BoardRow, Budgets, Challenge, ChallengeBoard, ChallengeError, board_csv
 from core.results.compare import val_loss_best_epoch
 from ui import charts, identity, jobs, resources, state
+from ui.challenges import budget_lines, label
 from ui.feedback import empty_state, header, show_error
 from ui.frame import run_page
 
@@ -26,22 +26,40 @@ def _board() -> ChallengeBoard:
     return ChallengeBoard(resources.store())
 
 
-def _budget_lines(ch: Challenge) -> list[str]:
-    b = ch.budgets
-    lines = [
-        f"{plural(ch.public_count, 'image')} to train on; {plural(ch.hidden_count, 'image')} kept hidden to score "
-        "the runs entered."
-    ]
-    if b.max_params:
-        lines.append(f"At most {b.max_params:,} parameters.")
-    if b.max_epochs:
-        lines.append(f"At most {plural(b.max_epochs, 'epoch')} per training.")
-    if b.max_trainings:
-        lines.append(f"At most {plural(b.max_trainings, 'run')} entered per student.")
-    if ch.deadline:
-        when = dt.datetime.fromtimestamp(ch.deadline).strftime("%Y-%m-%d %H:%M")
-        lines.append(f"Closed since {when}." if ch.closed() else f"Open until {when}.")
-    return lines
+def _budget_fields(prefix: str, now: Budgets) -> tuple:
+    """The budgets' inputs in a form (0: no limit); returns Budgets' arguments, in its order."""
+    c1, c2, c3, c4 = st.columns(4)
+    max_params = c1.number_input(
+        "Maximum parameters (0: no limit)", 0, 10**9, now.max_params or 0, step=1000, key=prefix + "params"
+    )
+    max_epochs = c2.number_input("Maximum epochs (0: no limit)", 0, 500, now.max_epochs or 0, key=prefix + "epochs")
+    max_runs = c3.number_input(
+        "Trainings per student (0: no limit)",
+        0,
+        1000,
+        now.max_trainings or 0,
+        key=prefix + "runs",
+        help="How many trainings each student may start on the challenge's images, and runs enter.",
+    )
+    max_seconds = c4.number_input(
+        "Seconds per training (0: no limit)",
+        0,
+        86400,
+        int(now.max_seconds or 0),
+        step=10,
+        key=prefix + "seconds",
+        help="A training that reaches it stops and keeps its best epoch (the server's own limit still holds).",
+    )
+    return int(max_params) or None, int(max_epochs) or None, int(max_runs) or None, float(max_seconds) or None
+
+
+def _deadline_fields(prefix: str, now: float | None):
+    """The deadline's inputs in a form; returns a function giving the timestamp (None: no deadline)."""
+    at = dt.datetime.fromtimestamp(now) if now else None
+    d1, d2 = st.columns(2)
+    day = d1.date_input("Deadline (optional)", value=at.date() if at else None, key=prefix + "day")
+    hour = d2.time_input("Time", value=at.time() if at else dt.time(17, 0), key=prefix + "hour")
+    return lambda: dt.datetime.combine(day, hour).timestamp() if day else None
 
 
 def _create(board: ChallengeBoard) -> None:
@@ -54,19 +72,14 @@ def _create(board: ChallengeBoard) -> None:
             "Or a folder on the server", key="board.folder", help="A folder of class folders inside the data folders."
         )
         brief = st.text_area("Brief for the students", key="board.brief")
-        c1, c2, c3 = st.columns(3)
-        max_params = c1.number_input("Maximum parameters (0: no limit)", 0, 10**9, 0, step=1000, key="board.params")
-        max_epochs = c2.number_input("Maximum epochs (0: no limit)", 0, 500, 0, key="board.epochs")
-        max_runs = c3.number_input("Runs entered per student (0: no limit)", 0, 1000, 0, key="board.runs")
+        limits = _budget_fields("board.", Budgets())
         hidden = st.slider("Hidden test images, % of each class", 10, 40, 20, key="board.hidden")
-        d1, d2 = st.columns(2)
-        day = d1.date_input("Deadline (optional)", value=None, key="board.day")
-        hour = d2.time_input("Time", value=dt.time(17, 0), key="board.hour")
+        when = _deadline_fields("board.", None)
         if not st.form_submit_button("Create the challenge", type="primary"):
             return
     try:
-        budgets = Budgets(int(max_params) or None, int(max_epochs) or None, int(max_runs) or None)
-        deadline = dt.datetime.combine(day, hour).timestamp() if day else None
+        budgets = Budgets(*limits)
+        deadline = when()
         with st.spinner("Setting the hidden test images aside..."):
             ch = board.create(
                 title, folder.strip() or source, budgets, brief=brief, deadline=deadline, hidden_fraction=hidden / 100
@@ -76,6 +89,47 @@ def _create(board: ChallengeBoard) -> None:
         return
     st.session_state[PICK] = ch.id
     st.success(f"The challenge '{ch.title}' is on the board.", icon=":material/flag:")
+
+
+def _edit(board: ChallengeBoard, ch: Challenge) -> None:
+    """The teacher's edit of a challenge (its data and hidden images stay) and its deletion, confirmed first."""
+    with st.form(f"board.edit.{ch.id}"):
+        title = st.text_input("Title", ch.title, key=f"board.edit.{ch.id}.title")
+        brief = st.text_area("Brief for the students", ch.brief, key=f"board.edit.{ch.id}.brief")
+        limits = _budget_fields(f"board.edit.{ch.id}.", ch.budgets)
+        when = _deadline_fields(f"board.edit.{ch.id}.", ch.deadline)
+        saved = st.form_submit_button("Save the changes", type="primary")
+    if saved:
+        try:
+            board.update(ch.id, title=title, brief=brief, budgets=Budgets(*limits), deadline=when())
+        except ChallengeError as exc:
+            show_error(exc)
+            return
+        st.rerun()
+    asked = f"board.delete.{ch.id}"
+    if not st.session_state.get(asked):
+        st.button("Delete this challenge", key=asked + ".ask", icon=":material/delete:", on_click=_ask, args=(asked,))
+        return
+    st.warning(
+        f"Delete '{ch.title}' and its board? The students' runs stay in the run store; the entries and the hidden "
+        "test scores go.",
+        icon=":material/delete:",
+    )
+    c1, c2 = st.columns(2)
+    c1.button("Delete it", key=asked + ".yes", type="primary", on_click=_delete, args=(board, ch.id, asked))
+    c2.button("Keep it", key=asked + ".no", on_click=st.session_state.pop, args=(asked, None))
+
+
+def _delete(board: ChallengeBoard, challenge_id: str, asked: str) -> None:
+    """The confirmed delete (a callback: the challenge select is drawn again without it)."""
+    board.delete(challenge_id)
+    for key in (asked, PICK):
+        st.session_state.pop(key, None)
+    st.query_params.pop("challenge", None)
+
+
+def _ask(key: str) -> None:
+    st.session_state[key] = True
 
 
 def _pick(challenges: list[Challenge]) -> Challenge:
@@ -239,13 +293,18 @@ def main() -> None:
         return
     if ch.brief:
         st.markdown(ch.brief)
-    st.caption(" ".join(_budget_lines(ch)))
+    st.caption(" ".join(budget_lines(ch)))
     if st.button("Train on this challenge's images", key="board.use", icon=":material/model_training:"):
-        state.use_dataset(ch.public, f"Challenge: {ch.title}")
+        state.use_dataset(ch.public, label(ch))
     _settings_check(board, ch)
     if teacher:
-        st.caption(f"The students' link to this challenge: this page's address with `?challenge={ch.id}`.")
+        st.caption(
+            f"The students' link to this challenge: the Train page's (or this page's) address with "
+            f"`?challenge={ch.id}`."
+        )
         _reveal(board, ch)
+        with st.expander("Edit or delete this challenge", icon=":material/edit:"):
+            _edit(board, ch)
     _entering(board, ch, teacher)
     st.fragment(run_every=REFRESH_SECONDS)(_draw_board)(ch.id, teacher)
     _differences(board, ch)

@@ -116,7 +116,9 @@ def _bundled() -> None:
         with col, st.container(border=True):
             st.markdown(f"**{info.title}**")
             st.caption(f"{info.n_images} images · {len(info.classes)} classes: {', '.join(info.classes)}")
-            if state.dataset() == info.name:
+            if resources.set_aside(info.name):  # a challenge's hidden test images come from it
+                st.caption(":material/flag: Set aside for a challenge: pick the challenge on the Train page.")
+            elif state.dataset() == info.name:
                 st.badge("active", icon=":material/check:", color="green")
             elif st.button("Use this dataset", key=f"data.use.{info.name}"):
                 state.use_dataset(info.name)

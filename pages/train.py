@@ -28,7 +28,7 @@ from core.base.config import (
     TrainConfig,
 )
 from core.models import check_architecture, check_cost, course_code, keras_code, weights_status
-from ui import resources, share, state, train_panels
+from ui import challenges, resources, share, state, train_panels
 from ui.controls import FINE_TUNE_RATES, slider_max, slider_range, steps, valid_range
 from ui.feedback import errors_shown, flash, header
 from ui.frame import run_page
@@ -57,6 +57,8 @@ def main() -> None:
     # back only ?train=, the Architecture page owns ?model=.
     share.follow_link(MODEL_PARAM, decode_model, state.model_cfg(), lambda c: state.set_configs(model=c))
     share.follow_link(TRAIN_PARAM, decode_train, state.train_cfg(), lambda c: state.set_configs(train=c))
+    challenges.follow_link()  # the teacher's ?challenge= link: its images become the active dataset
+    challenges.picker()
     m = resources.fit_classes(state.model_cfg(), state.dataset())
     base = state.train_cfg()
     problems = check_architecture(m)  # once per rerun: the network line, the batch slider and the button use it
@@ -138,9 +140,9 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
             key=K + "epochs",
             help="Full passes over the training images (the most training can run).",
         )
-        over = train_panels.challenge_reasons(state.dataset(), m, base.replace(epochs=c["epochs"])).get("epochs")
+        over = challenges.reasons(m, base.replace(epochs=c["epochs"])).get("epochs")
         if over:  # the active dataset is a challenge's: its epoch budget, next to the slider
-            st.caption(f":red[{over}]")
+            st.error(over, icon=":material/block:")
         state.bind(K + "batch_size", base.batch_size)
         c["batch_size"] = st.select_slider(
             "Batch size",

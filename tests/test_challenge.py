@@ -157,7 +157,7 @@ def test_budgets_refuse_an_entry_and_the_deadline_closes_the_challenge(home, cnn
     one = board.create("One each", ch.source, Budgets(max_trainings=1), deadline=4e9)  # open until 2096
     run = run_experiment(one.public, CNN, TRAIN, store=store)
     board.enter(one.id, "dee", run.run_id)
-    assert "trainings" in board.budget_reasons(one, CNN, TRAIN, owner="dee")
+    assert "trainings" not in board.budget_reasons(one, CNN, TRAIN, owner="dee")  # trainings count jobs, not entries
     other = run_experiment(one.public, CNN, TrainConfig(epochs=2, batch_size=8, seed=4), store=store)
     with pytest.raises(ChallengeError, match="You have entered 1 run in this challenge, its limit"):
         board.enter(one.id, "dee", other.run_id)
@@ -215,3 +215,129 @@ def test_a_challenge_and_its_entries_survive_a_restart(home, cnn_run):
     assert opened.revealed and opened.names_revealed
     text = board_csv(board.board(ch.id))
     assert "hidden test accuracy" in text.splitlines()[0] and "ann" in text
+
+
+def test_a_challenges_time_budget_stops_a_real_training_keeps_its_best_epoch_and_says_why(home, monkeypatch):
+    from core.base.tables import plural
+    from core.store.challenges import time_budget_for
+    from core.training.experiment import stop_reason
+    from core.training.fit import predict_proba
+
+    store, board, ch, _ = home
+    timed = board.create("Against the clock", ch.source, Budgets(max_seconds=3))
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "0")  # the server sets none: the challenge's holds
+    assert time_budget_for(store, timed.public) == (3.0, timed)
+    budget, other = time_budget_for(store, ch.public)
+    assert budget is None and other.id == ch.id  # another challenge, without a time budget
+    cfg = TrainConfig(epochs=500, batch_size=4, seed=5)  # half a minute or more without the budget
+    rec = run_experiment(timed.public, CNN, cfg, store=store)
+    n = len(rec.history["loss"])
+    assert rec.status == "stopped" and 1 <= n < 500 and not rec.stopped_by_user
+    assert rec.extra["challenge"] == timed.id and rec.extra["time_budget"] == 3.0
+    assert rec.extra["time_budget_by"] == "challenge"
+    assert stop_reason(rec) == (
+        f"Stopped: the challenge's time budget of 3 s per training was reached after {plural(n, 'epoch')}."
+    )
+    best = int(np.argmin(rec.history["val_loss"])) + 1
+    assert rec.best_epoch == rec.restored_epoch == best  # the keep-best rule: the best epoch's weights
+    data = run_split(load_dataset(timed.public, image_size=16), TrainConfig.from_dict(rec.train_config))
+    probs = predict_proba(store.load_model(rec.run_id), data.x_val)
+    kept_loss = float(-np.mean(np.log(probs[np.arange(len(probs)), data.y_val_int])))
+    assert kept_loss == pytest.approx(rec.history["val_loss"][best - 1], rel=5e-3)  # the stored model is that epoch's
+    # the smaller of the two wins: a server limit below the challenge's is the one a training gets
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "2")
+    assert time_budget_for(store, timed.public) == (2.0, timed)
+    monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "60")
+    assert time_budget_for(store, timed.public)[0] == 3.0
+
+
+def test_the_worker_holds_a_students_trainings_to_the_challenges_budgets(home):
+    from core.jobs import JobTable, TrainingWorker
+    from core.jobs.challenge_rules import SetAside
+    from core.lab import OverBudget
+
+    store, board, ch0, _ = home
+    ch = board.create("One try", ch0.source, Budgets(max_params=2000, max_epochs=2, max_trainings=1))
+    w = TrainingWorker(store)
+    big, one = CNN.replace(dense_units=512), TrainConfig(epochs=1, batch_size=8, seed=11)
+    with pytest.raises(OverBudget, match="the challenge allows at most 2,000"):
+        w.submit(ch.public, big, one, owner="name:ann")
+    with pytest.raises(OverBudget, match="This training runs up to 3 epochs; the challenge allows at most 2 epochs."):
+        w.submit(ch.public, CNN, one.replace(epochs=3), owner="name:ann")
+    with pytest.raises(OverBudget, match="the most it allows each student"):  # a sweep of two past one training
+        w.submit_many(ch.public, [(CNN, one), (CNN, one.replace(seed=12))], owner="name:ann")
+    assert not w.jobs()  # nothing was queued
+    first = w.submit(ch.public, CNN, one, owner="name:ann")
+    assert first.challenge == ch.id and JobTable(store).get(first.id)["challenge"] == ch.id  # the job carries it
+    w.wait(first, timeout=180)
+    assert first.result is not None and first.result.extra["challenge"] == ch.id  # and so does its run
+    assert board.trainings_of(ch.id, "name:ann") == 1
+    said = board.budget_reasons(ch, CNN, one, owner="name:ann")["trainings"]
+    assert said.startswith("You have started 1 training on this challenge's images")
+    with pytest.raises(OverBudget, match="You have started 1 training"):
+        w.submit(ch.public, CNN, one.replace(seed=12), owner="name:ann")
+    again = w.submit(ch.public, CNN, one, owner="name:ann")  # the stored run comes back: nothing trains
+    assert again.snapshot().cached and board.trainings_of(ch.id, "name:ann") == 1
+    assert board.trainings_of(ch.id, "name:bob") == 0 and "trainings" not in board.budget_reasons(
+        ch, CNN, one, "name:bob"
+    )
+    # the teacher is held to nothing (admin); a student's trainings must be on the challenge's images
+    teacher = w.submit(ch.public, big, one.replace(seed=13), owner="teacher:ms stone", admin=True)
+    assert teacher.challenge == ch.id
+    w.stop(teacher.id, admin=True)
+    w.wait(teacher, timeout=120)
+    with pytest.raises(SetAside):  # nor around them on the teacher's data, where the hidden images are
+        w.submit(ch0.source, big, one.replace(epochs=3), owner="name:ann")
+
+
+def test_the_teacher_edits_and_deletes_a_challenge_and_the_students_runs_stay(home):
+    store, board, ch0, _ = home
+    made = board.create("Draft", ch0.source, Budgets(max_epochs=2), brief="first words")
+    hidden = board._hidden_files(made.id)
+    edited = board.update(
+        made.id, title=" Final ", brief="Few parameters win.", budgets=Budgets(max_epochs=5, max_seconds=30)
+    )
+    assert (edited.title, edited.brief) == ("Final", "Few parameters win.")
+    assert edited.budgets == Budgets(max_epochs=5, max_seconds=30.0) and edited.deadline is None
+    assert edited.public == made.public and board._hidden_files(made.id) == hidden  # the data stays as made
+    assert board.update(made.id, deadline=4e9).deadline == 4e9 and board.get(made.id).title == "Final"
+    with pytest.raises(ChallengeError, match="title"):
+        board.update(made.id, title="  ")
+    with pytest.raises(ChallengeError, match="above 0"):
+        Budgets(max_seconds=0)
+    run = run_experiment(made.public, CNN, TrainConfig(epochs=1, batch_size=8, seed=21), store=store)
+    board.enter(made.id, "name:ann", run.run_id)
+    assert board.delete(made.id).title == "Final"
+    assert made.id not in [c.id for c in board.list()]
+    with pytest.raises(ChallengeError, match="no challenge"):
+        board.board(made.id)
+    assert board.entries_of(made.id, "name:ann") == 0 and board.for_source(made.public) is None
+    assert store.get(run.run_id) is not None and Path(made.public).is_dir()  # the student's run and images stay
+    with pytest.raises(ChallengeError, match="no challenge"):
+        board.delete(made.id)
+
+
+def test_a_challenges_own_data_is_set_aside_from_students_until_the_reveal(home, tmp_path):
+    from core.data import SAMPLE_DATA_DIR
+    from core.jobs import TrainingWorker
+    from core.jobs.challenge_rules import SetAside, check_not_withheld, data_folder, withheld
+
+    store, board, _, _ = home
+    data = write_tiny_dataset(tmp_path / "secret", per_class=6)
+    ch = board.create("Secret", str(data))
+    for source in (str(data), str(data / "dark"), str(tmp_path), str(data / ".." / "secret")):  # itself, in, around
+        assert withheld(store, source) == ch, source
+    assert withheld(store, ch.public) is None and withheld(store, "drill_core") is None  # the students' folder
+    assert data_folder("drill_core") == str((Path(SAMPLE_DATA_DIR) / "drill_core").resolve())  # a bundled name's
+    with pytest.raises(SetAside, match="set aside for the challenge 'Secret' until your teacher reveals its scores"):
+        check_not_withheld(store, str(data))
+    w = TrainingWorker(store)
+    with pytest.raises(SetAside):  # a student's training on it, from any page or link
+        w.submit(str(data), CNN, TRAIN, owner="name:ann")
+    assert not w.jobs()
+    board.reveal(ch.id)
+    assert withheld(store, str(data)) is None
+    board.reveal(ch.id, scores=False)
+    assert withheld(store, str(data)) == ch
+    board.delete(ch.id)  # a deleted challenge sets nothing aside
+    assert withheld(store, str(data)) is None

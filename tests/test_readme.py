@@ -36,7 +36,7 @@ def readme_examples() -> list[tuple[str, str]]:
     return [(*(re.split(r"\s+#\s", ln, maxsplit=1) + [""])[:2],) for ln in lines]  # type: ignore[return-value]
 
 
-def tiny(line: str, data: Path, zipped: Path, run_id: str, work: Path) -> list[str]:
+def tiny(line: str, data: Path, zipped: Path, run_id: str, work: Path, challenge_id: str = "") -> list[str]:
     """The example's words with the sizes made tiny (nothing else is changed)."""
     line = re.sub(r"\s*\[[^\]]*\]", "", line)  # optional parts: [RUN_ID...] [--all-keys] [--json]
     words = shlex.split(line)[2:]  # after "python -m"
@@ -54,6 +54,8 @@ def tiny(line: str, data: Path, zipped: Path, run_id: str, work: Path) -> list[s
             out += [w, f"{name}={','.join(values.split(',')[:2])}"]
         elif w == "RUN_ID":
             out.append(run_id)
+        elif w == "CHALLENGE_ID":
+            out.append(challenge_id)
         elif w == "basalt":
             out.append("dark")  # a class of the tiny dataset
         else:
@@ -123,11 +125,15 @@ def test_every_command_line_example_in_the_readme_runs(tmp_path):
     Image.open(next(data.rglob("*.png"))).save(work / "rock.png")
     home = tmp_path / "home"
     _calibrate(home)
+    from core.lab import ChallengeBoard
+    from core.store.runstore import RunStore
+
+    challenge_id = ChallengeBoard(RunStore(home)).create("Stripes", str(data)).id  # what CHALLENGE_ID names
     env = {**os.environ, "CNNLAB_HOME": str(home), "PYTHONPATH": str(ROOT)}
     env.pop("CNNLAB_SERVING", None)
     run_id = "RUN_ID"
     for line, comment in readme_examples():
-        argv = tiny(line.strip(), data, zipped, run_id, work)
+        argv = tiny(line.strip(), data, zipped, run_id, work, challenge_id)
         p = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=900)
         assert p.returncode == 0, f"{line}\n{shlex.join(argv[1:])}\n{p.stderr[-2000:]}"
         if run_id == "RUN_ID" and argv[3] == "train" and "--json" in argv:

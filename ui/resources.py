@@ -55,6 +55,7 @@ from core.inside import (
     work_convolution,
 )
 from core.jobs import TrainingWorker, get_worker
+from core.jobs.challenge_rules import check_not_withheld, withheld, withheld_by
 from core.models import preview
 from core.results import Calibration, Mislabels
 from core.store import RunRecord, RunStore, Students, default_home
@@ -113,7 +114,11 @@ def list_runs() -> list[dict[str, Any]]:
     Runs on bundled data and the teacher's folders are everyone's; runs on an
     upload only its uploaders'; a teacher sees all (:mod:`ui.identity`).
     """
-    return store().list_runs(viewer=identity.viewer())
+    runs = store().list_runs(viewer=identity.viewer())
+    if identity.is_teacher():
+        return runs
+    aside = withheld_by(store())  # runs on a challenge's data show its hidden images: not before the reveal
+    return [r for r in runs if aside(r["source"]) is None]
 
 
 def stored_run(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> RunRecord | None:
@@ -154,8 +159,8 @@ def record(run_id: str | None) -> RunRecord | None:
     rec = _record(home(), run_id)
     if rec is None:
         _record.clear(home(), run_id)  # do not remember a miss: the run may be written soon
-    elif not store().may_see(rec.source, identity.viewer()):
-        return None  # another student's upload: not theirs to see
+    elif not store().may_see(rec.source, identity.viewer()) or set_aside(rec.source):
+        return None  # another student's upload, or a challenge's data before the reveal: not theirs to see
     return rec
 
 
@@ -340,6 +345,11 @@ def bundled() -> list[BundledInfo]:
     return bundled_datasets()
 
 
+def set_aside(source: str | None) -> bool:
+    """Whether a student may not read ``source`` now: a challenge's hidden images come from it (never for a teacher)."""
+    return not identity.is_teacher() and withheld(store(), source) is not None
+
+
 def bundled_info(source: str | None) -> BundledInfo | None:
     return next((b for b in bundled() if b.name == source), None)
 
@@ -352,6 +362,8 @@ def dataset(source: str, image_size: int = 64, channels: int = 3) -> Dataset:
     """
     if bundled_info(source) is None and not store().may_see(source, identity.viewer()):
         raise PathRefused("This upload belongs to another session. Upload your own zip on the Data page.")
+    if not identity.is_teacher():
+        check_not_withheld(store(), source)  # a challenge's hidden images come from it: set aside until revealed
     return load_dataset(source, image_size=image_size, channels=channels, cache_dir=store().cache_dir)
 
 

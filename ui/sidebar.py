@@ -93,6 +93,7 @@ def _dataset_select() -> None:
     if current and current not in options:  # e.g. a run's folder, chosen by a remedy button: keep offering it
         state.add_source(current, folder_label(current))
         options.append(current)
+    options = [o for o in options if not resources.set_aside(o)]  # a challenge's data, until it is revealed
     if not options:
         st.caption(feedback.NO_DATASET)
         return

@@ -15,11 +15,12 @@ import streamlit as st
 from core.base import describe, plural
 from core.base.config import LEARNING_RATES, TrainConfig
 from core.jobs import CANCELLED, Job, JobState, budget_warning, estimate_text
-from core.lab import ChallengeBoard
+from core.lab import CONTROLS
 from core.results import MAX_SEEDS, MIN_SEEDS
 from core.results.lr_range import nearest
+from core.store.challenges import time_budget_for
 from core.training import LRRange, stop_reason
-from ui import charts, jobs, resources, state, study
+from ui import challenges, charts, jobs, resources, state, study
 from ui.feedback import show_unexpected
 from ui.job_panel import ended_text, failure_details, job_panel, queue_table
 from ui.sidebar import when
@@ -59,15 +60,6 @@ def train_section(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) -
     _finished(job)
 
 
-def challenge_reasons(source: str | None, m, cfg: TrainConfig | None) -> dict[str, str]:
-    """When the active dataset is a challenge's images: why these settings break its budgets, per control."""
-    board = ChallengeBoard(resources.store())
-    ch = board.for_source(source)
-    if ch is None or cfg is None:
-        return {}
-    return board.budget_reasons(ch, m, cfg, jobs.owner())
-
-
 def _live(snaps: list) -> None:
     job_panel(snaps, key=K)
 
@@ -99,8 +91,8 @@ def _start_panel(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) ->
         blockers.append("This network is larger than this server trains (see above): make it smaller first.")
     if cfg is None:
         blockers.append("Fix the setting marked above first.")
-    reasons = challenge_reasons(source, m, cfg)
-    blockers += [reasons[c] for c in ("parameters", "epochs") if c in reasons]  # entries are counted when entering
+    reasons = challenges.reasons(m, cfg)  # the active dataset is a challenge's images: its budgets
+    blockers += [reasons[c] for c in CONTROLS if c in reasons]
     stored = None
     if not blockers:
         try:
@@ -156,7 +148,7 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
             f":material/timer: {estimate_text(est, ahead)}; peak memory about "
             f"{est.peak_bytes / 2**20:,.0f} MB ({est.precision})."
         )
-        if warning := budget_warning(est):
+        if warning := budget_warning(est, time_budget_for(resources.store(), source)[0] or 0):
             st.warning(warning, icon=":material/timer_off:")
     elif jobs.measuring_speed(est.precision):
         st.caption(

@@ -51,7 +51,7 @@ __all__ = ["main", "console_main", "EXIT_USAGE", "EXIT_FAILED"]
 
 NO_STORE = {"summary", "datasets"}  # commands that never touch the run store
 # Commands that only read the run store (and `compare` without --transfer).
-READ_ONLY = {"runs", "export", "jobs", "explain", "embed", "saliency"}
+READ_ONLY = {"runs", "export", "jobs", "explain", "embed", "saliency", "challenge"}
 KEEPS_IF_IT_CAN = {"maximise"}  # reads, and keeps its result in the run's folder when the store can be written
 
 

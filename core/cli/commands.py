@@ -23,6 +23,7 @@ from core.store import RunStore
 from core.training import check_submission, resolve, run_experiment, stop_reason
 
 from .batch import cmd_jobs, make_worker, train_all
+from .challenge import cmd_challenge
 from .embed import cmd_embed
 from .explain import cmd_explain
 from .exporting import cmd_export
@@ -337,4 +338,5 @@ COMMANDS = {
     "health": cmd_health,
     "saliency": cmd_saliency,
     "lr-find": cmd_lr_find,
+    "challenge": cmd_challenge,
 }

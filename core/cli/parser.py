@@ -535,4 +535,14 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     _setting(hl, "seed", type=int, default=t.seed, help="the seed of the split, as in train")
     _setting(hl, "train_fraction", type=float, default=t.train_fraction, help=FRACTION_HELP)
     hl.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    ch = sub.add_parser(
+        "challenge",
+        parents=[common],
+        help="the class challenges, as the teacher sees them: list, show one, or its board (scores and names)",
+    )
+    ch.add_argument("action", choices=["list", "show", "board"], help="list them, show one, or print its board")
+    ch.add_argument("challenge_id", metavar="ID", nargs="?", default=None, help="a challenge (from 'challenge list')")
+    ch.add_argument("--csv", action="store_true", help="with board: the board as CSV, the dashboard's download")
+    ch.add_argument("--json", action="store_true", help=JSON_HELP)
     return p

@@ -58,6 +58,7 @@ COLUMNS = (
     "epoch",
     "epochs",
     "lr_range",
+    "challenge",
 )
 HEARTBEAT = 5.0  # seconds between a live server's heartbeats
 STALE = 60.0  # a server whose heartbeat is older than this is gone (even if its pid was reused)
@@ -95,6 +96,8 @@ class JobTable:
                 con.executescript(SCHEMA)
                 if "lr_range" not in {r[1] for r in con.execute("PRAGMA table_info(jobs)")}:
                     con.execute("ALTER TABLE jobs ADD COLUMN lr_range TEXT")  # a range test's range (None: a training)
+                if "challenge" not in {r[1] for r in con.execute("PRAGMA table_info(jobs)")}:
+                    con.execute("ALTER TABLE jobs ADD COLUMN challenge TEXT")  # the challenge whose images it trains on
 
     def _connect(self) -> sqlite3.Connection:
         con = self.store.connect()
@@ -197,6 +200,10 @@ class JobTable:
             rows = con.execute("SELECT DISTINCT run_id FROM jobs WHERE owner = ? AND run_id IS NOT NULL", (owner,))
             return {r[0] for r in rows.fetchall()}
 
+    def trainings_of(self, owner: str, challenge: str) -> int:
+        """:func:`trainings_of` in this table."""
+        return trainings_of(self.store, owner, challenge)
+
     def rows(self, limit: int = 20) -> list[dict[str, Any]]:
         """Queued and running jobs (oldest first), then the ``limit`` most recent others (newest first).
 
@@ -231,3 +238,30 @@ def _row(row: sqlite3.Row) -> dict[str, Any]:
         d[c] = json.loads(d[c])
     d["lr_range"] = json.loads(d["lr_range"]) if d.get("lr_range") else None
     return d
+
+
+def trainings_of(store: RunStore, owner: str, challenge: str) -> int:
+    """How many trainings ``owner`` has started or queued on a challenge's images (its budget counts them).
+
+    Queued, running, finished or stopped trainings count; a range test, a stored run given back (it trained
+    nothing), a training cancelled before it started, a failed or an interrupted one do not. Only reads (a page
+    asks on every rerun): 0 when no worker has made the table yet.
+    """
+    with closing(store.connect()) as con:
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
+            return 0
+        if "challenge" not in {r[1] for r in con.execute("PRAGMA table_info(jobs)")}:
+            return 0  # a table from before challenges: none of its jobs was on one
+        (n,) = con.execute(
+            "SELECT COUNT(*) FROM jobs WHERE owner = ? AND challenge = ? AND lr_range IS NULL "
+            "AND (state IN (?, ?) OR (state IN (?, ?) AND started IS NOT NULL))",
+            (
+                owner,
+                challenge,
+                JobState.QUEUED.value,
+                JobState.RUNNING.value,
+                JobState.DONE.value,
+                JobState.STOPPED.value,
+            ),
+        ).fetchone()
+    return int(n)

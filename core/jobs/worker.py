@@ -44,11 +44,13 @@ from core.base.naming import describe
 from core.base.precision import settle_precision
 from core.base.tables import plural
 from core.data import Dataset
+from core.jobs.challenge_rules import OverBudget, budget_reasons, check_not_withheld
 from core.jobs.executor import Executor, Training, make_executor
 from core.jobs.fairqueue import fair_order
 from core.jobs.jobtable import HEARTBEAT, JobTable
 from core.jobs.process import ChildOutcome
 from core.jobs.state import CANCELLED, JobSnapshot, JobState
+from core.store.challenges import time_budget_for
 from core.store.runstore import RunRecord, RunStore, default_home
 from core.training.experiment import check_submission, resolve, stop_reason, stored_answer
 from core.training.lr_find import LRFind, LRRange, resolve_lr_find, stored_lr_find
@@ -97,6 +99,7 @@ class Job:
     detail: str | None = None  # the traceback of an unexpected failure, for a debug expander
     user_error: bool = False  # the failure is the user's to fix (bad weights, data): the CLI exits 2
     time_budget: float | None = None  # seconds of training allowed, decided at submission (None: no limit)
+    challenge: str | None = None  # the challenge whose images it trains on (core.store.challenges), if any
     lr_range: LRRange | None = None  # a learning-rate range test over this range (kind "lr-find"), not a training
     lr_find: LRFind | None = None  # the range test's result, once there is one
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -165,6 +168,7 @@ class Job:
             "model_config": self.model_cfg.to_dict(),
             "train_config": self.train_cfg.to_dict(),
             "lr_range": None if self.lr_range is None else self.lr_range.to_dict(),
+            "challenge": self.challenge,
             "submitted": self.submitted,
             "started": self.started,
             "finished": self.finished,
@@ -212,6 +216,7 @@ def job_from_row(row: dict[str, Any], store: RunStore) -> Job:
         epoch=row["epoch"],
         epochs=row["epochs"],
         lr_range=LRRange.from_dict(row["lr_range"]) if row.get("lr_range") else None,
+        challenge=row.get("challenge"),
     )
     if job.lr_range is not None:
         job.lr_find = stored_lr_find(store, job.key) if job.state.ended_with_run else None
@@ -320,6 +325,8 @@ class TrainingWorker:
         running or stored add none), so a sweep is either queued whole or refused
         with one message.
         """
+        if owner is not None and not admin:  # a student: not on the data a challenge's hidden images come from
+            check_not_withheld(self.store, str(source))
         prepared = []
         for model_cfg, train_cfg in configs:
             if lr_find is not None:  # a range test: its configs and key (precision settled, network checked)
@@ -330,7 +337,7 @@ class TrainingWorker:
             ds, model_cfg, key = resolve(source, model_cfg, train_cfg, self.store)
             check_submission(model_cfg, train_cfg)  # impossible, too costly or unusable weights: say so now, once
             prepared.append((ds, model_cfg, train_cfg, key))
-        budget = settings().max_train_seconds or None
+        budget, challenge = time_budget_for(self.store, source)  # CNNLAB_MAX_TRAIN_SECONDS or the challenge's
         with self._lock:
             answers: list[Job | RunRecord | LRFind | None] = []
             for ds, _, _, key in prepared:
@@ -341,6 +348,8 @@ class TrainingWorker:
                 answers.append(active or found)
             new_keys = {key for (_, _, _, key), a in zip(prepared, answers, strict=True) if a is None}
             self._check_room(owner, len(new_keys), admin)
+            if challenge is not None and lr_find is None and not admin:
+                self._check_challenge(challenge, prepared, owner, len(new_keys))
             jobs: list[Job] = []
             for (ds, model_cfg, train_cfg, key), answer in zip(prepared, answers, strict=True):
                 if isinstance(answer, Job):
@@ -360,6 +369,7 @@ class TrainingWorker:
                     owner=owner,
                     time_budget=budget,
                     lr_range=lr_find,
+                    challenge=challenge.id if challenge is not None else None,
                 )
                 if lr_find is not None:
                     job.label = f"learning-rate range test: {job.label}"
@@ -388,6 +398,16 @@ class TrainingWorker:
         waiting = sum(1 for j in self._waiting if j.owner == owner)
         if waiting + adding > cap:
             raise QueueFull(queue_full_message(waiting, cap, adding))
+
+    def _check_challenge(self, challenge, prepared: list, owner: str | None, adding: int) -> None:
+        """Refuse a student's trainings on a challenge's images that break its budgets (:class:`OverBudget`, the
+        reason the pages show next to the control). The trainings this call adds count with the earlier ones."""
+        started = self.table.trainings_of(owner, challenge.id) if owner is not None else None
+        counted = None if started is None else started + adding - 1  # the last one added must still fit
+        for _, model_cfg, train_cfg, _ in prepared:
+            reasons = budget_reasons(challenge, model_cfg, train_cfg, counted if adding else None)
+            if reasons:
+                raise OverBudget(next(iter(reasons.values())))
 
     def ahead_of(self, owner: str | None) -> list[Job]:
         """The jobs that would train before a job ``owner`` submitted now: the running ones, then the

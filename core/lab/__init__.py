@@ -1,8 +1,8 @@
 """The overfitting lab: its five variants of one network, and what their runs say together; and the class's
 challenges (a hidden test split, budgets, entries scored by the server, the board)."""
 
+from core.jobs.challenge_rules import CONTROLS, OverBudget, parameters_control
 from core.lab.challenge import (
-    CONTROLS,
     BoardRow,
     Budgets,
     Challenge,
@@ -28,6 +28,8 @@ from core.lab.variants import (
 __all__ = [
     "CONTROLS",
     "BoardRow",
+    "OverBudget",
+    "parameters_control",
     "Budgets",
     "Challenge",
     "ChallengeBoard",

@@ -39,96 +39,38 @@ import uuid
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
 
 from core.base.config import ModelConfig, TrainConfig
-from core.base.errors import UserError
 from core.base.tables import plural
 from core.data import SAMPLE_DATA_DIR, Dataset, load_dataset
-from core.models.layer_table import layer_table
+from core.jobs.challenge_rules import CONTROLS, budget_reasons
+from core.jobs.jobtable import trainings_of
 from core.results.compare import run_metrics, settings_table
+from core.store.challenges import (
+    Budgets,
+    Challenge,
+    ChallengeError,
+    challenge_for_source,
+    challenge_of_row,
+    challenges_home,
+    connect,
+    ensure_tables,
+)
 from core.store.runstore import RunRecord, RunStore, UnknownRunError
 from core.store.students import owner_name
 from core.training.experiment import predict_images
 
 HIDDEN_FRACTION = 0.2  # of each class's images, set aside as the hidden test split
 LOAD_SIZE = 32  # the size images are decoded at to make the split (only names and labels are used)
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS challenges (
-    id TEXT PRIMARY KEY, title TEXT NOT NULL, brief TEXT NOT NULL, source TEXT NOT NULL, public TEXT NOT NULL,
-    classes TEXT NOT NULL, max_params INTEGER, max_epochs INTEGER, max_trainings INTEGER, deadline REAL,
-    revealed INTEGER NOT NULL DEFAULT 0, names_revealed INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL,
-    seed INTEGER NOT NULL, public_count INTEGER NOT NULL, hidden TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS challenge_entries (
-    challenge TEXT NOT NULL, owner TEXT NOT NULL, run_id TEXT NOT NULL, name TEXT NOT NULL, entered REAL NOT NULL,
-    correct INTEGER NOT NULL, hidden_count INTEGER NOT NULL, val_accuracy REAL, params INTEGER NOT NULL,
-    epochs INTEGER NOT NULL, seconds REAL NOT NULL,
-    PRIMARY KEY (challenge, owner, run_id)
-);
-"""
 ANIMALS = tuple(
     "Albatross Badger Beaver Bison Camel Cheetah Crane Dolphin Eagle Falcon Ferret Gazelle Gecko Heron Hedgehog "
     "Ibex Jackal Koala Lemur Lynx Marmot Meerkat Narwhal Ocelot Otter Panda Pelican Puffin Quokka Raven Salamander "
     "Seal Sloth Tapir Toucan Turtle Walrus Wombat Yak Zebra".split()
 )
-CONTROLS = ("parameters", "epochs", "trainings")  # the budget reasons' keys: the controls they sit next to
-
-
-_MADE: set[str] = set()  # the stores whose tables this process has made
-
-
-class ChallengeError(UserError):
-    """A challenge cannot be made, found, entered or scored as asked: the message says why."""
-
-
-@dataclass(frozen=True)
-class Budgets:
-    """What a challenge allows each run and each student (None: no limit)."""
-
-    max_params: int | None = None
-    max_epochs: int | None = None
-    max_trainings: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_params", "max_epochs", "max_trainings"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ChallengeError(
-                    f"A challenge's {_WORDS[name]} must be a whole number of at least 1 (got {value!r})."
-                )
-
-
-_WORDS = {
-    "max_params": "maximum parameters",
-    "max_epochs": "maximum epochs",
-    "max_trainings": "maximum entries per student",
-}
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """What anyone may know of a challenge (the hidden images' names are not here)."""
-
-    id: str
-    title: str
-    brief: str
-    source: str  # the teacher's data: a bundled name or a folder on the server
-    public: str  # the folder students train on: ``source`` without the hidden images
-    classes: list[str]
-    budgets: Budgets
-    deadline: float | None
-    revealed: bool
-    names_revealed: bool
-    created: float
-    public_count: int
-    hidden_count: int
-
-    def closed(self, now: float | None = None) -> bool:
-        """Whether the deadline has passed (no more entries)."""
-        return self.deadline is not None and (time.time() if now is None else now) > self.deadline
 
 
 @dataclass(frozen=True)
@@ -195,31 +137,30 @@ def _write_public(root: Path, files: list[str], classes: list[str], target: Path
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _total_epochs(train_cfg: TrainConfig) -> int:
-    return int(train_cfg.epochs) + int(train_cfg.fine_tune_epochs or 0)
-
-
 class ChallengeBoard:
     """The challenges of one run store, their hidden splits and their entries (each call opens its own connection)."""
 
     def __init__(self, store: RunStore):
         self.store = store
-        if not store.readonly and str(store.db_path) not in _MADE:  # once per store and process: pages make one per run
-            with closing(self._connect()) as con, con:
-                con.executescript(SCHEMA)
-            _MADE.add(str(store.db_path))
+        ensure_tables(store)  # once per store and process: pages make a board per run
+        self._none = store.readonly and not self._has_tables()  # a read-only store no teacher made a challenge in
 
     def _connect(self) -> sqlite3.Connection:
-        con = self.store.connect()
-        con.row_factory = sqlite3.Row
-        return con
+        return connect(self.store)
+
+    def _has_tables(self) -> bool:
+        try:
+            with closing(self._connect()) as con:
+                return con.execute("SELECT 1 FROM sqlite_master WHERE name = 'challenges'").fetchone() is not None
+        except sqlite3.OperationalError:  # no database at all
+            return False
 
     # -- challenges -------------------------------------------------------
     def create(
         self,
         title: str,
         source: str,
-        budgets: Budgets = Budgets(),
+        budgets: Budgets | None = None,
         *,
         brief: str = "",
         deadline: float | None = None,
@@ -231,6 +172,7 @@ class ChallengeBoard:
             ChallengeError: no title, a zip, a class too small, or bad budgets.
             core.data.DataError: the data cannot be read.
         """
+        budgets = budgets or Budgets()
         title = title.strip()
         if not title:
             raise ChallengeError("Give the challenge a title: students pick it by its title.")
@@ -240,7 +182,7 @@ class ChallengeBoard:
         seed = _seed_of(cid)
         hidden = hidden_split(ds.labels, hidden_fraction, seed)
         shown = np.setdiff1d(np.arange(len(ds)), hidden)
-        public = (self.store.home / "challenges").resolve() / cid  # core.base.limits.challenges_dir() on a server
+        public = Path(challenges_home(self.store)) / cid  # core.base.limits.challenges_dir() on a server
         _write_public(root, [ds.files[i] for i in shown], ds.class_names, public)
         row = {
             "id": cid,
@@ -252,6 +194,7 @@ class ChallengeBoard:
             "max_params": budgets.max_params,
             "max_epochs": budgets.max_epochs,
             "max_trainings": budgets.max_trainings,
+            "max_seconds": budgets.max_seconds,
             "deadline": deadline,
             "created": time.time(),
             "seed": seed,
@@ -264,47 +207,75 @@ class ChallengeBoard:
             )
         return self.get(cid)
 
-    @staticmethod
-    def _challenge(row: sqlite3.Row) -> Challenge:
-        return Challenge(
-            id=row["id"],
-            title=row["title"],
-            brief=row["brief"],
-            source=row["source"],
-            public=row["public"],
-            classes=json.loads(row["classes"]),
-            budgets=Budgets(row["max_params"], row["max_epochs"], row["max_trainings"]),
-            deadline=row["deadline"],
-            revealed=bool(row["revealed"]),
-            names_revealed=bool(row["names_revealed"]),
-            created=row["created"],
-            public_count=row["public_count"],
-            hidden_count=len(json.loads(row["hidden"])),
-        )
-
     def get(self, challenge_id: str) -> Challenge:
         """The challenge with this id. Raises ChallengeError when there is none."""
+        if self._none:
+            raise ChallengeError(f"There is no challenge '{challenge_id}'. Pick one of the challenges on the board.")
         with closing(self._connect()) as con:
             row = con.execute("SELECT * FROM challenges WHERE id = ?", (challenge_id,)).fetchone()
         if row is None:
             raise ChallengeError(f"There is no challenge '{challenge_id}'. Pick one of the challenges on the board.")
-        return self._challenge(row)
+        return challenge_of_row(row)
 
     def list(self) -> list[Challenge]:
         """Every challenge, newest first."""
+        if self._none:
+            return []
         with closing(self._connect()) as con:
             rows = con.execute("SELECT * FROM challenges ORDER BY created DESC").fetchall()
-        return [self._challenge(r) for r in rows]
+        return [challenge_of_row(r) for r in rows]
 
     def for_source(self, source: str | None) -> Challenge | None:
-        """The challenge whose students' folder ``source`` is (what the Train page holds to its budgets), or None."""
-        if not source or os.path.realpath(source).rsplit(os.sep, 1)[0] != str(
-            (self.store.home / "challenges").resolve()
-        ):
-            return None
-        with closing(self._connect()) as con:
-            row = con.execute("SELECT * FROM challenges WHERE public = ?", (os.path.realpath(source),)).fetchone()
-        return self._challenge(row) if row else None
+        """The challenge whose students' folder ``source`` is (what the pages hold to its budgets), or None."""
+        return challenge_for_source(self.store, source)
+
+    def update(
+        self,
+        challenge_id: str,
+        *,
+        title: str | None = None,
+        brief: str | None = None,
+        budgets: Budgets | None = None,
+        deadline: float | None | EllipsisType = ...,
+    ) -> Challenge:
+        """The teacher's edit: the title, the brief, the budgets or the deadline (``None``: no deadline; left
+        out: unchanged). The data and its hidden split stay as they were made; entries already on the board
+        stay (new budgets hold for the trainings and entries that follow).
+
+        Raises:
+            ChallengeError: no such challenge, or an empty title.
+        """
+        self.get(challenge_id)
+        fields: dict[str, Any] = {}
+        if title is not None:
+            if not title.strip():
+                raise ChallengeError("Give the challenge a title: students pick it by its title.")
+            fields["title"] = title.strip()
+        if brief is not None:
+            fields["brief"] = brief.strip()
+        if budgets is not None:
+            fields |= dataclasses.asdict(budgets)
+        if deadline is not ...:
+            fields["deadline"] = deadline
+        if fields:
+            with closing(self._connect()) as con, con:
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                con.execute(f"UPDATE challenges SET {sets} WHERE id = ?", (*fields.values(), challenge_id))
+        return self.get(challenge_id)
+
+    def delete(self, challenge_id: str) -> Challenge:
+        """The teacher's delete: the challenge, its hidden split's names and its board go; the students' runs stay
+        in the run store, and so does the folder of the images they trained on (their runs' pages read it;
+        it holds none of the hidden images). Returns what was deleted.
+
+        Raises:
+            ChallengeError: no such challenge.
+        """
+        ch = self.get(challenge_id)
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM challenge_entries WHERE challenge = ?", (challenge_id,))
+            con.execute("DELETE FROM challenges WHERE id = ?", (challenge_id,))
+        return ch
 
     def reveal(self, challenge_id: str, *, scores: bool = True, names: bool | None = None) -> Challenge:
         """The teacher's reveal: the hidden scores (and, when ``names`` is given, the students' names) shown or not."""
@@ -332,35 +303,22 @@ class ChallengeBoard:
             ).fetchone()
         return int(n)
 
+    def trainings_of(self, challenge_id: str, owner: str) -> int:
+        """How many trainings ``owner`` has started on the challenge's images (the job table's count)."""
+        return trainings_of(self.store, owner, challenge_id)
+
     def budget_reasons(
         self, challenge: Challenge, model_cfg: ModelConfig, train_cfg: TrainConfig, owner: str | None = None
     ) -> dict[str, str]:
         """Why these settings break the challenge's budgets, per control (:data:`CONTROLS`); empty when they fit.
 
-        The parameters are the layer table's (no TensorFlow), for the challenge's classes; the epochs are
-        the training's plus VGG16's fine-tuning epochs; the entries are ``owner``'s so far.
+        :func:`core.jobs.challenge_rules.budget_reasons`, with ``owner``'s trainings on the challenge's
+        images counted (None: not counted); the worker refuses the same trainings with the same sentences.
         """
-        b = challenge.budgets
-        reasons: dict[str, str] = {}
-        if b.max_params is not None:
-            params = layer_table(dataclasses.replace(model_cfg, num_classes=len(challenge.classes))).total_params
-            if params > b.max_params:
-                reasons["parameters"] = (
-                    f"This network has {params:,} parameters; the challenge allows at most {b.max_params:,}. "
-                    "Use fewer filters, fewer blocks or a smaller dense layer."
-                )
-        if b.max_epochs is not None and (epochs := _total_epochs(train_cfg)) > b.max_epochs:
-            reasons["epochs"] = (
-                f"This training runs up to {plural(epochs, 'epoch')}; the challenge allows at most "
-                f"{plural(b.max_epochs, 'epoch')}."
-            )
-        if b.max_trainings is not None and owner is not None:
-            used = self.entries_of(challenge.id, owner)
-            if used >= b.max_trainings:
-                reasons["trainings"] = (
-                    f"You have entered {plural(used, 'run')} in this challenge, its limit; no more runs can be entered."
-                )
-        return reasons
+        used = (
+            None if owner is None or challenge.budgets.max_trainings is None else self.trainings_of(challenge.id, owner)
+        )
+        return budget_reasons(challenge, model_cfg, train_cfg, used)
 
     # -- entries ----------------------------------------------------------
     def hidden_correct(self, challenge: Challenge, rec: RunRecord) -> tuple[int, int]:
@@ -410,10 +368,15 @@ class ChallengeBoard:
         if again:
             raise ChallengeError("You have entered this run already.")
         reasons = self.budget_reasons(
-            ch, ModelConfig.from_dict(rec.model_config), TrainConfig.from_dict(rec.train_config), owner
+            ch, ModelConfig.from_dict(rec.model_config), TrainConfig.from_dict(rec.train_config)
         )
         if reasons:
             raise ChallengeError(" ".join(reasons[c] for c in CONTROLS if c in reasons))
+        used = self.entries_of(ch.id, owner)
+        if ch.budgets.max_trainings is not None and used >= ch.budgets.max_trainings:
+            raise ChallengeError(
+                f"You have entered {plural(used, 'run')} in this challenge, its limit; no more runs can be entered."
+            )
         correct, total = self.hidden_correct(ch, rec)
         metrics = run_metrics(rec)
         entry = {

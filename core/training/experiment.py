@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from core.base.config import WEIGHT_SOURCES, ModelConfig, TrainConfig, run_key
-from core.base.environment import settings
 from core.base.errors import UserError
 from core.base.naming import describe
 from core.base.precision import decided_precision, run_precision, settle_precision
@@ -29,6 +28,7 @@ from core.models.pipeline import model_input
 from core.models.weight_sources import WeightsError, file_digest, weight_kind, weights_status
 from core.results.diagnosis import diagnose
 from core.results.evaluation import evaluate
+from core.store.challenges import by_challenge, challenge_for_source, time_budget_for
 from core.store.runstore import RunRecord, RunStore
 from core.training.fit import BUDGET_STOP, budget_stop_text, predict_proba
 from core.training.train import train_model
@@ -206,7 +206,7 @@ def run_experiment(
         store=store,
         progress=progress,
         stop_event=stop_event,
-        time_budget=settings().max_train_seconds or None,  # decided once, here, like the precision
+        time_budget=time_budget_for(store, source)[0],  # decided once, here, like the precision
     )
     return save_run(store, artifacts)
 
@@ -315,7 +315,8 @@ def stop_reason(record: RunRecord) -> str | None:
     """Why a stopped run ended before its last planned epoch, when not by a person (its time budget); else None."""
     if record.extra.get("stopped_by") != BUDGET_STOP:
         return None
-    return budget_stop_text(record.extra["time_budget"], len(record.history.get("loss", [])))
+    whose = "the challenge's" if record.extra.get("time_budget_by") == "challenge" else "the"
+    return budget_stop_text(record.extra["time_budget"], len(record.history.get("loss", [])), whose=whose)
 
 
 class PrecisionMismatch(UserError):
@@ -340,6 +341,11 @@ def save_run(store: RunStore, artifacts: RunArtifacts) -> RunRecord:
         PrecisionMismatch: the run computed in another precision than its key names.
     """
     check_precision(artifacts.record)
+    ch = challenge_for_source(store, artifacts.record.source)
+    if ch is not None:  # trained on a challenge's images: the run carries the challenge (and whose budget stopped it)
+        artifacts.record.extra["challenge"] = ch.id
+        if by_challenge(artifacts.record.extra.get("time_budget"), ch):
+            artifacts.record.extra["time_budget_by"] = "challenge"
     store.save(artifacts.record, model=artifacts.model, arrays=artifacts.arrays)
     return artifacts.record
 

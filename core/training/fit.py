@@ -100,9 +100,12 @@ class TimeBudget:
         return time.perf_counter() - self.started >= self.seconds
 
 
-def budget_stop_text(seconds: float, epochs: int) -> str:
-    """Why a run ended early: ``Stopped: the time budget of 60 s per training was reached after 3 epochs.``"""
-    return f"Stopped: the time budget of {seconds:g} s per training was reached after {plural(epochs, 'epoch')}."
+def budget_stop_text(seconds: float, epochs: int, *, whose: str = "the") -> str:
+    """Why a run ended early: ``Stopped: the time budget of 60 s per training was reached after 3 epochs.``
+
+    ``whose``: "the" (the server's, ``CNNLAB_MAX_TRAIN_SECONDS``) or "the challenge's".
+    """
+    return f"Stopped: {whose} time budget of {seconds:g} s per training was reached after {plural(epochs, 'epoch')}."
 
 
 @dataclass

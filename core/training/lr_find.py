@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 
 from core.base.config import ConfigError, ModelConfig, TrainConfig
-from core.base.environment import settings
 from core.base.errors import UserError
 from core.base.naming import describe
 from core.base.precision import decided_precision, settle_precision
 from core.data import Dataset
 from core.results.lr_range import EXPLODE, SPAN, Suggestion, beta_for, exploded, rates, smooth, suggest
+from core.store.challenges import time_budget_for
 from core.store.runstore import RunStore
 from core.training.experiment import check_submission, resolve, run_split
 from core.training.fit import Progress, TimeBudget, check_inputs, compile_model, fit_phase
@@ -459,6 +459,6 @@ def find_lr(
         store=store,
         progress=progress,
         stop_event=stop_event,
-        time_budget=settings().max_train_seconds or None,
+        time_budget=time_budget_for(store, source)[0],  # CNNLAB_MAX_TRAIN_SECONDS or the challenge's
     )
     return save_lr_find(store, result)

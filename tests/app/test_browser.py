@@ -374,3 +374,55 @@ def test_the_exported_report_opens_offline_without_errors(trained, tmp_path):
         browser.close()
     assert errors == [] and requests == []
     assert plots == 4 and trained.run_id in heading
+
+
+@pytest.fixture
+def teacher_server(tmp_path):
+    """The app with a class and a teacher password (started in a folder whose secrets.toml sets them)."""
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(
+        '[cnnlab]\nclass_password = "quartz-42"\nteacher_password = "granite-7"\n'
+    )
+    yield from _serve(tmp_path, tmp_path, ROOT / "app.py")
+
+
+def test_the_board_on_the_projector_is_large_anonymous_and_without_the_sidebar(teacher_server, data_dir, tmp_path):
+    """A challenge with two students' entries, as the teacher shows it to the room: projector mode hides the
+    sidebar (the students' names) and lists the ranked animals in large type (a screenshot for the record)."""
+    from apphelpers import TINY
+    from playwright.sync_api import expect, sync_playwright
+
+    from core.base.config import TrainConfig
+    from core.lab import Budgets, ChallengeBoard
+    from core.store.runstore import RunStore
+    from core.training.experiment import run_experiment
+
+    expect.set_options(timeout=WAIT_MS)
+    store = RunStore(tmp_path / "home")  # the server's store (CNNLAB_HOME of _serve)
+    board = ChallengeBoard(store)
+    ch = board.create("Stripes", str(data_dir), Budgets(max_epochs=3), brief="Tell the stripes apart.")
+    for owner, seed in (("name:ada", 1), ("name:bo", 2)):
+        run = run_experiment(ch.public, TINY, TrainConfig(epochs=2, batch_size=8, seed=seed), store=store)
+        board.enter(ch.id, owner, run.run_id)
+    animals = [r.name for r in board.board(ch.id)]
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{teacher_server}/board?challenge={ch.id}")
+        page.get_by_role("textbox", name="Your name").fill("Ms Stone")
+        page.get_by_role("textbox", name="Password").fill("granite-7")
+        page.get_by_role("button", name="Enter").click()
+        page.get_by_role("heading", name="Challenge board", exact=True).first.wait_for(timeout=60000)
+        _settle(page)
+        expect(page.get_by_text("Hidden test accuracy").first).to_be_visible()  # the teacher's own view
+        _shot(page, "board-teacher")
+        page.get_by_text("Projector mode", exact=True).click()  # (no _settle: it waits for the sidebar, now hidden)
+        expect(page.get_by_role("heading", name="Stripes", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name=re.compile(rf"^1\. {animals[0]} · "))).to_be_visible()
+        expect(page.locator("[data-testid='stSidebar']")).to_be_hidden()
+        body = page.locator("[data-testid='stMain']").inner_text()
+        assert "ada" not in body.lower().split() and "bo" not in body.lower().split()
+        expect(page.locator("[data-testid='stException']")).to_have_count(0)
+        _shot(page, "board-projector")
+        browser.close()
