@@ -107,13 +107,41 @@ def worker() -> TrainingWorker:
 # --------------------------------------------------------------------------- runs
 
 
+# Keyed by the store's stamp. Two writes within one tick of the file system's clock (a few ms) could leave it as it
+# was; the worker's heartbeat (core.jobs.jobtable.HEARTBEAT, 5 s) is a write, so such a list is read again soon.
+@st.cache_data(show_spinner=False, max_entries=256)
+def _list_runs(home_dir: str, viewer: str | None, stamp: tuple[int, ...]) -> list[dict[str, Any]]:
+    return _store(home_dir).list_runs(viewer=viewer)
+
+
 def list_runs() -> list[dict[str, Any]]:
-    """Summaries of the runs this session may see, newest first (one SQLite query, not cached).
+    """Summaries of the runs this session may see, newest first.
 
     Runs on bundled data and the teacher's folders are everyone's; runs on an
     upload only its uploaders'; a teacher sees all (:mod:`ui.identity`).
+    Read once per viewer and state of the store (:meth:`RunStore.stamp`): the sidebar asks on every
+    rerun of every session, and the answer changes only when the store does (a new run shows at once).
     """
-    return store().list_runs(viewer=identity.viewer())
+    return _list_runs(home(), identity.viewer(), store().stamp())
+
+
+def all_runs() -> list[dict[str, Any]]:
+    """Summaries of every stored run, newest first, whoever may see them: for a page that filters them itself
+    (the challenge board keeps a student's own). Read as :func:`list_runs` is, once per state of the store."""
+    return _list_runs(home(), None, store().stamp())
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _resolve_student(home_dir: str, user_id: str, stamp: tuple[int, ...]) -> str:
+    return _students(home_dir).resolve(user_id)
+
+
+def resolve_student(user_id: str) -> str:
+    """The id a student's user id stands for now (:meth:`Students.resolve`: the teacher's renames and merges).
+
+    Read once per state of the store (:meth:`RunStore.stamp`): the login asks on every rerun of every session.
+    """
+    return _resolve_student(home(), user_id, store().stamp())
 
 
 def stored_run(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> RunRecord | None:
