@@ -89,7 +89,11 @@ class Session:
 
     async def connect(self) -> None:
         self.ws = await websockets.connect(
-            self.url, subprotocols=["streamlit"], origin=self.origin, max_size=None, open_timeout=TIMEOUT
+            self.url,
+            subprotocols=["streamlit"],
+            origin=self.origin,
+            max_size=None,
+            open_timeout=TIMEOUT,
         )
 
     async def rerun(
@@ -169,20 +173,42 @@ class Session:
                 return done
 
 
+LOGINS_AGAIN: list[str] = []  # sessions whose first login was not taken (the form came back) and typed it again
+
+
 async def log_in(s: Session, name: str, password: str = CLASS_PASSWORD) -> None:
-    """Connect and log in as a browser does: the login form, then a name and the password with "Enter"."""
+    """Connect and log in as a browser does: the login form, then a name and the password with "Enter".
+
+    If the form comes back (a fresh server's first script runs are in Streamlit's pages-folder mode until a
+    session has run st.navigation, ui/frame.py, so the form's widgets may have other ids by the time it is
+    sent), the student types it again, up to twice; each such session is counted and printed.
+    """
     await s.connect()
     await s.rerun("")  # the login form
-    try:
-        fields = [(s.widgets["Your name"], "string", name), (s.widgets["Password"], "string", password)]
-        fields.append((s.widgets["Enter"], "trigger", True))
-    except KeyError as exc:
-        raise RuntimeError(f"no login form ({exc}); widgets seen: {sorted(s.widgets)}") from None
-    await s.rerun("", widgets=fields)
+    for _ in range(3):
+        try:
+            fields = [
+                (s.widgets[label], "string", value) for label, value in (("Your name", name), ("Password", password))
+            ]
+            fields.append((s.widgets["Enter"], "trigger", True))
+        except KeyError as exc:
+            raise RuntimeError(f"no login form ({exc}); widgets seen: {sorted(s.widgets)}") from None
+        s.widgets.clear()
+        await s.rerun("", widgets=fields)
+        if "Your name" not in s.widgets:
+            return
+        LOGINS_AGAIN.append(name)
+    raise RuntimeError(f"{name} could not log in: the form came back three times")
 
 
 async def one_student(
-    url: str, origin: str, rounds: int, samples: dict, lost: list, think: float, name: str
+    url: str,
+    origin: str,
+    rounds: int,
+    samples: dict,
+    lost: list,
+    think: float,
+    name: str,
 ) -> Session:
     """One student: open Architecture, then ``rounds`` x (slider, Home, Architecture), pausing a random
     0.5-1.5 x ``think`` seconds before each action (0: as fast as the server answers)."""
@@ -213,10 +239,7 @@ async def one_student(
             samples["page switch"].append(await s.rerun("architecture"))
     except (TimeoutError, websockets.ConnectionClosed, OSError) as exc:
         lost.append(f"{type(exc).__name__}: {exc}")
-    finally:
-        if s.ws is not None:
-            await s.ws.close()
-    return s
+    return s  # still connected: the caller reads the server's metrics, then closes it
 
 
 async def watcher(
@@ -286,7 +309,10 @@ async def training_text(trainer: Session | None) -> str:
     if trainer is None:
         return "no training"
     await trainer.rerun("train")
-    return next((t for t in trainer.progress if "Training" in t), "not training: " + "; ".join(trainer.progress))
+    return next(
+        (t for t in trainer.progress if "Training" in t),
+        "not training: " + "; ".join(trainer.progress),
+    )
 
 
 def rss(pid: int) -> tuple[float, float]:
@@ -305,6 +331,22 @@ def rss(pid: int) -> tuple[float, float]:
     return own / 2**20, kids / 2**20
 
 
+def session_state_sizes(port: int) -> tuple[float, int]:
+    """All connected sessions' st.session_state in KB, as Streamlit's own /_stcore/metrics measures it (a recursive
+    size, ``server.enableExpensiveMemoryStats``, set for this server: it costs only when the metrics are read), and
+    how many sessions are connected."""
+    url = f"http://127.0.0.1:{port}/_stcore/metrics?families=cache_memory_bytes&families=active_sessions"
+    with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+        text = r.read().decode()
+    total, sessions = 0.0, 0
+    for line in text.splitlines():
+        if line.startswith('cache_memory_bytes{cache_type="st_session_state"'):
+            total += float(line.rsplit(" ", 1)[1]) / 1024
+        elif line.startswith("active_sessions "):
+            sessions = int(float(line.rsplit(" ", 1)[1]))
+    return total, sessions
+
+
 async def sample_memory(pid: int, into: list, stop: asyncio.Event) -> None:
     while not stop.is_set():
         into.append(rss(pid))
@@ -315,7 +357,14 @@ async def sample_memory(pid: int, into: list, stop: asyncio.Event) -> None:
 
 
 async def bench(
-    port: int, pid: int, sessions: int, rounds: int, train: bool, think: float, epochs: int, ttl: float
+    port: int,
+    pid: int,
+    sessions: int,
+    rounds: int,
+    train: bool,
+    think: float,
+    epochs: int,
+    ttl: float,
 ) -> dict:
     url, origin = f"ws://127.0.0.1:{port}/_stcore/stream", f"http://127.0.0.1:{port}"
     memory: dict[str, tuple[float, float]] = {"server started, nobody connected": rss(pid)}
@@ -333,7 +382,15 @@ async def bench(
     watchers = [
         asyncio.create_task(
             watcher(
-                url, origin, "teacher", "ms stone", TEACHER_PASSWORD, "Teacher's view", samples, lost, students_done
+                url,
+                origin,
+                "teacher",
+                "ms stone",
+                TEACHER_PASSWORD,
+                "Teacher's view",
+                samples,
+                lost,
+                students_done,
             )
         ),
         asyncio.create_task(
@@ -356,6 +413,10 @@ async def bench(
         *(one_student(url, origin, rounds, samples, lost, think, f"student {i + 1}") for i in range(n_students))
     )
     wall = time.perf_counter() - t0
+    sizes = session_state_sizes(port)  # every session still connected
+    for s in done:
+        if s.ws is not None:
+            await s.ws.close()
     students_done.set()
     done += await asyncio.gather(*watchers)
     stop_sampling.set()
@@ -365,7 +426,10 @@ async def bench(
     if trainer is not None:
         await trainer.ws.close()
     top = max(sampled, key=lambda m: m[0], default=(0.0, 0.0))
-    memory[f"{sessions} sessions connected (the most seen)"] = (top[0], max((m[1] for m in sampled), default=0.0))
+    memory[f"{sessions} sessions connected (the most seen)"] = (
+        top[0],
+        max((m[1] for m in sampled), default=0.0),
+    )
     await asyncio.sleep(2)
     memory["just after they left"] = rss(pid)
     if ttl >= 0:
@@ -375,7 +439,7 @@ async def bench(
         await late.rerun("")
         await late.ws.close()
         await asyncio.sleep(3)
-        memory[f"{ttl:g} s + 5 s after they left (sessions dropped)"] = rss(pid)
+        memory[f"{ttl:g} s (server.disconnectedSessionTTL) + 5 s after they left, one session since"] = rss(pid)
     return {
         "samples": samples,
         "lost": lost,
@@ -384,6 +448,7 @@ async def bench(
         "load": load,
         "training": (before, after),
         "memory": memory,
+        "session_state": sizes,
         "students": n_students,
     }
 
@@ -419,9 +484,22 @@ def main() -> int:
         default=5.0,
         help="mean seconds a student pauses between actions (0: no pause, a saturation test)",
     )
-    ap.add_argument("--no-training", action="store_true", help="measure without a training (for comparison)")
-    ap.add_argument("--epochs", type=int, default=60, help="epochs of the training that runs meanwhile")
-    ap.add_argument("--root", default=str(ROOT), help="the checkout whose app.py is served (default: this one)")
+    ap.add_argument(
+        "--no-training",
+        action="store_true",
+        help="measure without a training (for comparison)",
+    )
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=60,
+        help="epochs of the training that runs meanwhile",
+    )
+    ap.add_argument(
+        "--root",
+        default=str(ROOT),
+        help="the checkout whose app.py is served (default: this one)",
+    )
     ap.add_argument(
         "--ttl",
         type=float,
@@ -464,6 +542,8 @@ def main() -> int:
         str(port),
         "--server.headless",
         "true",
+        "--server.enableExpensiveMemoryStats",
+        "true",
         "--secrets.files",
         str(secrets),
     ]
@@ -472,7 +552,9 @@ def main() -> int:
     try:
         wait_healthy(port, proc)
         commit = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%h %cs %s"], capture_output=True, text=True
+            ["git", "-C", str(root), "log", "-1", "--format=%h %cs %s"],
+            capture_output=True,
+            text=True,
         )
         print(f"Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; machine: {cpu_flags()}; Python {sys.version.split()[0]}")
         print(f"Served: {root} at {commit.stdout.strip()[:90]}")
@@ -503,6 +585,12 @@ def main() -> int:
                     f"  {name:24s} p50 {statistics.median(xs) * 1000:7.0f} ms   p95 {pct(xs, 0.95) * 1000:7.0f} ms"
                     f"   max {max(xs) * 1000:7.0f} ms   (n={len(xs)})"
                 )
+        total, connected = r["session_state"]
+        print(
+            f"  session state of the {connected} connected sessions (Streamlit's metrics): {total:,.0f} KB in all, "
+            f"{total / max(1, connected):,.1f} KB each on average"
+        )
+        print(f"  logins typed again (the form came back): {len(LOGINS_AGAIN)} {LOGINS_AGAIN[:3]}")
         for when, (own, kids) in r["memory"].items():
             print(f"  memory, {when}: server {own:,.0f} MB, its training processes {kids:,.0f} MB")
         print(f"  errors: {len(r['errors'])} {r['errors'][:3]}")
