@@ -2,9 +2,9 @@
 
 Run from the repository root (one line; it prints everything RESULTS.md needs):
 
-    python bench/bench_load.py [--sessions 30] [--rounds 4] [--think 5] [--root DIR]
+    python bench/bench_load.py [--sessions 30] [--rounds 4] [--think 5] [--no-training] [--root DIR]
 
-Starts ``streamlit run app.py`` on 127.0.0.1 (a free port, a private CNNLAB_HOME, this repository's
+Starts ``streamlit run app.py`` on 127.0.0.1 (a free port, a private CNNLAB_HOME, the served checkout's
 ``.streamlit/config.toml``), stops it at the end. ``--root`` serves another checkout's app.py with the
 same protocol (a before/after comparison: ``git worktree add /tmp/before <commit>``). No browser: each
 session speaks Streamlit's own websocket protocol (``/_stcore/stream``) with the protobuf messages that
@@ -477,7 +477,7 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 90) -> None
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sessions", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument(
         "--think",
         type=float,
