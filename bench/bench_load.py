@@ -159,6 +159,8 @@ class Session:
                 wid = getattr(inner, "id", None)
                 if label and wid:
                     self.widgets[label] = wid
+            elif kind == "new_session":  # a script run starts (again, after st.rerun()): its texts are the ones read
+                self.progress, self.texts = [], []
             elif kind == "auto_rerun":
                 self.fragments[fm.auto_rerun.fragment_id] = fm.auto_rerun.interval
             elif kind == "script_finished":
@@ -173,6 +175,7 @@ class Session:
                 return done
 
 
+FORM_TEXT = "Enter your name and the password"  # the login form's first line (ui/login.py)
 LOGINS_AGAIN: list[str] = []  # sessions whose first login was not taken (the form came back) and typed it again
 
 
@@ -193,9 +196,8 @@ async def log_in(s: Session, name: str, password: str = CLASS_PASSWORD) -> None:
             fields.append((s.widgets["Enter"], "trigger", True))
         except KeyError as exc:
             raise RuntimeError(f"no login form ({exc}); widgets seen: {sorted(s.widgets)}") from None
-        s.widgets.clear()
         await s.rerun("", widgets=fields)
-        if "Your name" not in s.widgets:
+        if not any(t.startswith(FORM_TEXT) for t in s.texts):
             return
         LOGINS_AGAIN.append(name)
     raise RuntimeError(f"{name} could not log in: the form came back three times")
