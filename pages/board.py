@@ -158,7 +158,7 @@ def _settings_check(board: ChallengeBoard, ch: Challenge) -> None:
 def _entering(board: ChallengeBoard, ch: Challenge, teacher: bool) -> None:
     """Pick one of your runs on the challenge's images and enter it."""
     owner = jobs.owner()
-    runs = [r for r in resources.store().list_runs() if r["source"] == ch.public]
+    runs = [r for r in resources.all_runs() if r["source"] == ch.public]
     if not teacher:
         mine = JobTable(resources.store()).run_ids_of(owner)
         runs = [r for r in runs if r["run_id"] in mine]

@@ -307,9 +307,9 @@ def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfi
     ahead = []
     for job in w.ahead_of(owner()):  # running ones first (several trainings at once), then the waiting ones
         s = job.snapshot()
-        n = len(resources.dataset(job.source, job.model_cfg.input_size, job.model_cfg.channels))
+        n = resources.image_count(job.source, job.model_cfg.input_size, job.model_cfg.channels, check=False)
         ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s.fraction if job in running else 0.0))
-    n_images = len(resources.dataset(source, model_cfg.input_size, model_cfg.channels))
+    n_images = resources.image_count(source, model_cfg.input_size, model_cfg.channels)
     return estimate(model_cfg, train_cfg, n_images, queued_before=ahead, store=resources.store()), len(ahead)
 
 

@@ -146,7 +146,7 @@ def _follow_renames() -> None:
     ss = st.session_state
     user = ss.get(identity.USER)
     if user:
-        now = resources.students().resolve(user)
+        now = resources.resolve_student(user)
         if now != user:
             _enter(ss[identity.ROLE], now)
 

@@ -108,17 +108,45 @@ def worker() -> TrainingWorker:
 # --------------------------------------------------------------------------- runs
 
 
+# Keyed by the store's stamp. Two writes within one tick of the file system's clock (a few ms) could leave it as it
+# was; the worker's heartbeat (core.jobs.jobtable.HEARTBEAT, 5 s) is a write, so such a list is read again soon.
+@st.cache_data(show_spinner=False, max_entries=256)
+def _list_runs(home_dir: str, viewer: str | None, stamp: tuple[int, ...]) -> list[dict[str, Any]]:
+    return _store(home_dir).list_runs(viewer=viewer)
+
+
 def list_runs() -> list[dict[str, Any]]:
-    """Summaries of the runs this session may see, newest first (one SQLite query, not cached).
+    """Summaries of the runs this session may see, newest first.
 
     Runs on bundled data and the teacher's folders are everyone's; runs on an
     upload only its uploaders'; a teacher sees all (:mod:`ui.identity`).
+    Read once per viewer and state of the store (:meth:`RunStore.stamp`): the sidebar asks on every
+    rerun of every session, and the answer changes only when the store does (a new run shows at once).
     """
-    runs = store().list_runs(viewer=identity.viewer())
+    runs = _list_runs(home(), identity.viewer(), store().stamp())
     if identity.is_teacher():
         return runs
     aside = withheld_by(store())  # runs on a challenge's data show its hidden images: not before the reveal
     return [r for r in runs if aside(r["source"]) is None]
+
+
+def all_runs() -> list[dict[str, Any]]:
+    """Summaries of every stored run, newest first, whoever may see them: for a page that filters them itself
+    (the challenge board keeps a student's own). Read as :func:`list_runs` is, once per state of the store."""
+    return _list_runs(home(), None, store().stamp())
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _resolve_student(home_dir: str, user_id: str, stamp: tuple[int, ...]) -> str:
+    return _students(home_dir).resolve(user_id)
+
+
+def resolve_student(user_id: str) -> str:
+    """The id a student's user id stands for now (:meth:`Students.resolve`: the teacher's renames and merges).
+
+    Read once per state of the store (:meth:`RunStore.stamp`): the login asks on every rerun of every session.
+    """
+    return _resolve_student(home(), user_id, store().stamp())
 
 
 def stored_run(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> RunRecord | None:
@@ -354,17 +382,58 @@ def bundled_info(source: str | None) -> BundledInfo | None:
     return next((b for b in bundled() if b.name == source), None)
 
 
+_decoding_lock = threading.Lock()
+_decoding: dict[tuple[str, str, int, int], threading.Lock] = {}
+
+
+def _load(home_dir: str, source: str, image_size: int, channels: int) -> Dataset:
+    """:func:`core.data.load_dataset` for the dashboard, one session at a time per dataset and size.
+
+    Thirty students opening the Architecture page together after a server start all ask for the same
+    dataset at once: without this, each of them decoded its 1,000 images in parallel (bench/RESULTS.md,
+    issue 20); now one decodes and the others wait and get the copy core.data keeps in memory.
+    """
+    key = (home_dir, source, int(image_size), int(channels))
+    with _decoding_lock:
+        lock = _decoding.setdefault(key, threading.Lock())
+    with lock:
+        return load_dataset(source, image_size=image_size, channels=channels, cache_dir=_store(home_dir).cache_dir)
+
+
+def _may_read(source: str) -> None:
+    if bundled_info(source) is None and not store().may_see(source, identity.viewer()):
+        raise PathRefused("This upload belongs to another session. Upload your own zip on the Data page.")
+    if not identity.is_teacher():
+        check_not_withheld(store(), source)  # a challenge's hidden images come from it: set aside until revealed
+
+
 def dataset(source: str, image_size: int = 64, channels: int = 3) -> Dataset:
     """The decoded dataset (core.data keeps the last few in memory and notices changed files).
 
     Decoded once into the run store's cache, memory-mapped after that (also by the next server process).
     Raises PathRefused for a folder outside CNNLAB_DATA_ROOTS or another session's upload.
     """
-    if bundled_info(source) is None and not store().may_see(source, identity.viewer()):
-        raise PathRefused("This upload belongs to another session. Upload your own zip on the Data page.")
-    if not identity.is_teacher():
-        check_not_withheld(store(), source)  # a challenge's hidden images come from it: set aside until revealed
-    return load_dataset(source, image_size=image_size, channels=channels, cache_dir=store().cache_dir)
+    _may_read(source)
+    return _load(home(), source, image_size, channels)
+
+
+@st.cache_data(show_spinner=False, ttl=30, max_entries=64)
+def _image_count(home_dir: str, source: str, image_size: int, channels: int) -> int:
+    return len(_load(home_dir, source, image_size, channels))
+
+
+def image_count(source: str, image_size: int = 64, channels: int = 3, *, check: bool = True) -> int:
+    """How many images the dataset has (the training time estimates' number), without reading its folder again.
+
+    Remembered for 30 seconds, like :func:`bundled`: :func:`dataset` lists the dataset's folder to notice
+    changed files, and the Architecture and Train pages used to do that on every rerun of every session (for
+    each training in the queue too). ``check=False`` for the jobs already queued, which may be another
+    student's upload: only their number is used, for the wait. Raises DataError or PathRefused as
+    :func:`dataset` does.
+    """
+    if check:
+        _may_read(source)
+    return _image_count(home(), source, int(image_size), int(channels))
 
 
 def class_names(source: str, image_size: int = 64, channels: int = 3) -> list[str]:

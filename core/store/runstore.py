@@ -225,6 +225,21 @@ class RunStore:
                 why = exc
         raise _unusable(self.home, f"holds a runs.db that cannot be read (SQLite: {why})")
 
+    def stamp(self) -> tuple[int, ...]:
+        """Something that changes whenever the index does: the size and modification time (ns) of ``runs.db`` and
+        of its write-ahead log. Every committed write (a run stored or deleted, a job's progress, a rename) appends
+        to the log or, at a checkpoint, rewrites it and the database: a cache of a read keyed by the stamp is read
+        again after any write, and not before. Nothing is opened: two ``stat`` calls."""
+        out: list[int] = []
+        for path in (self.db_path, self.db_path.with_name(self.db_path.name + "-wal")):
+            try:
+                st = path.stat()
+            except OSError:
+                out += [-1, -1]
+            else:
+                out += [st.st_size, st.st_mtime_ns]
+        return tuple(out)
+
     def connect(self) -> sqlite3.Connection:
         """A new connection to the index (read-only for a read-only store; an empty one where none exists yet)."""
         if self.readonly:
