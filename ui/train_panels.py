@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.base import describe, plural
+from core.base import describe, plural, settings
 from core.base.config import LEARNING_RATES, TrainConfig
 from core.jobs import CANCELLED, Job, JobState, budget_warning, estimate_text
 from core.lab import ChallengeBoard
@@ -146,7 +146,8 @@ def _start_panel(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) ->
 
 
 def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
-    """How long it will take: from the layer table's multiply-adds and this server's measured speed."""
+    """How long the student will wait, in its parts: from the layer table's multiply-adds, this server's measured
+    speed, whether a warm training process is ready, and the trainings the fair queue starts first."""
     try:
         est, ahead = jobs.training_estimate(source, m, cfg)
     except ValueError:  # DataError: already said above
@@ -158,10 +159,14 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
         )
         if warning := budget_warning(est):
             st.warning(warning, icon=":material/timer_off:")
-    elif jobs.measuring_speed(est.precision):
+        return
+    busy = bool(resources.worker().running())  # a training now would slow the measurement down and skew it
+    if not busy and settings().measure_speed:
+        jobs.measure_speed(est.precision)  # this precision was not measured when the server started
+    if jobs.measuring_speed(est.precision):
         st.caption(
-            ":material/timer: Measuring this server's training speed (about 30 s, once); the estimate "
-            "shows on the next change."
+            ":material/timer: Measuring this server's training speed (about 10 s, once)... the estimate shows "
+            "on the next change."
         )
     else:
         st.button(
@@ -170,8 +175,8 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
             icon=":material/timer:",
             on_click=jobs.measure_speed,
             args=(est.precision,),
-            disabled=bool(resources.worker().running()),
-            help="Measures this server's training speed once (about 30 s of training on random images, "
+            disabled=busy,
+            help="Measures this server's training speed once (about 10 s of training on random images, "
             "best while nothing else trains). After that every training shows its time before it starts.",
         )
 
