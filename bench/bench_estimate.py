@@ -136,7 +136,7 @@ def main() -> None:
                 f"{1000 * c.seconds_per_image:.3f} ms per image, augmentation {1e9 * c.augment_seconds_per_pixel:.2f} "
                 f"ns per pixel, build + trace {c.start_seconds:.2f} s, a first fit {c.first_fit_seconds:.2f} s, "
                 f"test and save {c.finish_seconds:.2f} s + {1e6 * c.save_seconds_per_param:.2f} s per M parameters; "
-                f"others kept {c.others_cores:.2f} cores busy; load {load:.2f}",
+                f"other processes had {c.others_cores:.1f} threads ready to run; load {load:.2f}",
                 flush=True,
             )
         sizes = {(src, m.input_size) for src, m, _ in parsed.values()}
@@ -200,7 +200,7 @@ def main() -> None:
                         f"{i:2d} {path:5s} {where:11s} {name:60s} {n:5d} images: estimate {est.seconds:6.1f} s "
                         f"(start {est.start_seconds:.1f} + build {est.build_seconds:.1f} + epochs "
                         f"{est.epochs_seconds:.1f} + test {est.test_seconds:.1f}), actual {actual:6.1f} s, error "
-                        f"{100 * err:+4.0f}% (others {others:.2f} cores: x{est.load_factor:.2f}; load {load:.2f})",
+                        f"{100 * err:+4.0f}% (others {others:.1f} threads: x{est.load_factor:.2f}; load {load:.2f})",
                         flush=True,
                     )
         finally:

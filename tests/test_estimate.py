@@ -1,7 +1,6 @@
 """Time and memory estimates: from the layer table's multiply-adds and a calibration of this machine."""
 
 import json
-import os
 import sys
 
 import pytest
@@ -188,7 +187,8 @@ def test_other_work_on_the_machine_scales_the_time():
     busy = E.estimate(ModelConfig(), F32, 1000, calibration=_cal(), others=1.0)
     assert busy.load_factor == pytest.approx(E.load_factor(1.0, 0.0)) and busy.load_factor > 1
     assert busy.seconds == pytest.approx(quiet.seconds * busy.load_factor)
-    assert 0.0 <= E.others_busy() <= (os.cpu_count() or 1) + 0.5  # a real sample of this machine
+    assert E.others_busy() >= 0.0 and E.others_running() >= 0  # a real sample of this machine
+    assert E._own_running() >= 1  # this thread runs while it counts: it is not counted as another's
 
 
 def test_without_a_calibration_it_says_so(tmp_path):

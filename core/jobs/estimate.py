@@ -35,9 +35,9 @@ dashboard measures in the background when its worker starts (:func:`calibrate_in
 Train page says "measuring" until then); the CLI's ``estimate`` measures in the foreground.
 
 :func:`estimate` then prices a configuration. Other work on a shared machine slows training down: the
-calibration records how many cores other processes kept busy while it measured, an estimate samples
-that again (:func:`others_busy`, from /proc/stat less this process's own CPU time) and scales the time
-by :func:`load_factor`. It does not train and never imports TensorFlow (the measuring process does).
+calibration records how many threads of other processes wanted the CPU while it measured, an estimate
+samples that again (:func:`others_busy`: /proc/stat's running threads less this process's own) and scales
+the time by :func:`load_factor`. It does not train and never imports TensorFlow (the measuring process does).
 """
 
 from __future__ import annotations
@@ -74,49 +74,86 @@ from core.models.layer_table import VGG16_BLOCKS, layer_table
 from core.store.runstore import RunStore, default_home
 from core.training.experiment import compute_run, save_run
 
-# How much of the CPU other processes use (Linux /proc/stat; elsewhere other work reads as none): a shared
-# machine slows a training down, and an estimate scales by it.
+# How many threads of other processes want the CPU (Linux /proc; elsewhere other work reads as none): on a
+# shared machine they take their share of it, and an estimate scales by them. Counted as threads ready to
+# run, not as busy cores: busy cores stop at the core count, and at a load of 10 on 2 cores a training gets
+# a fifth of what it gets at a load of 2, though both keep every core busy.
 
 
-def cpu_times() -> tuple[float, float, float]:
-    """(wall clock, seconds of CPU busy on all cores, this process's CPU seconds) now; busy is 0 without /proc."""
-    busy = 0.0
+def _procs_running() -> int:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("procs_running"):
+            return int(line.split()[1])
+    return 0
+
+
+def _own_running() -> int:
+    """This process's threads running or ready to run now."""
+    n = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended
+            continue
+        n += stat[stat.rindex(")") + 2] == "R"
+    return n
+
+
+def others_running() -> int:
+    """Threads of other processes running or ready to run now (0 without /proc)."""
     try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        return max(0, _procs_running() - _own_running())
     except (OSError, ValueError):
-        pass
-    return time.perf_counter(), busy, time.process_time()
-
-
-def others_between(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
-    """Cores other processes kept busy between two :func:`cpu_times`."""
-    wall = after[0] - before[0]
-    if wall <= 0 or not after[1]:
-        return 0.0
-    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall)
+        return 0
 
 
 _sample: dict[str, float] = {}
-_SAMPLE_SECONDS, _SAMPLE_TTL = 0.25, 5.0
+_SAMPLES, _SAMPLE_SECONDS, _SAMPLE_TTL = 10, 0.25, 5.0
 
 
 def others_busy() -> float:
-    """Cores other processes keep busy now (a 0.25 s sample, reused for 5 s): they slow a training down."""
+    """Threads of other processes that want the CPU now, on average over 0.25 s (reused for 5 s)."""
     now = time.monotonic()
     if now - _sample.get("at", -1e9) > _SAMPLE_TTL:
-        before = cpu_times()
-        time.sleep(_SAMPLE_SECONDS)
-        _sample.update(at=now, cores=others_between(before, cpu_times()))
-    return _sample["cores"]
+        counts = []
+        for _ in range(_SAMPLES):
+            counts.append(others_running())
+            time.sleep(_SAMPLE_SECONDS / _SAMPLES)
+        _sample.update(at=now, threads=float(np.mean(counts)))
+    return _sample["threads"]
+
+
+class _Sampler:
+    """:func:`others_running`, sampled every ``every`` seconds on a thread of its own while it is open."""
+
+    def __init__(self, every: float = 0.2):
+        self.every, self.counts = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cnnlab-load-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.counts.append(others_running())
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.counts)) if self.counts else 0.0
 
 
 def load_factor(others_now: float, others_then: float, cores: int | None = None) -> float:
     """How much slower a training that wants every core runs now than it did when calibrated.
 
-    With ``x`` cores busy elsewhere, a training that keeps all ``n`` cores busy gets about
-    ``n / (n + x)`` of them, so its time scales with ``(n + x)``.
+    With ``x`` threads of other processes ready to run, a training whose ``n`` threads want all ``n`` cores
+    gets about ``n / (n + x)`` of them (the scheduler shares the CPU by thread), so its time scales with
+    ``(n + x)``.
     """
     n = cores or os.cpu_count() or 1
     return (n + max(0.0, others_now)) / (n + max(0.0, others_then))
@@ -174,7 +211,7 @@ class Calibration:
     seconds_per_bn_value: float  # what a BatchNormalization output value costs, per image pass
     augment_seconds_per_pixel: float
     start_seconds: float  # building, compiling and the first epoch's tracing, in a process that has trained
-    others_cores: float  # cores other processes kept busy while it measured (/proc/stat less this process)
+    others_cores: float  # threads of other processes ready to run while it measured, on average
     baseline_bytes: int  # peak resident memory of the process after the calibration runs
     machine: dict[str, Any]
     measured: float  # time.time()
@@ -348,7 +385,6 @@ def measure(
     """
     r = runs or CALIBRATION_RUNS
     t0 = time.perf_counter()
-    cpu0 = cpu_times()
     with_bn = r.big.replace(batchnorm=True)
     big, small = layer_table(r.big), layer_table(r.small)
     timed = {
@@ -361,9 +397,9 @@ def measure(
     finish: dict[str, list[float]] = {k: [] for k in timed}
     starts: list[float] = []
     # A process's first training pays TensorFlow's set-up once: the warm training process's throwaway training
-    # (:func:`core.jobs.child.first_trace`), timed the first time and again.
-    first, again = _clock(first_trace), _clock(first_trace)
-    with tempfile.TemporaryDirectory(prefix="cnnlab-calibration-") as tmp:
+    # (:func:`core.jobs.child.first_trace`), timed the first time and again. Other work is sampled meanwhile.
+    with _Sampler() as sampler, tempfile.TemporaryDirectory(prefix="cnnlab-calibration-") as tmp:
+        first, again = _clock(first_trace), _clock(first_trace)
         for _ in range(r.rounds):
             for name, (cfg, aug) in timed.items():
                 t = _timed(cfg, aug, precision, r.images, r.epochs, Path(tmp))
@@ -396,7 +432,7 @@ def measure(
         seconds_per_bn_value=bn,
         augment_seconds_per_pixel=aug,
         start_seconds=max(float(np.median(starts)), 0.0),
-        others_cores=others_between(cpu0, cpu_times()),
+        others_cores=sampler.mean,
         baseline_bytes=int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         machine=machine_identity(precision),
         measured=time.time(),
