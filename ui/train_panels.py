@@ -165,8 +165,8 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
         jobs.measure_speed(est.precision)  # this precision was not measured when the server started
     if jobs.measuring_speed(est.precision):
         st.caption(
-            ":material/timer: Measuring this server's training speed (about 10 s, once)... the estimate shows "
-            "on the next change."
+            ":material/timer: Measuring this server's training speed (once, about 15 s when nothing else runs)... "
+            "the estimate shows on the next change."
         )
     else:
         st.button(
@@ -176,7 +176,7 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
             on_click=jobs.measure_speed,
             args=(est.precision,),
             disabled=busy,
-            help="Measures this server's training speed once (about 10 s of training on random images, "
+            help="Measures this server's training speed once (about 15 s of training on random images, "
             "best while nothing else trains). After that every training shows its time before it starts.",
         )
 

@@ -463,7 +463,8 @@ def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRun
     A new process, started as a training process is (:func:`core.jobs.process.child_env`, every core), so the
     calibration also measures what starting one costs (Python, TensorFlow, Keras and scikit-learn imported),
     and the caller never imports TensorFlow (the dashboard's server stays small). ``runs``: the trainings it
-    times (None: :data:`CALIBRATION_RUNS`, about 10 s on 2 cores, the start included).
+    times (None: :data:`CALIBRATION_RUNS`, about 23 s of CPU time, the start included: some
+    15 s on 2 quiet cores).
     """
     r = runs or CALIBRATION_RUNS
     env = child_env(cores())
