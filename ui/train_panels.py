@@ -164,10 +164,7 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
     if not busy and settings().measure_speed:
         jobs.measure_speed(est.precision)  # this precision was not measured when the server started
     if jobs.measuring_speed(est.precision):
-        st.caption(
-            ":material/timer: Measuring this server's training speed (once, about 15 s when nothing else runs)... "
-            "the estimate shows on the next change."
-        )
+        _measuring(est.precision)
     else:
         st.button(
             "Estimate the time",
@@ -179,6 +176,18 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
             help="Measures this server's training speed once (about 15 s of training on random images, "
             "best while nothing else trains). After that every training shows its time before it starts.",
         )
+
+
+@st.fragment(run_every=2.0)
+def _measuring(precision: str) -> None:
+    """ "Measuring..." while this server's speed is measured, looked at every 2 s: once it is stored, the whole
+    page reruns once and the estimate shows (this part is then no longer drawn, and the looking stops)."""
+    if not jobs.measuring_speed(precision):
+        st.rerun()
+    st.caption(
+        ":material/timer: Measuring this server's training speed (once, about 15 s when nothing else runs)... "
+        "the estimate shows when it is done."
+    )
 
 
 def _finished(job: Job) -> None:
