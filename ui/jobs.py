@@ -26,7 +26,7 @@ import streamlit as st
 
 from core.base import ModelConfig, TrainConfig, resolve_precision, settings
 from core.jobs import Estimate, Job, JobSnapshot, JobState, NotYourJob, QueuedRun, calibrate_in_background, calibrating
-from core.jobs.estimate import COLD, WARM, estimate
+from core.jobs.estimate import COLD, WARM, calibration_failed, estimate
 from core.store import RunRecord
 from core.training import LRRange
 from ui import identity, resources, state
@@ -343,6 +343,11 @@ def _measured_at_start(home: str, precision: str) -> bool:
 
 def measuring_speed(precision: str) -> bool:
     return calibrating(resources.home(), precision)
+
+
+def measuring_failed(precision: str) -> bool:
+    """The measurement ran in this server and stored nothing: it is not started again without a press."""
+    return calibration_failed(resources.home(), precision)
 
 
 def progress_text(snap: JobSnapshot) -> str:

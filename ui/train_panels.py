@@ -161,7 +161,7 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
             st.warning(warning, icon=":material/timer_off:")
         return
     busy = bool(resources.worker().running())  # a training now would slow the measurement down and skew it
-    if not busy and settings().measure_speed:
+    if not busy and settings().measure_speed and not jobs.measuring_failed(est.precision):
         jobs.measure_speed(est.precision)  # this precision was not measured when the server started
     if jobs.measuring_speed(est.precision):
         _measuring(est.precision)

@@ -516,6 +516,13 @@ def calibrating(home: str | Path, precision: str) -> bool:
     return t is not None and t.is_alive()
 
 
+def calibration_failed(home: str | Path, precision: str) -> bool:
+    """Whether :func:`calibrate_in_background` measured ``precision`` for ``home`` in this process and stored
+    nothing (then it is not started again by itself: each try costs seconds of CPU; a person may ask)."""
+    t = _background.get(f"{home}:{precision}")
+    return t is not None and not t.is_alive() and load_calibration(home, precision) is None
+
+
 def _split_sizes(n_images: int, train_cfg: TrainConfig) -> tuple[int, int, int]:
     """(train, validation, test) images of ``n_images`` split as ``train_cfg`` says."""
     n_test = math.ceil(n_images * train_cfg.test_size)
