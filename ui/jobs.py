@@ -325,7 +325,7 @@ def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfi
 
 def measure_speed(precision: str) -> None:
     """Measure this server's training speed in ``precision`` in the background (a process of its own, about
-    10 s on 2 quiet cores; stored, once per machine, precision and library versions)."""
+    15 s on 2 quiet cores; stored, once per machine, precision and library versions)."""
     calibrate_in_background(resources.home(), precision)
 
 
