@@ -293,3 +293,18 @@ def test_the_worker_says_whether_a_warm_training_process_is_ready(tmp_path, monk
     finally:
         warm.close()
     assert not warm.warm_start()  # closed: its warm process has ended
+
+
+def test_a_measurement_that_fails_says_why_and_is_not_started_again_by_itself(tmp_path):
+    import time
+
+    bad = E.CalibrationRuns(big=QUICK.big, small=QUICK.small, images=3, epochs=2, rounds=1)  # too few to split
+    with pytest.raises(E.CalibrationFailed, match=r"^Measuring this machine's training speed failed \(exit code 1\): "):
+        E.calibrate(tmp_path, "float32", runs=bad)
+    assert E.load_calibration(tmp_path, "float32") is None
+    assert not E.calibration_failed(tmp_path, "float32")  # not measured in the background yet
+    assert E.calibrate_in_background(tmp_path, "float32", runs=bad)
+    deadline = time.time() + 600
+    while E.calibrating(tmp_path, "float32") and time.time() < deadline:
+        time.sleep(0.1)
+    assert E.calibration_failed(tmp_path, "float32")  # the page then offers the button instead of trying again
