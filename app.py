@@ -8,7 +8,7 @@ URL is its file name (/train is pages/train.py): ui/frame.py says why.
 import streamlit as st
 
 from core.base import SettingError, mark_serving, settings
-from ui import frame, login, sidebar, state
+from ui import frame, jobs, login, sidebar, state
 from ui.identity import is_teacher
 
 mark_serving()  # this process serves browsers: data is read only inside CNNLAB_DATA_ROOTS (core.base.limits)
@@ -20,6 +20,7 @@ except SettingError as exc:  # the server keeps serving this message until its s
     st.stop()
 login.gate()  # a name and the class (or teacher) password, or the school's login, when secrets.toml asks
 state.init()
+jobs.measure_speed_at_start()  # the time estimates' calibration, in the background, once per store
 
 
 def page(key: str, title: str, icon: str, default: bool = False, visible: bool = True) -> st.Page:

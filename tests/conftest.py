@@ -6,6 +6,9 @@ import tempfile
 # Before anything imports TensorFlow or the store.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Each test has a store of its own: measuring the speed (a new process, ~15 s of CPU) at every app start would
+# swamp the suite; the tests that check that measurement turn it on.
+os.environ.setdefault("CNNLAB_MEASURE_SPEED", "0")
 _HOME = tempfile.mkdtemp(prefix="cnnlab-tests-")
 os.environ["CNNLAB_HOME"] = _HOME
 

@@ -1,7 +1,7 @@
 """Time and memory estimates: from the layer table's multiply-adds and a calibration of this machine."""
 
 import json
-import os
+import sys
 
 import pytest
 
@@ -11,6 +11,7 @@ from core.cli import main
 from core.models.layer_table import layer_table
 
 F32 = TrainConfig(precision="float32", epochs=10)
+BEFORE = set(sys.modules)  # what this file's imports brought in
 
 
 def _cal(**kw):
@@ -38,7 +39,10 @@ def test_the_estimate_prices_the_tables_multiply_adds():
     assert est.macs_per_image == layer_table(ModelConfig()).total_macs == 30_029_824
     assert (est.n_train, est.n_val) == (640, 160)  # the app's split of 1000 images
     per_epoch = (3 * 640 + 160) * 30_029_824 / 2e10 + 800 * 1e-3
-    assert est.seconds == pytest.approx(2.0 + 10 * per_epoch)
+    assert est.epochs_seconds == pytest.approx(10 * per_epoch)
+    assert est.build_seconds == 2.0 and est.start_seconds == 0.0  # this calibration measured no process start
+    assert est.test_seconds == pytest.approx((160 + 200) * 30_029_824 / 2e10)  # the predictions' multiply-adds
+    assert est.seconds == pytest.approx(2.0 + 10 * per_epoch + est.test_seconds)
     assert est.calibrated and est.precision == "float32" and est.wait_seconds == 0
     # a network with twice the multiply-adds costs about twice as much
     wide = E.estimate(ModelConfig(filters=64), F32, 1000, calibration=cal, others=0.0)
@@ -50,6 +54,86 @@ def test_the_estimate_prices_the_tables_multiply_adds():
     plain_bn = E.estimate(bn_cfg, F32, 1000, calibration=cal, others=0.0)
     priced = E.estimate(bn_cfg, F32, 1000, calibration=_cal(seconds_per_bn_value=1e-8), others=0.0)
     assert priced.seconds == pytest.approx(plain_bn.seconds + 10 * (3 * 640 + 160) * E.batchnorm_values(bn_cfg) * 1e-8)
+
+
+# A calibration with every part of the wait measured (the numbers a real one has on 2 cores, roughly).
+PARTS = dict(process_seconds=5.0, first_fit_seconds=1.5, finish_seconds=0.4, save_seconds_per_param=1e-7)
+
+
+def test_the_parts_add_up_to_the_whole_wait():
+    cal = _cal(**PARTS)
+    est = E.estimate(ModelConfig(), F32.replace(epochs=8), 1000, calibration=cal, others=0.0)
+    parts = (est.start_seconds, est.build_seconds, est.epochs_seconds, est.test_seconds)
+    assert all(p > 0 for p in parts) and est.seconds == pytest.approx(sum(parts))
+    table = layer_table(ModelConfig())
+    assert est.test_seconds == pytest.approx(0.4 + 360 * table.total_macs / 2e10 + table.total_params * 1e-7)
+    assert est.train_seconds == pytest.approx(est.build_seconds + est.epochs_seconds)  # what a time budget counts
+    d = est.to_dict()
+    assert d["finish_seconds"] == pytest.approx(est.seconds) and d["where"] == E.NEW_PROCESS
+    assert d["text"] == E.estimate_text(est)
+    # the sentence names each part in the student's words, the total first
+    assert E.estimate_text(est) == (
+        f"{E.duration_text(est.seconds)} on this server: {E.part_text(est.start_seconds + est.build_seconds)} to "
+        f"start, {E.part_text(est.epochs_seconds)} for 8 epochs, {E.part_text(est.test_seconds)} to test and save"
+    )
+    one = E.estimate(ModelConfig(), F32.replace(epochs=1), 1000, calibration=cal, others=0.0)
+    assert "for 1 epoch," in E.estimate_text(one)
+    busy = E.estimate(ModelConfig(), F32.replace(epochs=8), 1000, calibration=cal, others=1.0)  # load scales each part
+    assert busy.test_seconds == pytest.approx(est.test_seconds * busy.load_factor)
+    assert busy.seconds == pytest.approx(est.seconds * busy.load_factor)
+    assert E.part_text(0.3) == "under 1 s" and E.part_text(4.4) == "4 s" and E.part_text(170) == "3 min"
+
+
+def test_the_start_differs_between_a_new_process_a_cold_and_a_warm_one():
+    cal = _cal(**PARTS)
+    at = {w: E.estimate(ModelConfig(), F32, 1000, calibration=cal, others=0.0, where=w) for w in E.WHERE}
+    # the CLI's `train` and a cold training process start Python and TensorFlow, then pay a first fit's costs
+    for w in (E.NEW_PROCESS, E.COLD):
+        assert at[w].start_seconds == 5.0 and at[w].build_seconds == 2.0 + 1.5
+    # a warm process (or this process, trained before) has paid both: only the network's own build and trace
+    for w in (E.WARM, E.HERE):
+        assert at[w].start_seconds == 0.0 and at[w].build_seconds == 2.0
+    assert at[E.COLD].seconds - at[E.WARM].seconds == pytest.approx(6.5)
+    assert at[E.WARM].epochs_seconds == at[E.COLD].epochs_seconds and at[E.WARM].test_seconds == at[E.COLD].test_seconds
+    assert "to start" in E.estimate_text(at[E.WARM]) and at[E.WARM].where == E.WARM
+    with pytest.raises(ValueError, match="where must be one of"):
+        E.estimate(ModelConfig(), F32, 1000, calibration=cal, others=0.0, where="somewhere")
+
+
+def test_the_queue_ahead_is_the_jobs_the_fair_order_starts_first_each_by_its_own_estimate():
+    from types import SimpleNamespace
+
+    from core.jobs.fairqueue import fair_order
+
+    cal = _cal(**PARTS)
+    small, big = F32.replace(epochs=2), F32.replace(epochs=30)
+    # Ann's sweep waits (3 big ones), Bob's one small job waits; Ann has had a start already (her running job).
+    waiting = [SimpleNamespace(owner="ann", cfg=big) for _ in range(3)] + [SimpleNamespace(owner="bob", cfg=small)]
+    newcomer = SimpleNamespace(owner="cat", cfg=small)
+    order = fair_order([*waiting, newcomer], {"ann": 1})
+    ahead = order[: order.index(newcomer)]
+    assert [j.owner for j in ahead] == ["bob"]  # the round robin: Ann's sweep does not come before Cat
+    running = E.QueuedRun(ModelConfig(), big, 1000, done=0.5)
+    queued = [running, *(E.QueuedRun(ModelConfig(), j.cfg, 1000) for j in ahead)]
+    est = E.estimate(ModelConfig(), small, 1000, calibration=cal, others=0.0, queued_before=queued, where=E.WARM)
+    alone = E.estimate(ModelConfig(), big, 1000, calibration=cal, others=0.0, where=E.COLD)
+    bob = E.estimate(ModelConfig(), small, 1000, calibration=cal, others=0.0, where=E.COLD)
+    # the running one's other half and its test, then Bob's whole training (its process starts cold)
+    assert est.wait_seconds == pytest.approx(0.5 * alone.epochs_seconds + alone.test_seconds + bob.seconds)
+    assert est.queued == 2 and est.finish_seconds == pytest.approx(est.wait_seconds + est.seconds)
+    # behind a queue the warm process goes to the first of them: this one starts cold
+    assert est.where == E.COLD and est.start_seconds == 5.0
+    assert "for the 2 trainings before it, " in E.estimate_text(est)
+    # Ann, submitting now, waits for everything before her fourth job: her own three too
+    mine = fair_order([*waiting, SimpleNamespace(owner="ann", cfg=small)], {"ann": 1})
+    assert [j.owner for j in mine] == ["bob", "ann", "ann", "ann", "ann"]
+    # two slots: the two trainings ahead run side by side, so the wait is the longer of them
+    two = E.estimate(
+        ModelConfig(), small, 1000, calibration=cal, others=0.0, queued_before=queued, where=E.WARM, slots=2
+    )
+    assert two.wait_seconds == pytest.approx(min(0.5 * alone.epochs_seconds + alone.test_seconds, bob.seconds))
+    assert E.queue_start([], 1) == (0.0, True) and E.queue_start([3.0], 2) == (0.0, True)
+    assert E.queue_start([3.0, 5.0, 1.0], 2) == (4.0, False)
 
 
 def test_a_training_over_the_time_budget_is_warned_of_with_the_epochs_that_fit(monkeypatch):
@@ -72,9 +156,9 @@ def test_it_scales_with_images_epochs_and_augmentation():
     cal = _cal()
     one = E.estimate(ModelConfig(), F32, 1000, calibration=cal, others=0.0)
     ten = E.estimate(ModelConfig(), F32, 10_000, calibration=cal, others=0.0)
-    assert (ten.seconds - 2.0) == pytest.approx(10 * (one.seconds - 2.0), rel=0.01)
+    assert (ten.seconds - 2.0) == pytest.approx(10 * (one.seconds - 2.0), rel=0.01)  # the test images too
     twice = E.estimate(ModelConfig(), F32.replace(epochs=20), 1000, calibration=cal, others=0.0)
-    assert (twice.seconds - 2.0) == pytest.approx(2 * (one.seconds - 2.0))
+    assert twice.epochs_seconds == pytest.approx(2 * one.epochs_seconds) and twice.test_seconds == one.test_seconds
     aug = E.estimate(ModelConfig(), F32.replace(augment=AugmentConfig.course()), 1000, calibration=cal, others=0.0)
     assert aug.seconds == pytest.approx(one.seconds + 10 * 640 * 64 * 64 * 3 * 1e-8)
     assert ten.peak_bytes - one.peak_bytes == 9000 * 64 * 64 * 3  # the uint8 images, once
@@ -86,9 +170,13 @@ def test_it_scales_with_images_epochs_and_augmentation():
         others=0.0,
         queued_before=[E.QueuedRun(ModelConfig(), F32, 1000, done=0.5), E.QueuedRun(ModelConfig(), F32, 1000)],
     )
-    assert queued.wait_seconds == pytest.approx(1.5 * one.seconds) and queued.seconds == one.seconds
+    # the running one's other half and its test, then the waiting one whole
+    assert queued.wait_seconds == pytest.approx(0.5 * one.epochs_seconds + one.test_seconds + one.seconds)
+    assert queued.seconds == one.seconds
     text = E.estimate_text(queued, 2)
-    assert text.startswith("about ") and "on this server; about " in text and "the 2 trainings queued" in text
+    assert (
+        text.startswith("about ") and " on this server: " in text and ": 60 s for the 2 trainings before it, " in text
+    )
 
 
 def test_other_work_on_the_machine_scales_the_time():
@@ -99,7 +187,8 @@ def test_other_work_on_the_machine_scales_the_time():
     busy = E.estimate(ModelConfig(), F32, 1000, calibration=_cal(), others=1.0)
     assert busy.load_factor == pytest.approx(E.load_factor(1.0, 0.0)) and busy.load_factor > 1
     assert busy.seconds == pytest.approx(quiet.seconds * busy.load_factor)
-    assert 0.0 <= E.others_busy() <= (os.cpu_count() or 1) + 0.5  # a real sample of this machine
+    assert E.others_busy() >= 0.0 and E.others_running() >= 0  # a real sample of this machine
+    assert E._own_running() >= 1  # this thread runs while it counts: it is not counted as another's
 
 
 def test_without_a_calibration_it_says_so(tmp_path):
@@ -124,9 +213,13 @@ QUICK = E.CalibrationRuns(
 
 
 def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_path, monkeypatch):
-    cal = E.calibrate(tmp_path, "float32", runs=QUICK)
+    cal = E.calibrate(tmp_path, "float32", runs=QUICK)  # in a new process, which times its own start
     assert cal.macs_per_second > 1e6 and cal.seconds_per_image >= 0 and cal.seconds_per_bn_value >= 0
     assert cal.baseline_bytes > 100 * 2**20 and cal.others_cores >= 0
+    assert cal.process_seconds > 0 and cal.seconds > cal.process_seconds and cal.start_seconds > 0
+    assert cal.first_fit_seconds >= 0 and cal.finish_seconds >= 0 and cal.save_seconds_per_param >= 0
+    assert "tensorflow" not in sys.modules or "tensorflow" in BEFORE  # the measuring never imports it here
+    assert not E.calibrate_in_background(tmp_path, "float32")  # stored: nothing is measured again
     assert E.load_calibration(tmp_path, "float32") == cal
     assert E.load_calibration(tmp_path, "bfloat16") is None  # another precision is measured on its own
     files = list((tmp_path / "calibration").glob("*.json"))
@@ -157,10 +250,22 @@ def test_the_cli_prints_the_estimate(tmp_path, monkeypatch, capsys):
     d = json.loads(out)
     assert d["macs_per_image"] == 30_029_824 and d["n_images"] == 2000 and d["epochs"] == 5
     assert d["calibrated"] and d["seconds"] > 0 and d["peak_bytes"] > 2000 * 64 * 64 * 3
-    assert d["text"].startswith("about ")
+    assert d["text"].startswith("about ") and " on this machine: " in d["text"]
+    assert "for 5 epochs, " in d["text"] and d["text"].endswith("to test and save")
+    # `train` starts a new process; the dashboard's warm training process has done that already
+    assert d["where"] == "new process" and d["dashboard"]["where"] == "warm"
+    assert d["start_seconds"] > 0 == d["dashboard"]["start_seconds"] and d["seconds"] > d["dashboard"]["seconds"]
+    assert d["seconds"] == pytest.approx(
+        d["start_seconds"] + d["build_seconds"] + d["epochs_seconds"] + d["test_seconds"]
+    )
     code = main(["estimate", "--images", "2000", "--epochs", "10", "--precision", "float32"])
     out, err = capsys.readouterr()
     assert code == 0 and err == "" and out.startswith("Training: about ") and "Peak memory: about" in out
+    first, dash = out.splitlines()[:2]
+    assert (
+        "to start, " in first and "for 10 epochs, " in first and first.endswith("starts Python and TensorFlow first).")
+    )
+    assert dash.startswith("In the dashboard, with its training process ready: about ")
     assert "a training may take on this server" not in out and d["budget_warning"] is None
     monkeypatch.setenv("CNNLAB_MAX_TRAIN_SECONDS", "0.5")
     code = main(["estimate", "--images", "2000", "--epochs", "10", "--precision", "float32"])
@@ -168,3 +273,38 @@ def test_the_cli_prints_the_estimate(tmp_path, monkeypatch, capsys):
     assert code == 0 and "more than the 0.5 s a training may take on this server: it would stop" in out
     assert main(["estimate", "--images", "3"]) == 2
     assert "--images must be at least 10" in capsys.readouterr().err
+
+
+def test_the_worker_says_whether_a_warm_training_process_is_ready(tmp_path, monkeypatch):
+    from core.jobs import TrainingWorker
+    from core.store import RunStore
+
+    monkeypatch.setenv("CNNLAB_WARM", "0")
+    cold = TrainingWorker(RunStore(tmp_path / "cold"), workers=1)
+    try:
+        assert not cold.warm_start()  # no warm process kept: a job starts one (a cold start)
+    finally:
+        cold.close()
+    monkeypatch.setenv("CNNLAB_WARM", "1")
+    warm = TrainingWorker(RunStore(tmp_path / "warm"), workers=1)
+    try:
+        assert warm.executor.pool.wait_ready(300)
+        assert warm.warm_start()  # ready: the Train page estimates a warm start
+    finally:
+        warm.close()
+    assert not warm.warm_start()  # closed: its warm process has ended
+
+
+def test_a_measurement_that_fails_says_why_and_is_not_started_again_by_itself(tmp_path):
+    import time
+
+    bad = E.CalibrationRuns(big=QUICK.big, small=QUICK.small, images=3, epochs=2, rounds=1)  # too few to split
+    with pytest.raises(E.CalibrationFailed, match=r"^Measuring this machine's training speed failed \(exit code 1\): "):
+        E.calibrate(tmp_path, "float32", runs=bad)
+    assert E.load_calibration(tmp_path, "float32") is None
+    assert not E.calibration_failed(tmp_path, "float32")  # not measured in the background yet
+    assert E.calibrate_in_background(tmp_path, "float32", runs=bad)
+    deadline = time.time() + 600
+    while E.calibrating(tmp_path, "float32") and time.time() < deadline:
+        time.sleep(0.1)
+    assert E.calibration_failed(tmp_path, "float32")  # the page then offers the button instead of trying again

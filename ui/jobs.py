@@ -24,9 +24,9 @@ from typing import Any
 
 import streamlit as st
 
-from core.base import ModelConfig, TrainConfig
+from core.base import ModelConfig, TrainConfig, resolve_precision, settings
 from core.jobs import Estimate, Job, JobSnapshot, JobState, NotYourJob, QueuedRun, calibrate_in_background, calibrating
-from core.jobs.estimate import estimate
+from core.jobs.estimate import COLD, WARM, calibration_failed, estimate
 from core.store import RunRecord
 from core.training import LRRange
 from ui import identity, resources, state
@@ -295,12 +295,13 @@ def queue_rows() -> list[dict[str, str]]:
 
 
 def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[Estimate, int]:
-    """``(estimate, trainings ahead)`` for this training after the jobs that would start before it.
+    """``(estimate, trainings ahead)``: the whole wait for this training if this student pressed Train now.
 
-    Those are the running ones and the waiting ones the fair queue puts before a job this
-    student submits now (:meth:`core.jobs.TrainingWorker.ahead_of`), not every waiting job.
-    ``estimate.calibrated`` is False until this server's speed has been measured (:func:`measure_speed`).
-    Raises DataError when the data cannot be read.
+    The trainings ahead are the running ones and the waiting ones the fair queue puts before a job this
+    student submits now (:meth:`core.jobs.TrainingWorker.ahead_of`), not every waiting job; its start is
+    the worker's warm training process when one is ready (:meth:`core.jobs.TrainingWorker.warm_start`),
+    else a process that starts for it. ``estimate.calibrated`` is False until this server's speed has been
+    measured (:func:`measure_speed`). Raises DataError when the data cannot be read.
     """
     w = resources.worker()
     running = w.running()
@@ -310,16 +311,43 @@ def training_estimate(source: str, model_cfg: ModelConfig, train_cfg: TrainConfi
         n = resources.image_count(job.source, job.model_cfg.input_size, job.model_cfg.channels, check=False)
         ahead.append(QueuedRun(job.model_cfg, job.train_cfg, n, done=s.fraction if job in running else 0.0))
     n_images = resources.image_count(source, model_cfg.input_size, model_cfg.channels)
-    return estimate(model_cfg, train_cfg, n_images, queued_before=ahead, store=resources.store()), len(ahead)
+    est = estimate(
+        model_cfg,
+        train_cfg,
+        n_images,
+        queued_before=ahead,
+        store=resources.store(),
+        where=WARM if w.warm_start() else COLD,
+        slots=w.workers,
+    )
+    return est, len(ahead)
 
 
 def measure_speed(precision: str) -> None:
-    """Measure this server's training speed in ``precision`` off the script thread (about 30 s, stored)."""
+    """Measure this server's training speed in ``precision`` in the background (a process of its own, about
+    15 s on 2 quiet cores; stored, once per machine, precision and library versions)."""
     calibrate_in_background(resources.home(), precision)
+
+
+def measure_speed_at_start() -> None:
+    """When the server starts: measure its speed in this CPU's precision in the background, unless it is
+    stored or ``CNNLAB_MEASURE_SPEED=0`` (then the Train page offers a button). Once per store."""
+    if settings().measure_speed:
+        _measured_at_start(resources.home(), resolve_precision("auto"))
+
+
+@st.cache_resource(show_spinner=False)
+def _measured_at_start(home: str, precision: str) -> bool:
+    return calibrate_in_background(home, precision)
 
 
 def measuring_speed(precision: str) -> bool:
     return calibrating(resources.home(), precision)
+
+
+def measuring_failed(precision: str) -> bool:
+    """The measurement ran in this server and stored nothing: it is not started again without a press."""
+    return calibration_failed(resources.home(), precision)
 
 
 def progress_text(snap: JobSnapshot) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.base import describe, plural
+from core.base import describe, plural, settings
 from core.base.config import LEARNING_RATES, TrainConfig
 from core.jobs import CANCELLED, Job, JobState, budget_warning, estimate_text
 from core.lab import CONTROLS
@@ -138,7 +138,8 @@ def _start_panel(m, cfg: TrainConfig | None, impossible: bool, too_big: bool) ->
 
 
 def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
-    """How long it will take: from the layer table's multiply-adds and this server's measured speed."""
+    """How long the student will wait, in its parts: from the layer table's multiply-adds, this server's measured
+    speed, whether a warm training process is ready, and the trainings the fair queue starts first."""
     try:
         est, ahead = jobs.training_estimate(source, m, cfg)
     except ValueError:  # DataError: already said above
@@ -150,11 +151,12 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
         )
         if warning := budget_warning(est, time_budget_for(resources.store(), source)[0] or 0):
             st.warning(warning, icon=":material/timer_off:")
-    elif jobs.measuring_speed(est.precision):
-        st.caption(
-            ":material/timer: Measuring this server's training speed (about 30 s, once); the estimate "
-            "shows on the next change."
-        )
+        return
+    busy = bool(resources.worker().running())  # a training now would slow the measurement down and skew it
+    if not busy and settings().measure_speed and not jobs.measuring_failed(est.precision):
+        jobs.measure_speed(est.precision)  # this precision was not measured when the server started
+    if jobs.measuring_speed(est.precision):
+        _measuring(est.precision)
     else:
         st.button(
             "Estimate the time",
@@ -162,10 +164,22 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
             icon=":material/timer:",
             on_click=jobs.measure_speed,
             args=(est.precision,),
-            disabled=bool(resources.worker().running()),
-            help="Measures this server's training speed once (about 30 s of training on random images, "
+            disabled=busy,
+            help="Measures this server's training speed once (about 15 s of training on random images, "
             "best while nothing else trains). After that every training shows its time before it starts.",
         )
+
+
+@st.fragment(run_every=2.0)
+def _measuring(precision: str) -> None:
+    """ "Measuring..." while this server's speed is measured, looked at every 2 s: once it is stored, the whole
+    page reruns once and the estimate shows (this part is then no longer drawn, and the looking stops)."""
+    if not jobs.measuring_speed(precision):
+        st.rerun()
+    st.caption(
+        ":material/timer: Measuring this server's training speed (once, about 15 s when nothing else runs)... "
+        "the estimate shows when it is done."
+    )
 
 
 def _finished(job: Job) -> None:

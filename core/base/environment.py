@@ -66,6 +66,7 @@ class Settings:
     stop_grace: float
     training_nice: int
     warm: bool  # keep a training process ready per slot (core.jobs.process.WarmPool)
+    measure_speed: bool  # measure the training speed in the background when the server starts (core.jobs.estimate)
     scheduler: str | None  # None: train on this machine
     scheduler_timeout: float
     max_queued_per_student: int  # 0: no cap
@@ -200,6 +201,9 @@ READERS: dict[str, Callable[[str], object]] = {
     "CNNLAB_WARM": lambda t: bool(
         _whole("CNNLAB_WARM", t, 1, "1 (keep a training process ready) or 0 (off)", low=0, high=1)
     ),
+    "CNNLAB_MEASURE_SPEED": lambda t: bool(
+        _whole("CNNLAB_MEASURE_SPEED", t, 1, "1 (measure when the server starts) or 0 (when asked)", low=0, high=1)
+    ),
     "CNNLAB_SCHEDULER": lambda t: check_scheduler(t) if t.strip() else None,
     "CNNLAB_SCHEDULER_TIMEOUT": lambda t: _seconds(
         "CNNLAB_SCHEDULER_TIMEOUT", t, DEFAULT_SCHEDULER_TIMEOUT, "a number of seconds above 0"
@@ -233,6 +237,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         stop_grace=v["CNNLAB_STOP_GRACE"],
         training_nice=v["CNNLAB_TRAINING_NICE"],
         warm=v["CNNLAB_WARM"],
+        measure_speed=v["CNNLAB_MEASURE_SPEED"],
         scheduler=v["CNNLAB_SCHEDULER"],
         scheduler_timeout=v["CNNLAB_SCHEDULER_TIMEOUT"],
         max_queued_per_student=v["CNNLAB_MAX_QUEUED_PER_STUDENT"],

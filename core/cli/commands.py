@@ -14,7 +14,7 @@ import time
 from core.base import ModelConfig, TrainConfig, UserError, number, plural, print_table, run_precision
 from core.data import bundled_datasets
 from core.jobs import budget_warning, calibrate, estimate_text, load_calibration
-from core.jobs.estimate import estimate
+from core.jobs.estimate import NEW_PROCESS, WARM, CalibrationFailed, estimate
 from core.lab import LAB_COLUMNS, lab_cells, lab_rows, lab_summary, lab_variants
 from core.models import ArchitectureError, check_cost
 from core.models.layer_table import layer_table
@@ -105,25 +105,32 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     cal = None if args.recalibrate else load_calibration(store.home, precision)
     if cal is None:
         print(
-            f"Measuring this machine's training speed in {precision} once (about 30 s; stored under "
-            f"{store.home}/calibration)...",
+            f"Measuring this machine's training speed in {precision} once (about 15 s when nothing else runs; "
+            f"stored under {store.home}/calibration)...",
             file=sys.stderr,
             flush=True,
         )
-        cal = calibrate(store.home, precision)
-    est = estimate(model_cfg, train_cfg, n_images, calibration=cal)
+        try:
+            cal = calibrate(store.home, precision)
+        except CalibrationFailed as exc:
+            raise UserError(str(exc)) from None
+    # `train` starts a new process (Python, TensorFlow); the dashboard trains in its warm training process
+    est = estimate(model_cfg, train_cfg, n_images, calibration=cal, where=NEW_PROCESS)
+    dash = estimate(model_cfg, train_cfg, n_images, calibration=cal, where=WARM)
     if args.json:
         print(
             json.dumps(
                 {
                     **est.to_dict(),
                     "n_images": n_images,
-                    "text": estimate_text(est),
+                    "text": estimate_text(est, place="this machine"),
+                    "dashboard": dash.to_dict(),
                     "budget_warning": budget_warning(est),
                     "calibration": {
                         "precision": cal.precision,
                         "macs_per_second": cal.macs_per_second,
                         "seconds_per_image": cal.seconds_per_image,
+                        "process_seconds": cal.process_seconds,
                         "measured": cal.measured,
                         "key": cal.key,
                     },
@@ -134,10 +141,11 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
         if too_big:
             raise ArchitectureError(too_big)
         return 0
+    print(f"Training: {estimate_text(est, place='this machine')} (`train` starts Python and TensorFlow first).")
+    print(f"In the dashboard, with its training process ready: {estimate_text(dash, place='this machine')}.")
     print(
-        f"Training: {estimate_text(est)} ({est.seconds:.0f} s): {plural(est.epochs, 'epoch')} of "
-        f"{est.n_train} training and {est.n_val} validation images, {est.macs_per_image:,} multiply-adds per "
-        f"image forward, {est.precision}."
+        f"{plural(est.epochs, 'epoch').capitalize()} of {est.n_train} training and {est.n_val} validation images, "
+        f"{est.macs_per_image:,} multiply-adds per image forward, {est.precision}."
     )
     print(f"Peak memory: about {est.peak_bytes / 2**20:,.0f} MB.")
     if warning := budget_warning(est):
@@ -145,7 +153,8 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     day = time.strftime("%Y-%m-%d", time.localtime(cal.measured))
     print(
         f"This machine: {cal.macs_per_second / 1e9:.1f} G multiply-adds/s in training, "
-        f"{1000 * cal.seconds_per_image:.2f} ms per image besides (measured {day})."
+        f"{1000 * cal.seconds_per_image:.2f} ms per image besides, {cal.process_seconds:.1f} s to start a "
+        f"training process (measured {day})."
     )
     if too_big:  # as summary does: the numbers, then the refusal `train` would give (exit 2)
         raise ArchitectureError(too_big)

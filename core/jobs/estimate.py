@@ -1,48 +1,61 @@
-"""How long a training will take, and how much memory it needs, before it starts.
+"""How long a training will take, all of it, and how much memory it needs, before it starts.
 
-The layer table counts every layer's multiply-adds for one image's forward
-pass (:attr:`core.models.layer_table.LayerTable.total_macs`). A training step costs
-about three forward passes (forward, and the backward pass's two products),
-a validation image one. What a multiply-add costs, and what every image costs
-besides (reading, scaling, the step's fixed work), differs per machine,
-precision and library version, so it is measured once: :func:`calibrate`
-trains two networks of very different sizes for a few seconds on random
-images, with and without augmentation and batch normalisation (after a
-warm-up training: a process's first training pays TensorFlow's set-up once),
-interleaved over two rounds, and solves for
+What a student waits for, from the press (or the command) to the result, in parts (:class:`Estimate`):
+
+- **the queue ahead**: the trainings the fair queue starts before this one (:mod:`core.jobs.fairqueue`),
+  each by its own estimate, on the worker's slots;
+- **the start**: a new process (Python, TensorFlow and Keras imported: the CLI's ``train``, or the
+  dashboard's training process when no warm one is ready) or nearly nothing (a warm process,
+  :class:`core.jobs.process.WarmPool`, or this process when it has trained before); then building the
+  network and tracing its first epoch, plus a process's first ``fit``'s once-only costs where the
+  process has not trained yet (a warm process paid them while it waited);
+- **the epochs**: the layer table counts every layer's multiply-adds for one image's forward pass
+  (:attr:`core.models.layer_table.LayerTable.total_macs`); a training step costs about three forward
+  passes, a validation image one;
+- **testing and saving**: the test and validation images' predictions, the scores, and the run written
+  to the store (its size grows with the parameters).
+
+What a multiply-add costs, and what every image costs besides (reading, scaling, the step's fixed work),
+differs per machine, precision and library version, so it is measured once: :func:`calibrate` runs a
+fresh process (``python -m core.jobs.measure``; it times its own start and import) that trains two
+networks of very different sizes for a few seconds on random images, with and without augmentation and
+batch normalisation, after a throwaway training timed twice (a process's first ``fit`` pays TensorFlow's
+set-up once: :func:`core.jobs.child.first_trace`), tests and saves each run, and solves for
 
     seconds per epoch = (3 x train + val images) x (MACs / rate + batchnorm values x per_bn_value)
                         + (train + val images) x per_image
                         + train images x pixels x augment_per_pixel (when augmenting)
+    testing and saving = fixed + (val + test images) x MACs / rate + parameters x per_parameter
 
-plus a fixed start (building the model, tracing the first epoch). Batch
-normalisation gets its own price: it does one multiply-add per value but moves
-every value through memory several times (a 128 px network took 2-3x as long
-with it, bench/RESULTS.md); it is priced from the course network trained with
-and without it. The result
-is stored under ``CNNLAB_HOME/calibration/`` in a file named by the CPU (model
-and flags), the core count, the precision and the TensorFlow and Keras
-versions, so a new CPU or a library upgrade measures again.
+Batch normalisation gets its own price: it does one multiply-add per value but moves every value through
+memory several times (a 128 px network took 2-3x as long with it, bench/RESULTS.md). The result is stored
+under ``CNNLAB_HOME/calibration/`` in a file named by the CPU (model and flags), the core count, the
+precision and the TensorFlow and Keras versions, so a new CPU or a library upgrade measures again. The
+dashboard measures in the background when its worker starts (:func:`calibrate_in_background`; the
+Train page says "measuring" until then); the CLI's ``estimate`` measures in the foreground.
 
-:func:`estimate` then prices a configuration: seconds and peak memory, and,
-with the trainings queued before it, when it will be done. Other work on a
-shared machine slows training down: the calibration records how many cores
-other processes kept busy while it measured, an estimate samples that again
-(:func:`others_busy`, from /proc/stat less this process's own CPU time) and
-scales the time by :func:`load_factor`. It does not train and does not
-import TensorFlow unless it has to calibrate.
+:func:`estimate` then prices a configuration. Other work on a shared machine slows training down: the
+calibration records how many threads of other processes wanted the CPU while it measured, an estimate
+samples that again (:func:`others_busy`: /proc/stat's running threads less this process's own) and scales
+the time by :func:`load_factor`. It does not train and never imports TensorFlow (the measuring process does).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import heapq
 import json
 import math
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,77 +67,136 @@ from core.base.config import AugmentConfig, ModelConfig, TrainConfig
 from core.base.environment import settings
 from core.base.precision import cpu_flags, run_precision
 from core.base.tables import plural
-from core.data import Dataset, prepare_data
+from core.data import Dataset
+from core.jobs.child import first_trace
+from core.jobs.process import child_env, cores
 from core.models.layer_table import VGG16_BLOCKS, layer_table
 from core.store.runstore import RunStore, default_home
-from core.training.train import train_model
+from core.training.experiment import compute_run, save_run
 
-# How much of the CPU other processes use (Linux /proc/stat; elsewhere other work reads as none): a shared
-# machine slows a training down, and an estimate scales by it.
+# How many threads of other processes want the CPU (Linux /proc; elsewhere other work reads as none): on a
+# shared machine they take their share of it, and an estimate scales by them. Counted as threads ready to
+# run, not as busy cores: busy cores stop at the core count, and at a load of 10 on 2 cores a training gets
+# a fifth of what it gets at a load of 2, though both keep every core busy.
 
 
-def cpu_times() -> tuple[float, float, float]:
-    """(wall clock, seconds of CPU busy on all cores, this process's CPU seconds) now; busy is 0 without /proc."""
-    busy = 0.0
+def _procs_running() -> int:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("procs_running"):
+            return int(line.split()[1])
+    return 0
+
+
+def _own_running() -> int:
+    """This process's threads running or ready to run now."""
+    n = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended
+            continue
+        n += stat[stat.rindex(")") + 2] == "R"
+    return n
+
+
+def others_running() -> int:
+    """Threads of other processes running or ready to run now (0 without /proc)."""
     try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        return max(0, _procs_running() - _own_running())
     except (OSError, ValueError):
-        pass
-    return time.perf_counter(), busy, time.process_time()
-
-
-def others_between(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
-    """Cores other processes kept busy between two :func:`cpu_times`."""
-    wall = after[0] - before[0]
-    if wall <= 0 or not after[1]:
-        return 0.0
-    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall)
+        return 0
 
 
 _sample: dict[str, float] = {}
-_SAMPLE_SECONDS, _SAMPLE_TTL = 0.25, 5.0
+_SAMPLES, _SAMPLE_SECONDS, _SAMPLE_TTL = 10, 0.25, 5.0
 
 
 def others_busy() -> float:
-    """Cores other processes keep busy now (a 0.25 s sample, reused for 5 s): they slow a training down."""
+    """Threads of other processes that want the CPU now, on average over 0.25 s (reused for 5 s)."""
     now = time.monotonic()
     if now - _sample.get("at", -1e9) > _SAMPLE_TTL:
-        before = cpu_times()
-        time.sleep(_SAMPLE_SECONDS)
-        _sample.update(at=now, cores=others_between(before, cpu_times()))
-    return _sample["cores"]
+        counts = []
+        for _ in range(_SAMPLES):
+            counts.append(others_running())
+            time.sleep(_SAMPLE_SECONDS / _SAMPLES)
+        _sample.update(at=now, threads=float(np.mean(counts)))
+    return _sample["threads"]
+
+
+class _Sampler:
+    """:func:`others_running`, sampled every ``every`` seconds on a thread of its own while it is open."""
+
+    def __init__(self, every: float = 0.2):
+        self.every, self.counts = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cnnlab-load-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.counts.append(others_running())
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.counts)) if self.counts else 0.0
 
 
 def load_factor(others_now: float, others_then: float, cores: int | None = None) -> float:
     """How much slower a training that wants every core runs now than it did when calibrated.
 
-    With ``x`` cores busy elsewhere, a training that keeps all ``n`` cores busy gets about
-    ``n / (n + x)`` of them, so its time scales with ``(n + x)``.
+    With ``x`` threads of other processes ready to run, a training whose ``n`` threads want all ``n`` cores
+    gets about ``n / (n + x)`` of them (the scheduler shares the CPU by thread), so its time scales with
+    ``(n + x)``.
     """
     n = cores or os.cpu_count() or 1
     return (n + max(0.0, others_now)) / (n + max(0.0, others_then))
 
 
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3  # 3: the start, a first fit's once-only costs, testing and saving, measured in a new process
 
 
 @dataclass(frozen=True)
 class CalibrationRuns:
     """What :func:`calibrate` trains. A large and a small network separate the cost of a multiply-add from the
-    cost of an image; the large one again with augmentation prices augmentation per pixel, and with batch
-    normalisation prices a normalised value. Each run trains ``images`` random images for ``epochs`` epochs
-    (the first is set-up), and all of them are repeated ``rounds`` times."""
+    cost of an image (and, testing and saving them, the fixed cost of that from a parameter's); the large one
+    again with augmentation prices augmentation per pixel, and with batch normalisation prices a normalised
+    value. Each run trains ``images`` random images for ``epochs`` epochs (the first is set-up), tests and
+    saves; all of them are repeated ``rounds`` times."""
 
     big: ModelConfig = ModelConfig()
     small: ModelConfig = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)
-    images: int = 400
+    images: int = 300
     epochs: int = 3
-    rounds: int = 2
+    rounds: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "big": self.big.to_dict(),
+            "small": self.small.to_dict(),
+            "images": self.images,
+            "epochs": self.epochs,
+            "rounds": self.rounds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalibrationRuns:
+        return cls(
+            big=ModelConfig.from_dict(d["big"]),
+            small=ModelConfig.from_dict(d["small"]),
+            images=int(d["images"]),
+            epochs=int(d["epochs"]),
+            rounds=int(d["rounds"]),
+        )
 
 
-# The runs calibrate() measures unless it is given others (the CLI's `estimate` and the Train page's button).
+# The runs calibrate() measures unless it is given others (the CLI's `estimate` and the dashboard).
 CALIBRATION_RUNS = CalibrationRuns()
 
 
@@ -138,12 +210,16 @@ class Calibration:
     seconds_per_image: float  # what an image costs besides its multiply-adds
     seconds_per_bn_value: float  # what a BatchNormalization output value costs, per image pass
     augment_seconds_per_pixel: float
-    start_seconds: float  # building, compiling and the first epoch's tracing
-    others_cores: float  # cores other processes kept busy while it measured (/proc/stat less this process)
+    start_seconds: float  # building, compiling and the first epoch's tracing, in a process that has trained
+    others_cores: float  # threads of other processes ready to run while it measured, on average
     baseline_bytes: int  # peak resident memory of the process after the calibration runs
     machine: dict[str, Any]
     measured: float  # time.time()
-    seconds: float  # how long calibrating took
+    seconds: float  # how long calibrating took, the new process's start included
+    process_seconds: float = 0.0  # a new process: Python started, TensorFlow, Keras and scikit-learn imported
+    first_fit_seconds: float = 0.0  # what a process's first training pays once besides its own start
+    finish_seconds: float = 0.0  # testing and saving: the fixed part (tracing the predictions, writing the run)
+    save_seconds_per_param: float = 0.0  # testing and saving: what a parameter adds (the saved model's size)
 
 
 @dataclass(frozen=True)
@@ -156,12 +232,20 @@ class QueuedRun:
     done: float = 0.0  # fraction already trained (the running job)
 
 
+# Where a training runs, for its start (:func:`estimate`'s ``where``):
+NEW_PROCESS = "new process"  # the CLI's `train`: Python and TensorFlow start for it (an in-process training)
+COLD = "cold"  # the dashboard, no warm training process ready: one starts for the job (or is still warming)
+WARM = "warm"  # the dashboard, a warm training process ready: TensorFlow imported, a first fit done
+HERE = "here"  # this process, which has TensorFlow imported and has trained before (a notebook, a benchmark)
+WHERE = (NEW_PROCESS, COLD, WARM, HERE)
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """What :func:`estimate` predicts for one training."""
+    """What :func:`estimate` predicts for one training: the whole wait, in parts (seconds, load included)."""
 
-    seconds: float  # this training alone
-    wait_seconds: float  # the trainings queued before it
+    seconds: float  # this training alone: start + build + epochs + test and save
+    wait_seconds: float  # the trainings that start before it (the queue ahead)
     peak_bytes: int  # resident memory of the training process at its peak
     precision: str
     macs_per_image: int  # forward, from the layer table
@@ -170,17 +254,40 @@ class Estimate:
     n_val: int
     calibrated: bool  # False: no calibration for this machine yet (use calibrate())
     load_factor: float = 1.0  # how much slower other processes make it now than during the calibration
+    where: str = NEW_PROCESS  # how it starts (WHERE)
+    start_seconds: float = 0.0  # the process: Python and TensorFlow started (0 in a warm or trained process)
+    build_seconds: float = 0.0  # building the network and tracing its first epoch (a first fit's costs too)
+    epochs_seconds: float = 0.0  # the epochs themselves (VGG16: the base's features and the fine-tuning too)
+    test_seconds: float = 0.0  # the test and validation predictions, the scores, saving the run
+    queued: int = 0  # trainings ahead of it
 
     @property
     def finish_seconds(self) -> float:
+        """From now until its result: the queue ahead and the training."""
         return self.wait_seconds + self.seconds
 
+    @property
+    def train_seconds(self) -> float:
+        """What a time budget counts (:class:`core.training.fit.TimeBudget`): building and the epochs."""
+        return self.build_seconds + self.epochs_seconds
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "finish_seconds": self.finish_seconds}
+        return {
+            **asdict(self),
+            "finish_seconds": self.finish_seconds,
+            "train_seconds": self.train_seconds,
+            "text": estimate_text(self),
+        }
 
 
 def machine_identity(precision: str) -> dict[str, Any]:
     """What a calibration holds for: CPU model and flags, cores, precision, library versions."""
+    return {**_machine(), "precision": precision, "version": CALIBRATION_VERSION}
+
+
+@functools.cache
+def _machine() -> dict[str, Any]:
+    """This machine and its libraries, read once per process (5 ms: a Train page rerun asks for it)."""
     import importlib.metadata as md
 
     def version(name: str) -> str:
@@ -199,11 +306,9 @@ def machine_identity(precision: str) -> dict[str, Any]:
         "cpu": model,
         "flags_sha": hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:12],
         "cores": os.cpu_count(),
-        "precision": precision,
         "tensorflow": version("tensorflow"),
         "keras": version("keras"),
         "numpy": version("numpy"),
-        "version": CALIBRATION_VERSION,
     }
 
 
@@ -227,20 +332,41 @@ def _random_dataset(cfg: ModelConfig, n: int, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, *cfg.input_shape()), dtype=np.uint8)
     labels = np.arange(n, dtype=np.int64) % cfg.num_classes
-    return Dataset(images, labels, [f"c{i}" for i in range(cfg.num_classes)], [], "calibration", f"random-{n}", [])
+    files = [f"{i}.png" for i in range(n)]
+    return Dataset(images, labels, [f"c{i}" for i in range(cfg.num_classes)], [], "calibration", f"random-{n}", files)
 
 
-def _timed(
-    cfg: ModelConfig, augment: AugmentConfig, precision: str, images: int, epochs: int
-) -> tuple[float, list[float], int, int]:
-    """(start: building + tracing, the later epochs' seconds, train images, val images) of one short training."""
-    data = prepare_data(_random_dataset(cfg, images), seed=0)
+@dataclass(frozen=True)
+class _Timed:
+    start: float  # building + the first epoch's tracing (what it took beyond a steady epoch)
+    later: list[float]  # the later epochs' seconds
+    finish: float  # testing and saving
+    n_train: int
+    n_val: int
+    n_test: int
+
+
+def _timed(cfg: ModelConfig, augment: AugmentConfig, precision: str, images: int, epochs: int, home: Path) -> _Timed:
+    """One short training through the engine's own path (:func:`compute_run`, then :func:`save_run` into a
+    store under ``home``), timed in its parts."""
+    ds = _random_dataset(cfg, images)
     train_cfg = TrainConfig(epochs=epochs, augment=augment, precision=precision, seed=0)
+    key = f"calibration-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
-    res = train_model(cfg, train_cfg, data, store=None)
+    art = compute_run(ds, cfg, train_cfg, key, source="calibration", store=None)
+    save_run(RunStore(home), art)
     total = time.perf_counter() - t0
-    later = [float(v) for v in res.epoch_seconds[1:]]
-    return total - sum(later) - float(np.median(later)), later, len(data.x_train), len(data.x_val)
+    rec = art.record
+    later = [float(v) for v in rec.epoch_seconds[1:]]
+    start = rec.seconds - sum(later) - float(np.median(later))
+    return _Timed(start, later, total - rec.seconds, rec.data["n_train"], rec.data["n_val"], rec.data["n_test"])
+
+
+def _clock(fn) -> float:
+    """Seconds ``fn()`` takes."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def batchnorm_values(cfg: ModelConfig) -> int:
@@ -248,20 +374,19 @@ def batchnorm_values(cfg: ModelConfig) -> int:
     return sum(math.prod(r.output_shape) for r in layer_table(cfg).rows if r.type == "BatchNormalization")
 
 
-def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRuns | None = None) -> Calibration:
-    """Measure this machine's training speed in ``precision`` and store it under ``home``.
+def measure(
+    home: str | Path, precision: str, runs: CalibrationRuns | None = None, process_seconds: float = 0.0
+) -> Calibration:
+    """Measure this machine's training speed in ``precision`` in this process and store it under ``home``.
 
-    ``runs`` are the trainings it times (None: :data:`CALIBRATION_RUNS`, about 40 s on 2 cores). They are
-    interleaved over ``runs.rounds`` and their median epochs kept, so a burst of other work on a shared machine
-    moves them all alike instead of one of them.
+    What :func:`calibrate`'s new process runs (``python -m core.jobs.measure``); ``process_seconds`` is its
+    start, as that process measured it. The runs are interleaved over ``runs.rounds`` and their median
+    epochs kept, so a burst of other work on a shared machine moves them all alike instead of one of them.
     """
     r = runs or CALIBRATION_RUNS
     t0 = time.perf_counter()
-    cpu0 = cpu_times()
     with_bn = r.big.replace(batchnorm=True)
-    big, small = layer_table(r.big).total_macs, layer_table(r.small).total_macs
-    # warm-up: the process's first training pays TensorFlow's set-up
-    _timed(r.small, AugmentConfig(), precision, r.images, r.epochs)
+    big, small = layer_table(r.big), layer_table(r.small)
     timed = {
         "big": (r.big, AugmentConfig()),
         "small": (r.small, AugmentConfig()),
@@ -269,22 +394,36 @@ def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRun
         "bn": (with_bn, AugmentConfig()),
     }
     epochs: dict[str, list[float]] = {k: [] for k in timed}
+    finish: dict[str, list[float]] = {k: [] for k in timed}
     starts: list[float] = []
-    for _ in range(r.rounds):
-        for name, (cfg, aug) in timed.items():
-            start, later, nt, nv = _timed(cfg, aug, precision, r.images, r.epochs)
-            epochs[name] += later
-            starts.append(start)
+    # A process's first training pays TensorFlow's set-up once: the warm training process's throwaway training
+    # (:func:`core.jobs.child.first_trace`), timed the first time and again. Other work is sampled meanwhile.
+    with _Sampler() as sampler, tempfile.TemporaryDirectory(prefix="cnnlab-calibration-") as tmp:
+        first, again = _clock(first_trace), _clock(first_trace)
+        for _ in range(r.rounds):
+            for name, (cfg, aug) in timed.items():
+                t = _timed(cfg, aug, precision, r.images, r.epochs, Path(tmp))
+                epochs[name] += t.later
+                finish[name].append(t.finish)
+                starts.append(t.start)
+    nt, nv, ns = t.n_train, t.n_val, t.n_test
     e_big, e_small, e_aug, e_bn = (float(np.median(epochs[k])) for k in ("big", "small", "aug", "bn"))
     # e = (3 nt + nv) * macs * c + (nt + nv) * o, for the two networks: solve for c (1/rate) and o.
     w = 3 * nt + nv
-    a = np.array([[w * big, nt + nv], [w * small, nt + nv]], dtype=float)
+    a = np.array([[w * big.total_macs, nt + nv], [w * small.total_macs, nt + nv]], dtype=float)
     c, o = np.linalg.solve(a, np.array([e_big, e_small]))
     c = max(c, 1e-13)
     o = max(o, 0.0)
     aug = max(e_aug - e_big, 0.0) / (nt * math.prod(r.big.input_shape()))
     # batch normalisation: its extra time, less its few extra multiply-adds, per value it outputs
-    bn = max(e_bn - e_big - w * (layer_table(with_bn).total_macs - big) * c, 0.0) / (w * batchnorm_values(with_bn))
+    bn = max(e_bn - e_big - w * (layer_table(with_bn).total_macs - big.total_macs) * c, 0.0) / (
+        w * batchnorm_values(with_bn)
+    )
+    # testing and saving, less the predictions' multiply-adds: fixed + parameters x per_param, from the two sizes
+    f_big = float(np.median(finish["big"])) - (nv + ns) * big.total_macs * c
+    f_small = float(np.median(finish["small"])) - (nv + ns) * small.total_macs * c
+    per_param = max((f_big - f_small) / max(big.total_params - small.total_params, 1), 0.0)
+    fixed = max(f_small - small.total_params * per_param, 0.0)
     cal = Calibration(
         key=calibration_key(precision),
         precision=precision,
@@ -292,18 +431,53 @@ def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRun
         seconds_per_image=o,
         seconds_per_bn_value=bn,
         augment_seconds_per_pixel=aug,
-        start_seconds=max(min(starts), 0.0),  # the fixed cost every training pays (bigger ones trace longer)
-        others_cores=others_between(cpu0, cpu_times()),
+        start_seconds=max(float(np.median(starts)), 0.0),
+        others_cores=sampler.mean,
         baseline_bytes=int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         machine=machine_identity(precision),
         measured=time.time(),
-        seconds=time.perf_counter() - t0,
+        seconds=process_seconds + time.perf_counter() - t0,
+        process_seconds=process_seconds,
+        first_fit_seconds=max(first - again, 0.0),
+        finish_seconds=fixed,
+        save_seconds_per_param=per_param,
     )
     path = _path(Path(home), precision)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(cal), indent=1))
-    os.replace(tmp, path)
+    tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_path.write_text(json.dumps(asdict(cal), indent=1))
+    os.replace(tmp_path, path)
+    return cal
+
+
+MEASURE_MODULE = "core.jobs.measure"  # python -m core.jobs.measure: the measuring process (core/jobs/measure.py)
+
+
+class CalibrationFailed(RuntimeError):
+    """The measuring process ended without a calibration (its last line of output says why)."""
+
+
+def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRuns | None = None) -> Calibration:
+    """Measure this machine's training speed in ``precision`` in a new process, store it under ``home``, return it.
+
+    A new process, started as a training process is (:func:`core.jobs.process.child_env`, every core), so the
+    calibration also measures what starting one costs (Python, TensorFlow, Keras and scikit-learn imported),
+    and the caller never imports TensorFlow (the dashboard's server stays small). ``runs``: the trainings it
+    times (None: :data:`CALIBRATION_RUNS`, about 23 s of CPU time, the start included: some
+    15 s on 2 quiet cores).
+    """
+    r = runs or CALIBRATION_RUNS
+    env = child_env(cores())
+    env["CNNLAB_TRAINING_NICE"] = "0"  # the machine's own speed; the dashboard's trainings share its load factor
+    args = [sys.executable, "-m", MEASURE_MODULE, str(home), precision, json.dumps(r.to_dict()), repr(time.time())]
+    p = subprocess.run(args, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    cal = load_calibration(home, precision)
+    if p.returncode != 0 or cal is None:
+        lines = [ln for ln in (p.stderr or p.stdout).splitlines() if ln.strip()]
+        raise CalibrationFailed(
+            f"Measuring this machine's training speed failed (exit code {p.returncode}): "
+            f"{lines[-1] if lines else 'no output'}"
+        )
     return cal
 
 
@@ -311,8 +485,11 @@ _background: dict[str, threading.Thread] = {}
 _background_lock = threading.Lock()
 
 
-def calibrate_in_background(home: str | Path, precision: str) -> bool:
-    """Start :func:`calibrate` on a daemon thread unless one runs; True while one is running."""
+def calibrate_in_background(home: str | Path, precision: str, runs: CalibrationRuns | None = None) -> bool:
+    """Start :func:`calibrate` on a daemon thread unless one runs or one is stored; True while one is running.
+
+    ``runs``: None takes :data:`CALIBRATION_RUNS` as it is now (read here, on the caller's thread).
+    """
     key = f"{home}:{precision}"
     with _background_lock:
         t = _background.get(key)
@@ -320,7 +497,14 @@ def calibrate_in_background(home: str | Path, precision: str) -> bool:
             return True
         if load_calibration(home, precision) is not None:
             return False
-        t = threading.Thread(target=calibrate, args=(home, precision), name="cnnlab-calibrate", daemon=True)
+
+        def run() -> None:
+            try:
+                calibrate(home, precision, runs or CALIBRATION_RUNS)
+            except CalibrationFailed:
+                pass  # no calibration stored: the page offers to measure again
+
+        t = threading.Thread(target=run, name="cnnlab-calibrate", daemon=True)
         _background[key] = t
         t.start()
         return True
@@ -332,11 +516,20 @@ def calibrating(home: str | Path, precision: str) -> bool:
     return t is not None and t.is_alive()
 
 
-def _split_sizes(n_images: int, train_cfg: TrainConfig) -> tuple[int, int]:
-    rest = n_images - math.ceil(n_images * train_cfg.test_size)
+def calibration_failed(home: str | Path, precision: str) -> bool:
+    """Whether :func:`calibrate_in_background` measured ``precision`` for ``home`` in this process and stored
+    nothing (then it is not started again by itself: each try costs seconds of CPU; a person may ask)."""
+    t = _background.get(f"{home}:{precision}")
+    return t is not None and not t.is_alive() and load_calibration(home, precision) is None
+
+
+def _split_sizes(n_images: int, train_cfg: TrainConfig) -> tuple[int, int, int]:
+    """(train, validation, test) images of ``n_images`` split as ``train_cfg`` says."""
+    n_test = math.ceil(n_images * train_cfg.test_size)
+    rest = n_images - n_test
     n_val = math.floor(rest * train_cfg.val_split)
     n_train = rest - math.ceil(rest * train_cfg.val_split)
-    return max(1, round(n_train * train_cfg.train_fraction)), max(1, n_val)
+    return max(1, round(n_train * train_cfg.train_fraction)), max(1, n_val), n_test
 
 
 def _vgg_block5_macs(input_size: int) -> int:
@@ -346,9 +539,22 @@ def _vgg_block5_macs(input_size: int) -> int:
     return macs
 
 
-def _seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal: Calibration) -> float:
+@dataclass(frozen=True)
+class _Parts:
+    start: float
+    build: float
+    epochs: float
+    test: float
+
+    @property
+    def total(self) -> float:
+        return self.start + self.build + self.epochs + self.test
+
+
+def _epochs_seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal: Calibration) -> float:
+    """The epochs (VGG16: the base's features once, the head's epochs, the fine-tuning)."""
     table = layer_table(model_cfg)
-    n_train, n_val = _split_sizes(n_images, train_cfg)
+    n_train, n_val, _ = _split_sizes(n_images, train_cfg)
     pixels = math.prod(model_cfg.input_shape())
     per_mac = 1.0 / cal.macs_per_second
     o = cal.seconds_per_image
@@ -357,18 +563,18 @@ def _seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal:
     if model_cfg.model == "cnn":
         per_image = table.total_macs * per_mac + batchnorm_values(model_cfg) * cal.seconds_per_bn_value
         epoch = (3 * n_train + n_val) * per_image + (n_train + n_val) * o + aug
-        return cal.start_seconds + train_cfg.epochs * epoch
+        return train_cfg.epochs * epoch
     # VGG16: the frozen base runs forward only; without augmentation once per image (cached features)
     base = table.rows[0].macs
     head = table.total_macs - base
     if augment:
         epoch = (n_train + n_val) * base * per_mac + (3 * n_train + n_val) * head * per_mac
         epoch += (n_train + n_val) * o + aug
-        seconds = cal.start_seconds + train_cfg.epochs * epoch
+        seconds = train_cfg.epochs * epoch
     else:
-        # extraction once (the whole estimate if the features are cached already), then the head on 512
-        # numbers per image: its multiply-adds and a tenth of an image's overhead (a guess, not calibrated)
-        seconds = cal.start_seconds + (n_train + n_val) * (base * per_mac + o)
+        # extraction once, then the head on 512 numbers per image: its multiply-adds and a tenth of an
+        # image's overhead (a guess, not calibrated)
+        seconds = (n_train + n_val) * (base * per_mac + o)
         seconds += train_cfg.epochs * ((3 * n_train + n_val) * head * per_mac + (n_train + n_val) * o * 0.1)
     if train_cfg.fine_tune_epochs:
         b5 = _vgg_block5_macs(model_cfg.input_size)
@@ -376,6 +582,23 @@ def _seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal:
         ft = (n_train + n_val) * fwd * per_mac + (3 * n_train + n_val) * (b5 + head) * per_mac
         seconds += train_cfg.fine_tune_epochs * (ft + (n_train + n_val) * o + aug)
     return seconds
+
+
+def _parts(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal: Calibration, where: str) -> _Parts:
+    """The four parts of one training's own time, before the load factor."""
+    table = layer_table(model_cfg)
+    _, n_val, n_test = _split_sizes(n_images, train_cfg)
+    fresh = where in (NEW_PROCESS, COLD)  # a process that has not trained yet pays a first fit's costs
+    start = cal.process_seconds if fresh else 0.0
+    build = cal.start_seconds + (cal.first_fit_seconds if fresh else 0.0)
+    test = cal.finish_seconds + (n_val + n_test) * table.total_macs / cal.macs_per_second
+    test += table.total_params * cal.save_seconds_per_param
+    return _Parts(start, build, _epochs_seconds(model_cfg, train_cfg, n_images, cal), test)
+
+
+def _seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal: Calibration, where: str) -> float:
+    """One training's own time (start, build, epochs, test and save), before the load factor."""
+    return _parts(model_cfg, train_cfg, n_images, cal, where).total
 
 
 def _peak_bytes(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal: Calibration | None) -> int:
@@ -389,6 +612,20 @@ def _peak_bytes(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, c
     return int(baseline + data + weights + batch)
 
 
+def queue_start(remaining: Sequence[float], slots: int = 1) -> tuple[float, bool]:
+    """``(seconds until a slot is free for the next training, whether one is free now)``.
+
+    ``remaining`` are the trainings ahead, in the order they start (the running ones first): each takes the
+    slot that frees first, as the worker's dispatcher gives them out.
+    """
+    free = [0.0] * max(1, slots)
+    for seconds in remaining:
+        at = heapq.heappop(free)
+        heapq.heappush(free, at + seconds)
+    first = min(free)
+    return first, first == 0.0
+
+
 def estimate(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -399,40 +636,59 @@ def estimate(
     store: RunStore | None = None,
     calibration: Calibration | None = None,
     others: float | None = None,
+    where: str = NEW_PROCESS,
+    slots: int = 1,
 ) -> Estimate:
-    """The training time and peak memory of a run of these configs on ``n_images`` images.
+    """The whole wait and the peak memory of a run of these configs on ``n_images`` images.
 
     Args:
         model_cfg, train_cfg: the run; the precision is the one it would use here.
         n_images: images in the dataset (split as ``train_cfg`` says).
-        queued_before: trainings the worker runs first; their estimates are the wait.
+        queued_before: trainings the worker starts first (the running ones first, then the waiting ones in
+            the fair order); each by its own estimate: a running one's rest, a waiting one whole with a cold
+            start (its process starts warming only when a slot frees).
         home, store: where calibrations are stored (``store.home`` or ``home``; else ``CNNLAB_HOME``).
         calibration: use this one instead of the stored one.
         others: cores other processes keep busy now; None samples them (:func:`others_busy`). The
             time is scaled from the calibration's conditions to these (:func:`load_factor`).
+        where: how it starts (:data:`WHERE`): a ``NEW_PROCESS`` (the CLI's ``train``), the dashboard's
+            training process ``WARM`` or ``COLD``, or ``HERE`` (a process that has trained before).
+            A ``WARM`` start behind a queue is ``COLD``: the warm process goes to the first of them.
+        slots: trainings the worker runs at once.
 
     Returns:
         An :class:`Estimate`. Without a calibration (``calibrated=False``) the
         seconds are 0: run :func:`calibrate` first (``python -m core estimate`` does).
     """
+    if where not in WHERE:
+        raise ValueError(f"where must be one of {', '.join(WHERE)}, not {where!r}")
     precision = run_precision(model_cfg, train_cfg)
     if calibration is None:
         if home is None:
             home = store.home if store is not None else default_home()
         calibration = load_calibration(home, precision)
-    n_train, n_val = _split_sizes(n_images, train_cfg)
-    seconds = wait = 0.0
+    n_train, n_val, _ = _split_sizes(n_images, train_cfg)
+    parts = _Parts(0.0, 0.0, 0.0, 0.0)
+    wait = 0.0
     factor = 1.0
     if calibration is not None:
         factor = load_factor(others_busy() if others is None else others, calibration.others_cores)
-        seconds = _seconds(model_cfg, train_cfg, n_images, calibration)
+        remaining = []
         for q in queued_before:
             qcal = calibration
             if run_precision(q.model_cfg, q.train_cfg) != precision and home is not None:
                 qcal = load_calibration(home, run_precision(q.model_cfg, q.train_cfg)) or calibration
-            wait += (1.0 - q.done) * _seconds(q.model_cfg, q.train_cfg, q.n_images, qcal)
+            p = _parts(q.model_cfg, q.train_cfg, q.n_images, qcal, COLD)
+            if q.done > 0:  # running: the rest of its epochs, then its test and save
+                remaining.append((1.0 - q.done) * p.epochs + p.test)
+            else:
+                remaining.append(p.total)
+        wait, free_now = queue_start(remaining, slots)
+        if where == WARM and not free_now:
+            where = COLD
+        parts = _parts(model_cfg, train_cfg, n_images, calibration, where)
     return Estimate(
-        seconds=seconds * factor,
+        seconds=parts.total * factor,
         wait_seconds=wait * factor,
         peak_bytes=_peak_bytes(model_cfg, train_cfg, n_images, calibration),
         precision=precision,
@@ -442,6 +698,12 @@ def estimate(
         n_val=n_val,
         calibrated=calibration is not None,
         load_factor=factor,
+        where=where,
+        start_seconds=parts.start * factor,
+        build_seconds=parts.build * factor,
+        epochs_seconds=parts.epochs * factor,
+        test_seconds=parts.test * factor,
+        queued=len(queued_before),
     )
 
 
@@ -454,32 +716,48 @@ def duration_text(seconds: float) -> str:
     return f"about {seconds / 3600:.1f} h"
 
 
-def estimate_text(est: Estimate, queued: int = 0) -> str:
-    """ "about 40 s on this server; about 3 min with the 2 trainings queued before it"."""
+def part_text(seconds: float) -> str:
+    """A part of the whole, without "about": 0.3 -> "under 1 s", 4.4 -> "4 s", 170 -> "3 min"."""
+    if seconds < 0.5:
+        return "under 1 s"
+    return duration_text(seconds).removeprefix("about ")
+
+
+def estimate_text(est: Estimate, queued: int | None = None, place: str = "this server") -> str:
+    """The whole wait in one sentence, in its parts.
+
+    "about 15 s on this server: 5 s to start, 10 s for 8 epochs, 1 s to test and save"; with trainings ahead,
+    "about 2 min on this server: 1.5 min for the 2 trainings before it, 5 s to start, ...". ``queued``:
+    trainings ahead (None: ``est.queued``); ``place``: where it trains, in words.
+    """
     if not est.calibrated:
-        return "no time estimate yet: this server's speed has not been measured"
-    text = f"{duration_text(est.seconds)} on this server"
+        return f"no time estimate yet: {place}'s speed has not been measured"
+    queued = est.queued if queued is None else queued
+    parts = [
+        f"{part_text(est.start_seconds + est.build_seconds)} to start",
+        f"{part_text(est.epochs_seconds)} for {plural(est.epochs, 'epoch')}",
+        f"{part_text(est.test_seconds)} to test and save",
+    ]
     if queued:
-        text += (
-            f"; {duration_text(est.finish_seconds)} with the {queued} training{'s' if queued > 1 else ''} "
-            "queued before it"
-        )
-    return text
+        ahead = f"{part_text(est.wait_seconds)} for the {plural(queued, 'training')} before it"
+        parts = [ahead, *parts]
+    return f"{duration_text(est.finish_seconds)} on {place}: {', '.join(parts)}"
 
 
 def budget_warning(est: Estimate, budget: float | None = None) -> str | None:
     """One line when the training would not fit its time budget; None when it fits (or nothing is known).
 
     Args:
-        est: the training's :class:`Estimate` (its own time, not the wait before it).
+        est: the training's :class:`Estimate` (the budget counts its building and epochs, not the start,
+            the test or the wait before it).
         budget: seconds one training may take; None: ``CNNLAB_MAX_TRAIN_SECONDS`` (0: no limit).
     """
     budget = settings().max_train_seconds if budget is None else budget
-    if not budget or not est.calibrated or est.seconds <= budget or not est.epochs:
+    if not budget or not est.calibrated or est.train_seconds <= budget or not est.epochs:
         return None
-    fit = int(budget / (est.seconds / est.epochs))
+    fit = int(max(budget - est.build_seconds, 0.0) / (est.epochs_seconds / est.epochs))
     where = f"after about {plural(fit, 'epoch')} of its {est.epochs}" if fit else "during its first epoch"
     return (
-        f"This training needs {duration_text(est.seconds)}, more than the {budget:g} s a training may take on "
-        f"this server: it would stop {where}. Fewer epochs, fewer images or a smaller network fit."
+        f"This training needs {duration_text(est.train_seconds)}, more than the {budget:g} s a training may take "
+        f"on this server: it would stop {where}. Fewer epochs, fewer images or a smaller network fit."
     )

@@ -129,6 +129,10 @@ class LocalExecutor:
         finally:
             self.pool.done()  # the slot is free: a fresh process warms up for the next training
 
+    def warm_ready(self) -> bool:
+        """Whether a job submitted now would start in a warm process (read only, for the time estimate)."""
+        return self.pool.ready_now()
+
     def close(self) -> None:
         """End the warm processes (a training under way goes on to its end)."""
         self.pool.close()

@@ -310,6 +310,11 @@ class WarmPool:
         with self._lock:
             return [p.pid for p in self._idle]
 
+    def ready_now(self) -> bool:
+        """Whether a warm process is ready for a task now (it does not wait; for the time estimate)."""
+        with self._lock:
+            return any(p.ready() for p in self._idle)
+
     def wait_ready(self, timeout: float) -> bool:
         """Wait until every warm process has said it is ready (True), or ``timeout`` seconds (False)."""
         deadline = time.monotonic() + timeout

@@ -417,6 +417,12 @@ class TrainingWorker:
             order = fair_order([*self._waiting, newcomer], self._last_start)
             return self.running() + order[: next(i for i, j in enumerate(order) if j is newcomer)]
 
+    def warm_start(self) -> bool:
+        """Whether a training process is warm and ready for a job now (the local executor's pool; a cluster's
+        workers are not asked: False). For the time estimate's start."""
+        ready = getattr(self.executor, "warm_ready", None)  # LocalExecutor's; DaskExecutor has none
+        return bool(ready is not None and ready())
+
     def rerun(self, job_id: str, *, owner: str | None = None, admin: bool = False) -> Job:
         """Submit an interrupted (or failed, or stopped) job's configuration again, as ``owner``'s job."""
         job = self.get(job_id)

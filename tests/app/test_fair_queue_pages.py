@@ -61,3 +61,50 @@ def test_diagnostics_says_a_run_was_stopped_by_its_time_budget_not_by_hand(
     at = open_page("pages/diagnostics.py", run_id=rec.run_id, dataset=str(data_dir))
     assert not at.exception
     assert stop_reason(rec) in texts(at) and "stopped by hand" not in texts(at)
+
+
+def _stored_speed(home) -> None:
+    """A calibration for both precisions (a made-up speed: what is tested is which trainings are counted)."""
+    import dataclasses
+    import json
+
+    import core.jobs.estimate as E
+
+    for precision in ("float32", "bfloat16"):
+        cal = E.Calibration(
+            key=E.calibration_key(precision),
+            precision=precision,
+            macs_per_second=2e10,
+            seconds_per_image=1e-3,
+            seconds_per_bn_value=0.0,
+            augment_seconds_per_pixel=1e-8,
+            start_seconds=2.0,
+            others_cores=0.0,
+            baseline_bytes=600 * 2**20,
+            machine={},
+            measured=0.0,
+            seconds=0.0,
+            process_seconds=5.0,
+            first_fit_seconds=1.0,
+            finish_seconds=0.5,
+        )
+        path = home / "calibration" / f"{cal.key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dataclasses.asdict(cal)))
+
+
+def test_the_estimate_counts_the_trainings_the_fair_order_starts_first(open_page, data_dir, one_slot):
+    _stored_speed(one_slot.store.home)
+    src = str(data_dir)
+    running = one_slot.submit(src, TINY, LONG.replace(seed=70), owner="ann")
+    wait_for(lambda: running.state == "running")
+    [one_slot.submit(src, TINY, LONG.replace(seed=71 + i), owner="ann") for i in range(2)]
+
+    def line(owner: str) -> str:
+        at = open_page("pages/train.py", owner=owner, dataset=src, model_cfg=TINY, train_cfg=LONG.replace(seed=99))
+        assert not at.exception
+        return next(c.value for c in at.caption if "on this server" in c.value)
+
+    # Cat has had no turn: only Ann's running training is before her; Ann waits for her own two as well
+    assert " for the 1 training before it, " in line("cat")
+    assert " for the 3 trainings before it, " in line("ann")
