@@ -161,7 +161,7 @@ def test_a_lazy_worker_starts_no_process_before_its_first_training_then_keeps_on
         job = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8)), timeout=120)
         assert job.state == JobState.DONE and job.error is None, job.error
         [warm] = ex.pool.pids()  # from the first training on, one waits behind it as in an eager pool
-        assert warm != ex.outcomes[0].pid and ex.pool.wait_ready(120)
+        assert warm != ex.outcomes[0].pid and _alive(warm)
     finally:
         w.close()
     assert not _alive(warm)
