@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -31,32 +30,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_flags  # noqa: E402
+from benchruns import as_old_run, course_runs, median_p90, print_end, print_start  # noqa: E402
 
-from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.results.calibration import confidence_sentence  # noqa: E402
 from core.store.runstore import RunRecord, RunStore  # noqa: E402
-from core.training.experiment import run_experiment  # noqa: E402
 from core.training.heldout import run_calibration  # noqa: E402
-
-
-def median_p90(fn, repeats: int) -> str:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    times.sort()
-    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
-    return f"median {statistics.median(times) * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms"
-
-
-def as_old_run(store: RunStore, rec: RunRecord) -> RunRecord:
-    """The run as if stored before validation predictions were kept (a copy under its own id)."""
-    arrays = store.load_arrays(rec.run_id)
-    old = RunRecord.from_dict({**rec.to_dict(), "run_id": rec.run_id + "-old", "created": time.time()})
-    store.save(old, model=store.load_model(rec.run_id), arrays={k: v for k, v in arrays.items() if "val" not in k})
-    return store.get(old.run_id)
 
 
 def bench_run(title: str, rec: RunRecord, store: RunStore, repeats: int) -> None:
@@ -91,16 +69,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args()
     store = RunStore(args.home or tempfile.mkdtemp(prefix="cnnlab-bench-calibration-"))
-    print(f"machine: {cpu_flags()}; load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the start")
-    runs = {
-        "course CNN": run_experiment("thin_sections", ModelConfig(), TrainConfig(epochs=15), store=store),
-        "VGG16 transfer": run_experiment(
-            "thin_sections", ModelConfig(model="vgg16", weights="offline"), TrainConfig(epochs=5), store=store
-        ),
-    }
-    for title, rec in runs.items():
+    print_start()
+    for title, rec in course_runs(store).items():
         bench_run(title, rec, store, args.repeats)
-    print(f"\nload average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the end")
+    print_end()
 
 
 if __name__ == "__main__":

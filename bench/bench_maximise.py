@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_flags  # noqa: E402
+from benchruns import add_run_options, one_epoch_runs, print_end, print_start  # noqa: E402
 
 
 def bench_run(title: str, run_id: str, store, repeats: int) -> None:
@@ -76,32 +76,19 @@ def bench_run(title: str, run_id: str, store, repeats: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--home", default=None, help="a run store to read (copied: its runs are not written to)")
-    ap.add_argument("--runs", nargs=2, metavar=("CNN_RUN", "VGG_RUN"), default=None)
+    add_run_options(ap, "a run store to read (copied: its runs are not written to)")
     args = ap.parse_args()
     home = tempfile.mkdtemp(prefix="cnnlab-bench-maximise-")
     if args.home:
         shutil.copytree(args.home, home, dirs_exist_ok=True)
     os.environ["CNNLAB_HOME"] = home
-    from core.base.config import ModelConfig, TrainConfig
     from core.store.runstore import RunStore
-    from core.training.experiment import run_experiment
 
-    print(f"machine: {cpu_flags()}; load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the start")
+    print_start()
     store = RunStore()
-    if args.runs:
-        runs = dict(zip(("course CNN", "VGG16 transfer"), args.runs, strict=True))
-    else:
-        one = TrainConfig(epochs=1, batch_size=32)
-        runs = {
-            "course CNN": run_experiment("thin_sections", ModelConfig(), one, store=store).run_id,
-            "VGG16 transfer": run_experiment(
-                "thin_sections", ModelConfig(model="vgg16", weights="none"), one, store=store
-            ).run_id,
-        }
-    for title, run_id in runs.items():
+    for title, run_id in one_epoch_runs(store, args.runs).items():
         bench_run(title, run_id, store, args.repeats)
-    print(f"\nload average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the end")
+    print_end()
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -31,8 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_calibration import as_old_run  # noqa: E402
-from machine import cpu_flags  # noqa: E402
+from benchruns import as_old_run, course_runs, median_p90, print_end, print_start  # noqa: E402
 
 from core.base.config import ModelConfig, TrainConfig  # noqa: E402
 from core.store.runstore import RunRecord, RunStore  # noqa: E402
@@ -40,21 +38,10 @@ from core.training.experiment import run_experiment  # noqa: E402
 from core.training.heldout import run_mislabels  # noqa: E402
 
 
-def median_p90(fn, repeats: int) -> str:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    times.sort()
-    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
-    return f"median {statistics.median(times) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms"
-
-
 def bench_run(title: str, rec: RunRecord, store: RunStore, repeats: int) -> None:
     found = run_mislabels(store, rec)
     print(f"\n{title} ({rec.run_id}, {rec.label}): {found.counts}, {found.n_flagged} flagged")
-    print(f"  kept validation predictions: {median_p90(lambda: run_mislabels(store, rec), repeats)}")
+    print(f"  kept validation predictions: {median_p90(lambda: run_mislabels(store, rec), repeats, digits=0)}")
     old = as_old_run(store, rec)
     t = time.perf_counter()
     run_mislabels(store, old)
@@ -101,18 +88,12 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.home or tempfile.mkdtemp(prefix="cnnlab-bench-mislabel-"))
     store = RunStore(work)
-    print(f"machine: {cpu_flags()}; load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the start")
-    runs = {
-        "course CNN": run_experiment("thin_sections", ModelConfig(), TrainConfig(epochs=15), store=store),
-        "VGG16 transfer": run_experiment(
-            "thin_sections", ModelConfig(model="vgg16", weights="offline"), TrainConfig(epochs=5), store=store
-        ),
-    }
-    for title, rec in runs.items():
+    print_start()
+    for title, rec in course_runs(store).items():
         bench_run(title, rec, store, args.repeats)
     if args.planted:
         planted_run(store, args.planted, work)
-    print(f"\nload average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the end")
+    print_end()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -29,16 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_flags  # noqa: E402
-
-
-def timed(fn, repeats: int) -> tuple[str, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return f"median {statistics.median(times):6.2f} s   max {max(times):6.2f} s  ({repeats}x)", out
+from benchruns import add_run_options, one_epoch_runs, print_end, print_start, timed  # noqa: E402
 
 
 def bench_run(title: str, run_id: str, store, repeats: int, images: int) -> None:
@@ -98,29 +88,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--home", default=None, help="a run store to read (default: a new one, with runs trained here)")
-    ap.add_argument("--runs", nargs=2, metavar=("CNN_RUN", "VGG_RUN"), default=None)
+    add_run_options(ap, "a run store to read (default: a new one, with runs trained here)")
     args = ap.parse_args()
     os.environ["CNNLAB_HOME"] = args.home or tempfile.mkdtemp(prefix="cnnlab-bench-saliency-")
-    from core.base.config import ModelConfig, TrainConfig
     from core.store.runstore import RunStore
-    from core.training.experiment import run_experiment
 
-    print(f"machine: {cpu_flags()}; load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the start")
+    print_start()
     store = RunStore()
-    if args.runs:
-        runs = dict(zip(("course CNN", "VGG16 transfer"), args.runs, strict=True))
-    else:
-        one = TrainConfig(epochs=1, batch_size=32)
-        runs = {
-            "course CNN": run_experiment("thin_sections", ModelConfig(), one, store=store).run_id,
-            "VGG16 transfer": run_experiment(
-                "thin_sections", ModelConfig(model="vgg16", weights="none"), one, store=store
-            ).run_id,
-        }
-    for title, run_id in runs.items():
+    for title, run_id in one_epoch_runs(store, args.runs).items():
         bench_run(title, run_id, store, args.repeats, args.images)
-    print(f"\nload average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} at the end")
+    print_end()
 
 
 if __name__ == "__main__":

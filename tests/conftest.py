@@ -48,9 +48,10 @@ def cluster():
 
 @pytest.fixture(autouse=True)
 def _workers_closed(monkeypatch):
-    """Every training worker a test makes lets go of its executor after the test, as a server's does when it
-    stops: its warm training process (about 300 MB, TensorFlow loaded) ends instead of waiting for a job until
-    the session ends. The process-wide worker (``get_worker``, shared by the page tests) stays."""
+    """Every training worker a test makes is closed after the test, as a server's is when it stops: its warm
+    training process (about 300 MB, TensorFlow loaded) ends instead of waiting for a job until the session ends,
+    and its dispatching thread ends instead of writing heartbeats to a store that may be gone. The process-wide
+    worker (``get_worker``, shared by the page tests) stays."""
     from core.jobs import worker as worker_module
 
     made = []
@@ -63,6 +64,13 @@ def _workers_closed(monkeypatch):
     monkeypatch.setattr(worker_module.TrainingWorker, "__init__", tracked)
     yield
     for w in made:
-        executor = getattr(w, "executor", None)  # None: its settings were refused before it had one
-        if executor is not None and w is not worker_module._worker:
-            executor.close()
+        if getattr(w, "_thread", None) is not None and w is not worker_module._worker:  # None: refused settings
+            w.close()
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory):
+    """Real runs trained once per session, for the modules that look inside them (tests/trainedruns.py)."""
+    from trainedruns import TrainedRuns
+
+    return TrainedRuns(tmp_path_factory.mktemp("trained-runs"))

@@ -10,7 +10,8 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from tinydata import run_cli, write_tiny_dataset
+from tinydata import run_cli
+from trainedruns import VGG, VGG_TRAIN
 
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
@@ -18,49 +19,33 @@ from core.inside import UnknownRunError, embed, embed_run, open_run
 from core.inside.embedding import K, features_from_cache, knn_accuracy, project, training_split
 from core.inside.pictures import class_color, scatter_picture
 from core.store.runstore import RunStore
-from core.training.experiment import run_experiment
 
 CNN = ModelConfig(input_size=16, blocks=2, filters=8, dense_units=16, dropout=0.25)
-VGG = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
 TRAIN = TrainConfig(epochs=8, batch_size=8, learning_rate=3e-3, seed=1)  # precision "auto": this machine's default
-VGG_TRAIN = TrainConfig(epochs=1, batch_size=16)
 # The numbers are checked in both precisions, bfloat16 forced (TensorFlow emulates it on a CPU without it).
 PRECISIONS = ("bfloat16", "float32")
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("embedding")
-    data = write_tiny_dataset(root / "data", per_class=20)
-    return RunStore(root / "home"), str(data)
+def home(trained_runs, tmp_path_factory):
+    return trained_runs.home(tmp_path_factory.mktemp("embedding"), per_class=20)
 
 
 @pytest.fixture(scope="module")
 def trained(home):
-    """``trained(model_cfg, train_cfg)``: the run, trained once per module (an "auto" run is the same run as the
-    precision it resolves to on this machine)."""
-    from core.base.precision import settle_precision
-
-    store, data = home
-    runs = {}
-
-    def get(model_cfg: ModelConfig, train_cfg: TrainConfig):
-        train_cfg = settle_precision(model_cfg, train_cfg)
-        if (model_cfg, train_cfg) not in runs:
-            runs[model_cfg, train_cfg] = run_experiment(data, model_cfg, train_cfg, store=store)
-        return runs[model_cfg, train_cfg]
-
-    return get
+    """``trained(model_cfg, train_cfg)``: the run in this module's store, trained once per session
+    (tests/trainedruns.py; an "auto" run is the same run as the precision it resolves to on this machine)."""
+    return home
 
 
 @pytest.fixture(scope="module")
-def cnn_run(trained):
-    return trained(CNN, TRAIN)
+def cnn_run(home):
+    return home(CNN, TRAIN)
 
 
 @pytest.fixture(scope="module")
-def vgg_run(trained):
-    return trained(VGG, VGG_TRAIN)
+def vgg_run(home):
+    return home(VGG, VGG_TRAIN)
 
 
 def _keras_features(store: RunStore, run_id: str, images: np.ndarray) -> np.ndarray:

@@ -3,13 +3,12 @@ calibration, on real trained runs: the course-style CNN and the VGG16 transfer m
 
 import numpy as np
 import pytest
-from tinydata import write_tiny_dataset
+from trainedruns import VGG, VGG_TRAIN
 
 from core.base.config import ModelConfig, TrainConfig
 from core.data import load_dataset, prepare_data
 from core.results.calibration import fit_temperature, reliability
 from core.store.runstore import RunRecord, RunStore
-from core.training.experiment import run_experiment
 from core.training.heldout import (
     CACHE_KIND,
     HeldOutUnavailable,
@@ -19,46 +18,31 @@ from core.training.heldout import (
 )
 
 CNN = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0)
-VGG = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
 TRAIN = TrainConfig(epochs=3, batch_size=8, seed=3)  # precision "auto": this machine's default
-VGG_TRAIN = TrainConfig(epochs=1, batch_size=16)
 # The recomputed predictions are checked in both precisions, bfloat16 forced (emulated on a CPU without it).
 PRECISIONS = ("bfloat16", "float32")
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("heldout")
-    data = write_tiny_dataset(root / "data", per_class=16)
-    return RunStore(root / "home"), str(data)
+def home(trained_runs, tmp_path_factory):
+    return trained_runs.home(tmp_path_factory.mktemp("heldout"), per_class=16)
 
 
 @pytest.fixture(scope="module")
 def trained(home):
-    """``trained(model_cfg, train_cfg)``: the run, trained once per module (an "auto" run is the same run as the
-    precision it resolves to on this machine)."""
-    from core.base.precision import settle_precision
-
-    store, data = home
-    runs = {}
-
-    def get(model_cfg: ModelConfig, train_cfg: TrainConfig):
-        train_cfg = settle_precision(model_cfg, train_cfg)
-        if (model_cfg, train_cfg) not in runs:
-            runs[model_cfg, train_cfg] = run_experiment(data, model_cfg, train_cfg, store=store)
-        return runs[model_cfg, train_cfg]
-
-    return get
+    """``trained(model_cfg, train_cfg)``: the run in this module's store, trained once per session
+    (tests/trainedruns.py; an "auto" run is the same run as the precision it resolves to on this machine)."""
+    return home
 
 
 @pytest.fixture(scope="module")
-def cnn_run(trained):
-    return trained(CNN, TRAIN)
+def cnn_run(home):
+    return home(CNN, TRAIN)
 
 
 @pytest.fixture(scope="module")
-def vgg_run(trained):
-    return trained(VGG, VGG_TRAIN)
+def vgg_run(home):
+    return home(VGG, VGG_TRAIN)
 
 
 def as_old_run(store: RunStore, rec: RunRecord) -> RunRecord:

@@ -126,3 +126,28 @@ def test_the_pixel_limit_holds_for_a_kept_read_as_for_a_fresh_one(tiny_folder, t
     monkeypatch.setenv("CNNLAB_HOME", str(store.home))
     assert main(["train", "--data", str(tiny_folder), "--input-size", "16", "--epochs", "1", "--no-cache"]) == 2
     assert store.list_runs() == []
+
+
+def test_the_dashboard_and_the_command_line_share_one_cache_file_and_a_training_is_never_handed_a_gone_one(
+    tiny_folder, tmp_path, monkeypatch
+):
+    """A training process opens the cached images by their file's path (core.jobs.child), so that file must be
+    there: the dashboard (serving, data roots) and the CLI (neither) reading the same files keep one file instead
+    of deleting each other's by turns, a dataset kept in memory is the file of the store it was asked for, and a
+    kept dataset whose file another process removed is read again."""
+    store_a, store_b = tmp_path / "a", tmp_path / "b"
+    cli = load_dataset(tiny_folder, image_size=16, cache_dir=store_a)
+    monkeypatch.setenv("CNNLAB_DATA_ROOTS", str(tmp_path))
+    monkeypatch.setenv("CNNLAB_SERVING", "1")
+    dashboard = load_dataset(tiny_folder, image_size=16, cache_dir=store_a)
+    assert dashboard.images.filename == cli.images.filename and os.path.exists(cli.images.filename)
+    assert len(list((store_a / SUBDIR).glob("*.npy"))) == 1
+    monkeypatch.delenv("CNNLAB_SERVING")
+
+    other = load_dataset(tiny_folder, image_size=16, cache_dir=store_b)  # another store: its own file
+    assert os.path.dirname(other.images.filename) == str(store_b / SUBDIR)
+    _same(other, cli)
+    os.remove(other.images.filename)  # another process decoded it again (its files changed, say)
+    again = load_dataset(tiny_folder, image_size=16, cache_dir=store_b)
+    assert os.path.exists(again.images.filename)
+    _same(again, cli)

@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 import pytest
-from tinydata import write_tiny_dataset
+from trainedruns import VGG, VGG_TRAIN
 
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
@@ -22,7 +22,6 @@ from core.inside import (
 )
 from core.inside.pictures import colorize, grid_picture, overlay, tile
 from core.models.layer_table import check_architecture, layer_table
-from core.store.runstore import RunStore
 from core.training.experiment import run_experiment
 
 CNN = ModelConfig(input_size=16, blocks=2, filters=8, dense_units=16, dropout=0.0)
@@ -32,42 +31,34 @@ TRAIN = TrainConfig(epochs=12, batch_size=8, learning_rate=3e-3, seed=1, precisi
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inside")
-    data = write_tiny_dataset(root / "data", per_class=16)
-    return RunStore(root / "home"), str(data)
+def home(trained_runs, tmp_path_factory):
+    return trained_runs.home(tmp_path_factory.mktemp("inside"), per_class=16)
 
 
 @pytest.fixture(scope="module")
 def cnn_run(home):
     """A small CNN that has learned the tiny dataset (dark, horizontal stripes, vertical stripes)."""
-    store, data = home
-    rec = run_experiment(data, CNN, TRAIN, store=store)
-    assert rec.test["accuracy"] >= 0.9, rec.test["accuracy"]
-    return rec
+    return home(CNN, TRAIN, min_accuracy=0.9)
 
 
 @pytest.fixture(scope="module")
 def cnn(home, cnn_run):
-    return open_run(home[0], cnn_run.run_id)
+    return home.open(cnn_run)
 
 
 @pytest.fixture(scope="module")
 def images(home, cnn_run):
-    arrays = home[0].load_arrays(cnn_run.run_id)
-    return arrays["test_images"], arrays["y_true"]
+    return home.test_images(cnn_run)
 
 
 @pytest.fixture(scope="module")
 def vgg_run(home):
-    store, data = home
-    cfg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
-    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16, precision="float32"), store=store)
+    return home(VGG, VGG_TRAIN.replace(precision="float32"))
 
 
 @pytest.fixture(scope="module")
 def vgg(home, vgg_run):
-    return open_run(home[0], vgg_run.run_id)
+    return home.open(vgg_run)
 
 
 def network(cfg: ModelConfig, seed: int = 0, names=None) -> RunNetwork:

@@ -13,7 +13,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
-from tinydata import run_cli, write_tiny_dataset
+from tinydata import run_cli
+from trainedruns import VGG, VGG_TRAIN
 
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
@@ -29,29 +30,23 @@ FACTOR = 3.0  # "well above": the grown image's mean activation at least 3 times
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("maximise")
-    data = write_tiny_dataset(root / "data", per_class=16)
-    return RunStore(root / "home"), str(data)
+def home(trained_runs, tmp_path_factory):
+    return trained_runs.home(tmp_path_factory.mktemp("maximise"), per_class=16)
 
 
 @pytest.fixture(scope="module")
 def cnn_run(home):
-    store, data = home
-    train = TrainConfig(epochs=6, batch_size=8, learning_rate=3e-3, seed=1, precision="bfloat16")
-    return run_experiment(data, CNN, train, store=store)
+    return home(CNN, TrainConfig(epochs=6, batch_size=8, learning_rate=3e-3, seed=1, precision="bfloat16"))
 
 
 @pytest.fixture(scope="module")
 def cnn(home, cnn_run):
-    return open_run(home[0], cnn_run.run_id)
+    return home.open(cnn_run)
 
 
 @pytest.fixture(scope="module")
 def vgg_run(home):
-    store, data = home
-    cfg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
-    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16), store=store)
+    return home(VGG, VGG_TRAIN)
 
 
 def _results(folder):

@@ -72,8 +72,8 @@ def test_a_training_child_runs_at_a_lower_priority_than_the_server(monkeypatch):
 class RecordingExecutor(LocalExecutor):
     """The real local executor; it also remembers how each training ended (the outcome names its process)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self.outcomes: list = []
 
     def run(self, training, **kwargs):
@@ -149,6 +149,22 @@ def test_a_warm_process_started_with_other_settings_is_not_used(tiny_folder, war
     monkeypatch.setenv("CNNLAB_TRAINING_NICE", "3")  # the environment a new process would inherit changed
     job = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8)), timeout=120)
     assert job.state == JobState.DONE and ex.outcomes[0].pid != warm and not _alive(warm)
+
+
+def test_a_lazy_worker_starts_no_process_before_its_first_training_then_keeps_one_warm(tiny_folder, store, monkeypatch):
+    monkeypatch.setenv("CNNLAB_WARM", "1")
+    ex = RecordingExecutor(lazy=True)
+    w = TrainingWorker(store, workers=1, executor=ex)
+    try:
+        time.sleep(0.5)
+        assert ex.pool.pids() == []  # a worker that never trains pays for no TensorFlow process
+        job = w.wait(w.submit(str(tiny_folder), TINY, TrainConfig(epochs=1, batch_size=8)), timeout=120)
+        assert job.state == JobState.DONE and job.error is None, job.error
+        [warm] = ex.pool.pids()  # from the first training on, one waits behind it as in an eager pool
+        assert warm != ex.outcomes[0].pid and _alive(warm)
+    finally:
+        w.close()
+    assert not _alive(warm)
 
 
 def test_with_warm_off_no_process_waits(store, monkeypatch):

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tinydata import run_cli, write_tiny_dataset
+from tinydata import run_cli
+from trainedruns import VGG, VGG_TRAIN
 
 from core.base.config import ModelConfig, TrainConfig
 from core.base.errors import UserError
@@ -33,8 +34,6 @@ from core.inside import (
     top_layers,
 )
 from core.inside.saliency import THRESHOLD
-from core.store.runstore import RunStore
-from core.training.experiment import run_experiment
 
 # 16 filters: with 8, this tiny network's randomised last block gives a Grad-CAM map that is the stripes or their
 # gaps (correlation +0.9 or -0.9) depending on the image; the course network passes on 7 of 8 images (bench).
@@ -43,36 +42,28 @@ TRAIN = TrainConfig(epochs=12, batch_size=8, learning_rate=3e-3, seed=1)
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("saliency")
-    data = write_tiny_dataset(root / "data", per_class=16)
-    return RunStore(root / "home"), str(data)
+def home(trained_runs, tmp_path_factory):
+    return trained_runs.home(tmp_path_factory.mktemp("saliency"), per_class=16)
 
 
 @pytest.fixture(scope="module")
 def cnn_run(home):
-    store, data = home
-    rec = run_experiment(data, CNN, TRAIN, store=store)
-    assert rec.test["accuracy"] >= 0.9, rec.test["accuracy"]
-    return rec
+    return home(CNN, TRAIN, min_accuracy=0.9)
 
 
 @pytest.fixture(scope="module")
 def cnn(home, cnn_run):
-    return open_run(home[0], cnn_run.run_id)
+    return home.open(cnn_run)
 
 
 @pytest.fixture(scope="module")
 def images(home, cnn_run):
-    arrays = home[0].load_arrays(cnn_run.run_id)
-    return arrays["test_images"], arrays["y_true"]
+    return home.test_images(cnn_run)
 
 
 @pytest.fixture(scope="module")
 def vgg_run(home):
-    store, data = home
-    cfg = ModelConfig(model="vgg16", weights="none", input_size=32, dense_units=8)
-    return run_experiment(data, cfg, TrainConfig(epochs=1, batch_size=16), store=store)
+    return home(VGG, VGG_TRAIN)
 
 
 def _finite_difference_gradient(net, image, class_index, eps=1e-3):

@@ -185,12 +185,20 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+def _mapped_file_gone(ds: Dataset) -> bool:
+    """Whether ``ds``'s images are mapped from a cache file that is no longer there (another process decoded the
+    source again): this process can still read its map, but a training process handed the file's path cannot."""
+    name = getattr(ds.images, "filename", None)
+    return bool(name) and not os.path.exists(name)
+
+
 def _cached(key: tuple, make: Callable[[], Dataset], use_cache: bool) -> Dataset:
-    """The dataset kept in memory under ``key`` if the limits in force now let it be read the same; else ``make()``."""
+    """The dataset kept in memory under ``key`` if the limits in force now let it be read the same and its cache
+    file is still there; else ``make()``."""
     if use_cache:
         with _cache_lock:
             kept = _cache.get(key)
-            ds = under_limits(kept) if kept is not None else None
+            ds = under_limits(kept) if kept is not None and not _mapped_file_gone(kept) else None
             if ds is not None:
                 _cache[key] = ds
                 _cache.move_to_end(key)
@@ -247,8 +255,9 @@ def load_dataset(
     Every image is converted to RGB (or grayscale when ``channels=1``) and
     resized to ``image_size`` x ``image_size`` with a Lanczos filter. Files
     that cannot be used are listed in ``Dataset.skipped``. Results are cached
-    in memory, keyed by the resolved path, the size, the channels and the
-    files' names, sizes and modification times (a zip's size and time).
+    in memory, keyed by the resolved path, the size, the channels, the
+    files' names, sizes and modification times (a zip's size and time) and
+    ``cache_dir``.
 
     Args:
         source: a bundled dataset name (see :func:`bundled_datasets`), a folder
@@ -299,12 +308,16 @@ def load_dataset(
         path = path.resolve()
         label = str(path)
 
+    where = None if cache_dir is None else os.fspath(cache_dir)  # kept in memory per cache: a store's own file
     if path.is_dir():
         roots = _allowed_roots()
         items, dirs, problems, sig = scan_folder(path, roots)
-        key = ("dir", str(path), label, image_size, channels, sig, roots)
+        key = ("dir", str(path), label, image_size, channels, sig, roots, where)
         build = partial(_build, _Read("dir", label, image_size, channels), items, dirs, problems)
-        return _cached(key, _on_disk(cache_dir, key[:5], key[5:], build), use_cache)  # what was read: files, roots
+        # On disk, what was read is the files read and the ones skipped, not the roots: the dashboard (roots) and
+        # the CLI (none) reading the same files share one cache file instead of deleting each other's by turns.
+        read = (sig, [p.to_dict() for p in problems])
+        return _cached(key, _on_disk(cache_dir, key[:5], read, build), use_cache)
 
     if not zipfile.is_zipfile(path):
         if path.suffix.lower() == ".zip":
@@ -317,9 +330,9 @@ def load_dataset(
             "class, or a .zip of such folders."
         )
     st = path.stat()
-    key = ("zip", str(path), label, image_size, channels, st.st_size, st.st_mtime_ns)
+    key = ("zip", str(path), label, image_size, channels, st.st_size, st.st_mtime_ns, where)
     build = partial(_load_zip, path, _Read("zip", label, image_size, channels))
-    return _cached(key, _on_disk(cache_dir, key[:5], key[5:], build), use_cache)
+    return _cached(key, _on_disk(cache_dir, key[:5], key[5:7], build), use_cache)
 
 
 def load_zip_bytes(
@@ -342,7 +355,8 @@ def load_zip_bytes(
     if not zipfile.is_zipfile(buf):
         raise DataError(f"The uploaded file '{name}' is not a zip archive. Upload a .zip of class folders.")
     build = partial(_load_zip, io.BytesIO(data), _Read("zip", name, image_size, channels))
-    return _cached(key, _on_disk(cache_dir, key, key[1], build), True)
+    where = None if cache_dir is None else os.fspath(cache_dir)  # kept in memory per cache, as load_dataset's
+    return _cached((*key, where), _on_disk(cache_dir, key, key[1], build), True)
 
 
 def _load_zip(file: Path | BinaryIO, read: _Read, disk=None) -> Dataset:

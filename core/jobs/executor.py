@@ -91,17 +91,19 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, module: str = CHILD_MODULE):
+    def __init__(self, module: str = CHILD_MODULE, *, lazy: bool = False):
         self.module = module  # the training process's module (tests put one that misbehaves here)
+        self.lazy = lazy  # start the warm processes at the first training, not at prepare (WarmPool.keep)
         self.pool = WarmPool()
 
     def slots(self) -> int:
         return default_workers()
 
     def prepare(self, parallel: int) -> None:
-        """Keep one training process warm per slot from now on (unless ``CNNLAB_WARM=0``)."""
+        """Keep one training process warm per slot from now on (unless ``CNNLAB_WARM=0``; with ``lazy``, from
+        the first training on)."""
         if settings().warm:
-            self.pool.keep(parallel, threads_per_training(parallel), self.module)
+            self.pool.keep(parallel, threads_per_training(parallel), self.module, lazy=self.lazy)
 
     def run(self, training, *, store, parallel, stop, grace, on_event, on_started) -> ChildOutcome:
         t = training

@@ -255,6 +255,11 @@ class WarmPool:
     another environment than a new one would get now, is dropped and replaced.
     A warm process ends with :meth:`close`, or by itself when this process
     goes away (its socket closes).
+
+    ``keep(lazy=True)`` starts none until the first :meth:`take`: for a worker
+    that may never train (a command whose runs are all stored, a test that
+    reads a queue), which then pays for no TensorFlow process; from the first
+    training on it keeps them warm as usual.
     """
 
     def __init__(self) -> None:
@@ -265,17 +270,21 @@ class WarmPool:
         self._module = CHILD_MODULE
         self._busy = 0
         self._closed = False
+        self._lazy = False  # keep(lazy=True) until the first take(): nothing started yet
 
-    def keep(self, size: int, threads: int, module: str = CHILD_MODULE) -> None:
-        """Keep ``size`` processes ready (``threads`` each) from now on, and start the missing ones."""
+    def keep(self, size: int, threads: int, module: str = CHILD_MODULE, *, lazy: bool = False) -> None:
+        """Keep ``size`` processes ready (``threads`` each) from now on, and start the missing ones
+        (``lazy``: only from the first :meth:`take` on)."""
         with self._lock:
             self._size, self._threads, self._module, self._closed = size, threads, module, False
+            self._lazy = lazy
         self.refill()
 
     def take(self, threads: int, module: str = CHILD_MODULE) -> TrainingProcess:
         """A warm process for one training (a new one when none fits); the caller runs it, then calls :meth:`done`."""
         with self._lock:
             self._busy += 1
+            self._lazy = False  # a training was asked for: from now on processes are kept warm
             stale = [p for p in self._idle if not p.fits(threads, module)]
             self._idle = [p for p in self._idle if p not in stale]
             ready = [p for p in self._idle if p.ready()]
@@ -295,7 +304,7 @@ class WarmPool:
     def refill(self) -> None:
         """Start processes until ``size`` are warm or training (none after :meth:`close`)."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._lazy:
                 return
             dead = [p for p in self._idle if not p.alive()]
             self._idle = [p for p in self._idle if p not in dead]

@@ -266,6 +266,7 @@ class TrainingWorker:
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._keep = keep
+        self._closed = False  # close(): the dispatcher starts nothing more and ends
         self._thread = threading.Thread(target=self._dispatch, name="cnnlab-worker", daemon=True)
         self._thread.start()
         self.executor.prepare(self.workers)  # one training process warm per slot, before the first submit
@@ -531,9 +532,11 @@ class TrainingWorker:
         beat = time.monotonic()
         while True:
             with self._wake:
-                while not (self._waiting and len(self._running) < self.workers):
+                while not (self._waiting and len(self._running) < self.workers) or self._closed:
+                    if self._closed:
+                        return  # closed: no more starts, no more heartbeats (its store may be gone)
                     self._wake.wait(timeout=HEARTBEAT)
-                    if time.monotonic() - beat >= HEARTBEAT:
+                    if time.monotonic() - beat >= HEARTBEAT and not self._closed:
                         self.table.heartbeat(self.server)
                         beat = time.monotonic()
                 job = self._fair()[0]
@@ -623,8 +626,15 @@ class TrainingWorker:
             self._wake.notify_all()
 
     def close(self) -> None:
-        """Retire this server from the job table (what it had not finished reads as interrupted) and let go of
-        its executor (warm training processes end; trainings under way go on to their end)."""
+        """Retire this server from the job table (what it had not finished reads as interrupted), end its
+        dispatching thread (a job still waiting never starts) and let go of its executor (warm training
+        processes end; trainings under way go on to their end). Closing twice does nothing more."""
+        with self._wake:
+            if self._closed:
+                return
+            self._closed = True
+            self._wake.notify_all()
+        self._thread.join(timeout=HEARTBEAT)  # at most one heartbeat's write away
         self.table.retire(self.server)
         self.executor.close()
 
@@ -644,7 +654,7 @@ def get_worker() -> TrainingWorker:
         home = default_home()
         if _worker is None or (_worker.store.home != home and not _worker.running() and not _worker.queued()):
             if _worker is not None:
-                _worker.executor.close()  # its warm training processes: nobody will submit to it again
+                _worker.close()  # its thread and warm training processes: nobody will submit to it again
             _worker = TrainingWorker(RunStore(home))
         return _worker
 

@@ -161,40 +161,43 @@ def idle_worker():
         w.wait(job, timeout=120)
 
 
+def _own_worker(home: Path, **options):
+    """A TrainingWorker on ``home`` made the process-wide one for a test; after it, every job it has is stopped
+    and waited for, the previous worker is put back and this one is closed (its thread and warm process end).
+
+    Its warm process starts with its first training (``LocalExecutor(lazy=True)``): many of these tests read
+    pages and queues and train nothing. The warm start itself is tested in tests/test_process.py, and the page
+    tests on the process-wide worker (``get_worker``) go through it."""
+    import core.jobs.worker
+    from core.jobs.executor import LocalExecutor
+    from core.store.runstore import RunStore
+
+    worker = core.jobs.worker.TrainingWorker(RunStore(home), executor=LocalExecutor(lazy=True), **options)
+    previous = core.jobs.worker.use_worker(worker)
+    try:
+        yield worker
+    finally:
+        for job in worker.jobs():
+            if job.active:
+                worker.stop(job.id, admin=True)
+        for job in worker.jobs():
+            worker.wait(job, timeout=120)
+        core.jobs.worker.use_worker(previous)
+        worker.close()
+
+
 @pytest.fixture
 def private_worker(tmp_path, monkeypatch):
     """A process-wide worker and run store of this test's own: its runs stay out of the session's
     store, whose newest run other page tests expect to be theirs."""
-    import core.jobs.worker
-    from core.store.runstore import RunStore
-
     home = tmp_path / "home"
     monkeypatch.setenv("CNNLAB_HOME", str(home))
-    worker = core.jobs.worker.TrainingWorker(RunStore(home))
-    previous = core.jobs.worker.use_worker(worker)
-    yield worker
-    for job in worker.jobs():
-        if job.active:
-            worker.stop(job.id, admin=True)
-    for job in worker.jobs():
-        worker.wait(job, timeout=120)
-    core.jobs.worker.use_worker(previous)
+    yield from _own_worker(home)
 
 
 @pytest.fixture
 def one_slot(tmp_path, monkeypatch):
     """A process-wide worker of this test's own that trains one job at a time (the queue is what is tested)."""
-    import core.jobs.worker
-    from core.store.runstore import RunStore
-
     home = tmp_path / "home"
     monkeypatch.setenv("CNNLAB_HOME", str(home))
-    worker = core.jobs.worker.TrainingWorker(RunStore(home), workers=1)
-    previous = core.jobs.worker.use_worker(worker)
-    yield worker
-    for job in worker.jobs():
-        if job.active:
-            worker.stop(job.id, admin=True)
-    for job in worker.jobs():
-        worker.wait(job, timeout=120)
-    core.jobs.worker.use_worker(previous)
+    yield from _own_worker(home, workers=1)
