@@ -172,3 +172,18 @@ def test_with_warm_off_no_process_waits(store, monkeypatch):
     w = TrainingWorker(store, workers=1)
     assert w.executor.pool.pids() == []
     w.close()
+
+
+def test_the_command_lines_worker_starts_no_process_for_a_batch_of_stored_runs(store, monkeypatch):
+    """`repeat`/`sweep`/`compare` submit everything at once: a batch whose runs are all stored needs no process."""
+    import argparse
+
+    from core.cli.batch import make_worker
+
+    monkeypatch.setenv("CNNLAB_WARM", "1")
+    w = make_worker(argparse.Namespace(workers=1, scheduler=None), store)
+    try:
+        time.sleep(0.5)
+        assert w.executor.lazy and w.executor.pool.pids() == []
+    finally:
+        w.close()

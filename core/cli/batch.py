@@ -42,7 +42,7 @@ def add_batch_flags(p: argparse.ArgumentParser) -> None:
 def make_worker(args: argparse.Namespace, store: RunStore) -> TrainingWorker:
     """A worker on ``store`` with the command's ``--workers``/``--scheduler`` (a bad one is the user's error)."""
     workers = None if args.workers is None else check_workers(args.workers)
-    executor = make_executor(args.scheduler)
+    executor = make_executor(args.scheduler, lazy=True)  # a batch of stored runs starts no TensorFlow process
     if executor.name == "dask":
         executor.client()  # connect now: an unreachable scheduler is one line, before anything runs
     return TrainingWorker(store, workers=workers, executor=executor)

@@ -151,11 +151,15 @@ def scheduler_address(explicit: str | None = None) -> str | None:
     return settings().scheduler
 
 
-def make_executor(scheduler: str | None = None) -> Executor:
-    """The local executor, or a Dask one when a scheduler address is given or set in ``CNNLAB_SCHEDULER``."""
+def make_executor(scheduler: str | None = None, *, lazy: bool = False) -> Executor:
+    """The local executor, or a Dask one when a scheduler address is given or set in ``CNNLAB_SCHEDULER``.
+
+    ``lazy``: the local executor warms no training process before the first training (the command line, whose
+    trainings are all submitted at once, and may all be stored runs that need no process at all).
+    """
     address = scheduler_address(scheduler)
     if address is None:
-        return LocalExecutor()
+        return LocalExecutor(lazy=lazy)
     # distributed takes about a second to import and only a cluster needs it, so it is imported here.
     from core.jobs.dask_executor import DaskExecutor
 
