@@ -18,6 +18,7 @@ the result, and the polling stops.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,10 @@ from core.training import LRRange
 from ui import identity, resources, state
 
 POLL_SECONDS = 1.0
+# A student who pressed Train waits for the first batch (issue 22: within 2 s); looking once a second would add
+# up to a second to it, so a page looks this often while its one training has started and shown no batch yet.
+STARTING_POLL_SECONDS = 0.25
+STARTING_WINDOW_SECONDS = 10.0  # no faster than POLL_SECONDS after this (a VGG16 run extracting its features)
 PHASES = {  # ProgressEvent.phase -> what the student reads
     "train": "",
     "head": "training the new head",
@@ -249,16 +254,33 @@ def follow(
     ids = tuple(job_ids)
     if not ids:
         return
-    polling = any(is_active(s) for s in snapshots(ids))
-    st.fragment(run_every=every if polling else None)(_look)(ids, draw, polling, on_finish)
+    snaps = snapshots(ids)
+    polling = any(is_active(s) for s in snaps)
+    cadence = poll_seconds(snaps, every) if polling else None
+    st.fragment(run_every=cadence)(_look)(ids, draw, polling, on_finish, cadence, every)
 
 
-def _look(ids: tuple[str, ...], draw, polling: bool, on_finish) -> None:
+def poll_seconds(snaps: Sequence[JobSnapshot | None], every: float = POLL_SECONDS) -> float:
+    """Seconds between two looks at active jobs: :data:`STARTING_POLL_SECONDS` while the one job followed is a
+    training that has started and not yet finished its first batch (what a student who just pressed Train
+    waits for), for at most :data:`STARTING_WINDOW_SECONDS` after it started; else ``every``. A page following
+    several jobs (a sweep, repeats) keeps ``every``: its later trainings' first batches are not what anyone
+    waits for, and each change of pace reruns the whole page."""
+    if len(snaps) != 1 or (s := snaps[0]) is None or s.state != JobState.RUNNING or s.fraction > 0.0:
+        return every
+    if s.started is not None and time.time() - s.started > STARTING_WINDOW_SECONDS:
+        return every
+    return min(STARTING_POLL_SECONDS, every)
+
+
+def _look(ids: tuple[str, ...], draw, polling: bool, on_finish, cadence: float | None, every: float) -> None:
     snaps = snapshots(ids)
     if polling and not any(is_active(s) for s in snaps):
         if on_finish is not None:
             on_finish(snaps)
         st.rerun()  # the whole page, once: the sidebar and the results follow, the polling ends
+    if polling and poll_seconds(snaps, every) != cadence:
+        st.rerun()  # the training started or showed its first batch: the page looks at it at its new pace
     draw(snaps)
 
 

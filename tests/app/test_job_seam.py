@@ -86,3 +86,25 @@ def test_a_page_starts_through_ui_jobs_shows_the_queue_and_stops_only_its_own(
     for j in waiting:
         assert j.state == JobState.STOPPED and j.error == CANCELLED and j.result is None
     assert all(b.active for b in blockers), [(b.state, b.error) for b in blockers]  # not this page's to stop
+
+
+def test_a_page_looks_faster_only_while_its_one_training_waits_for_its_first_batch():
+    import time
+
+    from core.jobs import JobSnapshot
+    from ui.jobs import POLL_SECONDS, STARTING_POLL_SECONDS, STARTING_WINDOW_SECONDS, poll_seconds
+
+    def snap(state, fraction=0.0, started=None):
+        return JobSnapshot(
+            id="j", key="k", label="run", source="s", owner=None, state=state, fraction=fraction, started=started
+        )
+
+    now = time.time()
+    starting = snap(JobState.RUNNING, started=now)
+    assert poll_seconds([starting]) == STARTING_POLL_SECONDS < POLL_SECONDS
+    assert poll_seconds([snap(JobState.RUNNING, fraction=0.01, started=now)]) == POLL_SECONDS  # a batch is in
+    assert poll_seconds([snap(JobState.QUEUED)]) == POLL_SECONDS  # waiting its turn: nothing to see sooner
+    assert poll_seconds([starting, snap(JobState.QUEUED)]) == POLL_SECONDS  # a sweep's page keeps its pace
+    long_ago = snap(JobState.RUNNING, started=now - STARTING_WINDOW_SECONDS - 1)  # VGG16 extracting features
+    assert poll_seconds([long_ago]) == POLL_SECONDS
+    assert poll_seconds([starting], every=0.1) == 0.1  # never slower than the page asked for
