@@ -131,10 +131,11 @@ def core_precision_run(data, epochs: int, seed: int, precision: str) -> tuple[fl
 
 def precision_bench(data, epochs: int, seeds: list[int]) -> None:
     """Interleaved per seed: plain float32, core float32, core bfloat16; ratios and test accuracies."""
-    from core.base.precision import cpu_flags, resolve_precision
+    from core.base.config import ModelConfig, TrainConfig
+    from core.base.precision import cpu_flags, run_precision
 
     print(
-        f"auto resolves to {resolve_precision('auto')} here (native bf16: "
+        f"auto resolves to {run_precision(ModelConfig(), TrainConfig())} here for the course network (native bf16: "
         f"{sorted(cpu_flags() & {'avx512_bf16', 'amx_bf16'}) or 'none'})"
     )
     core_precision_run(data, 1, 0, "bfloat16")  # warm both precisions
