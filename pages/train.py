@@ -10,7 +10,15 @@ import random
 
 import streamlit as st
 
-from core.base import MODEL_PARAM, TRAIN_PARAM, decode_model, decode_train, encode_train, network_text
+from core.base import (
+    MODEL_PARAM,
+    TRAIN_PARAM,
+    decode_model,
+    decode_train,
+    encode_train,
+    network_text,
+    precision_reason,
+)
 from core.base.config import (
     CLASS_WEIGHT_LABELS,
     CLASS_WEIGHTS,
@@ -223,6 +231,11 @@ def _settings(base: TrainConfig, m, problems: list) -> tuple[dict, list]:
                 "bfloat16 keeps the weights in float32 but multiplies in 16-bit numbers, which CPUs with "
                 "bfloat16 support do much faster; results can differ in the last digits."
             )
+            if not problems:  # the network's size is known only when it fits its input
+                st.caption(
+                    "This training: " + precision_reason(m, base.replace(precision=c["precision"])),
+                    help="Decided once when you press Train; the run is saved under the precision it computed in.",
+                )
         with e2:
             state.bind(K + "train_fraction", base.train_fraction)
             c["train_fraction"] = st.slider(

@@ -8,8 +8,19 @@ from tinydata import write_tiny_dataset
 
 from core.base.config import ConfigError, ModelConfig, TrainConfig, run_key
 from core.base.errors import UserError
-from core.base.precision import cpu_flags, has_native_bf16, precision_policy, resolve_precision, run_precision
+from core.base.precision import (
+    BF16_MIN_MACS,
+    cpu_flags,
+    has_native_bf16,
+    network_macs,
+    precision_policy,
+    precision_reason,
+    resolve_precision,
+    run_precision,
+    settle_precision,
+)
 from core.data import load_dataset, prepare_data
+from core.models.layer_table import layer_table
 from core.models.weight_sources import preprocess_images
 from core.training.train import train_model
 
@@ -54,6 +65,87 @@ def test_vgg16_follows_the_same_rule():
     assert run_precision(vgg, TrainConfig(), {"avx512_bf16"}) == "bfloat16"
     assert run_precision(vgg, TrainConfig(), {"avx2"}) == "float32"
     assert run_precision(ModelConfig(), TrainConfig(), {"avx512_bf16"}) == "bfloat16"
+
+
+# --------------------------------------------------------------------------- bfloat16 where it pays (issue 22)
+
+
+def test_the_multiply_adds_the_rule_reads_are_the_layer_tables():
+    import random
+
+    rng = random.Random(3)
+    configs = [ModelConfig(), TINY, ModelConfig(batchnorm=True, padding="same", kernel_size=5, channels=1)]
+    while len(configs) < 60:
+        cfg = ModelConfig(
+            input_size=rng.choice([16, 32, 64, 96]),
+            blocks=rng.randint(1, 4),
+            filters=rng.choice([4, 8, 16, 32]),
+            kernel_size=rng.choice([3, 5]),
+            pool_size=rng.choice([2, 3]),
+            padding=rng.choice(["valid", "same"]),
+            batchnorm=rng.random() < 0.5,
+            dense_units=rng.choice([8, 64, 128]),
+            num_classes=rng.randint(2, 6),
+        )
+        try:
+            layer_table(cfg)
+        except UserError:  # does not fit its input: no table to compare with
+            continue
+        configs.append(cfg)
+    for cfg in configs:
+        assert network_macs(cfg) == layer_table(cfg).total_macs, cfg
+    assert network_macs(ModelConfig()) == 30_029_824  # the course network at 64 px (bench/RESULTS.md: 30.0 M)
+
+
+@pytest.mark.parametrize(
+    "model_cfg, expected",
+    [
+        pytest.param(ModelConfig(), "bfloat16", id="course-network-30M"),
+        pytest.param(ModelConfig(filters=16), "float32", id="filters16-8.5M"),
+        pytest.param(ModelConfig(input_size=32, blocks=1, filters=8, dense_units=32), "float32", id="1-block"),
+        pytest.param(ModelConfig(blocks=3, filters=64), "bfloat16", id="filters64-112M"),
+        pytest.param(ModelConfig(model="vgg16", weights="none"), "bfloat16", id="vgg16"),
+    ],
+)
+def test_auto_picks_bfloat16_only_for_networks_large_enough_to_gain(model_cfg, expected):
+    bf16_cpu, avx2_cpu = {"avx2", "avx512_bf16"}, {"avx2", "fma"}
+    assert run_precision(model_cfg, TrainConfig(), bf16_cpu) == expected
+    assert run_precision(model_cfg, TrainConfig(), avx2_cpu) == "float32"
+    # an explicit choice is kept whatever the size
+    assert run_precision(model_cfg, TrainConfig(precision="bfloat16"), bf16_cpu) == "bfloat16"
+    assert run_precision(model_cfg, TrainConfig(precision="float32"), bf16_cpu) == "float32"
+    # the decision travels in the config, once: a settled config is not decided again
+    settled = settle_precision(model_cfg, TrainConfig(), bf16_cpu)
+    assert settled.precision == expected
+    assert settle_precision(model_cfg, settled, avx2_cpu) is settled
+
+
+def test_the_rule_sits_between_the_measured_sizes():
+    # measured (bench/RESULTS.md, issue 22): no gain at 8.5 million multiply-adds, 0.66x the CPU time at 30 million
+    assert network_macs(ModelConfig(filters=16)) < BF16_MIN_MACS < network_macs(ModelConfig())
+    assert run_precision(ModelConfig(filters=24), TrainConfig(), {"avx512_bf16"}) == "bfloat16"  # 17.6 million
+    assert run_precision(ModelConfig(filters=16), TrainConfig(), {"avx512_bf16"}) == "float32"  # 8.5 million
+
+
+def test_the_train_page_line_says_what_auto_took_and_why():
+    bf16_cpu = {"avx512_bf16"}
+    small = precision_reason(ModelConfig(filters=16), TrainConfig(), bf16_cpu)
+    assert small == (
+        "float32: this network is too small for bfloat16 to pay (8.5 million multiply-adds per image; "
+        "bfloat16 pays from 15 million)."
+    )
+    assert precision_reason(ModelConfig(), TrainConfig(), bf16_cpu) == (
+        "bfloat16: this CPU multiplies bfloat16 natively, and this network (30.0 million multiply-adds per image) "
+        "is large enough for it to pay."
+    )
+    assert precision_reason(ModelConfig(), TrainConfig(), {"avx2"}) == (
+        "float32: this CPU has no bfloat16 arithmetic, so bfloat16 would be slower here."
+    )
+    assert precision_reason(TINY, TrainConfig(precision="bfloat16"), bf16_cpu) == "bfloat16, as chosen."
+    assert precision_reason(TINY, TrainConfig(precision="bfloat16"), {"avx2"}).startswith(
+        "bfloat16, as chosen: this CPU has no bfloat16 arithmetic"
+    )
+    assert precision_reason(ModelConfig(), TrainConfig(precision="float32"), bf16_cpu) == "float32, as chosen."
 
 
 def test_a_bfloat16_vgg16_base_feeds_a_float32_head(tmp_path, store):
@@ -123,14 +215,17 @@ def test_a_bfloat16_run_trains_and_gives_float32_probabilities(tiny_folder):
 
 @pytest.fixture
 def other_cpu(monkeypatch):
-    """The server's CPU pretends the opposite of this one, and counts how often its flags are read.
+    """The server's CPU pretends to have bfloat16 and TINY counts as large enough for it, in this process only;
+    counts how often the CPU's flags are read.
 
-    A child process reads the real /proc/cpuinfo: if it decided "auto" again, it would pick the other
-    precision, so the tests below fail on a CPU with AVX512_BF16 and on one without.
+    A child process reads the real /proc/cpuinfo and the real size rule: if it decided "auto" again, it would
+    pick float32 for TINY (too small for bfloat16 to pay, on any CPU), so the tests below fail on a CPU with
+    AVX512_BF16 and on one without.
     """
     import core.base.precision as P
 
-    pretend = frozenset() if has_native_bf16(cpu_flags()) else frozenset({"avx512_bf16"})
+    pretend = frozenset({"avx512_bf16"})
+    monkeypatch.setattr(P, "BF16_MIN_MACS", 0)
     reads = []
 
     def flags(cpuinfo="/proc/cpuinfo"):
@@ -262,6 +357,8 @@ def test_runs_stored_before_are_found_and_open(tiny_folder, store, tmp_path, mon
         train.pop("precision")
     rec, before = _stored_before(store, tmp_path, tiny_folder, precision, train)
     # the CPU that stored them: "auto" meant bfloat16 on it, and float32 before the setting existed
+    # (and networks of every size took bfloat16 then: TINY counts as large enough here)
+    monkeypatch.setattr(P, "BF16_MIN_MACS", 0)
     monkeypatch.setattr(
         P, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset({"avx512_bf16"} if precision == "bfloat16" else set())
     )

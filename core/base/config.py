@@ -315,6 +315,22 @@ class ModelConfig(_Serializable):
             return self.filter_list
         return tuple(self.filters * 2**i for i in range(self.blocks))
 
+    def block_sides(self) -> tuple[tuple[int, int], ...]:
+        """Each conv block's feature-map side (cnn): ``(after its Conv2D, after its pooling)``.
+
+        The network's one shape walk, read by the layer table (:mod:`core.models.layer_table`) and the
+        precision rule (:func:`core.base.precision.network_macs`). A network that does not fit its input
+        gets sides below 1 here; :func:`core.models.layer_table.check_architecture` says so.
+        """
+        sides, h = [], self.input_size
+        for _ in self.block_filters():
+            if self.padding == "valid":
+                h = h - self.kernel_size + 1
+            conv = h
+            h //= self.pool_size
+            sides.append((conv, h))
+        return tuple(sides)
+
     def input_shape(self) -> tuple[int, int, int]:
         return (self.input_size, self.input_size, self.channels)
 

@@ -26,6 +26,17 @@ AVX512_BF16 CPU (bench/RESULTS.md): extraction 3x faster, features within
 0.6% of float32, the head's test accuracy -0.2 points over 3 seeds (noise).
 :data:`VGG16_BF16` switches it off.
 
+bfloat16 pays only where there is enough arithmetic to speed up: each layer
+casts its inputs and weights to bfloat16 every step, and in a small network
+those casts cost what the faster multiplications save (measured on an
+AVX512_BF16 CPU, bench/RESULTS.md: a network of 0.3 to 8.5 million
+multiply-adds per image took as much CPU time in bfloat16 as in float32; the
+course network, 30 million, 0.66x; 112 million, 0.56x). So ``auto`` keeps a CNN
+smaller than :data:`BF16_MIN_MACS` multiply-adds per image (the layer table's
+count, :func:`network_macs`) in float32 (:func:`run_precision`);
+:func:`precision_reason` says which precision ``auto`` took and why, for the
+Train page.
+
 Keras is imported inside :func:`precision_policy` only.
 """
 
@@ -43,6 +54,9 @@ NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # Whether the VGG16 transfer model's base may use bfloat16: measured, accuracy held (bench/RESULTS.md).
 VGG16_BF16 = True
 KERAS_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+# The smallest CNN, in multiply-adds per image's forward pass, for which ``auto`` picks bfloat16 on a CPU that
+# has it: measured no gain at 8.5 million, 0.66x the CPU time at 30 million (bench/RESULTS.md, issue 22).
+BF16_MIN_MACS = 15_000_000
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
@@ -76,11 +90,67 @@ def resolve_precision(requested: str, flags: Iterable[str] | None = None) -> str
     return "bfloat16" if has_native_bf16(cpu_flags() if flags is None else flags) else "float32"
 
 
+def network_macs(model_cfg: ModelConfig) -> int:
+    """Multiply-adds of one image's forward pass through the CNN ``model_cfg`` describes.
+
+    The layer table's total (:attr:`core.models.layer_table.LayerTable.total_macs`, held equal by the tests)
+    from the same shape walk (:meth:`ModelConfig.block_sides`), counted here because the precision is decided
+    below the models layer. A side below 1 (a network that does not fit its input) counts as 0.
+    """
+    macs, c, k = 0, model_cfg.channels, model_cfg.kernel_size
+    sides = model_cfg.block_sides()
+    for f, (conv, _) in zip(model_cfg.block_filters(), sides, strict=True):
+        values = max(conv, 0) ** 2 * f
+        macs += values * k * k * c + (values if model_cfg.batchnorm else 0)  # BatchNormalization: one per value
+        c = f
+    side = sides[-1][1] if sides else model_cfg.input_size
+    units = model_cfg.dense_units
+    return macs + max(side, 0) ** 2 * c * units + units * model_cfg.num_classes
+
+
+def small_for_bf16(model_cfg: ModelConfig) -> bool:
+    """Whether ``model_cfg`` is a CNN too small for bfloat16 to pay (:data:`BF16_MIN_MACS`)."""
+    return model_cfg.model == "cnn" and network_macs(model_cfg) < BF16_MIN_MACS
+
+
 def run_precision(model_cfg: ModelConfig, train_cfg: TrainConfig, flags: Iterable[str] | None = None) -> str:
-    """The precision a run of these configs actually computes in: what the run key and the record hold."""
+    """The precision a run of these configs actually computes in: what the run key and the record hold.
+
+    ``auto`` is bfloat16 where the CPU has it (:func:`resolve_precision`) and the network is large enough for
+    it to pay (:func:`small_for_bf16`), else float32; "float32" and "bfloat16" as asked.
+    """
     if model_cfg.model == "vgg16" and not VGG16_BF16:
         return "float32"
-    return resolve_precision(train_cfg.precision, flags)
+    precision = resolve_precision(train_cfg.precision, flags)
+    if train_cfg.precision == "auto" and precision == "bfloat16" and small_for_bf16(model_cfg):
+        return "float32"
+    return precision
+
+
+def precision_reason(model_cfg: ModelConfig, train_cfg: TrainConfig, flags: Iterable[str] | None = None) -> str:
+    """What a run of these configs computes in and why, in a student's words (the Train page's line)."""
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    precision = run_precision(model_cfg, train_cfg, flags)
+    native = has_native_bf16(flags)
+    if train_cfg.precision != "auto":
+        if precision == "bfloat16" and not native:
+            return (
+                "bfloat16, as chosen: this CPU has no bfloat16 arithmetic, so it is emulated and slower than float32."
+            )
+        return f"{precision}, as chosen."
+    if model_cfg.model == "vgg16" and not VGG16_BF16:
+        return "float32: the VGG16 model trains in float32."
+    if not native:
+        return "float32: this CPU has no bfloat16 arithmetic, so bfloat16 would be slower here."
+    macs = f"{network_macs(model_cfg) / 1e6:,.1f} million multiply-adds per image"
+    if precision == "float32":
+        return (
+            f"float32: this network is too small for bfloat16 to pay ({macs}; "
+            f"bfloat16 pays from {BF16_MIN_MACS / 1e6:g} million)."
+        )
+    if model_cfg.model == "vgg16":
+        return "bfloat16: this CPU multiplies bfloat16 natively, and VGG16's base is large enough for it to pay."
+    return f"bfloat16: this CPU multiplies bfloat16 natively, and this network ({macs}) is large enough for it to pay."
 
 
 def settle_precision(model_cfg: ModelConfig, train_cfg: TrainConfig, flags: Iterable[str] | None = None) -> TrainConfig:

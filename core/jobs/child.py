@@ -49,7 +49,7 @@ from core.base.config import ModelConfig, TrainConfig
 from core.base.environment import settings
 from core.base.errors import UserError, plain_message
 from core.base.limits import resource_message
-from core.base.precision import settle_precision
+from core.base.precision import run_precision
 from core.data import Dataset
 from core.data.dataset import SkippedFile
 from core.store.runstore import RunRecord, RunStore
@@ -236,7 +236,8 @@ def warm_up() -> int:
 
 def first_trace() -> None:
     """Train a throwaway 1-block network for one epoch on 32 random 16x16 images, through the engine's own
-    path (:func:`core.training.experiment.compute_run`, nothing stored), in this CPU's precision.
+    path (:func:`core.training.experiment.compute_run`, nothing stored), in the precision the course's network
+    takes on this CPU.
 
     It pays TensorFlow's once-per-process costs of a first ``fit`` (autograph, tf.data, Keras' trainer)
     while the process waits for its task, so the task's first batch traces only its own network. It
@@ -257,7 +258,9 @@ def first_trace() -> None:
         files=[f"{i}.png" for i in range(n)],
     )
     model_cfg = ModelConfig(input_size=16, blocks=1, filters=4, dense_units=8, dropout=0.0, num_classes=2)
-    train_cfg = settle_precision(model_cfg, TrainConfig(epochs=1, batch_size=8))
+    # the precision the course's network takes here (bfloat16 on a bf16 CPU): the throwaway network is too small
+    # for "auto" to give it bfloat16, and the first bfloat16 fit pays its own once-per-process costs
+    train_cfg = TrainConfig(epochs=1, batch_size=8, precision=run_precision(ModelConfig(), TrainConfig()))
     compute_run(ds, model_cfg, train_cfg, "warm-up", source="warm-up", store=None)
     keras.backend.clear_session()
 

@@ -302,12 +302,10 @@ def _cnn_table(cfg: ModelConfig) -> LayerTable:
     c = cfg.channels
     k, p = cfg.kernel_size, cfg.pool_size
     rf, jump = 1, 1
-    for i, f in enumerate(cfg.block_filters(), start=1):
+    for i, (f, (conv_side, pool_side)) in enumerate(zip(cfg.block_filters(), cfg.block_sides(), strict=True), start=1):
         params = f * (k * k * c + 1)
         rf, jump = _grow(rf, jump, k, 1)
-        h_in = h
-        if cfg.padding == "valid":
-            h = h - k + 1
+        h_in, h = h, conv_side
         shrink = f"map {h_in}->{h} (valid: minus {k - 1})" if cfg.padding == "valid" else f"map stays {h}x{h} (same)"
         rows.append(
             LayerRow(
@@ -335,8 +333,7 @@ def _cnn_table(cfg: ModelConfig) -> LayerTable:
                     jump=jump,
                 )
             )
-        h_in = h
-        h //= p
+        h_in, h = h, pool_side
         rf, jump = _grow(rf, jump, p, p)
         rows.append(
             LayerRow(

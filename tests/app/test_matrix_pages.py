@@ -5,9 +5,10 @@ clicked (Train, Overfitting lab, Transfer, Compare's "Repeat over seeds",
 Sweep), and every job it queues must be decided as bfloat16 where it was
 submitted, train in a child process in bfloat16 and be stored as such.
 
-"Forced" twice over: the server's CPU flags say native bfloat16 (so "auto",
-the setting of the pages without a precision control, decides bfloat16 on any
-machine, as on an AVX512_BF16 CPU), and where the session's training settings
+"Forced" twice over: the server's CPU flags say native bfloat16 and every
+network counts as large enough for it to pay (so "auto", the setting of the
+pages without a precision control, decides bfloat16 on any machine, as on an
+AVX512_BF16 CPU for a network of 15 million multiply-adds or more), and where the session's training settings
 are used (Train, Sweep), they ask for bfloat16 outright. The training children
 read the real CPU: if they decided "auto" again, a machine without
 AVX512_BF16 would train in float32 and the assertions below fail.
@@ -34,6 +35,9 @@ def bf16_cpu(monkeypatch):
     import core.base.precision
 
     monkeypatch.setattr(core.base.precision, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": frozenset({"avx512_bf16"}))
+    # and the tiny test networks count as large enough for bfloat16 to pay (in this process; a child deciding
+    # again would read the real rule, under which they stay float32 on any CPU)
+    monkeypatch.setattr(core.base.precision, "BF16_MIN_MACS", 0)
 
 
 def _train(open_page, data_dir, kind, worker):

@@ -309,3 +309,24 @@ def test_the_speed_is_measured_in_the_background_when_the_server_starts(
     assert E.load_calibration(empty_home, auto) is not None
     at.run()
     assert any(c.value.startswith(":material/timer: about ") and " to test and save; " in c.value for c in at.caption)
+
+
+def test_the_page_says_which_precision_this_training_takes_and_why(open_page, data_dir, idle_worker):
+    from core.base.precision import cpu_flags, has_native_bf16
+
+    at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY)
+    assert not at.exception
+
+    def line():
+        return next(c.value for c in at.caption if c.value.startswith("This training: "))
+
+    if has_native_bf16(cpu_flags()):  # TINY is far below the size where bfloat16 pays
+        assert line().startswith("This training: float32: this network is too small for bfloat16 to pay (")
+    else:
+        assert (
+            line() == "This training: float32: this CPU has no bfloat16 arithmetic, so bfloat16 would be slower here."
+        )
+    at.selectbox(key="train.precision").set_value("bfloat16").run()
+    assert not at.exception
+    assert line().startswith("This training: bfloat16, as chosen")
+    assert at.session_state["train_cfg"].precision == "bfloat16"
