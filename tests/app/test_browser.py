@@ -415,7 +415,11 @@ def test_the_board_on_the_projector_is_large_anonymous_and_without_the_sidebar(t
         page.get_by_role("button", name="Enter").click()
         page.get_by_role("heading", name="Challenge board", exact=True).first.wait_for(timeout=60000)
         _settle(page)
-        expect(page.get_by_text("Hidden test accuracy").first).to_be_visible()  # the teacher's own view
+        # the teacher's own view: the scores on the hidden images (a column of the table, whose grid is drawn on
+        # a canvas: its headers are in the page for screen readers, not visible as text)
+        expect(page.get_by_text("Ranked by accuracy on the hidden test images").first).to_be_visible()
+        expect(page.locator("th", has_text="Hidden test accuracy").first).to_be_attached()
+        expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
         _shot(page, "board-teacher")
         page.get_by_text("Projector mode", exact=True).click()  # (no _settle: it waits for the sidebar, now hidden)
         expect(page.get_by_role("heading", name="Stripes", exact=True)).to_be_visible()
