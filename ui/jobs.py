@@ -34,7 +34,7 @@ from ui import identity, resources, state
 
 POLL_SECONDS = 1.0
 # A student who pressed Train waits for the first batch (issue 22: within 2 s); looking once a second would add
-# up to a second to it, so a page looks this often while its one training has started and shown no batch yet.
+# up to a second to it, so a page looks this often while its one training starts and runs its first epoch.
 STARTING_POLL_SECONDS = 0.25
 STARTING_WINDOW_SECONDS = 10.0  # no faster than POLL_SECONDS after this (a VGG16 run extracting its features)
 PHASES = {  # ProgressEvent.phase -> what the student reads
@@ -262,13 +262,24 @@ def follow(
 
 def poll_seconds(snaps: Sequence[JobSnapshot | None], every: float = POLL_SECONDS) -> float:
     """Seconds between two looks at active jobs: :data:`STARTING_POLL_SECONDS` while the one job followed is a
-    training that has started and not yet finished its first batch (what a student who just pressed Train
-    waits for), for at most :data:`STARTING_WINDOW_SECONDS` after it started; else ``every``. A page following
-    several jobs (a sweep, repeats) keeps ``every``: its later trainings' first batches are not what anyone
-    waits for, and each change of pace reruns the whole page."""
-    if len(snaps) != 1 or (s := snaps[0]) is None or s.state != JobState.RUNNING or s.fraction > 0.0:
+    training in its first epoch (a student who just pressed Train waits for its first batch): next in the queue
+    (a warm process takes it at once) or started, for at most :data:`STARTING_WINDOW_SECONDS` since it was
+    submitted or started; else ``every``.
+
+    The pace changes once the first epoch is over, not at the first batch: a change of pace reruns the whole
+    page (a fragment's ``run_every`` is fixed when it is drawn), and Streamlit drops what the fragment drew
+    when it asks for that rerun, so a change at the first batch would put the first batch on the screen a
+    whole page's run later. A page following several jobs (a sweep, repeats) keeps ``every``: its later
+    trainings' first batches are not what anyone waits for."""
+    if len(snaps) != 1 or (s := snaps[0]) is None or s.epoch > 1 or s.history.get("loss"):
         return every
-    if s.started is not None and time.time() - s.started > STARTING_WINDOW_SECONDS:
+    if s.state == JobState.RUNNING and s.started is not None:
+        since = s.started
+    elif s.state == JobState.QUEUED and s.position == 1:
+        since = s.submitted
+    else:
+        return every
+    if time.time() - since > STARTING_WINDOW_SECONDS:
         return every
     return min(STARTING_POLL_SECONDS, every)
 
@@ -280,7 +291,7 @@ def _look(ids: tuple[str, ...], draw, polling: bool, on_finish, cadence: float |
             on_finish(snaps)
         st.rerun()  # the whole page, once: the sidebar and the results follow, the polling ends
     if polling and poll_seconds(snaps, every) != cadence:
-        st.rerun()  # the training started or showed its first batch: the page looks at it at its new pace
+        st.rerun()  # the training started or finished its first epoch: the page looks at it at its new pace
     draw(snaps)
 
 

@@ -88,23 +88,47 @@ def test_a_page_starts_through_ui_jobs_shows_the_queue_and_stops_only_its_own(
     assert all(b.active for b in blockers), [(b.state, b.error) for b in blockers]  # not this page's to stop
 
 
-def test_a_page_looks_faster_only_while_its_one_training_waits_for_its_first_batch():
+def test_a_page_looks_faster_only_while_its_one_training_starts_and_runs_its_first_epoch():
     import time
 
     from core.jobs import JobSnapshot
     from ui.jobs import POLL_SECONDS, STARTING_POLL_SECONDS, STARTING_WINDOW_SECONDS, poll_seconds
 
-    def snap(state, fraction=0.0, started=None):
+    now = time.time()
+
+    def snap(state, fraction=0.0, started=None, position=None, submitted=now, epoch=0, history=None):
         return JobSnapshot(
-            id="j", key="k", label="run", source="s", owner=None, state=state, fraction=fraction, started=started
+            id="j",
+            key="k",
+            label="run",
+            source="s",
+            owner=None,
+            state=state,
+            fraction=fraction,
+            started=started,
+            position=position,
+            submitted=submitted,
+            epoch=epoch,
+            history=history or {},
         )
 
-    now = time.time()
     starting = snap(JobState.RUNNING, started=now)
     assert poll_seconds([starting]) == STARTING_POLL_SECONDS < POLL_SECONDS
-    assert poll_seconds([snap(JobState.RUNNING, fraction=0.01, started=now)]) == POLL_SECONDS  # a batch is in
-    assert poll_seconds([snap(JobState.QUEUED)]) == POLL_SECONDS  # waiting its turn: nothing to see sooner
-    assert poll_seconds([starting, snap(JobState.QUEUED)]) == POLL_SECONDS  # a sweep's page keeps its pace
+    # The first batches are in: the same pace until the first epoch ends (a change of pace reruns the whole page,
+    # which would show the first batch later), then once a second.
+    assert poll_seconds([snap(JobState.RUNNING, fraction=0.01, started=now, epoch=1)]) == STARTING_POLL_SECONDS
+    one_epoch = {"loss": [1.2]}
+    assert (
+        poll_seconds([snap(JobState.RUNNING, fraction=0.34, started=now, epoch=2, history=one_epoch)]) == POLL_SECONDS
+    )
+    # Just pressed, next in the queue: a warm process takes it at once, so the page looks as often as when started
+    # (and changes no pace, which would rerun the whole page, when it starts).
+    assert poll_seconds([snap(JobState.QUEUED, position=1)]) == STARTING_POLL_SECONDS
+    assert poll_seconds([snap(JobState.QUEUED, position=3)]) == POLL_SECONDS  # waiting its turn behind others
+    waited = snap(JobState.QUEUED, position=1, submitted=now - STARTING_WINDOW_SECONDS - 1)  # a busy slot ahead
+    assert poll_seconds([waited]) == POLL_SECONDS
+    assert poll_seconds([starting, snap(JobState.QUEUED, position=1)]) == POLL_SECONDS  # a sweep's page keeps its pace
     long_ago = snap(JobState.RUNNING, started=now - STARTING_WINDOW_SECONDS - 1)  # VGG16 extracting features
     assert poll_seconds([long_ago]) == POLL_SECONDS
+    assert poll_seconds([snap(JobState.DONE, fraction=1.0, started=now)]) == POLL_SECONDS
     assert poll_seconds([starting], every=0.1) == 0.1  # never slower than the page asked for
