@@ -20,6 +20,7 @@ except SettingError as exc:  # the server keeps serving this message until its s
     st.stop()
 login.gate()  # a name and the class (or teacher) password, or the school's login, when secrets.toml asks
 state.init()
+jobs.start_worker_at_start()  # the worker and its warm training process, so a first press trains at once
 jobs.measure_speed_at_start()  # the time estimates' calibration, in the background, once per store
 
 

@@ -6,9 +6,11 @@ import tempfile
 # Before anything imports TensorFlow or the store.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# Each test has a store of its own: measuring the speed (a new process, ~15 s of CPU) at every app start would
-# swamp the suite; the tests that check that measurement turn it on.
+# Each test has a store of its own: measuring the speed (a new process, ~15 s of CPU) or starting a worker with a
+# warm training process (TensorFlow loaded) at every app start would swamp the suite; the tests that check them
+# turn them on. The pages that train start their worker when they need it, as with CNNLAB_WARM_AT_START=0.
 os.environ.setdefault("CNNLAB_MEASURE_SPEED", "0")
+os.environ.setdefault("CNNLAB_WARM_AT_START", "0")
 _HOME = tempfile.mkdtemp(prefix="cnnlab-tests-")
 os.environ["CNNLAB_HOME"] = _HOME
 

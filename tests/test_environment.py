@@ -24,6 +24,7 @@ BAD = [
     ("CNNLAB_TRAINING_NICE", "25", "a whole number from 0 (off) to 19", "lab"),
     ("CNNLAB_WARM", "yes", "1 (keep a training process ready) or 0 (off)", "lab"),
     ("CNNLAB_MEASURE_SPEED", "soon", "1 (measure when the server starts) or 0 (when asked)", "runs"),
+    ("CNNLAB_WARM_AT_START", "2", "1 (when the server starts) or 0 (when a page first trains)", "runs"),
     ("CNNLAB_MAX_PIXELS", "foo", "a pixel count or WIDTHxHEIGHT like 4096x4096", "train"),
     ("CNNLAB_MAX_PARAMS", "-5", "a positive whole number (parameters of one network)", "summary"),
     ("CNNLAB_MAX_ACTIVATION_MB", "lots", "a positive whole number (megabytes of one batch)", "summary"),
@@ -84,6 +85,7 @@ def test_good_values_are_read_as_meant(tmp_path):
         "CNNLAB_TRAINING_NICE": "0",
         "CNNLAB_WARM": "0",
         "CNNLAB_MEASURE_SPEED": "0",
+        "CNNLAB_WARM_AT_START": "0",
         "CNNLAB_SCHEDULER": "tcp://10.0.0.5:8786",
         "CNNLAB_SCHEDULER_TIMEOUT": "4",
         "CNNLAB_DATA_ROOTS": f"{tmp_path}:",
@@ -94,10 +96,12 @@ def test_good_values_are_read_as_meant(tmp_path):
     assert (s.home, s.max_pixels, s.max_params, s.workers, s.stop_grace) == (tmp_path, 1024, 10**6, 3, 2.5)
     assert (s.training_nice, s.warm, s.scheduler, s.scheduler_timeout) == (0, False, "tcp://10.0.0.5:8786", 4.0)
     assert s.data_roots == (tmp_path.resolve(),) and s.serving is False and s.measure_speed is False
+    assert s.warm_at_start is False
     assert (s.max_queued_per_student, s.max_train_seconds) == (0, 90.5)
     d = read_settings({})
     assert (d.max_pixels, d.max_upload_mb, d.workers, d.stop_grace, d.training_nice) == (4096**2, 200, None, 5.0, 10)
     assert d.scheduler is None and d.data_roots == () and d.warm is True and d.measure_speed is True
+    assert d.warm_at_start is True
     assert (d.max_queued_per_student, d.max_train_seconds) == (25, 0.0)
 
 

@@ -362,6 +362,14 @@ def measure_speed(precision: str) -> None:
     calibrate_in_background(resources.home(), precision)
 
 
+def start_worker_at_start() -> None:
+    """When the server starts: start the training worker, whose training process (``CNNLAB_WARM``) then gets
+    ready while the first students read Home, Data and Architecture, instead of when a page first needs the
+    worker (a press on Train would wait for Python and TensorFlow to load). Unless ``CNNLAB_WARM_AT_START=0``."""
+    if settings().warm_at_start:
+        resources.worker()
+
+
 def measure_speed_at_start() -> None:
     """When the server starts: measure its speed in this CPU's precision in the background, unless it is
     stored or ``CNNLAB_MEASURE_SPEED=0`` (then the Train page offers a button). Once per store."""

@@ -67,6 +67,7 @@ class Settings:
     training_nice: int
     warm: bool  # keep a training process ready per slot (core.jobs.process.WarmPool)
     measure_speed: bool  # measure the training speed in the background when the server starts (core.jobs.estimate)
+    warm_at_start: bool  # start the training worker (and its warm process) when the server first serves a page
     scheduler: str | None  # None: train on this machine
     scheduler_timeout: float
     max_queued_per_student: int  # 0: no cap
@@ -204,6 +205,11 @@ READERS: dict[str, Callable[[str], object]] = {
     "CNNLAB_MEASURE_SPEED": lambda t: bool(
         _whole("CNNLAB_MEASURE_SPEED", t, 1, "1 (measure when the server starts) or 0 (when asked)", low=0, high=1)
     ),
+    "CNNLAB_WARM_AT_START": lambda t: bool(
+        _whole(
+            "CNNLAB_WARM_AT_START", t, 1, "1 (when the server starts) or 0 (when a page first trains)", low=0, high=1
+        )
+    ),
     "CNNLAB_SCHEDULER": lambda t: check_scheduler(t) if t.strip() else None,
     "CNNLAB_SCHEDULER_TIMEOUT": lambda t: _seconds(
         "CNNLAB_SCHEDULER_TIMEOUT", t, DEFAULT_SCHEDULER_TIMEOUT, "a number of seconds above 0"
@@ -238,6 +244,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         training_nice=v["CNNLAB_TRAINING_NICE"],
         warm=v["CNNLAB_WARM"],
         measure_speed=v["CNNLAB_MEASURE_SPEED"],
+        warm_at_start=v["CNNLAB_WARM_AT_START"],
         scheduler=v["CNNLAB_SCHEDULER"],
         scheduler_timeout=v["CNNLAB_SCHEDULER_TIMEOUT"],
         max_queued_per_student=v["CNNLAB_MAX_QUEUED_PER_STUDENT"],

@@ -330,3 +330,34 @@ def test_the_page_says_which_precision_this_training_takes_and_why(open_page, da
     assert not at.exception
     assert line().startswith("This training: bfloat16, as chosen")
     assert at.session_state["train_cfg"].precision == "bfloat16"
+
+
+def test_the_server_readies_a_training_process_when_it_first_serves_a_page(open_page, empty_home, monkeypatch):
+    """CNNLAB_WARM_AT_START=1 (the default outside tests): the Home page is enough for the worker to start and its
+    training process to load TensorFlow, so a student who then presses Train does not wait for it."""
+    import core.jobs.worker as W
+
+    monkeypatch.setenv("CNNLAB_WARM_AT_START", "1")
+    before = W.use_worker(None)  # a fresh process-wide worker, as in a server that has just started
+    try:
+        at = open_page("pages/home.py")
+        assert not at.exception
+        w = W._worker
+        assert w is not None and w.store.home == empty_home  # started by app.py: Home does not train
+        wait_for(w.warm_start, timeout=300)  # its training process has Python and TensorFlow loaded and waits
+    finally:
+        mine = W.use_worker(before)
+        if mine is not None:
+            mine.close()
+
+
+def test_without_warm_at_start_a_page_that_trains_nothing_starts_no_worker(open_page, empty_home, monkeypatch):
+    import core.jobs.worker as W
+
+    monkeypatch.setenv("CNNLAB_WARM_AT_START", "0")
+    before = W.use_worker(None)
+    try:
+        open_page("pages/home.py")
+        assert W._worker is None
+    finally:
+        W.use_worker(before)
