@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from machine import cpu_flags  # noqa: E402
 
-LINE = re.compile(r"round 0 (\w+): ([\d.]+) s, epoch ([\d.]+) s, CPU ([\d.]+) s")
+LINE = re.compile(r"round 0 (\w+): ([\d.]+) s, epoch (\S+) s, CPU ([\d.]+) s")
 
 
 def one(setting: str, precision: str, epochs: int) -> dict[str, tuple[float, float]]:

@@ -15,7 +15,8 @@ What is timed is in the browser itself (``performance.now()``, no round trip thr
 on the button to the first moment the page's progress bar reads "batch N/M" (the first batch's progress, what
 the student waits for), then to the first "epoch 2/" (the first epoch done) and to the progress bar's end.
 ``--first-now`` presses the first time as soon as the page has drawn, before the warm process is ready (a
-student who presses at once after the server started; the speed measurement then runs beside it).
+student who presses at once after the server started; the speed measurement then runs beside it);
+``--home-first S`` opens Home first and the Train page S seconds later (a student who reads Home first).
 """
 
 from __future__ import annotations
@@ -157,6 +158,14 @@ def main() -> int:
     ap.add_argument("--ready", type=float, default=20.0, help="seconds to give the warm process before the first press")
     ap.add_argument("--first-now", action="store_true", help="press the first time as soon as the page has drawn")
     ap.add_argument(
+        "--home-first",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="open the server's Home page first and go to Train after SECONDS (a student who reads Home, then "
+        "trains at once: with --first-now, the first press on a server that has just started)",
+    )
+    ap.add_argument(
         "--root",
         action="append",
         help="a checkout whose app.py is served (default: this one); given twice, both are served and pressed "
@@ -189,6 +198,10 @@ def main() -> int:
             for url, _, _ in servers:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.add_init_script(WATCH)
+                if args.home_first is not None:
+                    page.goto(url)
+                    page.get_by_role("heading", name="CNN Lab").first.wait_for(timeout=WAIT_MS)
+                    time.sleep(args.home_first)
                 page.goto(f"{url}/train")
                 page.get_by_role("button", name="Train", exact=True).wait_for(timeout=WAIT_MS)
                 set_epochs(page, args.epochs)
