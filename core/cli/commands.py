@@ -130,6 +130,7 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
                         "precision": cal.precision,
                         "macs_per_second": cal.macs_per_second,
                         "seconds_per_image": cal.seconds_per_image,
+                        "vgg16_macs_per_second": cal.vgg_macs_per_second,
                         "process_seconds": cal.process_seconds,
                         "measured": cal.measured,
                         "key": cal.key,
