@@ -4,7 +4,8 @@ this machine is (tests/test_estimate.py measures a real one).
 ``fake_calibration(**prices)``: a :class:`core.jobs.estimate.Calibration` with round prices (20 G multiply-adds
 per second, 1 ms per image, 2 s to build; every other part 0 unless given); ``store_calibration(home)`` writes one
 where :func:`core.jobs.estimate.load_calibration` finds it, for each precision, so `estimate` and the Train page
-do not spend seconds measuring.
+do not spend seconds measuring. ``QUICK_RUNS``: the real measurement on tiny networks (and VGG16 at 32 px on
+64 images), so that a test that calibrates takes seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,17 @@ import json
 from pathlib import Path
 
 import core.jobs.estimate as E
+from core.base.config import ModelConfig
+
+QUICK_RUNS = E.CalibrationRuns(
+    big=ModelConfig(input_size=16, blocks=2, filters=16),
+    small=ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4),
+    images=60,
+    epochs=2,
+    rounds=1,
+    vgg=ModelConfig(model="vgg16", weights="none", input_size=32),
+    vgg_images=64,
+)
 
 
 def fake_calibration(precision: str = "float32", **prices) -> E.Calibration:

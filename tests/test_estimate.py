@@ -4,7 +4,7 @@ import json
 import sys
 
 import pytest
-from calibrations import fake_calibration
+from calibrations import QUICK_RUNS, fake_calibration
 
 import core.jobs.estimate as E
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
@@ -298,16 +298,7 @@ def test_with_early_stopping_the_estimate_is_an_upper_bound_and_says_so():
     assert E.budget_warning(early, 20).startswith("This training needs up to about ")
 
 
-# Calibration runs on tiny networks and images: the real measurement, in seconds.
-QUICK = E.CalibrationRuns(
-    big=ModelConfig(input_size=16, blocks=2, filters=16),
-    small=ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4),
-    images=60,
-    epochs=2,
-    rounds=1,
-    vgg=ModelConfig(model="vgg16", weights="none", input_size=32),
-    vgg_images=64,
-)
+QUICK = QUICK_RUNS  # the real measurement, on tiny networks and images: in seconds
 
 
 def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_path, monkeypatch):
