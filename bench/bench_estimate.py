@@ -132,7 +132,8 @@ def main() -> None:
             cals[p] = c = calibrate(cal_home, p)
             print(
                 f"calibration {p}: {time.perf_counter() - t0:.1f} s wall (the new process's start "
-                f"{c.process_seconds:.1f} s); {c.macs_per_second / 1e9:.1f} G multiply-adds/s, "
+                f"{c.process_seconds:.1f} s, the VGG16 run {c.vgg_run_seconds:.1f} s); "
+                f"{c.macs_per_second / 1e9:.1f} G multiply-adds/s, "
                 f"{1000 * c.seconds_per_image:.3f} ms per image, augmentation {1e9 * c.augment_seconds_per_pixel:.2f} "
                 f"ns per pixel, build + trace {c.start_seconds:.2f} s + {c.start_seconds_per_layer:.3f} s per layer "
                 f"(+ {c.augment_start_seconds:.2f} s augmenting), a first fit {c.first_fit_seconds:.2f} s, "

@@ -313,6 +313,7 @@ def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_pa
     # the VGG16 transfer run: its own forward rate, head epoch, fine-tuning rate, build and save
     assert cal.vgg_macs_per_second > 1e6 and cal.vgg_tune_macs_per_second > 1e6 and cal.vgg_head_epoch_seconds > 0
     assert cal.vgg_start_seconds > 0 and cal.vgg_tune_start_seconds >= 0 and cal.vgg_finish_seconds >= 0
+    assert 0 < cal.vgg_run_seconds < cal.seconds - cal.process_seconds
     assert had_tensorflow or "tensorflow" not in sys.modules  # the measuring never imports it here
     assert not E.calibrate_in_background(tmp_path, "float32")  # stored: nothing is measured again
     assert E.load_calibration(tmp_path, "float32") == cal

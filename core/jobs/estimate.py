@@ -256,6 +256,7 @@ class Calibration:
     vgg_start_seconds: float = 0.0  # building the base (its weights) and the head, tracing extraction and head
     vgg_tune_start_seconds: float = 0.0  # fine-tuning's own compile and trace
     vgg_finish_seconds: float = 0.0  # testing and saving a transfer run, less its predictions (the model's 59 MB)
+    vgg_run_seconds: float = 0.0  # how long the VGG16 run took (of ``seconds``)
 
 
 @dataclass(frozen=True)
@@ -563,7 +564,7 @@ def measure(
         "bn": (r.big.replace(batchnorm=True), AugmentConfig()),
     }
     timed: dict[str, list[_Timed]] = {k: [] for k in timed_cfgs}
-    vgg = None
+    vgg, vgg_run = None, 0.0
     # A process's first training pays TensorFlow's set-up once: the warm training process's throwaway training
     # (:func:`core.jobs.child.first_trace`), timed the first time and again. Other work is sampled meanwhile.
     with _Sampler() as sampler, tempfile.TemporaryDirectory(prefix="cnnlab-calibration-") as tmp:
@@ -574,7 +575,9 @@ def measure(
         # a training process's memory at its peak, without the VGG16 run's (VGG16's own is added by _peak_bytes)
         baseline = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         if r.vgg is not None:
+            t_vgg = time.perf_counter()
             vgg = _timed_vgg(r.vgg, precision, r.vgg_images, r.vgg_epochs, Path(tmp))
+            vgg_run = time.perf_counter() - t_vgg
     cal = Calibration(
         key=calibration_key(precision),
         precision=precision,
@@ -585,6 +588,7 @@ def measure(
         seconds=process_seconds + time.perf_counter() - t0,
         process_seconds=process_seconds,
         first_fit_seconds=max(first - again, 0.0),
+        vgg_run_seconds=vgg_run,
         **fit_calibration(r, timed, vgg),
     )
     path = _path(Path(home), precision)
