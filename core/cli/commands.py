@@ -105,7 +105,7 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     cal = None if args.recalibrate else load_calibration(store.home, precision)
     if cal is None:
         print(
-            f"Measuring this machine's training speed in {precision} once (about 15 s when nothing else runs; "
+            f"Measuring this machine's training speed in {precision} once (about 30 s when nothing else runs; "
             f"stored under {store.home}/calibration)...",
             file=sys.stderr,
             flush=True,

@@ -612,8 +612,8 @@ def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRun
     A new process, started as a training process is (:func:`core.jobs.process.child_env`, every core), so the
     calibration also measures what starting one costs (Python, TensorFlow, Keras and scikit-learn imported),
     and the caller never imports TensorFlow (the dashboard's server stays small). ``runs``: the trainings it
-    times (None: :data:`CALIBRATION_RUNS`, about 23 s of CPU time, the start included: some
-    15 s on 2 quiet cores).
+    times (None: :data:`CALIBRATION_RUNS`: 28-32 s on 2 nearly quiet cores, the start (4-5 s) and the VGG16
+    run (6.6-7.9 s) included; bench/RESULTS.md).
     """
     r = runs or CALIBRATION_RUNS
     env = child_env(cores())

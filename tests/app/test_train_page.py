@@ -253,7 +253,7 @@ def test_the_time_estimate_is_measured_once_then_shown_by_the_button(
     at.button(key="train.measure").click().run()
     assert not at.exception
     assert any(
-        "Measuring this server's training speed (once, about 15 s when nothing else runs)..." in c.value
+        "Measuring this server's training speed (once, about 30 s when nothing else runs)..." in c.value
         for c in at.caption
     )
     # a new process imports TensorFlow and trains five tiny networks: minutes on a busy shared machine
