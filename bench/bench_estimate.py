@@ -132,10 +132,16 @@ def main() -> None:
             cals[p] = c = calibrate(cal_home, p)
             print(
                 f"calibration {p}: {time.perf_counter() - t0:.1f} s wall (the new process's start "
-                f"{c.process_seconds:.1f} s); {c.macs_per_second / 1e9:.1f} G multiply-adds/s, "
+                f"{c.process_seconds:.1f} s, the VGG16 run {c.vgg_run_seconds:.1f} s); "
+                f"{c.macs_per_second / 1e9:.1f} G multiply-adds/s, "
                 f"{1000 * c.seconds_per_image:.3f} ms per image, augmentation {1e9 * c.augment_seconds_per_pixel:.2f} "
-                f"ns per pixel, build + trace {c.start_seconds:.2f} s, a first fit {c.first_fit_seconds:.2f} s, "
+                f"ns per pixel, build + trace {c.start_seconds:.2f} s + {c.start_seconds_per_layer:.3f} s per layer "
+                f"(+ {c.augment_start_seconds:.2f} s augmenting), a first fit {c.first_fit_seconds:.2f} s, "
                 f"test and save {c.finish_seconds:.2f} s + {1e6 * c.save_seconds_per_param:.2f} s per M parameters; "
+                f"VGG16: base forward {c.vgg_macs_per_second / 1e9:.1f} G multiply-adds/s, a head epoch "
+                f"{c.vgg_head_epoch_seconds:.3f} s, fine-tuning {c.vgg_tune_macs_per_second / 1e9:.1f} G/s, build + "
+                f"traces {c.vgg_start_seconds:.2f} s (+ {c.vgg_tune_start_seconds:.2f} s fine-tuning), test and save "
+                f"{c.vgg_finish_seconds:.2f} s; "
                 f"other processes had {c.others_cores:.1f} threads ready to run; load {load:.2f}",
                 flush=True,
             )

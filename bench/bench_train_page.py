@@ -100,7 +100,7 @@ def set_epochs(page, epochs: int) -> None:
             thumb.press("ArrowRight")
         thumb.blur()
         page.wait_for_timeout(1500)
-        if thumb.get_attribute("aria-valuenow") == str(epochs):
+        if thumb.get_attribute("aria-valuetext") == str(epochs):
             return
     raise RuntimeError(f"could not set the Epochs slider to {epochs}")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from calibrations import store_calibration
 
 from core.base.config import ModelConfig, TrainConfig
 from core.cli import main
@@ -406,28 +407,8 @@ def test_explain_an_unknown_run_in_a_real_process(explain_home, tmp_path):
 
 def test_estimate_says_when_train_would_refuse_the_network(tmp_path, monkeypatch, capsys):
     """The estimate is printed (it shows why), then train's own refusal: one line, exit 2, as `summary` does."""
-    import dataclasses
-
-    import core.jobs.estimate as E
-
     monkeypatch.setenv("CNNLAB_HOME", str(tmp_path))
-    cal = E.Calibration(
-        key=E.calibration_key("float32"),
-        precision="float32",
-        macs_per_second=2e10,
-        seconds_per_image=1e-3,
-        seconds_per_bn_value=0.0,
-        augment_seconds_per_pixel=1e-8,
-        start_seconds=2.0,
-        others_cores=0.0,
-        baseline_bytes=600 * 2**20,
-        machine={},
-        measured=0.0,
-        seconds=0.0,
-    )
-    path = tmp_path / "calibration" / f"{cal.key}.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(dataclasses.asdict(cal)))
+    store_calibration(tmp_path, ("float32",))
     big = [
         "estimate",
         "--images",

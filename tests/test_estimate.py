@@ -4,6 +4,7 @@ import json
 import sys
 
 import pytest
+from calibrations import QUICK_RUNS, fake_calibration
 
 import core.jobs.estimate as E
 from core.base.config import AugmentConfig, ModelConfig, TrainConfig
@@ -14,22 +15,7 @@ F32 = TrainConfig(precision="float32", epochs=10)
 
 
 def _cal(**kw):
-    values = dict(
-        key="k",
-        precision="float32",
-        macs_per_second=2e10,
-        seconds_per_image=1e-3,
-        seconds_per_bn_value=0.0,
-        augment_seconds_per_pixel=1e-8,
-        start_seconds=2.0,
-        others_cores=0.0,
-        baseline_bytes=600 * 2**20,
-        machine={},
-        measured=0.0,
-        seconds=0.0,
-    )
-    values.update(kw)
-    return E.Calibration(**values)
+    return fake_calibration(key="k", **kw)
 
 
 def test_the_estimate_prices_the_tables_multiply_adds():
@@ -201,14 +187,118 @@ def test_durations_read_as_people_say_them():
     assert E.duration_text(170) == "about 3 min" and E.duration_text(5400) == "about 1.5 h"
 
 
-# Calibration runs on tiny networks and images: the real measurement, in seconds.
-QUICK = E.CalibrationRuns(
-    big=ModelConfig(input_size=16, blocks=2, filters=16),
-    small=ModelConfig(input_size=16, blocks=1, filters=2, dense_units=4),
-    images=60,
-    epochs=2,
-    rounds=1,
+# Prices a calibration could hold (round, of this machine's order); the timed runs below are made from them.
+TRUE = dict(
+    macs_per_second=5e10,
+    seconds_per_image=2e-4,
+    seconds_per_bn_value=1e-9,
+    augment_seconds_per_pixel=5e-8,
+    start_seconds=0.3,
+    start_seconds_per_layer=0.1,
+    augment_start_seconds=0.2,
+    finish_seconds=0.2,
+    save_seconds_per_param=1e-7,
+    vgg_macs_per_second=2e11,
+    vgg_head_epoch_seconds=0.05,
+    vgg_tune_macs_per_second=4e10,
+    vgg_start_seconds=1.0,
+    vgg_tune_start_seconds=0.9,
+    vgg_finish_seconds=0.8,
 )
+
+
+def _timed_runs(r: E.CalibrationRuns, p: dict) -> tuple[dict, E._TimedVgg]:
+    """What the calibration's runs would time on a machine with prices ``p`` (the estimate's model, forward)."""
+    nt, nv, ns = 180, 60, 60
+    c = 1 / p["macs_per_second"]
+    cfgs = {"big": r.big, "small": r.small, "aug": r.big, "bn": r.big.replace(batchnorm=True)}
+    timed = {}
+    for name, cfg in cfgs.items():
+        t = layer_table(cfg)
+        epoch = (3 * nt + nv) * (t.total_macs * c + E.batchnorm_values(cfg) * p["seconds_per_bn_value"])
+        epoch += (nt + nv) * p["seconds_per_image"]
+        start = p["start_seconds"] + E.layers_of(cfg) * p["start_seconds_per_layer"]
+        if name == "aug":
+            epoch += nt * 64 * 64 * 3 * p["augment_seconds_per_pixel"]
+            start += p["augment_start_seconds"]
+        finish = p["finish_seconds"] + (nv + ns) * t.total_macs * c + t.total_params * p["save_seconds_per_param"]
+        timed[name] = [E._Timed(start, [epoch, epoch], finish, nt, nv, ns)]
+    vt = layer_table(r.vgg)
+    base, head = vt.rows[0].macs, vt.total_macs - vt.rows[0].macs
+    n, nt, nv, ns = 128, 81, 21, 26
+    per_image = base / p["vgg_macs_per_second"]
+    tune = (3 * nt + nv) * (E._vgg_block5_macs(64) + head) / p["vgg_tune_macs_per_second"]
+    head_epochs = [p["vgg_head_epoch_seconds"] + 0.4, p["vgg_head_epoch_seconds"]]  # the first traces
+    tunes = [tune + p["vgg_tune_start_seconds"], tune]
+    seconds = p["vgg_start_seconds"] + n * per_image + 2 * p["vgg_head_epoch_seconds"] + sum(tunes)
+    finish = p["vgg_finish_seconds"] + (nv + ns) * per_image
+    ends = [i * 32 * per_image for i in range(4)]
+    return timed, E._TimedVgg(seconds, ends, 32, head_epochs, tunes, finish, n, nt, nv, ns)
+
+
+def test_the_calibrations_fit_solves_the_prices_its_runs_were_timed_with():
+    timed, vgg = _timed_runs(E.CALIBRATION_RUNS, TRUE)
+    fitted = E.fit_calibration(E.CALIBRATION_RUNS, timed, vgg)
+    assert set(fitted) == set(TRUE)
+    for name, value in TRUE.items():
+        assert fitted[name] == pytest.approx(value, rel=1e-6), name
+    # without a VGG16 run (a calibration that left it out) the CNN's prices are solved alike
+    assert E.fit_calibration(E.CALIBRATION_RUNS, timed, None) == {k: v for k, v in fitted.items() if "vgg" not in k}
+
+
+def test_a_small_network_builds_and_traces_in_less_time_than_the_course_network():
+    cal = _cal(**E.fit_calibration(E.CALIBRATION_RUNS, *_timed_runs(E.CALIBRATION_RUNS, TRUE)))
+    tiny_cfg = ModelConfig(input_size=32, blocks=1, filters=8)
+    tiny = E.estimate(tiny_cfg, F32, 600, calibration=cal, others=0.0, where=E.WARM)
+    course = E.estimate(ModelConfig(), F32, 600, calibration=cal, others=0.0, where=E.WARM)
+    assert E.layers_of(tiny_cfg) == 6 and E.layers_of(ModelConfig()) == 10  # conv, pool per block; the head's 4
+    assert tiny.build_seconds == pytest.approx(0.3 + 6 * 0.1) and course.build_seconds == pytest.approx(0.3 + 10 * 0.1)
+    aug = E.estimate(ModelConfig(), F32.replace(augment=AugmentConfig.course()), 600, calibration=cal, others=0.0)
+    assert aug.build_seconds == pytest.approx(course.build_seconds + 0.2 + cal.first_fit_seconds)
+    # a line fitted through few noisy points may cross 0 before the smallest network: a build is never below 0
+    assert E.estimate(tiny_cfg, F32, 600, calibration=_cal(start_seconds=-5.0), others=0.0).build_seconds == 0.0
+
+
+def test_vgg16_is_priced_by_its_own_run_not_the_course_networks_rates():
+    cal = _cal(**E.fit_calibration(E.CALIBRATION_RUNS, *_timed_runs(E.CALIBRATION_RUNS, TRUE)))
+    vgg = ModelConfig(model="vgg16", weights="offline")
+    table = layer_table(vgg)
+    base, head = table.rows[0].macs, table.total_macs - table.rows[0].macs
+    est = E.estimate(vgg, F32.replace(epochs=20), 1000, calibration=cal, others=0.0, where=E.WARM)
+    # the features of every image of the dataset once at VGG16's own rate, then 20 head epochs
+    head_epoch = 0.05 + 800 * (3 * head / 5e10 + 0.1 * 2e-4)
+    assert est.epochs_seconds == pytest.approx(1000 * base / 2e11 + 20 * head_epoch)
+    assert est.build_seconds == pytest.approx(1.0)  # its own build and traces, not the per-layer line
+    assert est.test_seconds == pytest.approx(0.8 + 360 * table.total_macs / 2e11)  # saved at its measured price
+    tuned = E.estimate(vgg, F32.replace(epochs=20, fine_tune_epochs=3), 1000, calibration=cal, others=0.0, where=E.WARM)
+    tune_epoch = (3 * 640 + 160) * (E._vgg_block5_macs(64) + head) / 4e10
+    assert tuned.epochs_seconds == pytest.approx(est.epochs_seconds + 3 * tune_epoch)
+    assert tuned.build_seconds == pytest.approx(1.0 + 0.9)  # fine-tuning's own compile and trace
+    # the course network's rate would have made the extraction 4x as long
+    slow = E.estimate(
+        vgg, F32.replace(epochs=20), 1000, calibration=_cal(**{**TRUE, "vgg_macs_per_second": 5e10}), others=0.0
+    )
+    assert slow.epochs_seconds - est.epochs_seconds == pytest.approx(1000 * base * (1 / 5e10 - 1 / 2e11))
+
+
+def test_with_early_stopping_the_estimate_is_an_upper_bound_and_says_so():
+    cal = _cal(**PARTS)
+    plain = E.estimate(ModelConfig(), F32.replace(epochs=20), 1000, calibration=cal, others=0.0)
+    early = E.estimate(ModelConfig(), F32.replace(epochs=20, early_stopping=5), 1000, calibration=cal, others=0.0)
+    assert early.seconds == plain.seconds  # every planned epoch counted
+    assert early.upper_bound and not plain.upper_bound and early.to_dict()["upper_bound"] is True
+    assert not E.estimate_text(plain).startswith("at most") and "early stopping" not in E.estimate_text(plain)
+    start, epochs, test = (
+        E.part_text(v) for v in (early.start_seconds + early.build_seconds, early.epochs_seconds, early.test_seconds)
+    )
+    assert E.estimate_text(early) == (
+        f"at most {E.duration_text(early.seconds)} on this server: {start} to start, {epochs} for up to 20 epochs, "
+        f"{test} to test and save; early stopping may end it sooner"
+    )
+    assert E.budget_warning(early, 20).startswith("This training needs up to about ")
+
+
+QUICK = QUICK_RUNS  # the real measurement, on tiny networks and images: in seconds
 
 
 def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_path, monkeypatch):
@@ -216,8 +306,14 @@ def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_pa
     cal = E.calibrate(tmp_path, "float32", runs=QUICK)  # in a new process, which times its own start
     assert cal.macs_per_second > 1e6 and cal.seconds_per_image >= 0 and cal.seconds_per_bn_value >= 0
     assert cal.baseline_bytes > 100 * 2**20 and cal.others_cores >= 0
-    assert cal.process_seconds > 0 and cal.seconds > cal.process_seconds and cal.start_seconds > 0
+    assert cal.process_seconds > 0 and cal.seconds > cal.process_seconds
+    assert cal.start_seconds + E.layers_of(QUICK.small) * cal.start_seconds_per_layer > 0  # the line's smallest
     assert cal.first_fit_seconds >= 0 and cal.finish_seconds >= 0 and cal.save_seconds_per_param >= 0
+    assert cal.start_seconds_per_layer >= 0 and cal.augment_start_seconds >= 0
+    # the VGG16 transfer run: its own forward rate, head epoch, fine-tuning rate, build and save
+    assert cal.vgg_macs_per_second > 1e6 and cal.vgg_tune_macs_per_second > 1e6 and cal.vgg_head_epoch_seconds > 0
+    assert cal.vgg_start_seconds > 0 and cal.vgg_tune_start_seconds >= 0 and cal.vgg_finish_seconds >= 0
+    assert 0 < cal.vgg_run_seconds < cal.seconds - cal.process_seconds
     assert had_tensorflow or "tensorflow" not in sys.modules  # the measuring never imports it here
     assert not E.calibrate_in_background(tmp_path, "float32")  # stored: nothing is measured again
     assert E.load_calibration(tmp_path, "float32") == cal
@@ -226,6 +322,10 @@ def test_calibration_is_measured_stored_and_keyed_by_machine_and_versions(tmp_pa
     assert len(files) == 1 and json.loads(files[0].read_text())["machine"]["precision"] == "float32"
     est = E.estimate(ModelConfig(input_size=16, blocks=2, filters=16), F32, 100, home=tmp_path)
     assert est.calibrated and est.seconds > 0
+    vgg = E.estimate(
+        ModelConfig(model="vgg16", weights="none", input_size=32), F32, 100, home=tmp_path, others=0, where=E.WARM
+    )
+    assert vgg.build_seconds == pytest.approx(cal.vgg_start_seconds * vgg.load_factor)
     # a TensorFlow upgrade (or another CPU) is another machine: measured again
     real = E.machine_identity
     monkeypatch.setattr(E, "machine_identity", lambda p: {**real(p), "tensorflow": "99.0"})
@@ -258,6 +358,17 @@ def test_the_cli_prints_the_estimate(tmp_path, monkeypatch, capsys):
     assert d["seconds"] == pytest.approx(
         d["start_seconds"] + d["build_seconds"] + d["epochs_seconds"] + d["test_seconds"]
     )
+    assert d["upper_bound"] is False and d["dashboard"]["upper_bound"] is False
+    # with early stopping the time is an upper bound: the field says so, and the sentence in words
+    code = main(
+        ["estimate", "--images", "2000", "--epochs", "5", "--precision", "float32", "--early-stopping", "3", "--json"]
+    )
+    early = json.loads(capsys.readouterr().out)
+    assert code == 0 and early["upper_bound"] is True and early["seconds"] == pytest.approx(d["seconds"], rel=0.5)
+    assert early["text"].startswith("at most about ") and early["text"].endswith("; early stopping may end it sooner")
+    code = main(["estimate", "--images", "2000", "--epochs", "5", "--precision", "float32", "--early-stopping", "3"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("Training: at most about ") and "for up to 5 epochs, " in first
     code = main(["estimate", "--images", "2000", "--epochs", "10", "--precision", "float32"])
     out, err = capsys.readouterr()
     assert code == 0 and err == "" and out.startswith("Training: about ") and "Peak memory: about" in out

@@ -8,7 +8,6 @@ example that stops working, fails here, so the README cannot drift from the prog
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from calibrations import store_calibration
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_NET = ["--input-size", "16", "--blocks", "2", "--filters", "4", "--dense", "8", "--batch-size", "8"]
@@ -71,26 +71,7 @@ def tiny(line: str, data: Path, zipped: Path, run_id: str, work: Path, challenge
 
 def _calibrate(home: Path) -> None:
     """A stored calibration (from a fake machine speed), so `estimate` does not spend 30 s measuring this one."""
-    import core.jobs.estimate as E
-
-    for precision in ("float32", "bfloat16"):
-        cal = E.Calibration(
-            key=E.calibration_key(precision),
-            precision=precision,
-            macs_per_second=2e10,
-            seconds_per_image=1e-3,
-            seconds_per_bn_value=0.0,
-            augment_seconds_per_pixel=1e-8,
-            start_seconds=2.0,
-            others_cores=0.0,
-            baseline_bytes=600 * 2**20,
-            machine={},
-            measured=0.0,
-            seconds=0.0,
-        )
-        path = home / "calibration" / f"{cal.key}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(cal)))
+    store_calibration(home)
 
 
 def test_the_readme_has_the_examples_this_test_reads():

@@ -165,7 +165,7 @@ def _estimate_line(source: str, m, cfg: TrainConfig) -> None:
             on_click=jobs.measure_speed,
             args=(est.precision,),
             disabled=busy,
-            help="Measures this server's training speed once (about 15 s of training on random images, "
+            help="Measures this server's training speed once (about 30 s of training on random images, "
             "best while nothing else trains). After that every training shows its time before it starts.",
         )
 
@@ -177,7 +177,7 @@ def _measuring(precision: str) -> None:
     if not jobs.measuring_speed(precision):
         st.rerun()
     st.caption(
-        ":material/timer: Measuring this server's training speed (once, about 15 s when nothing else runs)... "
+        ":material/timer: Measuring this server's training speed (once, about 30 s when nothing else runs)... "
         "the estimate shows when it is done."
     )
 

@@ -105,7 +105,7 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
     cal = None if args.recalibrate else load_calibration(store.home, precision)
     if cal is None:
         print(
-            f"Measuring this machine's training speed in {precision} once (about 15 s when nothing else runs; "
+            f"Measuring this machine's training speed in {precision} once (about 30 s when nothing else runs; "
             f"stored under {store.home}/calibration)...",
             file=sys.stderr,
             flush=True,
@@ -130,6 +130,7 @@ def cmd_estimate(args: argparse.Namespace, store: RunStore) -> int:
                         "precision": cal.precision,
                         "macs_per_second": cal.macs_per_second,
                         "seconds_per_image": cal.seconds_per_image,
+                        "vgg16_macs_per_second": cal.vgg_macs_per_second,
                         "process_seconds": cal.process_seconds,
                         "measured": cal.measured,
                         "key": cal.key,

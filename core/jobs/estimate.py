@@ -26,6 +26,16 @@ set-up once: :func:`core.jobs.child.first_trace`), tests and saves each run, and
                         + (train + val images) x per_image
                         + train images x pixels x augment_per_pixel (when augmenting)
     testing and saving = fixed + (val + test images) x MACs / rate + parameters x per_parameter
+    building and the first trace = fixed + layers x per_layer (+ augmentation's own trace)
+
+(the last from the course network, the small one and the course network with batch normalisation: a 1-block
+network builds and traces in a fraction of the course network's time). Then it trains one VGG16 transfer run
+on random images (random weights: the time does not depend on their values, nothing is downloaded): VGG16's
+large convolutions run faster per multiply-add than the course network's small ones, and its 14.7 M
+parameters are saved at a price of their own, so the transfer model is priced from that run, not extrapolated:
+the frozen base's forward rate (timed over the extraction's batches after the first), a head epoch, the
+fine-tuning's rate (block5 and the head trained on cached block4 maps), its build and traces, and its test
+and save.
 
 Batch normalisation gets its own price: it does one multiply-add per value but moves every value through
 memory several times (a 128 px network took 2-3x as long with it, bench/RESULTS.md). The result is stored
@@ -159,22 +169,32 @@ def load_factor(others_now: float, others_then: float, cores: int | None = None)
     return (n + max(0.0, others_now)) / (n + max(0.0, others_then))
 
 
-CALIBRATION_VERSION = 3  # 3: the start, a first fit's once-only costs, testing and saving, measured in a new process
+CALIBRATION_VERSION = 4  # 4: build + trace per layer, a VGG16 transfer run (its extraction, fine-tuning, saving)
+
+
+_VGG = ModelConfig(model="vgg16", weights="none")  # random weights: the timing does not depend on their values
 
 
 @dataclass(frozen=True)
 class CalibrationRuns:
     """What :func:`calibrate` trains. A large and a small network separate the cost of a multiply-add from the
-    cost of an image (and, testing and saving them, the fixed cost of that from a parameter's); the large one
-    again with augmentation prices augmentation per pixel, and with batch normalisation prices a normalised
-    value. Each run trains ``images`` random images for ``epochs`` epochs (the first is set-up), tests and
-    saves; all of them are repeated ``rounds`` times."""
+    cost of an image (and, testing and saving them, the fixed cost of that from a parameter's; building and
+    tracing them, the fixed cost of that from a layer's); the large one again with augmentation prices
+    augmentation per pixel, and with batch normalisation prices a normalised value. Each run trains ``images``
+    random images for ``epochs`` epochs (the first is set-up), tests and saves; all of them are repeated
+    ``rounds`` times. Then one VGG16 transfer run (``vgg``; None: none) on ``vgg_images`` random images, its
+    head and its fine-tuning ``vgg_epochs`` epochs each (the first traces): VGG16's large convolutions run
+    faster per multiply-add than the course network's, and its 14.7 M parameters are saved at a price of
+    their own."""
 
     big: ModelConfig = ModelConfig()
     small: ModelConfig = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)
     images: int = 300
     epochs: int = 3
     rounds: int = 1
+    vgg: ModelConfig | None = _VGG
+    vgg_images: int = 128
+    vgg_epochs: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,6 +203,9 @@ class CalibrationRuns:
             "images": self.images,
             "epochs": self.epochs,
             "rounds": self.rounds,
+            "vgg": None if self.vgg is None else self.vgg.to_dict(),
+            "vgg_images": self.vgg_images,
+            "vgg_epochs": self.vgg_epochs,
         }
 
     @classmethod
@@ -193,6 +216,9 @@ class CalibrationRuns:
             images=int(d["images"]),
             epochs=int(d["epochs"]),
             rounds=int(d["rounds"]),
+            vgg=None if d.get("vgg") is None else ModelConfig.from_dict(d["vgg"]),
+            vgg_images=int(d.get("vgg_images", 0)),
+            vgg_epochs=int(d.get("vgg_epochs", 2)),
         )
 
 
@@ -210,7 +236,8 @@ class Calibration:
     seconds_per_image: float  # what an image costs besides its multiply-adds
     seconds_per_bn_value: float  # what a BatchNormalization output value costs, per image pass
     augment_seconds_per_pixel: float
-    start_seconds: float  # building, compiling and the first epoch's tracing, in a process that has trained
+    start_seconds: float  # building, compiling and the first epoch's tracing, in a process that has trained: the
+    # fixed part (a line's intercept, with start_seconds_per_layer: it may be below 0)
     others_cores: float  # threads of other processes ready to run while it measured, on average
     baseline_bytes: int  # peak resident memory of the process after the calibration runs
     machine: dict[str, Any]
@@ -220,6 +247,16 @@ class Calibration:
     first_fit_seconds: float = 0.0  # what a process's first training pays once besides its own start
     finish_seconds: float = 0.0  # testing and saving: the fixed part (tracing the predictions, writing the run)
     save_seconds_per_param: float = 0.0  # testing and saving: what a parameter adds (the saved model's size)
+    start_seconds_per_layer: float = 0.0  # building and tracing: what a layer (a layer table row) adds
+    augment_start_seconds: float = 0.0  # building and tracing: what augmentation adds (its ops traced)
+    # VGG16 transfer (0: not measured; then priced as the course network's multiply-adds)
+    vgg_macs_per_second: float = 0.0  # the frozen base's forward pass (extraction, predictions), everything included
+    vgg_head_epoch_seconds: float = 0.0  # an epoch of the head on cached features (Keras' own work per epoch, mostly)
+    vgg_tune_macs_per_second: float = 0.0  # fine-tuning block5 + the head on cached block4 maps (3 passes per step)
+    vgg_start_seconds: float = 0.0  # building the base (its weights) and the head, tracing extraction and head
+    vgg_tune_start_seconds: float = 0.0  # fine-tuning's own compile and trace
+    vgg_finish_seconds: float = 0.0  # testing and saving a transfer run, less its predictions (the model's 59 MB)
+    vgg_run_seconds: float = 0.0  # how long the VGG16 run took (of ``seconds``)
 
 
 @dataclass(frozen=True)
@@ -260,6 +297,7 @@ class Estimate:
     epochs_seconds: float = 0.0  # the epochs themselves (VGG16: the base's features and the fine-tuning too)
     test_seconds: float = 0.0  # the test and validation predictions, the scores, saving the run
     queued: int = 0  # trainings ahead of it
+    upper_bound: bool = False  # early stopping is on: every planned epoch is counted, it may end sooner
 
     @property
     def finish_seconds(self) -> float:
@@ -362,6 +400,56 @@ def _timed(cfg: ModelConfig, augment: AugmentConfig, precision: str, images: int
     return _Timed(start, later, total - rec.seconds, rec.data["n_train"], rec.data["n_val"], rec.data["n_test"])
 
 
+@dataclass(frozen=True)
+class _TimedVgg:
+    """A VGG16 transfer run, timed: the training, the extraction's batches, the two phases' epochs, the rest."""
+
+    seconds: float  # the training (building, extraction, head, fine-tuning)
+    batch_ends: list[float]  # when each extraction batch ended, seconds from the first batch's end
+    batch_size: int
+    head: list[float]  # the head's epochs
+    tune: list[float]  # the fine-tuning's epochs
+    finish: float  # testing and saving
+    n_images: int
+    n_train: int
+    n_val: int
+    n_test: int
+
+
+def _timed_vgg(cfg: ModelConfig, precision: str, images: int, epochs: int, home: Path) -> _TimedVgg:
+    """One short VGG16 transfer run (the head on extracted features, then fine-tuning block5 on cached block4 maps)
+    through the engine's path, the extraction timed batch by batch."""
+    from core.training.base_features import EXTRACT_BATCH
+
+    ds = _random_dataset(cfg, images)
+    train_cfg = TrainConfig(epochs=epochs, fine_tune_epochs=epochs, precision=precision, seed=0)
+    ends: list[float] = []
+
+    def progress(event) -> None:
+        if event.kind == "batch" and event.phase == "features":
+            ends.append(time.perf_counter())
+
+    key = f"calibration-{uuid.uuid4().hex[:8]}"
+    t0 = time.perf_counter()
+    art = compute_run(ds, cfg, train_cfg, key, source="calibration", store=None, progress=progress)
+    save_run(RunStore(home), art)
+    total = time.perf_counter() - t0
+    rec = art.record
+    secs = [float(v) for v in rec.epoch_seconds]
+    return _TimedVgg(
+        seconds=rec.seconds,
+        batch_ends=[t - ends[0] for t in ends],
+        batch_size=EXTRACT_BATCH,
+        head=secs[:epochs],
+        tune=secs[epochs:],
+        finish=total - rec.seconds,
+        n_images=images,
+        n_train=rec.data["n_train"],
+        n_val=rec.data["n_val"],
+        n_test=rec.data["n_test"],
+    )
+
+
 def _clock(fn) -> float:
     """Seconds ``fn()`` takes."""
     t0 = time.perf_counter()
@@ -372,6 +460,90 @@ def _clock(fn) -> float:
 def batchnorm_values(cfg: ModelConfig) -> int:
     """Values the BatchNormalization layers output for one image."""
     return sum(math.prod(r.output_shape) for r in layer_table(cfg).rows if r.type == "BatchNormalization")
+
+
+def layers_of(cfg: ModelConfig) -> int:
+    """The layers a network's build and first trace go through (the layer table's rows)."""
+    return len(layer_table(cfg).rows)
+
+
+def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """``(intercept, slope)`` of the least-squares line through the points; the slope not below 0. The intercept
+    may be: the line holds over the networks measured (5 layers and more), not at none."""
+    x, y = np.asarray(xs, float), np.asarray(ys, float)
+    slope = max(float(np.polyfit(x, y, 1)[0]), 0.0) if np.ptp(x) > 0 else 0.0
+    return float(np.mean(y - slope * x)), slope
+
+
+def fit_calibration(r: CalibrationRuns, timed: dict[str, list[_Timed]], vgg: _TimedVgg | None) -> dict[str, float]:
+    """The prices a calibration holds, solved from its timed runs (``timed``: "big", "small", "aug", "bn",
+    each run's rounds; ``vgg``: the transfer run, or None). Only the measured prices: :func:`measure` adds
+    the machine, the start of its process and the load."""
+    t = timed["big"][0]
+    nt, nv, ns = t.n_train, t.n_val, t.n_test
+    with_bn = r.big.replace(batchnorm=True)
+    big, small = layer_table(r.big), layer_table(r.small)
+    e_big, e_small, e_aug, e_bn = (
+        float(np.median([e for x in timed[k] for e in x.later])) for k in ("big", "small", "aug", "bn")
+    )
+    # e = (3 nt + nv) * macs * c + (nt + nv) * o, for the two networks: solve for c (1/rate) and o.
+    w = 3 * nt + nv
+    a = np.array([[w * big.total_macs, nt + nv], [w * small.total_macs, nt + nv]], dtype=float)
+    c, o = np.linalg.solve(a, np.array([e_big, e_small]))
+    c = max(c, 1e-13)
+    o = max(o, 0.0)
+    aug = max(e_aug - e_big, 0.0) / (nt * math.prod(r.big.input_shape()))
+    # batch normalisation: its extra time, less its few extra multiply-adds, per value it outputs
+    bn = max(e_bn - e_big - w * (layer_table(with_bn).total_macs - big.total_macs) * c, 0.0) / (
+        w * batchnorm_values(with_bn)
+    )
+    # testing and saving, less the predictions' multiply-adds: fixed + parameters x per_param, from the two sizes
+    f_big = float(np.median([x.finish for x in timed["big"]])) - (nv + ns) * big.total_macs * c
+    f_small = float(np.median([x.finish for x in timed["small"]])) - (nv + ns) * small.total_macs * c
+    per_param = max((f_big - f_small) / max(big.total_params - small.total_params, 1), 0.0)
+    fixed = max(f_small - small.total_params * per_param, 0.0)
+    # building and the first trace: fixed + layers x per_layer, from the runs without augmentation; augmentation's
+    # own trace on top
+    cfgs = {"big": r.big, "small": r.small, "bn": with_bn}
+    starts = {k: float(np.median([x.start for x in timed[k]])) for k in timed}
+    start, per_layer = _line([layers_of(cfgs[k]) for k in cfgs], [starts[k] for k in cfgs])
+    out = {
+        "macs_per_second": 1.0 / c,
+        "seconds_per_image": o,
+        "seconds_per_bn_value": bn,
+        "augment_seconds_per_pixel": aug,
+        "start_seconds": start,
+        "start_seconds_per_layer": per_layer,
+        "augment_start_seconds": max(starts["aug"] - starts["big"], 0.0),
+        "finish_seconds": fixed,
+        "save_seconds_per_param": per_param,
+    }
+    if vgg is not None:
+        out.update(_fit_vgg(r.vgg, vgg))
+    return out
+
+
+def _fit_vgg(cfg: ModelConfig, v: _TimedVgg) -> dict[str, float]:
+    """The VGG16 prices from one timed transfer run (see :class:`Calibration`)."""
+    base = layer_table(cfg).rows[0].macs
+    head = layer_table(cfg).total_macs - base
+    # the extraction's batches after the first (which traces): the base's forward rate, preprocessing included
+    per_image = v.batch_ends[-1] / max(v.n_images - v.batch_size, 1)
+    rate = base / max(per_image, 1e-12)
+    head_epoch = float(np.median(v.head[1:]))
+    tune_epoch = float(np.median(v.tune[1:]))
+    nt, nv, ns = v.n_train, v.n_val, v.n_test
+    tune_rate = (3 * nt + nv) * (_vgg_block5_macs(cfg.input_size) + head) / max(tune_epoch, 1e-12)
+    tune_start = max(v.tune[0] - tune_epoch, 0.0)
+    steady = v.n_images * per_image + len(v.head) * head_epoch + sum(v.tune)
+    return {
+        "vgg_macs_per_second": rate,
+        "vgg_head_epoch_seconds": head_epoch,
+        "vgg_tune_macs_per_second": tune_rate,
+        "vgg_start_seconds": max(v.seconds - steady, 0.0),
+        "vgg_tune_start_seconds": tune_start,
+        "vgg_finish_seconds": max(v.finish - (nv + ns) * base / rate, 0.0),
+    }
 
 
 def measure(
@@ -385,62 +557,39 @@ def measure(
     """
     r = runs or CALIBRATION_RUNS
     t0 = time.perf_counter()
-    with_bn = r.big.replace(batchnorm=True)
-    big, small = layer_table(r.big), layer_table(r.small)
-    timed = {
+    timed_cfgs = {
         "big": (r.big, AugmentConfig()),
         "small": (r.small, AugmentConfig()),
         "aug": (r.big, AugmentConfig.course()),
-        "bn": (with_bn, AugmentConfig()),
+        "bn": (r.big.replace(batchnorm=True), AugmentConfig()),
     }
-    epochs: dict[str, list[float]] = {k: [] for k in timed}
-    finish: dict[str, list[float]] = {k: [] for k in timed}
-    starts: list[float] = []
+    timed: dict[str, list[_Timed]] = {k: [] for k in timed_cfgs}
+    vgg, vgg_run = None, 0.0
     # A process's first training pays TensorFlow's set-up once: the warm training process's throwaway training
     # (:func:`core.jobs.child.first_trace`), timed the first time and again. Other work is sampled meanwhile.
     with _Sampler() as sampler, tempfile.TemporaryDirectory(prefix="cnnlab-calibration-") as tmp:
         first, again = _clock(first_trace), _clock(first_trace)
         for _ in range(r.rounds):
-            for name, (cfg, aug) in timed.items():
-                t = _timed(cfg, aug, precision, r.images, r.epochs, Path(tmp))
-                epochs[name] += t.later
-                finish[name].append(t.finish)
-                starts.append(t.start)
-    nt, nv, ns = t.n_train, t.n_val, t.n_test
-    e_big, e_small, e_aug, e_bn = (float(np.median(epochs[k])) for k in ("big", "small", "aug", "bn"))
-    # e = (3 nt + nv) * macs * c + (nt + nv) * o, for the two networks: solve for c (1/rate) and o.
-    w = 3 * nt + nv
-    a = np.array([[w * big.total_macs, nt + nv], [w * small.total_macs, nt + nv]], dtype=float)
-    c, o = np.linalg.solve(a, np.array([e_big, e_small]))
-    c = max(c, 1e-13)
-    o = max(o, 0.0)
-    aug = max(e_aug - e_big, 0.0) / (nt * math.prod(r.big.input_shape()))
-    # batch normalisation: its extra time, less its few extra multiply-adds, per value it outputs
-    bn = max(e_bn - e_big - w * (layer_table(with_bn).total_macs - big.total_macs) * c, 0.0) / (
-        w * batchnorm_values(with_bn)
-    )
-    # testing and saving, less the predictions' multiply-adds: fixed + parameters x per_param, from the two sizes
-    f_big = float(np.median(finish["big"])) - (nv + ns) * big.total_macs * c
-    f_small = float(np.median(finish["small"])) - (nv + ns) * small.total_macs * c
-    per_param = max((f_big - f_small) / max(big.total_params - small.total_params, 1), 0.0)
-    fixed = max(f_small - small.total_params * per_param, 0.0)
+            for name, (cfg, aug) in timed_cfgs.items():
+                timed[name].append(_timed(cfg, aug, precision, r.images, r.epochs, Path(tmp)))
+        # a training process's memory at its peak, without the VGG16 run's (VGG16's own is added by _peak_bytes)
+        baseline = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        if r.vgg is not None:
+            t_vgg = time.perf_counter()
+            vgg = _timed_vgg(r.vgg, precision, r.vgg_images, r.vgg_epochs, Path(tmp))
+            vgg_run = time.perf_counter() - t_vgg
     cal = Calibration(
         key=calibration_key(precision),
         precision=precision,
-        macs_per_second=1.0 / c,
-        seconds_per_image=o,
-        seconds_per_bn_value=bn,
-        augment_seconds_per_pixel=aug,
-        start_seconds=max(float(np.median(starts)), 0.0),
         others_cores=sampler.mean,
-        baseline_bytes=int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        baseline_bytes=baseline,
         machine=machine_identity(precision),
         measured=time.time(),
         seconds=process_seconds + time.perf_counter() - t0,
         process_seconds=process_seconds,
         first_fit_seconds=max(first - again, 0.0),
-        finish_seconds=fixed,
-        save_seconds_per_param=per_param,
+        vgg_run_seconds=vgg_run,
+        **fit_calibration(r, timed, vgg),
     )
     path = _path(Path(home), precision)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -463,8 +612,8 @@ def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRun
     A new process, started as a training process is (:func:`core.jobs.process.child_env`, every core), so the
     calibration also measures what starting one costs (Python, TensorFlow, Keras and scikit-learn imported),
     and the caller never imports TensorFlow (the dashboard's server stays small). ``runs``: the trainings it
-    times (None: :data:`CALIBRATION_RUNS`, about 23 s of CPU time, the start included: some
-    15 s on 2 quiet cores).
+    times (None: :data:`CALIBRATION_RUNS`: 28-32 s on 2 nearly quiet cores, the start (4-5 s) and the VGG16
+    run (6.6-7.9 s) included; bench/RESULTS.md).
     """
     r = runs or CALIBRATION_RUNS
     env = child_env(cores())
@@ -564,35 +713,55 @@ def _epochs_seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: in
         per_image = table.total_macs * per_mac + batchnorm_values(model_cfg) * cal.seconds_per_bn_value
         epoch = (3 * n_train + n_val) * per_image + (n_train + n_val) * o + aug
         return train_cfg.epochs * epoch
-    # VGG16: the frozen base runs forward only; without augmentation once per image (cached features)
+    # VGG16: the frozen base runs forward only, at its own rate; without augmentation once per image of the
+    # dataset (the features are cached), with it every epoch
     base = table.rows[0].macs
     head = table.total_macs - base
-    if augment:
-        epoch = (n_train + n_val) * base * per_mac + (3 * n_train + n_val) * head * per_mac
-        epoch += (n_train + n_val) * o + aug
-        seconds = train_cfg.epochs * epoch
-    else:
-        # extraction once, then the head on 512 numbers per image: its multiply-adds and a tenth of an
-        # image's overhead (a guess, not calibrated)
-        seconds = (n_train + n_val) * (base * per_mac + o)
-        seconds += train_cfg.epochs * ((3 * n_train + n_val) * head * per_mac + (n_train + n_val) * o * 0.1)
+    per_base_mac = 1.0 / (cal.vgg_macs_per_second or cal.macs_per_second)
+    per_tune_mac = 1.0 / (cal.vgg_tune_macs_per_second or cal.macs_per_second)
+    b5 = _vgg_block5_macs(model_cfg.input_size)
+    if augment:  # the whole model on images, the base forward only
+        epoch = (n_train + n_val) * base * per_base_mac + (3 * n_train + n_val) * head * per_mac
+        seconds = train_cfg.epochs * (epoch + (n_train + n_val) * o + aug)
+        tune = (n_train + n_val) * (base - b5) * per_base_mac + (n_train + n_val) * o + aug
+    else:  # extraction once, then the head on 512 numbers per image, then block5 on cached block4 maps
+        seconds = n_images * base * per_base_mac
+        # a head epoch: as measured (Keras' own work per epoch, the most of it), and per image its multiply-adds
+        # and a tenth of an image's overhead (512 numbers, not an image: a guess, not calibrated)
+        head_epoch = cal.vgg_head_epoch_seconds + (n_train + n_val) * (3 * head * per_mac + 0.1 * o)
+        seconds += train_cfg.epochs * head_epoch
+        tune = 0.0
     if train_cfg.fine_tune_epochs:
-        b5 = _vgg_block5_macs(model_cfg.input_size)
-        fwd = 0 if not augment else base - b5  # cached block4 maps without augmentation
-        ft = (n_train + n_val) * fwd * per_mac + (3 * n_train + n_val) * (b5 + head) * per_mac
-        seconds += train_cfg.fine_tune_epochs * (ft + (n_train + n_val) * o + aug)
+        tune += (3 * n_train + n_val) * (b5 + head) * per_tune_mac
+        seconds += train_cfg.fine_tune_epochs * tune
     return seconds
+
+
+def _build_seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, cal: Calibration) -> float:
+    """Building the network and tracing its first epoch, in a process that has trained before."""
+    if model_cfg.model == "vgg16" and cal.vgg_macs_per_second:
+        tune = cal.vgg_tune_start_seconds if train_cfg.fine_tune_epochs else 0.0
+        return cal.vgg_start_seconds + tune
+    build = max(cal.start_seconds + layers_of(model_cfg) * cal.start_seconds_per_layer, 0.0)
+    return build + (cal.augment_start_seconds if train_cfg.augment.enabled else 0.0)
+
+
+def _test_seconds(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal: Calibration) -> float:
+    """The test and validation images' predictions, the scores, the run saved."""
+    table = layer_table(model_cfg)
+    _, n_val, n_test = _split_sizes(n_images, train_cfg)
+    if model_cfg.model == "vgg16" and cal.vgg_macs_per_second:
+        return cal.vgg_finish_seconds + (n_val + n_test) * table.total_macs / cal.vgg_macs_per_second
+    test = cal.finish_seconds + (n_val + n_test) * table.total_macs / cal.macs_per_second
+    return test + table.total_params * cal.save_seconds_per_param
 
 
 def _parts(model_cfg: ModelConfig, train_cfg: TrainConfig, n_images: int, cal: Calibration, where: str) -> _Parts:
     """The four parts of one training's own time, before the load factor."""
-    table = layer_table(model_cfg)
-    _, n_val, n_test = _split_sizes(n_images, train_cfg)
     fresh = where in (NEW_PROCESS, COLD)  # a process that has not trained yet pays a first fit's costs
     start = cal.process_seconds if fresh else 0.0
-    build = cal.start_seconds + (cal.first_fit_seconds if fresh else 0.0)
-    test = cal.finish_seconds + (n_val + n_test) * table.total_macs / cal.macs_per_second
-    test += table.total_params * cal.save_seconds_per_param
+    build = _build_seconds(model_cfg, train_cfg, cal) + (cal.first_fit_seconds if fresh else 0.0)
+    test = _test_seconds(model_cfg, train_cfg, n_images, cal)
     return _Parts(start, build, _epochs_seconds(model_cfg, train_cfg, n_images, cal), test)
 
 
@@ -704,6 +873,7 @@ def estimate(
         epochs_seconds=parts.epochs * factor,
         test_seconds=parts.test * factor,
         queued=len(queued_before),
+        upper_bound=bool(train_cfg.early_stopping),
     )
 
 
@@ -727,21 +897,29 @@ def estimate_text(est: Estimate, queued: int | None = None, place: str = "this s
     """The whole wait in one sentence, in its parts.
 
     "about 15 s on this server: 5 s to start, 10 s for 8 epochs, 1 s to test and save"; with trainings ahead,
-    "about 2 min on this server: 1.5 min for the 2 trainings before it, 5 s to start, ...". ``queued``:
-    trainings ahead (None: ``est.queued``); ``place``: where it trains, in words.
+    "about 2 min on this server: 1.5 min for the 2 trainings before it, 5 s to start, ..."; with early stopping
+    on, "at most about 15 s on this server: 5 s to start, 10 s for up to 8 epochs, 1 s to test and save; early
+    stopping may end it sooner". ``queued``: trainings ahead (None: ``est.queued``); ``place``: where it
+    trains, in words.
     """
     if not est.calibrated:
         return f"no time estimate yet: {place}'s speed has not been measured"
     queued = est.queued if queued is None else queued
+    up_to = "up to " if est.upper_bound else ""
     parts = [
         f"{part_text(est.start_seconds + est.build_seconds)} to start",
-        f"{part_text(est.epochs_seconds)} for {plural(est.epochs, 'epoch')}",
+        f"{part_text(est.epochs_seconds)} for {up_to}{plural(est.epochs, 'epoch')}",
         f"{part_text(est.test_seconds)} to test and save",
     ]
     if queued:
         ahead = f"{part_text(est.wait_seconds)} for the {plural(queued, 'training')} before it"
         parts = [ahead, *parts]
+    if est.upper_bound:
+        return f"at most {duration_text(est.finish_seconds)} on {place}: {', '.join(parts)}; {EARLY_STOP_TEXT}"
     return f"{duration_text(est.finish_seconds)} on {place}: {', '.join(parts)}"
+
+
+EARLY_STOP_TEXT = "early stopping may end it sooner"
 
 
 def budget_warning(est: Estimate, budget: float | None = None) -> str | None:
@@ -757,7 +935,8 @@ def budget_warning(est: Estimate, budget: float | None = None) -> str | None:
         return None
     fit = int(max(budget - est.build_seconds, 0.0) / (est.epochs_seconds / est.epochs))
     where = f"after about {plural(fit, 'epoch')} of its {est.epochs}" if fit else "during its first epoch"
+    needs = f"{'up to ' if est.upper_bound else ''}{duration_text(est.train_seconds)}"
     return (
-        f"This training needs {duration_text(est.train_seconds)}, more than the {budget:g} s a training may take "
+        f"This training needs {needs}, more than the {budget:g} s a training may take "
         f"on this server: it would stop {where}. Fewer epochs, fewer images or a smaller network fit."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apphelpers import LONG, TINY, texts, wait_for
+from calibrations import store_calibration
 
 
 def test_a_newcomer_goes_before_a_long_list_and_the_cap_is_said_next_to_the_button(
@@ -65,32 +66,7 @@ def test_diagnostics_says_a_run_was_stopped_by_its_time_budget_not_by_hand(
 
 def _stored_speed(home) -> None:
     """A calibration for both precisions (a made-up speed: what is tested is which trainings are counted)."""
-    import dataclasses
-    import json
-
-    import core.jobs.estimate as E
-
-    for precision in ("float32", "bfloat16"):
-        cal = E.Calibration(
-            key=E.calibration_key(precision),
-            precision=precision,
-            macs_per_second=2e10,
-            seconds_per_image=1e-3,
-            seconds_per_bn_value=0.0,
-            augment_seconds_per_pixel=1e-8,
-            start_seconds=2.0,
-            others_cores=0.0,
-            baseline_bytes=600 * 2**20,
-            machine={},
-            measured=0.0,
-            seconds=0.0,
-            process_seconds=5.0,
-            first_fit_seconds=1.0,
-            finish_seconds=0.5,
-        )
-        path = home / "calibration" / f"{cal.key}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(cal)))
+    store_calibration(home, process_seconds=5.0, first_fit_seconds=1.0, finish_seconds=0.5)
 
 
 def test_the_estimate_counts_the_trainings_the_fair_order_starts_first(open_page, data_dir, one_slot):

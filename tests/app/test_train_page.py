@@ -1,6 +1,7 @@
 """Train: settings and augmentation widgets, and training in the background worker (live, stop, cached, queue)."""
 
 from apphelpers import APP, FAST, TIMEOUT, TINY, chart_specs, started_ids, texts, wait_for
+from calibrations import QUICK_RUNS
 
 from core.base.config import LOSS_LABELS, LOSSES, AugmentConfig, TrainConfig
 from ui.jobs import WATCHING
@@ -240,36 +241,19 @@ def test_a_job_the_server_never_finished_shows_as_interrupted_and_trains_again(d
     assert job.state == "done" and job.result.status == "complete"
 
 
-QUICK_RUNS = dict(  # the real measurement, on tiny networks so that it takes seconds here
-    big=dict(input_size=16, blocks=2, filters=16),
-    small=dict(input_size=16, blocks=1, filters=2, dense_units=4),
-    images=60,
-    epochs=2,
-    rounds=1,
-)
-
-
-def _quick_runs():
-    import core.jobs.estimate as E
-    from core.base.config import ModelConfig
-
-    r = QUICK_RUNS
-    return E.CalibrationRuns(ModelConfig(**r["big"]), ModelConfig(**r["small"]), r["images"], r["epochs"], r["rounds"])
-
-
 def test_the_time_estimate_is_measured_once_then_shown_by_the_button(
     open_page, empty_home, data_dir, idle_worker, monkeypatch
 ):
     import core.jobs.estimate as E
 
-    monkeypatch.setattr(E, "CALIBRATION_RUNS", _quick_runs())  # the button measures the default runs
+    monkeypatch.setattr(E, "CALIBRATION_RUNS", QUICK_RUNS)  # the button measures the default runs
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(precision="float32"))
     assert not at.exception
     assert "on this server" not in texts(at)  # CNNLAB_MEASURE_SPEED=0 (tests/conftest.py): measured when asked
     at.button(key="train.measure").click().run()
     assert not at.exception
     assert any(
-        "Measuring this server's training speed (once, about 15 s when nothing else runs)..." in c.value
+        "Measuring this server's training speed (once, about 30 s when nothing else runs)..." in c.value
         for c in at.caption
     )
     # a new process imports TensorFlow and trains five tiny networks: minutes on a busy shared machine
@@ -281,6 +265,16 @@ def test_the_time_estimate_is_measured_once_then_shown_by_the_button(
     assert line.startswith(":material/timer: about ") and " on this server: " in line
     assert " to start, " in line and " for 3 epochs, " in line and " to test and save; peak memory about " in line
     assert line.endswith("(float32).")
+    # with early stopping every planned epoch is counted: at most that long, and it says why it may be less
+    early = open_page(
+        "pages/train.py",
+        dataset=str(data_dir),
+        model_cfg=TINY,
+        train_cfg=FAST.replace(precision="float32", early_stopping=2),
+    )
+    line = next(c.value for c in early.caption if "on this server" in c.value)
+    assert line.startswith(":material/timer: at most about ") and " for up to 3 epochs, " in line
+    assert "; early stopping may end it sooner; peak memory about " in line
     arch = open_page(
         "pages/architecture.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(precision="float32")
     )
@@ -296,7 +290,7 @@ def test_the_speed_is_measured_in_the_background_when_the_server_starts(
     from core.base.precision import resolve_precision
 
     monkeypatch.setenv("CNNLAB_MEASURE_SPEED", "1")
-    monkeypatch.setattr(E, "CALIBRATION_RUNS", _quick_runs())
+    monkeypatch.setattr(E, "CALIBRATION_RUNS", QUICK_RUNS)
     auto = resolve_precision("auto")
     at = open_page("pages/train.py", dataset=str(data_dir), model_cfg=TINY, train_cfg=FAST.replace(precision=auto))
     assert not at.exception
