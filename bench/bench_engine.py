@@ -65,19 +65,16 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
-def plain_course_script(data, epochs: int, seed: int = 42, accuracy: bool = False):
-    """The chapter's code, verbatim in spirit: Sequential, compile, fit with validation_split."""
+def course_network(input_shape: tuple[int, ...], classes: int, output_dtype: str | None = None):
+    """The chapter's network as its script writes it: three Conv2D -> MaxPooling2D blocks (32, 64, 128 filters of
+    3x3), Flatten, Dense 128, Dropout 0.5, Dense softmax (``output_dtype``: the softmax's, e.g. float32 under a
+    mixed policy)."""
     import keras
     from keras import layers
 
-    x = np.concatenate([data.x01("train"), data.x01("val")])  # the course's X / 255.0, float32
-    y = np.concatenate([data.y_train, data.y_val])
-    split = len(data.x_val) / len(x)  # fit() validates on the last `split` of x: exactly data.x_val
-    keras.utils.set_random_seed(seed)
-    t = time.perf_counter()
-    model = keras.Sequential(
+    return keras.Sequential(
         [
-            keras.Input(shape=(64, 64, 3)),
+            keras.Input(shape=input_shape),
             layers.Conv2D(32, (3, 3), activation="relu"),
             layers.MaxPooling2D((2, 2)),
             layers.Conv2D(64, (3, 3), activation="relu"),
@@ -87,9 +84,21 @@ def plain_course_script(data, epochs: int, seed: int = 42, accuracy: bool = Fals
             layers.Flatten(),
             layers.Dense(128, activation="relu"),
             layers.Dropout(0.5),
-            layers.Dense(5, activation="softmax"),
+            layers.Dense(classes, activation="softmax", dtype=output_dtype),
         ]
     )
+
+
+def plain_course_script(data, epochs: int, seed: int = 42, accuracy: bool = False):
+    """The chapter's code, verbatim in spirit: Sequential, compile, fit with validation_split."""
+    import keras
+
+    x = np.concatenate([data.x01("train"), data.x01("val")])  # the course's X / 255.0, float32
+    y = np.concatenate([data.y_train, data.y_val])
+    split = len(data.x_val) / len(x)  # fit() validates on the last `split` of x: exactly data.x_val
+    keras.utils.set_random_seed(seed)
+    t = time.perf_counter()
+    model = course_network((64, 64, 3), 5)
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=epochs, batch_size=32, validation_split=split, verbose=0)
     seconds = time.perf_counter() - t

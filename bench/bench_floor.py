@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_engine import plain_course_script  # noqa: E402
+from bench_engine import course_network, plain_course_script  # noqa: E402
 from machine import cpu_flags  # noqa: E402
 
 
@@ -45,7 +45,6 @@ def floor_fit(data, epochs: int, precision: str) -> None:
     """The course network fitted on one real batch repeated: the arithmetic and Keras' loop, nothing else."""
     import keras
     import tensorflow as tf
-    from keras import layers
 
     from core.base.precision import precision_policy
 
@@ -55,21 +54,7 @@ def floor_fit(data, epochs: int, precision: str) -> None:
     val = tf.data.Dataset.from_tensors((xv, yv)).repeat(len(data.y_val) // 32)
     keras.utils.set_random_seed(42)
     with precision_policy(precision):
-        model = keras.Sequential(
-            [
-                keras.Input(shape=xb.shape[1:]),
-                layers.Conv2D(32, (3, 3), activation="relu"),
-                layers.MaxPooling2D((2, 2)),
-                layers.Conv2D(64, (3, 3), activation="relu"),
-                layers.MaxPooling2D((2, 2)),
-                layers.Conv2D(128, (3, 3), activation="relu"),
-                layers.MaxPooling2D((2, 2)),
-                layers.Flatten(),
-                layers.Dense(128, activation="relu"),
-                layers.Dropout(0.5),
-                layers.Dense(yb.shape[-1], activation="softmax", dtype="float32"),
-            ]
-        )
+        model = course_network(xb.shape[1:], yb.shape[-1], output_dtype="float32")
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     model.fit(train, epochs=epochs, validation_data=val, verbose=0)
 

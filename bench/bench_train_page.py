@@ -24,17 +24,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.bench_load import free_port, wait_healthy  # noqa: E402
 from bench.machine import cpu_flags  # noqa: E402
 
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -64,25 +63,6 @@ new MutationObserver(() => {
   if (c.batch !== null && bars.length === 0) c.done = performance.now();
 }).observe(document, {subtree: true, childList: true, characterData: true});
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("streamlit did not become healthy")
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -123,8 +103,8 @@ def press(page, seed: int) -> dict:
     }
 
 
-def serve(root: Path) -> tuple[str, subprocess.Popen, object]:
-    """``streamlit run app.py`` of ``root`` on a free port with a private CNNLAB_HOME: its URL, process and log."""
+def serve(root: Path) -> tuple[int, subprocess.Popen, object]:
+    """``streamlit run app.py`` of ``root`` on a free port with a private CNNLAB_HOME: its port, process and log."""
     port = free_port()
     home = tempfile.mkdtemp(prefix="cnnlab-bench-page-")
     env = {**os.environ, "CNNLAB_HOME": home, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -132,11 +112,7 @@ def serve(root: Path) -> tuple[str, subprocess.Popen, object]:
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1"]
     cmd += ["--server.port", str(port), "--server.headless", "true"]
     log = open(Path(home) / "server.log", "w")
-    return (
-        f"http://127.0.0.1:{port}",
-        subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT),
-        log,
-    )
+    return port, subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT), log
 
 
 def summary(name: str, rows: list[dict]) -> None:
@@ -182,8 +158,8 @@ def main() -> int:
     servers = [serve(root) for root in roots]
     rows: dict[Path, list[dict]] = {root: [] for root in roots}
     try:
-        for url, proc, _ in servers:
-            wait_healthy(url, proc)
+        for port, proc, _ in servers:
+            wait_healthy(port, proc)
         print(f"Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; machine: {cpu_flags()}; Python {sys.version.split()[0]}")
         for root in roots:
             commit = subprocess.run(
@@ -195,7 +171,8 @@ def main() -> int:
             browser = p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
             pages = []
             opened = time.time()
-            for url, _, _ in servers:
+            for port, _, _ in servers:
+                url = f"http://127.0.0.1:{port}"
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.add_init_script(WATCH)
                 if args.home_first is not None:
