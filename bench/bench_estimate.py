@@ -1,7 +1,7 @@
 """The estimate of the whole wait against real trainings, on both paths a student uses.
 
 Usage:
-    python bench/bench_estimate.py [--only 1,4] [--paths cli,child] [--out rows.jsonl]
+    python bench/bench_estimate.py [--only 1,4] [--paths cli,child] [--repeats 1] [--out rows.jsonl]
 
 Calibrates this machine (:func:`core.jobs.estimate.calibrate`: a new process, timed from its start) for
 float32 and this CPU's ``auto`` precision in a temporary CNNLAB_HOME, so the measurement is fresh; then for
@@ -20,6 +20,9 @@ into both stores' caches and the offline VGG16 weights are put in both before an
 read of a dataset at a new size, and the first use of the offline weights on a server, are not estimated).
 The estimate samples how many cores other processes keep busy just before each run and scales by
 :func:`core.jobs.estimate.load_factor`. Target (issue 22): every configuration within +-35% of the wall time.
+``--repeats N`` runs the configurations N times in turn after the one calibration and prints, per configuration
+and path, how far its real waits spread (the largest over the smallest): what no estimate made before a run can
+know.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated config numbers (from 1)")
     ap.add_argument("--paths", default="cli,child")
     ap.add_argument("--out", default=None, help="append one JSON line per measurement here")
+    ap.add_argument("--repeats", type=int, default=1, help="run the configurations this many times in turn")
     args = ap.parse_args()
     paths = args.paths.split(",")
     picked = [int(i) for i in args.only.split(",") if i] or list(range(1, len(CONFIGS) + 1))
@@ -157,7 +161,7 @@ def main() -> None:
 
             worker = TrainingWorker(RunStore(homes["child"]), workers=1)
         try:
-            for i, name, flags in configs:
+            for repeat, (i, name, flags) in ((r, c) for r in range(args.repeats) for c in configs):
                 source, m, t = parsed[i]
                 ds = load_dataset(source, image_size=m.input_size, cache_dir=RunStore(homes["cli"]).cache_dir)
                 n, m = len(ds), m.replace(num_classes=len(ds.class_names))
@@ -181,6 +185,7 @@ def main() -> None:
                     err = est.seconds / actual - 1
                     row = {
                         "config": i,
+                        "repeat": repeat + 1,
                         "name": name,
                         "path": path,
                         "where": where,
@@ -213,6 +218,14 @@ def main() -> None:
             if worker is not None:
                 worker.close()
     errs = np.array([r["error"] for r in rows])
+    if args.repeats > 1:
+        for i, name, _ in configs:
+            for path in paths:
+                waits = [r["actual"] for r in rows if r["config"] == i and r["path"] == path]
+                print(
+                    f"{i:2d} {path:5s} {name:60s} real waits {' '.join(f'{w:.1f}' for w in waits)} s: "
+                    f"the largest {max(waits) / min(waits):.2f}x the smallest"
+                )
     for path in paths:
         e = np.array([r["error"] for r in rows if r["path"] == path])
         print(

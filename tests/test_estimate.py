@@ -1,5 +1,6 @@
 """Time and memory estimates: from the layer table's multiply-adds and a calibration of this machine."""
 
+import dataclasses
 import json
 import sys
 
@@ -244,6 +245,19 @@ def test_the_calibrations_fit_solves_the_prices_its_runs_were_timed_with():
         assert fitted[name] == pytest.approx(value, rel=1e-6), name
     # without a VGG16 run (a calibration that left it out) the CNN's prices are solved alike
     assert E.fit_calibration(E.CALIBRATION_RUNS, timed, None) == {k: v for k, v in fitted.items() if "vgg" not in k}
+
+
+def test_epochs_that_other_work_slowed_do_not_set_the_price():
+    # On a shared host some epochs run at half speed; the rate is solved from the difference of two networks'
+    # epochs, so such an epoch among the few timed must not move it (a median of four moved it by half).
+    timed, vgg = _timed_runs(E.CALIBRATION_RUNS, TRUE)
+    paused = {
+        k: [dataclasses.replace(x, later=[2 * x.later[0], x.later[0], 2 * x.later[0], 2 * x.later[0]]) for x in runs]
+        for k, runs in timed.items()
+    }
+    fitted = E.fit_calibration(E.CALIBRATION_RUNS, paused, vgg)
+    for name in ("macs_per_second", "seconds_per_image", "seconds_per_bn_value", "augment_seconds_per_pixel"):
+        assert fitted[name] == pytest.approx(TRUE[name], rel=1e-6), name
 
 
 def test_a_small_network_builds_and_traces_in_less_time_than_the_course_network():

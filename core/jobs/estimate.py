@@ -169,7 +169,7 @@ def load_factor(others_now: float, others_then: float, cores: int | None = None)
     return (n + max(0.0, others_now)) / (n + max(0.0, others_then))
 
 
-CALIBRATION_VERSION = 4  # 4: build + trace per layer, a VGG16 transfer run (its extraction, fine-tuning, saving)
+CALIBRATION_VERSION = 5  # 4: build + trace per layer, a VGG16 transfer run; 5: the fastest of 4 steady epochs
 
 
 _VGG = ModelConfig(model="vgg16", weights="none")  # random weights: the timing does not depend on their values
@@ -190,7 +190,7 @@ class CalibrationRuns:
     big: ModelConfig = ModelConfig()
     small: ModelConfig = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)
     images: int = 300
-    epochs: int = 3
+    epochs: int = 5  # 4 steady epochs a run, of which the fastest counts
     rounds: int = 1
     vgg: ModelConfig | None = _VGG
     vgg_images: int = 128
@@ -475,6 +475,16 @@ def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(y - slope * x)), slope
 
 
+def epoch_prices(big_macs: int, e_big: float, small_macs: int, e_small: float, nt: int, nv: int) -> tuple[float, float]:
+    """``(seconds per multiply-add, seconds per image)`` from a steady epoch of two networks on ``nt`` training
+    and ``nv`` validation images: an epoch is ``(3 nt + nv) x macs x c + (nt + nv) x o`` (a training image's
+    forward and backward passes, a validation image's forward pass, and what an image costs besides)."""
+    w = 3 * nt + nv
+    a = np.array([[w * big_macs, nt + nv], [w * small_macs, nt + nv]], dtype=float)
+    c, o = np.linalg.solve(a, np.array([e_big, e_small]))
+    return max(float(c), 1e-13), max(float(o), 0.0)
+
+
 def fit_calibration(r: CalibrationRuns, timed: dict[str, list[_Timed]], vgg: _TimedVgg | None) -> dict[str, float]:
     """The prices a calibration holds, solved from its timed runs (``timed``: "big", "small", "aug", "bn",
     each run's rounds; ``vgg``: the transfer run, or None). Only the measured prices: :func:`measure` adds
@@ -483,15 +493,14 @@ def fit_calibration(r: CalibrationRuns, timed: dict[str, list[_Timed]], vgg: _Ti
     nt, nv, ns = t.n_train, t.n_val, t.n_test
     with_bn = r.big.replace(batchnorm=True)
     big, small = layer_table(r.big), layer_table(r.small)
-    e_big, e_small, e_aug, e_bn = (
-        float(np.median([e for x in timed[k] for e in x.later])) for k in ("big", "small", "aug", "bn")
-    )
-    # e = (3 nt + nv) * macs * c + (nt + nv) * o, for the two networks: solve for c (1/rate) and o.
+    # The fastest steady epoch of each network, not the median: on a shared host some epochs run at half speed
+    # (other work takes a core for a while), and the rate is solved from the DIFFERENCE of two short epochs, so a
+    # median over a few epochs moved it by half between calibrations (68-151 G/s on a quiet machine); the fastest
+    # epochs gave 161-230 G/s in six processes, and predicted a 4x larger network's mean epoch within -11%..+25%
+    # (bench/RESULTS.md). What the pauses add to a real training is its load, not the machine's price.
+    e_big, e_small, e_aug, e_bn = (min(e for x in timed[k] for e in x.later) for k in ("big", "small", "aug", "bn"))
+    c, o = epoch_prices(big.total_macs, e_big, small.total_macs, e_small, nt, nv)
     w = 3 * nt + nv
-    a = np.array([[w * big.total_macs, nt + nv], [w * small.total_macs, nt + nv]], dtype=float)
-    c, o = np.linalg.solve(a, np.array([e_big, e_small]))
-    c = max(c, 1e-13)
-    o = max(o, 0.0)
     aug = max(e_aug - e_big, 0.0) / (nt * math.prod(r.big.input_shape()))
     # batch normalisation: its extra time, less its few extra multiply-adds, per value it outputs
     bn = max(e_bn - e_big - w * (layer_table(with_bn).total_macs - big.total_macs) * c, 0.0) / (
@@ -552,8 +561,8 @@ def measure(
     """Measure this machine's training speed in ``precision`` in this process and store it under ``home``.
 
     What :func:`calibrate`'s new process runs (``python -m core.jobs.measure``); ``process_seconds`` is its
-    start, as that process measured it. The runs are interleaved over ``runs.rounds`` and their median
-    epochs kept, so a burst of other work on a shared machine moves them all alike instead of one of them.
+    start, as that process measured it. The runs are interleaved over ``runs.rounds``; of their steady epochs
+    the fastest is kept (:func:`fit_calibration`), so an epoch other work slowed does not set the price.
     """
     r = runs or CALIBRATION_RUNS
     t0 = time.perf_counter()
@@ -612,7 +621,7 @@ def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRun
     A new process, started as a training process is (:func:`core.jobs.process.child_env`, every core), so the
     calibration also measures what starting one costs (Python, TensorFlow, Keras and scikit-learn imported),
     and the caller never imports TensorFlow (the dashboard's server stays small). ``runs``: the trainings it
-    times (None: :data:`CALIBRATION_RUNS`: 28-32 s on 2 nearly quiet cores, the start (4-5 s) and the VGG16
+    times (None: :data:`CALIBRATION_RUNS`: 22-31 s on 2 nearly quiet cores, the start (3.5-5 s) and the VGG16
     run (6.6-7.9 s) included; bench/RESULTS.md).
     """
     r = runs or CALIBRATION_RUNS
