@@ -169,7 +169,8 @@ def load_factor(others_now: float, others_then: float, cores: int | None = None)
     return (n + max(0.0, others_now)) / (n + max(0.0, others_then))
 
 
-CALIBRATION_VERSION = 5  # 4: build + trace per layer, a VGG16 transfer run; 5: the fastest of 4 steady epochs
+# 4: build + trace per layer, a VGG16 transfer run; 5: the fastest of 4 steady epochs, the small network at 64 px
+CALIBRATION_VERSION = 5
 
 
 _VGG = ModelConfig(model="vgg16", weights="none")  # random weights: the timing does not depend on their values
@@ -188,7 +189,10 @@ class CalibrationRuns:
     their own."""
 
     big: ModelConfig = ModelConfig()
-    small: ModelConfig = ModelConfig(input_size=32, blocks=1, filters=8, dense_units=16, dropout=0.0)
+    # at the course's 64 px: what an image costs besides its multiply-adds grows with its size (0.15 ms at 32 px,
+    # 0.26-0.43 ms at 64 px in float32), and nearly every training is at 64 px; measured at 32 px it priced
+    # narrow 64 px networks 19-36% short (bench/RESULTS.md)
+    small: ModelConfig = ModelConfig(input_size=64, blocks=1, filters=8, dense_units=16, dropout=0.0)
     images: int = 300
     epochs: int = 5  # 4 steady epochs a run, of which the fastest counts
     rounds: int = 1
