@@ -189,9 +189,9 @@ class CalibrationRuns:
     their own."""
 
     big: ModelConfig = ModelConfig()
-    # at the course's 64 px: what an image costs besides its multiply-adds grows with its size (0.15 ms at 32 px,
-    # 0.26-0.43 ms at 64 px in float32), and nearly every training is at 64 px; measured at 32 px it priced
-    # narrow 64 px networks 19-36% short (bench/RESULTS.md)
+    # at the course's 64 px: what an image costs besides its multiply-adds grows with the image, and nearly every
+    # training is at 64 px; measured at 32 px, that price made narrow 64 px networks' estimates short (the
+    # 16-filter network's by 21-46%; bench/RESULTS.md)
     small: ModelConfig = ModelConfig(input_size=64, blocks=1, filters=8, dense_units=16, dropout=0.0)
     images: int = 300
     epochs: int = 5  # 4 steady epochs a run, of which the fastest counts
@@ -499,9 +499,10 @@ def fit_calibration(r: CalibrationRuns, timed: dict[str, list[_Timed]], vgg: _Ti
     big, small = layer_table(r.big), layer_table(r.small)
     # The fastest steady epoch of each network, not the median: on a shared host some epochs run at half speed
     # (other work takes a core for a while), and the rate is solved from the DIFFERENCE of two short epochs, so a
-    # median over a few epochs moved it by half between calibrations (68-151 G/s on a quiet machine); the fastest
-    # epochs gave 161-230 G/s in six processes, and predicted a 4x larger network's mean epoch within -11%..+25%
-    # (bench/RESULTS.md). What the pauses add to a real training is its load, not the machine's price.
+    # median over a few epochs moved it by half between calibrations (68-151 G/s on a quiet machine). Kept, the
+    # fastest predicted a 4x larger network's mean epoch with a mean error of 11% and 26% in two sets of six
+    # processes, the median 51% and 38% (bench/bench_steady.py, bench/RESULTS.md). What the pauses add to a real
+    # training is its load, not the machine's price.
     e_big, e_small, e_aug, e_bn = (min(e for x in timed[k] for e in x.later) for k in ("big", "small", "aug", "bn"))
     c, o = epoch_prices(big.total_macs, e_big, small.total_macs, e_small, nt, nv)
     w = 3 * nt + nv
@@ -626,7 +627,7 @@ def calibrate(home: str | Path, precision: str = "float32", runs: CalibrationRun
     calibration also measures what starting one costs (Python, TensorFlow, Keras and scikit-learn imported),
     and the caller never imports TensorFlow (the dashboard's server stays small). ``runs``: the trainings it
     times (None: :data:`CALIBRATION_RUNS`: 22-31 s on 2 nearly quiet cores, the start (3.5-5 s) and the VGG16
-    run (6.6-7.9 s) included; bench/RESULTS.md).
+    run (3.9-5.8 s) included; bench/RESULTS.md).
     """
     r = runs or CALIBRATION_RUNS
     env = child_env(cores())
